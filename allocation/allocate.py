@@ -1,0 +1,204 @@
+"""Decide each cost item's route (through durable_rules) and split its deficit over municipalities.
+
+`decide` asks `engine.match` which rules hold for each item and applies the file's hit policy (`unique`:
+exactly one rule; `priority`: the highest `priority`, then the earlier rule). `allocate` computes each
+item's deficit (eligible components − funding, rounded to the unit) and apportions it by the route's key
+via `money.apportion`. Both collect every problem before raising.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+from fractions import Fraction
+
+from . import conditions, engine
+from .model import (DISTRICT_HOST, Allocation, AllocationLine, CostItem, Decision, InputBook, ItemAllocation,
+                    Municipality, Rule, Rulebook)
+from .money import apportion, round_to_unit
+from .problems import DecisionError, InputError, Location, Problem
+
+__all__ = ["decide", "allocate", "select_payers", "winner"]
+
+
+def winner(rulebook: Rulebook, matched: frozenset[str]) -> str | None:
+    """The rule id that decides under the file's hit policy, or None if that is not exactly one rule."""
+    if not matched:
+        return None
+    if rulebook.hit_policy == "unique":
+        return next(iter(matched)) if len(matched) == 1 else None
+    order = {rule.id: (-rule.priority, rule.index) for rule in rulebook.rules}
+    return min(matched, key=order.__getitem__)
+
+
+def _check_ordered_columns(rulebook: Rulebook, records: list[tuple[Location, dict]], make_where,
+                           sheet: str) -> list[Problem]:
+    """A column compared by size must hold numbers in every record (durable_rules compares loosely)."""
+    problems = []
+    for rule in rulebook.rules:
+        conditions_here = [rule.when] if sheet == "Kostenpositionen" else [c for c in (rule.payers,) if c is not None]
+        for condition in conditions_here:
+            for column in sorted(conditions.ordered_columns(condition)):
+                for source, attrs in records:
+                    value = attrs.get(column, "")
+                    if not isinstance(value, Decimal):
+                        problems.append(Problem(
+                            "input-not-a-number", make_where(source, column),
+                            f'rule "{rule.id}" compares {column} by size, but this cell holds no number',
+                            found=repr(value) if value != "" else "empty", expected="a number",
+                            hint=f"enter a number in {column} (0 if none)"))
+    return problems
+
+
+def decide(rulebook: Rulebook, book: InputBook) -> list[Decision]:
+    """One decision per cost item, made by durable_rules. Raises InputError / DecisionError."""
+    items = book.items
+    input_problems = _check_ordered_columns(
+        rulebook, [(item.source, item.attrs) for item in items],
+        lambda source, column: next(i for i in items if i.source == source).cell(column), "Kostenpositionen")
+    if input_problems:
+        raise InputError(input_problems)
+    matches = engine.match({rule.id: rule.when for rule in rulebook.rules}, [item.attrs for item in items])
+    decisions: list[Decision] = []
+    problems: list[Problem] = []
+    for item, matched in zip(items, matches):
+        rule_id = winner(rulebook, matched)
+        ordered = tuple(rule.id for rule in rulebook.rules if rule.id in matched)
+        if rule_id is None:
+            if not matched:
+                problems.append(Problem(
+                    "decision-no-rule", item.source, f'no rule matches cost item "{item.id}"',
+                    found=f"Kategorie={item.category!r}, Traeger={item.host!r}",
+                    expected=f"one rule of {rulebook.path}",
+                    hint="correct the item's columns or add a rule that covers it"))
+            else:
+                places = ", ".join(f"{r} ({rulebook.path}:{rulebook.rule(r).source.line})" for r in ordered)
+                problems.append(Problem(
+                    "decision-ambiguous", item.source, f'cost item "{item.id}" matches {len(matched)} rules: {places}',
+                    found=places, expected="exactly one rule under hit_policy: unique",
+                    hint="narrow the rules' conditions, or use hit_policy: priority with priorities"))
+            continue
+        rule = rulebook.rule(rule_id)
+        if rule.route == "host_bears" and item.host == DISTRICT_HOST:
+            problems.append(Problem(
+                "decision-no-host", item.cell("Traeger"),
+                f'rule "{rule.id}" ({rulebook.path}:{rule.source.line}) routes "{item.id}" to host_bears, '
+                "but the district runs it", found=DISTRICT_HOST, expected="the AGS of the hosting municipality",
+                hint="enter the host's AGS in Traeger, or restrict the rule with `Traeger: {ne: Kreis}`"))
+            continue
+        decisions.append(Decision(item.id, rule_id, ordered))
+    if problems:
+        raise DecisionError(problems)
+    return decisions
+
+
+def select_payers(rulebook: Rulebook, book: InputBook) -> dict[str, frozenset[str]]:
+    """Rule id -> AGS of the municipalities its `payers` condition selects (decided by durable_rules)."""
+    with_payers = {rule.id: rule.payers for rule in rulebook.rules if rule.payers is not None}
+    if not with_payers:
+        return {}
+    problems = _check_ordered_columns(
+        rulebook, [(m.source, m.attrs) for m in book.municipalities],
+        lambda source, column: next(m for m in book.municipalities if m.source == source).cell(column),
+        "Gemeinden")
+    if problems:
+        raise InputError(problems)
+    matches = engine.match(with_payers, [m.attrs for m in book.municipalities])
+    return {rule_id: frozenset(m.ags for m, matched in zip(book.municipalities, matches) if rule_id in matched)
+            for rule_id in with_payers}
+
+
+def _column_number(municipality: Municipality, column: str, book: InputBook, problems: list[Problem]) -> Fraction | None:
+    value = municipality.attrs.get(column, "")
+    where = municipality.cell(column)
+    if not isinstance(value, Decimal) or value < 0:
+        problems.append(Problem(
+            "input-bad-key", where, f"{column} of {municipality.name} is not a usable key value",
+            found=repr(value) if value != "" else "empty", expected="a number ≥ 0",
+            hint=f"enter {column} as a number (0 if none)"))
+        return None
+    return Fraction(value)
+
+
+def _keys(item: CostItem, rule: Rule, payers: list[Municipality], book: InputBook,
+          problems: list[Problem]) -> tuple[dict[str, Fraction], str]:
+    """AGS -> key (exact) for the payers of this item, and a label of the key."""
+    if rule.route in ("district_levy", "differentiated_levy"):
+        keys = {m.ags: Fraction(m.base, 100) for m in payers}  # euros
+        if rule.extent:
+            for m in payers:
+                factor = _column_number(m, rule.extent, book, problems)
+                keys[m.ags] = keys[m.ags] * (factor if factor is not None else 0)
+            return keys, f"Umlagegrundlagen × {rule.extent}"
+        return keys, "Umlagegrundlagen"
+    if rule.route == "host_bears":
+        return {item.host: Fraction(1)}, "Trägerkommune"
+    assert rule.key is not None
+    if rule.key.is_item_key:
+        given = book.key_values(item.id)
+        return {m.ags: Fraction(given.get(m.ags, Decimal(0))) for m in payers}, "Schluessel (je Kostenposition)"
+    keys = {m.ags: Fraction(0) for m in payers}
+    for column, weight in rule.key.weights.items():
+        values = {m.ags: _column_number(m, column, book, problems) for m in payers}
+        if any(v is None for v in values.values()):
+            continue
+        total = sum(values.values(), Fraction(0))
+        if total == 0:
+            continue  # reported by the caller as a zero key total when all components are zero
+        for ags, value in values.items():
+            keys[ags] += Fraction(weight) / 100 * value / total
+    return keys, rule.key.describe()
+
+
+def allocate(rulebook: Rulebook, book: InputBook, decisions: list[Decision]) -> Allocation:
+    """Apportion every item's deficit. Raises InputError / DecisionError with all problems."""
+    unit = book.parameters.unit
+    payer_sets = select_payers(rulebook, book)
+    by_ags = {m.ags: m for m in book.municipalities}
+    items = {item.id: item for item in book.items}
+    input_problems: list[Problem] = []
+    decision_problems: list[Problem] = []
+    results: list[ItemAllocation] = []
+    for decision in decisions:
+        item, rule = items[decision.item_id], rulebook.rule(decision.rule_id)
+        if rule.route == "host_bears":
+            payers = [by_ags[item.host]]
+        elif rule.payers is not None:
+            payers = [m for m in book.municipalities if m.ags in payer_sets[rule.id]]
+        else:
+            payers = list(book.municipalities)
+        eligible = sum(item.components[c] for c in rule.components)
+        deficit_exact = eligible - item.funding
+        deficit = round_to_unit(deficit_exact, unit)
+        if not payers:
+            decision_problems.append(Problem(
+                "decision-no-payers", rule.payers.source if rule.payers is not None else rule.source,
+                f'rule "{rule.id}" selects no paying municipality for "{item.id}"', found="no municipality",
+                expected="at least one payer", hint="check the payers condition and the Gemeinden columns"))
+            continue
+        before = len(input_problems)
+        keys, label = _keys(item, rule, payers, book, input_problems)
+        if len(input_problems) > before:
+            continue
+        key_total = sum(keys.values(), Fraction(0))
+        if key_total == 0:
+            where = rule.key.source if rule.key is not None else rule.source
+            decision_problems.append(Problem(
+                "decision-zero-key", where, f'the key "{label}" sums to zero over the payers of "{item.id}"',
+                found="0", expected="a positive key total",
+                hint="enter key values (Gemeinden or Schluessel) for at least one payer"))
+            continue
+        shares = apportion(deficit, keys, unit)
+        lines = []
+        for m in book.municipalities:
+            share = shares.get(m.ags)
+            if share is None:
+                lines.append(AllocationLine(item.id, m.ags, Fraction(0), Fraction(0), Fraction(0), 0, 0, None))
+            else:
+                lines.append(AllocationLine(item.id, m.ags, share.key, share.key / key_total, share.exact,
+                                            share.amount, share.extra_units, share.rank))
+        results.append(ItemAllocation(item, rule, decision, eligible, deficit_exact, deficit, label, key_total,
+                                      tuple(lines)))
+    if input_problems:
+        raise InputError(input_problems + decision_problems)
+    if decision_problems:
+        raise DecisionError(decision_problems)
+    return Allocation(book, rulebook, tuple(results))

@@ -1,0 +1,240 @@
+"""Records that flow through the pipeline: frozen, slotted, and each remembers where it came from.
+
+Amounts are int cents. Attribute values that rules may test are `str` or `Decimal` (never float); an
+empty cell is the empty string. Input records carry their workbook `Location`; rules carry their rule
+file `Location`; decisions and allocation lines carry both through the item and the rule.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+from typing import Mapping, Union
+
+from .problems import Location
+
+__all__ = [
+    "Value",
+    "DISTRICT_HOST",
+    "ROUTES",
+    "ROUTE_LABELS",
+    "COMPONENTS",
+    "Parameters",
+    "Municipality",
+    "CostItem",
+    "KeyEntry",
+    "InputBook",
+    "KeySpec",
+    "Rule",
+    "Example",
+    "Rulebook",
+    "Decision",
+    "AllocationLine",
+    "ItemAllocation",
+    "Finding",
+    "Allocation",
+]
+
+Value = Union[str, Decimal]
+
+DISTRICT_HOST = "Kreis"
+
+# Route identifiers (rule file contract) and their German labels (workbook contract).
+ROUTES = ("district_levy", "differentiated_levy", "direct_billing", "host_bears")
+ROUTE_LABELS = {
+    "district_levy": "Kreisumlage",
+    "differentiated_levy": "Differenzierte Umlage",
+    "direct_billing": "Direktabrechnung",
+    "host_bears": "Trägerkommune",
+}
+
+# Cost components of a cost item, in workbook order. Funding is subtracted from their eligible sum.
+COMPONENTS = ("Personalkosten", "Sachkosten", "Gemeinkosten")
+
+
+@dataclass(frozen=True, slots=True)
+class Parameters:
+    district: str
+    year: int
+    rounding: str  # "Cent" | "Euro"
+    rate_decimals: int
+    source: Location
+
+    @property
+    def unit(self) -> int:
+        from .money import ROUNDING_UNITS
+
+        return ROUNDING_UNITS[self.rounding]
+
+
+@dataclass(frozen=True, slots=True)
+class Municipality:
+    ags: str
+    name: str
+    base: int  # Umlagegrundlagen, cents
+    attrs: Mapping[str, Value]
+    source: Location  # the row; column None
+    columns: Mapping[str, int] = field(default_factory=dict)  # header -> 1-based column index
+
+    def cell(self, column: str) -> Location:
+        return Location(self.source.file, self.source.sheet, self.source.row, self.columns.get(column))
+
+
+@dataclass(frozen=True, slots=True)
+class CostItem:
+    id: str
+    label: str
+    category: str
+    components: Mapping[str, int]  # cents per cost component
+    funding: int  # cents
+    host: str  # DISTRICT_HOST or an AGS
+    attrs: Mapping[str, Value]  # every column as rules see it (Traeger normalised)
+    source: Location
+    columns: Mapping[str, int] = field(default_factory=dict)  # header -> 1-based column index
+
+    def cell(self, column: str) -> Location:
+        """The location of this item's cell in `column`."""
+        return Location(self.source.file, self.source.sheet, self.source.row, self.columns.get(column))
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEntry:
+    item_id: str
+    ags: str
+    value: Decimal
+    source: Location
+
+
+@dataclass(frozen=True, slots=True)
+class InputBook:
+    path: str
+    sha256: str
+    parameters: Parameters
+    municipalities: tuple[Municipality, ...]
+    items: tuple[CostItem, ...]
+    keys: tuple[KeyEntry, ...]
+    municipality_columns: tuple[str, ...]
+    item_columns: tuple[str, ...]
+
+    def key_values(self, item_id: str) -> dict[str, Decimal]:
+        return {entry.ags: entry.value for entry in self.keys if entry.item_id == item_id}
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpec:
+    """How `direct_billing` shares: one column, the item's `Schluessel` rows, or weighted columns."""
+
+    weights: Mapping[str, Decimal]  # column -> weight in percent; {"Schluessel": 100} for item keys
+    source: Location
+
+    @property
+    def is_item_key(self) -> bool:
+        return tuple(self.weights) == ("Schluessel",)
+
+    def describe(self) -> str:
+        if len(self.weights) == 1:
+            return next(iter(self.weights))
+        return " + ".join(f"{weight} % {column}" for column, weight in self.weights.items())
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    description: str
+    legal_basis: str
+    when: "object"  # conditions.Condition
+    route: str
+    payers: "object | None"  # conditions.Condition over Gemeinden columns
+    key: KeySpec | None
+    components: tuple[str, ...]  # eligible cost components
+    extent: str | None  # Gemeinden column with a Mehr-/Minderbelastung factor
+    priority: int
+    index: int  # position in the file, 0-based
+    source: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    item: Mapping[str, Value]
+    rule: str | None
+    route: str | None
+    source: Location
+
+
+@dataclass(frozen=True, slots=True)
+class Rulebook:
+    path: str
+    sha256: str
+    district: str
+    valid_from: int
+    valid_to: int
+    hit_policy: str  # "unique" | "priority"
+    rules: tuple[Rule, ...]
+    domains: Mapping[str, tuple[Value, ...]]
+    examples: tuple[Example, ...]
+    source: Location
+
+    def rule(self, rule_id: str) -> Rule:
+        return next(rule for rule in self.rules if rule.id == rule_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    item_id: str
+    rule_id: str
+    matched: tuple[str, ...]  # every rule whose condition held (durable_rules facts fire all)
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationLine:
+    item_id: str
+    ags: str
+    key: Fraction  # key value of this municipality (0 for non-payers)
+    share: Fraction  # key ÷ key total
+    exact: Fraction  # exact amount, cents
+    amount: int  # rounded amount, cents
+    extra_units: int
+    rank: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemAllocation:
+    item: CostItem
+    rule: Rule
+    decision: Decision
+    eligible: int  # eligible costs, cents
+    deficit_exact: int  # eligible − funding, cents
+    deficit: int  # rounded to the unit, cents
+    key_label: str
+    key_total: Fraction
+    lines: tuple[AllocationLine, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A notice that is not an error (e.g. a double burden)."""
+
+    code: str
+    ags: str
+    name: str
+    category: str
+    message: str
+    own_cost: int
+    levy_share: int
+    credit: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    book: InputBook
+    rulebook: Rulebook
+    items: tuple[ItemAllocation, ...]
+    findings: tuple[Finding, ...] = ()
+
+    def totals(self) -> dict[str, dict[str, int]]:
+        """AGS -> route -> cents."""
+        result = {m.ags: {route: 0 for route in ROUTES} for m in self.book.municipalities}
+        for item in self.items:
+            for line in item.lines:
+                result[line.ags][item.rule.route] += line.amount
+        return result

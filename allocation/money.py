@@ -1,0 +1,194 @@
+"""Money: integer cents, rounding and apportionment. The only module that rounds.
+
+Amounts are `int` cents everywhere in the pipeline. `Decimal` appears only at the edges (reading a cell,
+writing a cell, printing). Rounding is half-up (away from zero for negatives, so that rounding is
+symmetric) to a rounding unit that is a setting (`Cent` = 1, `Euro` = 100 cents).
+
+`apportion` splits a total over keys exactly: floor every exact quota, then hand the remaining units out by
+largest remainder, ties by AGS ascending, never by row order. A negative total is split as its absolute
+value and negated, so that -D gives exactly the negated shares of D.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from fractions import Fraction
+from typing import Mapping
+
+__all__ = [
+    "ROUNDING_UNITS",
+    "Share",
+    "apportion",
+    "cents_from_decimal",
+    "cents_to_decimal",
+    "decimal_from_cell",
+    "format_eur",
+    "fraction_to_decimal",
+    "percent_points",
+    "rate_percent",
+    "round_to_unit",
+    "to_fraction",
+]
+
+# Rounding unit name (as written in the `Parameter` sheet) -> size in cents.
+ROUNDING_UNITS: dict[str, int] = {"Cent": 1, "Euro": 100}
+
+CENT = Decimal("0.01")
+
+
+def decimal_from_cell(value: object) -> Decimal:
+    """A numeric cell value as the Decimal a person sees in Excel.
+
+    Excel stores numbers as binary doubles and writes their shortest round-trip text into the file;
+    `repr` of the double gives back exactly that text, so no float arithmetic can drift into amounts.
+    Raises ValueError for anything that is not a finite number.
+    """
+    if isinstance(value, bool):
+        raise ValueError("boolean is not a number")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("not a finite number")
+        result = Decimal(repr(value))
+    elif isinstance(value, str):
+        try:
+            result = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError("not a number") from None
+    else:
+        raise ValueError(f"{type(value).__name__} is not a number")
+    if not result.is_finite():
+        raise ValueError("not a finite number")
+    return result
+
+
+def cents_from_decimal(amount: Decimal) -> int:
+    """Exact euros -> int cents. Raises ValueError if the amount has fractions of a cent."""
+    cents = amount * 100
+    if cents != cents.to_integral_value():
+        raise ValueError("fractions of a cent")
+    return int(cents)
+
+
+def cents_to_decimal(cents: int) -> Decimal:
+    """int cents -> Decimal euros with two places (for writing cells and printing)."""
+    return (Decimal(cents) / 100).quantize(CENT)
+
+
+def to_fraction(value: int | Decimal | Fraction) -> Fraction:
+    return value if isinstance(value, Fraction) else Fraction(value)
+
+
+def _half_up(value: Fraction) -> int:
+    """Round a Fraction to the nearest integer, halves away from zero."""
+    sign = -1 if value < 0 else 1
+    magnitude = abs(value)
+    whole, rest = divmod(magnitude.numerator, magnitude.denominator)
+    if 2 * rest >= magnitude.denominator:
+        whole += 1
+    return sign * whole
+
+
+def round_to_unit(cents: int | Fraction, unit: int) -> int:
+    """Round an amount in cents half-up to a multiple of `unit` cents; result in cents."""
+    return _half_up(to_fraction(cents) / unit) * unit
+
+
+def fraction_to_decimal(value: Fraction, places: int) -> Decimal:
+    """A Fraction rounded half-up to `places` decimals, for display only."""
+    scaled = _half_up(value * 10**places)
+    return Decimal(scaled).scaleb(-places)
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """One recipient's part of an apportioned total.
+
+    `exact` is the exact quota in cents; `amount` the rounded cents. `extra_units` is 1 when the recipient
+    received one remainder unit; `rank` is its place in the largest-remainder order (1 = largest
+    remainder; None if its quota had no remainder).
+    """
+
+    ags: str
+    key: Fraction
+    exact: Fraction
+    amount: int
+    floor_units: int
+    extra_units: int
+    rank: int | None
+
+
+def _integer_keys(keys: Mapping[str, Fraction]) -> dict[str, int]:
+    """Scale rational keys by the lcm of their denominators: same ratios, integer arithmetic."""
+    lcm = 1
+    for value in keys.values():
+        lcm = lcm * value.denominator // math.gcd(lcm, value.denominator)
+    return {ags: int(value * lcm) for ags, value in keys.items()}
+
+
+def apportion(total: int, keys: Mapping[str, int | Decimal | Fraction], unit: int = 1) -> dict[str, Share]:
+    """Split `total` cents over `keys` (AGS -> non-negative key) in multiples of `unit` cents.
+
+    The shares add up exactly to `total`, which must be a multiple of `unit`. Raises ValueError for a
+    negative key, a key sum of zero, or a total that is not a multiple of the unit.
+    """
+    if unit <= 0:
+        raise ValueError("rounding unit must be positive")
+    if total % unit:
+        raise ValueError(f"total {total} is not a multiple of the rounding unit {unit}")
+    rational = {ags: to_fraction(value) for ags, value in keys.items()}
+    if any(value < 0 for value in rational.values()):
+        raise ValueError("negative key")
+    weights = _integer_keys(rational)
+    weight_sum = sum(weights.values())
+    if weight_sum == 0:
+        raise ValueError("keys sum to zero")
+    sign = -1 if total < 0 else 1
+    units = abs(total) // unit
+    floors: dict[str, int] = {}
+    remainders: dict[str, int] = {}
+    for ags, weight in weights.items():
+        floors[ags], remainders[ags] = divmod(units * weight, weight_sum)
+    left = units - sum(floors.values())
+    order = sorted((ags for ags, rest in remainders.items() if rest), key=lambda a: (-remainders[a], a))
+    ranks = {ags: position for position, ags in enumerate(order, start=1)}
+    winners = set(order[:left])
+    shares = {}
+    for ags, weight in weights.items():
+        extra = 1 if ags in winners else 0
+        shares[ags] = Share(
+            ags=ags,
+            key=rational[ags],
+            exact=Fraction(sign * units * unit * weight, weight_sum),
+            amount=sign * (floors[ags] + extra) * unit,
+            floor_units=floors[ags],
+            extra_units=extra,
+            rank=ranks.get(ags),
+        )
+    return shares
+
+
+def percent_points(amount_cents: int, base_cents: int, places: int = 4) -> Decimal | None:
+    """amount ÷ base × 100, rounded half-up to `places` decimals; None for a zero base."""
+    if base_cents == 0:
+        return None
+    return fraction_to_decimal(Fraction(amount_cents * 100, base_cents), places)
+
+
+def rate_percent(need: int | Decimal | Fraction, base: int | Decimal | Fraction, decimals: int) -> Decimal:
+    """The levy rate that finances `need` on `base`: need ÷ base × 100, half-up to `decimals` places."""
+    base_fraction = to_fraction(base)
+    if base_fraction <= 0:
+        raise ValueError("levy base must be positive")
+    return fraction_to_decimal(to_fraction(need) * 100 / base_fraction, decimals)
+
+
+def format_eur(cents: int) -> str:
+    """German display: 1.234,56 €."""
+    sign = "-" if cents < 0 else ""
+    euros, rest = divmod(abs(cents), 100)
+    return f"{sign}{euros:,}".replace(",", ".") + f",{rest:02d} €"

@@ -1,0 +1,113 @@
+"""A safe YAML loader that remembers line and column of every mapping key and list item.
+
+Built on PyYAML's `SafeLoader` (which refuses `!!python/object` and every other language tag). Mappings
+load as `LocDict`, lists as `LocList`; both know where they start and where each key / item starts, so a
+rule file problem can name `file:line:column`. Floats load as `Decimal` (no binary rounding of rule
+constants or weights); duplicate keys are reported instead of silently overwritten.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import yaml
+
+__all__ = ["LocDict", "LocList", "load", "YamlProblem"]
+
+
+class LocDict(dict):
+    line: int = 0
+    col: int = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.key_pos: dict[Any, tuple[int, int]] = {}
+        self.value_pos: dict[Any, tuple[int, int]] = {}
+
+    def pos(self, key: Any) -> tuple[int, int]:
+        return self.key_pos.get(key, (self.line, self.col))
+
+    def vpos(self, key: Any) -> tuple[int, int]:
+        return self.value_pos.get(key, self.pos(key))
+
+
+class LocList(list):
+    line: int = 0
+    col: int = 0
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.item_pos: list[tuple[int, int]] = []
+
+    def pos(self, index: int) -> tuple[int, int]:
+        return self.item_pos[index] if index < len(self.item_pos) else (self.line, self.col)
+
+
+class YamlProblem(Exception):
+    def __init__(self, message: str, line: int, col: int, found: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.line, self.col, self.found = message, line, col, found
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+class _Loader(yaml.SafeLoader):
+    duplicates: list[YamlProblem]
+
+    def construct_located_mapping(self, node: yaml.MappingNode) -> LocDict:
+        result = LocDict()
+        result.line, result.col = _mark(node)
+        self.flatten_mapping(node)
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, Decimal, bool)) or key is None:
+                raise YamlProblem("a key must be plain text", *_mark(key_node), found=repr(key))
+            if key in result:
+                self.duplicates.append(YamlProblem(f'duplicate key "{key}"', *_mark(key_node), found=str(key)))
+            result[key] = self.construct_object(value_node, deep=True)
+            result.key_pos[key] = _mark(key_node)
+            result.value_pos[key] = _mark(value_node)
+        return result
+
+    def construct_located_sequence(self, node: yaml.SequenceNode) -> LocList:
+        result = LocList(self.construct_object(child, deep=True) for child in node.value)
+        result.line, result.col = _mark(node)
+        result.item_pos = [_mark(child) for child in node.value]
+        return result
+
+    def construct_decimal(self, node: yaml.ScalarNode) -> Decimal:
+        text = self.construct_scalar(node).replace("_", "")
+        try:
+            return Decimal(text)
+        except Exception:
+            # .inf / .nan and friends: not allowed as rule constants
+            raise YamlProblem("not a finite number", *_mark(node), found=text) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_located_mapping)
+_Loader.add_constructor("tag:yaml.org,2002:seq", _Loader.construct_located_sequence)
+_Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_decimal)
+# Timestamps would turn "2022-01-01" into datetime objects; keep them as text.
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
+
+
+def load(text: str) -> tuple[Any, list[YamlProblem]]:
+    """Parse YAML text. Returns the document and the duplicate-key problems; raises YamlProblem."""
+    loader = _Loader(text)
+    loader.duplicates = []
+    try:
+        document = loader.get_single_data()
+    except YamlProblem:
+        raise
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = (error.problem or error.context or "invalid YAML").strip()
+        raise YamlProblem(problem, line, col) from None
+    except yaml.YAMLError as error:
+        raise YamlProblem(str(error), 1, 1) from None
+    finally:
+        loader.dispose()
+    return document, loader.duplicates
