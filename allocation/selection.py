@@ -1,0 +1,47 @@
+"""Choose the rule file for an input by its `Kreis` and `Haushaltsjahr` from a rules folder.
+
+Each rule file states `district`, `valid_from` and `valid_to`; exactly one file in the folder must cover
+the input's district and year. No match or two matches is a rule error naming the candidates.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .model import Rulebook
+from .problems import Location, Problem, RuleFileError
+from .rulebook import load_rulebook
+
+__all__ = ["select_rules", "load_folder"]
+
+
+def load_folder(rules_dir: str | Path) -> list[Rulebook]:
+    """Every `*.yaml` / `*.yml` rule file in the folder, sorted by name. Raises RuleFileError for broken files."""
+    books: list[Rulebook] = []
+    problems: list[Problem] = []
+    for path in sorted(Path(rules_dir).glob("*.y*ml")):
+        try:
+            books.append(load_rulebook(path)[0])
+        except RuleFileError as error:
+            problems.extend(error.problems)
+    if problems:
+        raise RuleFileError(problems)
+    return books
+
+
+def select_rules(rules_dir: str | Path, district: str, year: int) -> Path:
+    """The one rule file in `rules_dir` valid for `district` in `year`."""
+    books = load_folder(rules_dir)
+    matching = [b for b in books if b.district.casefold() == district.casefold() and b.valid_from <= year <= b.valid_to]
+    where = Location(str(rules_dir))
+    if not matching:
+        known = ", ".join(f"{Path(b.path).name} ({b.district} {b.valid_from}–{b.valid_to})" for b in books) or "none"
+        raise RuleFileError([Problem("rules-no-match", where, f"no rule file for {district}, Haushaltsjahr {year}",
+                                     found=known, expected=f"a file with district: {district} valid for {year}",
+                                     hint="add a rule file for this district and year, or correct Kreis/Haushaltsjahr "
+                                          "in the input's Parameter sheet")])
+    if len(matching) > 1:
+        names = ", ".join(f"{Path(b.path).name} ({b.valid_from}–{b.valid_to})" for b in matching)
+        raise RuleFileError([Problem("rules-ambiguous", where, f"several rule files for {district}, Haushaltsjahr {year}",
+                                     found=names, expected="exactly one file per district and year",
+                                     hint="make the validity ranges of these files disjoint")])
+    return Path(matching[0].path)
