@@ -21,6 +21,7 @@ from typing import Iterator
 from .model import COMPONENTS, DISTRICT_HOST, CostItem, InputBook, KeyEntry, Municipality, Parameters
 from .money import ROUNDING_UNITS, cents_from_decimal, decimal_from_cell
 from .problems import InputError, Location, Problem, did_you_mean
+from .safety import check_bytes
 
 __all__ = [
     "read_input",
@@ -517,6 +518,9 @@ def read_input(path: str | Path) -> InputBook:
                                   found=error.strerror, expected="a readable .xlsx file",
                                   hint="check the path and permissions")]) from None
     sha256 = hashlib.sha256(data).hexdigest()
+    unsafe = check_bytes(data, path.name)  # before any workbook library sees the bytes
+    if unsafe:
+        raise InputError(unsafe)
     values, formulas = _open(data, collector)
     if values is None:
         raise InputError(collector.problems)

@@ -1,0 +1,126 @@
+"""The append-only register of final runs (Echtläufe), one JSON-lines file per district and budget year.
+
+A final run is recorded after its workbook is safely on disk. A second final run for the same district and
+year is refused unless it names a reason to supersede the previous one (`--supersede "Grund"`); both entries
+stay in the file. Each line carries the SHA-256 of the line before it (`prev_sha256`), so an edited or
+deleted line is detected when the register is read (`register-corrupt`). Writes hold an exclusive
+`flock` on the register file and are fsynced; lines are only ever appended.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import hashlib
+import json
+import os
+import re
+import unicodedata
+from pathlib import Path
+
+from .problems import ExitCode, Location, Problem, ProblemsError
+
+__all__ = ["RegisterError", "register_path", "read_entries", "check_final", "append_final", "current_final"]
+
+GENESIS = "0" * 64
+
+
+class RegisterError(ProblemsError):
+    exit_code = ExitCode.USAGE
+    title = "Register der Echtläufe"
+
+
+def _slug(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").lower()
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-") or "kreis"
+
+
+def register_path(register_dir: str | Path, district: str, year: int) -> Path:
+    return Path(register_dir) / f"{_slug(district)}-{year}.jsonl"
+
+
+def _line_hash(line: str) -> str:
+    return hashlib.sha256(line.encode("utf-8")).hexdigest()
+
+
+def read_entries(path: str | Path) -> list[dict]:
+    """All entries, oldest first; raises RegisterError if a line is not JSON or the hash chain is broken."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    entries: list[dict] = []
+    previous = GENESIS
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        where = Location(str(path), line=number)
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            raise RegisterError([Problem("register-corrupt", where, "the register line is not valid JSON",
+                                         found=line[:80], expected="one JSON object per line",
+                                         hint="restore the register from the backup; it must never be edited")]) from None
+        if entry.get("prev_sha256") != previous:
+            raise RegisterError([Problem("register-corrupt", where, "the register was changed after it was written",
+                                         found=str(entry.get("prev_sha256")), expected=previous,
+                                         hint="restore the register from the backup; it must never be edited")])
+        previous = _line_hash(line)
+        entries.append(entry)
+    return entries
+
+
+def current_final(entries: list[dict]) -> dict | None:
+    """The final run in force: the last entry (each later one supersedes the one before)."""
+    return entries[-1] if entries else None
+
+
+def check_final(register_dir: str | Path, district: str, year: int, supersede: str | None) -> list[Problem]:
+    """Why a final run for district/year must not go ahead now; [] if it may."""
+    path = register_path(register_dir, district, year)
+    entries = read_entries(path)
+    where = Location(str(path))
+    if supersede is not None and not supersede.strip():
+        return [Problem("register-empty-reason", where, "--supersede needs a reason", found='""',
+                        expected='a reason, e.g. --supersede "Haushaltssatzung geändert, Beschluss vom 12.05."',
+                        hint="state why the earlier final run is replaced")]
+    last = current_final(entries)
+    if last is not None and supersede is None:
+        return [Problem("register-final-exists", where,
+                        f"a final run for {district}, Haushaltsjahr {year} is already registered",
+                        found=f"Echtlauf Nr. {last['seq']} vom {last['recorded_utc']} ({last.get('output', '')})",
+                        expected="at most one final run per district and year",
+                        hint='run as --mode test, or replace it with --supersede "Grund" (both stay in the register)')]
+    if last is None and supersede is not None:
+        return [Problem("register-nothing-to-supersede", where,
+                        f"there is no final run for {district}, Haushaltsjahr {year} to supersede",
+                        found="kein Echtlauf registriert", expected="an earlier final run",
+                        hint="leave out --supersede for the first final run")]
+    return []
+
+
+def append_final(register_dir: str | Path, record: dict, supersede: str | None) -> dict:
+    """Append one final run (checked again under the lock); returns the entry as written."""
+    path = register_path(register_dir, record["district"], record["year"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        problems = check_final(register_dir, record["district"], record["year"], supersede)
+        if problems:
+            raise RegisterError(problems)
+        entries = read_entries(path)
+        previous = GENESIS
+        if entries:
+            lines = path.read_text(encoding="utf-8").splitlines()
+            previous = _line_hash(lines[-1])
+        entry = {
+            "seq": len(entries) + 1,
+            "recorded_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            **record,
+            "supersedes": entries[-1]["seq"] if entries else None,
+            "reason": supersede,
+            "prev_sha256": previous,
+        }
+        line = json.dumps(entry, ensure_ascii=False, sort_keys=True)
+        os.write(fd, (line + "\n").encode("utf-8"))
+        os.fsync(fd)
+        return entry
+    finally:
+        os.close(fd)
