@@ -32,7 +32,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .money import format_eur
     from .pipeline import run
 
-    result = run(args.input, args.rules, args.output)
+    if args.mode == "final" and args.register is None:
+        args.register = Path(args.output).resolve().parent / "register"
+    result = run(args.input, args.rules, args.output, mode=args.mode, provisional=args.provisional,
+                 register_dir=args.register, supersede=args.supersede)
     allocation = result.allocation
     for warning in result.warnings:
         print(f"  {warning}", file=sys.stderr)
@@ -53,6 +56,39 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"{parameters.district}, Haushaltsjahr {parameters.year}: {len(allocation.items)} Kostenpositionen, "
               f"{len(allocation.book.municipalities)} Gemeinden, verteilt {format_eur(total)}")
         print(f"Ergebnis-Arbeitsmappe: {result.output}")
+    return ExitCode.OK
+
+
+def _cmd_inbox(args: argparse.Namespace) -> int:
+    from .inbox import exit_code, process_inbox, watch_inbox
+    from .locking import Busy, DirectoryLock
+
+    try:
+        with DirectoryLock(args.folder):
+            if args.watch:
+                return watch_inbox(args.folder, args.rules_dir, args.mode, args.force, args.interval)
+            return exit_code(process_inbox(args.folder, args.rules_dir, args.mode, args.force))
+    except Busy as busy:
+        print(json.dumps({"event": "inbox-busy", "message": str(busy)}, ensure_ascii=False), file=sys.stderr)
+        return busy.exit_code
+
+
+def _cmd_trueup(args: argparse.Namespace) -> int:
+    from .money import format_eur
+    from .trueup import settle, write_settlement
+
+    settlement = settle(args.final_output, args.actual_input, args.rules)
+    write_settlement(args.output, settlement)
+    balance = sum(line.difference for line in settlement.lines)
+    if args.json:
+        print(json.dumps({"status": "ok", "district": settlement.district, "year": settlement.year,
+                          "lines": [{"ags": l.ags, "name": l.name, "paid_cents": l.paid, "owed_cents": l.owed,
+                                     "difference_cents": l.difference} for l in settlement.lines],
+                          "difference_cents": balance, "output": str(args.output)}, ensure_ascii=False, indent=2))
+    else:
+        print(f"Spitzabrechnung {settlement.district} {settlement.year}: {len(settlement.lines)} Gemeinden, "
+              f"Saldo (geschuldet − gezahlt) {format_eur(balance)}")
+        print(f"Abrechnungs-Arbeitsmappe: {args.output}")
     return ExitCode.OK
 
 
@@ -80,7 +116,45 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rules", required=True, metavar="REGELN.yaml", help="Regeldatei (YAML)")
     run.add_argument("-o", "--output", required=True, metavar="ERGEBNIS.xlsx", help="Ergebnis-Arbeitsmappe")
     run.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
+    run.add_argument("--mode", choices=("test", "final"), default="test",
+                     help="test = Probelauf (Vorgabe); final = Echtlauf, wird im Register der Echtläufe eingetragen")
+    run.add_argument("--supersede", metavar="GRUND", default=None,
+                     help="einen schon registrierten Echtlauf desselben Jahres ersetzen (beide bleiben im Register)")
+    run.add_argument("--register", metavar="ORDNER", type=Path, default=None,
+                     help="Ordner des Registers der Echtläufe (Vorgabe: register/ neben der Ergebnis-Arbeitsmappe)")
+    run.add_argument("--provisional", action="store_true",
+                     help="vorläufiger Lauf (§ 56 Abs. 1 KrO NRW): jedes Blatt wird als VORLÄUFIG gekennzeichnet")
     run.set_defaults(handler=_cmd_run)
+
+    inbox = commands.add_parser(
+        "inbox", help="Eingangsordner abarbeiten: DIR/eingang -> DIR/ergebnis bzw. DIR/fehler, Eingaben nach DIR/archiv",
+        description="Verarbeitet jede Arbeitsmappe in DIR/eingang/ genau einmal (für cron/systemd). Dateien, deren "
+                    "Name mit . oder ~$ beginnt oder auf .tmp/.part endet, werden erst nach dem Umbenennen "
+                    "verarbeitet. Exit-Code 0, wenn alles fehlerfrei war; sonst der höchste Fehlercode; 75, wenn "
+                    "ein anderer Lauf den Ordner sperrt.")
+    inbox.add_argument("folder", metavar="DIR", type=Path, help="Inbox-Ordner (Unterordner werden angelegt)")
+    inbox.add_argument("--rules-dir", type=Path, default=Path("rules"), metavar="ORDNER",
+                       help="Ordner der Regeldateien; gewählt wird nach Kreis und Haushaltsjahr (Vorgabe: rules)")
+    inbox.add_argument("--mode", choices=("test", "final"), default="test",
+                       help="test = Probelauf (Vorgabe); final = Echtlauf mit Register in DIR/register")
+    inbox.add_argument("--force", action="store_true", help="auch schon verarbeitete Dateien (gleiche SHA-256) erneut verarbeiten")
+    inbox.add_argument("--watch", action="store_true", help="weiterlaufen und neue Dateien verarbeiten, sobald sie vollständig sind")
+    inbox.add_argument("--interval", type=float, default=5.0, metavar="SEKUNDEN",
+                       help="mit --watch: Abstand der Prüfungen; eine Datei wird genommen, wenn Größe und Zeitstempel "
+                            "über ein Intervall gleich blieben (Vorgabe: 5)")
+    inbox.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    inbox.set_defaults(handler=_cmd_inbox)
+
+    trueup = commands.add_parser(
+        "trueup", help="Spitzabrechnung: Echtlauf (gezahlt) gegen Ist-Zahlen (geschuldet) je Gemeinde",
+        description="Liest die Ergebnis-Arbeitsmappe eines Echtlaufs, rechnet mit den Ist-Zahlen neu und schreibt "
+                    "je Gemeinde gezahlt, geschuldet und die Differenz in eine eigene Arbeitsmappe.")
+    trueup.add_argument("final_output", metavar="ECHTLAUF.xlsx", type=Path, help="Ergebnis-Arbeitsmappe des Echtlaufs")
+    trueup.add_argument("actual_input", metavar="IST.xlsx", type=Path, help="Eingabe-Arbeitsmappe mit den Ist-Zahlen")
+    trueup.add_argument("--rules", required=True, type=Path, metavar="REGELN.yaml", help="Regeldatei (YAML)")
+    trueup.add_argument("-o", "--output", required=True, type=Path, metavar="ABRECHNUNG.xlsx", help="Zieldatei")
+    trueup.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
+    trueup.set_defaults(handler=_cmd_trueup)
 
     template = commands.add_parser("template", help="leere, kommentierte Eingabe-Vorlage schreiben",
                                    description="Schreibt eine leere Eingabe-Arbeitsmappe mit allen Blättern und "

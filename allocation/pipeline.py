@@ -17,7 +17,7 @@ from .controls import Control, run_controls
 from .engine import durable_version
 from .inputs import read_input
 from .model import Allocation, Rulebook
-from .problems import Problem, RuleFileError
+from .problems import Location, Problem, RuleFileError
 from .rulebook import check_columns, load_rulebook
 
 __all__ = ["RunResult", "compute", "run", "protocol_rows"]
@@ -69,11 +69,45 @@ def protocol_rows(allocation: Allocation, rulebook: Rulebook, started: _dt.datet
     ]
 
 
-def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path) -> RunResult:
-    """The yearly run: compute, then write the workbook atomically."""
-    from .report import write_workbook
+def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path, *, mode: str = "test",
+        provisional: bool = False, register_dir: str | Path | None = None,
+        supersede: str | None = None, register_extra: dict | None = None) -> RunResult:
+    """The yearly run: compute, then write the workbook atomically.
+
+    `mode="final"` (Echtlauf) needs `register_dir`: it is refused before any writing if a final run for the
+    district and year is registered and no `supersede` reason is given, and it refuses to overwrite an
+    existing output file; after the workbook is on disk the run is appended to the register.
+    `provisional` marks every sheet as provisional (§ 56 Abs. 1 KrO NRW).
+    """
+    import hashlib
+
+    from .register import RegisterError, append_final, check_final
+    from .report import PROVISIONAL_NOTE, write_workbook
 
     started = _dt.datetime.now(_dt.timezone.utc)
     allocation, controls, warnings = compute(input_path, rules_path)
-    write_workbook(output_path, allocation, controls, protocol_rows(allocation, allocation.rulebook, started))
+    parameters = allocation.book.parameters
+    if mode == "final":
+        if register_dir is None:
+            raise ValueError("a final run needs a register folder")
+        refused = check_final(register_dir, parameters.district, parameters.year, supersede)
+        if Path(output_path).exists():
+            refused.append(Problem("register-output-exists", Location(str(output_path)),
+                                   "a final run never overwrites an existing workbook", found=str(output_path),
+                                   expected="a new output file name", hint="choose another -o file name"))
+        if refused:
+            raise RegisterError(refused)
+    rows = protocol_rows(allocation, allocation.rulebook, started)
+    rows += [("Laufart", "Echtlauf" if mode == "final" else "Probelauf"),
+             ("Vorläufig (§ 56 Abs. 1 KrO NRW)", "ja" if provisional else "nein")]
+    write_workbook(output_path, allocation, controls, rows, provisional=PROVISIONAL_NOTE if provisional else None)
+    if mode == "final":
+        rulebook = allocation.rulebook
+        append_final(register_dir, {
+            "district": parameters.district, "year": parameters.year, "mode": "final",
+            "provisional": provisional, "input": str(input_path), "input_sha256": allocation.book.sha256,
+            "rules": str(rules_path), "rules_sha256": rulebook.sha256, "output": str(output_path),
+            "output_sha256": hashlib.sha256(Path(output_path).read_bytes()).hexdigest(),
+            "total_cents": sum(item.deficit for item in allocation.items), "tool": f"allocation {__version__}",
+        } | (register_extra or {}), supersede)
     return RunResult(allocation, tuple(controls), tuple(warnings), Path(output_path))

@@ -20,7 +20,8 @@ from .controls import Control
 from .model import ROUTE_LABELS, ROUTES, Allocation, AllocationLine, ItemAllocation
 from .money import cents_to_decimal, fraction_to_decimal, percent_points
 
-__all__ = ["write_workbook", "write_atomically", "proof", "SHEET_NAMES", "safe_text"]
+__all__ = ["write_workbook", "write_atomically", "proof", "SHEET_NAMES", "safe_text", "mark_provisional",
+           "PROVISIONAL_NOTE"]
 
 SHEET_NAMES = ("Uebersicht", "Einzelnachweis", "Entscheidungen", "Kontrollen", "Protokoll")
 EUR = '#,##0.00 "€"'
@@ -206,6 +207,29 @@ def _protokoll(workbook, rows: Sequence[tuple[str, object]]) -> None:
     sheet.finish(autofilter=False)
 
 
+PROVISIONAL_NOTE = ("VORLÄUFIG (§ 56 Abs. 1 KrO NRW): Haushaltssatzung noch nicht in Kraft, berechnet mit den "
+                    "Hebesätzen und Umlagegrundlagen des Vorjahres")
+
+
+def mark_provisional(workbook, note: str = PROVISIONAL_NOTE) -> None:
+    """Mark every sheet as provisional: a red note right of the header row, red tab, print header and footer.
+
+    The note sits one column right of the last header so that the header row itself (a format contract)
+    keeps its columns.
+    """
+    from openpyxl.styles import Font, PatternFill
+
+    for ws in workbook.worksheets:
+        column = (ws.max_column or 0) + 2
+        cell = ws.cell(row=1, column=column, value=note)
+        cell.font = Font(bold=True, color="FFFFFF")
+        cell.fill = PatternFill("solid", fgColor="C00000")
+        ws.sheet_properties.tabColor = "C00000"
+        for part in (ws.oddHeader.center, ws.oddFooter.center):
+            part.text = note
+            part.color = "C00000"
+
+
 def write_atomically(path: str | Path, save) -> None:
     """Call `save(temp_path)`, fsync, then rename over `path`; the temp file never survives a failure."""
     path = Path(path)
@@ -229,7 +253,7 @@ def write_atomically(path: str | Path, save) -> None:
 
 
 def write_workbook(path: str | Path, allocation: Allocation, controls: Sequence[Control],
-                   protocol: Sequence[tuple[str, object]]) -> None:
+                   protocol: Sequence[tuple[str, object]], provisional: str | None = None) -> None:
     from openpyxl import Workbook
 
     workbook = Workbook()
@@ -239,4 +263,6 @@ def write_workbook(path: str | Path, allocation: Allocation, controls: Sequence[
     _entscheidungen(workbook, allocation)
     _kontrollen(workbook, controls)
     _protokoll(workbook, protocol)
+    if provisional:
+        mark_provisional(workbook, provisional)
     write_atomically(path, workbook.save)

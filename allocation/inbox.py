@@ -1,0 +1,334 @@
+"""The inbox: controllers drop workbooks into `DIR/eingang/`, every file is processed exactly once.
+
+Folders below DIR: `eingang/` (drop here), `ergebnis/<name>/` (result workbook, manifest, `status.json`),
+`fehler/<name>/` (`fehlerbericht.txt`, `<name>-markiert.xlsx`, `problems.json`, `status.json`), `archiv/`
+(every input, renamed `<UTC time>_<sha256>_<name>`, never modified or deleted), `register/` (final runs),
+`.tmp/` (work in progress, private) and `.lock`.
+
+Files whose names start with `.` or `~$` or end with `.tmp`/`.part` are still being written and are ignored
+until they are renamed; `--watch` also waits until a file's size and modification time are unchanged
+between two scans.
+
+Crash safety (kill -9 at any point): a result is assembled in `.tmp/`, every file fsynced, then the
+folder is renamed into `ergebnis/` or `fehler/` in one step; only then is the input renamed into `archiv/`.
+So an input is either still in `eingang/` or archived with a complete result. If the process dies between
+the two renames, the next run finds the complete result by the input's hash (`status.json`) and only
+archives the input. Left-over folders in `.tmp/` are incomplete by construction and are removed.
+An input whose hash is already in `archiv/` is a re-drop: it is archived again and not processed, unless
+`force`. The test-only environment variable `ALLOCATION_TEST_KILL_AT=<step>` makes the process SIGKILL
+itself at a named step (see `STEPS`); it exists only so the tests can prove the above.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, TextIO
+
+from .problems import ExitCode, InputError, Location, Problem, ProblemsError
+
+__all__ = ["process_inbox", "watch_inbox", "Outcome", "is_ignored", "STEPS", "FOLDERS"]
+
+FOLDERS = ("eingang", "ergebnis", "fehler", "archiv", "register", ".tmp")
+STEPS = ("after-read", "mid-result", "before-result-rename", "after-result-rename", "after-archive")
+KILL_ENV = "ALLOCATION_TEST_KILL_AT"
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".csv", ".ods")
+
+
+def _kill_point(step: str) -> None:
+    """Test-only: die like kill -9 at the named step."""
+    if os.environ.get(KILL_ENV) == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def is_ignored(name: str) -> bool:
+    """Temp-name convention: files still being written are not picked up."""
+    lower = name.lower()
+    return name.startswith((".", "~$")) or lower.endswith((".tmp", ".part"))
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one dropped file; also its structured log line."""
+
+    file: str
+    sha256: str
+    status: str            # ok | error | duplicate | recovered
+    exit_code: int
+    result: str | None
+    archive: str | None
+    district: str | None = None
+    year: int | None = None
+    rules: str | None = None
+    mode: str = "test"
+    problems: int = 0
+    seconds: float = 0.0
+
+    def log_line(self) -> str:
+        record = {"time": _now_iso(), "event": "inbox-file", **{k: getattr(self, k) for k in self.__slots__}}
+        return json.dumps(record, ensure_ascii=False, sort_keys=True)
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+def _now_iso() -> str:
+    return _now().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(path: Path) -> None:
+    for item in sorted(path.rglob("*")):
+        if item.is_file():
+            with open(item, "rb") as handle:
+                os.fsync(handle.fileno())
+    _fsync_dir(path)
+
+
+def _write(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _safe_stem(name: str) -> str:
+    stem = Path(name).stem
+    return re.sub(r"[^\w.\- ]+", "_", stem).strip(" .") or "eingabe"
+
+
+def _archived_hashes(archive: Path) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for item in sorted(archive.iterdir()):
+        match = re.match(r"^\d{8}T\d{6}Z_([0-9a-f]{64})_", item.name)
+        if match:
+            found.setdefault(match.group(1), item.name)
+    return found
+
+
+def _completed_results(root: Path) -> dict[str, Path]:
+    """Hash -> complete result folder (in ergebnis/ or fehler/), read from each folder's status.json."""
+    found: dict[str, Path] = {}
+    for kind in ("ergebnis", "fehler"):
+        for folder in sorted((root / kind).iterdir()):
+            try:
+                status = json.loads((folder / "status.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            found.setdefault(status.get("sha256", ""), folder)
+    return found
+
+
+def _free_name(folder: Path, name: str) -> Path:
+    target = folder / name
+    number = 2
+    while target.exists():
+        target = folder / f"{name}-{number}"
+        number += 1
+    return target
+
+
+def _archive(source: Path, root: Path, sha256: str) -> Path:
+    stamp = _now().strftime("%Y%m%dT%H%M%SZ")
+    target = _free_name(root / "archiv", f"{stamp}_{sha256}_{source.name}")
+    os.rename(source, target)  # same file system: atomic, the bytes are never rewritten
+    _fsync_dir(target.parent)
+    _fsync_dir(source.parent)
+    return target
+
+
+def _failure(work: Path, stem: str, input_copy: Path, error: ProblemsError | None, problems: list[Problem]) -> None:
+    from .error_report import render_text, write_marked_copy
+
+    title = error.title if error is not None else "Die Datei konnte nicht verarbeitet werden"
+    text = render_text(problems, title=f"Fehlerbericht: {title}")
+    marked = write_marked_copy(input_copy, problems, work / f"{stem}-markiert.xlsx")
+    if not marked:
+        text += ("\nEine markierte Kopie der Eingabe konnte nicht erstellt werden, weil die Datei nicht sicher "
+                 "geöffnet werden kann (siehe oben).\n")
+    _write(work / "fehlerbericht.txt", text)
+    _write(work / "problems.json", json.dumps([p.as_dict() for p in problems], ensure_ascii=False, indent=2))
+
+
+def _process_one(path: Path, root: Path, rules_dir: Path, mode: str, force: bool,
+                 archived: dict[str, str], completed: dict[str, Path]) -> Outcome:
+    from .inputs import read_input
+    from .selection import select_rules
+
+    started = time.monotonic()
+    data = path.read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    _kill_point("after-read")
+    if not force and sha256 in archived:
+        target = _archive(path, root, sha256)
+        archived[sha256] = target.name
+        previous = completed.get(sha256)
+        return Outcome(path.name, sha256, "duplicate", ExitCode.OK, str(previous) if previous else None, str(target),
+                       mode=mode, seconds=round(time.monotonic() - started, 3))
+    if not force and sha256 in completed:  # the result was complete when an earlier run died: just archive
+        target = _archive(path, root, sha256)
+        archived[sha256] = target.name
+        return Outcome(path.name, sha256, "recovered", ExitCode.OK, str(completed[sha256]), str(target), mode=mode,
+                       seconds=round(time.monotonic() - started, 3))
+
+    stem = _safe_stem(path.name)
+    work = root / ".tmp" / f"{sha256[:16]}-{os.getpid()}"
+    work.mkdir(parents=True)
+    input_copy = work / ".eingabe" / path.name  # exactly the bytes hashed above; removed before publishing
+    input_copy.parent.mkdir()
+    input_copy.write_bytes(data)
+    district = year = rules = None
+    status, exit_code, problems = "ok", ExitCode.OK, []
+    try:
+        book = read_input(input_copy)
+        district, year = book.parameters.district, book.parameters.year
+        rules = select_rules(rules_dir, district, year)
+        from .pipeline import run
+        from .register import read_entries, register_path
+
+        supersede = None
+        if mode == "final":  # the same bytes again (a run that died after registering, or --force): say so
+            entries = read_entries(register_path(root / "register", district, year))
+            if entries and entries[-1].get("input_sha256") == sha256:
+                supersede = "erneuter Lauf derselben Eingabe (gleiche SHA-256)"
+        _kill_point("mid-result")
+        published = _free_name(root / "ergebnis", stem) / f"{stem}-ergebnis.xlsx"
+        result = run(input_copy, rules, work / published.name, mode=mode, register_dir=root / "register",
+                     supersede=supersede, register_extra={"input": path.name, "output": str(published),
+                                                          "via": "inbox"})
+        _write_manifest(work, result, input_copy, rules)
+        problems = list(result.warnings)
+    except ProblemsError as error:
+        status, exit_code, problems = "error", error.exit_code, list(error.problems)
+        for leftover in work.glob("*.xlsx"):
+            leftover.unlink()
+        _failure(work, stem, input_copy, error, problems)
+    except Exception as error:  # noqa: BLE001 - a bug must not stop the inbox; report it and keep the input
+        status, exit_code = "error", ExitCode.INTERNAL
+        problems = [Problem("internal-error", Location(path.name), "internal error while processing the file",
+                            found=repr(error)[:300], expected="no internal error",
+                            hint="please report this file to the operators")]
+        for leftover in work.glob("*.xlsx"):
+            leftover.unlink()
+        _failure(work, stem, input_copy, None, problems)
+    shutil.rmtree(input_copy.parent)
+    _write(work / "status.json", json.dumps({
+        "sha256": sha256, "input": path.name, "status": status, "exit_code": exit_code, "mode": mode,
+        "district": district, "year": year, "rules": str(rules) if rules else None, "finished_utc": _now_iso(),
+    }, ensure_ascii=False, indent=2))
+    _fsync_tree(work)
+    _kill_point("before-result-rename")
+    # The input may have been replaced while we worked: then drop this result and try again next time.
+    if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
+        shutil.rmtree(work)
+        return Outcome(path.name, sha256, "changed", ExitCode.OK, None, None, mode=mode,
+                       seconds=round(time.monotonic() - started, 3))
+    target = _free_name(root / ("ergebnis" if status == "ok" else "fehler"), stem)
+    os.rename(work, target)
+    _fsync_dir(target.parent)
+    completed[sha256] = target
+    _kill_point("after-result-rename")
+    archive = _archive(path, root, sha256)
+    archived[sha256] = archive.name
+    _kill_point("after-archive")
+    return Outcome(path.name, sha256, status, exit_code, str(target), str(archive), district, year,
+                   str(rules) if rules else None, mode, sum(1 for p in problems if p.severity != "warning"),
+                   round(time.monotonic() - started, 3))
+
+
+def _write_manifest(work: Path, result, input_copy: Path, rules: Path) -> None:
+    """Call the manifest module if the installation has one; the inbox works without it."""
+    try:
+        from . import manifest  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    writer = getattr(manifest, "write_manifest", None)
+    if writer is None:
+        return
+    try:
+        writer(result.output, input_copy, rules, work / "manifest.json")
+    except TypeError:
+        return
+
+
+def _prepare(root: Path) -> None:
+    for name in FOLDERS:
+        (root / name).mkdir(parents=True, exist_ok=True)
+    for leftover in (root / ".tmp").iterdir():  # incomplete by construction (complete ones were renamed)
+        shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
+
+
+def _candidates(root: Path) -> list[Path]:
+    return [p for p in sorted((root / "eingang").iterdir()) if p.is_file() and not p.is_symlink()
+            and not is_ignored(p.name)]
+
+
+def process_inbox(root: str | Path, rules_dir: str | Path, mode: str = "test", force: bool = False,
+                  log: TextIO | None = None, only: Callable[[Path], bool] | None = None) -> list[Outcome]:
+    """Process every file now in `root/eingang/` once; the caller holds the lock. Logs one JSON line per file."""
+    root, log = Path(root), log or sys.stdout
+    _prepare(root)
+    archived = _archived_hashes(root / "archiv")
+    completed = _completed_results(root)
+    outcomes = []
+    for path in _candidates(root):
+        if only is not None and not only(path):
+            continue
+        outcome = _process_one(path, root, Path(rules_dir), mode, force, archived, completed)
+        print(outcome.log_line(), file=log, flush=True)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def exit_code(outcomes: list[Outcome]) -> int:
+    """0 if every file was processed without error, else the highest exit code of a failed file."""
+    return max((o.exit_code for o in outcomes), default=ExitCode.OK)
+
+
+def watch_inbox(root: str | Path, rules_dir: str | Path, mode: str = "test", force: bool = False,
+                interval: float = 5.0, log: TextIO | None = None) -> int:
+    """Keep processing new files until SIGTERM/SIGINT; a file is taken once it is unchanged for one interval."""
+    root = Path(root)
+    stop = {"now": False}
+
+    def _stop(signum, frame) -> None:  # finish the current file, then leave
+        stop["now"] = True
+
+    previous_handlers = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    seen: dict[str, tuple[int, int]] = {}
+    worst = ExitCode.OK
+    try:
+        _prepare(root)
+        while not stop["now"]:
+            current = {}
+            for path in _candidates(root):
+                stat = path.stat()
+                current[path.name] = (stat.st_size, stat.st_mtime_ns)
+            stable = {name for name, sig in current.items() if seen.get(name) == sig}
+            if stable:
+                outcomes = process_inbox(root, rules_dir, mode, force, log, only=lambda p: p.name in stable)
+                worst = max(worst, exit_code(outcomes))
+            seen = {name: sig for name, sig in current.items() if name not in stable}
+            deadline = time.monotonic() + interval
+            while not stop["now"] and time.monotonic() < deadline:
+                time.sleep(min(0.1, interval))
+    finally:
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
+    return worst
