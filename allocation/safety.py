@@ -216,12 +216,14 @@ def _check_archive(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], name:
                          hint="save as .xlsx (Excel-Arbeitsmappe, not .xlsm); macros are never run here")]
     budget = [MAX_TOTAL_UNCOMPRESSED]
     try:
-        # Every XML part is scanned for DTDs before any of it is parsed.
+        # Every part is unpacked as a capped stream (declared sizes may lie); XML parts are scanned for DTDs
+        # before any of them is parsed.
         for info in infos:
-            if not info.filename.lower().endswith((".xml", ".rels", ".vml")):
-                continue
+            is_xml = info.filename.lower().endswith((".xml", ".rels", ".vml"))
             tail = b""
             for chunk in _stream(archive, info, budget):
+                if not is_xml:
+                    continue
                 window = (tail + chunk).lower()
                 if any(token in window for token in _FORBIDDEN):
                     return [_problem("input-xml-dtd", name,
