@@ -100,6 +100,56 @@ def _cmd_template(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .analysis import check_paths
+
+    books, problems = check_paths(args.rules)
+    errors = [p for p in problems if p.severity == "error"]
+    exit_code = ExitCode.RULES if errors or not books else ExitCode.OK
+    if args.json:
+        print(json.dumps({"status": "error" if exit_code else "ok", "exit_code": exit_code,
+                          "files": [b.path for b in books], "problems": [p.as_dict() for p in problems]},
+                         ensure_ascii=False, indent=2))
+        return exit_code
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr if problem.severity == "error" else sys.stdout)
+    warnings = len(problems) - len(errors)
+    if exit_code:
+        print(f"Prüfung fehlgeschlagen: {len(errors)} Fehler, {warnings} Warnungen in "
+              f"{len(books)} lesbaren Regeldatei(en).", file=sys.stderr)
+    else:
+        examples = sum(len(b.examples) for b in books)
+        print(f"Prüfung bestanden: {len(books)} Regeldatei(en), {sum(len(b.rules) for b in books)} Regeln, "
+              f"{examples} Beispiele, {warnings} Warnungen.")
+    return exit_code
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from .explain import explain
+
+    print(explain(args.output, args.item, args.ags))
+    return ExitCode.OK
+
+
+def _cmd_rulebook(args: argparse.Namespace) -> int:
+    from .rulebook_doc import write_rulebook_doc
+
+    written = write_rulebook_doc(args.rules, args.output, args.format)
+    print(f"Regelbuch geschrieben: {written}")
+    return ExitCode.OK
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .manifest import VERIFY_FAILED, verify
+
+    result = verify(args.target)
+    if args.json:
+        print(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(result.text(), file=sys.stdout if result.identical else sys.stderr)
+    return ExitCode.OK if result.identical else VERIFY_FAILED
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="allocation",
@@ -162,6 +212,38 @@ def build_parser() -> argparse.ArgumentParser:
     template.add_argument("output", metavar="VORLAGE.xlsx", help="Zieldatei")
     template.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     template.set_defaults(handler=_cmd_template)
+
+    check = commands.add_parser("check", help="Regeldateien prüfen, ohne Eingabe-Arbeitsmappe",
+                                description="Prüft Regeldateien (oder Ordner mit Regeldateien): Schema, Überschneidungen "
+                                            "(unique), verdeckte Regeln (priority), Lücken (domains), Gültigkeitsjahre "
+                                            "über Dateien hinweg und die eingebetteten Beispiele. Meldet alle Probleme "
+                                            "auf einmal; Exit-Code 4 bei Fehlern, Warnungen allein scheitern nicht.")
+    check.add_argument("rules", nargs="+", metavar="REGELN.yaml", help="Regeldateien oder Ordner")
+    check.add_argument("--json", action="store_true", help="Problemliste als JSON ausgeben")
+    check.set_defaults(handler=_cmd_check)
+
+    explain = commands.add_parser("explain", help="erklären, wie eine Kostenposition verteilt wurde",
+                                  description="Liest eine Ergebnis-Arbeitsmappe (ohne neu zu rechnen) und erklärt "
+                                              "Regel, Rechtsgrundlage, Bedingung mit Werten und den Rechenweg.")
+    explain.add_argument("output", metavar="ERGEBNIS.xlsx", help="Ergebnis-Arbeitsmappe eines Laufs")
+    explain.add_argument("--item", required=True, metavar="ID", help="ID der Kostenposition")
+    explain.add_argument("--ags", metavar="AGS", help="Rechenweg für diese Gemeinde (AGS)")
+    explain.set_defaults(handler=_cmd_explain)
+
+    book = commands.add_parser("rulebook", help="lesbares Regelbuch (HTML oder Markdown) schreiben",
+                               description="Schreibt jede Regel als Satz mit Rechtsgrundlage, Weg, Schlüssel, "
+                                           "Beispielen und Gültigkeitsjahren.")
+    book.add_argument("rules", nargs="+", metavar="REGELN.yaml", help="Regeldateien")
+    book.add_argument("-o", "--output", required=True, metavar="REGELBUCH.html", help="Zieldatei (.html oder .md)")
+    book.add_argument("--format", choices=("html", "md"), help="Format (sonst nach Dateiendung)")
+    book.set_defaults(handler=_cmd_rulebook)
+
+    verify = commands.add_parser("verify", help="Lauf aus dem Manifest nachrechnen und vergleichen",
+                                 description="Prüft die SHA-256 der Eingabe und der Regeldateien, rechnet den Lauf "
+                                             "neu und vergleicht jede Zelle (außer dem Laufzeitpunkt).")
+    verify.add_argument("target", metavar="ERGEBNIS.xlsx", help="Ergebnis-Arbeitsmappe oder ihr .manifest.json")
+    verify.add_argument("--json", action="store_true", help="Ergebnis als JSON ausgeben")
+    verify.set_defaults(handler=_cmd_verify)
     return parser
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "KeySpec",
     "Rule",
     "Example",
+    "ExampleSplit",
     "Rulebook",
     "Decision",
     "AllocationLine",
@@ -154,11 +155,27 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class ExampleSplit:
+    """The optional expected split of a rule file example over a small set of municipalities."""
+
+    municipalities: tuple["Municipality", ...]  # built from the example's `municipalities:` list
+    components: Mapping[str, int]  # cents per cost component (`costs:`); empty when `deficit:` is given
+    funding: int  # cents
+    deficit: int | None  # cents, when the example states the deficit directly
+    rounding: str  # "Cent" | "Euro"
+    keys: Mapping[str, Decimal]  # AGS -> item key value (`Schluessel:` in a municipality entry)
+    expected: Mapping[str, int]  # AGS -> expected cents
+    source: Location
+
+
+@dataclass(frozen=True, slots=True)
 class Example:
     item: Mapping[str, Value]
     rule: str | None
     route: str | None
     source: Location
+    description: str = ""
+    split: ExampleSplit | None = None
 
 
 @dataclass(frozen=True, slots=True)

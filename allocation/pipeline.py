@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import __version__
 from .allocate import allocate, decide
+from .analysis import check_for_run
 from .controls import Control, run_controls
 from .engine import durable_version
 from .inputs import read_input
@@ -33,7 +34,7 @@ class RunResult:
 
 def compute(input_path: str | Path, rules_path: str | Path) -> tuple[Allocation, list[Control], list[Problem]]:
     """Everything but writing: returns the allocation, its controls and the warnings."""
-    rulebook, warnings = load_rulebook(rules_path)
+    rulebook, warnings = check_for_run(rules_path)  # `allocation check`: a failing check stops before any data
     book = read_input(input_path)
     column_problems = check_columns(rulebook, book)
     if column_problems:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable
 
 from . import conditions
-from .model import COMPONENTS, ROUTES, Example, InputBook, KeySpec, Rule, Rulebook
+from .model import COMPONENTS, ROUTES, Example, ExampleSplit, InputBook, KeySpec, Municipality, Rule, Rulebook
 from .problems import Location, Problem, RuleFileError, did_you_mean
 from .yamlloc import LocDict, LocList, YamlProblem, load
 
@@ -22,7 +22,9 @@ __all__ = ["load_rulebook", "parse_rulebook", "check_columns", "TOP_KEYS", "RULE
 TOP_KEYS = ("district", "valid_from", "valid_to", "hit_policy", "description", "domains", "rules", "examples")
 RULE_KEYS = ("id", "description", "legal_basis", "when", "route", "payers", "key", "components", "extent",
              "priority")
-EXAMPLE_KEYS = ("item", "rule", "route", "description")
+EXAMPLE_KEYS = ("item", "rule", "route", "description", "municipalities", "deficit", "costs", "funding", "rounding",
+                "split")
+SPLIT_KEYS = ("municipalities", "deficit", "costs", "funding", "rounding", "split")
 HIT_POLICIES = ("unique", "priority")
 ITEM_KEY = "Schluessel"
 PARAMETERS_BY_ROUTE = {
@@ -196,7 +198,132 @@ def _example(reader: _Reader, node: object, where: Location) -> Example | None:
         item[str(column)] = Decimal(value) if isinstance(value, int) else value
     rule = node.get("rule")
     route = node.get("route")
-    return Example(item, None if rule is None else str(rule), None if route is None else str(route), where)
+    split = _example_split(reader, node, where) if any(key in node for key in SPLIT_KEYS) else None
+    description = node.get("description")
+    return Example(item, None if rule is None else str(rule), None if route is None else str(route), where,
+                   "" if description is None else str(description), split)
+
+
+def _euros(reader: _Reader, node: LocDict, key: object, what: str) -> int | None:
+    """A euro amount of an example (at most cents) as int cents, or None after reporting a problem."""
+    from .money import cents_from_decimal
+
+    value = node.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+        reader.error("rule-bad-example", reader.at(node, key, True), f"{what} must be an amount in euros",
+                     found=repr(value), expected="a number such as 76000 or 1234.56", hint="write the amount without quotes")
+        return None
+    try:
+        return cents_from_decimal(Decimal(value))
+    except ValueError:
+        reader.error("rule-bad-example", reader.at(node, key, True), f"{what} has fractions of a cent",
+                     found=str(value), expected="at most two decimals", hint="round the amount to the cent")
+        return None
+
+
+def _ags(reader: _Reader, where: Location, value: object) -> str | None:
+    if isinstance(value, str) and len(value) == 8 and value.isdigit():
+        return value
+    reader.error("rule-bad-example", where, "an AGS must be 8 digits in quotes", found=repr(value),
+                 expected='e.g. "05170044"', hint='quote the AGS: YAML reads 05170044 without quotes as a number')
+    return None
+
+
+def _example_split(reader: _Reader, node: LocDict, where: Location) -> ExampleSplit | None:
+    """The optional expected split: `municipalities`, `deficit` or `costs` (+ `funding`), `rounding`, `split`."""
+    problems_before = len(reader.problems)
+    missing = [key for key in ("municipalities", "split") if key not in node]
+    if "deficit" not in node and "costs" not in node:
+        missing.append("deficit")
+    if missing:
+        reader.error("rule-bad-example", where, "an example with an expected split needs "
+                     + ", ".join(f"`{key}`" for key in missing), found=", ".join(k for k in SPLIT_KEYS if k in node),
+                     expected="municipalities, deficit (or costs), split",
+                     hint="add the missing keys, or remove the split keys to test only the rule and route")
+        return None
+    if "deficit" in node and "costs" in node:
+        reader.error("rule-bad-example", reader.at(node, "costs"), "give either `deficit` or `costs`, not both",
+                     found="deficit, costs", expected="one of them", hint="remove one")
+    rounding = str(node.get("rounding", "Cent"))
+    if rounding not in ("Cent", "Euro"):
+        reader.error("rule-bad-example", reader.at(node, "rounding", True), f'unknown rounding "{rounding}"',
+                     found=rounding, expected="Cent or Euro", hint="write `rounding: Cent` or `rounding: Euro`")
+    deficit = _euros(reader, node, "deficit", '"deficit"') if "deficit" in node else None
+    components: dict[str, int] = {}
+    raw_costs = node.get("costs")
+    if raw_costs is not None:
+        if not isinstance(raw_costs, LocDict):
+            reader.error("rule-bad-example", reader.at(node, "costs", True), '"costs" must map cost components to euros',
+                         found=repr(raw_costs), expected="{Personalkosten: 296000, Sachkosten: 0}",
+                         hint="list the components")
+        else:
+            for component in raw_costs:
+                if component not in COMPONENTS:
+                    reader.error("rule-unknown-component", reader.at(raw_costs, component),
+                                 f'unknown cost component "{component}"{did_you_mean(str(component), COMPONENTS)}',
+                                 found=str(component), expected=", ".join(COMPONENTS), hint="use a listed component")
+                    continue
+                cents = _euros(reader, raw_costs, component, f'"{component}"')
+                if cents is not None:
+                    components[component] = cents
+            components = {c: components.get(c, 0) for c in COMPONENTS}
+    funding = _euros(reader, node, "funding", '"funding"') or 0 if "funding" in node else 0
+    municipalities: list[Municipality] = []
+    keys: dict[str, Decimal] = {}
+    raw_municipalities = node.get("municipalities")
+    if not isinstance(raw_municipalities, LocList) or not raw_municipalities:
+        reader.error("rule-bad-example", reader.at(node, "municipalities", True),
+                     '"municipalities" must be a non-empty list', found=repr(raw_municipalities),
+                     expected='- {AGS: "05170044", Umlagegrundlagen: 1000000}', hint="list the municipalities")
+        raw_municipalities = LocList()
+    for index, entry in enumerate(raw_municipalities):
+        here = reader.at(raw_municipalities, index)
+        if not isinstance(entry, LocDict) or "AGS" not in entry:
+            reader.error("rule-bad-example", here, "a municipality needs at least `AGS`", found=repr(entry),
+                         expected='{AGS: "05170044", Umlagegrundlagen: 1000000}', hint="add the AGS")
+            continue
+        ags = _ags(reader, reader.at(entry, "AGS", True), entry["AGS"])
+        base = _euros(reader, entry, "Umlagegrundlagen", '"Umlagegrundlagen"') if "Umlagegrundlagen" in entry else 0
+        attrs: dict = {}
+        for column, value in entry.items():
+            if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+                reader.error("rule-bad-example", reader.at(entry, column, True),
+                             f'value of "{column}" must be text or a number', found=repr(value),
+                             expected="text or a number", hint="quote text")
+                continue
+            attrs[str(column)] = Decimal(value) if isinstance(value, int) else value
+        if isinstance(attrs.get("Schluessel"), Decimal) and ags is not None:
+            keys[ags] = attrs["Schluessel"]
+        if ags is not None and base is not None:
+            if any(m.ags == ags for m in municipalities):
+                reader.error("rule-bad-example", here, f"AGS {ags} is listed twice", found=ags,
+                             expected="each municipality once", hint="remove one entry")
+                continue
+            municipalities.append(Municipality(ags, str(entry.get("Gemeinde", ags)), base, attrs, here))
+    expected: dict[str, int] = {}
+    raw_split = node.get("split")
+    if not isinstance(raw_split, LocDict) or not raw_split:
+        reader.error("rule-bad-example", reader.at(node, "split", True), '"split" must map AGS to euros',
+                     found=repr(raw_split), expected='{"05170044": 19000.00}', hint="list every municipality's share")
+        raw_split = LocDict()
+    for key in raw_split:
+        ags = _ags(reader, reader.at(raw_split, key), key)
+        cents = _euros(reader, raw_split, key, f"the share of {key}")
+        if ags is not None and cents is not None:
+            expected[ags] = cents
+    listed = {m.ags for m in municipalities}
+    for ags in sorted(set(expected) - listed):
+        reader.error("rule-bad-example", reader.at(raw_split, ags), f"split names AGS {ags}, which is not in `municipalities`",
+                     found=ags, expected=", ".join(sorted(listed)), hint="add the municipality or remove the share")
+    for ags in sorted(listed - set(expected)) if expected else ():
+        reader.error("rule-bad-example", reader.at(node, "split", True), f"split has no amount for AGS {ags}",
+                     found="missing", expected="an amount for every listed municipality (0 for non-payers)",
+                     hint=f'add `"{ags}": 0`')
+    if len(reader.problems) > problems_before:
+        return None
+    return ExampleSplit(tuple(municipalities), components, funding, deficit, rounding, keys, expected,
+                        reader.at(node, "split"))
+
 
 
 def parse_rulebook(text: str, path: str, sha256: str = "") -> Rulebook:
