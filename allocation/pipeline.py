@@ -70,6 +70,30 @@ def protocol_rows(allocation: Allocation, rulebook: Rulebook, started: _dt.datet
     ]
 
 
+def workbook_rows(allocation: Allocation, started: _dt.datetime, mode: str, provisional: bool,
+                  input_path: str | Path, rules_path: str | Path, output_path: str | Path) -> list[tuple[str, object]]:
+    """All Protokoll rows of a run: the pipeline's, the run mode, and the manifest's data."""
+    from .manifest import protocol_rows as manifest_rows
+
+    rows = protocol_rows(allocation, allocation.rulebook, started)
+    rows += [("Laufart", "Echtlauf" if mode == "final" else "Probelauf"),
+             ("Vorläufig (§ 56 Abs. 1 KrO NRW)", "ja" if provisional else "nein")]
+    return rows + manifest_rows(allocation, input_path, rules_path, output_path)
+
+
+def replay(manifest: dict, output_path: str | Path) -> None:
+    """Recompute a recorded run into `output_path` for `allocation verify` (no register, no manifest)."""
+    from .report import PROVISIONAL_NOTE, write_workbook
+
+    parameters = manifest["parameters"]
+    mode, provisional = parameters.get("mode", "test"), bool(parameters.get("provisional", False))
+    input_path, rules_path = manifest["input"]["path"], manifest["rules"][0]["path"]
+    allocation, controls, _ = compute(input_path, rules_path)
+    started = _dt.datetime.now(_dt.timezone.utc)  # only the ignored row Laufzeitpunkt shows it
+    rows = workbook_rows(allocation, started, mode, provisional, input_path, rules_path, manifest["output"]["path"])
+    write_workbook(output_path, allocation, controls, rows, provisional=PROVISIONAL_NOTE if provisional else None)
+
+
 def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path, *, mode: str = "test",
         provisional: bool = False, register_dir: str | Path | None = None,
         supersede: str | None = None, register_extra: dict | None = None) -> RunResult:
@@ -82,6 +106,7 @@ def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path,
     """
     import hashlib
 
+    from .manifest import build_manifest, write_manifest
     from .register import RegisterError, append_final, check_final
     from .report import PROVISIONAL_NOTE, write_workbook
 
@@ -98,10 +123,10 @@ def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path,
                                    expected="a new output file name", hint="choose another -o file name"))
         if refused:
             raise RegisterError(refused)
-    rows = protocol_rows(allocation, allocation.rulebook, started)
-    rows += [("Laufart", "Echtlauf" if mode == "final" else "Probelauf"),
-             ("Vorläufig (§ 56 Abs. 1 KrO NRW)", "ja" if provisional else "nein")]
+    rows = workbook_rows(allocation, started, mode, provisional, input_path, rules_path, output_path)
     write_workbook(output_path, allocation, controls, rows, provisional=PROVISIONAL_NOTE if provisional else None)
+    write_manifest(output_path, build_manifest(allocation, input_path, rules_path, output_path, started,
+                                               {"mode": mode, "provisional": provisional}))
     if mode == "final":
         rulebook = allocation.rulebook
         append_final(register_dir, {
