@@ -1,0 +1,85 @@
+"""`allocation explain` reads the output workbook and tells why and how, with figures checked by hand and a
+Fraction oracle for the remainder ranking."""
+from __future__ import annotations
+
+import shutil
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from allocation.cli import main
+from allocation.explain import explain
+from allocation.pipeline import run
+from allocation.problems import InputError
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "fixtures" / "kreis-wesel-2022" / "kreis-wesel-2022.xlsx"
+RULES = ROOT / "rules" / "kreis-wesel.yaml"
+
+# Schuldnerberatung cases per municipality (fixture build script, sheet Schluessel).
+CASES = {"05170004": 41, "05170008": 233, "05170012": 77, "05170016": 38, "05170020": 160, "05170024": 402,
+         "05170028": 70, "05170032": 95, "05170036": 36, "05170040": 19, "05170044": 118, "05170048": 251,
+         "05170052": 57}
+SB_DEFICIT = 36_034_567  # cents: 412,345.67 + 38,000 − 90,000 €
+
+
+@pytest.fixture(scope="module")
+def output(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("explain")
+    shutil.copy(RULES, folder / "kreis-wesel.yaml")
+    run(FIXTURE, folder / "kreis-wesel.yaml", folder / "ergebnis.xlsx")
+    return folder / "ergebnis.xlsx"
+
+
+def test_explains_rule_line_legal_basis_condition_and_deficit(output):
+    text = explain(output, "KIM-2022")
+    # rules/kreis-wesel.yaml: `- id: kim-kreisumlage` is on line 15.
+    assert "Regel „kim-kreisumlage“ (" in text and "kreis-wesel.yaml:15)" in text
+    assert "§ 56 Abs. 1 KrO NRW" in text
+    assert "Kategorie = „KIM“ [Wert: „KIM“] und Traeger = „Kreis“ [Wert: „Kreis“]" in text
+    # 4 posts × 74,000 € = 296,000 €, minus 4 × 55,000 € = 220,000 € funding: 76,000 € (seed).
+    assert "296.000,00 € − Förderung 220.000,00 € = 76.000,00 €" in text
+    assert "Kreisumlage (district_levy)" in text
+
+
+def remainder_ranks() -> tuple[dict[str, int], int]:
+    """Independent oracle: largest remainder of the Schuldnerberatung split, ties by AGS."""
+    total = sum(CASES.values())
+    exact = {ags: Fraction(SB_DEFICIT * cases, total) for ags, cases in CASES.items()}
+    floors = {ags: value.numerator // value.denominator for ags, value in exact.items()}
+    order = sorted((ags for ags in exact if exact[ags] != floors[ags]), key=lambda a: (-(exact[a] - floors[a]), a))
+    left = SB_DEFICIT - sum(floors.values())
+    return {ags: rank for rank, ags in enumerate(order, start=1)}, left
+
+
+def test_proof_for_a_municipality_shows_key_exact_amount_and_remainder_rank(output):
+    text = explain(output, "SB-2022", "05170044")
+    ranks, left = remainder_ranks()
+    # Voerde: 118 of 1,597 cases; 118 / 1597 × 360,345.67 € = 26,625.415817… €, floor 26,625.41 €.
+    assert "118 ÷ 1.597 × 360.345,67 € = 26.625,415817 €" in text
+    assert "abgerundet 26.625,41 €" in text
+    receives = ranks["05170044"] <= left
+    assert (f"Rang {ranks['05170044']}" in text) and (("+ 1 Cent aus dem Rest" in text) == receives)
+    assert text.rstrip().splitlines()[-2].endswith("26.625,42 €" if receives else "26.625,41 €")
+
+
+def test_without_ags_lists_each_payers_amount(output):
+    text = explain(output, "JA-2022")
+    # The Jugendamtsumlage is paid only by the 7 municipalities served by the Kreisjugendamt.
+    paying = [line for line in text.splitlines() if line.startswith("  0517")]
+    assert len(paying) == 7
+    assert not any("Moers" in line for line in paying)
+
+
+def test_unknown_item_and_ags_are_located_problems_with_a_suggestion(output, capsys):
+    with pytest.raises(InputError) as caught:
+        explain(output, "KIM-2021")
+    problem = caught.value.problems[0]
+    assert problem.code == "explain-unknown-item" and "meinten Sie KIM-2022?" in problem.message
+    with pytest.raises(InputError) as caught:
+        explain(output, "KIM-2022", "05170099")
+    assert caught.value.problems[0].code == "explain-unknown-ags"
+    assert main(["explain", str(output), "--item", "KIM-2021"]) == 3
+    assert main(["explain", str(output), "--item", "KIM-2022", "--ags", "05170044"]) == 0
+    assert "Rechenweg für Voerde (Niederrhein)" in capsys.readouterr().out
