@@ -259,3 +259,44 @@ def test_a_failing_check_stops_the_run_before_the_workbook_is_read(tmp_path):
     with pytest.raises(RuleFileError) as caught:
         compute(missing, RULES / "overlap-unique.yaml")
     assert codes(caught.value.problems) == ["rule-overlap"]
+
+
+# ------------------------------------------------------------------------------------------- JSON Schema
+
+
+def _schema_validator():
+    import json
+
+    import jsonschema
+
+    schema = json.loads((HERE.parent / "schema" / "rules.schema.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema), schema
+
+
+def test_json_schema_accepts_the_kreis_wesel_rules():
+    import yaml
+
+    validator, _ = _schema_validator()
+    assert list(validator.iter_errors(yaml.safe_load(WESEL.read_text(encoding="utf-8")))) == []
+
+
+def test_json_schema_rejects_an_unknown_key_and_an_unknown_operator():
+    import yaml
+
+    validator, _ = _schema_validator()
+    document = yaml.safe_load(WESEL.read_text(encoding="utf-8"))
+    document["rules"][0]["legal_bassis"] = "typo"
+    document["rules"][1]["when"] = {"Stellen": {"gtt": 1}}
+    errors = list(validator.iter_errors(document))
+    assert any("legal_bassis" in error.message for error in errors)
+    assert any(list(error.absolute_path)[:3] == ["rules", 1, "when"] for error in errors)
+
+
+def test_json_schema_lists_exactly_the_keys_the_reader_accepts():
+    from allocation import rulebook
+
+    _, schema = _schema_validator()
+    assert set(schema["properties"]) == set(rulebook.TOP_KEYS)
+    assert set(schema["$defs"]["rule"]["properties"]) == set(rulebook.RULE_KEYS)
+    assert set(schema["$defs"]["example"]["properties"]) == set(rulebook.EXAMPLE_KEYS)

@@ -1,0 +1,173 @@
+"""`allocation rulebook`: a readable rule book (HTML or Markdown) for the council and the auditors.
+
+Each rule becomes a German sentence ("Wenn …, dann …") with its legal basis, route, key, eligible cost
+components and priority; each file shows its district, validity years, hit policy, declared domains and its
+worked examples. The text is built once as a neutral structure and rendered twice; HTML escapes every
+piece of text from the rule file. Output is deterministic (no dates), so it can be a golden file.
+"""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from . import conditions
+from .model import ROUTE_LABELS, Example, Rule, Rulebook
+from .money import format_eur
+
+__all__ = ["rule_sentence", "render_markdown", "render_html", "write_rulebook_doc"]
+
+POLICY_TEXT = {
+    "unique": "Jede Kostenposition muss genau eine Regel erfüllen (hit_policy: unique).",
+    "priority": "Erfüllt eine Kostenposition mehrere Regeln, entscheidet die höchste Priorität, bei gleicher "
+                "Priorität die frühere Regel (hit_policy: priority).",
+}
+
+
+def _components(rule: Rule) -> str:
+    return ", ".join(rule.components)
+
+
+def rule_sentence(rule: Rule) -> str:
+    """The rule as one German sentence."""
+    when = conditions.describe(rule.when)
+    condition = "Für jede Kostenposition" if when == "immer" else f"Wenn {when}"
+    deficit = f"das Defizit (förderfähig: {_components(rule)}; abzüglich Förderung)"
+    if rule.route == "district_levy":
+        then = f"wird {deficit} über die allgemeine Kreisumlage auf alle Gemeinden nach ihren Umlagegrundlagen verteilt"
+    elif rule.route == "differentiated_levy":
+        payers = conditions.describe(rule.payers) if rule.payers is not None else "allen Gemeinden"
+        key = f"Umlagegrundlagen × {rule.extent}" if rule.extent else "Umlagegrundlagen"
+        then = f"wird {deficit} über eine differenzierte Umlage nur auf die Gemeinden mit {payers} nach {key} verteilt"
+    elif rule.route == "direct_billing":
+        key = rule.key.describe() if rule.key is not None else "?"
+        if rule.key is not None and rule.key.is_item_key:
+            key = "Schluessel (Werte je Kostenposition im Blatt Schluessel)"
+        whom = f"die Gemeinden mit {conditions.describe(rule.payers)}" if rule.payers is not None else "alle Gemeinden"
+        then = f"wird {deficit} direkt nach dem Schlüssel {key} auf {whom} abgerechnet"
+    else:
+        then = f"trägt die Trägerkommune (Spalte Traeger) {deficit} selbst"
+    if getattr(rule, "credit_hosts", False):
+        then += "; Gemeinden, die diese Kategorie selbst tragen, zahlen nicht mit (credit_hosts)"
+    return f"{condition}, {then}."
+
+
+def _example_lines(example: Example, number: int) -> tuple[str, list[str], list[tuple[str, str]]]:
+    title = f"Beispiel {number}" + (f": {example.description}" if example.description else "")
+    item = ", ".join(f"{k} = {v}" for k, v in example.item.items()) or "(jede Kostenposition)"
+    facts = [f"Kostenposition: {item}"]
+    if example.rule:
+        facts.append(f"erwartete Regel: {example.rule}")
+    if example.route:
+        facts.append(f"erwarteter Weg: {ROUTE_LABELS.get(example.route, example.route)} ({example.route})")
+    split_rows: list[tuple[str, str]] = []
+    if example.split is not None:
+        split = example.split
+        if split.deficit is not None:
+            facts.append(f"Defizit: {format_eur(split.deficit)}")
+        else:
+            costs = ", ".join(f"{c} {format_eur(v)}" for c, v in split.components.items() if v)
+            facts.append(f"Kosten: {costs}; Förderung {format_eur(split.funding)}")
+        facts.append(f"Rundung: {split.rounding}")
+        names = {m.ags: m.name for m in split.municipalities}
+        split_rows = [(f"{ags} {names.get(ags, '')}".strip(), format_eur(cents))
+                      for ags, cents in sorted(split.expected.items())]
+    return title, facts, split_rows
+
+
+def _sections(books: Sequence[Rulebook]) -> Iterable[tuple[str, object]]:
+    """A neutral document: (kind, payload) pairs rendered by both formats."""
+    yield "title", "Regelbuch: Finanzierung gemeinsamer Leistungen"
+    for book in books:
+        name = Path(book.path).name
+        yield "h2", f"{book.district}, Haushaltsjahre {book.valid_from}–{book.valid_to} ({name})"
+        yield "p", POLICY_TEXT.get(book.hit_policy, book.hit_policy)
+        for column, values in book.domains.items():
+            yield "p", f"Zulässige Werte für {column}: " + ", ".join(str(v) for v in values) + "."
+        for rule in book.rules:
+            yield "h3", f"Regel {rule.id} ({name}:{rule.source.line})"
+            if rule.description:
+                yield "p", rule.description
+            yield "p", rule_sentence(rule)
+            facts = [f"Rechtsgrundlage: {rule.legal_basis or '(keine angegeben)'}",
+                     f"Weg: {ROUTE_LABELS.get(rule.route, rule.route)} ({rule.route})",
+                     f"Förderfähige Kostenbestandteile: {_components(rule)}",
+                     f"Gültig: Haushaltsjahre {book.valid_from}–{book.valid_to}"]
+            if rule.key is not None:
+                facts.insert(2, f"Schlüssel: {rule.key.describe()}")
+            if book.hit_policy == "priority":
+                facts.append(f"Priorität: {rule.priority}")
+            yield "list", facts
+        if book.examples:
+            yield "h3", "Beispiele (von `allocation check` mit durable_rules nachgerechnet)"
+            for number, example in enumerate(book.examples, start=1):
+                title, facts, split_rows = _example_lines(example, number)
+                yield "h4", title
+                yield "list", facts
+                if split_rows:
+                    yield "table", split_rows
+
+
+def render_markdown(books: Sequence[Rulebook]) -> str:
+    out: list[str] = []
+    for kind, payload in _sections(books):
+        if kind == "title":
+            out += [f"# {payload}", ""]
+        elif kind in ("h2", "h3", "h4"):
+            out += [f"{'#' * int(kind[1])} {payload}", ""]
+        elif kind == "p":
+            out += [str(payload), ""]
+        elif kind == "list":
+            out += [f"- {line}" for line in payload] + [""]
+        elif kind == "table":
+            out += ["| Gemeinde | erwarteter Betrag |", "|---|---:|"]
+            out += [f"| {_md_cell(a)} | {_md_cell(b)} |" for a, b in payload] + [""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_html(books: Sequence[Rulebook]) -> str:
+    e = html.escape
+    out = ['<!DOCTYPE html>', '<html lang="de">', "<head>", '<meta charset="utf-8">']
+    body: list[str] = []
+    for kind, payload in _sections(books):
+        if kind == "title":
+            out.append(f"<title>{e(str(payload))}</title>")
+            body.append(f"<h1>{e(str(payload))}</h1>")
+        elif kind in ("h2", "h3", "h4"):
+            body.append(f"<{kind}>{e(str(payload))}</{kind}>")
+        elif kind == "p":
+            body.append(f"<p>{e(str(payload))}</p>")
+        elif kind == "list":
+            body.append("<ul>" + "".join(f"<li>{e(line)}</li>" for line in payload) + "</ul>")
+        elif kind == "table":
+            rows = "".join(f"<tr><td>{e(a)}</td><td class=\"num\">{e(b)}</td></tr>" for a, b in payload)
+            body.append(f"<table><tr><th>Gemeinde</th><th>erwarteter Betrag</th></tr>{rows}</table>")
+    out += ["<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.4}"
+            "table{border-collapse:collapse}td,th{border:1px solid #999;padding:.2em .6em}"
+            ".num{text-align:right}</style>", "</head>", "<body>", *body, "</body>", "</html>"]
+    return "\n".join(out) + "\n"
+
+
+def write_rulebook_doc(paths: Sequence[str | Path], output: str | Path, fmt: str | None = None) -> Path:
+    """Load the rule files (schema errors stop) and write the rule book atomically."""
+    from .problems import RuleFileError
+    from .report import write_atomically
+    from .rulebook import load_rulebook
+
+    books, problems = [], []
+    for path in paths:
+        try:
+            books.append(load_rulebook(path)[0])
+        except RuleFileError as error:
+            problems.extend(error.problems)
+    if problems:
+        raise RuleFileError(problems)
+    output = Path(output)
+    fmt = fmt or ("md" if output.suffix.lower() in (".md", ".markdown") else "html")
+    text = render_markdown(books) if fmt == "md" else render_html(books)
+    write_atomically(output, lambda temp: Path(temp).write_text(text, encoding="utf-8"))
+    return output
