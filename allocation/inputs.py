@@ -61,11 +61,15 @@ class _Collector:
     def __init__(self, file: str) -> None:
         self.file = file
         self.problems: list[Problem] = []
+        self.seen: set[tuple] = set()
 
     def loc(self, sheet: str | None = None, row: int | None = None, column: int | None = None) -> Location:
         return Location(self.file, sheet, row, column)
 
     def add(self, code: str, where: Location, message: str, **kw: str | None) -> None:
+        if (code, where) in self.seen:  # a cell read twice (as typed value and as attribute) is reported once
+            return
+        self.seen.add((code, where))
         self.problems.append(Problem(code, where, message, **kw))
 
 

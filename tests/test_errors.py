@@ -1,0 +1,270 @@
+"""Bad input and bad rules (issue 2): every problem located, all collected, distinct exit codes, no output."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from allocation.cli import main
+from allocation.problems import ExitCode
+from workbooks import write_input, write_rules
+
+GOOD_MUNICIPALITIES = [["05999001", "A", 1000], ["05999002", "B", 3000]]
+GOOD_ITEMS = [["X", "Test", "KIM", 100, 0, 0, 0, None]]
+LEVY = """\
+  - id: levy
+    legal_basis: "§ 56 Abs. 1 KrO NRW"
+    when: {Kategorie: KIM}
+    route: district_levy
+"""
+
+
+def run_json(tmp_path: Path, input_path: Path, rules: Path, capsys) -> tuple[int, list[dict]]:
+    output = tmp_path / "ergebnis.xlsx"
+    before = hashlib.sha256(input_path.read_bytes()).hexdigest() if input_path.exists() else None
+    code = main(["run", str(input_path), "--rules", str(rules), "-o", str(output), "--json"])
+    printed = capsys.readouterr().out
+    assert not output.exists(), "no output workbook may be written when a run fails"
+    assert not list(tmp_path.glob(".ergebnis.xlsx.*")), "no temporary workbook may be left behind"
+    if before is not None:
+        assert hashlib.sha256(input_path.read_bytes()).hexdigest() == before, "the input must not change"
+    problems = json.loads(printed)["problems"] if code else []
+    return code, problems
+
+
+def fail(tmp_path, capsys, municipalities=GOOD_MUNICIPALITIES, items=GOOD_ITEMS, rules=LEVY, **kwargs):
+    input_path = write_input(tmp_path / "eingabe.xlsx", municipalities, items, **kwargs)
+    rules_path = write_rules(tmp_path / "regeln.yaml", rules)
+    return run_json(tmp_path, input_path, rules_path, capsys)
+
+
+def line_of(path: Path, text: str) -> int:
+    """1-based line of the first line containing `text` in a rule file (counted independently of the parser)."""
+    return next(n for n, line in enumerate(path.read_text("utf-8").splitlines(), start=1) if text in line)
+
+
+def only(problems: list[dict], code: str) -> dict:
+    matching = [p for p in problems if p["code"] == code]
+    assert matching, f"no {code} in {[p['code'] for p in problems]}"
+    return matching[0]
+
+
+def test_missing_sheet(tmp_path, capsys):
+    code, problems = fail(tmp_path, capsys, sheets=("Parameter", "Gemeinden"))
+    assert code == ExitCode.INPUT
+    problem = only(problems, "input-missing-sheet")
+    assert problem["location"]["sheet"] == "Kostenpositionen"
+    assert problem["location"]["file"] == "eingabe.xlsx"
+
+
+def test_missing_column(tmp_path, capsys):
+    code, problems = fail(tmp_path, capsys, municipalities=[["05999001", "A"]],
+                          municipality_header=["AGS", "Gemeinde"])
+    assert code == ExitCode.INPUT
+    problem = only(problems, "input-missing-column")
+    assert problem["location"]["sheet"] == "Gemeinden" and problem["location"]["row"] == 1
+    assert "Umlagegrundlagen" in problem["message"]
+
+
+def test_duplicate_ags(tmp_path, capsys):
+    code, problems = fail(tmp_path, capsys, municipalities=[["05999001", "A", 1], ["05999001", "B", 2]])
+    assert code == ExitCode.INPUT
+    assert only(problems, "input-duplicate-ags")["location"]["cell"] == "Gemeinden!A3"
+
+
+@pytest.mark.parametrize("ags, found", [(5999001, "5999001"), ("0599900", '"0599900"'), ("0599900X", '"0599900X"')])
+def test_malformed_ags(tmp_path, capsys, ags, found):
+    code, problems = fail(tmp_path, capsys, municipalities=[[ags, "A", 1], ["05999002", "B", 2]])
+    assert code == ExitCode.INPUT
+    problem = only(problems, "input-bad-ags")
+    assert problem["location"]["cell"] == "Gemeinden!A2"
+    assert problem["found"] == found
+
+
+def test_lost_leading_zero_suggests_the_fix(tmp_path, capsys):
+    code, problems = fail(tmp_path, capsys, municipalities=[[5999001, "A", 1]])
+    assert "05999001" in only(problems, "input-bad-ags")["hint"]
+
+
+def test_text_in_number_cell_names_cell_and_suggests_the_number(tmp_path, capsys):
+    items = [["X", "Test", "KIM", "12.000,5O", 0, 0, 0, None]]
+    code, problems = fail(tmp_path, capsys, items=items)
+    assert code == ExitCode.INPUT
+    problem = only(problems, "input-not-a-number")
+    assert problem["location"]["cell"] == "Kostenpositionen!D2"
+    assert problem["found"] == '"12.000,5O"'
+    assert "12000.50" in problem["hint"] and "O" in problem["hint"]
+
+
+def test_negative_base(tmp_path, capsys):
+    code, problems = fail(tmp_path, capsys, municipalities=[["05999001", "A", -5], ["05999002", "B", 2]])
+    assert code == ExitCode.INPUT
+    assert only(problems, "input-negative-base")["location"]["cell"] == "Gemeinden!C2"
+
+
+def test_unknown_host(tmp_path, capsys):
+    items = [["X", "Test", "KIM", 100, 0, 0, 0, "05999009"]]
+    code, problems = fail(tmp_path, capsys, items=items)
+    assert code == ExitCode.INPUT
+    assert only(problems, "input-unknown-host")["location"]["cell"] == "Kostenpositionen!H2"
+
+
+def test_all_input_problems_are_reported_in_one_run(tmp_path, capsys):
+    municipalities = [["05999001", "A", -1], [5999002, "B", 2], ["05999001", "C", "viel"]]
+    items = [["X", "Test", "KIM", "abc", 0, 0, 0, "05999009"]]
+    code, problems = fail(tmp_path, capsys, municipalities=municipalities, items=items)
+    assert code == ExitCode.INPUT
+    assert {p["location"]["cell"] for p in problems} >= {
+        "Gemeinden!C2", "Gemeinden!A3", "Gemeinden!A4", "Gemeinden!C4", "Kostenpositionen!D2"}
+
+
+def test_item_that_no_rule_matches(tmp_path, capsys):
+    items = [["X", "Test", "Sonstiges", 100, 0, 0, 0, None]]
+    code, problems = fail(tmp_path, capsys, items=items)
+    assert code == ExitCode.DECISION
+    problem = only(problems, "decision-no-rule")
+    assert problem["location"]["sheet"] == "Kostenpositionen" and problem["location"]["row"] == 2
+    assert "Sonstiges" in problem["found"]
+
+
+def test_item_that_two_rules_match_under_unique(tmp_path, capsys):
+    rules = LEVY + """\
+  - id: also-kim
+    legal_basis: "x"
+    when: {Kategorie: {in: [KIM, JA]}}
+    route: district_levy
+"""
+    code, problems = fail(tmp_path, capsys, rules=rules)
+    assert code == ExitCode.DECISION
+    problem = only(problems, "decision-ambiguous")
+    assert problem["location"]["row"] == 2
+    assert "levy" in problem["message"] and "also-kim" in problem["message"]
+    rules_path = tmp_path / "regeln.yaml"
+    assert f"regeln.yaml:{line_of(rules_path, 'id: levy')}" in problem["message"]
+    assert f"regeln.yaml:{line_of(rules_path, 'id: also-kim')}" in problem["message"]
+
+
+def test_unknown_column_named_in_a_rule(tmp_path, capsys):
+    rules = """\
+  - id: levy
+    legal_basis: "x"
+    when: {Kategroie: KIM}
+    route: district_levy
+"""
+    code, problems = fail(tmp_path, capsys, rules=rules)
+    assert code == ExitCode.RULES
+    problem = only(problems, "rule-unknown-column")
+    assert problem["location"]["line"] == line_of(tmp_path / "regeln.yaml", "Kategroie")
+    assert problem["location"]["file"].endswith("regeln.yaml")
+    assert "Kategorie" in problem["message"]  # did you mean
+
+
+def test_weights_not_summing_to_100(tmp_path, capsys):
+    rules = """\
+  - id: bus
+    legal_basis: "x"
+    when: {}
+    route: direct_billing
+    key: {Linienminuten: 70, Wagenkm: 29.99}
+"""
+    code, problems = fail(tmp_path, capsys, rules=rules)
+    assert code == ExitCode.RULES
+    problem = only(problems, "rule-weights-sum")
+    assert problem["location"]["line"] == line_of(tmp_path / "regeln.yaml", "key:")
+    assert problem["found"] == "99.99"
+
+
+def test_unknown_route_with_suggestion(tmp_path, capsys):
+    rules = LEVY.replace("route: district_levy", "route: district_levi")
+    code, problems = fail(tmp_path, capsys, rules=rules)
+    assert code == ExitCode.RULES
+    problem = only(problems, "rule-unknown-route")
+    rules_path = tmp_path / "regeln.yaml"
+    line = line_of(rules_path, "district_levi")
+    assert problem["location"]["line"] == line
+    assert problem["location"]["col"] == 1 + rules_path.read_text("utf-8").splitlines()[line - 1].index("district_levi")
+    assert "district_levy" in problem["message"]
+
+
+def test_rule_file_errors_are_reported_before_the_workbook_is_read(tmp_path, capsys):
+    rules_path = write_rules(tmp_path / "regeln.yaml", LEVY.replace("district_levy", "nowhere"))
+    code, problems = run_json(tmp_path, tmp_path / "does-not-exist.xlsx", rules_path, capsys)
+    assert code == ExitCode.RULES
+    assert [p["code"] for p in problems] == ["rule-unknown-route"]
+
+
+def test_payer_set_that_selects_nobody(tmp_path, capsys):
+    rules = """\
+  - id: youth
+    legal_basis: "§ 56 Abs. 5 KrO NRW"
+    when: {}
+    route: differentiated_levy
+    payers: {Jugendamt_Kreis: 1}
+"""
+    municipalities = [["05999001", "A", 1000, 0], ["05999002", "B", 3000, 0]]
+    code, problems = fail(tmp_path, capsys, municipalities=municipalities, rules=rules,
+                          municipality_extra=["Jugendamt_Kreis"])
+    assert code == ExitCode.DECISION
+    assert only(problems, "decision-no-payers")["location"]["line"] == line_of(tmp_path / "regeln.yaml", "payers:")
+
+
+def test_yaml_python_tag_is_refused(tmp_path, capsys):
+    rules_path = tmp_path / "regeln.yaml"
+    rules_path.write_text("district: !!python/object/apply:os.system ['echo pwned']\nvalid_from: 2020\n", "utf-8")
+    input_path = write_input(tmp_path / "eingabe.xlsx", GOOD_MUNICIPALITIES, GOOD_ITEMS)
+    code, problems = run_json(tmp_path, input_path, rules_path, capsys)
+    assert code == ExitCode.RULES
+    assert problems[0]["code"] == "rule-yaml" and problems[0]["location"]["line"] == 1
+
+
+def test_not_an_xlsx(tmp_path, capsys):
+    input_path = tmp_path / "eingabe.xlsx"
+    input_path.write_text("AGS;Gemeinde\n05999001;A\n", "utf-8")
+    code, problems = run_json(tmp_path, input_path, write_rules(tmp_path / "regeln.yaml", LEVY), capsys)
+    assert code == ExitCode.INPUT
+    assert problems[0]["code"] == "input-not-xlsx" and problems[0]["location"]["file"] == "eingabe.xlsx"
+
+
+def test_human_readable_error_names_the_cell(tmp_path, capsys):
+    input_path = write_input(tmp_path / "eingabe.xlsx", [["05999001", "A", "x"]], GOOD_ITEMS)
+    code = main(["run", str(input_path), "--rules", str(write_rules(tmp_path / "r.yaml", LEVY)),
+                 "-o", str(tmp_path / "o.xlsx")])
+    assert code == ExitCode.INPUT
+    err = capsys.readouterr().err
+    assert "eingabe.xlsx › Gemeinden!C2" in err and "Lösung:" in err
+
+
+def test_a_failed_save_leaves_no_half_written_workbook(tmp_path, monkeypatch, fixture_workbook, rules_file):
+    import allocation.report as report
+
+    def broken_save(self, filename):
+        Path(filename).write_bytes(b"PK\x03\x04 half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr("openpyxl.workbook.workbook.Workbook.save", broken_save)
+    output = tmp_path / "ergebnis.xlsx"
+    code = main(["run", str(fixture_workbook), "--rules", str(rules_file), "-o", str(output)])
+    assert code == ExitCode.INTERNAL
+    assert list(tmp_path.iterdir()) == []
+    assert report  # module imported for the patch target
+
+
+def test_existing_output_survives_a_failed_run(tmp_path, capsys):
+    output = tmp_path / "ergebnis.xlsx"
+    output.write_bytes(b"previous result")
+    input_path = write_input(tmp_path / "eingabe.xlsx", [["05999001", "A", "x"]], GOOD_ITEMS)
+    code = main(["run", str(input_path), "--rules", str(write_rules(tmp_path / "r.yaml", LEVY)), "-o", str(output)])
+    assert code == ExitCode.INPUT
+    assert output.read_bytes() == b"previous result"
+
+
+def test_uncalculated_formula_is_an_error_but_a_cached_value_is_used(tmp_path, capsys):
+    input_path = write_input(tmp_path / "eingabe.xlsx", GOOD_MUNICIPALITIES, [["X", "Test", "KIM", "=50+50", 0, 0, 0, None]])
+    code, problems = run_json(tmp_path, input_path, write_rules(tmp_path / "r.yaml", LEVY), capsys)
+    assert code == ExitCode.INPUT
+    assert only(problems, "input-uncalculated-formula")["location"]["cell"] == "Kostenpositionen!D2"
+    workbook = load_workbook(input_path)
+    assert workbook["Kostenpositionen"]["D2"].value == "=50+50"

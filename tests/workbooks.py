@@ -1,0 +1,60 @@
+"""Builds small input workbooks for tests with openpyxl, in the documented layout (independent of allocation/)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from openpyxl import Workbook
+
+MUNICIPALITY_HEADER = ["AGS", "Gemeinde", "Umlagegrundlagen"]
+ITEM_HEADER = ["ID", "Bezeichnung", "Kategorie", "Personalkosten", "Sachkosten", "Gemeinkosten", "Foerderung",
+               "Traeger"]
+
+
+def write_input(path: Path, municipalities: Sequence[Sequence], items: Sequence[Sequence], *,
+                municipality_extra: Sequence[str] = (), item_extra: Sequence[str] = (),
+                keys: Iterable[Sequence] | None = None, district: str = "Testkreis", year: int = 2022,
+                rounding: str = "Cent", parameters: Sequence[Sequence] | None = None,
+                sheets: Sequence[str] = ("Parameter", "Gemeinden", "Kostenpositionen"),
+                municipality_header: Sequence[str] | None = None, item_header: Sequence[str] | None = None) -> Path:
+    workbook = Workbook()
+    workbook.remove(workbook.active)
+    if "Parameter" in sheets:
+        sheet = workbook.create_sheet("Parameter")
+        for row in parameters if parameters is not None else (
+                ["Parameter", "Wert"], ["Kreis", district], ["Haushaltsjahr", year], ["Rundung", rounding]):
+            sheet.append(list(row))
+    if "Gemeinden" in sheets:
+        sheet = workbook.create_sheet("Gemeinden")
+        sheet.append(list(municipality_header or MUNICIPALITY_HEADER) + list(municipality_extra))
+        for row in municipalities:
+            sheet.append(list(row))
+    if "Kostenpositionen" in sheets:
+        sheet = workbook.create_sheet("Kostenpositionen")
+        sheet.append(list(item_header or ITEM_HEADER) + list(item_extra))
+        for row in items:
+            sheet.append(list(row))
+    if keys is not None:
+        sheet = workbook.create_sheet("Schluessel")
+        sheet.append(["ID", "AGS", "Wert"])
+        for row in keys:
+            sheet.append(list(row))
+    workbook.save(path)
+    return path
+
+
+def write_rules(path: Path, rules_yaml: str, *, district: str = "Testkreis", hit_policy: str = "unique") -> Path:
+    path.write_text(f"district: {district}\nvalid_from: 2020\nvalid_to: 2030\nhit_policy: {hit_policy}\n"
+                    f"rules:\n{rules_yaml}", encoding="utf-8")
+    return path
+
+
+def read_sheet(path: Path, name: str) -> list[dict]:
+    """Rows of an output sheet as dicts keyed by header (values as openpyxl reads them)."""
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(path, read_only=True)
+    rows = list(workbook[name].iter_rows(values_only=True))
+    workbook.close()
+    header = rows[0]
+    return [dict(zip(header, row)) for row in rows[1:]]
