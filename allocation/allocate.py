@@ -148,6 +148,36 @@ def _keys(item: CostItem, rule: Rule, payers: list[Municipality], book: InputBoo
     return keys, rule.key.describe()
 
 
+LEVY_ROUTES = ("district_levy", "differentiated_levy")
+
+
+def _hosts_by_category(rulebook: Rulebook, items: dict[str, CostItem],
+                       decisions: list[Decision]) -> dict[str, frozenset[str]]:
+    """Kategorie -> AGS of the municipalities that bear an item of that Kategorie themselves (host_bears)."""
+    hosts: dict[str, set[str]] = {}
+    for decision in decisions:
+        if rulebook.rule(decision.rule_id).route == "host_bears":
+            item = items[decision.item_id]
+            hosts.setdefault(item.category, set()).add(item.host)
+    return {category: frozenset(ags) for category, ags in hosts.items()}
+
+
+def _credit_hosts(item: CostItem, rule: Rule, payers: list[Municipality], hosting: frozenset[str], deficit: int,
+                  unit: int, book: InputBook, problems: list[Problem]) -> tuple[list[Municipality], dict[str, int]]:
+    """`credit_hosts: true`: hosting municipalities leave the payers of this levy item (so the remaining
+    shares still add up exactly to the deficit); each is credited what it would have paid as a payer."""
+    credited = [m for m in payers if m.ags in hosting]
+    if not credited:
+        return payers, {}
+    before = len(problems)
+    full_keys, _ = _keys(item, rule, payers, book, problems)
+    credits: dict[str, int] = {}
+    if len(problems) == before and sum(full_keys.values()) > 0:
+        full = apportion(deficit, full_keys, unit)
+        credits = {m.ags: full[m.ags].amount for m in credited}
+    return [m for m in payers if m.ags not in hosting], credits
+
+
 def allocate(rulebook: Rulebook, book: InputBook, decisions: list[Decision]) -> Allocation:
     """Apportion every item's deficit. Raises InputError / DecisionError with all problems."""
     unit = book.parameters.unit
@@ -157,6 +187,7 @@ def allocate(rulebook: Rulebook, book: InputBook, decisions: list[Decision]) -> 
     input_problems: list[Problem] = []
     decision_problems: list[Problem] = []
     results: list[ItemAllocation] = []
+    hosts_by_category = _hosts_by_category(rulebook, items, decisions)
     for decision in decisions:
         item, rule = items[decision.item_id], rulebook.rule(decision.rule_id)
         if rule.route == "host_bears":
@@ -168,6 +199,10 @@ def allocate(rulebook: Rulebook, book: InputBook, decisions: list[Decision]) -> 
         eligible = sum(item.components[c] for c in rule.components)
         deficit_exact = eligible - item.funding
         deficit = round_to_unit(deficit_exact, unit)
+        credits: dict[str, int] = {}
+        if rule.credit_hosts and rule.route in LEVY_ROUTES:
+            payers, credits = _credit_hosts(item, rule, payers, hosts_by_category.get(item.category, frozenset()),
+                                            deficit, unit, book, input_problems)
         if not payers:
             decision_problems.append(Problem(
                 "decision-no-payers", rule.payers.source if rule.payers is not None else rule.source,
@@ -196,7 +231,7 @@ def allocate(rulebook: Rulebook, book: InputBook, decisions: list[Decision]) -> 
                 lines.append(AllocationLine(item.id, m.ags, share.key, share.key / key_total, share.exact,
                                             share.amount, share.extra_units, share.rank))
         results.append(ItemAllocation(item, rule, decision, eligible, deficit_exact, deficit, label, key_total,
-                                      tuple(lines)))
+                                      tuple(lines), credits=credits))
     if input_problems:
         raise InputError(input_problems + decision_problems)
     if decision_problems:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Sequence
 
@@ -49,13 +50,148 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "municipalities": len(allocation.book.municipalities),
         "total_cents": total,
         "output": str(result.output),
+        "findings": [_finding_dict(finding) for finding in allocation.findings],
     }
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=2))
     else:
         print(f"{parameters.district}, Haushaltsjahr {parameters.year}: {len(allocation.items)} Kostenpositionen, "
               f"{len(allocation.book.municipalities)} Gemeinden, verteilt {format_eur(total)}")
+        for finding in allocation.findings:
+            print(f"Hinweis [{finding.code}] {finding.message}")
         print(f"Ergebnis-Arbeitsmappe: {result.output}")
+    return ExitCode.OK
+
+
+def _finding_dict(finding) -> dict:
+    return {"code": finding.code, "ags": finding.ags, "name": finding.name, "category": finding.category,
+            "own_cost_cents": finding.own_cost, "levy_share_cents": finding.levy_share,
+            "total_cents": finding.own_cost + finding.levy_share, "credit_cents": finding.credit,
+            "message": finding.message}
+
+
+def _cmd_rate(args: argparse.Namespace) -> int:
+    from .money import ROUNDING_UNITS, rate_percent
+    from .rates import amount_at_rate
+
+    rate = rate_percent(args.need, args.base, args.decimals)
+    if args.json:
+        unit = ROUNDING_UNITS[args.rounding]
+        print(json.dumps({"status": "ok", "rate_percent": str(rate), "decimals": args.decimals,
+                          "need": str(args.need), "base": str(args.base),
+                          "amount_at_rate_cents": amount_at_rate(args.base * 100, rate, unit),
+                          "rounding": args.rounding}, ensure_ascii=False, indent=2))
+    else:
+        print(rate)
+    return ExitCode.OK
+
+
+def _amount_argument(text: str) -> Decimal:
+    try:
+        value = Decimal(text.strip().replace("_", ""))
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"{text!r} ist kein Betrag; erwartet z. B. 23128101 oder 23128101.50") from None
+    if not value.is_finite():
+        raise argparse.ArgumentTypeError(f"{text!r} ist kein endlicher Betrag")
+    return value
+
+
+def _positive_amount_argument(text: str) -> Decimal:
+    value = _amount_argument(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: die Umlagegrundlagen müssen größer als 0 sein")
+    return value
+
+
+class _ScenarioOption(argparse.Action):
+    """`--rules` opens a scenario; `--label` and `--input` after it belong to that scenario."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        scenarios = list(getattr(namespace, "scenarios", None) or [])
+        if self.dest == "rules":
+            scenarios.append({"rules": values})
+        elif not scenarios:
+            parser.error(f"{option_string} gehört zu einem Szenario: zuerst --rules REGELN.yaml, dann {option_string}")
+        elif self.dest in scenarios[-1]:
+            parser.error(f"{option_string} zweimal für das Szenario mit --rules {scenarios[-1]['rules']}")
+        else:
+            scenarios[-1] = {**scenarios[-1], self.dest: values}
+        namespace.scenarios = scenarios
+
+
+def _usage(message: str, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"status": "error", "exit_code": ExitCode.USAGE, "title": message, "problems": []},
+                         ensure_ascii=False, indent=2))
+    else:
+        print(f"allocation compare: {message}", file=sys.stderr)
+    return ExitCode.USAGE
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from . import compare
+    from .money import format_eur
+
+    scenarios = args.scenarios or []
+    if not scenarios:
+        if len(args.files) != 2:
+            return _usage("ohne --rules werden genau zwei Ergebnis-Arbeitsmappen verglichen "
+                          "(allocation compare ERGEBNIS_2022.xlsx ERGEBNIS_2023.xlsx -o vergleich.xlsx)", args.json)
+        before, after = compare.read_result(args.files[0]), compare.read_result(args.files[1])
+        rows, warnings = compare.year_over_year(before, after)
+        for warning in warnings:
+            print(f"  {warning}", file=sys.stderr)
+        compare.write_year_comparison(args.output, before, after, rows)
+        if args.json:
+            print(json.dumps({"status": "ok", "mode": "years", "years": [before.year, after.year],
+                              "municipalities": [{"ags": r.ags, "name": r.name, "before_cents": r.total_before,
+                                                  "after_cents": r.total_after, "change_cents": r.change,
+                                                  "change_percent": None if r.change_percent is None
+                                                  else str(r.change_percent)} for r in rows],
+                              "output": str(args.output)}, ensure_ascii=False, indent=2))
+        else:
+            print(f"Vergleich {before.year} → {after.year}: {len(rows)} Gemeinden")
+            print(f"Vergleichs-Arbeitsmappe: {args.output}")
+        return ExitCode.OK
+    if len(args.files) > 1:
+        return _usage("mit --rules höchstens eine Eingabe-Arbeitsmappe als Vorgabe angeben; "
+                      "eigene Eingaben je Szenario mit --input nach dem --rules des Szenarios", args.json)
+    if len(scenarios) < 2:
+        return _usage("mindestens zwei Szenarien angeben (--rules A.yaml --rules B.yaml)", args.json)
+    default_input = args.files[0] if args.files else None
+    chosen = []
+    for number, spec in enumerate(scenarios, start=1):
+        source = spec.get("input") or default_input
+        if source is None:
+            return _usage(f"Szenario {number} (--rules {spec['rules']}) hat keine Eingabe-Arbeitsmappe: "
+                          "EINGABE.xlsx angeben oder --input nach seinem --rules", args.json)
+        label = spec.get("label") or f"{number}: {Path(spec['rules']).stem}" + (
+            f" + {Path(spec['input']).stem}" if spec.get("input") else "")
+        chosen.append(compare.Scenario(label, str(source), str(spec["rules"])))
+    labels = [s.label for s in chosen]
+    if len(set(labels)) != len(labels):
+        return _usage(f"Szenario-Bezeichnungen müssen verschieden sein: {', '.join(labels)}", args.json)
+    comparison = compare.compare_scenarios(compare.run_scenarios(chosen))
+    compare.write_scenario_comparison(args.output, comparison)
+    if args.json:
+        print(json.dumps({"status": "ok", "mode": "scenarios", "scenarios": [
+            {"label": r.scenario.label, "input": r.scenario.input_path, "rules": r.scenario.rules_path,
+             "findings": [_finding_dict(f) for f in r.allocation.findings]} for r in comparison.results],
+            "municipalities": [{"ags": m.ags, "name": m.name, "totals_cents": list(m.totals),
+                                "differences_cents": [m.difference(i) for i in range(len(m.totals))]}
+                               for m in comparison.municipalities],
+            "moved_items": [m.item_id for m in comparison.items if m.moved],
+            "output": str(args.output)}, ensure_ascii=False, indent=2))
+    else:
+        for result in comparison.results:
+            total = sum(item.deficit for item in result.allocation.items)
+            print(f"Szenario {result.scenario.label}: verteilt {format_eur(total)}")
+            for finding in result.allocation.findings:
+                print(f"  Hinweis [{finding.code}] {finding.message}")
+        moved = [m.item_id for m in comparison.items if m.moved]
+        if moved:
+            print(f"Weg verschoben: {', '.join(moved)}")
+        print(f"Vergleichs-Arbeitsmappe: {args.output}")
     return ExitCode.OK
 
 
@@ -212,6 +348,36 @@ def build_parser() -> argparse.ArgumentParser:
     template.add_argument("output", metavar="VORLAGE.xlsx", help="Zieldatei")
     template.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     template.set_defaults(handler=_cmd_template)
+
+    compare = commands.add_parser(
+        "compare", help="Szenarien nebeneinander (--rules je Szenario) oder zwei Haushaltsjahre vergleichen",
+        description="Szenarien: allocation compare EINGABE.xlsx --rules A.yaml [--label X] [--input Y.xlsx] "
+                    "--rules B.yaml ... -o vergleich.xlsx (jedes --rules beginnt ein Szenario; --label und --input "
+                    "danach gehören zu ihm; das erste Szenario ist die Referenz). Jahresvergleich: allocation compare "
+                    "ERGEBNIS_2022.xlsx ERGEBNIS_2023.xlsx -o vergleich.xlsx.")
+    compare.add_argument("files", nargs="*", metavar="ARBEITSMAPPE.xlsx",
+                         help="Eingabe-Arbeitsmappe (Szenarien) oder zwei Ergebnis-Arbeitsmappen (Jahresvergleich)")
+    compare.add_argument("--rules", action=_ScenarioOption, metavar="REGELN.yaml",
+                         help="Regeldatei eines Szenarios (beginnt ein neues Szenario; mehrfach)")
+    compare.add_argument("--label", action=_ScenarioOption, metavar="TEXT", help="Bezeichnung des Szenarios")
+    compare.add_argument("--input", action=_ScenarioOption, metavar="EINGABE.xlsx",
+                         help="eigene Eingabe-Arbeitsmappe des Szenarios (sonst die allgemeine)")
+    compare.add_argument("-o", "--output", required=True, metavar="VERGLEICH.xlsx", help="Vergleichs-Arbeitsmappe")
+    compare.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
+    compare.set_defaults(handler=_cmd_compare, scenarios=None)
+
+    rate = commands.add_parser("rate", help="Hebesatz aus Bedarf und Umlagegrundlagen berechnen",
+                               description="Hebesatz = Bedarf ÷ Umlagegrundlagen × 100, kaufmännisch gerundet auf "
+                                           "die angegebenen Nachkommastellen.")
+    rate.add_argument("--need", required=True, type=_amount_argument, metavar="EURO", help="Bedarf (Umlagesoll), €")
+    rate.add_argument("--base", required=True, type=_positive_amount_argument, metavar="EURO",
+                      help="Summe der Umlagegrundlagen, €")
+    rate.add_argument("--decimals", type=int, default=2, choices=range(0, 11), metavar="N",
+                      help="Nachkommastellen des Hebesatzes (Kreis Wesel 2, StädteRegion Aachen 4; Vorgabe 2)")
+    rate.add_argument("--rounding", choices=("Cent", "Euro"), default="Cent",
+                      help="Rundungseinheit des Aufkommens in der JSON-Ausgabe (Vorgabe Cent)")
+    rate.add_argument("--json", action="store_true", help="Hebesatz und Aufkommen als JSON ausgeben")
+    rate.set_defaults(handler=_cmd_rate)
 
     check = commands.add_parser("check", help="Regeldateien prüfen, ohne Eingabe-Arbeitsmappe",
                                 description="Prüft Regeldateien (oder Ordner mit Regeldateien): Schema, Überschneidungen "

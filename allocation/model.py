@@ -152,6 +152,7 @@ class Rule:
     priority: int
     index: int  # position in the file, 0-based
     source: Location
+    credit_hosts: bool = False  # levy routes: municipalities hosting this Kategorie themselves do not pay
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +226,7 @@ class ItemAllocation:
     key_label: str
     key_total: Fraction
     lines: tuple[AllocationLine, ...]
+    credits: Mapping[str, int] = field(default_factory=dict)  # AGS -> cents a credited host would have paid
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import __version__
@@ -16,6 +16,7 @@ from .allocate import allocate, decide
 from .analysis import check_for_run
 from .controls import Control, run_controls
 from .engine import durable_version
+from .findings import double_burdens
 from .inputs import read_input
 from .model import Allocation, Rulebook
 from .problems import Location, Problem, RuleFileError
@@ -41,6 +42,7 @@ def compute(input_path: str | Path, rules_path: str | Path) -> tuple[Allocation,
         raise RuleFileError(column_problems)
     decisions = decide(rulebook, book)
     allocation = allocate(rulebook, book, decisions)
+    allocation = replace(allocation, findings=double_burdens(allocation))
     controls = run_controls(allocation)
     return allocation, controls, warnings
 

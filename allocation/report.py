@@ -23,7 +23,7 @@ from .money import cents_to_decimal, fraction_to_decimal, percent_points
 __all__ = ["write_workbook", "write_atomically", "proof", "SHEET_NAMES", "safe_text", "mark_provisional",
            "PROVISIONAL_NOTE"]
 
-SHEET_NAMES = ("Uebersicht", "Einzelnachweis", "Entscheidungen", "Kontrollen", "Protokoll")
+SHEET_NAMES = ("Uebersicht", "Einzelnachweis", "Entscheidungen", "Kontrollen", "Protokoll", "Hinweise", "Hebesaetze")
 EUR = '#,##0.00 "€"'
 POINTS = "0.0000"
 SHARE = "0.0000000000"
@@ -207,6 +207,46 @@ def _protokoll(workbook, rows: Sequence[tuple[str, object]]) -> None:
     sheet.finish(autofilter=False)
 
 
+FINDING_KINDS = {"double-burden": "Doppelbelastung", "host-credited": "Anrechnung (credit_hosts)"}
+
+
+def _hinweise(workbook, allocation: Allocation) -> None:
+    """Findings (not errors): double burdens of host municipalities and host credits."""
+    sheet = _Sheet(workbook, "Hinweise", ["Art", "Kennung", "AGS", "Gemeinde", "Kategorie",
+                                          "Eigene Kosten (Trägerkommune)", "Umlageanteil für die Leistung an andere",
+                                          "Gesamt", "Angerechnet (credit_hosts)", "Hinweis"],
+                   [None] * 5 + [EUR] * 4 + [None])
+    for finding in allocation.findings:
+        sheet.append([FINDING_KINDS.get(finding.code, finding.code), finding.code, finding.ags, finding.name,
+                      finding.category, cents_to_decimal(finding.own_cost), cents_to_decimal(finding.levy_share),
+                      cents_to_decimal(finding.own_cost + finding.levy_share), cents_to_decimal(finding.credit),
+                      finding.message])
+    if not allocation.findings:
+        sheet.append(["keine Hinweise", "", "", "", "", "", "", "", "", "keine Doppelbelastung gefunden"])
+    sheet.finish()
+
+
+def _hebesaetze(workbook, allocation: Allocation) -> None:
+    """Levy rates: the printed rate per levy item and what it yields, next to the exact split."""
+    from .rates import levy_rates
+
+    sheet = _Sheet(workbook, "Hebesaetze", [
+        "ID", "Regel", "Weg", "AGS", "Gemeinde", "Bemessungsgrundlage", "Hebesatz exakt (%)",
+        "Hebesatz gedruckt (%)", "Betrag nach gedrucktem Hebesatz", "Betrag exakte Verteilung",
+        "Differenz (Hebesatz − exakt)"], [None] * 5 + [EUR, "0.0000000000", "0.0000", EUR, EUR, EUR])
+    names = {m.ags: m.name for m in allocation.book.municipalities}
+    for levy in levy_rates(allocation):
+        exact = _decimal(levy.rate_exact, 10)
+        for line in levy.lines:
+            sheet.append([levy.item_id, levy.rule_id, ROUTE_LABELS[levy.route], line.ags, names[line.ags],
+                          _decimal(line.base / 100, 2), exact, levy.rate, cents_to_decimal(line.at_rate),
+                          cents_to_decimal(line.exact_split), cents_to_decimal(line.difference)])
+        sheet.append([levy.item_id, levy.rule_id, ROUTE_LABELS[levy.route], "Summe", "Bedarf (Defizit)",
+                      _decimal(levy.base_total / 100, 2), exact, levy.rate, cents_to_decimal(levy.total_at_rate),
+                      cents_to_decimal(levy.need), cents_to_decimal(levy.difference)], bold=True)
+    sheet.finish()
+
+
 PROVISIONAL_NOTE = ("VORLÄUFIG (§ 56 Abs. 1 KrO NRW): Haushaltssatzung noch nicht in Kraft, berechnet mit den "
                     "Hebesätzen und Umlagegrundlagen des Vorjahres")
 
@@ -263,6 +303,8 @@ def write_workbook(path: str | Path, allocation: Allocation, controls: Sequence[
     _entscheidungen(workbook, allocation)
     _kontrollen(workbook, controls)
     _protokoll(workbook, protocol)
+    _hinweise(workbook, allocation)
+    _hebesaetze(workbook, allocation)
     if provisional:
         mark_provisional(workbook, provisional)
     write_atomically(path, workbook.save)

@@ -21,15 +21,15 @@ __all__ = ["load_rulebook", "parse_rulebook", "check_columns", "TOP_KEYS", "RULE
 
 TOP_KEYS = ("district", "valid_from", "valid_to", "hit_policy", "description", "domains", "rules", "examples")
 RULE_KEYS = ("id", "description", "legal_basis", "when", "route", "payers", "key", "components", "extent",
-             "priority")
+             "priority", "credit_hosts")
 EXAMPLE_KEYS = ("item", "rule", "route", "description", "municipalities", "deficit", "costs", "funding", "rounding",
                 "split")
 SPLIT_KEYS = ("municipalities", "deficit", "costs", "funding", "rounding", "split")
 HIT_POLICIES = ("unique", "priority")
 ITEM_KEY = "Schluessel"
 PARAMETERS_BY_ROUTE = {
-    "district_levy": {"components"},
-    "differentiated_levy": {"components", "payers", "extent"},
+    "district_levy": {"components", "credit_hosts"},
+    "differentiated_levy": {"components", "payers", "extent", "credit_hosts"},
     "direct_billing": {"components", "payers", "key"},
     "host_bears": {"components"},
 }
@@ -140,7 +140,7 @@ def _rule(reader: _Reader, node: object, index: int, where: Location) -> Rule | 
                      expected="when: {Spalte: Wert}", hint="write `when: {}` for a rule that always applies")
     when = conditions.parse(node.get("when"), reader.file, reader.problems, node.vpos("when"))
     allowed = PARAMETERS_BY_ROUTE.get(route, set())
-    for parameter in ("payers", "key", "extent"):
+    for parameter in ("payers", "key", "extent", "credit_hosts"):
         if parameter in node and route in ROUTES and parameter not in allowed:
             reader.error("rule-bad-parameter", reader.at(node, parameter),
                          f'"{parameter}" does not apply to route {route}', found=parameter,
@@ -178,8 +178,14 @@ def _rule(reader: _Reader, node: object, index: int, where: Location) -> Rule | 
         reader.error("rule-bad-type", reader.at(node, "priority", True), '"priority" must be a whole number',
                      found=repr(priority), expected="e.g. 10", hint="higher numbers win under hit_policy: priority")
         priority = 0
+    credit_hosts = node.get("credit_hosts", False)
+    if not isinstance(credit_hosts, bool):
+        reader.error("rule-bad-type", reader.at(node, "credit_hosts", True), '"credit_hosts" must be true or false',
+                     found=repr(credit_hosts), expected="true or false",
+                     hint="write `credit_hosts: true` to exempt hosting municipalities from this levy")
+        credit_hosts = False
     return Rule(rule_id, description, legal_basis, when, route, payers, key, components, extent, priority, index,
-                where)
+                where, credit_hosts=credit_hosts)
 
 
 def _example(reader: _Reader, node: object, where: Location) -> Example | None:

@@ -1,0 +1,64 @@
+"""Findings: notices about an allocation that are not errors. Today: the double burden of host municipalities.
+
+A municipality that bears a service of some `Kategorie` itself (an item routed `host_bears` with its AGS as
+`Traeger`) and at the same time pays, through a levy (`district_levy` / `differentiated_levy`), its share
+of an item of the same `Kategorie` that someone else provides (usually the Kreis, for the other
+municipalities), carries that service twice: a double burden (the seed case, Stadt Voerde 2022). Each
+such municipality and Kategorie gives one `double-burden` finding with its own cost, its levy share and
+the total. Where the levy rule says `credit_hosts: true`, `allocate` has already taken the hosts out of
+that item's payers; the credit they received is reported as a `host-credited` finding instead.
+
+Pure: reads the allocation's lines, computes nothing that money.py should round.
+"""
+from __future__ import annotations
+
+from .model import ROUTE_LABELS, Allocation, Finding
+from .money import format_eur
+
+__all__ = ["LEVY_ROUTES", "DOUBLE_BURDEN", "HOST_CREDITED", "double_burdens", "finding_total"]
+
+LEVY_ROUTES = ("district_levy", "differentiated_levy")
+DOUBLE_BURDEN = "double-burden"
+HOST_CREDITED = "host-credited"
+
+
+def finding_total(finding: Finding) -> int:
+    """What the municipality carries for this Kategorie: own cost plus levy share, in cents."""
+    return finding.own_cost + finding.levy_share
+
+
+def double_burdens(allocation: Allocation) -> tuple[Finding, ...]:
+    """Every (municipality, Kategorie) with a double burden or a host credit, ordered by AGS then Kategorie."""
+    names = {m.ags: m.name for m in allocation.book.municipalities}
+    own: dict[tuple[str, str], int] = {}
+    own_items: dict[tuple[str, str], list[str]] = {}
+    for item in allocation.items:
+        if item.rule.route == "host_bears":
+            key = (item.item.host, item.item.category)
+            own[key] = own.get(key, 0) + sum(line.amount for line in item.lines if line.ags == item.item.host)
+            own_items.setdefault(key, []).append(item.item.id)
+    findings: list[Finding] = []
+    for (ags, category), own_cost in sorted(own.items()):
+        levy_items = [item for item in allocation.items
+                      if item.rule.route in LEVY_ROUTES and item.item.category == category and item.item.host != ags]
+        share = sum(line.amount for item in levy_items for line in item.lines if line.ags == ags)
+        credit = sum(item.credits.get(ags, 0) for item in levy_items)
+        paying = [item for item in levy_items if any(line.ags == ags and line.amount for line in item.lines)]
+        credited = [item for item in levy_items if item.credits.get(ags)]
+        name = names.get(ags, ags)
+        if share > 0:
+            routes = ", ".join(f"{ROUTE_LABELS[i.rule.route]} ({i.item.id})" for i in paying)
+            findings.append(Finding(
+                DOUBLE_BURDEN, ags, name, category,
+                f"Doppelbelastung: {name} trägt {category} selbst ({', '.join(own_items[(ags, category)])}: "
+                f"{format_eur(own_cost)}) und zahlt über {routes} {format_eur(share)} für die Leistung an andere "
+                f"Gemeinden; zusammen {format_eur(own_cost + share)}",
+                own_cost, share))
+        if credit:
+            routes = ", ".join(f"{ROUTE_LABELS[i.rule.route]} ({i.item.id}, Regel {i.rule.id})" for i in credited)
+            findings.append(Finding(
+                HOST_CREDITED, ags, name, category,
+                f"Anrechnung: {name} trägt {category} selbst ({format_eur(own_cost)}) und ist nach credit_hosts "
+                f"von {routes} freigestellt; angerechnet {format_eur(credit)}",
+                own_cost, share, credit))
+    return tuple(findings)
