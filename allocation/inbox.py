@@ -1,6 +1,7 @@
 """The inbox: controllers drop workbooks into `DIR/eingang/`, every file is processed exactly once.
 
-Folders below DIR: `eingang/` (drop here), `ergebnis/<name>/` (result workbook, manifest, `status.json`),
+Folders below DIR: `eingang/` (drop here), `ergebnis/<name>/` (result workbook, the run manifest written by
+`pipeline.run`, `status.json`),
 `fehler/<name>/` (`fehlerbericht.txt`, `<name>-markiert.xlsx`, `problems.json`, `status.json`), `archiv/`
 (every input, renamed `<UTC time>_<sha256>_<name>`, never modified or deleted), `register/` (final runs),
 `.tmp/` (work in progress, private) and `.lock`.
@@ -212,7 +213,6 @@ def _process_one(path: Path, root: Path, rules_dir: Path, mode: str, force: bool
         result = run(input_copy, rules, work / published.name, mode=mode, register_dir=root / "register",
                      supersede=supersede, register_extra={"input": path.name, "output": str(published),
                                                           "via": "inbox"})
-        _write_manifest(work, result, input_copy, rules)
         problems = list(result.warnings)
     except ProblemsError as error:
         status, exit_code, problems = "error", error.exit_code, list(error.problems)
@@ -250,21 +250,6 @@ def _process_one(path: Path, root: Path, rules_dir: Path, mode: str, force: bool
     return Outcome(path.name, sha256, status, exit_code, str(target), str(archive), district, year,
                    str(rules) if rules else None, mode, sum(1 for p in problems if p.severity != "warning"),
                    round(time.monotonic() - started, 3))
-
-
-def _write_manifest(work: Path, result, input_copy: Path, rules: Path) -> None:
-    """Call the manifest module if the installation has one; the inbox works without it."""
-    try:
-        from . import manifest  # type: ignore[attr-defined]
-    except ImportError:
-        return
-    writer = getattr(manifest, "write_manifest", None)
-    if writer is None:
-        return
-    try:
-        writer(result.output, input_copy, rules, work / "manifest.json")
-    except TypeError:
-        return
 
 
 def _prepare(root: Path) -> None:
