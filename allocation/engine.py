@@ -17,9 +17,20 @@ Quirks handled here (see ../shared/ENGINE-NOTES.md):
 - `MemoryError` at 1,024 state ids: one state id per call, each fact retracted after its decision.
 - ruleset names must be unique per host: one host per process, one fresh ruleset name per call.
 Distinct records are decided once (only the referenced columns are part of a record's identity).
+
+Fast path (benchmarks/README.md; proven against a reference evaluator in tests/test_engine_fast_path.py):
+- values no condition can tell apart are one case: a number is identified by its position among the
+  column's number constants (below, equal, between, above; compared as the encoded numbers durable_rules
+  sees), a text by whether it equals one of the column's text constants. durable_rules decides one
+  representative record of each case; the others reuse that decision. Columns with text compared by
+  size, text containing NUL, or numbers beyond 2**53 keep their exact values.
+- facts are asserted and retracted in chunks (`assert_facts`), and the host runs without its background
+  dispatch timers, so every action has run when the call returns (durable_rules otherwise finishes
+  batched actions later on a timer thread).
 """
 from __future__ import annotations
 
+import bisect
 import itertools
 import threading
 from decimal import Decimal
@@ -34,6 +45,9 @@ _TEXT_PREFIX = "s:"
 _NUMBER_IN_TEXT = "\x00number"  # s<i> of a numeric value; never equal to a prefixed text constant
 _TEXT_IN_NUMBER = -1.5e308  # n<i> of a text value; constants are bounded far below it
 _CATCH_ALL = "__fact_seen__"
+_CHUNK = 512  # facts per assert_facts call: fewer calls into the C core, bounded retained facts
+_EXACT_LIMIT = 2**53  # int/double comparisons are exact below this (durable_rules compares doubles)
+_OTHER_TEXT = object()  # the case of every text that equals no text constant of its column
 
 _host = None
 _host_lock = threading.Lock()
@@ -56,7 +70,11 @@ def _get_host():
         if _host is None:
             from durable import engine as durable_engine
 
-            _host = durable_engine.Host()
+            class _SynchronousHost(durable_engine.Host):
+                def _run(self):  # no background dispatch timers: actions run inside assert_facts only
+                    pass
+
+            _host = _SynchronousHost()
         return _host
 
 
@@ -89,8 +107,12 @@ def _compile(node: Condition, index: Mapping[str, int]) -> dict:
     if isinstance(node, Cmp):
         return _leaf(node, index)
     if not node.children:
-        # empty all = always true; empty any = never true ("_row" exists on every fact)
-        return {"$ex": {"_row": 1}} if isinstance(node, All) else {"$nex": {"_row": 1}}
+        # empty all = always true; empty any = never true ("_row" exists on every fact). A bare
+        # `$nex` would also match durable_rules' own state object and fire forever: "never" must be
+        # unsatisfiable for every object (tests/test_regressions.py).
+        if isinstance(node, All):
+            return {"$ex": {"_row": 1}}
+        return {"$and": [{"$ex": {"_row": 1}}, {"$nex": {"_row": 1}}]}
     parts = [_compile(child, index) for child in node.children]
     if len(parts) == 1:
         return parts[0]
@@ -104,14 +126,71 @@ def compile_condition(condition: Condition, index: Mapping[str, int]) -> dict:
 
 def match(named: Mapping[str, Condition], records: Sequence[Mapping[str, object]]) -> list[frozenset[str]]:
     """For each record, the names of the conditions that hold, as decided by durable_rules."""
+    return _match(named, records, reduce_values=True)
+
+
+def _match(named: Mapping[str, Condition], records: Sequence[Mapping[str, object]],
+           reduce_values: bool) -> list[frozenset[str]]:
     columns = sorted({cmp.column for condition in named.values() for cmp in conditions.columns(condition)})
     index = {column: i for i, column in enumerate(columns)}
-    signatures = [tuple(record.get(column, "") for column in columns) for record in records]
+    if not columns:
+        signatures = [()] * len(records)
+    elif len(columns) == 1:
+        column = columns[0]
+        signatures = [(record.get(column, ""),) for record in records]
+    else:
+        signatures = [tuple(record.get(column, "") for column in columns) for record in records]
     distinct = list(dict.fromkeys(signatures))
     if not distinct:
         return []
-    decided = _decide(named, index, distinct)
-    return [decided[signature] for signature in signatures]
+    if not reduce_values:
+        decided = _decide(named, index, distinct)
+        return [decided[signature] for signature in signatures]
+    normal = [conditions.negation_normal_form(condition) for condition in named.values()]
+    case_of = [_case_function(column, normal) for column in columns]
+    cases: dict[tuple, tuple] = {}  # case -> representative signature
+    signature_case: dict[tuple, tuple] = {}
+    for signature in distinct:
+        case = tuple([classify(value) for classify, value in zip(case_of, signature)])
+        signature_case[signature] = case
+        cases.setdefault(case, signature)
+    decided = _decide(named, index, list(cases.values()))
+    by_case = {case: decided[representative] for case, representative in cases.items()}
+    by_signature = {signature: by_case[case] for signature, case in signature_case.items()}
+    return [by_signature[signature] for signature in signatures]
+
+
+def _case_function(column: str, normal: Sequence[Condition]):
+    """value -> a key equal for all values that every comparison on `column` treats alike."""
+    numbers: set[int | float] = set()
+    texts: set[str] = set()
+    exact_text = False
+    for condition in normal:
+        for cmp in conditions.columns(condition):
+            if cmp.column != column:
+                continue
+            if isinstance(cmp.value, Decimal):
+                numbers.add(_number(cmp.value))
+            else:
+                texts.add(cmp.value)
+                exact_text = exact_text or cmp.op not in ("eq", "ne")
+    exact_numbers = any(abs(number) >= _EXACT_LIMIT for number in numbers)
+    bounds = sorted(numbers)
+    size = len(bounds)
+
+    def classify(value: object) -> tuple:
+        if isinstance(value, Decimal):
+            encoded = _number(value)
+            if exact_numbers or abs(encoded) >= _EXACT_LIMIT:
+                return (0, encoded)
+            position = bisect.bisect_left(bounds, encoded)
+            return (1, position, position < size and bounds[position] == encoded)
+        text = str(value)
+        if exact_text or text in texts or "\x00" in text:
+            return (2, text)
+        return (3, _OTHER_TEXT)
+
+    return classify
 
 
 def _decide(named: Mapping[str, Condition], index: Mapping[str, int],
@@ -135,20 +214,26 @@ def _decide(named: Mapping[str, Condition], index: Mapping[str, int],
     with _host_lock:
         host.register_rulesets({ruleset_name: definition})
     result: dict[tuple, frozenset[str]] = {}
-    for row, signature in enumerate(distinct):
-        fact = {"sid": "0", "_row": row}
-        for i, value in enumerate(signature):
-            fact[f"n{i}"], fact[f"s{i}"] = _encode(value)
+    attributes = [(f"n{i}", f"s{i}") for i in range(len(index))]
+    for start in range(0, len(distinct), _CHUNK):
+        chunk = distinct[start:start + _CHUNK]
+        facts = []
+        for row, signature in enumerate(chunk, start=start):
+            fact = {"sid": "0", "_row": row}
+            for (number_attribute, text_attribute), value in zip(attributes, signature):
+                fact[number_attribute], fact[text_attribute] = _encode(value)
+            facts.append(fact)
         try:
-            host.assert_fact(ruleset_name, fact)
-            host.retract_fact(ruleset_name, fact)
+            host.assert_facts(ruleset_name, facts)
+            host.retract_facts(ruleset_name, facts)
         except MessageNotHandledException as error:  # cannot happen with the catch-all rule
-            raise EngineFailure(f"durable_rules did not handle fact {row}: {error}") from None
-        fired = hits.pop(row, set())
-        if _CATCH_ALL not in fired:
-            raise EngineFailure(f"durable_rules ran no action for fact {row} (swallowed error or async action)")
-        fired.discard(_CATCH_ALL)
-        result[signature] = frozenset(fired)
+            raise EngineFailure(f"durable_rules did not handle facts {start}..: {error}") from None
+        for row, signature in enumerate(chunk, start=start):
+            fired = hits.pop(row, set())
+            if _CATCH_ALL not in fired:
+                raise EngineFailure(f"durable_rules ran no action for fact {row} (swallowed error or async action)")
+            fired.discard(_CATCH_ALL)
+            result[signature] = frozenset(fired)
     try:
         host.delete_state(ruleset_name, "0")
     except Exception:  # pragma: no cover - state cleanup is best effort
