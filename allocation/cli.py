@@ -228,6 +228,32 @@ def _cmd_trueup(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import run_batch
+
+    show = not args.json and sys.stderr.isatty() or args.progress
+
+    def progress(done: int, total: int, result) -> None:
+        if not show:
+            return
+        width = 30
+        filled = width * done // max(total, 1)
+        mark = "" if result.exit_code == 0 else f"  FEHLER {Path(result.input).name}"
+        print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}{mark}", end="\n" if mark or done == total
+              else "", file=sys.stderr, flush=True)
+
+    result = run_batch(args.folder, args.output, args.rules, jobs=args.jobs, progress=progress)
+    failed = [r for r in result.results if r.exit_code]
+    if args.json:
+        print(json.dumps({"status": "ok" if not failed else "error", "exit_code": result.exit_code,
+                          "summary": str(result.summary), "districts": len(result.results),
+                          "failed": [{"input": r.input, "exit_code": r.exit_code, "problems": list(r.problems)}
+                                     for r in failed]}, ensure_ascii=False, indent=2))
+    else:
+        print(f"{len(result.results)} Eingaben, {len(failed)} mit Fehlern; Zusammenfassung: {result.summary}")
+    return result.exit_code
+
+
 def _cmd_template(args: argparse.Namespace) -> int:
     from .template import write_template
 
@@ -348,6 +374,20 @@ def build_parser() -> argparse.ArgumentParser:
     template.add_argument("output", metavar="VORLAGE.xlsx", help="Zieldatei")
     template.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     template.set_defaults(handler=_cmd_template)
+
+    batch = commands.add_parser("batch", help="alle Eingabe-Arbeitsmappen eines Ordners (z. B. alle Kreise) rechnen",
+                                description="Rechnet jede Eingabe-Arbeitsmappe im ORDNER, schreibt je Eingabe eine "
+                                            "Ergebnis-Arbeitsmappe und eine Zusammenfassung (Zusammenfassung.xlsx). "
+                                            "--rules ist eine Regeldatei für alle Eingaben oder ein Ordner, aus dem "
+                                            "je Kreis und Haushaltsjahr die gültige Regeldatei gewählt wird.")
+    batch.add_argument("folder", metavar="ORDNER", help="Ordner mit Eingabe-Arbeitsmappen (*.xlsx)")
+    batch.add_argument("--rules", required=True, metavar="REGELN.yaml|REGELORDNER",
+                       help="Regeldatei für alle Eingaben, oder Ordner mit Regeldateien (Auswahl je Kreis und Jahr)")
+    batch.add_argument("-o", "--output", required=True, metavar="ZIELORDNER", help="Ordner für die Ergebnisse")
+    batch.add_argument("--jobs", type=int, default=None, metavar="N", help="parallele Prozesse (Standard: alle Kerne)")
+    batch.add_argument("--progress", action="store_true", help="Fortschrittsbalken auch ohne Terminal zeigen")
+    batch.add_argument("--json", action="store_true", help="Ergebnis als JSON ausgeben")
+    batch.set_defaults(handler=_cmd_batch)
 
     compare = commands.add_parser(
         "compare", help="Szenarien nebeneinander (--rules je Szenario) oder zwei Haushaltsjahre vergleichen",

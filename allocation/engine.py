@@ -45,7 +45,7 @@ _TEXT_PREFIX = "s:"
 _NUMBER_IN_TEXT = "\x00number"  # s<i> of a numeric value; never equal to a prefixed text constant
 _TEXT_IN_NUMBER = -1.5e308  # n<i> of a text value; constants are bounded far below it
 _CATCH_ALL = "__fact_seen__"
-_CHUNK = 512  # facts per assert_facts call: fewer calls into the C core, bounded retained facts
+_CHUNK = 64  # facts per assert_facts call: fewer calls into the C core, bounded retained facts
 _EXACT_LIMIT = 2**53  # int/double comparisons are exact below this (durable_rules compares doubles)
 _OTHER_TEXT = object()  # the case of every text that equals no text constant of its column
 

@@ -25,6 +25,9 @@ __all__ = ["write_workbook", "write_atomically", "proof", "SHEET_NAMES", "safe_t
 
 SHEET_NAMES = ("Uebersicht", "Einzelnachweis", "Entscheidungen", "Kontrollen", "Protokoll", "Hinweise", "Hebesaetze")
 EUR = '#,##0.00 "€"'
+# Rows per sheet including the header (Excel's limit). An Einzelnachweis with more lines continues on
+# sheets Einzelnachweis_2, Einzelnachweis_3, ..., each with the header row. Tests lower it to check that.
+MAX_ROWS = 1_048_576
 POINTS = "0.0000"
 SHARE = "0.0000000000"
 EXACT = "#,##0.000000"
@@ -160,8 +163,13 @@ def _einzelnachweis(workbook, allocation: Allocation) -> None:
     sheet = _Sheet(workbook, "Einzelnachweis", headers, formats)
     names = {m.ags: m.name for m in allocation.book.municipalities}
     unit = allocation.book.parameters.unit
+    part = 1
     for item in allocation.items:
         for line in sorted(item.lines, key=lambda l: l.ags):
+            if sheet.row >= MAX_ROWS:  # Excel's last row: continue on Einzelnachweis_2, _3, ... (same header)
+                sheet.finish()
+                part += 1
+                sheet = _Sheet(workbook, f"Einzelnachweis_{part}", headers, formats)
             sheet.append([item.item.id, line.ags, names[line.ags], item.rule.id, ROUTE_LABELS[item.rule.route],
                           item.key_label, _decimal(line.key, 6), _decimal(item.key_total, 6),
                           _decimal(line.share, 10), _decimal(line.exact / 100, 6), cents_to_decimal(line.amount),

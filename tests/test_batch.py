@@ -1,0 +1,131 @@
+"""National batch: every district of a folder, on a passed-in process pool; one output per district, one
+summary; a broken district is reported and does not stop the others.
+
+Expected totals are computed here from the generator's figures by hand arithmetic (deficit = eligible cost
+components − funding, in cents; the youth-office rule excludes Gemeinkosten), not by the pipeline.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from allocation import synth
+from allocation.batch import run_batch
+from allocation.cli import main
+from allocation.problems import ExitCode
+
+SCALE = 0.01  # 4 districts × 2 municipalities × 4 items
+
+
+def expected_total_cents(district) -> int:
+    total = 0
+    for _id, _label, category, staff, material, overhead, funding, host, _posts in district.items:
+        eligible = staff + material + (overhead if not (category == "Jugendhilfe" and host == "Kreis") else 0)
+        total += int((eligible - funding) * 100)
+    return total
+
+
+@pytest.fixture(scope="module")
+def country_dir(tmp_path_factory) -> tuple[Path, Path]:
+    return synth.write_country(tmp_path_factory.mktemp("country"), scale=SCALE)
+
+
+def test_generator_is_deterministic_and_scaled():
+    first, second = synth.country(SCALE), synth.country(SCALE)
+    assert first == second
+    assert len(first.districts) == 4
+    assert all(len(d.municipalities) == 2 and len(d.items) == 4 for d in first.districts)
+    assert synth.country(SCALE, seed=1) != first
+    full_counts = synth._counts(1.0)
+    assert full_counts == (400, 40, 400)
+
+
+def test_batch_on_a_process_pool_selects_rules_per_district(country_dir, tmp_path):
+    inputs, rules = country_dir
+    seen = []
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        result = run_batch(inputs, tmp_path / "out", rules, executor=pool,
+                           progress=lambda done, total, r: seen.append((done, total)))
+        assert pool.submit(int, "7").result() == 7  # the caller's executor is left running
+    districts = synth.country(SCALE).districts
+    assert result.exit_code == ExitCode.OK
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert [r.district for r in result.results] == [d.name for d in districts]  # input order, not finish order
+    for r, district in zip(result.results, districts):
+        assert Path(r.output).is_file()
+        assert r.total_cents == expected_total_cents(district)
+        assert r.items == 4 and r.municipalities == 2
+    summary = load_workbook(result.summary, read_only=True)
+    rows = list(summary["Kreise"].iter_rows(values_only=True))
+    assert rows[0][:3] == ("Eingabe", "Kreis", "Haushaltsjahr")
+    assert [row[1] for row in rows[1:]] == [d.name for d in districts]
+    assert [Decimal(str(row[5])) for row in rows[1:]] == [Decimal(expected_total_cents(d)) / 100 for d in districts]
+    assert list(summary["Fehler"].iter_rows(values_only=True)) == [("Eingabe", "Exit-Code", "Problem")]
+
+
+def test_broken_district_is_reported_and_the_others_run(country_dir, tmp_path):
+    inputs, rules = country_dir
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for path in inputs.glob("*.xlsx"):
+        (folder / path.name).write_bytes(path.read_bytes())
+    (folder / "aaa-kaputt.xlsx").write_text("ID;Betrag\n", encoding="utf-8")
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        result = run_batch(folder, tmp_path / "out", rules, executor=pool)
+    assert result.exit_code == ExitCode.INPUT
+    broken = result.results[0]
+    assert broken.exit_code == ExitCode.INPUT and broken.output is None
+    assert any("aaa-kaputt.xlsx" in problem for problem in broken.problems)
+    assert all(r.exit_code == ExitCode.OK for r in result.results[1:])
+    errors = list(load_workbook(result.summary, read_only=True)["Fehler"].iter_rows(values_only=True))[1:]
+    assert errors and all(row[0] == "aaa-kaputt.xlsx" and row[1] == ExitCode.INPUT for row in errors)
+
+
+def test_cli_batch_with_one_rule_file_for_all(country_dir, tmp_path, capsys):
+    inputs, rules = country_dir
+    # --rules FILE is used for every input as given (no selection by district), like `allocation run --rules`
+    code = main(["batch", str(inputs), "--rules", str(rules / "kreis-synthetika-001.yaml"),
+                 "-o", str(tmp_path / "out"), "--jobs", "2", "--json"])
+    out = capsys.readouterr().out
+    assert code == ExitCode.OK, out
+    assert len(list((tmp_path / "out").glob("*-ergebnis.xlsx"))) == 4
+    assert (tmp_path / "out" / "Zusammenfassung.xlsx").is_file()
+
+
+def test_cli_batch_without_a_rule_file_for_a_district_fails_with_rule_error(country_dir, tmp_path):
+    inputs, rules = country_dir
+    partial = tmp_path / "rules"
+    partial.mkdir()
+    (partial / "only-one.yaml").write_text((rules / "kreis-synthetika-002.yaml").read_text(encoding="utf-8"),
+                                           encoding="utf-8")
+    code = main(["batch", str(inputs), "--rules", str(partial), "-o", str(tmp_path / "out"), "--jobs", "1"])
+    assert code == ExitCode.RULES
+    assert [p.name for p in sorted((tmp_path / "out").glob("*-ergebnis.xlsx"))] == ["kreis-synthetika-002-ergebnis.xlsx"]
+
+
+def test_einzelnachweis_beyond_the_row_limit_continues_on_numbered_sheets(tmp_path, monkeypatch,
+                                                                          fixture_workbook, rules_file):
+    from allocation import report
+    from allocation.pipeline import run
+
+    whole = tmp_path / "whole.xlsx"
+    run(fixture_workbook, rules_file, whole)
+    monkeypatch.setattr(report, "MAX_ROWS", 21)  # header + 20 lines per sheet
+    split = tmp_path / "split.xlsx"
+    run(fixture_workbook, rules_file, split)
+    # Kreis Wesel fixture: 5 cost items × 13 municipalities = 65 lines -> 20 + 20 + 20 + 5
+    book = load_workbook(split, read_only=True)
+    parts = ["Einzelnachweis", "Einzelnachweis_2", "Einzelnachweis_3", "Einzelnachweis_4"]
+    names = book.sheetnames
+    assert names[names.index("Einzelnachweis"):names.index("Einzelnachweis") + 4] == parts
+    rows = [list(book[name].iter_rows(values_only=True)) for name in parts]
+    assert [len(r) - 1 for r in rows] == [20, 20, 20, 5]
+    reference = list(load_workbook(whole, read_only=True)["Einzelnachweis"].iter_rows(values_only=True))
+    assert len(reference) == 66
+    assert all(r[0] == reference[0] for r in rows)  # the same header on every part
+    assert [line for r in rows for line in r[1:]] == reference[1:]
+    assert "Einzelnachweis_2" not in load_workbook(whole, read_only=True).sheetnames
