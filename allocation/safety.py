@@ -67,12 +67,12 @@ def _looks_like_text(data: bytes) -> bool:
 def _ole(data: bytes, name: str) -> Problem:
     # Stream names in an OLE directory are UTF-16-LE; an encrypted OOXML workbook holds "EncryptionInfo".
     if "EncryptionInfo".encode("utf-16-le") in data or "EncryptedPackage".encode("utf-16-le") in data:
-        return _problem("input-encrypted", name, "the workbook is password-protected (encrypted)",
+        return _problem("input-not-xlsx", name, "the workbook is password-protected (encrypted)",
                         found="verschlüsselte Arbeitsmappe (OLE-Container mit EncryptionInfo)",
                         expected="an .xlsx workbook without password",
                         hint="open it in Excel, remove the password (Datei › Informationen › Arbeitsmappe schützen) "
                              "and save again as .xlsx")
-    return _problem("input-xls", name, "this is an old Excel 97-2003 (.xls) file",
+    return _problem("input-not-xlsx", name, "this is an old Excel 97-2003 (.xls) file",
                     found="Excel-97-2003-Datei (OLE-Container)", expected="an .xlsx workbook",
                     hint="open it in Excel and save as .xlsx (Excel-Arbeitsmappe)")
 
@@ -170,7 +170,7 @@ def check_bytes(data: bytes, name: str, structure: bool = True) -> list[Problem]
     if not data.startswith(b"PK"):
         if _looks_like_text(data):
             first = data[:200].decode("utf-8", errors="replace").splitlines()[0] if data.strip() else ""
-            return [_problem("input-csv", name, "this is a text/CSV file, not an Excel workbook",
+            return [_problem("input-not-xlsx", name, "this is a text/CSV file, not an Excel workbook",
                              found=repr(first[:60]), expected="an .xlsx workbook",
                              hint="open it in Excel and save as .xlsx (Excel-Arbeitsmappe); renaming is not enough")]
         return [_problem("input-not-xlsx", name, "this file is not an Excel workbook (.xlsx)", found=repr(data[:16]),
@@ -202,7 +202,7 @@ def _check_archive(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], name:
                              found=f"{info.file_size:,} Bytes aus {info.compress_size:,} Bytes (Faktor {ratio:,.0f})"
                              .replace(",", "."), expected=f"a compression ratio below {MAX_RATIO}", hint=bomb_hint)]
         if info.flag_bits & 0x1:
-            return [_problem("input-encrypted", name, "the archive is encrypted", found=info.filename,
+            return [_problem("input-not-xlsx", name, "the archive is encrypted", found=info.filename,
                              expected="an .xlsx workbook without password", hint="remove the password and save again")]
     names = {i.filename for i in infos}
     if "[Content_Types].xml" not in names or "xl/workbook.xml" not in names:

@@ -223,10 +223,10 @@ def build() -> list[dict]:
     (HERE / "gueltig.xlsx").write_bytes(save(base_workbook()))
 
     # --- not a workbook at all / unsafe to open
-    case("csv-als-xlsx.xlsx", "AGS;Gemeinde;Umlagegrundlagen\n05170004;Alpen;27154437\n", "input-csv", "Datei",
+    case("csv-als-xlsx.xlsx", "AGS;Gemeinde;Umlagegrundlagen\n05170004;Alpen;27154437\n", "input-not-xlsx", "Datei",
          "a CSV file renamed to .xlsx")
-    case("alt-excel.xls", ole("Workbook"), "input-xls", "Datei", "an Excel 97-2003 .xls file (OLE container)")
-    case("passwortgeschuetzt.xlsx", ole("EncryptionInfo"), "input-encrypted", "Datei",
+    case("alt-excel.xls", ole("Workbook"), "input-not-xlsx", "Datei", "an Excel 97-2003 .xls file (OLE container)")
+    case("passwortgeschuetzt.xlsx", ole("EncryptionInfo"), "input-not-xlsx", "Datei",
          "a password-protected workbook (OLE container with EncryptionInfo)")
     case("zip-bombe-gross.xlsx", zip_bomb(300), "input-zip-bomb", "Datei",
          "a part declaring 300 MiB (limit: 200 MiB in total), refused from the central directory before unpacking")
@@ -377,7 +377,8 @@ def positive_cases() -> list[dict]:
 
 README_HEAD = """# Corpus of hostile and broken inputs
 
-Built by `build_corpus.py` (run it to rebuild; the files are committed). Every file is run by
+Built by `build_corpus.py` (run it to rebuild; the files are committed; openpyxl stamps the save time into
+docProps, so a rebuild changes the hashes: commit the rebuilt files together with `cases.json`). Every file is run by
 `tests/test_corpus.py` through `allocation run FILE --rules RULES -o out.xlsx`; each must give the exit code
 and the problem code at the location below, write no output workbook and leave the file unchanged (its
 SHA-256 is recorded in `cases.json`). `gueltig.xlsx` with `regeln.yaml` is the valid base every case is
