@@ -24,13 +24,14 @@ from pathlib import Path
 
 from . import __version__
 from .model import ROUTES, Allocation
+from .problems import ExitCode
 
 __all__ = ["MANIFEST_SUFFIX", "VERIFY_FAILED", "IGNORED_ROWS", "manifest_path", "protocol_rows", "build_manifest",
            "write_manifest", "verify", "VerifyResult", "sha256_file"]
 
 MANIFEST_SUFFIX = ".manifest.json"
 FORMAT = "allocation-manifest/1"
-VERIFY_FAILED = 7  # exit code of `allocation verify` when anything differs
+VERIFY_FAILED = ExitCode.VERIFY  # exit code of `allocation verify` when anything differs
 IGNORED_ROWS = ("Laufzeitpunkt (UTC)",)
 
 

@@ -35,6 +35,7 @@ class ExitCode:
     RULES = 4
     DECISION = 5
     INVARIANT = 6
+    VERIFY = 7
     BUSY = 75
 
 

@@ -331,9 +331,8 @@ def _example_split(reader: _Reader, node: LocDict, where: Location) -> ExampleSp
                         reader.at(node, "split"))
 
 
-
-def parse_rulebook(text: str, path: str, sha256: str = "") -> Rulebook:
-    """Parse and schema-check a rule file's text. Raises RuleFileError with every error found."""
+def parse_rulebook(text: str, path: str, sha256: str = "") -> tuple[Rulebook, list[Problem]]:
+    """Parse and schema-check a rule file's text; returns it with its warnings. Raises RuleFileError."""
     reader = _Reader(path)
     try:
         document, duplicates = load(text)

@@ -130,21 +130,42 @@ def test_item_that_no_rule_matches(tmp_path, capsys):
     assert "Sonstiges" in problem["found"]
 
 
-def test_item_that_two_rules_match_under_unique(tmp_path, capsys):
-    rules = LEVY + """\
+TWO_KIM_RULES = LEVY + """\
   - id: also-kim
     legal_basis: "x"
     when: {Kategorie: {in: [KIM, JA]}}
     route: district_levy
 """
-    code, problems = fail(tmp_path, capsys, rules=rules)
-    assert code == ExitCode.DECISION
-    problem = only(problems, "decision-ambiguous")
-    assert problem["location"]["row"] == 2
-    assert "levy" in problem["message"] and "also-kim" in problem["message"]
+
+
+def test_two_rules_that_can_match_one_item_stop_the_run_before_the_data(tmp_path, capsys):
+    # Under `unique` the rule check finds the overlap before any workbook is read (exit 4), naming both rules.
+    code, problems = fail(tmp_path, capsys, rules=TWO_KIM_RULES)
+    assert code == ExitCode.RULES
+    problem = only(problems, "rule-overlap")
     rules_path = tmp_path / "regeln.yaml"
-    assert f"regeln.yaml:{line_of(rules_path, 'id: levy')}" in problem["message"]
-    assert f"regeln.yaml:{line_of(rules_path, 'id: also-kim')}" in problem["message"]
+    text = f"{problem['message']} {problem.get('found') or ''} {problem.get('hint') or ''}"
+    assert "levy" in text and "also-kim" in text
+    assert problem["location"]["line"] in (line_of(rules_path, "id: levy"), line_of(rules_path, "id: also-kim"))
+
+
+def test_item_that_two_rules_match_under_unique_is_refused_by_decide(tmp_path):
+    # The run-time guard behind the static check: decide() itself refuses an item two rules match.
+    from allocation.allocate import decide
+    from allocation.inputs import read_input
+    from allocation.problems import DecisionError
+    from allocation.rulebook import load_rulebook
+
+    rulebook, _ = load_rulebook(write_rules(tmp_path / "regeln.yaml", TWO_KIM_RULES))
+    book = read_input(write_input(tmp_path / "eingabe.xlsx", GOOD_MUNICIPALITIES, GOOD_ITEMS))
+    with pytest.raises(DecisionError) as caught:
+        decide(rulebook, book)
+    problem = caught.value.problems[0]
+    assert problem.code == "decision-ambiguous"
+    assert problem.location.sheet == "Kostenpositionen" and problem.location.row == 2
+    rules_path = tmp_path / "regeln.yaml"
+    assert f"regeln.yaml:{line_of(rules_path, 'id: levy')}" in problem.message
+    assert f"regeln.yaml:{line_of(rules_path, 'id: also-kim')}" in problem.message
 
 
 def test_unknown_column_named_in_a_rule(tmp_path, capsys):
