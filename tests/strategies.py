@@ -103,8 +103,11 @@ def durable_can_parse(value: Decimal) -> bool:
 
 numbers = st.one_of(st.sampled_from(NUMBERS), st.integers(-5, 5).map(Decimal),
                     st.decimals(min_value=-1000, max_value=1000, places=2, allow_nan=False, allow_infinity=False),
-                    st.decimals(min_value=Decimal("-0.001"), max_value=Decimal("0.001"), places=9,
-                                allow_nan=False, allow_infinity=False)).filter(durable_can_parse)
+                    # tiny decimals (printed by Python in exponent form); the last digit non-zero keeps at
+                    # least two significant digits, which durable_can_parse needs
+                    st.builds(lambda sign, n: Decimal(sign * (10 * n + 1)).scaleb(-9),
+                              st.sampled_from([1, -1]), st.integers(1, 99_999)),
+                    ).filter(durable_can_parse)
 # Values a record may hold but a rule constant may not (more than 15 significant digits or >= 10^15).
 record_only_numbers = st.sampled_from([Decimal("1E+20"), Decimal("-1E+20"), Decimal("1000000000000000"),
                                        Decimal("0.30000000000000004"), Decimal("9007199254740993")])
