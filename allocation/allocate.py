@@ -142,7 +142,10 @@ def _keys(item: CostItem, rule: Rule, payers: list[Municipality], book: InputBoo
             continue
         total = sum(values.values(), Fraction(0))
         if total == 0:
-            continue  # reported by the caller as a zero key total when all components are zero
+            # a weighted component without any usage cannot be normalised: the whole key is unusable
+            # (silently dropping it would change the agreed weights); the caller reports a zero key
+            return ({ags: Fraction(0) for ags in keys},
+                    f"{rule.key.describe()}: Spalte {column} ist bei allen Zahlern 0")
         for ags, value in values.items():
             keys[ags] += Fraction(weight) / 100 * value / total
     return keys, rule.key.describe()

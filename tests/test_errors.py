@@ -289,3 +289,21 @@ def test_uncalculated_formula_is_an_error_but_a_cached_value_is_used(tmp_path, c
     assert only(problems, "input-uncalculated-formula")["location"]["cell"] == "Kostenpositionen!D2"
     workbook = load_workbook(input_path)
     assert workbook["Kostenpositionen"]["D2"].value == "=50+50"
+
+
+def test_composite_key_with_a_component_that_no_payer_uses_is_refused(tmp_path, capsys):
+    # Wagenkm is 0 everywhere: 30 % of the key cannot be distributed, so the agreed 70/30 weights cannot hold.
+    rules = """\
+  - id: bus
+    legal_basis: "x"
+    when: {}
+    route: direct_billing
+    key: {Linienminuten: 70, Wagenkm: 30}
+"""
+    municipalities = [["05999001", "A", 1, 10, 0], ["05999002", "B", 1, 30, 0]]
+    code, problems = fail(tmp_path, capsys, municipalities=municipalities, rules=rules,
+                          municipality_extra=["Linienminuten", "Wagenkm"])
+    assert code == ExitCode.DECISION
+    problem = only(problems, "decision-zero-key")
+    assert "Wagenkm" in problem["message"]
+    assert problem["location"]["line"] == line_of(tmp_path / "regeln.yaml", "key:")
