@@ -109,9 +109,10 @@ def _district(number: int, municipalities: int, items: int, seed: int, year: int
     return District(name, f"kreis-synthetika-{number:03d}", year, tuple(towns), tuple(rows), tuple(keys))
 
 
-def country(scale: float = 1.0, seed: int = 2022, year: int = 2022) -> Country:
-    """The synthetic country at `scale` (1.0 = 400 × 40 × 400)."""
-    districts, municipalities, items = _counts(scale)
+def country(scale: float = 1.0, seed: int = 2022, year: int = 2022, districts: int | None = None) -> Country:
+    """The synthetic country at `scale` (1.0 = 400 × 40 × 400); `districts` overrides the district count only."""
+    count, municipalities, items = _counts(scale)
+    districts = count if districts is None else districts
     return Country(tuple(_district(n + 1, municipalities, items, seed, year) for n in range(districts)))
 
 
@@ -142,13 +143,14 @@ def write_district(district: District, folder: Path) -> Path:
     return path
 
 
-def write_country(target: str | Path, scale: float = 1.0, seed: int = 2022, year: int = 2022) -> tuple[Path, Path]:
+def write_country(target: str | Path, scale: float = 1.0, seed: int = 2022, year: int = 2022,
+                  districts: int | None = None) -> tuple[Path, Path]:
     """Write `target/inputs/*.xlsx` and `target/rules/*.yaml`; returns both folders."""
     target = Path(target)
     inputs, rules = target / "inputs", target / "rules"
     inputs.mkdir(parents=True, exist_ok=True)
     rules.mkdir(parents=True, exist_ok=True)
-    for district in country(scale, seed, year).districts:
+    for district in country(scale, seed, year, districts).districts:
         write_district(district, inputs)
         (rules / f"{district.slug}.yaml").write_text(RULES_TEMPLATE.format(district=district.name, year=year),
                                                       encoding="utf-8")
