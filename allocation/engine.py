@@ -150,8 +150,17 @@ def _match(named: Mapping[str, Condition], records: Sequence[Mapping[str, object
     case_of = [_case_function(column, normal) for column in columns]
     cases: dict[tuple, tuple] = {}  # case -> representative signature
     signature_case: dict[tuple, tuple] = {}
+    # classify each distinct value of a column once (str and Decimal never compare equal, so they can share
+    # one dict; other types keep a per-value call)
+    memos = []
+    for i, classify in enumerate(case_of):
+        values = {signature[i] for signature in distinct}
+        if all(type(value) is str or type(value) is Decimal for value in values):
+            memos.append({value: classify(value) for value in values}.__getitem__)
+        else:
+            memos.append(classify)
     for signature in distinct:
-        case = tuple([classify(value) for classify, value in zip(case_of, signature)])
+        case = tuple([memo(value) for memo, value in zip(memos, signature)])
         signature_case[signature] = case
         cases.setdefault(case, signature)
     decided = _decide(named, index, list(cases.values()))
@@ -180,9 +189,11 @@ def _case_function(column: str, normal: Sequence[Condition]):
 
     def classify(value: object) -> tuple:
         if isinstance(value, Decimal):
-            encoded = _number(value)
-            if exact_numbers or abs(encoded) >= _EXACT_LIMIT:
-                return (0, encoded)
+            # float(value) is what durable_rules compares: the encoded double, or for an integral value below
+            # 2**53 exactly the encoded int
+            encoded = float(value)
+            if exact_numbers or not abs(encoded) < _EXACT_LIMIT:
+                return (0, _number(value))
             position = bisect.bisect_left(bounds, encoded)
             return (1, position, position < size and bounds[position] == encoded)
         text = str(value)
