@@ -312,6 +312,55 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return ExitCode.OK if result.identical else VERIFY_FAILED
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    """The upload page (allocation/web). Flask and waitress are imported here only, never at CLI start."""
+    try:
+        import flask  # noqa: F401
+        import waitress
+    except ImportError as missing:
+        print(f"Die Web-Oberfläche braucht zusätzliche Pakete ({missing.name} fehlt): "
+              "pip install 'allocation[web]'", file=sys.stderr)
+        return ExitCode.USAGE
+    if args.hash_password:
+        import getpass
+
+        from .web.config import hash_password
+
+        if sys.stdin.isatty():
+            password = getpass.getpass("Neues Passwort: ")
+            if getpass.getpass("Passwort wiederholen: ") != password:
+                print("Die Passwörter stimmen nicht überein.", file=sys.stderr)
+                return ExitCode.USAGE
+        else:  # e.g. from a password manager: one line on standard input
+            password = sys.stdin.readline().rstrip("\r\n")
+        if len(password) < 12:
+            print("Das Passwort ist zu kurz: mindestens 12 Zeichen.", file=sys.stderr)
+            return ExitCode.USAGE
+        print(hash_password(password))
+        return ExitCode.OK
+    import threading
+    import time
+
+    from .web.app import create_app, sweep
+    from .web.config import load_config
+
+    config = load_config(args.config)
+    app = create_app(config)
+
+    def _sweep_forever() -> None:  # remove old uploads and results even when nobody uses the page
+        while True:
+            sweep(config)
+            time.sleep(60)
+
+    threading.Thread(target=_sweep_forever, name="allocation-sweep", daemon=True).start()
+    print(f"allocation serve: http://{args.host}:{args.port}/ (Regeln: {config.rules_dir}, "
+          f"Anmeldung: {'Kopfzeile ' + config.user_header if config.auth_mode == 'header' else 'Passwort'})",
+          file=sys.stderr)
+    waitress.serve(app, host=args.host, port=args.port, threads=4, ident="allocation",
+                   max_request_body_size=config.max_upload_bytes + 1024 * 1024)
+    return ExitCode.OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="allocation",
@@ -450,6 +499,19 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("target", metavar="ERGEBNIS.xlsx", help="Ergebnis-Arbeitsmappe oder ihr .manifest.json")
     verify.add_argument("--json", action="store_true", help="Ergebnis als JSON ausgeben")
     verify.set_defaults(handler=_cmd_verify)
+
+    serve = commands.add_parser("serve", help="Web-Oberfläche: Arbeitsmappe hochladen, Probelauf, Ergebnis herunterladen",
+                                description="Startet die Upload-Seite für Controller (Probeläufe). Benutzer, Kreise, "
+                                            "Regelordner und Grenzen stehen in der TOML-Konfiguration "
+                                            "(Beispiel: deploy/serve.example.toml). Braucht pip install 'allocation[web]'.")
+    serve.add_argument("--host", default="127.0.0.1", help="Adresse (Vorgabe 127.0.0.1; hinter einem Reverse-Proxy lassen)")
+    serve.add_argument("--port", type=int, default=8080, help="Port (Vorgabe 8080)")
+    serve.add_argument("--config", type=Path, default=Path("serve.toml"), metavar="SERVE.toml",
+                       help="Server-Konfiguration (Vorgabe serve.toml)")
+    serve.add_argument("--hash-password", action="store_true",
+                       help="Passwort-Hash (scrypt) für die Konfiguration erzeugen: fragt das Passwort ab (oder liest "
+                            "eine Zeile von der Standardeingabe) und gibt den Hash aus")
+    serve.set_defaults(handler=_cmd_serve)
     return parser
 
 

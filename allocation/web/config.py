@@ -1,0 +1,185 @@
+"""The server configuration of `allocation serve` (a TOML file) and password hashes.
+
+    [server]
+    rules_dir = "/etc/allocation/rules"        # rule files, chosen by Kreis and Haushaltsjahr as in the inbox
+    work_dir = "/var/lib/allocation/web"       # uploads and results (random names), never served as files
+    max_upload_mb = 20                         # larger uploads are refused
+    keep_minutes = 120                         # uploads and results are removed after this time
+    secret_key_file = "/etc/allocation/web-secret"   # signs session cookies; random per start if absent
+    cookie_secure = true                       # cookies only over HTTPS
+
+    [auth]
+    mode = "password"                          # or "header": trust a reverse proxy's user header
+    header = "X-Remote-User"
+
+    [users.mueller]
+    password_hash = "scrypt:32768:8:1$..."     # from `allocation serve --hash-password`
+    districts = ["Kreis Wesel"]
+
+Passwords are stored as scrypt hashes (werkzeug.security, salted, constant-time check); a plain password in
+the file is refused. Problems in the file are reported as `Problem` values with the file and key.
+"""
+from __future__ import annotations
+
+import secrets
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..problems import Location, Problem, ProblemsError
+
+__all__ = ["User", "ServeConfig", "ServeConfigError", "load_config", "hash_password", "check_password",
+           "HASH_METHOD"]
+
+HASH_METHOD = "scrypt:32768:8:1"  # n=2^15, r=8, p=1: the OWASP-recommended scrypt minimum
+AUTH_MODES = ("password", "header")
+
+
+class ServeConfigError(ProblemsError):
+    exit_code = 2  # ExitCode.USAGE: the server was started with a wrong configuration
+    title = "Die Server-Konfiguration enthält Fehler"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    districts: tuple[str, ...]
+    password_hash: str | None
+
+    def may_see(self, district: str | None) -> bool:
+        return district is not None and district.casefold() in {d.casefold() for d in self.districts}
+
+
+@dataclass(frozen=True, slots=True)
+class ServeConfig:
+    rules_dir: Path
+    work_dir: Path
+    max_upload_bytes: int
+    keep_seconds: int
+    secret_key: str
+    cookie_secure: bool
+    auth_mode: str
+    user_header: str
+    users: dict[str, User]
+    source: str = "<config>"
+
+
+def hash_password(password: str) -> str:
+    """A salted scrypt hash in werkzeug's format (`scrypt:N:r:p$salt$hex`)."""
+    from werkzeug.security import generate_password_hash
+
+    return generate_password_hash(password, method=HASH_METHOD, salt_length=16)
+
+
+def check_password(password_hash: str | None, password: str) -> bool:
+    """Constant-time check; an unknown user is checked against a dummy hash so timing says nothing."""
+    from werkzeug.security import check_password_hash
+
+    return check_password_hash(password_hash or _DUMMY_HASH, password) and password_hash is not None
+
+
+_DUMMY_HASH = "scrypt:32768:8:1$dummysaltdummysa$" + "0" * 128
+
+
+def load_config(path: str | Path, **overrides) -> ServeConfig:
+    """Read and check the TOML file; every problem at once. `overrides` replace [server] keys (tests)."""
+    path = Path(path)
+    problems: list[Problem] = []
+
+    def where(key: str) -> Location:
+        return Location(f"{path}: {key}")
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ServeConfigError([Problem("serve-config-unreadable", Location(str(path)), "the server config cannot be read",
+                                        found=error.strerror, expected="a readable TOML file",
+                                        hint="give the file with --config (see deploy/serve.example.toml)")]) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ServeConfigError([Problem("serve-config-syntax", Location(str(path)), "the server config is not valid TOML",
+                                        found=str(error), expected="TOML as in deploy/serve.example.toml",
+                                        hint="fix the syntax at the position named")]) from None
+    server = {**data.get("server", {}), **overrides}
+    base = path.parent
+
+    def folder(key: str) -> Path:
+        value = server.get(key)
+        if not isinstance(value, (str, Path)) or not str(value):
+            problems.append(Problem("serve-config-missing", where(f"server.{key}"), f"server.{key} is missing",
+                                    found=repr(value), expected="a folder path", hint=f"add {key} = \"/path\" under [server]"))
+            return Path(".")
+        folder_path = Path(value)
+        return folder_path if folder_path.is_absolute() else (base / folder_path)
+
+    rules_dir, work_dir = folder("rules_dir"), folder("work_dir")
+    if "rules_dir" in server and not rules_dir.is_dir():
+        problems.append(Problem("serve-config-rules-dir", where("server.rules_dir"), "the rules folder does not exist",
+                                found=str(rules_dir), expected="a folder with rule files (*.yaml)",
+                                hint="create the folder or correct rules_dir"))
+    static = (Path(__file__).parent / "static").resolve()
+    if work_dir.resolve() == static or static in work_dir.resolve().parents or work_dir.resolve() in static.parents:
+        problems.append(Problem("serve-config-work-dir", where("server.work_dir"), "uploads must not be stored in a served folder",
+                                found=str(work_dir), expected="a private folder outside the package",
+                                hint="use e.g. /var/lib/allocation/web"))
+
+    def number(key: str, default: int) -> int:
+        value = server.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            problems.append(Problem("serve-config-number", where(f"server.{key}"), f"server.{key} is not a positive number",
+                                    found=repr(value), expected="a number greater than 0", hint=f"e.g. {key} = {default}"))
+            return default
+        return value
+
+    max_bytes = int(number("max_upload_mb", 20) * 1024 * 1024)
+    if "max_upload_bytes" in server:  # exact limit (tests, or operators who think in bytes)
+        max_bytes = int(number("max_upload_bytes", max_bytes))
+    keep_seconds = int(number("keep_minutes", 120) * 60)
+
+    secret = server.get("secret_key")
+    if secret is None and server.get("secret_key_file"):
+        secret_path = Path(server["secret_key_file"])
+        secret_path = secret_path if secret_path.is_absolute() else base / secret_path
+        try:
+            secret = secret_path.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            problems.append(Problem("serve-config-secret", where("server.secret_key_file"), "the secret key file cannot be read",
+                                    found=f"{secret_path}: {error.strerror}", expected="a readable file with a random key",
+                                    hint="create it with: python -c 'import secrets; print(secrets.token_hex(32))' > FILE"))
+    if secret is not None and len(str(secret)) < 32:
+        problems.append(Problem("serve-config-secret", where("server.secret_key"), "the secret key is too short",
+                                found=f"{len(str(secret))} characters", expected="at least 32 random characters",
+                                hint="python -c 'import secrets; print(secrets.token_hex(32))'"))
+    secret = str(secret) if secret else secrets.token_hex(32)  # sessions end when the server restarts
+
+    auth = data.get("auth", {})
+    mode = auth.get("mode", "password")
+    if mode not in AUTH_MODES:
+        problems.append(Problem("serve-config-auth", where("auth.mode"), "unknown log-in mode", found=repr(mode),
+                                expected=" or ".join(AUTH_MODES), hint='mode = "password" (or "header" behind a proxy)'))
+    header = str(auth.get("header", "X-Remote-User"))
+
+    users: dict[str, User] = {}
+    for name, entry in (data.get("users") or {}).items():
+        districts = entry.get("districts") if isinstance(entry, dict) else None
+        if isinstance(districts, str):
+            districts = [districts]
+        if not districts or not all(isinstance(d, str) and d.strip() for d in districts):
+            problems.append(Problem("serve-config-user", where(f"users.{name}.districts"), "user without district",
+                                    found=repr(districts), expected='a list of Kreis names, e.g. ["Kreis Wesel"]',
+                                    hint="every user sees only the districts listed here"))
+            continue
+        password_hash = entry.get("password_hash")
+        if mode == "password" and not (isinstance(password_hash, str) and password_hash.startswith(("scrypt:", "pbkdf2:"))):
+            problems.append(Problem("serve-config-password", where(f"users.{name}.password_hash"),
+                                    "no password hash for this user", found="(plain text or missing)",
+                                    expected="a hash from `allocation serve --hash-password`",
+                                    hint="never store a plain password; run allocation serve --hash-password"))
+            continue
+        users[name] = User(name, tuple(d.strip() for d in districts), password_hash)
+    if not users and not problems:
+        problems.append(Problem("serve-config-user", where("users"), "no users configured", found="none",
+                                expected="at least one [users.NAME] table", hint="see deploy/serve.example.toml"))
+    if problems:
+        raise ServeConfigError(problems)
+    return ServeConfig(rules_dir, work_dir, max_bytes, keep_seconds, secret, bool(server.get("cookie_secure", False)),
+                       mode, header, users, str(path))

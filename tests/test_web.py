@@ -1,0 +1,394 @@
+"""The upload page (issue 8) through Flask's test client: log-in, uploads good and bad, problem table, downloads,
+district separation, size limit, CSRF, escaping, clean-up.
+
+Expected amounts are hand calculations from the fixture's and the test's own figures (written out below),
+never taken from a run of the code under test.
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+pytest.importorskip("flask", reason="the web tests need Flask: pip install -e '.[test]'")
+
+from allocation.cli import main  # noqa: E402
+from allocation.web.app import create_app, sweep  # noqa: E402
+from allocation.web.config import ServeConfigError, check_password, hash_password, load_config  # noqa: E402
+from conftest import FIXTURE, RULES  # noqa: E402
+from workbooks import write_input, write_rules  # noqa: E402
+
+PASSWORDS = {"wesel": "wesel-passwort-2022", "kleve": "kleve-passwort-2022"}
+HASHES = {name: hash_password(password) for name, password in PASSWORDS.items()}  # hashed once: scrypt is slow
+
+# Kreis Wesel 2022 fixture, by hand from its Kostenpositionen sheet and rules/kreis-wesel.yaml (in €):
+KIM = Decimal("296000") - Decimal("220000")                                   # Kreisumlage: 76,000.00
+JA = Decimal("18450000") + Decimal("6120000") - Decimal("2310000")            # Jugendamt, no Gemeinkosten
+OEPNV = Decimal("4250000") - Decimal("1100000")                               # Direktabrechnung 70/30
+SB = Decimal("412345.67") + Decimal("38000") - Decimal("90000")               # Direktabrechnung, Fallzahlen
+MS = Decimal("1200000") + Decimal("150000") - Decimal("350000")               # Trägerkommune Moers
+GRAND = KIM + JA + OEPNV + SB + MS
+assert GRAND == Decimal("26846345.67")
+
+LEVY_AND_HOST_RULES = """\
+  - id: umlage
+    legal_basis: "§ 56 Abs. 1 KrO NRW"
+    when: {Traeger: Kreis}
+    route: district_levy
+  - id: traeger
+    legal_basis: "§ 2 GO NRW"
+    when: {Traeger: {ne: Kreis}}
+    route: host_bears
+"""
+
+
+def eur(amount: Decimal) -> str:
+    """German display of an amount, written independently of allocation.money."""
+    whole, cents = f"{amount:.2f}".split(".")
+    return f"{int(whole):,}".replace(",", ".") + f",{cents} €"
+
+
+@pytest.fixture
+def rules_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    shutil.copy(RULES, folder / "kreis-wesel.yaml")
+    write_rules(folder / "testkreis.yaml", LEVY_AND_HOST_RULES, district="Testkreis")
+    write_rules(folder / "kreis-kleve.yaml", LEVY_AND_HOST_RULES, district="Kreis Kleve")
+    return folder
+
+
+def write_config(tmp_path: Path, rules_dir: Path, *, extra_server: str = "", auth: str = "") -> Path:
+    config = tmp_path / "serve.toml"
+    config.write_text(f"""
+[server]
+rules_dir = "{rules_dir}"
+work_dir = "{tmp_path / 'arbeit'}"
+max_upload_mb = 1
+keep_minutes = 30
+secret_key = "{'k' * 40}"
+{extra_server}
+{auth}
+[users.wesel]
+districts = ["Kreis Wesel", "Testkreis"]
+password_hash = "{HASHES['wesel']}"
+
+[users.kleve]
+districts = ["Kreis Kleve"]
+password_hash = "{HASHES['kleve']}"
+""", encoding="utf-8")
+    return config
+
+
+@pytest.fixture
+def config(tmp_path, rules_dir):
+    return load_config(write_config(tmp_path, rules_dir))
+
+
+@pytest.fixture
+def app(config):
+    application = create_app(config)
+    application.config["TESTING"] = True
+    return application
+
+
+def csrf(client, path: str = "/") -> str:
+    page = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def login(app, name: str):
+    client = app.test_client()
+    token = csrf(client, "/anmelden")
+    response = client.post("/anmelden", data={"benutzer": name, "passwort": PASSWORDS[name], "csrf_token": token})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client
+
+
+def upload(client, path: Path | None = None, data: bytes | None = None, name: str | None = None, token: str | None = None):
+    body = data if data is not None else path.read_bytes()
+    return client.post("/hochladen", data={"csrf_token": token if token is not None else csrf(client),
+                                           "arbeitsmappe": (io.BytesIO(body), name or path.name)},
+                       content_type="multipart/form-data")
+
+
+def result_url(response) -> str:
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return response.headers["Location"]
+
+
+# ------------------------------------------------------------------------------------------ log-in
+
+
+def test_every_page_needs_a_login(app, tmp_path):
+    client = app.test_client()
+    assert client.get("/").status_code == 302
+    assert client.get("/").headers["Location"].endswith("/anmelden")
+    assert client.get("/ergebnis/" + "a" * 32).status_code == 302
+    refused = client.post("/hochladen", data={"arbeitsmappe": (io.BytesIO(FIXTURE.read_bytes()), "x.xlsx")},
+                          content_type="multipart/form-data")
+    assert refused.status_code == 401
+    assert not any((tmp_path / "arbeit" / "jobs").iterdir())
+
+
+def test_wrong_password_and_unknown_user_are_refused_alike(app):
+    client = app.test_client()
+    for name, password in (("wesel", "falsch"), ("niemand", "wesel-passwort-2022")):
+        response = client.post("/anmelden", data={"benutzer": name, "passwort": password,
+                                                  "csrf_token": csrf(client, "/anmelden")})
+        assert response.status_code == 401
+        assert "Benutzername oder Passwort ist falsch" in response.get_data(as_text=True)
+    assert client.get("/").status_code == 302
+
+
+def test_login_form_without_csrf_token_is_refused(app):
+    client = app.test_client()
+    response = client.post("/anmelden", data={"benutzer": "wesel", "passwort": PASSWORDS["wesel"]})
+    assert response.status_code == 400
+    assert "CSRF" in response.get_data(as_text=True)
+
+
+def test_logout_ends_the_session(app):
+    client = login(app, "wesel")
+    assert client.post("/abmelden", data={"csrf_token": csrf(client)}).status_code == 302
+    assert client.get("/").status_code == 302
+
+
+def test_upload_page_lists_only_the_users_own_rule_files(app):
+    page = login(app, "kleve").get("/").get_data(as_text=True)
+    assert "kreis-kleve.yaml" in page
+    assert "kreis-wesel.yaml" not in page and "testkreis.yaml" not in page
+    assert 'type="file"' in page and 'id="ablage"' in page  # plain file input and drop zone
+
+
+def test_reverse_proxy_header_mode(tmp_path, rules_dir):
+    config = load_config(write_config(tmp_path, rules_dir, auth='[auth]\nmode = "header"\nheader = "X-Remote-User"\n'))
+    client = create_app(config).test_client()
+    assert client.get("/").status_code == 403
+    assert client.get("/", headers={"X-Remote-User": "fremder"}).status_code == 403
+    page = client.get("/", headers={"X-Remote-User": "kleve"})
+    assert page.status_code == 200 and "kreis-kleve.yaml" in page.get_data(as_text=True)
+
+
+# ------------------------------------------------------------------------------------------ good upload
+
+
+def test_kreis_wesel_upload_shows_the_uebersicht_and_offers_workbook_and_manifest(app):
+    client = login(app, "wesel")
+    url = result_url(upload(client, FIXTURE))
+    page = client.get(url).get_data(as_text=True)
+    assert "Kreis Wesel, Haushaltsjahr 2022" in page and "Probelauf" in page
+    table = page[page.index('id="uebersicht"'):page.index("</table>", page.index('id="uebersicht"'))]
+    assert table.count("<tr>") == 1 + 13 + 1  # header, 13 municipalities, totals row
+    assert "Voerde (Niederrhein)" in table
+    footer = table[table.index("<tfoot>"):]
+    for amount in (KIM, JA, OEPNV + SB, MS, GRAND):
+        assert eur(amount) in footer, eur(amount)
+    assert page.count('<g class="balken">') == 13 and "<svg" in page
+    assert "Keine Doppelbelastung gefunden" in page  # the fixture's only host service (Kultur) has no levy item
+
+    workbook_response = client.get(url + "/arbeitsmappe")
+    assert workbook_response.status_code == 200
+    assert "attachment" in workbook_response.headers["Content-Disposition"]
+    workbook = load_workbook(io.BytesIO(workbook_response.data), data_only=True)
+    rows = list(workbook["Uebersicht"].iter_rows(values_only=True))
+    header, totals = rows[0], rows[-1]
+    assert totals[0] == "Summe"
+    assert Decimal(str(totals[header.index("Summe")])) == GRAND
+    protocol = {row[0]: row[1] for row in workbook["Protokoll"].iter_rows(values_only=True)}
+    assert protocol["Laufart"] == "Probelauf"
+
+    manifest = json.loads(client.get(url + "/manifest").data)
+    assert manifest["total_cents"] == int(GRAND * 100)
+    assert manifest["parameters"]["mode"] == "test"
+
+
+def test_double_burden_finding_is_shown(app, tmp_path):
+    # Gemeinde A hosts its own KIM post (deficit 1,000 €) and pays its levy share of the Kreis's KIM post
+    # (400 € on bases 100 : 300, so A pays 100 €): a double burden of 1,100 €.
+    workbook = write_input(tmp_path / "doppelt.xlsx",
+                           [["00000001", "Gemeinde A", 100], ["00000002", "Gemeinde B", 300]],
+                           [["OWN", "KIM bei A", "KIM", 1000, 0, 0, 0, "00000001"],
+                            ["LEV", "KIM beim Kreis", "KIM", 400, 0, 0, 0, "Kreis"]])
+    client = login(app, "wesel")
+    page = client.get(result_url(upload(client, workbook))).get_data(as_text=True)
+    hints = page[page.index('id="hinweise"'):page.index("</section>", page.index('id="hinweise"'))]
+    assert "Doppelbelastung" in hints and "Gemeinde A" in hints
+    assert eur(Decimal("1100")) in hints and eur(Decimal("100")) in hints
+    assert "Gemeinde B" not in hints
+
+
+# ------------------------------------------------------------------------------------------ bad upload
+
+
+def test_bad_workbook_gives_the_problem_table_and_the_marked_copy(app, tmp_path):
+    workbook = write_input(tmp_path / "fehlerhaft.xlsx", [["00000001", "Gemeinde A", 100]],
+                           [["X1", "Posten", "KIM", "12.000,5O", 0, 0, 0, "Kreis"]])
+    client = login(app, "wesel")
+    url = result_url(upload(client, workbook))
+    page = client.get(url).get_data(as_text=True)
+    assert "Die Datei wurde nicht verarbeitet" in page
+    table = page[page.index('id="probleme"'):page.index("</table>", page.index('id="probleme"'))]
+    row = next(r for r in table.split("<tr") if "input-not-a-number" in r)
+    cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td>(.*?)</td>", row, re.S)]
+    # Nr., Art, Blatt, Zelle, Problem, Gefunden, Erwartet, Lösung, Code
+    assert cells[1] == "Fehler" and cells[2] == "Kostenpositionen" and cells[3] == "D2"
+    assert "12.000,5O" in cells[5] and cells[6] and cells[7]
+    assert client.get(url + "/arbeitsmappe").status_code == 404  # no result workbook for a failed run
+
+    marked = client.get(url + "/markiert")
+    assert marked.status_code == 200
+    copy = load_workbook(io.BytesIO(marked.data))
+    assert copy.sheetnames[0] == "Fehlerbericht"
+    cell = copy["Kostenpositionen"]["D2"]
+    assert cell.fill.fgColor.rgb.endswith("FFC7CE") and "input-not-a-number" in cell.comment.text
+
+
+def test_workbook_of_an_unknown_year_names_only_the_own_districts_rule_files(app, tmp_path):
+    workbook = write_input(tmp_path / "jahr.xlsx", [["00000001", "Gemeinde A", 100]],
+                           [["X1", "Posten", "KIM", 1, 0, 0, 0, "Kreis"]], district="Kreis Wesel", year=2031)
+    client = login(app, "wesel")
+    page = client.get(result_url(upload(client, workbook))).get_data(as_text=True)
+    assert "rules-no-match" in page and "kreis-wesel.yaml" in page
+    assert "kreis-kleve.yaml" not in page and "testkreis.yaml" not in page
+
+
+def test_non_xlsx_upload_is_refused(app):
+    client = login(app, "wesel")
+    response = upload(client, data=b"AGS;Gemeinde\n", name="liste.csv")
+    assert response.status_code == 400 and ".xlsx" in response.get_data(as_text=True)
+
+
+# ------------------------------------------------------------------------------------------ who may see what
+
+
+def test_another_districts_result_and_downloads_are_not_found(app):
+    wesel = login(app, "wesel")
+    url = result_url(upload(wesel, FIXTURE))
+    assert wesel.get(url).status_code == 200
+    kleve = login(app, "kleve")
+    for path in (url, url + "/arbeitsmappe", url + "/manifest", url + "/markiert"):
+        assert kleve.get(path).status_code == 404, path
+
+
+def test_a_workbook_of_another_district_is_not_run(app):
+    client = login(app, "kleve")
+    url = result_url(upload(client, FIXTURE))  # Kreis Wesel, uploaded by Kreis Kleve's controller
+    page = client.get(url).get_data(as_text=True)
+    assert "web-district-not-allowed" in page and "Kreis Wesel" in page
+    assert client.get(url + "/arbeitsmappe").status_code == 404
+    assert login(app, "wesel").get(url).status_code == 404  # the refused upload belongs to its uploader only
+
+
+def test_upload_without_csrf_token_is_refused(app, tmp_path):
+    client = login(app, "wesel")
+    response = upload(client, FIXTURE, token="gefaelscht")
+    assert response.status_code == 400
+    assert not any((tmp_path / "arbeit" / "jobs").iterdir())
+
+
+# ------------------------------------------------------------------------------------------ size limit
+
+
+def test_upload_above_the_limit_is_refused_by_content_length(app, tmp_path):
+    client = login(app, "wesel")
+    response = client.post("/hochladen", data={"csrf_token": csrf(client),
+                                               "arbeitsmappe": (io.BytesIO(b"x" * (2 * 1024 * 1024)), "gross.xlsx")},
+                           content_type="multipart/form-data", headers={"X-Requested-With": "fetch"})
+    assert response.status_code == 413
+    assert "zu groß" in response.get_json()["error"] and "1 MB" in response.get_json()["error"]
+    assert not any((tmp_path / "arbeit" / "jobs").iterdir())
+
+
+def test_upload_above_the_limit_is_refused_by_streamed_size(tmp_path, rules_dir):
+    # 1,000 bytes allowed; the request (2,000 bytes of file) stays under the multipart allowance, so only
+    # the count of streamed bytes can refuse it.
+    config = load_config(write_config(tmp_path, rules_dir, extra_server="max_upload_bytes = 1000"))
+    client = login(create_app(config), "wesel")
+    response = upload(client, data=b"x" * 2000, name="gross.xlsx")
+    assert response.status_code == 413
+    assert not any((tmp_path / "arbeit" / "jobs").iterdir())
+
+
+def test_chunked_upload_without_length_is_cut_at_the_limit(app):
+    client = login(app, "wesel")
+    body = (b"--B\r\nContent-Disposition: form-data; name=\"arbeitsmappe\"; filename=\"g.xlsx\"\r\n\r\n"
+            + b"x" * (2 * 1024 * 1024) + b"\r\n--B--\r\n")
+    response = client.post("/hochladen", input_stream=io.BytesIO(body), content_type="multipart/form-data; boundary=B",
+                           environ_overrides={"wsgi.input_terminated": True}, headers={"X-Requested-With": "fetch"})
+    assert response.status_code == 413
+
+
+# ------------------------------------------------------------------------------------------ escaping, storage
+
+
+def test_script_in_a_workbook_cell_is_escaped(app, tmp_path):
+    script = "<script>alert('x')</script>"
+    good = write_input(tmp_path / "skript.xlsx", [["00000001", script, 100], ["00000002", "Gemeinde B", 300]],
+                       [["LEV", "Posten", "KIM", 400, 0, 0, 0, "Kreis"]])
+    bad = write_input(tmp_path / "skript-fehler.xlsx", [["00000001", "Gemeinde A", 100]],
+                      [["X1", "Posten", "KIM", script, 0, 0, 0, "Kreis"]])
+    client = login(app, "wesel")
+    for workbook in (good, bad):
+        page = client.get(result_url(upload(client, workbook))).get_data(as_text=True)
+        assert "<script>alert" not in page
+        assert "&lt;script&gt;alert(" in page
+    assert "Content-Security-Policy" in client.get("/").headers
+
+
+def test_uploads_are_stored_under_random_names_outside_static_and_removed_after_keep_time(app, config):
+    client = login(app, "wesel")
+    url = result_url(upload(client, FIXTURE))
+    token = url.rsplit("/", 1)[1]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{32}", token)
+    job_dir = config.work_dir / "jobs" / token
+    assert (job_dir / FIXTURE.name).is_file()
+    static = Path(app.static_folder).resolve()
+    assert static not in job_dir.resolve().parents
+    assert client.get(f"/static/../{job_dir.relative_to(config.work_dir)}/{FIXTURE.name}").status_code == 404
+
+    assert sweep(config, now=time.time() + 29 * 60) == 0 and job_dir.exists()
+    assert sweep(config, now=time.time() + 31 * 60) == 1
+    assert not job_dir.exists()
+    assert client.get(url).status_code == 404
+
+
+# ------------------------------------------------------------------------------------------ config and CLI
+
+
+def test_hash_password_command_prints_a_checkable_scrypt_hash(monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("ein-langes-passwort\n"))
+    assert main(["serve", "--hash-password"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed.startswith("scrypt:32768:8:1$")
+    assert check_password(printed, "ein-langes-passwort")
+    assert not check_password(printed, "ein-anderes-passwort")
+    monkeypatch.setattr("sys.stdin", io.StringIO("kurz\n"))
+    assert main(["serve", "--hash-password"]) == 2
+
+
+def test_config_refuses_plain_passwords_and_users_without_district(tmp_path, rules_dir):
+    path = tmp_path / "serve.toml"
+    path.write_text(f'[server]\nrules_dir = "{rules_dir}"\nwork_dir = "{tmp_path}/w"\n'
+                    '[users.a]\ndistricts = ["Kreis Wesel"]\npassword_hash = "geheim"\n'
+                    '[users.b]\npassword_hash = "scrypt:1:1:1$x$y"\n', encoding="utf-8")
+    with pytest.raises(ServeConfigError) as caught:
+        load_config(path)
+    codes = {p.code for p in caught.value.problems}
+    assert codes == {"serve-config-password", "serve-config-user"}
+    assert main(["serve", "--config", str(path)]) == 2
+
+
+def test_cli_start_path_does_not_import_flask():
+    import subprocess
+    import sys
+
+    code = "import sys, allocation.cli; allocation.cli.build_parser(); print('flask' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
