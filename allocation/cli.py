@@ -338,12 +338,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             return ExitCode.USAGE
         print(hash_password(password))
         return ExitCode.OK
+    import logging
     import threading
     import time
 
     from .web.app import create_app, sweep
     from .web.config import load_config
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")  # one line per upload/log-in
     config = load_config(args.config)
     app = create_app(config)
 
