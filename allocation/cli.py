@@ -1,7 +1,8 @@
 """Command line: a thin shell that parses arguments, calls the pipeline and maps errors to exit codes.
 
 Exit codes (README, "Exit-Codes"): 0 ok, 1 internal error, 2 usage, 3 input workbook, 4 rule file,
-5 rules do not decide the items, 6 failed control, 75 busy (another run holds the lock).
+5 rules do not decide the items, 6 failed control, 7 verify found differences, 8 refused (a final
+run exists), 75 busy (another run holds the lock).
 """
 from __future__ import annotations
 

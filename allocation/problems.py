@@ -36,6 +36,7 @@ class ExitCode:
     DECISION = 5
     INVARIANT = 6
     VERIFY = 7
+    REFUSED = 8
     BUSY = 75
 
 

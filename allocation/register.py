@@ -25,7 +25,7 @@ GENESIS = "0" * 64
 
 
 class RegisterError(ProblemsError):
-    exit_code = ExitCode.USAGE
+    exit_code = ExitCode.REFUSED
     title = "Register der Echtläufe"
 
 

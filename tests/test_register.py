@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
+from allocation.problems import ExitCode
 from allocation.cli import main
 from allocation.register import RegisterError, append_final, check_final, read_entries, register_path
 
@@ -54,10 +55,10 @@ def test_cli_final_run_registers_refuses_repeat_and_never_overwrites(tmp_path, c
     args = ["run", str(CORPUS / "gueltig.xlsx"), "--rules", str(CORPUS / "regeln.yaml"), "--mode", "final",
             "--register", str(tmp_path / "reg")]
     assert main(args + ["-o", str(tmp_path / "a.xlsx")]) == 0
-    assert main(args + ["-o", str(tmp_path / "b.xlsx")]) == 2
+    assert main(args + ["-o", str(tmp_path / "b.xlsx")]) == ExitCode.REFUSED
     assert not (tmp_path / "b.xlsx").exists()
     first = (tmp_path / "a.xlsx").read_bytes()
-    assert main(args + ["-o", str(tmp_path / "a.xlsx"), "--supersede", "Korrektur"]) == 2  # would overwrite
+    assert main(args + ["-o", str(tmp_path / "a.xlsx"), "--supersede", "Korrektur"]) == ExitCode.REFUSED  # would overwrite
     assert (tmp_path / "a.xlsx").read_bytes() == first
     assert main(args + ["-o", str(tmp_path / "b.xlsx"), "--supersede", "Korrektur"]) == 0
     entries = read_entries(register_path(tmp_path / "reg", "Kreis Wesel", 2022))
