@@ -19,11 +19,12 @@ Quirks handled here (see ../shared/ENGINE-NOTES.md):
 Distinct records are decided once (only the referenced columns are part of a record's identity).
 
 Fast path (benchmarks/README.md; proven against a reference evaluator in tests/test_engine_fast_path.py):
-- values no condition can tell apart are one case: a number is identified by its position among the
-  column's number constants (below, equal, between, above; compared as the encoded numbers durable_rules
-  sees), a text by whether it equals one of the column's text constants. durable_rules decides one
-  representative record of each case; the others reuse that decision. Columns with text compared by
-  size, text containing NUL, or numbers beyond 2**53 keep their exact values.
+- numbers travel as order codes among the column's number constants (`_Column`): exact for any decimal,
+  and only small integers reach durable_rules (its parser rejects doubles like 5e-05).
+- values no condition can tell apart are one case: a number is identified by its order code, a text by
+  whether it equals one of the column's text constants. durable_rules decides one representative record
+  of each case; the others reuse that decision. Columns with text compared by size, and text containing
+  NUL, keep their exact values.
 - facts are asserted and retracted in chunks (`assert_facts`), and the host runs without its background
   dispatch timers, so every action has run when the call returns (durable_rules otherwise finishes
   batched actions later on a timer thread).
@@ -43,10 +44,9 @@ __all__ = ["match", "EngineFailure", "durable_version", "compile_condition"]
 
 _TEXT_PREFIX = "s:"
 _NUMBER_IN_TEXT = "\x00number"  # s<i> of a numeric value; never equal to a prefixed text constant
-_TEXT_IN_NUMBER = -1.5e308  # n<i> of a text value; constants are bounded far below it
+_TEXT_IN_NUMBER = -1  # n<i> of a text value; number codes are never negative
 _CATCH_ALL = "__fact_seen__"
 _CHUNK = 64  # facts per assert_facts call: fewer calls into the C core, bounded retained facts
-_EXACT_LIMIT = 2**53  # int/double comparisons are exact below this (durable_rules compares doubles)
 _OTHER_TEXT = object()  # the case of every text that equals no text constant of its column
 
 _host = None
@@ -78,34 +78,65 @@ def _get_host():
         return _host
 
 
-def _number(value: Decimal) -> int | float:
-    # Decisions only, never amounts: durable_rules compares JSON numbers. Integral values stay exact
-    # ints; other values become the nearest double, which preserves equality and order of the decimals
-    # used in rule files and workbooks (up to 15 significant digits, enforced by conditions.parse).
-    if value == value.to_integral_value():
-        return int(value)
-    return float(value)
+class _Column:
+    """One referenced column: its number constants in order and its text constants.
+
+    Numbers reach durable_rules as order codes, never as their value: with the column's number constants
+    c0 < c1 < ... (exact decimals), a value gets 2p+1 if it equals c_p and 2p if it lies between c_(p-1)
+    and c_p (0 below all, 2m above all). Every comparison with a constant therefore has the same outcome on
+    the codes as on the exact values, durable_rules only ever sees small integers (its JSON parser rejects
+    doubles such as 5e-05, and doubles would round big or long decimals), and no float enters a decision.
+    """
+
+    def __init__(self, name: str, normal: Sequence[Condition]) -> None:
+        numbers: set[Decimal] = set()
+        texts: set[str] = set()
+        self.exact_text = False
+        for condition in normal:
+            for cmp in conditions.columns(condition):
+                if cmp.column != name:
+                    continue
+                if isinstance(cmp.value, Decimal):
+                    numbers.add(cmp.value)
+                else:
+                    texts.add(cmp.value)
+                    self.exact_text = self.exact_text or cmp.op not in ("eq", "ne")
+        self.numbers = sorted(numbers)
+        self.texts = texts
+
+    def code(self, value: Decimal) -> int:
+        position = bisect.bisect_left(self.numbers, value)
+        equal = position < len(self.numbers) and self.numbers[position] == value
+        return 2 * position + 1 if equal else 2 * position
+
+    def encode(self, value: object) -> tuple[int, str]:
+        if isinstance(value, Decimal):
+            return self.code(value), _NUMBER_IN_TEXT
+        return _TEXT_IN_NUMBER, _TEXT_PREFIX + str(value)
+
+    def case(self, value: object) -> tuple:
+        """A key equal for all values that every comparison on this column treats alike."""
+        if isinstance(value, Decimal):
+            return (1, self.code(value))
+        text = str(value)
+        if self.exact_text or text in self.texts or "\x00" in text:
+            return (2, text)
+        return (3, _OTHER_TEXT)
 
 
-def _encode(value: object) -> tuple[int | float, str]:
-    if isinstance(value, Decimal):
-        return _number(value), _NUMBER_IN_TEXT
-    return _TEXT_IN_NUMBER, _TEXT_PREFIX + str(value)
-
-
-def _leaf(cmp: Cmp, index: Mapping[str, int]) -> dict:
+def _leaf(cmp: Cmp, index: Mapping[str, int], columns: Sequence[_Column]) -> dict:
     i = index[cmp.column]
     if isinstance(cmp.value, Decimal):
-        attribute, constant = f"n{i}", _number(cmp.value)
+        attribute, constant = f"n{i}", columns[i].code(cmp.value)
     else:
         attribute, constant = f"s{i}", _TEXT_PREFIX + cmp.value
     operator = {"eq": None, "ne": "$neq", "lt": "$lt", "le": "$lte", "gt": "$gt", "ge": "$gte"}[cmp.op]
     return {attribute: constant} if operator is None else {operator: {attribute: constant}}
 
 
-def _compile(node: Condition, index: Mapping[str, int]) -> dict:
+def _compile(node: Condition, index: Mapping[str, int], columns: Sequence[_Column]) -> dict:
     if isinstance(node, Cmp):
-        return _leaf(node, index)
+        return _leaf(node, index, columns)
     if not node.children:
         # empty all = always true; empty any = never true ("_row" exists on every fact). A bare
         # `$nex` would also match durable_rules' own state object and fire forever: "never" must be
@@ -113,15 +144,15 @@ def _compile(node: Condition, index: Mapping[str, int]) -> dict:
         if isinstance(node, All):
             return {"$ex": {"_row": 1}}
         return {"$and": [{"$ex": {"_row": 1}}, {"$nex": {"_row": 1}}]}
-    parts = [_compile(child, index) for child in node.children]
+    parts = [_compile(child, index, columns) for child in node.children]
     if len(parts) == 1:
         return parts[0]
     return {"$and" if isinstance(node, All) else "$or": parts}
 
 
-def compile_condition(condition: Condition, index: Mapping[str, int]) -> dict:
-    """A condition as a durable_rules pattern over the encoded attributes."""
-    return _compile(conditions.negation_normal_form(condition), index)
+def compile_condition(condition: Condition, index: Mapping[str, int], columns: Sequence[_Column]) -> dict:
+    """A condition (in negation normal form) as a durable_rules pattern over the encoded attributes."""
+    return _compile(condition, index, columns)
 
 
 def match(named: Mapping[str, Condition], records: Sequence[Mapping[str, object]]) -> list[frozenset[str]]:
@@ -131,85 +162,44 @@ def match(named: Mapping[str, Condition], records: Sequence[Mapping[str, object]
 
 def _match(named: Mapping[str, Condition], records: Sequence[Mapping[str, object]],
            reduce_values: bool) -> list[frozenset[str]]:
-    columns = sorted({cmp.column for condition in named.values() for cmp in conditions.columns(condition)})
-    index = {column: i for i, column in enumerate(columns)}
-    if not columns:
-        signatures = [()] * len(records)
-    elif len(columns) == 1:
-        column = columns[0]
-        signatures = [(record.get(column, ""),) for record in records]
-    else:
-        signatures = [tuple(record.get(column, "") for column in columns) for record in records]
+    names = list(named)
+    normal = [conditions.negation_normal_form(named[name]) for name in names]
+    column_names = sorted({cmp.column for condition in normal for cmp in conditions.columns(condition)})
+    index = {column: i for i, column in enumerate(column_names)}
+    columns = [_Column(column, normal) for column in column_names]
+    signatures = [tuple(record.get(column, "") for column in column_names) for record in records]
     distinct = list(dict.fromkeys(signatures))
     if not distinct:
         return []
+    patterns = {name: compile_condition(condition, index, columns) for name, condition in zip(names, normal)}
     if not reduce_values:
-        decided = _decide(named, index, distinct)
+        decided = _decide(patterns, columns, distinct)
         return [decided[signature] for signature in signatures]
-    normal = [conditions.negation_normal_form(condition) for condition in named.values()]
-    case_of = [_case_function(column, normal) for column in columns]
-    cases: dict[tuple, tuple] = {}  # case -> representative signature
-    signature_case: dict[tuple, tuple] = {}
-    # classify each distinct value of a column once (str and Decimal never compare equal, so they can share
-    # one dict; other types keep a per-value call)
+    # classify each distinct value of a column once; str and Decimal never compare equal, so one dict holds both
     memos = []
-    for i, classify in enumerate(case_of):
+    for i, column in enumerate(columns):
         values = {signature[i] for signature in distinct}
         if all(type(value) is str or type(value) is Decimal for value in values):
-            memos.append({value: classify(value) for value in values}.__getitem__)
+            memos.append({value: column.case(value) for value in values}.__getitem__)
         else:
-            memos.append(classify)
+            memos.append(column.case)
+    cases: dict[tuple, tuple] = {}  # case -> representative signature
+    signature_case: dict[tuple, tuple] = {}
     for signature in distinct:
         case = tuple([memo(value) for memo, value in zip(memos, signature)])
         signature_case[signature] = case
         cases.setdefault(case, signature)
-    decided = _decide(named, index, list(cases.values()))
+    decided = _decide(patterns, columns, list(cases.values()))
     by_case = {case: decided[representative] for case, representative in cases.items()}
     by_signature = {signature: by_case[case] for signature, case in signature_case.items()}
     return [by_signature[signature] for signature in signatures]
 
 
-def _case_function(column: str, normal: Sequence[Condition]):
-    """value -> a key equal for all values that every comparison on `column` treats alike."""
-    numbers: set[int | float] = set()
-    texts: set[str] = set()
-    exact_text = False
-    for condition in normal:
-        for cmp in conditions.columns(condition):
-            if cmp.column != column:
-                continue
-            if isinstance(cmp.value, Decimal):
-                numbers.add(_number(cmp.value))
-            else:
-                texts.add(cmp.value)
-                exact_text = exact_text or cmp.op not in ("eq", "ne")
-    exact_numbers = any(abs(number) >= _EXACT_LIMIT for number in numbers)
-    bounds = sorted(numbers)
-    size = len(bounds)
-
-    def classify(value: object) -> tuple:
-        if isinstance(value, Decimal):
-            # float(value) is what durable_rules compares: the encoded double, or for an integral value below
-            # 2**53 exactly the encoded int
-            encoded = float(value)
-            if exact_numbers or not abs(encoded) < _EXACT_LIMIT:
-                return (0, _number(value))
-            position = bisect.bisect_left(bounds, encoded)
-            return (1, position, position < size and bounds[position] == encoded)
-        text = str(value)
-        if exact_text or text in texts or "\x00" in text:
-            return (2, text)
-        return (3, _OTHER_TEXT)
-
-    return classify
-
-
-def _decide(named: Mapping[str, Condition], index: Mapping[str, int],
+def _decide(patterns: Mapping[str, dict], columns: Sequence[_Column],
             distinct: Sequence[tuple]) -> dict[tuple, frozenset[str]]:
     from durable.engine import MessageNotHandledException
 
     host = _get_host()
-    names = list(named)
     hits: dict[int, set[str]] = {}
 
     def action_for(name: str):
@@ -219,20 +209,20 @@ def _decide(named: Mapping[str, Condition], index: Mapping[str, int],
         return action
 
     ruleset_name = f"allocation_{next(_names)}"
-    definition = {f"r{i}": {"all": [{"m": compile_condition(named[name], index)}], "run": action_for(name)}
-                  for i, name in enumerate(names)}
+    definition = {f"r{i}": {"all": [{"m": pattern}], "run": action_for(name)}
+                  for i, (name, pattern) in enumerate(patterns.items())}
     definition["seen"] = {"all": [{"m": {"$ex": {"_row": 1}}}], "run": action_for(_CATCH_ALL)}
     with _host_lock:
         host.register_rulesets({ruleset_name: definition})
     result: dict[tuple, frozenset[str]] = {}
-    attributes = [(f"n{i}", f"s{i}") for i in range(len(index))]
+    attributes = [(f"n{i}", f"s{i}", column) for i, column in enumerate(columns)]
     for start in range(0, len(distinct), _CHUNK):
         chunk = distinct[start:start + _CHUNK]
         facts = []
         for row, signature in enumerate(chunk, start=start):
             fact = {"sid": "0", "_row": row}
-            for (number_attribute, text_attribute), value in zip(attributes, signature):
-                fact[number_attribute], fact[text_attribute] = _encode(value)
+            for (number_attribute, text_attribute, column), value in zip(attributes, signature):
+                fact[number_attribute], fact[text_attribute] = column.encode(value)
             facts.append(fact)
         try:
             host.assert_facts(ruleset_name, facts)

@@ -126,3 +126,15 @@ def test_match_can_be_called_many_times_in_one_process():
     named = {"a": cmp("K", "eq", "x")}
     for _ in range(50):
         assert engine.match(named, [{"K": "x"}, {"K": "y"}]) == [frozenset({"a"}), frozenset()]
+
+
+def test_match_compares_long_and_big_numbers_exactly():
+    # As doubles these would tie with the constant (0.30000000000000004 vs 0.3 differ only in the 17th digit;
+    # 2**53 + 1 rounds to 2**53); order codes keep the exact decimal comparison.
+    named = {"gt": cmp("X", "gt", Decimal("0.3")), "eq": cmp("X", "eq", Decimal("0.3")),
+             "big": cmp("Y", "gt", Decimal(2**53 - 1))}
+    records = [{"X": Decimal("0.30000000000000004"), "Y": Decimal(2**53 + 1)},
+               {"X": Decimal("0.3"), "Y": Decimal(2**53 - 1)},
+               {"X": Decimal("0.30"), "Y": Decimal("1E+20")}]
+    assert engine.match(named, records) == [frozenset({"gt", "big"}), frozenset({"eq"}),
+                                            frozenset({"eq", "big"})]

@@ -74,14 +74,11 @@ def test_never_true_condition_does_not_loop_forever():
     ]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine.py passes non-integral numbers to durable_rules as floats; json.dumps writes doubles below 1e-4 "
-    "with a one-digit mantissa as e.g. '5e-05' / '1e-06', which the durable_rules C parser rejects "
-    "(error 204 from assert_fact; a segmentation fault from assert_facts). Needs an order-preserving "
-    "encoding of numbers in engine.py (e.g. integer ranks among the constants)."))
 def test_tiny_decimal_is_compared_not_crashing():
     """Found by test_prop_rules (minimal example: record Kategorie = 0.000001, rule `{Kategorie: 0}`).
-    A workbook cell or rule constant such as 0.00005 must simply compare as a number."""
+    A workbook cell or rule constant such as 0.00005 must simply compare as a number. Numbers once reached
+    durable_rules as doubles, printed by json as '5e-05', which its C parser rejects (error 204, or a
+    segmentation fault from assert_facts); engine.py now passes order codes among the constants instead."""
     result = _run_child(_MATCH.format(body="""
     print(engine.match(rules('{"Stellen": {gt: 0}}'), [{"Stellen": Decimal("0.00005")}]))
     print(engine.match(rules('{"Stellen": 0}'), [{"Stellen": Decimal("0.000001")}, {"Stellen": Decimal(0)}]))
