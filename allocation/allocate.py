@@ -11,7 +11,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from . import conditions, engine
-from .model import (DISTRICT_HOST, Allocation, AllocationLine, CostItem, Decision, InputBook, ItemAllocation,
+from .model import (DISTRICT_HOST, LEVY_ROUTES, Allocation, AllocationLine, CostItem, Decision, InputBook, ItemAllocation,
                     Municipality, Rule, Rulebook)
 from .money import apportion, round_to_unit
 from .problems import DecisionError, InputError, Location, Problem
@@ -149,9 +149,6 @@ def _keys(item: CostItem, rule: Rule, payers: list[Municipality], book: InputBoo
         for ags, value in values.items():
             keys[ags] += Fraction(weight) / 100 * value / total
     return keys, rule.key.describe()
-
-
-LEVY_ROUTES = ("district_levy", "differentiated_levy")
 
 
 def _hosts_by_category(rulebook: Rulebook, items: dict[str, CostItem],

@@ -12,12 +12,11 @@ Pure: reads the allocation's lines, computes nothing that money.py should round.
 """
 from __future__ import annotations
 
-from .model import ROUTE_LABELS, Allocation, Finding
+from .model import LEVY_ROUTES, ROUTE_LABELS, Allocation, Finding
 from .money import format_eur
 
 __all__ = ["LEVY_ROUTES", "DOUBLE_BURDEN", "HOST_CREDITED", "double_burdens", "finding_total"]
 
-LEVY_ROUTES = ("district_levy", "differentiated_levy")
 DOUBLE_BURDEN = "double-burden"
 HOST_CREDITED = "host-credited"
 

@@ -18,6 +18,7 @@ __all__ = [
     "DISTRICT_HOST",
     "ROUTES",
     "ROUTE_LABELS",
+    "LEVY_ROUTES",
     "COMPONENTS",
     "Parameters",
     "Municipality",
@@ -48,6 +49,9 @@ ROUTE_LABELS = {
     "direct_billing": "Direktabrechnung",
     "host_bears": "Trägerkommune",
 }
+
+# Routes financed through a levy on the municipalities' bases (findings and levy rates look at these).
+LEVY_ROUTES = ("district_levy", "differentiated_levy")
 
 # Cost components of a cost item, in workbook order. Funding is subtracted from their eligible sum.
 COMPONENTS = ("Personalkosten", "Sachkosten", "Gemeinkosten")

@@ -20,7 +20,7 @@ from .findings import double_burdens
 from .inputs import read_input
 from .model import Allocation, Rulebook
 from .problems import Location, Problem, RuleFileError
-from .rulebook import check_columns, load_rulebook
+from .rulebook import check_columns
 
 __all__ = ["RunResult", "compute", "run", "protocol_rows"]
 

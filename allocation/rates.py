@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
-from .model import Allocation
+from .model import LEVY_ROUTES, Allocation
 from .money import rate_percent, round_to_unit, to_fraction
 
 __all__ = ["RateLine", "LevyRate", "amount_at_rate", "levy_rates", "LEVY_ROUTES"]
 
-LEVY_ROUTES = ("district_levy", "differentiated_levy")
 
 
 def amount_at_rate(base: int | Fraction, rate: Decimal, unit: int) -> int:

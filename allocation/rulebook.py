@@ -17,7 +17,7 @@ from .model import COMPONENTS, ROUTES, Example, ExampleSplit, InputBook, KeySpec
 from .problems import Location, Problem, RuleFileError, did_you_mean
 from .yamlloc import LocDict, LocList, YamlProblem, load
 
-__all__ = ["load_rulebook", "parse_rulebook", "check_columns", "TOP_KEYS", "RULE_KEYS", "HIT_POLICIES"]
+__all__ = ["load_rulebook", "load_rulebooks", "parse_rulebook", "check_columns", "TOP_KEYS", "RULE_KEYS", "HIT_POLICIES"]
 
 TOP_KEYS = ("district", "valid_from", "valid_to", "hit_policy", "description", "domains", "rules", "examples")
 RULE_KEYS = ("id", "description", "legal_basis", "when", "route", "payers", "key", "components", "extent",
@@ -426,6 +426,20 @@ def load_rulebook(path: str | Path) -> tuple[Rulebook, list[Problem]]:
                                      found=repr(data[error.start:error.start + 4]), expected="UTF-8 text",
                                      hint="save the file as UTF-8")]) from None
     return parse_rulebook(text, str(path), hashlib.sha256(data).hexdigest())
+
+
+def load_rulebooks(paths: Iterable[str | Path]) -> list[Rulebook]:
+    """Several rule files; every broken file's problems are collected into one RuleFileError."""
+    books: list[Rulebook] = []
+    problems: list[Problem] = []
+    for path in paths:
+        try:
+            books.append(load_rulebook(path)[0])
+        except RuleFileError as error:
+            problems.extend(error.problems)
+    if problems:
+        raise RuleFileError(problems)
+    return books
 
 
 def check_columns(rulebook: Rulebook, book: InputBook) -> list[Problem]:

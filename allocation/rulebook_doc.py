@@ -154,18 +154,10 @@ def render_html(books: Sequence[Rulebook]) -> str:
 
 def write_rulebook_doc(paths: Sequence[str | Path], output: str | Path, fmt: str | None = None) -> Path:
     """Load the rule files (schema errors stop) and write the rule book atomically."""
-    from .problems import RuleFileError
     from .report import write_atomically
-    from .rulebook import load_rulebook
+    from .rulebook import load_rulebooks
 
-    books, problems = [], []
-    for path in paths:
-        try:
-            books.append(load_rulebook(path)[0])
-        except RuleFileError as error:
-            problems.extend(error.problems)
-    if problems:
-        raise RuleFileError(problems)
+    books = load_rulebooks(paths)
     output = Path(output)
     fmt = fmt or ("md" if output.suffix.lower() in (".md", ".markdown") else "html")
     text = render_markdown(books) if fmt == "md" else render_html(books)

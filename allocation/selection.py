@@ -9,23 +9,14 @@ from pathlib import Path
 
 from .model import Rulebook
 from .problems import Location, Problem, RuleFileError
-from .rulebook import load_rulebook
+from .rulebook import load_rulebooks
 
 __all__ = ["select_rules", "load_folder"]
 
 
 def load_folder(rules_dir: str | Path) -> list[Rulebook]:
     """Every `*.yaml` / `*.yml` rule file in the folder, sorted by name. Raises RuleFileError for broken files."""
-    books: list[Rulebook] = []
-    problems: list[Problem] = []
-    for path in sorted(Path(rules_dir).glob("*.y*ml")):
-        try:
-            books.append(load_rulebook(path)[0])
-        except RuleFileError as error:
-            problems.extend(error.problems)
-    if problems:
-        raise RuleFileError(problems)
-    return books
+    return load_rulebooks(sorted(Path(rules_dir).glob("*.y*ml")))
 
 
 def select_rules(rules_dir: str | Path, district: str, year: int) -> Path:
