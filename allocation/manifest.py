@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,6 +161,11 @@ def _existing(entry: dict, base: Path) -> Path | None:
     for candidate in (Path(entry["absolute"]), base / entry["path"]):
         if candidate.exists():
             return candidate
+    # A run of the inbox (DIR/ergebnis/<name>/) read a private copy of the input, which is gone; the input
+    # itself lies in DIR/archiv/ under a name that carries its SHA-256.
+    archive = base.parent.parent / "archiv"
+    if archive.is_dir():
+        return next(iter(sorted(archive.glob(f"*_{entry['sha256']}_*"))), None)
     return None
 
 
@@ -243,9 +249,17 @@ def verify(target: str | Path) -> VerifyResult:
     replay_error = None
     with tempfile.TemporaryDirectory(prefix="allocation-verify-") as temp:
         replayed = Path(temp) / manifest["output"]["file"]
+        recorded_input = Path(manifest["input"]["path"])
+        input_location = None
+        found_input = _existing(manifest["input"], base)
+        if found_input is not None and found_input.name != recorded_input.name:
+            # an archived input: replay it under its recorded file name, which the workbook shows
+            input_location = Path(temp) / "eingabe" / recorded_input.name
+            input_location.parent.mkdir()
+            shutil.copyfile(found_input, input_location)
         try:
             with contextlib.chdir(directory):
-                replay(manifest, replayed)
+                replay(manifest, replayed, input_location)
         except ProblemsError as error:
             replay_error = "; ".join(str(p) for p in error.problems[:5])
         else:

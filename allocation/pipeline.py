@@ -83,14 +83,17 @@ def workbook_rows(allocation: Allocation, started: _dt.datetime, mode: str, prov
     return rows + manifest_rows(allocation, input_path, rules_path, output_path)
 
 
-def replay(manifest: dict, output_path: str | Path) -> None:
-    """Recompute a recorded run into `output_path` for `allocation verify` (no register, no manifest)."""
+def replay(manifest: dict, output_path: str | Path, input_location: str | Path | None = None) -> None:
+    """Recompute a recorded run into `output_path` for `allocation verify` (no register, no manifest).
+
+    `input_location` reads the input from elsewhere (an archived copy) while the workbook shows the
+    recorded path, as the original run did."""
     from .report import PROVISIONAL_NOTE, write_workbook
 
     parameters = manifest["parameters"]
     mode, provisional = parameters.get("mode", "test"), bool(parameters.get("provisional", False))
     input_path, rules_path = manifest["input"]["path"], manifest["rules"][0]["path"]
-    allocation, controls, _ = compute(input_path, rules_path)
+    allocation, controls, _ = compute(input_location or input_path, rules_path)
     started = _dt.datetime.now(_dt.timezone.utc)  # only the ignored row Laufzeitpunkt shows it
     rows = workbook_rows(allocation, started, mode, provisional, input_path, rules_path, manifest["output"]["path"])
     write_workbook(output_path, allocation, controls, rows, provisional=PROVISIONAL_NOTE if provisional else None)

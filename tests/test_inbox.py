@@ -157,3 +157,19 @@ def test_watch_picks_up_a_file_once_complete_and_stops_on_sigterm(inbox):
         out, _ = process.communicate(timeout=30)
     assert process.returncode == 0
     assert [json.loads(line)["status"] for line in out.splitlines()] == ["ok"]
+
+
+def test_an_inbox_result_can_be_verified_from_its_archived_input(inbox, capsys):
+    from allocation.cli import main
+    from allocation.manifest import VERIFY_FAILED
+
+    root, rules = inbox
+    _drop(root, "gueltig.xlsx", "gut.xlsx")
+    _run(root, rules)
+    output = root / "ergebnis" / "gut" / "gut-ergebnis.xlsx"
+    assert not (root / ".tmp").exists() or not any((root / ".tmp").iterdir())  # the private copy is gone
+    assert main(["verify", str(output)]) == ExitCode.OK
+    # the archived input is the one checked: change it and verify fails
+    archived = next((root / "archiv").iterdir())
+    archived.write_bytes(archived.read_bytes() + b"\0")
+    assert main(["verify", str(output)]) == VERIFY_FAILED
