@@ -42,9 +42,9 @@ def _check_ordered_columns(rulebook: Rulebook, records: list[tuple[Location, dic
                     if not isinstance(value, Decimal):
                         problems.append(Problem(
                             "input-not-a-number", make_where(source, column),
-                            f'rule "{rule.id}" compares {column} by size, but this cell holds no number',
-                            found=repr(value) if value != "" else "empty", expected="a number",
-                            hint=f"enter a number in {column} (0 if none)"))
+                            f'Regel "{rule.id}" vergleicht {column} der Größe nach, aber diese Zelle enthält keine Zahl',
+                            found=repr(value) if value != "" else "leer", expected="eine Zahl",
+                            hint=f"in {column} eine Zahl eintragen (0, wenn nichts anfällt)"))
     return problems
 
 
@@ -65,24 +65,27 @@ def decide(rulebook: Rulebook, book: InputBook) -> list[Decision]:
         if rule_id is None:
             if not matched:
                 problems.append(Problem(
-                    "decision-no-rule", item.source, f'no rule matches cost item "{item.id}"',
+                    "decision-no-rule", item.source, f'keine Regel passt auf Kostenposition "{item.id}"',
                     found=f"Kategorie={item.category!r}, Traeger={item.host!r}",
-                    expected=f"one rule of {rulebook.path}",
-                    hint="correct the item's columns or add a rule that covers it"))
+                    expected=f"eine Regel aus {rulebook.path}",
+                    hint="die Spalten der Kostenposition korrigieren oder eine Regel ergänzen, die sie erfasst"))
             else:
                 places = ", ".join(f"{r} ({rulebook.path}:{rulebook.rule(r).source.line})" for r in ordered)
                 problems.append(Problem(
-                    "decision-ambiguous", item.source, f'cost item "{item.id}" matches {len(matched)} rules: {places}',
-                    found=places, expected="exactly one rule under hit_policy: unique",
-                    hint="narrow the rules' conditions, or use hit_policy: priority with priorities"))
+                    "decision-ambiguous", item.source, f'Kostenposition "{item.id}" passt auf {len(matched)} Regeln: {places}',
+                    found=places, expected="genau eine Regel bei hit_policy: unique",
+                    hint="die Bedingungen der Regeln enger fassen oder hit_policy: priority mit Prioritäten "
+                         "verwenden"))
             continue
         rule = rulebook.rule(rule_id)
         if rule.route == "host_bears" and item.host == DISTRICT_HOST:
             problems.append(Problem(
                 "decision-no-host", item.cell("Traeger"),
-                f'rule "{rule.id}" ({rulebook.path}:{rule.source.line}) routes "{item.id}" to host_bears, '
-                "but the district runs it", found=DISTRICT_HOST, expected="the AGS of the hosting municipality",
-                hint="enter the host's AGS in Traeger, or restrict the rule with `Traeger: {ne: Kreis}`"))
+                f'Regel "{rule.id}" ({rulebook.path}:{rule.source.line}) weist "{item.id}" host_bears zu '
+                "(Trägergemeinde trägt), aber Träger ist der Kreis", found=DISTRICT_HOST,
+                expected="der AGS der Trägergemeinde",
+                hint="den AGS der Trägergemeinde in Traeger eintragen oder die Regel mit `Traeger: {ne: Kreis}` "
+                     "einschränken"))
             continue
         decisions.append(Decision(item.id, rule_id, ordered))
     if problems:
@@ -111,9 +114,9 @@ def _column_number(municipality: Municipality, column: str, book: InputBook, pro
     where = municipality.cell(column)
     if not isinstance(value, Decimal) or value < 0:
         problems.append(Problem(
-            "input-bad-key", where, f"{column} of {municipality.name} is not a usable key value",
-            found=repr(value) if value != "" else "empty", expected="a number ≥ 0",
-            hint=f"enter {column} as a number (0 if none)"))
+            "input-bad-key", where, f"{column} von {municipality.name} ist kein brauchbarer Schlüsselwert",
+            found=repr(value) if value != "" else "leer", expected="eine Zahl ≥ 0",
+            hint=f"{column} als Zahl eintragen (0, wenn nichts anfällt)"))
         return None
     return Fraction(value)
 
@@ -206,8 +209,9 @@ def allocate(rulebook: Rulebook, book: InputBook, decisions: list[Decision]) -> 
         if not payers:
             decision_problems.append(Problem(
                 "decision-no-payers", rule.payers.source if rule.payers is not None else rule.source,
-                f'rule "{rule.id}" selects no paying municipality for "{item.id}"', found="no municipality",
-                expected="at least one payer", hint="check the payers condition and the Gemeinden columns"))
+                f'Regel "{rule.id}" wählt für "{item.id}" keine zahlende Gemeinde aus',
+                found="keine Gemeinde", expected="mindestens eine zahlende Gemeinde",
+                hint="die payers-Bedingung und die Spalten im Blatt Gemeinden prüfen"))
             continue
         before = len(input_problems)
         keys, label = _keys(item, rule, payers, book, input_problems)
@@ -217,9 +221,9 @@ def allocate(rulebook: Rulebook, book: InputBook, decisions: list[Decision]) -> 
         if key_total == 0:
             where = rule.key.source if rule.key is not None else rule.source
             decision_problems.append(Problem(
-                "decision-zero-key", where, f'the key "{label}" sums to zero over the payers of "{item.id}"',
-                found="0", expected="a positive key total",
-                hint="enter key values (Gemeinden or Schluessel) for at least one payer"))
+                "decision-zero-key", where, f'der Schlüssel "{label}" ergibt über die Zahler von "{item.id}" die Summe null',
+                found="0", expected="eine positive Schlüsselsumme",
+                hint="für mindestens eine zahlende Gemeinde Schlüsselwerte eintragen (Gemeinden oder Schluessel)"))
             continue
         shares = apportion(deficit, keys, unit)
         lines = []

@@ -181,9 +181,10 @@ def _column_values(rulebook: Rulebook, with_domains: bool) -> dict[str, list[obj
 def _undecided(rulebook: Rulebook, where: Location, question: str) -> Problem:
     return Problem(
         "rule-analysis-undecided", where,
-        f"{question}: could not be decided within {SEARCH_LIMIT:,} search steps".replace(",", "."),
-        found="too many combinations of column values", expected="a decision",
-        hint="split the conditions into simpler rules; the run still stops on any item that is not decided",
+        f"{question}: in {SEARCH_LIMIT:,} Suchschritten nicht entscheidbar".replace(",", "."),
+        found="zu viele Kombinationen von Spaltenwerten", expected="eine Entscheidung",
+        hint="die Bedingungen auf einfachere Regeln aufteilen; ein Lauf hält trotzdem bei jeder nicht "
+             "entschiedenen Kostenposition an",
         severity="warning")
 
 
@@ -201,10 +202,10 @@ def _domain_constants(rulebook: Rulebook) -> list[Problem]:
                     continue
                 problems.append(Problem(
                     "rule-value-not-in-domain", cmp.source,
-                    f'rule "{rule.id}" compares {cmp.column} with "{value}", which the declared domain of '
-                    f"{cmp.column} does not contain{did_you_mean(str(value), [str(d) for d in domain])}",
+                    f'Regel "{rule.id}" vergleicht {cmp.column} mit "{value}", der im erklärten Wertebereich von '
+                    f"{cmp.column} nicht vorkommt{did_you_mean(str(value), [str(d) for d in domain])}",
                     found=str(value), expected=", ".join(str(d) for d in domain),
-                    hint=f"correct the value, or add it to `domains: {cmp.column}`"))
+                    hint=f"den Wert korrigieren oder unter `domains: {cmp.column}` ergänzen"))
     return problems
 
 
@@ -220,15 +221,15 @@ def analyse(rulebook: Rulebook, domain_sources: Mapping[tuple[str, int], Locatio
         try:
             satisfiable[rule.id] = find_item([(rule.when, True)], free) is not None
         except Undecided:
-            problems.append(_undecided(rulebook, rule.source, f'whether rule "{rule.id}" can match at all'))
+            problems.append(_undecided(rulebook, rule.source, f'ob Regel "{rule.id}" überhaupt zutreffen kann'))
             satisfiable[rule.id] = True
             continue
         if not satisfiable[rule.id]:
             problems.append(Problem(
                 "rule-never-matches", rule.when.source if rule.when.source.line else rule.source,
-                f'the condition of rule "{rule.id}" can never hold: {conditions.describe(rule.when)}',
-                found=conditions.describe(rule.when), expected="a condition some item can meet",
-                hint="correct the condition or remove the rule"))
+                f'die Bedingung von Regel "{rule.id}" kann nie zutreffen: {conditions.describe(rule.when)}',
+                found=conditions.describe(rule.when), expected="eine Bedingung, die eine Kostenposition erfüllen kann",
+                hint="die Bedingung korrigieren oder die Regel entfernen"))
     if rulebook.hit_policy == "unique":
         for i, first in enumerate(rules):
             for second in rules[i + 1:]:
@@ -236,16 +237,16 @@ def analyse(rulebook: Rulebook, domain_sources: Mapping[tuple[str, int], Locatio
                     item = find_item([(first.when, True), (second.when, True)], free)
                 except Undecided:
                     problems.append(_undecided(rulebook, second.source,
-                                               f'whether rules "{first.id}" and "{second.id}" overlap'))
+                                               f'ob sich die Regeln "{first.id}" und "{second.id}" überschneiden'))
                     continue
                 if item is not None:
                     problems.append(Problem(
                         "rule-overlap", second.source,
-                        f'rules {_where(rulebook, first)} and {_where(rulebook, second)} can both hold for one item '
-                        "under hit_policy: unique", found=f"Beispiel: {show_item(item)}",
-                        expected="conditions that exclude each other",
-                        hint=f'narrow one condition so that it excludes {show_item(item)}, or use hit_policy: '
-                             "priority with priorities"))
+                        f'die Regeln {_where(rulebook, first)} und {_where(rulebook, second)} können bei hit_policy: unique '
+                        "beide auf dieselbe Kostenposition zutreffen", found=f"Beispiel: {show_item(item)}",
+                        expected="Bedingungen, die einander ausschließen",
+                        hint=f"eine Bedingung so eingrenzen, dass sie {show_item(item)} ausschließt, oder "
+                             "hit_policy: priority mit Prioritäten verwenden"))
     else:
         order = sorted(rules, key=lambda rule: (-rule.priority, rule.index))
         for position, rule in enumerate(order):
@@ -255,19 +256,21 @@ def analyse(rulebook: Rulebook, domain_sources: Mapping[tuple[str, int], Locatio
             try:
                 item = find_item([(rule.when, True)] + [(other.when, False) for other in higher], free)
             except Undecided:
-                problems.append(_undecided(rulebook, rule.source, f'whether rule "{rule.id}" can ever win'))
+                problems.append(_undecided(rulebook, rule.source, f'ob Regel "{rule.id}" je zum Zug kommen kann'))
                 continue
             if item is None:
                 try:
                     takers = [other for other in higher if find_item([(rule.when, True), (other.when, True)], free)]
                 except Undecided:
                     takers = higher
-                names = ", ".join(f"{_where(rulebook, other)} (priority {other.priority})" for other in takers)
+                names = ", ".join(f"{_where(rulebook, other)} (Priorität {other.priority})" for other in takers)
                 problems.append(Problem(
                     "rule-shadowed", rule.source,
-                    f'rule "{rule.id}" (priority {rule.priority}) can never win: every item it matches is taken by '
-                    f"{names}", found=conditions.describe(rule.when), expected="an item only this rule decides",
-                    hint="raise its priority above the rules named, narrow their conditions, or remove the rule"))
+                    f'Regel "{rule.id}" (Priorität {rule.priority}) kommt nie zum Zug: jede Kostenposition, auf die sie '
+                    f"zutrifft, übernimmt bereits {names}", found=conditions.describe(rule.when),
+                    expected="eine Kostenposition, die nur diese Regel entscheidet",
+                    hint="ihre Priorität über die der genannten Regeln setzen, deren Bedingungen eingrenzen oder "
+                         "die Regel entfernen"))
     problems.extend(_gaps(rulebook, domain_sources or {}))
     return problems
 
@@ -288,20 +291,23 @@ def _gaps(rulebook: Rulebook, sources: Mapping[tuple[str, int], Location]) -> li
                 covered = find_item([(pin, True), (anything, True)], fixed)
                 uncovered = find_item([(pin, True), (anything, False)], fixed)
             except Undecided:
-                problems.append(_undecided(rulebook, where, f"whether {column} = {value} is covered"))
+                problems.append(_undecided(rulebook, where, f"ob {column} = {value} abgedeckt ist"))
                 continue
             if covered is None:
                 problems.append(Problem(
-                    "rule-gap", where, f'no rule covers {column} = "{value}" (declared in domains)',
+                    "rule-gap", where, f'keine Regel deckt {column} = "{value}" ab (in domains erklärt)',
                     found=f"Beispiel: {show_item(uncovered or {column: value})}",
-                    expected=f"a rule for every value of {column}",
-                    hint=f"add a rule for {column}: {value}, or remove the value from `domains`"))
+                    expected=f"eine Regel für jeden Wert von {column}",
+                    hint=f"eine Regel für {column}: {value} ergänzen oder den Wert aus `domains` entfernen"))
             elif uncovered is not None:
                 problems.append(Problem(
                     "rule-gap-partial", where,
-                    f'not every item with {column} = "{value}" is covered: no rule matches the example item',
-                    found=f"Beispiel: {show_item(uncovered)}", expected="a rule for every combination that can occur",
-                    hint="add a rule for this combination if it can occur; a run stops on such an item",
+                    f'nicht jede Kostenposition mit {column} = "{value}" ist abgedeckt: keine Regel trifft auf die '
+                    "Beispielposition zu",
+                    found=f"Beispiel: {show_item(uncovered)}",
+                    expected="eine Regel für jede Kombination, die vorkommen kann",
+                    hint="eine Regel für diese Kombination ergänzen, falls sie vorkommen kann; ein Lauf hält bei "
+                         "einer solchen Kostenposition an",
                     severity="warning"))
     return problems
 
@@ -324,10 +330,11 @@ def check_validity(rulebooks: Sequence[Rulebook]) -> list[Problem]:
                     for book, other in ((first, second), (second, first)):
                         problems.append(Problem(
                             "rules-validity-overlap", book.source,
-                            f"{book.district} {book.valid_from}–{book.valid_to} overlaps {other.path} "
+                            f"{book.district} {book.valid_from}–{book.valid_to} überschneidet sich mit {other.path} "
                             f"({other.valid_from}–{other.valid_to}) in {_ranges(list(range(low, high + 1)))}",
-                            found=f"{book.valid_from}–{book.valid_to}", expected="disjoint budget years per district",
-                            hint="shorten valid_from/valid_to so that each year has exactly one rule file"))
+                            found=f"{book.valid_from}–{book.valid_to}",
+                            expected="überschneidungsfreie Haushaltsjahre je Kreis",
+                            hint="valid_from/valid_to so kürzen, dass jedes Jahr genau eine Regeldatei hat"))
         covered = {year for book in books for year in range(book.valid_from, book.valid_to + 1)}
         if not covered:
             continue
@@ -339,9 +346,9 @@ def check_validity(rulebooks: Sequence[Rulebook]) -> list[Problem]:
             for book in (before, after):
                 problems.append(Problem(
                     "rules-validity-gap", book.source,
-                    f"{book.district}: no rule file covers {years} (between {before.path} and {after.path})",
-                    found=f"{book.valid_from}–{book.valid_to}", expected="every year of the covered range",
-                    hint="add a rule file for the missing years or extend valid_from/valid_to"))
+                    f"{book.district}: keine Regeldatei deckt {years} ab (zwischen {before.path} und {after.path})",
+                    found=f"{book.valid_from}–{book.valid_to}", expected="jedes Jahr des abgedeckten Zeitraums",
+                    hint="eine Regeldatei für die fehlenden Jahre ergänzen oder valid_from/valid_to erweitern"))
     return problems
 
 
@@ -383,21 +390,21 @@ def run_examples(rulebook: Rulebook) -> list[Problem]:
         if decided is None:
             found = "keine Regel" if not matched else "mehrere Regeln: " + ", ".join(ordered)
             problems.append(Problem(
-                "rule-example-failed", example.source, f"{label}: the rules do not decide the item {show_item(item)}",
-                found=found, expected=f"rule {example.rule}" if example.rule else "exactly one rule",
-                hint="correct the rules or the example"))
+                "rule-example-failed", example.source, f"{label}: die Regeln entscheiden die Kostenposition {show_item(item)} nicht",
+                found=found, expected=f"Regel {example.rule}" if example.rule else "genau eine Regel",
+                hint="die Regeln oder das Beispiel korrigieren"))
             continue
         rule = rulebook.rule(decided)
         if example.rule is not None and example.rule != decided:
             problems.append(Problem(
-                "rule-example-failed", example.source, f"{label}: item {show_item(item)} is decided by another rule",
-                found=f"{_where(rulebook, rule)}", expected=f"rule {example.rule}",
-                hint="correct the rules or the expected rule of the example"))
+                "rule-example-failed", example.source, f"{label}: Kostenposition {show_item(item)} wird von einer anderen Regel entschieden",
+                found=f"{_where(rulebook, rule)}", expected=f"Regel {example.rule}",
+                hint="die Regeln oder die erwartete Regel des Beispiels korrigieren"))
             continue
         if example.route is not None and example.route != rule.route:
             problems.append(Problem(
-                "rule-example-failed", example.source, f"{label}: rule {rule.id} routes the item another way",
-                found=rule.route, expected=example.route, hint="correct the rule's route or the example"))
+                "rule-example-failed", example.source, f"{label}: Regel {rule.id} leitet die Kostenposition anders weiter",
+                found=rule.route, expected=example.route, hint="die route der Regel oder das Beispiel korrigieren"))
             continue
         if example.split is not None:
             problems.extend(_check_split(rulebook, example, item, rule, label, allocate))
@@ -427,10 +434,10 @@ def _check_split(rulebook: Rulebook, example, item: dict, rule, label: str, allo
     try:
         allocation = allocate(rulebook, book, [decision])
     except ProblemsError as error:
-        return [Problem("rule-example-failed", where, f"{label}: the split cannot be computed: "
+        return [Problem("rule-example-failed", where, f"{label}: die Aufteilung lässt sich nicht berechnen: "
                         + "; ".join(p.message for p in error.problems),
                         found=error.problems[0].found if error.problems else None,
-                        expected="a computable split", hint="complete the example's municipalities")]
+                        expected="eine berechenbare Aufteilung", hint="die Gemeinden des Beispiels vervollständigen")]
     found = {line.ags: line.amount for line in allocation.items[0].lines}
     from .money import format_eur
 
@@ -439,10 +446,11 @@ def _check_split(rulebook: Rulebook, example, item: dict, rule, label: str, allo
         return []
     return [Problem(
         "rule-example-split", where,
-        f"{label}: the split over {len(found)} municipalities differs for AGS " + ", ".join(wrong),
+        f"{label}: die Aufteilung auf {len(found)} Gemeinden weicht ab bei AGS " + ", ".join(wrong),
         found="; ".join(f"{ags}: {format_eur(found.get(ags, 0))}" for ags in wrong),
         expected="; ".join(f"{ags}: {format_eur(split.expected[ags])}" for ags in wrong),
-        hint=f"recompute the example by hand ({ROUTE_LABELS[rule.route]}, largest remainder, ties by AGS)")]
+        hint=f"das Beispiel von Hand nachrechnen ({ROUTE_LABELS[rule.route]}, Verfahren der größten Reste, "
+             "bei Gleichstand nach AGS)")]
 
 
 # ------------------------------------------------------------------------------------- entry points

@@ -134,10 +134,10 @@ def compare_scenarios(results: Sequence[ScenarioResult]) -> ScenarioComparison:
             missing, extra = sorted(expected - found), sorted(found - expected)
             problems.append(Problem(
                 "compare-municipalities-differ", Location(book.path, "Gemeinden"),
-                f'scenario "{result.scenario.label}" has other municipalities than "{results[0].scenario.label}"',
+                f'Szenario "{result.scenario.label}" hat andere Gemeinden als "{results[0].scenario.label}"',
                 found=f"fehlt: {', '.join(missing) or '-'}; zusätzlich: {', '.join(extra) or '-'}",
-                expected=f"the {len(expected)} municipalities of {reference.path}",
-                hint="compare scenarios of the same district: use copies of one input workbook"))
+                expected=f"die {len(expected)} Gemeinden aus {reference.path}",
+                hint="nur Szenarien desselben Kreises vergleichen: Kopien einer Eingabe-Arbeitsmappe verwenden"))
             continue
         bases = {m.ags: m.base for m in book.municipalities}
         changed = [m.ags for m in reference.municipalities if bases[m.ags] != m.base]
@@ -317,8 +317,10 @@ class YearRow:
 
 def _not_output(path: str, sheet: str | None, message: str, found: str | None = None) -> InputError:
     return InputError([Problem("compare-not-an-output", Location(path, sheet), message, found=found,
-                               expected="an output workbook of `allocation run` (sheets Uebersicht and Protokoll)",
-                               hint="pass two result workbooks written by `allocation run`, or use --rules for scenarios")])
+                               expected="eine Ergebnis-Arbeitsmappe von `allocation run` (Blätter Uebersicht und "
+                                        "Protokoll)",
+                               hint="zwei von `allocation run` geschriebene Ergebnis-Arbeitsmappen angeben oder für "
+                                    "Szenarien --rules verwenden")])
 
 
 def read_result(path: str | Path) -> ResultSummary:
@@ -329,25 +331,25 @@ def read_result(path: str | Path) -> ResultSummary:
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as error:  # openpyxl raises many types for a file that is no workbook
-        raise InputError([Problem("compare-unreadable", Location(path), "workbook cannot be read",
+        raise InputError([Problem("compare-unreadable", Location(path), "Die Arbeitsmappe lässt sich nicht lesen",
                                   found=type(error).__name__ + (f": {error}" if str(error) else ""),
-                                  expected="an .xlsx output workbook", hint="check the path")]) from None
+                                  expected="eine Ergebnis-Arbeitsmappe (.xlsx)", hint="den Pfad prüfen")]) from None
     try:
         for sheet in ("Uebersicht", "Protokoll"):
             if sheet not in workbook.sheetnames:
-                raise _not_output(path, None, f"sheet {sheet} is missing", found=", ".join(workbook.sheetnames))
+                raise _not_output(path, None, f"Blatt {sheet} fehlt", found=", ".join(workbook.sheetnames))
         protocol = {row[0]: row[1] for row in workbook["Protokoll"].iter_rows(min_row=2, values_only=True)
                     if row and row[0] is not None}
         year = protocol.get("Haushaltsjahr")
         if isinstance(year, bool) or not isinstance(year, (int, float)) or int(year) != year:
-            raise _not_output(path, "Protokoll", "the Protokoll names no Haushaltsjahr", found=repr(year))
+            raise _not_output(path, "Protokoll", "Das Protokoll nennt kein Haushaltsjahr", found=repr(year))
         rows = list(workbook["Uebersicht"].iter_rows(values_only=True))
     finally:
         workbook.close()
     header = [str(h) if h is not None else "" for h in rows[0]] if rows else []
     labels = {label: route for route, label in ROUTE_LABELS.items()}
     if header[:2] != ["AGS", "Gemeinde"] or "Summe" not in header:
-        raise _not_output(path, "Uebersicht", "the Uebersicht has not the expected header", found=", ".join(header))
+        raise _not_output(path, "Uebersicht", "Die Uebersicht hat nicht die erwarteten Spaltenüberschriften", found=", ".join(header))
     route_columns = {index: labels[h] for index, h in enumerate(header) if h in labels}
     names: dict[str, str] = {}
     routes: dict[str, dict[str, int]] = {}
@@ -364,8 +366,9 @@ def read_result(path: str | Path) -> ResultSummary:
                 routes[ags][route] = cents_from_decimal(decimal_from_cell(0 if value is None else value))
             except ValueError:
                 problems.append(Problem("compare-bad-cell", Location(path, "Uebersicht", number, index + 1),
-                                        f"{header[index]} of {ags} is not an amount", found=repr(value),
-                                        expected="an amount in euros", hint="use the workbook as `allocation run` wrote it"))
+                                        f"{header[index]} von {ags} ist kein Betrag", found=repr(value),
+                                        expected="ein Betrag in Euro",
+                                        hint="die Arbeitsmappe so verwenden, wie `allocation run` sie geschrieben hat"))
     if problems:
         raise InputError(problems)
     return ResultSummary(path, str(protocol.get("Kreis") or ""), int(year), names, routes)
@@ -376,13 +379,13 @@ def year_over_year(before: ResultSummary, after: ResultSummary) -> tuple[tuple[Y
     warnings = []
     if before.year == after.year:
         warnings.append(Problem("compare-same-year", Location(after.path, "Protokoll"),
-                                "both workbooks are of the same budget year", found=str(after.year),
-                                expected=f"a year other than {before.year}",
-                                hint="for scenarios of one year use --rules", severity="warning"))
+                                "Beide Arbeitsmappen gehören zum selben Haushaltsjahr", found=str(after.year),
+                                expected=f"ein anderes Jahr als {before.year}",
+                                hint="für Szenarien eines Jahres --rules verwenden", severity="warning"))
     if before.district != after.district:
         warnings.append(Problem("compare-other-district", Location(after.path, "Protokoll"),
-                                "the workbooks are of different districts", found=after.district,
-                                expected=before.district, hint="compare two years of the same district",
+                                "Die Arbeitsmappen gehören zu verschiedenen Kreisen", found=after.district,
+                                expected=before.district, hint="zwei Jahre desselben Kreises vergleichen",
                                 severity="warning"))
     rows = []
     for ags in sorted(set(before.routes) | set(after.routes)):

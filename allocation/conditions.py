@@ -81,24 +81,25 @@ TRUE = All((), Location("<builtin>"))
 def _constant(value: object, where: Location, problems: list[Problem], column: str) -> str | Decimal | None:
     if isinstance(value, bool):
         problems.append(Problem(
-            "rule-bad-value", where, f'"{column}": yes/no/true/false is read by YAML as a truth value',
-            found=str(value), expected="text in quotes or a number",
-            hint='write 1/0 for flags, or quote the text, e.g. "ja"'))
+            "rule-bad-value", where, f'"{column}": yes/no/true/false liest YAML als Wahrheitswert',
+            found=str(value), expected="Text in Anführungszeichen oder eine Zahl",
+            hint='für Kennzeichen 1/0 schreiben oder den Text in Anführungszeichen setzen, z. B. "ja"'))
         return None
     if isinstance(value, int):
         value = Decimal(value)
     if isinstance(value, Decimal):
         if abs(value) >= NUMBER_LIMIT or len(value.as_tuple().digits) > 15:
             problems.append(Problem(
-                "rule-bad-value", where, f'"{column}": number out of range', found=str(value),
-                expected="at most 15 significant digits, below 10^15", hint="write a smaller number"))
+                "rule-bad-value", where, f'"{column}": Zahl außerhalb des zulässigen Bereichs', found=str(value),
+                expected="höchstens 15 gültige Stellen, kleiner als 10^15", hint="eine kleinere Zahl schreiben"))
             return None
         return value
     if isinstance(value, str):
         return value
     problems.append(Problem(
-        "rule-bad-value", where, f'"{column}": a condition value must be text or a number',
-        found=repr(value), expected="text or a number", hint="write a single value, or use {in: [...]} for a list"))
+        "rule-bad-value", where, f'"{column}": ein Bedingungswert muss Text oder eine Zahl sein',
+        found=repr(value), expected="Text oder eine Zahl",
+        hint="einen einzelnen Wert schreiben oder für eine Liste {in: [...]} verwenden"))
     return None
 
 
@@ -109,8 +110,8 @@ def parse(node: object, file: str, problems: list[Problem], at: tuple[int, int] 
         return All((), where)
     if not isinstance(node, dict):
         problems.append(Problem(
-            "rule-bad-condition", where, "a condition must be a mapping of columns to values",
-            found=repr(node), expected="e.g. {Kategorie: KIM}", hint="write `when: {Spalte: Wert}`"))
+            "rule-bad-condition", where, "Eine Bedingung muss Spalten Werte zuordnen",
+            found=repr(node), expected="z. B. {Kategorie: KIM}", hint="`when: {Spalte: Wert}` schreiben"))
         return All((), where)
     parts: list[Condition] = []
     for key, value in node.items():
@@ -120,8 +121,8 @@ def parse(node: object, file: str, problems: list[Problem], at: tuple[int, int] 
         if key in ("all", "any"):
             if not isinstance(value, list):
                 problems.append(Problem(
-                    "rule-bad-condition", here, f'"{key}" needs a list of conditions', found=repr(value),
-                    expected="a YAML list", hint=f"write `{key}: [{{A: 1}}, {{B: 2}}]`"))
+                    "rule-bad-condition", here, f'"{key}" braucht eine Liste von Bedingungen', found=repr(value),
+                    expected="eine YAML-Liste", hint=f"`{key}: [{{A: 1}}, {{B: 2}}]` schreiben"))
                 continue
             children = tuple(
                 parse(child, file, problems, value.pos(i) if isinstance(value, LocList) else (line, col))
@@ -131,25 +132,25 @@ def parse(node: object, file: str, problems: list[Problem], at: tuple[int, int] 
             parts.append(Not(parse(value, file, problems, vat), here))
         elif not isinstance(key, str):
             problems.append(Problem(
-                "rule-bad-condition", here, "a column name must be text", found=repr(key),
-                expected="a column header", hint="quote the column name"))
+                "rule-bad-condition", here, "Ein Spaltenname muss Text sein", found=repr(key),
+                expected="eine Spaltenüberschrift", hint="den Spaltennamen in Anführungszeichen setzen"))
         elif isinstance(value, dict):
             if not value:
-                problems.append(Problem("rule-bad-condition", here, f'"{key}": empty operator mapping',
-                                        expected="e.g. {gt: 0}", hint="name an operator"))
+                problems.append(Problem("rule-bad-condition", here, f'"{key}": leere Operator-Zuordnung',
+                                        expected="z. B. {gt: 0}", hint="einen Operator angeben"))
             for op, operand in value.items():
                 op_at = value.pos(op) if isinstance(value, LocDict) else (line, col)
                 op_here = Location(file, line=op_at[0], col=op_at[1])
                 if op not in OPERATORS:
                     problems.append(Problem(
-                        "rule-unknown-operator", op_here, f'unknown operator "{op}"{did_you_mean(str(op), OPERATORS)}',
-                        found=str(op), expected=", ".join(OPERATORS), hint="use one of the listed operators"))
+                        "rule-unknown-operator", op_here, f'unbekannter Operator "{op}"{did_you_mean(str(op), OPERATORS)}',
+                        found=str(op), expected=", ".join(OPERATORS), hint="einen der aufgeführten Operatoren verwenden"))
                     continue
                 if op == "in":
                     if not isinstance(operand, list) or not operand:
                         problems.append(Problem(
-                            "rule-bad-value", op_here, f'"{key}: in" needs a non-empty list', found=repr(operand),
-                            expected="[a, b, ...]", hint="write `in: [A, B]`"))
+                            "rule-bad-value", op_here, f'"{key}: in" braucht eine nicht leere Liste', found=repr(operand),
+                            expected="[a, b, ...]", hint="`in: [A, B]` schreiben"))
                         continue
                     values = tuple(_constant(v, op_here, problems, key) for v in operand)
                     parts.append(Cmp(key, "in", tuple(v for v in values if v is not None), op_here))
@@ -159,8 +160,8 @@ def parse(node: object, file: str, problems: list[Problem], at: tuple[int, int] 
                     continue
                 if op in ORDERED and not isinstance(constant, Decimal):
                     problems.append(Problem(
-                        "rule-bad-value", op_here, f'"{key}: {op}" compares by size and needs a number',
-                        found=repr(constant), expected="a number", hint="write a number without quotes"))
+                        "rule-bad-value", op_here, f'"{key}: {op}" vergleicht der Größe nach und braucht eine Zahl',
+                        found=repr(constant), expected="eine Zahl", hint="eine Zahl ohne Anführungszeichen schreiben"))
                     continue
                 parts.append(Cmp(key, op, constant, op_here))
         else:

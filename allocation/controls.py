@@ -52,9 +52,9 @@ def run_controls(allocation: Allocation) -> list[Control]:
     for control in controls:
         if not control.ok:
             problems.append(Problem("control-failed", Location(allocation.book.path),
-                                    f"control failed: {control.name}" + (f" ({control.item_id})" if control.item_id else ""),
+                                    f"Kontrolle fehlgeschlagen: {control.name}" + (f" ({control.item_id})" if control.item_id else ""),
                                     found=str(control.actual), expected=str(control.expected),
-                                    hint="report this as a bug with the input and rule file"))
+                                    hint="bitte als Programmfehler melden, mit Eingabe-Arbeitsmappe und Regeldatei"))
     if problems:
         raise InvariantViolation(problems)
     return controls

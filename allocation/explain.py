@@ -20,14 +20,15 @@ def read_sheet(path: str | Path, sheet: str) -> list[dict[str, object]]:
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except (OSError, ValueError, KeyError) as error:
-        raise InputError([Problem("explain-unreadable", Location(str(path)), "the output workbook cannot be read",
-                                  found=str(error), expected="an output workbook of `allocation run`",
-                                  hint="give the path of ERGEBNIS.xlsx")]) from None
+        raise InputError([Problem("explain-unreadable", Location(str(path)), "Die Ergebnis-Arbeitsmappe lässt sich nicht lesen",
+                                  found=str(error), expected="eine Ergebnis-Arbeitsmappe von `allocation run`",
+                                  hint="den Pfad von ERGEBNIS.xlsx angeben")]) from None
     try:
         if sheet not in workbook.sheetnames:
-            raise InputError([Problem("explain-missing-sheet", Location(str(path), sheet), f"sheet {sheet} is missing",
+            raise InputError([Problem("explain-missing-sheet", Location(str(path), sheet), f"Blatt {sheet} fehlt",
                                       found=", ".join(workbook.sheetnames), expected=sheet,
-                                      hint="give an output workbook of `allocation run`, not the input")])
+                                      hint="eine Ergebnis-Arbeitsmappe von `allocation run` angeben, nicht die "
+                                           "Eingabe")])
         rows = list(workbook[sheet].iter_rows(values_only=True))
     finally:
         workbook.close()
@@ -53,8 +54,9 @@ def explain(output: str | Path, item_id: str, ags: str | None = None) -> str:
         ids = [str(r.get("ID")) for r in decisions]
         raise InputError([Problem(
             "explain-unknown-item", Location(str(output), "Entscheidungen"),
-            f'no cost item "{item_id}" in the output{did_you_mean(item_id, ids)}', found=item_id,
-            expected=", ".join(ids) or "an item ID", hint="use an ID from column ID of sheet Entscheidungen")])
+            f'keine Kostenposition "{item_id}" im Ergebnis{did_you_mean(item_id, ids)}', found=item_id,
+            expected=", ".join(ids) or "eine ID einer Kostenposition",
+            hint="eine ID aus Spalte ID des Blatts Entscheidungen verwenden")])
     lines = [
         f"Kostenposition {row['ID']}: {row.get('Bezeichnung', '')}",
         f"  Kategorie {row.get('Kategorie', '')}, Träger {row.get('Träger', '')} (Eingabe: {row.get('Eingabezeile', '')})",
@@ -83,8 +85,8 @@ def explain(output: str | Path, item_id: str, ags: str | None = None) -> str:
         known = [str(r.get("AGS")) for r in proofs]
         raise InputError([Problem(
             "explain-unknown-ags", Location(str(output), "Einzelnachweis"),
-            f'no line for AGS "{ags}" and item "{item_id}"{did_you_mean(ags, known)}', found=ags,
-            expected=", ".join(known) or "an AGS", hint="use an AGS from sheet Einzelnachweis (8 digits)")])
+            f'keine Zeile für AGS "{ags}" und Kostenposition "{item_id}"{did_you_mean(ags, known)}', found=ags,
+            expected=", ".join(known) or "ein AGS", hint="einen AGS aus dem Blatt Einzelnachweis verwenden (8 Ziffern)")])
     lines += [
         "",
         f"Rechenweg für {proof.get('Gemeinde')} (AGS {proof.get('AGS')}):",

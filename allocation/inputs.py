@@ -40,10 +40,10 @@ ITEM_COLUMNS = ("ID", "Bezeichnung", "Kategorie", *COMPONENTS, "Foerderung", "Tr
 OPTIONAL_ITEM_COLUMNS = ("Stellen",)
 KEY_COLUMNS = ("ID", "AGS", "Wert")
 PARAMETERS = {
-    "Kreis": "name of the district, e.g. Kreis Wesel",
-    "Haushaltsjahr": "budget year, e.g. 2022",
-    "Rundung": "Cent or Euro",
-    "Hebesatz_Nachkommastellen": "2 or 4",
+    "Kreis": "Name des Kreises, z. B. Kreis Wesel",
+    "Haushaltsjahr": "Haushaltsjahr, z. B. 2022",
+    "Rundung": "Cent oder Euro",
+    "Hebesatz_Nachkommastellen": "2 oder 4",
 }
 AGS_PATTERN = re.compile(r"^\d{8}$")
 ALIASES = {"foerderung": "Foerderung", "traeger": "Traeger", "schluessel": "Schluessel"}
@@ -82,7 +82,7 @@ def _show(value: object) -> str:
 
 
 def _german_number_hint(text: str) -> str:
-    """A fix for a number written as text, e.g. `12.000,5O` -> `12000.50 (letter O instead of zero?)`."""
+    """A fix for a number written as text, e.g. `12.000,5O` -> `12000.50 ... (Buchstabe O statt Null?)`."""
     cleaned = text.strip().replace("€", "").replace("EUR", "").strip()
     notes = []
     if re.search(r"[oO]", cleaned) and re.fullmatch(r"[\d.,\s oO-]+", cleaned):
@@ -97,12 +97,19 @@ def _german_number_hint(text: str) -> str:
     try:
         number = Decimal(candidate)
     except InvalidOperation:
-        return "enter a number (format the cell as number, not text)"
+        return "eine Zahl eintragen (Zelle als Zahl formatieren, nicht als Text)"
     suggestion = f"{number:f}"
     if "." in suggestion and len(suggestion.split(".")[1]) == 1:
         suggestion += "0"
     extra = f" ({' '.join(notes)})" if notes else ""
-    return f"enter the number {suggestion} as a number cell{extra}"
+    return f"{suggestion} als Zahl eintragen{extra}"
+
+
+def _negated(what: str) -> str:
+    """'ein Betrag in Euro' -> 'kein Betrag in Euro'; other phrasings -> 'keine Zahl'."""
+    if what.startswith(("ein ", "eine ")):
+        return "k" + what
+    return "keine Zahl"
 
 
 class _Sheet:
@@ -125,20 +132,20 @@ def _open(data: bytes, collector: _Collector):
     where = collector.loc()
     if not zipfile.is_zipfile(io.BytesIO(data)):
         if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
-            collector.add("input-not-xlsx", where, "this is an old Excel 97-2003 (.xls) file or an encrypted workbook",
-                          expected="an .xlsx workbook without password",
-                          hint="open it in Excel, remove any password, and save as .xlsx (Excel-Arbeitsmappe)")
+            collector.add("input-not-xlsx", where, "Das ist eine alte Excel-97-2003-Datei (.xls) oder eine verschlüsselte Arbeitsmappe",
+                          expected="eine .xlsx-Arbeitsmappe ohne Kennwort",
+                          hint="in Excel öffnen, ggf. das Kennwort entfernen und als .xlsx (Excel-Arbeitsmappe) speichern")
         else:
-            collector.add("input-not-xlsx", where, "this file is not an Excel workbook (.xlsx)",
-                          found=repr(data[:16]), expected="an .xlsx workbook",
-                          hint="save the file as .xlsx (Excel-Arbeitsmappe), not as CSV or another format")
+            collector.add("input-not-xlsx", where, "Die Datei ist keine Excel-Arbeitsmappe (.xlsx)",
+                          found=repr(data[:16]), expected="eine .xlsx-Arbeitsmappe",
+                          hint="die Datei als .xlsx (Excel-Arbeitsmappe) speichern, nicht als CSV oder in einem anderen Format")
         return None, None
     try:
         values = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         formulas = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError) as error:
-        collector.add("input-not-xlsx", where, "the workbook cannot be opened", found=str(error),
-                      expected="an .xlsx workbook", hint="open it in Excel and save it again as .xlsx")
+        collector.add("input-not-xlsx", where, "Die Arbeitsmappe lässt sich nicht öffnen", found=str(error),
+                      expected="eine .xlsx-Arbeitsmappe", hint="in Excel öffnen und erneut als .xlsx speichern")
         return None, None
     return values, formulas
 
@@ -151,13 +158,14 @@ def _load_sheets(values, formulas, collector: _Collector) -> dict[str, _Sheet]:
             (n for n in names if normalise_header(n) == normalise_header(wanted)), None)
         if found is None:
             if wanted in SHEETS:
-                collector.add("input-missing-sheet", collector.loc(wanted), f'sheet "{wanted}" is missing'
-                              f"{did_you_mean(wanted, names)}", found=", ".join(names) or "no sheets",
-                              expected=", ".join(SHEETS), hint=f'add a sheet named "{wanted}" (see `allocation template`)')
+                collector.add("input-missing-sheet", collector.loc(wanted), f'Blatt "{wanted}" fehlt'
+                              f"{did_you_mean(wanted, names)}", found=", ".join(names) or "keine Blätter",
+                              expected=", ".join(SHEETS),
+                              hint=f'ein Blatt "{wanted}" anlegen (Vorlage: `allocation template`)')
             continue
         if found != wanted:
-            collector.add("input-sheet-name", collector.loc(found), f'sheet "{found}" should be named "{wanted}"',
-                          found=found, expected=wanted, hint=f'rename the sheet to "{wanted}"')
+            collector.add("input-sheet-name", collector.loc(found), f'Blatt "{found}" muss "{wanted}" heißen',
+                          found=found, expected=wanted, hint=f'das Blatt in "{wanted}" umbenennen')
             continue
         rows = _cells(values, wanted)
         formula_cells = {}
@@ -175,8 +183,8 @@ def _header(sheet: _Sheet, required: tuple[str, ...], optional: tuple[str, ...],
             collector: _Collector) -> dict[str, int] | None:
     """Header row -> canonical column name -> 1-based index; None if the sheet is unusable."""
     if not sheet.rows:
-        collector.add("input-empty-sheet", collector.loc(sheet.name, 1), f'sheet "{sheet.name}" is empty',
-                      expected=", ".join(required), hint="write the column headers into row 1")
+        collector.add("input-empty-sheet", collector.loc(sheet.name, 1), f'Blatt "{sheet.name}" ist leer',
+                      expected=", ".join(required), hint="die Spaltenüberschriften in Zeile 1 eintragen")
         return None
     canonical = {normalise_header(name): name for name in required + optional}
     canonical.update({k: v for k, v in ALIASES.items() if v in required + optional})
@@ -184,23 +192,24 @@ def _header(sheet: _Sheet, required: tuple[str, ...], optional: tuple[str, ...],
     for c, raw in enumerate(sheet.rows[0], start=1):
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             if any(len(row) >= c and row[c - 1] not in (None, "") for row in sheet.rows[1:]):
-                collector.add("input-missing-header", collector.loc(sheet.name, 1, c), "column has values but no header",
-                              expected="a column name in row 1", hint="name the column or delete its values")
+                collector.add("input-missing-header", collector.loc(sheet.name, 1, c), "Spalte enthält Werte, aber keine Überschrift",
+                              expected="ein Spaltenname in Zeile 1",
+                              hint="der Spalte eine Überschrift geben oder ihre Werte löschen")
             continue
         text = str(raw).strip()
         name = canonical.get(normalise_header(text), text)
         if name in columns:
-            collector.add("input-duplicate-column", collector.loc(sheet.name, 1, c), f'column "{name}" appears twice',
-                          found=text, expected="each column once", hint="delete or rename one of them")
+            collector.add("input-duplicate-column", collector.loc(sheet.name, 1, c), f'Spalte "{name}" kommt doppelt vor',
+                          found=text, expected="jede Spalte nur einmal", hint="eine der beiden löschen oder umbenennen")
             continue
         columns[name] = c
     ok = True
     for name in required:
         if name not in columns:
             ok = False
-            collector.add("input-missing-column", collector.loc(sheet.name, 1), f'column "{name}" is missing'
-                          f"{did_you_mean(name, columns)}", found=", ".join(columns) or "no headers",
-                          expected=", ".join(required), hint=f'add a column headed "{name}" in row 1')
+            collector.add("input-missing-column", collector.loc(sheet.name, 1), f'Spalte "{name}" fehlt'
+                          f"{did_you_mean(name, columns)}", found=", ".join(columns) or "keine Überschriften",
+                          expected=", ".join(required), hint=f'in Zeile 1 eine Spalte "{name}" anlegen')
     return columns if ok else None
 
 
@@ -211,8 +220,8 @@ def _data_rows(sheet: _Sheet, collector: _Collector) -> Iterator[tuple[int, tupl
     for r in range(2, last + 1):
         row = sheet.rows[r - 1]
         if all(v is None or (isinstance(v, str) and not v.strip()) for v in row):
-            collector.add("input-empty-row", collector.loc(sheet.name, r), "empty row between data rows",
-                          expected="one record per row without gaps", hint="delete the empty row")
+            collector.add("input-empty-row", collector.loc(sheet.name, r), "leere Zeile zwischen den Datenzeilen",
+                          expected="ein Datensatz pro Zeile ohne Lücken", hint="die leere Zeile löschen")
             continue
         yield r, row
 
@@ -227,16 +236,16 @@ class _Row:
         c = self.columns[name]
         value = self.row[c - 1] if c - 1 < len(self.row) else None
         if value is None and (self.r, c) in self.sheet.formulas:
-            self.collector.add("input-uncalculated-formula", self.where(name), "formula without a calculated value",
-                               found=self.sheet.formulas[(self.r, c)], expected="a value",
-                               hint="open the workbook in Excel, let it calculate, and save it")
+            self.collector.add("input-uncalculated-formula", self.where(name), "Formel ohne berechneten Wert",
+                               found=self.sheet.formulas[(self.r, c)], expected="ein Wert",
+                               hint="die Arbeitsmappe in Excel öffnen, neu berechnen lassen und speichern")
         if isinstance(value, str):
             value = value.strip()
             if value == "":
                 value = None
             elif value.startswith("#") and value.endswith(("!", "?", "A")):
-                self.collector.add("input-excel-error", self.where(name), "the cell shows an Excel error",
-                                   found=value, expected="a value", hint="fix the formula in this cell")
+                self.collector.add("input-excel-error", self.where(name), "Die Zelle zeigt einen Excel-Fehler",
+                                   found=value, expected="ein Wert", hint="die Formel in dieser Zelle korrigieren")
         return value
 
     def where(self, name: str) -> Location:
@@ -246,39 +255,40 @@ class _Row:
         value = self.raw(name)
         if value is None:
             if required:
-                self.collector.add("input-empty-cell", self.where(name), f"{name} is empty", expected=what,
-                                   hint=f"enter {what}")
+                self.collector.add("input-empty-cell", self.where(name), f"{name} ist leer", expected=what,
+                                   hint=f"{what} eintragen")
             return None
         if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
-            self.collector.add("input-not-a-number", self.where(name), f"{name}: a date is not {what}",
-                               found=_show(value), expected=what, hint="format the cell as a number and re-enter it")
+            self.collector.add("input-not-a-number", self.where(name), f"{name}: ein Datum ist {_negated(what)}",
+                               found=_show(value), expected=what,
+                               hint="die Zelle als Zahl formatieren und den Wert neu eintragen")
             return None
         if isinstance(value, str) or isinstance(value, bool):
-            hint = _german_number_hint(value) if isinstance(value, str) else "enter a number"
-            self.collector.add("input-not-a-number", self.where(name), f"{_show(value)} is not {what}",
-                               found=_show(value), expected=f"{what}, e.g. 12000.50", hint=hint)
+            hint = _german_number_hint(value) if isinstance(value, str) else "eine Zahl eintragen"
+            self.collector.add("input-not-a-number", self.where(name), f"{_show(value)} ist {_negated(what)}",
+                               found=_show(value), expected=f"{what}, z. B. 12000.50", hint=hint)
             return None
         try:
             return decimal_from_cell(value)
         except ValueError:
-            self.collector.add("input-not-a-number", self.where(name), f"{name} is not a finite number",
-                               found=_show(value), expected=what, hint="enter a number")
+            self.collector.add("input-not-a-number", self.where(name), f"{name} ist keine endliche Zahl",
+                               found=_show(value), expected=what, hint="eine Zahl eintragen")
             return None
 
-    def amount(self, name: str, required: bool, what: str = "an amount in euros") -> int | None:
+    def amount(self, name: str, required: bool, what: str = "ein Betrag in Euro") -> int | None:
         value = self.number(name, required, what)
         if value is None:
             return None if required else 0
         try:
             cents = cents_from_decimal(value)
         except ValueError:
-            self.collector.add("input-sub-cent", self.where(name), f"{name} has fractions of a cent",
-                               found=str(value), expected="at most two decimal places",
-                               hint=f"round to cents, e.g. {value.quantize(Decimal('0.01'))}")
+            self.collector.add("input-sub-cent", self.where(name), f"{name} enthält Bruchteile eines Cents",
+                               found=str(value), expected="höchstens zwei Nachkommastellen",
+                               hint=f"auf Cent runden, z. B. {value.quantize(Decimal('0.01'))}")
             return None
         if cents < 0:
-            self.collector.add("input-negative", self.where(name), f"{name} must not be negative",
-                               found=str(value), expected="0 or more", hint="enter the amount without a minus sign")
+            self.collector.add("input-negative", self.where(name), f"{name} darf nicht negativ sein",
+                               found=str(value), expected="0 oder mehr", hint="den Betrag ohne Minuszeichen eintragen")
             return None
         return cents
 
@@ -286,8 +296,8 @@ class _Row:
         value = self.raw(name)
         if value is None:
             if required:
-                self.collector.add("input-empty-cell", self.where(name), f"{name} is empty", expected="a value",
-                                   hint=f"fill in {name}")
+                self.collector.add("input-empty-cell", self.where(name), f"{name} ist leer", expected="ein Wert",
+                                   hint=f"{name} ausfüllen")
             return ""
         if isinstance(value, Decimal) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
             number = decimal_from_cell(value)
@@ -298,20 +308,22 @@ class _Row:
         value = self.raw(name)
         if value is None:
             if required:
-                self.collector.add("input-empty-cell", self.where(name), f"{name} is empty",
-                                   expected="an 8-digit AGS", hint="enter the AGS, e.g. 05170048")
+                self.collector.add("input-empty-cell", self.where(name), f"{name} ist leer",
+                                   expected="ein 8-stelliger AGS", hint="den AGS eintragen, z. B. 05170048")
             return None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             digits = str(int(value)) if float(value).is_integer() else repr(value)
-            hint = (f'format the column as text and enter "{digits.zfill(8)}" (the leading zero was lost)'
-                    if digits.isdigit() and len(digits) < 8 else "format the column as text and enter 8 digits")
-            self.collector.add("input-bad-ags", self.where(name), "the AGS is stored as a number",
-                               found=digits, expected="8 digits as text, e.g. 05170048", hint=hint)
+            hint = (f'die Spalte als Text formatieren und "{digits.zfill(8)}" eintragen (die führende Null ist '
+                    "verloren gegangen)" if digits.isdigit() and len(digits) < 8
+                    else "die Spalte als Text formatieren und 8 Ziffern eintragen")
+            self.collector.add("input-bad-ags", self.where(name), "Der AGS ist als Zahl gespeichert",
+                               found=digits, expected="8 Ziffern als Text, z. B. 05170048", hint=hint)
             return None
         text = str(value)
         if not AGS_PATTERN.match(text):
-            self.collector.add("input-bad-ags", self.where(name), "not a valid AGS", found=_show(text),
-                               expected="8 digits, e.g. 05170048", hint="enter the official 8-digit municipality key")
+            self.collector.add("input-bad-ags", self.where(name), "kein gültiger AGS", found=_show(text),
+                               expected="8 Ziffern, z. B. 05170048",
+                               hint="den amtlichen 8-stelligen Gemeindeschlüssel eintragen")
             return None
         return text
 
@@ -326,8 +338,8 @@ class _Row:
             try:
                 return decimal_from_cell(value)
             except ValueError:
-                self.collector.add("input-not-a-number", self.where(name), f"{name} is not a finite number",
-                                   found=_show(value), expected="a number or text", hint="enter a value")
+                self.collector.add("input-not-a-number", self.where(name), f"{name} ist keine endliche Zahl",
+                                   found=_show(value), expected="eine Zahl oder ein Text", hint="einen Wert eintragen")
                 return ""
         if isinstance(value, (_dt.datetime, _dt.date)):
             return value.isoformat()
@@ -345,9 +357,9 @@ def _parameters(sheet: _Sheet, collector: _Collector) -> Parameters | None:
             continue
         canonical = next((k for k in PARAMETERS if normalise_header(k) == normalise_header(key)), None)
         if canonical is None:
-            collector.add("input-unknown-parameter", collector.loc(sheet.name, r, 1), f'unknown parameter "{key}"'
+            collector.add("input-unknown-parameter", collector.loc(sheet.name, r, 1), f'unbekannter Parameter "{key}"'
                           f"{did_you_mean(key, PARAMETERS)}", found=key, expected=", ".join(PARAMETERS),
-                          hint="correct the name or delete the row")
+                          hint="den Namen korrigieren oder die Zeile löschen")
             continue
         value = row[1] if len(row) > 1 else None
         if isinstance(value, str):
@@ -361,8 +373,8 @@ def _parameters(sheet: _Sheet, collector: _Collector) -> Parameters | None:
     district = found.get("Kreis", (None, 0))[0]
     if district is None:
         ok = False
-        collector.add("input-missing-parameter", where("Kreis"), 'parameter "Kreis" is missing or empty',
-                      expected="the district's name", hint='add a row "Kreis" with the name in column B')
+        collector.add("input-missing-parameter", where("Kreis"), 'Parameter "Kreis" fehlt oder ist leer',
+                      expected="der Name des Kreises", hint='eine Zeile "Kreis" mit dem Namen in Spalte B anlegen')
     year = found.get("Haushaltsjahr", (None, 0))[0]
     if isinstance(year, float) and year.is_integer():
         year = int(year)
@@ -370,22 +382,22 @@ def _parameters(sheet: _Sheet, collector: _Collector) -> Parameters | None:
         year = int(year)
     if not isinstance(year, int) or isinstance(year, bool) or not 1900 <= year <= 2200:
         ok = False
-        collector.add("input-bad-parameter", where("Haushaltsjahr"), "Haushaltsjahr must be a year",
-                      found=_show(year), expected="e.g. 2022", hint="enter the budget year as a number")
+        collector.add("input-bad-parameter", where("Haushaltsjahr"), "Haushaltsjahr muss eine Jahreszahl sein",
+                      found=_show(year), expected="z. B. 2022", hint="das Haushaltsjahr als Zahl eintragen")
     rounding = found.get("Rundung", ("Cent", 0))[0]
     if rounding not in ROUNDING_UNITS:
         ok = False
-        collector.add("input-bad-parameter", where("Rundung"), "Rundung must be Cent or Euro"
+        collector.add("input-bad-parameter", where("Rundung"), "Rundung muss Cent oder Euro sein"
                       f"{did_you_mean(str(rounding), ROUNDING_UNITS)}", found=_show(rounding),
-                      expected="Cent or Euro", hint="enter Cent (levy notices in NRW) or Euro")
+                      expected="Cent oder Euro", hint="Cent (üblich für Umlagebescheide in NRW) oder Euro eintragen")
     decimals = found.get("Hebesatz_Nachkommastellen", (2, 0))[0]
     if isinstance(decimals, float) and decimals.is_integer():
         decimals = int(decimals)
     if decimals not in (2, 4):
         ok = False
         collector.add("input-bad-parameter", where("Hebesatz_Nachkommastellen"),
-                      "Hebesatz_Nachkommastellen must be 2 or 4", found=_show(decimals), expected="2 or 4",
-                      hint="enter 2 (e.g. 36.20 %) or 4 (e.g. 26.7678 %)")
+                      "Hebesatz_Nachkommastellen muss 2 oder 4 sein", found=_show(decimals),
+                      expected="2 oder 4", hint="2 (z. B. 36.20 %) oder 4 (z. B. 26.7678 %) eintragen")
     if not ok:
         return None
     return Parameters(str(district), year, str(rounding), int(decimals), collector.loc(sheet.name))
@@ -401,24 +413,25 @@ def _municipalities(sheet: _Sheet, collector: _Collector) -> tuple[list[Municipa
         cells = _Row(sheet, r, row, columns, collector)
         ags = cells.ags("AGS")
         name = cells.text("Gemeinde", required=True)
-        base = cells.number("Umlagegrundlagen", True, "the levy base in euros")
+        base = cells.number("Umlagegrundlagen", True, "die Umlagegrundlage in Euro")
         if base is not None and base < 0:
-            collector.add("input-negative-base", cells.where("Umlagegrundlagen"), "the levy base must not be negative",
-                          found=str(base), expected="0 or more", hint="enter the Umlagegrundlagen from the GFG data")
+            collector.add("input-negative-base", cells.where("Umlagegrundlagen"), "Die Umlagegrundlage darf nicht negativ sein",
+                          found=str(base), expected="0 oder mehr",
+                          hint="die Umlagegrundlagen aus den GFG-Daten eintragen")
             base = None
         base_cents = None
         if base is not None:
             try:
                 base_cents = cents_from_decimal(base)
             except ValueError:
-                collector.add("input-sub-cent", cells.where("Umlagegrundlagen"), "the levy base has fractions of a cent",
-                              found=str(base), expected="at most two decimal places", hint="round to cents")
+                collector.add("input-sub-cent", cells.where("Umlagegrundlagen"), "Die Umlagegrundlage enthält Bruchteile eines Cents",
+                              found=str(base), expected="höchstens zwei Nachkommastellen", hint="auf Cent runden")
         attrs = {column: cells.attribute(column) for column in columns}
         if ags is not None:
             if ags in first_row:
-                collector.add("input-duplicate-ags", cells.where("AGS"), f"AGS {ags} appears twice",
-                              found=ags, expected="each municipality once",
-                              hint=f"delete the duplicate; the first is in row {first_row[ags]}")
+                collector.add("input-duplicate-ags", cells.where("AGS"), f"AGS {ags} kommt doppelt vor",
+                              found=ags, expected="jede Gemeinde nur einmal",
+                              hint=f"die doppelte Zeile löschen; die erste steht in Zeile {first_row[ags]}")
                 continue
             first_row[ags] = r
             attrs["AGS"] = ags
@@ -426,8 +439,8 @@ def _municipalities(sheet: _Sheet, collector: _Collector) -> tuple[list[Municipa
             continue
         result.append(Municipality(ags, name, base_cents, attrs, collector.loc(sheet.name, r), dict(columns)))
     if not result and not any(p.location.sheet == sheet.name for p in collector.problems):
-        collector.add("input-no-rows", collector.loc(sheet.name, 2), "no municipalities",
-                      expected="one row per municipality", hint="enter the member municipalities")
+        collector.add("input-no-rows", collector.loc(sheet.name, 2), "keine Gemeinden",
+                      expected="eine Zeile je Gemeinde", hint="die kreisangehörigen Gemeinden eintragen")
     return result, tuple(columns)
 
 
@@ -450,20 +463,21 @@ def _items(sheet: _Sheet, known_ags: set[str], collector: _Collector) -> tuple[l
             else:
                 host = cells.ags("Traeger")
                 if host is not None and known_ags and host not in known_ags:
-                    collector.add("input-unknown-host", cells.where("Traeger"), f"Traeger {host} is not in sheet Gemeinden",
-                                  found=host, expected=f"{DISTRICT_HOST} or an AGS from Gemeinden",
-                                  hint=f'leave empty or enter "{DISTRICT_HOST}" if the district runs it; otherwise '
-                                       "use the host's AGS")
+                    collector.add("input-unknown-host", cells.where("Traeger"), f"Traeger {host} steht nicht im Blatt Gemeinden",
+                                  found=host, expected=f"{DISTRICT_HOST} oder ein AGS aus Gemeinden",
+                                  hint=f'leer lassen oder "{DISTRICT_HOST}" eintragen, wenn der Kreis Träger ist; '
+                                       "sonst den AGS der Trägergemeinde")
                     host = None
         attrs = {column: cells.attribute(column) for column in columns}
         if "Stellen" in columns and attrs["Stellen"] != "" and not isinstance(attrs["Stellen"], Decimal):
-            collector.add("input-not-a-number", cells.where("Stellen"), f"{_show(attrs['Stellen'])} is not a number of posts",
-                          found=_show(attrs["Stellen"]), expected="full-time equivalents, e.g. 4 or 0.5",
+            collector.add("input-not-a-number", cells.where("Stellen"), f"{_show(attrs['Stellen'])} ist keine Stellenzahl",
+                          found=_show(attrs["Stellen"]), expected="Vollzeitäquivalente, z. B. 4 oder 0.5",
                           hint=_german_number_hint(str(attrs["Stellen"])))
         if item_id:
             if item_id in first_row:
-                collector.add("input-duplicate-id", cells.where("ID"), f'cost item ID "{item_id}" appears twice',
-                              found=item_id, expected="unique IDs", hint=f"rename one; the first is in row {first_row[item_id]}")
+                collector.add("input-duplicate-id", cells.where("ID"), f'Kostenposition mit ID "{item_id}" kommt doppelt vor',
+                              found=item_id, expected="eindeutige IDs",
+                              hint=f"eine umbenennen; die erste steht in Zeile {first_row[item_id]}")
                 continue
             first_row[item_id] = r
         if not item_id or host is None or funding is None or any(v is None for v in components.values()):
@@ -485,24 +499,24 @@ def _keys(sheet: _Sheet, items: set[str], known_ags: set[str], collector: _Colle
         cells = _Row(sheet, r, row, columns, collector)
         item_id = cells.text("ID", required=True)
         ags = cells.ags("AGS")
-        value = cells.number("Wert", True, "a key value (e.g. number of cases)")
+        value = cells.number("Wert", True, "ein Schlüsselwert (z. B. Fallzahl)")
         if item_id and items and item_id not in items:
-            collector.add("input-unknown-item", cells.where("ID"), f'no cost item with ID "{item_id}"'
-                          f"{did_you_mean(item_id, items)}", found=item_id, expected="an ID from Kostenpositionen",
-                          hint="correct the ID")
+            collector.add("input-unknown-item", cells.where("ID"), f'keine Kostenposition mit ID "{item_id}"'
+                          f"{did_you_mean(item_id, items)}", found=item_id, expected="eine ID aus Kostenpositionen",
+                          hint="die ID korrigieren")
             continue
         if ags is not None and known_ags and ags not in known_ags:
-            collector.add("input-unknown-ags", cells.where("AGS"), f"AGS {ags} is not in sheet Gemeinden", found=ags,
-                          expected="an AGS from Gemeinden", hint="correct the AGS")
+            collector.add("input-unknown-ags", cells.where("AGS"), f"AGS {ags} steht nicht im Blatt Gemeinden", found=ags,
+                          expected="ein AGS aus Gemeinden", hint="den AGS korrigieren")
             continue
         if value is not None and value < 0:
-            collector.add("input-negative", cells.where("Wert"), "a key value must not be negative", found=str(value),
-                          expected="0 or more", hint="enter the usage figure")
+            collector.add("input-negative", cells.where("Wert"), "Ein Schlüsselwert darf nicht negativ sein", found=str(value),
+                          expected="0 oder mehr", hint="die Verbrauchs- bzw. Fallzahl eintragen")
             continue
         if (item_id, ags) in seen:
-            collector.add("input-duplicate-key", cells.where("AGS"), f"key for {item_id} / {ags} given twice",
-                          found=f"{item_id} / {ags}", expected="one row per cost item and municipality",
-                          hint=f"delete one; the first is in row {seen[(item_id, ags)]}")
+            collector.add("input-duplicate-key", cells.where("AGS"), f"Schlüssel für {item_id} / {ags} doppelt angegeben",
+                          found=f"{item_id} / {ags}", expected="eine Zeile je Kostenposition und Gemeinde",
+                          hint=f"eine löschen; die erste steht in Zeile {seen[(item_id, ags)]}")
             continue
         if not item_id or ags is None or value is None:
             continue
@@ -518,9 +532,9 @@ def read_input(path: str | Path) -> InputBook:
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise InputError([Problem("input-unreadable", Location(str(path)), "the input workbook cannot be read",
-                                  found=error.strerror, expected="a readable .xlsx file",
-                                  hint="check the path and permissions")]) from None
+        raise InputError([Problem("input-unreadable", Location(str(path)), "Die Eingabe-Arbeitsmappe lässt sich nicht lesen",
+                                  found=error.strerror, expected="eine lesbare .xlsx-Datei",
+                                  hint="Pfad und Zugriffsrechte prüfen")]) from None
     sha256 = hashlib.sha256(data).hexdigest()
     unsafe = check_bytes(data, path.name)  # before any workbook library sees the bytes
     if unsafe:

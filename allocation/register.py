@@ -54,13 +54,15 @@ def read_entries(path: str | Path) -> list[dict]:
         try:
             entry = json.loads(line)
         except json.JSONDecodeError:
-            raise RegisterError([Problem("register-corrupt", where, "the register line is not valid JSON",
-                                         found=line[:80], expected="one JSON object per line",
-                                         hint="restore the register from the backup; it must never be edited")]) from None
+            raise RegisterError([Problem("register-corrupt", where, "Die Registerzeile ist kein gültiges JSON",
+                                         found=line[:80], expected="ein JSON-Objekt je Zeile",
+                                         hint="das Register aus der Sicherung wiederherstellen; es darf nie von Hand "
+                                              "bearbeitet werden")]) from None
         if entry.get("prev_sha256") != previous:
-            raise RegisterError([Problem("register-corrupt", where, "the register was changed after it was written",
+            raise RegisterError([Problem("register-corrupt", where, "Das Register wurde nach dem Schreiben verändert",
                                          found=str(entry.get("prev_sha256")), expected=previous,
-                                         hint="restore the register from the backup; it must never be edited")])
+                                         hint="das Register aus der Sicherung wiederherstellen; es darf nie von Hand "
+                                              "bearbeitet werden")])
         previous = _line_hash(line)
         entries.append(entry)
     return entries
@@ -77,21 +79,22 @@ def check_final(register_dir: str | Path, district: str, year: int, supersede: s
     entries = read_entries(path)
     where = Location(str(path))
     if supersede is not None and not supersede.strip():
-        return [Problem("register-empty-reason", where, "--supersede needs a reason", found='""',
-                        expected='a reason, e.g. --supersede "Haushaltssatzung geändert, Beschluss vom 12.05."',
-                        hint="state why the earlier final run is replaced")]
+        return [Problem("register-empty-reason", where, "--supersede braucht eine Begründung", found='""',
+                        expected='eine Begründung, z. B. --supersede "Haushaltssatzung geändert, Beschluss vom 12.05."',
+                        hint="angeben, warum der frühere Echtlauf ersetzt wird")]
     last = current_final(entries)
     if last is not None and supersede is None:
         return [Problem("register-final-exists", where,
-                        f"a final run for {district}, Haushaltsjahr {year} is already registered",
+                        f"für {district}, Haushaltsjahr {year} ist bereits ein Echtlauf registriert",
                         found=f"Echtlauf Nr. {last['seq']} vom {last['recorded_utc']} ({last.get('output', '')})",
-                        expected="at most one final run per district and year",
-                        hint='run as --mode test, or replace it with --supersede "Grund" (both stay in the register)')]
+                        expected="höchstens ein Echtlauf je Kreis und Jahr",
+                        hint='als Probelauf (--mode test) rechnen oder den Echtlauf mit --supersede "Grund" ersetzen '
+                             "(beide bleiben im Register)")]
     if last is None and supersede is not None:
         return [Problem("register-nothing-to-supersede", where,
-                        f"there is no final run for {district}, Haushaltsjahr {year} to supersede",
-                        found="kein Echtlauf registriert", expected="an earlier final run",
-                        hint="leave out --supersede for the first final run")]
+                        f"für {district}, Haushaltsjahr {year} gibt es keinen Echtlauf, der ersetzt werden könnte",
+                        found="kein Echtlauf registriert", expected="ein früherer Echtlauf",
+                        hint="beim ersten Echtlauf --supersede weglassen")]
     return []
 
 

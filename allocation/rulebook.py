@@ -62,19 +62,19 @@ class _Reader:
         for key in node:
             if key not in allowed:
                 self.error("rule-unknown-key", self.at(node, key),
-                           f'unknown key "{key}" in {what}{did_you_mean(str(key), allowed)}',
-                           found=str(key), expected=", ".join(allowed), hint="correct or remove the key")
+                           f'unbekannter Schlüssel "{key}" in {what}{did_you_mean(str(key), allowed)}',
+                           found=str(key), expected=", ".join(allowed), hint="den Schlüssel korrigieren oder entfernen")
 
     def text(self, node: LocDict, key: str, required: bool = True) -> str:
         value = node.get(key)
         if value is None:
             if required:
-                self.error("rule-missing-key", self.at(node), f'"{key}" is missing',
-                           expected=f"`{key}: ...`", hint=f"add `{key}`")
+                self.error("rule-missing-key", self.at(node), f'"{key}" fehlt',
+                           expected=f"`{key}: ...`", hint=f"`{key}` ergänzen")
             return ""
         if isinstance(value, (dict, list)) or isinstance(value, bool):
-            self.error("rule-bad-type", self.at(node, key, True), f'"{key}" must be text', found=repr(value),
-                       expected="text", hint="write a single line of text")
+            self.error("rule-bad-type", self.at(node, key, True), f'"{key}" muss ein Text sein', found=repr(value),
+                       expected="Text", hint="eine einzelne Textzeile schreiben")
             return ""
         return str(value)
 
@@ -83,11 +83,11 @@ class _Reader:
         if isinstance(value, int) and not isinstance(value, bool) and 1900 <= value <= 2200:
             return value
         if value is None:
-            self.error("rule-missing-key", self.at(node), f'"{key}" is missing', expected="a budget year",
-                       hint=f"add `{key}: 2022`")
+            self.error("rule-missing-key", self.at(node), f'"{key}" fehlt', expected="ein Haushaltsjahr",
+                       hint=f"`{key}: 2022` ergänzen")
         else:
-            self.error("rule-bad-type", self.at(node, key, True), f'"{key}" must be a budget year',
-                       found=repr(value), expected="a year such as 2022", hint="write the year without quotes")
+            self.error("rule-bad-type", self.at(node, key, True), f'"{key}" muss ein Haushaltsjahr sein',
+                       found=repr(value), expected="eine Jahreszahl wie 2022", hint="die Jahreszahl ohne Anführungszeichen schreiben")
         return 0
 
 
@@ -97,92 +97,95 @@ def _key_spec(reader: _Reader, rule: LocDict) -> KeySpec | None:
     if isinstance(raw, str):
         return KeySpec({raw: Decimal(100)}, where)
     if not isinstance(raw, dict) or not raw:
-        reader.error("rule-bad-key", where, '"key" must name a column, `Schluessel`, or weighted columns',
+        reader.error("rule-bad-key", where, '"key" muss eine Spalte, `Schluessel` oder gewichtete Spalten nennen',
                      found=repr(raw), expected="Einwohner | Schluessel | {Linienminuten: 70, Wagenkm: 30}",
-                     hint="name the usage key")
+                     hint="den Verteilungsschlüssel angeben")
         return None
     weights: dict[str, Decimal] = {}
     for column, weight in raw.items():
         if isinstance(weight, bool) or not isinstance(weight, (int, Decimal)) or weight <= 0:
-            reader.error("rule-bad-weight", reader.at(raw, column, True), f'weight of "{column}" must be a positive number',
-                         found=repr(weight), expected="a percentage such as 70", hint="write the weight in percent")
+            reader.error("rule-bad-weight", reader.at(raw, column, True), f'Gewicht von "{column}" muss eine positive Zahl sein',
+                         found=repr(weight), expected="ein Prozentsatz wie 70", hint="das Gewicht in Prozent angeben")
             continue
         weights[str(column)] = Decimal(weight)
     total = sum(weights.values(), Decimal(0))
     if weights and len(weights) == len(raw) and total != 100:
-        reader.error("rule-weights-sum", where, "the weights of a composite key must add up to 100",
-                     found=str(total), expected="100", hint=f"adjust the weights by {100 - total}")
+        reader.error("rule-weights-sum", where, "Die Gewichte eines zusammengesetzten Schlüssels müssen zusammen 100 ergeben",
+                     found=str(total), expected="100", hint=f"die Gewichte um {100 - total} anpassen")
     if ITEM_KEY in weights and len(weights) > 1:
-        reader.error("rule-bad-key", where, f"`{ITEM_KEY}` (item-specific keys) cannot be combined with columns",
-                     found=", ".join(weights), expected=f"`key: {ITEM_KEY}` alone", hint="use one key type")
+        reader.error("rule-bad-key", where, f"`{ITEM_KEY}` (Schlüssel je Kostenposition) lässt sich nicht mit Spalten kombinieren",
+                     found=", ".join(weights), expected=f"nur `key: {ITEM_KEY}`", hint="nur eine Schlüsselart verwenden")
     return KeySpec(weights, where)
 
 
 def _rule(reader: _Reader, node: object, index: int, where: Location) -> Rule | None:
     if not isinstance(node, LocDict):
-        reader.error("rule-bad-type", where, "a rule must be a mapping", found=repr(node),
-                     expected="id, description, legal_basis, when, route, ...", hint="indent the rule's keys")
+        reader.error("rule-bad-type", where, "Eine Regel muss eine Zuordnung (Mapping) sein", found=repr(node),
+                     expected="id, description, legal_basis, when, route, ...", hint="die Schlüssel der Regel einrücken")
         return None
-    reader.unknown_keys(node, RULE_KEYS, "a rule")
+    reader.unknown_keys(node, RULE_KEYS, "einer Regel")
     rule_id = reader.text(node, "id")
     description = reader.text(node, "description", required=False)
     legal_basis = reader.text(node, "legal_basis", required=False)
     if not legal_basis:
-        reader.warning("rule-no-legal-basis", reader.at(node), f'rule "{rule_id}" has no legal_basis',
-                       expected='e.g. legal_basis: "§ 56 Abs. 4 KrO NRW"', hint="name the legal basis for auditors")
+        reader.warning("rule-no-legal-basis", reader.at(node), f'Regel "{rule_id}" hat keine legal_basis',
+                       expected='z. B. legal_basis: "§ 56 Abs. 4 KrO NRW"',
+                       hint="die Rechtsgrundlage für die Prüfung angeben")
     route = reader.text(node, "route")
     if route and route not in ROUTES:
         reader.error("rule-unknown-route", reader.at(node, "route", True),
-                     f'unknown route "{route}"{did_you_mean(route, ROUTES)}', found=route,
-                     expected=", ".join(ROUTES), hint="use one of the four routes")
+                     f'unbekannte route "{route}"{did_you_mean(route, ROUTES)}', found=route,
+                     expected=", ".join(ROUTES), hint="eine der vier routes verwenden")
     if "when" not in node:
-        reader.error("rule-missing-key", reader.at(node), f'rule "{rule_id}" has no "when" condition',
-                     expected="when: {Spalte: Wert}", hint="write `when: {}` for a rule that always applies")
+        reader.error("rule-missing-key", reader.at(node), f'Regel "{rule_id}" hat keine "when"-Bedingung',
+                     expected="when: {Spalte: Wert}", hint="`when: {}` schreiben, wenn die Regel immer gelten soll")
     when = conditions.parse(node.get("when"), reader.file, reader.problems, node.vpos("when"))
     allowed = PARAMETERS_BY_ROUTE.get(route, set())
     for parameter in ("payers", "key", "extent", "credit_hosts"):
         if parameter in node and route in ROUTES and parameter not in allowed:
             reader.error("rule-bad-parameter", reader.at(node, parameter),
-                         f'"{parameter}" does not apply to route {route}', found=parameter,
-                         expected=", ".join(sorted(allowed)) or "no parameters", hint=f"remove `{parameter}`")
+                         f'"{parameter}" gilt nicht für route {route}', found=parameter,
+                         expected=", ".join(sorted(allowed)) or "keine Parameter", hint=f"`{parameter}` entfernen")
     payers = None
     if "payers" in node:
         payers = conditions.parse(node["payers"], reader.file, reader.problems, node.vpos("payers"))
     elif route == "differentiated_levy":
-        reader.error("rule-missing-key", reader.at(node), "a differentiated levy needs `payers`",
-                     expected="payers: {Jugendamt_Kreis: 1}", hint="select the paying municipalities")
+        reader.error("rule-missing-key", reader.at(node), "Eine differenzierte Umlage braucht `payers`",
+                     expected="payers: {Jugendamt_Kreis: 1}", hint="die zahlenden Gemeinden auswählen")
     key = None
     if "key" in node:
         key = _key_spec(reader, node)
     elif route == "direct_billing":
-        reader.error("rule-missing-key", reader.at(node), "direct billing needs a usage `key`",
-                     expected="key: Einwohner", hint="name the key column")
+        reader.error("rule-missing-key", reader.at(node), "Eine Direktabrechnung braucht einen Verteilungsschlüssel `key`",
+                     expected="key: Einwohner", hint="die Schlüsselspalte angeben")
     components = COMPONENTS
     if "components" in node:
         raw = node["components"]
         if not isinstance(raw, list) or not raw:
-            reader.error("rule-bad-type", reader.at(node, "components", True), '"components" must be a list',
-                         found=repr(raw), expected=f"a subset of {list(COMPONENTS)}", hint="list the eligible components")
+            reader.error("rule-bad-type", reader.at(node, "components", True), '"components" muss eine Liste sein',
+                         found=repr(raw), expected=f"eine Auswahl aus {list(COMPONENTS)}",
+                         hint="die anrechenbaren Kostenarten aufzählen")
         else:
             for i, component in enumerate(raw):
                 if component not in COMPONENTS:
                     reader.error("rule-unknown-component", reader.at(raw, i),
-                                 f'unknown cost component "{component}"{did_you_mean(str(component), COMPONENTS)}',
-                                 found=str(component), expected=", ".join(COMPONENTS), hint="use a listed component")
+                                 f'unbekannte Kostenart "{component}"{did_you_mean(str(component), COMPONENTS)}',
+                                 found=str(component), expected=", ".join(COMPONENTS),
+                                 hint="eine der aufgeführten Kostenarten verwenden")
             components = tuple(c for c in COMPONENTS if c in raw)
     extent = None
     if "extent" in node:
         extent = reader.text(node, "extent")
     priority = node.get("priority", 0)
     if isinstance(priority, bool) or not isinstance(priority, int):
-        reader.error("rule-bad-type", reader.at(node, "priority", True), '"priority" must be a whole number',
-                     found=repr(priority), expected="e.g. 10", hint="higher numbers win under hit_policy: priority")
+        reader.error("rule-bad-type", reader.at(node, "priority", True), '"priority" muss eine ganze Zahl sein',
+                     found=repr(priority), expected="z. B. 10", hint="bei hit_policy: priority gewinnt die höhere Zahl")
         priority = 0
     credit_hosts = node.get("credit_hosts", False)
     if not isinstance(credit_hosts, bool):
-        reader.error("rule-bad-type", reader.at(node, "credit_hosts", True), '"credit_hosts" must be true or false',
-                     found=repr(credit_hosts), expected="true or false",
-                     hint="write `credit_hosts: true` to exempt hosting municipalities from this levy")
+        reader.error("rule-bad-type", reader.at(node, "credit_hosts", True), '"credit_hosts" muss true oder false sein',
+                     found=repr(credit_hosts), expected="true oder false",
+                     hint="`credit_hosts: true` schreiben, um Trägergemeinden von dieser Umlage freizustellen")
         credit_hosts = False
     return Rule(rule_id, description, legal_basis, when, route, payers, key, components, extent, priority, index,
                 where, credit_hosts=credit_hosts)
@@ -190,16 +193,16 @@ def _rule(reader: _Reader, node: object, index: int, where: Location) -> Rule | 
 
 def _example(reader: _Reader, node: object, where: Location) -> Example | None:
     if not isinstance(node, LocDict) or not isinstance(node.get("item"), dict):
-        reader.error("rule-bad-example", where, "an example needs an `item` mapping", found=repr(node),
-                     expected="item: {Kategorie: KIM}, rule: kim, route: district_levy", hint="add `item:`")
+        reader.error("rule-bad-example", where, "Ein Beispiel braucht eine Zuordnung `item`", found=repr(node),
+                     expected="item: {Kategorie: KIM}, rule: kim, route: district_levy", hint="`item:` ergänzen")
         return None
-    reader.unknown_keys(node, EXAMPLE_KEYS, "an example")
+    reader.unknown_keys(node, EXAMPLE_KEYS, "einem Beispiel")
     item = {}
     for column, value in node["item"].items():
         if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
             reader.error("rule-bad-example", reader.at(node["item"], column, True),
-                         f'example value of "{column}" must be text or a number', found=repr(value),
-                         expected="text or a number", hint="quote text")
+                         f'Beispielwert von "{column}" muss Text oder eine Zahl sein', found=repr(value),
+                         expected="Text oder eine Zahl", hint="Text in Anführungszeichen setzen")
             continue
         item[str(column)] = Decimal(value) if isinstance(value, int) else value
     rule = node.get("rule")
@@ -216,22 +219,24 @@ def _euros(reader: _Reader, node: LocDict, key: object, what: str) -> int | None
 
     value = node.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
-        reader.error("rule-bad-example", reader.at(node, key, True), f"{what} must be an amount in euros",
-                     found=repr(value), expected="a number such as 76000 or 1234.56", hint="write the amount without quotes")
+        reader.error("rule-bad-example", reader.at(node, key, True), f"{what} muss ein Betrag in Euro sein",
+                     found=repr(value), expected="eine Zahl wie 76000 oder 1234.56",
+                     hint="den Betrag ohne Anführungszeichen schreiben")
         return None
     try:
         return cents_from_decimal(Decimal(value))
     except ValueError:
-        reader.error("rule-bad-example", reader.at(node, key, True), f"{what} has fractions of a cent",
-                     found=str(value), expected="at most two decimals", hint="round the amount to the cent")
+        reader.error("rule-bad-example", reader.at(node, key, True), f"{what} enthält Bruchteile eines Cents",
+                     found=str(value), expected="höchstens zwei Nachkommastellen", hint="den Betrag auf Cent runden")
         return None
 
 
 def _ags(reader: _Reader, where: Location, value: object) -> str | None:
     if isinstance(value, str) and len(value) == 8 and value.isdigit():
         return value
-    reader.error("rule-bad-example", where, "an AGS must be 8 digits in quotes", found=repr(value),
-                 expected='e.g. "05170044"', hint='quote the AGS: YAML reads 05170044 without quotes as a number')
+    reader.error("rule-bad-example", where, "Ein AGS muss aus 8 Ziffern in Anführungszeichen bestehen", found=repr(value),
+                 expected='z. B. "05170044"',
+                 hint='den AGS in Anführungszeichen setzen: ohne sie liest YAML 05170044 als Zahl')
     return None
 
 
@@ -242,32 +247,34 @@ def _example_split(reader: _Reader, node: LocDict, where: Location) -> ExampleSp
     if "deficit" not in node and "costs" not in node:
         missing.append("deficit")
     if missing:
-        reader.error("rule-bad-example", where, "an example with an expected split needs "
+        reader.error("rule-bad-example", where, "Ein Beispiel mit erwarteter Aufteilung braucht "
                      + ", ".join(f"`{key}`" for key in missing), found=", ".join(k for k in SPLIT_KEYS if k in node),
-                     expected="municipalities, deficit (or costs), split",
-                     hint="add the missing keys, or remove the split keys to test only the rule and route")
+                     expected="municipalities, deficit (oder costs), split",
+                     hint="die fehlenden Schlüssel ergänzen oder die Aufteilungs-Schlüssel entfernen, um nur Regel "
+                          "und route zu prüfen")
         return None
     if "deficit" in node and "costs" in node:
-        reader.error("rule-bad-example", reader.at(node, "costs"), "give either `deficit` or `costs`, not both",
-                     found="deficit, costs", expected="one of them", hint="remove one")
+        reader.error("rule-bad-example", reader.at(node, "costs"), "entweder `deficit` oder `costs` angeben, nicht beides",
+                     found="deficit, costs", expected="eines von beiden", hint="eines entfernen")
     rounding = str(node.get("rounding", "Cent"))
     if rounding not in ("Cent", "Euro"):
-        reader.error("rule-bad-example", reader.at(node, "rounding", True), f'unknown rounding "{rounding}"',
-                     found=rounding, expected="Cent or Euro", hint="write `rounding: Cent` or `rounding: Euro`")
+        reader.error("rule-bad-example", reader.at(node, "rounding", True), f'unbekannte Rundung "{rounding}"',
+                     found=rounding, expected="Cent oder Euro", hint="`rounding: Cent` oder `rounding: Euro` schreiben")
     deficit = _euros(reader, node, "deficit", '"deficit"') if "deficit" in node else None
     components: dict[str, int] = {}
     raw_costs = node.get("costs")
     if raw_costs is not None:
         if not isinstance(raw_costs, LocDict):
-            reader.error("rule-bad-example", reader.at(node, "costs", True), '"costs" must map cost components to euros',
+            reader.error("rule-bad-example", reader.at(node, "costs", True), '"costs" muss Kostenarten Euro-Beträge zuordnen',
                          found=repr(raw_costs), expected="{Personalkosten: 296000, Sachkosten: 0}",
-                         hint="list the components")
+                         hint="die Kostenarten aufzählen")
         else:
             for component in raw_costs:
                 if component not in COMPONENTS:
                     reader.error("rule-unknown-component", reader.at(raw_costs, component),
-                                 f'unknown cost component "{component}"{did_you_mean(str(component), COMPONENTS)}',
-                                 found=str(component), expected=", ".join(COMPONENTS), hint="use a listed component")
+                                 f'unbekannte Kostenart "{component}"{did_you_mean(str(component), COMPONENTS)}',
+                                 found=str(component), expected=", ".join(COMPONENTS),
+                                 hint="eine der aufgeführten Kostenarten verwenden")
                     continue
                 cents = _euros(reader, raw_costs, component, f'"{component}"')
                 if cents is not None:
@@ -279,14 +286,14 @@ def _example_split(reader: _Reader, node: LocDict, where: Location) -> ExampleSp
     raw_municipalities = node.get("municipalities")
     if not isinstance(raw_municipalities, LocList) or not raw_municipalities:
         reader.error("rule-bad-example", reader.at(node, "municipalities", True),
-                     '"municipalities" must be a non-empty list', found=repr(raw_municipalities),
-                     expected='- {AGS: "05170044", Umlagegrundlagen: 1000000}', hint="list the municipalities")
+                     '"municipalities" muss eine nicht leere Liste sein', found=repr(raw_municipalities),
+                     expected='- {AGS: "05170044", Umlagegrundlagen: 1000000}', hint="die Gemeinden aufzählen")
         raw_municipalities = LocList()
     for index, entry in enumerate(raw_municipalities):
         here = reader.at(raw_municipalities, index)
         if not isinstance(entry, LocDict) or "AGS" not in entry:
-            reader.error("rule-bad-example", here, "a municipality needs at least `AGS`", found=repr(entry),
-                         expected='{AGS: "05170044", Umlagegrundlagen: 1000000}', hint="add the AGS")
+            reader.error("rule-bad-example", here, "Eine Gemeinde braucht mindestens `AGS`", found=repr(entry),
+                         expected='{AGS: "05170044", Umlagegrundlagen: 1000000}', hint="den AGS ergänzen")
             continue
         ags = _ags(reader, reader.at(entry, "AGS", True), entry["AGS"])
         base = _euros(reader, entry, "Umlagegrundlagen", '"Umlagegrundlagen"') if "Umlagegrundlagen" in entry else 0
@@ -294,37 +301,37 @@ def _example_split(reader: _Reader, node: LocDict, where: Location) -> ExampleSp
         for column, value in entry.items():
             if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
                 reader.error("rule-bad-example", reader.at(entry, column, True),
-                             f'value of "{column}" must be text or a number', found=repr(value),
-                             expected="text or a number", hint="quote text")
+                             f'Wert von "{column}" muss Text oder eine Zahl sein', found=repr(value),
+                             expected="Text oder eine Zahl", hint="Text in Anführungszeichen setzen")
                 continue
             attrs[str(column)] = Decimal(value) if isinstance(value, int) else value
         if isinstance(attrs.get("Schluessel"), Decimal) and ags is not None:
             keys[ags] = attrs["Schluessel"]
         if ags is not None and base is not None:
             if any(m.ags == ags for m in municipalities):
-                reader.error("rule-bad-example", here, f"AGS {ags} is listed twice", found=ags,
-                             expected="each municipality once", hint="remove one entry")
+                reader.error("rule-bad-example", here, f"AGS {ags} ist doppelt aufgeführt", found=ags,
+                             expected="jede Gemeinde nur einmal", hint="einen Eintrag entfernen")
                 continue
             municipalities.append(Municipality(ags, str(entry.get("Gemeinde", ags)), base, attrs, here))
     expected: dict[str, int] = {}
     raw_split = node.get("split")
     if not isinstance(raw_split, LocDict) or not raw_split:
-        reader.error("rule-bad-example", reader.at(node, "split", True), '"split" must map AGS to euros',
-                     found=repr(raw_split), expected='{"05170044": 19000.00}', hint="list every municipality's share")
+        reader.error("rule-bad-example", reader.at(node, "split", True), '"split" muss AGS Euro-Beträge zuordnen',
+                     found=repr(raw_split), expected='{"05170044": 19000.00}', hint="den Anteil jeder Gemeinde angeben")
         raw_split = LocDict()
     for key in raw_split:
         ags = _ags(reader, reader.at(raw_split, key), key)
-        cents = _euros(reader, raw_split, key, f"the share of {key}")
+        cents = _euros(reader, raw_split, key, f"der Anteil von {key}")
         if ags is not None and cents is not None:
             expected[ags] = cents
     listed = {m.ags for m in municipalities}
     for ags in sorted(set(expected) - listed):
-        reader.error("rule-bad-example", reader.at(raw_split, ags), f"split names AGS {ags}, which is not in `municipalities`",
-                     found=ags, expected=", ".join(sorted(listed)), hint="add the municipality or remove the share")
+        reader.error("rule-bad-example", reader.at(raw_split, ags), f"split nennt AGS {ags}, der nicht in `municipalities` steht",
+                     found=ags, expected=", ".join(sorted(listed)), hint="die Gemeinde ergänzen oder den Anteil entfernen")
     for ags in sorted(listed - set(expected)) if expected else ():
-        reader.error("rule-bad-example", reader.at(node, "split", True), f"split has no amount for AGS {ags}",
-                     found="missing", expected="an amount for every listed municipality (0 for non-payers)",
-                     hint=f'add `"{ags}": 0`')
+        reader.error("rule-bad-example", reader.at(node, "split", True), f"split hat keinen Betrag für AGS {ags}",
+                     found="fehlt", expected="ein Betrag für jede aufgeführte Gemeinde (0 für Nichtzahler)",
+                     hint=f'`"{ags}": 0` ergänzen')
     if len(reader.problems) > problems_before:
         return None
     return ExampleSplit(tuple(municipalities), components, funding, deficit, rounding, keys, expected,
@@ -337,42 +344,43 @@ def parse_rulebook(text: str, path: str, sha256: str = "") -> tuple[Rulebook, li
     try:
         document, duplicates = load(text)
     except YamlProblem as error:
-        hint = "remove the tag; rule files contain plain data only" if "tag" in error.message else \
-            "check indentation and quoting around this place"
+        hint = "das Tag entfernen; Regeldateien enthalten nur einfache Daten" if "tag" in error.message else \
+            "Einrückung und Anführungszeichen an dieser Stelle prüfen"
         raise RuleFileError([Problem("rule-yaml", Location(path, line=error.line, col=error.col),
-                                     f"not valid YAML: {error.message}", found=error.found,
-                                     expected="a YAML mapping", hint=hint)]) from None
+                                     f"kein gültiges YAML: {error.message}", found=error.found,
+                                     expected="eine YAML-Zuordnung (Mapping)", hint=hint)]) from None
     for duplicate in duplicates:
         reader.error("rule-duplicate-key", Location(path, line=duplicate.line, col=duplicate.col),
-                     duplicate.message, found=duplicate.found, expected="each key once", hint="remove one of them")
+                     duplicate.message, found=duplicate.found, expected="jeder Schlüssel nur einmal",
+                     hint="einen der beiden entfernen")
     if not isinstance(document, LocDict):
         raise RuleFileError([Problem("rule-bad-type", Location(path, line=1, col=1),
-                                     "a rule file must be a mapping with district, valid_from, valid_to, rules",
-                                     found=type(document).__name__, expected="a YAML mapping",
-                                     hint="start from rules/kreis-wesel.yaml")])
-    reader.unknown_keys(document, TOP_KEYS, "the rule file")
+                                     "Eine Regeldatei muss eine Zuordnung mit district, valid_from, valid_to, rules sein",
+                                     found=type(document).__name__, expected="eine YAML-Zuordnung (Mapping)",
+                                     hint="von rules/kreis-wesel.yaml ausgehen")])
+    reader.unknown_keys(document, TOP_KEYS, "der Regeldatei")
     district = reader.text(document, "district")
     valid_from = reader.year(document, "valid_from")
     valid_to = reader.year(document, "valid_to")
     if valid_from and valid_to and valid_from > valid_to:
-        reader.error("rule-bad-validity", reader.at(document, "valid_to", True), "valid_to is before valid_from",
-                     found=f"{valid_from}–{valid_to}", expected="valid_from ≤ valid_to", hint="swap the years")
+        reader.error("rule-bad-validity", reader.at(document, "valid_to", True), "valid_to liegt vor valid_from",
+                     found=f"{valid_from}–{valid_to}", expected="valid_from ≤ valid_to", hint="die Jahre vertauschen")
     hit_policy = document.get("hit_policy", "unique")
     if hit_policy not in HIT_POLICIES:
         reader.error("rule-bad-hit-policy", reader.at(document, "hit_policy", True),
-                     f'unknown hit_policy "{hit_policy}"{did_you_mean(str(hit_policy), HIT_POLICIES)}',
-                     found=str(hit_policy), expected="unique or priority", hint="use unique or priority")
+                     f'unbekannte hit_policy "{hit_policy}"{did_you_mean(str(hit_policy), HIT_POLICIES)}',
+                     found=str(hit_policy), expected="unique oder priority", hint="unique oder priority verwenden")
     domains: dict[str, tuple] = {}
     raw_domains = document.get("domains") or {}
     if not isinstance(raw_domains, dict):
-        reader.error("rule-bad-type", reader.at(document, "domains", True), '"domains" must map columns to lists',
-                     found=repr(raw_domains), expected="{Kategorie: [KIM, Jugendhilfe]}", hint="list the values")
+        reader.error("rule-bad-type", reader.at(document, "domains", True), '"domains" muss Spalten Listen zuordnen',
+                     found=repr(raw_domains), expected="{Kategorie: [KIM, Jugendhilfe]}", hint="die Werte aufzählen")
     else:
         for column, values in raw_domains.items():
             if not isinstance(values, list) or not values:
                 reader.error("rule-bad-type", reader.at(raw_domains, column, True),
-                             f'domain of "{column}" must be a non-empty list', found=repr(values),
-                             expected="[A, B, ...]", hint="list every allowed value")
+                             f'Wertebereich von "{column}" muss eine nicht leere Liste sein', found=repr(values),
+                             expected="[A, B, ...]", hint="jeden zulässigen Wert aufzählen")
                 continue
             domains[str(column)] = tuple(Decimal(v) if isinstance(v, int) and not isinstance(v, bool) else v
                                          for v in values)
@@ -380,8 +388,8 @@ def parse_rulebook(text: str, path: str, sha256: str = "") -> tuple[Rulebook, li
     raw_rules = document.get("rules")
     if not isinstance(raw_rules, list) or not raw_rules:
         reader.error("rule-missing-key", reader.at(document, "rules" if "rules" in document else None),
-                     "the rule file has no rules", found=repr(raw_rules), expected="a list under `rules:`",
-                     hint="add at least one rule")
+                     "Die Regeldatei enthält keine Regeln", found=repr(raw_rules), expected="eine Liste unter `rules:`",
+                     hint="mindestens eine Regel ergänzen")
     else:
         for index, node in enumerate(raw_rules):
             rule = _rule(reader, node, index, reader.at(raw_rules, index))
@@ -390,9 +398,9 @@ def parse_rulebook(text: str, path: str, sha256: str = "") -> tuple[Rulebook, li
     seen: dict[str, Rule] = {}
     for rule in rules:
         if rule.id and rule.id in seen:
-            reader.error("rule-duplicate-id", rule.source, f'rule id "{rule.id}" is used twice',
-                         found=rule.id, expected="unique ids",
-                         hint=f"rename one; the first is at line {seen[rule.id].source.line}")
+            reader.error("rule-duplicate-id", rule.source, f'Regel-id "{rule.id}" wird doppelt verwendet',
+                         found=rule.id, expected="eindeutige ids",
+                         hint=f"eine umbenennen; die erste steht in Zeile {seen[rule.id].source.line}")
         seen.setdefault(rule.id, rule)
     examples: list[Example] = []
     raw_examples = document.get("examples") or []
@@ -415,16 +423,16 @@ def load_rulebook(path: str | Path) -> tuple[Rulebook, list[Problem]]:
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise RuleFileError([Problem("rule-file-unreadable", Location(str(path)), "rule file cannot be read",
-                                     found=error.strerror, expected="a readable YAML file",
-                                     hint="check the path given with --rules")]) from None
+        raise RuleFileError([Problem("rule-file-unreadable", Location(str(path)), "Die Regeldatei lässt sich nicht lesen",
+                                     found=error.strerror, expected="eine lesbare YAML-Datei",
+                                     hint="den mit --rules angegebenen Pfad prüfen")]) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
-        raise RuleFileError([Problem("rule-encoding", Location(str(path), line=line), "rule file is not UTF-8",
-                                     found=repr(data[error.start:error.start + 4]), expected="UTF-8 text",
-                                     hint="save the file as UTF-8")]) from None
+        raise RuleFileError([Problem("rule-encoding", Location(str(path), line=line), "Die Regeldatei ist nicht UTF-8-kodiert",
+                                     found=repr(data[error.start:error.start + 4]), expected="UTF-8-Text",
+                                     hint="die Datei als UTF-8 speichern")]) from None
     return parse_rulebook(text, str(path), hashlib.sha256(data).hexdigest())
 
 
@@ -452,9 +460,10 @@ def check_columns(rulebook: Rulebook, book: InputBook) -> list[Problem]:
         if column not in available:
             problems.append(Problem(
                 "rule-unknown-column", where,
-                f'rule "{rule.id}" names column "{column}", which sheet {sheet} does not have'
+                f'Regel "{rule.id}" nennt Spalte "{column}", die es im Blatt {sheet} nicht gibt'
                 f"{did_you_mean(column, available)}", found=column,
-                expected=", ".join(sorted(available)), hint=f"correct the rule or add the column to {sheet}"))
+                expected=", ".join(sorted(available)),
+                hint=f"die Regel korrigieren oder die Spalte im Blatt {sheet} ergänzen"))
 
     for rule in rulebook.rules:
         for cmp in conditions.columns(rule.when):

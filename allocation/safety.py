@@ -67,14 +67,14 @@ def _looks_like_text(data: bytes) -> bool:
 def _ole(data: bytes, name: str) -> Problem:
     # Stream names in an OLE directory are UTF-16-LE; an encrypted OOXML workbook holds "EncryptionInfo".
     if "EncryptionInfo".encode("utf-16-le") in data or "EncryptedPackage".encode("utf-16-le") in data:
-        return _problem("input-not-xlsx", name, "the workbook is password-protected (encrypted)",
+        return _problem("input-not-xlsx", name, "Die Arbeitsmappe ist kennwortgeschützt (verschlüsselt)",
                         found="verschlüsselte Arbeitsmappe (OLE-Container mit EncryptionInfo)",
-                        expected="an .xlsx workbook without password",
-                        hint="open it in Excel, remove the password (Datei › Informationen › Arbeitsmappe schützen) "
-                             "and save again as .xlsx")
-    return _problem("input-not-xlsx", name, "this is an old Excel 97-2003 (.xls) file",
-                    found="Excel-97-2003-Datei (OLE-Container)", expected="an .xlsx workbook",
-                    hint="open it in Excel and save as .xlsx (Excel-Arbeitsmappe)")
+                        expected="eine .xlsx-Arbeitsmappe ohne Kennwort",
+                        hint="in Excel öffnen, das Kennwort entfernen (Datei › Informationen › Arbeitsmappe schützen) "
+                             "und erneut als .xlsx speichern")
+    return _problem("input-not-xlsx", name, "Das ist eine alte Excel-97-2003-Datei (.xls)",
+                    found="Excel-97-2003-Datei (OLE-Container)", expected="eine .xlsx-Arbeitsmappe",
+                    hint="in Excel öffnen und als .xlsx (Excel-Arbeitsmappe) speichern")
 
 
 def _stream(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: list[int]) -> Iterator[bytes]:
@@ -131,10 +131,10 @@ def _scan_sheet(archive: zipfile.ZipFile, info: zipfile.ZipInfo, sheet: str, nam
                 match = _CELL_REF.match(ref.split(":")[-1])
                 if match and int(match.group(2)) > MAX_ROWS:
                     problems.append(_problem(
-                        "input-too-many-rows", name, f'sheet "{sheet}" declares {int(match.group(2)):,} rows'
+                        "input-too-many-rows", name, f'Blatt "{sheet}" meldet {int(match.group(2)):,} Zeilen'
                         .replace(",", "."), sheet, int(match.group(2)), found=f"Bereich {ref}",
-                        expected=f"at most {MAX_ROWS:,} rows".replace(",", "."),
-                        hint="delete the unused rows below the data (select them, Zellen › Löschen) and save"))
+                        expected=f"höchstens {MAX_ROWS:,} Zeilen".replace(",", "."),
+                        hint="die leeren Zeilen unter den Daten löschen (markieren, Zellen › Löschen) und speichern"))
                     return problems
             elif tag == f"{_MAIN}row":
                 rows += 1
@@ -142,20 +142,21 @@ def _scan_sheet(archive: zipfile.ZipFile, info: zipfile.ZipInfo, sheet: str, nam
                 last_row = int(r) if r and r.isdigit() else last_row + 1
                 if rows > MAX_ROWS or last_row > MAX_ROWS:
                     problems.append(_problem(
-                        "input-too-many-rows", name, f'sheet "{sheet}" has more than {MAX_ROWS:,} rows'
+                        "input-too-many-rows", name, f'Blatt "{sheet}" hat mehr als {MAX_ROWS:,} Zeilen'
                         .replace(",", "."), sheet, last_row, found=f"Zeile {last_row}",
-                        expected=f"at most {MAX_ROWS:,} rows".replace(",", "."),
-                        hint="delete the unused rows below the data and save"))
+                        expected=f"höchstens {MAX_ROWS:,} Zeilen".replace(",", "."),
+                        hint="die leeren Zeilen unter den Daten löschen und speichern"))
                     return problems
             elif tag == f"{_MAIN}mergeCell" and structure:
                 ref = element.get("ref", "")
                 match = _CELL_REF.match(ref.split(":")[0])
                 row, column = (int(match.group(2)), _column_number(match.group(1))) if match else (None, None)
-                what = "merged header cells" if row == 1 else "merged cells"
+                what = "verbundene Überschriftzellen" if row == 1 else "verbundene Zellen"
                 problems.append(_problem(
                     "input-merged-cells", name, f"{what} {ref}", sheet, row, column, found=f"verbunden: {ref}",
-                    expected="one value per cell, no merged cells",
-                    hint="select the range and undo the merge (Start › Verbinden und zentrieren), then fill every cell"))
+                    expected="ein Wert je Zelle, keine verbundenen Zellen",
+                    hint="den Bereich markieren, die Verbindung aufheben (Start › Verbinden und zentrieren) und "
+                         "jede Zelle ausfüllen"))
             element.clear()
     return problems
 
@@ -163,57 +164,65 @@ def _scan_sheet(archive: zipfile.ZipFile, info: zipfile.ZipInfo, sheet: str, nam
 def check_bytes(data: bytes, name: str, structure: bool = True) -> list[Problem]:
     """Every reason not to open these bytes as an input workbook; [] if it is safe to hand to openpyxl."""
     if not data:
-        return [_problem("input-empty-file", name, "the file is empty", found="0 Bytes", expected="an .xlsx workbook",
-                         hint="save the workbook again; the upload may have been interrupted")]
+        return [_problem("input-empty-file", name, "Die Datei ist leer", found="0 Bytes",
+                         expected="eine .xlsx-Arbeitsmappe",
+                         hint="die Arbeitsmappe erneut speichern und hochladen; das Hochladen wurde vielleicht "
+                              "unterbrochen")]
     if data[:8] == OLE_MAGIC:
         return [_ole(data, name)]
     if not data.startswith(b"PK"):
         if _looks_like_text(data):
             first = data[:200].decode("utf-8", errors="replace").splitlines()[0] if data.strip() else ""
-            return [_problem("input-not-xlsx", name, "this is a text/CSV file, not an Excel workbook",
-                             found=repr(first[:60]), expected="an .xlsx workbook",
-                             hint="open it in Excel and save as .xlsx (Excel-Arbeitsmappe); renaming is not enough")]
-        return [_problem("input-not-xlsx", name, "this file is not an Excel workbook (.xlsx)", found=repr(data[:16]),
-                         expected="an .xlsx workbook", hint="save the file as .xlsx (Excel-Arbeitsmappe)")]
+            return [_problem("input-not-xlsx", name, "Das ist eine Text-/CSV-Datei, keine Excel-Arbeitsmappe",
+                             found=repr(first[:60]), expected="eine .xlsx-Arbeitsmappe",
+                             hint="in Excel öffnen und als .xlsx (Excel-Arbeitsmappe) speichern; Umbenennen genügt "
+                                  "nicht")]
+        return [_problem("input-not-xlsx", name, "Die Datei ist keine Excel-Arbeitsmappe (.xlsx)",
+                         found=repr(data[:16]), expected="eine .xlsx-Arbeitsmappe",
+                         hint="die Datei als .xlsx (Excel-Arbeitsmappe) speichern")]
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
-        return [_problem("input-not-xlsx", name, "the file is a damaged zip archive, not a readable workbook",
-                         found=str(error), expected="an .xlsx workbook", hint="open it in Excel and save it again")]
+        return [_problem("input-not-xlsx", name, "Die Datei ist ein beschädigtes ZIP-Archiv, keine lesbare Arbeitsmappe",
+                         found=str(error), expected="eine .xlsx-Arbeitsmappe",
+                         hint="in Excel öffnen und erneut speichern")]
     with archive:
         return _check_archive(archive, infos, name, structure)
 
 
 def _check_archive(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], name: str, structure: bool) -> list[Problem]:
-    bomb_hint = "this is not a normal workbook; do not open it, ask the sender for the original .xlsx"
+    bomb_hint = ("das ist keine gewöhnliche Arbeitsmappe; nicht öffnen, sondern beim Absender die "
+                 "Original-.xlsx anfordern")
     if len(infos) > MAX_PARTS:
-        return [_problem("input-zip-bomb", name, f"the archive has {len(infos)} parts", found=str(len(infos)),
-                         expected=f"at most {MAX_PARTS}", hint=bomb_hint)]
+        return [_problem("input-zip-bomb", name, f"Das Archiv hat {len(infos)} Teile", found=str(len(infos)),
+                         expected=f"höchstens {MAX_PARTS}", hint=bomb_hint)]
     total = sum(i.file_size for i in infos)
     if total > MAX_TOTAL_UNCOMPRESSED:
-        return [_problem("input-zip-bomb", name, "the workbook would unpack to far more data than any input needs",
+        return [_problem("input-zip-bomb", name, "Die Arbeitsmappe würde entpackt weit mehr Daten ergeben, als eine Eingabe je braucht",
                          found=f"{total:,} Bytes entpackt".replace(",", "."),
-                         expected=f"at most {MAX_TOTAL_UNCOMPRESSED:,} bytes".replace(",", "."), hint=bomb_hint)]
+                         expected=f"höchstens {MAX_TOTAL_UNCOMPRESSED:,} Bytes".replace(",", "."), hint=bomb_hint)]
     for info in infos:
         ratio = info.file_size / max(info.compress_size, 1)
         if info.file_size > MAX_PART_UNCOMPRESSED or (info.file_size > RATIO_FLOOR and ratio > MAX_RATIO):
-            return [_problem("input-zip-bomb", name, f'part "{info.filename}" is compressed suspiciously well',
+            return [_problem("input-zip-bomb", name, f'Teil "{info.filename}" ist verdächtig stark komprimiert',
                              found=f"{info.file_size:,} Bytes aus {info.compress_size:,} Bytes (Faktor {ratio:,.0f})"
-                             .replace(",", "."), expected=f"a compression ratio below {MAX_RATIO}", hint=bomb_hint)]
+                             .replace(",", "."), expected=f"ein Kompressionsfaktor unter {MAX_RATIO}", hint=bomb_hint)]
         if info.flag_bits & 0x1:
-            return [_problem("input-not-xlsx", name, "the archive is encrypted", found=info.filename,
-                             expected="an .xlsx workbook without password", hint="remove the password and save again")]
+            return [_problem("input-not-xlsx", name, "Das Archiv ist verschlüsselt", found=info.filename,
+                             expected="eine .xlsx-Arbeitsmappe ohne Kennwort",
+                             hint="das Kennwort entfernen und erneut speichern")]
     names = {i.filename for i in infos}
     if "[Content_Types].xml" not in names or "xl/workbook.xml" not in names:
-        kind = "an OpenDocument file (.ods)" if "mimetype" in names else "a zip archive"
-        return [_problem("input-not-xlsx", name, f"this is {kind}, not an Excel workbook",
-                         found=", ".join(sorted(names)[:5]), expected="an .xlsx workbook with xl/workbook.xml",
-                         hint="open it in Excel and save as .xlsx (Excel-Arbeitsmappe)")]
+        kind = "eine OpenDocument-Datei (.ods)" if "mimetype" in names else "ein ZIP-Archiv"
+        return [_problem("input-not-xlsx", name, f"Das ist {kind}, keine Excel-Arbeitsmappe",
+                         found=", ".join(sorted(names)[:5]), expected="eine .xlsx-Arbeitsmappe mit xl/workbook.xml",
+                         hint="in Excel öffnen und als .xlsx (Excel-Arbeitsmappe) speichern")]
     if any(n.lower().endswith("vbaproject.bin") for n in names):
-        return [_problem("input-macros", name, "the workbook contains macros (VBA)", found="xl/vbaProject.bin",
-                         expected="an .xlsx workbook without macros",
-                         hint="save as .xlsx (Excel-Arbeitsmappe, not .xlsm); macros are never run here")]
+        return [_problem("input-macros", name, "Die Arbeitsmappe enthält Makros (VBA)", found="xl/vbaProject.bin",
+                         expected="eine .xlsx-Arbeitsmappe ohne Makros",
+                         hint="als .xlsx (Excel-Arbeitsmappe, nicht .xlsm) speichern; Makros werden hier nie "
+                              "ausgeführt")]
     budget = [MAX_TOTAL_UNCOMPRESSED]
     try:
         # Every part is unpacked as a capped stream (declared sizes may lie); XML parts are scanned for DTDs
@@ -227,26 +236,31 @@ def _check_archive(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], name:
                 window = (tail + chunk).lower()
                 if any(token in window for token in _FORBIDDEN):
                     return [_problem("input-xml-dtd", name,
-                                     f'part "{info.filename}" contains a DOCTYPE/ENTITY declaration', found="<!DOCTYPE",
-                                     expected="plain workbook XML without DTD (Excel never writes one)",
-                                     hint="this file was not written by Excel; save the data in a new workbook")]
+                                     f'Teil "{info.filename}" enthält eine DOCTYPE-/ENTITY-Deklaration',
+                                     found="<!DOCTYPE",
+                                     expected="einfaches Arbeitsmappen-XML ohne DTD (Excel schreibt nie eine)",
+                                     hint="die Datei stammt nicht aus Excel; die Daten in eine neue Arbeitsmappe "
+                                          "übernehmen")]
                 tail = window[-32:]
         sheets = _sheet_paths(archive, names)
         problems: list[Problem] = []
         for sheet, state, path in sheets:
             if state != "visible" and structure:
                 problems.append(_problem(
-                    "input-hidden-sheet", name, f'sheet "{sheet}" is hidden ({state})', sheet, found=state,
-                    expected="all sheets visible, so what is processed is what you see",
-                    hint="unhide the sheet (right-click a sheet tab › Einblenden) and check it, or delete it"))
+                    "input-hidden-sheet", name, f'Blatt "{sheet}" ist ausgeblendet ({state})', sheet, found=state,
+                    expected="alle Blätter sichtbar, damit verarbeitet wird, was Sie sehen",
+                    hint="das Blatt einblenden (Rechtsklick auf einen Blattreiter › Einblenden) und prüfen oder "
+                         "löschen"))
             if path in names:  # the row limit applies to every sheet, merged cells only to those we read
                 problems += _scan_sheet(archive, archive.getinfo(path), sheet, name,
                                         structure and sheet in READ_SHEETS, budget)
     except _Stop:
-        return [_problem("input-zip-bomb", name, "a part unpacks to more data than its header declares or allows",
-                         found="entpackte Größe über der Grenze", expected="a normal .xlsx workbook", hint=bomb_hint)]
+        return [_problem("input-zip-bomb", name, "Ein Teil entpackt zu mehr Daten, als sein Kopf angibt oder erlaubt ist",
+                         found="entpackte Größe über der Grenze", expected="eine gewöhnliche .xlsx-Arbeitsmappe",
+                         hint=bomb_hint)]
     except (zipfile.BadZipFile, zlib.error, ElementTree.ParseError, KeyError, EOFError, OSError, ValueError,
             NotImplementedError) as error:
-        return [_problem("input-not-xlsx", name, "the workbook's contents are damaged", found=str(error)[:200],
-                         expected="an .xlsx workbook", hint="open it in Excel and save it again")]
+        return [_problem("input-not-xlsx", name, "Der Inhalt der Arbeitsmappe ist beschädigt",
+                         found=str(error)[:200], expected="eine .xlsx-Arbeitsmappe",
+                         hint="in Excel öffnen und erneut speichern")]
     return problems

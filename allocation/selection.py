@@ -25,14 +25,14 @@ def select_rules(rules_dir: str | Path, district: str, year: int) -> Path:
     matching = [b for b in books if b.district.casefold() == district.casefold() and b.valid_from <= year <= b.valid_to]
     where = Location(str(rules_dir))
     if not matching:
-        known = ", ".join(f"{Path(b.path).name} ({b.district} {b.valid_from}–{b.valid_to})" for b in books) or "none"
-        raise RuleFileError([Problem("rules-no-match", where, f"no rule file for {district}, Haushaltsjahr {year}",
-                                     found=known, expected=f"a file with district: {district} valid for {year}",
-                                     hint="add a rule file for this district and year, or correct Kreis/Haushaltsjahr "
-                                          "in the input's Parameter sheet")])
+        known = ", ".join(f"{Path(b.path).name} ({b.district} {b.valid_from}–{b.valid_to})" for b in books) or "keine"
+        raise RuleFileError([Problem("rules-no-match", where, f"keine Regeldatei für {district}, Haushaltsjahr {year}",
+                                     found=known, expected=f"eine Datei mit district: {district}, gültig für {year}",
+                                     hint="eine Regeldatei für diesen Kreis und dieses Jahr anlegen oder Kreis/"
+                                          "Haushaltsjahr im Blatt Parameter der Eingabe korrigieren")])
     if len(matching) > 1:
         names = ", ".join(f"{Path(b.path).name} ({b.valid_from}–{b.valid_to})" for b in matching)
-        raise RuleFileError([Problem("rules-ambiguous", where, f"several rule files for {district}, Haushaltsjahr {year}",
-                                     found=names, expected="exactly one file per district and year",
-                                     hint="make the validity ranges of these files disjoint")])
+        raise RuleFileError([Problem("rules-ambiguous", where, f"mehrere Regeldateien für {district}, Haushaltsjahr {year}",
+                                     found=names, expected="genau eine Datei je Kreis und Jahr",
+                                     hint="die Gültigkeitszeiträume dieser Dateien überschneidungsfrei machen")])
     return Path(matching[0].path)

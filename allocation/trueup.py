@@ -65,9 +65,9 @@ def read_paid(path: str | Path) -> _Paid:
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise InputError([Problem("trueup-unreadable", Location(str(path)), "the final run's workbook cannot be read",
-                                  found=error.strerror, expected="the output workbook of a final run",
-                                  hint="check the path")]) from None
+        raise InputError([Problem("trueup-unreadable", Location(str(path)), "Die Arbeitsmappe des Echtlaufs lässt sich nicht lesen",
+                                  found=error.strerror, expected="die Ergebnis-Arbeitsmappe eines Echtlaufs",
+                                  hint="den Pfad prüfen")]) from None
     unsafe = check_bytes(data, name, structure=False)
     if unsafe:
         raise InputError(unsafe)
@@ -76,23 +76,23 @@ def read_paid(path: str | Path) -> _Paid:
         missing = [s for s in ("Uebersicht", "Protokoll") if s not in workbook.sheetnames]
         if missing:
             raise InputError([Problem("trueup-bad-output", Location(name, missing[0]),
-                                      f'sheet "{missing[0]}" is missing: this is not an output workbook',
+                                      f'Blatt "{missing[0]}" fehlt: das ist keine Ergebnis-Arbeitsmappe',
                                       found=", ".join(workbook.sheetnames), expected="Uebersicht, Protokoll",
-                                      hint="give the workbook written by `allocation run --mode final`")])
+                                      hint="die von `allocation run --mode final` geschriebene Arbeitsmappe angeben")])
         protocol = {str(r[0]): r[1] for r in workbook["Protokoll"].iter_rows(min_row=2, values_only=True) if r and r[0]}
         rows = [tuple(r) for r in workbook["Uebersicht"].iter_rows(values_only=True)]
     finally:
         workbook.close()
     problems: list[Problem] = []
     if protocol.get("Laufart") != "Echtlauf":
-        problems.append(Problem("trueup-not-final", Location(name, "Protokoll"), "this workbook is not a final run",
+        problems.append(Problem("trueup-not-final", Location(name, "Protokoll"), "Diese Arbeitsmappe stammt nicht aus einem Echtlauf",
                                 found=str(protocol.get("Laufart", "keine Laufart")), expected="Laufart Echtlauf",
-                                hint="settle against the workbook of the registered final run (--mode final)"))
+                                hint="gegen die Arbeitsmappe des registrierten Echtlaufs (--mode final) abrechnen"))
     header = [str(h) if h is not None else "" for h in rows[0]] if rows else []
     if not {"AGS", "Gemeinde", "Summe"} <= set(header):
-        problems.append(Problem("trueup-bad-output", Location(name, "Uebersicht", 1), "columns AGS, Gemeinde, Summe "
-                                "are missing", found=", ".join(header), expected="AGS, Gemeinde, Summe",
-                                hint="give the unchanged output workbook of the final run"))
+        problems.append(Problem("trueup-bad-output", Location(name, "Uebersicht", 1), "Spalten AGS, Gemeinde, Summe "
+                                "fehlen", found=", ".join(header), expected="AGS, Gemeinde, Summe",
+                                hint="die unveränderte Ergebnis-Arbeitsmappe des Echtlaufs angeben"))
     if problems:
         raise InputError(problems)
     ags_col, name_col, sum_col = header.index("AGS"), header.index("Gemeinde"), header.index("Summe")
@@ -105,8 +105,9 @@ def read_paid(path: str | Path) -> _Paid:
             amounts[str(ags)] = (str(row[name_col]), cents_from_decimal(decimal_from_cell(row[sum_col])))
         except (ValueError, TypeError):
             raise InputError([Problem("trueup-bad-output", Location(name, "Uebersicht", r, sum_col + 1),
-                                      "the amount is not a number in cents", found=repr(row[sum_col]),
-                                      expected="an amount like 1234.56", hint="give the unchanged output workbook")]) \
+                                      "Der Betrag ist keine Zahl in Cent-Genauigkeit", found=repr(row[sum_col]),
+                                      expected="ein Betrag wie 1234.56",
+                                      hint="die unveränderte Ergebnis-Arbeitsmappe angeben")]) \
                 from None
     year = protocol.get("Haushaltsjahr")
     return _Paid(str(protocol.get("Kreis")), int(year) if isinstance(year, (int, float)) else -1, amounts,
@@ -123,19 +124,19 @@ def settle(final_output: str | Path, actual_input: str | Path, rules: str | Path
     where = Location(Path(actual_input).name, "Parameter")
     problems = []
     if (book.parameters.district.casefold(), book.parameters.year) != (paid.district.casefold(), paid.year):
-        problems.append(Problem("trueup-mismatch", where, "the actual figures are for another district or year",
+        problems.append(Problem("trueup-mismatch", where, "Die Ist-Zahlen gehören zu einem anderen Kreis oder Jahr",
                                 found=f"{book.parameters.district} {book.parameters.year}",
                                 expected=f"{paid.district} {paid.year} (wie im Echtlauf)",
-                                hint="use the actual figures of the same district and budget year"))
+                                hint="die Ist-Zahlen desselben Kreises und Haushaltsjahres verwenden"))
     owed = {ags: sum(routes.values()) for ags, routes in allocation.totals().items()}
     names = {m.ags: m.name for m in book.municipalities}
     only_paid, only_owed = sorted(set(paid.amounts) - set(owed)), sorted(set(owed) - set(paid.amounts))
     if only_paid or only_owed:
         problems.append(Problem("trueup-municipalities-differ", Location(Path(actual_input).name, "Gemeinden"),
-                                "the municipalities differ between the final run and the actual figures",
+                                "Die Gemeinden im Echtlauf und in den Ist-Zahlen stimmen nicht überein",
                                 found=f"nur im Echtlauf: {', '.join(only_paid) or '–'}; nur in den Ist-Zahlen: "
-                                      f"{', '.join(only_owed) or '–'}", expected="the same AGS in both",
-                                hint="use the same list of municipalities as in the final run"))
+                                      f"{', '.join(only_owed) or '–'}", expected="dieselben AGS in beiden",
+                                hint="dieselbe Gemeindeliste wie im Echtlauf verwenden"))
     if problems:
         raise InputError(problems)
     lines = tuple(SettlementLine(ags, names[ags], paid.amounts[ags][1], owed[ags]) for ags in sorted(owed))

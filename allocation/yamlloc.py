@@ -63,9 +63,9 @@ class _Loader(yaml.SafeLoader):
         for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=True)
             if not isinstance(key, (str, int, Decimal, bool)) or key is None:
-                raise YamlProblem("a key must be plain text", *_mark(key_node), found=repr(key))
+                raise YamlProblem("ein Schlüssel muss einfacher Text sein", *_mark(key_node), found=repr(key))
             if key in result:
-                self.duplicates.append(YamlProblem(f'duplicate key "{key}"', *_mark(key_node), found=str(key)))
+                self.duplicates.append(YamlProblem(f'doppelter Schlüssel "{key}"', *_mark(key_node), found=str(key)))
             result[key] = self.construct_object(value_node, deep=True)
             result.key_pos[key] = _mark(key_node)
             result.value_pos[key] = _mark(value_node)
@@ -83,7 +83,7 @@ class _Loader(yaml.SafeLoader):
             return Decimal(text)
         except Exception:
             # .inf / .nan and friends: not allowed as rule constants
-            raise YamlProblem("not a finite number", *_mark(node), found=text) from None
+            raise YamlProblem("keine endliche Zahl", *_mark(node), found=text) from None
 
 
 _Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_located_mapping)
@@ -104,7 +104,7 @@ def load(text: str) -> tuple[Any, list[YamlProblem]]:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = (error.problem or error.context or "invalid YAML").strip()
+        problem = (error.problem or error.context or "ungültiges YAML").strip()
         raise YamlProblem(problem, line, col) from None
     except yaml.YAMLError as error:
         raise YamlProblem(str(error), 1, 1) from None
