@@ -46,10 +46,20 @@ def rules_file(tmp_path: Path, *whens: str, policy: str = "unique", extra: str =
 # ------------------------------------------------------------------------------------------- Kreis Wesel
 
 
-def test_kreis_wesel_rules_pass_the_check_with_only_the_kultur_warning():
-    problems = check(WESEL)
-    # Kultur is in the declared domain, but only `traegerkommune` (Traeger ≠ Kreis) can take it:
-    # a Kultur item run by the Kreis itself would match no rule.
+def test_kreis_wesel_rules_pass_the_check_without_any_problem():
+    # Every declared Kategorie is covered for the Kreis as Traeger and for a host municipality; no overlaps.
+    assert check(WESEL) == []
+
+
+def test_without_the_kultur_rule_kreis_wesel_has_a_partial_gap(tmp_path):
+    # Kultur is in the declared domain; without `kultur-kreisumlage` only `traegerkommune` (Traeger ≠ Kreis) can
+    # take it, so a Kultur item run by the Kreis itself would match no rule.
+    text = WESEL.read_text(encoding="utf-8")
+    start = text.index("  - id: kultur-kreisumlage")
+    end = text.index("  - id: traegerkommune")
+    reduced = tmp_path / "kreis-wesel.yaml"
+    reduced.write_text(text[:start] + text[end:], encoding="utf-8")
+    problems = check(reduced)
     assert codes(problems) == ["rule-gap-partial"]
     assert problems[0].severity == "warning"
     assert "„Kultur“" in problems[0].found and "Traeger: „Kreis“" in problems[0].found
