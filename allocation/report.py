@@ -2,9 +2,15 @@
 
 Sheets: `Uebersicht` (per municipality, with a stacked bar chart), `Einzelnachweis` (item × municipality,
 with the calculation proof), `Entscheidungen` (the decision trace), `Kontrollen`, `Protokoll`.
-Amounts are written as exact decimals (never floats) with `#,##0.00 €` formats. Text that Excel could
-read as a formula (`= + - @`) is stored as plain text with a quote prefix. The workbook is saved to a
-temporary file in the target folder, flushed to disk and renamed, so no half-written workbook can exist.
+Amounts stay exact decimals until the write call, which stores them as xlsx numbers (`#,##0.00 €` formats).
+Text that Excel could read as a formula (`= + - @`) is stored as plain text with a quote prefix. The workbook
+is saved to a temporary file in the target folder, flushed to disk and renamed, so no half-written workbook
+can exist.
+
+The output workbook (`write_workbook`) is streamed with xlsxwriter in `constant_memory` mode: rows go to disk
+in order, so memory stays flat however long `Einzelnachweis` gets. Column widths, frozen header, auto-filter
+and the chart are set when a sheet is finished (xlsxwriter keeps them outside the row stream), so no sheet is
+built in memory first. Other workbooks (comparisons, true-up, template) use `_Sheet` on openpyxl.
 """
 from __future__ import annotations
 
@@ -70,6 +76,116 @@ def _decimal(value: Fraction, places: int) -> Decimal:
     return fraction_to_decimal(value, places)
 
 
+def _shown_width(value: object) -> int:
+    return len(f"{value:,.2f}") + 3 if isinstance(value, Decimal) else len(str(value or ""))
+
+
+# xlsxwriter options: nothing written is ever interpreted (these only act on the generic `write`, which we
+# never call, but stay off so that a later `write` cannot turn "=..." into a formula or text into a link).
+_STREAM_OPTIONS = {"constant_memory": True, "strings_to_formulas": False, "strings_to_numbers": False,
+                   "strings_to_urls": False, "nan_inf_to_errors": False}
+_CHART_CM_TO_PX = 96 / 2.54  # the chart's size in cm (as before), at Excel's 96 pixels per inch
+
+
+class _StreamBook:
+    """The streamed output workbook: an xlsxwriter workbook in constant_memory mode, its shared cell formats
+    and the provisional note every sheet carries (if any)."""
+
+    def __init__(self, path: str, provisional: str | None, scratch: str | None = None) -> None:
+        import xlsxwriter
+
+        # `scratch`: the folder of xlsxwriter's temporary row files (removed by the caller, also on failure)
+        self.workbook = xlsxwriter.Workbook(path, {**_STREAM_OPTIONS, "tmpdir": scratch})
+        self.provisional = provisional
+        self._formats: dict[tuple, object] = {}
+
+    def format(self, number_format: str | None = None, bold: bool = False, quote: bool = False):
+        """The shared format for a cell, or None for a plain one (xlsxwriter needs one object per style)."""
+        if not (number_format or bold or quote):
+            return None
+        key = (number_format, bold, quote)
+        if key not in self._formats:
+            properties: dict[str, object] = {}
+            if number_format:
+                properties["num_format"] = number_format
+            if bold:
+                properties["bold"] = True
+            if quote:
+                properties["quote_prefix"] = True
+            self._formats[key] = self.workbook.add_format(properties)
+        return self._formats[key]
+
+    def styled(self, name: str, properties: dict):
+        if name not in self._formats:
+            self._formats[name] = self.workbook.add_format(properties)
+        return self._formats[name]
+
+    def close(self) -> None:
+        self.workbook.close()
+
+
+class _StreamSheet:
+    """A streamed worksheet with the same contract as `_Sheet`: header row, typed writes, frozen header,
+    auto-filter and column widths. Rows are written strictly in order (constant_memory)."""
+
+    def __init__(self, book: _StreamBook, title: str, headers: Sequence[str], formats: Sequence[str | None]) -> None:
+        self.book = book
+        self.title = title
+        self.ws = book.workbook.add_worksheet(title)
+        self.formats = list(formats)
+        self.widths = [len(h) + 2 for h in headers]
+        header = book.styled("header", {"bold": True, "bg_color": "#DDEBF7", "pattern": 1, "text_wrap": True,
+                                        "valign": "top"})
+        for c, text in enumerate(headers):
+            self.ws.write_string(0, c, text, header)
+        if book.provisional:
+            # One column right of the last header, so that the header row itself keeps its columns.
+            note = book.styled("provisional", {"bold": True, "font_color": "#FFFFFF", "bg_color": "#C00000",
+                                               "pattern": 1})
+            self.ws.write_string(0, len(headers) + 1, book.provisional, note)
+            self.ws.set_tab_color("#C00000")
+            self.ws.set_header(f"&C&KC00000{book.provisional}")
+            self.ws.set_footer(f"&C&KC00000{book.provisional}")
+        self.row = 1  # rows written so far, header included
+
+    def append(self, values: Iterable[object], bold: bool = False) -> None:
+        r = self.row
+        self.row += 1
+        ws, book = self.ws, self.book
+        for c, value in enumerate(values):
+            if isinstance(value, str):
+                text, protect = safe_text(value)
+                if text:
+                    ws.write_string(r, c, text, book.format(bold=bold, quote=protect))
+                else:
+                    ws.write_blank(r, c, None, book.format(bold=bold))
+            elif value is None:
+                ws.write_blank(r, c, None, book.format(bold=bold))
+            elif isinstance(value, bool):
+                ws.write_boolean(r, c, value, book.format(bold=bold))
+            elif isinstance(value, (int, Decimal)):
+                number_format = self.formats[c] if c < len(self.formats) else None
+                # The Decimal becomes a double only here, for the file: openpyxl stored it the same way
+                # ("%.16g" of the value), so the cell text and what Excel reads are unchanged.
+                ws.write_number(r, c, float(value) if isinstance(value, Decimal) else value,
+                                book.format(number_format, bold))
+            elif isinstance(value, float):
+                ws.write_number(r, c, value, book.format(bold=bold))
+            else:
+                raise TypeError(f"{self.title}: Zellwert {value!r} ({type(value).__name__}) ist kein Text, keine "
+                                "Zahl und kein Wahrheitswert")
+            self.widths[c] = max(self.widths[c], min(_shown_width(value) + 1, 80))
+
+    def finish(self, autofilter: bool = True) -> None:
+        self.ws.freeze_panes(1, 0)
+        if autofilter and self.row > 1:
+            self.ws.autofilter(0, 0, self.row - 1, len(self.widths) - 1)
+        for c, width in enumerate(self.widths):
+            # set_column(width) would store width + 5 px padding; openpyxl stored the width itself. Seven
+            # pixels per character (Calibri 11) give back exactly `width` in the file.
+            self.ws.set_column_pixels(c, c, 7 * width)
+
+
 class _Sheet:
     """A worksheet with a header row, typed writes, frozen header, auto-filter and column widths."""
 
@@ -105,8 +221,7 @@ class _Sheet:
                 cell.number_format = fmt
             if bold:
                 cell.font = Font(bold=True)
-            shown = len(f"{value:,.2f}") + 3 if isinstance(value, Decimal) else len(str(value or ""))
-            self.widths[c - 1] = max(self.widths[c - 1], min(shown + 1, 80))
+            self.widths[c - 1] = max(self.widths[c - 1], min(_shown_width(value) + 1, 80))
 
     def finish(self, autofilter: bool = True) -> None:
         from openpyxl.utils import get_column_letter
@@ -118,13 +233,11 @@ class _Sheet:
             self.ws.column_dimensions[get_column_letter(c)].width = width
 
 
-def _uebersicht(workbook, allocation: Allocation) -> None:
-    from openpyxl.chart import BarChart, Reference
-
+def _uebersicht(book: _StreamBook, allocation: Allocation) -> None:
     used = [route for route in ROUTES if any(item.rule.route == route for item in allocation.items)] or list(ROUTES[:1])
     headers = ["AGS", "Gemeinde", "Umlagegrundlagen", *[ROUTE_LABELS[r] for r in used], "Summe",
                "Hebesatz-Punkte (Summe ÷ Umlagegrundlagen × 100)"]
-    sheet = _Sheet(workbook, "Uebersicht", headers, [None, None, EUR, *[EUR] * len(used), EUR, POINTS])
+    sheet = _StreamSheet(book, "Uebersicht", headers, [None, None, EUR, *[EUR] * len(used), EUR, POINTS])
     totals = allocation.totals()
     for m in sorted(allocation.book.municipalities, key=lambda m: m.ags):
         routes = totals[m.ags]
@@ -140,27 +253,22 @@ def _uebersicht(workbook, allocation: Allocation) -> None:
                   cents_to_decimal(grand), points if points is not None else ""], bold=True)
     sheet.finish()
     count = len(allocation.book.municipalities)
-    chart = BarChart()
-    chart.type = "bar"
-    chart.grouping = "stacked"
-    chart.overlap = 100
-    chart.title = "Belastung je Gemeinde nach Finanzierungsweg"
-    chart.y_axis.title = "€"
-    chart.y_axis.numFmt = "#,##0"
-    data = Reference(sheet.ws, min_col=4, max_col=3 + len(used), min_row=1, max_row=1 + count)
-    chart.add_data(data, titles_from_data=True)
-    chart.set_categories(Reference(sheet.ws, min_col=2, min_row=2, max_row=1 + count))
-    chart.height = max(8, 0.6 * count + 3)
-    chart.width = 22
-    sheet.ws.add_chart(chart, f"A{count + 5}")
+    chart = book.workbook.add_chart({"type": "bar", "subtype": "stacked"})
+    for column in range(3, 3 + len(used)):  # one series per route: name from the header, one bar per municipality
+        chart.add_series({"name": ["Uebersicht", 0, column], "categories": ["Uebersicht", 1, 1, count, 1],
+                          "values": ["Uebersicht", 1, column, count, column], "overlap": 100})
+    chart.set_title({"name": "Belastung je Gemeinde nach Finanzierungsweg"})
+    chart.set_x_axis({"name": "€", "num_format": "#,##0"})  # in xlsxwriter's bar charts x is the value axis
+    chart.set_size({"width": round(22 * _CHART_CM_TO_PX), "height": round(max(8, 0.6 * count + 3) * _CHART_CM_TO_PX)})
+    sheet.ws.insert_chart(count + 4, 0, chart)  # cell A{count + 5}
 
 
-def _einzelnachweis(workbook, allocation: Allocation) -> None:
+def _einzelnachweis(book: _StreamBook, allocation: Allocation) -> None:
     headers = ["ID", "AGS", "Gemeinde", "Regel", "Weg", "Schlüssel", "Schlüsselwert", "Schlüsselsumme",
                "Anteil (exakt)", "Betrag ungerundet", "Betrag gerundet", "Resteinheiten", "Rang (größter Rest)",
                "Nachweis"]
     formats = [None, None, None, None, None, None, "#,##0.######", "#,##0.######", SHARE, EXACT, EUR, "0", "0", None]
-    sheet = _Sheet(workbook, "Einzelnachweis", headers, formats)
+    sheet = _StreamSheet(book, "Einzelnachweis", headers, formats)
     names = {m.ags: m.name for m in allocation.book.municipalities}
     unit = allocation.book.parameters.unit
     part = 1
@@ -169,7 +277,7 @@ def _einzelnachweis(workbook, allocation: Allocation) -> None:
             if sheet.row >= MAX_ROWS:  # Excel's last row: continue on Einzelnachweis_2, _3, ... (same header)
                 sheet.finish()
                 part += 1
-                sheet = _Sheet(workbook, f"Einzelnachweis_{part}", headers, formats)
+                sheet = _StreamSheet(book, f"Einzelnachweis_{part}", headers, formats)
             sheet.append([item.item.id, line.ags, names[line.ags], item.rule.id, ROUTE_LABELS[item.rule.route],
                           item.key_label, _decimal(line.key, 6), _decimal(item.key_total, 6),
                           _decimal(line.share, 10), _decimal(line.exact / 100, 6), cents_to_decimal(line.amount),
@@ -178,13 +286,13 @@ def _einzelnachweis(workbook, allocation: Allocation) -> None:
     sheet.finish()
 
 
-def _entscheidungen(workbook, allocation: Allocation) -> None:
+def _entscheidungen(book: _StreamBook, allocation: Allocation) -> None:
     headers = ["ID", "Bezeichnung", "Kategorie", "Träger", "Eingabezeile", "Förderfähige Kosten", "Förderung",
                "Defizit (exakt)", "Defizit (gerundet)", "Regel", "Regeldatei:Zeile", "Weg", "Weg (Kennung)",
                "Kostenbestandteile", "Schlüssel", "Rechtsgrundlage", "Begründung (Bedingung mit Werten)",
                "Alle passenden Regeln", "Beschreibung der Regel"]
     formats = [None] * 5 + [EUR] * 4 + [None] * 10
-    sheet = _Sheet(workbook, "Entscheidungen", headers, formats)
+    sheet = _StreamSheet(book, "Entscheidungen", headers, formats)
     for item in allocation.items:
         rule = item.rule
         sheet.append([item.item.id, item.item.label, item.item.category, item.item.host,
@@ -197,8 +305,8 @@ def _entscheidungen(workbook, allocation: Allocation) -> None:
     sheet.finish()
 
 
-def _kontrollen(workbook, controls: Sequence[Control]) -> None:
-    sheet = _Sheet(workbook, "Kontrollen", ["Kontrolle", "ID", "Soll", "Ist", "Differenz", "Ergebnis"],
+def _kontrollen(book: _StreamBook, controls: Sequence[Control]) -> None:
+    sheet = _StreamSheet(book, "Kontrollen", ["Kontrolle", "ID", "Soll", "Ist", "Differenz", "Ergebnis"],
                    [None, None, EUR, EUR, EUR, None])
     for control in controls:
         is_money = not control.name.startswith("Anteile")
@@ -208,8 +316,8 @@ def _kontrollen(workbook, controls: Sequence[Control]) -> None:
     sheet.finish()
 
 
-def _protokoll(workbook, rows: Sequence[tuple[str, object]]) -> None:
-    sheet = _Sheet(workbook, "Protokoll", ["Angabe", "Wert"], [None, None])
+def _protokoll(book: _StreamBook, rows: Sequence[tuple[str, object]]) -> None:
+    sheet = _StreamSheet(book, "Protokoll", ["Angabe", "Wert"], [None, None])
     for key, value in rows:
         sheet.append([key, value])
     sheet.finish(autofilter=False)
@@ -218,9 +326,9 @@ def _protokoll(workbook, rows: Sequence[tuple[str, object]]) -> None:
 FINDING_KINDS = {"double-burden": "Doppelbelastung", "host-credited": "Anrechnung (credit_hosts)"}
 
 
-def _hinweise(workbook, allocation: Allocation) -> None:
+def _hinweise(book: _StreamBook, allocation: Allocation) -> None:
     """Findings (not errors): double burdens of host municipalities and host credits."""
-    sheet = _Sheet(workbook, "Hinweise", ["Art", "Kennung", "AGS", "Gemeinde", "Kategorie",
+    sheet = _StreamSheet(book, "Hinweise", ["Art", "Kennung", "AGS", "Gemeinde", "Kategorie",
                                           "Eigene Kosten (Trägerkommune)", "Umlageanteil für die Leistung an andere",
                                           "Gesamt", "Angerechnet (credit_hosts)", "Hinweis"],
                    [None] * 5 + [EUR] * 4 + [None])
@@ -234,11 +342,11 @@ def _hinweise(workbook, allocation: Allocation) -> None:
     sheet.finish()
 
 
-def _hebesaetze(workbook, allocation: Allocation) -> None:
+def _hebesaetze(book: _StreamBook, allocation: Allocation) -> None:
     """Levy rates: the printed rate per levy item and what it yields, next to the exact split."""
     from .rates import levy_rates
 
-    sheet = _Sheet(workbook, "Hebesaetze", [
+    sheet = _StreamSheet(book, "Hebesaetze", [
         "ID", "Regel", "Weg", "AGS", "Gemeinde", "Bemessungsgrundlage", "Hebesatz exakt (%)",
         "Hebesatz gedruckt (%)", "Betrag nach gedrucktem Hebesatz", "Betrag exakte Verteilung",
         "Differenz (Hebesatz − exakt)"], [None] * 5 + [EUR, "0.0000000000", "0.0000", EUR, EUR, EUR])
@@ -260,10 +368,12 @@ PROVISIONAL_NOTE = ("VORLÄUFIG (§ 56 Abs. 1 KrO NRW): Haushaltssatzung noch ni
 
 
 def mark_provisional(workbook, note: str = PROVISIONAL_NOTE) -> None:
-    """Mark every sheet as provisional: a red note right of the header row, red tab, print header and footer.
+    """Mark every sheet of an openpyxl workbook as provisional: a red note right of the header row, red tab,
+    print header and footer.
 
     The note sits one column right of the last header so that the header row itself (a format contract)
-    keeps its columns.
+    keeps its columns. The streamed output workbook is marked the same way while it is written
+    (`write_workbook(..., provisional=note)`).
     """
     from openpyxl.styles import Font, PatternFill
 
@@ -302,17 +412,20 @@ def write_atomically(path: str | Path, save) -> None:
 
 def write_workbook(path: str | Path, allocation: Allocation, controls: Sequence[Control],
                    protocol: Sequence[tuple[str, object]], provisional: str | None = None) -> None:
-    from openpyxl import Workbook
+    """Stream the output workbook (sheets in SHEET_NAMES order) to `path`; `provisional` marks every sheet."""
 
-    workbook = Workbook()
-    workbook.remove(workbook.active)
-    _uebersicht(workbook, allocation)
-    _einzelnachweis(workbook, allocation)
-    _entscheidungen(workbook, allocation)
-    _kontrollen(workbook, controls)
-    _protokoll(workbook, protocol)
-    _hinweise(workbook, allocation)
-    _hebesaetze(workbook, allocation)
-    if provisional:
-        mark_provisional(workbook, provisional)
-    write_atomically(path, workbook.save)
+    def save(temp: str) -> None:
+        # constant_memory keeps each sheet's rows in a temporary file until close(); a run that fails half
+        # way must not leave them behind, so they live in a folder of our own.
+        with tempfile.TemporaryDirectory(prefix="allocation-xlsx-") as scratch:
+            book = _StreamBook(temp, provisional, scratch)
+            _uebersicht(book, allocation)
+            _einzelnachweis(book, allocation)
+            _entscheidungen(book, allocation)
+            _kontrollen(book, controls)
+            _protokoll(book, protocol)
+            _hinweise(book, allocation)
+            _hebesaetze(book, allocation)
+            book.close()
+
+    write_atomically(path, save)

@@ -261,11 +261,11 @@ def test_human_readable_error_names_the_cell(tmp_path, capsys):
 def test_a_failed_save_leaves_no_half_written_workbook(tmp_path, monkeypatch, fixture_workbook, rules_file):
     import allocation.report as report
 
-    def broken_save(self, filename):
-        Path(filename).write_bytes(b"PK\x03\x04 half")
+    def broken_close(self):  # the output workbook is streamed with xlsxwriter; close() writes the file
+        Path(self.filename).write_bytes(b"PK\x03\x04 half")
         raise OSError("disk full")
 
-    monkeypatch.setattr("openpyxl.workbook.workbook.Workbook.save", broken_save)
+    monkeypatch.setattr("xlsxwriter.Workbook.close", broken_close)
     output = tmp_path / "ergebnis.xlsx"
     code = main(["run", str(fixture_workbook), "--rules", str(rules_file), "-o", str(output)])
     assert code == ExitCode.INTERNAL

@@ -1,0 +1,170 @@
+"""The streamed output workbook (xlsxwriter, constant_memory) keeps the workbook contract of report.py.
+
+Expected values are written out here by hand (sheet names, header texts, formats, colours, the Kreis Wesel
+fixture's 13 municipalities and 5 cost items) or are the decimal text of the amounts written.
+"""
+from __future__ import annotations
+
+import re
+import zipfile
+from decimal import Decimal
+from pathlib import Path
+
+from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
+
+from allocation.cli import main
+from allocation.report import _StreamBook, _StreamSheet
+
+CORPUS = Path(__file__).parent / "corpus"
+NOTE_START = "VORLÄUFIG (§ 56 Abs. 1 KrO NRW)"
+
+
+def _sheet_xml(path: Path, number: int) -> str:
+    return zipfile.ZipFile(path).read(f"xl/worksheets/sheet{number}.xml").decode("utf-8")
+
+
+def _width(ws, column: int) -> float | None:
+    """The stored width of a column (xlsxwriter groups neighbouring columns of equal width)."""
+    for dimension in ws.column_dimensions.values():
+        if dimension.min is not None and dimension.min <= column <= dimension.max and dimension.customWidth:
+            return dimension.width
+    return None
+
+
+def test_streamed_text_that_looks_like_a_formula_stays_plain_text(tmp_path):
+    hostile = ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "=cmd|' /C calc'!A0", "http://example.org"]
+    path = tmp_path / "p.xlsx"
+    book = _StreamBook(str(path), None)
+    assert book.workbook.constant_memory
+    assert not (book.workbook.strings_to_formulas or book.workbook.strings_to_numbers or book.workbook.strings_to_urls)
+    sheet = _StreamSheet(book, "Probe", ["Text"], [None])
+    for text in hostile:
+        sheet.append([text])
+    sheet.finish()
+    book.close()
+    xml = _sheet_xml(path, 1)
+    assert "<f>" not in xml and "<f " not in xml and "hyperlink" not in xml
+    back = load_workbook(path)["Probe"]
+    for row, text in enumerate(hostile, start=2):
+        cell = back.cell(row=row, column=1)
+        assert cell.value == text and cell.data_type == "s"
+        assert cell.quotePrefix == text.startswith(("=", "+", "-", "@"))
+
+
+def test_streamed_amounts_are_stored_as_their_decimal_text(tmp_path):
+    path = tmp_path / "a.xlsx"
+    book = _StreamBook(str(path), None)
+    eur = '#,##0.00 "€"'
+    sheet = _StreamSheet(book, "Betraege", ["Betrag", "Anteil", "Zahl"], [eur, "0.0000000000", "0"])
+    values = [(Decimal("1234.56"), Decimal("0.1234567891"), 7), (Decimal("-0.01"), Decimal("0.5000000000"), 0),
+              (Decimal("26846345.67"), Decimal("1.0000000000"), 12)]
+    for row in values:
+        sheet.append(row)
+    sheet.append([Decimal("26847580.22"), "", ""], bold=True)
+    sheet.finish()
+    book.close()
+    xml = _sheet_xml(path, 1)
+    stored = re.findall(r"<v>([^<]*)</v>", xml)
+    assert stored == ["1234.56", "0.1234567891", "7", "-0.01", "0.5", "0", "26846345.67", "1", "12", "26847580.22"]
+    back = load_workbook(path)["Betraege"]
+    assert back["A2"].number_format == eur and back["B2"].number_format == "0.0000000000"
+    assert back["C2"].number_format == "0"
+    assert Decimal(str(back["A5"].value)) == Decimal("26847580.22") and back["A5"].font.b
+    assert back["B5"].value is None and back["B5"].font.b and not back["A2"].font.b
+    # widths: "Anteil" header 6 + 2 = 8; "0.1234567891" shown as 0.12 -> len("0.12") + 3 + 1 = 8; the
+    # amount "26,847,580.22" -> 13 + 3 + 1 = 17
+    assert [_width(back, c) for c in (1, 2, 3)] == [17, 8, 6]
+    assert back.freeze_panes == "A2" and back.auto_filter.ref == "A1:C5"
+
+
+def test_streamed_output_workbook_keeps_sheets_headers_formats_and_chart(tmp_path, fixture_workbook, rules_file):
+    output = tmp_path / "ergebnis.xlsx"
+    assert main(["run", str(fixture_workbook), "--rules", str(rules_file), "-o", str(output)]) == 0
+    workbook = load_workbook(output)
+    assert workbook.sheetnames == ["Uebersicht", "Einzelnachweis", "Entscheidungen", "Kontrollen", "Protokoll",
+                                   "Hinweise", "Hebesaetze"]
+    for ws in workbook.worksheets:
+        assert ws.freeze_panes == "A2", ws.title
+        headers = [c.value for c in ws[1]]
+        for column, cell in enumerate(ws[1], start=1):
+            assert cell.font.b and cell.fill.fill_type == "solid" and cell.fill.fgColor.rgb.endswith("DDEBF7")
+            assert cell.alignment.wrap_text and cell.alignment.vertical == "top"
+            assert len(cell.value) + 2 <= _width(ws, column) <= 80, (ws.title, cell.value)
+        expected_filter = None if ws.title == "Protokoll" else f"A1:{get_column_letter(len(headers))}{ws.max_row}"
+        assert ws.auto_filter.ref == expected_filter, ws.title
+        assert ws.sheet_properties.tabColor is None and not ws.oddHeader.center.text
+    detail = workbook["Einzelnachweis"]
+    assert [c.value for c in detail[1]] == [
+        "ID", "AGS", "Gemeinde", "Regel", "Weg", "Schlüssel", "Schlüsselwert", "Schlüsselsumme", "Anteil (exakt)",
+        "Betrag ungerundet", "Betrag gerundet", "Resteinheiten", "Rang (größter Rest)", "Nachweis"]
+    assert detail.max_row == 1 + 5 * 13  # 5 cost items × 13 municipalities
+    assert [detail.cell(row=2, column=c).number_format for c in (7, 8, 9, 10, 11, 12)] == [
+        "#,##0.######", "#,##0.######", "0.0000000000", "#,##0.000000", '#,##0.00 "€"', "0"]
+    assert detail.cell(row=2, column=14).value.endswith("€")  # the proof is text
+    assert _width(detail, 14) == 80  # proofs are longer than the 80 character cap
+    controls = workbook["Kontrollen"]
+    assert _width(controls, 6) == len("Ergebnis") + 2  # "OK" is shorter than the header
+    overview = workbook["Uebersicht"]
+    header = [c.value for c in overview[1]]
+    assert header[:3] == ["AGS", "Gemeinde", "Umlagegrundlagen"]
+    assert header[-2:] == ["Summe", "Hebesatz-Punkte (Summe ÷ Umlagegrundlagen × 100)"]
+    routes = len(header) - 5
+    assert overview.max_row == 1 + 13 + 1  # municipalities and the totals row
+    totals = overview[overview.max_row]
+    assert totals[0].value == "Summe" and all(c.font.b for c in totals)
+    assert overview["D2"].number_format == '#,##0.00 "€"' and overview.cell(row=2, column=len(header)).number_format == "0.0000"
+    (chart,) = overview._charts
+    assert (chart.type, chart.grouping, chart.overlap) == ("bar", "stacked", 100)
+    assert len(chart.series) == routes
+    for offset, series in enumerate(chart.series):
+        letter = get_column_letter(4 + offset)
+        assert series.tx.strRef.f.replace("$", "") == f"Uebersicht!{letter}1"
+        assert series.val.numRef.f.replace("$", "") == f"Uebersicht!{letter}2:{letter}14"
+        reference = series.cat.strRef or series.cat.numRef
+        assert reference.f.replace("$", "") == "Uebersicht!B2:B14"
+    assert chart.y_axis.numFmt.formatCode == "#,##0"  # the value axis (openpyxl's y axis of a bar chart)
+    assert chart.anchor._from.row == 13 + 4 and chart.anchor._from.col == 0  # cell A18, under the totals row
+
+
+def test_streamed_provisional_workbook_marks_every_sheet_beside_its_header(tmp_path):
+    output = tmp_path / "v.xlsx"
+    assert main(["run", str(CORPUS / "gueltig.xlsx"), "--rules", str(CORPUS / "regeln.yaml"), "-o", str(output),
+                 "--provisional"]) == 0
+    workbook = load_workbook(output)
+    for ws in workbook.worksheets:
+        row = [c.value for c in ws[1]]
+        # header cells, one empty column, then the note: the header row itself keeps its columns
+        last_header = max(i for i, v in enumerate(row) if v is not None and not v.startswith(NOTE_START))
+        note = ws.cell(row=1, column=last_header + 3)
+        assert row[last_header + 1] is None and note.value.startswith(NOTE_START), ws.title
+        assert note.font.b and note.font.color.rgb.endswith("FFFFFF") and note.fill.fgColor.rgb.endswith("C00000")
+        assert ws.sheet_properties.tabColor.rgb.endswith("C00000")
+        for part in (ws.oddHeader.center, ws.oddFooter.center):
+            assert part.text == note.value and part.color == "C00000"
+        if ws.title != "Protokoll":  # the auto-filter covers the header columns only, not the note
+            assert ws.auto_filter.ref.startswith("A1:" + get_column_letter(last_header + 1))
+
+
+def test_a_write_failing_half_way_leaves_no_temporary_row_files(tmp_path, monkeypatch, fixture_workbook, rules_file):
+    """constant_memory keeps rows in temporary files until close(); a failed write must remove them too."""
+    import tempfile
+
+    import pytest
+
+    from allocation import report
+    from allocation.pipeline import run
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+
+    def broken(book, allocation):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(report, "_hebesaetze", broken)  # the last sheet: all others are half on disk by then
+    out = tmp_path / "out"
+    with pytest.raises(OSError, match="disk full"):
+        run(fixture_workbook, rules_file, out / "ergebnis.xlsx")
+    assert list(scratch.iterdir()) == []
+    assert list(out.iterdir()) == []
