@@ -221,9 +221,9 @@ def _process_one(path: Path, root: Path, rules_dir: Path, mode: str, force: bool
         _failure(work, stem, input_copy, error, problems)
     except Exception as error:  # noqa: BLE001 - a bug must not stop the inbox; report it and keep the input
         status, exit_code = "error", ExitCode.INTERNAL
-        problems = [Problem("internal-error", Location(path.name), "internal error while processing the file",
-                            found=repr(error)[:300], expected="no internal error",
-                            hint="please report this file to the operators")]
+        problems = [Problem("internal-error", Location(path.name), "interner Fehler bei der Verarbeitung der Datei",
+                            found=repr(error)[:300], expected="kein interner Fehler",
+                            hint="bitte diese Datei dem Betrieb (IT) melden")]
         for leftover in work.glob("*.xlsx"):
             leftover.unlink()
         _failure(work, stem, input_copy, None, problems)

@@ -124,8 +124,8 @@ def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path,
         refused = check_final(register_dir, parameters.district, parameters.year, supersede)
         if Path(output_path).exists():
             refused.append(Problem("register-output-exists", Location(str(output_path)),
-                                   "a final run never overwrites an existing workbook", found=str(output_path),
-                                   expected="a new output file name", hint="choose another -o file name"))
+                                   "Ein Echtlauf überschreibt nie eine vorhandene Arbeitsmappe", found=str(output_path),
+                                   expected="ein neuer Name für die Ergebnisdatei", hint="einen anderen Dateinamen bei -o wählen"))
         if refused:
             raise RegisterError(refused)
     rows = workbook_rows(allocation, started, mode, provisional, input_path, rules_path, output_path)

@@ -227,7 +227,7 @@ def test_an_example_split_must_list_every_municipality(tmp_path):
         '    split: {"05170004": 10}\n'))
     problems = check(path)
     assert "rule-bad-example" in codes(problems)
-    assert any("8 digits in quotes" in p.message for p in problems)  # unquoted AGS read as a number
+    assert any("8 Ziffern in Anführungszeichen" in p.message for p in problems)  # unquoted AGS read as a number
 
 
 def test_example_with_costs_excludes_components_the_rule_does_not_allow(tmp_path):

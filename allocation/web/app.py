@@ -270,9 +270,9 @@ def create_app(config: ServeConfig) -> Flask:
                 job["year"] = parameters.year
                 if not user.may_see(parameters.district):
                     raise InputError([Problem(
-                        "web-district-not-allowed", parameters.source, "this account may not run this district",
+                        "web-district-not-allowed", parameters.source, "Dieses Konto darf diesen Kreis nicht rechnen",
                         found=parameters.district, expected=" oder ".join(user.districts),
-                        hint="check Kreis in the Parameter sheet, or ask the IT to grant you the district")])
+                        hint="Kreis im Blatt Parameter prüfen oder die IT bitten, Ihnen den Kreis freizugeben")])
                 job["district"] = parameters.district
                 rules = _select(select_rules, parameters.district, parameters.year, user)
                 job["rules"] = rules.name
@@ -296,9 +296,9 @@ def create_app(config: ServeConfig) -> Flask:
                 problems = list(caught.problems)
             except Exception as caught:  # noqa: BLE001 - a bug must not become a blank page; log it for the IT
                 log.exception("internal error while processing an upload")
-                problems = [Problem("internal-error", Location(input_path.name), "internal error while processing the file",
-                                    found=type(caught).__name__, expected="no internal error",
-                                    hint="please send this file to the IT so the error can be fixed")]
+                problems = [Problem("internal-error", Location(input_path.name), "interner Fehler bei der Verarbeitung der Datei",
+                                    found=type(caught).__name__, expected="kein interner Fehler",
+                                    hint="bitte diese Datei an die IT senden, damit der Fehler behoben werden kann")]
             for leftover in job_dir.glob("*-probelauf.xlsx*"):
                 leftover.unlink()
             from ..error_report import write_marked_copy
@@ -324,9 +324,10 @@ def create_app(config: ServeConfig) -> Flask:
                                      for p in error.problems]) from None
             log.error("rule folder broken: %s", error)
             raise RuleFileError([Problem(
-                "web-rules-unavailable", Location("Regelordner auf dem Server"), "the server's rule files cannot be loaded",
-                found=f"{len(error.problems)} problem(s) in the rule folder", expected="valid rule files",
-                hint="the IT must run `allocation check` on the rules folder; your workbook was not processed")]) from None
+                "web-rules-unavailable", Location("Regelordner auf dem Server"), "Die Regeldateien auf dem Server lassen sich nicht laden",
+                found=f"{len(error.problems)} Problem(e) im Regelordner", expected="gültige Regeldateien",
+                hint="die IT muss `allocation check` für den Regelordner ausführen; Ihre Arbeitsmappe wurde nicht "
+                     "verarbeitet")]) from None
 
     def load_job(token: str) -> dict:
         if not JOB_TOKEN.match(token):

@@ -92,41 +92,42 @@ def load_config(path: str | Path, **overrides) -> ServeConfig:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
-        raise ServeConfigError([Problem("serve-config-unreadable", Location(str(path)), "the server config cannot be read",
-                                        found=error.strerror, expected="a readable TOML file",
-                                        hint="give the file with --config (see deploy/serve.example.toml)")]) from None
+        raise ServeConfigError([Problem("serve-config-unreadable", Location(str(path)), "Die Server-Konfiguration lässt sich nicht lesen",
+                                        found=error.strerror, expected="eine lesbare TOML-Datei",
+                                        hint="die Datei mit --config angeben (siehe deploy/serve.example.toml)")]) from None
     except tomllib.TOMLDecodeError as error:
-        raise ServeConfigError([Problem("serve-config-syntax", Location(str(path)), "the server config is not valid TOML",
-                                        found=str(error), expected="TOML as in deploy/serve.example.toml",
-                                        hint="fix the syntax at the position named")]) from None
+        raise ServeConfigError([Problem("serve-config-syntax", Location(str(path)), "Die Server-Konfiguration ist kein gültiges TOML",
+                                        found=str(error), expected="TOML wie in deploy/serve.example.toml",
+                                        hint="die Syntax an der genannten Stelle korrigieren")]) from None
     server = {**data.get("server", {}), **overrides}
     base = path.parent
 
     def folder(key: str) -> Path:
         value = server.get(key)
         if not isinstance(value, (str, Path)) or not str(value):
-            problems.append(Problem("serve-config-missing", where(f"server.{key}"), f"server.{key} is missing",
-                                    found=repr(value), expected="a folder path", hint=f"add {key} = \"/path\" under [server]"))
+            problems.append(Problem("serve-config-missing", where(f"server.{key}"), f"server.{key} fehlt",
+                                    found=repr(value), expected="ein Ordnerpfad",
+                                    hint=f"unter [server] {key} = \"/pfad\" ergänzen"))
             return Path(".")
         folder_path = Path(value)
         return folder_path if folder_path.is_absolute() else (base / folder_path)
 
     rules_dir, work_dir = folder("rules_dir"), folder("work_dir")
     if "rules_dir" in server and not rules_dir.is_dir():
-        problems.append(Problem("serve-config-rules-dir", where("server.rules_dir"), "the rules folder does not exist",
-                                found=str(rules_dir), expected="a folder with rule files (*.yaml)",
-                                hint="create the folder or correct rules_dir"))
+        problems.append(Problem("serve-config-rules-dir", where("server.rules_dir"), "Der Regelordner existiert nicht",
+                                found=str(rules_dir), expected="ein Ordner mit Regeldateien (*.yaml)",
+                                hint="den Ordner anlegen oder rules_dir korrigieren"))
     static = (Path(__file__).parent / "static").resolve()
     if work_dir.resolve() == static or static in work_dir.resolve().parents or work_dir.resolve() in static.parents:
-        problems.append(Problem("serve-config-work-dir", where("server.work_dir"), "uploads must not be stored in a served folder",
-                                found=str(work_dir), expected="a private folder outside the package",
-                                hint="use e.g. /var/lib/allocation/web"))
+        problems.append(Problem("serve-config-work-dir", where("server.work_dir"), "Hochgeladene Dateien dürfen nicht in einem ausgelieferten Ordner liegen",
+                                found=str(work_dir), expected="ein privater Ordner außerhalb des Pakets",
+                                hint="z. B. /var/lib/allocation/web verwenden"))
 
     def number(key: str, default: int) -> int:
         value = server.get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            problems.append(Problem("serve-config-number", where(f"server.{key}"), f"server.{key} is not a positive number",
-                                    found=repr(value), expected="a number greater than 0", hint=f"e.g. {key} = {default}"))
+            problems.append(Problem("serve-config-number", where(f"server.{key}"), f"server.{key} ist keine positive Zahl",
+                                    found=repr(value), expected="eine Zahl größer als 0", hint=f"z. B. {key} = {default}"))
             return default
         return value
 
@@ -142,20 +143,22 @@ def load_config(path: str | Path, **overrides) -> ServeConfig:
         try:
             secret = secret_path.read_text(encoding="utf-8").strip()
         except OSError as error:
-            problems.append(Problem("serve-config-secret", where("server.secret_key_file"), "the secret key file cannot be read",
-                                    found=f"{secret_path}: {error.strerror}", expected="a readable file with a random key",
-                                    hint="create it with: python -c 'import secrets; print(secrets.token_hex(32))' > FILE"))
+            problems.append(Problem("serve-config-secret", where("server.secret_key_file"), "Die Datei mit dem geheimen Schlüssel lässt sich nicht lesen",
+                                    found=f"{secret_path}: {error.strerror}",
+                                    expected="eine lesbare Datei mit einem Zufallsschlüssel",
+                                    hint="anlegen mit: python -c 'import secrets; print(secrets.token_hex(32))' > DATEI"))
     if secret is not None and len(str(secret)) < 32:
-        problems.append(Problem("serve-config-secret", where("server.secret_key"), "the secret key is too short",
-                                found=f"{len(str(secret))} characters", expected="at least 32 random characters",
+        problems.append(Problem("serve-config-secret", where("server.secret_key"), "Der geheime Schlüssel ist zu kurz",
+                                found=f"{len(str(secret))} Zeichen", expected="mindestens 32 zufällige Zeichen",
                                 hint="python -c 'import secrets; print(secrets.token_hex(32))'"))
     secret = str(secret) if secret else secrets.token_hex(32)  # sessions end when the server restarts
 
     auth = data.get("auth", {})
     mode = auth.get("mode", "password")
     if mode not in AUTH_MODES:
-        problems.append(Problem("serve-config-auth", where("auth.mode"), "unknown log-in mode", found=repr(mode),
-                                expected=" or ".join(AUTH_MODES), hint='mode = "password" (or "header" behind a proxy)'))
+        problems.append(Problem("serve-config-auth", where("auth.mode"), "unbekannte Anmeldeart", found=repr(mode),
+                                expected=" oder ".join(AUTH_MODES),
+                                hint='mode = "password" (oder "header" hinter einem Proxy)'))
     header = str(auth.get("header", "X-Remote-User"))
 
     users: dict[str, User] = {}
@@ -164,21 +167,22 @@ def load_config(path: str | Path, **overrides) -> ServeConfig:
         if isinstance(districts, str):
             districts = [districts]
         if not districts or not all(isinstance(d, str) and d.strip() for d in districts):
-            problems.append(Problem("serve-config-user", where(f"users.{name}.districts"), "user without district",
-                                    found=repr(districts), expected='a list of Kreis names, e.g. ["Kreis Wesel"]',
-                                    hint="every user sees only the districts listed here"))
+            problems.append(Problem("serve-config-user", where(f"users.{name}.districts"), "Benutzer ohne Kreis",
+                                    found=repr(districts), expected='eine Liste von Kreisnamen, z. B. ["Kreis Wesel"]',
+                                    hint="jeder Benutzer sieht nur die hier aufgeführten Kreise"))
             continue
         password_hash = entry.get("password_hash")
         if mode == "password" and not (isinstance(password_hash, str) and password_hash.startswith(("scrypt:", "pbkdf2:"))):
             problems.append(Problem("serve-config-password", where(f"users.{name}.password_hash"),
-                                    "no password hash for this user", found="(plain text or missing)",
-                                    expected="a hash from `allocation serve --hash-password`",
-                                    hint="never store a plain password; run allocation serve --hash-password"))
+                                    "kein Kennwort-Hash für diesen Benutzer", found="(Klartext oder fehlt)",
+                                    expected="ein Hash von `allocation serve --hash-password`",
+                                    hint="nie ein Kennwort im Klartext speichern; allocation serve --hash-password "
+                                         "ausführen"))
             continue
         users[name] = User(name, tuple(d.strip() for d in districts), password_hash)
     if not users and not problems:
-        problems.append(Problem("serve-config-user", where("users"), "no users configured", found="none",
-                                expected="at least one [users.NAME] table", hint="see deploy/serve.example.toml"))
+        problems.append(Problem("serve-config-user", where("users"), "keine Benutzer eingerichtet", found="keine",
+                                expected="mindestens eine Tabelle [users.NAME]", hint="siehe deploy/serve.example.toml"))
     if problems:
         raise ServeConfigError(problems)
     return ServeConfig(rules_dir, work_dir, max_bytes, keep_seconds, secret, bool(server.get("cookie_secure", False)),
