@@ -53,15 +53,21 @@ def _de(value: Decimal) -> str:
 
 def proof(item: ItemAllocation, line: AllocationLine, name: str, unit: int) -> str:
     """The calculation proof of one line, in words a reader can recompute."""
+    return _proof(item, line, name, unit, fraction_to_decimal(line.key, 6), fraction_to_decimal(item.key_total, 6),
+                  fraction_to_decimal(line.exact / 100, 6))
+
+
+def _proof(item: ItemAllocation, line: AllocationLine, name: str, unit: int, key: Decimal, total: Decimal,
+           exact: Decimal) -> str:
+    """`proof` from the line's key, key total and exact amount as 6-place decimals, which the Einzelnachweis
+    row has already computed (the exact Fraction arithmetic is most of a line's cost)."""
     if line.key == 0:
         return "kein Anteil (Schlüsselwert 0 oder nicht zahlungspflichtig)"
     sign = -1 if item.deficit < 0 else 1
     floor_amount = cents_to_decimal(line.amount - sign * line.extra_units * unit)
     unit_name = "Cent" if unit == 1 else "Euro"
-    key = fraction_to_decimal(line.key, 6).normalize()
-    total = fraction_to_decimal(item.key_total, 6).normalize()
-    text = (f"{name}: {_de(key)} ÷ {_de(total)} × {_de(cents_to_decimal(item.deficit))} € "
-            f"= {_de(fraction_to_decimal(line.exact / 100, 6))} € → abgerundet {_de(floor_amount)} €")
+    text = (f"{name}: {_de(key.normalize())} ÷ {_de(total.normalize())} × {_de(cents_to_decimal(item.deficit))} € "
+            f"= {_de(exact)} € → abgerundet {_de(floor_amount)} €")
     if line.rank is None:
         text += " (kein Rest)"
     elif line.extra_units:
@@ -147,34 +153,41 @@ class _StreamSheet:
             self.ws.set_header(f"&C&KC00000{book.provisional}")
             self.ws.set_footer(f"&C&KC00000{book.provisional}")
         self.row = 1  # rows written so far, header included
+        # The cell formats of a row, looked up once per sheet: [normal row, bold row]
+        self._plain = [None, book.format(bold=True)]
+        self._quoted = [book.format(quote=True), book.format(bold=True, quote=True)]
+        self._numbers = [[book.format(f, bold) for f in self.formats] for bold in (False, True)]
 
     def append(self, values: Iterable[object], bold: bool = False) -> None:
         r = self.row
         self.row += 1
-        ws, book = self.ws, self.book
+        ws, widths = self.ws, self.widths
+        plain, numbers = self._plain[bold], self._numbers[bold]
         for c, value in enumerate(values):
             if isinstance(value, str):
-                text, protect = safe_text(value)
-                if text:
-                    ws.write_string(r, c, text, book.format(bold=bold, quote=protect))
+                if not value:
+                    ws.write_blank(r, c, None, plain)
+                elif value.startswith(FORMULA_START):  # see safe_text: plain text with a quote prefix
+                    ws.write_string(r, c, value, self._quoted[bold])
                 else:
-                    ws.write_blank(r, c, None, book.format(bold=bold))
-            elif value is None:
-                ws.write_blank(r, c, None, book.format(bold=bold))
-            elif isinstance(value, bool):
-                ws.write_boolean(r, c, value, book.format(bold=bold))
-            elif isinstance(value, (int, Decimal)):
-                number_format = self.formats[c] if c < len(self.formats) else None
+                    ws.write_string(r, c, value, plain)
+            elif isinstance(value, Decimal):
                 # The Decimal becomes a double only here, for the file: openpyxl stored it the same way
                 # ("%.16g" of the value), so the cell text and what Excel reads are unchanged.
-                ws.write_number(r, c, float(value) if isinstance(value, Decimal) else value,
-                                book.format(number_format, bold))
+                ws.write_number(r, c, float(value), numbers[c] if c < len(numbers) else plain)
+            elif value is None:
+                ws.write_blank(r, c, None, plain)
+            elif isinstance(value, bool):
+                ws.write_boolean(r, c, value, plain)
+            elif isinstance(value, int):
+                ws.write_number(r, c, value, numbers[c] if c < len(numbers) else plain)
             elif isinstance(value, float):
-                ws.write_number(r, c, value, book.format(bold=bold))
+                ws.write_number(r, c, value, plain)
             else:
                 raise TypeError(f"{self.title}: Zellwert {value!r} ({type(value).__name__}) ist kein Text, keine "
                                 "Zahl und kein Wahrheitswert")
-            self.widths[c] = max(self.widths[c], min(_shown_width(value) + 1, 80))
+            if widths[c] < 80:  # at 80 (the cap) no value can widen the column
+                widths[c] = max(widths[c], min(_shown_width(value) + 1, 80))
 
     def finish(self, autofilter: bool = True) -> None:
         self.ws.freeze_panes(1, 0)
@@ -273,16 +286,17 @@ def _einzelnachweis(book: _StreamBook, allocation: Allocation) -> None:
     unit = allocation.book.parameters.unit
     part = 1
     for item in allocation.items:
+        total = _decimal(item.key_total, 6)
         for line in sorted(item.lines, key=lambda l: l.ags):
             if sheet.row >= MAX_ROWS:  # Excel's last row: continue on Einzelnachweis_2, _3, ... (same header)
                 sheet.finish()
                 part += 1
                 sheet = _StreamSheet(book, f"Einzelnachweis_{part}", headers, formats)
+            key, exact = _decimal(line.key, 6), _decimal(line.exact / 100, 6)
             sheet.append([item.item.id, line.ags, names[line.ags], item.rule.id, ROUTE_LABELS[item.rule.route],
-                          item.key_label, _decimal(line.key, 6), _decimal(item.key_total, 6),
-                          _decimal(line.share, 10), _decimal(line.exact / 100, 6), cents_to_decimal(line.amount),
+                          item.key_label, key, total, _decimal(line.share, 10), exact, cents_to_decimal(line.amount),
                           line.extra_units, line.rank if line.rank is not None else "",
-                          proof(item, line, names[line.ags], unit)])
+                          _proof(item, line, names[line.ags], unit, key, total, exact)])
     sheet.finish()
 
 
