@@ -26,7 +26,7 @@ from .controls import Control
 from .model import ROUTE_LABELS, ROUTES, Allocation, AllocationLine, ItemAllocation
 from .money import cents_to_decimal, fraction_to_decimal, percent_points
 
-__all__ = ["write_workbook", "write_atomically", "proof", "SHEET_NAMES", "safe_text", "mark_provisional",
+__all__ = ["write_workbook", "write_atomically", "proof", "SHEET_NAMES", "safe_text",
            "PROVISIONAL_NOTE"]
 
 SHEET_NAMES = ("Uebersicht", "Einzelnachweis", "Entscheidungen", "Kontrollen", "Protokoll", "Hinweise", "Hebesaetze")
@@ -379,27 +379,6 @@ def _hebesaetze(book: _StreamBook, allocation: Allocation) -> None:
 
 PROVISIONAL_NOTE = ("VORLÄUFIG (§ 56 Abs. 1 KrO NRW): Haushaltssatzung noch nicht in Kraft, berechnet mit den "
                     "Hebesätzen und Umlagegrundlagen des Vorjahres")
-
-
-def mark_provisional(workbook, note: str = PROVISIONAL_NOTE) -> None:
-    """Mark every sheet of an openpyxl workbook as provisional: a red note right of the header row, red tab,
-    print header and footer.
-
-    The note sits one column right of the last header so that the header row itself (a format contract)
-    keeps its columns. The streamed output workbook is marked the same way while it is written
-    (`write_workbook(..., provisional=note)`).
-    """
-    from openpyxl.styles import Font, PatternFill
-
-    for ws in workbook.worksheets:
-        column = (ws.max_column or 0) + 2
-        cell = ws.cell(row=1, column=column, value=note)
-        cell.font = Font(bold=True, color="FFFFFF")
-        cell.fill = PatternFill("solid", fgColor="C00000")
-        ws.sheet_properties.tabColor = "C00000"
-        for part in (ws.oddHeader.center, ws.oddFooter.center):
-            part.text = note
-            part.color = "C00000"
 
 
 def write_atomically(path: str | Path, save) -> None:
