@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import operator
 import threading
 from decimal import Decimal
 from typing import Mapping, Sequence
@@ -160,39 +161,54 @@ def match(named: Mapping[str, Condition], records: Sequence[Mapping[str, object]
     return _match(named, records, reduce_values=True)
 
 
+class _CaseMemo(dict):
+    """value -> case of one column, classifying each distinct value once (on first lookup)."""
+
+    def __init__(self, column: _Column) -> None:
+        super().__init__()
+        self.column = column
+
+    def __missing__(self, value: object) -> object:
+        case = self[value] = self.column.case(value)
+        return case
+
+
+def _column_values(records: Sequence[Mapping[str, object]], column: str) -> list[object]:
+    try:
+        return list(map(operator.itemgetter(column), records))
+    except KeyError:  # a record without the column: the reference semantics read it as empty text
+        return [record.get(column, "") for record in records]
+
+
 def _match(named: Mapping[str, Condition], records: Sequence[Mapping[str, object]],
            reduce_values: bool) -> list[frozenset[str]]:
+    if not records:
+        return []
     names = list(named)
     normal = [conditions.negation_normal_form(named[name]) for name in names]
     column_names = sorted({cmp.column for condition in normal for cmp in conditions.columns(condition)})
     index = {column: i for i, column in enumerate(column_names)}
     columns = [_Column(column, normal) for column in column_names]
-    signatures = [tuple(record.get(column, "") for column in column_names) for record in records]
-    distinct = list(dict.fromkeys(signatures))
-    if not distinct:
-        return []
     patterns = {name: compile_condition(condition, index, columns) for name, condition in zip(names, normal)}
+    values = [_column_values(records, column) for column in column_names]
+    for column_values in values:
+        if not set(map(type, column_values)) <= {str, Decimal}:
+            raise EngineFailure("record values must be text or Decimal")  # inputs.py guarantees it
     if not reduce_values:
-        decided = _decide(patterns, columns, distinct)
+        signatures = list(zip(*values)) if values else [()] * len(records)
+        decided = _decide(patterns, columns, list(dict.fromkeys(signatures)))
         return [decided[signature] for signature in signatures]
-    # classify each distinct value of a column once; str and Decimal never compare equal, so one dict holds both
-    memos = []
-    for i, column in enumerate(columns):
-        values = {signature[i] for signature in distinct}
-        if all(type(value) is str or type(value) is Decimal for value in values):
-            memos.append({value: column.case(value) for value in values}.__getitem__)
-        else:
-            memos.append(column.case)
-    cases: dict[tuple, tuple] = {}  # case -> representative signature
-    signature_case: dict[tuple, tuple] = {}
-    for signature in distinct:
-        case = tuple([memo(value) for memo, value in zip(memos, signature)])
-        signature_case[signature] = case
-        cases.setdefault(case, signature)
-    decided = _decide(patterns, columns, list(cases.values()))
-    by_case = {case: decided[representative] for case, representative in cases.items()}
-    by_signature = {signature: by_case[case] for signature, case in signature_case.items()}
-    return [by_signature[signature] for signature in signatures]
+    # Each value is hashed once, into its column's case memo (text and Decimal never compare equal, so one
+    # dict holds both); records are then grouped by their tuple of cases, and durable_rules decides the first
+    # record of each group.
+    cases = [list(map(_CaseMemo(column).__getitem__, column_values))
+             for column, column_values in zip(columns, values)]
+    keys = list(zip(*cases)) if cases else [()] * len(records)
+    first = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1)))  # case tuple -> first record index
+    representatives = [tuple(column_values[i] for column_values in values) for i in first.values()]
+    decided = _decide(patterns, columns, representatives)
+    by_case = {key: decided[representative] for key, representative in zip(first, representatives)}
+    return list(map(by_case.__getitem__, keys))
 
 
 def _decide(patterns: Mapping[str, dict], columns: Sequence[_Column],
