@@ -36,8 +36,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.mode == "final" and args.register is None:
         args.register = Path(args.output).resolve().parent / "register"
+    if args.bases_from is not None and not args.provisional:
+        print("allocation run: --bases-from gilt nur für einen vorläufigen Lauf; bitte auch --provisional angeben",
+              file=sys.stderr)
+        return ExitCode.USAGE
     result = run(args.input, args.rules, args.output, mode=args.mode, provisional=args.provisional,
-                 register_dir=args.register, supersede=args.supersede)
+                 register_dir=args.register, supersede=args.supersede, bases_from=args.bases_from)
     allocation = result.allocation
     for warning in result.warnings:
         print(f"  {warning}", file=sys.stderr)
@@ -388,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Ordner des Registers der Echtläufe (Vorgabe: register/ neben der Ergebnis-Arbeitsmappe)")
     run.add_argument("--provisional", action="store_true",
                      help="vorläufiger Lauf (§ 56 Abs. 1 KrO NRW): jedes Blatt wird als VORLÄUFIG gekennzeichnet")
+    run.add_argument("--bases-from", metavar="VORJAHR.xlsx", default=None,
+                     help="mit --provisional: Umlagegrundlagen aus der Eingabe-Arbeitsmappe des Vorjahres übernehmen")
     run.set_defaults(handler=_cmd_run)
 
     inbox = commands.add_parser(

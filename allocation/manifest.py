@@ -230,7 +230,10 @@ def verify(target: str | Path) -> VerifyResult:
         problems.append(f"{output}: Ergebnis-Arbeitsmappe fehlt")
     elif sha256_file(output) != manifest["output"]["sha256"]:
         problems.append(f"{output}: SHA-256 der Ergebnis-Arbeitsmappe weicht vom Manifest ab (nach dem Lauf verändert)")
-    for kind, entry in [("Eingabe", manifest["input"])] + [("Regeldatei", rules) for rules in manifest["rules"]]:
+    entries = [("Eingabe", manifest["input"])] + [("Regeldatei", rules) for rules in manifest["rules"]]
+    if manifest.get("bases_from"):
+        entries.append(("Vorjahres-Arbeitsmappe", manifest["bases_from"]))
+    for kind, entry in entries:
         found = _existing(entry, base)
         if found is None:
             problems.append(f"{entry['path']}: {kind} nicht gefunden (auch nicht als {entry['absolute']})")

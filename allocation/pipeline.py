@@ -18,8 +18,8 @@ from .controls import Control, run_controls
 from .engine import durable_version
 from .findings import double_burdens
 from .inputs import read_input
-from .model import Allocation, Rulebook
-from .problems import Location, Problem, RuleFileError
+from .model import Allocation, InputBook, Rulebook
+from .problems import InputError, Location, Problem, RuleFileError
 from .rulebook import check_columns
 
 __all__ = ["RunResult", "compute", "run", "protocol_rows"]
@@ -33,10 +33,52 @@ class RunResult:
     output: Path | None
 
 
-def compute(input_path: str | Path, rules_path: str | Path) -> tuple[Allocation, list[Control], list[Problem]]:
-    """Everything but writing: returns the allocation, its controls and the warnings."""
+def previous_bases(book: InputBook, previous: InputBook) -> InputBook:
+    """The input with each municipality's Umlagegrundlagen taken from the previous year's input.
+
+    § 56 Abs. 1 KrO NRW: while the year's budget statute is not in force, the previous year's bases apply
+    provisionally. Every municipality of the input must be in the previous year's `Gemeinden` sheet.
+    """
+    problems: list[Problem] = []
+    if previous.parameters.district.casefold() != book.parameters.district.casefold():
+        problems.append(Problem(
+            "input-bases-other-district", previous.parameters.source,
+            "die Vorjahres-Arbeitsmappe gehört zu einem anderen Kreis", found=previous.parameters.district,
+            expected=book.parameters.district, hint="die Eingabe-Arbeitsmappe des Vorjahres desselben Kreises angeben"))
+    if previous.parameters.year >= book.parameters.year:
+        problems.append(Problem(
+            "input-bases-not-previous", previous.parameters.source,
+            "die Arbeitsmappe für --bases-from ist nicht aus einem früheren Haushaltsjahr",
+            found=str(previous.parameters.year), expected=f"ein Jahr vor {book.parameters.year}",
+            hint="die Eingabe-Arbeitsmappe des Vorjahres angeben"))
+    earlier = {m.ags: m for m in previous.municipalities}
+    municipalities = []
+    for m in book.municipalities:
+        before = earlier.get(m.ags)
+        if before is None:
+            problems.append(Problem(
+                "input-bases-missing", m.cell("AGS"),
+                f"{m.name} ({m.ags}) fehlt im Blatt Gemeinden der Vorjahres-Arbeitsmappe {Path(previous.path).name}",
+                found=m.ags, expected="jede Gemeinde auch im Vorjahr",
+                hint="die Umlagegrundlagen dieser Gemeinde im Vorjahr nachtragen oder ohne --bases-from rechnen"))
+            continue
+        attrs = dict(m.attrs)
+        attrs["Umlagegrundlagen"] = before.attrs.get("Umlagegrundlagen", attrs.get("Umlagegrundlagen"))
+        municipalities.append(replace(m, base=before.base, attrs=attrs))
+    if problems:
+        raise InputError(problems)
+    return replace(book, municipalities=tuple(municipalities))
+
+
+def compute(input_path: str | Path, rules_path: str | Path,
+            bases_from: str | Path | None = None) -> tuple[Allocation, list[Control], list[Problem]]:
+    """Everything but writing: returns the allocation, its controls and the warnings.
+
+    `bases_from`: the previous year's input workbook, whose Umlagegrundlagen apply (provisional year)."""
     rulebook, warnings = check_for_run(rules_path)  # `allocation check`: a failing check stops before any data
     book = read_input(input_path)
+    if bases_from is not None:
+        book = previous_bases(book, read_input(bases_from))
     column_problems = check_columns(rulebook, book)
     if column_problems:
         raise RuleFileError(column_problems)
@@ -73,13 +115,17 @@ def protocol_rows(allocation: Allocation, rulebook: Rulebook, started: _dt.datet
 
 
 def workbook_rows(allocation: Allocation, started: _dt.datetime, mode: str, provisional: bool,
-                  input_path: str | Path, rules_path: str | Path, output_path: str | Path) -> list[tuple[str, object]]:
+                  input_path: str | Path, rules_path: str | Path, output_path: str | Path,
+                  bases_from: dict | None = None) -> list[tuple[str, object]]:
     """All Protokoll rows of a run: the pipeline's, the run mode, and the manifest's data."""
     from .manifest import protocol_rows as manifest_rows
 
     rows = protocol_rows(allocation, allocation.rulebook, started)
     rows += [("Laufart", "Echtlauf" if mode == "final" else "Probelauf"),
              ("Vorläufig (§ 56 Abs. 1 KrO NRW)", "ja" if provisional else "nein")]
+    if bases_from is not None:
+        rows += [("Umlagegrundlagen des Vorjahres aus", bases_from["path"]),
+                 ("SHA-256 Vorjahres-Arbeitsmappe", bases_from["sha256"])]
     return rows + manifest_rows(allocation, input_path, rules_path, output_path)
 
 
@@ -93,21 +139,26 @@ def replay(manifest: dict, output_path: str | Path, input_location: str | Path |
     parameters = manifest["parameters"]
     mode, provisional = parameters.get("mode", "test"), bool(parameters.get("provisional", False))
     input_path, rules_path = manifest["input"]["path"], manifest["rules"][0]["path"]
-    allocation, controls, _ = compute(input_location or input_path, rules_path)
+    bases_from = manifest.get("bases_from")
+    allocation, controls, _ = compute(input_location or input_path, rules_path,
+                                      bases_from["path"] if bases_from else None)
     started = _dt.datetime.now(_dt.timezone.utc)  # only the ignored row Laufzeitpunkt shows it
-    rows = workbook_rows(allocation, started, mode, provisional, input_path, rules_path, manifest["output"]["path"])
+    rows = workbook_rows(allocation, started, mode, provisional, input_path, rules_path, manifest["output"]["path"],
+                         bases_from)
     write_workbook(output_path, allocation, controls, rows, provisional=PROVISIONAL_NOTE if provisional else None)
 
 
 def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path, *, mode: str = "test",
         provisional: bool = False, register_dir: str | Path | None = None,
-        supersede: str | None = None, register_extra: dict | None = None) -> RunResult:
+        supersede: str | None = None, register_extra: dict | None = None,
+        bases_from: str | Path | None = None) -> RunResult:
     """The yearly run: compute, then write the workbook atomically.
 
     `mode="final"` (Echtlauf) needs `register_dir`: it is refused before any writing if a final run for the
     district and year is registered and no `supersede` reason is given, and it refuses to overwrite an
     existing output file; after the workbook is on disk the run is appended to the register.
-    `provisional` marks every sheet as provisional (§ 56 Abs. 1 KrO NRW).
+    `provisional` marks every sheet as provisional (§ 56 Abs. 1 KrO NRW); `bases_from` (only with it) takes
+    the Umlagegrundlagen from the previous year's input workbook.
     """
     import hashlib
 
@@ -116,7 +167,13 @@ def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path,
     from .report import PROVISIONAL_NOTE, write_workbook
 
     started = _dt.datetime.now(_dt.timezone.utc)
-    allocation, controls, warnings = compute(input_path, rules_path)
+    if bases_from is not None and not provisional:
+        raise ValueError("bases_from is only for a provisional run")
+    allocation, controls, warnings = compute(input_path, rules_path, bases_from)
+    bases = None
+    if bases_from is not None:
+        bases = {"path": str(bases_from), "absolute": str(Path(bases_from).resolve()),
+                 "sha256": hashlib.sha256(Path(bases_from).read_bytes()).hexdigest()}
     parameters = allocation.book.parameters
     if mode == "final":
         if register_dir is None:
@@ -128,10 +185,11 @@ def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path,
                                    expected="ein neuer Name für die Ergebnisdatei", hint="einen anderen Dateinamen bei -o wählen"))
         if refused:
             raise RegisterError(refused)
-    rows = workbook_rows(allocation, started, mode, provisional, input_path, rules_path, output_path)
+    rows = workbook_rows(allocation, started, mode, provisional, input_path, rules_path, output_path, bases)
     write_workbook(output_path, allocation, controls, rows, provisional=PROVISIONAL_NOTE if provisional else None)
-    write_manifest(output_path, build_manifest(allocation, input_path, rules_path, output_path, started,
-                                               {"mode": mode, "provisional": provisional}))
+    manifest = build_manifest(allocation, input_path, rules_path, output_path, started,
+                              {"mode": mode, "provisional": provisional})
+    write_manifest(output_path, manifest | ({"bases_from": bases} if bases else {}))
     if mode == "final":
         rulebook = allocation.rulebook
         append_final(register_dir, {
