@@ -105,7 +105,7 @@ def write_marked_copy(input_path: str | Path, problems: Sequence[Problem], out_p
     from openpyxl.comments import Comment
     from openpyxl.styles import Alignment, Font, PatternFill
 
-    from .report import safe_text, write_atomically
+    from .report import put_value, write_atomically
     from .safety import check_bytes
 
     input_path = Path(input_path)
@@ -152,14 +152,7 @@ def write_marked_copy(input_path: str | Path, problems: Sequence[Problem], out_p
                   problem.expected or "", problem.hint or "")
         for c, value in enumerate(values, start=1):
             cell = sheet.cell(row=r, column=c)
-            if isinstance(value, str):
-                text, protect = safe_text(value)
-                cell.value = text
-                if protect:
-                    cell.data_type = "s"
-                    cell.quotePrefix = True
-            else:
-                cell.value = value
+            put_value(cell, value)
             cell.alignment = Alignment(wrap_text=True, vertical="top")
     for letter, width in zip("ABCDEFG", (5, 26, 30, 60, 30, 30, 50)):
         sheet.column_dimensions[letter].width = width

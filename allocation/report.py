@@ -26,7 +26,7 @@ from .controls import Control
 from .model import ROUTE_LABELS, ROUTES, Allocation, AllocationLine, ItemAllocation
 from .money import cents_to_decimal, fraction_to_decimal, percent_points
 
-__all__ = ["write_workbook", "write_atomically", "proof", "SHEET_NAMES", "safe_text",
+__all__ = ["write_workbook", "write_atomically", "proof", "SHEET_NAMES", "safe_text", "put_value",
            "PROVISIONAL_NOTE"]
 
 SHEET_NAMES = ("Uebersicht", "Einzelnachweis", "Entscheidungen", "Kontrollen", "Protokoll", "Hinweise", "Hebesaetze")
@@ -38,6 +38,18 @@ POINTS = "0.0000"
 SHARE = "0.0000000000"
 EXACT = "#,##0.000000"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def put_value(cell, value: object) -> None:
+    """Set an openpyxl cell; text Excel could read as a formula is stored as plain text with a quote prefix."""
+    if isinstance(value, str):
+        text, protect = safe_text(value)
+        cell.value = text
+        if protect:
+            cell.data_type = "s"
+            cell.quotePrefix = True
+    else:
+        cell.value = value
 
 
 def safe_text(value: str) -> tuple[str, bool]:
@@ -221,14 +233,7 @@ class _Sheet:
         self.row += 1
         for c, value in enumerate(values, start=1):
             cell = self.ws.cell(row=self.row, column=c)
-            if isinstance(value, str):
-                text, protect = safe_text(value)
-                cell.value = text
-                if protect:
-                    cell.data_type = "s"
-                    cell.quotePrefix = True
-            else:
-                cell.value = value
+            put_value(cell, value)
             fmt = self.formats[c - 1] if c - 1 < len(self.formats) else None
             if fmt and isinstance(value, (int, Decimal)):
                 cell.number_format = fmt
