@@ -312,7 +312,7 @@ class _Row:
                                    expected="ein 8-stelliger AGS", hint="den AGS eintragen, z. B. 05170048")
             return None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            digits = str(int(value)) if float(value).is_integer() else repr(value)
+            digits = str(int(value)) if isinstance(value, int) or value.is_integer() else repr(value)
             hint = (f'die Spalte als Text formatieren und "{digits.zfill(8)}" eintragen (die führende Null ist '
                     "verloren gegangen)" if digits.isdigit() and len(digits) < 8
                     else "die Spalte als Text formatieren und 8 Ziffern eintragen")
