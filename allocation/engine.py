@@ -16,6 +16,8 @@ Quirks handled here (see ../shared/ENGINE-NOTES.md):
 - asserting an identical fact twice raises: every fact carries a unique `_row`.
 - `MemoryError` at 1,024 state ids: one state id per call, each fact retracted after its decision.
 - ruleset names must be unique per host: one host per process, one fresh ruleset name per call.
+- patterns of several hundred comparisons hang durable_rules (an `in` list of 700 values; 500 work):
+  `rulebook.py` refuses conditions of more than `MAX_COMPARISONS` (tests/test_errors.py).
 Distinct records are decided once (only the referenced columns are part of a record's identity).
 
 Fast path (benchmarks/README.md; proven against a reference evaluator in tests/test_engine_fast_path.py):

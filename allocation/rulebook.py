@@ -27,6 +27,7 @@ EXAMPLE_KEYS = ("item", "rule", "route", "description", "municipalities", "defic
 SPLIT_KEYS = ("municipalities", "deficit", "costs", "funding", "rounding", "split")
 HIT_POLICIES = ("unique", "priority")
 ITEM_KEY = "Schluessel"
+MAX_COMPARISONS = 400
 PARAMETERS_BY_ROUTE = {
     "district_levy": {"components", "credit_hosts"},
     "differentiated_levy": {"components", "payers", "extent", "credit_hosts"},
@@ -118,6 +119,18 @@ def _key_spec(reader: _Reader, rule: LocDict) -> KeySpec | None:
     return KeySpec(weights, where)
 
 
+def _check_size(reader: _Reader, condition: conditions.Condition, node: LocDict, key: str) -> None:
+    """durable_rules stops answering on patterns of several hundred comparisons (measured: 500 values in an
+    `in` list work, 700 hang), so a condition may hold at most MAX_COMPARISONS of them (`in` counts each value)."""
+    size = sum(len(cmp.value) if cmp.op == "in" else 1 for cmp in conditions.columns(condition))
+    if size > MAX_COMPARISONS:
+        reader.error("rule-too-large", reader.at(node, key, True),
+                     f"die Bedingung hat {size} Vergleiche; höchstens {MAX_COMPARISONS} sind möglich",
+                     found=str(size), expected=f"höchstens {MAX_COMPARISONS} Vergleiche (jeder Wert einer in-Liste zählt)",
+                     hint="eine Kennzeichen-Spalte (z. B. 1/0) in der Arbeitsmappe anlegen und darauf prüfen, "
+                          "oder die Regel aufteilen")
+
+
 def _rule(reader: _Reader, node: object, index: int, where: Location) -> Rule | None:
     if not isinstance(node, LocDict):
         reader.error("rule-bad-type", where, "Eine Regel muss eine Zuordnung (Mapping) sein", found=repr(node),
@@ -140,6 +153,7 @@ def _rule(reader: _Reader, node: object, index: int, where: Location) -> Rule | 
         reader.error("rule-missing-key", reader.at(node), f'Regel "{rule_id}" hat keine "when"-Bedingung',
                      expected="when: {Spalte: Wert}", hint="`when: {}` schreiben, wenn die Regel immer gelten soll")
     when = conditions.parse(node.get("when"), reader.file, reader.problems, node.vpos("when"))
+    _check_size(reader, when, node, "when")
     allowed = PARAMETERS_BY_ROUTE.get(route, set())
     for parameter in ("payers", "key", "extent", "credit_hosts"):
         if parameter in node and route in ROUTES and parameter not in allowed:
@@ -149,6 +163,7 @@ def _rule(reader: _Reader, node: object, index: int, where: Location) -> Rule | 
     payers = None
     if "payers" in node:
         payers = conditions.parse(node["payers"], reader.file, reader.problems, node.vpos("payers"))
+        _check_size(reader, payers, node, "payers")
     elif route == "differentiated_levy":
         reader.error("rule-missing-key", reader.at(node), "Eine differenzierte Umlage braucht `payers`",
                      expected="payers: {Jugendamt_Kreis: 1}", hint="die zahlenden Gemeinden auswählen")

@@ -307,3 +307,32 @@ def test_composite_key_with_a_component_that_no_payer_uses_is_refused(tmp_path, 
     problem = only(problems, "decision-zero-key")
     assert "Wagenkm" in problem["message"]
     assert problem["location"]["line"] == line_of(tmp_path / "regeln.yaml", "key:")
+
+
+def test_a_condition_too_large_for_durable_rules_is_refused_with_its_line(tmp_path, capsys):
+    # durable_rules hangs on an `in` list of 700 values (500 work): the rule file is refused instead.
+    values = ", ".join(f'"K{n}"' for n in range(401))
+    rules = f"""\
+  - id: many
+    legal_basis: "x"
+    when: {{Kategorie: {{in: [{values}]}}}}
+    route: district_levy
+"""
+    code, problems = fail(tmp_path, capsys, rules=rules)
+    assert code == ExitCode.RULES
+    problem = only(problems, "rule-too-large")
+    assert problem["location"]["line"] == line_of(tmp_path / "regeln.yaml", "when:")
+    assert problem["found"] == "401"
+
+
+def test_a_condition_of_400_comparisons_still_runs(tmp_path, capsys):
+    values = ", ".join(f'"K{n}"' for n in range(399))
+    rules = f"""\
+  - id: many
+    legal_basis: "x"
+    when: {{Kategorie: {{in: [KIM, {values}]}}}}
+    route: district_levy
+"""
+    input_path = write_input(tmp_path / "eingabe.xlsx", GOOD_MUNICIPALITIES, GOOD_ITEMS)
+    rules_path = write_rules(tmp_path / "regeln.yaml", rules)
+    assert main(["run", str(input_path), "--rules", str(rules_path), "-o", str(tmp_path / "out.xlsx")]) == 0
