@@ -275,20 +275,24 @@ class _Row:
                                found=_show(value), expected=what, hint="eine Zahl eintragen")
             return None
 
-    def amount(self, name: str, required: bool, what: str = "ein Betrag in Euro") -> int | None:
+    def amount(self, name: str, required: bool, what: str = "ein Betrag in Euro",
+               negative: tuple[str, str, str] = ("input-negative", "darf nicht negativ sein",
+                                                 "den Betrag ohne Minuszeichen eintragen")) -> int | None:
+        """The cell as int cents (0 if empty and optional); `negative` = (code, message, hint) for a value < 0."""
         value = self.number(name, required, what)
         if value is None:
             return None if required else 0
+        if value < 0:
+            code, message, hint = negative
+            self.collector.add(code, self.where(name), f"{name} {message}", found=str(value),
+                               expected="0 oder mehr", hint=hint)
+            return None
         try:
             cents = cents_from_decimal(value)
         except ValueError:
             self.collector.add("input-sub-cent", self.where(name), f"{name} enthält Bruchteile eines Cents",
                                found=str(value), expected="höchstens zwei Nachkommastellen",
                                hint=f"auf Cent runden, z. B. {value.quantize(Decimal('0.01'))}")
-            return None
-        if cents < 0:
-            self.collector.add("input-negative", self.where(name), f"{name} darf nicht negativ sein",
-                               found=str(value), expected="0 oder mehr", hint="den Betrag ohne Minuszeichen eintragen")
             return None
         return cents
 
@@ -413,19 +417,9 @@ def _municipalities(sheet: _Sheet, collector: _Collector) -> tuple[list[Municipa
         cells = _Row(sheet, r, row, columns, collector)
         ags = cells.ags("AGS")
         name = cells.text("Gemeinde", required=True)
-        base = cells.number("Umlagegrundlagen", True, "die Umlagegrundlage in Euro")
-        if base is not None and base < 0:
-            collector.add("input-negative-base", cells.where("Umlagegrundlagen"), "Die Umlagegrundlage darf nicht negativ sein",
-                          found=str(base), expected="0 oder mehr",
-                          hint="die Umlagegrundlagen aus den GFG-Daten eintragen")
-            base = None
-        base_cents = None
-        if base is not None:
-            try:
-                base_cents = cents_from_decimal(base)
-            except ValueError:
-                collector.add("input-sub-cent", cells.where("Umlagegrundlagen"), "Die Umlagegrundlage enthält Bruchteile eines Cents",
-                              found=str(base), expected="höchstens zwei Nachkommastellen", hint="auf Cent runden")
+        base_cents = cells.amount("Umlagegrundlagen", True, "die Umlagegrundlage in Euro",
+                                  ("input-negative-base", "darf nicht negativ sein",
+                                   "die Umlagegrundlagen aus den GFG-Daten eintragen"))
         attrs = {column: cells.attribute(column) for column in columns}
         if ags is not None:
             if ags in first_row:
