@@ -24,6 +24,7 @@ __all__ = [
     "Municipality",
     "CostItem",
     "KeyEntry",
+    "LevyRateEntry",
     "InputBook",
     "KeySpec",
     "Rule",
@@ -111,6 +112,17 @@ class KeyEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class LevyRateEntry:
+    """One row of the optional `Umlagesaetze` sheet: the statutory rate (percent) of a levy, for its whole base
+    (`component` empty) or for one base component."""
+
+    levy: str  # levy id, as in the rule file's `levies:`
+    component: str  # a Gemeinden column of the levy's base, or "" for the whole base
+    rate: Decimal  # percent, at most 4 decimals
+    source: Location
+
+
+@dataclass(frozen=True, slots=True)
 class InputBook:
     path: str
     sha256: str
@@ -120,6 +132,7 @@ class InputBook:
     keys: tuple[KeyEntry, ...]
     municipality_columns: tuple[str, ...]
     item_columns: tuple[str, ...]
+    levy_rates: tuple[LevyRateEntry, ...] = ()  # the optional `Umlagesaetze` sheet
 
     def key_values(self, item_id: str) -> dict[str, Decimal]:
         return {entry.ags: entry.value for entry in self.keys if entry.item_id == item_id}
