@@ -392,3 +392,127 @@ def test_cli_start_path_does_not_import_flask():
 
     code = "import sys, allocation.cli; allocation.cli.build_parser(); print('flask' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------------------------------ issue 12/13: hardening
+
+
+def test_a_saved_cookie_does_not_work_after_logout(app):
+    client = login(app, "wesel")
+    assert client.get("/").status_code == 200
+    saved = client.get_cookie("allocation_session").value
+    assert client.post("/abmelden", data={"csrf_token": csrf(client)}).status_code == 302
+    replay = app.test_client()
+    replay.set_cookie("allocation_session", saved)
+    assert replay.get("/").status_code == 302 and replay.get("/").headers["Location"].endswith("/anmelden")
+
+
+def test_a_session_ends_after_session_hours_on_the_server(tmp_path, rules_dir, monkeypatch):
+    config = load_config(write_config(tmp_path, rules_dir, extra_server="session_hours = 2"))
+    app = create_app(config)
+    client = login(app, "wesel")
+    assert client.get("/").status_code == 200
+    later = time.time() + 2 * 3600 + 1
+    monkeypatch.setattr("allocation.web.sessions._now", lambda: later)  # the cookie itself is still valid
+    assert client.get("/").status_code == 302
+    assert not any((config.work_dir / "sessions").glob("*.json"))  # the expired session was deleted
+
+
+def test_session_files_hold_no_usable_id(app, config):
+    client = login(app, "wesel")
+    sid = client.get_cookie("allocation_session")  # signed: the id itself is inside, not the file name
+    (stored,) = (config.work_dir / "sessions").glob("*.json")
+    assert re.fullmatch(r"[0-9a-f]{64}\.json", stored.name)
+    assert json.loads(stored.read_text(encoding="utf-8"))["user"] == "wesel" and sid is not None
+
+
+def test_relative_folders_in_the_config_resolve_against_its_folder_and_downloads_work(tmp_path, rules_dir,
+                                                                                       monkeypatch):
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    shutil.copytree(rules_dir, folder / "regeln")
+    (folder / "serve.toml").write_text(write_config(tmp_path, rules_dir).read_text(encoding="utf-8")
+                                       .replace(f'rules_dir = "{rules_dir}"', 'rules_dir = "regeln"')
+                                       .replace(f'work_dir = "{tmp_path / "arbeit"}"', 'work_dir = "arbeit"'),
+                                       encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    config = load_config(Path("etc/serve.toml"))  # a relative path to the file, relative entries in it
+    assert config.work_dir == folder / "arbeit" and config.rules_dir == folder / "regeln"
+    client = login(create_app(config), "wesel")
+    url = result_url(upload(client, FIXTURE))
+    download = client.get(url + "/arbeitsmappe")
+    assert download.status_code == 200 and download.data[:2] == b"PK"
+    assert client.get(url + "/manifest").status_code == 200
+
+
+def test_an_upload_name_of_80_multibyte_characters_is_cut_by_bytes(app, config):
+    name = "漢" * 80 + ".xlsx"  # 245 bytes: with -probelauf.xlsx.manifest.json far over the 255-byte limit
+    client = login(app, "wesel")
+    url = result_url(upload(client, FIXTURE, name=name))
+    page = client.get(url).get_data(as_text=True)
+    assert "Kreis Wesel, Haushaltsjahr 2022" in page
+    assert client.get(url + "/arbeitsmappe").status_code == 200
+    job_dir = config.work_dir / "jobs" / url.rsplit("/", 1)[1]
+    assert (job_dir / ("漢" * 33 + ".xlsx")).is_file()  # 100 bytes = 33 three-byte characters, none cut in half
+    assert all(len(p.name.encode()) <= 255 for p in job_dir.iterdir())
+
+
+def _failed_login(client, name: str, address: str = "127.0.0.1"):
+    return client.post("/anmelden", data={"benutzer": name, "passwort": "falsch-falsch", "csrf_token":
+                                          csrf(client, "/anmelden")}, environ_base={"REMOTE_ADDR": address})
+
+
+def _good_login(client, name: str, address: str = "127.0.0.1"):
+    return client.post("/anmelden", data={"benutzer": name, "passwort": PASSWORDS[name], "csrf_token":
+                                          csrf(client, "/anmelden")}, environ_base={"REMOTE_ADDR": address})
+
+
+def test_failed_logins_are_limited_per_user_whatever_the_address(tmp_path, rules_dir):
+    config = load_config(write_config(tmp_path, rules_dir, extra_server="login_failures_per_user = 3"))
+    app = create_app(config)
+    client = app.test_client()
+    for attempt in range(3):
+        assert _failed_login(client, "wesel", f"127.0.0.{attempt + 2}").status_code == 401
+    blocked = _good_login(app.test_client(), "wesel", "127.0.0.9")  # even the right password, from elsewhere
+    assert blocked.status_code == 429
+    assert "Zu viele fehlgeschlagene Anmeldeversuche" in blocked.get_data(as_text=True)
+    assert _good_login(app.test_client(), "kleve", "127.0.0.2").status_code == 302  # another user is not affected
+
+
+def test_failed_logins_are_limited_per_address_whatever_the_user(tmp_path, rules_dir):
+    config = load_config(write_config(tmp_path, rules_dir, extra_server="login_failures_per_address = 3"))
+    app = create_app(config)
+    for name in ("a", "b", "c"):
+        assert _failed_login(app.test_client(), name, "127.0.0.5").status_code == 401
+    assert _good_login(app.test_client(), "kleve", "127.0.0.5").status_code == 429
+    assert _good_login(app.test_client(), "kleve", "127.0.0.6").status_code == 302
+
+
+def test_successful_logins_are_not_counted(tmp_path, rules_dir):
+    config = load_config(write_config(tmp_path, rules_dir, extra_server="login_failures_per_user = 2"))
+    app = create_app(config)
+    for _ in range(4):
+        assert _good_login(app.test_client(), "wesel").status_code == 302
+
+
+def test_pages_and_json_answers_show_no_server_paths(app, config, rules_dir, monkeypatch):
+    from allocation.problems import InputError, Location, Problem
+
+    def run_that_names_server_paths(input_path, rules, output, **kwargs):
+        raise InputError([Problem("input-test", Location(str(rules), line=3, col=5),
+                                  f"Die Datei {input_path} passt nicht zu {rules}",
+                                  found=f"{output} und {rules_dir}/kreis-wesel.yaml",
+                                  expected=f"etwas in {config.work_dir}", hint=f"siehe {input_path.parent}")])
+
+    monkeypatch.setattr("allocation.pipeline.run", run_that_names_server_paths)
+    client = login(app, "wesel")
+    response = client.post("/hochladen", data={"csrf_token": csrf(client), "arbeitsmappe": (
+        io.BytesIO(FIXTURE.read_bytes()), "eingabe.xlsx")}, content_type="multipart/form-data",
+                           headers={"X-Requested-With": "fetch"})
+    answer = response.get_data(as_text=True)
+    page = client.get(response.get_json()["redirect"]).get_data(as_text=True)
+    missing = client.get("/ergebnis/" + "a" * 32).get_data(as_text=True)
+    for shown in (answer, page, missing, client.get("/").get_data(as_text=True)):
+        for secret in (str(config.work_dir), str(rules_dir), str(config.work_dir.parent)):
+            assert secret not in shown
+    assert "input-test" in page and "kreis-wesel.yaml" in page and "eingabe.xlsx" in page
