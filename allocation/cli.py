@@ -347,11 +347,22 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import threading
     import time
 
-    from .web.app import create_app, sweep
-    from .web.config import load_config
+    from .web.app import create_app, server_options, sweep
+    from .web.config import default_config, load_config
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")  # one line per upload/log-in
-    config = load_config(args.config)
+    config_path = args.config if args.config is not None else Path("serve.toml")
+    embedded = args.config is None and not config_path.exists()
+    if not embedded and args.rules is not None:
+        print("allocation serve: --rules gilt nur ohne Konfiguration; mit serve.toml steht der Regelordner dort "
+              "(server.rules_dir)", file=sys.stderr)
+        return ExitCode.USAGE
+    if embedded and args.host not in ("127.0.0.1", "localhost"):
+        print("allocation serve: ohne Konfiguration hört der Server nur auf 127.0.0.1; für andere Adressen "
+              "eine serve.toml mit Benutzern und Passwörtern anlegen (deploy/serve.example.toml)", file=sys.stderr)
+        return ExitCode.USAGE
+    config = default_config(args.rules or Path("rules")) if embedded else load_config(config_path)
+    host = "127.0.0.1" if embedded else args.host
     app = create_app(config)
 
     def _sweep_forever() -> None:  # remove old uploads and results even when nobody uses the page
@@ -360,11 +371,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             time.sleep(60)
 
     threading.Thread(target=_sweep_forever, name="allocation-sweep", daemon=True).start()
-    print(f"allocation serve: http://{args.host}:{args.port}/ (Regeln: {config.rules_dir}, "
-          f"Anmeldung: {'Kopfzeile ' + config.user_header if config.auth_mode == 'header' else 'Passwort'})",
-          file=sys.stderr)
-    waitress.serve(app, host=args.host, port=args.port, threads=4, ident="allocation",
-                   max_request_body_size=config.max_upload_bytes + 1024 * 1024)
+    if embedded:
+        import atexit
+        import shutil
+
+        atexit.register(shutil.rmtree, config.work_dir, True)  # the temporary work folder goes with the server
+        print(f"allocation serve ohne Konfiguration: nur auf diesem Rechner erreichbar, Regeln aus {config.rules_dir}, "
+              f"Arbeitsordner {config.work_dir} (wird beim Beenden gelöscht).\n"
+              f"Zum Anmelden diese Adresse im Browser öffnen (gilt bis zum Neustart, alle Kreise des Regelordners):\n"
+              f"    http://{host}:{args.port}/anmelden?token={config.login_token}", file=sys.stderr, flush=True)
+    else:
+        print(f"allocation serve: http://{host}:{args.port}/ (Regeln: {config.rules_dir}, "
+              f"Anmeldung: {'Kopfzeile ' + config.user_header if config.auth_mode == 'header' else 'Passwort'})",
+              file=sys.stderr)
+    waitress.serve(app, host=host, port=args.port, **server_options(config))
     return ExitCode.OK
 
 
@@ -515,8 +535,11 @@ def build_parser() -> argparse.ArgumentParser:
                                             "(Beispiel: deploy/serve.example.toml). Braucht pip install 'allocation[web]'.")
     serve.add_argument("--host", default="127.0.0.1", help="Adresse (Vorgabe 127.0.0.1; hinter einem Reverse-Proxy lassen)")
     serve.add_argument("--port", type=int, default=8080, help="Port (Vorgabe 8080)")
-    serve.add_argument("--config", type=Path, default=Path("serve.toml"), metavar="SERVE.toml",
-                       help="Server-Konfiguration (Vorgabe serve.toml)")
+    serve.add_argument("--config", type=Path, default=None, metavar="SERVE.toml",
+                       help="Server-Konfiguration (Vorgabe serve.toml; fehlt sie, startet eine eingebaute Vorgabe: "
+                            "nur 127.0.0.1, Regeln aus ./rules, temporärer Arbeitsordner, Anmelde-Adresse mit Token)")
+    serve.add_argument("--rules", type=Path, default=None, metavar="ORDNER",
+                       help="ohne Konfiguration: Ordner der Regeldateien (Vorgabe ./rules)")
     serve.add_argument("--hash-password", action="store_true",
                        help="Passwort-Hash (scrypt) für die Konfiguration erzeugen: fragt das Passwort ab (oder liest "
                             "eine Zeile von der Standardeingabe) und gibt den Hash aus")

@@ -20,6 +20,7 @@ from openpyxl import load_workbook
 pytest.importorskip("flask", reason="the web tests need Flask: pip install -e '.[test]'")
 
 from allocation.cli import main  # noqa: E402
+from allocation.problems import ExitCode  # noqa: E402
 from allocation.web.app import create_app, sweep  # noqa: E402
 from allocation.web.config import ServeConfigError, check_password, hash_password, load_config  # noqa: E402
 from conftest import FIXTURE, RULES  # noqa: E402
@@ -516,3 +517,95 @@ def test_pages_and_json_answers_show_no_server_paths(app, config, rules_dir, mon
         for secret in (str(config.work_dir), str(rules_dir), str(config.work_dir.parent)):
             assert secret not in shown
     assert "input-test" in page and "kreis-wesel.yaml" in page and "eingabe.xlsx" in page
+
+
+def _serve_captured(monkeypatch, argv: list[str]) -> tuple[int, dict]:
+    import waitress
+
+    seen: dict = {}
+
+    def fake_serve(app, **options):  # never listen in a unit test: keep what would have been served
+        seen.update(options, app=app)
+
+    monkeypatch.setattr(waitress, "serve", fake_serve)
+    return main(["serve", *argv]), seen
+
+
+def test_serve_without_config_uses_the_embedded_default_with_a_token_url(tmp_path, rules_dir, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # has rules/ (the fixture) and no serve.toml
+    code, seen = _serve_captured(monkeypatch, ["--port", "8099"])
+    assert code == 0 and seen["host"] == "127.0.0.1" and seen["port"] == 8099
+    printed = capsys.readouterr().err
+    url = re.search(r"http://127\.0\.0\.1:8099(/anmelden\?token=([A-Za-z0-9_-]{40,}))", printed)
+    assert url, printed
+    client = seen["app"].test_client()
+    assert client.get("/").status_code == 302
+    assert client.get("/anmelden?token=" + "x" * 43).status_code == 401
+    assert client.get("/").status_code == 302
+    assert client.get(url.group(1)).status_code == 303
+    page = client.get("/").get_data(as_text=True)
+    for name in ("kreis-wesel.yaml", "kreis-kleve.yaml", "testkreis.yaml"):  # every district of the folder
+        assert name in page
+    assert "Kreis Wesel, Haushaltsjahr 2022" in client.get(result_url(upload(client, FIXTURE))).get_data(as_text=True)
+    work_dir = Path(re.search(r"Arbeitsordner (\S+) ", printed).group(1))
+    assert work_dir.is_dir() and tmp_path not in work_dir.parents  # a temporary folder, not the current one
+    shutil.rmtree(work_dir)
+
+
+def test_serve_without_config_takes_rules_from_the_option_and_listens_only_on_loopback(tmp_path, rules_dir,
+                                                                                        monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path / "rules")  # no ./rules here
+    code, seen = _serve_captured(monkeypatch, ["--host", "0.0.0.0"])
+    assert code == ExitCode.USAGE and seen == {}
+    code, seen = _serve_captured(monkeypatch, [])
+    assert code == ExitCode.USAGE and seen == {}
+    assert "--rules" in capsys.readouterr().err
+    code, seen = _serve_captured(monkeypatch, ["--rules", str(rules_dir)])
+    assert code == 0 and seen["host"] == "127.0.0.1"
+    shutil.rmtree(seen["app"].extensions["allocation_config"].work_dir)
+
+
+def test_serve_with_a_config_works_as_before(tmp_path, rules_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_config(tmp_path, rules_dir)  # ./serve.toml
+    code, seen = _serve_captured(monkeypatch, ["--host", "127.0.0.1"])
+    assert code == 0 and seen["app"].extensions["allocation_config"].auth_mode == "password"
+    assert seen["channel_timeout"] == 60 and seen["threads"] == 4
+    assert _serve_captured(monkeypatch, ["--rules", str(rules_dir)])[0] == ExitCode.USAGE
+
+
+def test_a_stalled_client_holds_no_worker_and_is_disconnected_after_the_request_timeout(tmp_path, rules_dir):
+    import socket
+    import threading
+
+    from waitress.server import create_server
+
+    from allocation.web.app import server_options
+
+    config = load_config(write_config(tmp_path, rules_dir, extra_server="request_timeout_seconds = 2\nthreads = 2"))
+    server = create_server(create_app(config), host="127.0.0.1", port=0, **server_options(config))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    port = server.effective_port
+    stalled = []
+    try:
+        for _ in range(4):  # twice as many stalled uploads as worker threads
+            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+            sock.sendall(b"POST /hochladen HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
+                         b"boundary=B\r\nContent-Length: 500000\r\n\r\n--B\r\n")
+            stalled.append(sock)
+        other = socket.create_connection(("127.0.0.1", port), timeout=30)  # the bound only prevents a hang
+        other.sendall(b"GET /anmelden HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := other.recv(65536):
+            answer += chunk
+        other.close()
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+        for sock in stalled:  # the server closes them: reading ends instead of waiting for ever
+            while sock.recv(1024):
+                pass
+    finally:
+        for sock in stalled:
+            sock.close()
+        server.close()
+        thread.join(10)
