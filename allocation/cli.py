@@ -236,26 +236,51 @@ def _cmd_trueup(args: argparse.Namespace) -> int:
 def _cmd_batch(args: argparse.Namespace) -> int:
     from .batch import run_batch
 
-    show = not args.json and sys.stderr.isatty() or args.progress
+    terminal = sys.stderr.isatty()
+    show = not args.json and terminal or args.progress
+    if show and terminal:  # rich only here: a bar with colour on a terminal
+        from rich.console import Console
+        from rich.markup import escape
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    def progress(done: int, total: int, result) -> None:
-        if not show:
-            return
-        width = 30
-        filled = width * done // max(total, 1)
-        mark = "" if result.exit_code == 0 else f"  FEHLER {Path(result.input).name}"
-        print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}{mark}", end="\n" if mark or done == total
-              else "", file=sys.stderr, flush=True)
+        console = Console(stderr=True)
+        bar = Progress(TextColumn("Eingaben"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                       console=console, transient=False)
+        task = bar.add_task("batch", total=None)
 
-    result = run_batch(args.folder, args.output, args.rules, jobs=args.jobs, progress=progress)
+        def progress(done: int, total: int, result) -> None:
+            bar.update(task, completed=done, total=total)
+            if result.exit_code:
+                console.print(f"[bold red]FEHLER[/] {escape(Path(result.input).name)} (Exit-Code {result.exit_code})",
+                              markup=True, highlight=False)
+
+        with bar:
+            result = run_batch(args.folder, args.output, args.rules, jobs=args.jobs, progress=progress)
+    else:  # logs and cron: one plain line per finished input, no bar, no colour, no carriage returns
+
+        def progress(done: int, total: int, result) -> None:
+            if show:
+                state = "ok" if result.exit_code == 0 else f"FEHLER (Exit-Code {result.exit_code})"
+                print(f"{done}/{total} {Path(result.input).name} {state}", file=sys.stderr, flush=True)
+
+        result = run_batch(args.folder, args.output, args.rules, jobs=args.jobs, progress=progress)
     failed = [r for r in result.results if r.exit_code]
     if args.json:
         print(json.dumps({"status": "ok" if not failed else "error", "exit_code": result.exit_code,
                           "summary": str(result.summary), "districts": len(result.results),
                           "failed": [{"input": r.input, "exit_code": r.exit_code, "problems": list(r.problems)}
                                      for r in failed]}, ensure_ascii=False, indent=2))
-    else:
-        print(f"{len(result.results)} Eingaben, {len(failed)} mit Fehlern; Zusammenfassung: {result.summary}")
+        return result.exit_code
+    if failed and show and terminal:
+        from rich.table import Table
+
+        table = Table(title="Eingaben mit Fehlern", title_justify="left")
+        for column in ("Eingabe", "Exit-Code", "erstes Problem"):
+            table.add_column(column)
+        for r in failed:
+            table.add_row(Path(r.input).name, str(r.exit_code), r.problems[0] if r.problems else "")
+        console.print(table)
+    print(f"{len(result.results)} Eingaben, {len(failed)} mit Fehlern; Zusammenfassung: {result.summary}")
     return result.exit_code
 
 
@@ -463,7 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Regeldatei für alle Eingaben, oder Ordner mit Regeldateien (Auswahl je Kreis und Jahr)")
     batch.add_argument("-o", "--output", required=True, metavar="ZIELORDNER", help="Ordner für die Ergebnisse")
     batch.add_argument("--jobs", type=int, default=None, metavar="N", help="parallele Prozesse (Standard: alle Kerne)")
-    batch.add_argument("--progress", action="store_true", help="Fortschrittsbalken auch ohne Terminal zeigen")
+    batch.add_argument("--progress", action="store_true",
+                       help="Fortschritt auch ohne Terminal zeigen (dann eine schlichte Zeile je fertiger Eingabe)")
     batch.add_argument("--json", action="store_true", help="Ergebnis als JSON ausgeben")
     batch.set_defaults(handler=_cmd_batch)
 
