@@ -609,3 +609,35 @@ def test_a_stalled_client_holds_no_worker_and_is_disconnected_after_the_request_
             sock.close()
         server.close()
         thread.join(10)
+
+
+def test_uploads_waiting_for_a_run_leave_a_worker_thread_for_other_pages(tmp_path, rules_dir, monkeypatch):
+    import threading
+
+    import allocation.pipeline
+
+    config = load_config(write_config(tmp_path, rules_dir, extra_server="threads = 2"))
+    app = create_app(config)
+    started, release = threading.Event(), threading.Event()
+    real_run = allocation.pipeline.run
+
+    def slow_run(*args, **kwargs):
+        started.set()
+        release.wait(60)  # the bound only prevents a hang if the test fails
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr("allocation.pipeline.run", slow_run)
+    first, second = login(app, "wesel"), login(app, "wesel")
+    answers = []
+    worker = threading.Thread(target=lambda: answers.append(upload(first, FIXTURE).status_code))
+    worker.start()
+    try:
+        assert started.wait(60)
+        busy = upload(second, FIXTURE)  # with 2 threads only one upload may wait for or do a run
+        assert busy.status_code == 503 and "erneut hoch" in busy.get_data(as_text=True)
+        assert second.get("/").status_code == 200
+    finally:
+        release.set()
+        worker.join(60)
+    assert answers == [303]
+    assert upload(second, FIXTURE).status_code == 303

@@ -153,6 +153,8 @@ def create_app(config: ServeConfig) -> Flask:
     sessions = SessionStore(config.work_dir / "sessions", config.session_seconds)
     roots = _server_roots(config)
     limiter = _login_limiter(app, config)
+    # uploads in progress (waiting for or doing a run) may hold all worker threads but one
+    uploads = threading.BoundedSemaphore(max(1, config.threads - 1))
     app.jinja_env.autoescape = True  # also for the SVG partial: nothing from a workbook is trusted
     app.jinja_env.filters["eur"] = format_eur
     app.jinja_env.filters["number"] = _german_number
@@ -301,6 +303,16 @@ def create_app(config: ServeConfig) -> Flask:
         if not upload_file.filename.lower().endswith(".xlsx"):
             abort(400, description=f"Nur Excel-Arbeitsmappen im Format .xlsx werden angenommen "
                                    f"(gefunden: {Path(upload_file.filename).suffix or 'ohne Endung'}).")
+        if not uploads.acquire(blocking=False):  # keep a worker thread free for everybody else's pages
+            log.warning(json.dumps({"event": "web-busy", "user": g.user.name}, ensure_ascii=False))
+            abort(503, description="Der Server rechnet gerade andere Dateien. Bitte laden Sie Ihre Datei in einer "
+                                   "Minute erneut hoch.")
+        try:
+            return store_and_run(upload_file)
+        finally:
+            uploads.release()
+
+    def store_and_run(upload_file):
         sweep(config)
         token = secrets.token_urlsafe(24)
         job_dir = jobs / token
