@@ -379,8 +379,10 @@ def watch_inbox(root: str | Path, rules_dir: str | Path, mode: str = "test", for
         while not stop["now"]:
             current = {}
             for path in _candidates(root):
-                stat = path.stat()
-                current[path.name] = (stat.st_size, stat.st_mtime_ns)
+                try:
+                    current[path.name] = _signature(path)
+                except OSError:  # removed between listing and looking
+                    continue
             stable = {name for name, sig in current.items() if seen.get(name) == sig}
             if stable:
                 outcomes = process_inbox(root, rules_dir, mode, force, log, only=lambda p: p.name in stable)

@@ -290,3 +290,17 @@ def test_of_two_equal_files_of_the_same_age_the_alphabetically_first_is_processe
     os.utime(root / "eingang" / "m.xlsx", ns=(stamp, stamp))
     outcomes, _ = _run(root, rules)
     assert [(o.file, o.status) for o in outcomes] == [("m.xlsx", "ok"), ("z.xlsx", "duplicate")]
+
+
+def test_names_are_cut_by_bytes_at_character_boundaries():
+    from allocation.filenames import cut_bytes, display_name, fit_name, safe_stem
+
+    assert cut_bytes("aüb", 2) == "a"  # ü is 2 bytes: never half of it
+    assert cut_bytes("aüb", 3) == "aü"
+    assert cut_bytes("€€", 5) == "€"  # 3-byte characters
+    assert fit_name("ü" * 200 + ".xlsx", 100) == "ü" * 47 + ".xlsx"  # 94 + 5 bytes
+    assert fit_name("kurz.xlsx", 100) == "kurz.xlsx"
+    odd = "a\udcff\udcfe.xlsx"  # the bytes a, 0xff, 0xfe as Python reads them from a folder
+    assert fit_name(odd, 7).encode("utf-8", "surrogateescape") == b"a\xff.xlsx"
+    assert display_name(odd) == "a\ufffd\ufffd.xlsx"
+    assert safe_stem("../../etc/passwd.xlsx", 50) == "passwd" and safe_stem("...", 50) == "eingabe"
