@@ -236,26 +236,51 @@ def _cmd_trueup(args: argparse.Namespace) -> int:
 def _cmd_batch(args: argparse.Namespace) -> int:
     from .batch import run_batch
 
-    show = not args.json and sys.stderr.isatty() or args.progress
+    terminal = sys.stderr.isatty()
+    show = not args.json and terminal or args.progress
+    if show and terminal:  # rich only here: a bar with colour on a terminal
+        from rich.console import Console
+        from rich.markup import escape
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    def progress(done: int, total: int, result) -> None:
-        if not show:
-            return
-        width = 30
-        filled = width * done // max(total, 1)
-        mark = "" if result.exit_code == 0 else f"  FEHLER {Path(result.input).name}"
-        print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}{mark}", end="\n" if mark or done == total
-              else "", file=sys.stderr, flush=True)
+        console = Console(stderr=True)
+        bar = Progress(TextColumn("Eingaben"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                       console=console, transient=False)
+        task = bar.add_task("batch", total=None)
 
-    result = run_batch(args.folder, args.output, args.rules, jobs=args.jobs, progress=progress)
+        def progress(done: int, total: int, result) -> None:
+            bar.update(task, completed=done, total=total)
+            if result.exit_code:
+                console.print(f"[bold red]FEHLER[/] {escape(Path(result.input).name)} (Exit-Code {result.exit_code})",
+                              markup=True, highlight=False)
+
+        with bar:
+            result = run_batch(args.folder, args.output, args.rules, jobs=args.jobs, progress=progress)
+    else:  # logs and cron: one plain line per finished input, no bar, no colour, no carriage returns
+
+        def progress(done: int, total: int, result) -> None:
+            if show:
+                state = "ok" if result.exit_code == 0 else f"FEHLER (Exit-Code {result.exit_code})"
+                print(f"{done}/{total} {Path(result.input).name} {state}", file=sys.stderr, flush=True)
+
+        result = run_batch(args.folder, args.output, args.rules, jobs=args.jobs, progress=progress)
     failed = [r for r in result.results if r.exit_code]
     if args.json:
         print(json.dumps({"status": "ok" if not failed else "error", "exit_code": result.exit_code,
                           "summary": str(result.summary), "districts": len(result.results),
                           "failed": [{"input": r.input, "exit_code": r.exit_code, "problems": list(r.problems)}
                                      for r in failed]}, ensure_ascii=False, indent=2))
-    else:
-        print(f"{len(result.results)} Eingaben, {len(failed)} mit Fehlern; Zusammenfassung: {result.summary}")
+        return result.exit_code
+    if failed and show and terminal:
+        from rich.table import Table
+
+        table = Table(title="Eingaben mit Fehlern", title_justify="left")
+        for column in ("Eingabe", "Exit-Code", "erstes Problem"):
+            table.add_column(column)
+        for r in failed:
+            table.add_row(Path(r.input).name, str(r.exit_code), r.problems[0] if r.problems else "")
+        console.print(table)
+    print(f"{len(result.results)} Eingaben, {len(failed)} mit Fehlern; Zusammenfassung: {result.summary}")
     return result.exit_code
 
 
@@ -347,11 +372,22 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import threading
     import time
 
-    from .web.app import create_app, sweep
-    from .web.config import load_config
+    from .web.app import create_app, server_options, sweep
+    from .web.config import default_config, load_config
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")  # one line per upload/log-in
-    config = load_config(args.config)
+    config_path = args.config if args.config is not None else Path("serve.toml")
+    embedded = args.config is None and not config_path.exists()
+    if not embedded and args.rules is not None:
+        print("allocation serve: --rules gilt nur ohne Konfiguration; mit serve.toml steht der Regelordner dort "
+              "(server.rules_dir)", file=sys.stderr)
+        return ExitCode.USAGE
+    if embedded and args.host not in ("127.0.0.1", "localhost"):
+        print("allocation serve: ohne Konfiguration hört der Server nur auf 127.0.0.1; für andere Adressen "
+              "eine serve.toml mit Benutzern und Passwörtern anlegen (deploy/serve.example.toml)", file=sys.stderr)
+        return ExitCode.USAGE
+    config = default_config(args.rules or Path("rules")) if embedded else load_config(config_path)
+    host = "127.0.0.1" if embedded else args.host
     app = create_app(config)
 
     def _sweep_forever() -> None:  # remove old uploads and results even when nobody uses the page
@@ -360,11 +396,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             time.sleep(60)
 
     threading.Thread(target=_sweep_forever, name="allocation-sweep", daemon=True).start()
-    print(f"allocation serve: http://{args.host}:{args.port}/ (Regeln: {config.rules_dir}, "
-          f"Anmeldung: {'Kopfzeile ' + config.user_header if config.auth_mode == 'header' else 'Passwort'})",
-          file=sys.stderr)
-    waitress.serve(app, host=args.host, port=args.port, threads=4, ident="allocation",
-                   max_request_body_size=config.max_upload_bytes + 1024 * 1024)
+    if embedded:
+        import atexit
+        import shutil
+
+        atexit.register(shutil.rmtree, config.work_dir, True)  # the temporary work folder goes with the server
+        print(f"allocation serve ohne Konfiguration: nur auf diesem Rechner erreichbar, Regeln aus {config.rules_dir}, "
+              f"Arbeitsordner {config.work_dir} (wird beim Beenden gelöscht).\n"
+              f"Zum Anmelden diese Adresse im Browser öffnen (gilt bis zum Neustart, alle Kreise des Regelordners):\n"
+              f"    http://{host}:{args.port}/anmelden?token={config.login_token}", file=sys.stderr, flush=True)
+    else:
+        print(f"allocation serve: http://{host}:{args.port}/ (Regeln: {config.rules_dir}, "
+              f"Anmeldung: {'Kopfzeile ' + config.user_header if config.auth_mode == 'header' else 'Passwort'})",
+              file=sys.stderr)
+    waitress.serve(app, host=host, port=args.port, **server_options(config))
     return ExitCode.OK
 
 
@@ -443,7 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Regeldatei für alle Eingaben, oder Ordner mit Regeldateien (Auswahl je Kreis und Jahr)")
     batch.add_argument("-o", "--output", required=True, metavar="ZIELORDNER", help="Ordner für die Ergebnisse")
     batch.add_argument("--jobs", type=int, default=None, metavar="N", help="parallele Prozesse (Standard: alle Kerne)")
-    batch.add_argument("--progress", action="store_true", help="Fortschrittsbalken auch ohne Terminal zeigen")
+    batch.add_argument("--progress", action="store_true",
+                       help="Fortschritt auch ohne Terminal zeigen (dann eine schlichte Zeile je fertiger Eingabe)")
     batch.add_argument("--json", action="store_true", help="Ergebnis als JSON ausgeben")
     batch.set_defaults(handler=_cmd_batch)
 
@@ -515,8 +561,11 @@ def build_parser() -> argparse.ArgumentParser:
                                             "(Beispiel: deploy/serve.example.toml). Braucht pip install 'allocation[web]'.")
     serve.add_argument("--host", default="127.0.0.1", help="Adresse (Vorgabe 127.0.0.1; hinter einem Reverse-Proxy lassen)")
     serve.add_argument("--port", type=int, default=8080, help="Port (Vorgabe 8080)")
-    serve.add_argument("--config", type=Path, default=Path("serve.toml"), metavar="SERVE.toml",
-                       help="Server-Konfiguration (Vorgabe serve.toml)")
+    serve.add_argument("--config", type=Path, default=None, metavar="SERVE.toml",
+                       help="Server-Konfiguration (Vorgabe serve.toml; fehlt sie, startet eine eingebaute Vorgabe: "
+                            "nur 127.0.0.1, Regeln aus ./rules, temporärer Arbeitsordner, Anmelde-Adresse mit Token)")
+    serve.add_argument("--rules", type=Path, default=None, metavar="ORDNER",
+                       help="ohne Konfiguration: Ordner der Regeldateien (Vorgabe ./rules)")
     serve.add_argument("--hash-password", action="store_true",
                        help="Passwort-Hash (scrypt) für die Konfiguration erzeugen: fragt das Passwort ab (oder liest "
                             "eine Zeile von der Standardeingabe) und gibt den Hash aus")

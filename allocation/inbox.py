@@ -7,8 +7,15 @@ Folders below DIR: `eingang/` (drop here), `ergebnis/<name>/` (result workbook, 
 `.tmp/` (work in progress, private) and `.lock`.
 
 Files whose names start with `.` or `~$` or end with `.tmp`/`.part` are still being written and are ignored
-until they are renamed; `--watch` also waits until a file's size and modification time are unchanged
-between two scans.
+until they are renamed. Every pass looks twice: a file whose size or modification time changes while it is
+read waits for the next pass (status `writing`); `--watch` also waits until a file's size and modification
+time are unchanged between two scans. Files are taken oldest first (modification time, then name), so of two
+files with the same bytes the older one is processed and the other is reported as its duplicate.
+
+Names: result and report folders use the input's name cut to `STEM_BYTES` bytes, the archive name
+`<UTC time>_<sha256>_<name>` is cut to the file system's limit (`filenames.fit_name`), and names with bytes
+that are not UTF-8 are shown with U+FFFD in reports and log lines. Whatever still goes wrong with one file is
+reported in `fehler/` under a shortened name and never stops the files after it.
 
 Crash safety (kill -9 at any point): a result is assembled in `.tmp/`, every file fsynced, then the
 folder is renamed into `ergebnis/` or `fehler/` in one step; only then is the input renamed into `archiv/`.
@@ -34,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
 
+from .filenames import display_name, fit_name, name_bytes, name_max, safe_stem
 from .problems import ExitCode, InputError, Location, Problem, ProblemsError
 
 __all__ = ["process_inbox", "watch_inbox", "Outcome", "is_ignored", "STEPS", "FOLDERS"]
@@ -42,6 +50,8 @@ FOLDERS = ("eingang", "ergebnis", "fehler", "archiv", "register", ".tmp")
 STEPS = ("after-read", "mid-result", "before-result-rename", "after-result-rename", "after-archive")
 KILL_ENV = "ALLOCATION_TEST_KILL_AT"
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".csv", ".ods")
+STEM_BYTES = 120  # result/report folder and file stems: room for `-ergebnis.xlsx.manifest.json` and `-N`
+ARCHIVE_RESERVE = 8  # bytes kept free in an archive name for `_free_name`'s `-N`
 
 
 def _kill_point(step: str) -> None:
@@ -62,7 +72,7 @@ class Outcome:
 
     file: str
     sha256: str
-    status: str            # ok | error | duplicate | recovered
+    status: str            # ok | error | duplicate | recovered | changed | writing
     exit_code: int
     result: str | None
     archive: str | None
@@ -110,8 +120,7 @@ def _write(path: Path, text: str) -> None:
 
 
 def _safe_stem(name: str) -> str:
-    stem = Path(name).stem
-    return re.sub(r"[^\w.\- ]+", "_", stem).strip(" .") or "eingabe"
+    return safe_stem(name, STEM_BYTES)
 
 
 def _archived_hashes(archive: Path) -> dict[str, str]:
@@ -146,8 +155,9 @@ def _free_name(folder: Path, name: str) -> Path:
 
 
 def _archive(source: Path, root: Path, sha256: str) -> Path:
-    stamp = _now().strftime("%Y%m%dT%H%M%SZ")
-    target = _free_name(root / "archiv", f"{stamp}_{sha256}_{source.name}")
+    prefix = f"{_now().strftime('%Y%m%dT%H%M%SZ')}_{sha256}_"
+    budget = name_max(root / "archiv") - len(prefix) - ARCHIVE_RESERVE
+    target = _free_name(root / "archiv", prefix + fit_name(source.name, budget))  # original bytes where they fit
     os.rename(source, target)  # same file system: atomic, the bytes are never rewritten
     _fsync_dir(target.parent)
     _fsync_dir(source.parent)
@@ -173,25 +183,30 @@ def _process_one(path: Path, root: Path, rules_dir: Path, mode: str, force: bool
     from .selection import select_rules
 
     started = time.monotonic()
-    data = path.read_bytes()
+    name = display_name(path.name)  # for reports and log lines: always encodable
+    data = _read_settled(path)
+    if data is None:  # still being written: leave it for the next pass
+        return Outcome(name, "", "writing", ExitCode.OK, None, None, mode=mode,
+                       seconds=round(time.monotonic() - started, 3))
     sha256 = hashlib.sha256(data).hexdigest()
     _kill_point("after-read")
     if not force and sha256 in archived:
         target = _archive(path, root, sha256)
         archived[sha256] = target.name
         previous = completed.get(sha256)
-        return Outcome(path.name, sha256, "duplicate", ExitCode.OK, str(previous) if previous else None, str(target),
-                       mode=mode, seconds=round(time.monotonic() - started, 3))
+        return Outcome(name, sha256, "duplicate", ExitCode.OK, _shown(previous) if previous else None,
+                       _shown(target), mode=mode, seconds=round(time.monotonic() - started, 3))
     if not force and sha256 in completed:  # the result was complete when an earlier run died: just archive
         target = _archive(path, root, sha256)
         archived[sha256] = target.name
-        return Outcome(path.name, sha256, "recovered", ExitCode.OK, str(completed[sha256]), str(target), mode=mode,
+        return Outcome(name, sha256, "recovered", ExitCode.OK, _shown(completed[sha256]), _shown(target), mode=mode,
                        seconds=round(time.monotonic() - started, 3))
 
     stem = _safe_stem(path.name)
     work = root / ".tmp" / f"{sha256[:16]}-{os.getpid()}"
     work.mkdir(parents=True)
-    input_copy = work / ".eingabe" / path.name  # exactly the bytes hashed above; removed before publishing
+    # exactly the bytes hashed above, under an encodable name that fits; removed before publishing
+    input_copy = work / ".eingabe" / fit_name(name, name_max(root / ".tmp"))
     input_copy.parent.mkdir()
     input_copy.write_bytes(data)
     district = year = rules = None
@@ -211,7 +226,7 @@ def _process_one(path: Path, root: Path, rules_dir: Path, mode: str, force: bool
         _kill_point("mid-result")
         published = _free_name(root / "ergebnis", stem) / f"{stem}-ergebnis.xlsx"
         result = run(input_copy, rules, work / published.name, mode=mode, register_dir=root / "register",
-                     supersede=supersede, register_extra={"input": path.name, "output": str(published),
+                     supersede=supersede, register_extra={"input": name, "output": str(published),
                                                           "via": "inbox"})
         problems = list(result.warnings)
     except ProblemsError as error:
@@ -221,7 +236,7 @@ def _process_one(path: Path, root: Path, rules_dir: Path, mode: str, force: bool
         _failure(work, stem, input_copy, error, problems)
     except Exception as error:  # noqa: BLE001 - a bug must not stop the inbox; report it and keep the input
         status, exit_code = "error", ExitCode.INTERNAL
-        problems = [Problem("internal-error", Location(path.name), "interner Fehler bei der Verarbeitung der Datei",
+        problems = [Problem("internal-error", Location(name), "interner Fehler bei der Verarbeitung der Datei",
                             found=repr(error)[:300], expected="kein interner Fehler",
                             hint="bitte diese Datei dem Betrieb (IT) melden")]
         for leftover in work.glob("*.xlsx"):
@@ -229,7 +244,7 @@ def _process_one(path: Path, root: Path, rules_dir: Path, mode: str, force: bool
         _failure(work, stem, input_copy, None, problems)
     shutil.rmtree(input_copy.parent)
     _write(work / "status.json", json.dumps({
-        "sha256": sha256, "input": path.name, "status": status, "exit_code": exit_code, "mode": mode,
+        "sha256": sha256, "input": name, "status": status, "exit_code": exit_code, "mode": mode,
         "district": district, "year": year, "rules": str(rules) if rules else None, "finished_utc": _now_iso(),
     }, ensure_ascii=False, indent=2))
     _fsync_tree(work)
@@ -237,7 +252,7 @@ def _process_one(path: Path, root: Path, rules_dir: Path, mode: str, force: bool
     # The input may have been replaced while we worked: then drop this result and try again next time.
     if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
         shutil.rmtree(work)
-        return Outcome(path.name, sha256, "changed", ExitCode.OK, None, None, mode=mode,
+        return Outcome(name, sha256, "changed", ExitCode.OK, None, None, mode=mode,
                        seconds=round(time.monotonic() - started, 3))
     target = _free_name(root / ("ergebnis" if status == "ok" else "fehler"), stem)
     os.rename(work, target)
@@ -247,9 +262,57 @@ def _process_one(path: Path, root: Path, rules_dir: Path, mode: str, force: bool
     archive = _archive(path, root, sha256)
     archived[sha256] = archive.name
     _kill_point("after-archive")
-    return Outcome(path.name, sha256, status, exit_code, str(target), str(archive), district, year,
+    return Outcome(name, sha256, status, exit_code, _shown(target), _shown(archive), district, year,
                    str(rules) if rules else None, mode, sum(1 for p in problems if p.severity != "warning"),
                    round(time.monotonic() - started, 3))
+
+
+def _shown(path: Path) -> str:
+    return display_name(str(path))
+
+
+def _signature(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _read_settled(path: Path) -> bytes | None:
+    """The file's bytes, or None if size or modification time changed while it was read (still being written)."""
+    before = _signature(path)
+    data = path.read_bytes()
+    after = _signature(path)
+    return data if before == after and len(data) == after[0] else None
+
+
+def _give_up(path: Path, root: Path, mode: str, error: BaseException, started: float) -> Outcome:
+    """A failure outside the normal error path (a disk, a name, a bug): report it in fehler/, keep going."""
+    name = display_name(path.name)
+    problem = Problem("inbox-file-failed", Location(name), "Die Datei konnte im Eingangsordner nicht bearbeitet werden",
+                      found=display_name(repr(error))[:300], expected="eine verarbeitbare, archivierbare Datei",
+                      hint="die Datei liegt weiter in eingang/ (oder in archiv/); bitte dem Betrieb (IT) melden")
+    sha256, result, archive = "", None, None
+    try:
+        sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+        work = root / ".tmp" / f"failed-{os.getpid()}-{time.monotonic_ns()}"
+        work.mkdir(parents=True)
+        from .error_report import render_text
+
+        _write(work / "fehlerbericht.txt", render_text([problem], title="Fehlerbericht: Die Datei konnte nicht "
+                                                                       "bearbeitet werden"))
+        _write(work / "problems.json", json.dumps([problem.as_dict()], ensure_ascii=False, indent=2))
+        _write(work / "status.json", json.dumps({
+            "sha256": sha256, "input": name, "status": "error", "exit_code": int(ExitCode.INTERNAL), "mode": mode,
+            "finished_utc": _now_iso()}, ensure_ascii=False, indent=2))
+        _fsync_tree(work)
+        target = _free_name(root / "fehler", _safe_stem(path.name))
+        os.rename(work, target)
+        _fsync_dir(target.parent)
+        result = _shown(target)
+        archive = _shown(_archive(path, root, sha256))
+    except Exception:  # noqa: BLE001 - the log line below is then the only report; the next file still runs
+        pass
+    return Outcome(name, sha256, "error", ExitCode.INTERNAL, result, archive, mode=mode, problems=1,
+                   seconds=round(time.monotonic() - started, 3))
 
 
 def _prepare(root: Path) -> None:
@@ -260,8 +323,16 @@ def _prepare(root: Path) -> None:
 
 
 def _candidates(root: Path) -> list[Path]:
-    return [p for p in sorted((root / "eingang").iterdir()) if p.is_file() and not p.is_symlink()
-            and not is_ignored(p.name)]
+    """Files to take, oldest first (modification time, then name): of two equal files the older one counts."""
+    found = []
+    for path in (root / "eingang").iterdir():
+        if is_ignored(path.name) or path.is_symlink() or not path.is_file():
+            continue
+        try:
+            found.append((path.stat().st_mtime_ns, name_bytes(path.name), path))
+        except OSError:  # removed meanwhile
+            continue
+    return [path for _mtime, _name, path in sorted(found)]
 
 
 def process_inbox(root: str | Path, rules_dir: str | Path, mode: str = "test", force: bool = False,
@@ -275,7 +346,12 @@ def process_inbox(root: str | Path, rules_dir: str | Path, mode: str = "test", f
     for path in _candidates(root):
         if only is not None and not only(path):
             continue
-        outcome = _process_one(path, root, Path(rules_dir), mode, force, archived, completed)
+        started = time.monotonic()
+        try:
+            outcome = _process_one(path, root, Path(rules_dir), mode, force, archived, completed)
+        except Exception as error:  # noqa: BLE001 - one file must never stop the inbox
+            outcome = _give_up(path, root, mode, error, started)
+            completed.update({outcome.sha256: Path(outcome.result)} if outcome.result else {})
         print(outcome.log_line(), file=log, flush=True)
         outcomes.append(outcome)
     return outcomes
@@ -303,8 +379,10 @@ def watch_inbox(root: str | Path, rules_dir: str | Path, mode: str = "test", for
         while not stop["now"]:
             current = {}
             for path in _candidates(root):
-                stat = path.stat()
-                current[path.name] = (stat.st_size, stat.st_mtime_ns)
+                try:
+                    current[path.name] = _signature(path)
+                except OSError:  # removed between listing and looking
+                    continue
             stable = {name for name, sig in current.items() if seen.get(name) == sig}
             if stable:
                 outcomes = process_inbox(root, rules_dir, mode, force, log, only=lambda p: p.name in stable)

@@ -173,3 +173,134 @@ def test_an_inbox_result_can_be_verified_from_its_archived_input(inbox, capsys):
     archived = next((root / "archiv").iterdir())
     archived.write_bytes(archived.read_bytes() + b"\0")
     assert main(["verify", str(output)]) == VERIFY_FAILED
+
+
+# ------------------------------------------------------------------ issue 11/12: names, writers, order
+
+
+def _age(path: Path, seconds_ago: int) -> None:
+    stamp = time.time() - seconds_ago
+    import os
+
+    os.utime(path, (stamp, stamp))
+
+
+def test_an_over_long_multibyte_name_is_shortened_by_bytes_and_later_files_still_run(inbox):
+    root, rules = inbox
+    long_name = "ü" * 120 + ".xlsx"  # 245 bytes: fits in eingang/, but not behind the archive's 82-byte prefix
+    assert len(long_name.encode()) == 245
+    good = _drop(root, "gueltig.xlsx", long_name)
+    _drop(root, "ags-doppelt.xlsx", "spaeter.xlsx")
+    _age(root / "eingang" / long_name, 60)  # taken first
+    outcomes, log = _run(root, rules)
+    assert [(o.file, o.status) for o in outcomes] == [(long_name, "ok"), ("spaeter.xlsx", "error")]
+    assert [entry["file"] for entry in log] == [long_name, "spaeter.xlsx"]
+    assert list((root / "eingang").iterdir()) == []
+    (result,) = (root / "ergebnis").iterdir()
+    assert result.name == "ü" * 60  # STEM_BYTES = 120 bytes = 60 two-byte characters, none cut in half
+    assert (result / ("ü" * 60 + "-ergebnis.xlsx")).is_file()
+    archived = [p for p in (root / "archiv").iterdir() if f"_{good}_" in p.name]
+    assert len(archived) == 1 and len(archived[0].name.encode()) <= 255 and archived[0].name.endswith("ü.xlsx")
+    assert hashlib.sha256(archived[0].read_bytes()).hexdigest() == good
+    assert _run(root, rules) == ([], [])  # nothing left over that blocks a later run
+
+
+def test_a_name_with_bytes_that_are_not_utf8_is_reported_readably(inbox):
+    import os
+
+    root, rules = inbox
+    raw = os.path.join(os.fsencode(root / "eingang"), b"Kreis-\xff\xfe-2022.xlsx")
+    with open(raw, "wb") as handle:
+        handle.write((CORPUS / "ags-doppelt.xlsx").read_bytes())
+    _age(Path(os.fsdecode(raw)), 60)
+    _drop(root, "gueltig.xlsx", "gut.xlsx")
+    outcomes, log = _run(root, rules)
+    assert [(o.status, o.exit_code) for o in outcomes] == [("error", ExitCode.INPUT), ("ok", ExitCode.OK)]
+    assert log[0]["file"] == "Kreis-\ufffd\ufffd-2022.xlsx"
+    outcomes[0].log_line().encode("utf-8")  # printable on a UTF-8 stdout (a lone surrogate would raise)
+    report = (root / "fehler" / "Kreis-_-2022" / "fehlerbericht.txt").read_text(encoding="utf-8")
+    assert "input-duplicate-ags" in report
+    archived = [name for name in os.listdir(os.fsencode(root / "archiv")) if b"\xff\xfe" in name]
+    assert len(archived) == 1 and archived[0].endswith(b"_Kreis-\xff\xfe-2022.xlsx")  # the original bytes
+
+
+def test_an_unexpected_failure_with_one_file_is_reported_in_fehler_and_the_next_file_runs(inbox, monkeypatch):
+    root, rules = inbox
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("allocation.error_report.write_marked_copy", disk_full)
+    bad = _drop(root, "ags-doppelt.xlsx", "schlecht.xlsx")
+    _age(root / "eingang" / "schlecht.xlsx", 60)
+    _drop(root, "gueltig.xlsx", "gut.xlsx")
+    outcomes, log = _run(root, rules)
+    assert [(o.file, o.status, o.exit_code) for o in outcomes] == [("schlecht.xlsx", "error", ExitCode.INTERNAL),
+                                                                   ("gut.xlsx", "ok", ExitCode.OK)]
+    problems = json.loads((root / "fehler" / "schlecht" / "problems.json").read_text(encoding="utf-8"))
+    assert problems[0]["code"] == "inbox-file-failed" and "No space left" in problems[0]["found"]
+    assert any(f"_{bad}_schlecht.xlsx" in p.name for p in (root / "archiv").iterdir())
+    assert list((root / "eingang").iterdir()) == []
+
+
+def test_a_file_that_changes_while_it_is_read_waits_for_the_next_pass(inbox, monkeypatch):
+    root, rules = inbox
+    _drop(root, "gueltig.xlsx", "wachsend.xlsx")
+    original = Path.read_bytes
+
+    def read_while_a_writer_appends(self):
+        data = original(self)
+        if self.name == "wachsend.xlsx":
+            with open(self, "ab") as handle:
+                handle.write(b"noch mehr Bytes")
+        return data
+
+    monkeypatch.setattr(Path, "read_bytes", read_while_a_writer_appends)
+    outcomes, log = _run(root, rules)
+    assert [(o.file, o.status) for o in outcomes] == [("wachsend.xlsx", "writing")]
+    assert log[0]["status"] == "writing"
+    assert (root / "eingang" / "wachsend.xlsx").exists()
+    for folder in ("archiv", "ergebnis", "fehler", ".tmp"):
+        assert list((root / folder).iterdir()) == [], folder
+    monkeypatch.undo()  # the writer has finished: the next pass takes it
+    outcomes, _ = _run(root, rules)
+    assert len(outcomes) == 1 and outcomes[0].status in ("ok", "error") and outcomes[0].archive
+
+
+def test_of_two_files_with_the_same_bytes_the_older_is_processed_and_the_other_is_its_duplicate(inbox):
+    root, rules = inbox
+    _drop(root, "gueltig.xlsx", "a-kopie.xlsx")
+    _drop(root, "gueltig.xlsx", "b-original.xlsx")
+    _age(root / "eingang" / "a-kopie.xlsx", 60)
+    _age(root / "eingang" / "b-original.xlsx", 120)  # older, though alphabetically later
+    outcomes, _ = _run(root, rules)
+    assert [(o.file, o.status) for o in outcomes] == [("b-original.xlsx", "ok"), ("a-kopie.xlsx", "duplicate")]
+    assert outcomes[1].result == outcomes[0].result and outcomes[0].result.endswith("ergebnis/b-original")
+
+
+def test_of_two_equal_files_of_the_same_age_the_alphabetically_first_is_processed(inbox):
+    root, rules = inbox
+    _drop(root, "gueltig.xlsx", "z.xlsx")
+    _drop(root, "gueltig.xlsx", "m.xlsx")
+    for name in ("z.xlsx", "m.xlsx"):
+        _age(root / "eingang" / name, 60)
+    import os
+
+    stamp = (root / "eingang" / "z.xlsx").stat().st_mtime_ns
+    os.utime(root / "eingang" / "m.xlsx", ns=(stamp, stamp))
+    outcomes, _ = _run(root, rules)
+    assert [(o.file, o.status) for o in outcomes] == [("m.xlsx", "ok"), ("z.xlsx", "duplicate")]
+
+
+def test_names_are_cut_by_bytes_at_character_boundaries():
+    from allocation.filenames import cut_bytes, display_name, fit_name, safe_stem
+
+    assert cut_bytes("aüb", 2) == "a"  # ü is 2 bytes: never half of it
+    assert cut_bytes("aüb", 3) == "aü"
+    assert cut_bytes("€€", 5) == "€"  # 3-byte characters
+    assert fit_name("ü" * 200 + ".xlsx", 100) == "ü" * 47 + ".xlsx"  # 94 + 5 bytes
+    assert fit_name("kurz.xlsx", 100) == "kurz.xlsx"
+    odd = "a\udcff\udcfe.xlsx"  # the bytes a, 0xff, 0xfe as Python reads them from a folder
+    assert fit_name(odd, 7).encode("utf-8", "surrogateescape") == b"a\xff.xlsx"
+    assert display_name(odd) == "a\ufffd\ufffd.xlsx"
+    assert safe_stem("../../etc/passwd.xlsx", 50) == "passwd" and safe_stem("...", 50) == "eingabe"

@@ -20,6 +20,7 @@ from openpyxl import load_workbook
 pytest.importorskip("flask", reason="the web tests need Flask: pip install -e '.[test]'")
 
 from allocation.cli import main  # noqa: E402
+from allocation.problems import ExitCode  # noqa: E402
 from allocation.web.app import create_app, sweep  # noqa: E402
 from allocation.web.config import ServeConfigError, check_password, hash_password, load_config  # noqa: E402
 from conftest import FIXTURE, RULES  # noqa: E402
@@ -392,3 +393,251 @@ def test_cli_start_path_does_not_import_flask():
 
     code = "import sys, allocation.cli; allocation.cli.build_parser(); print('flask' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------------------------------ issue 12/13: hardening
+
+
+def test_a_saved_cookie_does_not_work_after_logout(app):
+    client = login(app, "wesel")
+    assert client.get("/").status_code == 200
+    saved = client.get_cookie("allocation_session").value
+    assert client.post("/abmelden", data={"csrf_token": csrf(client)}).status_code == 302
+    replay = app.test_client()
+    replay.set_cookie("allocation_session", saved)
+    assert replay.get("/").status_code == 302 and replay.get("/").headers["Location"].endswith("/anmelden")
+
+
+def test_a_session_ends_after_session_hours_on_the_server(tmp_path, rules_dir, monkeypatch):
+    config = load_config(write_config(tmp_path, rules_dir, extra_server="session_hours = 2"))
+    app = create_app(config)
+    client = login(app, "wesel")
+    assert client.get("/").status_code == 200
+    later = time.time() + 2 * 3600 + 1
+    monkeypatch.setattr("allocation.web.sessions._now", lambda: later)  # the cookie itself is still valid
+    assert client.get("/").status_code == 302
+    assert not any((config.work_dir / "sessions").glob("*.json"))  # the expired session was deleted
+
+
+def test_session_files_hold_no_usable_id(app, config):
+    client = login(app, "wesel")
+    sid = client.get_cookie("allocation_session")  # signed: the id itself is inside, not the file name
+    (stored,) = (config.work_dir / "sessions").glob("*.json")
+    assert re.fullmatch(r"[0-9a-f]{64}\.json", stored.name)
+    assert json.loads(stored.read_text(encoding="utf-8"))["user"] == "wesel" and sid is not None
+
+
+def test_relative_folders_in_the_config_resolve_against_its_folder_and_downloads_work(tmp_path, rules_dir,
+                                                                                       monkeypatch):
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    shutil.copytree(rules_dir, folder / "regeln")
+    (folder / "serve.toml").write_text(write_config(tmp_path, rules_dir).read_text(encoding="utf-8")
+                                       .replace(f'rules_dir = "{rules_dir}"', 'rules_dir = "regeln"')
+                                       .replace(f'work_dir = "{tmp_path / "arbeit"}"', 'work_dir = "arbeit"'),
+                                       encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    config = load_config(Path("etc/serve.toml"))  # a relative path to the file, relative entries in it
+    assert config.work_dir == folder / "arbeit" and config.rules_dir == folder / "regeln"
+    client = login(create_app(config), "wesel")
+    url = result_url(upload(client, FIXTURE))
+    download = client.get(url + "/arbeitsmappe")
+    assert download.status_code == 200 and download.data[:2] == b"PK"
+    assert client.get(url + "/manifest").status_code == 200
+
+
+def test_an_upload_name_of_80_multibyte_characters_is_cut_by_bytes(app, config):
+    name = "漢" * 80 + ".xlsx"  # 245 bytes: with -probelauf.xlsx.manifest.json far over the 255-byte limit
+    client = login(app, "wesel")
+    url = result_url(upload(client, FIXTURE, name=name))
+    page = client.get(url).get_data(as_text=True)
+    assert "Kreis Wesel, Haushaltsjahr 2022" in page
+    assert client.get(url + "/arbeitsmappe").status_code == 200
+    job_dir = config.work_dir / "jobs" / url.rsplit("/", 1)[1]
+    assert (job_dir / ("漢" * 33 + ".xlsx")).is_file()  # 100 bytes = 33 three-byte characters, none cut in half
+    assert all(len(p.name.encode()) <= 255 for p in job_dir.iterdir())
+
+
+def _failed_login(client, name: str, address: str = "127.0.0.1"):
+    return client.post("/anmelden", data={"benutzer": name, "passwort": "falsch-falsch", "csrf_token":
+                                          csrf(client, "/anmelden")}, environ_base={"REMOTE_ADDR": address})
+
+
+def _good_login(client, name: str, address: str = "127.0.0.1"):
+    return client.post("/anmelden", data={"benutzer": name, "passwort": PASSWORDS[name], "csrf_token":
+                                          csrf(client, "/anmelden")}, environ_base={"REMOTE_ADDR": address})
+
+
+def test_failed_logins_are_limited_per_user_whatever_the_address(tmp_path, rules_dir):
+    config = load_config(write_config(tmp_path, rules_dir, extra_server="login_failures_per_user = 3"))
+    app = create_app(config)
+    client = app.test_client()
+    for attempt in range(3):
+        assert _failed_login(client, "wesel", f"127.0.0.{attempt + 2}").status_code == 401
+    blocked = _good_login(app.test_client(), "wesel", "127.0.0.9")  # even the right password, from elsewhere
+    assert blocked.status_code == 429
+    assert "Zu viele fehlgeschlagene Anmeldeversuche" in blocked.get_data(as_text=True)
+    assert _good_login(app.test_client(), "kleve", "127.0.0.2").status_code == 302  # another user is not affected
+
+
+def test_failed_logins_are_limited_per_address_whatever_the_user(tmp_path, rules_dir):
+    config = load_config(write_config(tmp_path, rules_dir, extra_server="login_failures_per_address = 3"))
+    app = create_app(config)
+    for name in ("a", "b", "c"):
+        assert _failed_login(app.test_client(), name, "127.0.0.5").status_code == 401
+    assert _good_login(app.test_client(), "kleve", "127.0.0.5").status_code == 429
+    assert _good_login(app.test_client(), "kleve", "127.0.0.6").status_code == 302
+
+
+def test_successful_logins_are_not_counted(tmp_path, rules_dir):
+    config = load_config(write_config(tmp_path, rules_dir, extra_server="login_failures_per_user = 2"))
+    app = create_app(config)
+    for _ in range(4):
+        assert _good_login(app.test_client(), "wesel").status_code == 302
+
+
+def test_pages_and_json_answers_show_no_server_paths(app, config, rules_dir, monkeypatch):
+    from allocation.problems import InputError, Location, Problem
+
+    def run_that_names_server_paths(input_path, rules, output, **kwargs):
+        raise InputError([Problem("input-test", Location(str(rules), line=3, col=5),
+                                  f"Die Datei {input_path} passt nicht zu {rules}",
+                                  found=f"{output} und {rules_dir}/kreis-wesel.yaml",
+                                  expected=f"etwas in {config.work_dir}", hint=f"siehe {input_path.parent}")])
+
+    monkeypatch.setattr("allocation.pipeline.run", run_that_names_server_paths)
+    client = login(app, "wesel")
+    response = client.post("/hochladen", data={"csrf_token": csrf(client), "arbeitsmappe": (
+        io.BytesIO(FIXTURE.read_bytes()), "eingabe.xlsx")}, content_type="multipart/form-data",
+                           headers={"X-Requested-With": "fetch"})
+    answer = response.get_data(as_text=True)
+    page = client.get(response.get_json()["redirect"]).get_data(as_text=True)
+    missing = client.get("/ergebnis/" + "a" * 32).get_data(as_text=True)
+    for shown in (answer, page, missing, client.get("/").get_data(as_text=True)):
+        for secret in (str(config.work_dir), str(rules_dir), str(config.work_dir.parent)):
+            assert secret not in shown
+    assert "input-test" in page and "kreis-wesel.yaml" in page and "eingabe.xlsx" in page
+
+
+def _serve_captured(monkeypatch, argv: list[str]) -> tuple[int, dict]:
+    import waitress
+
+    seen: dict = {}
+
+    def fake_serve(app, **options):  # never listen in a unit test: keep what would have been served
+        seen.update(options, app=app)
+
+    monkeypatch.setattr(waitress, "serve", fake_serve)
+    return main(["serve", *argv]), seen
+
+
+def test_serve_without_config_uses_the_embedded_default_with_a_token_url(tmp_path, rules_dir, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # has rules/ (the fixture) and no serve.toml
+    code, seen = _serve_captured(monkeypatch, ["--port", "8099"])
+    assert code == 0 and seen["host"] == "127.0.0.1" and seen["port"] == 8099
+    printed = capsys.readouterr().err
+    url = re.search(r"http://127\.0\.0\.1:8099(/anmelden\?token=([A-Za-z0-9_-]{40,}))", printed)
+    assert url, printed
+    client = seen["app"].test_client()
+    assert client.get("/").status_code == 302
+    assert client.get("/anmelden?token=" + "x" * 43).status_code == 401
+    assert client.get("/").status_code == 302
+    assert client.get(url.group(1)).status_code == 303
+    page = client.get("/").get_data(as_text=True)
+    for name in ("kreis-wesel.yaml", "kreis-kleve.yaml", "testkreis.yaml"):  # every district of the folder
+        assert name in page
+    assert "Kreis Wesel, Haushaltsjahr 2022" in client.get(result_url(upload(client, FIXTURE))).get_data(as_text=True)
+    work_dir = Path(re.search(r"Arbeitsordner (\S+) ", printed).group(1))
+    assert work_dir.is_dir() and tmp_path not in work_dir.parents  # a temporary folder, not the current one
+    shutil.rmtree(work_dir)
+
+
+def test_serve_without_config_takes_rules_from_the_option_and_listens_only_on_loopback(tmp_path, rules_dir,
+                                                                                        monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path / "rules")  # no ./rules here
+    code, seen = _serve_captured(monkeypatch, ["--host", "0.0.0.0"])
+    assert code == ExitCode.USAGE and seen == {}
+    code, seen = _serve_captured(monkeypatch, [])
+    assert code == ExitCode.USAGE and seen == {}
+    assert "--rules" in capsys.readouterr().err
+    code, seen = _serve_captured(monkeypatch, ["--rules", str(rules_dir)])
+    assert code == 0 and seen["host"] == "127.0.0.1"
+    shutil.rmtree(seen["app"].extensions["allocation_config"].work_dir)
+
+
+def test_serve_with_a_config_works_as_before(tmp_path, rules_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_config(tmp_path, rules_dir)  # ./serve.toml
+    code, seen = _serve_captured(monkeypatch, ["--host", "127.0.0.1"])
+    assert code == 0 and seen["app"].extensions["allocation_config"].auth_mode == "password"
+    assert seen["channel_timeout"] == 60 and seen["threads"] == 4
+    assert _serve_captured(monkeypatch, ["--rules", str(rules_dir)])[0] == ExitCode.USAGE
+
+
+def test_a_stalled_client_holds_no_worker_and_is_disconnected_after_the_request_timeout(tmp_path, rules_dir):
+    import socket
+    import threading
+
+    from waitress.server import create_server
+
+    from allocation.web.app import server_options
+
+    config = load_config(write_config(tmp_path, rules_dir, extra_server="request_timeout_seconds = 2\nthreads = 2"))
+    server = create_server(create_app(config), host="127.0.0.1", port=0, **server_options(config))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    port = server.effective_port
+    stalled = []
+    try:
+        for _ in range(4):  # twice as many stalled uploads as worker threads
+            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+            sock.sendall(b"POST /hochladen HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
+                         b"boundary=B\r\nContent-Length: 500000\r\n\r\n--B\r\n")
+            stalled.append(sock)
+        other = socket.create_connection(("127.0.0.1", port), timeout=30)  # the bound only prevents a hang
+        other.sendall(b"GET /anmelden HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := other.recv(65536):
+            answer += chunk
+        other.close()
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+        for sock in stalled:  # the server closes them: reading ends instead of waiting for ever
+            while sock.recv(1024):
+                pass
+    finally:
+        for sock in stalled:
+            sock.close()
+        server.close()
+        thread.join(10)
+
+
+def test_uploads_waiting_for_a_run_leave_a_worker_thread_for_other_pages(tmp_path, rules_dir, monkeypatch):
+    import threading
+
+    import allocation.pipeline
+
+    config = load_config(write_config(tmp_path, rules_dir, extra_server="threads = 2"))
+    app = create_app(config)
+    started, release = threading.Event(), threading.Event()
+    real_run = allocation.pipeline.run
+
+    def slow_run(*args, **kwargs):
+        started.set()
+        release.wait(60)  # the bound only prevents a hang if the test fails
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr("allocation.pipeline.run", slow_run)
+    first, second = login(app, "wesel"), login(app, "wesel")
+    answers = []
+    worker = threading.Thread(target=lambda: answers.append(upload(first, FIXTURE).status_code))
+    worker.start()
+    try:
+        assert started.wait(60)
+        busy = upload(second, FIXTURE)  # with 2 threads only one upload may wait for or do a run
+        assert busy.status_code == 503 and "erneut hoch" in busy.get_data(as_text=True)
+        assert second.get("/").status_code == 200
+    finally:
+        release.set()
+        worker.join(60)
+    assert answers == [303]
+    assert upload(second, FIXTURE).status_code == 303

@@ -9,6 +9,11 @@ Who may do what: a user belongs to districts (server config); a result belongs t
 and is found only by a random token; anyone else gets 404. POST forms carry a per-session CSRF token.
 Uploads and results live under `work_dir/jobs/<token>/` (never a served folder) and are removed after
 `keep_minutes`. Everything from a workbook reaches the page through Jinja's autoescaping.
+
+Sessions are server-side (`sessions.SessionStore`: the signed cookie carries only a random id, log-out
+deletes it). Failed log-ins are limited per user and per address with flask-limiter (stepped back-off:
+N per 15 minutes, 2N per hour, 4N per day). Pages and JSON answers never show a server path: paths under
+the work and rules folders are cut to their file name (`_scrub`). `server_options` holds waitress's limits.
 """
 from __future__ import annotations
 
@@ -27,16 +32,20 @@ from pathlib import Path
 from flask import Flask, Request, abort, g, jsonify, redirect, render_template, request, send_file, session, url_for
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from ..filenames import safe_stem
 from ..money import format_eur
 from ..problems import InputError, Location, Problem, ProblemsError, RuleFileError, column_letter
 from .chart import bars, summary
-from .config import ServeConfig, User, check_password
+from .config import LOCAL_USER, ServeConfig, User, check_password
+from .sessions import SessionStore
 
-__all__ = ["create_app", "sweep", "JOB_TOKEN"]
+__all__ = ["create_app", "sweep", "server_options", "JOB_TOKEN"]
 
 log = logging.getLogger("allocation.web")
 JOB_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
 MULTIPART_ALLOWANCE = 64 * 1024  # form fields and boundaries around the workbook
+UPLOAD_STEM_BYTES = 100  # an upload's stem on disk; + `-probelauf.xlsx.manifest.json` stays far below 255 bytes
+HEADER_LIMIT = 64 * 1024  # request line and headers (waitress)
 _RUN_LOCK = threading.Lock()  # one run at a time per process: runs are CPU-bound and share the rules engine
 DOWNLOADS = {"arbeitsmappe": ("output", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
              "manifest": ("manifest", "application/json"),
@@ -44,8 +53,36 @@ DOWNLOADS = {"arbeitsmappe": ("output", "application/vnd.openxmlformats-officedo
 
 
 def _safe_stem(name: str) -> str:
-    stem = Path(name.replace("\\", "/")).stem
-    return re.sub(r"[^\w.\- ]+", "_", stem).strip(" .")[:80] or "eingabe"
+    return safe_stem(name, UPLOAD_STEM_BYTES)  # cut by bytes: 80 CJK characters are 240 bytes
+
+
+def _scrub(value, roots: tuple[str, ...]):
+    """`value` (job dict, list, text) with every path under a server folder cut to its last part."""
+    if isinstance(value, dict):
+        return {key: _scrub(item, roots) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrub(item, roots) for item in value]
+    if isinstance(value, str) and any(root in value for root in roots):
+        for root in roots:
+            value = re.sub(re.escape(root) + r"(?:/[^\s'\"<>,;:()]*)?",
+                           lambda match: Path(match.group(0)).name or "…", value)
+    return value
+
+
+def _server_roots(config: ServeConfig) -> tuple[str, ...]:
+    roots = {str(p) for folder in (config.work_dir, config.rules_dir) for p in (folder, folder.resolve())}
+    return tuple(sorted((r for r in roots if len(Path(r).parts) > 1), key=len, reverse=True))
+
+
+def server_options(config: ServeConfig) -> dict:
+    """waitress's limits: it buffers each request (headers and body) before a worker thread sees it, so a slow
+    or stalled client holds a connection, never a thread; a connection silent for `request_timeout` is closed."""
+    return {"threads": config.threads, "connection_limit": config.connection_limit,
+            "channel_timeout": config.request_timeout,
+            "cleanup_interval": max(1, min(30, config.request_timeout // 2)),
+            "max_request_header_size": HEADER_LIMIT,
+            "max_request_body_size": config.max_upload_bytes + 1024 * 1024,  # above Flask's: its 413 page is German
+            "ident": "allocation"}
 
 
 def _german_number(text: str | None) -> str:
@@ -73,6 +110,8 @@ def sweep(config: ServeConfig, now: float | None = None) -> int:
     """Remove uploads and results older than `keep_seconds`; returns how many job folders went."""
     now = time.time() if now is None else now
     removed = 0
+    if (config.work_dir / "sessions").is_dir():
+        SessionStore(config.work_dir / "sessions", config.session_seconds).sweep(now)
     for parent in (config.work_dir / "jobs", config.work_dir / "tmp"):
         if not parent.is_dir():
             continue
@@ -103,10 +142,19 @@ def create_app(config: ServeConfig) -> Flask:
             return tempfile.TemporaryFile("wb+", dir=spool)
 
     app.request_class = UploadRequest
+    if config.proxy_hops:  # the client's address for the log-in limit comes from the proxy's X-Forwarded-For
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.proxy_hops, x_proto=config.proxy_hops)
     app.config.update(SECRET_KEY=config.secret_key, MAX_CONTENT_LENGTH=config.max_upload_bytes + MULTIPART_ALLOWANCE,
                       SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=config.cookie_secure, SESSION_COOKIE_NAME="allocation_session",
-                      PERMANENT_SESSION_LIFETIME=8 * 3600)
+                      PERMANENT_SESSION_LIFETIME=config.session_seconds)
+    sessions = SessionStore(config.work_dir / "sessions", config.session_seconds)
+    roots = _server_roots(config)
+    limiter = _login_limiter(app, config)
+    # uploads in progress (waiting for or doing a run) may hold all worker threads but one
+    uploads = threading.BoundedSemaphore(max(1, config.threads - 1))
     app.jinja_env.autoescape = True  # also for the SVG partial: nothing from a workbook is trusted
     app.jinja_env.filters["eur"] = format_eur
     app.jinja_env.filters["number"] = _german_number
@@ -118,8 +166,14 @@ def create_app(config: ServeConfig) -> Flask:
         if config.auth_mode == "header":
             name = request.headers.get(config.user_header, "").strip()
         else:
-            name = session.get("user", "")
+            name = sessions.user(session.get("sid")) or ""
         return config.users.get(name) if name else None
+
+    def start_session(name: str) -> None:
+        session.clear()  # a fresh id and CSRF token: nothing from before the log-in carries over
+        session["sid"] = sessions.create(name)
+        session.permanent = True
+        log.info(json.dumps({"event": "web-login", "user": name}, ensure_ascii=False))
 
     def csrf_token() -> str:
         if "csrf" not in session:
@@ -167,8 +221,13 @@ def create_app(config: ServeConfig) -> Flask:
         messages = {
             404: "Nicht gefunden. Ergebnisse sind nur für Ihren Kreis sichtbar und werden nach einiger Zeit gelöscht.",
             413: f"Die Datei ist zu groß. Erlaubt sind höchstens {format_size(config.max_upload_bytes)}.",
+            429: "Zu viele fehlgeschlagene Anmeldeversuche. Bitte warten Sie einige Minuten (nach weiteren "
+                 "Fehlversuchen bis zu einem Tag) oder wenden Sie sich an die IT.",
         }
-        message = messages.get(error.code) or error.description or error.name
+        message = _scrub(messages.get(error.code) or error.description or error.name, roots)
+        if error.code == 429:
+            log.warning(json.dumps({"event": "web-login-limited", "address": request.remote_addr,
+                                    "user": request.form.get("benutzer", "")[:80]}, ensure_ascii=False))
         if wants_json():
             return jsonify({"error": message}), error.code
         return render_template("error.html", code=error.code, message=message), error.code
@@ -179,27 +238,43 @@ def create_app(config: ServeConfig) -> Flask:
     # ------------------------------------------------------------------ pages
 
     @app.route("/anmelden", methods=["GET", "POST"])
+    @limiter.limit(_steps(config.login_failures_per_user), key_func=_user_key, deduct_when=_failed, per_method=False)
+    @limiter.limit(_steps(config.login_failures_per_address), key_func=lambda: request.remote_addr or "-",
+                   deduct_when=_failed, per_method=False)
     def login():
         if config.auth_mode == "header":
             return redirect(url_for("index"))
+        if config.auth_mode == "token":
+            return token_login()
         error = None
         if request.method == "POST":
             check_csrf()
             name = request.form.get("benutzer", "").strip()
             user = config.users.get(name)
             if check_password(user.password_hash if user else None, request.form.get("passwort", "")):
-                session.clear()
-                session["user"] = name
-                session.permanent = True
-                log.info(json.dumps({"event": "web-login", "user": name}, ensure_ascii=False))
+                start_session(name)
                 return redirect(url_for("index"))
             error = "Benutzername oder Passwort ist falsch."
-            log.warning(json.dumps({"event": "web-login-failed", "user": name[:80]}, ensure_ascii=False))
+            log.warning(json.dumps({"event": "web-login-failed", "user": name[:80], "address": request.remote_addr},
+                                   ensure_ascii=False))
         return render_template("login.html", error=error), 401 if error else 200
+
+    def token_login():
+        """The embedded default: `/anmelden?token=...` (printed at start) opens a session, then drops the token."""
+        sent = request.args.get("token", "")
+        if not sent:
+            return render_template("login.html", error=None)
+        if config.login_token and hmac.compare_digest(sent.encode(), config.login_token.encode()):
+            start_session(LOCAL_USER)
+            return redirect(url_for("index"), code=303)
+        log.warning(json.dumps({"event": "web-login-failed", "user": "token", "address": request.remote_addr}))
+        return render_template("login.html", error="Der Anmelde-Link ist ungültig. Bitte die Adresse verwenden, "
+                                                   "die `allocation serve` beim Start ausgegeben hat."), 401
 
     @app.post("/abmelden")
     def logout():
         check_csrf()
+        sessions.revoke(session.get("sid"))  # the id is worthless from now on, even in a saved cookie
         session.clear()
         return redirect(url_for("login"))
 
@@ -228,6 +303,16 @@ def create_app(config: ServeConfig) -> Flask:
         if not upload_file.filename.lower().endswith(".xlsx"):
             abort(400, description=f"Nur Excel-Arbeitsmappen im Format .xlsx werden angenommen "
                                    f"(gefunden: {Path(upload_file.filename).suffix or 'ohne Endung'}).")
+        if not uploads.acquire(blocking=False):  # keep a worker thread free for everybody else's pages
+            log.warning(json.dumps({"event": "web-busy", "user": g.user.name}, ensure_ascii=False))
+            abort(503, description="Der Server rechnet gerade andere Dateien. Bitte laden Sie Ihre Datei in einer "
+                                   "Minute erneut hoch.")
+        try:
+            return store_and_run(upload_file)
+        finally:
+            uploads.release()
+
+    def store_and_run(upload_file):
         sweep(config)
         token = secrets.token_urlsafe(24)
         job_dir = jobs / token
@@ -252,7 +337,7 @@ def create_app(config: ServeConfig) -> Flask:
                             ensure_ascii=False))
         target_url = url_for("result", token=token)
         if wants_json():
-            return jsonify({"status": job["status"], "redirect": target_url})
+            return jsonify(_scrub({"status": job["status"], "redirect": target_url}, roots))
         return redirect(target_url, code=303)
 
     def process(input_path: Path, job_dir: Path, stem: str, user: User) -> dict:
@@ -354,7 +439,7 @@ def create_app(config: ServeConfig) -> Flask:
         if job["status"] == "ok":
             chart_bars, zero = bars(job["summary"])
             chart = {"bars": chart_bars, "zero": zero, "height": len(chart_bars) * 28 + 40}
-        return render_template("result.html", job=job, chart=chart, token=token,
+        return render_template("result.html", job=_scrub(job, roots), chart=chart, token=token,
                                expires=time.strftime("%d.%m.%Y %H:%M",
                                                      time.localtime(job["created"] + config.keep_seconds)))
 
@@ -368,3 +453,24 @@ def create_app(config: ServeConfig) -> Flask:
                          max_age=0)
 
     return app
+
+
+def _steps(failures: int) -> str:
+    """The back-off: after `failures` failed log-ins wait up to 15 minutes, after twice as many an hour, ..."""
+    return f"{failures} per 15 minutes;{2 * failures} per hour;{4 * failures} per day"
+
+
+def _user_key() -> str:
+    return "user:" + request.form.get("benutzer", "").strip().casefold()[:80]
+
+
+def _failed(response) -> bool:
+    return response.status_code == 401
+
+
+def _login_limiter(app: Flask, config: ServeConfig):
+    """flask-limiter, in process memory (one server process), counting only failed log-ins."""
+    from flask_limiter import Limiter
+
+    return Limiter(key_func=lambda: request.remote_addr or "-", app=app, storage_uri="memory://",
+                   strategy="moving-window", headers_enabled=True)

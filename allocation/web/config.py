@@ -7,6 +7,13 @@
     keep_minutes = 120                         # uploads and results are removed after this time
     secret_key_file = "/etc/allocation/web-secret"   # signs session cookies; random per start if absent
     cookie_secure = true                       # cookies only over HTTPS
+    session_hours = 8                          # a log-in ends after this time (and at once on log-out)
+    login_failures_per_user = 5                # per 15 minutes; twice as many per hour, four times per day
+    login_failures_per_address = 20            # the same steps per client address
+    proxy_hops = 0                             # reverse proxies in front that set X-Forwarded-For
+    request_timeout_seconds = 60               # a connection silent this long is closed (waitress)
+    threads = 4                                # worker threads (waitress)
+    connection_limit = 100                     # open connections at most (waitress)
 
     [auth]
     mode = "password"                          # or "header": trust a reverse proxy's user header
@@ -17,22 +24,29 @@
     districts = ["Kreis Wesel"]
 
 Passwords are stored as scrypt hashes (werkzeug.security, salted, constant-time check); a plain password in
-the file is refused. Problems in the file are reported as `Problem` values with the file and key.
+the file is refused. Problems in the file are reported as `Problem` values with the file and key. Relative
+folders and files are taken relative to the configuration file's folder and stored as absolute paths.
+
+Without a configuration file, `default_config` is the newcomer's server: loopback only, one user who sees
+every district of the rules folder and logs in with a random token (printed once, as Jupyter does), a
+temporary work folder.
 """
 from __future__ import annotations
 
 import secrets
+import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..problems import Location, Problem, ProblemsError
 
-__all__ = ["User", "ServeConfig", "ServeConfigError", "load_config", "hash_password", "check_password",
-           "HASH_METHOD"]
+__all__ = ["User", "ServeConfig", "ServeConfigError", "load_config", "default_config", "hash_password",
+           "check_password", "HASH_METHOD", "LOCAL_USER"]
 
 HASH_METHOD = "scrypt:32768:8:1"  # n=2^15, r=8, p=1: the OWASP-recommended scrypt minimum
-AUTH_MODES = ("password", "header")
+AUTH_MODES = ("password", "header")  # "token" only in the embedded default (default_config)
+LOCAL_USER = "lokal"
 
 
 class ServeConfigError(ProblemsError):
@@ -45,9 +59,16 @@ class User:
     name: str
     districts: tuple[str, ...]
     password_hash: str | None
+    all_districts: bool = False  # the embedded default's token user: every district of the rules folder
 
     def may_see(self, district: str | None) -> bool:
-        return district is not None and district.casefold() in {d.casefold() for d in self.districts}
+        if district is None:
+            return False
+        return self.all_districts or district.casefold() in {d.casefold() for d in self.districts}
+
+    @property
+    def shown_districts(self) -> str:
+        return "alle Kreise des Regelordners" if self.all_districts else ", ".join(self.districts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +83,14 @@ class ServeConfig:
     user_header: str
     users: dict[str, User]
     source: str = "<config>"
+    session_seconds: int = 8 * 3600
+    login_failures_per_user: int = 5
+    login_failures_per_address: int = 20
+    proxy_hops: int = 0
+    request_timeout: int = 60
+    threads: int = 4
+    connection_limit: int = 100
+    login_token: str | None = None  # auth_mode "token": the one log-in secret printed at start
 
 
 def hash_password(password: str) -> str:
@@ -100,7 +129,7 @@ def load_config(path: str | Path, **overrides) -> ServeConfig:
                                         found=str(error), expected="TOML wie in deploy/serve.example.toml",
                                         hint="die Syntax an der genannten Stelle korrigieren")]) from None
     server = {**data.get("server", {}), **overrides}
-    base = path.parent
+    base = path.resolve().parent  # relative entries mean "next to this file", whatever the current folder
 
     def folder(key: str) -> Path:
         value = server.get(key)
@@ -109,8 +138,7 @@ def load_config(path: str | Path, **overrides) -> ServeConfig:
                                     found=repr(value), expected="ein Ordnerpfad",
                                     hint=f"unter [server] {key} = \"/pfad\" ergänzen"))
             return Path(".")
-        folder_path = Path(value)
-        return folder_path if folder_path.is_absolute() else (base / folder_path)
+        return (base / Path(value)).resolve()  # an absolute value stays itself (base is dropped)
 
     rules_dir, work_dir = folder("rules_dir"), folder("work_dir")
     if "rules_dir" in server and not rules_dir.is_dir():
@@ -135,11 +163,19 @@ def load_config(path: str | Path, **overrides) -> ServeConfig:
     if "max_upload_bytes" in server:  # exact limit (tests, or operators who think in bytes)
         max_bytes = int(number("max_upload_bytes", max_bytes))
     keep_seconds = int(number("keep_minutes", 120) * 60)
+    limits = {key: int(number(key, default)) for key, default in (
+        ("session_hours", 8), ("login_failures_per_user", 5), ("login_failures_per_address", 20),
+        ("request_timeout_seconds", 60), ("threads", 4), ("connection_limit", 100))}
+    hops = server.get("proxy_hops", 0)
+    if isinstance(hops, bool) or not isinstance(hops, int) or not 0 <= hops <= 5:
+        problems.append(Problem("serve-config-number", where("server.proxy_hops"), "server.proxy_hops ist ungültig",
+                                found=repr(hops), expected="0 (kein Proxy) bis 5",
+                                hint="die Zahl der Reverse-Proxys vor dem Server, meist 0 oder 1"))
+        hops = 0
 
     secret = server.get("secret_key")
     if secret is None and server.get("secret_key_file"):
-        secret_path = Path(server["secret_key_file"])
-        secret_path = secret_path if secret_path.is_absolute() else base / secret_path
+        secret_path = (base / Path(server["secret_key_file"])).resolve()
         try:
             secret = secret_path.read_text(encoding="utf-8").strip()
         except OSError as error:
@@ -186,4 +222,23 @@ def load_config(path: str | Path, **overrides) -> ServeConfig:
     if problems:
         raise ServeConfigError(problems)
     return ServeConfig(rules_dir, work_dir, max_bytes, keep_seconds, secret, bool(server.get("cookie_secure", False)),
-                       mode, header, users, str(path))
+                       mode, header, users, str(path), session_seconds=limits["session_hours"] * 3600,
+                       login_failures_per_user=limits["login_failures_per_user"],
+                       login_failures_per_address=limits["login_failures_per_address"], proxy_hops=hops,
+                       request_timeout=limits["request_timeout_seconds"], threads=limits["threads"],
+                       connection_limit=limits["connection_limit"])
+
+
+def default_config(rules_dir: str | Path, work_dir: str | Path | None = None) -> ServeConfig:
+    """The server without a configuration file: `rules_dir`, a fresh temporary work folder, a token log-in."""
+    rules_dir = Path(rules_dir).resolve()
+    if not rules_dir.is_dir():
+        raise ServeConfigError([Problem(
+            "serve-config-rules-dir", Location(str(rules_dir)), "Der Regelordner existiert nicht",
+            found=str(rules_dir), expected="ein Ordner mit Regeldateien (*.yaml)",
+            hint="im Ordner mit dem Unterordner rules/ starten, --rules ORDNER angeben oder --config SERVE.toml")])
+    work = Path(work_dir).resolve() if work_dir else Path(tempfile.mkdtemp(prefix="allocation-serve-"))
+    user = User(LOCAL_USER, (), None, all_districts=True)
+    return ServeConfig(rules_dir, work, 20 * 1024 * 1024, 120 * 60, secrets.token_hex(32), False, "token",
+                       "X-Remote-User", {LOCAL_USER: user}, "<eingebaute Vorgabe>",
+                       login_token=secrets.token_urlsafe(32))
