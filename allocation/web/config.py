@@ -26,6 +26,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..model import same_district
 from ..problems import Location, Problem, ProblemsError
 
 __all__ = ["User", "ServeConfig", "ServeConfigError", "load_config", "hash_password", "check_password",
@@ -47,7 +48,7 @@ class User:
     password_hash: str | None
 
     def may_see(self, district: str | None) -> bool:
-        return district is not None and district.casefold() in {d.casefold() for d in self.districts}
+        return any(same_district(district, own) for own in self.districts)  # one normalisation everywhere
 
 
 @dataclass(frozen=True, slots=True)
