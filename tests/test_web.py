@@ -392,3 +392,22 @@ def test_cli_start_path_does_not_import_flask():
 
     code = "import sys, allocation.cli; allocation.cli.build_parser(); print('flask' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_regression_web_manifest_and_protokoll_carry_no_server_paths(app, config, tmp_path):
+    """The manifest offered for download recorded the server's job folder, rules folder and working directory."""
+    import os
+
+    client = login(app, "wesel")
+    url = result_url(upload(client, FIXTURE))
+    text = client.get(url + "/manifest").get_data(as_text=True)
+    manifest = json.loads(text)
+    for folder in (str(tmp_path), str(config.rules_dir), str(config.work_dir), os.getcwd()):
+        assert folder not in text, folder
+    assert "working_directory" not in manifest
+    assert manifest["input"]["path"] == "kreis-wesel-2022.xlsx" and manifest["rules"][0]["path"] == "kreis-wesel.yaml"
+    workbook = load_workbook(io.BytesIO(client.get(url + "/arbeitsmappe").data), read_only=True)
+    cells = [str(value) for row in workbook["Protokoll"].iter_rows(values_only=True) for value in row if value]
+    assert not any(str(tmp_path) in cell or os.getcwd() in cell for cell in cells)
+    page = client.get(url).get_data(as_text=True)
+    assert str(tmp_path) not in page and str(config.rules_dir) not in page
