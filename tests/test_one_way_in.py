@@ -16,7 +16,7 @@ import pytest
 from openpyxl import load_workbook
 
 from allocation.cli import main
-from allocation.model import normalise_district, same_district
+from allocation import model
 from allocation.problems import ExitCode
 from conftest import FIXTURE, RULES
 
@@ -70,7 +70,7 @@ def _problems(capsys) -> list[dict]:
     ("Kreis Wesel", "kreis\twesel"),
 ])
 def test_same_district_ignores_case_spaces_unicode_form_and_kreis_prefix(a, b):
-    assert same_district(a, b) and same_district(b, a)
+    assert model.same_district(a, b) and model.same_district(b, a)
 
 
 @pytest.mark.parametrize(("a", "b"), [
@@ -78,13 +78,13 @@ def test_same_district_ignores_case_spaces_unicode_form_and_kreis_prefix(a, b):
     ("Kreis Wesel", "Kreis We sel"), ("Kreis", "Wesel"), ("Kreis Wesel", None),
 ])
 def test_different_districts_stay_different(a, b):
-    assert not same_district(a, b)
+    assert not model.same_district(a, b)
 
 
 def test_normal_form_is_casefolded_nfc_with_one_blank_and_no_prefix():
-    assert normalise_district("  Landkreis   Straße ") == "strasse"
-    assert normalise_district("Kreis") == "kreis"  # a name that is only the prefix keeps it
-    assert normalise_district("StädteRegion Aachen") == "städteregion aachen"
+    assert model.normalise_district("  Landkreis   Straße ") == "strasse"
+    assert model.normalise_district("Kreis") == "kreis"  # a name that is only the prefix keeps it
+    assert model.normalise_district("StädteRegion Aachen") == "städteregion aachen"
 
 
 # ------------------------------------------------------------------------------------------- validity
@@ -126,9 +126,15 @@ def test_regression_other_district_and_year_as_a_final_run_is_refused_and_not_re
 
 @pytest.mark.parametrize("spelling", ["kreis wesel", "KREIS WESEL", "Landkreis Wesel", "Wesel", " Kreis  Wesel "])
 def test_district_matches_case_insensitively_and_with_a_kreis_prefix(tmp_path, spelling):
-    rules = _rules(tmp_path)
-    source = _input(tmp_path, district=spelling)
+    folder = tmp_path / "regeln"
+    folder.mkdir()
+    rules = _rules(folder)
+    inputs = tmp_path / "eingaben"
+    inputs.mkdir()
+    source = _input(inputs, district=spelling)
     assert main(["run", str(source), "--rules", str(rules), "-o", str(tmp_path / "out.xlsx")]) == ExitCode.OK
+    # choosing from a folder (batch, inbox, web page) uses the same comparison
+    assert main(["batch", str(inputs), "--rules", str(folder), "-o", str(tmp_path / "batch"), "--jobs", "1"]) == 0
 
 
 def test_ignore_validity_is_recorded_in_protokoll_and_manifest_and_warned(tmp_path, capsys):
