@@ -1,8 +1,8 @@
 """The upload page (Flask): log in, drop an input workbook, see its problems or its allocation, download results.
 
-One more edge of the yearly run, like the inbox: `inputs.read_input` gives Kreis and Haushaltsjahr,
-`selection.select_rules` picks the district's rule file from the server's rules folder, `pipeline.run` does a
-test run (Probelauf) and writes workbook and manifest, and on problems `error_report.write_marked_copy`
+One more edge of the yearly run, like the inbox: `pipeline.run` reads the workbook, picks the district's rule
+file from the server's rules folder, does a test run (Probelauf) and writes workbook and manifest with file
+names only (no server path), and on problems `error_report.write_marked_copy`
 writes the same marked input copy as the inbox. A final run stays a deliberate command-line act.
 
 Who may do what: a user belongs to districts (server config); a result belongs to the district of its input
