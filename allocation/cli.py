@@ -55,6 +55,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "total_cents": total,
         "output": str(result.output),
         "findings": [_finding_dict(finding) for finding in allocation.findings],
+        "warnings": [warning.as_dict() for warning in result.warnings],
     }
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=2))

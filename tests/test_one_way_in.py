@@ -150,6 +150,13 @@ def test_ignore_validity_is_recorded_in_protokoll_and_manifest_and_warned(tmp_pa
     manifest = json.loads(Path(str(output) + ".manifest.json").read_text(encoding="utf-8"))
     assert manifest["parameters"]["ignore_validity"] == reason
     assert main(["verify", str(output)]) == ExitCode.OK  # the replay applies the same override
+    capsys.readouterr()
+    code = main(["run", str(source), "--rules", str(rules), "-o", str(tmp_path / "modell-2.xlsx"), "--json",
+                 "--ignore-validity", reason])
+    warnings = json.loads(capsys.readouterr().out)["warnings"]
+    assert code == ExitCode.OK
+    assert sorted(w["code"] for w in warnings if w["code"].startswith("rules-validity")) == [
+        "rules-validity-ignored"] * 2  # district and year
 
 
 def test_ignore_validity_is_refused_for_a_final_run_and_without_a_reason(tmp_path, capsys, isolated_register):
