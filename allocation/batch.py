@@ -3,8 +3,8 @@ plus one summary workbook.
 
 Each input runs as one task (`run_one`) on any `concurrent.futures.Executor`: by default a local process
 pool with one worker per core; a cluster executor (e.g. Dask's `distributed.Client().get_executor()`) can
-be passed in. Rule files are chosen per input by `selection.select_rules` from a rules folder, or one
-`--rules` file serves all. A failing district does not stop the others: its problems are listed in the
+be passed in. Each input goes through `pipeline.run`: from a rules folder the rule file valid for its Kreis
+and Haushaltsjahr is chosen, and one `--rules` file is used only for inputs it covers (others exit 4). A failing district does not stop the others: its problems are listed in the
 summary (sheet `Fehler`) and the batch's exit code is the most severe of the districts'.
 """
 from __future__ import annotations
@@ -50,46 +50,18 @@ def inputs_in(folder: str | Path) -> list[Path]:
     return sorted(p for p in Path(folder).glob("*.xlsx") if not p.name.startswith((".", "~$")))
 
 
-def _district_of(path: Path) -> tuple[str, int] | None:
-    """Kreis and Haushaltsjahr from the Parameter sheet, without reading the whole workbook."""
-    from openpyxl import load_workbook
-
-    try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except Exception:  # not a workbook: inputs.read_input names the problem with its location
-        return None
-    try:
-        found = {}
-        for row in workbook["Parameter"].iter_rows(values_only=True):
-            if row and isinstance(row[0], str) and len(row) > 1:
-                found[row[0].strip()] = row[1]
-        return str(found["Kreis"]).strip(), int(found["Haushaltsjahr"])
-    except (KeyError, ValueError, TypeError):
-        return None
-    finally:
-        workbook.close()
-
-
 def run_one(input_path: str, rules: str, rules_is_folder: bool, output_dir: str) -> DistrictResult:
-    """One district, in a worker: pick the rule file, run, and report (never raises for a district's problem)."""
+    """One district, in a worker: `pipeline.run` with the rule file or rules folder (it reads the workbook
+    once and chooses or checks the rule file), and report (never raises for a district's problem).
+    `rules_is_folder` is kept for callers of the old signature; the pipeline looks at `rules` itself."""
     from .pipeline import run
     from .problems import ExitCode, ProblemsError
-    from .selection import select_rules
 
     started = time.perf_counter()
     path = Path(input_path)
     output = Path(output_dir) / f"{path.stem}-ergebnis.xlsx"
     try:
-        rules_path = rules
-        if rules_is_folder:
-            found = _district_of(path)
-            if found is None:  # let the full reader name the problem (or find what the quick look missed)
-                from .inputs import read_input
-
-                parameters = read_input(path).parameters
-                found = parameters.district, parameters.year
-            rules_path = str(select_rules(rules, *found))
-        result = run(path, rules_path, output)
+        result = run(path, rules, output)
         allocation = result.allocation
         return DistrictResult(str(path), str(output), allocation.book.parameters.district,
                               allocation.book.parameters.year, len(allocation.items),
@@ -137,10 +109,15 @@ def run_batch(input_dir: str | Path, output_dir: str | Path, rules: str | Path, 
     """
     from concurrent.futures import ProcessPoolExecutor
 
+    from .guard import refuse_overwrite, rule_files
+
     inputs = inputs_in(input_dir)
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    summary = output_dir / SUMMARY_NAME
     rules = Path(rules)
+    refuse_overwrite([("Die Zusammenfassung", summary)],
+                     [("Eingabe-Arbeitsmappe", p) for p in inputs] + rule_files(rules))
+    output_dir.mkdir(parents=True, exist_ok=True)
     own = executor is None
     if own:
         executor = ProcessPoolExecutor(max_workers=jobs or os.cpu_count() or 1)
@@ -156,7 +133,6 @@ def run_batch(input_dir: str | Path, output_dir: str | Path, rules: str | Path, 
     finally:
         if own:
             executor.shutdown()
-    summary = output_dir / SUMMARY_NAME
     final = tuple(r for r in results if r is not None)
     write_summary(summary, final)
     return BatchResult(final, summary)

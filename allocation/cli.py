@@ -34,14 +34,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .money import format_eur
     from .pipeline import run
 
-    if args.mode == "final" and args.register is None:
-        args.register = Path(args.output).resolve().parent / "register"
     if args.bases_from is not None and not args.provisional:
         print("allocation run: --bases-from gilt nur für einen vorläufigen Lauf; bitte auch --provisional angeben",
               file=sys.stderr)
         return ExitCode.USAGE
     result = run(args.input, args.rules, args.output, mode=args.mode, provisional=args.provisional,
-                 register_dir=args.register, supersede=args.supersede, bases_from=args.bases_from)
+                 register_dir=args.register, supersede=args.supersede, bases_from=args.bases_from,
+                 ignore_validity=args.ignore_validity)
     allocation = result.allocation
     for warning in result.warnings:
         print(f"  {warning}", file=sys.stderr)
@@ -56,6 +55,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "total_cents": total,
         "output": str(result.output),
         "findings": [_finding_dict(finding) for finding in allocation.findings],
+        "warnings": [warning.as_dict() for warning in result.warnings],
     }
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=2))
@@ -66,6 +66,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"Hinweis [{finding.code}] {finding.message}")
         print(f"Ergebnis-Arbeitsmappe: {result.output}")
     return ExitCode.OK
+
+
+def _refuse_overwrite(output, protected) -> None:
+    """Every writing command: its output is never a file it reads, nor in the register (exit 8)."""
+    from .guard import refuse_overwrite
+    from .register import installation_register
+
+    refuse_overwrite([("Die Zieldatei", output)], protected, installation_register())
 
 
 def _finding_dict(finding) -> dict:
@@ -138,6 +146,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from .money import format_eur
 
     scenarios = args.scenarios or []
+    _refuse_overwrite(args.output, [("Arbeitsmappe", f) for f in args.files]
+                      + [("Eingabe-Arbeitsmappe", s["input"]) for s in scenarios if s.get("input")]
+                      + [("Regeldatei", s["rules"]) for s in scenarios])
     if not scenarios:
         if len(args.files) != 2:
             return _usage("ohne --rules werden genau zwei Ergebnis-Arbeitsmappen verglichen "
@@ -207,8 +218,9 @@ def _cmd_inbox(args: argparse.Namespace) -> int:
     try:
         with DirectoryLock(args.folder):
             if args.watch:
-                return watch_inbox(args.folder, args.rules_dir, args.mode, args.force, args.interval)
-            return exit_code(process_inbox(args.folder, args.rules_dir, args.mode, args.force))
+                return watch_inbox(args.folder, args.rules_dir, args.mode, args.force, args.interval,
+                                   register=args.register)
+            return exit_code(process_inbox(args.folder, args.rules_dir, args.mode, args.force, register=args.register))
     except Busy as busy:
         print(json.dumps({"event": "inbox-busy", "message": str(busy)}, ensure_ascii=False), file=sys.stderr)
         return busy.exit_code
@@ -218,6 +230,8 @@ def _cmd_trueup(args: argparse.Namespace) -> int:
     from .money import format_eur
     from .trueup import settle, write_settlement
 
+    _refuse_overwrite(args.output, [("Echtlauf-Arbeitsmappe", args.final_output),
+                                    ("Eingabe-Arbeitsmappe", args.actual_input), ("Regeldatei", args.rules)])
     settlement = settle(args.final_output, args.actual_input, args.rules)
     write_settlement(args.output, settlement)
     balance = sum(line.difference for line in settlement.lines)
@@ -287,6 +301,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 def _cmd_template(args: argparse.Namespace) -> int:
     from .template import write_template
 
+    _refuse_overwrite(args.output, [])
     write_template(args.output)
     print(f"Vorlage geschrieben: {args.output}")
     return ExitCode.OK
@@ -326,6 +341,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 def _cmd_rulebook(args: argparse.Namespace) -> int:
     from .rulebook_doc import write_rulebook_doc
 
+    from .guard import rule_files
+
+    _refuse_overwrite(args.output, [entry for rules in args.rules for entry in rule_files(rules)])
     written = write_rulebook_doc(args.rules, args.output, args.format)
     print(f"Regelbuch geschrieben: {written}")
     return ExitCode.OK
@@ -426,7 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Liest die Eingabe-Arbeitsmappe, entscheidet jede Kostenposition nach der "
                                           "Regeldatei und schreibt die Ergebnis-Arbeitsmappe.")
     run.add_argument("input", metavar="EINGABE.xlsx", help="Eingabe-Arbeitsmappe (wird nie verändert)")
-    run.add_argument("--rules", required=True, metavar="REGELN.yaml", help="Regeldatei (YAML)")
+    run.add_argument("--rules", required=True, metavar="REGELN.yaml|REGELORDNER",
+                     help="Regeldatei (YAML); sie muss Kreis und Haushaltsjahr der Eingabe abdecken. Oder ein Ordner, "
+                          "aus dem die gültige Regeldatei gewählt wird")
     run.add_argument("-o", "--output", required=True, metavar="ERGEBNIS.xlsx", help="Ergebnis-Arbeitsmappe")
     run.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
     run.add_argument("--mode", choices=("test", "final"), default="test",
@@ -434,7 +454,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--supersede", metavar="GRUND", default=None,
                      help="einen schon registrierten Echtlauf desselben Jahres ersetzen (beide bleiben im Register)")
     run.add_argument("--register", metavar="ORDNER", type=Path, default=None,
-                     help="Ordner des Registers der Echtläufe (Vorgabe: register/ neben der Ergebnis-Arbeitsmappe)")
+                     help="Ordner des Registers der Echtläufe (Vorgabe: $ALLOCATION_REGISTER, sonst das Register der "
+                          "Installation im Benutzer-Datenordner)")
+    run.add_argument("--ignore-validity", metavar="GRUND", default=None,
+                     help="Modellrechnung: die Regeldatei auch für einen anderen Kreis oder ein Jahr außerhalb ihrer "
+                          "Gültigkeit verwenden (mit Begründung; in Protokoll und Manifest vermerkt; nie mit --mode final)")
     run.add_argument("--provisional", action="store_true",
                      help="vorläufiger Lauf (§ 56 Abs. 1 KrO NRW): jedes Blatt wird als VORLÄUFIG gekennzeichnet")
     run.add_argument("--bases-from", metavar="VORJAHR.xlsx", default=None,
@@ -451,7 +475,10 @@ def build_parser() -> argparse.ArgumentParser:
     inbox.add_argument("--rules-dir", type=Path, default=Path("rules"), metavar="ORDNER",
                        help="Ordner der Regeldateien; gewählt wird nach Kreis und Haushaltsjahr (Vorgabe: rules)")
     inbox.add_argument("--mode", choices=("test", "final"), default="test",
-                       help="test = Probelauf (Vorgabe); final = Echtlauf mit Register in DIR/register")
+                       help="test = Probelauf (Vorgabe); final = Echtlauf, im Register der Installation eingetragen")
+    inbox.add_argument("--register", metavar="ORDNER", type=Path, default=None,
+                       help="Ordner des Registers der Echtläufe (Vorgabe: $ALLOCATION_REGISTER, sonst das Register der "
+                            "Installation im Benutzer-Datenordner)")
     inbox.add_argument("--force", action="store_true", help="auch schon verarbeitete Dateien (gleiche SHA-256) erneut verarbeiten")
     inbox.add_argument("--watch", action="store_true", help="weiterlaufen und neue Dateien verarbeiten, sobald sie vollständig sind")
     inbox.add_argument("--interval", type=float, default=5.0, metavar="SEKUNDEN",

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from .findings import finding_total
-from .model import ROUTE_LABELS, ROUTES, Allocation
+from .model import ROUTE_LABELS, ROUTES, Allocation, same_district
 from .money import cents_from_decimal, cents_to_decimal, decimal_from_cell, fraction_to_decimal, percent_points
 from .problems import InputError, Location, Problem
 
@@ -382,7 +382,7 @@ def year_over_year(before: ResultSummary, after: ResultSummary) -> tuple[tuple[Y
                                 "Beide Arbeitsmappen gehören zum selben Haushaltsjahr", found=str(after.year),
                                 expected=f"ein anderes Jahr als {before.year}",
                                 hint="für Szenarien eines Jahres --rules verwenden", severity="warning"))
-    if before.district != after.district:
+    if not same_district(before.district, after.district):
         warnings.append(Problem("compare-other-district", Location(after.path, "Protokoll"),
                                 "Die Arbeitsmappen gehören zu verschiedenen Kreisen", found=after.district,
                                 expected=before.district, hint="zwei Jahre desselben Kreises vergleichen",

@@ -230,31 +230,34 @@ def _decide(patterns: Mapping[str, dict], columns: Sequence[_Column],
     definition = {f"r{i}": {"all": [{"m": pattern}], "run": action_for(name)}
                   for i, (name, pattern) in enumerate(patterns.items())}
     definition["seen"] = {"all": [{"m": {"$ex": {"_row": 1}}}], "run": action_for(_CATCH_ALL)}
-    with _host_lock:
-        host.register_rulesets({ruleset_name: definition})
     result: dict[tuple, frozenset[str]] = {}
     attributes = [(f"n{i}", f"s{i}", column) for i, column in enumerate(columns)]
-    for start in range(0, len(distinct), _CHUNK):
-        chunk = distinct[start:start + _CHUNK]
-        facts = []
-        for row, signature in enumerate(chunk, start=start):
-            fact = {"sid": "0", "_row": row}
-            for (number_attribute, text_attribute, column), value in zip(attributes, signature):
-                fact[number_attribute], fact[text_attribute] = column.encode(value)
-            facts.append(fact)
+    # One decision at a time per process: the Host and the C core behind it are shared, and durable_rules
+    # documents no thread safety. Its C calls never release the GIL anyway, so threads (a batch on a
+    # ThreadPoolExecutor, the web server) lose little by waiting here (tests/test_executors.py).
+    with _host_lock:
+        host.register_rulesets({ruleset_name: definition})
+        for start in range(0, len(distinct), _CHUNK):
+            chunk = distinct[start:start + _CHUNK]
+            facts = []
+            for row, signature in enumerate(chunk, start=start):
+                fact = {"sid": "0", "_row": row}
+                for (number_attribute, text_attribute, column), value in zip(attributes, signature):
+                    fact[number_attribute], fact[text_attribute] = column.encode(value)
+                facts.append(fact)
+            try:
+                host.assert_facts(ruleset_name, facts)
+                host.retract_facts(ruleset_name, facts)
+            except MessageNotHandledException as error:  # cannot happen with the catch-all rule
+                raise EngineFailure(f"durable_rules did not handle facts {start}..: {error}") from None
+            for row, signature in enumerate(chunk, start=start):
+                fired = hits.pop(row, set())
+                if _CATCH_ALL not in fired:
+                    raise EngineFailure(f"durable_rules ran no action for fact {row} (swallowed error or async action)")
+                fired.discard(_CATCH_ALL)
+                result[signature] = frozenset(fired)
         try:
-            host.assert_facts(ruleset_name, facts)
-            host.retract_facts(ruleset_name, facts)
-        except MessageNotHandledException as error:  # cannot happen with the catch-all rule
-            raise EngineFailure(f"durable_rules did not handle facts {start}..: {error}") from None
-        for row, signature in enumerate(chunk, start=start):
-            fired = hits.pop(row, set())
-            if _CATCH_ALL not in fired:
-                raise EngineFailure(f"durable_rules ran no action for fact {row} (swallowed error or async action)")
-            fired.discard(_CATCH_ALL)
-            result[signature] = frozenset(fired)
-    try:
-        host.delete_state(ruleset_name, "0")
-    except Exception:  # pragma: no cover - state cleanup is best effort
-        pass
+            host.delete_state(ruleset_name, "0")
+        except Exception:  # pragma: no cover - state cleanup is best effort
+            pass
     return result

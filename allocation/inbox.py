@@ -178,10 +178,7 @@ def _failure(work: Path, stem: str, input_copy: Path, error: ProblemsError | Non
 
 
 def _process_one(path: Path, root: Path, rules_dir: Path, mode: str, force: bool,
-                 archived: dict[str, str], completed: dict[str, Path]) -> Outcome:
-    from .inputs import read_input
-    from .selection import select_rules
-
+                 archived: dict[str, str], completed: dict[str, Path], register: Path | None = None) -> Outcome:
     started = time.monotonic()
     name = display_name(path.name)  # for reports and log lines: always encodable
     data = _read_settled(path)
@@ -211,23 +208,28 @@ def _process_one(path: Path, root: Path, rules_dir: Path, mode: str, force: bool
     input_copy.write_bytes(data)
     district = year = rules = None
     status, exit_code, problems = "ok", ExitCode.OK, []
-    try:
-        book = read_input(input_copy)
-        district, year = book.parameters.district, book.parameters.year
-        rules = select_rules(rules_dir, district, year)
-        from .pipeline import run
-        from .register import read_entries, register_path
+    from .pipeline import run
+    from .register import installation_register, read_entries, register_path
 
-        supersede = None
-        if mode == "final":  # the same bytes again (a run that died after registering, or --force): say so
-            entries = read_entries(register_path(root / "register", district, year))
-            if entries and entries[-1].get("input_sha256") == sha256:
-                supersede = "erneuter Lauf derselben Eingabe (gleiche SHA-256)"
+    register = installation_register(register)
+    seen: dict = {}
+
+    def accept(book) -> None:  # Kreis and Haushaltsjahr for status.json, also when the run fails later
+        seen.update(district=book.parameters.district, year=book.parameters.year)
+
+    def same_bytes_again(book) -> str | None:  # a run that died after registering, or --force: say so
+        entries = read_entries(register_path(register, book.parameters.district, book.parameters.year))
+        if entries and entries[-1].get("input_sha256") == sha256:
+            return "erneuter Lauf derselben Eingabe (gleiche SHA-256)"
+        return None
+
+    try:
         _kill_point("mid-result")
         published = _free_name(root / "ergebnis", stem) / f"{stem}-ergebnis.xlsx"
-        result = run(input_copy, rules, work / published.name, mode=mode, register_dir=root / "register",
-                     supersede=supersede, register_extra={"input": name, "output": str(published),
-                                                          "via": "inbox"})
+        result = run(input_copy, rules_dir, work / published.name, mode=mode, register_dir=register,
+                     supersede=same_bytes_again if mode == "final" else None, accept=accept,
+                     register_extra={"input": name, "output": str(published), "via": "inbox"})
+        rules = Path(result.allocation.rulebook.path)
         problems = list(result.warnings)
     except ProblemsError as error:
         status, exit_code, problems = "error", error.exit_code, list(error.problems)
@@ -242,6 +244,7 @@ def _process_one(path: Path, root: Path, rules_dir: Path, mode: str, force: bool
         for leftover in work.glob("*.xlsx"):
             leftover.unlink()
         _failure(work, stem, input_copy, None, problems)
+    district, year = seen.get("district"), seen.get("year")
     shutil.rmtree(input_copy.parent)
     _write(work / "status.json", json.dumps({
         "sha256": sha256, "input": name, "status": status, "exit_code": exit_code, "mode": mode,
@@ -336,8 +339,10 @@ def _candidates(root: Path) -> list[Path]:
 
 
 def process_inbox(root: str | Path, rules_dir: str | Path, mode: str = "test", force: bool = False,
-                  log: TextIO | None = None, only: Callable[[Path], bool] | None = None) -> list[Outcome]:
-    """Process every file now in `root/eingang/` once; the caller holds the lock. Logs one JSON line per file."""
+                  log: TextIO | None = None, only: Callable[[Path], bool] | None = None,
+                  register: str | Path | None = None) -> list[Outcome]:
+    """Process every file now in `root/eingang/` once; the caller holds the lock. Logs one JSON line per file.
+    Final runs use the installation's register (`register.installation_register(register)`)."""
     root, log = Path(root), log or sys.stdout
     _prepare(root)
     archived = _archived_hashes(root / "archiv")
@@ -348,7 +353,7 @@ def process_inbox(root: str | Path, rules_dir: str | Path, mode: str = "test", f
             continue
         started = time.monotonic()
         try:
-            outcome = _process_one(path, root, Path(rules_dir), mode, force, archived, completed)
+            outcome = _process_one(path, root, Path(rules_dir), mode, force, archived, completed, register)
         except Exception as error:  # noqa: BLE001 - one file must never stop the inbox
             outcome = _give_up(path, root, mode, error, started)
             completed.update({outcome.sha256: Path(outcome.result)} if outcome.result else {})
@@ -363,7 +368,7 @@ def exit_code(outcomes: list[Outcome]) -> int:
 
 
 def watch_inbox(root: str | Path, rules_dir: str | Path, mode: str = "test", force: bool = False,
-                interval: float = 5.0, log: TextIO | None = None) -> int:
+                interval: float = 5.0, log: TextIO | None = None, register: str | Path | None = None) -> int:
     """Keep processing new files until SIGTERM/SIGINT; a file is taken once it is unchanged for one interval."""
     root = Path(root)
     stop = {"now": False}
@@ -385,7 +390,8 @@ def watch_inbox(root: str | Path, rules_dir: str | Path, mode: str = "test", for
                     continue
             stable = {name for name, sig in current.items() if seen.get(name) == sig}
             if stable:
-                outcomes = process_inbox(root, rules_dir, mode, force, log, only=lambda p: p.name in stable)
+                outcomes = process_inbox(root, rules_dir, mode, force, log, only=lambda p: p.name in stable,
+                                         register=register)
                 worst = max(worst, exit_code(outcomes))
             seen = {name: sig for name, sig in current.items() if name not in stable}
             deadline = time.monotonic() + interval

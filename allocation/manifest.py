@@ -52,12 +52,15 @@ def _totals(allocation: Allocation) -> dict[str, dict]:
 
 
 def protocol_rows(allocation: Allocation, input_path: str | Path, rules_path: str | Path,
-                  output_path: str | Path) -> list[tuple[str, object]]:
-    """Protokoll rows with the manifest's data (added after the pipeline's own rows)."""
+                  output_path: str | Path, *, record_paths: str = "full") -> list[tuple[str, object]]:
+    """Protokoll rows with the manifest's data (added after the pipeline's own rows).
+
+    `record_paths="names"`: file names only and no working directory (the web page shows no server path)."""
+    names = record_paths == "names"
     rows: list[tuple[str, object]] = [
-        ("Arbeitsverzeichnis", os.getcwd()),
-        ("Eingabe (Pfad wie angegeben)", str(input_path)),
-        ("Regeldatei (Pfad wie angegeben)", str(rules_path)),
+        ("Arbeitsverzeichnis", "(nicht aufgezeichnet)" if names else os.getcwd()),
+        ("Eingabe (Pfad wie angegeben)", Path(input_path).name if names else str(input_path)),
+        ("Regeldatei (Pfad wie angegeben)", Path(rules_path).name if names else str(rules_path)),
         ("Hebesatz-Nachkommastellen", allocation.book.parameters.rate_decimals),
         ("Manifest", manifest_path(Path(output_path).name).name),
         ("SHA-256 Ergebnis", f"im Manifest {manifest_path(Path(output_path).name).name}"),
@@ -68,23 +71,32 @@ def protocol_rows(allocation: Allocation, input_path: str | Path, rules_path: st
 
 
 def build_manifest(allocation: Allocation, input_path: str | Path, rules_path: str | Path, output_path: str | Path,
-                   started: _dt.datetime, extra: dict | None = None) -> dict:
+                   started: _dt.datetime, extra: dict | None = None, *, record_paths: str = "full") -> dict:
+    """The manifest; `record_paths="names"` records file names only and no working directory."""
     from .engine import durable_version
 
     book, rulebook = allocation.book, allocation.rulebook
     parameters = book.parameters
+    if record_paths == "names":
+        input_path, rules_path = Path(Path(input_path).name), Path(Path(rules_path).name)
+        output_path = Path(output_path)  # hashed below; only its name is recorded
+        absolute = lambda path: Path(path).name  # noqa: E731 - no folder of the server is recorded
+        shown_output, directory = output_path.name, {}
+    else:
+        absolute = lambda path: str(Path(path).resolve())  # noqa: E731
+        shown_output, directory = str(output_path), {"working_directory": os.getcwd()}
     return {
         "format": FORMAT,
         "tool": {"allocation": __version__, "durable_rules": durable_version(), "python": platform.python_version()},
         "started_utc": started.strftime("%Y-%m-%d %H:%M:%S"),
-        "working_directory": os.getcwd(),
+        **directory,
         "parameters": {"district": parameters.district, "year": parameters.year, "rounding": parameters.rounding,
                        "rate_decimals": parameters.rate_decimals, "hit_policy": rulebook.hit_policy,
                        **(extra or {})},
-        "input": {"path": str(input_path), "absolute": str(Path(input_path).resolve()), "sha256": book.sha256},
-        "rules": [{"path": str(rules_path), "absolute": str(Path(rules_path).resolve()), "sha256": rulebook.sha256,
+        "input": {"path": str(input_path), "absolute": absolute(input_path), "sha256": book.sha256},
+        "rules": [{"path": str(rules_path), "absolute": absolute(rules_path), "sha256": rulebook.sha256,
                    "district": rulebook.district, "valid_from": rulebook.valid_from, "valid_to": rulebook.valid_to}],
-        "output": {"path": str(output_path), "file": Path(output_path).name, "sha256": sha256_file(output_path)},
+        "output": {"path": shown_output, "file": Path(output_path).name, "sha256": sha256_file(output_path)},
         "totals_cents": _totals(allocation),
         "total_cents": sum(item.deficit for item in allocation.items),
     }

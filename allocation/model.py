@@ -36,6 +36,8 @@ __all__ = [
     "ItemAllocation",
     "Finding",
     "Allocation",
+    "normalise_district",
+    "same_district",
 ]
 
 Value = Union[str, Decimal]
@@ -53,6 +55,33 @@ ROUTE_LABELS = {
 
 # Routes financed through a levy on the municipalities' bases (findings and levy rates look at these).
 LEVY_ROUTES = ("district_levy", "differentiated_levy")
+
+# Prefixes that name the kind of district, not the district: "Kreis Wesel" is "Wesel" (README, "Kreis").
+DISTRICT_PREFIXES = ("landkreis", "kreis", "lkr.")
+
+
+def normalise_district(name: str) -> str:
+    """The one comparison form of a district name (README, "Which names are the same district").
+
+    NFC, casefold, every run of white space one blank, no blank at either end, then one leading
+    "Kreis", "Landkreis" or "Lkr." (any case, followed by white space; "Lkr." also directly) removed.
+    A name that is only the prefix keeps it. Hyphens and other letters are kept: "Rhein-Kreis Neuss" and
+    "StädteRegion Aachen" are compared as written.
+    """
+    import unicodedata
+
+    text = " ".join(unicodedata.normalize("NFC", unicodedata.normalize("NFC", str(name)).casefold()).split())
+    for prefix in DISTRICT_PREFIXES:
+        rest = text[len(prefix):]
+        if text.startswith(prefix) and (rest.startswith(" ") or (prefix.endswith(".") and rest)):
+            return rest.strip() or text
+    return text
+
+
+def same_district(a: str | None, b: str | None) -> bool:
+    """Whether two district names name the same district (`normalise_district`); None is no district."""
+    return a is not None and b is not None and normalise_district(a) == normalise_district(b)
+
 
 # Cost components of a cost item, in workbook order. Funding is subtracted from their eligible sum.
 COMPONENTS = ("Personalkosten", "Sachkosten", "Gemeinkosten")

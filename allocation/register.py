@@ -5,6 +5,11 @@ year is refused unless it names a reason to supersede the previous one (`--super
 stay in the file. Each line carries the SHA-256 of the line before it (`prev_sha256`), so an edited or
 deleted line is detected when the register is read (`register-corrupt`). Writes hold an exclusive
 `flock` on the register file and are fsynced; lines are only ever appended.
+
+One register per installation (`installation_register`): `--register DIR`, else the environment variable
+`ALLOCATION_REGISTER`, else `register/` in the per-user data folder (platformdirs), so a second final run
+is refused wherever its output goes. A district's file is found by its recorded district name compared
+with `model.same_district` (a file written under another spelling or an older slug is still found).
 """
 from __future__ import annotations
 
@@ -17,9 +22,13 @@ import re
 import unicodedata
 from pathlib import Path
 
+from .model import normalise_district, same_district
 from .problems import ExitCode, Location, Problem, ProblemsError
 
-__all__ = ["RegisterError", "register_path", "read_entries", "check_final", "append_final", "current_final"]
+__all__ = ["RegisterError", "register_path", "read_entries", "check_final", "append_final", "current_final",
+           "installation_register", "REGISTER_ENV"]
+
+REGISTER_ENV = "ALLOCATION_REGISTER"
 
 GENESIS = "0" * 64
 
@@ -34,8 +43,40 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text).strip("-") or "kreis"
 
 
+def installation_register(explicit: str | Path | None = None) -> Path:
+    """The installation's register folder: `explicit`, else $ALLOCATION_REGISTER, else the user data folder."""
+    if explicit is not None and str(explicit).strip():
+        return Path(explicit)
+    configured = os.environ.get(REGISTER_ENV, "").strip()
+    if configured:
+        return Path(configured)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("allocation", appauthor=False)) / "register"
+
+
+def _recorded_district(path: Path) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.loads(handle.readline()).get("district")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def register_path(register_dir: str | Path, district: str, year: int) -> Path:
-    return Path(register_dir) / f"{_slug(district)}-{year}.jsonl"
+    """The district's register file for the year: an existing file whose first entry names the same district
+    (`model.same_district`), else `<slug>-<year>.jsonl` of the normalised name."""
+    folder = Path(register_dir)
+    normal = normalise_district(district)
+    canonical = folder / f"{_slug(normal)}-{year}.jsonl"
+    if not folder.is_dir():
+        return canonical
+    for candidate in [canonical] + sorted(folder.glob(f"*-{year}.jsonl")):
+        if candidate.exists() and same_district(_recorded_district(candidate), district):
+            return candidate
+    if canonical.exists():  # two names with one slug ("Köln" and "Koln"): keep them apart
+        return folder / f"{_slug(normal)}-{hashlib.sha256(normal.encode()).hexdigest()[:8]}-{year}.jsonl"
+    return canonical
 
 
 def _line_hash(line: str) -> str:

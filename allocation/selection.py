@@ -1,13 +1,15 @@
 """Choose the rule file for an input by its `Kreis` and `Haushaltsjahr` from a rules folder.
 
 Each rule file states `district`, `valid_from` and `valid_to`; exactly one file in the folder must cover
-the input's district and year. No match or two matches is a rule error naming the candidates.
+the input's district and year (district names compared with `model.same_district`). No match or two
+matches is a rule error naming the candidates. A helper of `pipeline.compute`, the one way to a run, which
+hands it the already-read workbook's parameters; commands do not call it themselves.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from .model import Rulebook
+from .model import Rulebook, same_district
 from .problems import Location, Problem, RuleFileError
 from .rulebook import load_rulebooks
 
@@ -22,7 +24,7 @@ def load_folder(rules_dir: str | Path) -> list[Rulebook]:
 def select_rules(rules_dir: str | Path, district: str, year: int) -> Path:
     """The one rule file in `rules_dir` valid for `district` in `year`."""
     books = load_folder(rules_dir)
-    matching = [b for b in books if b.district.casefold() == district.casefold() and b.valid_from <= year <= b.valid_to]
+    matching = [b for b in books if same_district(b.district, district) and b.valid_from <= year <= b.valid_to]
     where = Location(str(rules_dir))
     if not matching:
         known = ", ".join(f"{Path(b.path).name} ({b.district} {b.valid_from}–{b.valid_to})" for b in books) or "keine"

@@ -14,6 +14,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+from .model import same_district
 from .money import cents_from_decimal, cents_to_decimal, decimal_from_cell
 from .problems import InputError, Location, Problem
 
@@ -123,7 +124,7 @@ def settle(final_output: str | Path, actual_input: str | Path, rules: str | Path
     book = allocation.book
     where = Location(Path(actual_input).name, "Parameter")
     problems = []
-    if (book.parameters.district.casefold(), book.parameters.year) != (paid.district.casefold(), paid.year):
+    if not same_district(book.parameters.district, paid.district) or book.parameters.year != paid.year:
         problems.append(Problem("trueup-mismatch", where, "Die Ist-Zahlen gehören zu einem anderen Kreis oder Jahr",
                                 found=f"{book.parameters.district} {book.parameters.year}",
                                 expected=f"{paid.district} {paid.year} (wie im Echtlauf)",

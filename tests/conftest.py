@@ -22,6 +22,14 @@ settings.register_profile("thorough", max_examples=2000, deadline=None,
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
+@pytest.fixture(autouse=True)
+def isolated_register(tmp_path_factory, monkeypatch) -> Path:
+    """Every test gets its own installation register: no test writes into the real per-user data folder."""
+    folder = tmp_path_factory.mktemp("installation") / "register"
+    monkeypatch.setenv("ALLOCATION_REGISTER", str(folder))
+    return folder
+
+
 @pytest.fixture
 def fixture_workbook() -> Path:
     return FIXTURE

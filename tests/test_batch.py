@@ -6,6 +6,7 @@ components − funding, in cents; the youth-office rule excludes Gemeinkosten), 
 """
 from __future__ import annotations
 
+import json
 from concurrent.futures import ProcessPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -85,15 +86,22 @@ def test_broken_district_is_reported_and_the_others_run(country_dir, tmp_path):
     assert errors and all(row[0] == "aaa-kaputt.xlsx" and row[1] == ExitCode.INPUT for row in errors)
 
 
-def test_cli_batch_with_one_rule_file_for_all(country_dir, tmp_path, capsys):
+def test_cli_batch_with_one_rule_file_runs_only_its_own_district(country_dir, tmp_path, capsys):
     inputs, rules = country_dir
-    # --rules FILE is used for every input as given (no selection by district), like `allocation run --rules`
+    # --rules FILE serves every input, but like `allocation run --rules` it must cover each input's Kreis:
+    # the other districts are refused (exit 4, both names), never computed with another district's rules
     code = main(["batch", str(inputs), "--rules", str(rules / "kreis-synthetika-001.yaml"),
                  "-o", str(tmp_path / "out"), "--jobs", "2", "--json"])
-    out = capsys.readouterr().out
-    assert code == ExitCode.OK, out
-    assert len(list((tmp_path / "out").glob("*-ergebnis.xlsx"))) == 4
+    report = json.loads(capsys.readouterr().out)
+    assert code == ExitCode.RULES
+    assert [p.name for p in (tmp_path / "out").glob("*-ergebnis.xlsx")] == ["kreis-synthetika-001-ergebnis.xlsx"]
     assert (tmp_path / "out" / "Zusammenfassung.xlsx").is_file()
+    refused = {Path(f["input"]).name: f["problems"] for f in report["failed"]}
+    assert sorted(refused) == [f"kreis-synthetika-00{n}.xlsx" for n in (2, 3, 4)]
+    for number in (2, 3, 4):
+        [problem] = refused[f"kreis-synthetika-00{number}.xlsx"]
+        assert "[rules-other-district]" in problem
+        assert "Kreis Synthetika 001" in problem and f"Kreis Synthetika 00{number}" in problem
 
 
 def test_cli_batch_without_a_rule_file_for_a_district_fails_with_rule_error(country_dir, tmp_path):

@@ -107,13 +107,15 @@ def test_no_rule_file_for_the_year_is_a_clear_failure(inbox):
     assert problems[0]["code"] == "rules-no-match"
 
 
-def test_final_mode_registers_the_run_and_refuses_a_second_one(inbox):
+def test_final_mode_registers_the_run_and_refuses_a_second_one(inbox, isolated_register):
     root, rules = inbox
     _drop(root, "gueltig.xlsx", "gut.xlsx")
     outcomes, _ = _run(root, rules, mode="final")
     assert outcomes[0].status == "ok"
-    lines = (root / "register" / "kreis-wesel-2022.jsonl").read_text(encoding="utf-8").splitlines()
+    register = isolated_register / "wesel-2022.jsonl"  # the installation's register, not DIR/register
+    lines = register.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["input"] == "gut.xlsx"
+    assert list((root / "register").glob("*.jsonl")) == []
     # a different file for the same district and year: refused, reported in fehler/
     from openpyxl import load_workbook as load
 
@@ -124,7 +126,38 @@ def test_final_mode_registers_the_run_and_refuses_a_second_one(inbox):
     assert outcomes[0].status == "error"
     problems = json.loads((root / "fehler" / "korrektur" / "problems.json").read_text(encoding="utf-8"))
     assert problems[0]["code"] == "register-final-exists"
-    assert len((root / "register" / "kreis-wesel-2022.jsonl").read_text(encoding="utf-8").splitlines()) == 1
+    assert len(register.read_text(encoding="utf-8").splitlines()) == 1
+
+
+def test_inbox_final_uses_the_installation_register_across_inboxes_and_run(tmp_path, isolated_register):
+    """Regression: each inbox kept its own DIR/register, so a second inbox (or `run --mode final`) accepted a
+    second Echtlauf Nr. 1 for the same district and year."""
+    from allocation.cli import main
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    shutil.copy(CORPUS / "regeln.yaml", rules / "kreis-wesel.yaml")
+    first, second = tmp_path / "inbox-a", tmp_path / "inbox-b"
+    for root in (first, second):
+        (root / "eingang").mkdir(parents=True)
+    _drop(first, "gueltig.xlsx", "gut.xlsx")
+    assert _run(first, rules, mode="final")[0][0].status == "ok"
+    wb = load_workbook(CORPUS / "gueltig.xlsx")
+    wb["Kostenpositionen"]["E5"] = 95000  # other figures, same Kreis and Haushaltsjahr
+    wb.save(second / "eingang" / "gut.xlsx")
+    outcomes, _ = _run(second, rules, mode="final")
+    assert (outcomes[0].status, outcomes[0].exit_code) == ("error", ExitCode.REFUSED)
+    problems = json.loads((second / "fehler" / "gut" / "problems.json").read_text(encoding="utf-8"))
+    assert [p["code"] for p in problems] == ["register-final-exists"]
+    code = main(["run", str(CORPUS / "gueltig.xlsx"), "--rules", str(rules / "kreis-wesel.yaml"), "-o",
+                 str(tmp_path / "elsewhere" / "out.xlsx"), "--mode", "final"])
+    assert code == ExitCode.REFUSED and not (tmp_path / "elsewhere" / "out.xlsx").exists()
+    # an explicit --register is another installation's register
+    other = tmp_path / "other-register"
+    wb.save(second / "eingang" / "nochmal.xlsx")
+    outcomes, _ = _run(second, rules, mode="final", force=True, register=other)
+    assert outcomes[0].status == "ok"
+    assert len((other / "wesel-2022.jsonl").read_text(encoding="utf-8").splitlines()) == 1
 
 
 def test_a_second_process_is_kept_out_by_the_lock(inbox):

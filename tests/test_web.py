@@ -641,3 +641,21 @@ def test_uploads_waiting_for_a_run_leave_a_worker_thread_for_other_pages(tmp_pat
         worker.join(60)
     assert answers == [303]
     assert upload(second, FIXTURE).status_code == 303
+
+def test_regression_web_manifest_and_protokoll_carry_no_server_paths(app, config, tmp_path):
+    """The manifest offered for download recorded the server's job folder, rules folder and working directory."""
+    import os
+
+    client = login(app, "wesel")
+    url = result_url(upload(client, FIXTURE))
+    text = client.get(url + "/manifest").get_data(as_text=True)
+    manifest = json.loads(text)
+    for folder in (str(tmp_path), str(config.rules_dir), str(config.work_dir), os.getcwd()):
+        assert folder not in text, folder
+    assert "working_directory" not in manifest
+    assert manifest["input"]["path"] == "kreis-wesel-2022.xlsx" and manifest["rules"][0]["path"] == "kreis-wesel.yaml"
+    workbook = load_workbook(io.BytesIO(client.get(url + "/arbeitsmappe").data), read_only=True)
+    cells = [str(value) for row in workbook["Protokoll"].iter_rows(values_only=True) for value in row if value]
+    assert not any(str(tmp_path) in cell or os.getcwd() in cell for cell in cells)
+    page = client.get(url).get_data(as_text=True)
+    assert str(tmp_path) not in page and str(config.rules_dir) not in page

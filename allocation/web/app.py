@@ -1,8 +1,8 @@
 """The upload page (Flask): log in, drop an input workbook, see its problems or its allocation, download results.
 
-One more edge of the yearly run, like the inbox: `inputs.read_input` gives Kreis and Haushaltsjahr,
-`selection.select_rules` picks the district's rule file from the server's rules folder, `pipeline.run` does a
-test run (Probelauf) and writes workbook and manifest, and on problems `error_report.write_marked_copy`
+One more edge of the yearly run, like the inbox: `pipeline.run` reads the workbook, picks the district's rule
+file from the server's rules folder, does a test run (Probelauf) and writes workbook and manifest with file
+names only (no server path), and on problems `error_report.write_marked_copy`
 writes the same marked input copy as the inbox. A final run stays a deliberate command-line act.
 
 Who may do what: a user belongs to districts (server config); a result belongs to the district of its input
@@ -33,6 +33,7 @@ from flask import Flask, Request, abort, g, jsonify, redirect, render_template, 
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..filenames import safe_stem
+from ..model import same_district
 from ..money import format_eur
 from ..problems import InputError, Location, Problem, ProblemsError, RuleFileError, column_letter
 from .chart import bars, summary
@@ -341,28 +342,32 @@ def create_app(config: ServeConfig) -> Flask:
         return redirect(target_url, code=303)
 
     def process(input_path: Path, job_dir: Path, stem: str, user: User) -> dict:
-        """Read, check, select rules and run a Probelauf; problems become the page's problem table."""
-        from ..inputs import read_input
-        from ..pipeline import run
-        from ..selection import select_rules
+        """A Probelauf through `pipeline.run` (reads the workbook once, chooses the district's rule file, records
+        file names only); problems become the page's problem table."""
+        from ..pipeline import RuleSelectionError, run
 
         job: dict = {"status": "error", "district": None, "year": None}
         error: ProblemsError | None = None
+
+        def accept(book) -> None:  # before any rule file is chosen: may this account run this district?
+            parameters = book.parameters
+            job["year"] = parameters.year
+            if not user.may_see(parameters.district):
+                raise InputError([Problem(
+                    "web-district-not-allowed", parameters.source, "Dieses Konto darf diesen Kreis nicht rechnen",
+                    found=parameters.district, expected=" oder ".join(user.districts),
+                    hint="Kreis im Blatt Parameter prüfen oder die IT bitten, Ihnen den Kreis freizugeben")])
+            job["district"] = parameters.district
+
         with _RUN_LOCK:
             try:
-                book = read_input(input_path)
-                parameters = book.parameters
-                job["year"] = parameters.year
-                if not user.may_see(parameters.district):
-                    raise InputError([Problem(
-                        "web-district-not-allowed", parameters.source, "Dieses Konto darf diesen Kreis nicht rechnen",
-                        found=parameters.district, expected=" oder ".join(user.districts),
-                        hint="Kreis im Blatt Parameter prüfen oder die IT bitten, Ihnen den Kreis freizugeben")])
-                job["district"] = parameters.district
-                rules = _select(select_rules, parameters.district, parameters.year, user)
-                job["rules"] = rules.name
                 output = job_dir / f"{stem}-probelauf.xlsx"
-                result = run(input_path, rules, output, mode="test")
+                try:
+                    result = run(input_path, config.rules_dir, output, mode="test", record_paths="names",
+                                 accept=accept)
+                except RuleSelectionError as failed:
+                    _selection_failed(failed, job["district"], user)
+                job["rules"] = Path(result.allocation.rulebook.path).name
                 from ..manifest import manifest_path
 
                 allocation = result.allocation
@@ -394,25 +399,22 @@ def create_app(config: ServeConfig) -> Flask:
                        marked=marked.name if write_marked_copy(input_path, problems, marked) else None)
         return job
 
-    def _select(select_rules, district: str, year: int, user: User) -> Path:
-        """select_rules, but a problem never shows another district's rule files or server paths."""
-        try:
-            return select_rules(config.rules_dir, district, year)
-        except RuleFileError as error:
-            if all(p.code in ("rules-no-match", "rules-ambiguous") for p in error.problems):
-                own = ", ".join(f"{f['name']} ({f['valid_from']}–{f['valid_to']})"
-                                for f in district_rules(user)["files"] if f["district"].casefold() == district.casefold())
-                raise RuleFileError([replace(p, location=Location("Regelordner auf dem Server"),
-                                             found=own or "keine Regeldatei für diesen Kreis")
-                                     if p.code == "rules-no-match" else
-                                     replace(p, location=Location("Regelordner auf dem Server"))
-                                     for p in error.problems]) from None
-            log.error("rule folder broken: %s", error)
-            raise RuleFileError([Problem(
-                "web-rules-unavailable", Location("Regelordner auf dem Server"), "Die Regeldateien auf dem Server lassen sich nicht laden",
-                found=f"{len(error.problems)} Problem(e) im Regelordner", expected="gültige Regeldateien",
-                hint="die IT muss `allocation check` für den Regelordner ausführen; Ihre Arbeitsmappe wurde nicht "
-                     "verarbeitet")]) from None
+    def _selection_failed(error: RuleFileError, district: str, user: User) -> None:
+        """Raise the rules folder's problem without another district's rule files or server paths."""
+        if all(p.code in ("rules-no-match", "rules-ambiguous") for p in error.problems):
+            own = ", ".join(f"{f['name']} ({f['valid_from']}–{f['valid_to']})"
+                            for f in district_rules(user)["files"] if same_district(f["district"], district))
+            raise RuleFileError([replace(p, location=Location("Regelordner auf dem Server"),
+                                         found=own or "keine Regeldatei für diesen Kreis")
+                                 if p.code == "rules-no-match" else
+                                 replace(p, location=Location("Regelordner auf dem Server"))
+                                 for p in error.problems]) from None
+        log.error("rule folder broken: %s", error)
+        raise RuleFileError([Problem(
+            "web-rules-unavailable", Location("Regelordner auf dem Server"), "Die Regeldateien auf dem Server lassen sich nicht laden",
+            found=f"{len(error.problems)} Problem(e) im Regelordner", expected="gültige Regeldateien",
+            hint="die IT muss `allocation check` für den Regelordner ausführen; Ihre Arbeitsmappe wurde nicht "
+                 "verarbeitet")]) from None
 
     def load_job(token: str) -> dict:
         if not JOB_TOKEN.match(token):

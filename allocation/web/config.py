@@ -39,6 +39,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..model import same_district
 from ..problems import Location, Problem, ProblemsError
 
 __all__ = ["User", "ServeConfig", "ServeConfigError", "load_config", "default_config", "hash_password",
@@ -64,7 +65,7 @@ class User:
     def may_see(self, district: str | None) -> bool:
         if district is None:
             return False
-        return self.all_districts or district.casefold() in {d.casefold() for d in self.districts}
+        return self.all_districts or any(same_district(district, own) for own in self.districts)
 
     @property
     def shown_districts(self) -> str:
