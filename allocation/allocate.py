@@ -48,6 +48,19 @@ def _check_ordered_columns(rulebook: Rulebook, records: list[tuple[Location, dic
     return problems
 
 
+def _no_host(rulebook: Rulebook, rule: Rule, item: CostItem) -> Problem:
+    """`host_bears` needs a hosting municipality: an item the Kreis runs (or whose host is not a listed
+    municipality) has none."""
+    found = "der Kreis" if item.host == DISTRICT_HOST else f"{item.host}, keine der Gemeinden"
+    return Problem(
+        "decision-no-host", item.cell("Traeger"),
+        f'Regel "{rule.id}" ({rulebook.path}:{rule.source.line}) weist "{item.id}" host_bears zu '
+        f"(Trägergemeinde trägt), aber Träger ist {found}", found=item.host,
+        expected="der AGS der Trägergemeinde",
+        hint="den AGS der Trägergemeinde in Traeger eintragen oder die Regel mit `Traeger: {ne: Kreis}` "
+             "einschränken")
+
+
 def decide(rulebook: Rulebook, book: InputBook) -> list[Decision]:
     """One decision per cost item, made by durable_rules. Raises InputError / DecisionError."""
     items = book.items
@@ -79,13 +92,7 @@ def decide(rulebook: Rulebook, book: InputBook) -> list[Decision]:
             continue
         rule = rulebook.rule(rule_id)
         if rule.route == "host_bears" and item.host == DISTRICT_HOST:
-            problems.append(Problem(
-                "decision-no-host", item.cell("Traeger"),
-                f'Regel "{rule.id}" ({rulebook.path}:{rule.source.line}) weist "{item.id}" host_bears zu '
-                "(Trägergemeinde trägt), aber Träger ist der Kreis", found=DISTRICT_HOST,
-                expected="der AGS der Trägergemeinde",
-                hint="den AGS der Trägergemeinde in Traeger eintragen oder die Regel mit `Traeger: {ne: Kreis}` "
-                     "einschränken"))
+            problems.append(_no_host(rulebook, rule, item))
             continue
         decisions.append(Decision(item.id, rule_id, ordered))
     if problems:
@@ -194,6 +201,9 @@ def allocate(rulebook: Rulebook, book: InputBook, decisions: list[Decision]) -> 
     for decision in decisions:
         item, rule = items[decision.item_id], rulebook.rule(decision.rule_id)
         if rule.route == "host_bears":
+            if item.host not in by_ags:  # decide refuses a Kreis item; a rule file example reaches here directly
+                decision_problems.append(_no_host(rulebook, rule, item))
+                continue
             payers = [by_ags[item.host]]
         elif rule.payers is not None:
             payers = [m for m in book.municipalities if m.ags in payer_sets[rule.id]]

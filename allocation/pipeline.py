@@ -20,7 +20,7 @@ from .findings import double_burdens
 from .inputs import read_input
 from .model import Allocation, InputBook, Rulebook
 from .problems import InputError, Location, Problem, RuleFileError
-from .rulebook import check_columns
+from .rulebook import bind
 
 __all__ = ["RunResult", "compute", "run", "protocol_rows"]
 
@@ -79,9 +79,7 @@ def compute(input_path: str | Path, rules_path: str | Path,
     book = read_input(input_path)
     if bases_from is not None:
         book = previous_bases(book, read_input(bases_from))
-    column_problems = check_columns(rulebook, book)
-    if column_problems:
-        raise RuleFileError(column_problems)
+    rulebook = bind(rulebook, book)  # rule columns as the workbook names them; the cells they compare checked
     decisions = decide(rulebook, book)
     allocation = allocate(rulebook, book, decisions)
     allocation = replace(allocation, findings=double_burdens(allocation))
