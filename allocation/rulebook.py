@@ -695,13 +695,16 @@ def _typed_cell(rulebook: Rulebook, record, column: str, how: _Compared) -> Prob
     if expected == "number" and not isinstance(value, Decimal):
         rule = how.by_size or how.numbers
         way = "der Größe nach" if how.by_size is not None else "mit Zahlen"
+        hint = f"in {column} eine Zahl eintragen"
         if value.strip().casefold() in FLAG_WORDS:
             hint = "für ein Kennzeichen 1 (ja) oder 0 (nein) als Zahl eintragen"
         else:
             try:
-                hint = f"{Decimal(value.replace(',', '.'))} als Zahl eintragen (die Zelle als Zahl formatieren)"
+                number = Decimal(value.strip().replace(",", "."))
             except ArithmeticError:
-                hint = f"in {column} eine Zahl eintragen"
+                number = None
+            if number is not None and number.is_finite():
+                hint = f"{number} als Zahl eintragen (die Zelle als Zahl formatieren, nicht als Text)"
         return Problem(
             "input-not-a-number", record.cell(column),
             f"{_show_value(value)} ist keine Zahl, aber {_place(rulebook, rule)} vergleicht {column} {way}",

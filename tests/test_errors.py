@@ -429,3 +429,29 @@ def test_keys_of_an_item_refused_for_its_own_errors_are_no_unknown_items(tmp_pat
     (unknown,) = [p for p in problems if p["code"] == "input-unknown-item"]
     assert unknown["found"] == "Z" and unknown["location"]["cell"] == "Schluessel!A3"
     assert len(problems) == 2
+
+
+def test_decide_itself_refuses_text_compared_by_size_once_per_cell(tmp_path):
+    # The engine guard behind the run's data check: durable_rules would hold "viele" <= 10.
+    from allocation.allocate import decide
+    from allocation.inputs import read_input
+    from allocation.problems import InputError
+    from allocation.rulebook import load_rulebook
+
+    rulebook, _ = load_rulebook(write_rules(tmp_path / "regeln.yaml", """\
+  - id: gross
+    legal_basis: x
+    when: {Plaetze: {gt: 10}}
+    route: district_levy
+  - id: klein
+    legal_basis: x
+    when: {Plaetze: {le: 10}}
+    route: district_levy
+"""))
+    book = read_input(write_input(tmp_path / "eingabe.xlsx", GOOD_MUNICIPALITIES,
+                                  [["X", "Test", "KIM", 100, 0, 0, 0, None, "viele"]], item_extra=["Plaetze"]))
+    with pytest.raises(InputError) as caught:
+        decide(rulebook, book)
+    (problem,) = caught.value.problems
+    assert problem.code == "input-not-a-number"
+    assert problem.location.cell == "Kostenpositionen!I2"
