@@ -751,7 +751,11 @@ def check_data(bound: Rulebook, book: InputBook, skip: Mapping[str, set[str]] | 
     for (sheet, column), how in _compared(bound).items():
         if normalise_header(column) in skip.get(sheet, ()) or column not in headers[sheet].names:
             continue
-        for record in records[sheet]:
+        kinds = {"number": (Decimal,), "text": (str,), "any": (str, Decimal)}[how.expected()]
+        for record in records[sheet]:  # a cheap test first: most cells are fine
+            value = record.attrs.get(column, "")
+            if type(value) in kinds and value != "":
+                continue
             problem = _typed_cell(bound, record, column, how)
             if problem is not None:
                 problems.setdefault(problem.location, problem)
@@ -760,7 +764,11 @@ def check_data(bound: Rulebook, book: InputBook, skip: Mapping[str, set[str]] | 
             column = headers[sheet].resolve(declared)
             if column is None or normalise_header(column) in skip.get(sheet, ()):
                 continue
+            allowed = frozenset(v for v in domain if type(v) in (str, Decimal))  # Decimal hashes by value
             for record in records[sheet]:
+                value = record.attrs.get(column, "")
+                if type(value) in (str, Decimal) and value in allowed:
+                    continue
                 problem = _domain_cell(bound, record, column, domain, declared)
                 if problem is not None:
                     problems.setdefault(problem.location, problem)

@@ -1,14 +1,23 @@
 """Rules meet data (issue 11, "Data that silently changes who pays"): every column a rule names is bound to the
 workbook's header, every cell a condition compares holds a value of the compared type, and `domains:` is enforced
-on the data of both sheets. Each test runs through the CLI on a workbook built here."""
+on the data of both sheets. Each example test runs through the CLI on a workbook built here; the properties at
+the end run the binding stage on in-memory books."""
 from __future__ import annotations
 
 import json
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from allocation.allocate import allocate, decide
 from allocation.cli import main
-from allocation.problems import ExitCode
+from allocation.problems import ExitCode, InputError
+from allocation.rulebook import bind, parse_rulebook
+from strategies import make_book
 from workbooks import read_sheet, write_input, write_rules
 
 # Three municipalities; A and C have no youth office of their own (Jugendamt_Kreis 1) and pay the levy.
@@ -331,3 +340,60 @@ def test_check_matches_column_spellings_as_a_run_does(tmp_path, capsys):
     assert code == ExitCode.RULES
     (gap,) = with_code(problems, "rule-gap")
     assert "Kultur" in gap["message"]
+
+
+# ------------------------------------------------------------------------------------- properties
+
+YOUTH_RULEBOOK = "district: T\nvalid_from: 2000\nvalid_to: 2100\nrules:\n" + YOUTH_RULE
+FLAG_CELLS = st.sampled_from([Decimal(0), Decimal(1), "", "ja", "1", "x", "nein"])
+
+
+def youth_book(flags, bases, header="Jugendamt_Kreis", cost=100_000):
+    municipalities = [(f"0599{i:04d}", base, {header: flag}) for i, (flag, base) in enumerate(zip(flags, bases))]
+    return make_book(municipalities, [("JA", {"Kategorie": "Jugendhilfe"}, cost, 0)], 1, (header,))
+
+
+@given(st.lists(FLAG_CELLS, min_size=1, max_size=12))
+def test_every_payers_flag_that_is_not_a_number_is_refused_never_dropped(flags):
+    rulebook, _ = parse_rulebook(YOUTH_RULEBOOK, "regeln.yaml")
+    book = youth_book(flags, [100] * len(flags))
+    bad_rows = {row for row, flag in enumerate(flags, start=2) if not isinstance(flag, Decimal)}
+    if not bad_rows:
+        assert bind(rulebook, book).rules[0].payers.column == "Jugendamt_Kreis"
+        return
+    with pytest.raises(InputError) as caught:
+        bind(rulebook, book)
+    assert {p.location.row for p in caught.value.problems} == bad_rows
+    assert {p.location.sheet for p in caught.value.problems} == {"Gemeinden"}
+    assert all(p.code == ("input-empty-cell" if flags[p.location.row - 2] == "" else "input-not-a-number")
+               for p in caught.value.problems)
+
+
+def spellings():
+    """`Jugendamt_Kreis` as a controller might type it: any case, a space, hyphen, nothing or several
+    underscores between the words."""
+    letters = st.tuples(*[st.sampled_from([c.lower(), c.upper()]) for c in "JugendamtKreis"])
+    joins = st.sampled_from(["_", " ", "-", "", "__", " _ "])
+    return st.builds(lambda cs, join: "".join(cs[:9]) + join + "".join(cs[9:]), letters, joins)
+
+
+@given(spellings(), st.lists(st.tuples(st.sampled_from([0, 1]), st.integers(1, 10**9)), min_size=1, max_size=10),
+       st.integers(1, 10**8))
+def test_the_split_does_not_depend_on_how_the_header_is_spelled(header, rows, cost):
+    flags = [Decimal(flag) for flag, _ in rows]
+    bases = [base for _, base in rows]
+    if not any(flags):
+        flags[0] = Decimal(1)
+    rulebook, _ = parse_rulebook(YOUTH_RULEBOOK, "regeln.yaml")
+    book = youth_book(flags, bases, header, cost)
+    bound = bind(rulebook, book)
+    assert bound.rules[0].payers.column == header
+    (item,) = allocate(bound, book, decide(bound, book)).items
+    amounts = {line.ags: line.amount for line in item.lines}
+    # oracle: only flagged municipalities pay, each within one cent of cost × base ÷ payers' bases
+    paying = {m.ags: Fraction(m.base) for m, flag in zip(book.municipalities, flags) if flag == 1}
+    total = sum(paying.values())
+    assert sum(amounts.values()) == cost
+    for ags, amount in amounts.items():
+        exact = Fraction(cost) * paying[ags] / total if ags in paying else Fraction(0)
+        assert abs(amount - exact) < 1
