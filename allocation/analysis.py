@@ -25,8 +25,9 @@ one exists: satisfiability is decidable and the example item is concrete. A colu
 by size must hold numbers in every item (the run refuses text there), so only numeric classes are used for
 it; a missing column is the empty text, one of the text classes. A column with a declared domain takes only
 the domain's values in the gap check. Column names are matched as a run matches them with the workbook's
-headers (`inputs.normalise_header`): `Jugendamt Kreis` and `Jugendamt_Kreis` are one column. The search prunes with three-valued evaluation; if a pathological file
-needs more than `SEARCH_LIMIT` steps for one question, the answer is reported as undecided, never guessed.
+headers (`inputs.normalise_header`): `Jugendamt Kreis` and `Jugendamt_Kreis` are one column. The search
+prunes with three-valued evaluation; if a pathological file needs more than `SEARCH_LIMIT` steps for one
+question, the answer is reported as undecided, never guessed.
 """
 from __future__ import annotations
 
@@ -200,9 +201,12 @@ def _canonical(rulebook: Rulebook) -> Rulebook:
     for column in rulebook.domains:
         spelling.setdefault(normalise_header(column), column)
     for rule in rulebook.rules:
-        for condition in (rule.when, rule.payers):
-            for cmp in conditions.columns(condition) if condition is not None else ():
-                spelling.setdefault(normalise_header(cmp.column), cmp.column)
+        named = [cmp.column for condition in (rule.when, rule.payers) if condition is not None
+                 for cmp in conditions.columns(condition)]
+        named += list(rule.key.weights) if rule.key is not None and not rule.key.is_item_key else []
+        named += [rule.extent] if rule.extent else []
+        for column in named:
+            spelling.setdefault(normalise_header(column), column)
 
     def canonical(column: str) -> str:
         return spelling.get(normalise_header(column), column)

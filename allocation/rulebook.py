@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping
 
 from . import conditions
-from .model import COMPONENTS, ROUTES, Example, ExampleSplit, InputBook, KeySpec, Municipality, Rule, Rulebook
+from .model import COMPONENTS, ROUTES, CostItem, Example, ExampleSplit, InputBook, KeySpec, Municipality, Rule, Rulebook
 from .inputs import normalise_header
 from .problems import InputError, Location, Problem, RuleFileError, did_you_mean
 from .yamlloc import LocDict, LocList, YamlProblem, load
@@ -678,7 +678,7 @@ def _show_value(value: object) -> str:
     return f'"{value}"' if isinstance(value, str) else str(value)
 
 
-def _typed_cell(rulebook: Rulebook, record, column: str, how: _Compared) -> Problem | None:
+def _typed_cell(rulebook: Rulebook, record: CostItem | Municipality, column: str, how: _Compared) -> Problem | None:
     """A problem if this cell cannot be compared as the rules compare its column."""
     value = record.attrs.get(column, "")
     expected = how.expected()
@@ -720,7 +720,8 @@ def _typed_cell(rulebook: Rulebook, record, column: str, how: _Compared) -> Prob
     return None
 
 
-def _domain_cell(rulebook: Rulebook, record, column: str, domain: tuple, declared: str) -> Problem | None:
+def _domain_cell(rulebook: Rulebook, record: CostItem | Municipality, column: str, domain: tuple,
+                 declared: str) -> Problem | None:
     value = record.attrs.get(column, "")
     probe = conditions.Cmp(column, "in", tuple(domain), rulebook.source)
     if conditions.evaluate(probe, {column: value}):
