@@ -232,6 +232,16 @@ def test_a_rule_column_the_workbook_lacks_is_a_rule_error_with_a_suggestion(tmp_
     assert problem["location"]["line"] == line
 
 
+def test_an_unknown_rule_column_stops_the_run_as_a_rule_error_and_lists_the_duplicate_header_too(tmp_path, capsys):
+    rules = write_rules(tmp_path / "regeln.yaml", YOUTH_RULE.replace("Jugendamt_Kreis: 1", "Jugendamt: 1"))
+    rows = [[A, "a", 1000, 1, 0], [B, "b", 3000, 0, 1], [C, "c", 2000, 1, 1]]
+    input_path = write_input(tmp_path / "eingabe.xlsx", rows, YOUTH_ITEM,
+                             municipality_extra=["Jugendamt_Kreis", "JUGENDAMT KREIS"])
+    code, problems, _ = run(tmp_path, input_path, rules, capsys)
+    assert code == ExitCode.RULES
+    assert sorted(p["code"] for p in problems) == ["input-duplicate-column", "rule-unknown-column"]
+
+
 # ----------------------------------------------------------------------------------------- domains
 
 
