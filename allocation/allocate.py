@@ -14,7 +14,7 @@ from . import conditions, engine
 from .model import (DISTRICT_HOST, LEVY_ROUTES, Allocation, AllocationLine, CostItem, Decision, InputBook, ItemAllocation,
                     Municipality, Rule, Rulebook)
 from .money import apportion, round_to_unit
-from .problems import DecisionError, InputError, Location, Problem
+from .problems import DecisionError, InputError, Problem
 
 __all__ = ["decide", "allocate", "select_payers", "winner"]
 
@@ -29,31 +29,45 @@ def winner(rulebook: Rulebook, matched: frozenset[str]) -> str | None:
     return min(matched, key=order.__getitem__)
 
 
-def _check_ordered_columns(rulebook: Rulebook, records: list[tuple[Location, dict]], make_where,
-                           sheet: str) -> list[Problem]:
-    """A column compared by size must hold numbers in every record (durable_rules compares loosely)."""
-    problems = []
+def _check_ordered_columns(rulebook: Rulebook, records: tuple, sheet: str) -> list[Problem]:
+    """A column compared by size must hold numbers in every record: durable_rules compares loosely (`"abc" < 5`
+    holds). A run has checked this and more when it bound the rulebook (`rulebook.check_data`); this guard
+    keeps every other caller of `decide` from reaching the engine with such a record."""
+    columns: dict[str, Rule] = {}
     for rule in rulebook.rules:
-        conditions_here = [rule.when] if sheet == "Kostenpositionen" else [c for c in (rule.payers,) if c is not None]
-        for condition in conditions_here:
-            for column in sorted(conditions.ordered_columns(condition)):
-                for source, attrs in records:
-                    value = attrs.get(column, "")
-                    if not isinstance(value, Decimal):
-                        problems.append(Problem(
-                            "input-not-a-number", make_where(source, column),
-                            f'Regel "{rule.id}" vergleicht {column} der Größe nach, aber diese Zelle enthält keine Zahl',
-                            found=repr(value) if value != "" else "leer", expected="eine Zahl",
-                            hint=f"in {column} eine Zahl eintragen (0, wenn nichts anfällt)"))
+        condition = rule.when if sheet == "Kostenpositionen" else rule.payers
+        for column in sorted(conditions.ordered_columns(condition)) if condition is not None else ():
+            columns.setdefault(column, rule)
+    problems = []
+    for column, rule in columns.items():
+        for record in records:
+            value = record.attrs.get(column, "")
+            if not isinstance(value, Decimal):
+                problems.append(Problem(
+                    "input-not-a-number", record.cell(column),
+                    f'Regel "{rule.id}" vergleicht {column} der Größe nach, aber diese Zelle enthält keine Zahl',
+                    found=f'"{value}"' if value != "" else "leer", expected="eine Zahl",
+                    hint=f"in {column} eine Zahl eintragen (0, wenn nichts anfällt)"))
     return problems
+
+
+def _no_host(rulebook: Rulebook, rule: Rule, item: CostItem) -> Problem:
+    """`host_bears` needs a hosting municipality: an item the Kreis runs (or whose host is not a listed
+    municipality) has none."""
+    found = "der Kreis" if item.host == DISTRICT_HOST else f"{item.host}, keine der Gemeinden"
+    return Problem(
+        "decision-no-host", item.cell("Traeger"),
+        f'Regel "{rule.id}" ({rulebook.path}:{rule.source.line}) weist "{item.id}" host_bears zu '
+        f"(Trägergemeinde trägt), aber Träger ist {found}", found=item.host,
+        expected="der AGS der Trägergemeinde",
+        hint="den AGS der Trägergemeinde in Traeger eintragen oder die Regel mit `Traeger: {ne: Kreis}` "
+             "einschränken")
 
 
 def decide(rulebook: Rulebook, book: InputBook) -> list[Decision]:
     """One decision per cost item, made by durable_rules. Raises InputError / DecisionError."""
     items = book.items
-    input_problems = _check_ordered_columns(
-        rulebook, [(item.source, item.attrs) for item in items],
-        lambda source, column: next(i for i in items if i.source == source).cell(column), "Kostenpositionen")
+    input_problems = _check_ordered_columns(rulebook, items, "Kostenpositionen")
     if input_problems:
         raise InputError(input_problems)
     matches = engine.match({rule.id: rule.when for rule in rulebook.rules}, [item.attrs for item in items])
@@ -79,13 +93,7 @@ def decide(rulebook: Rulebook, book: InputBook) -> list[Decision]:
             continue
         rule = rulebook.rule(rule_id)
         if rule.route == "host_bears" and item.host == DISTRICT_HOST:
-            problems.append(Problem(
-                "decision-no-host", item.cell("Traeger"),
-                f'Regel "{rule.id}" ({rulebook.path}:{rule.source.line}) weist "{item.id}" host_bears zu '
-                "(Trägergemeinde trägt), aber Träger ist der Kreis", found=DISTRICT_HOST,
-                expected="der AGS der Trägergemeinde",
-                hint="den AGS der Trägergemeinde in Traeger eintragen oder die Regel mit `Traeger: {ne: Kreis}` "
-                     "einschränken"))
+            problems.append(_no_host(rulebook, rule, item))
             continue
         decisions.append(Decision(item.id, rule_id, ordered))
     if problems:
@@ -98,10 +106,7 @@ def select_payers(rulebook: Rulebook, book: InputBook) -> dict[str, frozenset[st
     with_payers = {rule.id: rule.payers for rule in rulebook.rules if rule.payers is not None}
     if not with_payers:
         return {}
-    problems = _check_ordered_columns(
-        rulebook, [(m.source, m.attrs) for m in book.municipalities],
-        lambda source, column: next(m for m in book.municipalities if m.source == source).cell(column),
-        "Gemeinden")
+    problems = _check_ordered_columns(rulebook, book.municipalities, "Gemeinden")
     if problems:
         raise InputError(problems)
     matches = engine.match(with_payers, [m.attrs for m in book.municipalities])
@@ -194,6 +199,9 @@ def allocate(rulebook: Rulebook, book: InputBook, decisions: list[Decision]) -> 
     for decision in decisions:
         item, rule = items[decision.item_id], rulebook.rule(decision.rule_id)
         if rule.route == "host_bears":
+            if item.host not in by_ags:  # decide refuses a Kreis item; a rule file example reaches here directly
+                decision_problems.append(_no_host(rulebook, rule, item))
+                continue
             payers = [by_ags[item.host]]
         elif rule.payers is not None:
             payers = [m for m in book.municipalities if m.ags in payer_sets[rule.id]]

@@ -5,7 +5,8 @@ weights) is checked by `rulebook.py`. This module adds what needs reasoning over
 
 - **overlap** (`hit_policy: unique`): two rules whose conditions can both hold for one item;
 - **shadowing** (`hit_policy: priority`): a rule that can never win;
-- **gaps** (columns with a declared `domains:` list): a value for which no rule, or not every item, is covered;
+- **gaps** (columns with a declared `domains:` list): a value for which no rule, or not every item, is covered
+  (a domain column the rules use only in `payers`, `key` or `extent` constrains `Gemeinden` data, not items);
 - **validity** across files: files of the same district with overlapping budget years, or a year inside
   the covered range that no file covers;
 - **embedded examples**: each `examples:` entry is decided by durable_rules (`engine.match`, `allocate.winner`)
@@ -23,8 +24,10 @@ class and column and searching the combinations therefore finds an item satisfyi
 one exists: satisfiability is decidable and the example item is concrete. A column that some rule compares
 by size must hold numbers in every item (the run refuses text there), so only numeric classes are used for
 it; a missing column is the empty text, one of the text classes. A column with a declared domain takes only
-the domain's values in the gap check. The search prunes with three-valued evaluation; if a pathological file
-needs more than `SEARCH_LIMIT` steps for one question, the answer is reported as undecided, never guessed.
+the domain's values in the gap check. Column names are matched as a run matches them with the workbook's
+headers (`inputs.normalise_header`): `Jugendamt Kreis` and `Jugendamt_Kreis` are one column. The search
+prunes with three-valued evaluation; if a pathological file needs more than `SEARCH_LIMIT` steps for one
+question, the answer is reported as undecided, never guessed.
 """
 from __future__ import annotations
 
@@ -188,11 +191,48 @@ def _undecided(rulebook: Rulebook, where: Location, question: str) -> Problem:
         severity="warning")
 
 
+def _canonical(rulebook: Rulebook) -> Rulebook:
+    """The rulebook with one spelling per column, as a run binds them (`inputs.normalise_header`): a column
+    declared under `domains:` keeps that spelling, any other the first spelling a rule uses."""
+    from .inputs import normalise_header
+    from .rulebook import rename_columns
+
+    spelling: dict[str, str] = {}
+    for column in rulebook.domains:
+        spelling.setdefault(normalise_header(column), column)
+    for rule in rulebook.rules:
+        named = [cmp.column for condition in (rule.when, rule.payers) if condition is not None
+                 for cmp in conditions.columns(condition)]
+        named += list(rule.key.weights) if rule.key is not None and not rule.key.is_item_key else []
+        named += [rule.extent] if rule.extent else []
+        for column in named:
+            spelling.setdefault(normalise_header(column), column)
+
+    def canonical(column: str) -> str:
+        return spelling.get(normalise_header(column), column)
+
+    return rename_columns(rulebook, canonical, canonical)
+
+
+def _municipality_only(rulebook: Rulebook) -> set[str]:
+    """Domain columns the rules use only as `Gemeinden` columns (payers, key, extent), never in `when`:
+    their domain constrains the municipalities' data, not which items the rules cover."""
+    in_when = {cmp.column for rule in rulebook.rules for cmp in conditions.columns(rule.when)}
+    named = set()
+    for rule in rulebook.rules:
+        named.update(cmp.column for cmp in (conditions.columns(rule.payers) if rule.payers is not None else ()))
+        named.update(rule.key.weights if rule.key is not None and not rule.key.is_item_key else ())
+        named.update((rule.extent,) if rule.extent else ())
+    return {column for column in rulebook.domains if column in named and column not in in_when}
+
+
 def _domain_constants(rulebook: Rulebook) -> list[Problem]:
-    """A rule constant on a column with a declared domain that is not in the domain is a typo."""
+    """A rule constant (in `when` or `payers`) on a column with a declared domain that is not in the domain
+    is a typo."""
     problems = []
     for rule in rulebook.rules:
-        for cmp in conditions.columns(rule.when):
+        for cmp in conditions.columns(rule.when) + (conditions.columns(rule.payers) if rule.payers is not None
+                                                    else []):
             domain = rulebook.domains.get(cmp.column)
             if domain is None:
                 continue
@@ -213,6 +253,7 @@ def analyse(rulebook: Rulebook, domain_sources: Mapping[tuple[str, int], Locatio
     """Overlap (unique), shadowing (priority), never-matching rules, gaps and domain typos of one file.
 
     `domain_sources` locates each domain value ((column, index) -> place in the file) for gap messages."""
+    rulebook = _canonical(rulebook)
     problems = _domain_constants(rulebook)
     free = _column_values(rulebook, with_domains=False)
     rules = list(rulebook.rules)
@@ -281,7 +322,10 @@ def _gaps(rulebook: Rulebook, sources: Mapping[tuple[str, int], Location]) -> li
     values = _column_values(rulebook, with_domains=True)
     problems = []
     anything = Any(tuple(rule.when for rule in rulebook.rules), rulebook.source)
+    municipality_only = _municipality_only(rulebook)
     for column, domain in rulebook.domains.items():
+        if column in municipality_only:
+            continue
         for index, value in enumerate(domain):
             fixed = dict(values)
             fixed[column] = [value]
@@ -463,21 +507,9 @@ def _rule_files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def _domain_sources(file: Path) -> dict[tuple[str, int], Location]:
-    """(column, index) -> file:line:col of each declared domain value (the file parsed without errors)."""
-    from .yamlloc import LocDict, LocList, load
-
-    document, _ = load(file.read_text(encoding="utf-8"))
-    domains = document.get("domains") if isinstance(document, LocDict) else None
-    if not isinstance(domains, LocDict):
-        return {}
-    return {(str(column), index): Location(str(file), line=values.pos(index)[0], col=values.pos(index)[1])
-            for column, values in domains.items() if isinstance(values, LocList) for index in range(len(values))}
-
-
 def check_paths(paths: Iterable[str | Path]) -> tuple[list[Rulebook], list[Problem]]:
     """`allocation check`: every problem of every file (schema, analysis, examples, validity), sorted."""
-    from .rulebook import load_rulebook
+    from .rulebook import domain_sources, load_rulebook
 
     books: list[Rulebook] = []
     problems: list[Problem] = []
@@ -489,7 +521,7 @@ def check_paths(paths: Iterable[str | Path]) -> tuple[list[Rulebook], list[Probl
             continue
         books.append(book)
         problems.extend(warnings)
-        problems.extend(analyse(book, _domain_sources(file)))
+        problems.extend(analyse(book, domain_sources(file)))
         problems.extend(run_examples(book))
     problems.extend(check_validity(books))
     problems.sort(key=lambda p: (p.location.file, p.location.line or 0, p.location.col or 0, p.code))

@@ -483,10 +483,16 @@ def _items(sheet: _Sheet, known_ags: set[str], collector: _Collector) -> tuple[l
     return result, tuple(columns)
 
 
-def _keys(sheet: _Sheet, items: set[str], known_ags: set[str], collector: _Collector) -> list[KeyEntry]:
+def _keys(sheet: _Sheet, items: set[str], known_ags: set[str], collector: _Collector,
+          item_sheet: _Sheet | None = None) -> list[KeyEntry]:
     columns = _header(sheet, KEY_COLUMNS, (), collector)
     if columns is None:
         return []
+    # IDs Kostenpositionen names, also on rows refused for their own errors: their keys are no unknown items
+    header = {normalise_header(str(v or "")): c for c, v in enumerate(item_sheet.rows[0], 1)} \
+        if item_sheet and item_sheet.rows else {}
+    named = {_Row(item_sheet, r, row, {"ID": header["id"]}, collector).text("ID")
+             for r, row in enumerate(item_sheet.rows[1:], 2)} if "id" in header else set()
     result: list[KeyEntry] = []
     seen: dict[tuple[str, str], int] = {}
     for r, row in _data_rows(sheet, collector):
@@ -494,7 +500,7 @@ def _keys(sheet: _Sheet, items: set[str], known_ags: set[str], collector: _Colle
         item_id = cells.text("ID", required=True)
         ags = cells.ags("AGS")
         value = cells.number("Wert", True, "ein Schlüsselwert (z. B. Fallzahl)")
-        if item_id and items and item_id not in items:
+        if item_id and items and item_id not in items and item_id not in named:
             collector.add("input-unknown-item", cells.where("ID"), f'keine Kostenposition mit ID "{item_id}"'
                           f"{did_you_mean(item_id, items)}", found=item_id, expected="eine ID aus Kostenpositionen",
                           hint="die ID korrigieren")
@@ -547,7 +553,8 @@ def read_input(path: str | Path) -> InputBook:
     known_ags = {m.ags for m in municipalities}
     items, item_columns = _items(sheets["Kostenpositionen"], known_ags, collector) \
         if "Kostenpositionen" in sheets else ([], ())
-    keys = _keys(sheets["Schluessel"], {i.id for i in items}, known_ags, collector) if "Schluessel" in sheets else []
+    keys = _keys(sheets["Schluessel"], {i.id for i in items}, known_ags, collector,
+                 sheets.get("Kostenpositionen")) if "Schluessel" in sheets else []
     if collector.problems or parameters is None:
         raise InputError(collector.problems)
     return InputBook(str(path), sha256, parameters, tuple(municipalities), tuple(items), tuple(keys),

@@ -23,7 +23,7 @@ from .guard import RefusedError, refuse_overwrite, rule_files
 from .inputs import read_input
 from .model import Allocation, InputBook, Rulebook, same_district
 from .problems import InputError, Location, Problem, ProblemsError, RuleFileError
-from .rulebook import check_columns
+from .rulebook import bind
 from .selection import select_rules
 
 __all__ = ["RunResult", "RuleSelectionError", "compute", "run", "protocol_rows", "validity_problems", "replay"]
@@ -172,9 +172,7 @@ def compute(input_path: str | Path, rules_path: str | Path,
         rulebook, warnings = _chosen(rules_path, book)
     else:
         warnings = list(warnings) + _covered(rulebook, book, ignore_validity)
-    column_problems = check_columns(rulebook, book)
-    if column_problems:
-        raise RuleFileError(column_problems)
+    rulebook = bind(rulebook, book)  # rule columns as the workbook names them; the cells they compare checked
     decisions = decide(rulebook, book)
     allocation = allocate(rulebook, book, decisions)
     allocation = replace(allocation, findings=double_burdens(allocation))

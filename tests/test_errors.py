@@ -336,3 +336,122 @@ def test_a_condition_of_400_comparisons_still_runs(tmp_path, capsys):
     input_path = write_input(tmp_path / "eingabe.xlsx", GOOD_MUNICIPALITIES, GOOD_ITEMS)
     rules_path = write_rules(tmp_path / "regeln.yaml", rules)
     assert main(["run", str(input_path), "--rules", str(rules_path), "-o", str(tmp_path / "out.xlsx")]) == 0
+
+
+# --------------------------------------------------- issue 11: behaviours no test protected before
+
+HOST_RULES = """\
+  - id: kultur-traeger
+    legal_basis: "§ 2 GO NRW"
+    when: {Kategorie: Kultur}
+    route: host_bears
+    priority: 10
+  - id: umlage
+    legal_basis: "§ 56 Abs. 1 KrO NRW"
+    when: {}
+    route: district_levy
+    credit_hosts: true
+"""
+
+
+def test_host_bears_on_an_item_the_kreis_runs_is_decision_no_host(tmp_path, capsys):
+    # Under priority the host_bears rule wins for a Kultur item with an empty Traeger (= the Kreis runs it).
+    input_path = write_input(tmp_path / "eingabe.xlsx", GOOD_MUNICIPALITIES,
+                             [["K", "Musikschule", "Kultur", 100, 0, 0, 0, None],
+                              ["M", "Museum", "Kultur", 50, 0, 0, 0, "05999002"],
+                              ["X", "Test", "KIM", 100, 0, 0, 0, None]])
+    rules_path = tmp_path / "regeln.yaml"
+    rules_path.write_text(write_rules(rules_path, HOST_RULES).read_text("utf-8").replace(
+        "hit_policy: unique", "hit_policy: priority"), encoding="utf-8")
+    code, problems = run_json(tmp_path, input_path, rules_path, capsys)
+    assert code == ExitCode.DECISION
+    (problem,) = problems
+    assert problem["code"] == "decision-no-host"
+    assert problem["location"]["cell"] == "Kostenpositionen!H2"
+    assert f"regeln.yaml:{line_of(rules_path, 'id: kultur-traeger')}" in problem["message"]
+
+
+def test_host_bears_example_run_by_the_kreis_is_a_located_example_failure_not_a_crash(tmp_path, capsys):
+    # Before: allocate looked the Kreis up among the municipalities: KeyError, exit 1.
+    rules_path = write_rules(tmp_path / "regeln.yaml", HOST_RULES.replace("priority: 10", "priority: 0")
+                             .replace("when: {}", "when: {Kategorie: {ne: Kultur}}"))
+    rules_path.write_text(rules_path.read_text("utf-8") + """\
+examples:
+  - item: {Kategorie: Kultur}
+    rule: kultur-traeger
+    deficit: 100
+    municipalities:
+      - {AGS: "05999001", Gemeinde: A}
+    split: {"05999001": 100}
+""", encoding="utf-8")
+    code = main(["check", str(rules_path), "--json"])
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert code == ExitCode.RULES
+    problem = only(problems, "rule-example-failed")
+    assert "Träger ist der Kreis" in problem["message"]
+    assert problem["location"]["line"] == line_of(rules_path, "split:")
+
+
+@pytest.mark.parametrize("sheet, rules, cell", [
+    ("Kostenpositionen", """\
+  - id: levy
+    legal_basis: x
+    when: {Plaetze: {gt: 10}}
+    route: district_levy
+  - id: rest
+    legal_basis: x
+    when: {Plaetze: {le: 10}}
+    route: district_levy
+""", "Kostenpositionen!I2"),
+    ("Gemeinden", LEVY.replace("when: {Kategorie: KIM}", "when: {Kategorie: KIM}\n    payers: {Einwohner: {ge: 5000}}")
+     .replace("district_levy", "differentiated_levy"), "Gemeinden!D3"),
+])
+def test_text_in_a_column_compared_by_size_is_not_a_number_at_its_cell(tmp_path, capsys, sheet, rules, cell):
+    # durable_rules would hold "viele" < 10 true; the run stops at the cell instead.
+    code, problems = fail(tmp_path, capsys, rules=rules,
+                          municipalities=[["05999001", "A", 1000, 6000], ["05999002", "B", 3000, "viele"]],
+                          items=[["X", "Test", "KIM", 100, 0, 0, 0, None, "viele"]],
+                          municipality_extra=["Einwohner"], item_extra=["Plaetze"])
+    assert code == ExitCode.INPUT
+    (problem,) = problems
+    assert problem["code"] == "input-not-a-number"
+    assert problem["location"]["cell"] == cell
+    assert problem["found"] == '"viele"'
+
+
+def test_keys_of_an_item_refused_for_its_own_errors_are_no_unknown_items(tmp_path, capsys):
+    code, problems = fail(tmp_path, capsys,
+                          items=[["X", "Test", "KIM", 100, 0, 0, 0, "05999009"], ["Y", "Test", "KIM", 5, 0, 0, 0, None]],
+                          keys=[["X", "05999001", 3], ["Z", "05999001", 1]])
+    assert code == ExitCode.INPUT
+    assert only(problems, "input-unknown-host")["location"]["cell"] == "Kostenpositionen!H2"
+    # X exists (refused for its unknown host): no follow-on; Z names no item at all: still reported
+    (unknown,) = [p for p in problems if p["code"] == "input-unknown-item"]
+    assert unknown["found"] == "Z" and unknown["location"]["cell"] == "Schluessel!A3"
+    assert len(problems) == 2
+
+
+def test_decide_itself_refuses_text_compared_by_size_once_per_cell(tmp_path):
+    # The engine guard behind the run's data check: durable_rules would hold "viele" <= 10.
+    from allocation.allocate import decide
+    from allocation.inputs import read_input
+    from allocation.problems import InputError
+    from allocation.rulebook import load_rulebook
+
+    rulebook, _ = load_rulebook(write_rules(tmp_path / "regeln.yaml", """\
+  - id: gross
+    legal_basis: x
+    when: {Plaetze: {gt: 10}}
+    route: district_levy
+  - id: klein
+    legal_basis: x
+    when: {Plaetze: {le: 10}}
+    route: district_levy
+"""))
+    book = read_input(write_input(tmp_path / "eingabe.xlsx", GOOD_MUNICIPALITIES,
+                                  [["X", "Test", "KIM", 100, 0, 0, 0, None, "viele"]], item_extra=["Plaetze"]))
+    with pytest.raises(InputError) as caught:
+        decide(rulebook, book)
+    (problem,) = caught.value.problems
+    assert problem.code == "input-not-a-number"
+    assert problem.location.cell == "Kostenpositionen!I2"
