@@ -408,23 +408,31 @@ def _hinweise(book: _StreamBook, allocation: Allocation) -> None:
 
 
 def _hebesaetze(book: _StreamBook, allocation: Allocation) -> None:
-    """Levy rates: the printed rate per levy item and what it yields, next to the exact split."""
+    """Levy rates: the printed rate per levy item and what it yields, next to the exact split. A rate that
+    needs more decimals than declared shows them (and says so); one that no printable rate meets is marked
+    "nicht aussagekräftig" and yields nothing (rates.py)."""
     from .rates import levy_rates
 
     sheet = _StreamSheet(book, "Hebesaetze", [
         "ID", "Regel", "Weg", "AGS", "Gemeinde", "Bemessungsgrundlage", "Hebesatz exakt (%)",
         "Hebesatz gedruckt (%)", "Betrag nach gedrucktem Hebesatz", "Betrag exakte Verteilung",
-        "Differenz (Hebesatz − exakt)"], [None] * 5 + [EUR, "0.0000000000", "0.0000", EUR, EUR, EUR])
+        "Differenz (Hebesatz − exakt)", "Nachkommastellen (gedruckt)", "Hinweis"],
+        [None] * 5 + [EUR, "0.0000000000", "0.00####", EUR, EUR, EUR, "0", None])
     names = {m.ags: m.name for m in allocation.book.municipalities}
+
+    def money(cents: int | None) -> Decimal | str:
+        return "" if cents is None else cents_to_decimal(cents)
+
     for levy in levy_rates(allocation):
         exact = _decimal(levy.rate_exact, 10)
+        rate = levy.rate if levy.rate is not None else ""
         for line in levy.lines:
             sheet.append([levy.item_id, levy.rule_id, ROUTE_LABELS[levy.route], line.ags, names[line.ags],
-                          _decimal(line.base / 100, 2), exact, levy.rate, cents_to_decimal(line.at_rate),
-                          cents_to_decimal(line.exact_split), cents_to_decimal(line.difference)])
+                          _decimal(line.base / 100, 2), exact, rate, money(line.at_rate),
+                          cents_to_decimal(line.exact_split), money(line.difference), levy.decimals, levy.note])
         sheet.append([levy.item_id, levy.rule_id, ROUTE_LABELS[levy.route], "Summe", "Bedarf (Defizit)",
-                      _decimal(levy.base_total / 100, 2), exact, levy.rate, cents_to_decimal(levy.total_at_rate),
-                      cents_to_decimal(levy.need), cents_to_decimal(levy.difference)], bold=True)
+                      _decimal(levy.base_total / 100, 2), exact, rate, money(levy.total_at_rate),
+                      cents_to_decimal(levy.need), money(levy.difference), levy.decimals, levy.note], bold=True)
     sheet.finish()
 
 
