@@ -335,6 +335,9 @@ def _generic(key: str) -> str:
     return re.sub(r"\[\d+\]", "[]", key)
 
 
+_MISSING = object()  # a key that one of the two manifests lacks
+
+
 def compare_manifests(recorded: dict, recomputed: dict) -> tuple[list[FieldDifference], list[str]]:
     """Field by field, except UNCOMPARED_FIELDS; returns the differences and notes (NOTED_FIELDS)."""
     want, have = _flatten(recorded), _flatten(recomputed)
@@ -348,9 +351,6 @@ def compare_manifests(recorded: dict, recomputed: dict) -> tuple[list[FieldDiffe
         elif generic not in UNCOMPARED_FIELDS:
             differences.append(FieldDifference(key, want.get(key, "(fehlt)"), have.get(key, "(fehlt)")))
     return differences, notes
-
-
-_MISSING = object()
 
 def _existing(entry: dict, base: Path) -> Path | None:
     for candidate in (Path(entry["absolute"]), base / entry["path"]):
