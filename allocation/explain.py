@@ -46,6 +46,11 @@ def _eur(value: object) -> str:
     return str(value)
 
 
+def _is_composite(label: str) -> bool:
+    """A weighted composite key's label reads `70 % Linienminuten + 30 % Wagenkm` (KeySpec.describe)."""
+    return " % " in label and " + " in label
+
+
 def explain(output: str | Path, item_id: str, ags: str | None = None) -> str:
     """The decision of `item_id` and, with `ags`, the calculation proof for that municipality."""
     decisions = read_sheet(output, "Entscheidungen")
@@ -87,11 +92,17 @@ def explain(output: str | Path, item_id: str, ags: str | None = None) -> str:
             "explain-unknown-ags", Location(str(output), "Einzelnachweis"),
             f'keine Zeile für AGS "{ags}" und Kostenposition "{item_id}"{did_you_mean(ags, known)}', found=ags,
             expected=", ".join(known) or "ein AGS", hint="einen AGS aus dem Blatt Einzelnachweis verwenden (8 Ziffern)")])
+    label = str(proof.get("Schlüssel", ""))
+    if _is_composite(label):
+        key_line = (f"  Schlüssel {label}: je Spalte Gewicht × Wert der Gemeinde ÷ Summe der Spalte über alle Zahler, "
+                    f"die Teile addiert; Anteil {proof.get('Anteil (exakt)')}")
+    else:
+        key_line = (f"  Schlüsselwert {proof.get('Schlüsselwert')} von {proof.get('Schlüsselsumme')} ({label}),"
+                    f" Anteil {proof.get('Anteil (exakt)')}")
     lines += [
         "",
         f"Rechenweg für {proof.get('Gemeinde')} (AGS {proof.get('AGS')}):",
-        f"  Schlüsselwert {proof.get('Schlüsselwert')} von {proof.get('Schlüsselsumme')} ({proof.get('Schlüssel')}),"
-        f" Anteil {proof.get('Anteil (exakt)')}",
+        key_line,
         f"  {proof.get('Nachweis', '')}",
         "  Resteinheiten werden nach der Methode des größten Restes vergeben; bei gleichem Rest erhält die "
         "kleinere AGS die Einheit, nie die Zeilenreihenfolge.",

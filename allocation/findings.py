@@ -1,18 +1,20 @@
 """Findings: notices about an allocation that are not errors. Today: the double burden of host municipalities.
 
-A municipality that bears a service of some `Kategorie` itself (an item routed `host_bears` with its AGS as
-`Traeger`) and at the same time pays, through a levy (`district_levy` / `differentiated_levy`), its share
-of an item of the same `Kategorie` that someone else provides (usually the Kreis, for the other
-municipalities), carries that service twice: a double burden (the seed case, Stadt Voerde 2022). Each
-such municipality and Kategorie gives one `double-burden` finding with its own cost, its levy share and
-the total. Where the levy rule says `credit_hosts: true`, `allocate` has already taken the hosts out of
-that item's payers; the credit they received is reported as a `host-credited` finding instead.
+A municipality that bears a service itself (an item routed `host_bears` with its AGS as `Traeger`) and at
+the same time pays, through a levy (`district_levy` / `differentiated_levy`), its share of an item of the
+same service that someone else provides (usually the Kreis, for the other municipalities), carries that
+service twice: a double burden (the seed case, Stadt Voerde 2022). "Same service" is `model.service_of`:
+the item's `Leistung` cell, else its rule's `service:`, else its `Kategorie` (so a town's Musikschule and
+the Kreisarchiv, both "Kultur", are different services once either names its service). Each such
+municipality and service gives one `double-burden` finding with its own cost, its levy share and the
+total. Where the levy rule says `credit_hosts: true`, `allocate` has already taken the hosts out of that
+item's payers; the credit they received is reported as a `host-credited` finding instead.
 
 Pure: reads the allocation's lines, computes nothing that money.py should round.
 """
 from __future__ import annotations
 
-from .model import LEVY_ROUTES, ROUTE_LABELS, Allocation, Finding
+from .model import LEVY_ROUTES, ROUTE_LABELS, Allocation, Finding, service_of
 from .money import format_eur
 
 __all__ = ["LEVY_ROUTES", "DOUBLE_BURDEN", "HOST_CREDITED", "double_burdens", "finding_total"]
@@ -27,19 +29,21 @@ def finding_total(finding: Finding) -> int:
 
 
 def double_burdens(allocation: Allocation) -> tuple[Finding, ...]:
-    """Every (municipality, Kategorie) with a double burden or a host credit, ordered by AGS then Kategorie."""
+    """Every (municipality, service) with a double burden or a host credit, ordered by AGS then service.
+    A finding's `category` is the service (the Kategorie unless a `Leistung` cell or `service:` names one)."""
     names = {m.ags: m.name for m in allocation.book.municipalities}
     own: dict[tuple[str, str], int] = {}
     own_items: dict[tuple[str, str], list[str]] = {}
     for item in allocation.items:
         if item.rule.route == "host_bears":
-            key = (item.item.host, item.item.category)
+            key = (item.item.host, service_of(item.item, item.rule))
             own[key] = own.get(key, 0) + sum(line.amount for line in item.lines if line.ags == item.item.host)
             own_items.setdefault(key, []).append(item.item.id)
     findings: list[Finding] = []
     for (ags, category), own_cost in sorted(own.items()):
         levy_items = [item for item in allocation.items
-                      if item.rule.route in LEVY_ROUTES and item.item.category == category and item.item.host != ags]
+                      if item.rule.route in LEVY_ROUTES and service_of(item.item, item.rule) == category
+                      and item.item.host != ags]
         share = sum(line.amount for item in levy_items for line in item.lines if line.ags == ags)
         credit = sum(item.credits.get(ags, 0) for item in levy_items)
         paying = [item for item in levy_items if any(line.ags == ags and line.amount for line in item.lines)]

@@ -38,6 +38,8 @@ __all__ = [
     "Allocation",
     "normalise_district",
     "same_district",
+    "SERVICE_COLUMN",
+    "service_of",
 ]
 
 Value = Union[str, Decimal]
@@ -198,7 +200,8 @@ class Rule:
     priority: int
     index: int  # position in the file, 0-based
     source: Location
-    credit_hosts: bool = False  # levy routes: municipalities hosting this Kategorie themselves do not pay
+    credit_hosts: bool = False  # levy routes: municipalities hosting this service themselves do not pay
+    service: str | None = None  # the service the rule's items provide (`service:`), for "same service"
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +240,7 @@ class Rulebook:
     domains: Mapping[str, tuple[Value, ...]]
     examples: tuple[Example, ...]
     source: Location
+    description: str = ""  # the file's `description:`
 
     def rule(self, rule_id: str) -> Rule:
         return next(rule for rule in self.rules if rule.id == rule_id)
@@ -247,6 +251,20 @@ class Decision:
     item_id: str
     rule_id: str
     matched: tuple[str, ...]  # every rule whose condition held (durable_rules facts fire all)
+
+
+# Optional Kostenpositionen column naming an item's service (e.g. Musikschule, Kreisarchiv).
+SERVICE_COLUMN = "Leistung"
+
+
+def service_of(item: CostItem, rule: Rule) -> str:
+    """The service an item provides, for "hosts the same service it pays for": the item's `Leistung` cell
+    if it has one, else its rule's `service:`, else its `Kategorie`. Double-burden findings and
+    `credit_hosts` both compare this."""
+    for column, value in item.attrs.items():
+        if column.strip().casefold() == SERVICE_COLUMN.casefold() and str(value).strip():
+            return str(value).strip()
+    return rule.service or item.category
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,11 +19,11 @@ import tempfile
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from . import conditions
 from .controls import Control
-from .model import ROUTE_LABELS, ROUTES, Allocation, AllocationLine, ItemAllocation
+from .model import ROUTE_LABELS, ROUTES, Allocation, AllocationLine, ItemAllocation, Municipality
 from .money import cents_to_decimal, fraction_to_decimal, percent_points
 
 __all__ = ["write_workbook", "write_atomically", "proof", "SHEET_NAMES", "safe_text", "put_value",
@@ -63,22 +63,65 @@ def _de(value: Decimal) -> str:
     return text.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
 
 
-def proof(item: ItemAllocation, line: AllocationLine, name: str, unit: int) -> str:
-    """The calculation proof of one line, in words a reader can recompute."""
+# A weighted composite key, per column: (column, weight in percent, column total over the item's payers).
+KeyParts = tuple[tuple[str, Decimal, Fraction], ...]
+
+
+def key_parts(item: ItemAllocation, municipalities: Mapping[str, Municipality]) -> KeyParts | None:
+    """The columns of a weighted composite key with their totals over the payers, or None for any other key.
+
+    A payer whose key is 0 holds 0 in every column (weights are positive), so the payers with a positive key
+    give each column's total exactly as the split normalised it."""
+    key = item.rule.key
+    if item.rule.route != "direct_billing" or key is None or key.is_item_key or len(key.weights) < 2:
+        return None
+    payers = [municipalities[line.ags] for line in item.lines if line.key > 0]
+    return tuple((column, weight, sum((_column_value(m, column) for m in payers), Fraction(0)))
+                 for column, weight in key.weights.items())
+
+
+def _column_value(municipality: Municipality, column: str) -> Fraction:
+    value = municipality.attrs.get(column, 0)
+    return Fraction(value) if isinstance(value, (int, Decimal)) else Fraction(0)
+
+
+def proof(item: ItemAllocation, line: AllocationLine, name: str, unit: int,
+          municipalities: Mapping[str, Municipality] | None = None) -> str:
+    """The calculation proof of one line, in words a reader can recompute. With `municipalities`, a weighted
+    composite key shows each column (weight × value ÷ column total) instead of its combined key."""
+    parts = key_parts(item, municipalities) if municipalities is not None else None
     return _proof(item, line, name, unit, fraction_to_decimal(line.key, 6), fraction_to_decimal(item.key_total, 6),
-                  fraction_to_decimal(line.exact / 100, 6))
+                  fraction_to_decimal(line.exact / 100, 6),
+                  _parts_text(parts, municipalities[line.ags]) if parts else None)
+
+
+def _parts_text(parts: KeyParts, municipality: Municipality) -> str:
+    """`70 % × 41.200 ÷ 377.600 (Linienminuten) + 30 % × ...` for one municipality."""
+    return " + ".join(f"{_de(weight.normalize())} % × {_de(_exact_decimal(_column_value(municipality, column)))} ÷ "
+                      f"{_de(_exact_decimal(total))} ({column})" for column, weight, total in parts)
+
+
+def _exact_decimal(value: Fraction) -> Decimal:
+    """A column value or total (a sum of decimals from the input, so a terminating decimal) without rounding."""
+    return fraction_to_decimal(value, 12).normalize() if value else Decimal(0)
 
 
 def _proof(item: ItemAllocation, line: AllocationLine, name: str, unit: int, key: Decimal, total: Decimal,
-           exact: Decimal) -> str:
+           exact: Decimal, parts: str | None = None) -> str:
     """`proof` from the line's key, key total and exact amount as 6-place decimals, which the Einzelnachweis
-    row has already computed (the exact Fraction arithmetic is most of a line's cost)."""
+    row has already computed (the exact Fraction arithmetic is most of a line's cost). `parts`: the columns
+    of a composite key (`_parts_text`); the share then follows with 10 places, `≈` where it is rounded."""
     if line.key == 0:
         return "kein Anteil (Schlüsselwert 0 oder nicht zahlungspflichtig)"
     sign = -1 if item.deficit < 0 else 1
     floor_amount = cents_to_decimal(line.amount - sign * line.extra_units * unit)
     unit_name = "Cent" if unit == 1 else "Euro"
-    text = (f"{name}: {_de(key.normalize())} ÷ {_de(total.normalize())} × {_de(cents_to_decimal(item.deficit))} € "
+    if parts is not None:
+        share = fraction_to_decimal(line.share, 10)
+        factor = f"{parts} {'=' if share == line.share else '≈'} {_de(share.normalize())}"
+    else:
+        factor = f"{_de(key.normalize())} ÷ {_de(total.normalize())}"
+    text = (f"{name}: {factor} × {_de(cents_to_decimal(item.deficit))} € "
             f"= {_de(exact)} € → abgerundet {_de(floor_amount)} €")
     if line.rank is None:
         text += " (kein Rest)"
@@ -288,10 +331,12 @@ def _einzelnachweis(book: _StreamBook, allocation: Allocation) -> None:
     formats = [None, None, None, None, None, None, "#,##0.######", "#,##0.######", SHARE, EXACT, EUR, "0", "0", None]
     sheet = _StreamSheet(book, "Einzelnachweis", headers, formats)
     names = {m.ags: m.name for m in allocation.book.municipalities}
+    by_ags = {m.ags: m for m in allocation.book.municipalities}
     unit = allocation.book.parameters.unit
     part = 1
     for item in allocation.items:
         total = _decimal(item.key_total, 6)
+        parts = key_parts(item, by_ags)
         for line in sorted(item.lines, key=lambda l: l.ags):
             if sheet.row >= MAX_ROWS:  # Excel's last row: continue on Einzelnachweis_2, _3, ... (same header)
                 sheet.finish()
@@ -301,7 +346,8 @@ def _einzelnachweis(book: _StreamBook, allocation: Allocation) -> None:
             sheet.append([item.item.id, line.ags, names[line.ags], item.rule.id, ROUTE_LABELS[item.rule.route],
                           item.key_label, key, total, _decimal(line.share, 10), exact, cents_to_decimal(line.amount),
                           line.extra_units, line.rank if line.rank is not None else "",
-                          _proof(item, line, names[line.ags], unit, key, total, exact)])
+                          _proof(item, line, names[line.ags], unit, key, total, exact,
+                                 _parts_text(parts, by_ags[line.ags]) if parts and line.key else None)])
     sheet.finish()
 
 
@@ -362,23 +408,31 @@ def _hinweise(book: _StreamBook, allocation: Allocation) -> None:
 
 
 def _hebesaetze(book: _StreamBook, allocation: Allocation) -> None:
-    """Levy rates: the printed rate per levy item and what it yields, next to the exact split."""
+    """Levy rates: the printed rate per levy item and what it yields, next to the exact split. A rate that
+    needs more decimals than declared shows them (and says so); one that no printable rate meets is marked
+    "nicht aussagekräftig" and yields nothing (rates.py)."""
     from .rates import levy_rates
 
     sheet = _StreamSheet(book, "Hebesaetze", [
         "ID", "Regel", "Weg", "AGS", "Gemeinde", "Bemessungsgrundlage", "Hebesatz exakt (%)",
         "Hebesatz gedruckt (%)", "Betrag nach gedrucktem Hebesatz", "Betrag exakte Verteilung",
-        "Differenz (Hebesatz − exakt)"], [None] * 5 + [EUR, "0.0000000000", "0.0000", EUR, EUR, EUR])
+        "Differenz (Hebesatz − exakt)", "Nachkommastellen (gedruckt)", "Hinweis"],
+        [None] * 5 + [EUR, "0.0000000000", "0.00####", EUR, EUR, EUR, "0", None])
     names = {m.ags: m.name for m in allocation.book.municipalities}
+
+    def money(cents: int | None) -> Decimal | str:
+        return "" if cents is None else cents_to_decimal(cents)
+
     for levy in levy_rates(allocation):
         exact = _decimal(levy.rate_exact, 10)
+        rate = levy.rate if levy.rate is not None else ""
         for line in levy.lines:
             sheet.append([levy.item_id, levy.rule_id, ROUTE_LABELS[levy.route], line.ags, names[line.ags],
-                          _decimal(line.base / 100, 2), exact, levy.rate, cents_to_decimal(line.at_rate),
-                          cents_to_decimal(line.exact_split), cents_to_decimal(line.difference)])
+                          _decimal(line.base / 100, 2), exact, rate, money(line.at_rate),
+                          cents_to_decimal(line.exact_split), money(line.difference), levy.decimals, levy.note])
         sheet.append([levy.item_id, levy.rule_id, ROUTE_LABELS[levy.route], "Summe", "Bedarf (Defizit)",
-                      _decimal(levy.base_total / 100, 2), exact, levy.rate, cents_to_decimal(levy.total_at_rate),
-                      cents_to_decimal(levy.need), cents_to_decimal(levy.difference)], bold=True)
+                      _decimal(levy.base_total / 100, 2), exact, rate, money(levy.total_at_rate),
+                      cents_to_decimal(levy.need), money(levy.difference), levy.decimals, levy.note], bold=True)
     sheet.finish()
 
 

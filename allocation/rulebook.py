@@ -25,7 +25,7 @@ __all__ = ["load_rulebook", "load_rulebooks", "parse_rulebook", "check_columns",
 
 TOP_KEYS = ("district", "valid_from", "valid_to", "hit_policy", "description", "domains", "rules", "examples")
 RULE_KEYS = ("id", "description", "legal_basis", "when", "route", "payers", "key", "components", "extent",
-             "priority", "credit_hosts")
+             "priority", "credit_hosts", "service")
 EXAMPLE_KEYS = ("item", "rule", "route", "description", "municipalities", "deficit", "costs", "funding", "rounding",
                 "split")
 SPLIT_KEYS = ("municipalities", "deficit", "costs", "funding", "rounding", "split")
@@ -206,8 +206,9 @@ def _rule(reader: _Reader, node: object, index: int, where: Location) -> Rule | 
                      found=repr(credit_hosts), expected="true oder false",
                      hint="`credit_hosts: true` schreiben, um Trägergemeinden von dieser Umlage freizustellen")
         credit_hosts = False
+    service = reader.text(node, "service", required=False).strip() or None
     return Rule(rule_id, description, legal_basis, when, route, payers, key, components, extent, priority, index,
-                where, credit_hosts=credit_hosts)
+                where, credit_hosts=credit_hosts, service=service)
 
 
 def _example(reader: _Reader, node: object, where: Location) -> Example | None:
@@ -431,8 +432,9 @@ def parse_rulebook(text: str, path: str, sha256: str = "") -> tuple[Rulebook, li
     errors = [p for p in reader.problems if p.severity == "error"]
     if errors:
         raise RuleFileError(reader.problems)
+    description = reader.text(document, "description", required=False).strip()
     return Rulebook(path, sha256, district, valid_from, valid_to, str(hit_policy), tuple(rules), domains,
-                    tuple(examples), Location(path, line=1, col=1)), [
+                    tuple(examples), Location(path, line=1, col=1), description), [
         p for p in reader.problems if p.severity == "warning"]
 
 

@@ -24,32 +24,75 @@ POLICY_TEXT = {
 }
 
 
+def _and(words: Sequence[str]) -> str:
+    """`A`, `A und B`, `A, B und C`."""
+    words = list(words)
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " und " + words[-1]
+
+
 def _components(rule: Rule) -> str:
-    return ", ".join(rule.components)
+    return _and(rule.components)
+
+
+# The payers after a preposition: (all, payers: {}, none, "nur … die Gemeinden, für die X gilt,") per case.
+_PAYER_PHRASES = {
+    "auf": ("auf alle Gemeinden", "auf keine Gemeinde", "nur auf die Gemeinden"),
+    "mit": ("mit allen Gemeinden", "mit keiner Gemeinde", "nur mit den Gemeinden"),
+}
+
+
+def _whom(rule: Rule, preposition: str) -> str:
+    """The payers after "auf" (accusative) or "mit" (dative): every municipality, or those a `payers` condition
+    selects (a relative clause closed by a comma, so the sentence goes on correctly)."""
+    every, none, some = _PAYER_PHRASES[preposition]
+    if rule.payers is None:
+        return every
+    selected = conditions.describe(rule.payers)
+    if selected == "immer":
+        return f"{every} (payers: {{}} wählt jede Gemeinde)"
+    if selected == "nie":
+        return f"{none} (die payers-Bedingung ist nie erfüllt)"
+    return f"{some}, für die {selected} gilt,"
+
+
+def _key(rule: Rule) -> str:
+    """How direct billing shares, as an adverbial phrase ("nach ...")."""
+    key = rule.key
+    if key is None:
+        return "nach einem Schlüssel, der fehlt"
+    if key.is_item_key:
+        return "nach den Schlüsselwerten der Kostenposition im Blatt Schluessel"
+    if len(key.weights) == 1:
+        return f"nach der Spalte {next(iter(key.weights))} des Blatts Gemeinden"
+    parts = _and([f"{weight} % {column}" for column, weight in key.weights.items()])
+    return (f"nach einem gewichteten Schlüssel aus {parts} (jede Spalte im Verhältnis zu ihrer Summe über die "
+            "zahlenden Gemeinden)")
 
 
 def rule_sentence(rule: Rule) -> str:
-    """The rule as one German sentence."""
+    """The rule as one German sentence, for every route and combination of its parameters."""
     when = conditions.describe(rule.when)
-    condition = "Für jede Kostenposition" if when == "immer" else f"Wenn {when}"
+    condition = {"immer": "Für jede Kostenposition", "nie": "Für keine Kostenposition (die Bedingung ist nie "
+                 "erfüllt)"}.get(when)
+    condition = f"{condition} " if condition else f"Wenn {when}, "  # a "wenn" clause takes a comma, a phrase not
     deficit = f"das Defizit (förderfähig: {_components(rule)}; abzüglich Förderung)"
     if rule.route == "district_levy":
         then = f"wird {deficit} über die allgemeine Kreisumlage auf alle Gemeinden nach ihren Umlagegrundlagen verteilt"
     elif rule.route == "differentiated_levy":
-        payers = conditions.describe(rule.payers) if rule.payers is not None else "allen Gemeinden"
-        key = f"Umlagegrundlagen × {rule.extent}" if rule.extent else "Umlagegrundlagen"
-        then = f"wird {deficit} über eine differenzierte Umlage nur auf die Gemeinden mit {payers} nach {key} verteilt"
+        basis = "ihren Umlagegrundlagen" if not rule.extent else (
+            f"ihren mit dem Mehr-/Minderbelastungsfaktor der Spalte {rule.extent} vervielfachten Umlagegrundlagen")
+        then = f"wird {deficit} über eine differenzierte Umlage {_whom(rule, 'auf')} nach {basis} verteilt"
     elif rule.route == "direct_billing":
-        key = rule.key.describe() if rule.key is not None else "?"
-        if rule.key is not None and rule.key.is_item_key:
-            key = "Schluessel (Werte je Kostenposition im Blatt Schluessel)"
-        whom = f"die Gemeinden mit {conditions.describe(rule.payers)}" if rule.payers is not None else "alle Gemeinden"
-        then = f"wird {deficit} direkt nach dem Schlüssel {key} auf {whom} abgerechnet"
+        then = f"wird {deficit} {_whom(rule, 'mit')} direkt {_key(rule)} abgerechnet"
     else:
-        then = f"trägt die Trägerkommune (Spalte Traeger) {deficit} selbst"
-    if getattr(rule, "credit_hosts", False):
-        then += "; Gemeinden, die diese Kategorie selbst tragen, zahlen nicht mit (credit_hosts)"
-    return f"{condition}, {then}."
+        then = f"trägt die Trägerkommune (die Gemeinde in Spalte Traeger) {deficit} selbst"
+    if rule.credit_hosts:
+        service = f"die Leistung „{rule.service}“" if rule.service else "dieselbe Leistung (Spalte Leistung, sonst Kategorie)"
+        then += f"; Gemeinden, die {service} selbst als Trägerkommune tragen, zahlen nicht mit (credit_hosts)"
+    text = f"{condition}{then}."
+    if rule.service:
+        text += f" Die Leistung heißt „{rule.service}“ (service)."
+    return text
 
 
 def _example_lines(example: Example, number: int) -> tuple[str, list[str], list[tuple[str, str]]]:
@@ -81,6 +124,8 @@ def _sections(books: Sequence[Rulebook]) -> Iterable[tuple[str, object]]:
     for book in books:
         name = Path(book.path).name
         yield "h2", f"{book.district}, Haushaltsjahre {book.valid_from}–{book.valid_to} ({name})"
+        if book.description:
+            yield "p", book.description
         yield "p", POLICY_TEXT.get(book.hit_policy, book.hit_policy)
         for column, values in book.domains.items():
             yield "p", f"Zulässige Werte für {column}: " + ", ".join(str(v) for v in values) + "."
@@ -95,6 +140,8 @@ def _sections(books: Sequence[Rulebook]) -> Iterable[tuple[str, object]]:
                      f"Gültig: Haushaltsjahre {book.valid_from}–{book.valid_to}"]
             if rule.key is not None:
                 facts.insert(2, f"Schlüssel: {rule.key.describe()}")
+            if rule.service:
+                facts.append(f"Leistung: {rule.service}")
             if book.hit_policy == "priority":
                 facts.append(f"Priorität: {rule.priority}")
             yield "list", facts

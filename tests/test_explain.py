@@ -83,3 +83,41 @@ def test_unknown_item_and_ags_are_located_problems_with_a_suggestion(output, cap
     assert main(["explain", str(output), "--item", "KIM-2021"]) == 3
     assert main(["explain", str(output), "--item", "KIM-2022", "--ags", "05170044"]) == 0
     assert "Rechenweg für Voerde (Niederrhein)" in capsys.readouterr().out
+
+
+def _german(text: str) -> Fraction:
+    return Fraction(text.replace(".", "").replace(",", "."))
+
+
+def test_composite_key_proof_recomputes_by_hand_from_the_printed_components(output):
+    """ÖPNV: 70 % Linienminuten + 30 % Wagenkm over all 13 municipalities, deficit 4,250,000 − 1,100,000 =
+    3,150,000 €. The printed proof must name each column's value, its total and its weight, so that the share
+    and the exact amount recompute from the printed figures alone; the figures are checked against the input."""
+    import re
+
+    from openpyxl import load_workbook
+
+    text = explain(output, "OEPNV-2022", "05170004")
+    proof = next(line.strip() for line in text.splitlines() if line.strip().startswith("Alpen:"))
+    parts = re.findall(r"(\d+(?:,\d+)?) % × ([\d.,]+) ÷ ([\d.,]+) \((\w+)\)", proof)
+    assert [column for *_, column in parts] == ["Linienminuten", "Wagenkm"]
+    # the printed values and totals are the input's: Alpen's cells and the column sums of sheet Gemeinden
+    rows = list(load_workbook(FIXTURE, read_only=True)["Gemeinden"].iter_rows(values_only=True))
+    header = list(rows[0])
+    alpen = next(row for row in rows[1:] if row[0] == "05170004")
+    for weight, value, total, column in parts:
+        index = header.index(column)
+        assert _german(value) == Fraction(str(alpen[index]))
+        assert _german(total) == sum(Fraction(str(row[index])) for row in rows[1:] if row[0])
+    assert [_german(w) for w, *_ in parts] == [70, 30]
+    # by hand: share = Σ weight/100 × value ÷ total; exact amount = share × 3,150,000.00 €
+    share = sum(_german(w) / 100 * _german(v) / _german(t) for w, v, t, _ in parts)
+    shown_share = re.search(r"\) [≈=] ([\d,]+) × 3\.150\.000,00 €", proof).group(1)
+    assert abs(_german(shown_share) - share) <= Fraction(1, 2 * 10**10)
+    exact_euros = share * 3_150_000
+    shown_exact = re.search(r"= ([\d.,]+) € → abgerundet ([\d.,]+) €", proof)
+    assert abs(_german(shown_exact.group(1)) - exact_euros) <= Fraction(1, 2 * 10**6)
+    floor_cents = exact_euros * 100 // 1
+    assert _german(shown_exact.group(2)) * 100 == floor_cents
+    assert "÷ 1 ×" not in proof
+    assert "Schlüssel 70 % Linienminuten + 30 % Wagenkm: je Spalte Gewicht" in text

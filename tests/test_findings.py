@@ -153,3 +153,78 @@ def test_credit_hosts_is_read():
     assert rulebook.rules[0].credit_hosts is True
     rulebook, _ = parse_rulebook(LEVY_RULE.format(route="district_levy", extra=""), "t.yaml")
     assert rulebook.rules[0].credit_hosts is False
+
+
+# ------------------------------------------------------------------ "same service", not just same Kategorie
+# Three municipalities with bases 100,000 / 200,000 / 300,000 € (600,000 € in all). A-Stadt runs its own
+# Musikschule (Kultur, deficit 10,000 €, host_bears); the Kreis runs an item of Kategorie Kultur with a
+# deficit of 60,000 € through the Kreisumlage, of which A-Stadt pays 60,000 × 100,000 ÷ 600,000 = 10,000 €.
+SERVICE_TOWNS = [["05999001", "A-Stadt", 100_000], ["05999002", "B-Dorf", 200_000], ["05999003", "C-Hausen", 300_000]]
+
+
+def _service_case(tmp_path, kreis_rule_extra: str = "", leistung: tuple[str, str] | None = None):
+    from workbooks import write_input, write_rules
+
+    items = [["MS-A", "Musikschule A-Stadt", "Kultur", 0, 10_000, 0, 0, "05999001"],
+             ["K-KULTUR", "Kultur des Kreises", "Kultur", 0, 60_000, 0, 0, "Kreis"]]
+    extra: tuple[str, ...] = ()
+    if leistung is not None:
+        items = [row + [value] for row, value in zip(items, leistung)]
+        extra = ("Leistung",)
+    source = write_input(tmp_path / "eingabe.xlsx", SERVICE_TOWNS, items, item_extra=extra)
+    rules = write_rules(tmp_path / "regeln.yaml",
+                        "  - id: kultur-kreis\n    legal_basis: x\n    when: {Kategorie: Kultur, Traeger: Kreis}\n"
+                        f"    route: district_levy\n{kreis_rule_extra}"
+                        "  - id: traeger\n    legal_basis: y\n    when: {Traeger: {ne: Kreis}}\n    route: host_bears\n")
+    allocation, _controls, _warnings = compute(source, rules)
+    return allocation
+
+
+def _burdens(allocation) -> list[tuple]:
+    return [(f.code, f.ags, f.category, f.own_cost, f.levy_share) for f in allocation.findings]
+
+
+def test_same_kategorie_without_named_services_is_still_a_double_burden(tmp_path):
+    assert _burdens(_service_case(tmp_path)) == [("double-burden", "05999001", "Kultur", 10_000_00, 10_000_00)]
+
+
+def test_a_musikschule_is_not_flagged_against_the_kreisarchiv_named_by_the_rule(tmp_path):
+    """The trial's false finding: both items are Kultur, but the Kreis item is the Kreisarchiv (`service:`)."""
+    allocation = _service_case(tmp_path, "    service: Kreisarchiv\n")
+    assert allocation.rulebook.rule("kultur-kreis").service == "Kreisarchiv"
+    assert _burdens(allocation) == []
+
+
+def test_a_musikschule_is_not_flagged_against_the_kreisarchiv_named_by_the_leistung_column(tmp_path):
+    assert _burdens(_service_case(tmp_path, leistung=("Musikschule", "Kreisarchiv"))) == []
+
+
+def test_the_same_named_service_is_a_double_burden(tmp_path):
+    """A Kreismusikschule next to A-Stadt's own: own 10,000 € plus levy share 10,000 €."""
+    allocation = _service_case(tmp_path, leistung=("Musikschule", "Musikschule"))
+    assert _burdens(allocation) == [("double-burden", "05999001", "Musikschule", 10_000_00, 10_000_00)]
+    assert "trägt Musikschule selbst" in allocation.findings[0].message
+    # the Leistung cell is more specific than a rule's service: the rule's Kreisarchiv is overridden
+    allocation = _service_case(tmp_path, "    service: Kreisarchiv\n", leistung=("Musikschule", "Musikschule"))
+    assert [f.category for f in allocation.findings] == ["Musikschule"]
+
+
+def test_service_must_be_text_in_the_rule_file():
+    text = ("district: X\nvalid_from: 2022\nvalid_to: 2022\nrules:\n  - id: a\n    legal_basis: x\n    when: {}\n"
+            "    route: district_levy\n    service: [Musikschule]\n")
+    with pytest.raises(RuleFileError) as refused:
+        parse_rulebook(text, "regeln.yaml")
+    assert [p.code for p in refused.value.problems] == ["rule-bad-type"]
+    assert refused.value.problems[0].location.line == 9
+
+
+@pytest.mark.xfail(strict=True, reason="credit_hosts in allocate.py still compares Kategorie; needs the two-line "
+                                       "change to model.service_of (allocate.py is outside this branch)")
+def test_credit_hosts_credits_only_hosts_of_the_same_service(tmp_path):
+    """credit_hosts on the Kreisarchiv rule must not exempt A-Stadt, whose Musikschule is another service:
+    A-Stadt keeps paying 10,000 €, B-Dorf 20,000 €, C-Hausen 30,000 € (60,000 € by bases 1 : 2 : 3)."""
+    allocation = _service_case(tmp_path, "    service: Kreisarchiv\n    credit_hosts: true\n")
+    archive = next(item for item in allocation.items if item.item.id == "K-KULTUR")
+    assert {line.ags: line.amount for line in archive.lines} == {
+        "05999001": 10_000_00, "05999002": 20_000_00, "05999003": 30_000_00}
+    assert dict(archive.credits) == {}

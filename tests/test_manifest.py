@@ -122,3 +122,211 @@ def test_comparison_ignores_only_the_run_time(finished_run, tmp_path):
     sheet.cell(row - 1, 2).value = "geändert"
     workbook.save(copy)
     assert [d.cell for d in manifest_module.compare_workbooks(output, copy)] == [f"B{row - 1}"]
+
+
+# ------------------------------------------------------------------ every manifest field is recomputed
+
+
+def _manifest_file(run_folder: Path) -> Path:
+    return run_folder / "ergebnis" / "ergebnis.xlsx.manifest.json"
+
+
+def _edit_manifest(run_folder: Path, change) -> dict:
+    """Apply `change` to the recorded manifest; returns the manifest as it was before."""
+    path = _manifest_file(run_folder)
+    original = json.loads(path.read_text(encoding="utf-8"))
+    edited = json.loads(path.read_text(encoding="utf-8"))
+    change(edited)
+    path.write_text(json.dumps(edited, ensure_ascii=False, indent=2), encoding="utf-8")
+    return original
+
+
+def _set(path: str, value):
+    def change(manifest: dict) -> None:
+        *parents, last = path.split(".")
+        node = manifest
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        node[last] = value
+    return change
+
+
+@pytest.mark.parametrize("key, value", [
+    ("totals_cents.05170044.total", "raised"),  # the issue's case: a raised total still said "identisch"
+    ("totals_cents.05170044.district_levy", "raised"),
+    ("total_cents", "raised"),
+    ("parameters.district", "Kreis Kleve"),
+    ("parameters.year", 2023),
+    ("parameters.rounding", "Euro"),
+    ("parameters.rate_decimals", 4),
+    ("parameters.hit_policy", "priority"),
+    ("rules.0.valid_to", 2030),
+    ("rules.0.district", "Kreis Kleve"),
+    ("tool.allocation", "0.0.9"),
+    ("tool.durable_rules", "2.0.27"),
+])
+def test_verify_recomputes_every_manifest_field(finished_run, capsys, key, value):
+    flat_key = key.replace(".0.", "[0].")
+    recorded = json.loads(_manifest_file(finished_run).read_text(encoding="utf-8"))
+    node = recorded
+    for part in key.split("."):
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    original_value = node
+    new_value = original_value + 100 if value == "raised" else value
+    _edit_manifest(finished_run, _set(key, new_value))
+    result = manifest_module.verify(finished_run / "ergebnis" / "ergebnis.xlsx")
+    assert not result.identical
+    assert [(d.key, d.recorded, d.recomputed) for d in result.field_differences] == [
+        (flat_key, new_value, original_value)]
+    assert result.differences == () and result.file_problems == ()
+    assert main(["verify", str(finished_run / "ergebnis" / "ergebnis.xlsx")]) == manifest_module.VERIFY_FAILED
+    assert f"Abweichung Manifest {flat_key}" in capsys.readouterr().err
+
+
+def test_verify_notes_another_python_version_but_stays_identical(finished_run):
+    _edit_manifest(finished_run, _set("tool.python", "3.11.0"))
+    result = manifest_module.verify(finished_run / "ergebnis" / "ergebnis.xlsx")
+    assert result.identical, result.text()
+    assert any("tool.python" in note and "3.11.0" in note for note in result.notes)
+
+
+def test_time_places_and_output_hash_are_the_only_uncompared_fields():
+    assert set(manifest_module.UNCOMPARED_FIELDS) == {
+        "started_utc", "working_directory", "input.absolute", "rules[].absolute", "bases_from.absolute",
+        "output.path", "output.sha256", "tool.python"}
+
+
+# ------------------------------------------------------------------ number formats and layout
+
+
+def test_verify_names_a_changed_number_format(finished_run):
+    output = finished_run / "ergebnis" / "ergebnis.xlsx"
+    workbook = load_workbook(output)
+    cell = workbook["Uebersicht"]["C2"]
+    assert cell.number_format == '#,##0.00 "€"'
+    value = cell.value
+    cell.number_format = "0.00"  # same value, shown without thousands separator and currency
+    workbook.save(output)
+    result = manifest_module.verify(output)
+    assert not result.identical
+    assert [(d.sheet, d.cell, d.aspect, d.expected, d.found) for d in result.differences] == [
+        ("Uebersicht", "C2", "Zahlenformat", '#,##0.00 "€"', "0.00")]
+    assert workbook["Uebersicht"]["C2"].value == value
+
+
+def test_compare_names_sheet_order_column_width_frozen_pane_and_filter(finished_run, tmp_path):
+    output = finished_run / "ergebnis" / "ergebnis.xlsx"
+    workbook = load_workbook(output)
+    sheet = workbook["Kontrollen"]
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref
+    width = sheet.column_dimensions["A"].width
+    sheet.column_dimensions["A"].width = width + 10
+    sheet.freeze_panes = None
+    sheet.auto_filter.ref = None
+    workbook.move_sheet("Hebesaetze", offset=-6)  # last sheet to the front
+    workbook.save(tmp_path / "umgebaut.xlsx")
+    found = {(d.sheet, d.cell, d.aspect) for d in manifest_module.compare_workbooks(output, tmp_path / "umgebaut.xlsx")}
+    assert found == {("(Arbeitsmappe)", "(Blattreihenfolge)", "Layout"),
+                     ("Kontrollen", "(Spaltenbreite A)", "Layout"),
+                     ("Kontrollen", "(Fixierung)", "Layout"),
+                     ("Kontrollen", "(Autofilter)", "Layout")}
+
+
+# ------------------------------------------------------------------ malformed manifests
+
+
+def _delete(path: str):
+    def change(manifest: dict) -> None:
+        *parents, last = path.split(".")
+        node = manifest
+        for key in parents:
+            node = node[key]
+        del node[last]
+    return change
+
+
+MALFORMED_TEXT = [
+    ("{ kaputt", "manifest-not-json", "1"),
+    ("", "manifest-not-json", "1"),
+    ("[]", "manifest-bad-type", "oberste Ebene"),
+]
+MALFORMED_EDITS = [
+    (_delete("output.sha256"), "manifest-missing-key", '"output.sha256"'),
+    (_delete("parameters"), "manifest-missing-key", '"parameters"'),
+    (_set("parameters.year", "2022"), "manifest-bad-type", '"parameters.year"'),
+    (_set("parameters.year", True), "manifest-bad-type", '"parameters.year"'),
+    (_set("rules", []), "manifest-bad-type", '"rules"'),
+    (_set("rules.0.sha256", "xyz"), "manifest-bad-type", '"rules[0].sha256"'),
+    (_set("totals_cents.05170044.total", 1.5), "manifest-bad-type", '"totals_cents.05170044.total"'),
+    (_set("input", None), "manifest-bad-type", '"input"'),
+    (_set("format", "allocation-manifest/9"), "manifest-bad-value", '"format"'),
+]
+
+
+@pytest.mark.parametrize("text, code, where", MALFORMED_TEXT)
+def test_a_manifest_that_is_not_json_is_a_located_problem(finished_run, capsys, text, code, where):
+    _manifest_file(finished_run).write_text(text, encoding="utf-8")
+    _assert_malformed(finished_run, capsys, code, where)
+
+
+@pytest.mark.parametrize("change, code, where", MALFORMED_EDITS)
+def test_a_manifest_with_a_missing_or_mistyped_key_names_the_key(finished_run, capsys, change, code, where):
+    _edit_manifest(finished_run, change)
+    _assert_malformed(finished_run, capsys, code, where)
+
+
+def test_a_manifest_that_is_not_utf8_is_a_located_problem(finished_run, capsys):
+    _manifest_file(finished_run).write_bytes(b"\xff\xfe\x00{")
+    _assert_malformed(finished_run, capsys, "manifest-unreadable", "")
+
+
+def _assert_malformed(run_folder: Path, capsys, code: str, where: str) -> None:
+    capsys.readouterr()
+    result = manifest_module.verify(run_folder / "ergebnis" / "ergebnis.xlsx")
+    assert not result.identical
+    assert [p.code for p in result.problems] == [code]
+    problem = result.problems[0]
+    assert problem.location.file == str(_manifest_file(run_folder))
+    assert where in (str(problem.location) + problem.message)
+    assert main(["verify", str(run_folder / "ergebnis" / "ergebnis.xlsx")]) == manifest_module.VERIFY_FAILED
+    err = capsys.readouterr().err
+    assert f"[{code}]" in err and "Traceback" not in err and "Interner Fehler" not in err
+    assert main(["verify", str(run_folder / "ergebnis" / "ergebnis.xlsx"), "--json"]) == manifest_module.VERIFY_FAILED
+    report = json.loads(capsys.readouterr().out)
+    assert report["status"] == "malformed" and report["problems"][0]["code"] == code
+
+
+def test_a_manifest_cut_anywhere_is_a_located_problem(finished_run):
+    """Fuzz: the manifest truncated at many places (a copy interrupted by a full disk)."""
+    path = _manifest_file(finished_run)
+    text = path.read_text(encoding="utf-8")
+    assert text.endswith("}\n")
+    for cut in sorted({0, 1, 2, len(text) // 3, len(text) // 2, len(text) - 3, len(text) - 2, *range(7, len(text), 97)}):
+        path.write_text(text[:cut], encoding="utf-8")
+        result = manifest_module.verify(path)
+        assert [p.code for p in result.problems] == ["manifest-not-json"], cut
+        assert result.problems[0].location.line is not None
+
+
+# ------------------------------------------------------------------ end to end, as an auditor runs it
+
+
+def test_verify_on_the_fixture_end_to_end_as_a_command(tmp_path):
+    import subprocess
+    import sys
+
+    shutil.copy(FIXTURE, tmp_path / "eingabe.xlsx")
+    shutil.copy(RULES, tmp_path / "regeln.yaml")
+    command = [sys.executable, "-m", "allocation"]
+    ran = subprocess.run([*command, "run", "eingabe.xlsx", "--rules", "regeln.yaml", "-o", "ergebnis.xlsx"],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    checked = subprocess.run([*command, "verify", "ergebnis.xlsx"], cwd=tmp_path, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    assert "identisch" in checked.stdout
+    manifest = json.loads((tmp_path / "ergebnis.xlsx.manifest.json").read_text(encoding="utf-8"))
+    manifest["total_cents"] += 1
+    (tmp_path / "ergebnis.xlsx.manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    checked = subprocess.run([*command, "verify", "ergebnis.xlsx"], cwd=tmp_path, capture_output=True, text=True)
+    assert checked.returncode == 7
+    assert f"Abweichung Manifest total_cents: nachgerechnet {TOTAL_CENTS}, im Manifest {TOTAL_CENTS + 1}" in checked.stderr

@@ -138,22 +138,28 @@ def test_fixture_levy_rates_next_to_exact_split():
     rates = {levy.item_id: levy for levy in levy_rates(allocation)}
     assert set(rates) == {"KIM-2022", "JA-2022"}  # the two levy items; direct billing has no rate
     kim = rates["KIM-2022"]
-    # 76,000 € ÷ 700,000,000 € × 100 = 0.010857... %; Kreis Wesel prints 2 decimals → 0.01 %.
-    assert kim.rate == Decimal("0.01") and kim.need == 7_600_000
+    # 76,000 € ÷ 700,000,000 € × 100 = 0.0108571... %. Kreis Wesel prints 2 decimals, but 0.01 % yields only
+    # about 70,000 €, 0.011 % about 77,000 €, 0.0109 % about 76,300 €: each misses the need by more than 0.1 %
+    # (76 €). 0.01086 % yields about 76,020 €: within 76 €, so the rate is printed with 5 decimals.
+    assert kim.rate == Decimal("0.01086") and kim.decimals == 5 and kim.need == 7_600_000
+    assert "5 statt 2 Nachkommastellen" in kim.note
     assert kim.rate_exact == Fraction(76_000 * 100, 700_000_000)
     voerde = next(line for line in kim.lines if line.ags == "05170044")
-    # 42,982,635 € × 0.01 % = 4,298.2635 € → 4,298.26 €; exact split 4,666.69 € (see test_findings).
-    assert voerde.at_rate == 429_826
+    # 42,982,635 € × 0.01086 % = 4,667.914161 € → 4,667.91 €; exact split 4,666.69 € (see test_findings).
+    assert voerde.at_rate == 466_791
     assert voerde.exact_split == 466_669
-    assert voerde.difference == 429_826 - 466_669
+    assert voerde.difference == 466_791 - 466_669
     assert kim.total_at_rate == sum(line.at_rate for line in kim.lines)
     assert kim.difference == kim.total_at_rate - 7_600_000
+    # 700,000,000 € × 0.01086 % = 76,020 € exactly; rounding 13 amounts moves it by at most 13 × ½ Cent
+    assert abs(kim.difference - 20_00) <= 6
     youth = rates["JA-2022"]
     # Only the 7 municipalities served by the Kreisjugendamt; their bases sum to 253,505,632 €.
     assert len(youth.lines) == 7
     assert youth.base_total == 253_505_632 * 100
-    # 22,260,000 ÷ 253,505,632 × 100 = 8.78087... → 8.78 %
-    assert youth.rate == Decimal("8.78")
+    # 22,260,000 ÷ 253,505,632 × 100 = 8.78087... → 8.78 %, which yields 253,505,632 € × 8.78 % =
+    # 22,257,794.49 €: 2,205.51 € short, within 0.1 % of the need (22,260 €), so 2 decimals stay
+    assert youth.rate == Decimal("8.78") and youth.decimals == 2 and youth.note == ""
     alpen = next(line for line in youth.lines if line.ags == "05170004")
     assert alpen.at_rate == 238_415_957  # 27,154,437 € × 8.78 % = 2,384,159.5686 € → 2,384,159.57 €
 
@@ -169,9 +175,63 @@ def test_hebesaetze_sheet(tmp_path):
     header = rows[0]
     records = [dict(zip(header, row)) for row in rows[1:]]
     voerde = next(r for r in records if r["ID"] == "KIM-2022" and r["AGS"] == "05170044")
-    assert str(voerde["Hebesatz gedruckt (%)"]) == "0.01"
-    assert str(voerde["Betrag nach gedrucktem Hebesatz"]) == "4298.26"
+    assert str(voerde["Hebesatz gedruckt (%)"]) == "0.01086"
+    assert voerde["Nachkommastellen (gedruckt)"] == 5
+    assert str(voerde["Betrag nach gedrucktem Hebesatz"]) == "4667.91"
     assert str(voerde["Betrag exakte Verteilung"]) == "4666.69"
-    assert str(voerde["Differenz (Hebesatz − exakt)"]) == "-368.43"
+    assert str(voerde["Differenz (Hebesatz − exakt)"]) == "1.22"
     total = next(r for r in records if r["ID"] == "KIM-2022" and r["AGS"] == "Summe")
     assert str(total["Betrag exakte Verteilung"]) == "76000"
+
+
+def _levy_case(tmp_path, items) -> dict:
+    """Two payers with bases 105,033,820 € and 200,000,000 € (305,033,820 € in all), one district levy rule,
+    2 declared decimals; returns the Hebesaetze rows of the run by (ID, AGS)."""
+    from openpyxl import load_workbook
+
+    from workbooks import write_input, write_rules
+
+    source = write_input(tmp_path / "eingabe.xlsx", [["05999001", "A-Stadt", 105_033_820],
+                                                     ["05999002", "B-Dorf", 200_000_000]], items)
+    rules = write_rules(tmp_path / "regeln.yaml", "  - id: umlage\n    legal_basis: x\n    when: {}\n"
+                                                  "    route: district_levy\n")
+    output = tmp_path / "ergebnis.xlsx"
+    assert main(["run", str(source), "--rules", str(rules), "-o", str(output)]) == 0
+    rows = list(load_workbook(output, read_only=True)["Hebesaetze"].iter_rows(values_only=True))
+    return {(row[0], row[3]): dict(zip(rows[0], row)) for row in rows[1:]}
+
+
+def test_a_rate_that_misstates_the_need_gets_more_decimals(tmp_path):
+    """The issue's case: a need of 144,000 € on 305,033,820 € (exact 0.0472083... %) printed as 0.05 % yields
+    105,033,820 × 0.05 % = 52,516.91 € + 200,000,000 × 0.05 % = 100,000.00 €, 152,516.91 € in all (5.9 % too
+    much). 0.047 % yields 49,365.90 + 94,000.00 = 143,365.90 € (634.10 € short, more than 0.1 % = 144 €);
+    0.0472 % yields 49,575.96 + 94,400.00 = 143,975.96 €, 24.04 € short: printed with 4 decimals."""
+    rows = _levy_case(tmp_path, [["U-1", "Umlage", "Kultur", 0, 144_000, 0, 0, "Kreis"]])
+    total = rows[("U-1", "Summe")]
+    assert str(total["Hebesatz gedruckt (%)"]) == "0.0472"
+    assert total["Nachkommastellen (gedruckt)"] == 4
+    assert str(rows[("U-1", "05999001")]["Betrag nach gedrucktem Hebesatz"]) == "49575.96"
+    assert str(rows[("U-1", "05999002")]["Betrag nach gedrucktem Hebesatz"]) == "94400"
+    assert str(total["Betrag nach gedrucktem Hebesatz"]) == "143975.96"
+    assert str(total["Differenz (Hebesatz − exakt)"]) == "-24.04"
+    assert "4 statt 2 Nachkommastellen" in total["Hinweis"]
+
+
+def test_a_small_surplus_gets_enough_decimals_or_is_marked_not_meaningful(tmp_path):
+    """Surpluses (funding above costs) on the same bases.
+    3,000 € back: exact −0.000983... %; 2 decimals print 0.00 % (yield 0). −0.00098 % yields −1,029.33 −
+    1,960.00 = −2,989.33 € (10.67 € off, more than 0.1 % = 3 €); −0.000983 % yields −1,032.48 − 1,966.00 =
+    −2,998.48 € (1.52 € off): printed with 6 decimals.
+    30 € back: exact −0.0000098... %; even 6 decimals (−0.000010 %) yield −10.50 − 20.00 = −30.50 €, 0.50 € off,
+    more than 0.1 % of 30 € (3 Cent): no meaningful printed rate."""
+    rows = _levy_case(tmp_path, [["UEB-3000", "Überschuss", "Kultur", 0, 0, 0, 3_000, "Kreis"],
+                                 ["UEB-30", "Überschuss", "Kultur", 0, 0, 0, 30, "Kreis"]])
+    big = rows[("UEB-3000", "Summe")]
+    assert Decimal(str(big["Hebesatz gedruckt (%)"])) == Decimal("-0.000983")
+    assert big["Nachkommastellen (gedruckt)"] == 6
+    assert str(big["Betrag nach gedrucktem Hebesatz"]) == "-2998.48"
+    small = rows[("UEB-30", "Summe")]
+    assert small["Hebesatz gedruckt (%)"] is None and small["Betrag nach gedrucktem Hebesatz"] is None
+    assert small["Hinweis"].startswith("nicht aussagekräftig")
+    assert str(small["Betrag exakte Verteilung"]) == "-30"
+    assert rows[("UEB-30", "05999001")]["Hinweis"].startswith("nicht aussagekräftig")
