@@ -97,6 +97,7 @@ def line_rows(allocation: Allocation) -> tuple[list[str], list[list[object]]]:
                "Anteil (exakt)", "Betrag ungerundet", "Betrag gerundet", "Resteinheiten", "Rang (größter Rest)",
                "Nachweis"]
     names = {m.ags: m.name for m in allocation.book.municipalities}
+    by_ags = {m.ags: m for m in allocation.book.municipalities}
     unit = allocation.book.parameters.unit
     rows = []
     for item in allocation.items:
@@ -105,7 +106,7 @@ def line_rows(allocation: Allocation) -> tuple[list[str], list[list[object]]]:
             rows.append([item.item.id, line.ags, names[line.ags], item.rule.id, ROUTE_LABELS[item.rule.route],
                          item.key_label, fraction_to_decimal(line.key, 6), total, fraction_to_decimal(line.share, 10),
                          fraction_to_decimal(line.exact / 100, 6), cents_to_decimal(line.amount), line.extra_units,
-                         line.rank, proof(item, line, names[line.ags], unit), line.amount])
+                         line.rank, proof(item, line, names[line.ags], unit, by_ags), line.amount])
     return _with_cents(columns, ["Betrag gerundet"]), rows
 
 

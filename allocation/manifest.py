@@ -498,14 +498,10 @@ def _cell_order(coordinate: str) -> tuple[int, int, str]:
 # ------------------------------------------------------------------------------------------ verify
 
 
-def _recomputed_manifest(manifest: dict, replayed: Path, input_location: Path | None) -> dict:
-    """The manifest the replayed run would write: built by `build_manifest` from the recomputed allocation,
-    with the recorded run mode and the other recorded extras, which the replay takes as given."""
-    from .pipeline import compute
-
+def _recomputed_manifest(manifest: dict, replayed: Path, allocation: Allocation) -> dict:
+    """The manifest the replayed run would write: built by `build_manifest` from the replay's allocation, with
+    the recorded run mode and the other recorded extras, which the replay takes as given."""
     bases_from = manifest.get("bases_from")
-    allocation, _controls, _warnings = compute(input_location or manifest["input"]["path"],
-                                               manifest["rules"][0]["path"], bases_from["path"] if bases_from else None)
     computed = ("district", "year", "rounding", "rate_decimals", "hit_policy")
     extra = {k: v for k, v in manifest["parameters"].items() if k not in computed}
     # the replayed workbook has the recorded file name; its path and hash are among UNCOMPARED_FIELDS
@@ -568,8 +564,8 @@ def verify(target: str | Path) -> VerifyResult:
             shutil.copyfile(found_input, input_location)
         try:
             with contextlib.chdir(directory):
-                replay(manifest, replayed, input_location)
-                recomputed = _recomputed_manifest(manifest, replayed, input_location)
+                allocation = replay(manifest, replayed, input_location)
+                recomputed = _recomputed_manifest(manifest, replayed, allocation)
         except ProblemsError as error:
             replay_error = "; ".join(str(p) for p in error.problems[:5])
         else:

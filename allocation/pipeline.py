@@ -225,8 +225,9 @@ def workbook_rows(allocation: Allocation, started: _dt.datetime, mode: str, prov
     return rows + manifest_rows(allocation, input_path, rules_path, output_path, record_paths=record_paths)
 
 
-def replay(manifest: dict, output_path: str | Path, input_location: str | Path | None = None) -> None:
-    """Recompute a recorded run into `output_path` for `allocation verify` (no register, no manifest).
+def replay(manifest: dict, output_path: str | Path, input_location: str | Path | None = None) -> Allocation:
+    """Recompute a recorded run into `output_path` for `allocation verify` (no register, no manifest); returns the
+    recomputed allocation, from which verify rebuilds the manifest.
 
     `input_location` reads the input from elsewhere (an archived copy) while the workbook shows the
     recorded path, as the original run did."""
@@ -243,6 +244,7 @@ def replay(manifest: dict, output_path: str | Path, input_location: str | Path |
     rows = workbook_rows(allocation, started, mode, provisional, input_path, rules_path, manifest["output"]["path"],
                          bases_from, ignore_validity=ignore_validity)
     write_workbook(output_path, allocation, controls, rows, provisional=PROVISIONAL_NOTE if provisional else None)
+    return allocation
 
 
 def _names_only(problem: Problem) -> Problem:
