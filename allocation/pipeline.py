@@ -11,7 +11,7 @@ import platform
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import __version__
+from . import __version__, levies
 from .allocate import allocate, decide
 from .analysis import check_for_run
 from .controls import Control, run_controls
@@ -20,7 +20,7 @@ from .findings import double_burdens
 from .inputs import read_input
 from .model import Allocation, InputBook, Rulebook
 from .problems import InputError, Location, Problem, RuleFileError
-from .rulebook import check_columns
+from .rulebook import check_columns, check_levy_columns
 
 __all__ = ["RunResult", "compute", "run", "protocol_rows"]
 
@@ -71,19 +71,26 @@ def previous_bases(book: InputBook, previous: InputBook) -> InputBook:
 
 
 def compute(input_path: str | Path, rules_path: str | Path,
-            bases_from: str | Path | None = None) -> tuple[Allocation, list[Control], list[Problem]]:
+            bases_from: str | Path | None = None,
+            rates_from: str | Path | None = None) -> tuple[Allocation, list[Control], list[Problem]]:
     """Everything but writing: returns the allocation, its controls and the warnings.
 
-    `bases_from`: the previous year's input workbook, whose Umlagegrundlagen apply (provisional year)."""
+    `bases_from`: the previous year's input workbook, whose Umlagegrundlagen apply (provisional year).
+    `rates_from`: the previous year's input workbook, whose Umlagesaetze apply (provisional year)."""
     rulebook, warnings = check_for_run(rules_path)  # `allocation check`: a failing check stops before any data
     book = read_input(input_path)
     if bases_from is not None:
         book = previous_bases(book, read_input(bases_from))
-    column_problems = check_columns(rulebook, book)
+    if rates_from is not None:
+        book = levies.previous_rates(book, read_input(rates_from))
+    column_problems = check_columns(rulebook, book) + check_levy_columns(rulebook, book)
     if column_problems:
         raise RuleFileError(column_problems)
+    rate_problems = levies.check_rates(rulebook, book.levy_rates)
+    if rate_problems:
+        raise InputError(rate_problems)
     decisions = decide(rulebook, book)
-    allocation = allocate(rulebook, book, decisions)
+    allocation = levies.assess(allocate(rulebook, book, decisions))
     allocation = replace(allocation, findings=double_burdens(allocation))
     controls = run_controls(allocation)
     return allocation, controls, warnings

@@ -23,13 +23,16 @@ from typing import Iterable, Sequence
 
 from . import conditions
 from .controls import Control
-from .model import ROUTE_LABELS, ROUTES, Allocation, AllocationLine, ItemAllocation
+from .model import (LEVY_ROUTES, ROUTE_LABELS, ROUTES, Allocation, AllocationLine, ItemAllocation, LevyLine, LevyPart,
+                    LevyResult)
 from .money import cents_to_decimal, fraction_to_decimal, percent_points
 
-__all__ = ["write_workbook", "write_atomically", "proof", "SHEET_NAMES", "safe_text", "put_value",
+__all__ = ["write_workbook", "write_atomically", "proof", "levy_proof", "SHEET_NAMES", "safe_text", "put_value",
            "PROVISIONAL_NOTE"]
 
-SHEET_NAMES = ("Uebersicht", "Einzelnachweis", "Entscheidungen", "Kontrollen", "Protokoll", "Hinweise", "Hebesaetze")
+# `Umlagen` is written only when the rule file has `levies:` (after Hebesaetze, so existing sheets keep their place)
+SHEET_NAMES = ("Uebersicht", "Einzelnachweis", "Entscheidungen", "Kontrollen", "Protokoll", "Hinweise", "Hebesaetze",
+               "Umlagen")
 EUR = '#,##0.00 "€"'
 # Rows per sheet including the header (Excel's limit). An Einzelnachweis with more lines continues on
 # sheets Einzelnachweis_2, Einzelnachweis_3, ..., each with the header row. Tests lower it to check that.
@@ -88,6 +91,42 @@ def _proof(item: ItemAllocation, line: AllocationLine, name: str, unit: int, key
     else:
         text += f" (Rest auf Rang {line.rank}: keine Resteinheit mehr übrig)"
     return f"{text} = {_de(cents_to_decimal(line.amount))} €"
+
+
+def _euros(cents: Fraction) -> str:
+    """German euro text of exact cents: two decimals, more only where the value has them (up to six)."""
+    if cents.denominator == 1:
+        return f"{_de(cents_to_decimal(int(cents)))} €"
+    shown = fraction_to_decimal(cents / 100, 6).normalize()
+    return f"{_de(shown if -shown.as_tuple().exponent >= 2 else shown.quantize(Decimal('0.01')))} €"
+
+
+def _percent(rate: Decimal) -> str:
+    return f"{_de(rate)} %"
+
+
+def levy_proof(levy: LevyResult, line: LevyLine, unit: int) -> str:
+    """The proof of one levy line in words: "218.900,89 € × 43,67 % = 95.594,0187 € → 95.594,02 €"."""
+    amount = f"{_de(cents_to_decimal(line.amount))} €"
+    if levy.mode != "statute":
+        items = ", ".join(levy.items) or "keine"
+        return (f"Anteil am Umlagebedarf (Summe der Anteile der Kostenpositionen {items} nach "
+                f"{levy.levy.describe_base()}) = {amount}")
+    factor = f" × Faktor {_de(fraction_to_decimal(line.factor, 6).normalize())}" if line.factor is not None else ""
+    exact = f"{_de(fraction_to_decimal(line.exact / 100, 4))} €"
+    rounding = "Cent" if unit == 1 else "Euro"
+
+    def weighted(part: LevyPart) -> str:
+        return _euros(part.value) if part.weight == 100 else f"{_de(part.weight)} % × {_euros(part.value)}"
+
+    if "" in levy.rates:
+        terms = " + ".join(weighted(part) for part in line.parts)
+        base = terms if len(line.parts) == 1 and line.parts[0].weight == 100 else f"{terms} = {_euros(line.base)}"
+        text = f"{base} × {_percent(levy.rates[''])}{factor} = {exact}"
+    else:
+        terms = " + ".join(f"{weighted(part)} × {_percent(part.rate)}" for part in line.parts)
+        text = f"({terms}){factor} = {exact}" if factor else f"{terms} = {exact}"
+    return f"{text} → {amount}" + ("" if unit == 1 else f" (auf volle {rounding} gerundet)")
 
 
 def _decimal(value: Fraction, places: int) -> Decimal:
