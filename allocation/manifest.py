@@ -233,6 +233,8 @@ def verify(target: str | Path) -> VerifyResult:
     entries = [("Eingabe", manifest["input"])] + [("Regeldatei", rules) for rules in manifest["rules"]]
     if manifest.get("bases_from"):
         entries.append(("Vorjahres-Arbeitsmappe", manifest["bases_from"]))
+    if manifest.get("rates_from"):
+        entries.append(("Vorjahres-Arbeitsmappe (Umlagesätze)", manifest["rates_from"]))
     for kind, entry in entries:
         found = _existing(entry, base)
         if found is None:

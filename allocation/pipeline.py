@@ -123,7 +123,7 @@ def protocol_rows(allocation: Allocation, rulebook: Rulebook, started: _dt.datet
 
 def workbook_rows(allocation: Allocation, started: _dt.datetime, mode: str, provisional: bool,
                   input_path: str | Path, rules_path: str | Path, output_path: str | Path,
-                  bases_from: dict | None = None) -> list[tuple[str, object]]:
+                  bases_from: dict | None = None, rates_from: dict | None = None) -> list[tuple[str, object]]:
     """All Protokoll rows of a run: the pipeline's, the run mode, and the manifest's data."""
     from .manifest import protocol_rows as manifest_rows
 
@@ -133,7 +133,44 @@ def workbook_rows(allocation: Allocation, started: _dt.datetime, mode: str, prov
     if bases_from is not None:
         rows += [("Umlagegrundlagen des Vorjahres aus", bases_from["path"]),
                  ("SHA-256 Vorjahres-Arbeitsmappe", bases_from["sha256"])]
+    if rates_from is not None:
+        rows += [("Umlagesätze des Vorjahres aus", rates_from["path"]),
+                 ("SHA-256 Vorjahres-Arbeitsmappe (Umlagesätze)", rates_from["sha256"])]
+    rows += levy_rows(allocation)
     return rows + manifest_rows(allocation, input_path, rules_path, output_path)
+
+
+def levy_rows(allocation: Allocation) -> list[tuple[str, object]]:
+    """Protokoll rows of the levies: each levy's mode and rates with their source cells."""
+    rows: list[tuple[str, object]] = []
+    for levy in allocation.levies:
+        if levy.mode == "statute":
+            rates = ", ".join(f"{component or 'ganze Grundlage'} {rate} %" for component, rate in levy.rates.items())
+            sources = ", ".join(source.cell or str(source) for source in levy.rate_sources)
+            rows.append((f"Umlage {levy.levy.id}", f"Hebesatz der Haushaltssatzung: {rates} (aus {sources})"))
+        else:
+            rate = levy.rates.get("")
+            rows.append((f"Umlage {levy.levy.id}", "abgeleitet, kein Satz im Blatt Umlagesaetze"
+                         + (f" (finanzierender Satz {rate} %)" if rate is not None else "")))
+    return rows
+
+
+def levy_manifest(allocation: Allocation) -> list[dict]:
+    """The manifest's record of the levies: mode, rates (percent as text, exact), need, revenue, difference (cents)."""
+    return [{"id": levy.levy.id, "name": levy.levy.name, "mode": levy.mode,
+             "rates": {component or "*": str(rate) for component, rate in levy.rates.items()},
+             "rate_sources": [str(source) for source in levy.rate_sources],
+             "need_cents": levy.need, "revenue_cents": levy.revenue, "difference_cents": levy.difference}
+            for levy in allocation.levies]
+
+
+def _file_record(path: str | Path | None) -> dict | None:
+    import hashlib
+
+    if path is None:
+        return None
+    return {"path": str(path), "absolute": str(Path(path).resolve()),
+            "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
 
 
 def replay(manifest: dict, output_path: str | Path, input_location: str | Path | None = None) -> None:
@@ -147,25 +184,27 @@ def replay(manifest: dict, output_path: str | Path, input_location: str | Path |
     mode, provisional = parameters.get("mode", "test"), bool(parameters.get("provisional", False))
     input_path, rules_path = manifest["input"]["path"], manifest["rules"][0]["path"]
     bases_from = manifest.get("bases_from")
+    rates_from = manifest.get("rates_from")
     allocation, controls, _ = compute(input_location or input_path, rules_path,
-                                      bases_from["path"] if bases_from else None)
+                                      bases_from["path"] if bases_from else None,
+                                      rates_from["path"] if rates_from else None)
     started = _dt.datetime.now(_dt.timezone.utc)  # only the ignored row Laufzeitpunkt shows it
     rows = workbook_rows(allocation, started, mode, provisional, input_path, rules_path, manifest["output"]["path"],
-                         bases_from)
+                         bases_from, rates_from)
     write_workbook(output_path, allocation, controls, rows, provisional=PROVISIONAL_NOTE if provisional else None)
 
 
 def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path, *, mode: str = "test",
         provisional: bool = False, register_dir: str | Path | None = None,
         supersede: str | None = None, register_extra: dict | None = None,
-        bases_from: str | Path | None = None) -> RunResult:
+        bases_from: str | Path | None = None, rates_from: str | Path | None = None) -> RunResult:
     """The yearly run: compute, then write the workbook atomically.
 
     `mode="final"` (Echtlauf) needs `register_dir`: it is refused before any writing if a final run for the
     district and year is registered and no `supersede` reason is given, and it refuses to overwrite an
     existing output file; after the workbook is on disk the run is appended to the register.
     `provisional` marks every sheet as provisional (§ 56 Abs. 1 KrO NRW); `bases_from` (only with it) takes
-    the Umlagegrundlagen from the previous year's input workbook.
+    the Umlagegrundlagen from the previous year's input workbook; `rates_from` (only with it) its Umlagesaetze.
     """
     import hashlib
 
@@ -176,7 +215,10 @@ def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path,
     started = _dt.datetime.now(_dt.timezone.utc)
     if bases_from is not None and not provisional:
         raise ValueError("bases_from is only for a provisional run")
-    allocation, controls, warnings = compute(input_path, rules_path, bases_from)
+    if rates_from is not None and not provisional:
+        raise ValueError("rates_from is only for a provisional run")
+    allocation, controls, warnings = compute(input_path, rules_path, bases_from, rates_from)
+    rates = _file_record(rates_from)
     bases = None
     if bases_from is not None:
         bases = {"path": str(bases_from), "absolute": str(Path(bases_from).resolve()),
@@ -192,11 +234,13 @@ def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path,
                                    expected="ein neuer Name für die Ergebnisdatei", hint="einen anderen Dateinamen bei -o wählen"))
         if refused:
             raise RegisterError(refused)
-    rows = workbook_rows(allocation, started, mode, provisional, input_path, rules_path, output_path, bases)
+    rows = workbook_rows(allocation, started, mode, provisional, input_path, rules_path, output_path, bases, rates)
     write_workbook(output_path, allocation, controls, rows, provisional=PROVISIONAL_NOTE if provisional else None)
     manifest = build_manifest(allocation, input_path, rules_path, output_path, started,
                               {"mode": mode, "provisional": provisional})
-    write_manifest(output_path, manifest | ({"bases_from": bases} if bases else {}))
+    write_manifest(output_path, manifest | ({"bases_from": bases} if bases else {})
+                   | ({"rates_from": rates} if rates else {})
+                   | ({"levies": levy_manifest(allocation)} if allocation.levies else {}))
     if mode == "final":
         rulebook = allocation.rulebook
         append_final(register_dir, {
