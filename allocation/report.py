@@ -481,7 +481,13 @@ def _umlagen(book: _StreamBook, allocation: Allocation) -> None:
                           rate_cell, cents_to_decimal(line.amount), levy_proof(levy, line, unit, decimals), MODES[levy.mode]])
         pad = [*blank_components, *([""] if with_factor else [])]
         revenue = "Aufkommen zum Satz" if levy.mode == "statute" else "Aufkommen (Verteilung des Bedarfs)"
-        sheet.append([levy.levy.name, "Summe", revenue, *blank_components, _decimal(levy.base_total / 100, 2),
+        sums: list[object] = list(blank_components)
+        for index, column in enumerate(components):
+            parts = [part for line in levy.lines for part in line.parts if part.column == column]
+            if parts:
+                sums[2 * index] = _decimal(sum((p.value for p in parts), Fraction(0)) / 100, 2)
+                sums[2 * index + 1] = _decimal(sum((p.weighted for p in parts), Fraction(0)) / 100, 2)
+        sheet.append([levy.levy.name, "Summe", revenue, *sums, _decimal(levy.base_total / 100, 2),
                       *pad[len(blank_components):], rate_cell, cents_to_decimal(levy.revenue),
                       f"Summe der {len(levy.lines)} Zeilen", MODES[levy.mode]], bold=True)
         sheet.append([levy.levy.name, "", "Umlagebedarf (Summe der Defizite)", *pad, "", "",

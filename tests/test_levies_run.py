@@ -155,3 +155,61 @@ def test_rates_for_a_rule_file_without_levies_are_refused(tmp_path):
     assert main(["run", str(FIXTURES / "kreis-wesel-2022.xlsx"), "--rules", str(rules), "-o",
                  str(tmp_path / "y.xlsx")]) == 0
     assert "Umlagen" not in load_workbook(tmp_path / "y.xlsx", read_only=True).sheetnames
+
+
+def test_year_over_year_compare_keeps_every_levy_column(tmp_path, statute_run):
+    # provisional 2022 (2021 rates) against the statute 2022 run: the Jugendamtsumlage column must be compared,
+    # not dropped because its header is no route label
+    previous = tmp_path / "kreis-wesel-2021.xlsx"
+    builder().build(previous, year=2021, with_rates=True)
+    provisional = tmp_path / "vorlaeufig.xlsx"
+    assert main(["run", str(FIXTURES / "kreis-wesel-2022.xlsx"), "--rules", str(RULES), "-o", str(provisional),
+                 "--provisional", "--rates-from", str(previous)]) == 0
+    comparison = tmp_path / "vergleich.xlsx"
+    assert main(["compare", str(provisional), str(statute_run), "-o", str(comparison)]) == 0
+    routes = {(r["AGS"], r["Weg"]): r for r in read_sheet(comparison, "Wege")}
+    alpen = routes[("05170004", "Jugendamtsumlage")]
+    # 6.422.024,35 € (23,65 %) − 6.465.471,45 € (23,81 %) = −43.447,10 €
+    assert Decimal(str(alpen["Änderung (€)"])) == Decimal("-43447.10")
+    kreis = routes[("05170004", "Kreisumlage")]
+    # 9.829.906,19 € (36,20 %) − 9.884.215,07 € (36,40 %) = −54.308,88 €
+    assert Decimal(str(kreis["Änderung (€)"])) == Decimal("-54308.88")
+
+
+def test_explain_names_the_levy_and_its_line(statute_run):
+    from allocation.explain import explain
+
+    text = explain(statute_run, "KIM-2022", "05170004")
+    assert "Umlage: Kreisumlage (kreisumlage)." in text
+    assert ("  Kreisumlage von Alpen (Hebesatz der Haushaltssatzung): "
+            "27.154.437,00 € × 36,20 % = 9.829.906,1940 € → 9.829.906,19 €") in text
+    assert "AGS 05170024 zahlt die Jugendamtsumlage nicht." in explain(statute_run, "JA-2022", "05170024")
+    assert "Umlage:" not in explain(statute_run, "OEPNV-2022")
+
+
+ALTOETTING = ROOT / "fixtures" / "landkreis-altoetting-2023" / "landkreis-altoetting-2023.xlsx"
+ALTOETTING_RULES = ROOT / "rules" / "landkreis-altoetting.yaml"
+
+
+def test_bavarian_fixture_steuerkraft_plus_80_percent_key_allocations_at_54_percent(tmp_path):
+    output = tmp_path / "altoetting.xlsx"
+    assert main(["run", str(ALTOETTING), "--rules", str(ALTOETTING_RULES), "-o", str(output)]) == 0
+    lines = {(r["AGS"], r["Gemeinde"]): r for r in read_sheet(output, "Umlagen")}
+    b = lines[("09171902", "Gemeinde B (illustrativ)")]
+    assert Decimal(str(b["Schluesselzuweisungen gewichtet"])) == Decimal("987654.40")  # 80 % × 1.234.568 €
+    assert b["Nachweis"] == ("9.876.543,00 € + 80 % × 1.234.568,00 € = 10.864.197,40 € × 54,00 % "
+                             "= 5.866.666,5960 € → 5.866.666,60 €")
+    amounts = {ags: Decimal(str(r["Betrag"])) for (ags, _), r in lines.items() if ags and ags != "Summe"}
+    # by hand: A 41.600.000 × 54 % = 22.464.000,00; C 63.200.000 → 34.128.000,00; D 32.400.000 → 17.496.000,00;
+    # E 25.000.000 + 2.714.035,20 = 27.714.035,20 × 54 % = 14.965.579,008 → 14.965.579,01;
+    # F 21.020.602 + 2.400.000 = 23.420.602 × 54 % = 12.647.125,08
+    assert amounts == {"09171901": Decimal("22464000"), "09171902": Decimal("5866666.60"),
+                       "09171903": Decimal("34128000"), "09171904": Decimal("17496000"),
+                       "09171905": Decimal("14965579.01"), "09171906": Decimal("12647125.08")}
+    summary = {r["Gemeinde"]: Decimal(str(r["Betrag"])) for r in lines.values() if r["AGS"] in ("Summe", None)}
+    assert summary["Aufkommen zum Satz"] == Decimal("107567370.69")
+    assert summary["Umlagebedarf (Summe der Defizite)"] == Decimal("107500000")  # 38 M + 71,5 M − 2 M
+    assert summary["Aufkommen − Bedarf (Überschuss)"] == Decimal("67370.69")
+    total = lines[("Summe", "Aufkommen zum Satz")]
+    assert Decimal(str(total["Steuerkraftzahlen"])) == Decimal("185897145")  # the published district total
+    assert Decimal(str(total["Schluesselzuweisungen gewichtet"])) == Decimal("13301689.60")
