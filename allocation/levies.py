@@ -28,7 +28,7 @@ from typing import Mapping
 from . import conditions, engine
 from .model import Allocation, InputBook, Levy, LevyLine, LevyPart, LevyRateEntry, LevyResult, Municipality, Rulebook
 from .money import fraction_to_decimal, rate_percent, round_to_unit
-from .problems import InputError, Location, Problem
+from .problems import InputError, Location, Problem, did_you_mean
 
 __all__ = ["LevyBase", "levy_bases", "item_keys", "check_rates", "statute_rates", "statute_amount", "assess",
            "previous_rates", "is_key_allocation", "MAX_RATE_DECIMALS"]
@@ -150,8 +150,6 @@ def _entry_problems(entry: LevyRateEntry, levies: Mapping[str, Levy]) -> list[Pr
     problems = []
     levy = levies.get(entry.levy)
     if levy is None:
-        from .problems import did_you_mean
-
         problems.append(_rate_problem(
             "input-levy-unknown", entry, f'Umlage "{entry.levy}" steht nicht unter `levies:` der Regeldatei'
             f"{did_you_mean(entry.levy, tuple(levies))}", entry.levy, ", ".join(levies) or "keine Umlagen",

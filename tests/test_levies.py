@@ -377,3 +377,75 @@ def test_levy_base_cells_must_be_amounts():
     with pytest.raises(InputError) as error:
         allocate(rules, book, decide(rules, book))
     assert [p.code for p in error.value.problems] == ["input-levy-base"]
+
+
+EXTENT_RULES = """\
+levies:
+  - id: oepnv
+    name: ÖPNV-Mehrbelastung
+    legal_basis: "§ 56 Abs. 4 KrO NRW"
+    extent: Faktor
+rules:
+  - id: bus
+    legal_basis: "§ 56 Abs. 4 KrO NRW"
+    when: {Kategorie: OEPNV}
+    route: differentiated_levy
+    levy: oepnv
+"""
+
+
+def extent_book(*rates):
+    from dataclasses import replace
+
+    book = make_book([("05170004", 1_000_000_00, {"Faktor": Decimal("1.5")}),
+                      ("05170008", 2_000_000_00, {"Faktor": Decimal("0.25")}),
+                      ("05170012", 3_000_000_00, {"Faktor": Decimal(0)})],
+                     [("B1", {"Kategorie": "OEPNV"}, 200_000, 0)], municipality_columns=("Faktor",))
+    return replace(book, levy_rates=tuple(rates))
+
+
+def test_extent_factor_multiplies_the_statute_amount_and_the_split_key():
+    from allocation.report import levy_proof
+
+    # statute 2,5 %: 1.000.000 € × 2,5 % × 1,5 = 37.500 €; 2.000.000 € × 2,5 % × 0,25 = 12.500 €; factor 0 pays 0
+    allocation = run(rulebook(EXTENT_RULES), extent_book(rate("oepnv", "2.5")))
+    (levy,) = allocation.levies
+    assert [(line.ags, line.amount) for line in levy.lines] == [("05170004", 3_750_000), ("05170008", 1_250_000),
+                                                               ("05170012", 0)]
+    assert levy_proof(levy, levy.lines[0], 1) == "1.000.000,00 € × 2,50 % × Faktor 1,5 = 37.500,0000 € → 37.500,00 €"
+    assert levy.levy.route == "differentiated_levy"
+    # derived: 2.000 € split by 1.500.000 : 500.000 : 0 -> 1.500 / 500 / 0 €; rate 2.000 ÷ 2.000.000 = 0,10 %
+    derived = run(rulebook(EXTENT_RULES), extent_book())
+    (levy,) = derived.levies
+    assert [line.amount for line in levy.lines] == [150_000, 50_000, 0]
+    assert levy.rates == {"": Decimal("0.10")}
+    assert derived.items[0].key_label == "Umlagegrundlagen × Faktor"
+
+
+def test_a_missing_extent_factor_is_located():
+    from dataclasses import replace
+
+    rules = rulebook(EXTENT_RULES)
+    book = extent_book(rate("oepnv", "2.5"))
+    broken = replace(book.municipalities[0], attrs={**book.municipalities[0].attrs, "Faktor": ""})
+    book = replace(book, municipalities=(broken, *book.municipalities[1:]))
+    with pytest.raises(InputError) as error:
+        allocate(rules, book, decide(rules, book))
+    assert [(p.code, p.found) for p in error.value.problems] == [("input-bad-key", "leer")]
+
+
+def test_rates_from_the_previous_year_of_the_same_district_only():
+    from dataclasses import replace
+
+    this_year = payers_book()
+    previous = replace(payers_book(rate("kreisumlage", "36.4")),
+                       parameters=replace(this_year.parameters, year=2021))
+    taken = levies.previous_rates(this_year, previous)
+    assert taken.levy_rates == previous.levy_rates and taken.municipalities == this_year.municipalities
+    other = replace(previous, parameters=replace(previous.parameters, district="Kreis Kleve", year=2022))
+    with pytest.raises(InputError) as error:
+        levies.previous_rates(this_year, other)
+    assert sorted(p.code for p in error.value.problems) == ["input-rates-not-previous", "input-rates-other-district"]
+    with pytest.raises(InputError) as error:
+        levies.previous_rates(this_year, replace(previous, levy_rates=()))
+    assert [p.code for p in error.value.problems] == ["input-rates-missing"]

@@ -213,3 +213,56 @@ def test_bavarian_fixture_steuerkraft_plus_80_percent_key_allocations_at_54_perc
     total = lines[("Summe", "Aufkommen zum Satz")]
     assert Decimal(str(total["Steuerkraftzahlen"])) == Decimal("185897145")  # the published district total
     assert Decimal(str(total["Schluesselzuweisungen gewichtet"])) == Decimal("13301689.60")
+
+
+def test_wesel_without_rates_is_derived_mode_with_the_financing_rate(tmp_path):
+    output = tmp_path / "abgeleitet.xlsx"
+    assert main(["run", str(FIXTURES / "kreis-wesel-2022.xlsx"), "--rules", str(RULES), "-o", str(output)]) == 0
+    rows = read_sheet(output, "Umlagen")
+    assert {r["Berechnung"] for r in rows if r["AGS"] not in ("Summe", None)} == {
+        "abgeleitet (kein Satz im Blatt Umlagesaetze)"}
+    bases = builder().illustrative_bases()
+    youth_base = sum(bases[ags] for ags in YOUTH_OFFICE)
+    # the rate that finances the need at 2 decimals: 76.000 ÷ 700.000.000 × 100 = 0,0109 → 0,01 %;
+    # Jugendamtsumlage 22.260.000 ÷ (bases of the 7 youth-office municipalities) × 100, half up
+    kreis = next(r for r in rows if r["Umlage"] == "Kreisumlage" and r["AGS"] == "Summe")
+    youth = next(r for r in rows if r["Umlage"] == "Jugendamtsumlage" and r["AGS"] == "Summe")
+    assert Decimal(str(kreis["Satz (%)"])) == Decimal("0.01")
+    assert Decimal(str(youth["Satz (%)"])) == half_up_cents(Fraction(22_260_000 * 100, youth_base))
+    # revenue = need: no surplus or shortfall
+    assert [Decimal(str(r["Betrag"])) for r in rows if r["Gemeinde"] == "Aufkommen − Bedarf (ausgeglichen)"] == [0, 0]
+    alpen = next(r for r in rows if r["Umlage"] == "Kreisumlage" and r["AGS"] == "05170004")
+    assert alpen["Nachweis"].startswith("Anteil am Umlagebedarf (Summe der Anteile der Kostenpositionen KIM-2022")
+
+
+def test_a_rule_file_without_levies_keeps_the_former_output(tmp_path):
+    rules = tmp_path / "ohne-umlagen.yaml"
+    text = RULES.read_text(encoding="utf-8").split("# The levies of the budget statute")[0]
+    rules.write_text(text.replace("    levy: kreisumlage\n", "").replace("    levy: jugendamtsumlage\n",
+                                                                        "    payers: {Jugendamt_Kreis: 1}\n"),
+                     encoding="utf-8")
+    output = tmp_path / "ergebnis.xlsx"
+    assert main(["run", str(FIXTURES / "kreis-wesel-2022.xlsx"), "--rules", str(rules), "-o", str(output)]) == 0
+    workbook = load_workbook(output, read_only=True)
+    assert "Umlagen" not in workbook.sheetnames
+    header = [c.value for c in next(workbook["Uebersicht"].iter_rows(max_row=1))]
+    assert header[3:5] == ["Kreisumlage", "Differenzierte Umlage"]
+    assert header[-1] == "Hebesatz-Punkte (Summe ÷ Umlagegrundlagen × 100)"
+    decisions = [c.value for c in next(workbook["Entscheidungen"].iter_rows(max_row=1))]
+    assert decisions[-1] == "Beschreibung der Regel"
+    workbook.close()
+
+
+def test_web_summary_names_the_levies_and_counts_levy_points_only():
+    from allocation.pipeline import compute
+    from allocation.web.chart import summary
+
+    allocation, _, _ = compute(WITH_RATES, RULES)
+    data = summary(allocation)
+    assert data["labels"] == {"district_levy": "Kreisumlage", "differentiated_levy": "Jugendamtsumlage",
+                              "direct_billing": "Direktabrechnung", "host_bears": "Trägerkommune"}
+    alpen = next(row for row in data["rows"] if row["ags"] == "05170004")
+    assert alpen["routes"]["district_levy"] == 982_990_619  # 27.154.437 € × 36,20 %, in cents
+    moers = next(row for row in data["rows"] if row["ags"] == "05170024")
+    # Moers hosts the music school (1.000.000 €): not in the points; 36,20 % give 36,20 points (± line rounding)
+    assert abs(Decimal(moers["points"]) - Decimal("36.20")) <= Decimal("0.0001")
