@@ -35,10 +35,14 @@ def rate(levy: str, value: str, component: str = "", row: int = 2) -> LevyRateEn
 
 
 def run(rules, book):
-    """decide -> allocate -> levy stage, as the pipeline does after reading."""
+    """decide -> allocate -> levy stage -> controls, as the pipeline does after reading."""
+    from allocation.controls import run_controls
+
     problems = levies.check_rates(rules, book.levy_rates)
     assert problems == []
-    return levies.assess(allocate(rules, book, decide(rules, book)))
+    allocation = levies.assess(allocate(rules, book, decide(rules, book)))
+    assert all(control.ok for control in run_controls(allocation))  # raises InvariantViolation on a failure
+    return allocation
 
 
 SCHWERIN_RULES = """\
@@ -449,3 +453,28 @@ def test_rates_from_the_previous_year_of_the_same_district_only():
     with pytest.raises(InputError) as error:
         levies.previous_rates(this_year, replace(previous, levy_rates=()))
     assert [p.code for p in error.value.problems] == ["input-rates-missing"]
+
+
+@st.composite
+def levy_inputs(draw):
+    count = draw(st.integers(2, 7))
+    municipalities = [(f"0517{i:04d}", draw(st.integers(1, 10**12)), {"Jugendamt_Kreis": Decimal(draw(st.sampled_from([0, 1])))})
+                      for i in range(count)]
+    municipalities[0][2]["Jugendamt_Kreis"] = Decimal(1)  # at least one payer of the Jugendamtsumlage
+    items = [(f"I{n}", {"Kategorie": draw(st.sampled_from(["KIM", "Jugend"]))}, draw(st.integers(0, 10**10)),
+              draw(st.integers(0, 10**9))) for n in range(draw(st.integers(1, 4)))]
+    return municipalities, items, draw(st.sampled_from([1, 100]))
+
+
+@given(levy_inputs())
+def test_levies_without_rates_pay_exactly_what_the_same_rules_without_levies_paid(case):
+    municipalities, items, unit = case
+    book = make_book(municipalities, items, unit=unit, municipality_columns=("Jugendamt_Kreis",))
+    before = rulebook("rules:\n" + PAYERS_RULES.split("rules:\n", 1)[1].replace("    levy: kreisumlage\n", "")
+                      .replace("    levy: jugendamtsumlage\n", "    payers: {Jugendamt_Kreis: 1}\n"))
+    old = allocate(before, book, decide(before, book))
+    new = run(rulebook(PAYERS_RULES), book)
+    assert old.totals() == new.totals()
+    assert [item.lines for item in old.items] == [item.lines for item in new.items]
+    for levy in new.levies:
+        assert levy.revenue == levy.need  # derived mode: the split of the need
