@@ -189,7 +189,7 @@ def _bavarian_problems(rulebook: Rulebook, levy: Levy, rates: Mapping[str, Decim
             "input-levy-rate-limits", entries[highest_column],
             f'Umlage "{levy.id}": der höchste Umlagesatz ({highest_column} {highest} %) übersteigt den niedrigsten '
             f"({lowest_column} {lowest} %) um mehr als ein Drittel (Art. 18 Abs. 3 Satz 3 BayFAG)",
-            f"{highest} % > 4/3 × {lowest} %", f"höchstens {fraction_to_decimal(Fraction(lowest) * 4 / 3, 4)} % (4/3 × {lowest} %)",
+            f"{highest} % > 4/3 × {lowest} %", f"höchstens 4/3 × {lowest} % (≈ {fraction_to_decimal(Fraction(lowest) * 4 / 3, 4)} %)",
             "die Sätze angleichen; mit Genehmigung der Aufsichtsbehörde `rate_limits: bavaria-approved` in die "
             "Regeldatei schreiben"))
     for column, rate in rates.items():
