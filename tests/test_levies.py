@@ -478,3 +478,15 @@ def test_levies_without_rates_pay_exactly_what_the_same_rules_without_levies_pai
     assert [item.lines for item in old.items] == [item.lines for item in new.items]
     for levy in new.levies:
         assert levy.revenue == levy.need  # derived mode: the split of the need
+
+
+def test_levy_on_a_route_that_is_no_levy_is_refused():
+    text = PAYERS_RULES + """\
+  - id: bus
+    legal_basis: "§ 56 Abs. 4 KrO NRW"
+    when: {Kategorie: OEPNV}
+    route: direct_billing
+    key: Einwohner
+    levy: kreisumlage
+"""
+    assert rule_codes(text) == ["rule-bad-parameter"]
