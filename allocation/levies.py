@@ -177,12 +177,13 @@ def _bavarian_problems(rulebook: Rulebook, levy: Levy, rates: Mapping[str, Decim
     """Art. 18 Abs. 3 Satz 3 and 4 BayFAG for one levy with per-component rates."""
     if WHOLE_BASE in rates:
         return []  # one rate for the whole base: no spread
-    tax = {column: rate for column, rate in rates.items() if not is_key_allocation(column)}
+    # in the order of the levy's base, so that of equal rates the first component is named
+    tax = {column: rates[column] for column in levy.base if column in rates and not is_key_allocation(column)}
     problems = []
     if not tax:
         return problems
-    lowest_column = min(tax, key=lambda c: (tax[c], c))
-    highest_column = max(tax, key=lambda c: (tax[c], c))
+    lowest_column = min(tax, key=tax.__getitem__)
+    highest_column = max(tax, key=tax.__getitem__)
     lowest, highest = tax[lowest_column], tax[highest_column]
     if rulebook.rate_limits == "bavaria" and Fraction(highest) * 3 > Fraction(lowest) * 4:
         problems.append(_rate_problem(

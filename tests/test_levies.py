@@ -490,3 +490,19 @@ def test_levy_on_a_route_that_is_no_levy_is_refused():
     levy: kreisumlage
 """
     assert rule_codes(text) == ["rule-bad-parameter"]
+
+
+@given(st.lists(st.integers(0, 100 * 10**4), min_size=2, max_size=4), st.integers(0, 100 * 10**4))
+def test_bavarian_check_refuses_exactly_the_rates_art_18_abs_3_forbids(tax_rates, key_rate):
+    columns = [f"Steuer_{i}" for i in range(len(tax_rates))]
+    text = BAVARIA_RULES.replace("{Steuerkraftzahlen: 100, Schluesselzuweisungen: 80}",
+                                 "{" + ", ".join(f"{c}: 100" for c in columns) + ", Schluesselzuweisungen: 80}")
+    entries = tuple(rate("kreisumlage", str(Decimal(r).scaleb(-4)), c, row) for row, (c, r)
+                    in enumerate(zip(columns, tax_rates), start=2))
+    entries += (rate("kreisumlage", str(Decimal(key_rate).scaleb(-4)), "Schluesselzuweisungen", 9),)
+    problems = levies.check_rates(rulebook(text), entries)
+    # oracle in integers (rates × 10^4): Satz 3 highest ≤ 4/3 × lowest, Satz 4 key rate ≤ lowest tax rate
+    spread = 3 * max(tax_rates) > 4 * min(tax_rates)
+    key_too_high = key_rate > min(tax_rates)
+    assert sorted(p.location.row for p in problems) == sorted([2 + tax_rates.index(max(tax_rates))] * spread
+                                                               + [9] * key_too_high)
