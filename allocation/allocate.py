@@ -13,6 +13,7 @@ from fractions import Fraction
 from . import conditions, engine
 from .model import (DISTRICT_HOST, LEVY_ROUTES, Allocation, AllocationLine, CostItem, Decision, InputBook, ItemAllocation,
                     Municipality, Rule, Rulebook)
+from .levies import item_keys, levy_bases
 from .money import apportion, round_to_unit
 from .problems import DecisionError, InputError, Problem
 
@@ -196,6 +197,7 @@ def allocate(rulebook: Rulebook, book: InputBook, decisions: list[Decision]) -> 
     decision_problems: list[Problem] = []
     results: list[ItemAllocation] = []
     hosts_by_category = _hosts_by_category(rulebook, items, decisions)
+    bases = levy_bases(rulebook, book) if rulebook.levies else {}  # a levy rule splits over its levy's base
     for decision in decisions:
         item, rule = items[decision.item_id], rulebook.rule(decision.rule_id)
         if rule.route == "host_bears":
@@ -203,6 +205,8 @@ def allocate(rulebook: Rulebook, book: InputBook, decisions: list[Decision]) -> 
                 decision_problems.append(_no_host(rulebook, rule, item))
                 continue
             payers = [by_ags[item.host]]
+        elif rule.levy is not None:
+            payers = [by_ags[line.ags] for line in bases[rule.levy].lines]
         elif rule.payers is not None:
             payers = [m for m in book.municipalities if m.ags in payer_sets[rule.id]]
         else:
@@ -216,13 +220,15 @@ def allocate(rulebook: Rulebook, book: InputBook, decisions: list[Decision]) -> 
                                             deficit, unit, book, input_problems)
         if not payers:
             decision_problems.append(Problem(
-                "decision-no-payers", rule.payers.source if rule.payers is not None else rule.source,
+                "decision-no-payers", rule.payers.source if rule.payers is not None else (
+                    rulebook.levy(rule.levy).source if rule.levy is not None else rule.source),
                 f'Regel "{rule.id}" wählt für "{item.id}" keine zahlende Gemeinde aus',
                 found="keine Gemeinde", expected="mindestens eine zahlende Gemeinde",
                 hint="die payers-Bedingung und die Spalten im Blatt Gemeinden prüfen"))
             continue
         before = len(input_problems)
-        keys, label = _keys(item, rule, payers, book, input_problems)
+        keys, label = item_keys(bases[rule.levy]) if rule.levy is not None else \
+            _keys(item, rule, payers, book, input_problems)
         if len(input_problems) > before:
             continue
         key_total = sum(keys.values(), Fraction(0))

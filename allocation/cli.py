@@ -38,9 +38,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print("allocation run: --bases-from gilt nur für einen vorläufigen Lauf; bitte auch --provisional angeben",
               file=sys.stderr)
         return ExitCode.USAGE
+    if args.rates_from is not None and not args.provisional:
+        print("allocation run: --rates-from gilt nur für einen vorläufigen Lauf; bitte auch --provisional angeben",
+              file=sys.stderr)
+        return ExitCode.USAGE
     result = run(args.input, args.rules, args.output, mode=args.mode, provisional=args.provisional,
                  register_dir=args.register, supersede=args.supersede, bases_from=args.bases_from,
-                 ignore_validity=args.ignore_validity)
+                 rates_from=args.rates_from, ignore_validity=args.ignore_validity)
     allocation = result.allocation
     for warning in result.warnings:
         print(f"  {warning}", file=sys.stderr)
@@ -463,6 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="vorläufiger Lauf (§ 56 Abs. 1 KrO NRW): jedes Blatt wird als VORLÄUFIG gekennzeichnet")
     run.add_argument("--bases-from", metavar="VORJAHR.xlsx", default=None,
                      help="mit --provisional: Umlagegrundlagen aus der Eingabe-Arbeitsmappe des Vorjahres übernehmen")
+    run.add_argument("--rates-from", metavar="VORJAHR.xlsx", default=None,
+                     help="mit --provisional: Umlagesätze (Blatt Umlagesaetze) aus der Eingabe-Arbeitsmappe des "
+                          "Vorjahres auf die Grundlagen dieses Jahres anwenden")
     run.set_defaults(handler=_cmd_run)
 
     inbox = commands.add_parser(

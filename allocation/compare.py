@@ -305,7 +305,7 @@ class YearRow:
         routes = self.after if after else self.before
         if routes is None or sum(routes.values()) == 0:
             return None
-        return Fraction(routes[route], sum(routes.values()))
+        return Fraction(routes.get(route, 0), sum(routes.values()))
 
     def share_change_points(self, route: str) -> Decimal | None:
         """Change of the route's share, in percentage points (4 decimals)."""
@@ -351,6 +351,10 @@ def read_result(path: str | Path) -> ResultSummary:
     if header[:2] != ["AGS", "Gemeinde"] or "Summe" not in header:
         raise _not_output(path, "Uebersicht", "Die Uebersicht hat nicht die erwarteten Spaltenüberschriften", found=", ".join(header))
     route_columns = {index: labels[h] for index, h in enumerate(header) if h in labels}
+    # a run with `levies:` has one column per levy (its name) between Umlagegrundlagen and Summe: kept by name
+    first = header.index("Umlagegrundlagen") + 1 if "Umlagegrundlagen" in header else 2
+    route_columns.update({index: header[index] for index in range(first, header.index("Summe"))
+                          if index not in route_columns and header[index]})
     names: dict[str, str] = {}
     routes: dict[str, dict[str, int]] = {}
     problems = []
@@ -359,7 +363,7 @@ def read_result(path: str | Path) -> ResultSummary:
         if ags == "Summe" or not ags:
             continue
         names[ags] = str(row[1] or "")
-        routes[ags] = {route: 0 for route in ROUTES}
+        routes[ags] = {route: 0 for route in ROUTES} | {column: 0 for column in route_columns.values()}
         for index, route in route_columns.items():
             value = row[index] if index < len(row) else None
             try:
@@ -426,14 +430,16 @@ def write_year_comparison(path: str | Path, before: ResultSummary, after: Result
                                       "Änderung des Anteils (Prozentpunkte)"],
                    [None, None, None, EUR, EUR, EUR, POINTS, POINTS, POINTS])
     for row in rows:
-        for route in ROUTES:
-            amount_before = row.before[route] if row.before is not None else None
-            amount_after = row.after[route] if row.after is not None else None
+        columns = dict.fromkeys([*ROUTES, *(row.before or {}), *(row.after or {})])  # routes, then levy columns
+        for route in columns:
+            amount_before = row.before.get(route, 0) if row.before is not None else None
+            amount_after = row.after.get(route, 0) if row.after is not None else None
             if not amount_before and not amount_after:
                 continue
             share_before, share_after = row.share(route, False), row.share(route, True)
             change = None if amount_before is None or amount_after is None else amount_after - amount_before
-            sheet.append([row.ags, row.name, ROUTE_LABELS[route], _eur(amount_before), _eur(amount_after), _eur(change),
+            sheet.append([row.ags, row.name, ROUTE_LABELS.get(route, route), _eur(amount_before), _eur(amount_after),
+                          _eur(change),
                           _optional(None if share_before is None else fraction_to_decimal(share_before * 100, 4)),
                           _optional(None if share_after is None else fraction_to_decimal(share_after * 100, 4)),
                           _optional(row.share_change_points(route))])

@@ -1,14 +1,20 @@
 """Checks on a finished allocation, recomputed from the lines (never from the totals they check).
 
 Every item: allocated cents = rounded deficit, and each line within one rounding unit of its exact quota.
-Grand totals: sum of deficits = sum of all lines = sum of the per-municipality totals. A failed control
-is an internal error: the run stops with `InvariantViolation` and writes no workbook.
+Grand totals: sum of deficits = sum of all lines = sum of the per-municipality totals. With levies, every
+statute line is recomputed here from its base components and rates (its own arithmetic, rounding through
+`money.round_to_unit`), a derived levy's lines must add up to its need, and the Uebersicht total is the
+levies' revenue plus the other routes' deficits. A failed control is an internal error: the run stops with
+`InvariantViolation` and writes no workbook.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .model import ROUTES, Allocation
+from fractions import Fraction
+
+from .model import LEVY_ROUTES, ROUTES, Allocation, LevyResult
+from .money import round_to_unit
 from .problems import InvariantViolation, Location, Problem
 
 __all__ = ["Control", "run_controls"]
@@ -30,6 +36,35 @@ class Control:
         return self.difference == 0
 
 
+def _recomputed(levy: LevyResult, line, unit: int) -> int:
+    """A statute line from its components: Σ value × weight ÷ 100 × rate ÷ 100 (× factor), rounded once."""
+    exact = Fraction(0)
+    for part in line.parts:
+        rate = levy.rates.get(part.column, levy.rates.get(""))
+        exact += part.value * Fraction(part.weight) * Fraction(rate) / 10_000
+    return round_to_unit(exact * (line.factor if line.factor is not None else 1), unit)
+
+
+def _levy_controls(allocation: Allocation, unit: int) -> list[Control]:
+    controls = []
+    for levy in allocation.levies:
+        if levy.mode == "statute":
+            for line in levy.lines:
+                controls.append(Control(f"Umlage {levy.levy.id}: Betrag = Grundlage × Satz", line.ags,
+                                        _recomputed(levy, line, unit), line.amount))
+        else:
+            item_lines = sum(line.amount for item in allocation.items if item.rule.levy == levy.levy.id
+                             for line in item.lines)
+            controls.append(Control(f"Umlage {levy.levy.id} (abgeleitet): Bedarf = Summe der Zeilen", None,
+                                    levy.need, levy.revenue))
+            controls.append(Control(f"Umlage {levy.levy.id} (abgeleitet): Summe der Zeilen = Einzelnachweis", None,
+                                    item_lines, levy.revenue))
+        need = sum(item.deficit for item in allocation.items if item.rule.levy == levy.levy.id)
+        controls.append(Control(f"Umlage {levy.levy.id}: Bedarf = Summe der zugewiesenen Defizite", None, need,
+                                levy.need))
+    return controls
+
+
 def run_controls(allocation: Allocation) -> list[Control]:
     unit = allocation.book.parameters.unit
     controls: list[Control] = []
@@ -44,9 +79,19 @@ def run_controls(allocation: Allocation) -> list[Control]:
     totals = allocation.totals()
     per_municipality = sum(sum(routes.values()) for routes in totals.values())
     controls.append(Control("Summe Defizite = Summe Einzelnachweis", None, deficits, lines))
-    controls.append(Control("Summe Defizite = Summe Übersicht", None, deficits, per_municipality))
+    if allocation.levies:
+        controls += _levy_controls(allocation, unit)
+        revenue = sum(levy.revenue for levy in allocation.levies)
+        others = sum(item.deficit for item in allocation.items if item.rule.route not in LEVY_ROUTES)
+        controls.append(Control("Aufkommen der Umlagen + Defizite der übrigen Wege = Summe Übersicht", None,
+                                revenue + others, per_municipality))
+    else:
+        controls.append(Control("Summe Defizite = Summe Übersicht", None, deficits, per_municipality))
     for route in ROUTES:
-        expected = sum(item.deficit for item in allocation.items if item.rule.route == route)
+        if allocation.levies and route in LEVY_ROUTES:
+            expected = sum(levy.revenue for levy in allocation.levies if levy.levy.route == route)
+        else:
+            expected = sum(item.deficit for item in allocation.items if item.rule.route == route)
         actual = sum(routes[route] for routes in totals.values())
         controls.append(Control(f"Summe Weg {route}", None, expected, actual))
     for control in controls:

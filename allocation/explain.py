@@ -49,6 +49,23 @@ def _eur(value: object) -> str:
 def _is_composite(label: str) -> bool:
     """A weighted composite key's label reads `70 % Linienminuten + 30 % Wagenkm` (KeySpec.describe)."""
     return " % " in label and " + " in label
+def _levy_lines(output: str | Path, row: dict[str, object], ags: str | None) -> list[str]:
+    """With `levies:` (Entscheidungen column Umlage): the item's levy and, with `ags`, that levy's line
+    from the sheet Umlagen (what the municipality pays on the levy, in statute mode base × rate)."""
+    levy = str(row.get("Umlage", "") or "")
+    if not levy:
+        return []
+    name = levy.rsplit(" (", 1)[0]
+    lines = ["", f"Umlage: {levy}. Das Defizit zählt zu ihrem Umlagebedarf; was jede Gemeinde auf die Umlage zahlt, "
+                 "steht im Blatt Umlagen (mit Hebesatz: Bemessungsgrundlage × Satz)."]
+    if ags is not None:
+        line = next((r for r in read_sheet(output, "Umlagen") if r.get("Umlage") == name and str(r.get("AGS")) == ags),
+                    None)
+        if line is not None:
+            lines.append(f"  {name} von {line.get('Gemeinde')} ({line.get('Berechnung')}): {line.get('Nachweis')}")
+        else:
+            lines.append(f"  AGS {ags} zahlt die {name} nicht.")
+    return lines
 
 
 def explain(output: str | Path, item_id: str, ags: str | None = None) -> str:
@@ -78,6 +95,7 @@ def explain(output: str | Path, item_id: str, ags: str | None = None) -> str:
         f" − Förderung {_eur(row.get('Förderung'))} = {_eur(row.get('Defizit (exakt)'))}"
         f", gerundet {_eur(row.get('Defizit (gerundet)'))}",
     ]
+    lines += _levy_lines(output, row, ags)
     proofs = [r for r in read_sheet(output, "Einzelnachweis") if str(r.get("ID")) == item_id]
     if ags is None:
         lines += ["", "Anteile je Gemeinde (Rechenweg mit --ags AGS):"]

@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Iterator
 
-from .model import COMPONENTS, DISTRICT_HOST, CostItem, InputBook, KeyEntry, Municipality, Parameters
+from .model import COMPONENTS, DISTRICT_HOST, CostItem, InputBook, KeyEntry, LevyRateEntry, Municipality, Parameters
 from .money import ROUNDING_UNITS, cents_from_decimal, decimal_from_cell
 from .problems import InputError, Location, Problem, did_you_mean
 from .safety import check_bytes
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 SHEETS = ("Parameter", "Gemeinden", "Kostenpositionen")
-OPTIONAL_SHEETS = ("Schluessel",)
+OPTIONAL_SHEETS = ("Schluessel", "Umlagesaetze")
 MUNICIPALITY_COLUMNS = ("AGS", "Gemeinde", "Umlagegrundlagen")
 ITEM_COLUMNS = ("ID", "Bezeichnung", "Kategorie", *COMPONENTS, "Foerderung", "Traeger")
 OPTIONAL_ITEM_COLUMNS = ("Stellen",)
@@ -525,6 +525,28 @@ def _keys(sheet: _Sheet, items: set[str], known_ags: set[str], collector: _Colle
     return result
 
 
+# --- minimal `Umlagesaetze` reader (h/levies) --------------------------------------------------------------
+# A stand-in until the input helper's full reader of this sheet merges (it replaces this function): it reads
+# `Umlage`, `Bestandteil` (optional), `Satz` (percent) as text and Decimal with the row's location. Whether a
+# rate fits the rule file's levies (0–100 %, decimals, components) is checked by `levies.check_rates`.
+LEVY_RATE_COLUMNS = ("Umlage", "Satz")
+
+
+def _levy_rates(sheet: _Sheet, collector: _Collector) -> list[LevyRateEntry]:
+    columns = _header(sheet, LEVY_RATE_COLUMNS, ("Bestandteil",), collector)
+    if columns is None:
+        return []
+    result = []
+    for r, row in _data_rows(sheet, collector):
+        cells = _Row(sheet, r, row, columns, collector)
+        levy = cells.text("Umlage", required=True)
+        component = cells.text("Bestandteil") if "Bestandteil" in columns else ""
+        rate = cells.number("Satz", True, "ein Satz in Prozent, z. B. 36.2")
+        if levy and rate is not None:
+            result.append(LevyRateEntry(levy, component, rate, cells.where("Satz")))
+    return result
+
+
 def read_input(path: str | Path) -> InputBook:
     """Read and check an input workbook. Raises InputError listing every problem found."""
     path = Path(path)
@@ -555,7 +577,8 @@ def read_input(path: str | Path) -> InputBook:
         if "Kostenpositionen" in sheets else ([], ())
     keys = _keys(sheets["Schluessel"], {i.id for i in items}, known_ags, collector,
                  sheets.get("Kostenpositionen")) if "Schluessel" in sheets else []
+    levy_rates = _levy_rates(sheets["Umlagesaetze"], collector) if "Umlagesaetze" in sheets else []
     if collector.problems or parameters is None:
         raise InputError(collector.problems)
     return InputBook(str(path), sha256, parameters, tuple(municipalities), tuple(items), tuple(keys),
-                     municipality_columns, item_columns)
+                     municipality_columns, item_columns, tuple(levy_rates))

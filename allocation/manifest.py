@@ -103,7 +103,16 @@ def build_manifest(allocation: Allocation, input_path: str | Path, rules_path: s
         "output": {"path": shown_output, "file": Path(output_path).name, "sha256": sha256_file(output_path)},
         "totals_cents": _totals(allocation),
         "total_cents": sum(item.deficit for item in allocation.items),
-    }
+    } | ({"levies": levy_manifest(allocation)} if allocation.levies else {})
+
+
+def levy_manifest(allocation: Allocation) -> list[dict]:
+    """The manifest's record of the levies: mode, rates (percent as text, exact), need, revenue, difference (cents)."""
+    return [{"id": levy.levy.id, "name": levy.levy.name, "mode": levy.mode,
+             "rates": {component or "*": str(rate) for component, rate in levy.rates.items()},
+             "rate_sources": [str(source) for source in levy.rate_sources],
+             "need_cents": levy.need, "revenue_cents": levy.revenue, "difference_cents": levy.difference}
+            for levy in allocation.levies]
 
 
 def write_manifest(output_path: str | Path, manifest: dict) -> Path:
@@ -122,6 +131,7 @@ def write_manifest(output_path: str | Path, manifest: dict) -> Path:
 # happened, and the output's own hash (an xlsx carries its write time; the recorded hash is checked against
 # the file on disk instead). `[]` stands for every element of a list.
 UNCOMPARED_FIELDS = ("started_utc", "working_directory", "input.absolute", "rules[].absolute", "bases_from.absolute",
+                     "rates_from.absolute",
                      "output.path", "output.sha256", "tool.python")
 # Versions: another allocation or durable_rules version is a difference (the run was not reproduced with
 # the tools it names); another Python version is a note (money is integer and Fraction arithmetic).
@@ -143,7 +153,7 @@ MANIFEST_SHAPE: dict = {
     "totals_cents": _TOTALS,
     "total_cents": int,
 }
-OPTIONAL_SHAPE: dict = {"bases_from": _FILE_ENTRY}
+OPTIONAL_SHAPE: dict = {"bases_from": _FILE_ENTRY, "rates_from": _FILE_ENTRY}
 _TYPE_NAMES = {str: "Text", int: "ganze Zahl", bool: "true/false", dict: "Objekt {…}", list: "Liste […]",
                _SHA: "SHA-256 (64 Hexadezimalziffern)", _TOTALS: "Objekt AGS → Summen in Cent"}
 
@@ -507,7 +517,8 @@ def _recomputed_manifest(manifest: dict, replayed: Path, allocation: Allocation)
     # the replayed workbook has the recorded file name; its path and hash are among UNCOMPARED_FIELDS
     rebuilt = build_manifest(allocation, manifest["input"]["path"], manifest["rules"][0]["path"], replayed,
                              _dt.datetime.now(_dt.timezone.utc), extra)
-    return rebuilt | ({"bases_from": bases_from} if bases_from else {})
+    rates_from = manifest.get("rates_from")
+    return rebuilt | ({"bases_from": bases_from} if bases_from else {}) | ({"rates_from": rates_from} if rates_from else {})
 
 
 def _file_problems(manifest: dict, base: Path, output: Path) -> list[str]:
@@ -519,6 +530,8 @@ def _file_problems(manifest: dict, base: Path, output: Path) -> list[str]:
     entries = [("Eingabe", manifest["input"])] + [("Regeldatei", rules) for rules in manifest["rules"]]
     if manifest.get("bases_from"):
         entries.append(("Vorjahres-Arbeitsmappe", manifest["bases_from"]))
+    if manifest.get("rates_from"):
+        entries.append(("Vorjahres-Arbeitsmappe (Umlagesätze)", manifest["rates_from"]))
     for kind, entry in entries:
         found = _existing(entry, base)
         if found is None:

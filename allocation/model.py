@@ -25,6 +25,10 @@ __all__ = [
     "CostItem",
     "KeyEntry",
     "LevyRateEntry",
+    "Levy",
+    "LevyPart",
+    "LevyLine",
+    "LevyResult",
     "InputBook",
     "KeySpec",
     "Rule",
@@ -202,6 +206,29 @@ class Rule:
     source: Location
     credit_hosts: bool = False  # levy routes: municipalities hosting this service themselves do not pay
     service: str | None = None  # the service the rule's items provide (`service:`), for "same service"
+    levy: str | None = None  # levy routes in a file with `levies:`: the id of the levy that finances the rule
+
+
+@dataclass(frozen=True, slots=True)
+class Levy:
+    """One levy of the rule file's `levies:` (Kreisumlage, Jugendamtsumlage, ...): who pays it and on what base."""
+
+    id: str
+    name: str  # the Uebersicht column header
+    legal_basis: str
+    payers: "object | None"  # conditions.Condition over Gemeinden columns; None = every municipality
+    extent: str | None  # Gemeinden column with a Mehr-/Minderbelastung factor
+    base: Mapping[str, Decimal]  # Gemeinden column -> weight in percent, in file order
+    source: Location
+
+    @property
+    def route(self) -> str:
+        """The route whose rules finance through this levy (enforced by the rule file check)."""
+        return "district_levy" if self.payers is None and not self.extent else "differentiated_levy"
+
+    def describe_base(self) -> str:
+        """`Umlagegrundlagen` or `Steuerkraftzahlen + 80 % Schluesselzuweisungen`."""
+        return " + ".join(column if weight == 100 else f"{weight} % {column}" for column, weight in self.base.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +268,11 @@ class Rulebook:
     examples: tuple[Example, ...]
     source: Location
     description: str = ""  # the file's `description:`
+    levies: tuple[Levy, ...] = ()  # the optional `levies:`; empty = rules behave as before levies existed
+    rate_limits: str = ""  # "bavaria": Art. 18 Abs. 3 BayFAG rate relations are checked; "" = none
+
+    def levy(self, levy_id: str) -> Levy:
+        return next(levy for levy in self.levies if levy.id == levy_id)
 
     def rule(self, rule_id: str) -> Rule:
         return next(rule for rule in self.rules if rule.id == rule_id)
@@ -308,16 +340,89 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
+class LevyPart:
+    """One base component of one municipality's levy line."""
+
+    column: str  # Gemeinden column
+    value: Fraction  # cents, as in the workbook
+    weight: Decimal  # percent
+    rate: Decimal | None  # percent (statute mode); None in derived mode
+
+    @property
+    def weighted(self) -> Fraction:
+        """value × weight, cents."""
+        return self.value * Fraction(self.weight) / 100
+
+
+@dataclass(frozen=True, slots=True)
+class LevyLine:
+    """What one municipality pays on one levy, with everything needed to recompute it."""
+
+    ags: str
+    parts: tuple[LevyPart, ...]
+    factor: Fraction | None  # the `extent` factor, if the levy has one
+    base: Fraction  # Bemessungsgrundlage, cents: Σ value × weight (without the extent factor)
+    exact: Fraction  # cents before rounding (statute: Σ weighted × rate × factor; derived: Σ exact item shares)
+    amount: int  # cents
+
+
+@dataclass(frozen=True, slots=True)
+class LevyResult:
+    """A levy of the year: its need, its rate and its lines (payers only, in AGS order).
+
+    `mode` is "statute" (rates from the `Umlagesaetze` sheet: each line is base × rate, rounded once) or
+    "derived" (no rate: the lines are the exact largest-remainder split of the need, `rates` holds the rate
+    that finances the need at the declared decimals, for display)."""
+
+    levy: Levy
+    mode: str  # "statute" | "derived"
+    rates: Mapping[str, Decimal]  # base component ("" = whole base) -> percent
+    rate_sources: tuple[Location, ...]
+    need: int  # cents, the sum of the rounded deficits routed to the levy
+    items: tuple[str, ...]  # ids of the cost items routed to the levy
+    lines: tuple[LevyLine, ...]
+
+    @property
+    def revenue(self) -> int:
+        """cents the lines raise (statute: the revenue at the rate; derived: the need)."""
+        return sum(line.amount for line in self.lines)
+
+    @property
+    def difference(self) -> int:
+        """revenue − need, cents: > 0 surplus, < 0 shortfall."""
+        return self.revenue - self.need
+
+    @property
+    def base_total(self) -> Fraction:
+        return sum((line.base for line in self.lines), Fraction(0))
+
+
+@dataclass(frozen=True, slots=True)
 class Allocation:
     book: InputBook
     rulebook: Rulebook
     items: tuple[ItemAllocation, ...]
     findings: tuple[Finding, ...] = ()
+    levies: tuple[LevyResult, ...] = ()  # one per levy of the rule file (empty without `levies:`)
 
     def totals(self) -> dict[str, dict[str, int]]:
-        """AGS -> route -> cents."""
+        """AGS -> route -> cents. With levies, the levy routes hold what the levies' lines charge (in statute
+        mode base × rate, which differs from the split of the need); without, every route sums its item lines."""
         result = {m.ags: {route: 0 for route in ROUTES} for m in self.book.municipalities}
+        for levy in self.levies:
+            for levy_line in levy.lines:
+                result[levy_line.ags][levy.levy.route] += levy_line.amount
         for item in self.items:
+            if self.levies and item.rule.route in LEVY_ROUTES:
+                continue
             for line in item.lines:
                 result[line.ags][item.rule.route] += line.amount
+        return result
+
+    def levy_totals(self) -> dict[str, dict[str, int]]:
+        """AGS -> levy id -> cents (empty inner mappings without levies)."""
+        result = {m.ags: {levy.levy.id: 0 for levy in self.levies} for m in self.book.municipalities}
+        for levy in self.levies:
+            for levy_line in levy.lines:
+                result[levy_line.ags][levy.levy.id] += levy_line.amount
         return result

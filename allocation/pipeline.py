@@ -13,7 +13,7 @@ from pathlib import Path
 
 from typing import Callable
 
-from . import __version__
+from . import __version__, levies
 from .allocate import allocate, decide
 from .analysis import check_for_run
 from .controls import Control, run_controls
@@ -23,7 +23,7 @@ from .guard import RefusedError, refuse_overwrite, rule_files
 from .inputs import read_input
 from .model import Allocation, InputBook, Rulebook, same_district
 from .problems import InputError, Location, Problem, ProblemsError, RuleFileError
-from .rulebook import bind
+from .rulebook import bind, check_levy_columns
 from .selection import select_rules
 
 __all__ = ["RunResult", "RuleSelectionError", "compute", "run", "protocol_rows", "validity_problems", "replay"]
@@ -146,7 +146,8 @@ def _covered(rulebook: Rulebook, book: InputBook, ignore_validity: str | None) -
 
 
 def compute(input_path: str | Path, rules_path: str | Path,
-            bases_from: str | Path | None = None, *, ignore_validity: str | None = None,
+            bases_from: str | Path | None = None, rates_from: str | Path | None = None, *,
+            ignore_validity: str | None = None,
             accept: Callable[[InputBook], None] | None = None) -> tuple[Allocation, list[Control], list[Problem]]:
     """The one way from an input workbook and a rule file or rules folder to a run: everything but writing.
 
@@ -155,6 +156,7 @@ def compute(input_path: str | Path, rules_path: str | Path,
     Haushaltsjahr, unless `ignore_validity` gives a reason (then each mismatch is a `rules-validity-ignored`
     warning). From a rules folder the one file valid for the workbook is chosen (`selection.select_rules`).
     `bases_from`: the previous year's input workbook, whose Umlagegrundlagen apply (provisional year).
+    `rates_from`: the previous year's input workbook, whose Umlagesaetze apply (provisional year).
     `accept(book)` is called with the read workbook before the rules are chosen; it may raise a
     ProblemsError to stop (the web page: may this user run this district?)."""
     rules_path = Path(rules_path)
@@ -166,6 +168,8 @@ def compute(input_path: str | Path, rules_path: str | Path,
     book = read_input(input_path)
     if bases_from is not None:
         book = previous_bases(book, read_input(bases_from))
+    if rates_from is not None:
+        book = levies.previous_rates(book, read_input(rates_from))
     if accept is not None:
         accept(book)
     if folder:
@@ -173,8 +177,14 @@ def compute(input_path: str | Path, rules_path: str | Path,
     else:
         warnings = list(warnings) + _covered(rulebook, book, ignore_validity)
     rulebook = bind(rulebook, book)  # rule columns as the workbook names them; the cells they compare checked
+    column_problems = check_levy_columns(rulebook, book)
+    if column_problems:
+        raise RuleFileError(column_problems)
+    rate_problems = levies.check_rates(rulebook, book.levy_rates)
+    if rate_problems:
+        raise InputError(rate_problems)
     decisions = decide(rulebook, book)
-    allocation = allocate(rulebook, book, decisions)
+    allocation = levies.assess(allocate(rulebook, book, decisions))
     allocation = replace(allocation, findings=double_burdens(allocation))
     controls = run_controls(allocation)
     return allocation, controls, list(warnings)
@@ -207,8 +217,8 @@ def protocol_rows(allocation: Allocation, rulebook: Rulebook, started: _dt.datet
 
 def workbook_rows(allocation: Allocation, started: _dt.datetime, mode: str, provisional: bool,
                   input_path: str | Path, rules_path: str | Path, output_path: str | Path,
-                  bases_from: dict | None = None, *, ignore_validity: str | None = None,
-                  record_paths: str = "full") -> list[tuple[str, object]]:
+                  bases_from: dict | None = None, rates_from: dict | None = None, *,
+                  ignore_validity: str | None = None, record_paths: str = "full") -> list[tuple[str, object]]:
     """All Protokoll rows of a run: the pipeline's, the run mode, and the manifest's data."""
     from .manifest import protocol_rows as manifest_rows
 
@@ -222,7 +232,27 @@ def workbook_rows(allocation: Allocation, started: _dt.datetime, mode: str, prov
     if bases_from is not None:
         rows += [("Umlagegrundlagen des Vorjahres aus", bases_from["path"]),
                  ("SHA-256 Vorjahres-Arbeitsmappe", bases_from["sha256"])]
+    if rates_from is not None:
+        rows += [("Umlagesätze des Vorjahres aus", rates_from["path"]),
+                 ("SHA-256 Vorjahres-Arbeitsmappe (Umlagesätze)", rates_from["sha256"])]
+    rows += levy_rows(allocation)
     return rows + manifest_rows(allocation, input_path, rules_path, output_path, record_paths=record_paths)
+
+
+def levy_rows(allocation: Allocation) -> list[tuple[str, object]]:
+    """Protokoll rows of the levies: each levy's mode and rates with their source cells."""
+    rows: list[tuple[str, object]] = []
+    for levy in allocation.levies:
+        if levy.mode == "statute":
+            rates = ", ".join(f"{component or 'ganze Grundlage'} {rate} %" for component, rate in levy.rates.items())
+            sources = ", ".join(source.cell or str(source) for source in levy.rate_sources)
+            rows.append((f"Umlage {levy.levy.id}", f"Hebesatz der Haushaltssatzung: {rates} (aus {sources})"))
+        else:
+            rate = levy.rates.get("")
+            rows.append((f"Umlage {levy.levy.id}", "abgeleitet, kein Satz im Blatt Umlagesaetze"
+                         + (f" (finanzierender Satz {rate} %)" if rate is not None else "")))
+    return rows
+
 
 
 def replay(manifest: dict, output_path: str | Path, input_location: str | Path | None = None) -> Allocation:
@@ -238,11 +268,13 @@ def replay(manifest: dict, output_path: str | Path, input_location: str | Path |
     ignore_validity = parameters.get("ignore_validity")
     input_path, rules_path = manifest["input"]["path"], manifest["rules"][0]["path"]
     bases_from = manifest.get("bases_from")
+    rates_from = manifest.get("rates_from")
     allocation, controls, _ = compute(input_location or input_path, rules_path,
-                                      bases_from["path"] if bases_from else None, ignore_validity=ignore_validity)
+                                      bases_from["path"] if bases_from else None,
+                                      rates_from["path"] if rates_from else None, ignore_validity=ignore_validity)
     started = _dt.datetime.now(_dt.timezone.utc)  # only the ignored row Laufzeitpunkt shows it
     rows = workbook_rows(allocation, started, mode, provisional, input_path, rules_path, manifest["output"]["path"],
-                         bases_from, ignore_validity=ignore_validity)
+                         bases_from, rates_from, ignore_validity=ignore_validity)
     write_workbook(output_path, allocation, controls, rows, provisional=PROVISIONAL_NOTE if provisional else None)
     return allocation
 
@@ -253,20 +285,23 @@ def _names_only(problem: Problem) -> Problem:
 
 
 def guard_run(input_path: str | Path, rules_path: str | Path, output_path: str | Path,
-              bases_from: str | Path | None, register_dir: str | Path | None) -> None:
+              bases_from: str | Path | None, register_dir: str | Path | None,
+              rates_from: str | Path | None = None) -> None:
     """Refuse (exit 8) before anything is read if the run would write over a file it reads or the register."""
     from .manifest import manifest_path
 
     refuse_overwrite([("Die Ergebnis-Arbeitsmappe", output_path), ("Das Manifest", manifest_path(output_path))],
                      [("Eingabe-Arbeitsmappe", input_path), *rule_files(rules_path),
-                      ("Vorjahres-Arbeitsmappe", bases_from)], register_dir)
+                      ("Vorjahres-Arbeitsmappe", bases_from), ("Vorjahres-Arbeitsmappe (Umlagesätze)", rates_from)],
+                     register_dir)
 
 
 def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path, *, mode: str = "test",
         provisional: bool = False, register_dir: str | Path | None = None,
         supersede: str | Callable[[InputBook], str | None] | None = None, register_extra: dict | None = None,
-        bases_from: str | Path | None = None, ignore_validity: str | None = None,
-        record_paths: str = "full", accept: Callable[[InputBook], None] | None = None) -> RunResult:
+        bases_from: str | Path | None = None, rates_from: str | Path | None = None,
+        ignore_validity: str | None = None, record_paths: str = "full",
+        accept: Callable[[InputBook], None] | None = None) -> RunResult:
     """The yearly run: `compute` (rule file or rules folder), then write the workbook and manifest atomically.
 
     Before anything is read, the run is refused (exit 8) if the output or its manifest is the input, a rule
@@ -276,8 +311,8 @@ def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path,
     and year is registered and no `supersede` reason is given (a function of the read workbook may give
     it), and it refuses to overwrite an existing output file; after the workbook is on disk the run is
     appended to the register. `provisional` marks every sheet as provisional (§ 56 Abs. 1 KrO NRW);
-    `bases_from` (only with it) takes the Umlagegrundlagen from the previous year's input workbook.
-    `ignore_validity` (a reason, never for a final run) runs a rule file outside its district or years; the
+    `bases_from` (only with it) takes the Umlagegrundlagen from the previous year's input workbook, `rates_from`
+    (only with it) its Umlagesaetze. `ignore_validity` (a reason, never for a final run) runs a rule file outside its district or years; the
     Protokoll and the manifest record it. `record_paths="names"` records file names only, never a folder or
     the working directory, in Protokoll, manifest, warnings and problems (the web page); the default
     `"full"` records the paths as given, which `verify` needs.
@@ -287,8 +322,8 @@ def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path,
     try:
         return _run(input_path, rules_path, output_path, mode=mode, provisional=provisional,
                     register_dir=register_dir, supersede=supersede, register_extra=register_extra,
-                    bases_from=bases_from, ignore_validity=ignore_validity, record_paths=record_paths,
-                    accept=accept)
+                    bases_from=bases_from, rates_from=rates_from, ignore_validity=ignore_validity,
+                    record_paths=record_paths, accept=accept)
     except ProblemsError as error:
         if record_paths == "names":
             raise type(error)([_names_only(p) for p in error.problems]) from None
@@ -296,7 +331,7 @@ def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path,
 
 
 def _run(input_path, rules_path, output_path, *, mode, provisional, register_dir, supersede, register_extra,
-         bases_from, ignore_validity, record_paths, accept) -> RunResult:
+         bases_from, rates_from, ignore_validity, record_paths, accept) -> RunResult:
     import hashlib
 
     from .manifest import build_manifest, write_manifest
@@ -306,19 +341,24 @@ def _run(input_path, rules_path, output_path, *, mode, provisional, register_dir
     started = _dt.datetime.now(_dt.timezone.utc)
     if bases_from is not None and not provisional:
         raise ValueError("bases_from is only for a provisional run")
+    if rates_from is not None and not provisional:
+        raise ValueError("rates_from is only for a provisional run")
     register_dir = installation_register(register_dir)
-    guard_run(input_path, rules_path, output_path, bases_from, register_dir)
+    guard_run(input_path, rules_path, output_path, bases_from, register_dir, rates_from)
     _refuse_override(ignore_validity, mode, Path(rules_path).is_dir())
-    allocation, controls, warnings = compute(input_path, rules_path, bases_from, ignore_validity=ignore_validity,
-                                             accept=accept)
+    allocation, controls, warnings = compute(input_path, rules_path, bases_from, rates_from,
+                                             ignore_validity=ignore_validity, accept=accept)
     rules_used = Path(allocation.rulebook.path) if Path(rules_path).is_dir() else rules_path
     names = record_paths == "names"
     shown = (lambda path: Path(path).name) if names else (lambda path: path)
-    bases = None
-    if bases_from is not None:
-        bases = {"path": str(shown(bases_from)), "absolute": str(Path(bases_from).name if names
-                                                                 else Path(bases_from).resolve()),
-                 "sha256": hashlib.sha256(Path(bases_from).read_bytes()).hexdigest()}
+
+    def record(path: str | Path | None) -> dict | None:  # a previous year's workbook the run read
+        if path is None:
+            return None
+        return {"path": str(shown(path)), "absolute": str(Path(path).name if names else Path(path).resolve()),
+                "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
+
+    bases, rates = record(bases_from), record(rates_from)
     parameters = allocation.book.parameters
     if callable(supersede):
         supersede = supersede(allocation.book)
@@ -331,14 +371,16 @@ def _run(input_path, rules_path, output_path, *, mode, provisional, register_dir
         if refused:
             raise RegisterError(refused)
     rows = workbook_rows(allocation, started, mode, provisional, shown(input_path), shown(rules_used),
-                         shown(output_path), bases, ignore_validity=ignore_validity, record_paths=record_paths)
+                         shown(output_path), bases, rates, ignore_validity=ignore_validity,
+                         record_paths=record_paths)
     write_workbook(output_path, allocation, controls, rows, provisional=PROVISIONAL_NOTE if provisional else None)
     recorded = {"mode": mode, "provisional": provisional}
     if ignore_validity is not None:
         recorded["ignore_validity"] = ignore_validity
     manifest = build_manifest(allocation, input_path, rules_used, output_path, started, recorded,
                               record_paths=record_paths)
-    write_manifest(output_path, manifest | ({"bases_from": bases} if bases else {}))
+    write_manifest(output_path, manifest | ({"bases_from": bases} if bases else {})
+                   | ({"rates_from": rates} if rates else {}))
     if mode == "final":
         rulebook = allocation.rulebook
         append_final(register_dir, {

@@ -23,13 +23,16 @@ from typing import Iterable, Mapping, Sequence
 
 from . import conditions
 from .controls import Control
-from .model import ROUTE_LABELS, ROUTES, Allocation, AllocationLine, ItemAllocation, Municipality
+from .model import (LEVY_ROUTES, ROUTE_LABELS, ROUTES, Allocation, AllocationLine, ItemAllocation, LevyLine, LevyPart,
+                    LevyResult, Municipality)
 from .money import cents_to_decimal, fraction_to_decimal, percent_points
 
-__all__ = ["write_workbook", "write_atomically", "proof", "SHEET_NAMES", "safe_text", "put_value",
+__all__ = ["write_workbook", "write_atomically", "proof", "levy_proof", "SHEET_NAMES", "safe_text", "put_value",
            "PROVISIONAL_NOTE"]
 
-SHEET_NAMES = ("Uebersicht", "Einzelnachweis", "Entscheidungen", "Kontrollen", "Protokoll", "Hinweise", "Hebesaetze")
+# `Umlagen` is written only when the rule file has `levies:` (after Hebesaetze, so existing sheets keep their place)
+SHEET_NAMES = ("Uebersicht", "Einzelnachweis", "Entscheidungen", "Kontrollen", "Protokoll", "Hinweise", "Hebesaetze",
+               "Umlagen")
 EUR = '#,##0.00 "€"'
 # Rows per sheet including the header (Excel's limit). An Einzelnachweis with more lines continues on
 # sheets Einzelnachweis_2, Einzelnachweis_3, ..., each with the header row. Tests lower it to check that.
@@ -131,6 +134,44 @@ def _proof(item: ItemAllocation, line: AllocationLine, name: str, unit: int, key
     else:
         text += f" (Rest auf Rang {line.rank}: keine Resteinheit mehr übrig)"
     return f"{text} = {_de(cents_to_decimal(line.amount))} €"
+
+
+def _euros(cents: Fraction) -> str:
+    """German euro text of exact cents: two decimals, more only where the value has them (up to six)."""
+    if cents.denominator == 1:
+        return f"{_de(cents_to_decimal(int(cents)))} €"
+    shown = fraction_to_decimal(cents / 100, 6).normalize()
+    return f"{_de(shown if -shown.as_tuple().exponent >= 2 else shown.quantize(Decimal('0.01')))} €"
+
+
+def _percent(rate: Decimal, decimals: int = 0) -> str:
+    """German percent text with at least `decimals` places (a statute's 36,20 % stays 36,20 %)."""
+    shown = rate if -rate.as_tuple().exponent >= decimals else rate.quantize(Decimal(1).scaleb(-decimals))
+    return f"{_de(shown)} %"
+
+
+def levy_proof(levy: LevyResult, line: LevyLine, unit: int, decimals: int = 2) -> str:
+    """The proof of one levy line in words: "218.900,89 € × 43,67 % = 95.594,0187 € → 95.594,02 €"."""
+    amount = f"{_de(cents_to_decimal(line.amount))} €"
+    if levy.mode != "statute":
+        items = ", ".join(levy.items) or "keine"
+        return (f"Anteil am Umlagebedarf (Summe der Anteile der Kostenpositionen {items} nach "
+                f"{levy.levy.describe_base()}) = {amount}")
+    factor = f" × Faktor {_de(fraction_to_decimal(line.factor, 6).normalize())}" if line.factor is not None else ""
+    exact = f"{_de(fraction_to_decimal(line.exact / 100, 4))} €"
+    rounding = "Cent" if unit == 1 else "Euro"
+
+    def weighted(part: LevyPart) -> str:
+        return _euros(part.value) if part.weight == 100 else f"{_de(part.weight)} % × {_euros(part.value)}"
+
+    if "" in levy.rates:
+        terms = " + ".join(weighted(part) for part in line.parts)
+        base = terms if len(line.parts) == 1 and line.parts[0].weight == 100 else f"{terms} = {_euros(line.base)}"
+        text = f"{base} × {_percent(levy.rates[''], decimals)}{factor} = {exact}"
+    else:
+        terms = " + ".join(f"{weighted(part)} × {_percent(part.rate, decimals)}" for part in line.parts)
+        text = f"({terms}){factor} = {exact}" if factor else f"{terms} = {exact}"
+    return f"{text} → {amount}" + ("" if unit == 1 else f" (auf volle {rounding} gerundet)")
 
 
 def _decimal(value: Fraction, places: int) -> Decimal:
@@ -294,23 +335,43 @@ class _Sheet:
             self.ws.column_dimensions[get_column_letter(c)].width = width
 
 
-def _uebersicht(book: _StreamBook, allocation: Allocation) -> None:
+def _overview_columns(allocation: Allocation) -> tuple[list[str], list[str], dict[str, dict[str, int]]]:
+    """Uebersicht's amount columns: (keys, headers, AGS -> key -> cents). Without levies one column per route
+    used; with levies one per levy (its `name`), then the other routes used (direct billing, host)."""
     used = [route for route in ROUTES if any(item.rule.route == route for item in allocation.items)] or list(ROUTES[:1])
-    headers = ["AGS", "Gemeinde", "Umlagegrundlagen", *[ROUTE_LABELS[r] for r in used], "Summe",
-               "Hebesatz-Punkte (Summe ÷ Umlagegrundlagen × 100)"]
+    if not allocation.levies:
+        return used, [ROUTE_LABELS[r] for r in used], allocation.totals()
+    others = [route for route in used if route not in LEVY_ROUTES]
+    totals, by_levy = allocation.totals(), allocation.levy_totals()
+    values = {ags: {**by_levy[ags], **{route: totals[ags][route] for route in others}} for ags in totals}
+    return ([levy.levy.id for levy in allocation.levies] + others,
+            [levy.levy.name for levy in allocation.levies] + [ROUTE_LABELS[r] for r in others], values)
+
+
+def _uebersicht(book: _StreamBook, allocation: Allocation) -> None:
+    used, labels, totals = _overview_columns(allocation)
+    levy_keys = {levy.levy.id for levy in allocation.levies}
+    # Hebesatz-Punkte: with levies only what the levies charge (a host's own costs are no levy)
+    points_header = ("Hebesatz-Punkte (Umlagen ÷ Umlagegrundlagen × 100)" if levy_keys
+                     else "Hebesatz-Punkte (Summe ÷ Umlagegrundlagen × 100)")
+    headers = ["AGS", "Gemeinde", "Umlagegrundlagen", *labels, "Summe", points_header]
     sheet = _StreamSheet(book, "Uebersicht", headers, [None, None, EUR, *[EUR] * len(used), EUR, POINTS])
-    totals = allocation.totals()
+
+    def pointed(routes: dict[str, int]) -> int:
+        return sum(routes[k] for k in levy_keys) if levy_keys else sum(routes.values())
+
     for m in sorted(allocation.book.municipalities, key=lambda m: m.ags):
         routes = totals[m.ags]
         total = sum(routes.values())
-        points = percent_points(total, m.base)
+        points = percent_points(pointed(routes), m.base)
         sheet.append([m.ags, m.name, cents_to_decimal(m.base), *[cents_to_decimal(routes[r]) for r in used],
                       cents_to_decimal(total), points if points is not None else ""])
     base_total = sum(m.base for m in allocation.book.municipalities)
     grand = sum(sum(r.values()) for r in totals.values())
-    points = percent_points(grand, base_total)
+    column_totals = {r: sum(t[r] for t in totals.values()) for r in used}
+    points = percent_points(pointed(column_totals), base_total)
     sheet.append(["Summe", "", cents_to_decimal(base_total),
-                  *[cents_to_decimal(sum(t[r] for t in totals.values())) for r in used],
+                  *[cents_to_decimal(column_totals[r]) for r in used],
                   cents_to_decimal(grand), points if points is not None else ""], bold=True)
     sheet.finish()
     count = len(allocation.book.municipalities)
@@ -357,16 +418,20 @@ def _entscheidungen(book: _StreamBook, allocation: Allocation) -> None:
                "Kostenbestandteile", "Schlüssel", "Rechtsgrundlage", "Begründung (Bedingung mit Werten)",
                "Alle passenden Regeln", "Beschreibung der Regel"]
     formats = [None] * 5 + [EUR] * 4 + [None] * 10
+    names = {levy.id: levy.name for levy in allocation.rulebook.levies}
+    if names:  # with `levies:` each item names the levy that finances it (last column: the others keep their place)
+        headers = [*headers, "Umlage"]
     sheet = _StreamSheet(book, "Entscheidungen", headers, formats)
     for item in allocation.items:
         rule = item.rule
+        levy = [f"{names[rule.levy]} ({rule.levy})" if rule.levy else ""] if names else []
         sheet.append([item.item.id, item.item.label, item.item.category, item.item.host,
                       item.item.source.cell or "", cents_to_decimal(item.eligible), cents_to_decimal(item.item.funding),
                       cents_to_decimal(item.deficit_exact), cents_to_decimal(item.deficit), rule.id,
                       f"{rule.source.file}:{rule.source.line}", ROUTE_LABELS[rule.route], rule.route,
                       ", ".join(rule.components), item.key_label, rule.legal_basis,
                       conditions.explain(rule.when, item.item.attrs), ", ".join(item.decision.matched),
-                      rule.description])
+                      rule.description, *levy])
     sheet.finish()
 
 
@@ -436,6 +501,59 @@ def _hebesaetze(book: _StreamBook, allocation: Allocation) -> None:
     sheet.finish()
 
 
+MODES = {"statute": "Hebesatz der Haushaltssatzung", "derived": "abgeleitet (kein Satz im Blatt Umlagesaetze)"}
+
+
+def _umlagen(book: _StreamBook, allocation: Allocation) -> None:
+    """One row per levy × payer: base components (raw and weighted), Bemessungsgrundlage, Satz, Betrag and the
+    proof in words; after each levy its total, its need and the surplus or shortfall."""
+    components = list(dict.fromkeys(column for levy in allocation.levies for column in levy.levy.base))
+    with_factor = any(levy.levy.extent for levy in allocation.levies)
+    headers = ["Umlage", "AGS", "Gemeinde"]
+    for column in components:
+        headers += [column, f"{column} gewichtet"]
+    headers += ["Bemessungsgrundlage", *(["Faktor (extent)"] if with_factor else []), "Satz (%)", "Betrag",
+                "Nachweis", "Berechnung"]
+    formats = [None] * 3 + [EUR] * (2 * len(components)) + [EUR] + (["0.######"] if with_factor else []) + \
+        ["0.0000", EUR, None, None]
+    sheet = _StreamSheet(book, "Umlagen", headers, formats)
+    names = {m.ags: m.name for m in allocation.book.municipalities}
+    unit, decimals = allocation.book.parameters.unit, allocation.book.parameters.rate_decimals
+    blank_components = [""] * (2 * len(components))
+    for levy in allocation.levies:
+        single = levy.rates.get("")
+        rate_cell = single if single is not None else (
+            "je Bestandteil: " + ", ".join(f"{c} {_percent(r, decimals)}" for c, r in levy.rates.items()) if levy.rates else "")
+        for line in levy.lines:
+            cells: list[object] = list(blank_components)
+            for part in line.parts:
+                index = 2 * components.index(part.column)
+                cells[index] = _decimal(part.value / 100, 2)
+                cells[index + 1] = _decimal(part.weighted / 100, 2)
+            factor = [_decimal(line.factor, 6) if line.factor is not None else ""] if with_factor else []
+            sheet.append([levy.levy.name, line.ags, names[line.ags], *cells, _decimal(line.base / 100, 2), *factor,
+                          rate_cell, cents_to_decimal(line.amount), levy_proof(levy, line, unit, decimals), MODES[levy.mode]])
+        pad = [*blank_components, *([""] if with_factor else [])]
+        revenue = "Aufkommen zum Satz" if levy.mode == "statute" else "Aufkommen (Verteilung des Bedarfs)"
+        sums: list[object] = list(blank_components)
+        for index, column in enumerate(components):
+            parts = [part for line in levy.lines for part in line.parts if part.column == column]
+            if parts:
+                sums[2 * index] = _decimal(sum((p.value for p in parts), Fraction(0)) / 100, 2)
+                sums[2 * index + 1] = _decimal(sum((p.weighted for p in parts), Fraction(0)) / 100, 2)
+        sheet.append([levy.levy.name, "Summe", revenue, *sums, _decimal(levy.base_total / 100, 2),
+                      *pad[len(blank_components):], rate_cell, cents_to_decimal(levy.revenue),
+                      f"Summe der {len(levy.lines)} Zeilen", MODES[levy.mode]], bold=True)
+        sheet.append([levy.levy.name, "", "Umlagebedarf (Summe der Defizite)", *pad, "", "",
+                      cents_to_decimal(levy.need), "Defizite von " + (", ".join(levy.items) or "keiner Kostenposition"),
+                      ""], bold=True)
+        outcome = "Überschuss" if levy.difference > 0 else "Fehlbetrag" if levy.difference < 0 else "ausgeglichen"
+        sheet.append([levy.levy.name, "", f"Aufkommen − Bedarf ({outcome})", *pad, "", "",
+                      cents_to_decimal(levy.difference), f"{_de(cents_to_decimal(levy.revenue))} € − "
+                      f"{_de(cents_to_decimal(levy.need))} €", ""], bold=True)
+    sheet.finish()
+
+
 PROVISIONAL_NOTE = ("VORLÄUFIG (§ 56 Abs. 1 KrO NRW): Haushaltssatzung noch nicht in Kraft, berechnet mit den "
                     "Hebesätzen und Umlagegrundlagen des Vorjahres")
 
@@ -478,6 +596,8 @@ def write_workbook(path: str | Path, allocation: Allocation, controls: Sequence[
             _protokoll(book, protocol)
             _hinweise(book, allocation)
             _hebesaetze(book, allocation)
+            if allocation.levies:
+                _umlagen(book, allocation)
             book.close()
 
     write_atomically(path, save)

@@ -15,17 +15,25 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping
 
 from . import conditions
-from .model import COMPONENTS, ROUTES, CostItem, Example, ExampleSplit, InputBook, KeySpec, Municipality, Rule, Rulebook
+from .model import (COMPONENTS, LEVY_ROUTES, ROUTES, CostItem, Example, ExampleSplit, InputBook, KeySpec, Levy,
+                    Municipality, Rule, Rulebook)
 from .inputs import normalise_header
 from .problems import InputError, Location, Problem, RuleFileError, did_you_mean
 from .yamlloc import LocDict, LocList, YamlProblem, load
 
-__all__ = ["load_rulebook", "load_rulebooks", "parse_rulebook", "check_columns", "check_data", "bind", "rename_columns",
-           "domain_sources", "TOP_KEYS", "RULE_KEYS", "HIT_POLICIES"]
+__all__ = ["load_rulebook", "load_rulebooks", "parse_rulebook", "check_columns", "check_levy_columns", "check_data",
+           "bind", "rename_columns", "domain_sources", "TOP_KEYS", "RULE_KEYS", "LEVY_KEYS", "RATE_LIMITS",
+           "HIT_POLICIES"]
 
-TOP_KEYS = ("district", "valid_from", "valid_to", "hit_policy", "description", "domains", "rules", "examples")
+TOP_KEYS = ("district", "valid_from", "valid_to", "hit_policy", "description", "domains", "rules", "examples",
+            "levies", "rate_limits")
 RULE_KEYS = ("id", "description", "legal_basis", "when", "route", "payers", "key", "components", "extent",
-             "priority", "credit_hosts", "service")
+             "priority", "credit_hosts", "service", "levy")
+LEVY_KEYS = ("id", "name", "legal_basis", "payers", "extent", "base")
+DEFAULT_LEVY_BASE = "Umlagegrundlagen"
+# `rate_limits:` values. bavaria: Art. 18 Abs. 3 Satz 3 and 4 BayFAG; bavaria-approved: the supervisory
+# authority approved a wider spread (Satz 3 Halbsatz 2), so only Satz 4 is checked.
+RATE_LIMITS = ("bavaria", "bavaria-approved")
 EXAMPLE_KEYS = ("item", "rule", "route", "description", "municipalities", "deficit", "costs", "funding", "rounding",
                 "split")
 SPLIT_KEYS = ("municipalities", "deficit", "costs", "funding", "rounding", "split")
@@ -33,8 +41,8 @@ HIT_POLICIES = ("unique", "priority")
 ITEM_KEY = "Schluessel"
 MAX_COMPARISONS = 400
 PARAMETERS_BY_ROUTE = {
-    "district_levy": {"components", "credit_hosts"},
-    "differentiated_levy": {"components", "payers", "extent", "credit_hosts"},
+    "district_levy": {"components", "credit_hosts", "levy"},
+    "differentiated_levy": {"components", "payers", "extent", "credit_hosts", "levy"},
     "direct_billing": {"components", "payers", "key"},
     "host_bears": {"components"},
 }
@@ -159,7 +167,7 @@ def _rule(reader: _Reader, node: object, index: int, where: Location) -> Rule | 
     when = conditions.parse(node.get("when"), reader.file, reader.problems, node.vpos("when"))
     _check_size(reader, when, node, "when")
     allowed = PARAMETERS_BY_ROUTE.get(route, set())
-    for parameter in ("payers", "key", "extent", "credit_hosts"):
+    for parameter in ("payers", "key", "extent", "credit_hosts", "levy"):
         if parameter in node and route in ROUTES and parameter not in allowed:
             reader.error("rule-bad-parameter", reader.at(node, parameter),
                          f'"{parameter}" gilt nicht für route {route}', found=parameter,
@@ -168,7 +176,7 @@ def _rule(reader: _Reader, node: object, index: int, where: Location) -> Rule | 
     if "payers" in node:
         payers = conditions.parse(node["payers"], reader.file, reader.problems, node.vpos("payers"))
         _check_size(reader, payers, node, "payers")
-    elif route == "differentiated_levy":
+    elif route == "differentiated_levy" and "levy" not in node:  # with `levy:` the levy names its payers
         reader.error("rule-missing-key", reader.at(node), "Eine differenzierte Umlage braucht `payers`",
                      expected="payers: {Jugendamt_Kreis: 1}", hint="die zahlenden Gemeinden auswählen")
     key = None
@@ -207,8 +215,9 @@ def _rule(reader: _Reader, node: object, index: int, where: Location) -> Rule | 
                      hint="`credit_hosts: true` schreiben, um Trägergemeinden von dieser Umlage freizustellen")
         credit_hosts = False
     service = reader.text(node, "service", required=False).strip() or None
+    levy = reader.text(node, "levy") or None if "levy" in node else None
     return Rule(rule_id, description, legal_basis, when, route, payers, key, components, extent, priority, index,
-                where, credit_hosts=credit_hosts, service=service)
+                where, credit_hosts=credit_hosts, service=service, levy=levy)
 
 
 def _example(reader: _Reader, node: object, where: Location) -> Example | None:
@@ -358,6 +367,139 @@ def _example_split(reader: _Reader, node: LocDict, where: Location) -> ExampleSp
                         reader.at(node, "split"))
 
 
+def _levy_base(reader: _Reader, node: LocDict, levy_id: str) -> dict[str, Decimal]:
+    """`base:` of a levy: one Gemeinden column (weight 100) or columns with percent weights (0 < w ≤ 100)."""
+    if "base" not in node:
+        return {DEFAULT_LEVY_BASE: Decimal(100)}
+    raw = node["base"]
+    where = reader.at(node, "base", True)
+    if isinstance(raw, str) and raw.strip():
+        return {raw.strip(): Decimal(100)}
+    if not isinstance(raw, LocDict) or not raw:
+        reader.error("rule-bad-levy", where, f'"base" der Umlage "{levy_id}" muss eine Spalte oder gewichtete Spalten nennen',
+                     found=repr(raw), expected="Umlagegrundlagen | {Steuerkraftzahlen: 100, Schluesselzuweisungen: 80}",
+                     hint="die Spalte(n) des Blatts Gemeinden angeben, auf die die Umlage erhoben wird")
+        return {}
+    weights: dict[str, Decimal] = {}
+    for column, weight in raw.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, Decimal)) or not 0 < weight <= 100:
+            reader.error("rule-bad-weight", reader.at(raw, column, True),
+                         f'Gewicht von "{column}" in der Umlage "{levy_id}" muss ein Prozentsatz über 0 bis 100 sein',
+                         found=repr(weight), expected="z. B. 100 oder 80",
+                         hint="den Anteil der Spalte an der Bemessungsgrundlage in Prozent angeben")
+            continue
+        weights[str(column)] = Decimal(weight)
+    return weights
+
+
+def _levy(reader: _Reader, node: object, where: Location) -> Levy | None:
+    if not isinstance(node, LocDict):
+        reader.error("rule-bad-levy", where, "Eine Umlage muss eine Zuordnung (Mapping) sein", found=repr(node),
+                     expected="id, name, legal_basis, base, ...", hint="die Schlüssel der Umlage einrücken")
+        return None
+    reader.unknown_keys(node, LEVY_KEYS, "einer Umlage")
+    levy_id = reader.text(node, "id")
+    name = reader.text(node, "name")
+    legal_basis = reader.text(node, "legal_basis", required=False)
+    if not legal_basis:
+        reader.warning("rule-no-legal-basis", reader.at(node), f'Umlage "{levy_id}" hat keine legal_basis',
+                       expected='z. B. legal_basis: "§ 56 Abs. 1 KrO NRW; Haushaltssatzung 2022 § 6"',
+                       hint="die Rechtsgrundlage für die Prüfung angeben")
+    payers = None
+    if "payers" in node:
+        payers = conditions.parse(node["payers"], reader.file, reader.problems, node.vpos("payers"))
+        _check_size(reader, payers, node, "payers")
+    extent = reader.text(node, "extent") or None if "extent" in node else None
+    base = _levy_base(reader, node, levy_id)
+    return Levy(levy_id, name, legal_basis, payers, extent, base, where)
+
+
+def _levies(reader: _Reader, document: LocDict) -> list[Levy]:
+    """The optional top-level `levies:`; ids and names must be unique (a name is an Uebersicht column)."""
+    if "levies" not in document:
+        return []
+    raw = document["levies"]
+    if not isinstance(raw, LocList) or not raw:
+        reader.error("rule-bad-levy", reader.at(document, "levies", True), '"levies" muss eine nicht leere Liste sein',
+                     found=repr(raw), expected="- {id: kreisumlage, name: Kreisumlage, legal_basis: ...}",
+                     hint="die Umlagen aufzählen oder `levies:` entfernen")
+        return []
+    levies = [levy for index, node in enumerate(raw) if (levy := _levy(reader, node, reader.at(raw, index)))]
+    for attribute, what in (("id", "id"), ("name", "Name")):
+        seen: dict[str, Levy] = {}
+        for levy in levies:
+            value = getattr(levy, attribute)
+            if value and value in seen:
+                reader.error("rule-duplicate-levy", levy.source, f'Umlage-{what} "{value}" wird doppelt verwendet',
+                             found=value, expected=f"eindeutige {what}s",
+                             hint=f"eine umbenennen; die erste steht in Zeile {seen[value].source.line}")
+            seen.setdefault(value, levy)
+    return levies
+
+
+def _check_levy_rules(reader: _Reader, rules: list[Rule], levies: list[Levy], document: LocDict) -> None:
+    """With `levies:`, every levy rule names its levy (`levy: ID`), and the levy carries payers and extent;
+    without `levies:`, `levy:` is an error (nothing to name)."""
+    by_id = {levy.id: levy for levy in levies}
+    for rule in rules:
+        if rule.route not in LEVY_ROUTES:
+            continue
+        if not levies:
+            if rule.levy is not None:
+                reader.error("rule-unknown-levy", rule.source,
+                             f'Regel "{rule.id}" nennt die Umlage "{rule.levy}", aber die Regeldatei hat keine `levies:`',
+                             found=rule.levy, expected="`levies:` mit dieser Umlage",
+                             hint="die Umlage unter `levies:` anlegen oder `levy:` entfernen")
+            continue
+        if rule.levy is None:
+            reader.error("rule-levy-missing", rule.source,
+                         f'Regel "{rule.id}" (route {rule.route}) nennt keine Umlage; die Regeldatei hat `levies:`',
+                         found="kein `levy:`", expected=", ".join(by_id),
+                         hint="`levy: ID` mit der Umlage ergänzen, über die das Defizit finanziert wird")
+            continue
+        levy = by_id.get(rule.levy)
+        if levy is None:
+            reader.error("rule-unknown-levy", rule.source, f'Regel "{rule.id}" nennt die unbekannte Umlage "{rule.levy}"'
+                         f"{did_you_mean(rule.levy, tuple(by_id))}", found=rule.levy, expected=", ".join(by_id),
+                         hint="eine id aus `levies:` verwenden")
+            continue
+        for parameter in ("payers", "extent", "credit_hosts"):
+            if getattr(rule, parameter) not in (None, False):
+                reader.error("rule-bad-parameter", rule.source,
+                             f'"{parameter}" gehört bei Regeln mit `levy:` zur Umlage "{levy.id}", nicht zur Regel',
+                             found=parameter, expected="payers und extent unter `levies:`; kein credit_hosts",
+                             hint="eine Umlage hat einen Zahlerkreis und einen Satz je Haushaltssatzung: "
+                                  f"`{parameter}` bei der Umlage angeben oder eine eigene Umlage anlegen")
+        if rule.route == "district_levy" and (levy.payers is not None or levy.extent):
+            reader.error("rule-levy-mismatch", rule.source,
+                         f'Regel "{rule.id}" ist district_levy (alle Gemeinden), aber die Umlage "{levy.id}" hat '
+                         "payers oder extent", found=rule.route, expected="route differentiated_levy",
+                         hint="route: differentiated_levy verwenden oder payers/extent bei der Umlage entfernen")
+        if rule.route == "differentiated_levy" and levy.payers is None and not levy.extent:
+            reader.error("rule-levy-mismatch", rule.source,
+                         f'Regel "{rule.id}" ist differentiated_levy, aber die Umlage "{levy.id}" hat weder payers '
+                         "noch extent", found=levy.id, expected="payers oder extent bei der Umlage",
+                         hint="payers bei der Umlage angeben oder route: district_levy verwenden")
+
+
+def _rate_limits(reader: _Reader, document: LocDict) -> str:
+    value = document.get("rate_limits")
+    if value is None:
+        return ""
+    if value not in RATE_LIMITS:
+        reader.error("rule-bad-rate-limits", reader.at(document, "rate_limits", True),
+                     f'unbekannte rate_limits "{value}"{did_you_mean(str(value), RATE_LIMITS)}', found=repr(value),
+                     expected=", ".join(RATE_LIMITS),
+                     hint="bavaria: Art. 18 Abs. 3 BayFAG prüfen; bavaria-approved: mit Genehmigung der "
+                          "Aufsichtsbehörde für eine größere Spreizung")
+        return ""
+    if "levies" not in document:
+        reader.error("rule-bad-rate-limits", reader.at(document, "rate_limits"), "rate_limits ohne `levies:`",
+                     found=str(value), expected="`levies:` mit den Umlagen, deren Sätze zu prüfen sind",
+                     hint="`levies:` ergänzen oder rate_limits entfernen")
+    return str(value)
+
+
 def parse_rulebook(text: str, path: str, sha256: str = "") -> tuple[Rulebook, list[Problem]]:
     """Parse and schema-check a rule file's text; returns it with its warnings. Raises RuleFileError."""
     reader = _Reader(path)
@@ -429,12 +571,15 @@ def parse_rulebook(text: str, path: str, sha256: str = "") -> tuple[Rulebook, li
             example = _example(reader, node, reader.at(raw_examples, index))
             if example is not None:
                 examples.append(example)
+    levies = _levies(reader, document)
+    _check_levy_rules(reader, rules, levies, document)
+    rate_limits = _rate_limits(reader, document)
     errors = [p for p in reader.problems if p.severity == "error"]
     if errors:
         raise RuleFileError(reader.problems)
     description = reader.text(document, "description", required=False).strip()
     return Rulebook(path, sha256, district, valid_from, valid_to, str(hit_policy), tuple(rules), domains,
-                    tuple(examples), Location(path, line=1, col=1), description), [
+                    tuple(examples), Location(path, line=1, col=1), description, tuple(levies), rate_limits), [
         p for p in reader.problems if p.severity == "warning"]
 
 
@@ -624,7 +769,8 @@ def _renamed(condition: conditions.Condition, name: Callable[[str], str]) -> con
 def rename_columns(rulebook: Rulebook, item_column: Callable[[str], str],
                    municipality_column: Callable[[str], str]) -> Rulebook:
     """The rulebook with every column of `when` renamed by `item_column` and every column of `payers`, `key`
-    and `extent` by `municipality_column` (conditions are frozen: the trees are rebuilt)."""
+    and `extent` (of rules and of levies) and of levy bases by `municipality_column` (conditions are frozen: the
+    trees are rebuilt)."""
     rules = []
     for rule in rulebook.rules:
         key = rule.key
@@ -633,7 +779,11 @@ def rename_columns(rulebook: Rulebook, item_column: Callable[[str], str],
         rules.append(replace(rule, when=_renamed(rule.when, item_column),
                              payers=None if rule.payers is None else _renamed(rule.payers, municipality_column),
                              key=key, extent=municipality_column(rule.extent) if rule.extent else rule.extent))
-    return replace(rulebook, rules=tuple(rules))
+    levies = tuple(replace(levy, payers=None if levy.payers is None else _renamed(levy.payers, municipality_column),
+                           extent=municipality_column(levy.extent) if levy.extent else levy.extent,
+                           base={municipality_column(column): weight for column, weight in levy.base.items()})
+                   for levy in rulebook.levies)
+    return replace(rulebook, rules=tuple(rules), levies=levies)
 
 
 @dataclass(slots=True)
@@ -652,10 +802,12 @@ class _Compared:
 
 
 def _compared(rulebook: Rulebook) -> dict[tuple[str, str], _Compared]:
-    """(sheet, column) -> how `when` (Kostenpositionen) and `payers` (Gemeinden) compare it."""
+    """(sheet, column) -> how `when` (Kostenpositionen) and `payers` (Gemeinden; of rules and levies) compare it."""
     result: dict[tuple[str, str], _Compared] = {}
-    for rule in rulebook.rules:
-        for sheet, condition in ((ITEM_SHEET, rule.when), (MUNICIPALITY_SHEET, rule.payers)):
+    compared = [(rule, ((ITEM_SHEET, rule.when), (MUNICIPALITY_SHEET, rule.payers))) for rule in rulebook.rules]
+    compared += [(levy, ((MUNICIPALITY_SHEET, levy.payers),)) for levy in rulebook.levies]  # a levy's payers too
+    for rule, where in compared:
+        for sheet, condition in where:
             if condition is None:
                 continue
             for cmp in conditions.columns(condition):
@@ -672,8 +824,9 @@ def _compared(rulebook: Rulebook) -> dict[tuple[str, str], _Compared]:
     return result
 
 
-def _place(rulebook: Rulebook, rule: Rule) -> str:
-    return f'Regel "{rule.id}" ({Path(rulebook.path).name}:{rule.source.line})'
+def _place(rulebook: Rulebook, rule: Rule | Levy) -> str:
+    kind = "Umlage" if isinstance(rule, Levy) else "Regel"
+    return f'{kind} "{rule.id}" ({Path(rulebook.path).name}:{rule.source.line})'
 
 
 def _show_value(value: object) -> str:
@@ -799,3 +952,19 @@ def bind(rulebook: Rulebook, book: InputBook) -> Rulebook:
     if input_problems:
         raise InputError(input_problems)
     return bound
+def check_levy_columns(rulebook: Rulebook, book: InputBook) -> list[Problem]:
+    """Every column a levy names (base components, payers, extent) must exist in the `Gemeinden` sheet."""
+    problems: list[Problem] = []
+    available = set(book.municipality_columns)
+    for levy in rulebook.levies:
+        named = [(column, levy.source) for column in levy.base]
+        named += [(cmp.column, cmp.source) for cmp in conditions.columns(levy.payers)] if levy.payers is not None else []
+        named += [(levy.extent, levy.source)] if levy.extent else []
+        for column, where in named:
+            if column not in available:
+                problems.append(Problem(
+                    "rule-unknown-column", where,
+                    f'Umlage "{levy.id}" nennt Spalte "{column}", die es im Blatt Gemeinden nicht gibt'
+                    f"{did_you_mean(column, available)}", found=column, expected=", ".join(sorted(available)),
+                    hint="die Umlage korrigieren oder die Spalte im Blatt Gemeinden ergänzen"))
+    return problems

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from . import conditions
-from .model import ROUTE_LABELS, Example, Rule, Rulebook
+from .model import ROUTE_LABELS, Example, Levy, Rule, Rulebook
 from .money import format_eur
 
-__all__ = ["rule_sentence", "render_markdown", "render_html", "write_rulebook_doc"]
+__all__ = ["rule_sentence", "levy_sentence", "render_markdown", "render_html", "write_rulebook_doc"]
 
 POLICY_TEXT = {
     "unique": "Jede Kostenposition muss genau eine Regel erfüllen (hit_policy: unique).",
@@ -69,14 +69,40 @@ def _key(rule: Rule) -> str:
             "zahlenden Gemeinden)")
 
 
-def rule_sentence(rule: Rule) -> str:
-    """The rule as one German sentence, for every route and combination of its parameters."""
+def _levy_whom(levy: Levy) -> str:
+    payers = "alle Gemeinden" if levy.payers is None else f"die Gemeinden mit {conditions.describe(levy.payers)}"
+    key = f"{levy.describe_base()} × {levy.extent}" if levy.extent else levy.describe_base()
+    return f"{payers} nach {key}"
+
+
+RATE_LIMIT_TEXT = {
+    "bavaria": "Sätze je Bestandteil werden nach Art. 18 Abs. 3 BayFAG geprüft: der höchste Umlagesatz der "
+               "Steuerkraftzahlen höchstens ein Drittel über dem niedrigsten (Satz 3), der Satz auf "
+               "Schlüsselzuweisungen höchstens der niedrigste Satz der Steuerkraftzahlen (Satz 4).",
+    "bavaria-approved": "Sätze je Bestandteil werden nach Art. 18 Abs. 3 Satz 4 BayFAG geprüft (Satz auf "
+                        "Schlüsselzuweisungen höchstens der niedrigste Satz der Steuerkraftzahlen); eine Spreizung "
+                        "über ein Drittel ist von der Aufsichtsbehörde genehmigt (Satz 3 Halbsatz 2).",
+}
+
+
+def levy_sentence(levy: Levy) -> str:
+    """A levy of `levies:` as one German sentence."""
+    return (f"Die Umlage „{levy.name}“ ({levy.id}) wird auf {_levy_whom(levy)} erhoben: mit dem Satz der "
+            "Haushaltssatzung (Blatt Umlagesaetze der Eingabe) als Bemessungsgrundlage × Satz je Gemeinde, auf die "
+            "Rundungseinheit gerundet; ohne Satz wird ihr Bedarf exakt verteilt und der Satz abgeleitet.")
+
+
+def rule_sentence(rule: Rule, levy: Levy | None = None) -> str:
+    """The rule as one German sentence, for every route and combination of its parameters (`levy`: the levy it
+    names, in a file with `levies:`)."""
     when = conditions.describe(rule.when)
     condition = {"immer": "Für jede Kostenposition", "nie": "Für keine Kostenposition (die Bedingung ist nie "
                  "erfüllt)"}.get(when)
     condition = f"{condition} " if condition else f"Wenn {when}, "  # a "wenn" clause takes a comma, a phrase not
     deficit = f"das Defizit (förderfähig: {_components(rule)}; abzüglich Förderung)"
-    if rule.route == "district_levy":
+    if levy is not None:
+        then = f"zählt {deficit} zum Umlagebedarf der Umlage „{levy.name}“ ({levy.id}), erhoben auf {_levy_whom(levy)}"
+    elif rule.route == "district_levy":
         then = f"wird {deficit} über die allgemeine Kreisumlage auf alle Gemeinden nach ihren Umlagegrundlagen verteilt"
     elif rule.route == "differentiated_levy":
         basis = "ihren Umlagegrundlagen" if not rule.extent else (
@@ -129,11 +155,20 @@ def _sections(books: Sequence[Rulebook]) -> Iterable[tuple[str, object]]:
         yield "p", POLICY_TEXT.get(book.hit_policy, book.hit_policy)
         for column, values in book.domains.items():
             yield "p", f"Zulässige Werte für {column}: " + ", ".join(str(v) for v in values) + "."
+        if book.levies:
+            yield "h3", "Umlagen der Haushaltssatzung"
+            for levy in book.levies:
+                yield "p", levy_sentence(levy)
+                yield "list", [f"Rechtsgrundlage: {levy.legal_basis or '(keine angegeben)'}",
+                               f"Bemessungsgrundlage: {levy.describe_base()}",
+                               f"Regeln: {', '.join(r.id for r in book.rules if r.levy == levy.id) or '(keine)'}"]
+            if book.rate_limits:
+                yield "p", RATE_LIMIT_TEXT[book.rate_limits]
         for rule in book.rules:
             yield "h3", f"Regel {rule.id} ({name}:{rule.source.line})"
             if rule.description:
                 yield "p", rule.description
-            yield "p", rule_sentence(rule)
+            yield "p", rule_sentence(rule, book.levy(rule.levy) if rule.levy else None)
             facts = [f"Rechtsgrundlage: {rule.legal_basis or '(keine angegeben)'}",
                      f"Weg: {ROUTE_LABELS.get(rule.route, rule.route)} ({rule.route})",
                      f"Förderfähige Kostenbestandteile: {_components(rule)}",
@@ -142,6 +177,8 @@ def _sections(books: Sequence[Rulebook]) -> Iterable[tuple[str, object]]:
                 facts.insert(2, f"Schlüssel: {rule.key.describe()}")
             if rule.service:
                 facts.append(f"Leistung: {rule.service}")
+            if rule.levy:
+                facts.insert(2, f"Umlage: {book.levy(rule.levy).name} ({rule.levy})")
             if book.hit_policy == "priority":
                 facts.append(f"Priorität: {rule.priority}")
             yield "list", facts

@@ -291,6 +291,22 @@ def test_json_schema_accepts_the_kreis_wesel_rules():
     assert list(validator.iter_errors(yaml.safe_load(WESEL.read_text(encoding="utf-8")))) == []
 
 
+def test_json_schema_accepts_the_bavarian_levy_rules_and_rejects_a_bad_levy():
+    import yaml
+
+    validator, schema = _schema_validator()
+    document = yaml.safe_load((HERE.parent / "rules" / "landkreis-altoetting.yaml").read_text(encoding="utf-8"))
+    assert list(validator.iter_errors(document)) == []
+    from allocation import rulebook
+
+    assert set(schema["$defs"]["levy"]["properties"]) == set(rulebook.LEVY_KEYS)
+    assert schema["properties"]["rate_limits"]["enum"] == list(rulebook.RATE_LIMITS)
+    document["levies"][0]["base"] = {"Schluesselzuweisungen": 120}  # a weight above 100 %
+    document["rate_limits"] = "bayern"
+    messages = [error.message for error in validator.iter_errors(document)]
+    assert len(messages) == 2
+
+
 def test_json_schema_rejects_an_unknown_key_and_an_unknown_operator():
     import yaml
 

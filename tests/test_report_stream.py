@@ -82,8 +82,9 @@ def test_streamed_output_workbook_keeps_sheets_headers_formats_and_chart(tmp_pat
     output = tmp_path / "ergebnis.xlsx"
     assert main(["run", str(fixture_workbook), "--rules", str(rules_file), "-o", str(output)]) == 0
     workbook = load_workbook(output)
+    # `Umlagen`: rules/kreis-wesel.yaml has `levies:` since issue 14 (intended)
     assert workbook.sheetnames == ["Uebersicht", "Einzelnachweis", "Entscheidungen", "Kontrollen", "Protokoll",
-                                   "Hinweise", "Hebesaetze"]
+                                   "Hinweise", "Hebesaetze", "Umlagen"]
     for ws in workbook.worksheets:
         assert ws.freeze_panes == "A2", ws.title
         headers = [c.value for c in ws[1]]
@@ -108,7 +109,7 @@ def test_streamed_output_workbook_keeps_sheets_headers_formats_and_chart(tmp_pat
     overview = workbook["Uebersicht"]
     header = [c.value for c in overview[1]]
     assert header[:3] == ["AGS", "Gemeinde", "Umlagegrundlagen"]
-    assert header[-2:] == ["Summe", "Hebesatz-Punkte (Summe ÷ Umlagegrundlagen × 100)"]
+    assert header[-2:] == ["Summe", "Hebesatz-Punkte (Umlagen ÷ Umlagegrundlagen × 100)"]  # levies only (issue 14)
     routes = len(header) - 5
     assert overview.max_row == 1 + 13 + 1  # municipalities and the totals row
     totals = overview[overview.max_row]

@@ -25,10 +25,28 @@ def test_html_rule_book_of_kreis_wesel_matches_the_golden_file():
 
 
 def test_youth_office_sentence_names_payers_and_excluded_overheads():
-    rule = load_rulebook(RULES)[0].rule("jugendamtsumlage")
+    # Since issue 14 the payers belong to the levy `jugendamtsumlage` that the rule names (intended change).
+    book = load_rulebook(RULES)[0]
+    rule = book.rule("jugendamtsumlage")
+    assert rule_sentence(rule, book.levy(rule.levy)) == (
+        "Wenn Kategorie = „Jugendhilfe“ und Traeger = „Kreis“, zählt das Defizit (förderfähig: Personalkosten und "
+        "Sachkosten; abzüglich Förderung) zum Umlagebedarf der Umlage „Jugendamtsumlage“ (jugendamtsumlage), "
+        "erhoben auf die Gemeinden mit Jugendamt_Kreis = 1 nach Umlagegrundlagen.")
+
+
+def test_sentence_of_a_differentiated_levy_rule_without_levies_is_unchanged():
+    text = """district: K
+valid_from: 2022
+valid_to: 2022
+rules:
+  - {id: j, legal_basis: x, when: {Kategorie: Jugendhilfe}, route: differentiated_levy, payers: {Jugendamt_Kreis: 1}}
+"""
+    from allocation.rulebook import parse_rulebook
+
+    rule = parse_rulebook(text, "k.yaml")[0].rule("j")
     assert rule_sentence(rule) == (
-        "Wenn Kategorie = „Jugendhilfe“ und Traeger = „Kreis“, wird das Defizit (förderfähig: Personalkosten und "
-        "Sachkosten; abzüglich Förderung) über eine differenzierte Umlage nur auf die Gemeinden, für die "
+        "Wenn Kategorie = „Jugendhilfe“, wird das Defizit (förderfähig: Personalkosten, Sachkosten und "
+        "Gemeinkosten; abzüglich Förderung) über eine differenzierte Umlage nur auf die Gemeinden, für die "
         "Jugendamt_Kreis = 1 gilt, nach ihren Umlagegrundlagen verteilt.")
 
 

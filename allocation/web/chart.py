@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..model import ROUTE_LABELS, ROUTES, Allocation
+from ..model import LEVY_ROUTES, ROUTE_LABELS, ROUTES, Allocation
 from ..money import percent_points
 
 __all__ = ["summary", "bars", "Bar", "Segment", "COLOURS"]
@@ -21,18 +21,26 @@ COLOURS = {"district_levy": "#2f6db5", "differentiated_levy": "#e08a1e", "direct
 def summary(allocation: Allocation) -> dict:
     """The Uebersicht sheet's content: routes used, one row per municipality by AGS, and the totals row."""
     used = [r for r in ROUTES if any(item.rule.route == r for item in allocation.items)] or list(ROUTES[:1])
+    labels = {r: ROUTE_LABELS[r] for r in ROUTES}
+    if allocation.levies:  # with `levies:` the levy routes carry the levies' names and their amounts (as Uebersicht)
+        for route in LEVY_ROUTES:
+            names = [levy.levy.name for levy in allocation.levies if levy.levy.route == route]
+            if names:
+                labels[route] = " + ".join(names)
+        used = [r for r in ROUTES if r in used or labels[r] != ROUTE_LABELS[r]]
+    pointed = [r for r in ROUTES if r in LEVY_ROUTES] if allocation.levies else list(ROUTES)  # levies only
     totals = allocation.totals()
     rows = []
     for m in sorted(allocation.book.municipalities, key=lambda m: m.ags):
         amounts = {r: totals[m.ags][r] for r in used}
         total = sum(totals[m.ags].values())
-        points = percent_points(total, m.base)
+        points = percent_points(sum(totals[m.ags][r] for r in pointed), m.base)
         rows.append({"ags": m.ags, "name": m.name, "base": m.base, "routes": amounts, "total": total,
                      "points": None if points is None else str(points)})
     base_total = sum(m.base for m in allocation.book.municipalities)
     grand = sum(row["total"] for row in rows)
-    points = percent_points(grand, base_total)
-    return {"routes": used, "labels": {r: ROUTE_LABELS[r] for r in used}, "rows": rows,
+    points = percent_points(sum(t[r] for t in totals.values() for r in pointed), base_total)
+    return {"routes": used, "labels": {r: labels[r] for r in used}, "rows": rows,
             "sum": {"base": base_total, "routes": {r: sum(row["routes"][r] for row in rows) for r in used},
                     "total": grand, "points": None if points is None else str(points)}}
 
