@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from .controls import Control
-from .model import ROUTE_LABELS, ROUTES, Allocation, InputBook
-from .money import cents_to_decimal, fraction_to_decimal, percent_points
+from .model import Allocation, InputBook
 from .problems import Problem
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,62 +71,38 @@ def _frame(columns: list[str], rows: list[list[object]]) -> "pandas.DataFrame":
     return pandas.DataFrame(rows, columns=columns, dtype=object)
 
 
-def _with_cents(columns: list[str], amount_columns: list[str]) -> list[str]:
-    return columns + [f"{column}_cents" for column in amount_columns]
+def _table_frame(table) -> tuple[list[str], list[list[object]]]:
+    """A report `Table` (the rows the workbook gets) as frame columns: empty cells None, and beside every
+    amount column (format EUR) its integer `*_cents` column."""
+    from .report import EUR
+
+    amounts = [i for i, fmt in enumerate(table.formats) if fmt == EUR and i < len(table.headers)]
+    rows = []
+    for row in table.rows:
+        cells = [None if value == "" else value for value in row]
+        rows.append(cells + [None if cells[i] is None else int(cells[i] * 100) for i in amounts])
+    return table.headers + [f"{table.headers[i]}_cents" for i in amounts], rows
 
 
 def summary_rows(allocation: Allocation) -> tuple[list[str], list[list[object]]]:
-    """Uebersicht: AGS, Gemeinde, Umlagegrundlagen, each route used, Summe, Hebesatz-Punkte; + *_cents."""
-    used = [route for route in ROUTES if any(item.rule.route == route for item in allocation.items)] or list(ROUTES[:1])
-    amounts = ["Umlagegrundlagen", *[ROUTE_LABELS[r] for r in used], "Summe"]
-    columns = ["AGS", "Gemeinde", *amounts, "Hebesatz-Punkte (Summe ÷ Umlagegrundlagen × 100)"]
-    totals = allocation.totals()
-    rows = []
-    for m in sorted(allocation.book.municipalities, key=lambda m: m.ags):
-        cents = [m.base, *[totals[m.ags][r] for r in used], sum(totals[m.ags].values())]
-        rows.append([m.ags, m.name, *map(cents_to_decimal, cents), percent_points(cents[-1], m.base), *cents])
-    return _with_cents(columns, amounts), rows
+    """Uebersicht (without its totals row), + the amounts' *_cents."""
+    from .report import uebersicht_table
+
+    return _table_frame(uebersicht_table(allocation))
 
 
 def line_rows(allocation: Allocation) -> tuple[list[str], list[list[object]]]:
-    """Einzelnachweis: one row per item and municipality, in the sheet's order; + Betrag gerundet_cents."""
-    from .report import proof
+    """Einzelnachweis, one row per item and municipality in the sheet's order; + Betrag gerundet_cents."""
+    from .report import einzelnachweis_table
 
-    columns = ["ID", "AGS", "Gemeinde", "Regel", "Weg", "Schlüssel", "Schlüsselwert", "Schlüsselsumme",
-               "Anteil (exakt)", "Betrag ungerundet", "Betrag gerundet", "Resteinheiten", "Rang (größter Rest)",
-               "Nachweis"]
-    names = {m.ags: m.name for m in allocation.book.municipalities}
-    by_ags = {m.ags: m for m in allocation.book.municipalities}
-    unit = allocation.book.parameters.unit
-    rows = []
-    for item in allocation.items:
-        total = fraction_to_decimal(item.key_total, 6)
-        for line in sorted(item.lines, key=lambda l: l.ags):
-            rows.append([item.item.id, line.ags, names[line.ags], item.rule.id, ROUTE_LABELS[item.rule.route],
-                         item.key_label, fraction_to_decimal(line.key, 6), total, fraction_to_decimal(line.share, 10),
-                         fraction_to_decimal(line.exact / 100, 6), cents_to_decimal(line.amount), line.extra_units,
-                         line.rank, proof(item, line, names[line.ags], unit, by_ags), line.amount])
-    return _with_cents(columns, ["Betrag gerundet"]), rows
+    return _table_frame(einzelnachweis_table(allocation))
 
 
 def decision_rows(allocation: Allocation) -> tuple[list[str], list[list[object]]]:
-    """Entscheidungen: one row per cost item; + the four amounts' *_cents."""
-    from . import conditions
+    """Entscheidungen, one row per cost item; + the four amounts' *_cents."""
+    from .report import entscheidungen_table
 
-    amounts = ["Förderfähige Kosten", "Förderung", "Defizit (exakt)", "Defizit (gerundet)"]
-    columns = ["ID", "Bezeichnung", "Kategorie", "Träger", "Eingabezeile", *amounts, "Regel", "Regeldatei:Zeile",
-               "Weg", "Weg (Kennung)", "Kostenbestandteile", "Schlüssel", "Rechtsgrundlage",
-               "Begründung (Bedingung mit Werten)", "Alle passenden Regeln", "Beschreibung der Regel"]
-    rows = []
-    for item in allocation.items:
-        rule = item.rule
-        cents = [item.eligible, item.item.funding, item.deficit_exact, item.deficit]
-        rows.append([item.item.id, item.item.label, item.item.category, item.item.host, item.item.source.cell,
-                     *map(cents_to_decimal, cents), rule.id, f"{rule.source.file}:{rule.source.line}",
-                     ROUTE_LABELS[rule.route], rule.route, ", ".join(rule.components), item.key_label,
-                     rule.legal_basis, conditions.explain(rule.when, item.item.attrs),
-                     ", ".join(item.decision.matched), rule.description, *cents])
-    return _with_cents(columns, amounts), rows
+    return _table_frame(entscheidungen_table(allocation))
 
 
 def problem_rows(problems: tuple[Problem, ...]) -> tuple[list[str], list[list[object]]]:

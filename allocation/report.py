@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 from . import conditions
 from .controls import Control
@@ -28,7 +29,7 @@ from .model import (LEVY_ROUTES, ROUTE_LABELS, ROUTES, Allocation, AllocationLin
 from .money import cents_to_decimal, fraction_to_decimal, percent_points
 
 __all__ = ["write_workbook", "write_atomically", "proof", "levy_proof", "SHEET_NAMES", "safe_text", "put_value",
-           "PROVISIONAL_NOTE"]
+           "PROVISIONAL_NOTE", "Table", "uebersicht_table", "einzelnachweis_table", "entscheidungen_table"]
 
 # `Umlagen` is written only when the rule file has `levies:` (after Hebesaetze, so existing sheets keep their place)
 SHEET_NAMES = ("Uebersicht", "Einzelnachweis", "Entscheidungen", "Kontrollen", "Protokoll", "Hinweise", "Hebesaetze",
@@ -348,35 +349,55 @@ def _overview_columns(allocation: Allocation) -> tuple[list[str], list[str], dic
             [levy.levy.name for levy in allocation.levies] + [ROUTE_LABELS[r] for r in others], values)
 
 
-def _uebersicht(book: _StreamBook, allocation: Allocation) -> None:
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A sheet's contents before writing: headers, number formats per column, the rows, and an optional bold
+    totals row. The writer streams it; the Python API turns the same rows into DataFrames (one source)."""
+
+    headers: list[str]
+    formats: list[str | None]
+    rows: Iterable[list[object]]
+    totals: list[object] | None = None
+
+
+def uebersicht_table(allocation: Allocation) -> Table:
+    """Uebersicht: one row per municipality (AGS order): base, one amount per levy or route used, Summe and the
+    Hebesatz-Punkte (with levies: levy amounts only, a host's own costs are no levy); then the totals row."""
     used, labels, totals = _overview_columns(allocation)
     levy_keys = {levy.levy.id for levy in allocation.levies}
-    # Hebesatz-Punkte: with levies only what the levies charge (a host's own costs are no levy)
     points_header = ("Hebesatz-Punkte (Umlagen ÷ Umlagegrundlagen × 100)" if levy_keys
                      else "Hebesatz-Punkte (Summe ÷ Umlagegrundlagen × 100)")
     headers = ["AGS", "Gemeinde", "Umlagegrundlagen", *labels, "Summe", points_header]
-    sheet = _StreamSheet(book, "Uebersicht", headers, [None, None, EUR, *[EUR] * len(used), EUR, POINTS])
 
     def pointed(routes: dict[str, int]) -> int:
         return sum(routes[k] for k in levy_keys) if levy_keys else sum(routes.values())
 
+    rows = []
     for m in sorted(allocation.book.municipalities, key=lambda m: m.ags):
         routes = totals[m.ags]
-        total = sum(routes.values())
         points = percent_points(pointed(routes), m.base)
-        sheet.append([m.ags, m.name, cents_to_decimal(m.base), *[cents_to_decimal(routes[r]) for r in used],
-                      cents_to_decimal(total), points if points is not None else ""])
+        rows.append([m.ags, m.name, cents_to_decimal(m.base), *[cents_to_decimal(routes[r]) for r in used],
+                     cents_to_decimal(sum(routes.values())), points if points is not None else ""])
     base_total = sum(m.base for m in allocation.book.municipalities)
     grand = sum(sum(r.values()) for r in totals.values())
     column_totals = {r: sum(t[r] for t in totals.values()) for r in used}
     points = percent_points(pointed(column_totals), base_total)
-    sheet.append(["Summe", "", cents_to_decimal(base_total),
-                  *[cents_to_decimal(column_totals[r]) for r in used],
-                  cents_to_decimal(grand), points if points is not None else ""], bold=True)
+    return Table(headers, [None, None, EUR, *[EUR] * len(used), EUR, POINTS], rows,
+                 ["Summe", "", cents_to_decimal(base_total), *[cents_to_decimal(column_totals[r]) for r in used],
+                  cents_to_decimal(grand), points if points is not None else ""])
+
+
+def _uebersicht(book: _StreamBook, allocation: Allocation) -> None:
+    table = uebersicht_table(allocation)
+    sheet = _StreamSheet(book, "Uebersicht", table.headers, table.formats)
+    for row in table.rows:
+        sheet.append(row)
+    sheet.append(table.totals, bold=True)
     sheet.finish()
     count = len(allocation.book.municipalities)
+    amounts = len(table.headers) - 5  # the levy / route columns between Umlagegrundlagen and Summe
     chart = book.workbook.add_chart({"type": "bar", "subtype": "stacked"})
-    for column in range(3, 3 + len(used)):  # one series per route: name from the header, one bar per municipality
+    for column in range(3, 3 + amounts):  # one series per route: name from the header, one bar per municipality
         chart.add_series({"name": ["Uebersicht", 0, column], "categories": ["Uebersicht", 1, 1, count, 1],
                           "values": ["Uebersicht", 1, column, count, column], "overlap": 100})
     chart.set_title({"name": "Belastung je Gemeinde nach Finanzierungsweg"})
@@ -385,34 +406,46 @@ def _uebersicht(book: _StreamBook, allocation: Allocation) -> None:
     sheet.ws.insert_chart(count + 4, 0, chart)  # cell A{count + 5}
 
 
-def _einzelnachweis(book: _StreamBook, allocation: Allocation) -> None:
+def einzelnachweis_table(allocation: Allocation) -> Table:
+    """Einzelnachweis: one row per item × municipality with the calculation proof (rows built lazily)."""
     headers = ["ID", "AGS", "Gemeinde", "Regel", "Weg", "Schlüssel", "Schlüsselwert", "Schlüsselsumme",
                "Anteil (exakt)", "Betrag ungerundet", "Betrag gerundet", "Resteinheiten", "Rang (größter Rest)",
                "Nachweis"]
     formats = [None, None, None, None, None, None, "#,##0.######", "#,##0.######", SHARE, EXACT, EUR, "0", "0", None]
-    sheet = _StreamSheet(book, "Einzelnachweis", headers, formats)
     names = {m.ags: m.name for m in allocation.book.municipalities}
     by_ags = {m.ags: m for m in allocation.book.municipalities}
     unit = allocation.book.parameters.unit
+
+    def rows() -> Iterator[list[object]]:
+        for item in allocation.items:
+            total = _decimal(item.key_total, 6)
+            parts = key_parts(item, by_ags)
+            for line in sorted(item.lines, key=lambda l: l.ags):
+                key, exact = _decimal(line.key, 6), _decimal(line.exact / 100, 6)
+                yield [item.item.id, line.ags, names[line.ags], item.rule.id, ROUTE_LABELS[item.rule.route],
+                       item.key_label, key, total, _decimal(line.share, 10), exact, cents_to_decimal(line.amount),
+                       line.extra_units, line.rank if line.rank is not None else "",
+                       _proof(item, line, names[line.ags], unit, key, total, exact,
+                              _parts_text(parts, by_ags[line.ags]) if parts and line.key else None)]
+
+    return Table(headers, formats, rows())
+
+
+def _einzelnachweis(book: _StreamBook, allocation: Allocation) -> None:
+    table = einzelnachweis_table(allocation)
+    sheet = _StreamSheet(book, "Einzelnachweis", table.headers, table.formats)
     part = 1
-    for item in allocation.items:
-        total = _decimal(item.key_total, 6)
-        parts = key_parts(item, by_ags)
-        for line in sorted(item.lines, key=lambda l: l.ags):
-            if sheet.row >= MAX_ROWS:  # Excel's last row: continue on Einzelnachweis_2, _3, ... (same header)
-                sheet.finish()
-                part += 1
-                sheet = _StreamSheet(book, f"Einzelnachweis_{part}", headers, formats)
-            key, exact = _decimal(line.key, 6), _decimal(line.exact / 100, 6)
-            sheet.append([item.item.id, line.ags, names[line.ags], item.rule.id, ROUTE_LABELS[item.rule.route],
-                          item.key_label, key, total, _decimal(line.share, 10), exact, cents_to_decimal(line.amount),
-                          line.extra_units, line.rank if line.rank is not None else "",
-                          _proof(item, line, names[line.ags], unit, key, total, exact,
-                                 _parts_text(parts, by_ags[line.ags]) if parts and line.key else None)])
+    for row in table.rows:
+        if sheet.row >= MAX_ROWS:  # Excel's last row: continue on Einzelnachweis_2, _3, ... (same header)
+            sheet.finish()
+            part += 1
+            sheet = _StreamSheet(book, f"Einzelnachweis_{part}", table.headers, table.formats)
+        sheet.append(row)
     sheet.finish()
 
 
-def _entscheidungen(book: _StreamBook, allocation: Allocation) -> None:
+def entscheidungen_table(allocation: Allocation) -> Table:
+    """Entscheidungen: one row per cost item, the decision trace (with `levies:` also the item's levy)."""
     headers = ["ID", "Bezeichnung", "Kategorie", "Träger", "Eingabezeile", "Förderfähige Kosten", "Förderung",
                "Defizit (exakt)", "Defizit (gerundet)", "Regel", "Regeldatei:Zeile", "Weg", "Weg (Kennung)",
                "Kostenbestandteile", "Schlüssel", "Rechtsgrundlage", "Begründung (Bedingung mit Werten)",
@@ -421,17 +454,25 @@ def _entscheidungen(book: _StreamBook, allocation: Allocation) -> None:
     names = {levy.id: levy.name for levy in allocation.rulebook.levies}
     if names:  # with `levies:` each item names the levy that finances it (last column: the others keep their place)
         headers = [*headers, "Umlage"]
-    sheet = _StreamSheet(book, "Entscheidungen", headers, formats)
+    rows = []
     for item in allocation.items:
         rule = item.rule
         levy = [f"{names[rule.levy]} ({rule.levy})" if rule.levy else ""] if names else []
-        sheet.append([item.item.id, item.item.label, item.item.category, item.item.host,
-                      item.item.source.cell or "", cents_to_decimal(item.eligible), cents_to_decimal(item.item.funding),
-                      cents_to_decimal(item.deficit_exact), cents_to_decimal(item.deficit), rule.id,
-                      f"{rule.source.file}:{rule.source.line}", ROUTE_LABELS[rule.route], rule.route,
-                      ", ".join(rule.components), item.key_label, rule.legal_basis,
-                      conditions.explain(rule.when, item.item.attrs), ", ".join(item.decision.matched),
-                      rule.description, *levy])
+        rows.append([item.item.id, item.item.label, item.item.category, item.item.host,
+                     item.item.source.cell or "", cents_to_decimal(item.eligible), cents_to_decimal(item.item.funding),
+                     cents_to_decimal(item.deficit_exact), cents_to_decimal(item.deficit), rule.id,
+                     f"{rule.source.file}:{rule.source.line}", ROUTE_LABELS[rule.route], rule.route,
+                     ", ".join(rule.components), item.key_label, rule.legal_basis,
+                     conditions.explain(rule.when, item.item.attrs), ", ".join(item.decision.matched),
+                     rule.description, *levy])
+    return Table(headers, formats, rows)
+
+
+def _entscheidungen(book: _StreamBook, allocation: Allocation) -> None:
+    table = entscheidungen_table(allocation)
+    sheet = _StreamSheet(book, "Entscheidungen", table.headers, table.formats)
+    for row in table.rows:
+        sheet.append(row)
     sheet.finish()
 
 

@@ -191,9 +191,10 @@ def test_verify_notes_another_python_version_but_stays_identical(finished_run):
 
 
 def test_time_places_and_output_hash_are_the_only_uncompared_fields():
+    # rates_from (--rates-from, statutory levies) records a previous year's workbook like bases_from does
     assert set(manifest_module.UNCOMPARED_FIELDS) == {
         "started_utc", "working_directory", "input.absolute", "rules[].absolute", "bases_from.absolute",
-        "output.path", "output.sha256", "tool.python"}
+        "rates_from.absolute", "output.path", "output.sha256", "tool.python"}
 
 
 # ------------------------------------------------------------------ number formats and layout
