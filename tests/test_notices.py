@@ -360,3 +360,41 @@ def test_change_at_once_by_hand(tmp_path):
     assert [(row.number, row.old, row.amount, row.already_due) for row in rows] == \
         [(n, 796_617, 796_617, True) for n in range(1, 7)] + [(7, 796_617, 808_617, False)] + \
         [(n, 796_617, 796_617, False) for n in range(8, 11)] + [(11, 796_616, 796_616, False), (12, 796_616, 796_616, False)]
+
+
+# ----------------------------------------------------------------------------------------------- web page
+
+
+def test_result_page_offers_the_notices_as_a_zip(tmp_path):
+    pytest.importorskip("flask", reason="the web test needs Flask: pip install -e '.[test]'")
+    import io
+    import zipfile
+
+    from test_web import login, result_url, upload, write_config
+    from allocation.web.app import create_app
+    from allocation.web.config import load_config
+
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    shutil.copy(RULES, folder / "kreis-wesel.yaml")
+    app = create_app(load_config(write_config(tmp_path, folder)))
+    app.config["TESTING"] = True
+    client = login(app, "wesel")
+    url = result_url(upload(client, FIXTURE))
+    page = client.get(url).get_data(as_text=True)
+    assert 'id="download-bescheide"' in page
+    response = client.get(url + "/bescheide.zip")
+    assert response.status_code == 200 and response.mimetype == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(response.data))
+    names = archive.namelist()
+    assert len([n for n in names if n.endswith(".pdf")]) == 13 and "Abschlaege.csv" in names
+    text = flat(pdf_text_bytes(archive.read("05170004_Alpen.pdf")))
+    assert "ENTWURF" in text and "2.948,20 €" in text
+    # another district's user does not see them
+    assert login(app, "kleve").get(url + "/bescheide.zip").status_code == 404
+
+
+def pdf_text_bytes(data: bytes) -> str:
+    import io
+
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
