@@ -27,7 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Iterable
 
-from .instalments import ChangePlan, Instalment, change_plan, fixed_amount, plan
+from .instalments import ChangePlan, change_plan, fixed_amount, plan
 from .money import cents_from_decimal, cents_to_decimal, decimal_from_cell, format_eur, percent_points
 from .problems import ExitCode, InputError, Location, Problem, ProblemsError, RuleFileError
 from .rulebook import NoticeSettings, load_notice_settings
