@@ -573,7 +573,7 @@ HEADER = ("AGS", "Gemeinde", "Umlage", "Nr", "Faellig", "Betrag", "Kassenzeichen
           "Status")
 
 
-def _write_xlsx(rows: list[_Row], target: Path) -> None:
+def _write_xlsx(rows: list[_Row], target: Path, protocol: list[tuple[str, object]] = ()) -> None:
     from openpyxl import Workbook
 
     from .report import put_value
@@ -599,6 +599,13 @@ def _write_xlsx(rows: list[_Row], target: Path) -> None:
         sheet.column_dimensions[letter].width = width
     sheet.freeze_panes = "A2"
     sheet.auto_filter.ref = sheet.dimensions
+    trail = workbook.create_sheet("Protokoll")  # where the plan came from, for the auditor
+    trail.append(("Angabe", "Wert"))
+    for key, value in protocol:
+        trail.append((None, None))
+        put_value(trail.cell(row=trail.max_row, column=1), key)
+        put_value(trail.cell(row=trail.max_row, column=2), value)
+    trail.column_dimensions["A"].width, trail.column_dimensions["B"].width = 28, 70
     workbook.save(target)
 
 
@@ -676,6 +683,19 @@ def _previous(path: Path, result: ResultBook) -> ResultBook:
     return previous
 
 
+def _trail(trace: dict, notice_date: _dt.date, template: Path | None, previous: Path | None) -> list[tuple[str, object]]:
+    from .manifest import sha256_file
+
+    rows: list[tuple[str, object]] = [
+        ("Ergebnis-Arbeitsmappe", trace["output"]), ("SHA-256 Ergebnis", trace["sha256"]),
+        ("Lauf (UTC)", trace["run"]), ("Laufart", trace["mode"]), ("Regeldatei", trace["rules"]),
+        ("Geprüft (allocation verify)", "identisch"), ("Bescheiddatum", notice_date),
+        ("Vorlage", str(template) if template else "Standardvorlage")]
+    if previous is not None:
+        rows += [("Früherer Lauf (Änderungsbescheide)", previous.name), ("SHA-256 früherer Lauf", sha256_file(previous))]
+    return rows
+
+
 def require_schedule(settings: NoticeSettings, rules_path: Path) -> NoticeSettings:
     """Notices need the rule file's `instalments:`; without it there is no due date to state."""
     if settings.schedule is None:
@@ -720,7 +740,7 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
     try:
         _compile_all(notices, template, folder)
         rows = [row for _, _, notice_rows in notices for row in notice_rows]
-        _write_xlsx(rows, folder / XLSX_NAME)
+        _write_xlsx(rows, folder / XLSX_NAME, _trail(trace, notice_date, template, previous))
         _write_csv(rows, folder / CSV_NAME)
         _publish(folder, directory)
     finally:

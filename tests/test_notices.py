@@ -262,6 +262,19 @@ def test_change_instalments_in_the_workbook(wesel_changed):
         (7, 245.68, 323.27, "offen"), (8, 245.68, 323.27, "offen"), (9, 245.68, 323.26, "offen"),
         (10, 245.68, 323.26, "offen"), (11, 245.68, 323.26, "offen"), (12, 245.68, 323.26, "offen")]
     assert all(r["Bescheid"] == "Änderungsbescheid" for r in data)
+    trail = dict(load_workbook(wesel_changed / "aenderung" / "Abschlaege.xlsx")["Protokoll"].iter_rows(values_only=True))
+    assert trail["Ergebnis-Arbeitsmappe"] == "ergebnis-neu.xlsx" and trail["Laufart"] == "Echtlauf"
+    assert trail["Früherer Lauf (Änderungsbescheide)"] == "ergebnis.xlsx"
+    assert trail["Bescheiddatum"] == dt.datetime(2022, 6, 20)
+
+
+def test_json_summary(wesel, tmp_path, capsys):
+    import json
+
+    assert main(["notices", str(wesel / "ergebnis.xlsx"), "-o", str(tmp_path / "out"), "--date", DATE, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["status"] == "ok" and len(summary["notices"]) == 13 and summary["instalments"] == 240
+    assert summary["without_notice"] == []
 
 
 def test_previous_run_must_be_unchanged(wesel_changed, tmp_path, capsys):
