@@ -287,32 +287,61 @@ def _legacy_levies(sheets: dict[str, _Sheet], problems: list[Problem]) -> tuple[
     return levies, shares
 
 
+def _first_column(sheet: _Sheet, *names: str) -> str | None:
+    return next((name for name in names if sheet.column(name) is not None), None)
+
+
+def _shown_components(components: list[tuple[str, Decimal]], base: Decimal | None) -> tuple[tuple[str, Decimal], ...]:
+    """The base components worth a line: a weighted value equal to its raw value (weight 100 %) is left out, and
+    a single component equal to the base itself too (it would only repeat the Bemessungsgrundlage)."""
+    raw = dict(components)
+    shown = [(label, value) for label, value in components
+             if not (label.endswith(" gewichtet") and raw.get(label[:-len(" gewichtet")]) == value)]
+    return () if len(shown) == 1 and shown[0][1] == base else tuple(shown)
+
+
 def _statute_levies(sheets: dict[str, _Sheet], problems: list[Problem]) -> tuple[list[Levy], list[LevyShare]]:
-    """Levies from a `Umlagen` sheet: components are the columns between `Gemeinde` and `Bemessungsgrundlage`."""
+    """Levies from a `Umlagen` sheet: components are the columns between `Gemeinde` and `Bemessungsgrundlage`,
+    the rate is `Satz (%)` (a number, or a text such as "je Bestandteil: ..."), the proof `Nachweis`, and
+    `Berechnung` says whether the levy is at a statutory rate or the exact split of its need."""
     sheet = sheets["umlagen"]
-    if not sheet.need(("Umlage", "AGS", "Gemeinde", "Bemessungsgrundlage", "Satz", "Betrag"), problems):
+    rate_column = _first_column(sheet, "Satz (%)", "Satz")
+    if not sheet.need(("Umlage", "AGS", "Gemeinde", "Bemessungsgrundlage", rate_column or "Satz (%)", "Betrag"),
+                      problems):
         return [], []
     first, last, amount_at = sheet.column("Gemeinde") + 1, sheet.column("Bemessungsgrundlage"), sheet.column("Betrag")
     component_columns = [(i, sheet.header[i]) for i in range(first, last) if sheet.header[i]]
-    proof_at = next((i for i in range(amount_at + 1, len(sheet.header)) if sheet.header[i]), None)
+    proof_name = _first_column(sheet, "Nachweis", "Rechenweg")
+    proof_at = sheet.column(proof_name) if proof_name else next(
+        (i for i in range(amount_at + 1, len(sheet.header)) if sheet.header[i]), None)
+    factor_name = _first_column(sheet, "Faktor (extent)", "Faktor")
     order: list[str] = []
+    derived: set[str] = set()
     shares = []
     for number, row in _municipality_rows(sheet):
         levy = str(sheet.value(row, "Umlage") or "").strip()
         if levy not in order:
             order.append(levy)
-        components = tuple((label, value) for i, label in component_columns
-                           if i < len(row) and (value := _decimal(row[i])) is not None)
-        rate = sheet.value(row, "Satz")
+        if str(sheet.value(row, "Berechnung") or "").strip().casefold().startswith("abgeleitet"):
+            derived.add(levy)
+        amount = _cents(sheet.value(row, "Betrag"), sheet, number, "Betrag", problems)
+        base = _decimal(sheet.value(row, "Bemessungsgrundlage"))
+        components = _shown_components([(label, value) for i, label in component_columns
+                                        if i < len(row) and (value := _decimal(row[i])) is not None], base)
+        rate = sheet.value(row, rate_column)
         rate_decimal = _decimal(rate)
-        rate_text = de_percent(rate_decimal) if rate_decimal is not None else str(rate or "")
+        rates = [de_percent(rate_decimal) if rate_decimal is not None else str(rate or "").strip()]
+        if not rates[0] and base and base == base.quantize(Decimal("0.01")):
+            effective = percent_points(amount, cents_from_decimal(base), 4)
+            rates = [f"rechnerisch {de_percent(effective)}"] if effective is not None else []
+        factor = _decimal(sheet.value(row, factor_name)) if factor_name else None
+        if factor is not None:
+            rates.append(f"Faktor (Mehr-/Minderbelastung) {de_number(factor, 0)}")
         proof = str(row[proof_at]) if proof_at is not None and proof_at < len(row) and row[proof_at] else ""
-        shares.append(LevyShare(levy, str(sheet.value(row, "AGS")), str(sheet.value(row, "Gemeinde") or ""),
-                                _cents(sheet.value(row, "Betrag"), sheet, number, "Betrag", problems),
-                                _decimal(sheet.value(row, "Bemessungsgrundlage")), components,
-                                (rate_text,) if rate_text else (), proof))
-    levies = [Levy(name, slug(name).lower(), sum(s.amount for s in shares if s.levy == name), statute=True)
-              for name in order]
+        shares.append(LevyShare(levy, str(sheet.value(row, "AGS")), str(sheet.value(row, "Gemeinde") or ""), amount,
+                                base, components, tuple(r for r in rates if r), proof))
+    levies = [Levy(name, slug(name).lower(), sum(s.amount for s in shares if s.levy == name),
+                   statute=name not in derived) for name in order]
     return levies, shares
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import os
 import re
 import shutil
 from decimal import Decimal
@@ -155,6 +156,9 @@ def test_golden_text_of_the_alpen_notice(wesel):
     # the run's time and the workbook's hash differ from run to run; everything else is fixed
     text = re.sub(r"SHA-256 [0-9a-f]{16}", "SHA-256 <sha>", text)
     text = re.sub(r"Lauf vom \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", "Lauf vom <zeit> UTC", text)
+    if os.environ.get("ALLOCATION_UPDATE_GOLDEN"):  # after a deliberate change of the notice: rewrite, then review
+        GOLDEN.write_text(text, encoding="utf-8")
+        pytest.skip("golden text rewritten: review the diff before committing")
     assert text == GOLDEN.read_text(encoding="utf-8")
 
 
@@ -288,8 +292,9 @@ def test_previous_run_must_be_unchanged(wesel_changed, tmp_path, capsys):
 # --------------------------------------------------------------------- a result with a `Umlagen` sheet
 
 
-def statute_workbook(path: Path, mode: str = "Echtlauf", provisional: str = "nein") -> Path:
-    """A result workbook in the layout of statutory levies: VG Schwerin 2013, one municipality."""
+def statute_workbook(path: Path, mode: str = "Echtlauf", provisional: str = "nein", with_derived: bool = False) -> Path:
+    """A result workbook in the layout of statutory levies (sheet `Umlagen` as `allocation run` writes it with
+    `levies:`): VG Schwerin 2013, one municipality; optionally a second levy without a rate (derived)."""
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = "Uebersicht"
@@ -297,10 +302,19 @@ def statute_workbook(path: Path, mode: str = "Echtlauf", provisional: str = "nei
     sheet.append(["13076001", "Musterstadt", 218900.89, 95594.02, 95594.02])
     sheet.append(["Summe", None, 218900.89, 95594.02, 95594.02])
     levies = workbook.create_sheet("Umlagen")
-    levies.append(["Umlage", "AGS", "Gemeinde", "Steuerkraftmesszahl", "Schluesselzuweisungen", "Bemessungsgrundlage",
-                   "Satz", "Betrag", "Nachweis"])
-    levies.append(["Kreisumlage", "13076001", "Musterstadt", 111203.84, 107697.05, 218900.89, 43.67, 95594.02,
-                   "218.900,89 € × 43,67 % = 95.594,0187 € → 95.594,02 €"])
+    levies.append(["Umlage", "AGS", "Gemeinde", "Steuerkraftmesszahl", "Steuerkraftmesszahl gewichtet",
+                   "Schluesselzuweisungen", "Schluesselzuweisungen gewichtet", "Bemessungsgrundlage", "Satz (%)",
+                   "Betrag", "Nachweis", "Berechnung"])
+    levies.append(["Kreisumlage", "13076001", "Musterstadt", 111203.84, 111203.84, 107697.05, 107697.05, 218900.89,
+                   43.67, 95594.02, "218.900,89 € × 43,67 % = 95.594,0187 € → 95.594,02 €",
+                   "Hebesatz der Haushaltssatzung"])
+    levies.append(["Kreisumlage", "Summe", "Aufkommen zum Satz", "", "", "", "", 218900.89, 43.67, 95594.02,
+                   "Summe der 1 Zeilen", "Hebesatz der Haushaltssatzung"])
+    levies.append(["Kreisumlage", "", "Umlagebedarf (Summe der Defizite)", "", "", "", "", "", "", 95000.00,
+                   "Defizite von KU-2013", ""])
+    if with_derived:
+        levies.append(["Jugendamtsumlage", "13076001", "Musterstadt", 111203.84, 111203.84, "", "", 111203.84, "",
+                       10000.00, "Anteil am Bedarf", "abgeleitet (kein Satz im Blatt Umlagesaetze)"])
     protocol = workbook.create_sheet("Protokoll")
     for row in (("Angabe", "Wert"), ("Kreis", "Landkreis Muster"), ("Haushaltsjahr", 2013), ("Laufart", mode),
                 ("Vorläufig (§ 56 Abs. 1 KrO NRW)", provisional),
@@ -315,8 +329,9 @@ def settings(schedule: Schedule) -> NoticeSettings:
 
 
 def test_umlagen_sheet_gives_components_rate_and_proof(tmp_path):
-    result = read_result(statute_workbook(tmp_path / "schwerin.xlsx"))
-    assert [(levy.name, levy.total, levy.statute) for levy in result.levies] == [("Kreisumlage", 9_559_402, True)]
+    result = read_result(statute_workbook(tmp_path / "schwerin.xlsx", with_derived=True))
+    assert [(levy.name, levy.total, levy.statute) for levy in result.levies] == [
+        ("Kreisumlage", 9_559_402, True), ("Jugendamtsumlage", 1_000_000, False)]
     notices = build_notices(result, settings(Schedule.monthly(15)), dt.date(2013, 2, 1))
     render(notices, tmp_path)
     text = flat(pdf_text(tmp_path / "13076001_Musterstadt.pdf"))
@@ -324,9 +339,21 @@ def test_umlagen_sheet_gives_components_rate_and_proof(tmp_path):
     for figure in ["111.203,84 €", "107.697,05 €", "218.900,89 €", "43,67 %", "95.594,02 €",
                    "218.900,89 € × 43,67 % = 95.594,0187 € → 95.594,02 €", "7.966,17 €", "7.966,16 €",
                    "2013-13076001-kreisumlage-01 … 2013-13076001-kreisumlage-12 (je Abschlag)",
-                   "Steuerkraftmesszahl", "Schluesselzuweisungen"]:
+                   "Steuerkraftmesszahl", "Schluesselzuweisungen",
+                   # the levy without a rate: 10.000,00 € / 111.203,84 € × 100 = 8,99249… → 8,9925 %
+                   "Jugendamtsumlage", "rechnerisch 8,9925 %", "Umlagesatz (aus dem Bedarf)"]:
         assert figure in text, figure
-    assert "ENTWURF" not in text
+    assert "gewichtet" not in text  # weight 100 %: the weighted value would repeat the raw one
+    assert "ENTWURF" not in text and "Defizite von KU-2013" not in text  # sum rows are no municipality
+
+
+def test_weighted_components_are_shown_when_they_differ():
+    from allocation.notices import _shown_components
+
+    parts = [("Schluesselzuweisungen", Decimal("100.00")), ("Schluesselzuweisungen gewichtet", Decimal("80.00"))]
+    assert _shown_components(parts, Decimal("80.00")) == tuple(parts)
+    assert _shown_components([("Umlagegrundlagen", Decimal("5")), ("Umlagegrundlagen gewichtet", Decimal("5"))],
+                             Decimal("5")) == ()
 
 
 def test_saarland_notice_states_the_rounded_amount(tmp_path):
@@ -363,7 +390,7 @@ def test_change_at_once_by_hand(tmp_path):
     old = read_result(statute_workbook(tmp_path / "alt.xlsx"))
     new_path = statute_workbook(tmp_path / "neu.xlsx")
     workbook = load_workbook(new_path)
-    workbook["Umlagen"]["H2"] = 95714.02  # +120,00 €
+    workbook["Umlagen"]["J2"] = 95714.02  # Betrag +120,00 €
     workbook.save(new_path)
     new = read_result(new_path)
     at_once = NoticeSettings(Schedule.monthly(15), change_policy="at_once")
