@@ -322,7 +322,8 @@ def _statute_levies(sheets: dict[str, _Sheet], problems: list[Problem]) -> tuple
         levy = str(sheet.value(row, "Umlage") or "").strip()
         if levy not in order:
             order.append(levy)
-        if str(sheet.value(row, "Berechnung") or "").strip().casefold().startswith("abgeleitet"):
+        is_derived = str(sheet.value(row, "Berechnung") or "").strip().casefold().startswith("abgeleitet")
+        if is_derived:
             derived.add(levy)
         amount = _cents(sheet.value(row, "Betrag"), sheet, number, "Betrag", problems)
         base = _decimal(sheet.value(row, "Bemessungsgrundlage"))
@@ -331,9 +332,12 @@ def _statute_levies(sheets: dict[str, _Sheet], problems: list[Problem]) -> tuple
         rate = sheet.value(row, rate_column)
         rate_decimal = _decimal(rate)
         rates = [de_percent(rate_decimal) if rate_decimal is not None else str(rate or "").strip()]
-        if not rates[0] and base and base == base.quantize(Decimal("0.01")):
+        if (is_derived or not rates[0]) and base and base == base.quantize(Decimal("0.01")):
+            # a derived levy's amount is its share of the need, not base × the printed (rounded) rate: state the
+            # rate that this amount is of the base, and the printed one beside it
             effective = percent_points(amount, cents_from_decimal(base), 4)
-            rates = [f"rechnerisch {de_percent(effective)}"] if effective is not None else []
+            if effective is not None:
+                rates = [f"rechnerisch {de_percent(effective)}" + (f" (gerundet {rates[0]})" if rates[0] else "")]
         factor = _decimal(sheet.value(row, factor_name)) if factor_name else None
         if factor is not None:
             rates.append(f"Faktor (Mehr-/Minderbelastung) {de_number(factor, 0)}")
