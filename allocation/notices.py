@@ -680,15 +680,20 @@ def _protected(paths: Iterable[Path | None]) -> set[Path]:
 
 
 def _verify(output: Path) -> dict:
+    """`allocation verify`; any changed file, replay error or differing cell refuses the notices (exit 7)."""
     from .manifest import manifest_path, verify
 
     result = verify(output)
     if not result.identical:
         where = Location(str(manifest_path(output)))
-        problems = [Problem("notices-not-verified", where, "allocation verify bestätigt den Lauf nicht", found=line.strip(),
-                            expected="identisch", hint="den Lauf neu rechnen (allocation run) und dann die Bescheide schreiben")
-                    for line in result.text().splitlines()[1:] if line.strip() and not line.strip().startswith("Lauf mit")]
-        raise NotVerified(problems)
+        found = [*result.file_problems, *([result.replay_error] if result.replay_error else []),
+                 *(str(difference) for difference in result.differences[:50])]
+        if len(result.differences) > 50:
+            found.append(f"… und {len(result.differences) - 50} weitere abweichende Zellen")
+        raise NotVerified([Problem("notices-not-verified", where, "allocation verify bestätigt den Lauf nicht",
+                                   found=text, expected="identisch (Dateien unverändert, Nachrechnung gleich)",
+                                   hint="den Lauf neu rechnen (allocation run) und dann die Bescheide schreiben")
+                           for text in found])
     return json.loads(manifest_path(output).read_text(encoding="utf-8"))
 
 

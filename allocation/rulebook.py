@@ -8,6 +8,7 @@ live in `analysis.py`.
 from __future__ import annotations
 
 import hashlib
+import re
 import string
 from dataclasses import dataclass
 from decimal import Decimal
@@ -615,8 +616,11 @@ def _kassenzeichen(reader: _Reader, node: LocDict) -> str:
     pattern = reader.text(node, "kassenzeichen", required=False) or DEFAULT_KASSENZEICHEN
     where = reader.at(node, "kassenzeichen", True)
     try:
-        fields = [(name, conversion) for _, name, _, conversion in string.Formatter().parse(pattern) if name is not None]
-        unknown = [name for name, conversion in fields if name not in KASSENZEICHEN_FIELDS or conversion]
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(pattern)
+                  if name is not None]
+        # only a zero-padded width (e.g. {nr:02d}): a spec like {ags:>1000000000} would build a huge text
+        unknown = [name for name, spec, conversion in fields
+                   if name not in KASSENZEICHEN_FIELDS or conversion or not re.fullmatch(r"(0?[1-9]?d?)?", spec or "")]
         if not unknown:
             pattern.format(jahr=2022, ags="05170004", umlage="kreisumlage", nr=1)
     except (ValueError, KeyError, IndexError) as error:

@@ -49,6 +49,11 @@ def test_quarterly_with_and_without_dates(tmp_path):
         ((2, 15), (5, 15), (8, 15), (11, 15))
 
 
+def test_kassenzeichen_with_a_padded_number(tmp_path):
+    assert settings('notices: {kassenzeichen: "{jahr}/{ags}/{umlage}/{nr:02d}"}\n', tmp_path).kassenzeichen == \
+        "{jahr}/{ags}/{umlage}/{nr:02d}"
+
+
 def test_without_the_keys_there_is_no_schedule_and_the_defaults(tmp_path):
     found = settings("", tmp_path)
     assert found.schedule is None and found.kassenzeichen == "{jahr}-{ags}-{umlage}" and found.change_policy == "spread"
@@ -67,6 +72,8 @@ def test_without_the_keys_there_is_no_schedule_and_the_defaults(tmp_path):
     ("instalments: {schedule: monthly, day: 15, tag: 3}\n", "rule-unknown-key", 6),
     ("notices:\n  kassenzeichen: \"{jahr}-{gemeinde}\"\n", "rule-bad-notices", 7),
     ("notices:\n  kassenzeichen: \"{ags.__class__}\"\n", "rule-bad-notices", 7),
+    ("notices:\n  kassenzeichen: \"{ags:>1000000000}\"\n", "rule-bad-notices", 7),
+    ("notices:\n  kassenzeichen: \"{ags:02d}\"\n", "rule-bad-notices", 7),
     ("notices:\n  change_policy: later\n", "rule-bad-notices", 7),
     ("notices:\n  levies: [Kreisumlage]\n", "rule-bad-notices", 7),
 ])
