@@ -364,6 +364,38 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return ExitCode.OK if result.identical else VERIFY_FAILED
 
 
+def _date_argument(text: str):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"kein Datum: {text!r} (erwartet JJJJ-MM-TT, z. B. 2022-03-15)") from None
+
+
+def _cmd_notices(args: argparse.Namespace) -> int:
+    from .notices import write_notices
+
+    try:
+        import typst  # noqa: F401
+    except ImportError:
+        print("Die Bescheide brauchen das Paket typst: pip install 'allocation[notices]'", file=sys.stderr)
+        return ExitCode.USAGE
+
+    written = write_notices(args.output_workbook, args.output, args.template, args.date, args.previous)
+    if args.json:
+        print(json.dumps({"status": "ok", "directory": str(written.directory), "notices": list(written.pdfs),
+                          "instalments": written.rows, "without_notice": list(written.without_notice)},
+                         ensure_ascii=False, indent=2))
+        return ExitCode.OK
+    kind = "Änderungsbescheide" if args.previous else "Bescheide"
+    print(f"{len(written.pdfs)} {kind}, {written.rows} Abschläge: {written.directory}")
+    if written.without_notice:
+        print(f"Ohne Bescheid ({'keine Änderung' if args.previous else 'keine Umlage'}): "
+              + ", ".join(written.without_notice))
+    return ExitCode.OK
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     """The upload page (allocation/web). Flask and waitress are imported here only, never at CLI start."""
     try:
@@ -588,6 +620,23 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("target", metavar="ERGEBNIS.xlsx", help="Ergebnis-Arbeitsmappe oder ihr .manifest.json")
     verify.add_argument("--json", action="store_true", help="Ergebnis als JSON ausgeben")
     verify.set_defaults(handler=_cmd_verify)
+
+    notices = commands.add_parser(
+        "notices", help="Umlagebescheide (PDF) und Abschlagsplan aus einem geprüften Lauf schreiben",
+        description="Prüft den Lauf wie allocation verify (sonst Exit 7) und schreibt je Gemeinde einen Bescheid "
+                    "(PDF), Abschlaege.xlsx und Abschlaege.csv für die Kasse. Zahlungsplan und Texte stehen in der "
+                    "Regeldatei des Laufs (instalments:, notices:).")
+    notices.add_argument("output_workbook", metavar="ERGEBNIS.xlsx", help="Ergebnis-Arbeitsmappe (mit Manifest)")
+    notices.add_argument("-o", "--output", required=True, type=Path, metavar="ORDNER", help="Ausgabe-Ordner")
+    notices.add_argument("--template", type=Path, default=None, metavar="ORDNER",
+                         help="eigene Vorlage (briefkopf.typ, unterschrift.typ, rechtsbehelf.typ, ...); fehlende "
+                              "Dateien kommen aus der Standardvorlage")
+    notices.add_argument("--date", type=_date_argument, default=None, metavar="JJJJ-MM-TT",
+                         help="Datum der Bescheide (Vorgabe: heute)")
+    notices.add_argument("--previous", type=Path, default=None, metavar="FRUEHER.xlsx",
+                         help="Änderungsbescheide gegenüber diesem früheren Lauf desselben Jahres")
+    notices.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
+    notices.set_defaults(handler=_cmd_notices)
 
     serve = commands.add_parser("serve", help="Web-Oberfläche: Arbeitsmappe hochladen, Probelauf, Ergebnis herunterladen",
                                 description="Startet die Upload-Seite für Controller (Probeläufe). Benutzer, Kreise, "

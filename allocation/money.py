@@ -27,7 +27,9 @@ __all__ = [
     "fraction_to_decimal",
     "percent_points",
     "rate_percent",
+    "round_down_to_multiple",
     "round_to_unit",
+    "split_evenly",
     "to_fraction",
 ]
 
@@ -96,6 +98,33 @@ def _half_up(value: Fraction) -> int:
 def round_to_unit(cents: int | Fraction, unit: int) -> int:
     """Round an amount in cents half-up to a multiple of `unit` cents; result in cents."""
     return _half_up(to_fraction(cents) / unit) * unit
+
+
+def round_down_to_multiple(cents: int, multiple: int) -> int:
+    """The largest multiple of `multiple` cents not above |cents|, with the sign of `cents` (towards zero).
+
+    Saarland's § 25 Abs. 1 KFAG: a levy "auf einen vollen und durch 12 teilbaren Betrag in Euro abzurunden"
+    is `round_down_to_multiple(cents, 1200)`.
+    """
+    if multiple <= 0:
+        raise ValueError("multiple must be positive")
+    sign = -1 if cents < 0 else 1
+    return sign * (abs(cents) // multiple * multiple)
+
+
+def split_evenly(total: int, parts: int, unit: int = 1) -> list[int]:
+    """`total` cents in `parts` equal parts of whole `unit`s; the units left over go one each to the first parts.
+
+    The parts add up exactly to `total`, which must be a multiple of `unit`. A negative total is split as its
+    magnitude and negated, like `apportion`.
+    """
+    if parts <= 0 or unit <= 0:
+        raise ValueError("parts and unit must be positive")
+    if total % unit:
+        raise ValueError(f"total {total} is not a multiple of the unit {unit}")
+    sign = -1 if total < 0 else 1
+    each, left = divmod(abs(total) // unit, parts)
+    return [sign * (each + (1 if index < left else 0)) * unit for index in range(parts)]
 
 
 def fraction_to_decimal(value: Fraction, places: int) -> Decimal:

@@ -9,24 +9,27 @@ Checks across rules (overlap, shadowing, gaps) live in `analysis.py`.
 from __future__ import annotations
 
 import hashlib
+import re
+import string
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping
 
 from . import conditions
+from .inputs import normalise_header
+from .instalments import CHANGE_POLICIES, QUARTERLY_DEFAULT, SCHEDULES, SPLITS, Schedule
 from .model import (COMPONENTS, LEVY_ROUTES, ROUTES, CostItem, Example, ExampleSplit, InputBook, KeySpec, Levy,
                     Municipality, Rule, Rulebook)
-from .inputs import normalise_header
 from .problems import InputError, Location, Problem, RuleFileError, did_you_mean
 from .yamlloc import LocDict, LocList, YamlProblem, load
 
 __all__ = ["load_rulebook", "load_rulebooks", "parse_rulebook", "check_columns", "check_levy_columns", "check_data",
            "bind", "rename_columns", "domain_sources", "TOP_KEYS", "RULE_KEYS", "LEVY_KEYS", "RATE_LIMITS",
-           "HIT_POLICIES"]
+           "HIT_POLICIES", "NoticeSettings", "LevyNoticeText", "load_notice_settings", "KASSENZEICHEN_FIELDS"]
 
 TOP_KEYS = ("district", "valid_from", "valid_to", "hit_policy", "description", "domains", "rules", "examples",
-            "levies", "rate_limits")
+            "levies", "rate_limits", "instalments", "notices")
 RULE_KEYS = ("id", "description", "legal_basis", "when", "route", "payers", "key", "components", "extent",
              "priority", "credit_hosts", "service", "levy")
 LEVY_KEYS = ("id", "name", "legal_basis", "payers", "extent", "base")
@@ -574,6 +577,7 @@ def parse_rulebook(text: str, path: str, sha256: str = "") -> tuple[Rulebook, li
     levies = _levies(reader, document)
     _check_levy_rules(reader, rules, levies, document)
     rate_limits = _rate_limits(reader, document)
+    _notice_settings(reader, document)
     errors = [p for p in reader.problems if p.severity == "error"]
     if errors:
         raise RuleFileError(reader.problems)
@@ -968,3 +972,191 @@ def check_levy_columns(rulebook: Rulebook, book: InputBook) -> list[Problem]:
                     f"{did_you_mean(column, available)}", found=column, expected=", ".join(sorted(available)),
                     hint="die Umlage korrigieren oder die Spalte im Blatt Gemeinden ergänzen"))
     return problems
+
+
+# ------------------------------------------------------------------------- instalments and notice settings
+# The keys `instalments:` and `notices:` only matter to `allocation notices`; `parse_rulebook` checks them too,
+# so that `check` and `run` report a bad schedule before any data is read.
+
+KASSENZEICHEN_FIELDS = ("jahr", "ags", "umlage", "nr")
+DEFAULT_KASSENZEICHEN = "{jahr}-{ags}-{umlage}"
+INSTALMENT_KEYS = ("schedule", "day", "dates", "split")
+NOTICE_KEYS = ("issuer", "kassenzeichen", "payment", "change_policy", "levies")
+LEVY_TEXT_KEYS = ("legal_basis", "approval", "reasons")
+
+
+@dataclass(frozen=True, slots=True)
+class LevyNoticeText:
+    """Texts for one levy on its notices, keyed in the rule file by the levy's name or id."""
+
+    levy: str
+    legal_basis: str = ""
+    approval: str = ""
+    reasons: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeSettings:
+    """What `allocation notices` takes from the rule file. `schedule` is None without `instalments:`."""
+
+    schedule: Schedule | None
+    kassenzeichen: str = DEFAULT_KASSENZEICHEN
+    payment: str = ""
+    issuer: str = ""
+    change_policy: str = "spread"
+    levy_texts: tuple[LevyNoticeText, ...] = ()
+    source: Location | None = None
+
+    def text_for(self, *names: str) -> LevyNoticeText | None:
+        wanted = {name.casefold() for name in names if name}
+        return next((text for text in self.levy_texts if text.levy.casefold() in wanted), None)
+
+
+def _bad_instalments(reader: _Reader, where: Location, message: str, found: object, expected: str, hint: str) -> None:
+    reader.error("rule-bad-instalments", where, message, found=repr(found), expected=expected, hint=hint)
+
+
+def _month_day(reader: _Reader, node: LocList, index: int) -> tuple[int, int] | None:
+    import calendar
+
+    value = node[index]
+    parts = value.split("-") if isinstance(value, str) else []
+    try:
+        month, day = (int(part) for part in parts)
+        # a real day of a leap year: 02-29 is allowed (28 February in other years), 02-30 is not
+        if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(2024, month)[1]):
+            raise ValueError(value)
+    except ValueError:
+        _bad_instalments(reader, reader.at(node, index), "ein Fälligkeitstag muss Monat-Tag sein", value,
+                         'z. B. "02-15" (in Anführungszeichen)', "Monat und Tag zweistellig mit Bindestrich schreiben")
+        return None
+    return month, day
+
+
+def _schedule(reader: _Reader, node: object, where: Location) -> Schedule | None:
+    if not isinstance(node, LocDict):
+        _bad_instalments(reader, where, '"instalments" muss eine Zuordnung sein', node,
+                         "{schedule: monthly, day: 15}", "den Zahlungsplan als Zuordnung schreiben")
+        return None
+    before = len(reader.problems)
+    reader.unknown_keys(node, INSTALMENT_KEYS, "instalments")
+    kind, split = node.get("schedule"), node.get("split", "equal")
+    if kind not in SCHEDULES:
+        _bad_instalments(reader, reader.at(node, "schedule", True),
+                         f'unbekannter Zahlungsplan{did_you_mean(str(kind), SCHEDULES)}', kind, "monthly oder quarterly",
+                         "`schedule: monthly` (mit `day`) oder `schedule: quarterly` (mit `dates`) schreiben")
+    if split not in SPLITS:
+        _bad_instalments(reader, reader.at(node, "split", True), f'unbekannte Aufteilung{did_you_mean(str(split), SPLITS)}',
+                         split, "equal oder saarland", "`split: equal` (gleiche Teile) oder `split: saarland` schreiben")
+    schedule = None
+    if kind == "monthly":
+        day = node.get("day")
+        if "dates" in node:
+            _bad_instalments(reader, reader.at(node, "dates"), '"dates" gilt nur für schedule: quarterly', "dates",
+                             "day", "für monatliche Raten nur `day` angeben")
+        if isinstance(day, bool) or not isinstance(day, int) or not 1 <= day <= 31:
+            _bad_instalments(reader, reader.at(node, "day", True) if "day" in node else reader.at(node),
+                             "ein monatlicher Zahlungsplan braucht einen Tag des Monats", day, "eine ganze Zahl von 1 bis 31",
+                             "z. B. `day: 15` (NRW), `day: 20` (Sachsen-Anhalt), `day: 25` (Bayern)")
+        else:
+            schedule = Schedule.monthly(day, str(split))
+    elif kind == "quarterly":
+        raw = node.get("dates")
+        days = QUARTERLY_DEFAULT
+        if "day" in node:
+            _bad_instalments(reader, reader.at(node, "day"), '"day" gilt nur für schedule: monthly', "day", "dates",
+                             'für vierteljährliche Raten `dates: ["02-15", "05-15", "08-15", "11-15"]` angeben')
+        if raw is not None:
+            if not isinstance(raw, LocList) or len(raw) != 4:
+                _bad_instalments(reader, reader.at(node, "dates", True), "ein vierteljährlicher Plan braucht vier Termine",
+                                 raw, '["02-15", "05-15", "08-15", "11-15"]', "genau vier Termine aufzählen")
+                raw = LocList()
+            parsed = [_month_day(reader, raw, index) for index in range(len(raw))]
+            if raw and all(parsed):
+                days = tuple(parsed)
+                if list(days) != sorted(set(days)):
+                    _bad_instalments(reader, reader.at(node, "dates", True),
+                                     "die Termine müssen im Jahr aufsteigend und verschieden sein", raw,
+                                     "aufsteigende Termine", "die Termine nach Monat ordnen")
+        schedule = Schedule.quarterly(days, str(split))
+    if schedule is not None and split == "saarland" and 12 % len(schedule.days):
+        _bad_instalments(reader, reader.at(node, "split", True), "saarland braucht eine Zahl von Raten, die 12 teilt",
+                         split, "monatlich oder vierteljährlich", "den Zahlungsplan prüfen")
+    return schedule if len(reader.problems) == before else None
+
+
+def _kassenzeichen(reader: _Reader, node: LocDict) -> str:
+    pattern = reader.text(node, "kassenzeichen", required=False) or DEFAULT_KASSENZEICHEN
+    where = reader.at(node, "kassenzeichen", True)
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(pattern)
+                  if name is not None]
+        # only a zero-padded width (e.g. {nr:02d}): a spec like {ags:>1000000000} would build a huge text
+        unknown = [name for name, spec, conversion in fields
+                   if name not in KASSENZEICHEN_FIELDS or conversion or not re.fullmatch(r"(0?[1-9]?d?)?", spec or "")]
+        if not unknown:
+            pattern.format(jahr=2022, ags="05170004", umlage="kreisumlage", nr=1)
+    except (ValueError, KeyError, IndexError) as error:
+        unknown = [str(error)]
+    if unknown:
+        reader.error("rule-bad-notices", where, "das Kassenzeichen-Muster enthält einen unbekannten Platzhalter",
+                     found=", ".join(unknown), expected="{jahr}, {ags}, {umlage}, {nr} (auch {nr:02d})",
+                     hint='z. B. `kassenzeichen: "KU-{jahr}-{ags}-{umlage}"`')
+    return pattern
+
+
+def _levy_texts(reader: _Reader, node: LocDict) -> tuple[LevyNoticeText, ...]:
+    raw = node.get("levies")
+    if raw is None:
+        return ()
+    if not isinstance(raw, LocDict):
+        reader.error("rule-bad-notices", reader.at(node, "levies", True), '"levies" muss Umlagen Texte zuordnen',
+                     found=repr(raw), expected="{Kreisumlage: {legal_basis: ..., approval: ..., reasons: ...}}",
+                     hint="je Umlage (Name oder id) die Texte angeben")
+        return ()
+    texts = []
+    for levy, entry in raw.items():
+        if not isinstance(entry, LocDict):
+            reader.error("rule-bad-notices", reader.at(raw, levy, True), f'die Texte zu "{levy}" müssen eine Zuordnung sein',
+                         found=repr(entry), expected="legal_basis, approval, reasons", hint="die Texte einrücken")
+            continue
+        reader.unknown_keys(entry, LEVY_TEXT_KEYS, f'notices.levies.{levy}')
+        texts.append(LevyNoticeText(str(levy), *(reader.text(entry, key, required=False) for key in LEVY_TEXT_KEYS)))
+    return tuple(texts)
+
+
+def _notice_settings(reader: _Reader, document: LocDict) -> NoticeSettings:
+    schedule = _schedule(reader, document["instalments"], reader.at(document, "instalments", True)) \
+        if "instalments" in document else None
+    node = document.get("notices", LocDict())
+    if not isinstance(node, LocDict):
+        reader.error("rule-bad-notices", reader.at(document, "notices", True), '"notices" muss eine Zuordnung sein',
+                     found=repr(node), expected="kassenzeichen, payment, issuer, change_policy, levies",
+                     hint="die Bescheid-Einstellungen einrücken")
+        node = LocDict()
+    reader.unknown_keys(node, NOTICE_KEYS, "notices")
+    policy = node.get("change_policy", "spread")
+    if policy not in CHANGE_POLICIES:
+        reader.error("rule-bad-notices", reader.at(node, "change_policy", True),
+                     f"unbekannte change_policy{did_you_mean(str(policy), CHANGE_POLICIES)}", found=repr(policy),
+                     expected="spread oder at_once",
+                     hint="spread: Differenz auf die offenen Raten verteilen; at_once: mit der nächsten Rate")
+    return NoticeSettings(schedule, _kassenzeichen(reader, node), reader.text(node, "payment", required=False),
+                          reader.text(node, "issuer", required=False), str(policy), _levy_texts(reader, node),
+                          reader.at(document, "instalments") if "instalments" in document else Location(reader.file))
+
+
+def load_notice_settings(path: str | Path) -> NoticeSettings:
+    """The `instalments:` and `notices:` keys of a rule file. Raises RuleFileError (all problems located)."""
+    text = Path(path).read_text(encoding="utf-8")
+    reader = _Reader(str(path))
+    try:
+        document, _ = load(text)
+    except YamlProblem as error:
+        raise RuleFileError([Problem("rule-yaml", Location(str(path), line=error.line, col=error.col),
+                                     f"kein gültiges YAML: {error.message}", found=error.found,
+                                     expected="eine YAML-Zuordnung (Mapping)", hint="die Regeldatei prüfen")]) from None
+    settings = _notice_settings(reader, document if isinstance(document, LocDict) else LocDict())
+    if any(p.severity == "error" for p in reader.problems):
+        raise RuleFileError(reader.problems)
+    return settings

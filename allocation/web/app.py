@@ -454,6 +454,33 @@ def create_app(config: ServeConfig) -> Flask:
         return send_file(jobs / token / name, mimetype=DOWNLOADS[kind][1], as_attachment=True, download_name=name,
                          max_age=0)
 
+    app.jinja_env.globals["notices_available"] = _notices_available()
+
+    @app.get("/ergebnis/<token>/bescheide.zip")
+    def notices_zip(token: str):
+        """The levy notices of this Probelauf (watermarked ENTWURF) and its instalment plan, as one zip."""
+        import io
+        import zipfile
+
+        from ..notices import CSV_NAME, XLSX_NAME, write_notices
+
+        job = load_job(token)
+        if job["status"] != "ok" or not job.get("manifest") or not _notices_available():
+            abort(404)
+        folder = jobs / token / "bescheide"
+        with _RUN_LOCK:
+            try:
+                written = write_notices(jobs / token / job["output"], folder)
+            except ProblemsError as error:  # messages only: locations would show server paths
+                abort(409, description=f"{error.title}: " + "; ".join(p.message for p in error.problems[:3]))
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name in (*written.pdfs, XLSX_NAME, CSV_NAME):
+                archive.write(folder / name, name)
+        buffer.seek(0)
+        return send_file(buffer, mimetype="application/zip", as_attachment=True, max_age=0,
+                         download_name=f"{Path(job['output']).stem}-bescheide.zip")
+
     return app
 
 
@@ -476,3 +503,7 @@ def _login_limiter(app: Flask, config: ServeConfig):
 
     return Limiter(key_func=lambda: request.remote_addr or "-", app=app, storage_uri="memory://",
                    strategy="moving-window", headers_enabled=True)
+def _notices_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("typst") is not None
