@@ -145,7 +145,6 @@ MANIFEST_SHAPE: dict = {
     "format": str,
     "tool": {"allocation": str, "durable_rules": str, "python": str},
     "started_utc": str,
-    "working_directory": str,
     "parameters": {"district": str, "year": int, "rounding": str, "rate_decimals": int, "hit_policy": str},
     "input": _FILE_ENTRY,
     "rules": [{**_FILE_ENTRY, "district": str, "valid_from": int, "valid_to": int}],
@@ -153,7 +152,8 @@ MANIFEST_SHAPE: dict = {
     "totals_cents": _TOTALS,
     "total_cents": int,
 }
-OPTIONAL_SHAPE: dict = {"bases_from": _FILE_ENTRY, "rates_from": _FILE_ENTRY}
+# working_directory: absent in a run that records file names only (the web page, `record_paths="names"`)
+OPTIONAL_SHAPE: dict = {"working_directory": str, "bases_from": _FILE_ENTRY, "rates_from": _FILE_ENTRY}
 _TYPE_NAMES = {str: "Text", int: "ganze Zahl", bool: "true/false", dict: "Objekt {…}", list: "Liste […]",
                _SHA: "SHA-256 (64 Hexadezimalziffern)", _TOTALS: "Objekt AGS → Summen in Cent"}
 
@@ -559,7 +559,7 @@ def verify(target: str | Path) -> VerifyResult:
              f"Python {tool['python']} am {manifest['started_utc']} UTC"]
     if any("nicht gefunden" in p for p in problems) or not output.exists():
         return VerifyResult(path, tuple(problems), notes=tuple(notes))
-    directory = Path(manifest["working_directory"])
+    directory = Path(manifest.get("working_directory", base))  # a names-only run: paths are relative to the manifest
     if not directory.is_dir():
         directory = base
     differences: list[CellDifference] = []

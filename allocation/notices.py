@@ -686,7 +686,9 @@ def _verify(output: Path) -> dict:
     result = verify(output)
     if not result.identical:
         where = Location(str(manifest_path(output)))
-        found = [*result.file_problems, *([result.replay_error] if result.replay_error else []),
+        found = [*(str(problem) for problem in result.problems), *result.file_problems,
+                 *([result.replay_error] if result.replay_error else []),
+                 *(str(difference) for difference in result.field_differences),
                  *(str(difference) for difference in result.differences[:50])]
         if len(result.differences) > 50:
             found.append(f"… und {len(result.differences) - 50} weitere abweichende Zellen")

@@ -273,9 +273,12 @@ def replay(manifest: dict, output_path: str | Path, input_location: str | Path |
                                       bases_from["path"] if bases_from else None,
                                       rates_from["path"] if rates_from else None, ignore_validity=ignore_validity)
     started = _dt.datetime.now(_dt.timezone.utc)  # only the ignored row Laufzeitpunkt shows it
+    names = "working_directory" not in manifest  # a names-only run (the web page) recorded no folder
     rows = workbook_rows(allocation, started, mode, provisional, input_path, rules_path, manifest["output"]["path"],
-                         bases_from, rates_from, ignore_validity=ignore_validity)
-    write_workbook(output_path, allocation, controls, rows, provisional=PROVISIONAL_NOTE if provisional else None)
+                         bases_from, rates_from, ignore_validity=ignore_validity,
+                         record_paths="names" if names else "full")
+    write_workbook(output_path, allocation, controls, rows, provisional=PROVISIONAL_NOTE if provisional else None,
+                   rules_label=Path(rules_path).name if names else None)
     return allocation
 
 
@@ -373,7 +376,8 @@ def _run(input_path, rules_path, output_path, *, mode, provisional, register_dir
     rows = workbook_rows(allocation, started, mode, provisional, shown(input_path), shown(rules_used),
                          shown(output_path), bases, rates, ignore_validity=ignore_validity,
                          record_paths=record_paths)
-    write_workbook(output_path, allocation, controls, rows, provisional=PROVISIONAL_NOTE if provisional else None)
+    write_workbook(output_path, allocation, controls, rows, provisional=PROVISIONAL_NOTE if provisional else None,
+                   rules_label=Path(rules_used).name if names else None)
     recorded = {"mode": mode, "provisional": provisional}
     if ignore_validity is not None:
         recorded["ignore_validity"] = ignore_validity

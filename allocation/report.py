@@ -444,8 +444,9 @@ def _einzelnachweis(book: _StreamBook, allocation: Allocation) -> None:
     sheet.finish()
 
 
-def entscheidungen_table(allocation: Allocation) -> Table:
-    """Entscheidungen: one row per cost item, the decision trace (with `levies:` also the item's levy)."""
+def entscheidungen_table(allocation: Allocation, rules_label: str | None = None) -> Table:
+    """Entscheidungen: one row per cost item, the decision trace (with `levies:` also the item's levy);
+    `rules_label` replaces the rule file's path in `Regeldatei:Zeile`."""
     headers = ["ID", "Bezeichnung", "Kategorie", "Träger", "Eingabezeile", "Förderfähige Kosten", "Förderung",
                "Defizit (exakt)", "Defizit (gerundet)", "Regel", "Regeldatei:Zeile", "Weg", "Weg (Kennung)",
                "Kostenbestandteile", "Schlüssel", "Rechtsgrundlage", "Begründung (Bedingung mit Werten)",
@@ -461,15 +462,15 @@ def entscheidungen_table(allocation: Allocation) -> Table:
         rows.append([item.item.id, item.item.label, item.item.category, item.item.host,
                      item.item.source.cell or "", cents_to_decimal(item.eligible), cents_to_decimal(item.item.funding),
                      cents_to_decimal(item.deficit_exact), cents_to_decimal(item.deficit), rule.id,
-                     f"{rule.source.file}:{rule.source.line}", ROUTE_LABELS[rule.route], rule.route,
+                     f"{rules_label or rule.source.file}:{rule.source.line}", ROUTE_LABELS[rule.route], rule.route,
                      ", ".join(rule.components), item.key_label, rule.legal_basis,
                      conditions.explain(rule.when, item.item.attrs), ", ".join(item.decision.matched),
                      rule.description, *levy])
     return Table(headers, formats, rows)
 
 
-def _entscheidungen(book: _StreamBook, allocation: Allocation) -> None:
-    table = entscheidungen_table(allocation)
+def _entscheidungen(book: _StreamBook, allocation: Allocation, rules_label: str | None = None) -> None:
+    table = entscheidungen_table(allocation, rules_label)
     sheet = _StreamSheet(book, "Entscheidungen", table.headers, table.formats)
     for row in table.rows:
         sheet.append(row)
@@ -622,8 +623,10 @@ def write_atomically(path: str | Path, save) -> None:
 
 
 def write_workbook(path: str | Path, allocation: Allocation, controls: Sequence[Control],
-                   protocol: Sequence[tuple[str, object]], provisional: str | None = None) -> None:
-    """Stream the output workbook (sheets in SHEET_NAMES order) to `path`; `provisional` marks every sheet."""
+                   protocol: Sequence[tuple[str, object]], provisional: str | None = None,
+                   rules_label: str | None = None) -> None:
+    """Stream the output workbook (sheets in SHEET_NAMES order) to `path`; `provisional` marks every sheet;
+    `rules_label` shows the rule file under another name in `Regeldatei:Zeile` (a names-only run: no folder)."""
 
     def save(temp: str) -> None:
         # constant_memory keeps each sheet's rows in a temporary file until close(); a run that fails half
@@ -632,7 +635,7 @@ def write_workbook(path: str | Path, allocation: Allocation, controls: Sequence[
             book = _StreamBook(temp, provisional, scratch)
             _uebersicht(book, allocation)
             _einzelnachweis(book, allocation)
-            _entscheidungen(book, allocation)
+            _entscheidungen(book, allocation, rules_label)
             _kontrollen(book, controls)
             _protokoll(book, protocol)
             _hinweise(book, allocation)

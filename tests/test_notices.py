@@ -441,7 +441,7 @@ def test_result_page_offers_the_notices_as_a_zip(tmp_path):
     page = client.get(url).get_data(as_text=True)
     assert 'id="download-bescheide"' in page
     response = client.get(url + "/bescheide.zip")
-    assert response.status_code == 200 and response.mimetype == "application/zip"
+    assert response.status_code == 200 and response.mimetype == "application/zip", response.get_data(as_text=True)
     archive = zipfile.ZipFile(io.BytesIO(response.data))
     names = archive.namelist()
     assert len([n for n in names if n.endswith(".pdf")]) == 13 and "Abschlaege.csv" in names

@@ -655,7 +655,10 @@ def test_regression_web_manifest_and_protokoll_carry_no_server_paths(app, config
     assert "working_directory" not in manifest
     assert manifest["input"]["path"] == "kreis-wesel-2022.xlsx" and manifest["rules"][0]["path"] == "kreis-wesel.yaml"
     workbook = load_workbook(io.BytesIO(client.get(url + "/arbeitsmappe").data), read_only=True)
-    cells = [str(value) for row in workbook["Protokoll"].iter_rows(values_only=True) for value in row if value]
+    # every sheet: Entscheidungen's "Regeldatei:Zeile" showed the server's rules folder
+    cells = [str(value) for sheet in workbook.worksheets for row in sheet.iter_rows(values_only=True)
+             for value in row if value]
     assert not any(str(tmp_path) in cell or os.getcwd() in cell for cell in cells)
+    assert "kreis-wesel.yaml:15" in cells
     page = client.get(url).get_data(as_text=True)
     assert str(tmp_path) not in page and str(config.rules_dir) not in page

@@ -368,6 +368,9 @@ def create_app(config: ServeConfig) -> Flask:
                 except RuleSelectionError as failed:
                     _selection_failed(failed, job["district"], user)
                 job["rules"] = Path(result.allocation.rulebook.path).name
+                # the manifest names files only: a copy of the rule file beside it lets `verify` (and the
+                # notices, which refuse an unverified run) find it without any server path
+                shutil.copyfile(result.allocation.rulebook.path, job_dir / job["rules"])
                 from ..manifest import manifest_path
 
                 allocation = result.allocation
