@@ -16,8 +16,18 @@ Quirks handled here (see ../shared/ENGINE-NOTES.md):
 - asserting an identical fact twice raises: every fact carries a unique `_row`.
 - `MemoryError` at 1,024 state ids: one state id per call, each fact retracted after its decision.
 - ruleset names must be unique per host: one host per process, one fresh ruleset name per call.
-- patterns of several hundred comparisons hang durable_rules (an `in` list of 700 values; 500 work):
+- patterns of several hundred comparisons hang durable_rules (an `in` list of 513 values; 512 work):
   `rulebook.py` refuses conditions of more than `MAX_COMPARISONS` (tests/test_errors.py).
+- a pattern of more than 15 `$and`/`$or` nodes is refused (error 113): `combinators` counts them (nested
+  all-in-all is compiled as one node) and `rulebook.py` refuses larger conditions (`rule-too-large`).
+- one ruleset holds at most 4,096 rules (error 106), at most 256 rules of one pattern (error 108), and
+  *hangs* while being created when a node gets more than 512 successors (513 rules `Kategorie: K<i>`):
+  the rules are compiled as several rulesets of at most `RULES_PER_RULESET` rules and
+  `COMPARISONS_PER_RULESET` comparisons (`_rulesets`), one alive at a time, every fact asserted into
+  each; the hits are the union (10,000 rules: 0.3 s, benchmarks/README.md). Run and check share this path.
+- the C core keeps every ruleset (and has a fixed table of handles) until it is deleted: each ruleset is
+  deleted after its call (`_drop`), so a long-running process does not grow.
+- a `durable_rules_engine.error` while creating a ruleset becomes `EngineFailure` (never a raw traceback).
 Distinct records are decided once (only the referenced columns are part of a record's identity).
 
 Fast path (benchmarks/README.md; proven against a reference evaluator in tests/test_engine_fast_path.py):
@@ -43,12 +53,14 @@ from typing import Mapping, Sequence
 from . import conditions
 from .conditions import All, Cmp, Condition
 
-__all__ = ["match", "EngineFailure", "durable_version", "compile_condition"]
+__all__ = ["match", "EngineFailure", "durable_version", "compile_condition", "combinators", "MAX_COMBINATORS"]
 
 _TEXT_PREFIX = "s:"
 _NUMBER_IN_TEXT = "\x00number"  # s<i> of a numeric value; never equal to a prefixed text constant
 _TEXT_IN_NUMBER = -1  # n<i> of a text value; number codes are never negative
-_CATCH_ALL = "__fact_seen__"
+RULES_PER_RULESET = 200  # measured limits per ruleset: 256 rules of one pattern, 4,096 rules (see _rulesets)
+MAX_COMBINATORS = 15  # measured: a pattern with 16 `$and`/`$or` nodes is refused (error 113)
+COMPARISONS_PER_RULESET = 450  # measured limit: 512 successors of one node hang durable_rules
 _CHUNK = 64  # facts per assert_facts call: fewer calls into the C core, bounded retained facts
 _OTHER_TEXT = object()  # the case of every text that equals no text constant of its column
 
@@ -147,10 +159,30 @@ def _compile(node: Condition, index: Mapping[str, int], columns: Sequence[_Colum
         if isinstance(node, All):
             return {"$ex": {"_row": 1}}
         return {"$and": [{"$ex": {"_row": 1}}, {"$nex": {"_row": 1}}]}
-    parts = [_compile(child, index, columns) for child in node.children]
+    kind = "$and" if isinstance(node, All) else "$or"
+    parts = []
+    for child in node.children:  # all-in-all and any-in-any are one combinator (each one counts, see below)
+        part = _compile(child, index, columns)
+        parts.extend(part[kind] if kind in part else [part])
     if len(parts) == 1:
         return parts[0]
-    return {"$and" if isinstance(node, All) else "$or": parts}
+    return {kind: parts}
+
+
+def _combinators(pattern: dict) -> int:
+    for kind in ("$and", "$or"):
+        if kind in pattern:
+            return 1 + sum(map(_combinators, pattern[kind]))
+    return 0
+
+
+def combinators(condition: Condition) -> int:
+    """`$and`/`$or` nodes of the condition's pattern: durable_rules refuses a pattern with more than
+    MAX_COMBINATORS of them (error 113, measured: 15 work, 16 fail). rulebook.py refuses such conditions."""
+    normal = conditions.negation_normal_form(condition)
+    names = sorted({cmp.column for cmp in conditions.columns(normal)})
+    return _combinators(_compile(normal, {name: i for i, name in enumerate(names)},
+                                 [_Column(name, [normal]) for name in names]))
 
 
 def compile_condition(condition: Condition, index: Mapping[str, int], columns: Sequence[_Column]) -> dict:
@@ -213,48 +245,113 @@ def _match(named: Mapping[str, Condition], records: Sequence[Mapping[str, object
     return list(map(by_case.__getitem__, keys))
 
 
-def _decide(patterns: Mapping[str, dict], columns: Sequence[_Column],
-            distinct: Sequence[tuple]) -> dict[tuple, frozenset[str]]:
-    from durable.engine import MessageNotHandledException
+def _size(pattern: dict) -> int:
+    """Comparisons in a compiled pattern (each value of an `in` list is one, after the normal form)."""
+    for combinator in ("$and", "$or"):
+        if combinator in pattern:
+            return sum(map(_size, pattern[combinator]))
+    return 1
 
-    host = _get_host()
-    hits: dict[int, set[str]] = {}
 
+def _rulesets(patterns: Mapping[str, dict]) -> list[list[tuple[str, dict]]]:
+    """The named patterns in consecutive groups that each stay within durable_rules' measured limits.
+
+    Limits found by measurement (benchmarks/README.md, "Rule files"): a ruleset refuses more than 4,096 rules
+    (error 106) and more than 256 rules with the same pattern (error 108), and it *hangs* while being created
+    when one node of its network gets more than 512 different successors (e.g. 513 rules `Kategorie: K<i>`,
+    or an `in` list of 513 values). A node's successors are distinct comparisons of the ruleset, so a group
+    of at most RULES_PER_RULESET rules and COMPARISONS_PER_RULESET comparisons (plus the catch-all) stays
+    below all three. A single larger pattern keeps a group of its own (rulebook.py refuses those anyway).
+    Since an asserted fact fires every matching rule of every ruleset, the union of the groups' hits is the
+    single ruleset's answer (tests/test_engine.py proves it against `conditions.evaluate`)."""
+    groups: list[list[tuple[str, dict]]] = []
+    size = 0
+    for name, pattern in patterns.items():
+        weight = _size(pattern)
+        if not groups or len(groups[-1]) >= RULES_PER_RULESET or size + weight > COMPARISONS_PER_RULESET:
+            groups.append([])
+            size = 0
+        groups[-1].append((name, pattern))
+        size += weight
+    return groups or [[]]
+
+
+def _register(host, group: Sequence[tuple[str, dict]], hits: dict[int, set[str]], seen: dict[int, int]) -> str:
     def action_for(name: str):
         def action(c):  # durable_rules calls actions with exactly one argument
             hits.setdefault(c.m["_row"], set()).add(name)
 
         return action
 
+    def catch_all(c):
+        row = c.m["_row"]
+        seen[row] = seen.get(row, 0) + 1
+
     ruleset_name = f"allocation_{next(_names)}"
-    definition = {f"r{i}": {"all": [{"m": pattern}], "run": action_for(name)}
-                  for i, (name, pattern) in enumerate(patterns.items())}
-    definition["seen"] = {"all": [{"m": {"$ex": {"_row": 1}}}], "run": action_for(_CATCH_ALL)}
+    definition = {f"r{i}": {"all": [{"m": pattern}], "run": action_for(name)} for i, (name, pattern) in enumerate(group)}
+    definition["seen"] = {"all": [{"m": {"$ex": {"_row": 1}}}], "run": catch_all}
+    import durable_rules_engine
+
     with _host_lock:
-        host.register_rulesets({ruleset_name: definition})
-    result: dict[tuple, frozenset[str]] = {}
-    attributes = [(f"n{i}", f"s{i}", column) for i, column in enumerate(columns)]
-    for start in range(0, len(distinct), _CHUNK):
-        chunk = distinct[start:start + _CHUNK]
-        facts = []
-        for row, signature in enumerate(chunk, start=start):
-            fact = {"sid": "0", "_row": row}
-            for (number_attribute, text_attribute, column), value in zip(attributes, signature):
-                fact[number_attribute], fact[text_attribute] = column.encode(value)
-            facts.append(fact)
         try:
-            host.assert_facts(ruleset_name, facts)
-            host.retract_facts(ruleset_name, facts)
-        except MessageNotHandledException as error:  # cannot happen with the catch-all rule
-            raise EngineFailure(f"durable_rules did not handle facts {start}..: {error}") from None
-        for row, signature in enumerate(chunk, start=start):
-            fired = hits.pop(row, set())
-            if _CATCH_ALL not in fired:
-                raise EngineFailure(f"durable_rules ran no action for fact {row} (swallowed error or async action)")
-            fired.discard(_CATCH_ALL)
-            result[signature] = frozenset(fired)
+            host.register_rulesets({ruleset_name: definition})
+        except durable_rules_engine.error as error:  # rulebook.py refuses every pattern known to cause this
+            raise EngineFailure(f"durable_rules refused a ruleset of {len(group)} rules: {error}") from None
+    return ruleset_name
+
+
+def _drop(host, ruleset_name: str) -> None:
+    """Delete a ruleset after its call: the C core has a fixed table of ruleset handles, and the host would
+    otherwise keep every ruleset of every call of a long-running process (the web page, a batch)."""
+    import durable_rules_engine
+
+    with _host_lock:
+        ruleset = host._ruleset_directory.pop(ruleset_name, None)
+        if ruleset is None:  # pragma: no cover - registered above
+            return
+        host._ruleset_list.remove(ruleset)
     try:
-        host.delete_state(ruleset_name, "0")
+        ruleset.delete_state("0")
     except Exception:  # pragma: no cover - state cleanup is best effort
         pass
+    durable_rules_engine.delete_ruleset(ruleset._handle)
+
+
+def _decide(patterns: Mapping[str, dict], columns: Sequence[_Column],
+            distinct: Sequence[tuple]) -> dict[tuple, frozenset[str]]:
+    host = _get_host()
+    hits: dict[int, set[str]] = {}
+    seen: dict[int, int] = {}
+    attributes = [(f"n{i}", f"s{i}", column) for i, column in enumerate(columns)]
+    facts = []
+    for row, signature in enumerate(distinct):
+        fact = {"sid": "0", "_row": row}
+        for (number_attribute, text_attribute, column), value in zip(attributes, signature):
+            fact[number_attribute], fact[text_attribute] = column.encode(value)
+        facts.append(fact)
+    groups = _rulesets(patterns)
+    for group in groups:  # one ruleset alive at a time: memory stays that of one group
+        ruleset_name = _register(host, group, hits, seen)
+        try:
+            _assert_all(host, ruleset_name, facts)
+        finally:
+            _drop(host, ruleset_name)
+    result: dict[tuple, frozenset[str]] = {}
+    for row, signature in enumerate(distinct):
+        if seen.get(row, 0) != len(groups):
+            raise EngineFailure(f"durable_rules ran no action for fact {row} in some ruleset "
+                                "(swallowed error or async action)")
+        result[signature] = frozenset(hits.get(row, ()))
     return result
+
+
+def _assert_all(host, ruleset_name: str, facts: Sequence[dict]) -> None:
+    from durable.engine import MessageNotHandledException
+
+    for start in range(0, len(facts), _CHUNK):
+        chunk = facts[start:start + _CHUNK]
+        try:
+            host.assert_facts(ruleset_name, chunk)
+            host.retract_facts(ruleset_name, chunk)
+        except MessageNotHandledException as error:  # cannot happen with the catch-all rule
+            raise EngineFailure(f"durable_rules did not handle facts {start}..: {error}") from None

@@ -15,6 +15,7 @@ from typing import Iterable
 from . import conditions
 from .model import COMPONENTS, ROUTES, Example, ExampleSplit, InputBook, KeySpec, Municipality, Rule, Rulebook
 from .problems import Location, Problem, RuleFileError, did_you_mean
+from .yamlloc import MAX_DEPTH as MAX_YAML_DEPTH
 from .yamlloc import LocDict, LocList, YamlProblem, load
 
 __all__ = ["load_rulebook", "load_rulebooks", "parse_rulebook", "check_columns", "TOP_KEYS", "RULE_KEYS", "HIT_POLICIES"]
@@ -28,6 +29,7 @@ SPLIT_KEYS = ("municipalities", "deficit", "costs", "funding", "rounding", "spli
 HIT_POLICIES = ("unique", "priority")
 ITEM_KEY = "Schluessel"
 MAX_COMPARISONS = 400
+MAX_FILE_BYTES = 512 * 1024  # PyYAML reads ~100 kB/s (pure Python, for line:column): ~5 s at the limit
 PARAMETERS_BY_ROUTE = {
     "district_levy": {"components", "credit_hosts"},
     "differentiated_levy": {"components", "payers", "extent", "credit_hosts"},
@@ -120,8 +122,9 @@ def _key_spec(reader: _Reader, rule: LocDict) -> KeySpec | None:
 
 
 def _check_size(reader: _Reader, condition: conditions.Condition, node: LocDict, key: str) -> None:
-    """durable_rules stops answering on patterns of several hundred comparisons (measured: 500 values in an
-    `in` list work, 700 hang), so a condition may hold at most MAX_COMPARISONS of them (`in` counts each value)."""
+    """durable_rules stops answering on patterns of several hundred comparisons (measured: 512 values in an
+    `in` list work, 513 hang), so a condition may hold at most MAX_COMPARISONS of them (`in` counts each value);
+    it refuses patterns of more than 15 and/or groups (engine.MAX_COMBINATORS)."""
     size = sum(len(cmp.value) if cmp.op == "in" else 1 for cmp in conditions.columns(condition))
     if size > MAX_COMPARISONS:
         reader.error("rule-too-large", reader.at(node, key, True),
@@ -129,6 +132,17 @@ def _check_size(reader: _Reader, condition: conditions.Condition, node: LocDict,
                      found=str(size), expected=f"höchstens {MAX_COMPARISONS} Vergleiche (jeder Wert einer in-Liste zählt)",
                      hint="eine Kennzeichen-Spalte (z. B. 1/0) in der Arbeitsmappe anlegen und darauf prüfen, "
                           "oder die Regel aufteilen")
+        return
+    from .engine import MAX_COMBINATORS, combinators
+
+    groups = combinators(condition)
+    if groups > MAX_COMBINATORS:
+        reader.error("rule-too-large", reader.at(node, key, True),
+                     f"die Bedingung verknüpft {groups} Gruppen mit und/oder; höchstens {MAX_COMBINATORS} sind möglich",
+                     found=f"{groups} Gruppen", expected=f"höchstens {MAX_COMBINATORS} Gruppen (jedes all, any und "
+                     "jede in-Liste zählt; not kehrt all und any um)",
+                     hint="die Bedingung vereinfachen, z. B. mehrere in-Listen über eine Kennzeichen-Spalte der "
+                          "Arbeitsmappe zusammenfassen, oder die Regel in mehrere Regeln aufteilen")
 
 
 def _rule(reader: _Reader, node: object, index: int, where: Location) -> Rule | None:
@@ -353,17 +367,42 @@ def _example_split(reader: _Reader, node: LocDict, where: Location) -> ExampleSp
                         reader.at(node, "split"))
 
 
+def _too_large_file(path: str, size: int | None) -> Problem:
+    """`size` None: not a regular file (a device or pipe), only known to exceed the limit."""
+    found = f"{size:,} Bytes" if size is not None else f"mehr als {MAX_FILE_BYTES:,} Bytes"
+    return Problem("rule-file-too-large", Location(path), "Die Regeldatei ist zu groß",
+                   found=found.replace(",", "."), expected=f"höchstens {MAX_FILE_BYTES:,} Bytes (512 KiB)".replace(",", "."),
+                   hint="die Regeln auf mehrere Dateien mit getrennten Gültigkeitsjahren aufteilen oder gleichartige "
+                        "Regeln über eine Kennzeichen-Spalte der Arbeitsmappe zusammenfassen")
+
+
+def _yaml_problem(path: str, error: YamlProblem) -> Problem:
+    where = Location(path, line=error.line, col=error.col)
+    if error.code == "rule-yaml-alias":
+        return Problem("rule-yaml-alias", where, f"YAML-Anker und -Verweise sind in Regeldateien nicht erlaubt: "
+                       f"{error.message}", found=error.found, expected="jeden Wert ausgeschrieben",
+                       hint="den Anker (&name) entfernen und jeden Verweis (*name) durch den ausgeschriebenen Wert "
+                            "ersetzen")
+    if error.code == "rule-too-deep":
+        return Problem("rule-too-deep", where, f"Die Regeldatei ist zu tief geschachtelt: {error.message}",
+                       found=error.found, expected=f"höchstens {MAX_YAML_DEPTH} Ebenen",
+                       hint="die Bedingung flacher schreiben, z. B. not über eine Liste durch ne/any ersetzen")
+    hint = "das Tag entfernen; Regeldateien enthalten nur einfache Daten" if "tag" in error.message else \
+        "Einrückung und Anführungszeichen an dieser Stelle prüfen"
+    return Problem("rule-yaml", where, f"kein gültiges YAML: {error.message}", found=error.found,
+                   expected="eine YAML-Zuordnung (Mapping)", hint=hint)
+
+
 def parse_rulebook(text: str, path: str, sha256: str = "") -> tuple[Rulebook, list[Problem]]:
     """Parse and schema-check a rule file's text; returns it with its warnings. Raises RuleFileError."""
     reader = _Reader(path)
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_FILE_BYTES:
+        raise RuleFileError([_too_large_file(path, size)])
     try:
         document, duplicates = load(text)
     except YamlProblem as error:
-        hint = "das Tag entfernen; Regeldateien enthalten nur einfache Daten" if "tag" in error.message else \
-            "Einrückung und Anführungszeichen an dieser Stelle prüfen"
-        raise RuleFileError([Problem("rule-yaml", Location(path, line=error.line, col=error.col),
-                                     f"kein gültiges YAML: {error.message}", found=error.found,
-                                     expected="eine YAML-Zuordnung (Mapping)", hint=hint)]) from None
+        raise RuleFileError([_yaml_problem(path, error)]) from None
     for duplicate in duplicates:
         reader.error("rule-duplicate-key", Location(path, line=duplicate.line, col=duplicate.col),
                      duplicate.message, found=duplicate.found, expected="jeder Schlüssel nur einmal",
@@ -436,11 +475,14 @@ def load_rulebook(path: str | Path) -> tuple[Rulebook, list[Problem]]:
     """Read a rule file; returns the rulebook and its warnings. Raises RuleFileError."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as stream:  # read at most one byte beyond the limit (e.g. /dev/zero)
+            data = stream.read(MAX_FILE_BYTES + 1)
     except OSError as error:
         raise RuleFileError([Problem("rule-file-unreadable", Location(str(path)), "Die Regeldatei lässt sich nicht lesen",
                                      found=error.strerror, expected="eine lesbare YAML-Datei",
                                      hint="den mit --rules angegebenen Pfad prüfen")]) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise RuleFileError([_too_large_file(str(path), path.stat().st_size if path.is_file() else None)])
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
