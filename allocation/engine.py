@@ -24,7 +24,11 @@ Quirks handled here (see ../shared/ENGINE-NOTES.md):
   *hangs* while being created when a node gets more than 512 successors (513 rules `Kategorie: K<i>`):
   the rules are compiled as several rulesets of at most `RULES_PER_RULESET` rules and
   `COMPARISONS_PER_RULESET` comparisons (`_rulesets`), one alive at a time, every fact asserted into
-  each; the hits are the union (10,000 rules: 0.3 s, benchmarks/README.md). Run and check share this path.
+  each; the hits are the union (benchmarks/README.md, "Rule files"). Run and check share this path
+  (`compile_rules`, called by rulebook.py).
+- matching uses a stack of 64 entries: a fact that satisfies rules and `any` alternatives of total
+  `weight` above 64 in one ruleset fails with error 303 (64 rules `N > i`; one `any` of 64 `ne`).
+  Groups stay below `WEIGHT_PER_RULESET`; rulebook.py refuses one condition heavier than `MAX_WEIGHT`.
 - the C core keeps every ruleset (and has a fixed table of handles) until it is deleted: each ruleset is
   deleted after its call (`_drop`), so a long-running process does not grow.
 - a `durable_rules_engine.error` while creating a ruleset becomes `EngineFailure` (never a raw traceback).
@@ -53,7 +57,8 @@ from typing import Mapping, Sequence
 from . import conditions
 from .conditions import All, Cmp, Condition
 
-__all__ = ["match", "EngineFailure", "durable_version", "compile_condition", "combinators", "MAX_COMBINATORS"]
+__all__ = ["match", "compile_rules", "EngineFailure", "durable_version", "compile_condition", "combinators", "MAX_COMBINATORS",
+           "weight", "MAX_WEIGHT"]
 
 _TEXT_PREFIX = "s:"
 _NUMBER_IN_TEXT = "\x00number"  # s<i> of a numeric value; never equal to a prefixed text constant
@@ -61,6 +66,8 @@ _TEXT_IN_NUMBER = -1  # n<i> of a text value; number codes are never negative
 RULES_PER_RULESET = 200  # measured limits per ruleset: 256 rules of one pattern, 4,096 rules (see _rulesets)
 MAX_COMBINATORS = 15  # measured: a pattern with 16 `$and`/`$or` nodes is refused (error 113)
 COMPARISONS_PER_RULESET = 450  # measured limit: 512 successors of one node hang durable_rules
+WEIGHT_PER_RULESET = 48  # measured limit: 64 (see weight); the margin covers shapes not measured
+MAX_WEIGHT = WEIGHT_PER_RULESET - 1  # one condition alone, next to the catch-all rule
 _CHUNK = 64  # facts per assert_facts call: fewer calls into the C core, bounded retained facts
 _OTHER_TEXT = object()  # the case of every text that equals no text constant of its column
 
@@ -71,6 +78,8 @@ _names = itertools.count()
 
 class EngineFailure(RuntimeError):
     """durable_rules did not behave as this module relies on (an internal error, never user input)."""
+
+    rule: str | None = None  # compile_rules: the first condition of the ruleset durable_rules refused
 
 
 def durable_version() -> str:
@@ -190,6 +199,27 @@ def compile_condition(condition: Condition, index: Mapping[str, int], columns: S
     return _compile(condition, index, columns)
 
 
+def compile_rules(named: Mapping[str, Condition]) -> None:
+    """Create (and delete) the rulesets `match` would create for these conditions, asserting nothing.
+
+    `allocation check` and every run call it through rulebook.py, so a rule file that durable_rules would
+    refuse fails at `check` as it would at `run`. Raises EngineFailure naming the first condition of the
+    refused ruleset (`.rule`)."""
+    normal = {name: conditions.negation_normal_form(condition) for name, condition in named.items()}
+    column_names = sorted({cmp.column for condition in normal.values() for cmp in conditions.columns(condition)})
+    index = {column: i for i, column in enumerate(column_names)}
+    columns = [_Column(column, list(normal.values())) for column in column_names]
+    patterns = {name: compile_condition(condition, index, columns) for name, condition in normal.items()}
+    host = _get_host()
+    for group in _rulesets(patterns):
+        try:
+            ruleset_name = _register(host, group, {}, {})
+        except EngineFailure as failure:
+            failure.rule = group[0][0] if group else None
+            raise
+        _drop(host, ruleset_name)
+
+
 def match(named: Mapping[str, Condition], records: Sequence[Mapping[str, object]]) -> list[frozenset[str]]:
     """For each record, the names of the conditions that hold, as decided by durable_rules."""
     return _match(named, records, reduce_values=True)
@@ -247,32 +277,68 @@ def _match(named: Mapping[str, Condition], records: Sequence[Mapping[str, object
 
 def _size(pattern: dict) -> int:
     """Comparisons in a compiled pattern (each value of an `in` list is one, after the normal form)."""
-    for combinator in ("$and", "$or"):
-        if combinator in pattern:
-            return sum(map(_size, pattern[combinator]))
+    for kind in ("$and", "$or"):
+        if kind in pattern:
+            return sum(map(_size, pattern[kind]))
     return 1
+
+
+def _branches(pattern: dict) -> int:
+    """Extra alternatives of a pattern that one fact can satisfy at once (0 for a chain of comparisons).
+
+    An `$or` adds one per alternative beyond the first; equalities on the same attribute exclude each
+    other (an `in` list) and count as one alternative."""
+    if "$and" in pattern:
+        return sum(map(_branches, pattern["$and"]))
+    if "$or" not in pattern:
+        return 0
+    equal_attributes: set[str] = set()
+    alternatives = 0
+    for child in pattern["$or"]:
+        plain = len(child) == 1 and not next(iter(child)).startswith("$")
+        if plain and next(iter(child)) in equal_attributes:
+            continue
+        if plain:
+            equal_attributes.add(next(iter(child)))
+        alternatives += 1 + _branches(child)
+    return alternatives - 1
+
+
+def weight(condition: Condition) -> int:
+    """The share of durable_rules' matching stack one fact can take in this condition's ruleset: 1 for the
+    rule plus its extra alternatives (`_branches`). A ruleset of total weight 64 works, 65 fails with error
+    303 at `assert_facts` (measured: 64 rules `N > i` matching one fact; one `any` of 64 `ne`; 32 rules
+    `K = a and (L != b_i or M != c_i)`). rulebook.py refuses conditions heavier than MAX_WEIGHT."""
+    normal = conditions.negation_normal_form(condition)
+    names = sorted({cmp.column for cmp in conditions.columns(normal)})
+    return 1 + _branches(_compile(normal, {name: i for i, name in enumerate(names)},
+                                  [_Column(name, [normal]) for name in names]))
 
 
 def _rulesets(patterns: Mapping[str, dict]) -> list[list[tuple[str, dict]]]:
     """The named patterns in consecutive groups that each stay within durable_rules' measured limits.
 
     Limits found by measurement (benchmarks/README.md, "Rule files"): a ruleset refuses more than 4,096 rules
-    (error 106) and more than 256 rules with the same pattern (error 108), and it *hangs* while being created
+    (error 106) and more than 256 rules with the same pattern (error 108); it *hangs* while being created
     when one node of its network gets more than 512 different successors (e.g. 513 rules `Kategorie: K<i>`,
-    or an `in` list of 513 values). A node's successors are distinct comparisons of the ruleset, so a group
-    of at most RULES_PER_RULESET rules and COMPARISONS_PER_RULESET comparisons (plus the catch-all) stays
-    below all three. A single larger pattern keeps a group of its own (rulebook.py refuses those anyway).
-    Since an asserted fact fires every matching rule of every ruleset, the union of the groups' hits is the
-    single ruleset's answer (tests/test_engine.py proves it against `conditions.evaluate`)."""
+    or an `in` list of 513 values); and `assert_facts` fails (error 303, a matching stack of 64 entries)
+    when one fact can satisfy rules and alternatives of total `weight` above 64. A node's successors are
+    distinct comparisons of the ruleset, so a group of at most COMPARISONS_PER_RULESET comparisons and
+    WEIGHT_PER_RULESET weight (the catch-all included) stays below all of them. A single heavier pattern
+    keeps a group of its own (rulebook.py refuses those). Since an asserted fact fires every matching rule
+    of every ruleset, the union of the groups' hits is the single ruleset's answer (tests/test_engine.py
+    proves it against `conditions.evaluate`)."""
     groups: list[list[tuple[str, dict]]] = []
-    size = 0
+    size = load = 0
     for name, pattern in patterns.items():
-        weight = _size(pattern)
-        if not groups or len(groups[-1]) >= RULES_PER_RULESET or size + weight > COMPARISONS_PER_RULESET:
+        comparisons, stack = _size(pattern), 1 + _branches(pattern)
+        if (not groups or len(groups[-1]) >= RULES_PER_RULESET or size + comparisons > COMPARISONS_PER_RULESET
+                or load + stack > WEIGHT_PER_RULESET - 1):  # - 1: the catch-all rule
             groups.append([])
-            size = 0
+            size = load = 0
         groups[-1].append((name, pattern))
-        size += weight
+        size += comparisons
+        load += stack
     return groups or [[]]
 
 
@@ -346,6 +412,7 @@ def _decide(patterns: Mapping[str, dict], columns: Sequence[_Column],
 
 
 def _assert_all(host, ruleset_name: str, facts: Sequence[dict]) -> None:
+    import durable_rules_engine
     from durable.engine import MessageNotHandledException
 
     for start in range(0, len(facts), _CHUNK):
@@ -355,3 +422,5 @@ def _assert_all(host, ruleset_name: str, facts: Sequence[dict]) -> None:
             host.retract_facts(ruleset_name, chunk)
         except MessageNotHandledException as error:  # cannot happen with the catch-all rule
             raise EngineFailure(f"durable_rules did not handle facts {start}..: {error}") from None
+        except durable_rules_engine.error as error:  # e.g. error 303; rulebook.py refuses the known causes
+            raise EngineFailure(f"durable_rules failed on facts {start}..: {error}") from None

@@ -133,8 +133,18 @@ def _check_size(reader: _Reader, condition: conditions.Condition, node: LocDict,
                      hint="eine Kennzeichen-Spalte (z. B. 1/0) in der Arbeitsmappe anlegen und darauf prüfen, "
                           "oder die Regel aufteilen")
         return
-    from .engine import MAX_COMBINATORS, combinators
+    from .engine import MAX_COMBINATORS, MAX_WEIGHT, combinators, weight
 
+    alternatives = weight(condition)
+    if alternatives > MAX_WEIGHT:
+        reader.error("rule-too-large", reader.at(node, key, True),
+                     f"die Bedingung hat {alternatives - 1} Alternativen, die zugleich zutreffen können; höchstens "
+                     f"{MAX_WEIGHT - 1} sind möglich", found=f"{alternatives - 1} Alternativen",
+                     expected=f"höchstens {MAX_WEIGHT - 1} (jede weitere Möglichkeit eines any zählt; Werte einer "
+                              "in-Liste zählen zusammen als eine)",
+                     hint="die Bedingung umformen, z. B. not mit in statt vieler any-Zweige mit ne, oder eine "
+                          "Kennzeichen-Spalte in der Arbeitsmappe anlegen")
+        return
     groups = combinators(condition)
     if groups > MAX_COMBINATORS:
         reader.error("rule-too-large", reader.at(node, key, True),
@@ -143,6 +153,24 @@ def _check_size(reader: _Reader, condition: conditions.Condition, node: LocDict,
                      "jede in-Liste zählt; not kehrt all und any um)",
                      hint="die Bedingung vereinfachen, z. B. mehrere in-Listen über eine Kennzeichen-Spalte der "
                           "Arbeitsmappe zusammenfassen, oder die Regel in mehrere Regeln aufteilen")
+
+
+def _compile(reader: _Reader, rules: list[Rule]) -> None:
+    """Let durable_rules create the rulesets of these rules, as every run will: `check` and `run` never
+    disagree about a rule file durable_rules refuses (only its known limits are refused by name above)."""
+    from .engine import EngineFailure, compile_rules
+
+    try:
+        compile_rules({rule.id: rule.when for rule in rules})
+        for rule in rules:
+            if rule.payers is not None:
+                compile_rules({rule.id: rule.payers})
+    except EngineFailure as failure:
+        rule = next((r for r in rules if r.id == failure.rule), rules[0] if rules else None)
+        reader.error("rule-too-large", rule.source if rule else Location(reader.file, line=1, col=1),
+                     "durable_rules kann die Regeln ab hier nicht übersetzen", found=str(failure),
+                     expected="Bedingungen innerhalb der Grenzen der Regel-Engine (README, Regeldateien)",
+                     hint="die Bedingungen dieser und der folgenden Regeln vereinfachen oder aufteilen")
 
 
 def _rule(reader: _Reader, node: object, index: int, where: Location) -> Rule | None:
@@ -464,6 +492,9 @@ def parse_rulebook(text: str, path: str, sha256: str = "") -> tuple[Rulebook, li
             if example is not None:
                 examples.append(example)
     errors = [p for p in reader.problems if p.severity == "error"]
+    if not errors:
+        _compile(reader, rules)
+        errors = [p for p in reader.problems if p.severity == "error"]
     if errors:
         raise RuleFileError(reader.problems)
     return Rulebook(path, sha256, district, valid_from, valid_to, str(hit_policy), tuple(rules), domains,
