@@ -57,7 +57,8 @@ from typing import Mapping, Sequence
 from . import conditions
 from .conditions import All, Cmp, Condition
 
-__all__ = ["match", "compile_rules", "EngineFailure", "durable_version", "compile_condition", "combinators", "MAX_COMBINATORS",
+__all__ = ["match", "compile_rules", "EngineFailure", "durable_version", "compile_condition", "combinators",
+           "MAX_COMBINATORS",
            "weight", "MAX_WEIGHT"]
 
 _TEXT_PREFIX = "s:"
@@ -113,6 +114,7 @@ class _Column:
     """
 
     def __init__(self, name: str, normal: Sequence[Condition]) -> None:
+        self.name = name
         numbers: set[Decimal] = set()
         texts: set[str] = set()
         self.exact_text = False
@@ -188,15 +190,21 @@ def _combinators(pattern: dict) -> int:
 def combinators(condition: Condition) -> int:
     """`$and`/`$or` nodes of the condition's pattern: durable_rules refuses a pattern with more than
     MAX_COMBINATORS of them (error 113, measured: 15 work, 16 fail). rulebook.py refuses such conditions."""
-    normal = conditions.negation_normal_form(condition)
-    names = sorted({cmp.column for cmp in conditions.columns(normal)})
-    return _combinators(_compile(normal, {name: i for i, name in enumerate(names)},
-                                 [_Column(name, [normal]) for name in names]))
+    return _combinators(_patterns({"c": condition})[0]["c"])
 
 
 def compile_condition(condition: Condition, index: Mapping[str, int], columns: Sequence[_Column]) -> dict:
     """A condition (in negation normal form) as a durable_rules pattern over the encoded attributes."""
     return _compile(condition, index, columns)
+
+
+def _patterns(named: Mapping[str, Condition]) -> tuple[dict[str, dict], list[_Column]]:
+    """Each condition's durable_rules pattern, and the referenced columns in attribute order."""
+    normal = {name: conditions.negation_normal_form(condition) for name, condition in named.items()}
+    column_names = sorted({cmp.column for condition in normal.values() for cmp in conditions.columns(condition)})
+    index = {column: i for i, column in enumerate(column_names)}
+    columns = [_Column(column, list(normal.values())) for column in column_names]
+    return {name: compile_condition(condition, index, columns) for name, condition in normal.items()}, columns
 
 
 def compile_rules(named: Mapping[str, Condition]) -> None:
@@ -205,11 +213,9 @@ def compile_rules(named: Mapping[str, Condition]) -> None:
     `allocation check` and every run call it through rulebook.py, so a rule file that durable_rules would
     refuse fails at `check` as it would at `run`. Raises EngineFailure naming the first condition of the
     refused ruleset (`.rule`)."""
-    normal = {name: conditions.negation_normal_form(condition) for name, condition in named.items()}
-    column_names = sorted({cmp.column for condition in normal.values() for cmp in conditions.columns(condition)})
-    index = {column: i for i, column in enumerate(column_names)}
-    columns = [_Column(column, list(normal.values())) for column in column_names]
-    patterns = {name: compile_condition(condition, index, columns) for name, condition in normal.items()}
+    if not named:
+        return
+    patterns, _columns = _patterns(named)
     host = _get_host()
     for group in _rulesets(patterns):
         try:
@@ -248,13 +254,8 @@ def _match(named: Mapping[str, Condition], records: Sequence[Mapping[str, object
            reduce_values: bool) -> list[frozenset[str]]:
     if not records:
         return []
-    names = list(named)
-    normal = [conditions.negation_normal_form(named[name]) for name in names]
-    column_names = sorted({cmp.column for condition in normal for cmp in conditions.columns(condition)})
-    index = {column: i for i, column in enumerate(column_names)}
-    columns = [_Column(column, normal) for column in column_names]
-    patterns = {name: compile_condition(condition, index, columns) for name, condition in zip(names, normal)}
-    values = [_column_values(records, column) for column in column_names]
+    patterns, columns = _patterns(named)
+    values = [_column_values(records, column.name) for column in columns]
     for column_values in values:
         if not set(map(type, column_values)) <= {str, Decimal}:
             raise EngineFailure("record values must be text or Decimal")  # inputs.py guarantees it
@@ -309,10 +310,7 @@ def weight(condition: Condition) -> int:
     rule plus its extra alternatives (`_branches`). A ruleset of total weight 64 works, 65 fails with error
     303 at `assert_facts` (measured: 64 rules `N > i` matching one fact; one `any` of 64 `ne`; 32 rules
     `K = a and (L != b_i or M != c_i)`). rulebook.py refuses conditions heavier than MAX_WEIGHT."""
-    normal = conditions.negation_normal_form(condition)
-    names = sorted({cmp.column for cmp in conditions.columns(normal)})
-    return 1 + _branches(_compile(normal, {name: i for i, name in enumerate(names)},
-                                  [_Column(name, [normal]) for name in names]))
+    return 1 + _branches(_patterns({"c": condition})[0]["c"])
 
 
 def _rulesets(patterns: Mapping[str, dict]) -> list[list[tuple[str, dict]]]:

@@ -160,11 +160,9 @@ def _compile(reader: _Reader, rules: list[Rule]) -> None:
     disagree about a rule file durable_rules refuses (only its known limits are refused by name above)."""
     from .engine import EngineFailure, compile_rules
 
-    try:
+    try:  # the same two rule sets as allocate.py matches: every `when`, and every `payers` together
         compile_rules({rule.id: rule.when for rule in rules})
-        for rule in rules:
-            if rule.payers is not None:
-                compile_rules({rule.id: rule.payers})
+        compile_rules({rule.id: rule.payers for rule in rules if rule.payers is not None})
     except EngineFailure as failure:
         rule = next((r for r in rules if r.id == failure.rule), rules[0] if rules else None)
         reader.error("rule-too-large", rule.source if rule else Location(reader.file, line=1, col=1),
@@ -416,7 +414,8 @@ def _yaml_problem(path: str, error: YamlProblem) -> Problem:
                        found=error.found, expected=f"höchstens {MAX_YAML_DEPTH} Ebenen",
                        hint="die Bedingung flacher schreiben, z. B. not über eine Liste durch ne/any ersetzen")
     hint = "das Tag entfernen; Regeldateien enthalten nur einfache Daten" if "tag" in error.message else \
-        "Einrückung und Anführungszeichen an dieser Stelle prüfen"
+        "das Steuerzeichen entfernen (oft beim Kopieren aus anderen Programmen eingefügt)" \
+        if error.message.startswith("Zeichen U+") else "Einrückung und Anführungszeichen an dieser Stelle prüfen"
     return Problem("rule-yaml", where, f"kein gültiges YAML: {error.message}", found=error.found,
                    expected="eine YAML-Zuordnung (Mapping)", hint=hint)
 

@@ -84,7 +84,7 @@ def _prescan(text: str) -> None:
                                       found=f"Ebene {depth}", code="rule-too-deep")
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1
-    except yaml.YAMLError:
+    except (yaml.YAMLError, UnicodeError):  # e.g. a lone surrogate: libyaml cannot even encode the text
         return
 
 
@@ -132,15 +132,28 @@ _Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_decimal)
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
 
 
+def _reader_problem(text: str, error: yaml.reader.ReaderError) -> YamlProblem:
+    """A character YAML does not allow (control characters, e.g. U+001F), located by its position."""
+    before = text[:error.position]
+    line, col = before.count("\n") + 1, error.position - (before.rfind("\n") + 1) + 1
+    return YamlProblem(f"Zeichen U+{error.character:04X} ist in YAML nicht erlaubt", line, col,
+                       found=f"U+{error.character:04X}")
+
+
 def load(text: str) -> tuple[Any, list[YamlProblem]]:
     """Parse YAML text. Returns the document and the duplicate-key problems; raises YamlProblem."""
     _prescan(text)
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # PyYAML's reader checks every character here
+    except yaml.reader.ReaderError as error:
+        raise _reader_problem(text, error) from None
     loader.duplicates = []
     try:
         document = loader.get_single_data()
     except YamlProblem:
         raise
+    except yaml.reader.ReaderError as error:
+        raise _reader_problem(text, error) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
