@@ -1,7 +1,7 @@
 """The only module that talks to durable_rules. Its quirks stay here, each proven in tests/test_engine.py.
 
-`match(conditions, records)` compiles named conditions into one durable_rules ruleset and asserts each
-distinct record as a fact; since asserted facts fire *every* matching rule, the result is, per record, the
+`match(conditions, records)` compiles named conditions into durable_rules rulesets (one for a usual rule
+file, several for a large one, see below) and asserts each distinct record as a fact; since asserted facts fire *every* matching rule, the result is, per record, the
 set of condition names that hold. Hit policies are applied by the caller on that set.
 
 Quirks handled here (see ../shared/ENGINE-NOTES.md):
@@ -21,7 +21,8 @@ Quirks handled here (see ../shared/ENGINE-NOTES.md):
 - a pattern of more than 15 `$and`/`$or` nodes is refused (error 113): `combinators` counts them (nested
   all-in-all is compiled as one node) and `rulebook.py` refuses larger conditions (`rule-too-large`).
 - one ruleset holds at most 4,096 rules (error 106), at most 256 rules of one pattern (error 108), and
-  *hangs* while being created when a node gets more than 512 successors (513 rules `Kategorie: K<i>`):
+  *hangs* while being created when a node gets more than 512 successors (513 rules `Kategorie: K<i>`;
+  the hang is shown by `benchmarks/bench_rules.py --limits`, not by a unit test):
   the rules are compiled as several rulesets of at most `RULES_PER_RULESET` rules and
   `COMPARISONS_PER_RULESET` comparisons (`_rulesets`), one alive at a time, every fact asserted into
   each; the hits are the union (benchmarks/README.md, "Rule files"). Run and check share this path
@@ -29,9 +30,12 @@ Quirks handled here (see ../shared/ENGINE-NOTES.md):
 - matching uses a stack of 64 entries: a fact that satisfies rules and `any` alternatives of total
   `weight` above 64 in one ruleset fails with error 303 (64 rules `N > i`; one `any` of 64 `ne`).
   Groups stay below `WEIGHT_PER_RULESET`; rulebook.py refuses one condition heavier than `MAX_WEIGHT`.
-- the C core keeps every ruleset (and has a fixed table of handles) until it is deleted: each ruleset is
-  deleted after its call (`_drop`), so a long-running process does not grow.
-- a `durable_rules_engine.error` while creating a ruleset becomes `EngineFailure` (never a raw traceback).
+- the host keeps every registered ruleset (and the C core its memory) until it is deleted: each ruleset
+  is deleted after its call (`_drop`), so a long-running process (the web page, a batch) does not grow.
+- a `durable_rules_engine.error` while creating a ruleset or asserting facts becomes `EngineFailure`
+  (never a raw traceback). After such an error the C core of that process is not to be trusted (seen: a
+  later ruleset it should refuse accepted, a segmentation fault), so every known cause is refused by
+  rulebook.py first, and tests/test_engine.py provokes the limits only in child processes.
 Distinct records are decided once (only the referenced columns are part of a record's identity).
 
 Fast path (benchmarks/README.md; proven against a reference evaluator in tests/test_engine_fast_path.py):
