@@ -2,7 +2,7 @@
 
 Syntax (YAML): a mapping `{Kategorie: KIM, Traeger: Kreis}` means every column equals its value;
 `{Stellen: {gt: 0}}` uses an operator (`eq ne lt le gt ge in`); `all: [...]`, `any: [...]` and
-`not: {...}` combine. An empty mapping is always true.
+`not: {...}` combine, nested at most `MAX_DEPTH` (32) deep. An empty mapping is always true.
 
 Semantics (the reference for the durable_rules compilation in `engine.py`): values are text or numbers
 (`Decimal`); `eq` holds when both are the same kind and equal (numbers compare by value, text exactly);

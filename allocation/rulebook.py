@@ -4,6 +4,11 @@ The rule file format is a contract with auditors (see README, "Regeldateien"). T
 checks its structure and values, and builds frozen `Rule` records that remember their line. Checks that
 need the input workbook's columns live in `check_columns`; checks across rules (overlap, shadowing, gaps)
 live in `analysis.py`.
+
+Limits (README, "Rule files", Limits): a file of at most MAX_FILE_BYTES, no YAML anchors or aliases and at
+most 100 nesting levels (yamlloc.py), conditions within durable_rules' measured limits (`_check_size`).
+A file that passes is finally compiled into the same durable_rules rulesets a run uses (`_compile`), so
+`check` and `run` never disagree about it.
 """
 from __future__ import annotations
 

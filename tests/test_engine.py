@@ -272,3 +272,33 @@ def test_match_deletes_its_rulesets():
     for _ in range(5):
         engine.match({f"k{i}": cmp("K", "eq", f"K{i}") for i in range(300)}, [{"K": "K1"}])
     assert len(host._ruleset_list) == before == 0
+
+
+def test_rules_in_several_rulesets_decide_as_in_one(monkeypatch):
+    """The same rules in one ruleset and in groups of one or two rules: the same hits (and the reference
+    evaluator's), hence the same decisions under `unique` and under `priority` (the hit policy works on the
+    union; tests/test_prop_rules.py checks the same on generated rule files)."""
+    from allocation.allocate import winner
+    from allocation.rulebook import parse_rulebook
+
+    head = "district: T\nvalid_from: 2022\nvalid_to: 2022\nhit_policy: {policy}\nrules:\n"
+    whens = ["{Kategorie: KIM}", "{Kategorie: KIM, Stellen: {gt: 2}}", "{any: [{Kategorie: Kultur}, {Stellen: {ge: 10}}]}",
+             "{not: {Kategorie: {in: [KIM, Kultur]}}}", "{}"]
+    body = "".join(f"  - id: r{i}\n    legal_basis: x\n    when: {w}\n    route: district_levy\n    priority: {10 - i}\n"
+                   for i, w in enumerate(whens))
+    records = [{"Kategorie": k, "Stellen": Decimal(s)} for k in ("KIM", "Kultur", "OEPNV", "") for s in (0, 3, 10)]
+    for policy in ("unique", "priority"):
+        rulebook, _ = parse_rulebook(head.format(policy=policy) + body, "t.yaml")
+        named = {rule.id: rule.when for rule in rulebook.rules}
+        single = engine.match(named, records)
+        for rules in (1, 2):
+            monkeypatch.setattr(engine, "RULES_PER_RULESET", rules)
+            assert len(engine._rulesets(engine._patterns(named)[0])) == -(-len(named) // rules)
+            assert engine.match(named, records) == single == reference(named, records)
+            monkeypatch.undo()
+        # by hand, e.g. KIM with 3 posts: r0 (KIM), r1 (KIM and > 2), r4 (always) hold; priority: r0 (10)
+        decided = [winner(rulebook, hits) for hits in single]
+        if policy == "priority":
+            assert decided == ["r0", "r0", "r0", "r2", "r2", "r2", "r3", "r3", "r2", "r3", "r3", "r2"]
+        else:  # r4 always holds, so every item matches two rules or more: none is decided
+            assert decided == [None] * len(records)

@@ -301,3 +301,18 @@ def test_damaged_rule_file_never_ends_in_a_traceback(text):
                 event(f"{argv[0]}: exit 0")
         assert rules.read_bytes() == rules_before
     assert hashlib.sha256(FIXTURE.read_bytes()).hexdigest() == fixture_before
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
+def test_endless_rule_file_is_refused_after_the_size_limit():
+    # old code read /dev/zero until memory ran out; the child's address space is capped at 1 GiB
+    assert in_child("""
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+        from allocation.problems import RuleFileError
+        from allocation.rulebook import load_rulebook
+        try:
+            load_rulebook("/dev/zero")
+        except RuleFileError as error:
+            print([(p.code, p.found) for p in error.problems])
+    """) == ["[('rule-file-too-large', 'mehr als 524.288 Bytes')]"]
