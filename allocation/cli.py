@@ -106,13 +106,15 @@ def _amount_argument(text: str) -> Decimal:
         raise argparse.ArgumentTypeError(f"{text!r} ist kein Betrag; erwartet z. B. 23128101 oder 23128101.50") from None
     if not value.is_finite():
         raise argparse.ArgumentTypeError(f"{text!r} ist kein endlicher Betrag")
-    if value and value.adjusted() >= AMOUNT_DIGITS:  # adjusted(): the exponent of the first digit, no arithmetic
+    if not value:
+        return Decimal(0)  # 0E+999999999, -0.000: plain zero
+    if value.adjusted() >= AMOUNT_DIGITS:  # adjusted(): the exponent of the first digit, no arithmetic
         raise argparse.ArgumentTypeError(
-            f"{text!r} ist zu groß; erwartet ein Betrag unter 10^{AMOUNT_DIGITS} € (höchstens {AMOUNT_DIGITS} Stellen "
+            f"{text!r} ist zu groß; erwartet: ein Betrag unter 10^{AMOUNT_DIGITS} € (höchstens {AMOUNT_DIGITS} Stellen "
             "vor dem Komma)")
     if value.as_tuple().exponent < -AMOUNT_PLACES:
         raise argparse.ArgumentTypeError(
-            f"{text!r} hat zu viele Nachkommastellen; erwartet höchstens {AMOUNT_PLACES}, z. B. 23128101.50")
+            f"{text!r} hat zu viele Nachkommastellen; erwartet: höchstens {AMOUNT_PLACES}, z. B. 23128101.50")
     return value
 
 

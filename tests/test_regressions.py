@@ -108,7 +108,7 @@ def test_rules_on_one_column_beyond_512_do_not_hang_ruleset_creation():
     (["--need", "1e999999999", "--base", "100"], "'1e999999999' ist zu groß"),
     (["--need", "100", "--base", "1e999999999"], "'1e999999999' ist zu groß"),
     (["--need", "1", "--base", "1e-999999999"], "zu viele Nachkommastellen"),
-    (["--need", "0E-999999999", "--base", "1"], "zu viele Nachkommastellen"),
+    (["--need=-1E-999999999", "--base", "1"], "zu viele Nachkommastellen"),
     (["--need", "1000000000000000", "--base", "1"], "ist zu groß"),
     (["--need", "1" * 5000, "--base", "1"], "zu lang"),
     (["--need", "1", "--base", "1", "--decimals", "9" * 5000], "keine Stellenzahl"),
@@ -135,3 +135,5 @@ def test_rate_options_at_their_limits_are_computed(capsys):
     assert capsys.readouterr().out == "100000000000000000.00\n"
     assert main(["rate", "--need", "1", "--base", "3", "--decimals", "10"]) == 0
     assert capsys.readouterr().out == "33.3333333333\n"  # 100/3 = 33.333..., 10 places
+    assert main(["rate", "--need", "0E+999999999", "--base", "1", "--json"]) == 0  # zero in any spelling is 0
+    assert '"need": "0"' in capsys.readouterr().out
