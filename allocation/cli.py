@@ -103,14 +103,39 @@ def _cmd_rate(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+AMOUNT_DIGITS = 15  # euros below 10^15 (the rule files' number limit)
+AMOUNT_PLACES = 6  # decimal places of an amount option
+
+
 def _amount_argument(text: str) -> Decimal:
+    """A euro amount option, bounded before any arithmetic: `1e999999999` would make the exact rate
+    arithmetic (Fractions of 10^999999999) run for hours; it is refused at once (exit 2)."""
+    if len(text) > 100:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r}… ist zu lang für einen Betrag (höchstens 100 Zeichen)")
     try:
         value = Decimal(text.strip().replace("_", ""))
     except InvalidOperation:
         raise argparse.ArgumentTypeError(f"{text!r} ist kein Betrag; erwartet z. B. 23128101 oder 23128101.50") from None
     if not value.is_finite():
         raise argparse.ArgumentTypeError(f"{text!r} ist kein endlicher Betrag")
+    if not value:
+        return Decimal(0)  # 0E+999999999, -0.000: plain zero
+    if value.adjusted() >= AMOUNT_DIGITS:  # adjusted(): the exponent of the first digit, no arithmetic
+        raise argparse.ArgumentTypeError(
+            f"{text!r} ist zu groß; erwartet: ein Betrag unter 10^{AMOUNT_DIGITS} € (höchstens {AMOUNT_DIGITS} Stellen "
+            "vor dem Komma)")
+    if value.as_tuple().exponent < -AMOUNT_PLACES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} hat zu viele Nachkommastellen; erwartet: höchstens {AMOUNT_PLACES}, z. B. 23128101.50")
     return value
+
+
+def _decimals_argument(text: str) -> int:
+    """Decimal places of a printed rate: 0 to 10 (a German message instead of argparse's "invalid choice")."""
+    stripped = text.strip()
+    if not (stripped.isascii() and stripped.isdigit() and len(stripped) <= 2 and int(stripped) <= 10):
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} ist keine Stellenzahl; erwartet eine ganze Zahl von 0 bis 10")
+    return int(stripped)
 
 
 def _positive_amount_argument(text: str) -> Decimal:
@@ -582,8 +607,9 @@ def build_parser() -> argparse.ArgumentParser:
     rate.add_argument("--need", required=True, type=_amount_argument, metavar="EURO", help="Bedarf (Umlagesoll), €")
     rate.add_argument("--base", required=True, type=_positive_amount_argument, metavar="EURO",
                       help="Summe der Umlagegrundlagen, €")
-    rate.add_argument("--decimals", type=int, default=2, choices=range(0, 11), metavar="N",
-                      help="Nachkommastellen des Hebesatzes (Kreis Wesel 2, StädteRegion Aachen 4; Vorgabe 2)")
+    rate.add_argument("--decimals", type=_decimals_argument, default=2, metavar="N",
+                      help="Nachkommastellen des Hebesatzes, 0 bis 10 (Kreis Wesel 2, StädteRegion Aachen 4; "
+                           "Vorgabe 2)")
     rate.add_argument("--rounding", choices=("Cent", "Euro"), default="Cent",
                       help="Rundungseinheit des Aufkommens in der JSON-Ausgabe (Vorgabe Cent)")
     rate.add_argument("--json", action="store_true", help="Hebesatz und Aufkommen als JSON ausgeben")

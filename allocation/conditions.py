@@ -2,7 +2,7 @@
 
 Syntax (YAML): a mapping `{Kategorie: KIM, Traeger: Kreis}` means every column equals its value;
 `{Stellen: {gt: 0}}` uses an operator (`eq ne lt le gt ge in`); `all: [...]`, `any: [...]` and
-`not: {...}` combine. An empty mapping is always true.
+`not: {...}` combine, nested at most `MAX_DEPTH` (32) deep. An empty mapping is always true.
 
 Semantics (the reference for the durable_rules compilation in `engine.py`): values are text or numbers
 (`Decimal`); `eq` holds when both are the same kind and equal (numbers compare by value, text exactly);
@@ -28,6 +28,7 @@ __all__ = [
     "TRUE",
     "OPERATORS",
     "ORDERED",
+    "MAX_DEPTH",
     "parse",
     "evaluate",
     "columns",
@@ -42,6 +43,7 @@ ORDERED = ("lt", "le", "gt", "ge")
 COMBINATORS = ("all", "any", "not")
 SYMBOLS = {"eq": "=", "ne": "≠", "lt": "<", "le": "≤", "gt": ">", "ge": "≥", "in": "∈"}
 NUMBER_LIMIT = Decimal(10) ** 15
+MAX_DEPTH = 32  # all/any/not inside each other (README, "Regeldateien"); deeper nesting is refused
 NEGATED = {"eq": "ne", "ne": "eq", "lt": "ge", "ge": "lt", "le": "gt", "gt": "le"}
 
 
@@ -104,8 +106,22 @@ def _constant(value: object, where: Location, problems: list[Problem], column: s
 
 
 def parse(node: object, file: str, problems: list[Problem], at: tuple[int, int] = (0, 0)) -> Condition:
-    """Parse a condition node of a rule file; problems are appended, a best-effort tree is returned."""
+    """Parse a condition node of a rule file; problems are appended, a best-effort tree is returned.
+
+    `all`/`any`/`not` may be nested at most MAX_DEPTH deep (`rule-too-deep`): every stage that walks a
+    condition (normal form, engine compilation, analysis, descriptions) recurses once per level."""
+    return _parse(node, file, problems, at, 0)
+
+
+def _parse(node: object, file: str, problems: list[Problem], at: tuple[int, int], depth: int) -> Condition:
     where = Location(file, line=at[0] or getattr(node, "line", None), col=at[1] or getattr(node, "col", None))
+    if depth > MAX_DEPTH:
+        problems.append(Problem(
+            "rule-too-deep", where, f"all/any/not sind hier mehr als {MAX_DEPTH} Ebenen tief geschachtelt",
+            found=f"Ebene {depth}", expected=f"höchstens {MAX_DEPTH} Ebenen",
+            hint="die Bedingung flacher schreiben: gleichartige all/any zusammenfassen, not nach innen ziehen "
+                 "(z. B. ne statt not eq)"))
+        return All((), where)
     if node is None:
         return All((), where)
     if not isinstance(node, dict):
@@ -125,11 +141,11 @@ def parse(node: object, file: str, problems: list[Problem], at: tuple[int, int] 
                     expected="eine YAML-Liste", hint=f"`{key}: [{{A: 1}}, {{B: 2}}]` schreiben"))
                 continue
             children = tuple(
-                parse(child, file, problems, value.pos(i) if isinstance(value, LocList) else (line, col))
+                _parse(child, file, problems, value.pos(i) if isinstance(value, LocList) else (line, col), depth + 1)
                 for i, child in enumerate(value))
             parts.append(All(children, here) if key == "all" else Any(children, here))
         elif key == "not":
-            parts.append(Not(parse(value, file, problems, vat), here))
+            parts.append(Not(_parse(value, file, problems, vat, depth + 1), here))
         elif not isinstance(key, str):
             problems.append(Problem(
                 "rule-bad-condition", here, "Ein Spaltenname muss Text sein", found=repr(key),

@@ -1,7 +1,7 @@
 """The only module that talks to durable_rules. Its quirks stay here, each proven in tests/test_engine.py.
 
-`match(conditions, records)` compiles named conditions into one durable_rules ruleset and asserts each
-distinct record as a fact; since asserted facts fire *every* matching rule, the result is, per record, the
+`match(conditions, records)` compiles named conditions into durable_rules rulesets (one for a usual rule
+file, several for a large one, see below) and asserts each distinct record as a fact; since asserted facts fire *every* matching rule, the result is, per record, the
 set of condition names that hold. Hit policies are applied by the caller on that set.
 
 Quirks handled here (see ../shared/ENGINE-NOTES.md):
@@ -16,8 +16,26 @@ Quirks handled here (see ../shared/ENGINE-NOTES.md):
 - asserting an identical fact twice raises: every fact carries a unique `_row`.
 - `MemoryError` at 1,024 state ids: one state id per call, each fact retracted after its decision.
 - ruleset names must be unique per host: one host per process, one fresh ruleset name per call.
-- patterns of several hundred comparisons hang durable_rules (an `in` list of 700 values; 500 work):
+- patterns of several hundred comparisons hang durable_rules (an `in` list of 513 values; 512 work):
   `rulebook.py` refuses conditions of more than `MAX_COMPARISONS` (tests/test_errors.py).
+- a pattern of more than 15 `$and`/`$or` nodes is refused (error 113): `combinators` counts them (nested
+  all-in-all is compiled as one node) and `rulebook.py` refuses larger conditions (`rule-too-large`).
+- one ruleset holds at most 4,096 rules (error 106), at most 256 rules of one pattern (error 108), and
+  *hangs* while being created when a node gets more than 512 successors (513 rules `Kategorie: K<i>`;
+  the hang is shown by `benchmarks/bench_rules.py --limits`, not by a unit test):
+  the rules are compiled as several rulesets of at most `RULES_PER_RULESET` rules and
+  `COMPARISONS_PER_RULESET` comparisons (`_rulesets`), one alive at a time, every fact asserted into
+  each; the hits are the union (benchmarks/README.md, "Rule files"). Run and check share this path
+  (`compile_rules`, called by rulebook.py).
+- matching uses a stack of 64 entries: a fact that satisfies rules and `any` alternatives of total
+  `weight` above 64 in one ruleset fails with error 303 (64 rules `N > i`; one `any` of 64 `ne`).
+  Groups stay below `WEIGHT_PER_RULESET`; rulebook.py refuses one condition heavier than `MAX_WEIGHT`.
+- the host keeps every registered ruleset (and the C core its memory) until it is deleted: each ruleset
+  is deleted after its call (`_drop`), so a long-running process (the web page, a batch) does not grow.
+- a `durable_rules_engine.error` while creating a ruleset or asserting facts becomes `EngineFailure`
+  (never a raw traceback). After such an error the C core of that process is not to be trusted (seen: a
+  later ruleset it should refuse accepted, a segmentation fault), so every known cause is refused by
+  rulebook.py first, and tests/test_engine.py provokes the limits only in child processes.
 Distinct records are decided once (only the referenced columns are part of a record's identity).
 
 Fast path (benchmarks/README.md; proven against a reference evaluator in tests/test_engine_fast_path.py):
@@ -43,22 +61,30 @@ from typing import Mapping, Sequence
 from . import conditions
 from .conditions import All, Cmp, Condition
 
-__all__ = ["match", "EngineFailure", "durable_version", "compile_condition"]
+__all__ = ["match", "compile_rules", "EngineFailure", "durable_version", "compile_condition", "combinators",
+           "MAX_COMBINATORS",
+           "weight", "MAX_WEIGHT"]
 
 _TEXT_PREFIX = "s:"
 _NUMBER_IN_TEXT = "\x00number"  # s<i> of a numeric value; never equal to a prefixed text constant
 _TEXT_IN_NUMBER = -1  # n<i> of a text value; number codes are never negative
-_CATCH_ALL = "__fact_seen__"
+RULES_PER_RULESET = 200  # measured limits per ruleset: 256 rules of one pattern, 4,096 rules (see _rulesets)
+MAX_COMBINATORS = 15  # measured: a pattern with 16 `$and`/`$or` nodes is refused (error 113)
+COMPARISONS_PER_RULESET = 450  # measured limit: 512 successors of one node hang durable_rules
+WEIGHT_PER_RULESET = 48  # measured limit: 64 (see weight); the margin covers shapes not measured
+MAX_WEIGHT = WEIGHT_PER_RULESET - 1  # one condition alone, next to the catch-all rule
 _CHUNK = 64  # facts per assert_facts call: fewer calls into the C core, bounded retained facts
 _OTHER_TEXT = object()  # the case of every text that equals no text constant of its column
 
 _host = None
-_host_lock = threading.Lock()
+_host_lock = threading.RLock()  # re-entrant: _decide holds it around _register / _drop
 _names = itertools.count()
 
 
 class EngineFailure(RuntimeError):
     """durable_rules did not behave as this module relies on (an internal error, never user input)."""
+
+    rule: str | None = None  # compile_rules: the first condition of the ruleset durable_rules refused
 
 
 def durable_version() -> str:
@@ -92,6 +118,7 @@ class _Column:
     """
 
     def __init__(self, name: str, normal: Sequence[Condition]) -> None:
+        self.name = name
         numbers: set[Decimal] = set()
         texts: set[str] = set()
         self.exact_text = False
@@ -147,15 +174,60 @@ def _compile(node: Condition, index: Mapping[str, int], columns: Sequence[_Colum
         if isinstance(node, All):
             return {"$ex": {"_row": 1}}
         return {"$and": [{"$ex": {"_row": 1}}, {"$nex": {"_row": 1}}]}
-    parts = [_compile(child, index, columns) for child in node.children]
+    kind = "$and" if isinstance(node, All) else "$or"
+    parts = []
+    for child in node.children:  # all-in-all and any-in-any are one combinator (each one counts, see below)
+        part = _compile(child, index, columns)
+        parts.extend(part[kind] if kind in part else [part])
     if len(parts) == 1:
         return parts[0]
-    return {"$and" if isinstance(node, All) else "$or": parts}
+    return {kind: parts}
+
+
+def _combinators(pattern: dict) -> int:
+    for kind in ("$and", "$or"):
+        if kind in pattern:
+            return 1 + sum(map(_combinators, pattern[kind]))
+    return 0
+
+
+def combinators(condition: Condition) -> int:
+    """`$and`/`$or` nodes of the condition's pattern: durable_rules refuses a pattern with more than
+    MAX_COMBINATORS of them (error 113, measured: 15 work, 16 fail). rulebook.py refuses such conditions."""
+    return _combinators(_patterns({"c": condition})[0]["c"])
 
 
 def compile_condition(condition: Condition, index: Mapping[str, int], columns: Sequence[_Column]) -> dict:
     """A condition (in negation normal form) as a durable_rules pattern over the encoded attributes."""
     return _compile(condition, index, columns)
+
+
+def _patterns(named: Mapping[str, Condition]) -> tuple[dict[str, dict], list[_Column]]:
+    """Each condition's durable_rules pattern, and the referenced columns in attribute order."""
+    normal = {name: conditions.negation_normal_form(condition) for name, condition in named.items()}
+    column_names = sorted({cmp.column for condition in normal.values() for cmp in conditions.columns(condition)})
+    index = {column: i for i, column in enumerate(column_names)}
+    columns = [_Column(column, list(normal.values())) for column in column_names]
+    return {name: compile_condition(condition, index, columns) for name, condition in normal.items()}, columns
+
+
+def compile_rules(named: Mapping[str, Condition]) -> None:
+    """Create (and delete) the rulesets `match` would create for these conditions, asserting nothing.
+
+    `allocation check` and every run call it through rulebook.py, so a rule file that durable_rules would
+    refuse fails at `check` as it would at `run`. Raises EngineFailure naming the first condition of the
+    refused ruleset (`.rule`)."""
+    if not named:
+        return
+    patterns, _columns = _patterns(named)
+    host = _get_host()
+    for group in _rulesets(patterns):
+        try:
+            ruleset_name = _register(host, group, {}, {})
+        except EngineFailure as failure:
+            failure.rule = group[0][0] if group else None
+            raise
+        _drop(host, ruleset_name)
 
 
 def match(named: Mapping[str, Condition], records: Sequence[Mapping[str, object]]) -> list[frozenset[str]]:
@@ -186,13 +258,8 @@ def _match(named: Mapping[str, Condition], records: Sequence[Mapping[str, object
            reduce_values: bool) -> list[frozenset[str]]:
     if not records:
         return []
-    names = list(named)
-    normal = [conditions.negation_normal_form(named[name]) for name in names]
-    column_names = sorted({cmp.column for condition in normal for cmp in conditions.columns(condition)})
-    index = {column: i for i, column in enumerate(column_names)}
-    columns = [_Column(column, normal) for column in column_names]
-    patterns = {name: compile_condition(condition, index, columns) for name, condition in zip(names, normal)}
-    values = [_column_values(records, column) for column in column_names]
+    patterns, columns = _patterns(named)
+    values = [_column_values(records, column.name) for column in columns]
     for column_values in values:
         if not set(map(type, column_values)) <= {str, Decimal}:
             raise EngineFailure("record values must be text or Decimal")  # inputs.py guarantees it
@@ -213,51 +280,153 @@ def _match(named: Mapping[str, Condition], records: Sequence[Mapping[str, object
     return list(map(by_case.__getitem__, keys))
 
 
-def _decide(patterns: Mapping[str, dict], columns: Sequence[_Column],
-            distinct: Sequence[tuple]) -> dict[tuple, frozenset[str]]:
-    from durable.engine import MessageNotHandledException
+def _size(pattern: dict) -> int:
+    """Comparisons in a compiled pattern (each value of an `in` list is one, after the normal form)."""
+    for kind in ("$and", "$or"):
+        if kind in pattern:
+            return sum(map(_size, pattern[kind]))
+    return 1
 
-    host = _get_host()
-    hits: dict[int, set[str]] = {}
 
+def _branches(pattern: dict) -> int:
+    """Extra alternatives of a pattern that one fact can satisfy at once (0 for a chain of comparisons).
+
+    An `$or` adds one per alternative beyond the first; equalities on the same attribute exclude each
+    other (an `in` list) and count as one alternative."""
+    if "$and" in pattern:
+        return sum(map(_branches, pattern["$and"]))
+    if "$or" not in pattern:
+        return 0
+    equal_attributes: set[str] = set()
+    alternatives = 0
+    for child in pattern["$or"]:
+        plain = len(child) == 1 and not next(iter(child)).startswith("$")
+        if plain and next(iter(child)) in equal_attributes:
+            continue
+        if plain:
+            equal_attributes.add(next(iter(child)))
+        alternatives += 1 + _branches(child)
+    return alternatives - 1
+
+
+def weight(condition: Condition) -> int:
+    """The share of durable_rules' matching stack one fact can take in this condition's ruleset: 1 for the
+    rule plus its extra alternatives (`_branches`). A ruleset of total weight 64 works, 65 fails with error
+    303 at `assert_facts` (measured: 64 rules `N > i` matching one fact; one `any` of 64 `ne`; 32 rules
+    `K = a and (L != b_i or M != c_i)`). rulebook.py refuses conditions heavier than MAX_WEIGHT."""
+    return 1 + _branches(_patterns({"c": condition})[0]["c"])
+
+
+def _rulesets(patterns: Mapping[str, dict]) -> list[list[tuple[str, dict]]]:
+    """The named patterns in consecutive groups that each stay within durable_rules' measured limits.
+
+    Limits found by measurement (benchmarks/README.md, "Rule files"): a ruleset refuses more than 4,096 rules
+    (error 106) and more than 256 rules with the same pattern (error 108); it *hangs* while being created
+    when one node of its network gets more than 512 different successors (e.g. 513 rules `Kategorie: K<i>`,
+    or an `in` list of 513 values); and `assert_facts` fails (error 303, a matching stack of 64 entries)
+    when one fact can satisfy rules and alternatives of total `weight` above 64. A node's successors are
+    distinct comparisons of the ruleset, so a group of at most COMPARISONS_PER_RULESET comparisons and
+    WEIGHT_PER_RULESET weight (the catch-all included) stays below all of them. A single heavier pattern
+    keeps a group of its own (rulebook.py refuses those). Since an asserted fact fires every matching rule
+    of every ruleset, the union of the groups' hits is the single ruleset's answer (tests/test_engine.py
+    proves it against `conditions.evaluate`)."""
+    groups: list[list[tuple[str, dict]]] = []
+    size = load = 0
+    for name, pattern in patterns.items():
+        comparisons, stack = _size(pattern), 1 + _branches(pattern)
+        if (not groups or len(groups[-1]) >= RULES_PER_RULESET or size + comparisons > COMPARISONS_PER_RULESET
+                or load + stack > WEIGHT_PER_RULESET - 1):  # - 1: the catch-all rule
+            groups.append([])
+            size = load = 0
+        groups[-1].append((name, pattern))
+        size += comparisons
+        load += stack
+    return groups or [[]]
+
+
+def _register(host, group: Sequence[tuple[str, dict]], hits: dict[int, set[str]], seen: dict[int, int]) -> str:
     def action_for(name: str):
         def action(c):  # durable_rules calls actions with exactly one argument
             hits.setdefault(c.m["_row"], set()).add(name)
 
         return action
 
+    def catch_all(c):
+        row = c.m["_row"]
+        seen[row] = seen.get(row, 0) + 1
+
     ruleset_name = f"allocation_{next(_names)}"
-    definition = {f"r{i}": {"all": [{"m": pattern}], "run": action_for(name)}
-                  for i, (name, pattern) in enumerate(patterns.items())}
-    definition["seen"] = {"all": [{"m": {"$ex": {"_row": 1}}}], "run": action_for(_CATCH_ALL)}
-    result: dict[tuple, frozenset[str]] = {}
+    definition = {f"r{i}": {"all": [{"m": pattern}], "run": action_for(name)} for i, (name, pattern) in enumerate(group)}
+    definition["seen"] = {"all": [{"m": {"$ex": {"_row": 1}}}], "run": catch_all}
+    import durable_rules_engine
+
+    with _host_lock:
+        try:
+            host.register_rulesets({ruleset_name: definition})
+        except durable_rules_engine.error as error:  # rulebook.py refuses every pattern known to cause this
+            raise EngineFailure(f"durable_rules refused a ruleset of {len(group)} rules: {error}") from None
+    return ruleset_name
+
+
+def _drop(host, ruleset_name: str) -> None:
+    """Delete a ruleset after its call: the C core has a fixed table of ruleset handles, and the host would
+    otherwise keep every ruleset of every call of a long-running process (the web page, a batch)."""
+    import durable_rules_engine
+
+    with _host_lock:
+        ruleset = host._ruleset_directory.pop(ruleset_name, None)
+        if ruleset is None:  # pragma: no cover - registered above
+            return
+        host._ruleset_list.remove(ruleset)
+    try:
+        ruleset.delete_state("0")
+    except Exception:  # pragma: no cover - state cleanup is best effort
+        pass
+    durable_rules_engine.delete_ruleset(ruleset._handle)
+
+
+def _decide(patterns: Mapping[str, dict], columns: Sequence[_Column],
+            distinct: Sequence[tuple]) -> dict[tuple, frozenset[str]]:
+    host = _get_host()
+    hits: dict[int, set[str]] = {}
+    seen: dict[int, int] = {}
     attributes = [(f"n{i}", f"s{i}", column) for i, column in enumerate(columns)]
+    facts = []
+    for row, signature in enumerate(distinct):
+        fact = {"sid": "0", "_row": row}
+        for (number_attribute, text_attribute, column), value in zip(attributes, signature):
+            fact[number_attribute], fact[text_attribute] = column.encode(value)
+        facts.append(fact)
+    groups = _rulesets(patterns)
     # One decision at a time per process: the Host and the C core behind it are shared, and durable_rules
     # documents no thread safety. Its C calls never release the GIL anyway, so threads (a batch on a
     # ThreadPoolExecutor, the web server) lose little by waiting here (tests/test_executors.py).
     with _host_lock:
-        host.register_rulesets({ruleset_name: definition})
-        for start in range(0, len(distinct), _CHUNK):
-            chunk = distinct[start:start + _CHUNK]
-            facts = []
-            for row, signature in enumerate(chunk, start=start):
-                fact = {"sid": "0", "_row": row}
-                for (number_attribute, text_attribute, column), value in zip(attributes, signature):
-                    fact[number_attribute], fact[text_attribute] = column.encode(value)
-                facts.append(fact)
+        for group in groups:  # one ruleset alive at a time: memory stays that of one group
+            ruleset_name = _register(host, group, hits, seen)
             try:
-                host.assert_facts(ruleset_name, facts)
-                host.retract_facts(ruleset_name, facts)
-            except MessageNotHandledException as error:  # cannot happen with the catch-all rule
-                raise EngineFailure(f"durable_rules did not handle facts {start}..: {error}") from None
-            for row, signature in enumerate(chunk, start=start):
-                fired = hits.pop(row, set())
-                if _CATCH_ALL not in fired:
-                    raise EngineFailure(f"durable_rules ran no action for fact {row} (swallowed error or async action)")
-                fired.discard(_CATCH_ALL)
-                result[signature] = frozenset(fired)
-        try:
-            host.delete_state(ruleset_name, "0")
-        except Exception:  # pragma: no cover - state cleanup is best effort
-            pass
+                _assert_all(host, ruleset_name, facts)
+            finally:
+                _drop(host, ruleset_name)
+    result: dict[tuple, frozenset[str]] = {}
+    for row, signature in enumerate(distinct):
+        if seen.get(row, 0) != len(groups):
+            raise EngineFailure(f"durable_rules ran no action for fact {row} in some ruleset "
+                                "(swallowed error or async action)")
+        result[signature] = frozenset(hits.get(row, ()))
     return result
+
+
+def _assert_all(host, ruleset_name: str, facts: Sequence[dict]) -> None:
+    import durable_rules_engine
+    from durable.engine import MessageNotHandledException
+
+    for start in range(0, len(facts), _CHUNK):
+        chunk = facts[start:start + _CHUNK]
+        try:
+            host.assert_facts(ruleset_name, chunk)
+            host.retract_facts(ruleset_name, chunk)
+        except MessageNotHandledException as error:  # cannot happen with the catch-all rule
+            raise EngineFailure(f"durable_rules did not handle facts {start}..: {error}") from None
+        except durable_rules_engine.error as error:  # e.g. error 303; rulebook.py refuses the known causes
+            raise EngineFailure(f"durable_rules failed on facts {start}..: {error}") from None

@@ -5,6 +5,11 @@ checks its structure and values, and builds frozen `Rule` records that remember 
 a rulebook with an input workbook: every column a rule names is resolved to the workbook's header
 (`check_columns`), and the cells the rules compare are checked for type and declared domain (`check_data`).
 Checks across rules (overlap, shadowing, gaps) live in `analysis.py`.
+
+Limits (README, "Rule files", Limits): a file of at most MAX_FILE_BYTES, no YAML anchors or aliases and at
+most 100 nesting levels (yamlloc.py), conditions within durable_rules' measured limits (`_check_size`).
+A file that passes is finally compiled into the same durable_rules rulesets a run uses (`_compile`), so
+`check` and `run` never disagree about it.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from .instalments import CHANGE_POLICIES, QUARTERLY_DEFAULT, SCHEDULES, SPLITS, 
 from .model import (COMPONENTS, LEVY_ROUTES, ROUTES, CostItem, Example, ExampleSplit, InputBook, KeySpec, Levy,
                     Municipality, Rule, Rulebook)
 from .problems import InputError, Location, Problem, RuleFileError, did_you_mean
+from .yamlloc import MAX_DEPTH as MAX_YAML_DEPTH
 from .yamlloc import LocDict, LocList, YamlProblem, load
 
 __all__ = ["load_rulebook", "load_rulebooks", "parse_rulebook", "check_columns", "check_levy_columns", "check_data",
@@ -43,6 +49,7 @@ SPLIT_KEYS = ("municipalities", "deficit", "costs", "funding", "rounding", "spli
 HIT_POLICIES = ("unique", "priority")
 ITEM_KEY = "Schluessel"
 MAX_COMPARISONS = 400
+MAX_FILE_BYTES = 512 * 1024  # PyYAML reads ~100 kB/s (pure Python, for line:column): ~5 s at the limit
 PARAMETERS_BY_ROUTE = {
     "district_levy": {"components", "credit_hosts", "levy"},
     "differentiated_levy": {"components", "payers", "extent", "credit_hosts", "levy"},
@@ -135,8 +142,9 @@ def _key_spec(reader: _Reader, rule: LocDict) -> KeySpec | None:
 
 
 def _check_size(reader: _Reader, condition: conditions.Condition, node: LocDict, key: str) -> None:
-    """durable_rules stops answering on patterns of several hundred comparisons (measured: 500 values in an
-    `in` list work, 700 hang), so a condition may hold at most MAX_COMPARISONS of them (`in` counts each value)."""
+    """durable_rules stops answering on patterns of several hundred comparisons (measured: 512 values in an
+    `in` list work, 513 hang), so a condition may hold at most MAX_COMPARISONS of them (`in` counts each value);
+    it refuses patterns of more than 15 and/or groups (engine.MAX_COMBINATORS)."""
     size = sum(len(cmp.value) if cmp.op == "in" else 1 for cmp in conditions.columns(condition))
     if size > MAX_COMPARISONS:
         reader.error("rule-too-large", reader.at(node, key, True),
@@ -144,6 +152,43 @@ def _check_size(reader: _Reader, condition: conditions.Condition, node: LocDict,
                      found=str(size), expected=f"höchstens {MAX_COMPARISONS} Vergleiche (jeder Wert einer in-Liste zählt)",
                      hint="eine Kennzeichen-Spalte (z. B. 1/0) in der Arbeitsmappe anlegen und darauf prüfen, "
                           "oder die Regel aufteilen")
+        return
+    from .engine import MAX_COMBINATORS, MAX_WEIGHT, combinators, weight
+
+    alternatives = weight(condition)
+    if alternatives > MAX_WEIGHT:
+        reader.error("rule-too-large", reader.at(node, key, True),
+                     f"die Bedingung hat {alternatives - 1} Alternativen, die zugleich zutreffen können; höchstens "
+                     f"{MAX_WEIGHT - 1} sind möglich", found=f"{alternatives - 1} Alternativen",
+                     expected=f"höchstens {MAX_WEIGHT - 1} (jede weitere Möglichkeit eines any zählt; Werte einer "
+                              "in-Liste zählen zusammen als eine)",
+                     hint="die Bedingung umformen, z. B. not mit in statt vieler any-Zweige mit ne, oder eine "
+                          "Kennzeichen-Spalte in der Arbeitsmappe anlegen")
+        return
+    groups = combinators(condition)
+    if groups > MAX_COMBINATORS:
+        reader.error("rule-too-large", reader.at(node, key, True),
+                     f"die Bedingung verknüpft {groups} Gruppen mit und/oder; höchstens {MAX_COMBINATORS} sind möglich",
+                     found=f"{groups} Gruppen", expected=f"höchstens {MAX_COMBINATORS} Gruppen (jedes all, any und "
+                     "jede in-Liste zählt; not kehrt all und any um)",
+                     hint="die Bedingung vereinfachen, z. B. mehrere in-Listen über eine Kennzeichen-Spalte der "
+                          "Arbeitsmappe zusammenfassen, oder die Regel in mehrere Regeln aufteilen")
+
+
+def _compile(reader: _Reader, rules: list[Rule]) -> None:
+    """Let durable_rules create the rulesets of these rules, as every run will: `check` and `run` never
+    disagree about a rule file durable_rules refuses (only its known limits are refused by name above)."""
+    from .engine import EngineFailure, compile_rules
+
+    try:  # the same two rule sets as allocate.py matches: every `when`, and every `payers` together
+        compile_rules({rule.id: rule.when for rule in rules})
+        compile_rules({rule.id: rule.payers for rule in rules if rule.payers is not None})
+    except EngineFailure as failure:
+        rule = next((r for r in rules if r.id == failure.rule), rules[0] if rules else None)
+        reader.error("rule-too-large", rule.source if rule else Location(reader.file, line=1, col=1),
+                     "durable_rules kann die Regeln ab hier nicht übersetzen", found=str(failure),
+                     expected="Bedingungen innerhalb der Grenzen der Regel-Engine (README, Regeldateien)",
+                     hint="die Bedingungen dieser und der folgenden Regeln vereinfachen oder aufteilen")
 
 
 def _rule(reader: _Reader, node: object, index: int, where: Location) -> Rule | None:
@@ -503,17 +548,43 @@ def _rate_limits(reader: _Reader, document: LocDict) -> str:
     return str(value)
 
 
+def _too_large_file(path: str, size: int | None) -> Problem:
+    """`size` None: not a regular file (a device or pipe), only known to exceed the limit."""
+    found = f"{size:,} Bytes" if size is not None else f"mehr als {MAX_FILE_BYTES:,} Bytes"
+    return Problem("rule-file-too-large", Location(path), "Die Regeldatei ist zu groß",
+                   found=found.replace(",", "."), expected=f"höchstens {MAX_FILE_BYTES:,} Bytes (512 KiB)".replace(",", "."),
+                   hint="die Regeln auf mehrere Dateien mit getrennten Gültigkeitsjahren aufteilen oder gleichartige "
+                        "Regeln über eine Kennzeichen-Spalte der Arbeitsmappe zusammenfassen")
+
+
+def _yaml_problem(path: str, error: YamlProblem) -> Problem:
+    where = Location(path, line=error.line, col=error.col)
+    if error.code == "rule-yaml-alias":
+        return Problem("rule-yaml-alias", where, f"YAML-Anker und -Verweise sind in Regeldateien nicht erlaubt: "
+                       f"{error.message}", found=error.found, expected="jeden Wert ausgeschrieben",
+                       hint="den Anker (&name) entfernen und jeden Verweis (*name) durch den ausgeschriebenen Wert "
+                            "ersetzen")
+    if error.code == "rule-too-deep":
+        return Problem("rule-too-deep", where, f"Die Regeldatei ist zu tief geschachtelt: {error.message}",
+                       found=error.found, expected=f"höchstens {MAX_YAML_DEPTH} Ebenen",
+                       hint="die Bedingung flacher schreiben, z. B. not über eine Liste durch ne/any ersetzen")
+    hint = "das Tag entfernen; Regeldateien enthalten nur einfache Daten" if "tag" in error.message else \
+        "das Steuerzeichen entfernen (oft beim Kopieren aus anderen Programmen eingefügt)" \
+        if error.message.startswith("Zeichen U+") else "Einrückung und Anführungszeichen an dieser Stelle prüfen"
+    return Problem("rule-yaml", where, f"kein gültiges YAML: {error.message}", found=error.found,
+                   expected="eine YAML-Zuordnung (Mapping)", hint=hint)
+
+
 def parse_rulebook(text: str, path: str, sha256: str = "") -> tuple[Rulebook, list[Problem]]:
     """Parse and schema-check a rule file's text; returns it with its warnings. Raises RuleFileError."""
     reader = _Reader(path)
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_FILE_BYTES:
+        raise RuleFileError([_too_large_file(path, size)])
     try:
         document, duplicates = load(text)
     except YamlProblem as error:
-        hint = "das Tag entfernen; Regeldateien enthalten nur einfache Daten" if "tag" in error.message else \
-            "Einrückung und Anführungszeichen an dieser Stelle prüfen"
-        raise RuleFileError([Problem("rule-yaml", Location(path, line=error.line, col=error.col),
-                                     f"kein gültiges YAML: {error.message}", found=error.found,
-                                     expected="eine YAML-Zuordnung (Mapping)", hint=hint)]) from None
+        raise RuleFileError([_yaml_problem(path, error)]) from None
     for duplicate in duplicates:
         reader.error("rule-duplicate-key", Location(path, line=duplicate.line, col=duplicate.col),
                      duplicate.message, found=duplicate.found, expected="jeder Schlüssel nur einmal",
@@ -579,6 +650,9 @@ def parse_rulebook(text: str, path: str, sha256: str = "") -> tuple[Rulebook, li
     rate_limits = _rate_limits(reader, document)
     _notice_settings(reader, document)
     errors = [p for p in reader.problems if p.severity == "error"]
+    if not errors:
+        _compile(reader, rules)
+        errors = [p for p in reader.problems if p.severity == "error"]
     if errors:
         raise RuleFileError(reader.problems)
     description = reader.text(document, "description", required=False).strip()
@@ -591,11 +665,14 @@ def load_rulebook(path: str | Path) -> tuple[Rulebook, list[Problem]]:
     """Read a rule file; returns the rulebook and its warnings. Raises RuleFileError."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as stream:  # read at most one byte beyond the limit (e.g. /dev/zero)
+            data = stream.read(MAX_FILE_BYTES + 1)
     except OSError as error:
         raise RuleFileError([Problem("rule-file-unreadable", Location(str(path)), "Die Regeldatei lässt sich nicht lesen",
                                      found=error.strerror, expected="eine lesbare YAML-Datei",
                                      hint="den mit --rules angegebenen Pfad prüfen")]) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise RuleFileError([_too_large_file(str(path), path.stat().st_size if path.is_file() else None)])
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:

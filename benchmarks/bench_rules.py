@@ -4,19 +4,28 @@ evaluator of the same 20 rules (no caching), 1k / 10k / 100k items, medians of s
 Two data sets: `realistic` (items share their combinations of the rule columns, as in a district's cost
 list) and `distinct` (every item has its own amounts: all records differ in the referenced columns).
 Run: python benchmarks/bench_rules.py [--repeats 5]
+
+`--rules 1000,10000`: large rule files instead (issue 12). N rules decided for 1,000 items by engine.match
+(several durable_rules rulesets) versus the reference evaluator `conditions.evaluate` over the same rules
+and items (every rule for every item, as match answers), wall and CPU time, rulesets and peak RSS.
+`--limits`: the measured durable_rules limits, each just below and just above, in child processes with a
+time-out (a hang shows as "hangs").
 """
 from __future__ import annotations
 
 import argparse
+import json
 import random
+import subprocess
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import median_seconds, table  # noqa: E402
+from _common import median_seconds, peak_rss_mb, table  # noqa: E402
 
-from allocation import engine  # noqa: E402
+from allocation import conditions, engine  # noqa: E402
 from allocation.conditions import All, Cmp, Not  # noqa: E402
 from allocation.problems import Location  # noqa: E402
 
@@ -82,11 +91,95 @@ def hand_decide(predicates: list[tuple[str, object]], records: list[dict]) -> li
     return out
 
 
+def many_rules(n: int, shape: str) -> dict:
+    """`one-column`: rule i is `Kategorie = K<i>`; `three-columns`: `Kategorie = C<i mod 50>, Traeger =
+    Kreis, Stellen > i` (50 categories, a threshold each)."""
+    if shape == "one-column":
+        return {f"r{i}": Cmp("Kategorie", "eq", f"K{i}", HERE) for i in range(n)}
+    return {f"r{i}": All((Cmp("Kategorie", "eq", f"C{i % 50}", HERE), Cmp("Traeger", "eq", "Kreis", HERE),
+                          Cmp("Stellen", "gt", Decimal(i), HERE)), HERE) for i in range(n)}
+
+
+def many_items(n_rules: int, shape: str, count: int = 1000, seed: int = 7) -> list[dict]:
+    rng = random.Random(seed)
+    prefix = "K" if shape == "one-column" else "C"
+    span = n_rules if shape == "one-column" else 50
+    return [{"Kategorie": f"{prefix}{rng.randrange(span + 5)}", "Traeger": rng.choice(HOSTS),
+             "Stellen": Decimal(rng.randrange(n_rules + 10))} for _ in range(count)]
+
+
+def cpu_and_wall(run) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def bench_many_rules(sizes: list[int], repeats: int) -> None:
+    rows = []
+    for shape in ("one-column", "three-columns"):
+        for n in sizes:
+            named, records = many_rules(n, shape), many_items(n, shape)
+            reference = lambda: [frozenset(k for k, c in named.items() if conditions.evaluate(c, r)) for r in records]
+            assert engine.match(named, records) == reference()  # same answers
+            ours = sorted(cpu_and_wall(lambda: engine.match(named, records)) for _ in range(repeats))[repeats // 2]
+            ref = sorted(cpu_and_wall(reference) for _ in range(max(1, repeats // 2)))[max(1, repeats // 2) // 2]
+            groups = len(engine._rulesets({k: {"$ex": {"_row": 1}} for k in named})) if shape == "one-column" else "–"
+            rows.append([shape, f"{n:,}", f"{len(records):,}", groups, f"{ours[0]:.2f}", f"{ours[1]:.2f}",
+                         f"{ref[0]:.2f}", f"{ref[1]:.2f}", f"{ours[1] / ref[1]:.2f}x", f"{peak_rss_mb():.0f}"])
+    table(["rules", "n", "items", "rulesets", "match wall s", "match CPU s", "reference wall s",
+           "reference CPU s", "CPU ratio", "peak RSS MB"], rows)
+
+
+_LIMIT_CHILD = """
+import json, sys, durable_rules_engine as d
+from durable import engine as durable
+kind, n = sys.argv[1], int(sys.argv[2])
+if kind == "successors":  # n rules on one attribute: one node with n successors
+    rules = {f"r{i}": {"all": [{"m": {"K": f"K{i}"}}]} for i in range(n)}
+elif kind == "same-pattern":
+    rules = {f"r{i}": {"all": [{"m": {"K": "KIM"}}]} for i in range(n)}
+elif kind == "rules":
+    rules = {f"r{i}": {"all": [{"m": {"$and": [{"K": f"K{i % 50}"}, {"$gt": {"N": i}}]}}]} for i in range(n)}
+elif kind == "and-or-nodes":
+    rules = {"r": {"all": [{"m": {"$or": [{"$and": [{"A": i}, {"B": i}]} for i in range(n - 1)]}}]}}
+elif kind == "matching-stack":  # n rules that one fact satisfies
+    host = durable.Host()
+    host.register_rulesets({"x": {f"r{i}": {"all": [{"m": {"$gt": {"N": i}}}], "run": lambda c: None}
+                                  for i in range(n)}})
+    host.assert_fact("x", {"sid": "1", "N": 10 ** 6})
+    sys.exit(0)
+d.create_ruleset("x", json.dumps(rules))
+"""
+
+
+def bench_limits(timeout: float = 10) -> None:
+    rows = []
+    for kind, below, above in (("successors", 512, 513), ("same-pattern", 256, 257), ("rules", 4096, 4097),
+                               ("and-or-nodes", 15, 16), ("matching-stack", 64, 65)):
+        for n in (below, above):
+            try:
+                result = subprocess.run([sys.executable, "-c", _LIMIT_CHILD, kind, str(n)], capture_output=True,
+                                        text=True, timeout=timeout)
+                outcome = "works" if result.returncode == 0 else "error " + result.stderr.strip().rsplit("error code: ", 1)[-1]
+            except subprocess.TimeoutExpired:
+                outcome = f"hangs (no answer in {timeout:.0f} s)"
+            rows.append([kind, f"{n:,}", outcome])
+    table(["limit", "n", "durable_rules"], rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--rules", default=None, help="rule counts, e.g. 1000,10000: large rule files instead")
+    parser.add_argument("--limits", action="store_true", help="show durable_rules' limits instead")
     args = parser.parse_args()
+    if args.limits:
+        bench_limits()
+        return
+    if args.rules:
+        bench_many_rules(list(map(int, args.rules.split(","))), args.repeats)
+        return
     spec = rules()
     named = {name: condition for name, condition, _ in spec}
     order = [name for name, _, _ in spec]

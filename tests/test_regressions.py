@@ -90,3 +90,50 @@ def test_tiny_decimal_is_compared_not_crashing():
         "[frozenset(), frozenset({'r0'})]",
         "[frozenset({'r0'})]",
     ]
+
+
+def test_rules_on_one_column_beyond_512_do_not_hang_ruleset_creation():
+    """Issue 12: a rule file of a few hundred rules passed `check`, then `run` hung inside durable_rules'
+    ruleset creation: one node of its network (here: `K` equal to one of 1,000 constants) got more than 512
+    successors. engine.py now compiles the rules as several rulesets within the measured limits."""
+    result = _run_child(_MATCH.format(body="""
+    named = rules(*[f"{{K: K{i}}}" for i in range(1000)], "{K: {ne: K999}}")
+    print([sorted(hits) for hits in engine.match(named, [{"K": "K0"}, {"K": "K999"}, {"K": "x"}])])
+    """))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == ["[['r0', 'r1000'], ['r999'], ['r1000']]"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--need", "1e999999999", "--base", "100"], "'1e999999999' ist zu groß"),
+    (["--need", "100", "--base", "1e999999999"], "'1e999999999' ist zu groß"),
+    (["--need", "1", "--base", "1e-999999999"], "zu viele Nachkommastellen"),
+    (["--need=-1E-999999999", "--base", "1"], "zu viele Nachkommastellen"),
+    (["--need", "1000000000000000", "--base", "1"], "ist zu groß"),
+    (["--need", "1" * 5000, "--base", "1"], "zu lang"),
+    (["--need", "1", "--base", "1", "--decimals", "9" * 5000], "keine Stellenzahl"),
+    (["--need", "1", "--base", "1", "--decimals", "11"], "keine Stellenzahl"),
+])
+def test_rate_options_with_huge_exponents_are_refused_at_once(argv, message):
+    """Issue 12: `rate --need 1e999999999` hung (exact arithmetic on a Fraction of 10^999999999 digits).
+    Amount options are bounded before any arithmetic: exit 2 with a German message."""
+    result = _run_child(f"""
+        import sys
+        from allocation.cli import main
+        sys.exit(main({["rate", *argv]!r}))
+    """, timeout=30)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_rate_options_at_their_limits_are_computed(capsys):
+    """The largest amount (15 digits before, 6 after the decimal point) and 10 decimals still work:
+    999999999999999.999999 / 1 x 100 = 99999999999999999.9999 -> half up to 2 places 100000000000000000.00."""
+    from allocation.cli import main
+
+    assert main(["rate", "--need", "999999999999999.999999", "--base", "1"]) == 0
+    assert capsys.readouterr().out == "100000000000000000.00\n"
+    assert main(["rate", "--need", "1", "--base", "3", "--decimals", "10"]) == 0
+    assert capsys.readouterr().out == "33.3333333333\n"  # 100/3 = 33.333..., 10 places
+    assert main(["rate", "--need", "0E+999999999", "--base", "1", "--json"]) == 0  # zero in any spelling is 0
+    assert '"need": "0"' in capsys.readouterr().out
