@@ -131,12 +131,14 @@ class _Sheet:
     safety scan found in its XML: formulas without a cached value and malformed date cells by (row, column)."""
 
     def __init__(self, name: str, rows: list[list], formulas: dict[tuple[int, int], str],
-                 errors: dict[tuple[int, int], str], bad_dates: dict[tuple[int, int], str]) -> None:
+                 errors: dict[tuple[int, int], str], bad_dates: dict[tuple[int, int], str],
+                 percent: set[tuple[int, int]]) -> None:
         self.name = name
         self.rows = rows
         self.formulas = formulas
         self.errors = errors
         self.bad_dates = bad_dates
+        self.percent = percent
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -186,7 +188,7 @@ def _open(data: bytes, collector: _Collector):
         return None
 
 
-def _rows(workbook, name: str, scan: SheetScan | None, collector: _Collector) -> list[list] | None:
+def _rows(workbook, name: str, scan: SheetScan, collector: _Collector) -> list[list] | None:
     """All rows of a sheet from A1 to its last value (never wider), with Excel error cells put back as their text."""
     try:
         rows = workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
@@ -195,7 +197,7 @@ def _rows(workbook, name: str, scan: SheetScan | None, collector: _Collector) ->
                       found=str(error)[:200], expected="ein lesbares Tabellenblatt",
                       hint="in Excel öffnen und erneut als .xlsx speichern")
         return None
-    for (r, c), text in (scan.errors.items() if scan else ()):
+    for (r, c), text in scan.errors.items():
         while len(rows) < r:
             rows.append([])
         row = rows[r - 1]
@@ -229,12 +231,11 @@ def _load_sheets(workbook, scan: Scan, collector: _Collector) -> dict[str, _Shee
             collector.add("input-sheet-name", collector.loc(found), f'Blatt "{found}" muss "{wanted}" heißen',
                           found=found, expected=wanted, hint=f'das Blatt in "{wanted}" umbenennen')
             continue
-        facts = scan.sheets.get(wanted)
+        facts = scan.sheets.get(wanted) or SheetScan({}, {}, {}, set())
         rows = _rows(workbook, wanted, facts, collector)
         if rows is None:
             continue
-        sheets[wanted] = _Sheet(wanted, rows, dict(facts.formulas) if facts else {},
-                                dict(facts.errors) if facts else {}, dict(facts.bad_dates) if facts else {})
+        sheets[wanted] = _Sheet(wanted, rows, facts.formulas, facts.errors, facts.bad_dates, facts.percent)
     return sheets
 
 
@@ -644,6 +645,8 @@ def _levy_rates(sheet: _Sheet, collector: _Collector) -> list[LevyRateEntry]:
         levy = cells.text("Umlage", required=True)
         component = cells.text("Bestandteil") if "Bestandteil" in columns else ""
         rate = cells.number("Satz", True, "ein Umlagesatz in Prozent, z. B. 33.5")
+        if rate is not None and (r, columns["Satz"]) in sheet.percent:
+            rate = rate.scaleb(2)  # a cell formatted as percent holds 0.335 and shows 33.5 %: the controller sees 33.5
         if rate is not None and not (0 <= rate <= 100 and rate.as_tuple().exponent >= -RATE_DECIMALS):
             collector.add("input-bad-rate", cells.where("Satz"), "Der Umlagesatz muss zwischen 0 und 100 Prozent "
                           f"liegen und darf höchstens {RATE_DECIMALS} Nachkommastellen haben", found=str(rate),

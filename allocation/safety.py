@@ -142,6 +142,7 @@ class SheetScan:
     formulas: dict[tuple[int, int], str]
     errors: dict[tuple[int, int], str]
     bad_dates: dict[tuple[int, int], str]
+    percent: set[tuple[int, int]]  # number cells shown as a percentage (0.335 shown as 33.5 %)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +180,12 @@ class _SheetScanner:
     """Streams one sheet part with expat (no tree is built): row and cell bounds, merged cells and, for read
     sheets, the cells listed in `SheetScan`. Refuses with `_Refused` as soon as a bound is crossed."""
 
-    def __init__(self, sheet: str, name: str, read: bool, structure: bool) -> None:
+    def __init__(self, sheet: str, name: str, read: bool, structure: bool, percent_styles: frozenset[str]) -> None:
         self.sheet, self.name, self.read, self.structure = sheet, name, read, structure
+        self.percent_styles = percent_styles
         self.problems: list[Problem] = []
-        self.scan = SheetScan({}, {}, {})
+        self.scan = SheetScan({}, {}, {}, set())
+        self.style: str | None = None
         self.rows = self.last_row = self.column = 0
         self.max_row = self.max_column = 0
         self.cell: tuple[int, int] | None = None
@@ -211,6 +214,7 @@ class _SheetScanner:
             self.column = _COLUMNS.get(letters) or _letters_column(letters) if letters else self.column + 1
             self.cell = (self.last_row, self.column)
             self.cell_type = attrs.get("t", "n")
+            self.style = attrs.get("s")
             self.value = self.formula = None
             self.inline = False
         elif tag == _V and self.cell is not None:
@@ -275,6 +279,8 @@ class _SheetScanner:
             self.scan.formulas[(r, c)] = f"={text}" if text else "{gemeinsame Formel}"
         elif self.cell_type == "d" and value and not _iso_date_ok(value.strip()):
             self.scan.bad_dates[(r, c)] = value
+        if self.style in self.percent_styles and self.cell_type == "n":
+            self.scan.percent.add((r, c))
 
     def bound(self, r: int, c: int) -> None:
         ref = f"{column_letter(c)}{r}"
@@ -312,9 +318,9 @@ def _n(number: int) -> str:
 
 
 def _scan_sheet(archive: zipfile.ZipFile, info: zipfile.ZipInfo, sheet: str, name: str, read: bool,
-                structure: bool, budget: list[int]) -> tuple[list[Problem], SheetScan]:
+                structure: bool, budget: list[int], percent_styles: frozenset[str]) -> tuple[list[Problem], SheetScan]:
     """Bounds, merged cells (read sheets) and the cells of `SheetScan` of one sheet, read as a stream."""
-    scanner = _SheetScanner(sheet, name, read, structure)
+    scanner = _SheetScanner(sheet, name, read, structure, percent_styles)
     parser = scanner.parser()
     try:
         for chunk in _stream(archive, info, budget):
@@ -323,6 +329,35 @@ def _scan_sheet(archive: zipfile.ZipFile, info: zipfile.ZipInfo, sheet: str, nam
     except _Refused as refused:
         return [refused.problem], scanner.scan
     return scanner.problems, scanner.scan
+
+
+_PERCENT_FORMATS = {"9", "10"}  # Excel's built-in 0% and 0.00%
+
+
+def _percent_styles(archive: zipfile.ZipFile, names: set[str], budget: list[int]) -> frozenset[str]:
+    """Indexes (as in a cell's `s`) of the cell formats that show a number as a percentage."""
+    if "xl/styles.xml" not in names:
+        return frozenset()
+    custom: set[str] = set()
+    formats: list[str] = []
+    parent: list[str] = []
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        if tag == _NS + "numFmt" and "%" in re.sub(r'"[^"]*"|\\.', "", attrs.get("formatCode", "")):
+            custom.add(attrs.get("numFmtId", ""))
+        elif tag == _XF and parent and parent[-1] == _NS + "cellXfs":
+            formats.append(attrs.get("numFmtId", "0"))
+        parent.append(tag)
+
+    def end(tag: str) -> None:
+        parent.pop()
+
+    parser = expat.ParserCreate(namespace_separator=" ")
+    parser.StartElementHandler, parser.EndElementHandler = start, end
+    for chunk in _stream(archive, archive.getinfo("xl/styles.xml"), budget):
+        parser.Parse(chunk, False)
+    percent = _PERCENT_FORMATS | custom
+    return frozenset(str(index) for index, number_format in enumerate(formats) if number_format in percent)
 
 
 def _count_tables(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], name: str,
@@ -463,7 +498,10 @@ def _check_archive(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], name:
                                           "übernehmen")]
                 tail = window[-32:]
         sheets = _sheet_paths(archive, names)
-        problems: list[Problem] = []
+        problems = _count_tables(archive, infos, name, budget)
+        if problems:
+            return problems
+        percent_styles = _percent_styles(archive, names, budget)
         for sheet, state, path in sheets:
             if state != "visible" and structure:
                 problems.append(_problem(
@@ -473,9 +511,8 @@ def _check_archive(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], name:
                          "löschen"))
             if path in names:  # the row limit applies to every sheet, cell bounds and merged cells to those we read
                 found, scans[sheet] = _scan_sheet(archive, archive.getinfo(path), sheet, name, is_read_sheet(sheet),
-                                                  structure, budget)
+                                                  structure, budget, percent_styles)
                 problems += found
-        problems += _count_tables(archive, infos, name, budget)
     except _Stop:
         return [_problem("input-zip-bomb", name, "Ein Teil entpackt zu mehr Daten, als sein Kopf angibt oder erlaubt ist",
                          found="entpackte Größe über der Grenze", expected="eine gewöhnliche .xlsx-Arbeitsmappe",
