@@ -193,6 +193,11 @@ def _rows(workbook, name: str, scan: SheetScan, collector: _Collector) -> list[l
     try:
         rows = workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
     except Exception as error:  # a damaged sheet part: calamine's own error types
+        if scan.errors:  # calamine refuses error values it does not know (#GETTING_DATA): name the cells
+            for (r, c), text in scan.errors.items():
+                collector.add("input-excel-error", collector.loc(name, r, c), "Die Zelle zeigt einen Excel-Fehler",
+                              found=text, expected="ein Wert", hint="die Formel in dieser Zelle korrigieren")
+            return None
         collector.add("input-not-xlsx", collector.loc(name), f'Blatt "{name}" lässt sich nicht lesen',
                       found=str(error)[:200], expected="ein lesbares Tabellenblatt",
                       hint="in Excel öffnen und erneut als .xlsx speichern")

@@ -1,0 +1,382 @@
+"""Reading the input workbook with python-calamine (issues 11, 12, 13): same cells as openpyxl read them,
+bounds by what the file holds, numbers a cell can hold exactly, ASCII AGS, sheets that differ only by case,
+the optional `Umlagesaetze` sheet, and files that are not files."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from allocation import inputs
+from allocation.inputs import read_input
+from allocation.money import decimal_from_cell
+from allocation.problems import InputError
+from allocation.safety import MAX_STYLES, scan_bytes
+from workbooks import write_input
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "tests" / "corpus"
+FIXTURE = ROOT / "fixtures" / "kreis-wesel-2022" / "kreis-wesel-2022.xlsx"
+MUNICIPALITIES = [["05999001", "A", 1000], ["05999002", "B", 3000]]
+ITEMS = [["X", "Test", "KIM", 100, 0, 0, 0, None]]
+READ_SHEETS = ("Parameter", "Gemeinden", "Kostenpositionen", "Schluessel")
+
+
+def problems_of(path: Path) -> list:
+    with pytest.raises(InputError) as raised:
+        read_input(path)
+    return raised.value.problems
+
+
+def located(problems, code: str) -> list[str]:
+    """`Sheet!A1` (or the sheet, or the file) of every problem with this code."""
+    from allocation.problems import column_letter
+
+    result = []
+    for p in problems:
+        if p.code == code:
+            where = p.location
+            cell = f"{column_letter(where.column)}{where.row}" if where.column and where.row else (
+                f"Zeile {where.row}" if where.row else "")
+            result.append(f"{where.sheet}!{cell}" if where.sheet else where.file)
+    return result
+
+
+def sheet_xml_edit(path: Path, sheet_index: int, edit) -> Path:
+    """Rewrite one sheet part of a workbook openpyxl wrote (for cells openpyxl cannot write)."""
+    name = f"xl/worksheets/sheet{sheet_index}.xml"
+    source = zipfile.ZipFile(path)
+    parts = {info.filename: source.read(info.filename) for info in source.infolist()}
+    parts[name] = edit(parts[name].decode("utf-8")).encode("utf-8")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for part_name, content in parts.items():
+            target.writestr(part_name, content)
+    return path
+
+
+# --- the same cells as openpyxl read them (openpyxl is the independent oracle here)
+
+def _openpyxl_cells(path: Path) -> dict[str, list[tuple]]:
+    workbook = load_workbook(path, read_only=True, data_only=True)
+    try:
+        return {name: [tuple(row) for row in workbook[name].iter_rows(values_only=True)]
+                for name in READ_SHEETS if name in workbook.sheetnames}
+    finally:
+        workbook.close()
+
+
+def _same(old: object, new: object) -> bool:
+    if old is None or old == "":
+        return new is None or new == ""
+    if isinstance(old, bool) or isinstance(new, bool):
+        return old is new
+    if isinstance(old, (int, float)):
+        return isinstance(new, (int, float)) and str(decimal_from_cell(old)) == str(decimal_from_cell(new))
+    return old == new
+
+
+def _synthetic_district(tmp_path: Path) -> Path:
+    from allocation.synth import write_country
+
+    inputs_dir, _ = write_country(tmp_path / "land", scale=1.0, seed=7, districts=1)  # 40 x 400, full size
+    return sorted(inputs_dir.glob("*.xlsx"))[0]
+
+
+@pytest.mark.parametrize("name", ["fixture", "gueltig", "ok-formel-mit-wert", "ok-leerzeichen-am-ende", "synth"])
+def test_calamine_reads_the_numbers_openpyxl_read(name, tmp_path):
+    """Every cell of the read sheets gives the same value, numbers the same Decimal text (str), as openpyxl."""
+    path = {"fixture": FIXTURE, "synth": None}.get(name) or CORPUS / f"{name}.xlsx"
+    if name == "synth":
+        path = _synthetic_district(tmp_path)
+    data = path.read_bytes()
+    collector = inputs._Collector(path.name)
+    workbook = inputs._open(data, collector)
+    sheets = inputs._load_sheets(workbook, scan_bytes(data, path.name), collector)
+    compared = 0
+    for sheet, rows in _openpyxl_cells(path).items():
+        new_rows = sheets[sheet].rows
+        for r, row in enumerate(rows, start=1):
+            for c, old in enumerate(row, start=1):
+                new = new_rows[r - 1][c - 1] if r <= len(new_rows) and c <= len(new_rows[r - 1]) else None
+                assert _same(old, new), (sheet, r, c, old, new)
+                compared += isinstance(old, (int, float))
+    assert compared > 10  # the comparison saw numbers, not only text
+
+
+def test_whole_numbers_become_decimals_without_a_point():
+    """Excel writes 5170004, not 5170004.0; calamine hands over 5170004.0: the same Decimal text either way."""
+    assert str(decimal_from_cell(5170004.0)) == "5170004" == str(decimal_from_cell(5170004))
+    assert str(decimal_from_cell(0.1)) == "0.1"
+    assert str(decimal_from_cell(2.0 ** 53)) == "9007199254740992.0"  # beyond exact integers: repr, as before
+
+
+def test_the_run_path_imports_neither_openpyxl_nor_numpy_nor_pandas(tmp_path):
+    output = tmp_path / "x.xlsx"
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "allocation", "run", str(FIXTURE), "--rules",
+                           str(ROOT / "rules" / "kreis-wesel.yaml"), "-o", str(output)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines() if "|" in line}
+    assert "python_calamine" in imported
+    assert not imported & {"openpyxl", "numpy", "pandas"}
+
+
+# --- issue 12: bounded by what the file holds
+
+def test_a_declared_width_of_16384_columns_pads_no_row(tmp_path):
+    path = CORPUS / "ok-dimension-16384-spalten.xlsx"
+    data = path.read_bytes()
+    collector = inputs._Collector(path.name)
+    sheets = inputs._load_sheets(inputs._open(data, collector), scan_bytes(data, path.name), collector)
+    assert {len(row) for row in sheets["Gemeinden"].rows} == {6}  # A..F hold values, A1:XFD5 is declared
+    book = read_input(path)
+    assert [m.ags for m in book.municipalities] == ["05170004", "05170008", "05170012", "05170016"]
+
+
+def test_a_value_at_xfd1_is_refused_before_rows_are_built():
+    assert located(problems_of(CORPUS / "wert-in-xfd1.xlsx"), "input-too-many-columns") == ["Gemeinden!XFD1"]
+
+
+def test_a_value_that_spans_more_than_two_million_cells_is_refused():
+    assert located(problems_of(CORPUS / "wert-weit-unten-rechts.xlsx"), "input-too-many-cells") == [
+        "Gemeinden!GR20000"]
+
+
+def test_a_stray_cell_far_below_the_data_is_one_error_that_names_it():
+    problems = problems_of(CORPUS / "streuzelle-zeile-90000.xlsx")
+    empty = [p for p in problems if p.code == "input-empty-row"]
+    assert len(empty) == 1 and empty[0].location.row == 6  # rows 6..89,999 are empty; data ends in row 5
+    assert "A90000" in empty[0].message and "A90000" in empty[0].found
+    assert len(problems) < 10
+
+
+def test_one_empty_row_between_data_rows_is_still_reported_at_that_row(tmp_path):
+    path = write_input(tmp_path / "e.xlsx", [MUNICIPALITIES[0], [None, None, None], [None, None, None],
+                                             MUNICIPALITIES[1]], ITEMS)
+    empty = [p for p in problems_of(path) if p.code == "input-empty-row"]
+    assert [(p.location.row, "Zeilen 3 bis 4" in p.message) for p in empty] == [(3, True)]
+
+
+def test_a_huge_shared_string_table_is_refused_from_the_file():
+    assert located(problems_of(CORPUS / "gemeinsame-zeichenfolgen-riesig.xlsx"), "input-too-large") == [
+        "gemeinsame-zeichenfolgen-riesig.xlsx"]
+
+
+def test_a_huge_style_table_is_refused(tmp_path):
+    path = write_input(tmp_path / "s.xlsx", MUNICIPALITIES, ITEMS)
+    source = zipfile.ZipFile(path)
+    parts = {info.filename: source.read(info.filename) for info in source.infolist()}
+    styles = parts["xl/styles.xml"].decode("utf-8")
+    extra = "".join(f'<xf numFmtId="{i % 50}" fontId="0" fillId="0" borderId="0"/>' for i in range(MAX_STYLES + 1))
+    parts["xl/styles.xml"] = re.sub(r"(<cellXfs[^>]*>)", r"\1" + extra, styles, count=1).encode("utf-8")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for name, content in parts.items():
+            target.writestr(name, content)
+    assert located(problems_of(path), "input-too-large") == ["s.xlsx"]
+
+
+@pytest.mark.parametrize("file, code, cell", [
+    ("zahl-nan.xlsx", "input-not-a-number", "Gemeinden!C3"),
+    ("zahl-inf.xlsx", "input-not-a-number", "Gemeinden!E3"),
+    ("zahl-1e308.xlsx", "input-too-many-digits", "Kostenpositionen!E3"),
+    ("zahl-39-stellen.xlsx", "input-too-many-digits", "Gemeinden!F3"),
+    ("datum-text-kaputt.xlsx", "input-bad-date", "Gemeinden!E3"),
+])
+def test_numbers_no_cell_can_hold_and_malformed_dates_are_located(file, code, cell):
+    assert located(problems_of(CORPUS / file), code) == [cell]
+
+
+def test_a_directory_as_input_is_refused(tmp_path):
+    problems = problems_of(tmp_path)
+    assert [p.code for p in problems] == ["input-unreadable"] and "Verzeichnis" in problems[0].found
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_a_fifo_or_dev_zero_as_input_exits_3_and_never_hangs(tmp_path):
+    fifo = tmp_path / "eingabe.xlsx"
+    os.mkfifo(fifo)
+    for path in (fifo, Path("/dev/zero")):
+        if not path.exists():
+            continue
+        done = subprocess.run([sys.executable, "-m", "allocation", "run", str(path), "--rules",
+                               str(ROOT / "rules" / "kreis-wesel.yaml"), "-o", str(tmp_path / "o.xlsx"), "--json"],
+                              capture_output=True, text=True, cwd=ROOT, timeout=120)  # a guard, not a timing
+        assert done.returncode == 3, done.stdout + done.stderr
+        assert '"input-unreadable"' in done.stdout
+
+
+def test_a_file_over_the_size_cap_is_refused_unread(tmp_path, monkeypatch):
+    path = write_input(tmp_path / "gross.xlsx", MUNICIPALITIES, ITEMS)
+    monkeypatch.setattr(inputs, "MAX_FILE_BYTES", path.stat().st_size - 1)
+    assert [p.code for p in problems_of(path)] == ["input-too-large"]
+
+
+# --- issue 11: what a cell means
+
+FULLWIDTH_ALPEN = "\uff10\uff15\uff19\uff19\uff19\uff10\uff10\uff11"  # ０５９９９００１ (looks like 05999001)
+
+
+def test_an_ags_in_fullwidth_digits_is_not_a_second_municipality(tmp_path):
+    path = write_input(tmp_path / "e.xlsx", MUNICIPALITIES + [[FULLWIDTH_ALPEN, "A", 1000]], ITEMS)
+    assert located(problems_of(path), "input-bad-ags") == ["Gemeinden!A4"]
+
+
+@pytest.mark.parametrize("digits", ["\u0660\u0665\u0669\u0669\u0669\u0660\u0660\u0662",  # Arabic-Indic ٠٥٩٩٩٠٠٢
+                                    "\uff10\uff15\uff19\uff19\uff19\uff10\uff10\uff12"])
+def test_unicode_digits_are_refused_as_host_and_in_schluessel(tmp_path, digits):
+    items = [["X", "Test", "KIM", 100, 0, 0, 0, digits]]
+    path = write_input(tmp_path / "e.xlsx", MUNICIPALITIES, items, keys=[["X", digits, 5]])
+    problems = problems_of(path)
+    assert sorted(located(problems, "input-bad-ags")) == ["Kostenpositionen!H2", "Schluessel!B2"]
+
+
+def test_a_year_in_unicode_digits_is_refused(tmp_path):
+    path = write_input(tmp_path / "e.xlsx", MUNICIPALITIES, ITEMS, parameters=[
+        ["Parameter", "Wert"], ["Kreis", "Testkreis"], ["Haushaltsjahr", "\uff12\uff10\uff12\uff12"]])
+    assert located(problems_of(path), "input-bad-parameter") == ["Parameter!B3"]
+
+
+def test_a_haushaltsjahr_written_as_text_is_that_year(tmp_path):
+    path = write_input(tmp_path / "e.xlsx", MUNICIPALITIES, ITEMS, parameters=[
+        ["Parameter", "Wert"], ["Kreis", "Testkreis"], ["Haushaltsjahr", "2022"]])
+    assert read_input(path).parameters.year == 2022
+
+
+@pytest.mark.parametrize("header", [["Schlüssel", "Wert"], ["Name", "Wert"], ["Parameter", "Wert"]])
+def test_a_first_parameter_row_with_wert_is_a_header(tmp_path, header):
+    path = write_input(tmp_path / "e.xlsx", MUNICIPALITIES, ITEMS, parameters=[
+        header, ["Kreis", "Testkreis"], ["Haushaltsjahr", 2022]])
+    assert read_input(path).parameters.district == "Testkreis"
+
+
+def test_the_accepted_corpus_header_schluessel_wert_reads(tmp_path):
+    book = read_input(CORPUS / "ok-parameter-kopf-schluessel-wert.xlsx")
+    assert (book.parameters.district, book.parameters.year) == ("Kreis Wesel", 2022)
+
+
+def test_an_na_error_cell_is_located(tmp_path):
+    path = write_input(tmp_path / "e.xlsx", [["05999001", "A", "#N/A"], MUNICIPALITIES[1]], ITEMS)
+    xml = zipfile.ZipFile(path).read("xl/worksheets/sheet2.xml").decode("utf-8")
+    assert '<c r="C2" t="e">' in xml  # openpyxl stored it as an Excel error cell
+    assert located(problems_of(path), "input-excel-error") == ["Gemeinden!C2"]
+
+
+def test_an_error_cell_only_the_xml_names_is_located(tmp_path):
+    """#GETTING_DATA does not look like the classic errors; the cell type t="e" says what it is."""
+    path = write_input(tmp_path / "e.xlsx", MUNICIPALITIES, ITEMS)
+    sheet_xml_edit(path, 3, lambda x: re.sub(r'<c r="D2"[^>]*><v>[^<]*</v>',
+                                             '<c r="D2" t="e"><v>#GETTING_DATA</v>', x, count=1))
+    problems = problems_of(path)
+    assert located(problems, "input-excel-error") == ["Kostenpositionen!D2"]
+    assert next(p for p in problems if p.code == "input-excel-error").found == "#GETTING_DATA"
+
+
+def test_the_largest_amount_a_cell_carries_to_the_cent_is_read(tmp_path):
+    """15 significant digits with the cents: 9,999,999,999,999.99 € (13 + 2 digits) is the largest amount."""
+    path = write_input(tmp_path / "e.xlsx", MUNICIPALITIES, [["X", "Test", "KIM", 9999999999999.99, 0, 0, 0, None]])
+    assert read_input(path).items[0].components["Personalkosten"] == 999_999_999_999_999
+
+
+@pytest.mark.parametrize("amount", [10000000000000, 1234567890123456, 12345678901234.5])
+def test_an_amount_a_cell_cannot_carry_to_the_cent_is_refused(tmp_path, amount):
+    path = write_input(tmp_path / "e.xlsx", MUNICIPALITIES, [["X", "Test", "KIM", amount, 0, 0, 0, None]])
+    assert located(problems_of(path), "input-too-many-digits") == ["Kostenpositionen!D2"]
+
+
+def test_a_levy_base_beyond_15_digits_is_refused(tmp_path):
+    path = write_input(tmp_path / "e.xlsx", [["05999001", "A", 12345678901234567], MUNICIPALITIES[1]], ITEMS)
+    assert located(problems_of(path), "input-too-many-digits") == ["Gemeinden!C2"]
+
+
+def test_a_free_number_beyond_15_significant_digits_is_refused(tmp_path):
+    path = write_input(tmp_path / "e.xlsx", [MUNICIPALITIES[0] + [0.1234567890123456], MUNICIPALITIES[1] + [1]],
+                       ITEMS, municipality_extra=["Anteil"])
+    assert located(problems_of(path), "input-too-many-digits") == ["Gemeinden!D2"]
+
+
+def test_sheets_that_differ_only_by_case_are_an_error():
+    problems = problems_of(CORPUS / "blatt-doppelt-gross-klein.xlsx")
+    assert [p.location.sheet for p in problems if p.code == "input-duplicate-sheet"] == ["PARAMETER"]
+
+
+def test_sheets_that_differ_only_by_spaces_are_an_error(tmp_path):
+    path = write_input(tmp_path / "e.xlsx", MUNICIPALITIES, ITEMS)
+    workbook = load_workbook(path)
+    workbook.create_sheet("Gemeinden ").append(["AGS", "Gemeinde", "Umlagegrundlagen"])
+    workbook.save(path)
+    assert [p.location.sheet for p in problems_of(path) if p.code == "input-duplicate-sheet"] == ["Gemeinden "]
+
+
+# --- the optional Umlagesaetze sheet
+
+def _with_rates(path: Path, rows: list, header=("Umlage", "Bestandteil", "Satz"), percent_cells=()) -> Path:
+    workbook = load_workbook(path)
+    sheet = workbook.create_sheet("Umlagesaetze")
+    sheet.append(list(header))
+    for row in rows:
+        sheet.append(list(row))
+    for ref in percent_cells:
+        sheet[ref].number_format = "0.00%"
+    workbook.save(path)
+    return path
+
+
+def test_levy_rates_are_read_exactly_with_their_row(tmp_path):
+    path = _with_rates(write_input(tmp_path / "e.xlsx", MUNICIPALITIES, ITEMS),
+                       [["Kreisumlage", None, 33.1234], ["Jugendamtsumlage", "Umlagegrundlagen", 0],
+                        ["Jugendamtsumlage", "Steuerkraft", 100]])
+    rates = read_input(path).levy_rates
+    assert [(r.levy, r.component, str(r.rate), r.source.sheet, r.source.row) for r in rates] == [
+        ("Kreisumlage", "", "33.1234", "Umlagesaetze", 2), ("Jugendamtsumlage", "Umlagegrundlagen", "0",
+                                                             "Umlagesaetze", 3),
+        ("Jugendamtsumlage", "Steuerkraft", "100", "Umlagesaetze", 4)]
+
+
+def test_a_workbook_without_umlagesaetze_has_no_rates(tmp_path):
+    assert read_input(write_input(tmp_path / "e.xlsx", MUNICIPALITIES, ITEMS)).levy_rates == ()
+
+
+def test_a_rate_in_a_percent_cell_is_the_percentage_the_controller_sees(tmp_path):
+    """33.5 % typed into a percent-formatted cell is stored as 0.335; the controller sees 33.5 %."""
+    path = _with_rates(write_input(tmp_path / "e.xlsx", MUNICIPALITIES, ITEMS), [["Kreisumlage", None, 0.335]],
+                       percent_cells=["C2"])
+    assert read_input(path).levy_rates[0].rate == Decimal("33.5")
+
+
+@pytest.mark.parametrize("rows, code, cell", [
+    ([["Kreisumlage", None, 33], ["Kreisumlage", None, 34]], "input-duplicate-rate", "Umlagesaetze!A3"),
+    ([["Kreisumlage", "Umlagegrundlagen", 33], ["Kreisumlage", "Umlagegrundlagen", 33]], "input-duplicate-rate",
+     "Umlagesaetze!A3"),
+    ([["Kreisumlage", None, 100.00001]], "input-bad-rate", "Umlagesaetze!C2"),
+    ([["Kreisumlage", None, -0.5]], "input-bad-rate", "Umlagesaetze!C2"),
+    ([["Kreisumlage", None, 33.12345]], "input-bad-rate", "Umlagesaetze!C2"),
+    ([["Kreisumlage", None, "33,5"]], "input-not-a-number", "Umlagesaetze!C2"),
+    ([["Kreisumlage", None, None]], "input-empty-cell", "Umlagesaetze!C2"),
+    ([[None, None, 33]], "input-empty-cell", "Umlagesaetze!A2"),
+])
+def test_bad_levy_rates_are_located(tmp_path, rows, code, cell):
+    path = _with_rates(write_input(tmp_path / "e.xlsx", MUNICIPALITIES, ITEMS), rows)
+    assert located(problems_of(path), code) == [cell]
+
+
+def test_a_rate_for_the_whole_base_and_one_for_a_component_are_not_duplicates(tmp_path):
+    path = _with_rates(write_input(tmp_path / "e.xlsx", MUNICIPALITIES, ITEMS),
+                       [["Kreisumlage", None, 30], ["Kreisumlage", "Umlagegrundlagen", 33]])
+    assert len(read_input(path).levy_rates) == 2
+
+
+def test_the_template_has_the_umlagesaetze_sheet(tmp_path):
+    from allocation.template import write_template
+
+    write_template(tmp_path / "vorlage.xlsx")
+    workbook = load_workbook(tmp_path / "vorlage.xlsx")
+    assert [c.value for c in workbook["Umlagesaetze"][1]] == ["Umlage", "Bestandteil", "Satz"]
+    assert "Umlagesaetze" in [row[0] for row in workbook["Anleitung"].iter_rows(values_only=True)]
+
