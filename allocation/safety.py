@@ -194,33 +194,45 @@ class _SheetScanner:
         self.formula: list[str] | None = None
         self.inline = False
         self.text: list[str] | None = None  # where character data goes now
+        self.expat = None
 
     def parser(self):
         parser = expat.ParserCreate(namespace_separator=" ")
         parser.buffer_text = True
         parser.StartElementHandler = self.start
         parser.EndElementHandler = self.end
-        parser.CharacterDataHandler = self.characters
+        self.expat = parser  # character data is collected only where it matters (see collect)
         return parser
 
     def characters(self, data: str) -> None:
-        if self.text is not None:
-            self.text.append(data)
+        self.text.append(data)
+
+    def collect(self, into: list[str] | None) -> None:
+        self.text = into
+        self.expat.CharacterDataHandler = self.characters if into is not None else None
 
     def start(self, tag: str, attrs: dict[str, str]) -> None:
         if tag == _C:
             ref = attrs.get("r")
             letters = ref.rstrip("0123456789") if ref else None
-            self.column = _COLUMNS.get(letters) or _letters_column(letters) if letters else self.column + 1
+            column = (_COLUMNS.get(letters) or _letters_column(letters)) if letters else 0
+            self.column = column or self.column + 1
             self.cell = (self.last_row, self.column)
             self.cell_type = attrs.get("t", "n")
             self.style = attrs.get("s")
             self.value = self.formula = None
             self.inline = False
         elif tag == _V and self.cell is not None:
-            self.value = self.text = []
+            # the text matters for formulas (empty = never calculated), error cells and date cells only
+            self.value = []
+            if self.read and (self.formula is not None or self.cell_type in ("e", "d")):
+                self.collect(self.value)
+            else:
+                self.value.append("?")  # a value is present; its text is calamine's business
         elif tag == _F and self.cell is not None:
-            self.formula = self.text = []
+            self.formula = []
+            if self.read:
+                self.collect(self.formula)
         elif tag == _IS:
             self.inline = True
         elif tag == _ROW:
@@ -231,8 +243,8 @@ class _SheetScanner:
             self.merged(attrs.get("ref", ""))
 
     def end(self, tag: str) -> None:
-        if tag in (_V, _F):
-            self.text = None
+        if self.text is not None and tag in (_V, _F):
+            self.collect(None)
         elif tag == _C and self.cell is not None:
             self.end_cell()
             self.cell = None
