@@ -54,6 +54,7 @@ PARAMETERS = {
 }
 AGS_PATTERN = re.compile(r"[0-9]{8}")  # ASCII digits only: a fullwidth "０５…" is another string
 MAX_DIGITS = 15  # significant digits a spreadsheet number cell holds exactly
+_WHOLE = 10.0 ** MAX_DIGITS
 ALIASES = {"foerderung": "Foerderung", "traeger": "Traeger", "schluessel": "Schluessel"}
 
 
@@ -364,6 +365,8 @@ class _Row:
             self.collector.add("input-not-a-number", self.where(name), f"{_show(value)} ist {_negated(what)}",
                                found=_show(value), expected=f"{what}, z. B. 12000.50", hint=hint)
             return None
+        if isinstance(value, float) and value.is_integer() and -_WHOLE < value < _WHOLE:
+            return Decimal(int(value))  # the common case: a whole number of at most 15 digits, exact
         try:
             number = decimal_from_cell(value)
         except ValueError:
@@ -375,7 +378,8 @@ class _Row:
     def exact(self, name: str, number: Decimal) -> bool:
         """False (with a problem) for a number a spreadsheet cell cannot hold exactly: over 15 significant digits
         or 10^15 and more (NaN and infinity never get here)."""
-        if number == 0 or (number.adjusted() < MAX_DIGITS and len(number.normalize().as_tuple().digits) <= MAX_DIGITS):
+        if number.adjusted() < MAX_DIGITS and (len(number.as_tuple().digits) <= MAX_DIGITS
+                                               or len(number.normalize().as_tuple().digits) <= MAX_DIGITS):
             return True
         self.collector.add("input-too-many-digits", self.where(name), f"{name} hat mehr als {MAX_DIGITS} Stellen",
                            found=_digits(number), expected=f"höchstens {MAX_DIGITS} gültige Stellen, kleiner als 10^15",
@@ -451,6 +455,8 @@ class _Row:
             return ""
         if isinstance(value, bool):
             return Decimal(int(value))
+        if isinstance(value, float) and value.is_integer() and -_WHOLE < value < _WHOLE:
+            return Decimal(int(value))  # the common case: a whole number of at most 15 digits, exact
         if isinstance(value, (int, float, Decimal)):
             try:
                 number = decimal_from_cell(value)

@@ -37,7 +37,8 @@ __all__ = ["check_bytes", "scan_bytes", "Scan", "SheetScan", "MAX_ROWS", "MAX_CO
 MAX_FILE_BYTES = 100 * 1024 * 1024  # the file itself; read with this cap (the web upload limit is 20 MB)
 MAX_ROWS = 100_000               # per sheet; a district's data has a few thousand rows at most
 MAX_COLUMNS = 200                # per read sheet, counted to the last cell holding a value (A..GR)
-MAX_CELLS = 2_000_000            # per read sheet: rows x columns up to the last value (what a reader allocates)
+MAX_CELLS = 1_000_000            # read sheets together: rows x columns up to the last value (what a reader
+                                 # allocates and the checks visit; about 5 s of checks at the limit)
 MAX_SHARED_STRINGS = 1_000_000   # entries of the shared-string table (loaded whole by any reader)
 MAX_STYLES = 64_000              # cell formats (Excel's own limit is about 64,000)
 MAX_TOTAL_UNCOMPRESSED = 200 * 1024 * 1024  # all parts together, bytes
@@ -180,8 +181,10 @@ class _SheetScanner:
     """Streams one sheet part with expat (no tree is built): row and cell bounds, merged cells and, for read
     sheets, the cells listed in `SheetScan`. Refuses with `_Refused` as soon as a bound is crossed."""
 
-    def __init__(self, sheet: str, name: str, read: bool, structure: bool, percent_styles: frozenset[str]) -> None:
+    def __init__(self, sheet: str, name: str, read: bool, structure: bool, percent_styles: frozenset[str],
+                 before: int) -> None:
         self.sheet, self.name, self.read, self.structure = sheet, name, read, structure
+        self.before = before  # cells of the read sheets scanned before this one
         self.percent_styles = percent_styles
         self.problems: list[Problem] = []
         self.scan = SheetScan({}, {}, {}, set())
@@ -304,12 +307,14 @@ class _SheetScanner:
                 hint=f"den Wert in {ref} löschen (oder die Spalten rechts der Daten markieren und löschen) und "
                      "speichern"))
         self.max_row, self.max_column = max(self.max_row, r), max(self.max_column, c)
-        if self.max_row * self.max_column > MAX_CELLS:
+        if self.before + self.max_row * self.max_column > MAX_CELLS:
+            others = f" (dazu {_n(self.before)} in den Blättern davor)" if self.before else ""
             raise _Refused(_problem(
                 "input-too-many-cells", self.name, f'Blatt "{self.sheet}": der Bereich bis {ref} umfasst '
-                f"{_n(self.max_row)} Zeilen × {_n(self.max_column)} Spalten", self.sheet, r, c,
-                found=f"{_n(self.max_row * self.max_column)} Zellen bis {ref}",
-                expected=f"höchstens {_n(MAX_CELLS)} Zellen (Zeilen × Spalten bis zum letzten Wert)",
+                f"{_n(self.max_row)} Zeilen × {_n(self.max_column)} Spalten{others}", self.sheet, r, c,
+                found=f"{_n(self.before + self.max_row * self.max_column)} Zellen bis {ref}",
+                expected=f"höchstens {_n(MAX_CELLS)} Zellen in den gelesenen Blättern zusammen (je Blatt Zeilen × "
+                         "Spalten bis zum letzten Wert)",
                 hint=f"prüfen, ob {ref} ein versehentlicher Wert weit außerhalb der Daten ist, und ihn löschen"))
 
 
@@ -330,9 +335,11 @@ def _n(number: int) -> str:
 
 
 def _scan_sheet(archive: zipfile.ZipFile, info: zipfile.ZipInfo, sheet: str, name: str, read: bool,
-                structure: bool, budget: list[int], percent_styles: frozenset[str]) -> tuple[list[Problem], SheetScan]:
-    """Bounds, merged cells (read sheets) and the cells of `SheetScan` of one sheet, read as a stream."""
-    scanner = _SheetScanner(sheet, name, read, structure, percent_styles)
+                structure: bool, budget: list[int], percent_styles: frozenset[str],
+                cells: list[int]) -> tuple[list[Problem], SheetScan]:
+    """Bounds, merged cells (read sheets) and the cells of `SheetScan` of one sheet, read as a stream;
+    `cells[0]` counts the cells of the read sheets so far."""
+    scanner = _SheetScanner(sheet, name, read, structure, percent_styles, cells[0])
     parser = scanner.parser()
     try:
         for chunk in _stream(archive, info, budget):
@@ -340,6 +347,7 @@ def _scan_sheet(archive: zipfile.ZipFile, info: zipfile.ZipInfo, sheet: str, nam
         parser.Parse(b"", True)
     except _Refused as refused:
         return [refused.problem], scanner.scan
+    cells[0] += scanner.max_row * scanner.max_column
     return scanner.problems, scanner.scan
 
 
@@ -514,6 +522,7 @@ def _check_archive(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], name:
         if problems:
             return problems
         percent_styles = _percent_styles(archive, names, budget)
+        cells = [0]
         for sheet, state, path in sheets:
             if state != "visible" and structure:
                 problems.append(_problem(
@@ -523,7 +532,7 @@ def _check_archive(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], name:
                          "löschen"))
             if path in names:  # the row limit applies to every sheet, cell bounds and merged cells to those we read
                 found, scans[sheet] = _scan_sheet(archive, archive.getinfo(path), sheet, name, is_read_sheet(sheet),
-                                                  structure, budget, percent_styles)
+                                                  structure, budget, percent_styles, cells)
                 problems += found
     except _Stop:
         return [_problem("input-zip-bomb", name, "Ein Teil entpackt zu mehr Daten, als sein Kopf angibt oder erlaubt ist",

@@ -144,9 +144,19 @@ def test_a_value_at_xfd1_is_refused_before_rows_are_built():
     assert located(problems_of(CORPUS / "wert-in-xfd1.xlsx"), "input-too-many-columns") == ["Gemeinden!XFD1"]
 
 
-def test_a_value_that_spans_more_than_two_million_cells_is_refused():
+def test_a_value_that_spans_more_than_a_million_cells_is_refused():
     assert located(problems_of(CORPUS / "wert-weit-unten-rechts.xlsx"), "input-too-many-cells") == [
         "Gemeinden!GR20000"]
+
+
+def test_the_cell_limit_counts_the_read_sheets_together(tmp_path):
+    """Gemeinden up to E100000 (500,000 cells) and Kostenpositionen up to H70000 (560,000): over 1,000,000
+    together although each alone is under it; refused at the cell that crosses the limit."""
+    path = write_input(tmp_path / "e.xlsx", MUNICIPALITIES, ITEMS)
+    far = '<row r="{r}"><c r="{ref}" t="inlineStr"><is><t>x</t></is></c></row></sheetData>'
+    sheet_xml_edit(path, 2, lambda x: x.replace("</sheetData>", far.format(r=100000, ref="E100000")))
+    sheet_xml_edit(path, 3, lambda x: x.replace("</sheetData>", far.format(r=70000, ref="H70000")))
+    assert located(problems_of(path), "input-too-many-cells") == ["Kostenpositionen!H70000"]
 
 
 def test_a_stray_cell_far_below_the_data_is_one_error_that_names_it():
