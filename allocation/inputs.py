@@ -90,6 +90,13 @@ def _show(value: object) -> str:
     return repr(value)
 
 
+def _cell_text(value: object) -> str:
+    """A header or key cell as text; a whole number without `.0` (calamine gives 2022.0 for 2022)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < _WHOLE:
+        return str(int(value))
+    return str(value).strip()
+
+
 def _german_number_hint(text: str) -> str:
     """A fix for a number written as text, e.g. `12.000,5O` -> `12000.50 ... (Buchstabe O statt Null?)`."""
     cleaned = text.strip().replace("€", "").replace("EUR", "").strip()
@@ -237,7 +244,13 @@ def _load_sheets(workbook, scan: Scan, collector: _Collector) -> dict[str, _Shee
             collector.add("input-sheet-name", collector.loc(found), f'Blatt "{found}" muss "{wanted}" heißen',
                           found=found, expected=wanted, hint=f'das Blatt in "{wanted}" umbenennen')
             continue
-        facts = scan.sheets.get(wanted) or SheetScan({}, {}, {}, set())
+        facts = scan.sheets.get(wanted)
+        if facts is None:  # never let the reader load a sheet whose XML the bounds did not see
+            collector.add("input-not-xlsx", collector.loc(wanted), f'Blatt "{wanted}" lässt sich nicht prüfen: sein '
+                          "Teil fehlt im Archiv oder ist falsch verknüpft", found="kein Tabellenteil zum Blatt",
+                          expected="eine .xlsx-Arbeitsmappe, wie Excel sie speichert",
+                          hint="in Excel öffnen und erneut als .xlsx speichern")
+            continue
         rows = _rows(workbook, wanted, facts, collector)
         if rows is None:
             continue
@@ -262,7 +275,7 @@ def _header(sheet: _Sheet, required: tuple[str, ...], optional: tuple[str, ...],
                               expected="ein Spaltenname in Zeile 1",
                               hint="der Spalte eine Überschrift geben oder ihre Werte löschen")
             continue
-        text = str(raw).strip()
+        text = _cell_text(raw)
         name = canonical.get(normalise_header(text), text)
         if name in columns:
             collector.add("input-duplicate-column", collector.loc(sheet.name, 1, c), f'Spalte "{name}" kommt doppelt vor',
@@ -480,7 +493,7 @@ def _parameters(sheet: _Sheet, collector: _Collector) -> Parameters | None:
         key = row[0] if row else None
         if key is None or (isinstance(key, str) and not key.strip()):
             continue
-        key = str(key).strip()
+        key = _cell_text(key)
         if r == 1 and (normalise_header(key) == "parameter" or _is_header_cell(row[1] if len(row) > 1 else None)):
             continue  # a header row: "Parameter | Wert", "Schlüssel | Wert", "Name | Wert"
         canonical = next((k for k in PARAMETERS if normalise_header(k) == normalise_header(key)), None)

@@ -45,7 +45,7 @@ def located(problems, code: str) -> list[str]:
             where = p.location
             cell = f"{column_letter(where.column)}{where.row}" if where.column and where.row else (
                 f"Zeile {where.row}" if where.row else "")
-            result.append(f"{where.sheet}!{cell}" if where.sheet else where.file)
+            result.append((f"{where.sheet}!{cell}" if cell else where.sheet) if where.sheet else where.file)
     return result
 
 
@@ -390,3 +390,16 @@ def test_the_template_has_the_umlagesaetze_sheet(tmp_path):
     assert [c.value for c in workbook["Umlagesaetze"][1]] == ["Umlage", "Bestandteil", "Satz"]
     assert "Umlagesaetze" in [row[0] for row in workbook["Anleitung"].iter_rows(values_only=True)]
 
+
+
+def test_a_read_sheet_whose_part_the_scan_cannot_find_is_refused(tmp_path):
+    """The bounds must have seen every sheet the reader loads: a relationship to a missing part is refused."""
+    path = write_input(tmp_path / "e.xlsx", MUNICIPALITIES, ITEMS)
+    source = zipfile.ZipFile(path)
+    parts = {info.filename: source.read(info.filename) for info in source.infolist()}
+    rels = parts["xl/_rels/workbook.xml.rels"].decode("utf-8")
+    parts["xl/_rels/workbook.xml.rels"] = rels.replace("worksheets/sheet2.xml", "worksheets/fehlt.xml").encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for name, content in parts.items():
+            target.writestr(name, content)
+    assert located(problems_of(path), "input-not-xlsx") == ["Gemeinden"]
