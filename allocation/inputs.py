@@ -136,7 +136,8 @@ def _negated(what: str) -> str:
 
 class _Sheet:
     """One sheet's rows (1-based row/column numbers; a row is a list, empty cells `None` or ""), with what the
-    safety scan found in its XML: formulas without a cached value and malformed date cells by (row, column)."""
+    safety scan found in its XML by (row, column): formulas without a cached value, Excel error cells (their
+    text is also put into the row), malformed date cells and cells formatted as a percentage."""
 
     def __init__(self, name: str, rows: list[list], formulas: dict[tuple[int, int], str],
                  errors: dict[tuple[int, int], str], bad_dates: dict[tuple[int, int], str],
@@ -156,9 +157,11 @@ def _read_bytes(path: Path) -> bytes:
                                    expected="eine lesbare .xlsx-Datei", hint="Pfad und Zugriffsrechte prüfen")])
 
     try:
-        mode = os.stat(path).st_mode
-        if not stat.S_ISREG(mode):
-            raise unreadable("Die Eingabe ist keine gewöhnliche Datei", _file_kind(mode))
+        status = os.stat(path)
+        if not stat.S_ISREG(status.st_mode):
+            raise unreadable("Die Eingabe ist keine gewöhnliche Datei", _file_kind(status.st_mode))
+        if status.st_size > MAX_FILE_BYTES:
+            raise _too_large(path)
         # O_NONBLOCK: should the path have become a FIFO since stat, opening it does not wait for a writer
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         with os.fdopen(descriptor, "rb") as handle:
@@ -167,13 +170,17 @@ def _read_bytes(path: Path) -> bytes:
             data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as error:
         raise unreadable("Die Eingabe-Arbeitsmappe lässt sich nicht lesen", error.strerror or str(error)) from None
-    if len(data) > MAX_FILE_BYTES:
-        raise InputError([Problem("input-too-large", Location(path.name), "Die Datei ist größer, als eine "
-                                  "Eingabe-Arbeitsmappe sein darf", found=f"mehr als {MAX_FILE_BYTES:,} Bytes"
-                                  .replace(",", "."), expected=f"höchstens {MAX_FILE_BYTES:,} Bytes".replace(",", "."),
-                                  hint="nur die Blätter Parameter, Gemeinden, Kostenpositionen (und Schluessel, "
-                                       "Umlagesaetze) in eine neue Arbeitsmappe übernehmen")])
+    if len(data) > MAX_FILE_BYTES:  # the file grew after stat
+        raise _too_large(path)
     return data
+
+
+def _too_large(path: Path) -> InputError:
+    return InputError([Problem("input-too-large", Location(path.name), "Die Datei ist größer, als eine "
+                               "Eingabe-Arbeitsmappe sein darf", found=f"mehr als {MAX_FILE_BYTES:,} Bytes"
+                               .replace(",", "."), expected=f"höchstens {MAX_FILE_BYTES:,} Bytes".replace(",", "."),
+                               hint="nur die Blätter Parameter, Gemeinden, Kostenpositionen (und Schluessel, "
+                                    "Umlagesaetze) in eine neue Arbeitsmappe übernehmen")])
 
 
 def _file_kind(mode: int) -> str:
