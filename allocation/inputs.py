@@ -551,10 +551,12 @@ def _parameters(sheet: _Sheet, collector: _Collector) -> Parameters | None:
     return Parameters(str(district), year, str(rounding), int(decimals), collector.loc(sheet.name))
 
 
-def _municipalities(sheet: _Sheet, collector: _Collector) -> tuple[list[Municipality], tuple[str, ...]]:
+def _municipalities(sheet: _Sheet, collector: _Collector) -> tuple[list[Municipality], tuple[str, ...], set[str]]:
+    """The municipalities, the sheet's columns, and every valid AGS of the sheet (also of rows with other
+    errors: a reference to such a row is not an "unknown AGS" on top of its own error)."""
     columns = _header(sheet, MUNICIPALITY_COLUMNS, (), collector)
     if columns is None:
-        return [], ()
+        return [], (), set()
     result: list[Municipality] = []
     first_row: dict[str, int] = {}
     for r, row in _data_rows(sheet, collector):
@@ -579,13 +581,15 @@ def _municipalities(sheet: _Sheet, collector: _Collector) -> tuple[list[Municipa
     if not result and not any(p.location.sheet == sheet.name for p in collector.problems):
         collector.add("input-no-rows", collector.loc(sheet.name, 2), "keine Gemeinden",
                       expected="eine Zeile je Gemeinde", hint="die kreisangehörigen Gemeinden eintragen")
-    return result, tuple(columns)
+    return result, tuple(columns), set(first_row)
 
 
-def _items(sheet: _Sheet, known_ags: set[str], collector: _Collector) -> tuple[list[CostItem], tuple[str, ...]]:
+def _items(sheet: _Sheet, known_ags: set[str], collector: _Collector
+           ) -> tuple[list[CostItem], tuple[str, ...], set[str]]:
+    """The cost items, the sheet's columns, and every ID of the sheet (also of items with other errors)."""
     columns = _header(sheet, ITEM_COLUMNS, OPTIONAL_ITEM_COLUMNS, collector)
     if columns is None:
-        return [], ()
+        return [], (), set()
     result: list[CostItem] = []
     first_row: dict[str, int] = {}
     for r, row in _data_rows(sheet, collector):
@@ -624,7 +628,7 @@ def _items(sheet: _Sheet, known_ags: set[str], collector: _Collector) -> tuple[l
         attrs["Traeger"] = host
         result.append(CostItem(item_id, cells.text("Bezeichnung"), cells.text("Kategorie"), components, funding, host,
                                attrs, collector.loc(sheet.name, r), dict(columns)))
-    return result, tuple(columns)
+    return result, tuple(columns), set(first_row)
 
 
 def _keys(sheet: _Sheet, items: set[str], known_ags: set[str], collector: _Collector) -> list[KeyEntry]:
@@ -714,12 +718,11 @@ def read_input(path: str | Path) -> InputBook:
     finally:
         workbook.close()
     parameters = _parameters(sheets["Parameter"], collector) if "Parameter" in sheets else None
-    municipalities, municipality_columns = (_municipalities(sheets["Gemeinden"], collector)
-                                            if "Gemeinden" in sheets else ([], ()))
-    known_ags = {m.ags for m in municipalities}
-    items, item_columns = _items(sheets["Kostenpositionen"], known_ags, collector) \
-        if "Kostenpositionen" in sheets else ([], ())
-    keys = _keys(sheets["Schluessel"], {i.id for i in items}, known_ags, collector) if "Schluessel" in sheets else []
+    municipalities, municipality_columns, known_ags = (_municipalities(sheets["Gemeinden"], collector)
+                                                       if "Gemeinden" in sheets else ([], (), set()))
+    items, item_columns, known_items = _items(sheets["Kostenpositionen"], known_ags, collector) \
+        if "Kostenpositionen" in sheets else ([], (), set())
+    keys = _keys(sheets["Schluessel"], known_items, known_ags, collector) if "Schluessel" in sheets else []
     levy_rates = _levy_rates(sheets["Umlagesaetze"], collector) if "Umlagesaetze" in sheets else []
     if collector.problems or parameters is None:
         raise InputError(collector.problems)

@@ -403,3 +403,18 @@ def test_a_read_sheet_whose_part_the_scan_cannot_find_is_refused(tmp_path):
         for name, content in parts.items():
             target.writestr(name, content)
     assert located(problems_of(path), "input-not-xlsx") == ["Gemeinden"]
+
+
+def test_an_item_with_its_own_error_causes_no_unknown_item_errors(tmp_path):
+    """X has a sub-cent amount; its two key rows must not add two `input-unknown-item` errors."""
+    items = [["X", "Test", "Beratung", 100.005, 0, 0, 0, None], ["Y", "Test", "KIM", 100, 0, 0, 0, None]]
+    path = write_input(tmp_path / "e.xlsx", MUNICIPALITIES, items, keys=[["X", "05999001", 1], ["X", "05999002", 2]])
+    assert sorted(p.code for p in problems_of(path)) == ["input-sub-cent"]
+
+
+def test_a_municipality_with_its_own_error_causes_no_unknown_host_or_ags_errors(tmp_path):
+    """05999002 has a negative base; the item it hosts and its key row must not add "unknown" errors."""
+    municipalities = [MUNICIPALITIES[0], ["05999002", "B", -5]]
+    items = [["X", "Test", "KIM", 100, 0, 0, 0, "05999002"]]
+    path = write_input(tmp_path / "e.xlsx", municipalities, items, keys=[["X", "05999002", 1]])
+    assert sorted(p.code for p in problems_of(path)) == ["input-negative-base"]
