@@ -165,8 +165,9 @@ def _read_bytes(path: Path) -> bytes:
         # O_NONBLOCK: should the path have become a FIFO since stat, opening it does not wait for a writer
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         with os.fdopen(descriptor, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise unreadable("Die Eingabe ist keine gewöhnliche Datei", _file_kind(os.fstat(handle.fileno()).st_mode))
+            mode = os.fstat(handle.fileno()).st_mode
+            if not stat.S_ISREG(mode):
+                raise unreadable("Die Eingabe ist keine gewöhnliche Datei", _file_kind(mode))
             data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as error:
         raise unreadable("Die Eingabe-Arbeitsmappe lässt sich nicht lesen", error.strerror or str(error)) from None
@@ -402,7 +403,8 @@ class _Row:
                                                or len(number.normalize().as_tuple().digits) <= MAX_DIGITS):
             return True
         self.collector.add("input-too-many-digits", self.where(name), f"{name} hat mehr als {MAX_DIGITS} Stellen",
-                           found=_digits(number), expected=f"höchstens {MAX_DIGITS} gültige Stellen, kleiner als 10^15",
+                           found=_digits(number),
+                           expected=f"höchstens {MAX_DIGITS} gültige Stellen, kleiner als 10^15",
                            hint="den Wert prüfen; eine Tabellenzelle speichert nur 15 Stellen genau")
         return False
 
