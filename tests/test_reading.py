@@ -7,11 +7,14 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import zipfile
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from allocation import inputs
@@ -418,3 +421,37 @@ def test_a_municipality_with_its_own_error_causes_no_unknown_host_or_ags_errors(
     items = [["X", "Test", "KIM", 100, 0, 0, 0, "05999002"]]
     path = write_input(tmp_path / "e.xlsx", municipalities, items, keys=[["X", "05999002", 1]])
     assert sorted(p.code for p in problems_of(path)) == ["input-negative-base"]
+
+
+# --- no traceback from the reader, whatever the bytes of a sheet part
+
+_TOKENS = [b"<v>", b"</v>", b't="e"', b't="d"', b't="s"', b't="str"', b'r="XFD1"', b"<f>", b"NaN", b"1e400",
+           b"&amp;", b"<c ", b"/>", b'r="A0"', b's="99"', b"<v>2022-02-30</v>", b"\xff", b"<is><t>", b"</row>"]
+
+
+@given(st.data())
+def test_a_damaged_part_gives_located_problems_never_a_traceback(data):
+    """Random edits of one XML part of the corpus base: read_input returns a book or raises InputError."""
+    source = zipfile.ZipFile(CORPUS / "gueltig.xlsx")
+    parts = {info.filename: source.read(info.filename) for info in source.infolist()}
+    name = data.draw(st.sampled_from(sorted(n for n in parts if n.endswith(".xml"))))
+    body = bytearray(parts[name])
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(body) - 1))
+        edit = data.draw(st.sampled_from(["cut", "insert", "byte"]))
+        if edit == "cut":
+            del body[at:at + data.draw(st.integers(1, 8))]
+        elif edit == "insert":
+            body[at:at] = data.draw(st.sampled_from(_TOKENS))
+        else:
+            body[at] = data.draw(st.integers(0, 255))
+    parts[name] = bytes(body)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "e.xlsx"
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+            for part_name, content in parts.items():
+                target.writestr(part_name, content)
+        try:
+            read_input(path)
+        except InputError as error:
+            assert error.problems and all(p.code.startswith("input-") and p.location.file for p in error.problems)
