@@ -30,7 +30,7 @@ from xml.parsers import expat
 
 from .problems import Location, Problem, column_letter
 
-__all__ = ["check_bytes", "scan_bytes", "Scan", "SheetScan", "MAX_ROWS", "MAX_COLUMNS", "MAX_CELLS",
+__all__ = ["check_bytes", "scan_bytes", "Scan", "SheetScan", "MAX_ROWS", "MAX_COLUMNS", "MAX_CELLS", "MAX_CELL_ELEMENTS",
            "MAX_SHARED_STRINGS", "MAX_STYLES", "MAX_FILE_BYTES", "MAX_TOTAL_UNCOMPRESSED", "MAX_RATIO", "MAX_PARTS",
            "READ_SHEETS"]
 
@@ -39,6 +39,7 @@ MAX_ROWS = 100_000               # per sheet; a district's data has a few thousa
 MAX_COLUMNS = 200                # per read sheet, counted to the last cell holding a value (A..GR)
 MAX_CELLS = 1_000_000            # read sheets together: rows x columns up to the last value (what a reader
                                  # allocates and the checks visit; about 5 s of checks at the limit)
+MAX_CELL_ELEMENTS = 2_000_000    # <c> elements of one read sheet, styled empty cells included (parse time)
 MAX_SHARED_STRINGS = 1_000_000   # entries of the shared-string table (loaded whole by any reader)
 MAX_STYLES = 64_000              # cell formats (Excel's own limit is about 64,000)
 MAX_TOTAL_UNCOMPRESSED = 200 * 1024 * 1024  # all parts together, bytes
@@ -198,6 +199,7 @@ class _SheetScanner:
         self.inline = False
         self.text: list[str] | None = None  # where character data goes now
         self.expat = None
+        self.elements = 0  # <c> elements, empty ones included: expat calls back for each
 
     def parser(self):
         parser = expat.ParserCreate(namespace_separator=" ")
@@ -216,6 +218,9 @@ class _SheetScanner:
 
     def start(self, tag: str, attrs: dict[str, str]) -> None:
         if tag == _C:
+            self.elements += 1
+            if self.elements > MAX_CELL_ELEMENTS:
+                self.too_many_elements(attrs.get("r", ""))
             ref = attrs.get("r")
             letters = ref.rstrip("0123456789") if ref else None
             column = (_COLUMNS.get(letters) or _letters_column(letters)) if letters else 0
@@ -279,6 +284,15 @@ class _SheetScanner:
             expected="ein Wert je Zelle, keine verbundenen Zellen",
             hint="den Bereich markieren, die Verbindung aufheben (Start › Verbinden und zentrieren) und "
                  "jede Zelle ausfüllen"))
+
+    def too_many_elements(self, ref: str) -> None:
+        raise _Refused(_problem(
+            "input-too-many-cells", self.name, f'Blatt "{self.sheet}" hat mehr als {_n(MAX_CELL_ELEMENTS)} '
+            "Zelleinträge (auch leere, formatierte Zellen)", self.sheet, self.last_row, self.column + 1 or None,
+            found=f"über {_n(MAX_CELL_ELEMENTS)} Zelleinträge, zuletzt {ref or 'ohne Bezug'}",
+            expected=f"höchstens {_n(MAX_CELL_ELEMENTS)} Zelleinträge je gelesenem Blatt",
+            hint="die formatierten leeren Zeilen und Spalten neben den Daten löschen (markieren, Zellen › Löschen) "
+                 "und speichern"))
 
     def end_cell(self) -> None:
         value = "".join(self.value) if self.value else ""
@@ -349,6 +363,38 @@ def _scan_sheet(archive: zipfile.ZipFile, info: zipfile.ZipInfo, sheet: str, nam
         return [refused.problem], scanner.scan
     cells[0] += scanner.max_row * scanner.max_column
     return scanner.problems, scanner.scan
+
+
+# A sheet we never read only needs its rows counted. expat would call Python for each of its elements (an 11 MB
+# upload can hold 100 MB of sheet XML: seconds); the tags are counted in C instead. A `<row` inside a comment
+# or CDATA can only make the count larger, i.e. refuse, never let a sheet through.
+_ROW_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?row(?=[\s/>])([^>]*)>")
+_ROW_NUMBER = re.compile(rb"""\sr\s*=\s*["'](\d{1,9})["']""")
+_DIMENSION_TAG = re.compile(rb"""<(?:[A-Za-z_][\w.-]*:)?dimension\s[^>]*?\bref\s*=\s*["']([^"']*)["']""")
+
+
+def _count_rows(archive: zipfile.ZipFile, info: zipfile.ZipInfo, sheet: str, name: str,
+                budget: list[int]) -> list[Problem]:
+    """The row limit of a sheet that is not read: declared `<dimension>` and `<row>` tags, counted as a stream."""
+    scanner = _SheetScanner(sheet, name, False, False, frozenset(), 0)
+    tail = b""
+    try:
+        for chunk in _stream(archive, info, budget):
+            buffer = tail + chunk
+            cut = buffer.rfind(b"<")
+            if cut >= 0 and b">" not in buffer[cut:] and len(buffer) - cut < _CHUNK:
+                buffer, tail = buffer[:cut], buffer[cut:]  # a tag split between chunks
+            else:
+                tail = b""
+            if scanner.rows == 0:
+                for match in _DIMENSION_TAG.finditer(buffer):
+                    scanner.dimension(match.group(1).decode("ascii", "replace"))
+            for match in _ROW_TAG.finditer(buffer):
+                number = _ROW_NUMBER.search(b" " + match.group(1))
+                scanner.row(number.group(1).decode("ascii") if number else None)
+    except _Refused as refused:
+        return [refused.problem]
+    return []
 
 
 _PERCENT_FORMATS = {"9", "10"}  # Excel's built-in 0% and 0.00%
@@ -530,10 +576,12 @@ def _check_archive(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], name:
                     expected="alle Blätter sichtbar, damit verarbeitet wird, was Sie sehen",
                     hint="das Blatt einblenden (Rechtsklick auf einen Blattreiter › Einblenden) und prüfen oder "
                          "löschen"))
-            if path in names:  # the row limit applies to every sheet, cell bounds and merged cells to those we read
-                found, scans[sheet] = _scan_sheet(archive, archive.getinfo(path), sheet, name, is_read_sheet(sheet),
-                                                  structure, budget, percent_styles, cells)
+            if path in names and is_read_sheet(sheet):  # cell bounds and merged cells: the sheets we read
+                found, scans[sheet] = _scan_sheet(archive, archive.getinfo(path), sheet, name, True, structure,
+                                                  budget, percent_styles, cells)
                 problems += found
+            elif path in names:  # the row limit applies to every sheet (a marked copy loads them all)
+                problems += _count_rows(archive, archive.getinfo(path), sheet, name, budget)
     except _Stop:
         return [_problem("input-zip-bomb", name, "Ein Teil entpackt zu mehr Daten, als sein Kopf angibt oder erlaubt ist",
                          found="entpackte Größe über der Grenze", expected="eine gewöhnliche .xlsx-Arbeitsmappe",

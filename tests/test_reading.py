@@ -455,3 +455,55 @@ def test_a_damaged_part_gives_located_problems_never_a_traceback(data):
             read_input(path)
         except InputError as error:
             assert error.problems and all(p.code.startswith("input-") and p.location.file for p in error.problems)
+
+
+def _with_sheet(path: Path, name: str, xml: str) -> Path:
+    """Add a sheet part openpyxl did not write (e.g. one far larger than its data)."""
+    source = zipfile.ZipFile(path)
+    parts = {info.filename: source.read(info.filename) for info in source.infolist()}
+    parts["xl/workbook.xml"] = parts["xl/workbook.xml"].replace(
+        b"</sheets>", f'<sheet name="{name}" sheetId="99" r:id="rId99"/></sheets>'.encode())
+    parts["xl/_rels/workbook.xml.rels"] = parts["xl/_rels/workbook.xml.rels"].replace(b"</Relationships>", (
+        b'<Relationship Id="rId99" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
+        b'worksheet" Target="worksheets/extra.xml"/></Relationships>'))
+    parts["xl/worksheets/extra.xml"] = (
+        '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">' + xml + "</worksheet>"
+    ).encode("utf-8")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for part_name, content in parts.items():
+            target.writestr(part_name, content)
+    return path
+
+
+@pytest.mark.parametrize("xml, row", [
+    ('<sheetData><row r="1"><c r="A1"><v>1</v></c></row><row r="100001"><c r="A100001"><v>1</v></c></row>'
+     "</sheetData>", 100001),
+    ('<dimension ref="A1:B1048576"/><sheetData><row r="1"/></sheetData>', 1048576),
+    ("<sheetData>" + "".join(f"<row><c><v>{r}</v></c></row>" for r in range(100_001)) + "</sheetData>", 100001),
+])
+def test_the_row_limit_holds_in_a_sheet_that_is_not_read(tmp_path, xml, row):
+    path = _with_sheet(write_input(tmp_path / "e.xlsx", MUNICIPALITIES, ITEMS), "Hilfsblatt", xml)
+    problems = problems_of(path)
+    assert [(p.code, p.location.sheet, p.location.row) for p in problems] == [
+        ("input-too-many-rows", "Hilfsblatt", row)]
+
+
+def test_a_sheet_that_is_not_read_with_row_breaks_and_many_rows_is_accepted(tmp_path):
+    """<rowBreaks>/<brk> are no rows; 100,000 rows is the limit, not over it."""
+    xml = ('<sheetData>' + "".join(f'<row r="{r}" spans="1:1"><c r="A{r}"><v>1</v></c></row>'
+                                   for r in range(1, 100_001)) + '</sheetData><rowBreaks count="1"><brk id="5"/>'
+           "</rowBreaks>")
+    path = _with_sheet(write_input(tmp_path / "e.xlsx", MUNICIPALITIES, ITEMS), "Hilfsblatt", xml)
+    assert read_input(path).parameters.district == "Testkreis"
+
+
+def test_a_read_sheet_of_too_many_empty_styled_cells_is_refused(tmp_path, monkeypatch):
+    """Empty styled cells cost parse time though no reader keeps them: their number is bounded too."""
+    from allocation import safety
+
+    monkeypatch.setattr(safety, "MAX_CELL_ELEMENTS", 30)
+    path = write_input(tmp_path / "e.xlsx", MUNICIPALITIES, ITEMS)
+    sheet_xml_edit(path, 2, lambda x: x.replace("</sheetData>", '<row r="9">' + "".join(
+        f'<c r="{c}9" s="0"/>' for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ") + "</row></sheetData>"))
+    assert [(p.code, p.location.sheet, p.location.row) for p in problems_of(path)] == [
+        ("input-too-many-cells", "Gemeinden", 9)]
