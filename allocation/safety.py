@@ -37,9 +37,9 @@ __all__ = ["check_bytes", "scan_bytes", "Scan", "SheetScan", "MAX_ROWS", "MAX_CO
 MAX_FILE_BYTES = 100 * 1024 * 1024  # the file itself; read with this cap (the web upload limit is 20 MB)
 MAX_ROWS = 100_000               # per sheet; a district's data has a few thousand rows at most
 MAX_COLUMNS = 200                # per read sheet, counted to the last cell holding a value (A..GR)
-MAX_CELLS = 1_000_000            # read sheets together: rows x columns up to the last value (what a reader
-                                 # allocates and the checks visit; about 5 s of checks at the limit)
-MAX_CELL_ELEMENTS = 2_000_000    # <c> elements of one read sheet, styled empty cells included (parse time)
+MAX_CELLS = 600_000              # read sheets together: rows x columns up to the last value (what a reader
+                                 # allocates and the checks visit; about 3 s at the limit). 100,000 key rows = 300,000
+MAX_CELL_ELEMENTS = 2_000_000    # <c> elements of the read sheets together, empty styled ones included (parse time)
 MAX_SHARED_STRINGS = 1_000_000   # entries of the shared-string table (loaded whole by any reader)
 MAX_STYLES = 64_000              # cell formats (Excel's own limit is about 64,000)
 MAX_TOTAL_UNCOMPRESSED = 200 * 1024 * 1024  # all parts together, bytes
@@ -183,7 +183,7 @@ class _SheetScanner:
     sheets, the cells listed in `SheetScan`. Refuses with `_Refused` as soon as a bound is crossed."""
 
     def __init__(self, sheet: str, name: str, read: bool, structure: bool, percent_styles: frozenset[str],
-                 before: int) -> None:
+                 before: int, elements: int = 0) -> None:
         self.sheet, self.name, self.read, self.structure = sheet, name, read, structure
         self.before = before  # cells of the read sheets scanned before this one
         self.percent_styles = percent_styles
@@ -199,14 +199,15 @@ class _SheetScanner:
         self.inline = False
         self.text: list[str] | None = None  # where character data goes now
         self.expat = None
-        self.elements = 0  # <c> elements, empty ones included: expat calls back for each
+        self.elements = elements  # <c> elements so far, empty ones included: expat calls back for each
 
     def parser(self):
         parser = expat.ParserCreate(namespace_separator=" ")
         parser.buffer_text = True
+        # Only start tags call back (half the calls): a cell is finished when the next one starts or the part
+        # ends, and character data is collected from a <v> or <f> until the next start tag (see collect).
         parser.StartElementHandler = self.start
-        parser.EndElementHandler = self.end
-        self.expat = parser  # character data is collected only where it matters (see collect)
+        self.expat = parser
         return parser
 
     def characters(self, data: str) -> None:
@@ -217,7 +218,11 @@ class _SheetScanner:
         self.expat.CharacterDataHandler = self.characters if into is not None else None
 
     def start(self, tag: str, attrs: dict[str, str]) -> None:
+        if self.text is not None:
+            self.collect(None)
         if tag == _C:
+            if self.cell is not None:
+                self.end_cell()
             self.elements += 1
             if self.elements > MAX_CELL_ELEMENTS:
                 self.too_many_elements(attrs.get("r", ""))
@@ -250,10 +255,9 @@ class _SheetScanner:
         elif tag == _MERGE and self.read and self.structure:
             self.merged(attrs.get("ref", ""))
 
-    def end(self, tag: str) -> None:
-        if self.text is not None and tag in (_V, _F):
-            self.collect(None)
-        elif tag == _C and self.cell is not None:
+    def finish(self) -> None:
+        """The part has ended: finish its last cell."""
+        if self.cell is not None:
             self.end_cell()
             self.cell = None
 
@@ -287,15 +291,15 @@ class _SheetScanner:
 
     def too_many_elements(self, ref: str) -> None:
         raise _Refused(_problem(
-            "input-too-many-cells", self.name, f'Blatt "{self.sheet}" hat mehr als {_n(MAX_CELL_ELEMENTS)} '
-            "Zelleinträge (auch leere, formatierte Zellen)", self.sheet, self.last_row, self.column + 1 or None,
-            found=f"über {_n(MAX_CELL_ELEMENTS)} Zelleinträge, zuletzt {ref or 'ohne Bezug'}",
-            expected=f"höchstens {_n(MAX_CELL_ELEMENTS)} Zelleinträge je gelesenem Blatt",
+            "input-too-many-cells", self.name, f'Blatt "{self.sheet}": die gelesenen Blätter haben zusammen mehr '
+            f"als {_n(MAX_CELL_ELEMENTS)} Zelleinträge (auch leere, formatierte Zellen)", self.sheet, self.last_row,
+            self.column + 1, found=f"über {_n(MAX_CELL_ELEMENTS)} Zelleinträge, zuletzt {ref or 'ohne Bezug'}",
+            expected=f"höchstens {_n(MAX_CELL_ELEMENTS)} Zelleinträge in den gelesenen Blättern zusammen",
             hint="die formatierten leeren Zeilen und Spalten neben den Daten löschen (markieren, Zellen › Löschen) "
                  "und speichern"))
 
     def end_cell(self) -> None:
-        value = "".join(self.value) if self.value else ""
+        value = "".join(self.value).strip() if self.value else ""
         if not (value or self.inline or self.formula is not None) or not self.read:
             return  # a styled empty cell: no reader keeps it, so it costs nothing
         r, c = self.cell
@@ -304,9 +308,9 @@ class _SheetScanner:
         if self.cell_type == "e":
             self.scan.errors[(r, c)] = value or "#WERT!"
         elif self.formula is not None and not value and not self.inline:
-            text = "".join(self.formula)
+            text = "".join(self.formula).strip()
             self.scan.formulas[(r, c)] = f"={text}" if text else "{gemeinsame Formel}"
-        elif self.cell_type == "d" and value and not _iso_date_ok(value.strip()):
+        elif self.cell_type == "d" and value and not _iso_date_ok(value):
             self.scan.bad_dates[(r, c)] = value
         if self.style in self.percent_styles and self.cell_type == "n":
             self.scan.percent.add((r, c))
@@ -352,16 +356,18 @@ def _scan_sheet(archive: zipfile.ZipFile, info: zipfile.ZipInfo, sheet: str, nam
                 structure: bool, budget: list[int], percent_styles: frozenset[str],
                 cells: list[int]) -> tuple[list[Problem], SheetScan]:
     """Bounds, merged cells (read sheets) and the cells of `SheetScan` of one sheet, read as a stream;
-    `cells[0]` counts the cells of the read sheets so far."""
-    scanner = _SheetScanner(sheet, name, read, structure, percent_styles, cells[0])
+    `cells` counts the cells (rectangles) and cell elements of the read sheets so far."""
+    scanner = _SheetScanner(sheet, name, read, structure, percent_styles, cells[0], cells[1])
     parser = scanner.parser()
     try:
         for chunk in _stream(archive, info, budget):
             parser.Parse(chunk, False)
         parser.Parse(b"", True)
+        scanner.finish()
     except _Refused as refused:
         return [refused.problem], scanner.scan
     cells[0] += scanner.max_row * scanner.max_column
+    cells[1] = scanner.elements
     return scanner.problems, scanner.scan
 
 
@@ -568,7 +574,7 @@ def _check_archive(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], name:
         if problems:
             return problems
         percent_styles = _percent_styles(archive, names, budget)
-        cells = [0]
+        cells = [0, 0]  # value rectangles and <c> elements of the read sheets so far
         for sheet, state, path in sheets:
             if state != "visible" and structure:
                 problems.append(_problem(

@@ -147,19 +147,19 @@ def test_a_value_at_xfd1_is_refused_before_rows_are_built():
     assert located(problems_of(CORPUS / "wert-in-xfd1.xlsx"), "input-too-many-columns") == ["Gemeinden!XFD1"]
 
 
-def test_a_value_that_spans_more_than_a_million_cells_is_refused():
+def test_a_value_that_spans_more_than_600000_cells_is_refused():
     assert located(problems_of(CORPUS / "wert-weit-unten-rechts.xlsx"), "input-too-many-cells") == [
         "Gemeinden!GR20000"]
 
 
 def test_the_cell_limit_counts_the_read_sheets_together(tmp_path):
-    """Gemeinden up to E100000 (500,000 cells) and Kostenpositionen up to H70000 (560,000): over 1,000,000
+    """Gemeinden up to E60000 (300,000 cells) and Kostenpositionen up to H40000 (320,000): over 600,000
     together although each alone is under it; refused at the cell that crosses the limit."""
     path = write_input(tmp_path / "e.xlsx", MUNICIPALITIES, ITEMS)
     far = '<row r="{r}"><c r="{ref}" t="inlineStr"><is><t>x</t></is></c></row></sheetData>'
-    sheet_xml_edit(path, 2, lambda x: x.replace("</sheetData>", far.format(r=100000, ref="E100000")))
-    sheet_xml_edit(path, 3, lambda x: x.replace("</sheetData>", far.format(r=70000, ref="H70000")))
-    assert located(problems_of(path), "input-too-many-cells") == ["Kostenpositionen!H70000"]
+    sheet_xml_edit(path, 2, lambda x: x.replace("</sheetData>", far.format(r=60000, ref="E60000")))
+    sheet_xml_edit(path, 3, lambda x: x.replace("</sheetData>", far.format(r=40000, ref="H40000")))
+    assert located(problems_of(path), "input-too-many-cells") == ["Kostenpositionen!H40000"]
 
 
 def test_a_stray_cell_far_below_the_data_is_one_error_that_names_it():
@@ -497,11 +497,12 @@ def test_a_sheet_that_is_not_read_with_row_breaks_and_many_rows_is_accepted(tmp_
     assert read_input(path).parameters.district == "Testkreis"
 
 
-def test_a_read_sheet_of_too_many_empty_styled_cells_is_refused(tmp_path, monkeypatch):
-    """Empty styled cells cost parse time though no reader keeps them: their number is bounded too."""
+def test_read_sheets_of_too_many_empty_styled_cells_are_refused(tmp_path, monkeypatch):
+    """Empty styled cells cost parse time though no reader keeps them: their number (all read sheets together:
+    Parameter 8 + Gemeinden 9 before row 9) is bounded too."""
     from allocation import safety
 
-    monkeypatch.setattr(safety, "MAX_CELL_ELEMENTS", 30)
+    monkeypatch.setattr(safety, "MAX_CELL_ELEMENTS", 40)
     path = write_input(tmp_path / "e.xlsx", MUNICIPALITIES, ITEMS)
     sheet_xml_edit(path, 2, lambda x: x.replace("</sheetData>", '<row r="9">' + "".join(
         f'<c r="{c}9" s="0"/>' for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ") + "</row></sheetData>"))

@@ -366,7 +366,7 @@ def build() -> list[dict]:
     case("wert-weit-unten-rechts.xlsx", with_part(SHEET_PART["Gemeinden"], lambda x: x.replace(
         "</sheetData>", '<row r="20000"><c r="GR20000" t="inlineStr"><is><t>x</t></is></c></row></sheetData>')),
         "input-too-many-cells", "Gemeinden!GR20000",
-        "one value at GR20000: 20,000 rows x 200 columns = 4,000,000 cells up to it (limit 1,000,000 in the read "
+        "one value at GR20000: 20,000 rows x 200 columns = 4,000,000 cells up to it (limit 600,000 in the read "
         "sheets together)",
         sheet="Gemeinden", cell="GR20000")
     case("streuzelle-zeile-90000.xlsx", with_part(SHEET_PART["Gemeinden"], lambda x: x.replace(
@@ -514,7 +514,7 @@ Decisions documented here:
 - **Row limit**: 100,000 rows per sheet, checked from the declared `<dimension>` and from the streamed rows
   before the workbook is loaded.
 - **Bounds by what the file holds**: in a sheet that is read, no value beyond column 200 (GR), and at most
-  1,000,000 cells in the read sheets together (each counted from A1 to its last value); at most 1,000,000
+  600,000 cells in the read sheets together (each counted from A1 to its last value); at most 1,000,000
   shared strings and 64,000 cell formats. A declared width (`<dimension>`) costs nothing and is accepted. A stray value far below the data is one
   `input-empty-row` for the block of empty rows, naming the stray cell.
 - **Numbers a cell cannot hold exactly**: NaN and infinity are not numbers; a number of more than 15
