@@ -30,9 +30,9 @@ from xml.parsers import expat
 
 from .problems import Location, Problem, column_letter
 
-__all__ = ["check_bytes", "scan_bytes", "Scan", "SheetScan", "MAX_ROWS", "MAX_COLUMNS", "MAX_CELLS", "MAX_CELL_ELEMENTS",
-           "MAX_SHARED_STRINGS", "MAX_STYLES", "MAX_FILE_BYTES", "MAX_TOTAL_UNCOMPRESSED", "MAX_RATIO", "MAX_PARTS",
-           "READ_SHEETS"]
+__all__ = ["check_bytes", "scan_bytes", "is_read_sheet", "Scan", "SheetScan", "MAX_ROWS", "MAX_COLUMNS", "MAX_CELLS",
+           "MAX_CELL_ELEMENTS", "MAX_SHARED_STRINGS", "MAX_STYLES", "MAX_STRUCTURE_PART", "MAX_FILE_BYTES",
+           "MAX_TOTAL_UNCOMPRESSED", "MAX_RATIO", "MAX_PARTS", "READ_SHEETS"]
 
 MAX_FILE_BYTES = 100 * 1024 * 1024  # the file itself; read with this cap (the web upload limit is 20 MB)
 MAX_ROWS = 100_000               # per sheet; a district's data has a few thousand rows at most
@@ -40,6 +40,7 @@ MAX_COLUMNS = 200                # per read sheet, counted to the last cell hold
 MAX_CELLS = 600_000              # read sheets together: rows x columns up to the last value (what a reader
                                  # allocates and the checks visit; about 3 s at the limit). 100,000 key rows = 300,000
 MAX_CELL_ELEMENTS = 2_000_000    # <c> elements of the read sheets together, empty styled ones included (parse time)
+MAX_STRUCTURE_PART = 16 * 1024 * 1024  # workbook.xml, its relationships, styles.xml (real ones: kilobytes)
 MAX_SHARED_STRINGS = 1_000_000   # entries of the shared-string table (loaded whole by any reader)
 MAX_STYLES = 64_000              # cell formats (Excel's own limit is about 64,000)
 MAX_TOTAL_UNCOMPRESSED = 200 * 1024 * 1024  # all parts together, bytes
@@ -403,6 +404,7 @@ def _count_rows(archive: zipfile.ZipFile, info: zipfile.ZipInfo, sheet: str, nam
     return []
 
 
+_STRUCTURE_PARTS = ("xl/workbook.xml", "xl/_rels/workbook.xml.rels", "xl/styles.xml")
 _PERCENT_FORMATS = {"9", "10"}  # Excel's built-in 0% and 0.00%
 
 
@@ -569,6 +571,14 @@ def _check_archive(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], name:
                                      hint="die Datei stammt nicht aus Excel; die Daten in eine neue Arbeitsmappe "
                                           "übernehmen")]
                 tail = window[-32:]
+        oversized = [part for part in _STRUCTURE_PARTS
+                     if part in names and archive.getinfo(part).file_size > MAX_STRUCTURE_PART]
+        if oversized:  # parsed whole (workbook, its relationships) or twice (styles): a few KB in a real workbook
+            size = archive.getinfo(oversized[0]).file_size
+            return [_problem("input-too-large", name, f'Teil "{oversized[0]}" ist {_n(size)} Bytes groß',
+                             found=f"{_n(size)} Bytes", expected=f"höchstens {_n(MAX_STRUCTURE_PART)} Bytes",
+                             hint="die Daten in eine neue Arbeitsmappe kopieren (nur Werte einfügen) und diese "
+                                  "speichern")]
         sheets = _sheet_paths(archive, names)
         problems = _count_tables(archive, infos, name, budget)
         if problems:

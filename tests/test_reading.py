@@ -508,3 +508,13 @@ def test_read_sheets_of_too_many_empty_styled_cells_are_refused(tmp_path, monkey
         f'<c r="{c}9" s="0"/>' for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ") + "</row></sheetData>"))
     assert [(p.code, p.location.sheet, p.location.row) for p in problems_of(path)] == [
         ("input-too-many-cells", "Gemeinden", 9)]
+
+
+def test_an_oversized_workbook_part_is_refused_before_it_is_parsed(tmp_path, monkeypatch):
+    from allocation import safety
+
+    path = write_input(tmp_path / "e.xlsx", MUNICIPALITIES, ITEMS)
+    size = zipfile.ZipFile(path).getinfo("xl/styles.xml").file_size
+    monkeypatch.setattr(safety, "MAX_STRUCTURE_PART", size - 1)
+    problems = problems_of(path)
+    assert [p.code for p in problems] == ["input-too-large"] and "xl/styles.xml" in problems[0].message
