@@ -11,17 +11,19 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import io
+import os
 import re
+import stat
 import unicodedata
-import zipfile
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Iterator
 
-from .model import COMPONENTS, DISTRICT_HOST, CostItem, InputBook, KeyEntry, LevyRateEntry, Municipality, Parameters
+from .model import (COMPONENTS, DISTRICT_HOST, CostItem, InputBook, KeyEntry, LevyRateEntry, Municipality,
+                    Parameters)
 from .money import ROUNDING_UNITS, cents_from_decimal, decimal_from_cell
-from .problems import InputError, Location, Problem, did_you_mean
-from .safety import check_bytes
+from .problems import InputError, Location, Problem, column_letter, did_you_mean
+from .safety import MAX_FILE_BYTES, Scan, SheetScan, scan_bytes
 
 __all__ = [
     "read_input",
@@ -29,6 +31,8 @@ __all__ = [
     "MUNICIPALITY_COLUMNS",
     "ITEM_COLUMNS",
     "KEY_COLUMNS",
+    "LEVY_RATE_COLUMNS",
+    "OPTIONAL_LEVY_RATE_COLUMNS",
     "PARAMETERS",
     "normalise_header",
 ]
@@ -39,13 +43,18 @@ MUNICIPALITY_COLUMNS = ("AGS", "Gemeinde", "Umlagegrundlagen")
 ITEM_COLUMNS = ("ID", "Bezeichnung", "Kategorie", *COMPONENTS, "Foerderung", "Traeger")
 OPTIONAL_ITEM_COLUMNS = ("Stellen",)
 KEY_COLUMNS = ("ID", "AGS", "Wert")
+LEVY_RATE_COLUMNS = ("Umlage", "Satz")
+OPTIONAL_LEVY_RATE_COLUMNS = ("Bestandteil",)
+RATE_DECIMALS = 4  # a statutory levy rate in percent, e.g. 33.1234
 PARAMETERS = {
     "Kreis": "Name des Kreises, z. B. Kreis Wesel",
     "Haushaltsjahr": "Haushaltsjahr, z. B. 2022",
     "Rundung": "Cent oder Euro",
     "Hebesatz_Nachkommastellen": "2 oder 4",
 }
-AGS_PATTERN = re.compile(r"^\d{8}$")
+AGS_PATTERN = re.compile(r"[0-9]{8}")  # ASCII digits only: a fullwidth "０５…" is another string
+MAX_DIGITS = 15  # significant digits a spreadsheet number cell holds exactly
+_WHOLE = 10.0 ** MAX_DIGITS
 ALIASES = {"foerderung": "Foerderung", "traeger": "Traeger", "schluessel": "Schluessel"}
 
 
@@ -81,6 +90,13 @@ def _show(value: object) -> str:
     return repr(value)
 
 
+def _cell_text(value: object) -> str:
+    """A header or key cell as text; a whole number without `.0` (calamine gives 2022.0 for 2022)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < _WHOLE:
+        return str(int(value))
+    return str(value).strip()
+
+
 def _german_number_hint(text: str) -> str:
     """A fix for a number written as text, e.g. `12.000,5O` -> `12000.50 ... (Buchstabe O statt Null?)`."""
     cleaned = text.strip().replace("€", "").replace("EUR", "").strip()
@@ -105,6 +121,12 @@ def _german_number_hint(text: str) -> str:
     return f"{suggestion} als Zahl eintragen{extra}"
 
 
+def _digits(number: Decimal) -> str:
+    """A number as its digits, shortened for a message (1e308 has 309)."""
+    text = f"{number:f}" if abs(number.adjusted()) < 40 else f"{number:E}"
+    return text if len(text) <= 60 else f"{number:.6E}"
+
+
 def _negated(what: str) -> str:
     """'ein Betrag in Euro' -> 'kein Betrag in Euro'; other phrasings -> 'keine Zahl'."""
     if what.startswith(("ein ", "eine ")):
@@ -113,49 +135,104 @@ def _negated(what: str) -> str:
 
 
 class _Sheet:
-    """One sheet's header and data rows, with 1-based row/column numbers."""
+    """One sheet's rows (1-based row/column numbers; a row is a list, empty cells `None` or ""), with what the
+    safety scan found in its XML by (row, column): formulas without a cached value, Excel error cells (their
+    text is also put into the row), malformed date cells and cells formatted as a percentage."""
 
-    def __init__(self, name: str, rows: list[tuple], formulas: dict[tuple[int, int], str]) -> None:
+    def __init__(self, name: str, rows: list[list], formulas: dict[tuple[int, int], str],
+                 errors: dict[tuple[int, int], str], bad_dates: dict[tuple[int, int], str],
+                 percent: set[tuple[int, int]]) -> None:
         self.name = name
         self.rows = rows
         self.formulas = formulas
+        self.errors = errors
+        self.bad_dates = bad_dates
+        self.percent = percent
 
 
-def _cells(workbook, name: str) -> list[tuple]:
-    return [tuple(row) for row in workbook[name].iter_rows(values_only=True)]
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, read with a cap; a directory, FIFO, socket or device is refused before it is opened."""
+    def unreadable(message: str, found: str) -> InputError:
+        return InputError([Problem("input-unreadable", Location(str(path)), message, found=found,
+                                   expected="eine lesbare .xlsx-Datei", hint="Pfad und Zugriffsrechte prüfen")])
+
+    try:
+        status = os.stat(path)
+        if not stat.S_ISREG(status.st_mode):
+            raise unreadable("Die Eingabe ist keine gewöhnliche Datei", _file_kind(status.st_mode))
+        if status.st_size > MAX_FILE_BYTES:
+            raise _too_large(path)
+        # O_NONBLOCK: should the path have become a FIFO since stat, opening it does not wait for a writer
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(descriptor, "rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            if not stat.S_ISREG(mode):
+                raise unreadable("Die Eingabe ist keine gewöhnliche Datei", _file_kind(mode))
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise unreadable("Die Eingabe-Arbeitsmappe lässt sich nicht lesen", error.strerror or str(error)) from None
+    if len(data) > MAX_FILE_BYTES:  # the file grew after stat
+        raise _too_large(path)
+    return data
+
+
+def _too_large(path: Path) -> InputError:
+    return InputError([Problem("input-too-large", Location(path.name), "Die Datei ist größer, als eine "
+                               "Eingabe-Arbeitsmappe sein darf", found=f"mehr als {MAX_FILE_BYTES:,} Bytes"
+                               .replace(",", "."), expected=f"höchstens {MAX_FILE_BYTES:,} Bytes".replace(",", "."),
+                               hint="nur die Blätter Parameter, Gemeinden, Kostenpositionen (und Schluessel, "
+                                    "Umlagesaetze) in eine neue Arbeitsmappe übernehmen")])
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "ein Verzeichnis"), (stat.S_ISFIFO, "eine benannte Pipe (FIFO)"),
+             (stat.S_ISSOCK, "ein Socket"), (stat.S_ISCHR, "ein Gerät (zeichenorientiert, z. B. /dev/zero)"),
+             (stat.S_ISBLK, "ein Gerät (blockorientiert)"))
+    return next((text for test, text in kinds if test(mode)), "keine gewöhnliche Datei")
 
 
 def _open(data: bytes, collector: _Collector):
-    import openpyxl
-    from openpyxl.utils.exceptions import InvalidFileException
+    """The workbook as python-calamine reads it (the bytes passed the safety scan), or None with a problem."""
+    from python_calamine import CalamineWorkbook
 
-    where = collector.loc()
-    if not zipfile.is_zipfile(io.BytesIO(data)):
-        if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
-            collector.add("input-not-xlsx", where, "Das ist eine alte Excel-97-2003-Datei (.xls) oder eine verschlüsselte Arbeitsmappe",
-                          expected="eine .xlsx-Arbeitsmappe ohne Kennwort",
-                          hint="in Excel öffnen, ggf. das Kennwort entfernen und als .xlsx (Excel-Arbeitsmappe) speichern")
-        else:
-            collector.add("input-not-xlsx", where, "Die Datei ist keine Excel-Arbeitsmappe (.xlsx)",
-                          found=repr(data[:16]), expected="eine .xlsx-Arbeitsmappe",
-                          hint="die Datei als .xlsx (Excel-Arbeitsmappe) speichern, nicht als CSV oder in einem anderen Format")
-        return None, None
     try:
-        values = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        formulas = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError) as error:
-        collector.add("input-not-xlsx", where, "Die Arbeitsmappe lässt sich nicht öffnen", found=str(error),
-                      expected="eine .xlsx-Arbeitsmappe", hint="in Excel öffnen und erneut als .xlsx speichern")
-        return None, None
-    return values, formulas
+        return CalamineWorkbook.from_filelike(io.BytesIO(data))
+    except Exception as error:  # calamine raises its own types (ZipError, XmlError, CalamineError) and ValueError
+        collector.add("input-not-xlsx", collector.loc(), "Die Arbeitsmappe lässt sich nicht öffnen",
+                      found=str(error)[:200], expected="eine .xlsx-Arbeitsmappe",
+                      hint="in Excel öffnen und erneut als .xlsx speichern")
+        return None
 
 
-def _load_sheets(values, formulas, collector: _Collector) -> dict[str, _Sheet]:
-    names = list(values.sheetnames)
+def _rows(workbook, name: str, scan: SheetScan, collector: _Collector) -> list[list] | None:
+    """All rows of a sheet from A1 to its last value (never wider), with Excel error cells put back as their text."""
+    try:
+        rows = workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
+    except Exception as error:  # a damaged sheet part: calamine's own error types
+        if scan.errors:  # calamine refuses error values it does not know (#GETTING_DATA): name the cells
+            for (r, c), text in scan.errors.items():
+                collector.add("input-excel-error", collector.loc(name, r, c), "Die Zelle zeigt einen Excel-Fehler",
+                              found=text, expected="ein Wert", hint="die Formel in dieser Zelle korrigieren")
+            return None
+        collector.add("input-not-xlsx", collector.loc(name), f'Blatt "{name}" lässt sich nicht lesen',
+                      found=str(error)[:200], expected="ein lesbares Tabellenblatt",
+                      hint="in Excel öffnen und erneut als .xlsx speichern")
+        return None
+    for (r, c), text in scan.errors.items():
+        while len(rows) < r:
+            rows.append([])
+        row = rows[r - 1]
+        row.extend([None] * (c - len(row)))
+        row[c - 1] = text  # calamine reports an error cell as empty; the row is not empty
+    return rows
+
+
+def _load_sheets(workbook, scan: Scan, collector: _Collector) -> dict[str, _Sheet]:
+    names = list(workbook.sheet_names)
     sheets: dict[str, _Sheet] = {}
     for wanted in SHEETS + OPTIONAL_SHEETS:
-        found = wanted if wanted in names else next(
-            (n for n in names if normalise_header(n) == normalise_header(wanted)), None)
+        similar = [n for n in names if normalise_header(n) == normalise_header(wanted)]
+        found = wanted if wanted in names else (similar[0] if similar else None)
         if found is None:
             if wanted in SHEETS:
                 collector.add("input-missing-sheet", collector.loc(wanted), f'Blatt "{wanted}" fehlt'
@@ -163,19 +240,29 @@ def _load_sheets(values, formulas, collector: _Collector) -> dict[str, _Sheet]:
                               expected=", ".join(SHEETS),
                               hint=f'ein Blatt "{wanted}" anlegen (Vorlage: `allocation template`)')
             continue
+        others = [n for n in similar if n != found]
+        if others:  # "Parameter" and "PARAMETER": which one the controller meant is not ours to guess
+            for other in others:
+                collector.add("input-duplicate-sheet", collector.loc(other), f'Blatt "{other}" und Blatt "{found}" '
+                              "unterscheiden sich nur in Groß-/Kleinschreibung oder Leerzeichen",
+                              found=f'"{found}", "{other}"', expected=f'genau ein Blatt "{wanted}"',
+                              hint="das überzählige Blatt löschen oder eindeutig umbenennen")
+            continue
         if found != wanted:
             collector.add("input-sheet-name", collector.loc(found), f'Blatt "{found}" muss "{wanted}" heißen',
                           found=found, expected=wanted, hint=f'das Blatt in "{wanted}" umbenennen')
             continue
-        rows = _cells(values, wanted)
-        formula_cells = {}
-        for r, row in enumerate(_cells(formulas, wanted), start=1):
-            for c, value in enumerate(row, start=1):
-                if isinstance(value, str) and value.startswith("="):
-                    formula_cells[(r, c)] = value
-                elif value is not None and type(value).__name__ in ("ArrayFormula", "DataTableFormula"):
-                    formula_cells[(r, c)] = "{array formula}"
-        sheets[wanted] = _Sheet(wanted, rows, formula_cells)
+        facts = scan.sheets.get(wanted)
+        if facts is None:  # never let the reader load a sheet whose XML the bounds did not see
+            collector.add("input-not-xlsx", collector.loc(wanted), f'Blatt "{wanted}" lässt sich nicht prüfen: sein '
+                          "Teil fehlt im Archiv oder ist falsch verknüpft", found="kein Tabellenteil zum Blatt",
+                          expected="eine .xlsx-Arbeitsmappe, wie Excel sie speichert",
+                          hint="in Excel öffnen und erneut als .xlsx speichern")
+            continue
+        rows = _rows(workbook, wanted, facts, collector)
+        if rows is None:
+            continue
+        sheets[wanted] = _Sheet(wanted, rows, facts.formulas, facts.errors, facts.bad_dates, facts.percent)
     return sheets
 
 
@@ -196,7 +283,7 @@ def _header(sheet: _Sheet, required: tuple[str, ...], optional: tuple[str, ...],
                               expected="ein Spaltenname in Zeile 1",
                               hint="der Spalte eine Überschrift geben oder ihre Werte löschen")
             continue
-        text = str(raw).strip()
+        text = _cell_text(raw)
         name = canonical.get(normalise_header(text), text)
         if name in columns:
             collector.add("input-duplicate-column", collector.loc(sheet.name, 1, c), f'Spalte "{name}" kommt doppelt vor',
@@ -213,17 +300,36 @@ def _header(sheet: _Sheet, required: tuple[str, ...], optional: tuple[str, ...],
     return columns if ok else None
 
 
-def _data_rows(sheet: _Sheet, collector: _Collector) -> Iterator[tuple[int, tuple]]:
-    """Non-empty data rows with their row numbers; an empty row between data rows is an error."""
-    last = max((r for r, row in enumerate(sheet.rows, start=1)
-                if r > 1 and any(v not in (None, "") for v in row)), default=1)
-    for r in range(2, last + 1):
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _data_rows(sheet: _Sheet, collector: _Collector) -> Iterator[tuple[int, list]]:
+    """Non-empty data rows with their row numbers. Empty rows followed by more data are one error per block
+    (naming the first cell after it: a stray cell far below the data is one error, not thousands); empty rows
+    at the end are ignored."""
+    gap_start = None
+    for r in range(2, len(sheet.rows) + 1):
         row = sheet.rows[r - 1]
-        if all(v is None or (isinstance(v, str) and not v.strip()) for v in row):
-            collector.add("input-empty-row", collector.loc(sheet.name, r), "leere Zeile zwischen den Datenzeilen",
-                          expected="ein Datensatz pro Zeile ohne Lücken", hint="die leere Zeile löschen")
+        if all(_blank(v) for v in row):
+            gap_start = gap_start or r
             continue
+        if gap_start is not None:
+            _report_gap(sheet, gap_start, r, row, collector)
+            gap_start = None
         yield r, row
+
+
+def _report_gap(sheet: _Sheet, first: int, after: int, row: list, collector: _Collector) -> None:
+    c = next(c for c, v in enumerate(row, start=1) if not _blank(v))
+    cell = f"{column_letter(c)}{after}"
+    rows = f"Zeile {first}" if after - first == 1 else f"Zeilen {first} bis {after - 1}"
+    collector.add("input-empty-row", collector.loc(sheet.name, first),
+                  f"{rows} {'ist' if after - first == 1 else 'sind'} leer, danach folgen weitere Daten ab {cell}",
+                  found=f"{rows} leer; {cell} = {_show(row[c - 1])}", expected="ein Datensatz pro Zeile ohne Lücken",
+                  hint=("die leere Zeile löschen" if after - first == 1 else
+                        f"die leeren Zeilen löschen oder, falls {cell} versehentlich ausgefüllt ist, den Wert dort "
+                        "löschen"))
 
 
 class _Row:
@@ -235,10 +341,20 @@ class _Row:
     def raw(self, name: str) -> object:
         c = self.columns[name]
         value = self.row[c - 1] if c - 1 < len(self.row) else None
-        if value is None and (self.r, c) in self.sheet.formulas:
+        cell = (self.r, c)
+        if cell in self.sheet.errors:
+            self.collector.add("input-excel-error", self.where(name), "Die Zelle zeigt einen Excel-Fehler",
+                              found=self.sheet.errors[cell], expected="ein Wert",
+                              hint="die Formel in dieser Zelle korrigieren")
+        elif cell in self.sheet.formulas and _blank(value):
             self.collector.add("input-uncalculated-formula", self.where(name), "Formel ohne berechneten Wert",
-                               found=self.sheet.formulas[(self.r, c)], expected="ein Wert",
+                               found=self.sheet.formulas[cell], expected="ein Wert",
                                hint="die Arbeitsmappe in Excel öffnen, neu berechnen lassen und speichern")
+        elif cell in self.sheet.bad_dates:
+            self.collector.add("input-bad-date", self.where(name), "Die Datumszelle enthält kein gültiges Datum",
+                               found=_show(self.sheet.bad_dates[cell]), expected="ein Datum wie 2022-03-01",
+                               hint="das Datum neu eintragen (oder die Zelle als Zahl formatieren, wenn eine Zahl "
+                                    "gemeint ist)")
         if isinstance(value, str):
             value = value.strip()
             if value == "":
@@ -246,6 +362,8 @@ class _Row:
             elif value.startswith("#") and value.endswith(("!", "?", "A")):
                 self.collector.add("input-excel-error", self.where(name), "Die Zelle zeigt einen Excel-Fehler",
                                    found=value, expected="ein Wert", hint="die Formel in dieser Zelle korrigieren")
+        elif isinstance(value, _dt.date) and not isinstance(value, _dt.datetime):
+            value = _dt.datetime.combine(value, _dt.time())  # a date cell, as openpyxl read it (midnight)
         return value
 
     def where(self, name: str) -> Location:
@@ -258,7 +376,7 @@ class _Row:
                 self.collector.add("input-empty-cell", self.where(name), f"{name} ist leer", expected=what,
                                    hint=f"{what} eintragen")
             return None
-        if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        if isinstance(value, (_dt.datetime, _dt.date, _dt.time, _dt.timedelta)):
             self.collector.add("input-not-a-number", self.where(name), f"{name}: ein Datum ist {_negated(what)}",
                                found=_show(value), expected=what,
                                hint="die Zelle als Zahl formatieren und den Wert neu eintragen")
@@ -268,12 +386,27 @@ class _Row:
             self.collector.add("input-not-a-number", self.where(name), f"{_show(value)} ist {_negated(what)}",
                                found=_show(value), expected=f"{what}, z. B. 12000.50", hint=hint)
             return None
+        if isinstance(value, float) and value.is_integer() and -_WHOLE < value < _WHOLE:
+            return Decimal(int(value))  # the common case: a whole number of at most 15 digits, exact
         try:
-            return decimal_from_cell(value)
+            number = decimal_from_cell(value)
         except ValueError:
             self.collector.add("input-not-a-number", self.where(name), f"{name} ist keine endliche Zahl",
                                found=_show(value), expected=what, hint="eine Zahl eintragen")
             return None
+        return number if self.exact(name, number) else None
+
+    def exact(self, name: str, number: Decimal) -> bool:
+        """False (with a problem) for a number a spreadsheet cell cannot hold exactly: over 15 significant digits
+        or 10^15 and more (NaN and infinity never get here)."""
+        if number.adjusted() < MAX_DIGITS and (len(number.as_tuple().digits) <= MAX_DIGITS
+                                               or len(number.normalize().as_tuple().digits) <= MAX_DIGITS):
+            return True
+        self.collector.add("input-too-many-digits", self.where(name), f"{name} hat mehr als {MAX_DIGITS} Stellen",
+                           found=_digits(number),
+                           expected=f"höchstens {MAX_DIGITS} gültige Stellen, kleiner als 10^15",
+                           hint="den Wert prüfen; eine Tabellenzelle speichert nur 15 Stellen genau")
+        return False
 
     def amount(self, name: str, required: bool, what: str = "ein Betrag in Euro",
                negative: tuple[str, str, str] = ("input-negative", "darf nicht negativ sein",
@@ -293,6 +426,12 @@ class _Row:
             self.collector.add("input-sub-cent", self.where(name), f"{name} enthält Bruchteile eines Cents",
                                found=str(value), expected="höchstens zwei Nachkommastellen",
                                hint=f"auf Cent runden, z. B. {value.quantize(Decimal('0.01'))}")
+            return None
+        if abs(cents) >= 10 ** MAX_DIGITS:  # the output writes euros with cents: 15 digits is what a cell carries
+            self.collector.add("input-too-many-digits", self.where(name), f"{name} ist zu groß, um auf den Cent genau "
+                               "in einer Tabellenzelle zu stehen", found=str(value),
+                               expected="höchstens 9999999999999.99 (15 Stellen einschließlich Cent)",
+                               hint="den Betrag prüfen (Tausendertrennzeichen oder Einheit vertauscht?)")
             return None
         return cents
 
@@ -324,7 +463,7 @@ class _Row:
                                found=digits, expected="8 Ziffern als Text, z. B. 05170048", hint=hint)
             return None
         text = str(value)
-        if not AGS_PATTERN.match(text):
+        if not AGS_PATTERN.fullmatch(text):
             self.collector.add("input-bad-ags", self.where(name), "kein gültiger AGS", found=_show(text),
                                expected="8 Ziffern, z. B. 05170048",
                                hint="den amtlichen 8-stelligen Gemeindeschlüssel eintragen")
@@ -338,16 +477,23 @@ class _Row:
             return ""
         if isinstance(value, bool):
             return Decimal(int(value))
+        if isinstance(value, float) and value.is_integer() and -_WHOLE < value < _WHOLE:
+            return Decimal(int(value))  # the common case: a whole number of at most 15 digits, exact
         if isinstance(value, (int, float, Decimal)):
             try:
-                return decimal_from_cell(value)
+                number = decimal_from_cell(value)
             except ValueError:
                 self.collector.add("input-not-a-number", self.where(name), f"{name} ist keine endliche Zahl",
                                    found=_show(value), expected="eine Zahl oder ein Text", hint="einen Wert eintragen")
                 return ""
-        if isinstance(value, (_dt.datetime, _dt.date)):
+            return number if self.exact(name, number) else ""
+        if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
             return value.isoformat()
         return str(value)
+
+
+def _is_header_cell(value: object) -> bool:
+    return isinstance(value, str) and normalise_header(value) == "wert"
 
 
 def _parameters(sheet: _Sheet, collector: _Collector) -> Parameters | None:
@@ -356,9 +502,9 @@ def _parameters(sheet: _Sheet, collector: _Collector) -> Parameters | None:
         key = row[0] if row else None
         if key is None or (isinstance(key, str) and not key.strip()):
             continue
-        key = str(key).strip()
-        if r == 1 and normalise_header(key) == "parameter":
-            continue
+        key = _cell_text(key)
+        if r == 1 and (normalise_header(key) == "parameter" or _is_header_cell(row[1] if len(row) > 1 else None)):
+            continue  # a header row: "Parameter | Wert", "Schlüssel | Wert", "Name | Wert"
         canonical = next((k for k in PARAMETERS if normalise_header(k) == normalise_header(key)), None)
         if canonical is None:
             collector.add("input-unknown-parameter", collector.loc(sheet.name, r, 1), f'unbekannter Parameter "{key}"'
@@ -382,7 +528,7 @@ def _parameters(sheet: _Sheet, collector: _Collector) -> Parameters | None:
     year = found.get("Haushaltsjahr", (None, 0))[0]
     if isinstance(year, float) and year.is_integer():
         year = int(year)
-    if isinstance(year, str) and year.isdigit():
+    if isinstance(year, str) and re.fullmatch(r"[0-9]{4}", year):  # ASCII digits; text "2022" is the year 2022
         year = int(year)
     if not isinstance(year, int) or isinstance(year, bool) or not 1900 <= year <= 2200:
         ok = False
@@ -407,10 +553,12 @@ def _parameters(sheet: _Sheet, collector: _Collector) -> Parameters | None:
     return Parameters(str(district), year, str(rounding), int(decimals), collector.loc(sheet.name))
 
 
-def _municipalities(sheet: _Sheet, collector: _Collector) -> tuple[list[Municipality], tuple[str, ...]]:
+def _municipalities(sheet: _Sheet, collector: _Collector) -> tuple[list[Municipality], tuple[str, ...], set[str]]:
+    """The municipalities, the sheet's columns, and every valid AGS of the sheet (also of rows with other
+    errors: a reference to such a row is not an "unknown AGS" on top of its own error)."""
     columns = _header(sheet, MUNICIPALITY_COLUMNS, (), collector)
     if columns is None:
-        return [], ()
+        return [], (), set()
     result: list[Municipality] = []
     first_row: dict[str, int] = {}
     for r, row in _data_rows(sheet, collector):
@@ -435,13 +583,15 @@ def _municipalities(sheet: _Sheet, collector: _Collector) -> tuple[list[Municipa
     if not result and not any(p.location.sheet == sheet.name for p in collector.problems):
         collector.add("input-no-rows", collector.loc(sheet.name, 2), "keine Gemeinden",
                       expected="eine Zeile je Gemeinde", hint="die kreisangehörigen Gemeinden eintragen")
-    return result, tuple(columns)
+    return result, tuple(columns), set(first_row)
 
 
-def _items(sheet: _Sheet, known_ags: set[str], collector: _Collector) -> tuple[list[CostItem], tuple[str, ...]]:
+def _items(sheet: _Sheet, known_ags: set[str], collector: _Collector
+           ) -> tuple[list[CostItem], tuple[str, ...], set[str]]:
+    """The cost items, the sheet's columns, and every ID of the sheet (also of items with other errors)."""
     columns = _header(sheet, ITEM_COLUMNS, OPTIONAL_ITEM_COLUMNS, collector)
     if columns is None:
-        return [], ()
+        return [], (), set()
     result: list[CostItem] = []
     first_row: dict[str, int] = {}
     for r, row in _data_rows(sheet, collector):
@@ -480,19 +630,15 @@ def _items(sheet: _Sheet, known_ags: set[str], collector: _Collector) -> tuple[l
         attrs["Traeger"] = host
         result.append(CostItem(item_id, cells.text("Bezeichnung"), cells.text("Kategorie"), components, funding, host,
                                attrs, collector.loc(sheet.name, r), dict(columns)))
-    return result, tuple(columns)
+    return result, tuple(columns), set(first_row)
 
 
-def _keys(sheet: _Sheet, items: set[str], known_ags: set[str], collector: _Collector,
-          item_sheet: _Sheet | None = None) -> list[KeyEntry]:
+def _keys(sheet: _Sheet, items: set[str], known_ags: set[str], collector: _Collector) -> list[KeyEntry]:
+    """`items`: every ID Kostenpositionen names, also on rows refused for their own errors (their keys are no
+    unknown items)."""
     columns = _header(sheet, KEY_COLUMNS, (), collector)
     if columns is None:
         return []
-    # IDs Kostenpositionen names, also on rows refused for their own errors: their keys are no unknown items
-    header = {normalise_header(str(v or "")): c for c, v in enumerate(item_sheet.rows[0], 1)} \
-        if item_sheet and item_sheet.rows else {}
-    named = {_Row(item_sheet, r, row, {"ID": header["id"]}, collector).text("ID")
-             for r, row in enumerate(item_sheet.rows[1:], 2)} if "id" in header else set()
     result: list[KeyEntry] = []
     seen: dict[tuple[str, str], int] = {}
     for r, row in _data_rows(sheet, collector):
@@ -500,7 +646,7 @@ def _keys(sheet: _Sheet, items: set[str], known_ags: set[str], collector: _Colle
         item_id = cells.text("ID", required=True)
         ags = cells.ags("AGS")
         value = cells.number("Wert", True, "ein Schlüsselwert (z. B. Fallzahl)")
-        if item_id and items and item_id not in items and item_id not in named:
+        if item_id and items and item_id not in items:
             collector.add("input-unknown-item", cells.where("ID"), f'keine Kostenposition mit ID "{item_id}"'
                           f"{did_you_mean(item_id, items)}", found=item_id, expected="eine ID aus Kostenpositionen",
                           hint="die ID korrigieren")
@@ -525,25 +671,37 @@ def _keys(sheet: _Sheet, items: set[str], known_ags: set[str], collector: _Colle
     return result
 
 
-# --- minimal `Umlagesaetze` reader (h/levies) --------------------------------------------------------------
-# A stand-in until the input helper's full reader of this sheet merges (it replaces this function): it reads
-# `Umlage`, `Bestandteil` (optional), `Satz` (percent) as text and Decimal with the row's location. Whether a
-# rate fits the rule file's levies (0–100 %, decimals, components) is checked by `levies.check_rates`.
-LEVY_RATE_COLUMNS = ("Umlage", "Satz")
-
-
 def _levy_rates(sheet: _Sheet, collector: _Collector) -> list[LevyRateEntry]:
-    columns = _header(sheet, LEVY_RATE_COLUMNS, ("Bestandteil",), collector)
+    """The optional `Umlagesaetze` sheet: one statutory rate (percent, 0..100, at most 4 decimals) per levy and
+    base component ("" = the whole base)."""
+    columns = _header(sheet, LEVY_RATE_COLUMNS, OPTIONAL_LEVY_RATE_COLUMNS, collector)
     if columns is None:
         return []
-    result = []
+    result: list[LevyRateEntry] = []
+    seen: dict[tuple[str, str], int] = {}
     for r, row in _data_rows(sheet, collector):
         cells = _Row(sheet, r, row, columns, collector)
         levy = cells.text("Umlage", required=True)
         component = cells.text("Bestandteil") if "Bestandteil" in columns else ""
-        rate = cells.number("Satz", True, "ein Satz in Prozent, z. B. 36.2")
-        if levy and rate is not None:
-            result.append(LevyRateEntry(levy, component, rate, cells.where("Satz")))
+        rate = cells.number("Satz", True, "ein Umlagesatz in Prozent, z. B. 33.5")
+        if rate is not None and (r, columns["Satz"]) in sheet.percent:
+            rate = rate.scaleb(2)  # a cell formatted as percent holds 0.335 and shows 33.5 %: the controller sees 33.5
+        if rate is not None and not (0 <= rate <= 100 and rate.as_tuple().exponent >= -RATE_DECIMALS):
+            collector.add("input-bad-rate", cells.where("Satz"), "Der Umlagesatz muss zwischen 0 und 100 Prozent "
+                          f"liegen und darf höchstens {RATE_DECIMALS} Nachkommastellen haben", found=str(rate),
+                          expected=f"0 bis 100 mit höchstens {RATE_DECIMALS} Nachkommastellen, z. B. 33.1234",
+                          hint="den Satz in Prozent eintragen (33,5 % als 33.5, nicht 0.335)")
+            rate = None
+        if levy and (levy, component) in seen:
+            what = f"{levy} / {component}" if component else f"{levy} (ganze Grundlage)"
+            collector.add("input-duplicate-rate", cells.where("Umlage"), f"Umlagesatz für {what} doppelt angegeben",
+                          found=what, expected="eine Zeile je Umlage und Bestandteil",
+                          hint=f"eine löschen; die erste steht in Zeile {seen[(levy, component)]}")
+            continue
+        if not levy or rate is None:
+            continue
+        seen[(levy, component)] = r
+        result.append(LevyRateEntry(levy, component, rate, collector.loc(sheet.name, r)))
     return result
 
 
@@ -551,32 +709,24 @@ def read_input(path: str | Path) -> InputBook:
     """Read and check an input workbook. Raises InputError listing every problem found."""
     path = Path(path)
     collector = _Collector(path.name)
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise InputError([Problem("input-unreadable", Location(str(path)), "Die Eingabe-Arbeitsmappe lässt sich nicht lesen",
-                                  found=error.strerror, expected="eine lesbare .xlsx-Datei",
-                                  hint="Pfad und Zugriffsrechte prüfen")]) from None
+    data = _read_bytes(path)
     sha256 = hashlib.sha256(data).hexdigest()
-    unsafe = check_bytes(data, path.name)  # before any workbook library sees the bytes
-    if unsafe:
-        raise InputError(unsafe)
-    values, formulas = _open(data, collector)
-    if values is None:
+    scan = scan_bytes(data, path.name)  # before any workbook library sees the bytes
+    if scan.problems:
+        raise InputError(scan.problems)
+    workbook = _open(data, collector)
+    if workbook is None:
         raise InputError(collector.problems)
     try:
-        sheets = _load_sheets(values, formulas, collector)
+        sheets = _load_sheets(workbook, scan, collector)
     finally:
-        values.close()
-        formulas.close()
+        workbook.close()
     parameters = _parameters(sheets["Parameter"], collector) if "Parameter" in sheets else None
-    municipalities, municipality_columns = (_municipalities(sheets["Gemeinden"], collector)
-                                            if "Gemeinden" in sheets else ([], ()))
-    known_ags = {m.ags for m in municipalities}
-    items, item_columns = _items(sheets["Kostenpositionen"], known_ags, collector) \
-        if "Kostenpositionen" in sheets else ([], ())
-    keys = _keys(sheets["Schluessel"], {i.id for i in items}, known_ags, collector,
-                 sheets.get("Kostenpositionen")) if "Schluessel" in sheets else []
+    municipalities, municipality_columns, known_ags = (_municipalities(sheets["Gemeinden"], collector)
+                                                       if "Gemeinden" in sheets else ([], (), set()))
+    items, item_columns, known_items = _items(sheets["Kostenpositionen"], known_ags, collector) \
+        if "Kostenpositionen" in sheets else ([], (), set())
+    keys = _keys(sheets["Schluessel"], known_items, known_ags, collector) if "Schluessel" in sheets else []
     levy_rates = _levy_rates(sheets["Umlagesaetze"], collector) if "Umlagesaetze" in sheets else []
     if collector.problems or parameters is None:
         raise InputError(collector.problems)

@@ -37,13 +37,16 @@ __all__ = [
 ROUNDING_UNITS: dict[str, int] = {"Cent": 1, "Euro": 100}
 
 CENT = Decimal("0.01")
+_EXACT_INTEGERS = 2 ** 53  # every whole number below this is exactly a double
 
 
 def decimal_from_cell(value: object) -> Decimal:
     """A numeric cell value as the Decimal a person sees in Excel.
 
     Excel stores numbers as binary doubles and writes their shortest round-trip text into the file;
-    `repr` of the double gives back exactly that text, so no float arithmetic can drift into amounts.
+    `repr` of the double gives back exactly that text, so no float arithmetic can drift into amounts. A whole
+    number below 2**53 is written without a decimal point (`5170004`, as Excel writes it and as openpyxl read
+    it), not as Python's `5170004.0`; readers such as python-calamine hand every number over as a float.
     Raises ValueError for anything that is not a finite number.
     """
     if isinstance(value, bool):
@@ -55,6 +58,8 @@ def decimal_from_cell(value: object) -> Decimal:
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError("not a finite number")
+        if value.is_integer() and abs(value) < _EXACT_INTEGERS:
+            return Decimal(int(value))
         result = Decimal(repr(value))
     elif isinstance(value, str):
         try:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .inputs import ITEM_COLUMNS, KEY_COLUMNS, MUNICIPALITY_COLUMNS, PARAMETERS
+from .inputs import (ITEM_COLUMNS, KEY_COLUMNS, LEVY_RATE_COLUMNS, MUNICIPALITY_COLUMNS, OPTIONAL_LEVY_RATE_COLUMNS,
+                     PARAMETERS)
 from .report import write_atomically
 
 __all__ = ["write_template", "COLUMN_HELP"]
@@ -22,6 +23,10 @@ COLUMN_HELP = {
     "Traeger": "leer oder „Kreis“ = der Kreis erbringt die Leistung; sonst AGS der Trägerkommune",
     "Stellen": "optional: Stellen (Vollzeitäquivalente)",
     "Wert": "Schlüsselwert dieser Gemeinde für diese Kostenposition (z. B. Fallzahl), ≥ 0",
+    "Umlagesaetze": "optionales Blatt: gesetzliche Umlagesätze je Umlage (und Bestandteil der Grundlage)",
+    "Umlage": "Kennung der Umlage, wie in der Regeldatei unter levies",
+    "Bestandteil": "optional: eine Spalte der Umlagegrundlage in Gemeinden; leer = die ganze Grundlage",
+    "Satz": "Satz in Prozent, 0 bis 100, höchstens 4 Nachkommastellen (33,5 % als 33.5)",
 }
 
 
@@ -39,7 +44,8 @@ def write_template(path: str | Path) -> None:
         parameters.append([key, defaults[key], help_text])
     for name, columns in (("Gemeinden", MUNICIPALITY_COLUMNS + ("Einwohner",)),
                           ("Kostenpositionen", ITEM_COLUMNS + ("Stellen",)),
-                          ("Schluessel", KEY_COLUMNS)):
+                          ("Schluessel", KEY_COLUMNS),
+                          ("Umlagesaetze", (LEVY_RATE_COLUMNS[0], *OPTIONAL_LEVY_RATE_COLUMNS, LEVY_RATE_COLUMNS[1]))):
         sheet = workbook.create_sheet(name)
         sheet.append(list(columns))
         for c, column in enumerate(columns, start=1):
@@ -49,7 +55,7 @@ def write_template(path: str | Path) -> None:
                                    "allocation")
             letter = cell.column_letter
             sheet.column_dimensions[letter].width = max(14, len(column) + 4)
-            if column in ("AGS", "Traeger", "ID"):
+            if column in ("AGS", "Traeger", "ID", "Umlage", "Bestandteil"):
                 for row in range(2, 1001):
                     sheet.cell(row=row, column=c).number_format = "@"
         sheet.freeze_panes = "A2"

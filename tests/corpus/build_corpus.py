@@ -11,8 +11,10 @@ import datetime as dt
 import hashlib
 import io
 import json
+import random
 import re
 import struct
+import sys
 import zipfile
 from pathlib import Path
 
@@ -20,6 +22,9 @@ from openpyxl import Workbook, load_workbook
 
 HERE = Path(__file__).resolve().parent
 FIXED_TIME = (2024, 1, 1, 0, 0, 0)
+# openpyxl stamps the save time into docProps, so a rebuilt file differs from the committed one: files that
+# exist are kept (their SHA-256 in cases.json stays valid); `--all` rebuilds every file.
+REBUILD = "--all" in sys.argv
 
 RULES = """\
 # Rule file of the corpus (a stable copy of the shipped Kreis Wesel rules, without domains).
@@ -214,13 +219,14 @@ def build() -> list[dict]:
              rules: str = "regeln.yaml", sheet: str | None = None, cell: str | None = None, row: int | None = None,
              line: int | None = None) -> None:
         path = HERE / file
-        path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        if REBUILD or not path.exists():
+            path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
         cases.append({"file": file, "rules": rules, "exit_code": exit_code, "code": code, "where": where,
                       "sheet": sheet, "cell": cell, "row": row, "line": line, "what": what,
                       "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
 
     (HERE / "regeln.yaml").write_text(RULES, encoding="utf-8")
-    (HERE / "gueltig.xlsx").write_bytes(save(base_workbook()))
+    keep_or_write(HERE / "gueltig.xlsx", lambda: save(base_workbook()))
 
     # --- not a workbook at all / unsafe to open
     case("csv-als-xlsx.xlsx", "AGS;Gemeinde;Umlagegrundlagen\n05170004;Alpen;27154437\n", "input-not-xlsx", "Datei",
@@ -351,7 +357,108 @@ def build() -> list[dict]:
     case("gueltig-fuer-unbekannter-weg.xlsx", save(base_workbook()), "rule-unknown-route",
          f"regeln-unbekannter-weg.yaml:{rules_line(route, 'host_pays')}", "an unknown route in a rule", exit_code=4,
          rules="regeln-unbekannter-weg.yaml", line=rules_line(route, "host_pays"))
+
+    # --- bounds: work is bounded by what the file holds (issue 12), values a cell cannot hold (issue 11)
+    case("wert-in-xfd1.xlsx", with_part(SHEET_PART["Gemeinden"], lambda x: x.replace(
+        "</row>", '<c r="XFD1" t="inlineStr"><is><t>x</t></is></c></row>', 1)), "input-too-many-columns",
+        "Gemeinden!XFD1", "a value in the last column XFD (16,384): a reader would pad every row to it",
+        sheet="Gemeinden", cell="XFD1")
+    case("wert-weit-unten-rechts.xlsx", with_part(SHEET_PART["Gemeinden"], lambda x: x.replace(
+        "</sheetData>", '<row r="20000"><c r="GR20000" t="inlineStr"><is><t>x</t></is></c></row></sheetData>')),
+        "input-too-many-cells", "Gemeinden!GR20000",
+        "one value at GR20000: 20,000 rows x 200 columns = 4,000,000 cells up to it (limit 600,000 in the read "
+        "sheets together)",
+        sheet="Gemeinden", cell="GR20000")
+    case("streuzelle-zeile-90000.xlsx", with_part(SHEET_PART["Gemeinden"], lambda x: x.replace(
+        "</sheetData>", '<row r="90000"><c r="A90000" t="inlineStr"><is><t>x</t></is></c></row></sheetData>')),
+        "input-empty-row", "Gemeinden, Zeile 6",
+        "one stray cell at A90000: one error for rows 6 to 89,999 naming A90000, not 89,994 errors",
+        sheet="Gemeinden", row=6)
+    case("gemeinsame-zeichenfolgen-riesig.xlsx", huge_shared_strings(1_000_001), "input-too-large", "Datei",
+         "a shared-string table of 1,000,001 entries (limit 1,000,000), counted as a stream before any reader")
+    case("zahl-nan.xlsx", number_text("Gemeinden", "C3", "NaN"), "input-not-a-number", "Gemeinden!C3",
+         "NaN in the number cell of a levy base", sheet="Gemeinden", cell="C3")
+    case("zahl-inf.xlsx", number_text("Gemeinden", "E3", "INF"), "input-not-a-number", "Gemeinden!E3",
+         "INF in a free numeric column (Linienminuten)", sheet="Gemeinden", cell="E3")
+    case("zahl-1e308.xlsx", number_text("Kostenpositionen", "E3", "1e308"), "input-too-many-digits",
+         "Kostenpositionen!E3", "1e308 as Sachkosten", sheet="Kostenpositionen", cell="E3")
+    case("zahl-39-stellen.xlsx", number_text("Gemeinden", "F3", "123456789012345678901234567890123456789"),
+         "input-too-many-digits", "Gemeinden!F3", "a 39-digit integer in a free numeric column (Wagenkm)",
+         sheet="Gemeinden", cell="F3")
+    case("datum-text-kaputt.xlsx", with_part(SHEET_PART["Gemeinden"], lambda x: sub_once(
+        r'<c r="E3"[^>]*><v>[^<]*</v></c>', '<c r="E3" t="d"><v>2022-13-45</v></c>', x)), "input-bad-date",
+        "Gemeinden!E3", "a date cell (t=\"d\") holding the malformed text 2022-13-45", sheet="Gemeinden", cell="E3")
+    case("ags-vollbreite-ziffern.xlsx", mutate(set_cell("Gemeinden", "A5", "\uff10\uff15\uff11\uff17\uff10\uff10"
+                                                                          "\uff10\uff14")),
+         "input-bad-ags", "Gemeinden!A5", "a second Alpen with the AGS in fullwidth digits ０５１７０００４",
+         sheet="Gemeinden", cell="A5")
+    case("betrag-16-stellen.xlsx", mutate(set_cell("Kostenpositionen", "D2", 1234567890123456)),
+         "input-too-many-digits", "Kostenpositionen!D2", "a 16-digit amount (a cell holds 15 digits exactly)",
+         sheet="Kostenpositionen", cell="D2")
+    case("blatt-doppelt-gross-klein.xlsx", renamed_sheet(lambda wb: wb.create_sheet("Zusatz").append(
+        ("Kreis", "Kreis Kleve")), "Zusatz", "PARAMETER"), "input-duplicate-sheet", "PARAMETER",
+        "sheets Parameter and PARAMETER: which one counts is not guessed", sheet="PARAMETER")
+    case("umlagesatz-doppelt.xlsx", mutate(levy_rates([("Kreisumlage", None, 33.5), ("Kreisumlage", None, 34)])),
+         "input-duplicate-rate", "Umlagesaetze!A3", "the rate of one levy given twice", sheet="Umlagesaetze",
+         cell="A3")
+    case("umlagesatz-ueber-100.xlsx", mutate(levy_rates([("Kreisumlage", None, 335)])), "input-bad-rate",
+         "Umlagesaetze!C2", "a levy rate of 335 percent", sheet="Umlagesaetze", cell="C2")
+    case("umlagesatz-5-nachkommastellen.xlsx", mutate(levy_rates([("Jugendamtsumlage", "Umlagegrundlagen",
+                                                                   12.34567)])),
+         "input-bad-rate", "Umlagesaetze!C2", "a levy rate with 5 decimals (at most 4)", sheet="Umlagesaetze",
+         cell="C2")
     return cases
+
+
+def keep_or_write(path: Path, make) -> None:
+    if REBUILD or not path.exists():
+        path.write_bytes(make())
+
+
+def renamed_sheet(change, old: str, new: str) -> bytes:
+    """A sheet renamed in workbook.xml: openpyxl (like Excel) refuses names that differ only by case."""
+    data = mutate(change)
+    return normalise_zip(data, replace={"xl/workbook.xml": sub_once(f'name="{old}"', f'name="{new}"', part(
+        data, "xl/workbook.xml")).encode("utf-8")})
+
+
+def sub_once(pattern: str, replacement: str, text: str) -> str:
+    result, count = re.subn(pattern, replacement, text, count=1)
+    assert count == 1, pattern
+    return result
+
+
+def number_text(sheet: str, ref: str, text: str) -> bytes:
+    """A number cell whose stored text is `text` (NaN, INF, 1e308, ...), written into the sheet XML."""
+    return with_part(SHEET_PART[sheet], lambda x: sub_once(
+        rf'<c r="{ref}"( t="n")?>\s*<v>[^<]*</v>', f'<c r="{ref}" t="n"><v>{text}</v>', x))
+
+
+def levy_rates(rows):
+    def change(wb):
+        sheet = wb.create_sheet("Umlagesaetze")
+        sheet.append(("Umlage", "Bestandteil", "Satz"))
+        for row in rows:
+            sheet.append(row)
+    return change
+
+
+def huge_shared_strings(count: int) -> bytes:
+    """A shared-string table of `count` entries (varied enough to stay under the zip-bomb ratio)."""
+    rnd = random.Random(12)
+    body = "".join("<si><t>a</t></si>" if rnd.random() < 0.2 else "<si><t/></si>" for _ in range(count))
+    table = (f'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="{count}" '
+             f'uniqueCount="{count}">{body}</sst>').encode("utf-8")
+    data = save(base_workbook())
+    types = part(data, "[Content_Types].xml").replace("</Types>", (
+        '<Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-officedocument.'
+        'spreadsheetml.sharedStrings+xml"/></Types>'))
+    rels = part(data, "xl/_rels/workbook.xml.rels").replace("</Relationships>", (
+        '<Relationship Id="rIdSst" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
+        'sharedStrings" Target="sharedStrings.xml"/></Relationships>'))
+    return normalise_zip(data, replace={"[Content_Types].xml": types.encode("utf-8"),
+                                        "xl/_rels/workbook.xml.rels": rels.encode("utf-8")},
+                         add={"xl/sharedStrings.xml": table})
 
 
 def _plain_zip(parts: dict[str, bytes]) -> bytes:
@@ -367,18 +474,30 @@ def positive_cases() -> list[dict]:
     cached = with_part(SHEET_PART["Kostenpositionen"], lambda x: re.sub(
         r'<c r="D2"( t="n")?\s*><v>296000</v></c>', '<c r="D2"><f>200000+96000</f><v>296000</v></c>', x))
     assert b"200000+96000" in zipfile.ZipFile(io.BytesIO(cached)).read(SHEET_PART["Kostenpositionen"])
-    (HERE / "ok-formel-mit-wert.xlsx").write_bytes(cached)
-    (HERE / "ok-leerzeichen-am-ende.xlsx").write_bytes(mutate(lambda wb: (
+    keep_or_write(HERE / "ok-formel-mit-wert.xlsx", lambda: cached)
+    keep_or_write(HERE / "ok-leerzeichen-am-ende.xlsx", lambda: mutate(lambda wb: (
         set_cell("Gemeinden", "A2", "05170004 ")(wb), set_cell("Kostenpositionen", "C2", "KIM  ")(wb))))
+    keep_or_write(HERE / "ok-dimension-16384-spalten.xlsx", lambda: with_part(
+        SHEET_PART["Gemeinden"], lambda x: sub_once(r'<dimension ref="[^"]*"\s*/>', '<dimension ref="A1:XFD5"/>', x)))
+    keep_or_write(HERE / "ok-parameter-kopf-schluessel-wert.xlsx", lambda: mutate(lambda wb: (
+        set_cell("Parameter", "A1", "Schlüssel")(wb), set_cell("Parameter", "B3", "2022")(wb))))
     return [{"file": "ok-formel-mit-wert.xlsx", "what": "a formula with Excel's cached value: the cached value is used"},
             {"file": "ok-leerzeichen-am-ende.xlsx",
-             "what": "trailing spaces after an AGS and a category: stripped, then accepted"}]
+             "what": "trailing spaces after an AGS and a category: stripped, then accepted"},
+            {"file": "ok-dimension-16384-spalten.xlsx",
+             "what": "Gemeinden declares <dimension ref=\"A1:XFD5\"/> (16,384 columns) but holds 6: only values "
+                     "are read, rows are never padded to the declared width (issue 12: such a 36 KB file took "
+                     "30 s and 1.5 GB with the old openpyxl reader)"},
+            {"file": "ok-parameter-kopf-schluessel-wert.xlsx",
+             "what": "Parameter's header row reads `Schlüssel | Wert` and Haushaltsjahr is the text \"2022\": a "
+                     "header, and the year 2022"}]
 
 
 README_HEAD = """# Corpus of hostile and broken inputs
 
-Built by `build_corpus.py` (run it to rebuild; the files are committed; openpyxl stamps the save time into
-docProps, so a rebuild changes the hashes: commit the rebuilt files together with `cases.json`). Every file is run by
+Built by `build_corpus.py` (run it to add new cases; files that exist are kept; `--all` rebuilds every file,
+and as openpyxl stamps the save time into docProps, that changes the hashes: commit the rebuilt files together
+with `cases.json`). Every file is run by
 `tests/test_corpus.py` through `allocation run FILE --rules RULES -o out.xlsx`; each must give the exit code
 and the problem code at the location below, write no output workbook and leave the file unchanged (its
 SHA-256 is recorded in `cases.json`). `gueltig.xlsx` with `regeln.yaml` is the valid base every case is
@@ -394,6 +513,13 @@ Decisions documented here:
 - **Hidden sheets** are an error whichever sheet is hidden: what is processed must be what the controller sees.
 - **Row limit**: 100,000 rows per sheet, checked from the declared `<dimension>` and from the streamed rows
   before the workbook is loaded.
+- **Bounds by what the file holds**: in a sheet that is read, no value beyond column 200 (GR), and at most
+  600,000 cells in the read sheets together (each counted from A1 to its last value); at most 1,000,000
+  shared strings and 64,000 cell formats. A declared width (`<dimension>`) costs nothing and is accepted. A stray value far below the data is one
+  `input-empty-row` for the block of empty rows, naming the stray cell.
+- **Numbers a cell cannot hold exactly**: NaN and infinity are not numbers; a number of more than 15
+  significant digits or from 10^15 on, and an amount from 10,000,000,000,000 € (15 digits with the cents), is
+  `input-too-many-digits`.
 
 | file | rules | exit | code | location | defect |
 |---|---|---|---|---|---|
