@@ -133,7 +133,5 @@ def test_cli_run_does_not_import_pandas(tmp_path):
     assert "pandas" not in _imported_by_cli_run(tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason="inputs.read_input still reads with openpyxl, which imports numpy when it is "
-                                       "installed; the calamine reader (issue 13.1) removes it: then drop this mark")
 def test_cli_run_does_not_import_numpy(tmp_path):
     assert "numpy" not in _imported_by_cli_run(tmp_path)
