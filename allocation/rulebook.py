@@ -49,7 +49,11 @@ SPLIT_KEYS = ("municipalities", "deficit", "costs", "funding", "rounding", "spli
 HIT_POLICIES = ("unique", "priority")
 ITEM_KEY = "Schluessel"
 MAX_COMPARISONS = 400
-MAX_FILE_BYTES = 512 * 1024  # PyYAML reads ~100 kB/s (pure Python, for line:column): ~5 s at the limit
+# What `check` answers within 5 s on 2 cores (benchmarks/bench_hostile.py): PyYAML reads ~100 kB/s (pure Python,
+# for line:column), and the static analysis compares rules pairwise (500 rules under `priority`: ~3 s; 1,000:
+# ~8 s). The engine itself decides 10,000 rules (benchmarks/README.md, 1b); a district's file has a few dozen.
+MAX_FILE_BYTES = 256 * 1024
+MAX_RULES = 500
 PARAMETERS_BY_ROUTE = {
     "district_levy": {"components", "credit_hosts", "levy"},
     "differentiated_levy": {"components", "payers", "extent", "credit_hosts", "levy"},
@@ -552,7 +556,7 @@ def _too_large_file(path: str, size: int | None) -> Problem:
     """`size` None: not a regular file (a device or pipe), only known to exceed the limit."""
     found = f"{size:,} Bytes" if size is not None else f"mehr als {MAX_FILE_BYTES:,} Bytes"
     return Problem("rule-file-too-large", Location(path), "Die Regeldatei ist zu groß",
-                   found=found.replace(",", "."), expected=f"höchstens {MAX_FILE_BYTES:,} Bytes (512 KiB)".replace(",", "."),
+                   found=found.replace(",", "."), expected=f"höchstens {MAX_FILE_BYTES:,} Bytes ({MAX_FILE_BYTES // 1024} KiB)".replace(",", "."),
                    hint="die Regeln auf mehrere Dateien mit getrennten Gültigkeitsjahren aufteilen oder gleichartige "
                         "Regeln über eine Kennzeichen-Spalte der Arbeitsmappe zusammenfassen")
 
@@ -626,6 +630,12 @@ def parse_rulebook(text: str, path: str, sha256: str = "") -> tuple[Rulebook, li
         reader.error("rule-missing-key", reader.at(document, "rules" if "rules" in document else None),
                      "Die Regeldatei enthält keine Regeln", found=repr(raw_rules), expected="eine Liste unter `rules:`",
                      hint="mindestens eine Regel ergänzen")
+    elif len(raw_rules) > MAX_RULES:
+        reader.error("rule-too-large", reader.at(document, "rules"),
+                     f"Die Regeldatei hat {len(raw_rules)} Regeln; höchstens {MAX_RULES} sind möglich",
+                     found=str(len(raw_rules)), expected=f"höchstens {MAX_RULES} Regeln je Datei",
+                     hint="gleichartige Regeln über eine Kennzeichen-Spalte der Arbeitsmappe zusammenfassen oder die "
+                          "Regeln auf Dateien mit getrennten Gültigkeitsjahren aufteilen")
     else:
         for index, node in enumerate(raw_rules):
             rule = _rule(reader, node, index, reader.at(raw_rules, index))

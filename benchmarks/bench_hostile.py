@@ -180,7 +180,7 @@ def deep_nesting(path: Path) -> Path:
 
 
 def many_priority_rules(path: Path, count: int = 10_000) -> Path:
-    """10,000 rules under `hit_policy: priority` (each on its own Stellen value), plus a catch-all."""
+    """`count` rules under `hit_policy: priority` (each on its own Stellen value), plus a catch-all."""
     parts = ["district: Kreis Wesel", "valid_from: 2022", "valid_to: 2023", "hit_policy: priority", "rules:",
              "  - {id: rest, legal_basis: x, route: district_levy, when: {}, priority: 0}"]
     for i in range(count):
@@ -263,6 +263,10 @@ def main() -> None:
             ("output: a directory", ["run", str(FIXTURE), "--rules", rules, "-o", str(tmp)]),
             ("rules: YAML alias bomb", ["check", str(alias_bomb(tmp / "aliases.yaml"))]),
             ("rules: 5,000-deep nesting", ["check", str(deep_nesting(tmp / "deep.yaml"))]),
+            ("rules: 500 priority rules, the most allowed (check)",
+             ["check", str(many_priority_rules(tmp / "limit.yaml", 499))]),
+            ("rules: 500 priority rules, the most allowed (run)", ["run", str(FIXTURE), "--rules",
+                                                                   str(tmp / "limit.yaml"), "-o", out]),
             ("rules: 10,000 priority rules (check)", ["check", str(many_priority_rules(tmp / "many.yaml"))]),
             ("rules: 10,000 priority rules (run)", ["run", str(FIXTURE), "--rules", str(tmp / "many.yaml"),
                                                     "-o", out]),

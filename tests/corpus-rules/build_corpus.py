@@ -12,9 +12,9 @@ WESEL = HERE.parent.parent / "rules" / "kreis-wesel.yaml"
 HEAD = "district: Testkreis\nvalid_from: 2022\nvalid_to: 2023\nhit_policy: {policy}\nrules:\n"
 
 
-def rule(rule_id: str, when: str, priority: int | None = None) -> str:
+def rule(rule_id: str, when: str, priority: int | None = None, levy: bool = False) -> str:
     text = (f"  - id: {rule_id}\n    legal_basis: \"§ 56 Abs. 1 KrO NRW\"\n    when: {when}\n"
-            "    route: district_levy\n")
+            "    route: district_levy\n" + ("    levy: kreisumlage\n" if levy else ""))
     return text + (f"    priority: {priority}\n" if priority is not None else "")
 
 
@@ -55,14 +55,16 @@ def many_alternatives() -> str:
     return HEAD.format(policy="unique") + rule("alternativen", when)
 
 
-def priority_1000() -> str:
-    # Kreis Wesel's six rules under hit_policy: priority, plus 994 rules for categories of their own: 1,000
-    # rules. One durable_rules ruleset of them hangs while being created (more than 512 successors of a node).
+def priority_rules(count: int) -> str:
+    # Kreis Wesel's six rules under hit_policy: priority, plus rules for categories of their own. 500 is the most
+    # a rule file may hold (rulebook.MAX_RULES, so that `check` answers within 5 s); at 1,000 one durable_rules
+    # ruleset of them hung while being created (more than 512 successors of a node), which the engine now splits.
     text = WESEL.read_text(encoding="utf-8").replace("hit_policy: unique", "hit_policy: priority")
     text = text.replace("domains:\n  Kategorie: [KIM, Jugendhilfe, OEPNV, Beratung, Kultur]\n", "")
-    head, examples = text.split("\n# Worked examples", 1)
-    extra = "".join(rule(f"sonder-{i:03d}", f"{{Kategorie: Sonder{i:03d}, Traeger: Kreis}}", i) for i in range(994))
-    return head.rstrip("\n") + "\n\n" + extra + "\n# Worked examples" + examples
+    head, rest = text.split("\nlevies:", 1)  # the extra rules go at the end of `rules:`, before `levies:`
+    extra = "".join(rule(f"sonder-{i:03d}", f"{{Kategorie: Sonder{i:03d}, Traeger: Kreis}}", i, levy=True)
+                    for i in range(count - 6))
+    return head.rstrip("\n") + "\n\n" + extra + "\nlevies:" + rest
 
 
 def main() -> None:
@@ -73,7 +75,8 @@ def main() -> None:
         "bedingung-33-ebenen.yaml": deep_condition(),
         "zu-viele-gruppen.yaml": many_groups(),
         "zu-viele-alternativen.yaml": many_alternatives(),
-        "prioritaet-1000-regeln.yaml": priority_1000(),
+        "prioritaet-500-regeln.yaml": priority_rules(500),
+        "prioritaet-501-regeln.yaml": priority_rules(501),
     }
     for name, text in files.items():
         (HERE / name).write_text(text, encoding="utf-8")
