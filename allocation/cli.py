@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
-from .problems import ExitCode, Problem, ProblemsError
+from .core.problems import ExitCode, Problem, ProblemsError
 
 __all__ = ["main", "build_parser"]
 
@@ -31,8 +31,8 @@ def _print_problems(problems: Sequence[Problem], title: str, as_json: bool, exit
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .money import format_eur
-    from .pipeline import run
+    from .core.money import format_eur
+    from .runs.pipeline import run
 
     if args.bases_from is not None and not args.provisional:
         print("allocation run: --bases-from gilt nur für einen vorläufigen Lauf; bitte auch --provisional angeben",
@@ -74,8 +74,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _refuse_overwrite(output, protected) -> None:
     """Every writing command: its output is never a file it reads, nor in the register (exit 8)."""
-    from .guard import refuse_overwrite
-    from .register import installation_register
+    from .workbook.guard import refuse_overwrite
+    from .runs.register import installation_register
 
     refuse_overwrite([("Die Zieldatei", output)], protected, installation_register())
 
@@ -88,8 +88,8 @@ def _finding_dict(finding) -> dict:
 
 
 def _cmd_rate(args: argparse.Namespace) -> int:
-    from .money import ROUNDING_UNITS, rate_percent
-    from .rates import amount_at_rate
+    from .core.money import ROUNDING_UNITS, rate_percent
+    from .calc.rates import amount_at_rate
 
     rate = rate_percent(args.need, args.base, args.decimals)
     if args.json:
@@ -171,8 +171,8 @@ def _usage(message: str, as_json: bool) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from . import compare
-    from .money import format_eur
+    from .ops import compare
+    from .core.money import format_eur
 
     scenarios = args.scenarios or []
     _refuse_overwrite(args.output, [("Arbeitsmappe", f) for f in args.files]
@@ -241,8 +241,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_inbox(args: argparse.Namespace) -> int:
-    from .inbox import exit_code, process_inbox, watch_inbox
-    from .locking import Busy, DirectoryLock
+    from .ops.inbox import exit_code, process_inbox, watch_inbox
+    from .ops.locking import Busy, DirectoryLock
 
     try:
         with DirectoryLock(args.folder):
@@ -256,8 +256,8 @@ def _cmd_inbox(args: argparse.Namespace) -> int:
 
 
 def _cmd_trueup(args: argparse.Namespace) -> int:
-    from .money import format_eur
-    from .trueup import settle, write_settlement
+    from .core.money import format_eur
+    from .ops.trueup import settle, write_settlement
 
     _refuse_overwrite(args.output, [("Echtlauf-Arbeitsmappe", args.final_output),
                                     ("Eingabe-Arbeitsmappe", args.actual_input), ("Regeldatei", args.rules)])
@@ -277,7 +277,7 @@ def _cmd_trueup(args: argparse.Namespace) -> int:
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from .batch import run_batch
+    from .ops.batch import run_batch
 
     terminal = sys.stderr.isatty()
     show = not args.json and terminal or args.progress
@@ -328,7 +328,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _cmd_template(args: argparse.Namespace) -> int:
-    from .template import write_template
+    from .workbook.template import write_template
 
     _refuse_overwrite(args.output, [])
     write_template(args.output)
@@ -337,7 +337,7 @@ def _cmd_template(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from .analysis import check_paths
+    from .calc.analysis import check_paths
 
     books, problems = check_paths(args.rules)
     errors = [p for p in problems if p.severity == "error"]
@@ -361,16 +361,16 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from .explain import explain
+    from .ops.explain import explain
 
     print(explain(args.output, args.item, args.ags))
     return ExitCode.OK
 
 
 def _cmd_rulebook(args: argparse.Namespace) -> int:
-    from .rulebook_doc import write_rulebook_doc
+    from .rulefiles.rulebook_doc import write_rulebook_doc
 
-    from .guard import rule_files
+    from .workbook.guard import rule_files
 
     _refuse_overwrite(args.output, [entry for rules in args.rules for entry in rule_files(rules)])
     written = write_rulebook_doc(args.rules, args.output, args.format)
@@ -379,7 +379,7 @@ def _cmd_rulebook(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from .manifest import VERIFY_FAILED, verify
+    from .ops.verify import VERIFY_FAILED, verify
 
     result = verify(args.target)
     if args.json:
@@ -399,7 +399,7 @@ def _date_argument(text: str):
 
 
 def _cmd_notices(args: argparse.Namespace) -> int:
-    from .notices import write_notices
+    from .ops.notices import write_notices
 
     try:
         import typst  # noqa: F401

@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import median_seconds, table  # noqa: E402
 
-from allocation.money import apportion  # noqa: E402
+from allocation.core.money import apportion  # noqa: E402
 
 
 def main() -> None:

@@ -39,7 +39,7 @@ def main() -> None:
           [["python -c pass", f"{bare:.3f}", "1.00"], ["allocation --help", f"{help_:.3f}", f"{help_ / bare:.2f}"],
            ["allocation run (Kreis Wesel)", f"{full:.3f}", f"{full / bare:.2f}"]])
     print(f"\ntarget: run < 1.5 s -> {'met' if full < 1.5 else 'NOT met'}\n")
-    for module in ("allocation.cli", "allocation.pipeline"):
+    for module in ("allocation.cli", "allocation.runs.pipeline"):
         trace = subprocess.run([python, "-X", "importtime", "-c", f"import {module}"], capture_output=True,
                                text=True).stderr
         rows = []

@@ -3,9 +3,9 @@
 Two levels, each min and median of N runs, CPU (process time) beside wall time, in one process:
 - reader only: the old reader (openpyxl read_only twice, values and formulas, every row of the four read
   sheets) versus the new one (one calamine workbook, `to_python` of the same sheets);
-- `read_input` end to end: the old module (allocation/inputs.py and safety.py of commit BASE, taken from git
+- `read_input` end to end: the old module (allocation/workbook/inputs.py and safety.py of commit BASE, taken from git
   into a temporary folder) versus today's, i.e. safety scan + reader + every check, from the same bytes.
-Inputs: the Kreis Wesel fixture and one full-size synthetic district (`python -m allocation.synth`, 40
+Inputs: the Kreis Wesel fixture and one full-size synthetic district (`python -m allocation.ops.synth`, 40
 municipalities x 400 items at scale 1.0; `--scale` changes it).
 Run: python benchmarks/bench_read.py [--repeats 15] [--scale 1.0]
 """
@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import table  # noqa: E402
 
 from allocation import synth  # noqa: E402
-from allocation.inputs import read_input  # noqa: E402
-from allocation.safety import scan_bytes  # noqa: E402
+from allocation.workbook.inputs import read_input  # noqa: E402
+from allocation.workbook.safety import scan_bytes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "fixtures" / "kreis-wesel-2022" / "kreis-wesel-2022.xlsx"
@@ -72,13 +72,13 @@ def calamine_cells(data: bytes) -> int:
 
 
 def old_reader_module(folder: Path):
-    """allocation/inputs.py and safety.py of BASE as module `old_inputs` (None without git history)."""
+    """allocation/workbook/inputs.py and safety.py of BASE as module `old_inputs` (None without git history)."""
     try:
         sources = {name: subprocess.run(["git", "show", f"{BASE}:allocation/{name}.py"], cwd=ROOT, check=True,
                                         capture_output=True, text=True).stdout for name in ("inputs", "safety")}
     except (OSError, subprocess.CalledProcessError):
         return None
-    safety = sources["safety"].replace("from .problems", "from allocation.problems")
+    safety = sources["safety"].replace("from .problems", "from allocation.core.problems")
     old = sources["inputs"].replace("from .safety", "from old_safety").replace("from .", "from allocation.")
     (folder / "old_safety.py").write_text(safety, encoding="utf-8")
     (folder / "old_inputs.py").write_text(old, encoding="utf-8")

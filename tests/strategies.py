@@ -15,8 +15,8 @@ from pathlib import Path
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from allocation.model import COMPONENTS, DISTRICT_HOST, CostItem, InputBook, Municipality, Parameters
-from allocation.problems import Location
+from allocation.core.model import COMPONENTS, DISTRICT_HOST, CostItem, InputBook, Municipality, Parameters
+from allocation.core.problems import Location
 
 __all__ = [
     "scaled",
@@ -328,7 +328,7 @@ def input_specs(draw, max_municipalities: int = 8, max_items: int = 6) -> InputS
 
 
 def write_input_workbook(path: Path, spec: InputSpec) -> None:
-    """The input workbook in the contract's layout (see allocation/inputs.py, allocation/template.py)."""
+    """The input workbook in the contract's layout (see allocation/workbook/inputs.py, allocation/workbook/template.py)."""
     from openpyxl import Workbook
 
     workbook = Workbook()

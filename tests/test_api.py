@@ -16,7 +16,7 @@ from openpyxl import load_workbook
 
 import allocation
 from allocation.cli import main
-from allocation.problems import ExitCode, ProblemsError, RuleFileError
+from allocation.core.problems import ExitCode, ProblemsError, RuleFileError
 from conftest import FIXTURE, RULES, ROOT
 
 GRAND_CENTS = 2_684_634_567  # KIM 76,000 + JA 22,260,000 + ÖPNV 3,150,000 + SB 360,345.67 + MS 1,000,000 (€)

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from allocation import synth
-from allocation.batch import run_batch
+from allocation.ops import synth
+from allocation.ops.batch import run_batch
 from allocation.cli import main
-from allocation.problems import ExitCode
+from allocation.core.problems import ExitCode
 
 SCALE = 0.01  # 4 districts × 2 municipalities × 4 items
 
@@ -117,8 +117,8 @@ def test_cli_batch_without_a_rule_file_for_a_district_fails_with_rule_error(coun
 
 def test_einzelnachweis_beyond_the_row_limit_continues_on_numbered_sheets(tmp_path, monkeypatch,
                                                                           fixture_workbook, rules_file):
-    from allocation import report
-    from allocation.pipeline import run
+    from allocation.workbook import report
+    from allocation.runs.pipeline import run
 
     whole = tmp_path / "whole.xlsx"
     run(fixture_workbook, rules_file, whole)

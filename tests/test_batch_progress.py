@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from allocation import synth
+from allocation.ops import synth
 from allocation.cli import main
-from allocation.problems import ExitCode
+from allocation.core.problems import ExitCode
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from allocation.allocate import allocate, decide
+from allocation.calc.allocate import allocate, decide
 from allocation.cli import main
-from allocation.problems import ExitCode, InputError
-from allocation.rulebook import bind, parse_rulebook
+from allocation.core.problems import ExitCode, InputError
+from allocation.rulefiles.rulebook import bind, parse_rulebook
 from strategies import make_book
 from workbooks import read_sheet, write_input, write_rules
 

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from allocation import analysis, conditions
+from allocation.calc import analysis
+from allocation.rulefiles import conditions
 from allocation.cli import main
-from allocation.pipeline import compute
-from allocation.problems import RuleFileError
+from allocation.runs.pipeline import compute
+from allocation.core.problems import RuleFileError
 
 HERE = Path(__file__).resolve().parent
 RULES = HERE / "rules"
@@ -297,7 +298,7 @@ def test_json_schema_accepts_the_bavarian_levy_rules_and_rejects_a_bad_levy():
     validator, schema = _schema_validator()
     document = yaml.safe_load((HERE.parent / "rules" / "landkreis-altoetting.yaml").read_text(encoding="utf-8"))
     assert list(validator.iter_errors(document)) == []
-    from allocation import rulebook
+    from allocation.rulefiles import rulebook
 
     assert set(schema["$defs"]["levy"]["properties"]) == set(rulebook.LEVY_KEYS)
     assert schema["properties"]["rate_limits"]["enum"] == list(rulebook.RATE_LIMITS)
@@ -320,7 +321,7 @@ def test_json_schema_rejects_an_unknown_key_and_an_unknown_operator():
 
 
 def test_json_schema_lists_exactly_the_keys_the_reader_accepts():
-    from allocation import rulebook
+    from allocation.rulefiles import rulebook
 
     _, schema = _schema_validator()
     assert set(schema["properties"]) == set(rulebook.TOP_KEYS)

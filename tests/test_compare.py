@@ -13,8 +13,8 @@ import pytest
 from openpyxl import load_workbook
 
 from allocation.cli import main
-from allocation.compare import ResultSummary, year_over_year
-from allocation.model import ROUTES
+from allocation.ops.compare import ResultSummary, year_over_year
+from allocation.core.model import ROUTES
 from test_findings import BASES, POST_DEFICIT, VOERDE, largest_remainder
 
 ROOT = Path(__file__).resolve().parent.parent

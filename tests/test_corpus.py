@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from allocation.cli import main
-from allocation.problems import column_letter
+from allocation.core.problems import column_letter
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 INDEX = json.loads((CORPUS / "cases.json").read_text(encoding="utf-8"))
@@ -78,7 +78,7 @@ def test_broken_input_is_refused_with_a_located_message(case, tmp_path):
 
 def test_formula_with_cached_value_uses_the_cached_value(tmp_path):
     """D2 holds =200000+96000 with Excel's cached 296000; KIM deficit = 296000 − 220000 = 76000.00 €."""
-    from allocation.inputs import read_input
+    from allocation.workbook.inputs import read_input
 
     book = read_input(CORPUS / "ok-formel-mit-wert.xlsx")
     kim = next(i for i in book.items if i.id == "KIM-2022")
@@ -87,7 +87,7 @@ def test_formula_with_cached_value_uses_the_cached_value(tmp_path):
 
 
 def test_trailing_whitespace_is_stripped_and_accepted():
-    from allocation.inputs import read_input
+    from allocation.workbook.inputs import read_input
 
     book = read_input(CORPUS / "ok-leerzeichen-am-ende.xlsx")
     assert "05170004" in {m.ags for m in book.municipalities}
@@ -100,7 +100,7 @@ def test_output_text_starting_with_formula_characters_is_stored_as_text(tmp_path
 
     from openpyxl import Workbook
 
-    from allocation.report import _Sheet, write_atomically
+    from allocation.workbook.report import _Sheet, write_atomically
 
     workbook = Workbook()
     workbook.remove(workbook.active)

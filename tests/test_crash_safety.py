@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from allocation.inbox import KILL_ENV, STEPS
+from allocation.ops.inbox import KILL_ENV, STEPS
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 

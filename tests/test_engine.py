@@ -1,4 +1,4 @@
-"""The durable_rules quirks that allocation/engine.py relies on, each proven on the real engine, and the fixes."""
+"""The durable_rules quirks that allocation/rulefiles/engine.py relies on, each proven on the real engine, and the fixes."""
 from __future__ import annotations
 
 import itertools
@@ -9,8 +9,9 @@ from decimal import Decimal
 import pytest
 from durable import engine as durable
 
-from allocation import conditions, engine
-from allocation.problems import Location
+from allocation.rulefiles import conditions
+from allocation.rulefiles import engine
+from allocation.core.problems import Location
 
 _names = itertools.count()
 
@@ -251,8 +252,9 @@ def test_match_raises_engine_failure_not_a_raw_durable_rules_error():
     # a condition heavier than the matching stack (rulebook.py refuses it; called directly here, in a child
     # process: see the size limits above)
     code = """
-from allocation import conditions, engine
-from allocation.problems import Location
+from allocation.rulefiles import conditions
+from allocation.rulefiles import engine
+from allocation.core.problems import Location
 here = Location("t")
 named = {"r": conditions.Any(tuple(conditions.Cmp("K", "ne", f"a{i}", here) for i in range(70)), here)}
 try:
@@ -278,8 +280,8 @@ def test_rules_in_several_rulesets_decide_as_in_one(monkeypatch):
     """The same rules in one ruleset and in groups of one or two rules: the same hits (and the reference
     evaluator's), hence the same decisions under `unique` and under `priority` (the hit policy works on the
     union; tests/test_prop_rules.py checks the same on generated rule files)."""
-    from allocation.allocate import winner
-    from allocation.rulebook import parse_rulebook
+    from allocation.calc.allocate import winner
+    from allocation.rulefiles.rulebook import parse_rulebook
 
     head = "district: T\nvalid_from: 2022\nvalid_to: 2022\nhit_policy: {policy}\nrules:\n"
     whens = ["{Kategorie: KIM}", "{Kategorie: KIM, Stellen: {gt: 2}}", "{any: [{Kategorie: Kultur}, {Stellen: {ge: 10}}]}",

@@ -13,9 +13,9 @@ from decimal import Decimal
 
 from hypothesis import given, strategies as st
 
-from allocation import engine
-from allocation.conditions import All, Any, Cmp, Not
-from allocation.problems import Location
+from allocation.rulefiles import engine
+from allocation.rulefiles.conditions import All, Any, Cmp, Not
+from allocation.core.problems import Location
 
 HERE = Location("test")
 TEXT_COLUMNS = ("Kategorie", "Traeger", "Mix")

@@ -9,7 +9,7 @@ import pytest
 from openpyxl import load_workbook
 
 from allocation.cli import main
-from allocation.problems import ExitCode
+from allocation.core.problems import ExitCode
 from workbooks import write_input, write_rules
 
 GOOD_MUNICIPALITIES = [["05999001", "A", 1000], ["05999002", "B", 3000]]
@@ -151,10 +151,10 @@ def test_two_rules_that_can_match_one_item_stop_the_run_before_the_data(tmp_path
 
 def test_item_that_two_rules_match_under_unique_is_refused_by_decide(tmp_path):
     # The run-time guard behind the static check: decide() itself refuses an item two rules match.
-    from allocation.allocate import decide
-    from allocation.inputs import read_input
-    from allocation.problems import DecisionError
-    from allocation.rulebook import load_rulebook
+    from allocation.calc.allocate import decide
+    from allocation.workbook.inputs import read_input
+    from allocation.core.problems import DecisionError
+    from allocation.rulefiles.rulebook import load_rulebook
 
     rulebook, _ = load_rulebook(write_rules(tmp_path / "regeln.yaml", TWO_KIM_RULES))
     book = read_input(write_input(tmp_path / "eingabe.xlsx", GOOD_MUNICIPALITIES, GOOD_ITEMS))
@@ -259,7 +259,7 @@ def test_human_readable_error_names_the_cell(tmp_path, capsys):
 
 
 def test_a_failed_save_leaves_no_half_written_workbook(tmp_path, monkeypatch, fixture_workbook, rules_file):
-    import allocation.report as report
+    import allocation.workbook.report as report
 
     def broken_close(self):  # the output workbook is streamed with xlsxwriter; close() writes the file
         Path(self.filename).write_bytes(b"PK\x03\x04 half")
@@ -433,10 +433,10 @@ def test_keys_of_an_item_refused_for_its_own_errors_are_no_unknown_items(tmp_pat
 
 def test_decide_itself_refuses_text_compared_by_size_once_per_cell(tmp_path):
     # The engine guard behind the run's data check: durable_rules would hold "viele" <= 10.
-    from allocation.allocate import decide
-    from allocation.inputs import read_input
-    from allocation.problems import InputError
-    from allocation.rulebook import load_rulebook
+    from allocation.calc.allocate import decide
+    from allocation.workbook.inputs import read_input
+    from allocation.core.problems import InputError
+    from allocation.rulefiles.rulebook import load_rulebook
 
     rulebook, _ = load_rulebook(write_rules(tmp_path / "regeln.yaml", """\
   - id: gross

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from allocation import engine, synth
-from allocation.batch import run_batch
-from allocation.conditions import All, Cmp
-from allocation.problems import ExitCode, Location
+from allocation.rulefiles import engine
+from allocation.ops import synth
+from allocation.ops.batch import run_batch
+from allocation.rulefiles.conditions import All, Cmp
+from allocation.core.problems import ExitCode, Location
 from test_batch import expected_total_cents
 
 DISTRICTS, SCALE = 6, 0.05  # 6 districts × 2 municipalities × 20 items: several chunks of facts in flight

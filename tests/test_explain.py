@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from allocation.cli import main
-from allocation.explain import explain
-from allocation.pipeline import run
-from allocation.problems import InputError
+from allocation.ops.explain import explain
+from allocation.runs.pipeline import run
+from allocation.core.problems import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "fixtures" / "kreis-wesel-2022" / "kreis-wesel-2022.xlsx"

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from allocation.cli import main
-from allocation.pipeline import compute
-from allocation.problems import RuleFileError
-from allocation.rulebook import parse_rulebook
+from allocation.runs.pipeline import compute
+from allocation.core.problems import RuleFileError
+from allocation.rulefiles.rulebook import parse_rulebook
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_INPUT = ROOT / "fixtures" / "kreis-wesel-2022" / "kreis-wesel-2022.xlsx"

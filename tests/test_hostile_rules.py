@@ -20,11 +20,12 @@ import pytest
 from hypothesis import event, example, given, note, settings
 from hypothesis import strategies as st
 
-from allocation import conditions, engine
-from allocation.analysis import check_paths
+from allocation.rulefiles import conditions
+from allocation.rulefiles import engine
+from allocation.calc.analysis import check_paths
 from allocation.cli import main
-from allocation.problems import RuleFileError
-from allocation.rulebook import MAX_FILE_BYTES, load_rulebook, parse_rulebook
+from allocation.core.problems import RuleFileError
+from allocation.rulefiles.rulebook import MAX_FILE_BYTES, load_rulebook, parse_rulebook
 from strategies import scaled
 
 HERE = Path(__file__).resolve().parent
@@ -62,7 +63,7 @@ def in_child(code: str, timeout: float = 60) -> list[str]:
 def test_alias_bomb_is_refused_at_the_first_anchor():
     # old code: composing the file expands 10^9 list items and never returns
     assert in_child(f"""
-        from allocation.analysis import check_paths
+        from allocation.calc.analysis import check_paths
         problems = check_paths([{str(CORPUS / "alias-bombe.yaml")!r}])[1]
         print([(p.code, p.location.line, p.location.col, p.found) for p in problems])
     """) == ["[('rule-yaml-alias', 4, 5, '&a0')]"]
@@ -102,7 +103,7 @@ def test_yaml_nested_500_deep_is_refused_not_a_recursion_error():
 
 
 def test_yaml_nesting_limit_counts_mappings_and_lists():
-    from allocation.yamlloc import MAX_DEPTH
+    from allocation.rulefiles.yamlloc import MAX_DEPTH
 
     # top mapping (1), rules list (2), rule mapping (3), `when` (4): `extra` more levels below
     def nested(extra: int) -> str:
@@ -190,9 +191,9 @@ def test_500_priority_rules_decide_the_fixture_like_kreis_wesel():
     # the most rules a file may hold (MAX_RULES); at 1,000 the old code hung while durable_rules created the one
     # ruleset (check passed: it compiled nothing); the file's examples touch only the six Wesel rules
     lines = in_child(f"""
-        from allocation.allocate import decide
-        from allocation.inputs import read_input
-        from allocation.rulebook import load_rulebook
+        from allocation.calc.allocate import decide
+        from allocation.workbook.inputs import read_input
+        from allocation.rulefiles.rulebook import load_rulebook
         big, _ = load_rulebook({str(CORPUS / "prioritaet-500-regeln.yaml")!r})
         wesel, _ = load_rulebook({str(WESEL)!r})
         book = read_input({str(FIXTURE)!r})
@@ -319,8 +320,8 @@ def test_endless_rule_file_is_refused_after_the_size_limit():
     assert in_child("""
         import resource
         resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
-        from allocation.problems import RuleFileError
-        from allocation.rulebook import load_rulebook
+        from allocation.core.problems import RuleFileError
+        from allocation.rulefiles.rulebook import load_rulebook
         try:
             load_rulebook("/dev/zero")
         except RuleFileError as error:

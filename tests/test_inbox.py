@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from allocation.inbox import is_ignored, process_inbox
-from allocation.locking import Busy, DirectoryLock
-from allocation.problems import ExitCode
+from allocation.ops.inbox import is_ignored, process_inbox
+from allocation.ops.locking import Busy, DirectoryLock
+from allocation.core.problems import ExitCode
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
@@ -194,7 +194,7 @@ def test_watch_picks_up_a_file_once_complete_and_stops_on_sigterm(inbox):
 
 def test_an_inbox_result_can_be_verified_from_its_archived_input(inbox, capsys):
     from allocation.cli import main
-    from allocation.manifest import VERIFY_FAILED
+    from allocation.ops.verify import VERIFY_FAILED
 
     root, rules = inbox
     _drop(root, "gueltig.xlsx", "gut.xlsx")
@@ -263,7 +263,7 @@ def test_an_unexpected_failure_with_one_file_is_reported_in_fehler_and_the_next_
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("allocation.error_report.write_marked_copy", disk_full)
+    monkeypatch.setattr("allocation.workbook.error_report.write_marked_copy", disk_full)
     bad = _drop(root, "ags-doppelt.xlsx", "schlecht.xlsx")
     _age(root / "eingang" / "schlecht.xlsx", 60)
     _drop(root, "gueltig.xlsx", "gut.xlsx")
@@ -326,7 +326,7 @@ def test_of_two_equal_files_of_the_same_age_the_alphabetically_first_is_processe
 
 
 def test_names_are_cut_by_bytes_at_character_boundaries():
-    from allocation.filenames import cut_bytes, display_name, fit_name, safe_stem
+    from allocation.core.filenames import cut_bytes, display_name, fit_name, safe_stem
 
     assert cut_bytes("aüb", 2) == "a"  # ü is 2 bytes: never half of it
     assert cut_bytes("aüb", 3) == "aü"

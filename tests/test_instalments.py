@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from allocation.instalments import Schedule, change_plan, due_date, fixed_amount, one_month_after, plan
-from allocation.money import round_down_to_multiple, split_evenly
+from allocation.core.instalments import Schedule, change_plan, due_date, fixed_amount, one_month_after, plan
+from allocation.core.money import round_down_to_multiple, split_evenly
 
 D = dt.date
 

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from allocation import levies
-from allocation.allocate import allocate, decide
-from allocation.model import LevyRateEntry
-from allocation.problems import InputError, Location, RuleFileError
-from allocation.rulebook import parse_rulebook
+from allocation.calc import levies
+from allocation.calc.allocate import allocate, decide
+from allocation.core.model import LevyRateEntry
+from allocation.core.problems import InputError, Location, RuleFileError
+from allocation.rulefiles.rulebook import parse_rulebook
 from strategies import make_book
 
 HEAD = """\
@@ -36,7 +36,7 @@ def rate(levy: str, value: str, component: str = "", row: int = 2) -> LevyRateEn
 
 def run(rules, book):
     """decide -> allocate -> levy stage -> controls, as the pipeline does after reading."""
-    from allocation.controls import run_controls
+    from allocation.calc.controls import run_controls
 
     problems = levies.check_rates(rules, book.levy_rates)
     assert problems == []
@@ -83,7 +83,7 @@ def test_vg_schwerin_published_example_to_the_cent():
 
 
 def test_vg_schwerin_proof_in_words():
-    from allocation.report import levy_proof
+    from allocation.workbook.report import levy_proof
 
     allocation = run(rulebook(SCHWERIN_RULES), schwerin_book(rate("amtsumlage", "43.67")))
     (result,) = allocation.levies
@@ -409,7 +409,7 @@ def extent_book(*rates):
 
 
 def test_extent_factor_multiplies_the_statute_amount_and_the_split_key():
-    from allocation.report import levy_proof
+    from allocation.workbook.report import levy_proof
 
     # statute 2,5 %: 1.000.000 € × 2,5 % × 1,5 = 37.500 €; 2.000.000 € × 2,5 % × 0,25 = 12.500 €; factor 0 pays 0
     allocation = run(rulebook(EXTENT_RULES), extent_book(rate("oepnv", "2.5")))

@@ -180,7 +180,7 @@ def test_year_over_year_compare_keeps_every_levy_column(tmp_path, statute_run):
 
 
 def test_explain_names_the_levy_and_its_line(statute_run):
-    from allocation.explain import explain
+    from allocation.ops.explain import explain
 
     text = explain(statute_run, "KIM-2022", "05170004")
     assert "Umlage: Kreisumlage (kreisumlage)." in text
@@ -257,7 +257,7 @@ def test_a_rule_file_without_levies_keeps_the_former_output(tmp_path):
 
 
 def test_web_summary_names_the_levies_and_counts_levy_points_only():
-    from allocation.pipeline import compute
+    from allocation.runs.pipeline import compute
     from allocation.web.chart import summary
 
     allocation, _, _ = compute(WITH_RATES, RULES)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from allocation import manifest as manifest_module
+from allocation.ops import verify as manifest_module
 from allocation.cli import main
-from allocation.pipeline import run
+from allocation.runs.pipeline import run
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "fixtures" / "kreis-wesel-2022" / "kreis-wesel-2022.xlsx"

@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from allocation.money import (apportion, cents_from_decimal, decimal_from_cell, format_eur, percent_points,
+from allocation.core.money import (apportion, cents_from_decimal, decimal_from_cell, format_eur, percent_points,
                               rate_percent, round_to_unit)
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from allocation.instalments import Schedule
-from allocation.problems import RuleFileError
-from allocation.rulebook import load_notice_settings, parse_rulebook
-from allocation.yamlloc import load
+from allocation.core.instalments import Schedule
+from allocation.core.problems import RuleFileError
+from allocation.rulefiles.rulebook import load_notice_settings, parse_rulebook
+from allocation.rulefiles.yamlloc import load
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = """district: Kreis Test

@@ -18,10 +18,10 @@ from openpyxl import Workbook, load_workbook
 from pypdf import PdfReader
 
 from allocation.cli import main
-from allocation.instalments import Schedule
-from allocation.notices import build_notices, pdf_name, read_result, render, require_schedule
-from allocation.problems import RuleFileError
-from allocation.rulebook import NoticeSettings
+from allocation.core.instalments import Schedule
+from allocation.ops.notices import build_notices, pdf_name, read_result, render, require_schedule
+from allocation.core.problems import RuleFileError
+from allocation.rulefiles.rulebook import NoticeSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "fixtures" / "kreis-wesel-2022" / "kreis-wesel-2022.xlsx"
@@ -365,7 +365,7 @@ def test_umlagen_sheet_gives_components_rate_and_proof(tmp_path):
 
 
 def test_weighted_components_are_shown_when_they_differ():
-    from allocation.notices import _shown_components
+    from allocation.ops.notices import _shown_components
 
     parts = [("Schluesselzuweisungen", Decimal("100.00")), ("Schluesselzuweisungen gewichtet", Decimal("80.00"))]
     assert _shown_components(parts, Decimal("80.00")) == tuple(parts)

@@ -16,8 +16,8 @@ import pytest
 from openpyxl import load_workbook
 
 from allocation.cli import main
-from allocation import model
-from allocation.problems import ExitCode
+from allocation.core import model
+from allocation.core.problems import ExitCode
 from conftest import FIXTURE, RULES
 
 
@@ -191,7 +191,8 @@ def test_run_accepts_a_rules_folder_and_records_the_chosen_file(tmp_path, capsys
 
 
 def test_the_workbook_is_read_once_per_run(tmp_path, monkeypatch):
-    from allocation import inputs, pipeline
+    from allocation.workbook import inputs
+    from allocation.runs import pipeline
 
     reads = []
     original = inputs.read_input
@@ -207,7 +208,7 @@ def test_the_workbook_is_read_once_per_run(tmp_path, monkeypatch):
 
 
 def test_regression_run_onto_its_own_input_is_refused_before_reading(tmp_path, capsys, monkeypatch):
-    from allocation import pipeline
+    from allocation.runs import pipeline
 
     source = _input(tmp_path)
     before = source.read_bytes()
@@ -322,7 +323,7 @@ def test_regression_second_final_run_in_another_output_folder_is_refused(tmp_pat
 
 
 def test_register_location_explicit_then_environment_then_user_data(monkeypatch, tmp_path):
-    from allocation.register import installation_register
+    from allocation.runs.register import installation_register
 
     monkeypatch.setenv("ALLOCATION_REGISTER", str(tmp_path / "env"))
     assert installation_register(tmp_path / "explicit") == tmp_path / "explicit"
@@ -333,7 +334,7 @@ def test_register_location_explicit_then_environment_then_user_data(monkeypatch,
 
 
 def test_a_register_file_from_before_is_found_under_its_old_name(tmp_path):
-    from allocation.register import append_final, check_final, register_path
+    from allocation.runs.register import append_final, check_final, register_path
 
     old = tmp_path / "kreis-wesel-2022.jsonl"  # the slug of the un-normalised name, as written before
     append_final(tmp_path, {"district": "Kreis Wesel", "year": 2022, "output": "x.xlsx"}, None)
@@ -346,7 +347,7 @@ def test_a_register_file_from_before_is_found_under_its_old_name(tmp_path):
 
 
 def test_names_only_run_records_no_folder_anywhere(tmp_path):
-    from allocation.pipeline import run
+    from allocation.runs.pipeline import run
 
     work = tmp_path / "server" / "jobs" / "token"
     work.mkdir(parents=True)
@@ -362,8 +363,8 @@ def test_names_only_run_records_no_folder_anywhere(tmp_path):
 
 
 def test_names_only_problems_carry_no_folder(tmp_path):
-    from allocation.pipeline import run
-    from allocation.problems import RuleFileError
+    from allocation.runs.pipeline import run
+    from allocation.core.problems import RuleFileError
 
     rules = _rules(tmp_path, district="Kreis Kleve")
     with pytest.raises(RuleFileError) as refused:

@@ -14,9 +14,9 @@ from fractions import Fraction
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from allocation.allocate import allocate, decide
-from allocation.money import apportion
-from allocation.rulebook import parse_rulebook
+from allocation.calc.allocate import allocate, decide
+from allocation.core.money import apportion
+from allocation.rulefiles.rulebook import parse_rulebook
 from strategies import ags_codes, apportion_cases, key_values, make_book
 
 

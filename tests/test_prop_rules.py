@@ -17,10 +17,11 @@ import pytest
 from hypothesis import event, given, note
 from hypothesis import strategies as st
 
-from allocation import conditions, engine
-from allocation.allocate import decide, winner
-from allocation.problems import DecisionError
-from allocation.rulebook import parse_rulebook
+from allocation.rulefiles import conditions
+from allocation.rulefiles import engine
+from allocation.calc.allocate import decide, winner
+from allocation.core.problems import DecisionError
+from allocation.rulefiles.rulebook import parse_rulebook
 from strategies import conditions_over, make_book, records_over, rulebook_text, schemas
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from allocation.cli import main
-from allocation.problems import ExitCode
+from allocation.core.problems import ExitCode
 from workbooks import read_sheet, write_input, write_rules
 
 LEVY = """\

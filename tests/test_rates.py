@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from allocation.cli import main
-from allocation.money import rate_percent
-from allocation.pipeline import compute
-from allocation.rates import amount_at_rate, levy_rates
+from allocation.core.money import rate_percent
+from allocation.runs.pipeline import compute
+from allocation.calc.rates import amount_at_rate, levy_rates
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "fixtures" / "kreis-wesel-2022" / "kreis-wesel-2022.xlsx"

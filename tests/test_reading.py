@@ -17,11 +17,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from allocation import inputs
-from allocation.inputs import read_input
-from allocation.money import decimal_from_cell
-from allocation.problems import InputError
-from allocation.safety import MAX_STYLES, scan_bytes
+from allocation.workbook import inputs
+from allocation.workbook.inputs import read_input
+from allocation.core.money import decimal_from_cell
+from allocation.core.problems import InputError
+from allocation.workbook.safety import MAX_STYLES, scan_bytes
 from workbooks import write_input
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +40,7 @@ def problems_of(path: Path) -> list:
 
 def located(problems, code: str) -> list[str]:
     """`Sheet!A1` (or the sheet, or the file) of every problem with this code."""
-    from allocation.problems import column_letter
+    from allocation.core.problems import column_letter
 
     result = []
     for p in problems:
@@ -86,7 +86,7 @@ def _same(old: object, new: object) -> bool:
 
 
 def _synthetic_district(tmp_path: Path) -> Path:
-    from allocation.synth import write_country
+    from allocation.ops.synth import write_country
 
     inputs_dir, _ = write_country(tmp_path / "land", scale=1.0, seed=7, districts=1)  # 40 x 400, full size
     return sorted(inputs_dir.glob("*.xlsx"))[0]
@@ -386,7 +386,7 @@ def test_a_rate_for_the_whole_base_and_one_for_a_component_are_not_duplicates(tm
 
 
 def test_the_template_has_the_umlagesaetze_sheet(tmp_path):
-    from allocation.template import write_template
+    from allocation.workbook.template import write_template
 
     write_template(tmp_path / "vorlage.xlsx")
     workbook = load_workbook(tmp_path / "vorlage.xlsx")
@@ -500,7 +500,7 @@ def test_a_sheet_that_is_not_read_with_row_breaks_and_many_rows_is_accepted(tmp_
 def test_read_sheets_of_too_many_empty_styled_cells_are_refused(tmp_path, monkeypatch):
     """Empty styled cells cost parse time though no reader keeps them: their number (all read sheets together:
     Parameter 8 + Gemeinden 9 before row 9) is bounded too."""
-    from allocation import safety
+    from allocation.workbook import safety
 
     monkeypatch.setattr(safety, "MAX_CELL_ELEMENTS", 40)
     path = write_input(tmp_path / "e.xlsx", MUNICIPALITIES, ITEMS)
@@ -511,7 +511,7 @@ def test_read_sheets_of_too_many_empty_styled_cells_are_refused(tmp_path, monkey
 
 
 def test_an_oversized_workbook_part_is_refused_before_it_is_parsed(tmp_path, monkeypatch):
-    from allocation import safety
+    from allocation.workbook import safety
 
     path = write_input(tmp_path / "e.xlsx", MUNICIPALITIES, ITEMS)
     size = zipfile.ZipFile(path).getinfo("xl/styles.xml").file_size

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from allocation.problems import ExitCode
+from allocation.core.problems import ExitCode
 from allocation.cli import main
-from allocation.register import RegisterError, append_final, check_final, read_entries, register_path
+from allocation.runs.register import RegisterError, append_final, check_final, read_entries, register_path
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 

@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from allocation.money import apportion
+from allocation.core.money import apportion
 
 A, B, C = "05170004", "05170008", "05170012"
 
@@ -42,15 +42,18 @@ def _run_child(code: str, timeout: float = 60) -> subprocess.CompletedProcess:
 
 _MATCH = """
     from decimal import Decimal
-    from allocation import engine
-    from allocation.rulebook import parse_rulebook
+    from allocation.rulefiles import engine
+    from allocation.rulefiles.rulebook import parse_rulebook
 
-    def rules(*whens):
-        text = "district: T\\nvalid_from: 2000\\nvalid_to: 2100\\nrules:\\n" + "".join(
-            f"  - id: r{{i}}\\n    legal_basis: x\\n    when: {{when}}\\n    route: district_levy\\n"
-            for i, when in enumerate(whens))
-        book, _ = parse_rulebook(text, "g.yaml")
-        return {{rule.id: rule.when for rule in book.rules}}
+    def rules(*whens):  # parsed in files of at most 400 rules (a rule file holds at most 500)
+        named = {{}}
+        for start in range(0, len(whens), 400):
+            text = "district: T\\nvalid_from: 2000\\nvalid_to: 2100\\nrules:\\n" + "".join(
+                f"  - id: r{{start + i}}\\n    legal_basis: x\\n    when: {{when}}\\n    route: district_levy\\n"
+                for i, when in enumerate(whens[start:start + 400]))
+            book, _ = parse_rulebook(text, "g.yaml")
+            named.update({{rule.id: rule.when for rule in book.rules}})
+        return named
 
     {body}
 """

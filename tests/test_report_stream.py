@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 
 from allocation.cli import main
-from allocation.report import _StreamBook, _StreamSheet
+from allocation.workbook.report import _StreamBook, _StreamSheet
 
 CORPUS = Path(__file__).parent / "corpus"
 NOTE_START = "VORLÄUFIG (§ 56 Abs. 1 KrO NRW)"
@@ -153,8 +153,8 @@ def test_a_write_failing_half_way_leaves_no_temporary_row_files(tmp_path, monkey
 
     import pytest
 
-    from allocation import report
-    from allocation.pipeline import run
+    from allocation.workbook import report
+    from allocation.runs.pipeline import run
 
     scratch = tmp_path / "tmp"
     scratch.mkdir()

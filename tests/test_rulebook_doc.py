@@ -6,8 +6,8 @@ import itertools
 from pathlib import Path
 
 from allocation.cli import main
-from allocation.rulebook import load_rulebook, parse_rulebook
-from allocation.rulebook_doc import render_html, render_markdown, rule_sentence
+from allocation.rulefiles.rulebook import load_rulebook, parse_rulebook
+from allocation.rulefiles.rulebook_doc import render_html, render_markdown, rule_sentence
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules" / "kreis-wesel.yaml"
@@ -41,7 +41,7 @@ valid_to: 2022
 rules:
   - {id: j, legal_basis: x, when: {Kategorie: Jugendhilfe}, route: differentiated_levy, payers: {Jugendamt_Kreis: 1}}
 """
-    from allocation.rulebook import parse_rulebook
+    from allocation.rulefiles.rulebook import parse_rulebook
 
     rule = parse_rulebook(text, "k.yaml")[0].rule("j")
     assert rule_sentence(rule) == (

@@ -16,9 +16,9 @@ import pytest
 from openpyxl import load_workbook
 
 from allocation.cli import main
-from allocation.problems import InputError
-from allocation import report
-from allocation.trueup import HOST_NOTE, settle
+from allocation.core.problems import InputError
+from allocation.workbook import report
+from allocation.ops.trueup import HOST_NOTE, settle
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 BASES = {"05170004": 27154437, "05170008": 86873093, "05170012": 50884619, "05170016": 24115008}

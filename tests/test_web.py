@@ -20,7 +20,7 @@ from openpyxl import load_workbook
 pytest.importorskip("flask", reason="the web tests need Flask: pip install -e '.[test]'")
 
 from allocation.cli import main  # noqa: E402
-from allocation.problems import ExitCode  # noqa: E402
+from allocation.core.problems import ExitCode  # noqa: E402
 from allocation.web.app import create_app, sweep  # noqa: E402
 from allocation.web.config import ServeConfigError, check_password, hash_password, load_config  # noqa: E402
 from conftest import FIXTURE, RULES  # noqa: E402
@@ -497,7 +497,7 @@ def test_successful_logins_are_not_counted(tmp_path, rules_dir):
 
 
 def test_pages_and_json_answers_show_no_server_paths(app, config, rules_dir, monkeypatch):
-    from allocation.problems import InputError, Location, Problem
+    from allocation.core.problems import InputError, Location, Problem
 
     def run_that_names_server_paths(input_path, rules, output, **kwargs):
         raise InputError([Problem("input-test", Location(str(rules), line=3, col=5),
@@ -505,7 +505,7 @@ def test_pages_and_json_answers_show_no_server_paths(app, config, rules_dir, mon
                                   found=f"{output} und {rules_dir}/kreis-wesel.yaml",
                                   expected=f"etwas in {config.work_dir}", hint=f"siehe {input_path.parent}")])
 
-    monkeypatch.setattr("allocation.pipeline.run", run_that_names_server_paths)
+    monkeypatch.setattr("allocation.runs.pipeline.run", run_that_names_server_paths)
     client = login(app, "wesel")
     response = client.post("/hochladen", data={"csrf_token": csrf(client), "arbeitsmappe": (
         io.BytesIO(FIXTURE.read_bytes()), "eingabe.xlsx")}, content_type="multipart/form-data",
@@ -614,19 +614,19 @@ def test_a_stalled_client_holds_no_worker_and_is_disconnected_after_the_request_
 def test_uploads_waiting_for_a_run_leave_a_worker_thread_for_other_pages(tmp_path, rules_dir, monkeypatch):
     import threading
 
-    import allocation.pipeline
+    import allocation.runs.pipeline
 
     config = load_config(write_config(tmp_path, rules_dir, extra_server="threads = 2"))
     app = create_app(config)
     started, release = threading.Event(), threading.Event()
-    real_run = allocation.pipeline.run
+    real_run = allocation.runs.pipeline.run
 
     def slow_run(*args, **kwargs):
         started.set()
         release.wait(60)  # the bound only prevents a hang if the test fails
         return real_run(*args, **kwargs)
 
-    monkeypatch.setattr("allocation.pipeline.run", slow_run)
+    monkeypatch.setattr("allocation.runs.pipeline.run", slow_run)
     first, second = login(app, "wesel"), login(app, "wesel")
     answers = []
     worker = threading.Thread(target=lambda: answers.append(upload(first, FIXTURE).status_code))

@@ -32,10 +32,10 @@ from pathlib import Path
 from flask import Flask, Request, abort, g, jsonify, redirect, render_template, request, send_file, session, url_for
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from ..filenames import safe_stem
-from ..model import same_district
-from ..money import format_eur
-from ..problems import InputError, Location, Problem, ProblemsError, RuleFileError, column_letter
+from ..core.filenames import safe_stem
+from ..core.model import same_district
+from ..core.money import format_eur
+from ..core.problems import InputError, Location, Problem, ProblemsError, RuleFileError, column_letter
 from .chart import bars, summary
 from .config import LOCAL_USER, ServeConfig, User, check_password
 from .sessions import SessionStore
@@ -285,7 +285,7 @@ def create_app(config: ServeConfig) -> Flask:
 
     def district_rules(user: User) -> dict:
         """The user's districts' rule files (name, validity); other districts' files are never listed."""
-        from ..selection import load_folder
+        from ..rulefiles.selection import load_folder
 
         try:
             books = load_folder(config.rules_dir)
@@ -344,7 +344,7 @@ def create_app(config: ServeConfig) -> Flask:
     def process(input_path: Path, job_dir: Path, stem: str, user: User) -> dict:
         """A Probelauf through `pipeline.run` (reads the workbook once, chooses the district's rule file, records
         file names only); problems become the page's problem table."""
-        from ..pipeline import RuleSelectionError, run
+        from ..runs.pipeline import RuleSelectionError, run
 
         job: dict = {"status": "error", "district": None, "year": None}
         error: ProblemsError | None = None
@@ -371,7 +371,7 @@ def create_app(config: ServeConfig) -> Flask:
                 # the manifest names files only: a copy of the rule file beside it lets `verify` (and the
                 # notices, which refuse an unverified run) find it without any server path
                 shutil.copyfile(result.allocation.rulebook.path, job_dir / job["rules"])
-                from ..manifest import manifest_path
+                from ..runs.manifest import manifest_path
 
                 allocation = result.allocation
                 job.update(status="ok", output=output.name,
@@ -394,7 +394,7 @@ def create_app(config: ServeConfig) -> Flask:
                                     hint="bitte diese Datei an die IT senden, damit der Fehler behoben werden kann")]
             for leftover in job_dir.glob("*-probelauf.xlsx*"):
                 leftover.unlink()
-            from ..error_report import write_marked_copy
+            from ..workbook.error_report import write_marked_copy
 
             marked = job_dir / f"{stem}-markiert.xlsx"
             job.update(title=error.title if error else "Die Datei konnte nicht verarbeitet werden",
@@ -465,7 +465,7 @@ def create_app(config: ServeConfig) -> Flask:
         import io
         import zipfile
 
-        from ..notices import CSV_NAME, XLSX_NAME, write_notices
+        from ..ops.notices import CSV_NAME, XLSX_NAME, write_notices
 
         job = load_job(token)
         if job["status"] != "ok" or not job.get("manifest") or not _notices_available():

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..model import LEVY_ROUTES, ROUTE_LABELS, ROUTES, Allocation
-from ..money import percent_points
+from ..core.model import LEVY_ROUTES, ROUTE_LABELS, ROUTES, Allocation
+from ..core.money import percent_points
 
 __all__ = ["summary", "bars", "Bar", "Segment", "COLOURS"]
 

@@ -39,8 +39,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..model import same_district
-from ..problems import Location, Problem, ProblemsError
+from ..core.model import same_district
+from ..core.problems import Location, Problem, ProblemsError
 
 __all__ = ["User", "ServeConfig", "ServeConfigError", "load_config", "default_config", "hash_password",
            "check_password", "HASH_METHOD", "LOCAL_USER"]

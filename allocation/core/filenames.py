@@ -1,0 +1,86 @@
+"""File names chosen from names users give us (dropped files, uploads): shortened by bytes, safe to show.
+
+Linux limits a name to NAME_MAX bytes (255 on ext4, xfs, tmpfs), not characters: 80 CJK characters are 240
+bytes. A name read from a folder may also hold bytes that are not UTF-8 (Python keeps them as lone surrogates,
+`surrogateescape`); such a name can be renamed, but not written into a UTF-8 report or JSON line. This module
+owns the three answers: the bytes of a name, a name cut to a byte budget at a character boundary (suffix kept),
+and a printable form of any name.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+__all__ = ["write_atomically", "NAME_MAX", "name_bytes", "name_max", "fit_name", "cut_bytes", "display_name", "safe_stem"]
+
+NAME_MAX = 255  # bytes; POSIX file systems Linux uses, and the fallback when pathconf cannot tell
+
+
+def name_bytes(name: str) -> bytes:
+    """The bytes the file system stores for `name` (lone surrogates are the original undecodable bytes)."""
+    return os.fsencode(name)
+
+
+def name_max(folder: str | Path) -> int:
+    """The folder's file-name limit in bytes (NAME_MAX if the system cannot tell)."""
+    try:
+        return min(os.pathconf(folder, "PC_NAME_MAX"), NAME_MAX)
+    except (OSError, ValueError):
+        return NAME_MAX
+
+
+def cut_bytes(text: str, budget: int) -> str:
+    """`text` cut to at most `budget` bytes, never inside a UTF-8 character (undecodable bytes count one each)."""
+    raw = name_bytes(text)
+    if len(raw) <= budget:
+        return text
+    end = max(budget, 0)
+    while end > 0 and (raw[end] & 0xC0) == 0x80:  # a continuation byte: step back to the character's start
+        end -= 1
+    return os.fsdecode(raw[:end])
+
+
+def fit_name(name: str, budget: int = NAME_MAX) -> str:
+    """`name` within `budget` bytes: the stem is shortened, a short suffix such as `.xlsx` is kept."""
+    if len(name_bytes(name)) <= budget:
+        return name
+    stem, suffix = os.path.splitext(name)
+    if len(name_bytes(suffix)) > 16:  # not a real extension: cut the whole name
+        stem, suffix = name, ""
+    return cut_bytes(stem, budget - len(name_bytes(suffix))) + suffix
+
+
+def display_name(name: str) -> str:
+    """A printable, UTF-8-encodable form of a file name; undecodable bytes become U+FFFD."""
+    return name_bytes(name).decode("utf-8", errors="replace")
+
+
+def safe_stem(name: str, budget: int) -> str:
+    """A folder/file stem from a user's file name: word characters, `.`, `-` and spaces, at most `budget` bytes."""
+    stem = Path(display_name(name).replace("\\", "/")).stem
+    stem = re.sub(r"[^\w.\- ]+", "_", stem).strip(" .")
+    return cut_bytes(stem, budget).strip(" .") or "eingabe"
+
+
+def write_atomically(path: str | Path, save) -> None:
+    """Call `save(temp_path)`, fsync, then rename over `path`; the temp file never survives a failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        save(temp)
+        with open(temp, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(temp, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise

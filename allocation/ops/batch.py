@@ -1,0 +1,138 @@
+"""National batch: the yearly run for every district input in a folder, one output workbook per district
+plus one summary workbook.
+
+Each input runs as one task (`run_one`) on any `concurrent.futures.Executor`: by default a local process
+pool with one worker per core; a cluster executor (e.g. Dask's `distributed.Client().get_executor()`) can
+be passed in. Each input goes through `pipeline.run`: from a rules folder the rule file valid for its Kreis
+and Haushaltsjahr is chosen, and one `--rules` file is used only for inputs it covers (others exit 4). A failing district does not stop the others: its problems are listed in the
+summary (sheet `Fehler`) and the batch's exit code is the most severe of the districts'.
+"""
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import Executor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+__all__ = ["DistrictResult", "BatchResult", "run_one", "run_batch", "write_summary", "inputs_in"]
+
+SUMMARY_NAME = "Zusammenfassung.xlsx"
+
+
+@dataclass(frozen=True, slots=True)
+class DistrictResult:
+    input: str
+    output: str | None
+    district: str = ""
+    year: int | None = None
+    items: int = 0
+    municipalities: int = 0
+    total_cents: int = 0
+    exit_code: int = 0
+    problems: tuple[str, ...] = field(default_factory=tuple)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    results: tuple[DistrictResult, ...]
+    summary: Path
+
+    @property
+    def exit_code(self) -> int:
+        return max((r.exit_code for r in self.results), default=0)
+
+
+def inputs_in(folder: str | Path) -> list[Path]:
+    """The input workbooks of a folder (no temporary or lock files), sorted by name."""
+    return sorted(p for p in Path(folder).glob("*.xlsx") if not p.name.startswith((".", "~$")))
+
+
+def run_one(input_path: str, rules: str, rules_is_folder: bool, output_dir: str) -> DistrictResult:
+    """One district, in a worker: `pipeline.run` with the rule file or rules folder (it reads the workbook
+    once and chooses or checks the rule file), and report (never raises for a district's problem).
+    `rules_is_folder` is kept for callers of the old signature; the pipeline looks at `rules` itself."""
+    from ..runs.pipeline import run
+    from ..core.problems import ExitCode, ProblemsError
+
+    started = time.perf_counter()
+    path = Path(input_path)
+    output = Path(output_dir) / f"{path.stem}-ergebnis.xlsx"
+    try:
+        result = run(path, rules, output)
+        allocation = result.allocation
+        return DistrictResult(str(path), str(output), allocation.book.parameters.district,
+                              allocation.book.parameters.year, len(allocation.items),
+                              len(allocation.book.municipalities), sum(i.deficit for i in allocation.items),
+                              ExitCode.OK, (), time.perf_counter() - started)
+    except ProblemsError as error:
+        return DistrictResult(str(path), None, exit_code=error.exit_code,
+                              problems=tuple(str(p) for p in error.problems), seconds=time.perf_counter() - started)
+    except Exception as error:  # an internal error in one district is reported, the batch goes on
+        return DistrictResult(str(path), None, exit_code=ExitCode.INTERNAL,
+                              problems=(f"Interner Fehler: {error!r}",), seconds=time.perf_counter() - started)
+
+
+def write_summary(path: Path, results: Sequence[DistrictResult]) -> None:
+    """Sheets `Kreise` (one row per input) and `Fehler` (one row per problem), written atomically."""
+    from openpyxl import Workbook
+
+    from ..core.money import cents_to_decimal
+    from ..workbook.report import write_atomically
+
+    workbook = Workbook(write_only=True)
+    districts = workbook.create_sheet("Kreise")
+    districts.append(["Eingabe", "Kreis", "Haushaltsjahr", "Kostenpositionen", "Gemeinden", "Summe verteilt (€)",
+                      "Ergebnis", "Exit-Code", "Sekunden"])
+    for r in results:
+        districts.append([Path(r.input).name, r.district, r.year, r.items, r.municipalities,
+                          cents_to_decimal(r.total_cents), Path(r.output).name if r.output else "FEHLER",
+                          r.exit_code, round(r.seconds, 3)])
+    errors = workbook.create_sheet("Fehler")
+    errors.append(["Eingabe", "Exit-Code", "Problem"])
+    for r in results:
+        for problem in r.problems:
+            errors.append([Path(r.input).name, r.exit_code, problem])
+    write_atomically(path, workbook.save)
+
+
+def run_batch(input_dir: str | Path, output_dir: str | Path, rules: str | Path, *,
+              executor: Executor | None = None, jobs: int | None = None,
+              progress: Callable[[int, int, DistrictResult], None] | None = None) -> BatchResult:
+    """Run every input of `input_dir`; `rules` is a rule file for all or a folder to select from.
+
+    `executor`: any concurrent.futures.Executor (not shut down here); without one, a local process pool
+    with `jobs` workers (default: all cores) is used. `progress(done, total, result)` is called as
+    districts finish. Results are listed in input order, whatever order they finish in.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    from ..workbook.guard import refuse_overwrite, rule_files
+
+    inputs = inputs_in(input_dir)
+    output_dir = Path(output_dir)
+    summary = output_dir / SUMMARY_NAME
+    rules = Path(rules)
+    refuse_overwrite([("Die Zusammenfassung", summary)],
+                     [("Eingabe-Arbeitsmappe", p) for p in inputs] + rule_files(rules))
+    output_dir.mkdir(parents=True, exist_ok=True)
+    own = executor is None
+    if own:
+        executor = ProcessPoolExecutor(max_workers=jobs or os.cpu_count() or 1)
+    try:
+        futures = {executor.submit(run_one, str(p), str(rules), rules.is_dir(), str(output_dir)): i
+                   for i, p in enumerate(inputs)}
+        results: list[DistrictResult | None] = [None] * len(inputs)
+        for done, future in enumerate(as_completed(futures), start=1):
+            result = future.result()
+            results[futures[future]] = result
+            if progress is not None:
+                progress(done, len(inputs), result)
+    finally:
+        if own:
+            executor.shutdown()
+    final = tuple(r for r in results if r is not None)
+    write_summary(summary, final)
+    return BatchResult(final, summary)

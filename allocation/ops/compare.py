@@ -1,0 +1,454 @@
+"""Comparisons: scenarios side by side, and one budget year against another.
+
+Scenarios (`allocation compare INPUT.xlsx --rules A.yaml --rules B.yaml ...`): each scenario is a rule file
+with an optional label and an optional input workbook of its own (default: INPUT.xlsx). Every scenario is
+computed exactly as a yearly run (`pipeline.compute`, controls included); the comparison puts each
+municipality's totals side by side with the difference to the first scenario (the reference) in € and
+in Hebesatz points (difference ÷ Umlagegrundlagen × 100, the reference's bases), the totals per route,
+the items whose route or deficit changed, and every scenario's findings.
+
+Year over year (`allocation compare OUT_2022.xlsx OUT_2023.xlsx`): reads two output workbooks (their
+`Uebersicht` and `Protokoll` sheets, the format `report` writes) and shows per municipality the change
+in € and in %, and per route the change of its share of the municipality's total, in percentage points.
+
+`compare_scenarios` and `year_over_year` are pure; `read_result`, `run_scenarios` and the writers are the
+I/O edges. Percentages and points are rounded for display by `money`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from ..calc.findings import finding_total
+from ..core.model import ROUTE_LABELS, ROUTES, Allocation, same_district
+from ..core.money import cents_from_decimal, cents_to_decimal, decimal_from_cell, fraction_to_decimal, percent_points
+from ..core.problems import InputError, Location, Problem
+
+__all__ = [
+    "Scenario",
+    "ScenarioResult",
+    "MunicipalityComparison",
+    "ItemMove",
+    "ScenarioComparison",
+    "ResultSummary",
+    "YearRow",
+    "run_scenarios",
+    "compare_scenarios",
+    "write_scenario_comparison",
+    "read_result",
+    "year_over_year",
+    "write_year_comparison",
+    "COMPARE_SHEETS",
+    "YEAR_SHEETS",
+]
+
+COMPARE_SHEETS = ("Vergleich", "Wege", "Verschiebungen", "Hinweise", "Szenarien")
+YEAR_SHEETS = ("Vergleich", "Wege", "Jahre")
+ABSENT = "—"
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    label: str
+    input_path: str
+    rules_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioResult:
+    scenario: Scenario
+    allocation: Allocation
+
+
+@dataclass(frozen=True, slots=True)
+class MunicipalityComparison:
+    ags: str
+    name: str
+    base: int  # cents, of the reference scenario
+    routes: tuple[Mapping[str, int], ...]  # per scenario: route -> cents
+    totals: tuple[int, ...]  # per scenario, cents
+
+    def difference(self, index: int) -> int:
+        """Scenario `index` minus the reference (scenario 0), cents."""
+        return self.totals[index] - self.totals[0]
+
+    def points(self, index: int) -> Decimal | None:
+        """The difference in Hebesatz points: difference ÷ base × 100 (4 decimals)."""
+        return percent_points(self.difference(index), self.base)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemMove:
+    item_id: str
+    label: str
+    category: str
+    routes: tuple[str | None, ...]  # per scenario: route id, None if the item is absent
+    rules: tuple[str | None, ...]
+    deficits: tuple[int | None, ...]
+
+    @property
+    def moved(self) -> bool:
+        """The item takes different routes (or exists only in some scenarios)."""
+        return len(set(self.routes)) > 1
+
+    @property
+    def changed(self) -> bool:
+        return self.moved or len(set(self.deficits)) > 1
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioComparison:
+    results: tuple[ScenarioResult, ...]
+    municipalities: tuple[MunicipalityComparison, ...]
+    items: tuple[ItemMove, ...]
+    notes: tuple[str, ...]
+
+    def row(self, ags: str) -> MunicipalityComparison:
+        return next(m for m in self.municipalities if m.ags == ags)
+
+
+def run_scenarios(scenarios: Sequence[Scenario]) -> list[ScenarioResult]:
+    """Compute every scenario as a yearly run (no workbook written). Raises the first scenario's errors."""
+    from ..runs.pipeline import compute
+
+    results = []
+    for scenario in scenarios:
+        allocation, _controls, _warnings = compute(scenario.input_path, scenario.rules_path)
+        results.append(ScenarioResult(scenario, allocation))
+    return results
+
+
+def compare_scenarios(results: Sequence[ScenarioResult]) -> ScenarioComparison:
+    """Side by side, the first scenario as reference. Raises InputError if the municipalities differ."""
+    reference = results[0].allocation.book
+    expected = {m.ags for m in reference.municipalities}
+    problems = []
+    notes = []
+    for result in results[1:]:
+        book = result.allocation.book
+        found = {m.ags for m in book.municipalities}
+        if found != expected:
+            missing, extra = sorted(expected - found), sorted(found - expected)
+            problems.append(Problem(
+                "compare-municipalities-differ", Location(book.path, "Gemeinden"),
+                f'Szenario "{result.scenario.label}" hat andere Gemeinden als "{results[0].scenario.label}"',
+                found=f"fehlt: {', '.join(missing) or '-'}; zusätzlich: {', '.join(extra) or '-'}",
+                expected=f"die {len(expected)} Gemeinden aus {reference.path}",
+                hint="nur Szenarien desselben Kreises vergleichen: Kopien einer Eingabe-Arbeitsmappe verwenden"))
+            continue
+        bases = {m.ags: m.base for m in book.municipalities}
+        changed = [m.ags for m in reference.municipalities if bases[m.ags] != m.base]
+        if changed:
+            notes.append(f'Szenario "{result.scenario.label}" hat andere Umlagegrundlagen für {", ".join(changed)}; '
+                         f'Hebesatz-Punkte beziehen sich auf die Grundlagen von "{results[0].scenario.label}"')
+        if book.parameters.year != reference.parameters.year:
+            notes.append(f'Szenario "{result.scenario.label}" ist Haushaltsjahr {book.parameters.year}, '
+                         f'die Referenz {reference.parameters.year}')
+    if problems:
+        raise InputError(problems)
+    all_totals = [result.allocation.totals() for result in results]
+    rows = []
+    for m in sorted(reference.municipalities, key=lambda m: m.ags):
+        routes = tuple(totals[m.ags] for totals in all_totals)
+        rows.append(MunicipalityComparison(m.ags, m.name, m.base, routes, tuple(sum(r.values()) for r in routes)))
+    order: list[str] = []
+    details: dict[str, tuple[str, str]] = {}
+    for result in results:
+        for item in result.allocation.items:
+            if item.item.id not in details:
+                order.append(item.item.id)
+                details[item.item.id] = (item.item.label, item.item.category)
+    moves = []
+    for item_id in order:
+        found_items = [next((i for i in r.allocation.items if i.item.id == item_id), None) for r in results]
+        moves.append(ItemMove(item_id, *details[item_id],
+                              tuple(i.rule.route if i else None for i in found_items),
+                              tuple(i.rule.id if i else None for i in found_items),
+                              tuple(i.deficit if i else None for i in found_items)))
+    return ScenarioComparison(tuple(results), tuple(rows), tuple(moves), tuple(notes))
+
+
+def _eur(cents: int | None) -> Decimal | str:
+    return ABSENT if cents is None else cents_to_decimal(cents)
+
+
+def write_scenario_comparison(path: str | Path, comparison: ScenarioComparison) -> None:
+    from openpyxl import Workbook
+
+    from ..workbook.report import EUR, POINTS, _Sheet, write_atomically
+
+    results = comparison.results
+    labels = [r.scenario.label for r in results]
+    workbook = Workbook()
+    workbook.remove(workbook.active)
+    headers = ["AGS", "Gemeinde", "Umlagegrundlagen", *[f"Summe {label}" for label in labels]]
+    formats: list[str | None] = [None, None, EUR, *[EUR] * len(labels)]
+    for label in labels[1:]:
+        headers += [f"Differenz {label} − {labels[0]} (€)", f"Differenz {label} − {labels[0]} (Hebesatz-Punkte)"]
+        formats += [EUR, POINTS]
+    sheet = _Sheet(workbook, "Vergleich", headers, formats)
+    for row in comparison.municipalities:
+        values: list[object] = [row.ags, row.name, cents_to_decimal(row.base), *map(cents_to_decimal, row.totals)]
+        for index in range(1, len(results)):
+            points = row.points(index)
+            values += [cents_to_decimal(row.difference(index)), points if points is not None else ""]
+        sheet.append(values)
+    base_total = sum(row.base for row in comparison.municipalities)
+    totals = [sum(row.totals[i] for row in comparison.municipalities) for i in range(len(results))]
+    values = ["Summe", "", cents_to_decimal(base_total), *map(cents_to_decimal, totals)]
+    for index in range(1, len(results)):
+        difference = totals[index] - totals[0]
+        points = percent_points(difference, base_total)
+        values += [cents_to_decimal(difference), points if points is not None else ""]
+    sheet.append(values, bold=True)
+    sheet.finish()
+
+    sheet = _Sheet(workbook, "Wege", ["AGS", "Gemeinde", "Szenario", *[ROUTE_LABELS[r] for r in ROUTES], "Summe"],
+                   [None, None, None, *[EUR] * (len(ROUTES) + 1)])
+    for row in comparison.municipalities:
+        for label, routes, total in zip(labels, row.routes, row.totals):
+            sheet.append([row.ags, row.name, label, *[cents_to_decimal(routes[r]) for r in ROUTES],
+                          cents_to_decimal(total)])
+    sheet.finish()
+
+    headers = ["ID", "Bezeichnung", "Kategorie"]
+    for label in labels:
+        headers += [f"Weg {label}", f"Regel {label}", f"Defizit {label}"]
+    headers += ["Weg verschoben", "Änderung"]
+    sheet = _Sheet(workbook, "Verschiebungen", headers, [None] * 3 + [None, None, EUR] * len(labels) + [None, None])
+    for move in comparison.items:
+        values = [move.item_id, move.label, move.category]
+        for route, rule, deficit in zip(move.routes, move.rules, move.deficits):
+            values += [ROUTE_LABELS[route] if route else ABSENT, rule or ABSENT, _eur(deficit)]
+        change = " → ".join(f"{label}: {ROUTE_LABELS[route] if route else 'nicht vorhanden'}"
+                            for label, route in zip(labels, move.routes)) if move.moved else ""
+        if not move.moved and move.changed:
+            change = "gleicher Weg, anderes Defizit"
+        values += ["ja" if move.moved else "nein", change]
+        sheet.append(values)
+    sheet.finish()
+
+    from ..workbook.report import FINDING_KINDS
+
+    sheet = _Sheet(workbook, "Hinweise", ["Szenario", "Art", "AGS", "Gemeinde", "Kategorie",
+                                          "Eigene Kosten (Trägerkommune)", "Umlageanteil für die Leistung an andere",
+                                          "Gesamt", "Angerechnet (credit_hosts)", "Hinweis"],
+                   [None] * 5 + [EUR] * 4 + [None])
+    for result in results:
+        for finding in result.allocation.findings:
+            sheet.append([result.scenario.label, FINDING_KINDS.get(finding.code, finding.code), finding.ags,
+                          finding.name, finding.category, cents_to_decimal(finding.own_cost),
+                          cents_to_decimal(finding.levy_share), cents_to_decimal(finding_total(finding)),
+                          cents_to_decimal(finding.credit), finding.message])
+    for note in comparison.notes:
+        sheet.append(["", "Hinweis zum Vergleich", "", "", "", "", "", "", "", note])
+    sheet.finish()
+
+    sheet = _Sheet(workbook, "Szenarien", ["Nr", "Szenario", "Eingabe-Arbeitsmappe", "SHA-256 Eingabe", "Regeldatei",
+                                           "SHA-256 Regeldatei", "Kreis", "Haushaltsjahr", "Summe verteilt"],
+                   [None] * 8 + [EUR])
+    for number, result in enumerate(results, start=1):
+        book, rulebook = result.allocation.book, result.allocation.rulebook
+        sheet.append([number, result.scenario.label, book.path, book.sha256, rulebook.path, rulebook.sha256,
+                      book.parameters.district, book.parameters.year,
+                      cents_to_decimal(sum(item.deficit for item in result.allocation.items))])
+    sheet.finish(autofilter=False)
+    write_atomically(path, workbook.save)
+
+
+# --- year over year --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ResultSummary:
+    """What year-over-year needs from an output workbook."""
+
+    path: str
+    district: str
+    year: int
+    names: Mapping[str, str]  # AGS -> Gemeinde
+    routes: Mapping[str, Mapping[str, int]]  # AGS -> route -> cents (routes absent in the workbook are 0)
+
+
+@dataclass(frozen=True, slots=True)
+class YearRow:
+    ags: str
+    name: str
+    before: Mapping[str, int] | None  # route -> cents; None if the municipality is absent that year
+    after: Mapping[str, int] | None
+
+    @property
+    def total_before(self) -> int | None:
+        return None if self.before is None else sum(self.before.values())
+
+    @property
+    def total_after(self) -> int | None:
+        return None if self.after is None else sum(self.after.values())
+
+    @property
+    def change(self) -> int | None:
+        if self.before is None or self.after is None:
+            return None
+        return self.total_after - self.total_before
+
+    @property
+    def change_percent(self) -> Decimal | None:
+        """Change ÷ previous total × 100, 2 decimals; None without a previous total."""
+        if self.change is None:
+            return None
+        return percent_points(self.change, self.total_before, 2)
+
+    def share(self, route: str, after: bool) -> Fraction | None:
+        """The route's share of the municipality's total that year (0..1), None if there is no total."""
+        routes = self.after if after else self.before
+        if routes is None or sum(routes.values()) == 0:
+            return None
+        return Fraction(routes.get(route, 0), sum(routes.values()))
+
+    def share_change_points(self, route: str) -> Decimal | None:
+        """Change of the route's share, in percentage points (4 decimals)."""
+        before, after = self.share(route, False), self.share(route, True)
+        if before is None or after is None:
+            return None
+        return fraction_to_decimal((after - before) * 100, 4)
+
+
+def _not_output(path: str, sheet: str | None, message: str, found: str | None = None) -> InputError:
+    return InputError([Problem("compare-not-an-output", Location(path, sheet), message, found=found,
+                               expected="eine Ergebnis-Arbeitsmappe von `allocation run` (Blätter Uebersicht und "
+                                        "Protokoll)",
+                               hint="zwei von `allocation run` geschriebene Ergebnis-Arbeitsmappen angeben oder für "
+                                    "Szenarien --rules verwenden")])
+
+
+def read_result(path: str | Path) -> ResultSummary:
+    """Read an output workbook's Uebersicht and Protokoll. Raises InputError (compare-*)."""
+    import openpyxl
+
+    path = str(path)
+    try:
+        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as error:  # openpyxl raises many types for a file that is no workbook
+        raise InputError([Problem("compare-unreadable", Location(path), "Die Arbeitsmappe lässt sich nicht lesen",
+                                  found=type(error).__name__ + (f": {error}" if str(error) else ""),
+                                  expected="eine Ergebnis-Arbeitsmappe (.xlsx)", hint="den Pfad prüfen")]) from None
+    try:
+        for sheet in ("Uebersicht", "Protokoll"):
+            if sheet not in workbook.sheetnames:
+                raise _not_output(path, None, f"Blatt {sheet} fehlt", found=", ".join(workbook.sheetnames))
+        protocol = {row[0]: row[1] for row in workbook["Protokoll"].iter_rows(min_row=2, values_only=True)
+                    if row and row[0] is not None}
+        year = protocol.get("Haushaltsjahr")
+        if isinstance(year, bool) or not isinstance(year, (int, float)) or int(year) != year:
+            raise _not_output(path, "Protokoll", "Das Protokoll nennt kein Haushaltsjahr", found=repr(year))
+        rows = list(workbook["Uebersicht"].iter_rows(values_only=True))
+    finally:
+        workbook.close()
+    header = [str(h) if h is not None else "" for h in rows[0]] if rows else []
+    labels = {label: route for route, label in ROUTE_LABELS.items()}
+    if header[:2] != ["AGS", "Gemeinde"] or "Summe" not in header:
+        raise _not_output(path, "Uebersicht", "Die Uebersicht hat nicht die erwarteten Spaltenüberschriften", found=", ".join(header))
+    route_columns = {index: labels[h] for index, h in enumerate(header) if h in labels}
+    # a run with `levies:` has one column per levy (its name) between Umlagegrundlagen and Summe: kept by name
+    first = header.index("Umlagegrundlagen") + 1 if "Umlagegrundlagen" in header else 2
+    route_columns.update({index: header[index] for index in range(first, header.index("Summe"))
+                          if index not in route_columns and header[index]})
+    names: dict[str, str] = {}
+    routes: dict[str, dict[str, int]] = {}
+    problems = []
+    for number, row in enumerate(rows[1:], start=2):
+        ags = str(row[0]) if row[0] is not None else ""
+        if ags == "Summe" or not ags:
+            continue
+        names[ags] = str(row[1] or "")
+        routes[ags] = {route: 0 for route in ROUTES} | {column: 0 for column in route_columns.values()}
+        for index, route in route_columns.items():
+            value = row[index] if index < len(row) else None
+            try:
+                routes[ags][route] = cents_from_decimal(decimal_from_cell(0 if value is None else value))
+            except ValueError:
+                problems.append(Problem("compare-bad-cell", Location(path, "Uebersicht", number, index + 1),
+                                        f"{header[index]} von {ags} ist kein Betrag", found=repr(value),
+                                        expected="ein Betrag in Euro",
+                                        hint="die Arbeitsmappe so verwenden, wie `allocation run` sie geschrieben hat"))
+    if problems:
+        raise InputError(problems)
+    return ResultSummary(path, str(protocol.get("Kreis") or ""), int(year), names, routes)
+
+
+def year_over_year(before: ResultSummary, after: ResultSummary) -> tuple[tuple[YearRow, ...], list[Problem]]:
+    """Rows over the union of both years' municipalities (AGS order), and warnings (same year, other district)."""
+    warnings = []
+    if before.year == after.year:
+        warnings.append(Problem("compare-same-year", Location(after.path, "Protokoll"),
+                                "Beide Arbeitsmappen gehören zum selben Haushaltsjahr", found=str(after.year),
+                                expected=f"ein anderes Jahr als {before.year}",
+                                hint="für Szenarien eines Jahres --rules verwenden", severity="warning"))
+    if not same_district(before.district, after.district):
+        warnings.append(Problem("compare-other-district", Location(after.path, "Protokoll"),
+                                "Die Arbeitsmappen gehören zu verschiedenen Kreisen", found=after.district,
+                                expected=before.district, hint="zwei Jahre desselben Kreises vergleichen",
+                                severity="warning"))
+    rows = []
+    for ags in sorted(set(before.routes) | set(after.routes)):
+        rows.append(YearRow(ags, after.names.get(ags) or before.names.get(ags, ""), before.routes.get(ags),
+                            after.routes.get(ags)))
+    return tuple(rows), warnings
+
+
+def _optional(value: object) -> object:
+    return "" if value is None else value
+
+
+def write_year_comparison(path: str | Path, before: ResultSummary, after: ResultSummary,
+                          rows: Sequence[YearRow]) -> None:
+    from openpyxl import Workbook
+
+    from ..workbook.report import EUR, POINTS, _Sheet, write_atomically
+
+    a, b = str(before.year), str(after.year)
+    if a == b:
+        a, b = f"{a} ({Path(before.path).name})", f"{b} ({Path(after.path).name})"
+    workbook = Workbook()
+    workbook.remove(workbook.active)
+    sheet = _Sheet(workbook, "Vergleich", ["AGS", "Gemeinde", f"Summe {a}", f"Summe {b}", "Änderung (€)",
+                                           "Änderung (%)"], [None, None, EUR, EUR, EUR, "0.00"])
+    for row in rows:
+        sheet.append([row.ags, row.name, _eur(row.total_before), _eur(row.total_after),
+                      _eur(row.change), _optional(row.change_percent)])
+    total_before = sum(r.total_before or 0 for r in rows)
+    total_after = sum(r.total_after or 0 for r in rows)
+    percent = percent_points(total_after - total_before, total_before, 2)
+    sheet.append(["Summe", "", cents_to_decimal(total_before), cents_to_decimal(total_after),
+                  cents_to_decimal(total_after - total_before), _optional(percent)], bold=True)
+    sheet.finish()
+
+    sheet = _Sheet(workbook, "Wege", ["AGS", "Gemeinde", "Weg", f"Betrag {a}", f"Betrag {b}", "Änderung (€)",
+                                      f"Anteil an der Summe {a} (%)", f"Anteil an der Summe {b} (%)",
+                                      "Änderung des Anteils (Prozentpunkte)"],
+                   [None, None, None, EUR, EUR, EUR, POINTS, POINTS, POINTS])
+    for row in rows:
+        columns = dict.fromkeys([*ROUTES, *(row.before or {}), *(row.after or {})])  # routes, then levy columns
+        for route in columns:
+            amount_before = row.before.get(route, 0) if row.before is not None else None
+            amount_after = row.after.get(route, 0) if row.after is not None else None
+            if not amount_before and not amount_after:
+                continue
+            share_before, share_after = row.share(route, False), row.share(route, True)
+            change = None if amount_before is None or amount_after is None else amount_after - amount_before
+            sheet.append([row.ags, row.name, ROUTE_LABELS.get(route, route), _eur(amount_before), _eur(amount_after),
+                          _eur(change),
+                          _optional(None if share_before is None else fraction_to_decimal(share_before * 100, 4)),
+                          _optional(None if share_after is None else fraction_to_decimal(share_after * 100, 4)),
+                          _optional(row.share_change_points(route))])
+    sheet.finish()
+
+    sheet = _Sheet(workbook, "Jahre", ["Angabe", a, b], [None, None, None])
+    sheet.append(["Ergebnis-Arbeitsmappe", before.path, after.path])
+    sheet.append(["Kreis", before.district, after.district])
+    sheet.append(["Haushaltsjahr", before.year, after.year])
+    sheet.append(["Gemeinden", len(before.routes), len(after.routes)])
+    sheet.finish(autofilter=False)
+    write_atomically(path, workbook.save)

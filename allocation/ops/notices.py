@@ -1,0 +1,793 @@
+"""Levy notices (Umlagebescheide) and the instalment plan, from a verified result workbook.
+
+`write_notices` is the whole of `allocation notices`: it refuses a result that `verify` does not confirm, reads
+the levy lines of the workbook (`read_result`), takes the instalment plan and the notice texts from the run's
+own rule file (`rulebook.load_notice_settings`), and writes one PDF per municipality (Typst, template in
+`notice_templates/`), `Abschlaege.xlsx` and `Abschlaege.csv` for the treasury. Everything is rendered into a
+temporary folder next to the target and moved into place only when complete.
+
+The workbook is read by header names, so that both layouts work: a result with a `Umlagen` sheet (one row per
+levy × municipality: `Umlage`, `AGS`, `Gemeinde`, base components, `Bemessungsgrundlage`, `Satz`, `Betrag`,
+proof) and an older one whose levies are the `Uebersicht` columns `Kreisumlage` and `Differenzierte Umlage`,
+with the rates of `Hebesaetze` and the legal bases of `Entscheidungen`.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+import unicodedata
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Iterable
+
+from ..core.instalments import ChangePlan, change_plan, fixed_amount, plan
+from ..core.money import cents_from_decimal, cents_to_decimal, decimal_from_cell, format_eur, percent_points
+from ..core.problems import ExitCode, InputError, Location, Problem, ProblemsError, RuleFileError
+from ..rulefiles.rulebook import NoticeSettings, load_notice_settings
+
+__all__ = ["LevyShare", "Levy", "ResultBook", "NoticeSet", "read_result", "build_notices", "write_notices",
+           "NotVerified", "Refused", "TemplateError", "require_schedule", "render", "TEMPLATE_DIR", "CSV_NAME", "XLSX_NAME", "pdf_name", "de_number", "de_percent"]
+
+TEMPLATE_DIR = Path(__file__).parent / "notice_templates" / "default"
+MAIN_TEMPLATE = "bescheid.typ"
+XLSX_NAME = "Abschlaege.xlsx"
+CSV_NAME = "Abschlaege.csv"
+LEGACY_LEVY_COLUMNS = ("Kreisumlage", "Differenzierte Umlage")
+AGS_PATTERN = re.compile(r"^\d{8}$")
+
+
+class NotVerified(ProblemsError):
+    exit_code = ExitCode.VERIFY
+    title = "Keine Bescheide: die Ergebnis-Arbeitsmappe lässt sich nicht bestätigen (allocation verify)"
+
+
+class TemplateError(ProblemsError):
+    exit_code = ExitCode.USAGE
+    title = "Die Bescheid-Vorlage ist fehlerhaft"
+
+
+class Refused(ProblemsError):
+    exit_code = ExitCode.REFUSED
+    title = "Keine Bescheide geschrieben"
+
+
+# ------------------------------------------------------------------------------------------------ records
+
+
+@dataclass(frozen=True, slots=True)
+class LevyShare:
+    """One levy for one municipality, as the result workbook states it."""
+
+    levy: str
+    ags: str
+    name: str
+    amount: int
+    base: Decimal | None = None
+    components: tuple[tuple[str, Decimal], ...] = ()
+    rates: tuple[str, ...] = ()
+    proof: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Levy:
+    name: str
+    key: str
+    total: int
+    legal_basis: str = ""
+    statute: bool = False  # True: amounts are base × rate (Umlagen sheet); False: the need split exactly
+
+
+@dataclass(frozen=True, slots=True)
+class ResultBook:
+    path: Path
+    district: str
+    year: int
+    run_mode: str
+    provisional: bool
+    provisional_basis: tuple[str, ...]
+    municipalities: tuple[tuple[str, str], ...]
+    levies: tuple[Levy, ...]
+    shares: tuple[LevyShare, ...]
+
+    def share(self, levy: str, ags: str) -> LevyShare | None:
+        return next((s for s in self.shares if s.levy == levy and s.ags == ags), None)
+
+    @property
+    def draft(self) -> bool:
+        return self.run_mode != "Echtlauf"
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeSet:
+    """What `write_notices` produced: file names per municipality, the instalment rows and who got none."""
+
+    directory: Path
+    pdfs: tuple[str, ...]
+    rows: int
+    without_notice: tuple[str, ...] = field(default_factory=tuple)
+
+
+# ------------------------------------------------------------------------------------- German formatting
+
+
+def de_number(value: Decimal, places: int = 2) -> str:
+    """An exact Decimal in German digits (1.234,5678), at least `places` decimals, no digit dropped."""
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent < places:
+        value = value.quantize(Decimal(1).scaleb(-places))  # only adds zeros: -exponent < places
+    text = f"{value:,f}"
+    return text.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
+
+
+def de_percent(value: Decimal) -> str:
+    return f"{de_number(value.normalize() if value == value.to_integral() else value, 2)} %"
+
+
+def de_date(day: _dt.date) -> str:
+    return day.strftime("%d.%m.%Y")
+
+
+def slug(text: str) -> str:
+    """ASCII, lower case, words joined by '-': a levy's key in a Kassenzeichen, part of a safe file name."""
+    text = text.replace("ß", "ss").replace("ä", "ae").replace("ö", "oe").replace("ü", "ue")
+    text = text.replace("Ä", "Ae").replace("Ö", "Oe").replace("Ü", "Ue")
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
+
+
+def pdf_name(ags: str, name: str, change: bool = False) -> str:
+    return f"{ags}_{slug(name) or 'Gemeinde'}{'_Aenderung' if change else ''}.pdf"
+
+
+# ------------------------------------------------------------------------------------- reading the result
+
+
+def _norm(text: object) -> str:
+    text = str(text or "").strip().casefold()
+    for umlaut, plain in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss")):
+        text = text.replace(umlaut, plain)
+    return re.sub(r"[\s_]+", "", text)
+
+
+class _Sheet:
+    """A sheet's header and rows, found by (normalised) header names."""
+
+    def __init__(self, file: str, title: str, rows: list[tuple]) -> None:
+        self.file, self.title = file, title
+        self.header = [str(v).strip() if v is not None else "" for v in rows[0]] if rows else []
+        self.rows = [(number, row) for number, row in enumerate(rows[1:], start=2) if any(v is not None for v in row)]
+        self.index = {_norm(h): i for i, h in enumerate(self.header) if h}
+
+    def column(self, name: str) -> int | None:
+        return self.index.get(_norm(name))
+
+    def need(self, names: Iterable[str], problems: list[Problem]) -> bool:
+        missing = [name for name in names if self.column(name) is None]
+        for name in missing:
+            problems.append(Problem("notices-missing-column", Location(self.file, self.title, 1),
+                                    f'Spalte "{name}" fehlt im Blatt {self.title}', found=", ".join(self.header),
+                                    expected=name, hint="eine unveränderte Ergebnis-Arbeitsmappe von allocation run angeben"))
+        return not missing
+
+    def value(self, row: tuple, name: str) -> object:
+        index = self.column(name)
+        return row[index] if index is not None and index < len(row) else None
+
+
+def _sheets(path: Path) -> dict[str, _Sheet]:
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(path, read_only=True, data_only=True)
+    try:
+        return {_norm(ws.title): _Sheet(path.name, ws.title, [tuple(r) for r in ws.iter_rows(values_only=True)])
+                for ws in workbook.worksheets if ws.title in ("Uebersicht", "Umlagen", "Hebesaetze", "Entscheidungen",
+                                                               "Protokoll")}
+    finally:
+        workbook.close()
+
+
+def _cents(value: object, sheet: _Sheet, number: int, column: str, problems: list[Problem]) -> int:
+    try:
+        return cents_from_decimal(decimal_from_cell(0 if value is None else value))
+    except ValueError:
+        problems.append(Problem("notices-bad-value", Location(sheet.file, sheet.title, number, (sheet.column(column) or 0) + 1),
+                                f'"{column}" ist kein Betrag in Euro', found=repr(value), expected="ein Betrag mit höchstens zwei Nachkommastellen",
+                                hint="eine unveränderte Ergebnis-Arbeitsmappe von allocation run angeben"))
+        return 0
+
+
+def _decimal(value: object) -> Decimal | None:
+    try:
+        return None if value is None or value == "" else decimal_from_cell(value)
+    except ValueError:
+        return None
+
+
+def _protocol(sheets: dict[str, _Sheet]) -> dict[str, object]:
+    sheet = sheets.get("protokoll")
+    return {str(row[0]).strip(): row[1] for _, row in sheet.rows if row and row[0] is not None and len(row) > 1} \
+        if sheet else {}
+
+
+def _municipality_rows(sheet: _Sheet) -> list[tuple[int, tuple]]:
+    return [(number, row) for number, row in sheet.rows if AGS_PATTERN.match(str(sheet.value(row, "AGS") or ""))]
+
+
+def _legal_bases(sheets: dict[str, _Sheet]) -> dict[str, list[str]]:
+    """Route label (Weg) -> the legal bases of its items, in item order, from `Entscheidungen`."""
+    sheet = sheets.get("entscheidungen")
+    bases: dict[str, list[str]] = {}
+    if sheet is None:
+        return bases
+    for _, row in sheet.rows:
+        route, basis = sheet.value(row, "Weg"), sheet.value(row, "Rechtsgrundlage")
+        if route and basis and str(basis) not in bases.setdefault(str(route), []):
+            bases[str(route)].append(str(basis))
+    return bases
+
+
+def _legacy_rates(sheets: dict[str, _Sheet]) -> tuple[dict[tuple[str, str], list[str]], dict[tuple[str, str], Decimal]]:
+    """(route label, AGS) -> per levy item the derived rate of `Hebesaetze` (exact split, no statute rate), and
+    the base the levy was measured on (Umlagegrundlagen, times the `extent` factor where a rule has one)."""
+    sheet = sheets.get("hebesaetze")
+    rates: dict[tuple[str, str], list[str]] = {}
+    bases: dict[tuple[str, str], Decimal] = {}
+    if sheet is None or sheet.column("Hebesatz exakt (%)") is None:
+        return rates, bases
+    for _, row in sheet.rows:
+        ags = str(sheet.value(row, "AGS") or "")
+        exact = _decimal(sheet.value(row, "Hebesatz exakt (%)"))
+        if not AGS_PATTERN.match(ags) or exact is None:
+            continue
+        share = _decimal(sheet.value(row, "Betrag exakte Verteilung"))
+        text = f"{sheet.value(row, 'ID')}: rechnerisch {de_percent(exact)}"
+        if share is not None:
+            text += f" (Anteil {de_number(share)} €)"
+        rates.setdefault((str(sheet.value(row, "Weg")), ags), []).append(text)
+        base = _decimal(sheet.value(row, "Bemessungsgrundlage"))
+        if base is not None:
+            bases.setdefault((str(sheet.value(row, "Weg")), ags), base)
+    return rates, bases
+
+
+def _legacy_levies(sheets: dict[str, _Sheet], problems: list[Problem]) -> tuple[list[Levy], list[LevyShare]]:
+    sheet = sheets["uebersicht"]
+    if not sheet.need(("AGS", "Gemeinde", "Umlagegrundlagen"), problems):
+        return [], []
+    legal, (rates, measured) = _legal_bases(sheets), _legacy_rates(sheets)
+    levies, shares = [], []
+    for column in LEGACY_LEVY_COLUMNS:
+        if sheet.column(column) is None:
+            continue
+        lines = []
+        for number, row in _municipality_rows(sheet):
+            ags = str(sheet.value(row, "AGS"))
+            amount = _cents(sheet.value(row, column), sheet, number, column, problems)
+            grounds = _decimal(sheet.value(row, "Umlagegrundlagen"))
+            base = measured.get((column, ags), grounds)
+            rate_lines = tuple(rates.get((column, ags), ()))
+            if not rate_lines and base:
+                effective = percent_points(amount, cents_from_decimal(base), 4)
+                rate_lines = (f"rechnerisch {de_percent(effective)}",) if effective is not None else ()
+            # the Umlagegrundlagen are shown as a component only where the levy's base differs (extent factor)
+            components = (("Umlagegrundlagen", grounds),) if grounds is not None and grounds != base else ()
+            lines.append(LevyShare(column, ags, str(sheet.value(row, "Gemeinde") or ""), amount, base, components,
+                                   rate_lines))
+        if any(line.amount for line in lines):
+            levies.append(Levy(column, slug(column).lower(), sum(line.amount for line in lines),
+                               "; ".join(legal.get(column, ()))))
+            shares += lines
+    return levies, shares
+
+
+def _first_column(sheet: _Sheet, *names: str) -> str | None:
+    return next((name for name in names if sheet.column(name) is not None), None)
+
+
+def _shown_components(components: list[tuple[str, Decimal]], base: Decimal | None) -> tuple[tuple[str, Decimal], ...]:
+    """The base components worth a line: a weighted value equal to its raw value (weight 100 %) is left out, and
+    a single component equal to the base itself too (it would only repeat the Bemessungsgrundlage)."""
+    raw = dict(components)
+    shown = [(label, value) for label, value in components
+             if not (label.endswith(" gewichtet") and raw.get(label[:-len(" gewichtet")]) == value)]
+    return () if len(shown) == 1 and shown[0][1] == base else tuple(shown)
+
+
+def _statute_levies(sheets: dict[str, _Sheet], problems: list[Problem]) -> tuple[list[Levy], list[LevyShare]]:
+    """Levies from a `Umlagen` sheet: components are the columns between `Gemeinde` and `Bemessungsgrundlage`,
+    the rate is `Satz (%)` (a number, or a text such as "je Bestandteil: ..."), the proof `Nachweis`, and
+    `Berechnung` says whether the levy is at a statutory rate or the exact split of its need."""
+    sheet = sheets["umlagen"]
+    rate_column = _first_column(sheet, "Satz (%)", "Satz")
+    if not sheet.need(("Umlage", "AGS", "Gemeinde", "Bemessungsgrundlage", rate_column or "Satz (%)", "Betrag"),
+                      problems):
+        return [], []
+    first, last, amount_at = sheet.column("Gemeinde") + 1, sheet.column("Bemessungsgrundlage"), sheet.column("Betrag")
+    component_columns = [(i, sheet.header[i]) for i in range(first, last) if sheet.header[i]]
+    proof_name = _first_column(sheet, "Nachweis", "Rechenweg")
+    proof_at = sheet.column(proof_name) if proof_name else next(
+        (i for i in range(amount_at + 1, len(sheet.header)) if sheet.header[i]), None)
+    factor_name = _first_column(sheet, "Faktor (extent)", "Faktor")
+    order: list[str] = []
+    derived: set[str] = set()
+    shares = []
+    for number, row in _municipality_rows(sheet):
+        levy = str(sheet.value(row, "Umlage") or "").strip()
+        if levy not in order:
+            order.append(levy)
+        is_derived = str(sheet.value(row, "Berechnung") or "").strip().casefold().startswith("abgeleitet")
+        if is_derived:
+            derived.add(levy)
+        amount = _cents(sheet.value(row, "Betrag"), sheet, number, "Betrag", problems)
+        base = _decimal(sheet.value(row, "Bemessungsgrundlage"))
+        components = _shown_components([(label, value) for i, label in component_columns
+                                        if i < len(row) and (value := _decimal(row[i])) is not None], base)
+        rate = sheet.value(row, rate_column)
+        rate_decimal = _decimal(rate)
+        rates = [de_percent(rate_decimal) if rate_decimal is not None else str(rate or "").strip()]
+        if (is_derived or not rates[0]) and base and base == base.quantize(Decimal("0.01")):
+            # a derived levy's amount is its share of the need, not base × the printed (rounded) rate: state the
+            # rate that this amount is of the base, and the printed one beside it
+            effective = percent_points(amount, cents_from_decimal(base), 4)
+            if effective is not None:
+                rates = [f"rechnerisch {de_percent(effective)}" + (f" (gerundet {rates[0]})" if rates[0] else "")]
+        factor = _decimal(sheet.value(row, factor_name)) if factor_name else None
+        if factor is not None:
+            rates.append(f"Faktor (Mehr-/Minderbelastung) {de_number(factor, 0)}")
+        proof = str(row[proof_at]) if proof_at is not None and proof_at < len(row) and row[proof_at] else ""
+        shares.append(LevyShare(levy, str(sheet.value(row, "AGS")), str(sheet.value(row, "Gemeinde") or ""), amount,
+                                base, components, tuple(r for r in rates if r), proof))
+    levies = [Levy(name, slug(name).lower(), sum(s.amount for s in shares if s.levy == name),
+                   statute=name not in derived) for name in order]
+    return levies, shares
+
+
+def read_result(path: str | Path) -> ResultBook:
+    """The levy lines, municipalities and run facts of a result workbook. Raises InputError."""
+    path = Path(path)
+    sheets = _sheets(path)
+    problems: list[Problem] = []
+    for title in ("Uebersicht", "Protokoll"):
+        if _norm(title) not in sheets:
+            problems.append(Problem("notices-missing-sheet", Location(path.name, title), f"Blatt {title} fehlt",
+                                    found=", ".join(s.title for s in sheets.values()), expected=title,
+                                    hint="eine Ergebnis-Arbeitsmappe von allocation run angeben"))
+    if problems:
+        raise InputError(problems)
+    levies, shares = (_statute_levies if "umlagen" in sheets else _legacy_levies)(sheets, problems)
+    protocol = _protocol(sheets)
+    year = protocol.get("Haushaltsjahr")
+    if not levies and not problems:
+        problems.append(Problem("notices-no-levy", Location(path.name, "Uebersicht"),
+                                "die Ergebnis-Arbeitsmappe enthält keine Umlage (Kreisumlage oder differenzierte Umlage)",
+                                found="keine Umlagebeträge", expected="ein Blatt Umlagen oder Umlage-Spalten in Uebersicht",
+                                hint="Umlagebescheide gibt es nur für Umlagen; Direktabrechnungen werden anders abgerechnet"))
+    if not isinstance(year, int) or isinstance(year, bool):
+        problems.append(Problem("notices-missing-sheet", Location(path.name, "Protokoll"), "Haushaltsjahr fehlt im Protokoll",
+                                found=repr(year), expected="Haushaltsjahr", hint="eine Ergebnis-Arbeitsmappe von allocation run angeben"))
+    if problems:
+        raise InputError(problems)
+    provisional = str(protocol.get("Vorläufig (§ 56 Abs. 1 KrO NRW)", "nein")).strip().casefold() == "ja"
+    basis = tuple(f"{key}: {value}" for key, value in protocol.items()
+                  if "vorjahr" in _norm(key) and not _norm(key).startswith("sha-256"))
+    overview = sheets["uebersicht"]
+    municipalities = tuple((str(overview.value(r, "AGS")), str(overview.value(r, "Gemeinde") or ""))
+                           for _, r in _municipality_rows(overview))
+    return ResultBook(path, str(protocol.get("Kreis", "")), year, str(protocol.get("Laufart", "Probelauf")), provisional,
+                      basis, municipalities, tuple(levies), tuple(shares))
+
+
+# ---------------------------------------------------------------------------------------- the notices
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One line of the instalment plan (Abschlaege.xlsx / .csv and the notice's table)."""
+
+    ags: str
+    name: str
+    levy: str
+    number: int
+    due: _dt.date
+    amount: int
+    kassenzeichen: str
+    kind: str
+    old: int | None = None
+    already_due: bool | None = None
+
+
+def _legal_basis(levy: Levy, settings: NoticeSettings) -> tuple[str, str, str]:
+    text = settings.text_for(levy.name, levy.key)
+    basis = (text.legal_basis if text and text.legal_basis else "") or levy.legal_basis
+    return basis, text.approval if text else "", text.reasons if text else ""
+
+
+def _named(levy: Levy, rule_levies: dict[str, tuple[str, str, str]]) -> Levy:
+    """The levy with the rule file's id (Kassenzeichen), name (notice) and legal basis, where `levies:` has them."""
+    known = rule_levies.get(levy.name.casefold())
+    if known is None:
+        return levy
+    levy_id, name, basis = known
+    return Levy(name or levy.name, levy_id or levy.key, levy.total, levy.legal_basis or basis, levy.statute)
+
+
+def _rule_levies(rules_path: Path | None) -> dict[str, tuple[str, str, str]]:
+    """The rule file's `levies:` by name and id (lower case): (id, name, legal basis), where the rule book has them."""
+    if rules_path is None:
+        return {}
+    from ..rulefiles.rulebook import load_rulebook
+
+    try:
+        book, _ = load_rulebook(rules_path)
+    except RuleFileError:
+        return {}
+    found: dict[str, tuple[str, str, str]] = {}
+    for levy in getattr(book, "levies", ()) or ():
+        entry = tuple(str(getattr(levy, attribute, "") or "") for attribute in ("id", "name", "legal_basis"))
+        for name in entry[:2]:
+            if name:
+                found[name.casefold()] = entry
+    return found
+
+
+def _genitive(name: str) -> str:
+    """"Differenzierte Umlage" -> "der Differenzierten Umlage"; "Kreisumlage" -> "der Kreisumlage"."""
+    return "der " + re.sub(r"(\w+)e (Umlage)$", r"\1en \2", name)
+
+
+def _subject(result: ResultBook, names: list[str], change: bool) -> str:
+    parts = [_genitive(name) for name in names]
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " und " + parts[-1]
+    prefix = "Änderung der Festsetzung" if change else ("Vorläufige Festsetzung" if result.provisional else "Festsetzung")
+    return f"{prefix} {listed} für das Haushaltsjahr {result.year}"
+
+
+def _kassenzeichen(settings: NoticeSettings, year: int, ags: str, levy: Levy, number: int) -> str:
+    return settings.kassenzeichen.format(jahr=year, ags=ags, umlage=levy.key, nr=number)
+
+
+def _provisional_text(result: ResultBook) -> str:
+    if not result.provisional:
+        return ""
+    text = (f"Dieser Bescheid ist vorläufig (§ 56 Abs. 1 KrO NRW): die Haushaltssatzung für {result.year} ist noch nicht "
+            "in Kraft. Er wird durch den endgültigen Bescheid ersetzt; Unterschiede werden mit den dann folgenden "
+            "Abschlägen ausgeglichen.")
+    if result.provisional_basis:
+        text += " Grundlage: " + "; ".join(result.provisional_basis) + "."
+    else:
+        text += " Grundlage: die Umlagegrundlagen des Haushaltsjahres nach dem Stand des Laufs."
+    return text
+
+
+def _levy_data(levy: Levy, share: LevyShare, old: LevyShare | None, change: ChangePlan | None, settings: NoticeSettings,
+               schedule_amount: int, municipality_count: int) -> dict:
+    basis, approval, reasons = _legal_basis(levy, settings)
+    components = [[label, f"{de_number(value)} €"] for label, value in share.components]
+    data = {
+        "name": levy.name, "total": format_eur(levy.total), "payers": municipality_count,
+        "components": components,
+        "base": f"{de_number(share.base)} €" if share.base is not None else "",
+        "rates": list(share.rates), "amount": format_eur(share.amount), "proof": share.proof,
+        "legal_basis": basis, "approval": approval, "reasons": reasons,
+        "statute": levy.statute,
+        "fixed": format_eur(schedule_amount) if schedule_amount != share.amount else "",
+        "rounding_off": format_eur(share.amount - schedule_amount) if schedule_amount != share.amount else "",
+    }
+    if change is not None:
+        data["change"] = {"old": format_eur(change.old_amount), "new": format_eur(change.new_amount),
+                          "difference": format_eur(change.difference), "due_before": format_eur(change.due_before),
+                          "old_amount": format_eur(old.amount if old else 0)}
+    return data
+
+
+def _by_date(rows: list[_Row], names: list[str]) -> dict:
+    """The instalments as one line per due date with a column per levy, and each levy's Kassenzeichen."""
+    dates = sorted({(r.due, r.number) for r in rows})
+    lines = []
+    for due, number in dates:
+        amounts = [sum(r.amount for r in rows if r.levy == name and (r.due, r.number) == (due, number)) for name in names]
+        lines.append([str(number), de_date(due), *(format_eur(a) for a in amounts), format_eur(sum(amounts))])
+    references = []
+    for name in names:
+        own = [r.kassenzeichen for r in rows if r.levy == name]
+        references.append([name, own[0] if len(set(own)) == 1 else f"{own[0]} … {own[-1]} (je Abschlag)"])
+    return {"levies": names, "rows": lines, "totals": [format_eur(sum(r.amount for r in rows if r.levy == name))
+                                                       for name in names], "kassenzeichen": references}
+
+
+def _old_share(previous: ResultBook, found: Levy, levy: Levy, ags: str) -> LevyShare | None:
+    """The same levy in the earlier result, by its name in the workbook, its rule-file name or its id."""
+    for name in (found.name, levy.name, levy.key):
+        share = previous.share(name, ags)
+        if share is not None:
+            return share
+    return None
+
+
+def build_notices(result: ResultBook, settings: NoticeSettings, notice_date: _dt.date,
+                  previous: ResultBook | None = None, rule_levies: dict[str, tuple[str, str, str]] | None = None,
+                  trace: dict | None = None) -> list[tuple[str, dict, list[_Row]]]:
+    """Per municipality with a levy (or, with `previous`, with a changed levy): (PDF name, template data, rows)."""
+    schedule = settings.schedule
+    assert schedule is not None
+    rule_levies = rule_levies or {}
+    notices = []
+    change_mode = previous is not None
+    for ags, name in result.municipalities:
+        levies_data, rows = [], []
+        for found in result.levies:
+            levy = _named(found, rule_levies)
+            share = result.share(found.name, ags)
+            old = _old_share(previous, found, levy, ags) if previous else None
+            amount = share.amount if share else 0
+            if change_mode:
+                if (old.amount if old else 0) == amount:
+                    continue
+            elif not amount:
+                continue
+            share = share or LevyShare(found.name, ags, name, 0)
+            payers = sum(1 for s in result.shares if s.levy == found.name and s.amount)
+            if change_mode:
+                change = change_plan(old.amount if old else 0, amount, schedule, result.year, notice_date,
+                                     settings.change_policy)
+                for line in change.lines:
+                    rows.append(_Row(ags, name, levy.name, line.number, line.due, line.new,
+                                     _kassenzeichen(settings, result.year, ags, levy, line.number), "Änderungsbescheid",
+                                     line.old, line.already_due))
+            else:
+                change = None
+                rows += [_Row(ags, name, levy.name, i.number, i.due, i.amount,
+                              _kassenzeichen(settings, result.year, ags, levy, i.number), "Erstbescheid")
+                         for i in plan(amount, schedule, result.year)]
+            levies_data.append(_levy_data(levy, share, old, change, settings, fixed_amount(amount, schedule), payers))
+        if not levies_data:
+            continue
+        names = [levy["name"] for levy in levies_data]
+        data = {
+            "district": result.district, "issuer": settings.issuer, "municipality": name, "ags": ags,
+            "date": de_date(notice_date), "year": result.year, "subject": _subject(result, names, change_mode),
+            "change": change_mode, "draft": result.draft, "provisional": result.provisional,
+            "provisional_text": _provisional_text(result), "levies": levies_data,
+            "schedule": schedule.describe(),
+            "saarland": schedule.split == "saarland",
+            "instalments": [{"levy": r.levy, "nr": r.number, "due": de_date(r.due), "amount": format_eur(r.amount),
+                             "kassenzeichen": r.kassenzeichen,
+                             "old": format_eur(r.old) if r.old is not None else "",
+                             "difference": format_eur(r.amount - r.old) if r.old is not None else "",
+                             "status": ("bereits fällig" if r.already_due else "offen") if r.already_due is not None else ""}
+                            for r in rows],
+            "plan": _by_date(rows, names),
+            "total": format_eur(sum(r.amount for r in rows)),
+            "payment": settings.payment, "policy": settings.change_policy,
+            "trace": trace or {},
+        }
+        notices.append((pdf_name(ags, name, change_mode), data, rows))
+    return notices
+
+
+# ----------------------------------------------------------------------------------------------- output
+
+
+def render(notices: list[tuple[str, dict, list[_Row]]], folder: Path, template: Path | None = None) -> None:
+    """Compile each notice to `folder/<name>.pdf` (the default template, overlaid with `template`'s files)."""
+    _compile_all(notices, template, folder)
+
+
+def _compile_all(notices: list[tuple[str, dict, list[_Row]]], template: Path | None, folder: Path) -> None:
+    import typst
+
+    work = folder / ".template"
+    shutil.copytree(TEMPLATE_DIR, work)
+    if template is not None:
+        shutil.copytree(template, work, dirs_exist_ok=True)
+    fonts = [str(work / "fonts")] if (work / "fonts").is_dir() else []
+    # Only the fonts shipped in the typst wheel (and the template's own): the same PDF on every machine.
+    compiler = typst.Compiler(str(work / MAIN_TEMPLATE), root=str(work), font_paths=fonts, ignore_system_fonts=True)
+    try:
+        for name, data, _ in notices:
+            pdf = compiler.compile(format="pdf", sys_inputs={"data": json.dumps(data, ensure_ascii=False)})
+            (folder / name).write_bytes(pdf)
+    except Exception as error:  # typst reports template errors as TypstError with the template's line
+        raise TemplateError([Problem("notices-bad-template", Location(str(template or TEMPLATE_DIR)),
+                               "die Bescheid-Vorlage lässt sich nicht übersetzen", found=str(error)[:500],
+                               expected="eine gültige Typst-Vorlage", hint="die geänderte Datei der Vorlage prüfen")]) from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+HEADER = ("AGS", "Gemeinde", "Umlage", "Nr", "Faellig", "Betrag", "Kassenzeichen", "Bescheid", "Bisher", "Aenderung",
+          "Status")
+
+
+def _write_xlsx(rows: list[_Row], target: Path, protocol: list[tuple[str, object]] = ()) -> None:
+    from openpyxl import Workbook
+
+    from ..workbook.report import put_value
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "Abschlaege"
+    sheet.append(HEADER)
+    for r in rows:
+        values = (r.ags, r.name, r.levy, r.number, r.due, cents_to_decimal(r.amount), r.kassenzeichen, r.kind,
+                  cents_to_decimal(r.old) if r.old is not None else None,
+                  cents_to_decimal(r.amount - r.old) if r.old is not None else None,
+                  ("bereits fällig" if r.already_due else "offen") if r.already_due is not None else None)
+        sheet.append([None] * len(values))
+        for column, value in enumerate(values, start=1):
+            cell = sheet.cell(row=sheet.max_row, column=column)
+            put_value(cell, value)
+            if column == 5:
+                cell.number_format = "DD.MM.YYYY"
+            elif column in (6, 9, 10):
+                cell.number_format = '#,##0.00 "€"'
+    for letter, width in zip("ABCDEFGHIJK", (11, 24, 24, 5, 12, 16, 30, 18, 16, 16, 15)):
+        sheet.column_dimensions[letter].width = width
+    sheet.freeze_panes = "A2"
+    sheet.auto_filter.ref = sheet.dimensions
+    trail = workbook.create_sheet("Protokoll")  # where the plan came from, for the auditor
+    trail.append(("Angabe", "Wert"))
+    for key, value in protocol:
+        trail.append((None, None))
+        put_value(trail.cell(row=trail.max_row, column=1), key)
+        put_value(trail.cell(row=trail.max_row, column=2), value)
+    trail.column_dimensions["A"].width, trail.column_dimensions["B"].width = 28, 70
+    workbook.save(target)
+
+
+def _csv_amount(cents: int | None) -> str:
+    return "" if cents is None else str(cents_to_decimal(cents)).replace(".", ",")
+
+
+def _write_csv(rows: list[_Row], target: Path) -> None:
+    """`;`-separated, UTF-8 with BOM, CRLF, decimal comma without thousands separators, dates TT.MM.JJJJ."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    writer.writerow(HEADER)
+    for r in rows:
+        writer.writerow((r.ags, r.name, r.levy, r.number, de_date(r.due), _csv_amount(r.amount), r.kassenzeichen,
+                         r.kind, _csv_amount(r.old), _csv_amount(r.amount - r.old if r.old is not None else None),
+                         ("bereits fällig" if r.already_due else "offen") if r.already_due is not None else ""))
+    target.write_text(buffer.getvalue(), encoding="utf-8-sig", newline="")
+
+
+def _publish(folder: Path, target: Path) -> None:
+    """Move the finished files into `target`: the whole folder at once if `target` is new, else file by file."""
+    if not target.exists():
+        os.rename(folder, target)
+        return
+    for path in sorted(folder.iterdir()):
+        os.replace(path, target / path.name)
+    folder.rmdir()
+
+
+def _protected(paths: Iterable[Path | None]) -> set[Path]:
+    found: set[Path] = set()
+    for path in paths:
+        if path is None:
+            continue
+        if path.is_dir():
+            found |= {p.resolve() for p in path.rglob("*")}
+        found.add(path.resolve())
+    return found
+
+
+def _verify(output: Path) -> dict:
+    """`allocation verify`; any changed file, replay error or differing cell refuses the notices (exit 7)."""
+    from ..runs.manifest import manifest_path
+    from .verify import verify
+
+    result = verify(output)
+    if not result.identical:
+        where = Location(str(manifest_path(output)))
+        found = [*(str(problem) for problem in result.problems), *result.file_problems,
+                 *([result.replay_error] if result.replay_error else []),
+                 *(str(difference) for difference in result.field_differences),
+                 *(str(difference) for difference in result.differences[:50])]
+        if len(result.differences) > 50:
+            found.append(f"… und {len(result.differences) - 50} weitere abweichende Zellen")
+        raise NotVerified([Problem("notices-not-verified", where, "allocation verify bestätigt den Lauf nicht",
+                                   found=text, expected="identisch (Dateien unverändert, Nachrechnung gleich)",
+                                   hint="den Lauf neu rechnen (allocation run) und dann die Bescheide schreiben")
+                           for text in found])
+    return json.loads(manifest_path(output).read_text(encoding="utf-8"))
+
+
+def _previous(path: Path, result: ResultBook) -> ResultBook:
+    """The earlier result: unchanged since its run (SHA-256 in its manifest), same Kreis and year."""
+    from ..runs.manifest import manifest_path, sha256_file
+
+    recorded = manifest_path(path)
+    try:
+        sha = json.loads(recorded.read_text(encoding="utf-8"))["output"]["sha256"]
+    except (OSError, ValueError, KeyError):
+        sha = None
+    if sha != sha256_file(path):
+        raise NotVerified([Problem("notices-previous-changed", Location(path.name),
+                                   "die frühere Ergebnis-Arbeitsmappe stimmt nicht mit ihrem Manifest überein",
+                                   found="kein Manifest" if sha is None else "SHA-256 abweichend",
+                                   expected=f"{recorded.name} mit der SHA-256 der Arbeitsmappe",
+                                   hint="die unveränderte Arbeitsmappe des früheren Laufs mit ihrem Manifest angeben")])
+    previous = read_result(path)
+    if (previous.district, previous.year) != (result.district, result.year):
+        raise InputError([Problem("notices-previous-mismatch", Location(path.name, "Protokoll"),
+                                  "die frühere Ergebnis-Arbeitsmappe gehört zu einem anderen Kreis oder Haushaltsjahr",
+                                  found=f"{previous.district} {previous.year}", expected=f"{result.district} {result.year}",
+                                  hint="den früheren Lauf desselben Kreises und Haushaltsjahres angeben")])
+    return previous
+
+
+def _trail(trace: dict, notice_date: _dt.date, template: Path | None, previous: Path | None) -> list[tuple[str, object]]:
+    from ..runs.manifest import sha256_file
+
+    rows: list[tuple[str, object]] = [
+        ("Ergebnis-Arbeitsmappe", trace["output"]), ("SHA-256 Ergebnis", trace["sha256"]),
+        ("Lauf (UTC)", trace["run"]), ("Laufart", trace["mode"]), ("Regeldatei", trace["rules"]),
+        ("Geprüft (allocation verify)", "identisch"), ("Bescheiddatum", notice_date),
+        ("Vorlage", str(template) if template else "Standardvorlage")]
+    if previous is not None:
+        rows += [("Früherer Lauf (Änderungsbescheide)", previous.name), ("SHA-256 früherer Lauf", sha256_file(previous))]
+    return rows
+
+
+def require_schedule(settings: NoticeSettings, rules_path: Path) -> NoticeSettings:
+    """Notices need the rule file's `instalments:`; without it there is no due date to state."""
+    if settings.schedule is None:
+        raise RuleFileError([Problem("rule-missing-key", Location(str(rules_path), line=1, col=1),
+                                     "die Regeldatei des Laufs nennt keinen Zahlungsplan `instalments:`",
+                                     found="kein instalments:", expected="instalments: {schedule: monthly, day: 15}",
+                                     hint="den Zahlungsplan ergänzen und den Lauf neu rechnen")])
+    return settings
+
+
+def write_notices(output: str | Path, directory: str | Path, template: str | Path | None = None,
+                  notice_date: _dt.date | None = None, previous: str | Path | None = None) -> NoticeSet:
+    """`allocation notices`: verify, read, render into a temporary folder, then move into `directory`."""
+    from ..runs.manifest import manifest_path
+    from .verify import existing_file as _existing
+
+    output, directory = Path(output), Path(directory)
+    template = Path(template) if template is not None else None
+    previous = Path(previous) if previous is not None else None
+    if template is not None and not template.is_dir():
+        raise TemplateError([Problem("notices-bad-template", Location(str(template)), "der Vorlagen-Ordner fehlt",
+                               found=str(template), expected="ein Ordner mit .typ-Dateien",
+                               hint="den Ordner angeben, in den Sie die Standardvorlage kopiert haben")])
+    manifest = _verify(output)
+    result = read_result(output)
+    rules_path = _existing(manifest["rules"][0], manifest_path(output).parent)
+    settings = require_schedule(load_notice_settings(rules_path), rules_path)
+    old = _previous(previous, result) if previous is not None else None
+    notice_date = notice_date or _dt.date.today()
+    trace = {"output": output.name, "sha256": manifest["output"]["sha256"], "run": manifest.get("started_utc", ""),
+             "rules": Path(manifest["rules"][0]["path"]).name, "mode": result.run_mode}
+    notices = build_notices(result, settings, notice_date, old, _rule_levies(rules_path), trace)
+    targets = [directory / name for name, _, _ in notices] + [directory / XLSX_NAME, directory / CSV_NAME]
+    inputs = _protected([output, manifest_path(output), previous, previous and manifest_path(previous), template,
+                         rules_path])
+    clashes = [t for t in targets if t.resolve() in inputs]
+    if clashes:
+        raise Refused([Problem("notices-would-overwrite", Location(str(t)), "die Ausgabe würde eine Eingabe überschreiben",
+                               found=str(t), expected="ein eigener Ausgabe-Ordner", hint="mit -o einen anderen Ordner angeben")
+                       for t in clashes])
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        _compile_all(notices, template, folder)
+        rows = [row for _, _, notice_rows in notices for row in notice_rows]
+        _write_xlsx(rows, folder / XLSX_NAME, _trail(trace, notice_date, template, previous))
+        _write_csv(rows, folder / CSV_NAME)
+        _publish(folder, directory)
+    finally:
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+    written = {ags for _, data, _ in notices for ags in [data["ags"]]}
+    return NoticeSet(directory, tuple(name for name, _, _ in notices), sum(len(r) for _, _, r in notices),
+                     tuple(f"{ags} {name}" for ags, name in result.municipalities if ags not in written))

@@ -1,0 +1,1 @@
+"""Workbooks in and out: raw-file safety, reading input workbooks, writing the output workbook, error reports with marked copies, the input template, and the guard that no output overwrites an input."""

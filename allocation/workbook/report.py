@@ -1,0 +1,626 @@
+"""Allocation -> output workbook (German sheets), written atomically. The only module that writes xlsx.
+
+Sheets: `Uebersicht` (per municipality, with a stacked bar chart), `Einzelnachweis` (item × municipality,
+with the calculation proof), `Entscheidungen` (the decision trace), `Kontrollen`, `Protokoll`.
+Amounts stay exact decimals until the write call, which stores them as xlsx numbers (`#,##0.00 €` formats).
+Text that Excel could read as a formula (`= + - @`) is stored as plain text with a quote prefix. The workbook
+is saved to a temporary file in the target folder, flushed to disk and renamed, so no half-written workbook
+can exist.
+
+The output workbook (`write_workbook`) is streamed with xlsxwriter in `constant_memory` mode: rows go to disk
+in order, so memory stays flat however long `Einzelnachweis` gets. Column widths, frozen header, auto-filter
+and the chart are set when a sheet is finished (xlsxwriter keeps them outside the row stream), so no sheet is
+built in memory first. Other workbooks (comparisons, true-up, template) use `_Sheet` on openpyxl.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping, Sequence
+
+from ..rulefiles import conditions
+from ..calc.controls import Control
+from ..core.model import (LEVY_ROUTES, ROUTE_LABELS, ROUTES, Allocation, AllocationLine, ItemAllocation, LevyLine, LevyPart,
+                    LevyResult, Municipality)
+from ..core.filenames import write_atomically  # re-exported for the other writers
+from ..core.money import cents_to_decimal, fraction_to_decimal, percent_points
+
+__all__ = ["write_workbook", "write_atomically", "proof", "levy_proof", "SHEET_NAMES", "safe_text", "put_value",
+           "PROVISIONAL_NOTE", "Table", "uebersicht_table", "einzelnachweis_table", "entscheidungen_table"]
+
+# `Umlagen` is written only when the rule file has `levies:` (after Hebesaetze, so existing sheets keep their place)
+SHEET_NAMES = ("Uebersicht", "Einzelnachweis", "Entscheidungen", "Kontrollen", "Protokoll", "Hinweise", "Hebesaetze",
+               "Umlagen")
+EUR = '#,##0.00 "€"'
+# Rows per sheet including the header (Excel's limit). An Einzelnachweis with more lines continues on
+# sheets Einzelnachweis_2, Einzelnachweis_3, ..., each with the header row. Tests lower it to check that.
+MAX_ROWS = 1_048_576
+POINTS = "0.0000"
+SHARE = "0.0000000000"
+EXACT = "#,##0.000000"
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def put_value(cell, value: object) -> None:
+    """Set an openpyxl cell; text Excel could read as a formula is stored as plain text with a quote prefix."""
+    if isinstance(value, str):
+        text, protect = safe_text(value)
+        cell.value = text
+        if protect:
+            cell.data_type = "s"
+            cell.quotePrefix = True
+    else:
+        cell.value = value
+
+
+def safe_text(value: str) -> tuple[str, bool]:
+    """Text and whether it must be protected from being read as a formula."""
+    return value, value.startswith(FORMULA_START)
+
+
+def _de(value: Decimal) -> str:
+    """German number text: 1.234.567,891 (all given decimals kept)."""
+    text = f"{value:,f}"
+    return text.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
+
+
+# A weighted composite key, per column: (column, weight in percent, column total over the item's payers).
+KeyParts = tuple[tuple[str, Decimal, Fraction], ...]
+
+
+def key_parts(item: ItemAllocation, municipalities: Mapping[str, Municipality]) -> KeyParts | None:
+    """The columns of a weighted composite key with their totals over the payers, or None for any other key.
+
+    A payer whose key is 0 holds 0 in every column (weights are positive), so the payers with a positive key
+    give each column's total exactly as the split normalised it."""
+    key = item.rule.key
+    if item.rule.route != "direct_billing" or key is None or key.is_item_key or len(key.weights) < 2:
+        return None
+    payers = [municipalities[line.ags] for line in item.lines if line.key > 0]
+    return tuple((column, weight, sum((_column_value(m, column) for m in payers), Fraction(0)))
+                 for column, weight in key.weights.items())
+
+
+def _column_value(municipality: Municipality, column: str) -> Fraction:
+    value = municipality.attrs.get(column, 0)
+    return Fraction(value) if isinstance(value, (int, Decimal)) else Fraction(0)
+
+
+def proof(item: ItemAllocation, line: AllocationLine, name: str, unit: int,
+          municipalities: Mapping[str, Municipality] | None = None) -> str:
+    """The calculation proof of one line, in words a reader can recompute. With `municipalities`, a weighted
+    composite key shows each column (weight × value ÷ column total) instead of its combined key."""
+    parts = key_parts(item, municipalities) if municipalities is not None else None
+    return _proof(item, line, name, unit, fraction_to_decimal(line.key, 6), fraction_to_decimal(item.key_total, 6),
+                  fraction_to_decimal(line.exact / 100, 6),
+                  _parts_text(parts, municipalities[line.ags]) if parts else None)
+
+
+def _parts_text(parts: KeyParts, municipality: Municipality) -> str:
+    """`70 % × 41.200 ÷ 377.600 (Linienminuten) + 30 % × ...` for one municipality."""
+    return " + ".join(f"{_de(weight.normalize())} % × {_de(_exact_decimal(_column_value(municipality, column)))} ÷ "
+                      f"{_de(_exact_decimal(total))} ({column})" for column, weight, total in parts)
+
+
+def _exact_decimal(value: Fraction) -> Decimal:
+    """A column value or total (a sum of decimals from the input, so a terminating decimal) without rounding."""
+    return fraction_to_decimal(value, 12).normalize() if value else Decimal(0)
+
+
+def _proof(item: ItemAllocation, line: AllocationLine, name: str, unit: int, key: Decimal, total: Decimal,
+           exact: Decimal, parts: str | None = None) -> str:
+    """`proof` from the line's key, key total and exact amount as 6-place decimals, which the Einzelnachweis
+    row has already computed (the exact Fraction arithmetic is most of a line's cost). `parts`: the columns
+    of a composite key (`_parts_text`); the share then follows with 10 places, `≈` where it is rounded."""
+    if line.key == 0:
+        return "kein Anteil (Schlüsselwert 0 oder nicht zahlungspflichtig)"
+    sign = -1 if item.deficit < 0 else 1
+    floor_amount = cents_to_decimal(line.amount - sign * line.extra_units * unit)
+    unit_name = "Cent" if unit == 1 else "Euro"
+    if parts is not None:
+        share = fraction_to_decimal(line.share, 10)
+        factor = f"{parts} {'=' if share == line.share else '≈'} {_de(share.normalize())}"
+    else:
+        factor = f"{_de(key.normalize())} ÷ {_de(total.normalize())}"
+    text = (f"{name}: {factor} × {_de(cents_to_decimal(item.deficit))} € "
+            f"= {_de(exact)} € → abgerundet {_de(floor_amount)} €")
+    if line.rank is None:
+        text += " (kein Rest)"
+    elif line.extra_units:
+        text += (f" + 1 {unit_name} aus dem Rest (Rang {line.rank} nach größtem Rest; bei gleichem Rest "
+                 "entscheidet die kleinere AGS)")
+    else:
+        text += f" (Rest auf Rang {line.rank}: keine Resteinheit mehr übrig)"
+    return f"{text} = {_de(cents_to_decimal(line.amount))} €"
+
+
+def _euros(cents: Fraction) -> str:
+    """German euro text of exact cents: two decimals, more only where the value has them (up to six)."""
+    if cents.denominator == 1:
+        return f"{_de(cents_to_decimal(int(cents)))} €"
+    shown = fraction_to_decimal(cents / 100, 6).normalize()
+    return f"{_de(shown if -shown.as_tuple().exponent >= 2 else shown.quantize(Decimal('0.01')))} €"
+
+
+def _percent(rate: Decimal, decimals: int = 0) -> str:
+    """German percent text with at least `decimals` places (a statute's 36,20 % stays 36,20 %)."""
+    shown = rate if -rate.as_tuple().exponent >= decimals else rate.quantize(Decimal(1).scaleb(-decimals))
+    return f"{_de(shown)} %"
+
+
+def levy_proof(levy: LevyResult, line: LevyLine, unit: int, decimals: int = 2) -> str:
+    """The proof of one levy line in words: "218.900,89 € × 43,67 % = 95.594,0187 € → 95.594,02 €"."""
+    amount = f"{_de(cents_to_decimal(line.amount))} €"
+    if levy.mode != "statute":
+        items = ", ".join(levy.items) or "keine"
+        return (f"Anteil am Umlagebedarf (Summe der Anteile der Kostenpositionen {items} nach "
+                f"{levy.levy.describe_base()}) = {amount}")
+    factor = f" × Faktor {_de(fraction_to_decimal(line.factor, 6).normalize())}" if line.factor is not None else ""
+    exact = f"{_de(fraction_to_decimal(line.exact / 100, 4))} €"
+    rounding = "Cent" if unit == 1 else "Euro"
+
+    def weighted(part: LevyPart) -> str:
+        return _euros(part.value) if part.weight == 100 else f"{_de(part.weight)} % × {_euros(part.value)}"
+
+    if "" in levy.rates:
+        terms = " + ".join(weighted(part) for part in line.parts)
+        base = terms if len(line.parts) == 1 and line.parts[0].weight == 100 else f"{terms} = {_euros(line.base)}"
+        text = f"{base} × {_percent(levy.rates[''], decimals)}{factor} = {exact}"
+    else:
+        terms = " + ".join(f"{weighted(part)} × {_percent(part.rate, decimals)}" for part in line.parts)
+        text = f"({terms}){factor} = {exact}" if factor else f"{terms} = {exact}"
+    return f"{text} → {amount}" + ("" if unit == 1 else f" (auf volle {rounding} gerundet)")
+
+
+def _decimal(value: Fraction, places: int) -> Decimal:
+    return fraction_to_decimal(value, places)
+
+
+def _shown_width(value: object) -> int:
+    return len(f"{value:,.2f}") + 3 if isinstance(value, Decimal) else len(str(value or ""))
+
+
+# xlsxwriter options: nothing written is ever interpreted (these only act on the generic `write`, which we
+# never call, but stay off so that a later `write` cannot turn "=..." into a formula or text into a link).
+_STREAM_OPTIONS = {"constant_memory": True, "strings_to_formulas": False, "strings_to_numbers": False,
+                   "strings_to_urls": False, "nan_inf_to_errors": False}
+_CHART_CM_TO_PX = 96 / 2.54  # the chart's size in cm (as before), at Excel's 96 pixels per inch
+
+
+class _StreamBook:
+    """The streamed output workbook: an xlsxwriter workbook in constant_memory mode, its shared cell formats
+    and the provisional note every sheet carries (if any)."""
+
+    def __init__(self, path: str, provisional: str | None, scratch: str | None = None) -> None:
+        import xlsxwriter
+
+        # `scratch`: the folder of xlsxwriter's temporary row files (removed by the caller, also on failure)
+        self.workbook = xlsxwriter.Workbook(path, {**_STREAM_OPTIONS, "tmpdir": scratch})
+        self.provisional = provisional
+        self._formats: dict[tuple, object] = {}
+
+    def format(self, number_format: str | None = None, bold: bool = False, quote: bool = False):
+        """The shared format for a cell, or None for a plain one (xlsxwriter needs one object per style)."""
+        if not (number_format or bold or quote):
+            return None
+        key = (number_format, bold, quote)
+        if key not in self._formats:
+            properties: dict[str, object] = {}
+            if number_format:
+                properties["num_format"] = number_format
+            if bold:
+                properties["bold"] = True
+            if quote:
+                properties["quote_prefix"] = True
+            self._formats[key] = self.workbook.add_format(properties)
+        return self._formats[key]
+
+    def styled(self, name: str, properties: dict):
+        if name not in self._formats:
+            self._formats[name] = self.workbook.add_format(properties)
+        return self._formats[name]
+
+    def close(self) -> None:
+        self.workbook.close()
+
+
+class _StreamSheet:
+    """A streamed worksheet with the same contract as `_Sheet`: header row, typed writes, frozen header,
+    auto-filter and column widths. Rows are written strictly in order (constant_memory)."""
+
+    def __init__(self, book: _StreamBook, title: str, headers: Sequence[str], formats: Sequence[str | None]) -> None:
+        self.book = book
+        self.title = title
+        self.ws = book.workbook.add_worksheet(title)
+        self.formats = list(formats)
+        self.widths = [len(h) + 2 for h in headers]
+        header = book.styled("header", {"bold": True, "bg_color": "#DDEBF7", "pattern": 1, "text_wrap": True,
+                                        "valign": "top"})
+        for c, text in enumerate(headers):
+            self.ws.write_string(0, c, text, header)
+        if book.provisional:
+            # One column right of the last header, so that the header row itself keeps its columns.
+            note = book.styled("provisional", {"bold": True, "font_color": "#FFFFFF", "bg_color": "#C00000",
+                                               "pattern": 1})
+            self.ws.write_string(0, len(headers) + 1, book.provisional, note)
+            self.ws.set_tab_color("#C00000")
+            self.ws.set_header(f"&C&KC00000{book.provisional}")
+            self.ws.set_footer(f"&C&KC00000{book.provisional}")
+        self.row = 1  # rows written so far, header included
+        # The cell formats of a row, looked up once per sheet: [normal row, bold row]
+        self._plain = [None, book.format(bold=True)]
+        self._quoted = [book.format(quote=True), book.format(bold=True, quote=True)]
+        self._numbers = [[book.format(f, bold) for f in self.formats] for bold in (False, True)]
+
+    def append(self, values: Iterable[object], bold: bool = False) -> None:
+        r = self.row
+        self.row += 1
+        ws, widths = self.ws, self.widths
+        plain, numbers = self._plain[bold], self._numbers[bold]
+        for c, value in enumerate(values):
+            if isinstance(value, str):
+                if not value:
+                    ws.write_blank(r, c, None, plain)
+                elif value.startswith(FORMULA_START):  # see safe_text: plain text with a quote prefix
+                    ws.write_string(r, c, value, self._quoted[bold])
+                else:
+                    ws.write_string(r, c, value, plain)
+            elif isinstance(value, Decimal):
+                # The Decimal becomes a double only here, for the file: openpyxl stored it the same way
+                # ("%.16g" of the value), so the cell text and what Excel reads are unchanged.
+                ws.write_number(r, c, float(value), numbers[c] if c < len(numbers) else plain)
+            elif value is None:
+                ws.write_blank(r, c, None, plain)
+            elif isinstance(value, bool):
+                ws.write_boolean(r, c, value, plain)
+            elif isinstance(value, int):
+                ws.write_number(r, c, value, numbers[c] if c < len(numbers) else plain)
+            elif isinstance(value, float):
+                ws.write_number(r, c, value, plain)
+            else:
+                raise TypeError(f"{self.title}: Zellwert {value!r} ({type(value).__name__}) ist kein Text, keine "
+                                "Zahl und kein Wahrheitswert")
+            if widths[c] < 80:  # at 80 (the cap) no value can widen the column
+                widths[c] = max(widths[c], min(_shown_width(value) + 1, 80))
+
+    def finish(self, autofilter: bool = True) -> None:
+        self.ws.freeze_panes(1, 0)
+        if autofilter and self.row > 1:
+            self.ws.autofilter(0, 0, self.row - 1, len(self.widths) - 1)
+        for c, width in enumerate(self.widths):
+            # set_column(width) would store width + 5 px padding; openpyxl stored the width itself. Seven
+            # pixels per character (Calibri 11) give back exactly `width` in the file.
+            self.ws.set_column_pixels(c, c, 7 * width)
+
+
+class _Sheet:
+    """A worksheet with a header row, typed writes, frozen header, auto-filter and column widths."""
+
+    def __init__(self, workbook, title: str, headers: Sequence[str], formats: Sequence[str | None]) -> None:
+        from openpyxl.styles import Alignment, Font, PatternFill
+
+        self.ws = workbook.create_sheet(title)
+        self.formats = list(formats)
+        self.widths = [len(h) + 2 for h in headers]
+        for c, header in enumerate(headers, start=1):
+            cell = self.ws.cell(row=1, column=c, value=header)
+            cell.font = Font(bold=True)
+            cell.fill = PatternFill("solid", fgColor="DDEBF7")
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+        self.row = 1
+
+    def append(self, values: Iterable[object], bold: bool = False) -> None:
+        from openpyxl.styles import Font
+
+        self.row += 1
+        for c, value in enumerate(values, start=1):
+            cell = self.ws.cell(row=self.row, column=c)
+            put_value(cell, value)
+            fmt = self.formats[c - 1] if c - 1 < len(self.formats) else None
+            if fmt and isinstance(value, (int, Decimal)):
+                cell.number_format = fmt
+            if bold:
+                cell.font = Font(bold=True)
+            self.widths[c - 1] = max(self.widths[c - 1], min(_shown_width(value) + 1, 80))
+
+    def finish(self, autofilter: bool = True) -> None:
+        from openpyxl.utils import get_column_letter
+
+        self.ws.freeze_panes = "A2"
+        if autofilter and self.row > 1:
+            self.ws.auto_filter.ref = f"A1:{get_column_letter(len(self.widths))}{self.row}"
+        for c, width in enumerate(self.widths, start=1):
+            self.ws.column_dimensions[get_column_letter(c)].width = width
+
+
+def _overview_columns(allocation: Allocation) -> tuple[list[str], list[str], dict[str, dict[str, int]]]:
+    """Uebersicht's amount columns: (keys, headers, AGS -> key -> cents). Without levies one column per route
+    used; with levies one per levy (its `name`), then the other routes used (direct billing, host)."""
+    used = [route for route in ROUTES if any(item.rule.route == route for item in allocation.items)] or list(ROUTES[:1])
+    if not allocation.levies:
+        return used, [ROUTE_LABELS[r] for r in used], allocation.totals()
+    others = [route for route in used if route not in LEVY_ROUTES]
+    totals, by_levy = allocation.totals(), allocation.levy_totals()
+    values = {ags: {**by_levy[ags], **{route: totals[ags][route] for route in others}} for ags in totals}
+    return ([levy.levy.id for levy in allocation.levies] + others,
+            [levy.levy.name for levy in allocation.levies] + [ROUTE_LABELS[r] for r in others], values)
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A sheet's contents before writing: headers, number formats per column, the rows, and an optional bold
+    totals row. The writer streams it; the Python API turns the same rows into DataFrames (one source)."""
+
+    headers: list[str]
+    formats: list[str | None]
+    rows: Iterable[list[object]]
+    totals: list[object] | None = None
+
+
+def uebersicht_table(allocation: Allocation) -> Table:
+    """Uebersicht: one row per municipality (AGS order): base, one amount per levy or route used, Summe and the
+    Hebesatz-Punkte (with levies: levy amounts only, a host's own costs are no levy); then the totals row."""
+    used, labels, totals = _overview_columns(allocation)
+    levy_keys = {levy.levy.id for levy in allocation.levies}
+    points_header = ("Hebesatz-Punkte (Umlagen ÷ Umlagegrundlagen × 100)" if levy_keys
+                     else "Hebesatz-Punkte (Summe ÷ Umlagegrundlagen × 100)")
+    headers = ["AGS", "Gemeinde", "Umlagegrundlagen", *labels, "Summe", points_header]
+
+    def pointed(routes: dict[str, int]) -> int:
+        return sum(routes[k] for k in levy_keys) if levy_keys else sum(routes.values())
+
+    rows = []
+    for m in sorted(allocation.book.municipalities, key=lambda m: m.ags):
+        routes = totals[m.ags]
+        points = percent_points(pointed(routes), m.base)
+        rows.append([m.ags, m.name, cents_to_decimal(m.base), *[cents_to_decimal(routes[r]) for r in used],
+                     cents_to_decimal(sum(routes.values())), points if points is not None else ""])
+    base_total = sum(m.base for m in allocation.book.municipalities)
+    grand = sum(sum(r.values()) for r in totals.values())
+    column_totals = {r: sum(t[r] for t in totals.values()) for r in used}
+    points = percent_points(pointed(column_totals), base_total)
+    return Table(headers, [None, None, EUR, *[EUR] * len(used), EUR, POINTS], rows,
+                 ["Summe", "", cents_to_decimal(base_total), *[cents_to_decimal(column_totals[r]) for r in used],
+                  cents_to_decimal(grand), points if points is not None else ""])
+
+
+def _uebersicht(book: _StreamBook, allocation: Allocation) -> None:
+    table = uebersicht_table(allocation)
+    sheet = _StreamSheet(book, "Uebersicht", table.headers, table.formats)
+    for row in table.rows:
+        sheet.append(row)
+    sheet.append(table.totals, bold=True)
+    sheet.finish()
+    count = len(allocation.book.municipalities)
+    amounts = len(table.headers) - 5  # the levy / route columns between Umlagegrundlagen and Summe
+    chart = book.workbook.add_chart({"type": "bar", "subtype": "stacked"})
+    for column in range(3, 3 + amounts):  # one series per route: name from the header, one bar per municipality
+        chart.add_series({"name": ["Uebersicht", 0, column], "categories": ["Uebersicht", 1, 1, count, 1],
+                          "values": ["Uebersicht", 1, column, count, column], "overlap": 100})
+    chart.set_title({"name": "Belastung je Gemeinde nach Finanzierungsweg"})
+    chart.set_x_axis({"name": "€", "num_format": "#,##0"})  # in xlsxwriter's bar charts x is the value axis
+    chart.set_size({"width": round(22 * _CHART_CM_TO_PX), "height": round(max(8, 0.6 * count + 3) * _CHART_CM_TO_PX)})
+    sheet.ws.insert_chart(count + 4, 0, chart)  # cell A{count + 5}
+
+
+def einzelnachweis_table(allocation: Allocation) -> Table:
+    """Einzelnachweis: one row per item × municipality with the calculation proof (rows built lazily)."""
+    headers = ["ID", "AGS", "Gemeinde", "Regel", "Weg", "Schlüssel", "Schlüsselwert", "Schlüsselsumme",
+               "Anteil (exakt)", "Betrag ungerundet", "Betrag gerundet", "Resteinheiten", "Rang (größter Rest)",
+               "Nachweis"]
+    formats = [None, None, None, None, None, None, "#,##0.######", "#,##0.######", SHARE, EXACT, EUR, "0", "0", None]
+    names = {m.ags: m.name for m in allocation.book.municipalities}
+    by_ags = {m.ags: m for m in allocation.book.municipalities}
+    unit = allocation.book.parameters.unit
+
+    def rows() -> Iterator[list[object]]:
+        for item in allocation.items:
+            total = _decimal(item.key_total, 6)
+            parts = key_parts(item, by_ags)
+            for line in sorted(item.lines, key=lambda l: l.ags):
+                key, exact = _decimal(line.key, 6), _decimal(line.exact / 100, 6)
+                yield [item.item.id, line.ags, names[line.ags], item.rule.id, ROUTE_LABELS[item.rule.route],
+                       item.key_label, key, total, _decimal(line.share, 10), exact, cents_to_decimal(line.amount),
+                       line.extra_units, line.rank if line.rank is not None else "",
+                       _proof(item, line, names[line.ags], unit, key, total, exact,
+                              _parts_text(parts, by_ags[line.ags]) if parts and line.key else None)]
+
+    return Table(headers, formats, rows())
+
+
+def _einzelnachweis(book: _StreamBook, allocation: Allocation) -> None:
+    table = einzelnachweis_table(allocation)
+    sheet = _StreamSheet(book, "Einzelnachweis", table.headers, table.formats)
+    part = 1
+    for row in table.rows:
+        if sheet.row >= MAX_ROWS:  # Excel's last row: continue on Einzelnachweis_2, _3, ... (same header)
+            sheet.finish()
+            part += 1
+            sheet = _StreamSheet(book, f"Einzelnachweis_{part}", table.headers, table.formats)
+        sheet.append(row)
+    sheet.finish()
+
+
+def entscheidungen_table(allocation: Allocation, rules_label: str | None = None) -> Table:
+    """Entscheidungen: one row per cost item, the decision trace (with `levies:` also the item's levy);
+    `rules_label` replaces the rule file's path in `Regeldatei:Zeile`."""
+    headers = ["ID", "Bezeichnung", "Kategorie", "Träger", "Eingabezeile", "Förderfähige Kosten", "Förderung",
+               "Defizit (exakt)", "Defizit (gerundet)", "Regel", "Regeldatei:Zeile", "Weg", "Weg (Kennung)",
+               "Kostenbestandteile", "Schlüssel", "Rechtsgrundlage", "Begründung (Bedingung mit Werten)",
+               "Alle passenden Regeln", "Beschreibung der Regel"]
+    formats = [None] * 5 + [EUR] * 4 + [None] * 10
+    names = {levy.id: levy.name for levy in allocation.rulebook.levies}
+    if names:  # with `levies:` each item names the levy that finances it (last column: the others keep their place)
+        headers = [*headers, "Umlage"]
+    rows = []
+    for item in allocation.items:
+        rule = item.rule
+        levy = [f"{names[rule.levy]} ({rule.levy})" if rule.levy else ""] if names else []
+        rows.append([item.item.id, item.item.label, item.item.category, item.item.host,
+                     item.item.source.cell or "", cents_to_decimal(item.eligible), cents_to_decimal(item.item.funding),
+                     cents_to_decimal(item.deficit_exact), cents_to_decimal(item.deficit), rule.id,
+                     f"{rules_label or rule.source.file}:{rule.source.line}", ROUTE_LABELS[rule.route], rule.route,
+                     ", ".join(rule.components), item.key_label, rule.legal_basis,
+                     conditions.explain(rule.when, item.item.attrs), ", ".join(item.decision.matched),
+                     rule.description, *levy])
+    return Table(headers, formats, rows)
+
+
+def _entscheidungen(book: _StreamBook, allocation: Allocation, rules_label: str | None = None) -> None:
+    table = entscheidungen_table(allocation, rules_label)
+    sheet = _StreamSheet(book, "Entscheidungen", table.headers, table.formats)
+    for row in table.rows:
+        sheet.append(row)
+    sheet.finish()
+
+
+def _kontrollen(book: _StreamBook, controls: Sequence[Control]) -> None:
+    sheet = _StreamSheet(book, "Kontrollen", ["Kontrolle", "ID", "Soll", "Ist", "Differenz", "Ergebnis"],
+                   [None, None, EUR, EUR, EUR, None])
+    for control in controls:
+        is_money = not control.name.startswith("Anteile")
+        show = cents_to_decimal if is_money else (lambda v: v)
+        sheet.append([control.name, control.item_id or "", show(control.expected), show(control.actual),
+                      show(control.difference), "OK" if control.ok else "FEHLER"])
+    sheet.finish()
+
+
+def _protokoll(book: _StreamBook, rows: Sequence[tuple[str, object]]) -> None:
+    sheet = _StreamSheet(book, "Protokoll", ["Angabe", "Wert"], [None, None])
+    for key, value in rows:
+        sheet.append([key, value])
+    sheet.finish(autofilter=False)
+
+
+FINDING_KINDS = {"double-burden": "Doppelbelastung", "host-credited": "Anrechnung (credit_hosts)"}
+
+
+def _hinweise(book: _StreamBook, allocation: Allocation) -> None:
+    """Findings (not errors): double burdens of host municipalities and host credits."""
+    sheet = _StreamSheet(book, "Hinweise", ["Art", "Kennung", "AGS", "Gemeinde", "Kategorie",
+                                          "Eigene Kosten (Trägerkommune)", "Umlageanteil für die Leistung an andere",
+                                          "Gesamt", "Angerechnet (credit_hosts)", "Hinweis"],
+                   [None] * 5 + [EUR] * 4 + [None])
+    for finding in allocation.findings:
+        sheet.append([FINDING_KINDS.get(finding.code, finding.code), finding.code, finding.ags, finding.name,
+                      finding.category, cents_to_decimal(finding.own_cost), cents_to_decimal(finding.levy_share),
+                      cents_to_decimal(finding.own_cost + finding.levy_share), cents_to_decimal(finding.credit),
+                      finding.message])
+    if not allocation.findings:
+        sheet.append(["keine Hinweise", "", "", "", "", "", "", "", "", "keine Doppelbelastung gefunden"])
+    sheet.finish()
+
+
+def _hebesaetze(book: _StreamBook, allocation: Allocation) -> None:
+    """Levy rates: the printed rate per levy item and what it yields, next to the exact split. A rate that
+    needs more decimals than declared shows them (and says so); one that no printable rate meets is marked
+    "nicht aussagekräftig" and yields nothing (rates.py)."""
+    from ..calc.rates import levy_rates
+
+    sheet = _StreamSheet(book, "Hebesaetze", [
+        "ID", "Regel", "Weg", "AGS", "Gemeinde", "Bemessungsgrundlage", "Hebesatz exakt (%)",
+        "Hebesatz gedruckt (%)", "Betrag nach gedrucktem Hebesatz", "Betrag exakte Verteilung",
+        "Differenz (Hebesatz − exakt)", "Nachkommastellen (gedruckt)", "Hinweis"],
+        [None] * 5 + [EUR, "0.0000000000", "0.00####", EUR, EUR, EUR, "0", None])
+    names = {m.ags: m.name for m in allocation.book.municipalities}
+
+    def money(cents: int | None) -> Decimal | str:
+        return "" if cents is None else cents_to_decimal(cents)
+
+    for levy in levy_rates(allocation):
+        exact = _decimal(levy.rate_exact, 10)
+        rate = levy.rate if levy.rate is not None else ""
+        for line in levy.lines:
+            sheet.append([levy.item_id, levy.rule_id, ROUTE_LABELS[levy.route], line.ags, names[line.ags],
+                          _decimal(line.base / 100, 2), exact, rate, money(line.at_rate),
+                          cents_to_decimal(line.exact_split), money(line.difference), levy.decimals, levy.note])
+        sheet.append([levy.item_id, levy.rule_id, ROUTE_LABELS[levy.route], "Summe", "Bedarf (Defizit)",
+                      _decimal(levy.base_total / 100, 2), exact, rate, money(levy.total_at_rate),
+                      cents_to_decimal(levy.need), money(levy.difference), levy.decimals, levy.note], bold=True)
+    sheet.finish()
+
+
+MODES = {"statute": "Hebesatz der Haushaltssatzung", "derived": "abgeleitet (kein Satz im Blatt Umlagesaetze)"}
+
+
+def _umlagen(book: _StreamBook, allocation: Allocation) -> None:
+    """One row per levy × payer: base components (raw and weighted), Bemessungsgrundlage, Satz, Betrag and the
+    proof in words; after each levy its total, its need and the surplus or shortfall."""
+    components = list(dict.fromkeys(column for levy in allocation.levies for column in levy.levy.base))
+    with_factor = any(levy.levy.extent for levy in allocation.levies)
+    headers = ["Umlage", "AGS", "Gemeinde"]
+    for column in components:
+        headers += [column, f"{column} gewichtet"]
+    headers += ["Bemessungsgrundlage", *(["Faktor (extent)"] if with_factor else []), "Satz (%)", "Betrag",
+                "Nachweis", "Berechnung"]
+    formats = [None] * 3 + [EUR] * (2 * len(components)) + [EUR] + (["0.######"] if with_factor else []) + \
+        ["0.0000", EUR, None, None]
+    sheet = _StreamSheet(book, "Umlagen", headers, formats)
+    names = {m.ags: m.name for m in allocation.book.municipalities}
+    unit, decimals = allocation.book.parameters.unit, allocation.book.parameters.rate_decimals
+    blank_components = [""] * (2 * len(components))
+    for levy in allocation.levies:
+        single = levy.rates.get("")
+        rate_cell = single if single is not None else (
+            "je Bestandteil: " + ", ".join(f"{c} {_percent(r, decimals)}" for c, r in levy.rates.items()) if levy.rates else "")
+        for line in levy.lines:
+            cells: list[object] = list(blank_components)
+            for part in line.parts:
+                index = 2 * components.index(part.column)
+                cells[index] = _decimal(part.value / 100, 2)
+                cells[index + 1] = _decimal(part.weighted / 100, 2)
+            factor = [_decimal(line.factor, 6) if line.factor is not None else ""] if with_factor else []
+            sheet.append([levy.levy.name, line.ags, names[line.ags], *cells, _decimal(line.base / 100, 2), *factor,
+                          rate_cell, cents_to_decimal(line.amount), levy_proof(levy, line, unit, decimals), MODES[levy.mode]])
+        pad = [*blank_components, *([""] if with_factor else [])]
+        revenue = "Aufkommen zum Satz" if levy.mode == "statute" else "Aufkommen (Verteilung des Bedarfs)"
+        sums: list[object] = list(blank_components)
+        for index, column in enumerate(components):
+            parts = [part for line in levy.lines for part in line.parts if part.column == column]
+            if parts:
+                sums[2 * index] = _decimal(sum((p.value for p in parts), Fraction(0)) / 100, 2)
+                sums[2 * index + 1] = _decimal(sum((p.weighted for p in parts), Fraction(0)) / 100, 2)
+        sheet.append([levy.levy.name, "Summe", revenue, *sums, _decimal(levy.base_total / 100, 2),
+                      *pad[len(blank_components):], rate_cell, cents_to_decimal(levy.revenue),
+                      f"Summe der {len(levy.lines)} Zeilen", MODES[levy.mode]], bold=True)
+        sheet.append([levy.levy.name, "", "Umlagebedarf (Summe der Defizite)", *pad, "", "",
+                      cents_to_decimal(levy.need), "Defizite von " + (", ".join(levy.items) or "keiner Kostenposition"),
+                      ""], bold=True)
+        outcome = "Überschuss" if levy.difference > 0 else "Fehlbetrag" if levy.difference < 0 else "ausgeglichen"
+        sheet.append([levy.levy.name, "", f"Aufkommen − Bedarf ({outcome})", *pad, "", "",
+                      cents_to_decimal(levy.difference), f"{_de(cents_to_decimal(levy.revenue))} € − "
+                      f"{_de(cents_to_decimal(levy.need))} €", ""], bold=True)
+    sheet.finish()
+
+
+PROVISIONAL_NOTE = ("VORLÄUFIG (§ 56 Abs. 1 KrO NRW): Haushaltssatzung noch nicht in Kraft, berechnet mit den "
+                    "Hebesätzen und Umlagegrundlagen des Vorjahres")
+
+
+def write_workbook(path: str | Path, allocation: Allocation, controls: Sequence[Control],
+                   protocol: Sequence[tuple[str, object]], provisional: str | None = None,
+                   rules_label: str | None = None) -> None:
+    """Stream the output workbook (sheets in SHEET_NAMES order) to `path`; `provisional` marks every sheet;
+    `rules_label` shows the rule file under another name in `Regeldatei:Zeile` (a names-only run: no folder)."""
+
+    def save(temp: str) -> None:
+        # constant_memory keeps each sheet's rows in a temporary file until close(); a run that fails half
+        # way must not leave them behind, so they live in a folder of our own.
+        with tempfile.TemporaryDirectory(prefix="allocation-xlsx-") as scratch:
+            book = _StreamBook(temp, provisional, scratch)
+            _uebersicht(book, allocation)
+            _einzelnachweis(book, allocation)
+            _entscheidungen(book, allocation, rules_label)
+            _kontrollen(book, controls)
+            _protokoll(book, protocol)
+            _hinweise(book, allocation)
+            _hebesaetze(book, allocation)
+            if allocation.levies:
+                _umlagen(book, allocation)
+            book.close()
+
+    write_atomically(path, save)
