@@ -492,15 +492,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="allocation",
-        description="Verteilt die Defizite gemeinsamer Leistungen eines Kreises auf seine Gemeinden "
-                    "nach prüfbaren Regeln (Kreisumlage, differenzierte Umlage, Direktabrechnung, Trägerkommune).")
-    parser.add_argument("--version", action="version", version=f"allocation {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="BEFEHL")
-    commands.required = True
-
+def _add_run(commands) -> None:
+    """`allocation run`."""
     run = commands.add_parser("run", help="Jahreslauf: Eingabe-Arbeitsmappe + Regeldatei -> Ergebnis-Arbeitsmappe",
                               description="Liest die Eingabe-Arbeitsmappe, entscheidet jede Kostenposition nach der "
                                           "Regeldatei und schreibt die Ergebnis-Arbeitsmappe.")
@@ -529,6 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "Vorjahres auf die Grundlagen dieses Jahres anwenden")
     run.set_defaults(handler=_cmd_run)
 
+
+def _add_inbox(commands) -> None:
+    """`allocation inbox`."""
     inbox = commands.add_parser(
         "inbox", help="Eingangsordner abarbeiten: DIR/eingang -> DIR/ergebnis bzw. DIR/fehler, Eingaben nach DIR/archiv",
         description="Verarbeitet jede Arbeitsmappe in DIR/eingang/ genau einmal (für cron/systemd). Dateien, deren "
@@ -551,6 +547,9 @@ def build_parser() -> argparse.ArgumentParser:
     inbox.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     inbox.set_defaults(handler=_cmd_inbox)
 
+
+def _add_trueup(commands) -> None:
+    """`allocation trueup`."""
     trueup = commands.add_parser(
         "trueup", help="Spitzabrechnung: Echtlauf (gezahlt) gegen Ist-Zahlen (geschuldet) je Gemeinde",
         description="Liest die Ergebnis-Arbeitsmappe eines Echtlaufs, rechnet mit den Ist-Zahlen neu und schreibt "
@@ -562,6 +561,9 @@ def build_parser() -> argparse.ArgumentParser:
     trueup.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
     trueup.set_defaults(handler=_cmd_trueup)
 
+
+def _add_template(commands) -> None:
+    """`allocation template`."""
     template = commands.add_parser("template", help="leere, kommentierte Eingabe-Vorlage schreiben",
                                    description="Schreibt eine leere Eingabe-Arbeitsmappe mit allen Blättern und "
                                                "Spalten und einer Anleitung.")
@@ -569,6 +571,9 @@ def build_parser() -> argparse.ArgumentParser:
     template.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     template.set_defaults(handler=_cmd_template)
 
+
+def _add_batch(commands) -> None:
+    """`allocation batch`."""
     batch = commands.add_parser("batch", help="alle Eingabe-Arbeitsmappen eines Ordners (z. B. alle Kreise) rechnen",
                                 description="Rechnet jede Eingabe-Arbeitsmappe im ORDNER, schreibt je Eingabe eine "
                                             "Ergebnis-Arbeitsmappe und eine Zusammenfassung (Zusammenfassung.xlsx). "
@@ -584,6 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--json", action="store_true", help="Ergebnis als JSON ausgeben")
     batch.set_defaults(handler=_cmd_batch)
 
+
+def _add_compare(commands) -> None:
+    """`allocation compare`."""
     compare = commands.add_parser(
         "compare", help="Szenarien nebeneinander (--rules je Szenario) oder zwei Haushaltsjahre vergleichen",
         description="Szenarien: allocation compare EINGABE.xlsx --rules A.yaml [--label X] [--input Y.xlsx] "
@@ -601,6 +609,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
     compare.set_defaults(handler=_cmd_compare, scenarios=None)
 
+
+def _add_rate(commands) -> None:
+    """`allocation rate`."""
     rate = commands.add_parser("rate", help="Hebesatz aus Bedarf und Umlagegrundlagen berechnen",
                                description="Hebesatz = Bedarf ÷ Umlagegrundlagen × 100, kaufmännisch gerundet auf "
                                            "die angegebenen Nachkommastellen.")
@@ -615,6 +626,9 @@ def build_parser() -> argparse.ArgumentParser:
     rate.add_argument("--json", action="store_true", help="Hebesatz und Aufkommen als JSON ausgeben")
     rate.set_defaults(handler=_cmd_rate)
 
+
+def _add_check(commands) -> None:
+    """`allocation check`."""
     check = commands.add_parser("check", help="Regeldateien prüfen, ohne Eingabe-Arbeitsmappe",
                                 description="Prüft Regeldateien (oder Ordner mit Regeldateien): Schema, Überschneidungen "
                                             "(unique), verdeckte Regeln (priority), Lücken (domains), Gültigkeitsjahre "
@@ -624,6 +638,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="Problemliste als JSON ausgeben")
     check.set_defaults(handler=_cmd_check)
 
+
+def _add_explain(commands) -> None:
+    """`allocation explain`."""
     explain = commands.add_parser("explain", help="erklären, wie eine Kostenposition verteilt wurde",
                                   description="Liest eine Ergebnis-Arbeitsmappe (ohne neu zu rechnen) und erklärt "
                                               "Regel, Rechtsgrundlage, Bedingung mit Werten und den Rechenweg.")
@@ -632,6 +649,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--ags", metavar="AGS", help="Rechenweg für diese Gemeinde (AGS)")
     explain.set_defaults(handler=_cmd_explain)
 
+
+def _add_rulebook(commands) -> None:
+    """`allocation rulebook`."""
     book = commands.add_parser("rulebook", help="lesbares Regelbuch (HTML oder Markdown) schreiben",
                                description="Schreibt jede Regel als Satz mit Rechtsgrundlage, Weg, Schlüssel, "
                                            "Beispielen und Gültigkeitsjahren.")
@@ -640,6 +660,9 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--format", choices=("html", "md"), help="Format (sonst nach Dateiendung)")
     book.set_defaults(handler=_cmd_rulebook)
 
+
+def _add_verify(commands) -> None:
+    """`allocation verify`."""
     verify = commands.add_parser("verify", help="Lauf aus dem Manifest nachrechnen und vergleichen",
                                  description="Prüft die SHA-256 der Eingabe und der Regeldateien, rechnet den Lauf "
                                              "neu und vergleicht jede Zelle (außer dem Laufzeitpunkt).")
@@ -647,6 +670,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="Ergebnis als JSON ausgeben")
     verify.set_defaults(handler=_cmd_verify)
 
+
+def _add_notices(commands) -> None:
+    """`allocation notices`."""
     notices = commands.add_parser(
         "notices", help="Umlagebescheide (PDF) und Abschlagsplan aus einem geprüften Lauf schreiben",
         description="Prüft den Lauf wie allocation verify (sonst Exit 7) und schreibt je Gemeinde einen Bescheid "
@@ -664,6 +690,9 @@ def build_parser() -> argparse.ArgumentParser:
     notices.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
     notices.set_defaults(handler=_cmd_notices)
 
+
+def _add_serve(commands) -> None:
+    """`allocation serve`."""
     serve = commands.add_parser("serve", help="Web-Oberfläche: Arbeitsmappe hochladen, Probelauf, Ergebnis herunterladen",
                                 description="Startet die Upload-Seite für Controller (Probeläufe). Benutzer, Kreise, "
                                             "Regelordner und Grenzen stehen in der TOML-Konfiguration "
@@ -679,6 +708,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Passwort-Hash (scrypt) für die Konfiguration erzeugen: fragt das Passwort ab (oder liest "
                             "eine Zeile von der Standardeingabe) und gibt den Hash aus")
     serve.set_defaults(handler=_cmd_serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="allocation",
+        description="Verteilt die Defizite gemeinsamer Leistungen eines Kreises auf seine Gemeinden "
+                    "nach prüfbaren Regeln (Kreisumlage, differenzierte Umlage, Direktabrechnung, Trägerkommune).")
+    parser.add_argument("--version", action="version", version=f"allocation {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="BEFEHL")
+    commands.required = True
+    for add in (_add_run, _add_inbox, _add_trueup, _add_template, _add_batch, _add_compare, _add_rate, _add_check,
+                _add_explain, _add_rulebook, _add_verify, _add_notices, _add_serve):
+        add(commands)  # one function per command (below), in the order `allocation --help` lists them
     return parser
 
 
