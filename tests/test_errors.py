@@ -268,7 +268,8 @@ def test_a_failed_save_leaves_no_half_written_workbook(tmp_path, monkeypatch, fi
     monkeypatch.setattr("xlsxwriter.Workbook.close", broken_close)
     output = tmp_path / "ergebnis.xlsx"
     code = main(["run", str(fixture_workbook), "--rules", str(rules_file), "-o", str(output)])
-    assert code == ExitCode.INTERNAL
+    # since issue 12 an operating-system refusal while writing is a located output problem (exit 9), not exit 1
+    assert code == ExitCode.OUTPUT
     assert list(tmp_path.iterdir()) == []
     assert report  # module imported for the patch target
 

@@ -165,7 +165,9 @@ def test_a_write_failing_half_way_leaves_no_temporary_row_files(tmp_path, monkey
 
     monkeypatch.setattr(report, "_hebesaetze", broken)  # the last sheet: all others are half on disk by then
     out = tmp_path / "out"
-    with pytest.raises(OSError, match="disk full"):
+    from allocation.core.problems import OutputError
+
+    with pytest.raises(OutputError, match="disk full"):  # since issue 12 a located output problem (exit 9)
         run(fixture_workbook, rules_file, out / "ergebnis.xlsx")
     assert list(scratch.iterdir()) == []
     assert list(out.iterdir()) == []

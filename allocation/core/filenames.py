@@ -13,7 +13,9 @@ import re
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_atomically", "NAME_MAX", "name_bytes", "name_max", "fit_name", "cut_bytes", "display_name", "safe_stem"]
+from .problems import Location, OutputError, Problem
+
+__all__ = ["write_atomically", "output_problems", "NAME_MAX", "name_bytes", "name_max", "fit_name", "cut_bytes", "display_name", "safe_stem"]
 
 NAME_MAX = 255  # bytes; POSIX file systems Linux uses, and the fallback when pathconf cannot tell
 
@@ -64,11 +66,54 @@ def safe_stem(name: str, budget: int) -> str:
     return cut_bytes(stem, budget).strip(" .") or "eingabe"
 
 
-def write_atomically(path: str | Path, save) -> None:
-    """Call `save(temp_path)`, fsync, then rename over `path`; the temp file never survives a failure."""
+# write_atomically's temporary name: "." + name + "." + 8 random characters + ".tmp"; a manifest adds its
+# suffix to the workbook's name and gets a temporary name too.
+_TEMP_BYTES = 14
+_MANIFEST_BYTES = len(".manifest.json")
+
+
+def output_problems(path: str | os.PathLike[str], what: str) -> list[Problem]:
+    """Why `path` cannot take an output, before anything is read: the name is too long for the file system
+    (with the temporary and manifest names it needs), a folder or other non-file is there, a part of its folder
+    is a file, or the folder is not writable. [] if it can."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+
+    def problem(message: str, found: str, hint: str) -> Problem:
+        return Problem("output-unusable", Location(str(path)), f"{what} lässt sich nicht schreiben: {message}",
+                       found=found, expected="ein Dateiname in einem beschreibbaren Ordner", hint=hint)
+
+    folder = path.parent
+    try:
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        limit = name_max(folder) if folder.is_dir() else NAME_MAX
+        if len(name_bytes(path.name)) + _TEMP_BYTES + _MANIFEST_BYTES > limit:
+            return [problem("der Dateiname ist zu lang", f"{len(name_bytes(path.name))} Bytes",
+                            f"einen Namen von höchstens {limit - _TEMP_BYTES - _MANIFEST_BYTES} Bytes wählen")]
+        if path.exists() and not path.is_file():
+            kind = "ein Ordner" if path.is_dir() else "keine gewöhnliche Datei"
+            return [problem(f"unter diesem Namen liegt {kind}", str(path), "einen Dateinamen angeben, z. B. ergebnis.xlsx")]
+    except OSError as error:  # e.g. a folder name too long for the file system
+        return [problem(error.strerror or str(error), str(path), "einen kürzeren Pfad wählen")]
+    if not folder.is_dir():
+        return [problem(f"{folder} ist eine Datei, kein Ordner", str(folder), "einen Ordner angeben, der kein Dateiname ist")]
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return [problem(f"der Ordner {folder} ist schreibgeschützt", str(folder),
+                        "einen beschreibbaren Ordner wählen oder die Rechte prüfen")]
+    return []
+
+
+def write_atomically(path: str | Path, save) -> None:
+    """Call `save(temp_path)`, fsync, then rename over `path`; the temp file never survives a failure. An
+    output location the operating system refuses (read-only file system, disk full) is an OutputError naming it."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise OutputError([Problem("output-unusable", Location(str(path)), "Die Ausgabe lässt sich nicht schreiben",
+                                   found=error.strerror or str(error), expected="ein beschreibbarer Ordner",
+                                   hint="einen anderen Ordner wählen oder Rechte und freien Platz prüfen")]) from None
     os.close(handle)
     try:
         save(temp)
@@ -80,7 +125,11 @@ def write_atomically(path: str | Path, save) -> None:
             os.fsync(directory)
         finally:
             os.close(directory)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(temp):
             os.unlink(temp)
+        if isinstance(error, OSError):
+            raise OutputError([Problem("output-unusable", Location(str(path)), "Die Ausgabe lässt sich nicht schreiben",
+                                       found=error.strerror or str(error), expected="genug Platz und Schreibrechte",
+                                       hint="freien Platz und Rechte des Ordners prüfen")]) from None
         raise

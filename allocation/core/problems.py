@@ -20,6 +20,7 @@ __all__ = [
     "RuleFileError",
     "DecisionError",
     "InvariantViolation",
+    "OutputError",
     "column_letter",
     "did_you_mean",
 ]
@@ -37,6 +38,7 @@ class ExitCode:
     INVARIANT = 6
     VERIFY = 7
     REFUSED = 8
+    OUTPUT = 9
     BUSY = 75
 
 
@@ -145,6 +147,11 @@ class RuleFileError(ProblemsError):
 class DecisionError(ProblemsError):
     exit_code = ExitCode.DECISION
     title = "Die Regeln entscheiden nicht jede Kostenposition eindeutig"
+
+
+class OutputError(ProblemsError):
+    exit_code = ExitCode.OUTPUT
+    title = "Die Ausgabe lässt sich dort nicht schreiben"
 
 
 class InvariantViolation(ProblemsError):

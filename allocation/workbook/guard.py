@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from ..core.problems import ExitCode, Location, Problem, ProblemsError
+from ..core.filenames import output_problems
+from ..core.problems import ExitCode, Location, OutputError, Problem, ProblemsError
 
 __all__ = ["RefusedError", "refuse_overwrite", "rule_files"]
 
@@ -45,7 +46,17 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def refuse_overwrite(outputs: Iterable[Labelled], protected: Iterable[Labelled],
                      register_dir: str | os.PathLike[str] | None = None) -> None:
-    """Raise RefusedError (all collisions at once) if an output is a protected file or in the register."""
+    """Raise OutputError (exit 9) if an output location cannot take a file (a folder, a file as folder, a name
+    too long, a read-only folder); then RefusedError (all collisions at once) if an output is a protected file
+    or in the register."""
+    outputs = list(outputs)
+    unusable: list[Problem] = []
+    for kind, output in outputs:  # one problem per folder: a manifest beside the workbook fails alike
+        found = output_problems(output, kind)
+        if found and not any(Path(p.location.file).parent == Path(output).parent for p in unusable):
+            unusable += found
+    if unusable:
+        raise OutputError(unusable)
     protected = [(kind, Path(path)) for kind, path in protected if path is not None]
     problems: list[Problem] = []
     for kind, output in outputs:
