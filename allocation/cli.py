@@ -389,6 +389,62 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return ExitCode.OK if result.identical else VERIFY_FAILED
 
 
+def _cmd_year_init(args: argparse.Namespace) -> int:
+    from . import year
+
+    folder = year.init(args.directory, args.district, args.year)
+    if args.json:
+        print(json.dumps({"status": "ok", "folder": str(folder), "district": args.district, "year": args.year},
+                         ensure_ascii=False, indent=2))
+    else:
+        print(f"Umlagejahr {args.district} {args.year} angelegt: {folder}")
+    return ExitCode.OK
+
+
+def _cmd_year_stage(args: argparse.Namespace) -> int:
+    from . import year
+    from .money import format_eur
+
+    done = year.stage(args.directory, args.stage, args.input, args.rules, supersede=args.supersede,
+                      register_dir=args.register)
+    entry, allocation = done.entry, done.result.allocation
+    for warning in done.result.warnings:
+        print(f"  {warning}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"status": "ok", **entry}, ensure_ascii=False, indent=2))
+    else:
+        total = sum(item.deficit for item in allocation.items)
+        kind = "Echtlauf, im Register" if entry["mode"] == "final" else "Probelauf"
+        print(f"Stufe {entry['seq']} {entry['stage']} ({kind}): verteilt {format_eur(total)}")
+        print(f"Ergebnis-Arbeitsmappe: {Path(args.directory) / entry['output']['file']}")
+    return ExitCode.OK
+
+
+def _cmd_year_status(args: argparse.Namespace) -> int:
+    from . import year
+
+    record, checks = year.status(args.directory)
+    problems = year.changed_problems(args.directory, checks)
+    if args.json:
+        print(json.dumps({"status": "ok" if not problems else "changed", "district": record["district"],
+                          "year": record["year"], "stages": [{**c.entry, "findings": list(c.findings)} for c in checks]},
+                         ensure_ascii=False, indent=2))
+    else:
+        print(f"Umlagejahr {record['district']} {record['year']}: {len(checks)} Stufen")
+        for check in checks:
+            entry = check.entry
+            mode = "Echtlauf" if entry["mode"] == "final" else "Probelauf"
+            state = "OK" if check.ok else "VERÄNDERT: " + "; ".join(check.findings)
+            reason = f" (Begründung: {entry['reason']})" if entry.get("reason") else ""
+            print(f"  {entry['seq']:>2} {entry['stage']:<12} {entry['recorded_utc']} {mode:<9} "
+                  f"Manifest {entry['manifest']['sha256'][:12]} ← {entry['prev_manifest_sha256'][:12]}  {state}{reason}")
+    if problems:
+        if not args.json:
+            _print_problems(problems, year.YearChanged.title, False, ExitCode.VERIFY)
+        return ExitCode.VERIFY
+    return ExitCode.OK
+
+
 def _date_argument(text: str):
     import datetime as dt
 
@@ -663,6 +719,39 @@ def build_parser() -> argparse.ArgumentParser:
                          help="Änderungsbescheide gegenüber diesem früheren Lauf desselben Jahres")
     notices.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
     notices.set_defaults(handler=_cmd_notices)
+
+    year = commands.add_parser("year", help="Umlagejahr: Stufen modell … abrechnung als verkettete Läufe",
+                               description="Ein Ordner je Kreis und Haushaltsjahr mit den Stufen modell, benehmen, "
+                                           "entwurf, satzung, aenderung-1, abrechnung (README: The levy year).")
+    steps = year.add_subparsers(dest="year_command", metavar="SCHRITT")
+    steps.required = True
+    year_init = steps.add_parser("init", help="Umlagejahr-Ordner anlegen")
+    year_init.add_argument("directory", type=Path, metavar="ORDNER")
+    year_init.add_argument("--district", required=True, metavar="KREIS", help='z. B. "Kreis Wesel"')
+    year_init.add_argument("--year", required=True, type=int, metavar="JJJJ", help="Haushaltsjahr")
+    year_init.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
+    year_init.set_defaults(handler=_cmd_year_init)
+    year_stage = steps.add_parser("stage", help="eine Stufe rechnen und an die Kette anhängen",
+                                  description="Rechnet die Stufe wie allocation run auf Kopien von Eingabe und "
+                                              "Regeldatei im Stufenordner; satzung, aenderung-N und abrechnung sind "
+                                              "Echtläufe im Register.")
+    year_stage.add_argument("directory", type=Path, metavar="ORDNER")
+    year_stage.add_argument("stage", metavar="STUFE",
+                            help="modell, benehmen, entwurf, satzung, aenderung-1, aenderung-2, …, abrechnung")
+    year_stage.add_argument("input", type=Path, metavar="EINGABE.xlsx")
+    year_stage.add_argument("--rules", required=True, type=Path, metavar="REGELN.yaml")
+    year_stage.add_argument("--supersede", metavar="GRUND", default=None,
+                            help="eine Stufe erneut rechnen, eine zweite rückwirkende Änderung zulassen oder einen "
+                                 "registrierten Echtlauf ersetzen (Begründung wird vermerkt)")
+    year_stage.add_argument("--register", metavar="ORDNER", type=Path, default=None,
+                            help="Ordner des Registers der Echtläufe (Vorgabe wie bei allocation run)")
+    year_stage.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
+    year_stage.set_defaults(handler=_cmd_year_stage)
+    year_status = steps.add_parser("status", help="Kette der Stufen zeigen und ihre SHA-256 prüfen (Exit 7 bei "
+                                                  "Abweichung)")
+    year_status.add_argument("directory", type=Path, metavar="ORDNER")
+    year_status.add_argument("--json", action="store_true", help="Ergebnis als JSON ausgeben")
+    year_status.set_defaults(handler=_cmd_year_status)
 
     serve = commands.add_parser("serve", help="Web-Oberfläche: Arbeitsmappe hochladen, Probelauf, Ergebnis herunterladen",
                                 description="Startet die Upload-Seite für Controller (Probeläufe). Benutzer, Kreise, "
