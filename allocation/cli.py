@@ -445,6 +445,23 @@ def _cmd_year_status(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _cmd_benehmen(args: argparse.Namespace) -> int:
+    from .benehmen import write_benehmen
+
+    folder, lines = write_benehmen(args.input, args.rules, args.previous, args.output, deadline=args.deadline,
+                                   date=args.date, template=args.template)
+    municipalities = list(dict.fromkeys(line.ags for line in lines))
+    if args.json:
+        print(json.dumps({"status": "ok", "folder": str(folder), "municipalities": municipalities,
+                          "lines": [{"ags": l.ags, "levy": l.levy, "amount_cents": l.amount,
+                                     "previous_cents": l.previous, "change_cents": l.change,
+                                     "point_value_cents": l.point_value} for l in lines]},
+                         ensure_ascii=False, indent=2))
+    else:
+        print(f"Benehmen: {len(municipalities)} Schreiben und Benehmen.xlsx in {folder}")
+    return ExitCode.OK
+
+
 def _date_argument(text: str):
     import datetime as dt
 
@@ -719,6 +736,25 @@ def build_parser() -> argparse.ArgumentParser:
                          help="Änderungsbescheide gegenüber diesem früheren Lauf desselben Jahres")
     notices.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
     notices.set_defaults(handler=_cmd_notices)
+
+    benehmen = commands.add_parser(
+        "benehmen", help="Benehmen (§ 55 KrO NRW): je Gemeinde ein Schreiben (PDF) und Benehmen.xlsx",
+        description="Rechnet das geplante Jahr wie allocation run (ohne Register) und schreibt je Gemeinde die "
+                    "geplanten Umlagen neben dem Vorjahr, die größten Anteile, die Frist und ein Formular für die "
+                    "Stellungnahme.")
+    benehmen.add_argument("input", type=Path, metavar="EINGABE.xlsx", help="Eingabe mit den geplanten Sätzen")
+    benehmen.add_argument("--rules", required=True, type=Path, metavar="REGELN.yaml")
+    benehmen.add_argument("--previous", required=True, type=Path, metavar="VORJAHR.xlsx",
+                          help="Ergebnis-Arbeitsmappe des Vorjahres")
+    benehmen.add_argument("-o", "--output", required=True, type=Path, metavar="ORDNER", help="neuer oder leerer Ordner")
+    benehmen.add_argument("--deadline", type=_date_argument, default=None, metavar="JJJJ-MM-TT",
+                          help="Frist für Stellungnahmen (Vorgabe: Datum + 6 Wochen)")
+    benehmen.add_argument("--date", type=_date_argument, default=None, metavar="JJJJ-MM-TT",
+                          help="Datum der Schreiben (Vorgabe: heute)")
+    benehmen.add_argument("--template", type=Path, default=None, metavar="ORDNER",
+                          help="eigene Vorlage (briefkopf.typ, benehmen.typ, ...), wie bei allocation notices")
+    benehmen.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
+    benehmen.set_defaults(handler=_cmd_benehmen)
 
     year = commands.add_parser("year", help="Umlagejahr: Stufen modell … abrechnung als verkettete Läufe",
                                description="Ein Ordner je Kreis und Haushaltsjahr mit den Stufen modell, benehmen, "

@@ -7,6 +7,7 @@ Stages (Kreisumlage; Alpen's Umlagegrundlagen and the rate of each stage's input
   satzung      27.154.437,00 € × 36,20 % = 9.829.906,194 → 9.829.906,19 €  (final GFG bases, statute rate)
   aenderung-1  27.154.437,00 € × 36,70 % = 9.965.678,379 → 9.965.678,38 €  (retroactive change)
   abrechnung   27.200.000,00 € × 36,70 % = 9.982.400,00 €   (corrected base)
+The previous year (2021, a model run of the same rules): 25.000.000,00 € × 35,00 % = 8.750.000,00 €.
 """
 from __future__ import annotations
 
@@ -70,6 +71,11 @@ def year(tmp_path_factory) -> dict:
         "abrechnung": modified_copy(FIXTURE, inputs / "abrechnung.xlsx", rates={"kreisumlage": 36.7},
                                     bases={ALPEN: 27_200_000}),
     }
+    previous_input = modified_copy(FIXTURE, inputs / "2021.xlsx", year=2021, bases={ALPEN: 25_000_000},
+                                   rates={"kreisumlage": 35})
+    previous = base / "ergebnis-2021.xlsx"
+    assert main(["run", str(previous_input), "--rules", str(RULES), "-o", str(previous),
+                 "--ignore-validity", "Vorjahr 2021 für den Test"]) == 0
     folder, register = base / "kreis-wesel-2022", base / "register"
     assert main(["year", "init", str(folder), "--district", "Kreis Wesel", "--year", "2022"]) == 0
     outputs = {}
@@ -77,6 +83,9 @@ def year(tmp_path_factory) -> dict:
         assert main(["year", "stage", str(folder), stage, str(source), "--rules", str(RULES),
                      "--register", str(register)]) == 0, stage
         outputs[stage] = folder / f"{number:02d}-{stage}" / f"ergebnis-{stage}.xlsx"
+        if stage == "benehmen":
+            assert main(["benehmen", str(source), "--rules", str(RULES), "--previous", str(previous),
+                         "-o", str(base / "benehmen"), "--date", "2022-01-17", "--deadline", "2022-02-28"]) == 0
     names = list(stages)
     for before, after in zip(names, names[1:]):
         assert main(["compare", str(outputs[before]), str(outputs[after]),
@@ -89,6 +98,37 @@ def test_each_stage_amount_by_hand(year):
     assert amounts == {"modell": Decimal("9593000.00"), "benehmen": Decimal("9672500.00"),
                        "satzung": Decimal("9829906.19"), "aenderung-1": Decimal("9965678.38"),
                        "abrechnung": Decimal("9982400.00")}
+
+
+def test_benehmen_letter_shows_plan_previous_year_change_and_point_value(year):
+    from pypdf import PdfReader
+
+    text = re.sub(r"\s+", " ", "\n".join(p.extract_text() for p in PdfReader(
+        year["base"] / "benehmen" / "05170004_Alpen_Benehmen.pdf").pages))
+    # plan 26.500.000 × 36,50 % = 9.672.500,00; 2021: 8.750.000,00; change 922.500,00 € = 922.500 ÷ 26.500.000 × 100
+    # = 3,48113… → 3,4811 Hebesatz-Punkte; one point = 26.500.000 × 1 % = 265.000,00 €
+    for figure in ("36,50 %", "26.500.000,00 €", "9.672.500,00 €", "8.750.000,00 €", "+922.500,00 €", "+3,4811",
+                   "265.000,00 €", "28.02.2022", "17.01.2022", "JA-2022", "§ 56 Abs. 5 KrO NRW",
+                   "Stellungnahme im Benehmensverfahren 2022", "Wir erheben keine Einwendungen"):
+        assert figure in text, figure
+    # Jugendamtsumlage: 23,65 % on 26.500.000 = 6.267.250,00; 2021 on 25.000.000 = 5.912.500,00; +354.750,00 € =
+    # 1,33867… → 1,3387 points
+    for figure in ("6.267.250,00 €", "5.912.500,00 €", "+354.750,00 €", "+1,3387"):
+        assert figure in text, figure
+
+
+def test_benehmen_overview_has_every_municipality(year):
+    workbook = load_workbook(year["base"] / "benehmen" / "Benehmen.xlsx", read_only=True)
+    rows = list(workbook["Benehmen"].iter_rows(values_only=True))
+    workbook.close()
+    found = [dict(zip(rows[0], row)) for row in rows[1:]]
+    assert len({r["AGS"] for r in found}) == 13 and len(found) == 13 + 7  # Kreisumlage 13, Jugendamtsumlage 7
+    alpen = next(r for r in found if r["AGS"] == ALPEN and r["Umlage"] == "Kreisumlage")
+    assert money(alpen["Betrag 2022 (geplant)"]) == Decimal("9672500.00")
+    assert money(alpen["Betrag 2021"]) == Decimal("8750000.00")
+    assert money(alpen["Änderung (€)"]) == Decimal("922500.00")
+    assert Decimal(str(alpen["Änderung (Hebesatz-Punkte)"])) == Decimal("3.4811")
+    assert money(alpen["Wert eines Hebesatzpunktes (Grundlage × 1 %)"]) == Decimal("265000.00")
 
 
 def test_model_to_benehmen_is_the_planned_rate(year):
@@ -242,3 +282,12 @@ def test_status_finds_a_changed_output_and_an_edited_chain(tmp_path, capsys):
     chain.write_text(lines[0].replace('"modell"', '"benehmen"') + "\n" + lines[1] + "\n", encoding="utf-8")
     assert main(["year", "status", str(folder)]) == 7
     assert "year-chain-broken" in capsys.readouterr().err
+
+
+def test_benehmen_refuses_a_folder_that_is_not_empty(tmp_path, capsys):
+    (tmp_path / "pack").mkdir()
+    (tmp_path / "pack" / "alt.pdf").write_bytes(b"%PDF")
+    assert main(["benehmen", str(FIXTURE), "--rules", str(RULES), "--previous", str(FIXTURE),
+                 "-o", str(tmp_path / "pack")]) == 8
+    assert "benehmen-would-overwrite" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "pack").iterdir()) == ["alt.pdf"]
