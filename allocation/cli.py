@@ -462,6 +462,24 @@ def _cmd_benehmen(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _cmd_year_kreistag(args: argparse.Namespace) -> int:
+    from . import statements, year
+
+    log = args.statements or Path(args.directory) / statements.STATEMENTS_FILE
+    _refuse_overwrite(args.output, [("Stellungnahmen", log), ("Stufenkette", Path(args.directory) / year.CHAIN_FILE),
+                                    ("Umlagejahr", Path(args.directory) / year.YEAR_FILE)])
+    record, checks = year.status(args.directory)
+    found = statements.read_statements(log)
+    statements.write_kreistag_pack(args.output, record, checks, found)
+    open_count = sum(1 for s in found if not s.decision)
+    if args.json:
+        print(json.dumps({"status": "ok", "output": str(args.output), "stages": len(checks),
+                          "statements": len(found), "open": open_count}, ensure_ascii=False, indent=2))
+    else:
+        print(f"Kreistag: {len(checks)} Stufen, {len(found)} Stellungnahmen ({open_count} offen) in {args.output}")
+    return ExitCode.OK
+
+
 def _date_argument(text: str):
     import datetime as dt
 
@@ -788,6 +806,16 @@ def build_parser() -> argparse.ArgumentParser:
     year_status.add_argument("directory", type=Path, metavar="ORDNER")
     year_status.add_argument("--json", action="store_true", help="Ergebnis als JSON ausgeben")
     year_status.set_defaults(handler=_cmd_year_status)
+
+    year_kreistag = steps.add_parser("kreistag", help="Kreistags-Mappe: Stufen und Stellungnahmen mit Beschlüssen",
+                                     description="Liest ORDNER/Stellungnahmen.xlsx (oder --statements) und schreibt "
+                                                 "die Stufen des Jahres und die Stellungnahmen in eine Arbeitsmappe.")
+    year_kreistag.add_argument("directory", type=Path, metavar="ORDNER")
+    year_kreistag.add_argument("-o", "--output", required=True, type=Path, metavar="KREISTAG.xlsx")
+    year_kreistag.add_argument("--statements", type=Path, default=None, metavar="STELLUNGNAHMEN.xlsx",
+                               help="Protokoll der Stellungnahmen (Vorgabe: ORDNER/Stellungnahmen.xlsx)")
+    year_kreistag.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
+    year_kreistag.set_defaults(handler=_cmd_year_kreistag)
 
     serve = commands.add_parser("serve", help="Web-Oberfläche: Arbeitsmappe hochladen, Probelauf, Ergebnis herunterladen",
                                 description="Startet die Upload-Seite für Controller (Probeläufe). Benutzer, Kreise, "

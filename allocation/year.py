@@ -1,7 +1,8 @@
 """The levy year folder: the stages of one district's budget year as numbered, hash-chained snapshots.
 
 A year folder (`allocation year init DIR --district "Kreis Wesel" --year 2022`) holds `jahr.json` (district,
-year), the append-only chain `stufen.jsonl` and one folder per stage, `NN-<stage>/`, numbered in the order
+year), the append-only chain `stufen.jsonl`, the statements log `Stellungnahmen.xlsx` (`statements.py`) and one
+folder per stage, `NN-<stage>/`, numbered in the order
 the stages were run. Each stage is a run through `pipeline.run` on copies of its input workbook and rule
 file kept in the stage folder, with the output `ergebnis-<stage>.xlsx` and its manifest beside them.
 
@@ -104,6 +105,9 @@ def init(directory: str | Path, district: str, year: int) -> Path:
               "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
     (folder / YEAR_FILE).write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     (folder / CHAIN_FILE).touch()
+    from .statements import STATEMENTS_FILE, write_empty_log
+
+    write_empty_log(folder / STATEMENTS_FILE)
     return folder
 
 

@@ -165,7 +165,8 @@ def test_settlement_is_all_base_effect(year):
 def test_the_folder_layout_and_the_hash_chain(year):
     folder = year["folder"]
     assert sorted(p.name for p in folder.iterdir()) == [
-        "01-modell", "02-benehmen", "03-satzung", "04-aenderung-1", "05-abrechnung", "jahr.json", "stufen.jsonl"]
+        "01-modell", "02-benehmen", "03-satzung", "04-aenderung-1", "05-abrechnung", "Stellungnahmen.xlsx", "jahr.json",
+        "stufen.jsonl"]
     assert sorted(p.name for p in (folder / "03-satzung").iterdir()) == [
         "ergebnis-satzung.xlsx", "ergebnis-satzung.xlsx.manifest.json", "kreis-wesel-2022-hebesaetze.xlsx",
         "kreis-wesel.yaml"]
@@ -247,7 +248,8 @@ def test_a_stage_never_goes_back_nor_runs_twice(tmp_path, capsys):
     assert main([*stage, "entwurf", str(FIXTURE), "--rules", str(RULES), "--supersede", "korrigierte Kosten"]) == 0
     assert main([*stage, "haushalt", str(FIXTURE), "--rules", str(RULES)]) == 8
     assert "year-unknown-stage" in capsys.readouterr().err
-    assert sorted(p.name for p in folder.iterdir()) == ["01-entwurf", "02-entwurf", "jahr.json", "stufen.jsonl"]
+    assert sorted(p.name for p in folder.iterdir()) == ["01-entwurf", "02-entwurf", "Stellungnahmen.xlsx", "jahr.json",
+                                                        "stufen.jsonl"]
 
 
 def test_input_of_another_year_is_refused_and_leaves_nothing(tmp_path, capsys):
@@ -255,7 +257,7 @@ def test_input_of_another_year_is_refused_and_leaves_nothing(tmp_path, capsys):
     assert main(["year", "init", str(folder), "--district", "Kreis Wesel", "--year", "2023"]) == 0
     assert main(["year", "stage", str(folder), "modell", str(FIXTURE), "--rules", str(RULES)]) == 8
     assert "year-other-year" in capsys.readouterr().err
-    assert sorted(p.name for p in folder.iterdir()) == ["jahr.json", "stufen.jsonl"]
+    assert sorted(p.name for p in folder.iterdir()) == ["Stellungnahmen.xlsx", "jahr.json", "stufen.jsonl"]
     assert (folder / "stufen.jsonl").read_text() == ""
 
 
@@ -291,3 +293,47 @@ def test_benehmen_refuses_a_folder_that_is_not_empty(tmp_path, capsys):
                  "-o", str(tmp_path / "pack")]) == 8
     assert "benehmen-would-overwrite" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "pack").iterdir()) == ["alt.pdf"]
+
+
+def _log(folder: Path, rows: list[list]) -> None:
+    workbook = load_workbook(folder / "Stellungnahmen.xlsx")
+    for row in rows:
+        workbook["Stellungnahmen"].append(row)
+    workbook.save(folder / "Stellungnahmen.xlsx")
+
+
+def test_statements_go_into_the_kreistag_pack(year, tmp_path):
+    import datetime as dt
+
+    folder = tmp_path / "jahr"
+    assert main(["year", "init", str(folder), "--district", "Kreis Wesel", "--year", "2022"]) == 0
+    assert main(["year", "stage", str(folder), "benehmen", str(FIXTURE), "--rules", str(RULES)]) == 0
+    _log(folder, [["05170004", "Alpen", dt.datetime(2022, 2, 20), "Satz zu hoch; Ausgleichsrücklage einsetzen",
+                   "zurückgewiesen", "Die Ausgleichsrücklage ist bereits im Entwurf eingesetzt."],
+                  ["05170052", "Xanten", "24.02.2022", "Jugendamtsumlage: Gemeinkosten", None, None]])
+    pack = tmp_path / "kreistag.xlsx"
+    assert main(["year", "kreistag", str(folder), "-o", str(pack)]) == 0
+    workbook = load_workbook(pack, read_only=True)
+    assert workbook.sheetnames == ["Stufen", "Stellungnahmen", "Jahr"]
+    rows = list(workbook["Stellungnahmen"].iter_rows(values_only=True))
+    stages = list(workbook["Stufen"].iter_rows(values_only=True))
+    workbook.close()
+    assert rows[0] == ("AGS", "Gemeinde", "Datum", "Punkte", "Beschluss", "Begründung", "Stand")
+    assert rows[1][:2] == ("05170004", "Alpen") and rows[1][2].date() == dt.date(2022, 2, 20)
+    assert rows[1][4:] == ("zurückgewiesen", "Die Ausgleichsrücklage ist bereits im Entwurf eingesetzt.", "entschieden")
+    assert rows[2][0] == "05170052" and rows[2][2].date() == dt.date(2022, 2, 24) and rows[2][6] == "offen"
+    assert [r[1] for r in stages[1:]] == ["benehmen"] and stages[1][8] == "OK"
+
+
+def test_a_decision_without_reason_is_a_located_problem(tmp_path, capsys):
+    folder = tmp_path / "jahr"
+    assert main(["year", "init", str(folder), "--district", "Kreis Wesel", "--year", "2022"]) == 0
+    _log(folder, [["5170004", "Alpen", "2022-02-20", "Satz zu hoch", "stattgegeben", None],
+                  ["05170052", "Xanten", "morgen", "", "vertagt", "weil"]])
+    assert main(["year", "kreistag", str(folder), "-o", str(tmp_path / "k.xlsx")]) == 3
+    err = capsys.readouterr().err
+    for cell in ("Stellungnahmen!A2", "Stellungnahmen!F2", "Stellungnahmen!C3", "Stellungnahmen!D3",
+                 "Stellungnahmen!E3"):
+        assert cell in err, cell
+    assert err.count("statements-bad-cell") == 5
+    assert not (tmp_path / "k.xlsx").exists()
