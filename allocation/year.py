@@ -29,13 +29,15 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from .manifest import manifest_path, sha256_file
 from .model import InputBook, same_district
 from .problems import ExitCode, Location, Problem, ProblemsError
 
 __all__ = ["YearError", "YearChanged", "STAGES", "FINAL_STAGES", "YEAR_FILE", "CHAIN_FILE", "init", "stage",
-           "read_year", "read_chain", "status", "StageCheck", "stage_rank"]
+           "read_year", "read_chain", "status", "StageCheck", "StageRun", "stage_rank", "order_problems",
+           "changed_problems"]
 
 YEAR_FILE = "jahr.json"
 CHAIN_FILE = "stufen.jsonl"
@@ -192,7 +194,7 @@ def order_problems(directory: Path, entries: list[dict], name: str, supersede: s
     return problems
 
 
-def _stage_of_book(district: str, year: int) -> callable:
+def _stage_of_book(district: str, year: int) -> Callable[[InputBook], None]:
     """`pipeline.run`'s accept: the input belongs to the year folder's district and year."""
     def accept(book: InputBook) -> None:
         problems = []
