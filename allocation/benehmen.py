@@ -4,7 +4,7 @@
 writes, per municipality, a PDF with each levy's planned rate, the municipality's bases and amount, the previous
 year's amount (from the previous year's output workbook, its `Umlagen` sheet or else its `Uebersicht` column),
 the change in € and in Hebesatz points (change ÷ base × 100), the value of one rate point (base × 1 %), the
-largest contributions to what the levies finance (items with rule and legal basis), the deadline for statements
+rules whose shares drive the change (this year's and last year's share per rule, with legal basis), the deadline for statements
 and a statement form; and `Benehmen.xlsx` with every municipality side by side. The PDFs use the notices' Typst
 engine and template mechanism (`notices.render`, the layer `notice_templates/benehmen/`). All rounding is
 `money`'s; files are written into a temporary folder and moved into place when complete.
@@ -23,7 +23,7 @@ from .model import Allocation
 from .money import cents_to_decimal, format_eur, fraction_to_decimal, percent_points, round_to_unit
 from .problems import ExitCode, Location, Problem, ProblemsError
 
-__all__ = ["BenehmenLine", "Driver", "benehmen_lines", "drivers", "write_benehmen", "LAYER", "WORKBOOK",
+__all__ = ["BenehmenLine", "Driver", "benehmen_lines", "drivers", "previous_shares", "write_benehmen", "LAYER", "WORKBOOK",
            "DEFAULT_WEEKS", "BenehmenRefused"]
 
 LAYER = Path(__file__).parent / "notice_templates" / "benehmen"
@@ -70,14 +70,20 @@ class BenehmenLine:
 
 @dataclass(frozen=True, slots=True)
 class Driver:
-    """One cost item's share of what the municipality's levies finance."""
+    """One rule's share of what the municipality's levies finance, this year and the previous year.
 
-    item_id: str
-    label: str
+    Grouped by rule, not by item: item ids carry the year (`KIM-2022`), the rule (`kim-kreisumlage`) stays."""
+
     rule: str
     legal_basis: str
     levy: str
-    amount: int  # cents, the municipality's share (Einzelnachweis)
+    items: tuple[str, ...]  # this year's items (labels) under the rule
+    amount: int  # cents, the municipality's share this year (Einzelnachweis, rounded)
+    previous: int | None  # cents, its share of the same rule the previous year; None if unknown
+
+    @property
+    def change(self) -> int | None:
+        return None if self.previous is None else self.amount - self.previous
 
 
 def _previous_amount(previous: ResultSummary, levy: str, ags: str) -> int | None:
@@ -105,19 +111,57 @@ def benehmen_lines(allocation: Allocation, previous: ResultSummary) -> list[Bene
     return sorted(lines, key=lambda line: line.ags)
 
 
-def drivers(allocation: Allocation, ags: str, limit: int = DRIVERS) -> list[Driver]:
-    """The municipality's largest item shares of its levies (by amount, then item id)."""
+def previous_shares(path: str | Path) -> dict[tuple[str, str], int]:
+    """(AGS, rule) -> the municipality's rounded share (cents) in a previous output's `Einzelnachweis` sheets;
+    {} if the workbook has none (then the drivers show no previous year)."""
+    import openpyxl
+
+    from .money import cents_from_decimal, decimal_from_cell
+
+    shares: dict[tuple[str, str], int] = {}
+    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        for name in workbook.sheetnames:
+            if not name.startswith("Einzelnachweis"):
+                continue
+            rows = workbook[name].iter_rows(values_only=True)
+            header = [str(h) if h is not None else "" for h in next(rows, ())]
+            if not {"AGS", "Regel", "Betrag gerundet"} <= set(header):
+                continue
+            ags_at, rule_at, amount_at = header.index("AGS"), header.index("Regel"), header.index("Betrag gerundet")
+            for row in rows:
+                try:
+                    cents = cents_from_decimal(decimal_from_cell(row[amount_at]))
+                except (ValueError, IndexError):
+                    continue  # not a line (none is written so); the driver then lacks that cent, never invents it
+                key = (str(row[ags_at]), str(row[rule_at]))
+                shares[key] = shares.get(key, 0) + cents
+    finally:
+        workbook.close()
+    return shares
+
+
+def drivers(allocation: Allocation, ags: str, previous: dict[tuple[str, str], int] | None = None,
+            limit: int = DRIVERS) -> list[Driver]:
+    """The rules whose shares change the municipality's levies most (by the size of the change against the previous
+    year, or of this year's share where the previous year is unknown), then by rule id."""
     names = {levy.levy.id: levy.levy.name for levy in allocation.levies}
-    found = []
+    grouped: dict[str, tuple[object, list[str], int]] = {}
     for item in allocation.items:
         levy = getattr(item.rule, "levy", None)
         if levy not in names:
             continue
-        for line in item.lines:
-            if line.ags == ags and line.amount:
-                found.append(Driver(item.item.id, item.item.label, item.rule.id, item.rule.legal_basis, names[levy],
-                                    line.amount))
-    return sorted(found, key=lambda d: (-abs(d.amount), d.item_id))[:limit]
+        amount = sum(line.amount for line in item.lines if line.ags == ags)
+        rule, labels, total = grouped.get(item.rule.id, (item.rule, [], 0))
+        grouped[item.rule.id] = (rule, labels + [item.item.label], total + amount)
+    found = []
+    for rule_id, (rule, labels, amount) in grouped.items():
+        before = previous.get((ags, rule_id)) if previous else None
+        if previous and before is None and any(key[1] == rule_id for key in previous):
+            before = 0  # the rule existed last year, the municipality had no share
+        if amount or before:
+            found.append(Driver(rule_id, rule.legal_basis, names[rule.levy], tuple(labels), amount, before))
+    return sorted(found, key=lambda d: (-abs(d.change if d.change is not None else d.amount), d.rule))[:limit]
 
 
 def _signed(cents: int | None) -> str:
@@ -135,7 +179,7 @@ def _points(value: Decimal | None) -> str:
 
 
 def _letter(allocation: Allocation, lines: list[BenehmenLine], ags: str, date: _dt.date, deadline: _dt.date,
-            issuer: str, previous_year: int) -> dict:
+            issuer: str, previous_year: int, shares: dict[tuple[str, str], int]) -> dict:
     from .notices import de_date, de_percent
 
     parameters = allocation.book.parameters
@@ -149,8 +193,10 @@ def _letter(allocation: Allocation, lines: list[BenehmenLine], ags: str, date: _
                     "previous": format_eur(line.previous) if line.previous is not None else "—",
                     "change": _signed(line.change), "points": _points(line.change_points),
                     "point_value": format_eur(line.point_value)} for line in own],
-        "drivers": [{"item": d.item_id, "label": d.label, "rule": d.rule, "legal_basis": d.legal_basis or "—",
-                     "levy": d.levy, "amount": format_eur(d.amount)} for d in drivers(allocation, ags)],
+        "drivers": [{"rule": d.rule, "label": "; ".join(d.items), "legal_basis": d.legal_basis or "—",
+                     "levy": d.levy, "amount": format_eur(d.amount),
+                     "previous": format_eur(d.previous) if d.previous is not None else "—",
+                     "change": _signed(d.change)} for d in drivers(allocation, ags, shares)],
         "total": format_eur(sum(line.amount for line in own)),
         "trace": {"input": Path(allocation.book.path).name, "sha256": allocation.book.sha256,
                   "rules": Path(allocation.rulebook.path).name},
@@ -158,7 +204,7 @@ def _letter(allocation: Allocation, lines: list[BenehmenLine], ags: str, date: _
 
 
 def _write_workbook(target: Path, allocation: Allocation, lines: list[BenehmenLine], deadline: _dt.date,
-                    previous: ResultSummary) -> None:
+                    previous: ResultSummary, shares: dict[tuple[str, str], int]) -> None:
     from openpyxl import Workbook
 
     from .report import EUR, POINTS, _Sheet
@@ -178,13 +224,14 @@ def _write_workbook(target: Path, allocation: Allocation, lines: list[BenehmenLi
                       line.change_points if line.change_points is not None else "—",
                       cents_to_decimal(line.point_value)])
     sheet.finish()
-    sheet = _Sheet(workbook, "Treiber", ["AGS", "Gemeinde", "Rang", "Kostenposition", "Bezeichnung", "Umlage", "Regel",
-                                         "Rechtsgrundlage", "Anteil der Gemeinde"],
-                   [None] * 8 + [EUR])
+    sheet = _Sheet(workbook, "Treiber", ["AGS", "Gemeinde", "Rang", "Regel", "Kostenpositionen", "Umlage",
+                                         "Rechtsgrundlage", f"Anteil {year}", f"Anteil {last}", "Änderung (€)"],
+                   [None] * 7 + [EUR] * 3)
     for m in sorted(allocation.book.municipalities, key=lambda m: m.ags):
-        for rank, d in enumerate(drivers(allocation, m.ags), start=1):
-            sheet.append([m.ags, m.name, rank, d.item_id, d.label, d.levy, d.rule, d.legal_basis,
-                          cents_to_decimal(d.amount)])
+        for rank, d in enumerate(drivers(allocation, m.ags, shares), start=1):
+            sheet.append([m.ags, m.name, rank, d.rule, "; ".join(d.items), d.levy, d.legal_basis,
+                          cents_to_decimal(d.amount), cents_to_decimal(d.previous) if d.previous is not None else "—",
+                          cents_to_decimal(d.change) if d.change is not None else "—"])
     sheet.finish()
     sheet = _Sheet(workbook, "Protokoll", ["Angabe", "Wert"], [None, None])
     for row in (("Kreis", allocation.book.parameters.district), ("Haushaltsjahr", year),
@@ -235,15 +282,16 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
         except ProblemsError:
             issuer = ""
     lines = benehmen_lines(allocation, previous)
+    shares = previous_shares(previous_output)
     letters = [(f"{ags}_{slug(name) or 'Gemeinde'}_Benehmen.pdf",
-                _letter(allocation, lines, ags, date, deadline, issuer, previous.year), [])
+                _letter(allocation, lines, ags, date, deadline, issuer, previous.year, shares), [])
                for ags, name in dict.fromkeys((line.ags, line.name) for line in lines)]
     directory.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".benehmen-", dir=directory.parent) as temp:
         work = Path(temp) / "pack"
         work.mkdir()
         render(letters, work, Path(template) if template else None, main=MAIN, layer=LAYER)
-        _write_workbook(work / WORKBOOK, allocation, lines, deadline, previous)
+        _write_workbook(work / WORKBOOK, allocation, lines, deadline, previous, shares)
         directory.mkdir(exist_ok=True)
         for path in sorted(work.iterdir()):
             path.replace(directory / path.name)

@@ -108,7 +108,7 @@ def test_benehmen_letter_shows_plan_previous_year_change_and_point_value(year):
     # plan 26.500.000 × 36,50 % = 9.672.500,00; 2021: 8.750.000,00; change 922.500,00 € = 922.500 ÷ 26.500.000 × 100
     # = 3,48113… → 3,4811 Hebesatz-Punkte; one point = 26.500.000 × 1 % = 265.000,00 €
     for figure in ("36,50 %", "26.500.000,00 €", "9.672.500,00 €", "8.750.000,00 €", "+922.500,00 €", "+3,4811",
-                   "265.000,00 €", "28.02.2022", "17.01.2022", "JA-2022", "§ 56 Abs. 5 KrO NRW",
+                   "265.000,00 €", "28.02.2022", "17.01.2022", "jugendamtsumlage", "§ 56 Abs. 5 KrO NRW",
                    "Stellungnahme im Benehmensverfahren 2022", "Wir erheben keine Einwendungen"):
         assert figure in text, figure
     # Jugendamtsumlage: 23,65 % on 26.500.000 = 6.267.250,00; 2021 on 25.000.000 = 5.912.500,00; +354.750,00 € =
@@ -337,3 +337,26 @@ def test_a_decision_without_reason_is_a_located_problem(tmp_path, capsys):
         assert cell in err, cell
     assert err.count("statements-bad-cell") == 5
     assert not (tmp_path / "k.xlsx").exists()
+
+
+def test_benehmen_drivers_are_each_rules_share_against_the_previous_year(year):
+    from test_findings import BASES, largest_remainder
+
+    youth = ["05170004", "05170012", "05170016", "05170028", "05170036", "05170040", "05170052"]  # Jugendamt_Kreis 1
+
+    def share(total: int, payers: list[str], alpen_base: int) -> int:
+        return largest_remainder(total, {a: alpen_base if a == ALPEN else BASES[a] for a in payers})[ALPEN]
+
+    # JA-2022 deficit 22.260.000,00 € over the seven Jugendamt municipalities; KIM-2022 76.000,00 € over all 13
+    ja_2022, ja_2021 = share(2_226_000_000, youth, 26_500_000), share(2_226_000_000, youth, 25_000_000)
+    kim_2022, kim_2021 = share(7_600_000, list(BASES), 26_500_000), share(7_600_000, list(BASES), 25_000_000)
+    workbook = load_workbook(year["base"] / "benehmen" / "Benehmen.xlsx", read_only=True)
+    rows = list(workbook["Treiber"].iter_rows(values_only=True))
+    workbook.close()
+    alpen = [dict(zip(rows[0], row)) for row in rows[1:] if row[0] == ALPEN]
+    assert [r["Regel"] for r in alpen] == ["jugendamtsumlage", "kim-kreisumlage"]  # the larger change first
+    for row, now, before in zip(alpen, (ja_2022, kim_2022), (ja_2021, kim_2021)):
+        assert money(row["Anteil 2022"]) == Decimal(now) / 100
+        assert money(row["Anteil 2021"]) == Decimal(before) / 100
+        assert money(row["Änderung (€)"]) == Decimal(now - before) / 100
+    assert alpen[0]["Rechtsgrundlage"].startswith("§ 56 Abs. 5 KrO NRW")
