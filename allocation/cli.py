@@ -389,6 +389,97 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return ExitCode.OK if result.identical else VERIFY_FAILED
 
 
+def _cmd_year_init(args: argparse.Namespace) -> int:
+    from . import year
+
+    folder = year.init(args.directory, args.district, args.year)
+    if args.json:
+        print(json.dumps({"status": "ok", "folder": str(folder), "district": args.district, "year": args.year},
+                         ensure_ascii=False, indent=2))
+    else:
+        print(f"Umlagejahr {args.district} {args.year} angelegt: {folder}")
+    return ExitCode.OK
+
+
+def _cmd_year_stage(args: argparse.Namespace) -> int:
+    from . import year
+    from .money import format_eur
+
+    done = year.stage(args.directory, args.stage, args.input, args.rules, supersede=args.supersede,
+                      register_dir=args.register)
+    entry, allocation = done.entry, done.result.allocation
+    for warning in done.result.warnings:
+        print(f"  {warning}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"status": "ok", **entry}, ensure_ascii=False, indent=2))
+    else:
+        total = sum(item.deficit for item in allocation.items)
+        kind = "Echtlauf, im Register" if entry["mode"] == "final" else "Probelauf"
+        print(f"Stufe {entry['seq']} {entry['stage']} ({kind}): verteilt {format_eur(total)}")
+        print(f"Ergebnis-Arbeitsmappe: {Path(args.directory) / entry['output']['file']}")
+    return ExitCode.OK
+
+
+def _cmd_year_status(args: argparse.Namespace) -> int:
+    from . import year
+
+    record, checks = year.status(args.directory)
+    problems = year.changed_problems(args.directory, checks)
+    if args.json:
+        print(json.dumps({"status": "ok" if not problems else "changed", "district": record["district"],
+                          "year": record["year"], "stages": [{**c.entry, "findings": list(c.findings)} for c in checks]},
+                         ensure_ascii=False, indent=2))
+    else:
+        print(f"Umlagejahr {record['district']} {record['year']}: {len(checks)} Stufen")
+        for check in checks:
+            entry = check.entry
+            mode = "Echtlauf" if entry["mode"] == "final" else "Probelauf"
+            state = "OK" if check.ok else "VERÄNDERT: " + "; ".join(check.findings)
+            reason = f" (Begründung: {entry['reason']})" if entry.get("reason") else ""
+            print(f"  {entry['seq']:>2} {entry['stage']:<12} {entry['recorded_utc']} {mode:<9} "
+                  f"Manifest {entry['manifest']['sha256'][:12]} ← {entry['prev_manifest_sha256'][:12]}  {state}{reason}")
+    if problems:
+        if not args.json:
+            _print_problems(problems, year.YearChanged.title, False, ExitCode.VERIFY)
+        return ExitCode.VERIFY
+    return ExitCode.OK
+
+
+def _cmd_benehmen(args: argparse.Namespace) -> int:
+    from .benehmen import write_benehmen
+
+    folder, lines = write_benehmen(args.input, args.rules, args.previous, args.output, deadline=args.deadline,
+                                   date=args.date, template=args.template)
+    municipalities = list(dict.fromkeys(line.ags for line in lines))
+    if args.json:
+        print(json.dumps({"status": "ok", "folder": str(folder), "municipalities": municipalities,
+                          "lines": [{"ags": l.ags, "levy": l.levy, "amount_cents": l.amount,
+                                     "previous_cents": l.previous, "change_cents": l.change,
+                                     "point_value_cents": l.point_value} for l in lines]},
+                         ensure_ascii=False, indent=2))
+    else:
+        print(f"Benehmen: {len(municipalities)} Schreiben und Benehmen.xlsx in {folder}")
+    return ExitCode.OK
+
+
+def _cmd_year_kreistag(args: argparse.Namespace) -> int:
+    from . import statements, year
+
+    log = args.statements or Path(args.directory) / statements.STATEMENTS_FILE
+    _refuse_overwrite(args.output, [("Stellungnahmen", log), ("Stufenkette", Path(args.directory) / year.CHAIN_FILE),
+                                    ("Umlagejahr", Path(args.directory) / year.YEAR_FILE)])
+    record, checks = year.status(args.directory)
+    found = statements.read_statements(log)
+    statements.write_kreistag_pack(args.output, record, checks, found)
+    open_count = sum(1 for s in found if not s.decision)
+    if args.json:
+        print(json.dumps({"status": "ok", "output": str(args.output), "stages": len(checks),
+                          "statements": len(found), "open": open_count}, ensure_ascii=False, indent=2))
+    else:
+        print(f"Kreistag: {len(checks)} Stufen, {len(found)} Stellungnahmen ({open_count} offen) in {args.output}")
+    return ExitCode.OK
+
+
 def _date_argument(text: str):
     import datetime as dt
 
@@ -691,6 +782,74 @@ def _add_notices(commands) -> None:
     notices.set_defaults(handler=_cmd_notices)
 
 
+def _add_benehmen(commands) -> None:
+    """`allocation benehmen`."""
+    benehmen = commands.add_parser(
+        "benehmen", help="Benehmen (§ 55 KrO NRW): je Gemeinde ein Schreiben (PDF) und Benehmen.xlsx",
+        description="Rechnet das geplante Jahr wie allocation run (ohne Register) und schreibt je Gemeinde die "
+                    "geplanten Umlagen neben dem Vorjahr, die größten Anteile, die Frist und ein Formular für die "
+                    "Stellungnahme.")
+    benehmen.add_argument("input", type=Path, metavar="EINGABE.xlsx", help="Eingabe mit den geplanten Sätzen")
+    benehmen.add_argument("--rules", required=True, type=Path, metavar="REGELN.yaml")
+    benehmen.add_argument("--previous", required=True, type=Path, metavar="VORJAHR.xlsx",
+                          help="Ergebnis-Arbeitsmappe des Vorjahres")
+    benehmen.add_argument("-o", "--output", required=True, type=Path, metavar="ORDNER", help="neuer oder leerer Ordner")
+    benehmen.add_argument("--deadline", type=_date_argument, default=None, metavar="JJJJ-MM-TT",
+                          help="Frist für Stellungnahmen (Vorgabe: Datum + 6 Wochen)")
+    benehmen.add_argument("--date", type=_date_argument, default=None, metavar="JJJJ-MM-TT",
+                          help="Datum der Schreiben (Vorgabe: heute)")
+    benehmen.add_argument("--template", type=Path, default=None, metavar="ORDNER",
+                          help="eigene Vorlage (briefkopf.typ, benehmen.typ, ...), wie bei allocation notices")
+    benehmen.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
+    benehmen.set_defaults(handler=_cmd_benehmen)
+
+
+def _add_year(commands) -> None:
+    """`allocation year init|stage|status|kreistag`."""
+    year = commands.add_parser("year", help="Umlagejahr: Stufen modell … abrechnung als verkettete Läufe",
+                               description="Ein Ordner je Kreis und Haushaltsjahr mit den Stufen modell, benehmen, "
+                                           "entwurf, satzung, aenderung-1, abrechnung (README: The levy year).")
+    steps = year.add_subparsers(dest="year_command", metavar="SCHRITT")
+    steps.required = True
+    year_init = steps.add_parser("init", help="Umlagejahr-Ordner anlegen")
+    year_init.add_argument("directory", type=Path, metavar="ORDNER")
+    year_init.add_argument("--district", required=True, metavar="KREIS", help='z. B. "Kreis Wesel"')
+    year_init.add_argument("--year", required=True, type=int, metavar="JJJJ", help="Haushaltsjahr")
+    year_init.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
+    year_init.set_defaults(handler=_cmd_year_init)
+    year_stage = steps.add_parser("stage", help="eine Stufe rechnen und an die Kette anhängen",
+                                  description="Rechnet die Stufe wie allocation run auf Kopien von Eingabe und "
+                                              "Regeldatei im Stufenordner; satzung, aenderung-N und abrechnung sind "
+                                              "Echtläufe im Register.")
+    year_stage.add_argument("directory", type=Path, metavar="ORDNER")
+    year_stage.add_argument("stage", metavar="STUFE",
+                            help="modell, benehmen, entwurf, satzung, aenderung-1, aenderung-2, …, abrechnung")
+    year_stage.add_argument("input", type=Path, metavar="EINGABE.xlsx")
+    year_stage.add_argument("--rules", required=True, type=Path, metavar="REGELN.yaml")
+    year_stage.add_argument("--supersede", metavar="GRUND", default=None,
+                            help="eine Stufe erneut rechnen, eine zweite rückwirkende Änderung zulassen oder einen "
+                                 "registrierten Echtlauf ersetzen (Begründung wird vermerkt)")
+    year_stage.add_argument("--register", metavar="ORDNER", type=Path, default=None,
+                            help="Ordner des Registers der Echtläufe (Vorgabe wie bei allocation run)")
+    year_stage.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
+    year_stage.set_defaults(handler=_cmd_year_stage)
+    year_status = steps.add_parser("status", help="Kette der Stufen zeigen und ihre SHA-256 prüfen (Exit 7 bei "
+                                                  "Abweichung)")
+    year_status.add_argument("directory", type=Path, metavar="ORDNER")
+    year_status.add_argument("--json", action="store_true", help="Ergebnis als JSON ausgeben")
+    year_status.set_defaults(handler=_cmd_year_status)
+
+    year_kreistag = steps.add_parser("kreistag", help="Kreistags-Mappe: Stufen und Stellungnahmen mit Beschlüssen",
+                                     description="Liest ORDNER/Stellungnahmen.xlsx (oder --statements) und schreibt "
+                                                 "die Stufen des Jahres und die Stellungnahmen in eine Arbeitsmappe.")
+    year_kreistag.add_argument("directory", type=Path, metavar="ORDNER")
+    year_kreistag.add_argument("-o", "--output", required=True, type=Path, metavar="KREISTAG.xlsx")
+    year_kreistag.add_argument("--statements", type=Path, default=None, metavar="STELLUNGNAHMEN.xlsx",
+                               help="Protokoll der Stellungnahmen (Vorgabe: ORDNER/Stellungnahmen.xlsx)")
+    year_kreistag.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
+    year_kreistag.set_defaults(handler=_cmd_year_kreistag)
+
+
 def _add_serve(commands) -> None:
     """`allocation serve`."""
     serve = commands.add_parser("serve", help="Web-Oberfläche: Arbeitsmappe hochladen, Probelauf, Ergebnis herunterladen",
@@ -719,7 +878,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="BEFEHL")
     commands.required = True
     for add in (_add_run, _add_inbox, _add_trueup, _add_template, _add_batch, _add_compare, _add_rate, _add_check,
-                _add_explain, _add_rulebook, _add_verify, _add_notices, _add_serve):
+                _add_explain, _add_rulebook, _add_verify, _add_notices, _add_benehmen, _add_year, _add_serve):
         add(commands)  # one function per command (below), in the order `allocation --help` lists them
     return parser
 

@@ -58,3 +58,26 @@ def read_sheet(path: Path, name: str) -> list[dict]:
     workbook.close()
     header = rows[0]
     return [dict(zip(header, row)) for row in rows[1:]]
+
+
+def modified_copy(source: Path, target: Path, *, rates: dict[str, float] | None = None,
+                  bases: dict[str, int] | None = None, year: int | None = None) -> Path:
+    """A copy of an input workbook with other `Umlagesaetze` rates (levy id -> percent) and/or other
+    `Umlagegrundlagen` (AGS -> euros) and/or another Haushaltsjahr, for the stages of a levy year."""
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(source)
+    for row in workbook["Umlagesaetze"].iter_rows(min_row=2):
+        if rates and row[0].value in rates:
+            row[2].value = rates[row[0].value]
+    header = [cell.value for cell in workbook["Gemeinden"][1]]
+    base_column = header.index("Umlagegrundlagen")
+    for row in workbook["Gemeinden"].iter_rows(min_row=2):
+        if bases and row[0].value in bases:
+            row[base_column].value = bases[row[0].value]
+    if year is not None:
+        for row in workbook["Parameter"].iter_rows():
+            if row[0].value == "Haushaltsjahr":
+                row[1].value = year
+    workbook.save(target)
+    return target

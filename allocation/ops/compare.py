@@ -10,6 +10,9 @@ the items whose route or deficit changed, and every scenario's findings.
 Year over year (`allocation compare OUT_2022.xlsx OUT_2023.xlsx`): reads two output workbooks (their
 `Uebersicht` and `Protokoll` sheets, the format `report` writes) and shows per municipality the change
 in € and in %, and per route the change of its share of the municipality's total, in percentage points.
+Where both workbooks have an `Umlagen` sheet (a rule file with `levies:`), the sheet `Wirkungen` shows per
+levy and municipality the old and new base, rate and amount, the change, its base effect and rate effect
+(`stages.decompose`) and the change in words; this compares any two stages of a levy year as well.
 
 `compare_scenarios` and `year_over_year` are pure; `read_result`, `run_scenarios` and the writers are the
 I/O edges. Percentages and points are rounded for display by `money`.
@@ -23,8 +26,10 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ..calc.findings import finding_total
+from ..calc.stages import Effects, decompose, describe
 from ..core.model import ROUTE_LABELS, ROUTES, Allocation, same_district
-from ..core.money import cents_from_decimal, cents_to_decimal, decimal_from_cell, fraction_to_decimal, percent_points
+from ..core.money import (ROUNDING_UNITS, cents_from_decimal, cents_to_decimal, decimal_from_cell, format_eur,
+                          fraction_to_decimal, percent_points)
 from ..core.problems import InputError, Location, Problem
 
 __all__ = [
@@ -41,12 +46,18 @@ __all__ = [
     "read_result",
     "year_over_year",
     "write_year_comparison",
+    "LevyLine",
+    "EffectRow",
+    "levy_effects",
+    "EFFECT_SHEET",
     "COMPARE_SHEETS",
     "YEAR_SHEETS",
 ]
 
 COMPARE_SHEETS = ("Vergleich", "Wege", "Verschiebungen", "Hinweise", "Szenarien")
 YEAR_SHEETS = ("Vergleich", "Wege", "Jahre")
+EFFECT_SHEET = "Wirkungen"  # after YEAR_SHEETS, only when both workbooks have an `Umlagen` sheet
+STATUTE = "Hebesatz der Haushaltssatzung"  # `Umlagen` column Berechnung of a line computed from a rate
 ABSENT = "—"
 
 
@@ -262,6 +273,18 @@ def write_scenario_comparison(path: str | Path, comparison: ScenarioComparison) 
 # --- year over year --------------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
+class LevyLine:
+    """One row of an output's `Umlagen` sheet: a levy's line for one municipality."""
+
+    levy: str  # the levy's name as in the sheet
+    ags: str
+    name: str
+    base: Fraction  # cents: Bemessungsgrundlage × Faktor (extent) where the levy has one
+    rate: Decimal | None  # percent; None if the line has no single statute rate (derived, or rates per component)
+    amount: int  # cents
+
+
+@dataclass(frozen=True, slots=True)
 class ResultSummary:
     """What year-over-year needs from an output workbook."""
 
@@ -270,6 +293,9 @@ class ResultSummary:
     year: int
     names: Mapping[str, str]  # AGS -> Gemeinde
     routes: Mapping[str, Mapping[str, int]]  # AGS -> route -> cents (routes absent in the workbook are 0)
+    levy_lines: tuple[LevyLine, ...] = ()  # the `Umlagen` sheet's lines; () without that sheet
+    has_levies: bool = False  # the workbook has an `Umlagen` sheet
+    unit: int = 1  # rounding unit in cents (Protokoll `Rundung`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,6 +370,7 @@ def read_result(path: str | Path) -> ResultSummary:
         if isinstance(year, bool) or not isinstance(year, (int, float)) or int(year) != year:
             raise _not_output(path, "Protokoll", "Das Protokoll nennt kein Haushaltsjahr", found=repr(year))
         rows = list(workbook["Uebersicht"].iter_rows(values_only=True))
+        levy_rows = list(workbook["Umlagen"].iter_rows(values_only=True)) if "Umlagen" in workbook.sheetnames else None
     finally:
         workbook.close()
     header = [str(h) if h is not None else "" for h in rows[0]] if rows else []
@@ -373,9 +400,108 @@ def read_result(path: str | Path) -> ResultSummary:
                                         f"{header[index]} von {ags} ist kein Betrag", found=repr(value),
                                         expected="ein Betrag in Euro",
                                         hint="die Arbeitsmappe so verwenden, wie `allocation run` sie geschrieben hat"))
+    lines = _levy_lines(path, levy_rows, problems) if levy_rows is not None else ()
     if problems:
         raise InputError(problems)
-    return ResultSummary(path, str(protocol.get("Kreis") or ""), int(year), names, routes)
+    unit = ROUNDING_UNITS.get(str(protocol.get("Rundung") or "Cent"), 1)
+    return ResultSummary(path, str(protocol.get("Kreis") or ""), int(year), names, routes, lines,
+                         levy_rows is not None, unit)
+
+
+def _levy_lines(path: str, rows: list[tuple], problems: list[Problem]) -> tuple[LevyLine, ...]:
+    """The municipality lines of an `Umlagen` sheet (totals, need and difference rows are skipped)."""
+    header = [str(h) if h is not None else "" for h in rows[0]] if rows else []
+    needed = ("Umlage", "AGS", "Gemeinde", "Bemessungsgrundlage", "Satz (%)", "Betrag", "Berechnung")
+    if any(name not in header for name in needed):
+        raise _not_output(path, "Umlagen", "Das Blatt Umlagen hat nicht die erwarteten Spaltenüberschriften",
+                          found=", ".join(header))
+    column = {name: header.index(name) for name in needed}
+    factor_column = header.index("Faktor (extent)") if "Faktor (extent)" in header else None
+    lines = []
+    for number, row in enumerate(rows[1:], start=2):
+        row = tuple(row) + (None,) * (len(header) - len(row))
+        ags = row[column["AGS"]]
+        if not isinstance(ags, str) or not (ags.isascii() and ags.isdigit()):
+            continue  # Summe, Umlagebedarf, Aufkommen − Bedarf
+
+        def number_at(name: str, index: int) -> Decimal | None:
+            value = row[index]
+            try:
+                return decimal_from_cell(value)
+            except ValueError:
+                problems.append(Problem("compare-bad-cell", Location(path, "Umlagen", number, index + 1),
+                                        f"{name} von {ags} ist keine Zahl", found=repr(value), expected="eine Zahl",
+                                        hint="die Arbeitsmappe so verwenden, wie `allocation run` sie geschrieben hat"))
+                return None
+
+        base = number_at("Bemessungsgrundlage", column["Bemessungsgrundlage"])
+        amount = number_at("Betrag", column["Betrag"])
+        factor = number_at("Faktor (extent)", factor_column) if factor_column is not None and \
+            row[factor_column] not in (None, "") else Decimal(1)
+        rate_cell = row[column["Satz (%)"]]
+        statute = row[column["Berechnung"]] == STATUTE and isinstance(rate_cell, (int, float)) \
+            and not isinstance(rate_cell, bool)
+        if base is None or amount is None or factor is None:
+            continue
+        try:
+            cents = cents_from_decimal(amount)
+        except ValueError:
+            problems.append(Problem("compare-bad-cell", Location(path, "Umlagen", number, column["Betrag"] + 1),
+                                    f"Betrag von {ags} ist kein Betrag in Euro", found=repr(row[column["Betrag"]]),
+                                    expected="ein Betrag in Euro mit höchstens zwei Nachkommastellen",
+                                    hint="die Arbeitsmappe so verwenden, wie `allocation run` sie geschrieben hat"))
+            continue
+        lines.append(LevyLine(str(row[column["Umlage"]] or ""), ags, str(row[column["Gemeinde"]] or ""),
+                              Fraction(base) * 100 * Fraction(factor),
+                              decimal_from_cell(rate_cell) if statute else None, cents))
+    return tuple(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class EffectRow:
+    """One levy × municipality between two stages: amounts, and the effects where both lines have a rate."""
+
+    levy: str
+    ags: str
+    name: str
+    before: LevyLine | None
+    after: LevyLine | None
+    effects: Effects | None  # None if a side is missing or has no single statute rate
+
+    @property
+    def change(self) -> int | None:
+        return None if self.before is None or self.after is None else self.after.amount - self.before.amount
+
+    @property
+    def sentence(self) -> str:
+        if self.before is None:
+            return f"Die {self.levy} von {self.name} ist neu: {format_eur(self.after.amount)}."
+        if self.after is None:
+            return f"Die {self.levy} von {self.name} entfällt (zuvor {format_eur(self.before.amount)})."
+        if self.effects is None:
+            change = self.change
+            verb = "steigt" if change > 0 else "sinkt" if change < 0 else "bleibt unverändert"
+            amount = f" um {format_eur(abs(change))}" if change else ""
+            return (f"Die {self.levy} von {self.name} {verb}{amount}; ohne einheitlichen Hebesatz auf beiden Seiten "
+                    "wird die Änderung nicht in Grundlagen- und Satzwirkung zerlegt.")
+        return describe(self.levy, self.name, self.effects)
+
+
+def levy_effects(before: ResultSummary, after: ResultSummary) -> tuple[EffectRow, ...]:
+    """Per levy (in the order the workbooks list them) and municipality (AGS order): base and rate effect of the
+    change. The later stage's rounding unit applies to the rate effect."""
+    old = {(line.levy, line.ags): line for line in before.levy_lines}
+    new = {(line.levy, line.ags): line for line in after.levy_lines}
+    levies = list(dict.fromkeys([line.levy for line in before.levy_lines] + [line.levy for line in after.levy_lines]))
+    rows = []
+    for levy in levies:
+        for ags in sorted({a for (l, a) in old if l == levy} | {a for (l, a) in new if l == levy}):
+            a, b = old.get((levy, ags)), new.get((levy, ags))
+            effects = None
+            if a is not None and b is not None and a.rate is not None and b.rate is not None:
+                effects = decompose(a.base, a.rate, a.amount, b.base, b.rate, b.amount, after.unit)
+            rows.append(EffectRow(levy, ags, (b or a).name, a, b, effects))
+    return tuple(rows)
 
 
 def year_over_year(before: ResultSummary, after: ResultSummary) -> tuple[tuple[YearRow, ...], list[Problem]]:
@@ -451,4 +577,31 @@ def write_year_comparison(path: str | Path, before: ResultSummary, after: Result
     sheet.append(["Haushaltsjahr", before.year, after.year])
     sheet.append(["Gemeinden", len(before.routes), len(after.routes)])
     sheet.finish(autofilter=False)
+    if before.has_levies and after.has_levies:
+        _effects_sheet(workbook, _Sheet, levy_effects(before, after), a, b)
     write_atomically(path, workbook.save)
+
+
+def _effects_sheet(workbook, sheet_type, rows: Sequence[EffectRow], a: str, b: str) -> None:
+    from .report import EUR
+
+    def base(line: LevyLine | None) -> object:
+        return ABSENT if line is None else fraction_to_decimal(line.base / 100, 2)
+
+    def rate(line: LevyLine | None) -> object:
+        return ABSENT if line is None else line.rate if line.rate is not None else "kein einheitlicher Satz"
+
+    sheet = sheet_type(workbook, EFFECT_SHEET,
+                       ["Umlage", "AGS", "Gemeinde", f"Grundlage {a}", f"Grundlage {b}", f"Satz {a} (%)",
+                        f"Satz {b} (%)", f"Betrag {a}", f"Betrag {b}", "Änderung (€)",
+                        "Grundlagenwirkung (€) = ΔGrundlage × alter Satz", "Satzwirkung (€) = neue Grundlage × ΔSatz",
+                        "Erläuterung"],
+                       [None, None, None, EUR, EUR, "0.0000", "0.0000", EUR, EUR, EUR, EUR, EUR, None])
+    for row in rows:
+        effects = row.effects
+        sheet.append([row.levy, row.ags, row.name, base(row.before), base(row.after), rate(row.before),
+                      rate(row.after), _eur(row.before.amount if row.before else None),
+                      _eur(row.after.amount if row.after else None), _eur(row.change),
+                      _eur(effects.base_effect if effects else None), _eur(effects.rate_effect if effects else None),
+                      row.sentence])
+    sheet.finish()

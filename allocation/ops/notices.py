@@ -575,21 +575,26 @@ def build_notices(result: ResultBook, settings: NoticeSettings, notice_date: _dt
 # ----------------------------------------------------------------------------------------------- output
 
 
-def render(notices: list[tuple[str, dict, list[_Row]]], folder: Path, template: Path | None = None) -> None:
-    """Compile each notice to `folder/<name>.pdf` (the default template, overlaid with `template`'s files)."""
-    _compile_all(notices, template, folder)
+def render(notices: list[tuple[str, dict, list[_Row]]], folder: Path, template: Path | None = None, *,
+           main: str = MAIN_TEMPLATE, layer: Path | None = None) -> None:
+    """Compile each notice to `folder/<name>.pdf` (the default template, overlaid with `layer`'s files, e.g. the
+    Benehmen letter, then with `template`'s); `main` is the file compiled."""
+    _compile_all(notices, template, folder, main, layer)
 
 
-def _compile_all(notices: list[tuple[str, dict, list[_Row]]], template: Path | None, folder: Path) -> None:
+def _compile_all(notices: list[tuple[str, dict, list[_Row]]], template: Path | None, folder: Path,
+                 main: str = MAIN_TEMPLATE, layer: Path | None = None) -> None:
     import typst
 
     work = folder / ".template"
     shutil.copytree(TEMPLATE_DIR, work)
+    if layer is not None:
+        shutil.copytree(layer, work, dirs_exist_ok=True)
     if template is not None:
         shutil.copytree(template, work, dirs_exist_ok=True)
     fonts = [str(work / "fonts")] if (work / "fonts").is_dir() else []
     # Only the fonts shipped in the typst wheel (and the template's own): the same PDF on every machine.
-    compiler = typst.Compiler(str(work / MAIN_TEMPLATE), root=str(work), font_paths=fonts, ignore_system_fonts=True)
+    compiler = typst.Compiler(str(work / main), root=str(work), font_paths=fonts, ignore_system_fonts=True)
     try:
         for name, data, _ in notices:
             pdf = compiler.compile(format="pdf", sys_inputs={"data": json.dumps(data, ensure_ascii=False)})

@@ -1,0 +1,298 @@
+"""The Benehmen pack (§ 55 KrO NRW): what the Kreis sends its municipalities before it draws up the draft budget.
+
+`write_benehmen` computes the planned year through `pipeline.compute` (the one way in; nothing is registered) and
+writes, per municipality, a PDF with each levy's planned rate, the municipality's bases and amount, the previous
+year's amount (from the previous year's output workbook, its `Umlagen` sheet or else its `Uebersicht` column),
+the change in € and in Hebesatz points (change ÷ base × 100), the value of one rate point (base × 1 %), the
+rules whose shares drive the change (this year's and last year's share per rule, with legal basis), the deadline for statements
+and a statement form; and `Benehmen.xlsx` with every municipality side by side. The PDFs use the notices' Typst
+engine and template mechanism (`notices.render`, the layer `notice_templates/benehmen/`). All rounding is
+`money`'s; files are written into a temporary folder and moved into place when complete.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import tempfile
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+
+from .compare import ResultSummary, read_result
+from ..core.model import Allocation
+from ..core.money import cents_to_decimal, format_eur, fraction_to_decimal, percent_points, round_to_unit
+from ..core.problems import ExitCode, Location, Problem, ProblemsError
+
+__all__ = ["BenehmenLine", "Driver", "benehmen_lines", "drivers", "previous_shares", "write_benehmen", "LAYER", "WORKBOOK",
+           "DEFAULT_WEEKS", "BenehmenRefused"]
+
+LAYER = Path(__file__).parent / "notice_templates" / "benehmen"
+MAIN = "benehmen.typ"
+WORKBOOK = "Benehmen.xlsx"
+DEFAULT_WEEKS = 6  # statement period when no --deadline is given
+DRIVERS = 5
+
+
+class BenehmenRefused(ProblemsError):
+    exit_code = ExitCode.REFUSED
+    title = "Benehmen"
+
+
+@dataclass(frozen=True, slots=True)
+class BenehmenLine:
+    """One levy of one municipality in the planned year, next to the previous year's amount."""
+
+    levy: str
+    ags: str
+    name: str
+    rate: Decimal | None  # planned rate (percent); None for rates per component
+    rate_text: str
+    base: Fraction  # cents, Bemessungsgrundlage × extent factor
+    amount: int  # cents
+    previous: int | None  # cents, the previous year's amount of the same levy; None if unknown
+
+    @property
+    def change(self) -> int | None:
+        return None if self.previous is None else self.amount - self.previous
+
+    @property
+    def change_points(self) -> Decimal | None:
+        """The change in Hebesatz points: change ÷ this year's base × 100 (4 decimals)."""
+        if self.change is None or self.base == 0:
+            return None
+        return fraction_to_decimal(Fraction(self.change) * 100 / self.base, 4)
+
+    @property
+    def point_value(self) -> int:
+        """What one rate point costs this municipality: base × 1 %, rounded half up to the cent."""
+        return round_to_unit(self.base / 100, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Driver:
+    """One rule's share of what the municipality's levies finance, this year and the previous year.
+
+    Grouped by rule, not by item: item ids carry the year (`KIM-2022`), the rule (`kim-kreisumlage`) stays."""
+
+    rule: str
+    legal_basis: str
+    levy: str
+    items: tuple[str, ...]  # this year's items (labels) under the rule
+    amount: int  # cents, the municipality's share this year (Einzelnachweis, rounded)
+    previous: int | None  # cents, its share of the same rule the previous year; None if unknown
+
+    @property
+    def change(self) -> int | None:
+        return None if self.previous is None else self.amount - self.previous
+
+
+def _previous_amount(previous: ResultSummary, levy: str, ags: str) -> int | None:
+    for line in previous.levy_lines:
+        if line.levy == levy and line.ags == ags:
+            return line.amount
+    routes = previous.routes.get(ags)
+    if routes is not None and levy in routes:
+        return routes[levy]
+    return None
+
+
+def benehmen_lines(allocation: Allocation, previous: ResultSummary) -> list[BenehmenLine]:
+    """Per municipality (AGS order) and levy (rule file order): the planned figures and last year's amount."""
+    names = {m.ags: m.name for m in allocation.book.municipalities}
+    lines = []
+    for levy in allocation.levies:
+        single = levy.rates.get("")
+        text = (f"{single} %" if single is not None else
+                ", ".join(f"{c} {r} %" for c, r in levy.rates.items()) or "kein Satz")
+        for line in levy.lines:
+            base = line.base * (line.factor if line.factor is not None else 1)
+            lines.append(BenehmenLine(levy.levy.name, line.ags, names[line.ags], single, text, base, line.amount,
+                                      _previous_amount(previous, levy.levy.name, line.ags)))
+    return sorted(lines, key=lambda line: line.ags)
+
+
+def previous_shares(path: str | Path) -> dict[tuple[str, str], int]:
+    """(AGS, rule) -> the municipality's rounded share (cents) in a previous output's `Einzelnachweis` sheets;
+    {} if the workbook has none (then the drivers show no previous year)."""
+    import openpyxl
+
+    from ..core.money import cents_from_decimal, decimal_from_cell
+
+    shares: dict[tuple[str, str], int] = {}
+    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        for name in workbook.sheetnames:
+            if not name.startswith("Einzelnachweis"):
+                continue
+            rows = workbook[name].iter_rows(values_only=True)
+            header = [str(h) if h is not None else "" for h in next(rows, ())]
+            if not {"AGS", "Regel", "Betrag gerundet"} <= set(header):
+                continue
+            ags_at, rule_at, amount_at = header.index("AGS"), header.index("Regel"), header.index("Betrag gerundet")
+            for row in rows:
+                try:
+                    cents = cents_from_decimal(decimal_from_cell(row[amount_at]))
+                except (ValueError, IndexError):
+                    continue  # not a line (none is written so); the driver then lacks that cent, never invents it
+                key = (str(row[ags_at]), str(row[rule_at]))
+                shares[key] = shares.get(key, 0) + cents
+    finally:
+        workbook.close()
+    return shares
+
+
+def drivers(allocation: Allocation, ags: str, previous: dict[tuple[str, str], int] | None = None,
+            limit: int = DRIVERS) -> list[Driver]:
+    """The rules whose shares change the municipality's levies most (by the size of the change against the previous
+    year, or of this year's share where the previous year is unknown), then by rule id."""
+    names = {levy.levy.id: levy.levy.name for levy in allocation.levies}
+    grouped: dict[str, tuple[object, list[str], int]] = {}
+    for item in allocation.items:
+        levy = getattr(item.rule, "levy", None)
+        if levy not in names:
+            continue
+        amount = sum(line.amount for line in item.lines if line.ags == ags)
+        rule, labels, total = grouped.get(item.rule.id, (item.rule, [], 0))
+        grouped[item.rule.id] = (rule, labels + [item.item.label], total + amount)
+    found = []
+    for rule_id, (rule, labels, amount) in grouped.items():
+        before = previous.get((ags, rule_id)) if previous else None
+        if previous and before is None and any(key[1] == rule_id for key in previous):
+            before = 0  # the rule existed last year, the municipality had no share
+        if amount or before:
+            found.append(Driver(rule_id, rule.legal_basis, names[rule.levy], tuple(labels), amount, before))
+    return sorted(found, key=lambda d: (-abs(d.change if d.change is not None else d.amount), d.rule))[:limit]
+
+
+def _signed(cents: int | None) -> str:
+    if cents is None:
+        return "—"
+    return ("+" if cents > 0 else "") + format_eur(cents)
+
+
+def _points(value: Decimal | None) -> str:
+    from .notices import de_number
+
+    if value is None:
+        return "—"
+    return ("+" if value > 0 else "") + de_number(value, 2)
+
+
+def _letter(allocation: Allocation, lines: list[BenehmenLine], ags: str, date: _dt.date, deadline: _dt.date,
+            issuer: str, previous_year: int, shares: dict[tuple[str, str], int]) -> dict:
+    from .notices import de_date, de_percent
+
+    parameters = allocation.book.parameters
+    own = [line for line in lines if line.ags == ags]
+    return {
+        "district": parameters.district, "issuer": issuer or parameters.district, "municipality": own[0].name,
+        "ags": ags, "year": str(parameters.year), "previous_year": str(previous_year), "date": de_date(date),
+        "deadline": de_date(deadline),
+        "levies": [{"name": line.levy, "rate": de_percent(line.rate) if line.rate is not None else line.rate_text,
+                    "base": format_eur(round_to_unit(line.base, 1)), "amount": format_eur(line.amount),
+                    "previous": format_eur(line.previous) if line.previous is not None else "—",
+                    "change": _signed(line.change), "points": _points(line.change_points),
+                    "point_value": format_eur(line.point_value)} for line in own],
+        "drivers": [{"rule": d.rule, "label": "; ".join(d.items), "legal_basis": d.legal_basis or "—",
+                     "levy": d.levy, "amount": format_eur(d.amount),
+                     "previous": format_eur(d.previous) if d.previous is not None else "—",
+                     "change": _signed(d.change)} for d in drivers(allocation, ags, shares)],
+        "total": format_eur(sum(line.amount for line in own)),
+        "trace": {"input": Path(allocation.book.path).name, "sha256": allocation.book.sha256,
+                  "rules": Path(allocation.rulebook.path).name},
+    }
+
+
+def _write_workbook(target: Path, allocation: Allocation, lines: list[BenehmenLine], deadline: _dt.date,
+                    previous: ResultSummary, shares: dict[tuple[str, str], int]) -> None:
+    from openpyxl import Workbook
+
+    from ..workbook.report import EUR, POINTS, _Sheet
+
+    workbook = Workbook()
+    workbook.remove(workbook.active)
+    year, last = allocation.book.parameters.year, previous.year
+    sheet = _Sheet(workbook, "Benehmen", ["AGS", "Gemeinde", "Umlage", "Geplanter Satz (%)", "Bemessungsgrundlage",
+                                          f"Betrag {year} (geplant)", f"Betrag {last}", "Änderung (€)",
+                                          "Änderung (Hebesatz-Punkte)", "Wert eines Hebesatzpunktes (Grundlage × 1 %)"],
+                   [None, None, None, "0.0000", EUR, EUR, EUR, EUR, POINTS, EUR])
+    for line in lines:
+        sheet.append([line.ags, line.name, line.levy, line.rate if line.rate is not None else line.rate_text,
+                      fraction_to_decimal(line.base / 100, 2), cents_to_decimal(line.amount),
+                      cents_to_decimal(line.previous) if line.previous is not None else "—",
+                      cents_to_decimal(line.change) if line.change is not None else "—",
+                      line.change_points if line.change_points is not None else "—",
+                      cents_to_decimal(line.point_value)])
+    sheet.finish()
+    sheet = _Sheet(workbook, "Treiber", ["AGS", "Gemeinde", "Rang", "Regel", "Kostenpositionen", "Umlage",
+                                         "Rechtsgrundlage", f"Anteil {year}", f"Anteil {last}", "Änderung (€)"],
+                   [None] * 7 + [EUR] * 3)
+    for m in sorted(allocation.book.municipalities, key=lambda m: m.ags):
+        for rank, d in enumerate(drivers(allocation, m.ags, shares), start=1):
+            sheet.append([m.ags, m.name, rank, d.rule, "; ".join(d.items), d.levy, d.legal_basis,
+                          cents_to_decimal(d.amount), cents_to_decimal(d.previous) if d.previous is not None else "—",
+                          cents_to_decimal(d.change) if d.change is not None else "—"])
+    sheet.finish()
+    sheet = _Sheet(workbook, "Protokoll", ["Angabe", "Wert"], [None, None])
+    for row in (("Kreis", allocation.book.parameters.district), ("Haushaltsjahr", year),
+                ("Eingabe-Arbeitsmappe", allocation.book.path), ("SHA-256 Eingabe", allocation.book.sha256),
+                ("Regeldatei", allocation.rulebook.path), ("SHA-256 Regeldatei", allocation.rulebook.sha256),
+                ("Vorjahres-Ergebnis", previous.path), ("Frist für Stellungnahmen", deadline.isoformat())):
+        sheet.append(list(row))
+    sheet.finish(autofilter=False)
+    workbook.save(target)
+
+
+def _refuse(directory: Path, inputs: list[Path]) -> None:
+    problems = []
+    if directory.exists() and any(directory.iterdir()):
+        problems.append(Problem("benehmen-would-overwrite", Location(str(directory)),
+                                "Der Ausgabe-Ordner ist nicht leer", found=", ".join(sorted(
+                                    p.name for p in directory.iterdir())[:5]), expected="ein neuer oder leerer Ordner",
+                                hint="einen neuen Ordner bei -o angeben"))
+    resolved = directory.resolve()
+    for path in inputs:
+        if path.resolve() == resolved or resolved in path.resolve().parents:
+            problems.append(Problem("benehmen-would-overwrite", Location(str(directory)),
+                                    "Der Ausgabe-Ordner enthält eine Datei, die gelesen wird", found=str(path),
+                                    expected="ein Ordner ohne Eingaben", hint="einen anderen Ordner bei -o angeben"))
+    if problems:
+        raise BenehmenRefused(problems)
+
+
+def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_output: str | Path,
+                   directory: str | Path, *, deadline: _dt.date | None = None, date: _dt.date | None = None,
+                   template: str | Path | None = None) -> tuple[Path, list[BenehmenLine]]:
+    """The Benehmen pack into `directory` (new or empty): one PDF per municipality and `Benehmen.xlsx`."""
+    from .notices import render, slug
+    from ..runs.pipeline import compute
+
+    directory = Path(directory)
+    _refuse(directory, [Path(input_path), Path(rules_path), Path(previous_output)])
+    previous = read_result(previous_output)
+    allocation, _controls, _warnings = compute(input_path, rules_path)
+    date = date or _dt.date.today()
+    deadline = deadline or date + _dt.timedelta(weeks=DEFAULT_WEEKS)
+    issuer = ""
+    if not Path(rules_path).is_dir():
+        from ..rulefiles.rulebook import load_notice_settings
+
+        try:
+            issuer = load_notice_settings(rules_path).issuer
+        except ProblemsError:
+            issuer = ""
+    lines = benehmen_lines(allocation, previous)
+    shares = previous_shares(previous_output)
+    letters = [(f"{ags}_{slug(name) or 'Gemeinde'}_Benehmen.pdf",
+                _letter(allocation, lines, ags, date, deadline, issuer, previous.year, shares), [])
+               for ags, name in dict.fromkeys((line.ags, line.name) for line in lines)]
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".benehmen-", dir=directory.parent) as temp:
+        work = Path(temp) / "pack"
+        work.mkdir()
+        render(letters, work, Path(template) if template else None, main=MAIN, layer=LAYER)
+        _write_workbook(work / WORKBOOK, allocation, lines, deadline, previous, shares)
+        directory.mkdir(exist_ok=True)
+        for path in sorted(work.iterdir()):
+            path.replace(directory / path.name)
+    return directory, lines
