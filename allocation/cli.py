@@ -390,7 +390,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_year_init(args: argparse.Namespace) -> int:
-    from . import year
+    from .ops import year
 
     folder = year.init(args.directory, args.district, args.year)
     if args.json:
@@ -402,8 +402,8 @@ def _cmd_year_init(args: argparse.Namespace) -> int:
 
 
 def _cmd_year_stage(args: argparse.Namespace) -> int:
-    from . import year
-    from .money import format_eur
+    from .ops import year
+    from .core.money import format_eur
 
     done = year.stage(args.directory, args.stage, args.input, args.rules, supersede=args.supersede,
                       register_dir=args.register)
@@ -421,7 +421,7 @@ def _cmd_year_stage(args: argparse.Namespace) -> int:
 
 
 def _cmd_year_status(args: argparse.Namespace) -> int:
-    from . import year
+    from .ops import year
 
     record, checks = year.status(args.directory)
     problems = year.changed_problems(args.directory, checks)
@@ -446,7 +446,7 @@ def _cmd_year_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_benehmen(args: argparse.Namespace) -> int:
-    from .benehmen import write_benehmen
+    from .ops.benehmen import write_benehmen
 
     folder, lines = write_benehmen(args.input, args.rules, args.previous, args.output, deadline=args.deadline,
                                    date=args.date, template=args.template)
@@ -463,7 +463,7 @@ def _cmd_benehmen(args: argparse.Namespace) -> int:
 
 
 def _cmd_year_kreistag(args: argparse.Namespace) -> int:
-    from . import statements, year
+    from .ops import statements, year
 
     log = args.statements or Path(args.directory) / statements.STATEMENTS_FILE
     _refuse_overwrite(args.output, [("Stellungnahmen", log), ("Stufenkette", Path(args.directory) / year.CHAIN_FILE),

@@ -583,7 +583,7 @@ def write_year_comparison(path: str | Path, before: ResultSummary, after: Result
 
 
 def _effects_sheet(workbook, sheet_type, rows: Sequence[EffectRow], a: str, b: str) -> None:
-    from .report import EUR
+    from ..workbook.report import EUR
 
     def base(line: LevyLine | None) -> object:
         return ABSENT if line is None else fraction_to_decimal(line.base / 100, 2)
