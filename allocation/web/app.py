@@ -14,6 +14,10 @@ Sessions are server-side (`sessions.SessionStore`: the signed cookie carries onl
 deletes it). Failed log-ins are limited per user and per address with flask-limiter (stepped back-off:
 N per 15 minutes, 2N per hour, 4N per day). Pages and JSON answers never show a server path: paths under
 the work and rules folders are cut to their file name (`_scrub`). `server_options` holds waitress's limits.
+
+`create_app` is a list of named steps: `_Site` holds what the routes share (configuration, folders, session
+store, limiter, upload slots) with the helpers they use; `_register_hooks`, `_register_login`,
+`_register_upload` and `_register_results` add the routes by concern.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from flask import Flask, Request, abort, g, jsonify, redirect, render_template, request, send_file, session, url_for
@@ -130,6 +134,22 @@ def sweep(config: ServeConfig, now: float | None = None) -> int:
 
 def create_app(config: ServeConfig) -> Flask:
     """The WSGI app for one configuration (`allocation serve` runs it with waitress)."""
+    app, spool = _flask_app(config)
+    site = _Site(config, config.work_dir / "jobs", spool, SessionStore(config.work_dir / "sessions",
+                                                                         config.session_seconds),
+                 _server_roots(config), _login_limiter(app, config),
+                 # uploads in progress (waiting for or doing a run) may hold all worker threads but one
+                 threading.BoundedSemaphore(max(1, config.threads - 1)))
+    _configure_templates(app, config)
+    _register_hooks(app, site)
+    _register_login(app, site)
+    _register_upload(app, site)
+    _register_results(app, site)
+    return app
+
+
+def _flask_app(config: ServeConfig) -> tuple[Flask, Path]:
+    """The Flask app with its private folders, upload spooling, proxy handling and cookie settings."""
     package = Path(__file__).parent
     app = Flask("allocation.web", template_folder=str(package / "templates"), static_folder=str(package / "static"),
                 static_url_path="/static")
@@ -151,59 +171,206 @@ def create_app(config: ServeConfig) -> Flask:
                       SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=config.cookie_secure, SESSION_COOKIE_NAME="allocation_session",
                       PERMANENT_SESSION_LIFETIME=config.session_seconds)
-    sessions = SessionStore(config.work_dir / "sessions", config.session_seconds)
-    roots = _server_roots(config)
-    limiter = _login_limiter(app, config)
-    # uploads in progress (waiting for or doing a run) may hold all worker threads but one
-    uploads = threading.BoundedSemaphore(max(1, config.threads - 1))
+    return app, spool
+
+
+def _configure_templates(app: Flask, config: ServeConfig) -> None:
     app.jinja_env.autoescape = True  # also for the SVG partial: nothing from a workbook is trusted
     app.jinja_env.filters["eur"] = format_eur
     app.jinja_env.filters["number"] = _german_number
+    app.jinja_env.globals["notices_available"] = _notices_available()
     app.extensions["allocation_config"] = config
 
-    # ------------------------------------------------------------------ who is asking
 
-    def current_user() -> User | None:
-        if config.auth_mode == "header":
-            name = request.headers.get(config.user_header, "").strip()
+@dataclass(frozen=True, slots=True)
+class _Site:
+    """What the routes of one app share: its configuration and private folders, the session store, the log-in
+    limiter and the upload slots; with the helpers every route uses (who is asking, CSRF, loading a job)."""
+    config: ServeConfig
+    jobs: Path
+    spool: Path
+    sessions: SessionStore
+    roots: tuple[str, ...]  # server folders cut from everything shown (`_scrub`)
+    limiter: object  # flask_limiter.Limiter, imported lazily
+    uploads: threading.BoundedSemaphore
+
+    def current_user(self) -> User | None:
+        if self.config.auth_mode == "header":
+            name = request.headers.get(self.config.user_header, "").strip()
         else:
-            name = sessions.user(session.get("sid")) or ""
-        return config.users.get(name) if name else None
+            name = self.sessions.user(session.get("sid")) or ""
+        return self.config.users.get(name) if name else None
 
-    def start_session(name: str) -> None:
+    def start_session(self, name: str) -> None:
         session.clear()  # a fresh id and CSRF token: nothing from before the log-in carries over
-        session["sid"] = sessions.create(name)
+        session["sid"] = self.sessions.create(name)
         session.permanent = True
         log.info(json.dumps({"event": "web-login", "user": name}, ensure_ascii=False))
 
+    @staticmethod
     def csrf_token() -> str:
         if "csrf" not in session:
             session["csrf"] = secrets.token_urlsafe(32)
         return session["csrf"]
 
+    @staticmethod
     def check_csrf() -> None:
         sent = request.form.get("csrf_token", "") or request.headers.get("X-CSRF-Token", "")
         if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
             abort(400, description="Das Formular ist abgelaufen oder stammt nicht von dieser Seite (CSRF-Schutz). "
                                    "Bitte die Seite neu laden und erneut senden.")
 
+    @staticmethod
     def wants_json() -> bool:
         return request.headers.get("X-Requested-With") == "fetch" or request.accept_mimetypes.best == "application/json"
 
+    @staticmethod
+    def format_size(size: int) -> str:
+        return f"{_german_number(f'{size / 1048576:.1f}'.rstrip('0').rstrip('.'))} MB"
+
+    def district_rules(self, user: User) -> dict:
+        """The user's districts' rule files (name, validity); other districts' files are never listed."""
+        from ..rulefiles.selection import load_folder
+
+        try:
+            books = load_folder(self.config.rules_dir)
+        except RuleFileError:
+            return {"error": "Die Regeldateien auf dem Server sind fehlerhaft. Bitte wenden Sie sich an die IT.",
+                    "files": []}
+        return {"error": None, "files": [{"name": Path(b.path).name, "district": b.district, "valid_from": b.valid_from,
+                                          "valid_to": b.valid_to} for b in books if user.may_see(b.district)]}
+
+    def load_job(self, token: str) -> dict:
+        if not JOB_TOKEN.match(token):
+            abort(404)
+        path = self.jobs / token / "job.json"
+        try:
+            job = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            abort(404)
+        if time.time() - job["created"] > self.config.keep_seconds:
+            shutil.rmtree(self.jobs / token, ignore_errors=True)
+            abort(404)
+        user: User = g.user
+        visible = user.may_see(job["district"]) if job.get("district") else job.get("user") == user.name
+        if not visible:  # another district's result: as if it did not exist
+            log.warning(json.dumps({"event": "web-refused", "user": user.name, "token": token[:6]}, ensure_ascii=False))
+            abort(404)
+        return job
+
+    def process(self, input_path: Path, job_dir: Path, stem: str, user: User) -> dict:
+        """A Probelauf through `pipeline.run` (reads the workbook once, chooses the district's rule file, records
+        file names only); problems become the page's problem table."""
+        from ..runs.pipeline import RuleSelectionError, run
+
+        job: dict = {"status": "error", "district": None, "year": None}
+        error: ProblemsError | None = None
+        with _RUN_LOCK:
+            try:
+                output = job_dir / f"{stem}-probelauf.xlsx"
+                try:
+                    result = run(input_path, self.config.rules_dir, output, mode="test", record_paths="names",
+                                 accept=_district_gate(job, user))
+                except RuleSelectionError as failed:
+                    self.selection_failed(failed, job["district"], user)
+                return _job_done(job, result, output, job_dir)
+            except ProblemsError as caught:
+                error = caught
+                problems = list(caught.problems)
+            except Exception as caught:  # noqa: BLE001 - a bug must not become a blank page; log it for the IT
+                log.exception("internal error while processing an upload")
+                problems = [Problem("internal-error", Location(input_path.name), "interner Fehler bei der Verarbeitung der Datei",
+                                    found=type(caught).__name__, expected="kein interner Fehler",
+                                    hint="bitte diese Datei an die IT senden, damit der Fehler behoben werden kann")]
+            _job_failed(job, error, problems, input_path, job_dir, stem)
+        return job
+
+    def selection_failed(self, error: RuleFileError, district: str, user: User) -> None:
+        """Raise the rules folder's problem without another district's rule files or server paths."""
+        if all(p.code in ("rules-no-match", "rules-ambiguous") for p in error.problems):
+            own = ", ".join(f"{f['name']} ({f['valid_from']}–{f['valid_to']})"
+                            for f in self.district_rules(user)["files"] if same_district(f["district"], district))
+            raise RuleFileError([replace(p, location=Location("Regelordner auf dem Server"),
+                                         found=own or "keine Regeldatei für diesen Kreis")
+                                 if p.code == "rules-no-match" else
+                                 replace(p, location=Location("Regelordner auf dem Server"))
+                                 for p in error.problems]) from None
+        log.error("rule folder broken: %s", error)
+        raise RuleFileError([Problem(
+            "web-rules-unavailable", Location("Regelordner auf dem Server"), "Die Regeldateien auf dem Server lassen sich nicht laden",
+            found=f"{len(error.problems)} Problem(e) im Regelordner", expected="gültige Regeldateien",
+            hint="die IT muss `allocation check` für den Regelordner ausführen; Ihre Arbeitsmappe wurde nicht "
+                 "verarbeitet")]) from None
+
+
+def _district_gate(job: dict, user: User):
+    """`pipeline.run`'s `accept`: before any rule file is chosen, may this account run this district?"""
+    def accept(book) -> None:
+        parameters = book.parameters
+        job["year"] = parameters.year
+        if not user.may_see(parameters.district):
+            raise InputError([Problem(
+                "web-district-not-allowed", parameters.source, "Dieses Konto darf diesen Kreis nicht rechnen",
+                found=parameters.district, expected=" oder ".join(user.districts),
+                hint="Kreis im Blatt Parameter prüfen oder die IT bitten, Ihnen den Kreis freizugeben")])
+        job["district"] = parameters.district
+
+    return accept
+
+
+def _job_done(job: dict, result, output: Path, job_dir: Path) -> dict:
+    """`job` for a Probelauf that went through: its files, summary, findings and warnings."""
+    from ..runs.manifest import manifest_path
+
+    job["rules"] = Path(result.allocation.rulebook.path).name
+    # the manifest names files only: a copy of the rule file beside it lets `verify` (and the
+    # notices, which refuse an unverified run) find it without any server path
+    shutil.copyfile(result.allocation.rulebook.path, job_dir / job["rules"])
+    allocation = result.allocation
+    job.update(status="ok", output=output.name,
+               manifest=manifest_path(output).name if manifest_path(output).is_file() else None,
+               summary=summary(allocation),
+               findings=[{"code": f.code, "ags": f.ags, "name": f.name, "category": f.category,
+                          "own_cost": f.own_cost, "levy_share": f.levy_share, "credit": f.credit,
+                          "message": f.message} for f in allocation.findings],
+               warnings=[_problem_row(p) for p in result.warnings],
+               items=len(allocation.items),
+               total=sum(item.deficit for item in allocation.items))
+    return job
+
+
+def _job_failed(job: dict, error: ProblemsError | None, problems: list[Problem], input_path: Path, job_dir: Path,
+                stem: str) -> None:
+    """`job` for a Probelauf that did not go through: no half-written results, the problems and a marked copy."""
+    from ..workbook.error_report import write_marked_copy
+
+    for leftover in job_dir.glob("*-probelauf.xlsx*"):
+        leftover.unlink()
+    marked = job_dir / f"{stem}-markiert.xlsx"
+    job.update(title=error.title if error else "Die Datei konnte nicht verarbeitet werden",
+               problems=[_problem_row(p) for p in problems],
+               marked=marked.name if write_marked_copy(input_path, problems, marked) else None)
+
+
+# ---------------------------------------------------------------------- who is asking, headers, errors
+
+def _register_hooks(app: Flask, site: _Site) -> None:
+    config = site.config
+
     @app.context_processor
     def _globals() -> dict:
-        return {"csrf_token": csrf_token, "user": g.get("user"), "auth_mode": config.auth_mode,
+        return {"csrf_token": site.csrf_token, "user": g.get("user"), "auth_mode": config.auth_mode,
                 "max_upload_bytes": config.max_upload_bytes, "max_upload_mb": _german_number(
                     f"{config.max_upload_bytes / 1048576:.1f}".rstrip("0").rstrip("."))}
 
     @app.before_request
     def _load_user():
-        g.user = current_user()
+        g.user = site.current_user()
         if request.endpoint in ("login", "static") or g.user is not None:
             return None
         if config.auth_mode == "header":
             abort(403, description="Ihr Benutzerkonto ist für diese Seite nicht freigeschaltet.")
-        if wants_json() or request.method != "GET":
+        if site.wants_json() or request.method != "GET":
             return jsonify({"error": "Bitte melden Sie sich an."}), 401
         return redirect(url_for("login"))
 
@@ -219,24 +386,29 @@ def create_app(config: ServeConfig) -> Flask:
 
     @app.errorhandler(HTTPException)
     def _error(error: HTTPException):
-        messages = {
-            404: "Nicht gefunden. Ergebnisse sind nur für Ihren Kreis sichtbar und werden nach einiger Zeit gelöscht.",
-            413: f"Die Datei ist zu groß. Erlaubt sind höchstens {format_size(config.max_upload_bytes)}.",
-            429: "Zu viele fehlgeschlagene Anmeldeversuche. Bitte warten Sie einige Minuten (nach weiteren "
-                 "Fehlversuchen bis zu einem Tag) oder wenden Sie sich an die IT.",
-        }
-        message = _scrub(messages.get(error.code) or error.description or error.name, roots)
-        if error.code == 429:
-            log.warning(json.dumps({"event": "web-login-limited", "address": request.remote_addr,
-                                    "user": request.form.get("benutzer", "")[:80]}, ensure_ascii=False))
-        if wants_json():
-            return jsonify({"error": message}), error.code
-        return render_template("error.html", code=error.code, message=message), error.code
+        return _error_page(site, error)
 
-    def format_size(size: int) -> str:
-        return f"{_german_number(f'{size / 1048576:.1f}'.rstrip('0').rstrip('.'))} MB"
 
-    # ------------------------------------------------------------------ pages
+def _error_page(site: _Site, error: HTTPException):
+    messages = {
+        404: "Nicht gefunden. Ergebnisse sind nur für Ihren Kreis sichtbar und werden nach einiger Zeit gelöscht.",
+        413: f"Die Datei ist zu groß. Erlaubt sind höchstens {site.format_size(site.config.max_upload_bytes)}.",
+        429: "Zu viele fehlgeschlagene Anmeldeversuche. Bitte warten Sie einige Minuten (nach weiteren "
+             "Fehlversuchen bis zu einem Tag) oder wenden Sie sich an die IT.",
+    }
+    message = _scrub(messages.get(error.code) or error.description or error.name, site.roots)
+    if error.code == 429:
+        log.warning(json.dumps({"event": "web-login-limited", "address": request.remote_addr,
+                                "user": request.form.get("benutzer", "")[:80]}, ensure_ascii=False))
+    if site.wants_json():
+        return jsonify({"error": message}), error.code
+    return render_template("error.html", code=error.code, message=message), error.code
+
+
+# ---------------------------------------------------------------------- log-in and log-out
+
+def _register_login(app: Flask, site: _Site) -> None:
+    config, limiter = site.config, site.limiter
 
     @app.route("/anmelden", methods=["GET", "POST"])
     @limiter.limit(_steps(config.login_failures_per_user), key_func=_user_key, deduct_when=_failed, per_method=False)
@@ -246,245 +418,148 @@ def create_app(config: ServeConfig) -> Flask:
         if config.auth_mode == "header":
             return redirect(url_for("index"))
         if config.auth_mode == "token":
-            return token_login()
+            return _token_login(site)
         error = None
         if request.method == "POST":
-            check_csrf()
+            site.check_csrf()
             name = request.form.get("benutzer", "").strip()
             user = config.users.get(name)
             if check_password(user.password_hash if user else None, request.form.get("passwort", "")):
-                start_session(name)
+                site.start_session(name)
                 return redirect(url_for("index"))
             error = "Benutzername oder Passwort ist falsch."
             log.warning(json.dumps({"event": "web-login-failed", "user": name[:80], "address": request.remote_addr},
                                    ensure_ascii=False))
         return render_template("login.html", error=error), 401 if error else 200
 
-    def token_login():
-        """The embedded default: `/anmelden?token=...` (printed at start) opens a session, then drops the token."""
-        sent = request.args.get("token", "")
-        if not sent:
-            return render_template("login.html", error=None)
-        if config.login_token and hmac.compare_digest(sent.encode(), config.login_token.encode()):
-            start_session(LOCAL_USER)
-            return redirect(url_for("index"), code=303)
-        log.warning(json.dumps({"event": "web-login-failed", "user": "token", "address": request.remote_addr}))
-        return render_template("login.html", error="Der Anmelde-Link ist ungültig. Bitte die Adresse verwenden, "
-                                                   "die `allocation serve` beim Start ausgegeben hat."), 401
-
     @app.post("/abmelden")
     def logout():
-        check_csrf()
-        sessions.revoke(session.get("sid"))  # the id is worthless from now on, even in a saved cookie
+        site.check_csrf()
+        site.sessions.revoke(session.get("sid"))  # the id is worthless from now on, even in a saved cookie
         session.clear()
         return redirect(url_for("login"))
 
+
+def _token_login(site: _Site):
+    """The embedded default: `/anmelden?token=...` (printed at start) opens a session, then drops the token."""
+    sent = request.args.get("token", "")
+    if not sent:
+        return render_template("login.html", error=None)
+    if site.config.login_token and hmac.compare_digest(sent.encode(), site.config.login_token.encode()):
+        site.start_session(LOCAL_USER)
+        return redirect(url_for("index"), code=303)
+    log.warning(json.dumps({"event": "web-login-failed", "user": "token", "address": request.remote_addr}))
+    return render_template("login.html", error="Der Anmelde-Link ist ungültig. Bitte die Adresse verwenden, "
+                                               "die `allocation serve` beim Start ausgegeben hat."), 401
+
+
+# ---------------------------------------------------------------------- the upload page
+
+def _register_upload(app: Flask, site: _Site) -> None:
     @app.get("/")
     def index():
-        return render_template("upload.html", rules=district_rules(g.user))
-
-    def district_rules(user: User) -> dict:
-        """The user's districts' rule files (name, validity); other districts' files are never listed."""
-        from ..rulefiles.selection import load_folder
-
-        try:
-            books = load_folder(config.rules_dir)
-        except RuleFileError:
-            return {"error": "Die Regeldateien auf dem Server sind fehlerhaft. Bitte wenden Sie sich an die IT.",
-                    "files": []}
-        return {"error": None, "files": [{"name": Path(b.path).name, "district": b.district, "valid_from": b.valid_from,
-                                          "valid_to": b.valid_to} for b in books if user.may_see(b.district)]}
+        return render_template("upload.html", rules=site.district_rules(g.user))
 
     @app.post("/hochladen")
     def upload():
         upload_file = request.files.get("arbeitsmappe")  # over MAX_CONTENT_LENGTH: 413 before any byte is kept
-        check_csrf()
+        site.check_csrf()
         if upload_file is None or not upload_file.filename:
             abort(400, description="Bitte eine Eingabe-Arbeitsmappe (.xlsx) auswählen.")
         if not upload_file.filename.lower().endswith(".xlsx"):
             abort(400, description=f"Nur Excel-Arbeitsmappen im Format .xlsx werden angenommen "
                                    f"(gefunden: {Path(upload_file.filename).suffix or 'ohne Endung'}).")
-        if not uploads.acquire(blocking=False):  # keep a worker thread free for everybody else's pages
+        if not site.uploads.acquire(blocking=False):  # keep a worker thread free for everybody else's pages
             log.warning(json.dumps({"event": "web-busy", "user": g.user.name}, ensure_ascii=False))
             abort(503, description="Der Server rechnet gerade andere Dateien. Bitte laden Sie Ihre Datei in einer "
                                    "Minute erneut hoch.")
         try:
-            return store_and_run(upload_file)
+            return _store_and_run(site, upload_file)
         finally:
-            uploads.release()
+            site.uploads.release()
 
-    def store_and_run(upload_file):
-        sweep(config)
-        token = secrets.token_urlsafe(24)
-        job_dir = jobs / token
-        job_dir.mkdir(mode=0o700)
-        stem = _safe_stem(upload_file.filename)
-        input_path = job_dir / f"{stem}.xlsx"
-        size = 0
-        with open(input_path, "wb") as target:  # the streamed size counts too, not only Content-Length
-            while chunk := upload_file.stream.read(1 << 16):
-                size += len(chunk)
-                if size > config.max_upload_bytes:
-                    break
-                target.write(chunk)
-        if size > config.max_upload_bytes:
-            shutil.rmtree(job_dir, ignore_errors=True)
-            raise RequestEntityTooLarge()
-        job = process(input_path, job_dir, stem, g.user)
-        job.update(token=token, user=g.user.name, created=time.time(), filename=f"{stem}.xlsx", size=size)
-        (job_dir / "job.json").write_text(json.dumps(job, ensure_ascii=False, indent=1), encoding="utf-8")
-        log.info(json.dumps({"event": "web-upload", "user": g.user.name, "token": token[:6], "status": job["status"],
-                             "district": job.get("district"), "problems": len(job.get("problems", []))},
-                            ensure_ascii=False))
-        target_url = url_for("result", token=token)
-        if wants_json():
-            return jsonify(_scrub({"status": job["status"], "redirect": target_url}, roots))
-        return redirect(target_url, code=303)
 
-    def process(input_path: Path, job_dir: Path, stem: str, user: User) -> dict:
-        """A Probelauf through `pipeline.run` (reads the workbook once, chooses the district's rule file, records
-        file names only); problems become the page's problem table."""
-        from ..runs.pipeline import RuleSelectionError, run
+def _store_and_run(site: _Site, upload_file):
+    config = site.config
+    sweep(config)
+    token = secrets.token_urlsafe(24)
+    job_dir = site.jobs / token
+    job_dir.mkdir(mode=0o700)
+    stem = _safe_stem(upload_file.filename)
+    input_path = job_dir / f"{stem}.xlsx"
+    size = 0
+    with open(input_path, "wb") as target:  # the streamed size counts too, not only Content-Length
+        while chunk := upload_file.stream.read(1 << 16):
+            size += len(chunk)
+            if size > config.max_upload_bytes:
+                break
+            target.write(chunk)
+    if size > config.max_upload_bytes:
+        shutil.rmtree(job_dir, ignore_errors=True)
+        raise RequestEntityTooLarge()
+    job = site.process(input_path, job_dir, stem, g.user)
+    job.update(token=token, user=g.user.name, created=time.time(), filename=f"{stem}.xlsx", size=size)
+    (job_dir / "job.json").write_text(json.dumps(job, ensure_ascii=False, indent=1), encoding="utf-8")
+    log.info(json.dumps({"event": "web-upload", "user": g.user.name, "token": token[:6], "status": job["status"],
+                         "district": job.get("district"), "problems": len(job.get("problems", []))},
+                        ensure_ascii=False))
+    target_url = url_for("result", token=token)
+    if site.wants_json():
+        return jsonify(_scrub({"status": job["status"], "redirect": target_url}, site.roots))
+    return redirect(target_url, code=303)
 
-        job: dict = {"status": "error", "district": None, "year": None}
-        error: ProblemsError | None = None
 
-        def accept(book) -> None:  # before any rule file is chosen: may this account run this district?
-            parameters = book.parameters
-            job["year"] = parameters.year
-            if not user.may_see(parameters.district):
-                raise InputError([Problem(
-                    "web-district-not-allowed", parameters.source, "Dieses Konto darf diesen Kreis nicht rechnen",
-                    found=parameters.district, expected=" oder ".join(user.districts),
-                    hint="Kreis im Blatt Parameter prüfen oder die IT bitten, Ihnen den Kreis freizugeben")])
-            job["district"] = parameters.district
+# ---------------------------------------------------------------------- results and downloads
 
-        with _RUN_LOCK:
-            try:
-                output = job_dir / f"{stem}-probelauf.xlsx"
-                try:
-                    result = run(input_path, config.rules_dir, output, mode="test", record_paths="names",
-                                 accept=accept)
-                except RuleSelectionError as failed:
-                    _selection_failed(failed, job["district"], user)
-                job["rules"] = Path(result.allocation.rulebook.path).name
-                # the manifest names files only: a copy of the rule file beside it lets `verify` (and the
-                # notices, which refuse an unverified run) find it without any server path
-                shutil.copyfile(result.allocation.rulebook.path, job_dir / job["rules"])
-                from ..runs.manifest import manifest_path
-
-                allocation = result.allocation
-                job.update(status="ok", output=output.name,
-                           manifest=manifest_path(output).name if manifest_path(output).is_file() else None,
-                           summary=summary(allocation),
-                           findings=[{"code": f.code, "ags": f.ags, "name": f.name, "category": f.category,
-                                      "own_cost": f.own_cost, "levy_share": f.levy_share, "credit": f.credit,
-                                      "message": f.message} for f in allocation.findings],
-                           warnings=[_problem_row(p) for p in result.warnings],
-                           items=len(allocation.items),
-                           total=sum(item.deficit for item in allocation.items))
-                return job
-            except ProblemsError as caught:
-                error = caught
-                problems = list(caught.problems)
-            except Exception as caught:  # noqa: BLE001 - a bug must not become a blank page; log it for the IT
-                log.exception("internal error while processing an upload")
-                problems = [Problem("internal-error", Location(input_path.name), "interner Fehler bei der Verarbeitung der Datei",
-                                    found=type(caught).__name__, expected="kein interner Fehler",
-                                    hint="bitte diese Datei an die IT senden, damit der Fehler behoben werden kann")]
-            for leftover in job_dir.glob("*-probelauf.xlsx*"):
-                leftover.unlink()
-            from ..workbook.error_report import write_marked_copy
-
-            marked = job_dir / f"{stem}-markiert.xlsx"
-            job.update(title=error.title if error else "Die Datei konnte nicht verarbeitet werden",
-                       problems=[_problem_row(p) for p in problems],
-                       marked=marked.name if write_marked_copy(input_path, problems, marked) else None)
-        return job
-
-    def _selection_failed(error: RuleFileError, district: str, user: User) -> None:
-        """Raise the rules folder's problem without another district's rule files or server paths."""
-        if all(p.code in ("rules-no-match", "rules-ambiguous") for p in error.problems):
-            own = ", ".join(f"{f['name']} ({f['valid_from']}–{f['valid_to']})"
-                            for f in district_rules(user)["files"] if same_district(f["district"], district))
-            raise RuleFileError([replace(p, location=Location("Regelordner auf dem Server"),
-                                         found=own or "keine Regeldatei für diesen Kreis")
-                                 if p.code == "rules-no-match" else
-                                 replace(p, location=Location("Regelordner auf dem Server"))
-                                 for p in error.problems]) from None
-        log.error("rule folder broken: %s", error)
-        raise RuleFileError([Problem(
-            "web-rules-unavailable", Location("Regelordner auf dem Server"), "Die Regeldateien auf dem Server lassen sich nicht laden",
-            found=f"{len(error.problems)} Problem(e) im Regelordner", expected="gültige Regeldateien",
-            hint="die IT muss `allocation check` für den Regelordner ausführen; Ihre Arbeitsmappe wurde nicht "
-                 "verarbeitet")]) from None
-
-    def load_job(token: str) -> dict:
-        if not JOB_TOKEN.match(token):
-            abort(404)
-        path = jobs / token / "job.json"
-        try:
-            job = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            abort(404)
-        if time.time() - job["created"] > config.keep_seconds:
-            shutil.rmtree(jobs / token, ignore_errors=True)
-            abort(404)
-        user: User = g.user
-        visible = user.may_see(job["district"]) if job.get("district") else job.get("user") == user.name
-        if not visible:  # another district's result: as if it did not exist
-            log.warning(json.dumps({"event": "web-refused", "user": user.name, "token": token[:6]}, ensure_ascii=False))
-            abort(404)
-        return job
-
+def _register_results(app: Flask, site: _Site) -> None:
     @app.get("/ergebnis/<token>")
     def result(token: str):
-        job = load_job(token)
+        job = site.load_job(token)
         chart = None
         if job["status"] == "ok":
             chart_bars, zero = bars(job["summary"])
             chart = {"bars": chart_bars, "zero": zero, "height": len(chart_bars) * 28 + 40}
-        return render_template("result.html", job=_scrub(job, roots), chart=chart, token=token,
+        return render_template("result.html", job=_scrub(job, site.roots), chart=chart, token=token,
                                expires=time.strftime("%d.%m.%Y %H:%M",
-                                                     time.localtime(job["created"] + config.keep_seconds)))
+                                                     time.localtime(job["created"] + site.config.keep_seconds)))
 
     @app.get("/ergebnis/<token>/<kind>")
     def download(token: str, kind: str):
-        job = load_job(token)
+        job = site.load_job(token)
         if kind not in DOWNLOADS or not job.get(DOWNLOADS[kind][0]):
             abort(404)
         name = job[DOWNLOADS[kind][0]]
-        return send_file(jobs / token / name, mimetype=DOWNLOADS[kind][1], as_attachment=True, download_name=name,
-                         max_age=0)
-
-    app.jinja_env.globals["notices_available"] = _notices_available()
+        return send_file(site.jobs / token / name, mimetype=DOWNLOADS[kind][1], as_attachment=True,
+                         download_name=name, max_age=0)
 
     @app.get("/ergebnis/<token>/bescheide.zip")
     def notices_zip(token: str):
         """The levy notices of this Probelauf (watermarked ENTWURF) and its instalment plan, as one zip."""
-        import io
-        import zipfile
+        return _notices_zip(site, token)
 
-        from ..ops.notices import CSV_NAME, XLSX_NAME, write_notices
 
-        job = load_job(token)
-        if job["status"] != "ok" or not job.get("manifest") or not _notices_available():
-            abort(404)
-        folder = jobs / token / "bescheide"
-        with _RUN_LOCK:
-            try:
-                written = write_notices(jobs / token / job["output"], folder)
-            except ProblemsError as error:  # messages only: locations would show server paths
-                abort(409, description=f"{error.title}: " + "; ".join(p.message for p in error.problems[:3]))
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            for name in (*written.pdfs, XLSX_NAME, CSV_NAME):
-                archive.write(folder / name, name)
-        buffer.seek(0)
-        return send_file(buffer, mimetype="application/zip", as_attachment=True, max_age=0,
-                         download_name=f"{Path(job['output']).stem}-bescheide.zip")
+def _notices_zip(site: _Site, token: str):
+    import io
+    import zipfile
 
-    return app
+    from ..ops.notices import CSV_NAME, XLSX_NAME, write_notices
+
+    job = site.load_job(token)
+    if job["status"] != "ok" or not job.get("manifest") or not _notices_available():
+        abort(404)
+    folder = site.jobs / token / "bescheide"
+    with _RUN_LOCK:
+        try:
+            written = write_notices(site.jobs / token / job["output"], folder)
+        except ProblemsError as error:  # messages only: locations would show server paths
+            abort(409, description=f"{error.title}: " + "; ".join(p.message for p in error.problems[:3]))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in (*written.pdfs, XLSX_NAME, CSV_NAME):
+            archive.write(folder / name, name)
+    buffer.seek(0)
+    return send_file(buffer, mimetype="application/zip", as_attachment=True, max_age=0,
+                     download_name=f"{Path(job['output']).stem}-bescheide.zip")
 
 
 def _steps(failures: int) -> str:
@@ -506,6 +581,8 @@ def _login_limiter(app: Flask, config: ServeConfig):
 
     return Limiter(key_func=lambda: request.remote_addr or "-", app=app, storage_uri="memory://",
                    strategy="moving-window", headers_enabled=True)
+
+
 def _notices_available() -> bool:
     import importlib.util
 

@@ -114,13 +114,28 @@ _DUMMY_HASH = "scrypt:32768:8:1$dummysaltdummysa$" + "0" * 128
 def load_config(path: str | Path, **overrides) -> ServeConfig:
     """Read and check the TOML file; every problem at once. `overrides` replace [server] keys (tests)."""
     path = Path(path)
+    data = _read_toml(path)
+    server = {**data.get("server", {}), **overrides}
+    base = path.resolve().parent  # relative entries mean "next to this file", whatever the current folder
     problems: list[Problem] = []
+    rules_dir, work_dir = _server_folders(server, base, path, problems)
+    numbers = _server_numbers(server, path, problems)
+    secret = _secret(server, base, path, problems)
+    mode, header = _auth(data.get("auth", {}), path, problems)
+    users = _users(data.get("users") or {}, mode, path, problems)
+    if problems:
+        raise ServeConfigError(problems)
+    return ServeConfig(rules_dir, work_dir, secret_key=secret, cookie_secure=bool(server.get("cookie_secure", False)),
+                       auth_mode=mode, user_header=header, users=users, source=str(path), **numbers)
 
-    def where(key: str) -> Location:
-        return Location(f"{path}: {key}")
 
+def _where(path: Path, key: str) -> Location:
+    return Location(f"{path}: {key}")
+
+
+def _read_toml(path: Path) -> dict:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ServeConfigError([Problem("serve-config-unreadable", Location(str(path)), "Die Server-Konfiguration lässt sich nicht lesen",
                                         found=error.strerror, expected="eine lesbare TOML-Datei",
@@ -129,13 +144,14 @@ def load_config(path: str | Path, **overrides) -> ServeConfig:
         raise ServeConfigError([Problem("serve-config-syntax", Location(str(path)), "Die Server-Konfiguration ist kein gültiges TOML",
                                         found=str(error), expected="TOML wie in deploy/serve.example.toml",
                                         hint="die Syntax an der genannten Stelle korrigieren")]) from None
-    server = {**data.get("server", {}), **overrides}
-    base = path.resolve().parent  # relative entries mean "next to this file", whatever the current folder
 
+
+def _server_folders(server: dict, base: Path, path: Path, problems: list[Problem]) -> tuple[Path, Path]:
+    """[server] rules_dir and work_dir, absolute; the work folder must not be a served one."""
     def folder(key: str) -> Path:
         value = server.get(key)
         if not isinstance(value, (str, Path)) or not str(value):
-            problems.append(Problem("serve-config-missing", where(f"server.{key}"), f"server.{key} fehlt",
+            problems.append(Problem("serve-config-missing", _where(path, f"server.{key}"), f"server.{key} fehlt",
                                     found=repr(value), expected="ein Ordnerpfad",
                                     hint=f"unter [server] {key} = \"/pfad\" ergänzen"))
             return Path(".")
@@ -143,19 +159,23 @@ def load_config(path: str | Path, **overrides) -> ServeConfig:
 
     rules_dir, work_dir = folder("rules_dir"), folder("work_dir")
     if "rules_dir" in server and not rules_dir.is_dir():
-        problems.append(Problem("serve-config-rules-dir", where("server.rules_dir"), "Der Regelordner existiert nicht",
+        problems.append(Problem("serve-config-rules-dir", _where(path, "server.rules_dir"), "Der Regelordner existiert nicht",
                                 found=str(rules_dir), expected="ein Ordner mit Regeldateien (*.yaml)",
                                 hint="den Ordner anlegen oder rules_dir korrigieren"))
     static = (Path(__file__).parent / "static").resolve()
     if work_dir.resolve() == static or static in work_dir.resolve().parents or work_dir.resolve() in static.parents:
-        problems.append(Problem("serve-config-work-dir", where("server.work_dir"), "Hochgeladene Dateien dürfen nicht in einem ausgelieferten Ordner liegen",
+        problems.append(Problem("serve-config-work-dir", _where(path, "server.work_dir"), "Hochgeladene Dateien dürfen nicht in einem ausgelieferten Ordner liegen",
                                 found=str(work_dir), expected="ein privater Ordner außerhalb des Pakets",
                                 hint="z. B. /var/lib/allocation/web verwenden"))
+    return rules_dir, work_dir
 
+
+def _server_numbers(server: dict, path: Path, problems: list[Problem]) -> dict:
+    """The [server] sizes, times and limits, as `ServeConfig` keywords."""
     def number(key: str, default: int) -> int:
         value = server.get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            problems.append(Problem("serve-config-number", where(f"server.{key}"), f"server.{key} ist keine positive Zahl",
+            problems.append(Problem("serve-config-number", _where(path, f"server.{key}"), f"server.{key} ist keine positive Zahl",
                                     found=repr(value), expected="eine Zahl größer als 0", hint=f"z. B. {key} = {default}"))
             return default
         return value
@@ -169,48 +189,62 @@ def load_config(path: str | Path, **overrides) -> ServeConfig:
         ("request_timeout_seconds", 60), ("threads", 4), ("connection_limit", 100))}
     hops = server.get("proxy_hops", 0)
     if isinstance(hops, bool) or not isinstance(hops, int) or not 0 <= hops <= 5:
-        problems.append(Problem("serve-config-number", where("server.proxy_hops"), "server.proxy_hops ist ungültig",
+        problems.append(Problem("serve-config-number", _where(path, "server.proxy_hops"), "server.proxy_hops ist ungültig",
                                 found=repr(hops), expected="0 (kein Proxy) bis 5",
                                 hint="die Zahl der Reverse-Proxys vor dem Server, meist 0 oder 1"))
         hops = 0
+    return {"max_upload_bytes": max_bytes, "keep_seconds": keep_seconds,
+            "session_seconds": limits["session_hours"] * 3600,
+            "login_failures_per_user": limits["login_failures_per_user"],
+            "login_failures_per_address": limits["login_failures_per_address"], "proxy_hops": hops,
+            "request_timeout": limits["request_timeout_seconds"], "threads": limits["threads"],
+            "connection_limit": limits["connection_limit"]}
 
+
+def _secret(server: dict, base: Path, path: Path, problems: list[Problem]) -> str:
+    """The cookie-signing key: secret_key, or the secret_key_file's content, or random per start."""
     secret = server.get("secret_key")
     if secret is None and server.get("secret_key_file"):
         secret_path = (base / Path(server["secret_key_file"])).resolve()
         try:
             secret = secret_path.read_text(encoding="utf-8").strip()
         except OSError as error:
-            problems.append(Problem("serve-config-secret", where("server.secret_key_file"), "Die Datei mit dem geheimen Schlüssel lässt sich nicht lesen",
+            problems.append(Problem("serve-config-secret", _where(path, "server.secret_key_file"), "Die Datei mit dem geheimen Schlüssel lässt sich nicht lesen",
                                     found=f"{secret_path}: {error.strerror}",
                                     expected="eine lesbare Datei mit einem Zufallsschlüssel",
                                     hint="anlegen mit: python -c 'import secrets; print(secrets.token_hex(32))' > DATEI"))
     if secret is not None and len(str(secret)) < 32:
-        problems.append(Problem("serve-config-secret", where("server.secret_key"), "Der geheime Schlüssel ist zu kurz",
+        problems.append(Problem("serve-config-secret", _where(path, "server.secret_key"), "Der geheime Schlüssel ist zu kurz",
                                 found=f"{len(str(secret))} Zeichen", expected="mindestens 32 zufällige Zeichen",
                                 hint="python -c 'import secrets; print(secrets.token_hex(32))'"))
-    secret = str(secret) if secret else secrets.token_hex(32)  # sessions end when the server restarts
+    return str(secret) if secret else secrets.token_hex(32)  # sessions end when the server restarts
 
-    auth = data.get("auth", {})
+
+def _auth(auth: dict, path: Path, problems: list[Problem]) -> tuple[str, str]:
+    """[auth] mode and the trusted user header."""
     mode = auth.get("mode", "password")
     if mode not in AUTH_MODES:
-        problems.append(Problem("serve-config-auth", where("auth.mode"), "unbekannte Anmeldeart", found=repr(mode),
+        problems.append(Problem("serve-config-auth", _where(path, "auth.mode"), "unbekannte Anmeldeart", found=repr(mode),
                                 expected=" oder ".join(AUTH_MODES),
                                 hint='mode = "password" (oder "header" hinter einem Proxy)'))
-    header = str(auth.get("header", "X-Remote-User"))
+    return mode, str(auth.get("header", "X-Remote-User"))
 
+
+def _users(entries: dict, mode: str, path: Path, problems: list[Problem]) -> dict[str, User]:
+    """The [users.NAME] tables: each with its districts and (in password mode) a password hash."""
     users: dict[str, User] = {}
-    for name, entry in (data.get("users") or {}).items():
+    for name, entry in entries.items():
         districts = entry.get("districts") if isinstance(entry, dict) else None
         if isinstance(districts, str):
             districts = [districts]
         if not districts or not all(isinstance(d, str) and d.strip() for d in districts):
-            problems.append(Problem("serve-config-user", where(f"users.{name}.districts"), "Benutzer ohne Kreis",
+            problems.append(Problem("serve-config-user", _where(path, f"users.{name}.districts"), "Benutzer ohne Kreis",
                                     found=repr(districts), expected='eine Liste von Kreisnamen, z. B. ["Kreis Wesel"]',
                                     hint="jeder Benutzer sieht nur die hier aufgeführten Kreise"))
             continue
         password_hash = entry.get("password_hash")
         if mode == "password" and not (isinstance(password_hash, str) and password_hash.startswith(("scrypt:", "pbkdf2:"))):
-            problems.append(Problem("serve-config-password", where(f"users.{name}.password_hash"),
+            problems.append(Problem("serve-config-password", _where(path, f"users.{name}.password_hash"),
                                     "kein Kennwort-Hash für diesen Benutzer", found="(Klartext oder fehlt)",
                                     expected="ein Hash von `allocation serve --hash-password`",
                                     hint="nie ein Kennwort im Klartext speichern; allocation serve --hash-password "
@@ -218,16 +252,9 @@ def load_config(path: str | Path, **overrides) -> ServeConfig:
             continue
         users[name] = User(name, tuple(d.strip() for d in districts), password_hash)
     if not users and not problems:
-        problems.append(Problem("serve-config-user", where("users"), "keine Benutzer eingerichtet", found="keine",
+        problems.append(Problem("serve-config-user", _where(path, "users"), "keine Benutzer eingerichtet", found="keine",
                                 expected="mindestens eine Tabelle [users.NAME]", hint="siehe deploy/serve.example.toml"))
-    if problems:
-        raise ServeConfigError(problems)
-    return ServeConfig(rules_dir, work_dir, max_bytes, keep_seconds, secret, bool(server.get("cookie_secure", False)),
-                       mode, header, users, str(path), session_seconds=limits["session_hours"] * 3600,
-                       login_failures_per_user=limits["login_failures_per_user"],
-                       login_failures_per_address=limits["login_failures_per_address"], proxy_hops=hops,
-                       request_timeout=limits["request_timeout_seconds"], threads=limits["threads"],
-                       connection_limit=limits["connection_limit"])
+    return users
 
 
 def default_config(rules_dir: str | Path, work_dir: str | Path | None = None) -> ServeConfig:
