@@ -146,6 +146,10 @@ def _read_items(workbook, name: str, problems: list[Problem]) -> dict[tuple[str,
     return items
 
 
+# Excel's rows per sheet: the output's own bound (report continues Einzelnachweis on Einzelnachweis_2, ...)
+OUTPUT_MAX_ROWS = 1_048_576
+
+
 def read_paid(path: str | Path) -> _Paid:
     """The final run's amounts per municipality and item; InputError if the file is not a final run's output."""
     from openpyxl import load_workbook
@@ -158,7 +162,9 @@ def read_paid(path: str | Path) -> _Paid:
         data = path.read_bytes()
     except OSError as error:
         raise _unreadable(path, error) from None
-    unsafe = check_bytes(data, name, structure=False)
+    # our own output: Excel's row limit per sheet (Einzelnachweis continues on Einzelnachweis_2, ...), not the
+    # input limit; the zip-bomb and DTD checks stay
+    unsafe = check_bytes(data, name, structure=False, max_rows=OUTPUT_MAX_ROWS)
     if unsafe:
         raise InputError(unsafe)
     workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
