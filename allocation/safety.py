@@ -30,7 +30,7 @@ from xml.parsers import expat
 
 from .problems import Location, Problem, column_letter
 
-__all__ = ["check_bytes", "scan_bytes", "is_read_sheet", "Scan", "SheetScan", "MAX_ROWS", "MAX_COLUMNS", "MAX_CELLS",
+__all__ = ["check_bytes", "scan_bytes", "is_read_sheet", "Scan", "SheetScan", "DAMAGED_WORKBOOK", "MAX_ROWS", "MAX_COLUMNS", "MAX_CELLS",
            "MAX_CELL_ELEMENTS", "MAX_SHARED_STRINGS", "MAX_STYLES", "MAX_STRUCTURE_PART", "MAX_FILE_BYTES",
            "MAX_TOTAL_UNCOMPRESSED", "MAX_RATIO", "MAX_PARTS", "READ_SHEETS"]
 
@@ -60,6 +60,12 @@ _CELL_REF = re.compile(r"^([A-Z]{1,3})(\d{1,7})$")
 _NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main "  # expat's "namespace tag" names
 _C, _V, _F, _IS, _ROW = _NS + "c", _NS + "v", _NS + "f", _NS + "is", _NS + "row"
 _DIMENSION, _MERGE, _SI, _XF = _NS + "dimension", _NS + "mergeCell", _NS + "si", _NS + "xf"
+
+
+# What a workbook library (openpyxl) raises on a damaged archive or part, at opening or while rows stream: the
+# readers of our own output workbooks (explain, compare, trueup, verify) turn these into a located problem.
+DAMAGED_WORKBOOK = (zipfile.BadZipFile, zlib.error, ElementTree.ParseError, expat.ExpatError, LookupError, EOFError,
+                    OSError, ValueError, TypeError, AttributeError, NotImplementedError)  # KeyError, IndexError: Lookup
 
 
 class _Stop(Exception):
@@ -607,7 +613,7 @@ def _check_archive(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], name:
                          found="entpackte Größe über der Grenze", expected="eine gewöhnliche .xlsx-Arbeitsmappe",
                          hint=bomb_hint)]
     except (zipfile.BadZipFile, zlib.error, ElementTree.ParseError, expat.ExpatError, KeyError, EOFError, OSError,
-            ValueError, NotImplementedError) as error:
+            ValueError, NotImplementedError, LookupError) as error:  # LookupError: an unknown XML encoding
         return [_problem("input-not-xlsx", name, "Der Inhalt der Arbeitsmappe ist beschädigt",
                          found=str(error)[:200], expected="eine .xlsx-Arbeitsmappe",
                          hint="in Excel öffnen und erneut speichern")]
