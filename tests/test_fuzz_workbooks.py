@@ -294,3 +294,16 @@ def test_an_unknown_xml_encoding_in_an_input_is_a_damaged_workbook(tmp_path, cap
     assert main(["run", str(path), "--rules", str(RULES), "-o", str(written), "--json"]) == 3
     assert [p["code"] for p in json.loads(capsys.readouterr().out)["problems"]] == ["input-not-xlsx"]
     assert not written.exists()
+
+
+def test_the_corpus_readme_indexes_every_file_in_a_category():
+    """tests/corpus/README.md: every workbook and rule file of the folder is in its table or accepted list and in
+    exactly one category of its "Categories" list."""
+    corpus = Path(__file__).resolve().parent / "corpus"
+    readme = (corpus / "README.md").read_text(encoding="utf-8")
+    categories = readme[readme.index("## Categories"):readme.index("Not files in this folder")]
+    files = sorted(p.name for p in corpus.iterdir() if p.suffix in (".xlsx", ".xls", ".yaml"))
+    assert len(files) > 70
+    for name in files:
+        assert readme.count(f"`{name}`") >= 2 or name.endswith(".yaml"), name  # category + table/accepted list
+        assert categories.count(f"`{name}`") == 1, name
