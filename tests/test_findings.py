@@ -218,8 +218,6 @@ def test_service_must_be_text_in_the_rule_file():
     assert refused.value.problems[0].location.line == 9
 
 
-@pytest.mark.xfail(strict=True, reason="credit_hosts in allocate.py still compares Kategorie; needs the two-line "
-                                       "change to model.service_of (allocate.py is outside this branch)")
 def test_credit_hosts_credits_only_hosts_of_the_same_service(tmp_path):
     """credit_hosts on the Kreisarchiv rule must not exempt A-Stadt, whose Musikschule is another service:
     A-Stadt keeps paying 10,000 €, B-Dorf 20,000 €, C-Hausen 30,000 € (60,000 € by bases 1 : 2 : 3)."""

@@ -10,10 +10,9 @@ from __future__ import annotations
 from decimal import Decimal
 from fractions import Fraction
 
-from ..rulefiles import conditions
-from ..rulefiles import engine
-from ..core.model import (DISTRICT_HOST, LEVY_ROUTES, Allocation, AllocationLine, CostItem, Decision, InputBook, ItemAllocation,
-                    Municipality, Rule, Rulebook)
+from ..core.model import (DISTRICT_HOST, LEVY_ROUTES, Allocation, AllocationLine, CostItem, Decision, InputBook,
+                          ItemAllocation, Municipality, Rule, Rulebook, service_of)
+from ..rulefiles import conditions, engine
 from .levies import item_keys, levy_bases
 from ..core.money import apportion, round_to_unit
 from ..core.problems import DecisionError, InputError, Problem
@@ -163,12 +162,14 @@ def _keys(item: CostItem, rule: Rule, payers: list[Municipality], book: InputBoo
 
 def _hosts_by_category(rulebook: Rulebook, items: dict[str, CostItem],
                        decisions: list[Decision]) -> dict[str, frozenset[str]]:
-    """Kategorie -> AGS of the municipalities that bear an item of that Kategorie themselves (host_bears)."""
+    """Service (`model.service_of`) -> AGS of the municipalities that bear an item of that service themselves
+    (host_bears): the same notion of "same service" as the double-burden finding."""
     hosts: dict[str, set[str]] = {}
     for decision in decisions:
-        if rulebook.rule(decision.rule_id).route == "host_bears":
+        rule = rulebook.rule(decision.rule_id)
+        if rule.route == "host_bears":
             item = items[decision.item_id]
-            hosts.setdefault(item.category, set()).add(item.host)
+            hosts.setdefault(service_of(item, rule), set()).add(item.host)
     return {category: frozenset(ags) for category, ags in hosts.items()}
 
 
@@ -217,7 +218,7 @@ def allocate(rulebook: Rulebook, book: InputBook, decisions: list[Decision]) -> 
         deficit = round_to_unit(deficit_exact, unit)
         credits: dict[str, int] = {}
         if rule.credit_hosts and rule.route in LEVY_ROUTES:
-            payers, credits = _credit_hosts(item, rule, payers, hosts_by_category.get(item.category, frozenset()),
+            payers, credits = _credit_hosts(item, rule, payers, hosts_by_category.get(service_of(item, rule), frozenset()),
                                             deficit, unit, book, input_problems)
         if not payers:
             decision_problems.append(Problem(

@@ -67,6 +67,13 @@ def is_key_allocation(column: str) -> bool:
     return "schluesselzuweisung" in _normalised(column)
 
 
+def _shown(value: object) -> str:
+    """A cell value as a message shows it: a number as written (-5, not Decimal('-5')), text quoted."""
+    if value == "" or value is None:
+        return "leer"
+    return str(value) if isinstance(value, Decimal) else repr(value)
+
+
 def _payers(levy: Levy, book: InputBook, problems: list[Problem]) -> list[Municipality]:
     if levy.payers is None:
         return list(book.municipalities)
@@ -78,7 +85,7 @@ def _payers(levy: Levy, book: InputBook, problems: list[Problem]) -> list[Munici
                 problems.append(Problem(
                     "input-not-a-number", m.cell(column),
                     f'Umlage "{levy.id}" vergleicht {column} der Größe nach, aber diese Zelle enthält keine Zahl',
-                    found=repr(value) if value != "" else "leer", expected="eine Zahl",
+                    found=_shown(value), expected="eine Zahl",
                     hint=f"in {column} eine Zahl eintragen (0, wenn nichts anfällt)"))
     if len(problems) > before:
         return []
@@ -95,7 +102,7 @@ def _component(m: Municipality, levy: Levy, column: str, problems: list[Problem]
         problems.append(Problem(
             "input-levy-base", m.cell(column),
             f'{column} von {m.name} ist als Bestandteil der Umlage "{levy.id}" kein Betrag',
-            found=repr(value) if value != "" else "leer", expected="ein Betrag in Euro ≥ 0",
+            found=_shown(value), expected="ein Betrag in Euro ≥ 0",
             hint=f"{column} als Zahl in Euro eintragen (0, wenn nichts anfällt)"))
         return None
     return Fraction(value) * 100
@@ -107,7 +114,7 @@ def _factor(m: Municipality, levy: Levy, problems: list[Problem]) -> Fraction | 
         problems.append(Problem(
             "input-bad-key", m.cell(levy.extent),
             f"{levy.extent} von {m.name} ist kein brauchbarer Faktor der Umlage \"{levy.id}\"",
-            found=repr(value) if value != "" else "leer", expected="eine Zahl ≥ 0",
+            found=_shown(value), expected="eine Zahl ≥ 0",
             hint=f"{levy.extent} als Zahl eintragen (1 = volle Belastung)"))
         return None
     return Fraction(value)

@@ -19,6 +19,7 @@ I/O edges. Percentages and points are rounded for display by `money`.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -353,26 +354,40 @@ def read_result(path: str | Path) -> ResultSummary:
     """Read an output workbook's Uebersicht and Protokoll. Raises InputError (compare-*)."""
     import openpyxl
 
+    from ..workbook.safety import DAMAGED_WORKBOOK
+
     path = str(path)
+
+    def unreadable(error: Exception, sheet: str | None = None) -> InputError:
+        return InputError([Problem("compare-unreadable", Location(path, sheet), "Die Arbeitsmappe lässt sich nicht lesen",
+                                   found=type(error).__name__ + (f": {error}"[:200] if str(error) else ""),
+                                   expected="eine Ergebnis-Arbeitsmappe (.xlsx)",
+                                   hint="den Pfad prüfen; ist die Datei beschädigt, den Lauf wiederholen")])
+
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as error:  # openpyxl raises many types for a file that is no workbook
-        raise InputError([Problem("compare-unreadable", Location(path), "Die Arbeitsmappe lässt sich nicht lesen",
-                                  found=type(error).__name__ + (f": {error}" if str(error) else ""),
-                                  expected="eine Ergebnis-Arbeitsmappe (.xlsx)", hint="den Pfad prüfen")]) from None
+        raise unreadable(error) from None
     try:
         for sheet in ("Uebersicht", "Protokoll"):
             if sheet not in workbook.sheetnames:
                 raise _not_output(path, None, f"Blatt {sheet} fehlt", found=", ".join(workbook.sheetnames))
-        protocol = {row[0]: row[1] for row in workbook["Protokoll"].iter_rows(min_row=2, values_only=True)
-                    if row and row[0] is not None}
-        year = protocol.get("Haushaltsjahr")
-        if isinstance(year, bool) or not isinstance(year, (int, float)) or int(year) != year:
-            raise _not_output(path, "Protokoll", "Das Protokoll nennt kein Haushaltsjahr", found=repr(year))
-        rows = list(workbook["Uebersicht"].iter_rows(values_only=True))
-        levy_rows = list(workbook["Umlagen"].iter_rows(values_only=True)) if "Umlagen" in workbook.sheetnames else None
+        sheet = "Protokoll"
+        try:  # read-only sheets parse as they stream: a damaged part fails here, not at opening
+            protocol_rows = list(workbook["Protokoll"].iter_rows(min_row=2, values_only=True))
+            sheet = "Uebersicht"
+            rows = list(workbook["Uebersicht"].iter_rows(values_only=True))
+            sheet = "Umlagen"
+            levy_rows = (list(workbook["Umlagen"].iter_rows(values_only=True)) if "Umlagen" in workbook.sheetnames
+                         else None)
+        except DAMAGED_WORKBOOK as error:
+            raise unreadable(error, sheet) from None
     finally:
         workbook.close()
+    protocol = {row[0]: row[1] if len(row) > 1 else None for row in protocol_rows if row and row[0] is not None}
+    year = protocol.get("Haushaltsjahr")
+    if isinstance(year, bool) or not isinstance(year, (int, float)) or not math.isfinite(year) or int(year) != year:
+        raise _not_output(path, "Protokoll", "Das Protokoll nennt kein Haushaltsjahr", found=repr(year))
     header = [str(h) if h is not None else "" for h in rows[0]] if rows else []
     labels = {label: route for route, label in ROUTE_LABELS.items()}
     if header[:2] != ["AGS", "Gemeinde"] or "Summe" not in header:

@@ -17,19 +17,30 @@ def read_sheet(path: str | Path, sheet: str) -> list[dict[str, object]]:
     """Rows of a sheet as header -> value (empty cells as "")."""
     from openpyxl import load_workbook
 
+    from ..workbook.safety import DAMAGED_WORKBOOK
+
+    def unreadable(error: Exception, where: str | None = None) -> InputError:
+        return InputError([Problem("explain-unreadable", Location(str(path), where),
+                                   "Die Ergebnis-Arbeitsmappe lässt sich nicht lesen",
+                                   found=type(error).__name__ + (f": {error}"[:200] if str(error) else ""),
+                                   expected="eine Ergebnis-Arbeitsmappe von `allocation run`",
+                                   hint="den Pfad von ERGEBNIS.xlsx angeben; ist die Datei beschädigt, den Lauf "
+                                        "wiederholen oder die Sicherung nehmen")])
+
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
-    except (OSError, ValueError, KeyError) as error:
-        raise InputError([Problem("explain-unreadable", Location(str(path)), "Die Ergebnis-Arbeitsmappe lässt sich nicht lesen",
-                                  found=str(error), expected="eine Ergebnis-Arbeitsmappe von `allocation run`",
-                                  hint="den Pfad von ERGEBNIS.xlsx angeben")]) from None
+    except DAMAGED_WORKBOOK as error:
+        raise unreadable(error) from None
     try:
         if sheet not in workbook.sheetnames:
             raise InputError([Problem("explain-missing-sheet", Location(str(path), sheet), f"Blatt {sheet} fehlt",
                                       found=", ".join(workbook.sheetnames), expected=sheet,
                                       hint="eine Ergebnis-Arbeitsmappe von `allocation run` angeben, nicht die "
                                            "Eingabe")])
-        rows = list(workbook[sheet].iter_rows(values_only=True))
+        try:  # read-only sheets parse as they stream: a damaged part fails here, not at opening
+            rows = list(workbook[sheet].iter_rows(values_only=True))
+        except DAMAGED_WORKBOOK as error:
+            raise unreadable(error, sheet) from None
     finally:
         workbook.close()
     if not rows:

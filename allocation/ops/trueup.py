@@ -96,10 +96,12 @@ class _Paid:
     items: dict[tuple[str, str, str], int]  # (AGS, item ID, route) -> cents, from Einzelnachweis
 
 
-def _unreadable(path: Path, error: OSError) -> InputError:
-    return InputError([Problem("trueup-unreadable", Location(str(path)), "Die Arbeitsmappe des Echtlaufs lässt sich "
-                               "nicht lesen", found=error.strerror, expected="die Ergebnis-Arbeitsmappe eines Echtlaufs",
-                               hint="den Pfad prüfen")])
+def _unreadable(path: Path, error: Exception, sheet: str | None = None) -> InputError:
+    found = error.strerror if isinstance(error, OSError) and error.strerror else (
+        type(error).__name__ + (f": {error}"[:200] if str(error) else ""))
+    return InputError([Problem("trueup-unreadable", Location(str(path), sheet), "Die Arbeitsmappe des Echtlaufs lässt "
+                               "sich nicht lesen", found=found, expected="die Ergebnis-Arbeitsmappe eines Echtlaufs",
+                               hint="den Pfad prüfen; ist die Datei beschädigt, die Sicherung des Echtlaufs nehmen")])
 
 
 def _proof_sheets(sheetnames: list[str]) -> list[str]:
@@ -146,11 +148,15 @@ def _read_items(workbook, name: str, problems: list[Problem]) -> dict[tuple[str,
     return items
 
 
+# Excel's rows per sheet: the output's own bound (report continues Einzelnachweis on Einzelnachweis_2, ...)
+OUTPUT_MAX_ROWS = 1_048_576
+
+
 def read_paid(path: str | Path) -> _Paid:
     """The final run's amounts per municipality and item; InputError if the file is not a final run's output."""
     from openpyxl import load_workbook
 
-    from ..workbook.safety import check_bytes
+    from ..workbook.safety import DAMAGED_WORKBOOK, check_bytes
 
     path = Path(path)
     name = path.name
@@ -158,10 +164,15 @@ def read_paid(path: str | Path) -> _Paid:
         data = path.read_bytes()
     except OSError as error:
         raise _unreadable(path, error) from None
-    unsafe = check_bytes(data, name, structure=False)
+    # our own output: Excel's row limit per sheet (Einzelnachweis continues on Einzelnachweis_2, ...), not the
+    # input limit; the zip-bomb and DTD checks stay
+    unsafe = check_bytes(data, name, structure=False, max_rows=OUTPUT_MAX_ROWS)
     if unsafe:
         raise InputError(unsafe)
-    workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except DAMAGED_WORKBOOK as error:
+        raise _unreadable(path, error) from None
     problems: list[Problem] = []
     try:
         missing = [s for s in ("Uebersicht", "Einzelnachweis", "Protokoll") if s not in workbook.sheetnames]
@@ -171,9 +182,13 @@ def read_paid(path: str | Path) -> _Paid:
                                       found=", ".join(workbook.sheetnames), expected="Uebersicht, Einzelnachweis, "
                                       "Protokoll", hint="die von `allocation run --mode final` geschriebene "
                                       "Arbeitsmappe angeben")])
-        protocol = {str(r[0]): r[1] for r in workbook["Protokoll"].iter_rows(min_row=2, values_only=True) if r and r[0]}
-        rows = [tuple(r) for r in workbook["Uebersicht"].iter_rows(values_only=True)]
-        items = _read_items(workbook, name, problems)
+        try:  # read-only sheets parse as they stream: a damaged part fails here, not at opening
+            protocol = {str(r[0]): r[1] for r in workbook["Protokoll"].iter_rows(min_row=2, values_only=True)
+                        if r and r[0]}
+            rows = [tuple(r) for r in workbook["Uebersicht"].iter_rows(values_only=True)]
+            items = _read_items(workbook, name, problems)
+        except DAMAGED_WORKBOOK as error:
+            raise _unreadable(path, error) from None
     finally:
         workbook.close()
     if protocol.get("Laufart") != "Echtlauf":

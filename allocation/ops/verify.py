@@ -375,8 +375,16 @@ def _layout(path: Path) -> dict[str, dict[str, object]]:
 
 def compare_workbooks(expected: Path, found: Path) -> list[CellDifference]:
     """Every cell whose value or number format differs, every difference in sheet order and layout (except
-    the ignored Protokoll rows)."""
-    want, have = _cells(expected), _cells(found)
+    the ignored Protokoll rows). A recorded output that cannot be read is one difference, not a traceback."""
+    from ..workbook.safety import DAMAGED_WORKBOOK
+
+    want = _cells(expected)
+    try:
+        have = _cells(found)
+        layout_b = _layout(found)
+    except DAMAGED_WORKBOOK as error:
+        return [CellDifference("(Arbeitsmappe)", "(Datei)", "lesbare Arbeitsmappe",
+                               f"nicht lesbar: {type(error).__name__}: {error}"[:200], "Layout")]
     differences: list[CellDifference] = []
     if [s for s in want if s in have] != [s for s in have if s in want]:
         differences.append(CellDifference("(Arbeitsmappe)", "(Blattreihenfolge)", ", ".join(want), ", ".join(have),
@@ -393,7 +401,7 @@ def compare_workbooks(expected: Path, found: Path) -> list[CellDifference]:
                 differences.append(CellDifference(sheet, coordinate, value_a, value_b))
             elif format_a != format_b:
                 differences.append(CellDifference(sheet, coordinate, format_a, format_b, "Zahlenformat"))
-    layout_a, layout_b = _layout(expected), _layout(found)
+    layout_a = _layout(expected)
     for sheet in layout_a:
         if sheet in layout_b:
             for aspect in list(layout_a[sheet]) + [k for k in layout_b[sheet] if k not in layout_a[sheet]]:

@@ -30,7 +30,7 @@ from xml.parsers import expat
 
 from ..core.problems import Location, Problem, column_letter
 
-__all__ = ["check_bytes", "scan_bytes", "is_read_sheet", "Scan", "SheetScan", "MAX_ROWS", "MAX_COLUMNS", "MAX_CELLS",
+__all__ = ["check_bytes", "scan_bytes", "is_read_sheet", "Scan", "SheetScan", "DAMAGED_WORKBOOK", "MAX_ROWS", "MAX_COLUMNS", "MAX_CELLS",
            "MAX_CELL_ELEMENTS", "MAX_SHARED_STRINGS", "MAX_STYLES", "MAX_STRUCTURE_PART", "MAX_FILE_BYTES",
            "MAX_TOTAL_UNCOMPRESSED", "MAX_RATIO", "MAX_PARTS", "READ_SHEETS"]
 
@@ -60,6 +60,12 @@ _CELL_REF = re.compile(r"^([A-Z]{1,3})(\d{1,7})$")
 _NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main "  # expat's "namespace tag" names
 _C, _V, _F, _IS, _ROW = _NS + "c", _NS + "v", _NS + "f", _NS + "is", _NS + "row"
 _DIMENSION, _MERGE, _SI, _XF = _NS + "dimension", _NS + "mergeCell", _NS + "si", _NS + "xf"
+
+
+# What a workbook library (openpyxl) raises on a damaged archive or part, at opening or while rows stream: the
+# readers of our own output workbooks (explain, compare, trueup, verify) turn these into a located problem.
+DAMAGED_WORKBOOK = (zipfile.BadZipFile, zlib.error, ElementTree.ParseError, expat.ExpatError, LookupError, EOFError,
+                    OSError, ValueError, TypeError, AttributeError, NotImplementedError)  # KeyError, IndexError: Lookup
 
 
 class _Stop(Exception):
@@ -184,8 +190,9 @@ class _SheetScanner:
     sheets, the cells listed in `SheetScan`. Refuses with `_Refused` as soon as a bound is crossed."""
 
     def __init__(self, sheet: str, name: str, read: bool, structure: bool, percent_styles: frozenset[str],
-                 before: int, elements: int = 0) -> None:
+                 before: int, elements: int = 0, max_rows: int = MAX_ROWS) -> None:
         self.sheet, self.name, self.read, self.structure = sheet, name, read, structure
+        self.max_rows = max_rows
         self.before = before  # cells of the read sheets scanned before this one
         self.percent_styles = percent_styles
         self.problems: list[Problem] = []
@@ -266,18 +273,19 @@ class _SheetScanner:
         self.rows += 1
         self.last_row = int(r) if r and r.isdigit() else self.last_row + 1
         self.column = 0
-        if self.rows > MAX_ROWS or self.last_row > MAX_ROWS:
+        if self.rows > self.max_rows or self.last_row > self.max_rows:
             raise _Refused(_problem(
-                "input-too-many-rows", self.name, f'Blatt "{self.sheet}" hat mehr als {_n(MAX_ROWS)} Zeilen',
-                self.sheet, self.last_row, found=f"Zeile {self.last_row}", expected=f"höchstens {_n(MAX_ROWS)} Zeilen",
+                "input-too-many-rows", self.name, f'Blatt "{self.sheet}" hat mehr als {_n(self.max_rows)} Zeilen',
+                self.sheet, self.last_row, found=f"Zeile {self.last_row}",
+                expected=f"höchstens {_n(self.max_rows)} Zeilen",
                 hint="die leeren Zeilen unter den Daten löschen und speichern"))
 
     def dimension(self, ref: str) -> None:
         match = _CELL_REF.match(ref.split(":")[-1])
-        if match and int(match.group(2)) > MAX_ROWS:  # a declared width costs nothing: only values are read
+        if match and int(match.group(2)) > self.max_rows:  # a declared width costs nothing: only values are read
             raise _Refused(_problem(
                 "input-too-many-rows", self.name, f'Blatt "{self.sheet}" meldet {_n(int(match.group(2)))} Zeilen',
-                self.sheet, int(match.group(2)), found=f"Bereich {ref}", expected=f"höchstens {_n(MAX_ROWS)} Zeilen",
+                self.sheet, int(match.group(2)), found=f"Bereich {ref}", expected=f"höchstens {_n(self.max_rows)} Zeilen",
                 hint="die leeren Zeilen unter den Daten löschen (markieren, Zellen › Löschen) und speichern"))
 
     def merged(self, ref: str) -> None:
@@ -355,10 +363,10 @@ def _n(number: int) -> str:
 
 def _scan_sheet(archive: zipfile.ZipFile, info: zipfile.ZipInfo, sheet: str, name: str, read: bool,
                 structure: bool, budget: list[int], percent_styles: frozenset[str],
-                cells: list[int]) -> tuple[list[Problem], SheetScan]:
+                cells: list[int], max_rows: int = MAX_ROWS) -> tuple[list[Problem], SheetScan]:
     """Bounds, merged cells (read sheets) and the cells of `SheetScan` of one sheet, read as a stream;
     `cells` counts the cells (rectangles) and cell elements of the read sheets so far."""
-    scanner = _SheetScanner(sheet, name, read, structure, percent_styles, cells[0], cells[1])
+    scanner = _SheetScanner(sheet, name, read, structure, percent_styles, cells[0], cells[1], max_rows)
     parser = scanner.parser()
     try:
         for chunk in _stream(archive, info, budget):
@@ -381,9 +389,9 @@ _DIMENSION_TAG = re.compile(rb"""<(?:[A-Za-z_][\w.-]*:)?dimension\s[^>]*?\bref\s
 
 
 def _count_rows(archive: zipfile.ZipFile, info: zipfile.ZipInfo, sheet: str, name: str,
-                budget: list[int]) -> list[Problem]:
+                budget: list[int], max_rows: int = MAX_ROWS) -> list[Problem]:
     """The row limit of a sheet that is not read: declared `<dimension>` and `<row>` tags, counted as a stream."""
-    scanner = _SheetScanner(sheet, name, False, False, frozenset(), 0)
+    scanner = _SheetScanner(sheet, name, False, False, frozenset(), 0, max_rows=max_rows)
     tail = b""
     try:
         for chunk in _stream(archive, info, budget):
@@ -467,9 +475,11 @@ def _count_tables(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], name: 
     return problems
 
 
-def check_bytes(data: bytes, name: str, structure: bool = True) -> list[Problem]:
-    """Every reason not to open these bytes as an input workbook; [] if it is safe to hand to a reader."""
-    return scan_bytes(data, name, structure).problems
+def check_bytes(data: bytes, name: str, structure: bool = True, max_rows: int | None = None) -> list[Problem]:
+    """Every reason not to open these bytes as an input workbook; [] if it is safe to hand to a reader.
+    `max_rows` is the row limit of every sheet (default MAX_ROWS): our own outputs pass Excel's
+    (`report.MAX_ROWS`)."""
+    return scan_bytes(data, name, structure, max_rows).problems
 
 
 def is_read_sheet(sheet: str) -> bool:
@@ -483,14 +493,14 @@ def is_read_sheet(sheet: str) -> bool:
 _READ_KEYS = {name.lower() for name in READ_SHEETS}
 
 
-def scan_bytes(data: bytes, name: str, structure: bool = True) -> Scan:
+def scan_bytes(data: bytes, name: str, structure: bool = True, max_rows: int | None = None) -> Scan:
     """`check_bytes` plus what the reader needs from the sheets' XML (`SheetScan` per read sheet)."""
     sheets: dict[str, SheetScan] = {}
-    problems = _check(data, name, structure, sheets)
+    problems = _check(data, name, structure, sheets, MAX_ROWS if max_rows is None else max_rows)
     return Scan(problems, sheets if not problems else {})
 
 
-def _check(data: bytes, name: str, structure: bool, sheets: dict[str, SheetScan]) -> list[Problem]:
+def _check(data: bytes, name: str, structure: bool, sheets: dict[str, SheetScan], max_rows: int) -> list[Problem]:
     if not data:
         return [_problem("input-empty-file", name, "Die Datei ist leer", found="0 Bytes",
                          expected="eine .xlsx-Arbeitsmappe",
@@ -516,11 +526,11 @@ def _check(data: bytes, name: str, structure: bool, sheets: dict[str, SheetScan]
                          found=str(error), expected="eine .xlsx-Arbeitsmappe",
                          hint="in Excel öffnen und erneut speichern")]
     with archive:
-        return _check_archive(archive, infos, name, structure, sheets)
+        return _check_archive(archive, infos, name, structure, sheets, max_rows)
 
 
 def _check_archive(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], name: str, structure: bool,
-                   scans: dict[str, SheetScan]) -> list[Problem]:
+                   scans: dict[str, SheetScan], max_rows: int) -> list[Problem]:
     bomb_hint = ("das ist keine gewöhnliche Arbeitsmappe; nicht öffnen, sondern beim Absender die "
                  "Original-.xlsx anfordern")
     if len(infos) > MAX_PARTS:
@@ -594,16 +604,16 @@ def _check_archive(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], name:
                          "löschen"))
             if path in names and is_read_sheet(sheet):  # cell bounds and merged cells: the sheets we read
                 found, scans[sheet] = _scan_sheet(archive, archive.getinfo(path), sheet, name, True, structure,
-                                                  budget, percent_styles, cells)
+                                                  budget, percent_styles, cells, max_rows)
                 problems += found
             elif path in names:  # the row limit applies to every sheet (a marked copy loads them all)
-                problems += _count_rows(archive, archive.getinfo(path), sheet, name, budget)
+                problems += _count_rows(archive, archive.getinfo(path), sheet, name, budget, max_rows)
     except _Stop:
         return [_problem("input-zip-bomb", name, "Ein Teil entpackt zu mehr Daten, als sein Kopf angibt oder erlaubt ist",
                          found="entpackte Größe über der Grenze", expected="eine gewöhnliche .xlsx-Arbeitsmappe",
                          hint=bomb_hint)]
     except (zipfile.BadZipFile, zlib.error, ElementTree.ParseError, expat.ExpatError, KeyError, EOFError, OSError,
-            ValueError, NotImplementedError) as error:
+            ValueError, NotImplementedError, LookupError) as error:  # LookupError: an unknown XML encoding
         return [_problem("input-not-xlsx", name, "Der Inhalt der Arbeitsmappe ist beschädigt",
                          found=str(error)[:200], expected="eine .xlsx-Arbeitsmappe",
                          hint="in Excel öffnen und erneut speichern")]
