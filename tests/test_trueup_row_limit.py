@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from allocation import safety, trueup
+from allocation.workbook import safety
+
+from allocation.ops import trueup
 from allocation.cli import main
-from allocation.problems import InputError
-from allocation.trueup import settle
+from allocation.core.problems import InputError
+from allocation.ops.trueup import settle
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
