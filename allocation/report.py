@@ -103,8 +103,27 @@ def proof(item: ItemAllocation, line: AllocationLine, name: str, unit: int,
 
 def _parts_text(parts: KeyParts, municipality: Municipality) -> str:
     """`70 % × 41.200 ÷ 377.600 (Linienminuten) + 30 % × ...` for one municipality."""
-    return " + ".join(f"{_de(weight.normalize())} % × {_de(_exact_decimal(_column_value(municipality, column)))} ÷ "
-                      f"{_de(_exact_decimal(total))} ({column})" for column, weight, total in parts)
+    return _PartsText(parts)(municipality, {})
+
+
+class _PartsText:
+    """`_parts_text` of one item for each of its municipalities: weights and column totals as text once per
+    item, each municipality's column values once per run (`values`, shared by the items)."""
+
+    __slots__ = ("pieces",)
+
+    def __init__(self, parts: KeyParts) -> None:
+        self.pieces = [(column, f"{_de(weight.normalize())} % × ", f" ÷ {_de(_exact_decimal(total))} ({column})")
+                       for column, weight, total in parts]
+
+    def __call__(self, municipality: Municipality, values: dict[tuple[str, str], str]) -> str:
+        texts = []
+        for column, before, after in self.pieces:
+            value = values.get((municipality.ags, column))
+            if value is None:
+                value = values[municipality.ags, column] = _de(_exact_decimal(_column_value(municipality, column)))
+            texts.append(before + value + after)
+        return " + ".join(texts)
 
 
 def _exact_decimal(value: Fraction) -> Decimal:
@@ -113,12 +132,14 @@ def _exact_decimal(value: Fraction) -> Decimal:
 
 
 def _proof(item: ItemAllocation, line: AllocationLine, name: str, unit: int, key: Decimal, total: Decimal,
-           exact: Decimal, parts: str | None = None) -> str:
+           exact: Decimal, parts: str | None = None, item_texts: tuple[str, str] | None = None) -> str:
     """`proof` from the line's key, key total and exact amount as 6-place decimals, which the Einzelnachweis
     row has already computed (the exact Fraction arithmetic is most of a line's cost). `parts`: the columns
-    of a composite key (`_parts_text`); the share then follows with 10 places, `≈` where it is rounded."""
+    of a composite key (`_parts_text`); the share then follows with 10 places, `≈` where it is rounded.
+    `item_texts`: the key total and the deficit as German text (`_item_texts`), the same for all of an item's lines."""
     if line.key == 0:
-        return "kein Anteil (Schlüsselwert 0 oder nicht zahlungspflichtig)"
+        return NO_SHARE
+    total_text, deficit_text = item_texts if item_texts is not None else _item_texts(item, total)
     sign = -1 if item.deficit < 0 else 1
     floor_amount = cents_to_decimal(line.amount - sign * line.extra_units * unit)
     unit_name = "Cent" if unit == 1 else "Euro"
@@ -126,8 +147,8 @@ def _proof(item: ItemAllocation, line: AllocationLine, name: str, unit: int, key
         share = fraction_to_decimal(line.share, 10)
         factor = f"{parts} {'=' if share == line.share else '≈'} {_de(share.normalize())}"
     else:
-        factor = f"{_de(key.normalize())} ÷ {_de(total.normalize())}"
-    text = (f"{name}: {factor} × {_de(cents_to_decimal(item.deficit))} € "
+        factor = f"{_de(key.normalize())} ÷ {total_text}"
+    text = (f"{name}: {factor} × {deficit_text} € "
             f"= {_de(exact)} € → abgerundet {_de(floor_amount)} €")
     if line.rank is None:
         text += " (kein Rest)"
@@ -137,6 +158,14 @@ def _proof(item: ItemAllocation, line: AllocationLine, name: str, unit: int, key
     else:
         text += f" (Rest auf Rang {line.rank}: keine Resteinheit mehr übrig)"
     return f"{text} = {_de(cents_to_decimal(line.amount))} €"
+
+
+NO_SHARE = "kein Anteil (Schlüsselwert 0 oder nicht zahlungspflichtig)"
+
+
+def _item_texts(item: ItemAllocation, total: Decimal) -> tuple[str, str]:
+    """The key total (6 places, as shown) and the deficit of an item as German text, for its lines' proofs."""
+    return _de(total.normalize()), _de(cents_to_decimal(item.deficit))
 
 
 def _euros(cents: Fraction) -> str:
@@ -184,6 +213,15 @@ def _decimal(value: Fraction, places: int) -> Decimal:
 def _hundredths(cents: Fraction | int) -> Decimal:
     """Exact cents as euros with two places (half-up), like `_decimal(cents / 100, 2)`."""
     return ratio_to_decimal(cents.numerator, 100 * cents.denominator, 2)
+
+
+_ZERO_6, _ZERO_10, _ZERO_CENTS = Decimal(0).scaleb(-6), Decimal(0).scaleb(-10), Decimal(0).scaleb(-2)
+
+
+def _is_empty(line: AllocationLine) -> bool:
+    """A line with nothing in it: key, share, exact amount and amount 0, no remainder unit and no rank."""
+    return (line.key == 0 and line.amount == 0 and line.exact == 0 and line.share == 0 and line.extra_units == 0
+            and line.rank is None)
 
 
 def _by_ags(line: AllocationLine) -> str:
@@ -462,19 +500,27 @@ def einzelnachweis_table(allocation: Allocation) -> Table:
     unit = allocation.book.parameters.unit
 
     def rows() -> Iterator[list[object]]:
+        column_texts: dict[tuple[str, str], str] = {}  # (AGS, column) -> its value as text, for composite keys
         for item in allocation.items:
             total = _decimal(item.key_total, 6)
             parts = key_parts(item, by_ags)
+            parts_text = _PartsText(parts) if parts else None
+            texts = _item_texts(item, total)
             head = (item.item.id, item.rule.id, ROUTE_LABELS[item.rule.route], item.key_label)
             for line in sorted(item.lines, key=_by_ags):
+                name = names[line.ags]
+                if _is_empty(line):  # a non-payer (or a key of 0): the same zero cells on every such line
+                    yield [head[0], line.ags, name, head[1], head[2], head[3], _ZERO_6, total, _ZERO_10, _ZERO_6,
+                           _ZERO_CENTS, 0, "", NO_SHARE]
+                    continue
                 # exact ratios straight from numerator and denominator (no intermediate Fractions)
                 key, exact = _decimal(line.key, 6), ratio_to_decimal(line.exact.numerator, 100 * line.exact.denominator, 6)
-                name = names[line.ags]
                 yield [head[0], line.ags, name, head[1], head[2], head[3], key, total, _decimal(line.share, 10),
                        exact, cents_to_decimal(line.amount), line.extra_units,
                        line.rank if line.rank is not None else "",
                        _proof(item, line, name, unit, key, total, exact,
-                              _parts_text(parts, by_ags[line.ags]) if parts and line.key else None)]
+                              parts_text(by_ags[line.ags], column_texts) if parts_text and line.key else None,
+                              texts)]
 
     return Table(headers, formats, rows())
 
