@@ -226,3 +226,13 @@ def test_credit_hosts_credits_only_hosts_of_the_same_service(tmp_path):
     assert {line.ags: line.amount for line in archive.lines} == {
         "05999001": 10_000_00, "05999002": 20_000_00, "05999003": 30_000_00}
     assert dict(archive.credits) == {}
+
+
+def test_a_finding_names_at_most_ten_items_and_counts_the_rest():
+    from allocation.calc.findings import _bounded
+
+    names = [f"Kreisumlage (P{i:03d})" for i in range(1, 84)]
+    # hand-written: the first ten, then 83 - 10 = 73 more
+    assert _bounded(names) == ", ".join(f"Kreisumlage (P{i:03d})" for i in range(1, 11)) + \
+        " und 73 weitere Kostenpositionen"
+    assert _bounded(names[:10]) == ", ".join(names[:10])  # ten or fewer: all of them, as before

@@ -189,6 +189,9 @@ def _credit_hosts(item: CostItem, rule: Rule, payers: list[Municipality], hostin
     return [m for m in payers if m.ags not in hosting], credits
 
 
+_ZERO = Fraction(0)  # immutable: every non-payer line shares it (memory of large districts)
+
+
 def allocate(rulebook: Rulebook, book: InputBook, decisions: list[Decision]) -> Allocation:
     """Apportion every item's deficit. Raises InputError / DecisionError with all problems."""
     unit = book.parameters.unit
@@ -246,7 +249,7 @@ def allocate(rulebook: Rulebook, book: InputBook, decisions: list[Decision]) -> 
         for m in book.municipalities:
             share = shares.get(m.ags)
             if share is None:
-                lines.append(AllocationLine(item.id, m.ags, Fraction(0), Fraction(0), Fraction(0), 0, 0, None))
+                lines.append(AllocationLine(item.id, m.ags, _ZERO, _ZERO, _ZERO, 0, 0, None))  # one shared 0
             else:
                 lines.append(AllocationLine(item.id, m.ags, share.key, share.key / key_total, share.exact,
                                             share.amount, share.extra_units, share.rank))

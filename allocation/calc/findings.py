@@ -28,6 +28,17 @@ def finding_total(finding: Finding) -> int:
     return finding.own_cost + finding.levy_share
 
 
+LISTED = 10  # items a finding's message names; the Einzelnachweis lists every line
+
+
+def _bounded(names: list[str]) -> str:
+    """At most LISTED names, then how many more: a district-wide levy can have hundreds of items, and a
+    message naming them all is unreadable in the terminal and in the Hinweise column."""
+    if len(names) <= LISTED:
+        return ", ".join(names)
+    return f"{', '.join(names[:LISTED])} und {len(names) - LISTED} weitere Kostenpositionen"
+
+
 def double_burdens(allocation: Allocation) -> tuple[Finding, ...]:
     """Every (municipality, service) with a double burden or a host credit, ordered by AGS then service.
     A finding's `category` is the service (the Kategorie unless a `Leistung` cell or `service:` names one)."""
@@ -50,7 +61,7 @@ def double_burdens(allocation: Allocation) -> tuple[Finding, ...]:
         credited = [item for item in levy_items if item.credits.get(ags)]
         name = names.get(ags, ags)
         if share > 0:
-            routes = ", ".join(f"{ROUTE_LABELS[i.rule.route]} ({i.item.id})" for i in paying)
+            routes = _bounded([f"{ROUTE_LABELS[i.rule.route]} ({i.item.id})" for i in paying])
             findings.append(Finding(
                 DOUBLE_BURDEN, ags, name, category,
                 f"Doppelbelastung: {name} trägt {category} selbst ({', '.join(own_items[(ags, category)])}: "
@@ -58,7 +69,7 @@ def double_burdens(allocation: Allocation) -> tuple[Finding, ...]:
                 f"Gemeinden; zusammen {format_eur(own_cost + share)}",
                 own_cost, share))
         if credit:
-            routes = ", ".join(f"{ROUTE_LABELS[i.rule.route]} ({i.item.id}, Regel {i.rule.id})" for i in credited)
+            routes = _bounded([f"{ROUTE_LABELS[i.rule.route]} ({i.item.id}, Regel {i.rule.id})" for i in credited])
             findings.append(Finding(
                 HOST_CREDITED, ags, name, category,
                 f"Anrechnung: {name} trägt {category} selbst ({format_eur(own_cost)}) und ist nach credit_hosts "

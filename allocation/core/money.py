@@ -27,6 +27,7 @@ __all__ = [
     "fraction_to_decimal",
     "percent_points",
     "rate_percent",
+    "ratio_to_decimal",
     "round_down_to_multiple",
     "round_to_unit",
     "split_evenly",
@@ -81,8 +82,13 @@ def cents_from_decimal(amount: Decimal) -> int:
     return int(cents)
 
 
+_EXACT_CENTS = 10**26  # below the default context's 28 digits: scaleb keeps every digit
+
+
 def cents_to_decimal(cents: int) -> Decimal:
     """int cents -> Decimal euros with two places (for writing cells and printing)."""
+    if -_EXACT_CENTS < cents < _EXACT_CENTS:  # the same Decimal (two places) without a division and a quantize
+        return Decimal(cents).scaleb(-2)
     return (Decimal(cents) / 100).quantize(CENT)
 
 
@@ -92,17 +98,24 @@ def to_fraction(value: int | Decimal | Fraction) -> Fraction:
 
 def _half_up(value: Fraction) -> int:
     """Round a Fraction to the nearest integer, halves away from zero."""
-    sign = -1 if value < 0 else 1
-    magnitude = abs(value)
-    whole, rest = divmod(magnitude.numerator, magnitude.denominator)
-    if 2 * rest >= magnitude.denominator:
+    return _ratio_half_up(value.numerator, value.denominator)
+
+
+def _ratio_half_up(numerator: int, denominator: int) -> int:
+    """numerator ÷ denominator (denominator > 0, not necessarily in lowest terms) rounded half away from zero.
+
+    Integer arithmetic only: the Fractions it replaces cost a gcd and an object per step."""
+    whole, rest = divmod(-numerator if numerator < 0 else numerator, denominator)
+    if 2 * rest >= denominator:
         whole += 1
-    return sign * whole
+    return -whole if numerator < 0 else whole
 
 
 def round_to_unit(cents: int | Fraction, unit: int) -> int:
     """Round an amount in cents half-up to a multiple of `unit` cents; result in cents."""
-    return _half_up(to_fraction(cents) / unit) * unit
+    if not isinstance(cents, (int, Fraction)):
+        cents = Fraction(cents)
+    return _ratio_half_up(cents.numerator, cents.denominator * unit) * unit
 
 
 def round_down_to_multiple(cents: int, multiple: int) -> int:
@@ -134,8 +147,13 @@ def split_evenly(total: int, parts: int, unit: int = 1) -> list[int]:
 
 def fraction_to_decimal(value: Fraction, places: int) -> Decimal:
     """A Fraction rounded half-up to `places` decimals, for display only."""
-    scaled = _half_up(value * 10**places)
-    return Decimal(scaled).scaleb(-places)
+    return ratio_to_decimal(value.numerator, value.denominator, places)
+
+
+def ratio_to_decimal(numerator: int, denominator: int, places: int) -> Decimal:
+    """numerator ÷ denominator (denominator > 0) rounded half-up to `places` decimals, like
+    `fraction_to_decimal(Fraction(numerator, denominator), places)` without building the Fraction."""
+    return Decimal(_ratio_half_up(numerator * 10**places, denominator)).scaleb(-places)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +179,7 @@ def _integer_keys(keys: Mapping[str, Fraction]) -> dict[str, int]:
     lcm = 1
     for value in keys.values():
         lcm = lcm * value.denominator // math.gcd(lcm, value.denominator)
-    return {ags: int(value * lcm) for ags, value in keys.items()}
+    return {ags: value.numerator * (lcm // value.denominator) for ags, value in keys.items()}  # exact: lcm is a multiple
 
 
 def apportion(total: int, keys: Mapping[str, int | Decimal | Fraction], unit: int = 1) -> dict[str, Share]:

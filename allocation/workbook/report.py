@@ -27,7 +27,7 @@ from ..calc.controls import Control
 from ..core.model import (LEVY_ROUTES, ROUTE_LABELS, ROUTES, Allocation, AllocationLine, ItemAllocation, LevyLine, LevyPart,
                     LevyResult, Municipality)
 from ..core.filenames import write_atomically  # re-exported for the other writers
-from ..core.money import cents_to_decimal, fraction_to_decimal, percent_points
+from ..core.money import cents_to_decimal, fraction_to_decimal, percent_points, ratio_to_decimal
 
 __all__ = ["write_workbook", "write_atomically", "proof", "levy_proof", "SHEET_NAMES", "safe_text", "put_value",
            "PROVISIONAL_NOTE", "Table", "uebersicht_table", "einzelnachweis_table", "entscheidungen_table"]
@@ -62,10 +62,12 @@ def safe_text(value: str) -> tuple[str, bool]:
     return value, value.startswith(FORMULA_START)
 
 
+_GERMAN_SEPARATORS = str.maketrans(",.", ".,")  # swapped in one pass
+
+
 def _de(value: Decimal) -> str:
     """German number text: 1.234.567,891 (all given decimals kept)."""
-    text = f"{value:,f}"
-    return text.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
+    return f"{value:,f}".translate(_GERMAN_SEPARATORS)
 
 
 # A weighted composite key, per column: (column, weight in percent, column total over the item's payers).
@@ -102,8 +104,27 @@ def proof(item: ItemAllocation, line: AllocationLine, name: str, unit: int,
 
 def _parts_text(parts: KeyParts, municipality: Municipality) -> str:
     """`70 % × 41.200 ÷ 377.600 (Linienminuten) + 30 % × ...` for one municipality."""
-    return " + ".join(f"{_de(weight.normalize())} % × {_de(_exact_decimal(_column_value(municipality, column)))} ÷ "
-                      f"{_de(_exact_decimal(total))} ({column})" for column, weight, total in parts)
+    return _PartsText(parts)(municipality, {})
+
+
+class _PartsText:
+    """`_parts_text` of one item for each of its municipalities: weights and column totals as text once per
+    item, each municipality's column values once per run (`values`, shared by the items)."""
+
+    __slots__ = ("pieces",)
+
+    def __init__(self, parts: KeyParts) -> None:
+        self.pieces = [(column, f"{_de(weight.normalize())} % × ", f" ÷ {_de(_exact_decimal(total))} ({column})")
+                       for column, weight, total in parts]
+
+    def __call__(self, municipality: Municipality, values: dict[tuple[str, str], str]) -> str:
+        texts = []
+        for column, before, after in self.pieces:
+            value = values.get((municipality.ags, column))
+            if value is None:
+                value = values[municipality.ags, column] = _de(_exact_decimal(_column_value(municipality, column)))
+            texts.append(before + value + after)
+        return " + ".join(texts)
 
 
 def _exact_decimal(value: Fraction) -> Decimal:
@@ -112,12 +133,14 @@ def _exact_decimal(value: Fraction) -> Decimal:
 
 
 def _proof(item: ItemAllocation, line: AllocationLine, name: str, unit: int, key: Decimal, total: Decimal,
-           exact: Decimal, parts: str | None = None) -> str:
+           exact: Decimal, parts: str | None = None, item_texts: tuple[str, str] | None = None) -> str:
     """`proof` from the line's key, key total and exact amount as 6-place decimals, which the Einzelnachweis
     row has already computed (the exact Fraction arithmetic is most of a line's cost). `parts`: the columns
-    of a composite key (`_parts_text`); the share then follows with 10 places, `≈` where it is rounded."""
+    of a composite key (`_parts_text`); the share then follows with 10 places, `≈` where it is rounded.
+    `item_texts`: the key total and the deficit as German text (`_item_texts`), the same for all of an item's lines."""
     if line.key == 0:
-        return "kein Anteil (Schlüsselwert 0 oder nicht zahlungspflichtig)"
+        return NO_SHARE
+    total_text, deficit_text = item_texts if item_texts is not None else _item_texts(item, total)
     sign = -1 if item.deficit < 0 else 1
     floor_amount = cents_to_decimal(line.amount - sign * line.extra_units * unit)
     unit_name = "Cent" if unit == 1 else "Euro"
@@ -125,8 +148,8 @@ def _proof(item: ItemAllocation, line: AllocationLine, name: str, unit: int, key
         share = fraction_to_decimal(line.share, 10)
         factor = f"{parts} {'=' if share == line.share else '≈'} {_de(share.normalize())}"
     else:
-        factor = f"{_de(key.normalize())} ÷ {_de(total.normalize())}"
-    text = (f"{name}: {factor} × {_de(cents_to_decimal(item.deficit))} € "
+        factor = f"{_de(key.normalize())} ÷ {total_text}"
+    text = (f"{name}: {factor} × {deficit_text} € "
             f"= {_de(exact)} € → abgerundet {_de(floor_amount)} €")
     if line.rank is None:
         text += " (kein Rest)"
@@ -136,6 +159,14 @@ def _proof(item: ItemAllocation, line: AllocationLine, name: str, unit: int, key
     else:
         text += f" (Rest auf Rang {line.rank}: keine Resteinheit mehr übrig)"
     return f"{text} = {_de(cents_to_decimal(line.amount))} €"
+
+
+NO_SHARE = "kein Anteil (Schlüsselwert 0 oder nicht zahlungspflichtig)"
+
+
+def _item_texts(item: ItemAllocation, total: Decimal) -> tuple[str, str]:
+    """The key total (6 places, as shown) and the deficit of an item as German text, for its lines' proofs."""
+    return _de(total.normalize()), _de(cents_to_decimal(item.deficit))
 
 
 def _euros(cents: Fraction) -> str:
@@ -178,6 +209,24 @@ def levy_proof(levy: LevyResult, line: LevyLine, unit: int, decimals: int = 2) -
 
 def _decimal(value: Fraction, places: int) -> Decimal:
     return fraction_to_decimal(value, places)
+
+
+def _hundredths(cents: Fraction | int) -> Decimal:
+    """Exact cents as euros with two places (half-up), like `_decimal(cents / 100, 2)`."""
+    return ratio_to_decimal(cents.numerator, 100 * cents.denominator, 2)
+
+
+_ZERO_6, _ZERO_10, _ZERO_CENTS = Decimal(0).scaleb(-6), Decimal(0).scaleb(-10), Decimal(0).scaleb(-2)
+
+
+def _is_empty(line: AllocationLine) -> bool:
+    """A line with nothing in it: key, share, exact amount and amount 0, no remainder unit and no rank."""
+    return (line.key == 0 and line.amount == 0 and line.exact == 0 and line.share == 0 and line.extra_units == 0
+            and line.rank is None)
+
+
+def _by_ags(line: AllocationLine) -> str:
+    return line.ags
 
 
 def _shown_width(value: object) -> int:
@@ -255,43 +304,77 @@ class _StreamSheet:
         self._plain = [None, book.format(bold=True)]
         self._quoted = [book.format(quote=True), book.format(bold=True, quote=True)]
         self._numbers = [[book.format(f, bold) for f in self.formats] for bold in (False, True)]
+        # Per column: the longest shown value that is not a Decimal, and the largest and smallest Decimal
+        columns = len(headers)
+        self._longest, self._high, self._low = [0] * columns, [None] * columns, [None] * columns
 
     def append(self, values: Iterable[object], bold: bool = False) -> None:
         r = self.row
         self.row += 1
-        ws, widths = self.ws, self.widths
-        plain, numbers = self._plain[bold], self._numbers[bold]
+        ws = self.ws
+        plain, numbers, count = self._plain[bold], self._numbers[bold], len(self._numbers[bold])
+        longest, high, low = self._longest, self._high, self._low
         for c, value in enumerate(values):
-            if isinstance(value, str):
+            kind = type(value)
+            if kind is str:
                 if not value:
                     ws.write_blank(r, c, None, plain)
-                elif value.startswith(FORMULA_START):  # see safe_text: plain text with a quote prefix
+                    continue  # shown width 0: never widens a column
+                if value.startswith(FORMULA_START):  # see safe_text: plain text with a quote prefix
                     ws.write_string(r, c, value, self._quoted[bold])
                 else:
                     ws.write_string(r, c, value, plain)
-            elif isinstance(value, Decimal):
+                if len(value) > longest[c]:
+                    longest[c] = len(value)
+            elif kind is Decimal:
                 # The Decimal becomes a double only here, for the file: openpyxl stored it the same way
                 # ("%.16g" of the value), so the cell text and what Excel reads are unchanged.
-                ws.write_number(r, c, float(value), numbers[c] if c < len(numbers) else plain)
-            elif value is None:
-                ws.write_blank(r, c, None, plain)
-            elif isinstance(value, bool):
-                ws.write_boolean(r, c, value, plain)
-            elif isinstance(value, int):
-                ws.write_number(r, c, value, numbers[c] if c < len(numbers) else plain)
-            elif isinstance(value, float):
-                ws.write_number(r, c, value, plain)
+                ws.write_number(r, c, float(value), numbers[c] if c < count else plain)
+                # Its shown width grows with its magnitude: the column's largest and smallest amounts decide it
+                # (measured in `finish`), so no amount is formatted here.
+                if high[c] is None:
+                    high[c] = low[c] = value
+                elif value > high[c]:
+                    high[c] = value
+                elif value < low[c]:
+                    low[c] = value
+            elif kind is int:
+                ws.write_number(r, c, value, numbers[c] if c < count else plain)
+                if len(str(value)) > longest[c]:
+                    longest[c] = len(str(value))
             else:
-                raise TypeError(f"{self.title}: Zellwert {value!r} ({type(value).__name__}) ist kein Text, keine "
-                                "Zahl und kein Wahrheitswert")
-            if widths[c] < 80:  # at 80 (the cap) no value can widen the column
-                widths[c] = max(widths[c], min(_shown_width(value) + 1, 80))
+                self._other(r, c, value, plain, numbers[c] if c < count else plain, self._quoted[bold])
+
+    def _other(self, r: int, c: int, value: object, plain, number, quoted) -> None:
+        """A cell that is not exactly a str or a Decimal (rare): the former isinstance dispatch."""
+        ws = self.ws
+        if isinstance(value, str):
+            if not value:
+                ws.write_blank(r, c, None, plain)
+            else:
+                ws.write_string(r, c, value, quoted if value.startswith(FORMULA_START) else plain)
+        elif isinstance(value, Decimal):
+            ws.write_number(r, c, float(value), number)
+        elif value is None:
+            ws.write_blank(r, c, None, plain)
+        elif isinstance(value, bool):
+            ws.write_boolean(r, c, value, plain)
+        elif isinstance(value, int):
+            ws.write_number(r, c, value, number)
+        elif isinstance(value, float):
+            ws.write_number(r, c, value, plain)
+        else:
+            raise TypeError(f"{self.title}: Zellwert {value!r} ({type(value).__name__}) ist kein Text, keine "
+                            "Zahl und kein Wahrheitswert")
+        self._longest[c] = max(self._longest[c], _shown_width(value))
 
     def finish(self, autofilter: bool = True) -> None:
         self.ws.freeze_panes(1, 0)
         if autofilter and self.row > 1:
             self.ws.autofilter(0, 0, self.row - 1, len(self.widths) - 1)
         for c, width in enumerate(self.widths):
+            shown = max([self._longest[c], *(_shown_width(v) for v in (self._high[c], self._low[c]) if v is not None)])
+            width = max(width, min(shown + 1, 80))  # text length, amounts as shown with two decimals, cap 80
             # set_column(width) would store width + 5 px padding; openpyxl stored the width itself. Seven
             # pixels per character (Calibri 11) give back exactly `width` in the file.
             self.ws.set_column_pixels(c, c, 7 * width)
@@ -418,16 +501,27 @@ def einzelnachweis_table(allocation: Allocation) -> Table:
     unit = allocation.book.parameters.unit
 
     def rows() -> Iterator[list[object]]:
+        column_texts: dict[tuple[str, str], str] = {}  # (AGS, column) -> its value as text, for composite keys
         for item in allocation.items:
             total = _decimal(item.key_total, 6)
             parts = key_parts(item, by_ags)
-            for line in sorted(item.lines, key=lambda l: l.ags):
-                key, exact = _decimal(line.key, 6), _decimal(line.exact / 100, 6)
-                yield [item.item.id, line.ags, names[line.ags], item.rule.id, ROUTE_LABELS[item.rule.route],
-                       item.key_label, key, total, _decimal(line.share, 10), exact, cents_to_decimal(line.amount),
-                       line.extra_units, line.rank if line.rank is not None else "",
-                       _proof(item, line, names[line.ags], unit, key, total, exact,
-                              _parts_text(parts, by_ags[line.ags]) if parts and line.key else None)]
+            parts_text = _PartsText(parts) if parts else None
+            texts = _item_texts(item, total)
+            head = (item.item.id, item.rule.id, ROUTE_LABELS[item.rule.route], item.key_label)
+            for line in sorted(item.lines, key=_by_ags):
+                name = names[line.ags]
+                if _is_empty(line):  # a non-payer (or a key of 0): the same zero cells on every such line
+                    yield [head[0], line.ags, name, head[1], head[2], head[3], _ZERO_6, total, _ZERO_10, _ZERO_6,
+                           _ZERO_CENTS, 0, "", NO_SHARE]
+                    continue
+                # exact ratios straight from numerator and denominator (no intermediate Fractions)
+                key, exact = _decimal(line.key, 6), ratio_to_decimal(line.exact.numerator, 100 * line.exact.denominator, 6)
+                yield [head[0], line.ags, name, head[1], head[2], head[3], key, total, _decimal(line.share, 10),
+                       exact, cents_to_decimal(line.amount), line.extra_units,
+                       line.rank if line.rank is not None else "",
+                       _proof(item, line, name, unit, key, total, exact,
+                              parts_text(by_ags[line.ags], column_texts) if parts_text and line.key else None,
+                              texts)]
 
     return Table(headers, formats, rows())
 
@@ -536,10 +630,10 @@ def _hebesaetze(book: _StreamBook, allocation: Allocation) -> None:
         rate = levy.rate if levy.rate is not None else ""
         for line in levy.lines:
             sheet.append([levy.item_id, levy.rule_id, ROUTE_LABELS[levy.route], line.ags, names[line.ags],
-                          _decimal(line.base / 100, 2), exact, rate, money(line.at_rate),
+                          _hundredths(line.base), exact, rate, money(line.at_rate),
                           cents_to_decimal(line.exact_split), money(line.difference), levy.decimals, levy.note])
         sheet.append([levy.item_id, levy.rule_id, ROUTE_LABELS[levy.route], "Summe", "Bedarf (Defizit)",
-                      _decimal(levy.base_total / 100, 2), exact, rate, money(levy.total_at_rate),
+                      _hundredths(levy.base_total), exact, rate, money(levy.total_at_rate),
                       cents_to_decimal(levy.need), money(levy.difference), levy.decimals, levy.note], bold=True)
     sheet.finish()
 
