@@ -12,6 +12,7 @@ composite keys, per-item keys, host municipalities and double-burden findings).
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -79,9 +80,12 @@ def _runs(folder: Path) -> dict:
 
 
 def _write(name: str, run: tuple, folder: Path) -> dict:
+    """Run from the rule file's folder with relative paths: `Regeldatei:Zeile` and so its column width do not
+    depend on where the checkout or the temporary folder lies."""
     source, rules, options = run
     output = folder / f"{name}.xlsx"
-    assert main(["run", str(source), "--rules", str(rules), "-o", str(output), *options]) == 0
+    with contextlib.chdir(rules.parent):
+        assert main(["run", os.path.relpath(source), "--rules", rules.name, "-o", str(output), *options]) == 0
     return describe(output)
 
 
@@ -95,8 +99,9 @@ def expected() -> dict:
 
 @pytest.mark.parametrize("name", [*RUNS, "synthetic"])
 def test_every_cell_format_width_and_the_chart_are_unchanged(name, expected, tmp_path):
-    # tuples become lists; the temporary folder (in `Regeldatei:Zeile` of the synthetic run) becomes <tmp>
-    described = json.loads(json.dumps(_write(name, _runs(tmp_path)[name], tmp_path)).replace(str(tmp_path), "<tmp>"))
+    # tuples become lists; the folders in `Regeldatei:Zeile` (the checkout, the temporary folder) become <root>, <tmp>
+    described = json.loads(json.dumps(_write(name, _runs(tmp_path)[name], tmp_path)).replace(str(tmp_path), "<tmp>")
+                           .replace(str(ROOT), "<root>"))
     if os.environ.get("UPDATE_OUTPUT_IDENTITY") == "1":
         _store(name, described)
         return
