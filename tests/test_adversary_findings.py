@@ -197,3 +197,20 @@ def test_finding10_an_output_that_is_a_folder_is_a_clear_refusal(tmp_path, capsy
     assert exit_code in (2, 8)
     assert "Traceback" not in capsys.readouterr().err
     assert list(folder.iterdir()) == []
+
+
+@pytest.mark.xfail(strict=True, reason="finding 11: batch -o INPUT_FOLDER overwrites an input named "
+                                       "NAME-ergebnis.xlsx with the result of NAME.xlsx")
+def test_finding11_batch_into_its_own_folder_never_overwrites_an_input(tmp_path):
+    folder = tmp_path / "mappen"
+    folder.mkdir()
+    shutil.copy(WITH_RATES, folder / "a.xlsx")
+    # A second input whose name is the first one's result name (e.g. a colleague's file, other figures).
+    second = _edited(WITH_RATES, folder / "a-ergebnis.xlsx", lambda wb: wb["Gemeinden"].cell(2, 3, 1000))
+    before = second.read_bytes()
+
+    exit_code = main(["batch", str(folder), "--rules", str(RULES), "-o", str(folder), "--jobs", "1"])
+
+    # README: no command writes over a file it reads; every such output is refused with exit 8 before reading.
+    assert exit_code == 8
+    assert second.read_bytes() == before
