@@ -154,8 +154,6 @@ def test_finding7_a_flag_other_than_0_or_1_is_refused_with_the_shipped_rules(tmp
     assert not output.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="finding 8: -o naming a FIFO (or a device such as /dev/null, as root) "
-                                       "replaces the special file with a regular file and reports success")
 def test_finding8_an_output_path_that_is_a_fifo_is_refused_and_left_alone(tmp_path):
     import os
     import stat
@@ -166,8 +164,8 @@ def test_finding8_an_output_path_that_is_a_fifo_is_refused_and_left_alone(tmp_pa
     exit_code = _run(WITH_RATES, pipe)
 
     # Nothing sensible can be written there (with /dev/null as root the device node itself was replaced):
-    # refused before anything is computed, and the special file stays what it was.
-    assert exit_code in (2, 8)
+    # refused before anything is computed (exit 9, the output location), and the special file stays what it was.
+    assert exit_code == 9
     assert stat.S_ISFIFO(pipe.lstat().st_mode)
 
 
@@ -186,15 +184,13 @@ def test_finding9_template_does_not_overwrite_a_filled_input_workbook(tmp_path):
     assert filled.read_bytes() == before
 
 
-@pytest.mark.xfail(strict=True, reason="finding 10: -o naming an existing folder ends in a traceback "
-                                       "(OSError/IsADirectoryError from the atomic rename, exit 1)")
 def test_finding10_an_output_that_is_a_folder_is_a_clear_refusal(tmp_path, capsys):
     folder = tmp_path / "ergebnisse"
     folder.mkdir()
 
     exit_code = _run(WITH_RATES, folder)
 
-    assert exit_code in (2, 8)
+    assert exit_code == 9  # the output location (README, exit codes)
     assert "Traceback" not in capsys.readouterr().err
     assert list(folder.iterdir()) == []
 
