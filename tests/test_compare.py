@@ -196,3 +196,24 @@ def test_label_before_rules_is_a_usage_error(tmp_path):
 def test_one_scenario_is_a_usage_error(tmp_path, capsys):
     assert main(["compare", str(BASE_INPUT), "--rules", str(RULES), "-o", str(tmp_path / "x.xlsx")]) == 2
     assert "mindestens zwei Szenarien" in capsys.readouterr().err
+
+
+def test_scenarios_with_levies_show_each_levy_side_by_side(tmp_path):
+    """Issue 14: scenario comparisons learn levies. With the Kreis Wesel rates of 2022 (36.20 % Kreisumlage,
+    23.65 % Jugendamtsumlage) Alpen (base 27,154,437 €) pays, by hand:
+    27,154,437 × 36.20 % = 9,829,906.194 → 9,829,906.19 € and 27,154,437 × 23.65 % = 6,422,024.3505 → 6,422,024.35 €.
+    The second scenario is the same input without rates (derived mode): its levy columns are the exact split."""
+    from openpyxl import load_workbook
+
+    from allocation.cli import main
+
+    with_rates = ROOT / "fixtures" / "kreis-wesel-2022" / "kreis-wesel-2022-hebesaetze.xlsx"
+    output = tmp_path / "vergleich.xlsx"
+    assert main(["compare", str(with_rates), "--rules", str(RULES), "--label", "Satzung", "--rules", str(RULES),
+                 "--label", "ohne Sätze", "--input", str(BASE_INPUT), "-o", str(output)]) == 0
+    sheet = load_workbook(output, read_only=True)["Umlagen"]
+    rows = [list(row) for row in sheet.iter_rows(values_only=True)]
+    assert rows[0] == ["AGS", "Gemeinde", "Szenario", "Kreisumlage", "Jugendamtsumlage", "Summe der Umlagen"]
+    alpen = next(r for r in rows if r[0] == "05170004" and r[2] == "Satzung")
+    assert alpen[3:] == [9829906.19, 6422024.35, 16251930.54]
+    assert any(r[0] == "05170004" and r[2] == "ohne Sätze" for r in rows)

@@ -55,7 +55,7 @@ __all__ = [
     "YEAR_SHEETS",
 ]
 
-COMPARE_SHEETS = ("Vergleich", "Wege", "Verschiebungen", "Hinweise", "Szenarien")
+COMPARE_SHEETS = ("Vergleich", "Wege", "Verschiebungen", "Hinweise", "Szenarien")  # + Umlagen with `levies:`
 YEAR_SHEETS = ("Vergleich", "Wege", "Jahre")
 EFFECT_SHEET = "Wirkungen"  # after YEAR_SHEETS, only when both workbooks have an `Umlagen` sheet
 STATUTE = "Hebesatz der Haushaltssatzung"  # `Umlagen` column Berechnung of a line computed from a rate
@@ -187,6 +187,38 @@ def _eur(cents: int | None) -> Decimal | str:
     return ABSENT if cents is None else cents_to_decimal(cents)
 
 
+def levy_columns(results: Sequence[ScenarioResult]) -> list[str]:
+    """The levy names of all scenarios (rule files with `levies:`), in first appearance."""
+    names: list[str] = []
+    for result in results:
+        names += [levy.levy.name for levy in result.allocation.levies if levy.levy.name not in names]
+    return names
+
+
+def _levies_sheet(workbook, comparison: ScenarioComparison) -> None:
+    """`Umlagen` (only where a scenario has `levies:`): per municipality and scenario what each levy charges
+    (statute mode: base × rate; derived: the exact split), by the levy's name, so scenarios that finance items
+    through different levies or rates stand side by side."""
+    from ..workbook.report import EUR, _Sheet
+
+    names = levy_columns(comparison.results)
+    if not names:
+        return
+    sheet = _Sheet(workbook, "Umlagen", ["AGS", "Gemeinde", "Szenario", *names, "Summe der Umlagen"],
+                   [None, None, None, *[EUR] * (len(names) + 1)])
+    per_scenario = []
+    for result in comparison.results:
+        by_id = result.allocation.levy_totals()
+        ids = {levy.levy.name: levy.levy.id for levy in result.allocation.levies}
+        per_scenario.append((result.scenario.label, by_id, ids))
+    for row in comparison.municipalities:
+        for label, by_id, ids in per_scenario:
+            amounts = [by_id.get(row.ags, {}).get(ids[name], 0) if name in ids else None for name in names]
+            sheet.append([row.ags, row.name, label, *[ABSENT if a is None else cents_to_decimal(a) for a in amounts],
+                          cents_to_decimal(sum(a for a in amounts if a is not None))])
+    sheet.finish()
+
+
 def write_scenario_comparison(path: str | Path, comparison: ScenarioComparison) -> None:
     from openpyxl import Workbook
 
@@ -259,6 +291,7 @@ def write_scenario_comparison(path: str | Path, comparison: ScenarioComparison) 
         sheet.append(["", "Hinweis zum Vergleich", "", "", "", "", "", "", "", note])
     sheet.finish()
 
+    _levies_sheet(workbook, comparison)
     sheet = _Sheet(workbook, "Szenarien", ["Nr", "Szenario", "Eingabe-Arbeitsmappe", "SHA-256 Eingabe", "Regeldatei",
                                            "SHA-256 Regeldatei", "Kreis", "Haushaltsjahr", "Summe verteilt"],
                    [None] * 8 + [EUR])
