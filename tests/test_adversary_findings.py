@@ -84,8 +84,6 @@ def test_finding3_a_parameter_given_twice_is_refused(tmp_path):
     assert not output.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="finding 4: explain of a file that is no workbook ends in a traceback "
-                                       "(openpyxl InvalidFileException, exit 1)")
 def test_finding4_explain_of_a_rule_file_is_a_located_problem(capsys):
     # README: explain-unreadable (exit 3) — as for a missing file; compare and trueup already answer so.
     assert main(["explain", str(RULES), "--item", "KIM-2022"]) == 3
@@ -107,8 +105,6 @@ def _rezip(source: Path, target: Path, part: str, old: str, new: str) -> None:
     Path(f"{target}.manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
 
 
-@pytest.mark.xfail(strict=True, reason="finding 5: verify calls an output 'identisch' whose Kontrollen sheet "
-                                       "was hidden after the run")
 def test_finding5_verify_reports_a_hidden_sheet(tmp_path):
     run_dir, edited_dir = tmp_path / "lauf", tmp_path / "bearbeitet"
     run_dir.mkdir()

@@ -158,6 +158,23 @@ def test_per_component_rates():
     assert second.exact == Fraction(1_599_999_984, 100) and second.amount == 16_000_000
 
 
+def test_component_names_match_like_every_other_column_name():
+    # `Bestandteil` is a column name: case, spaces and underscores do not count (normalise_header), so
+    # "steuerkraft zahlen" is the base column Steuerkraftzahlen. Same figures as test_per_component_rates:
+    # 09189111: 1.000.000 × 48 % + 250.000 × 80 % × 40 % = 560.000,00 €; 09189112: 333.333,33 × 48 % → 160.000,00 €
+    allocation = run(rulebook(BAVARIA_RULES), bavaria_book(rate("kreisumlage", "48", "steuerkraft zahlen"),
+                                                          rate("kreisumlage", "40", "SCHLUESSEL_ZUWEISUNGEN", 3)))
+    first, second = allocation.levies[0].lines
+    assert [(p.column, p.rate) for p in first.parts] == [("Steuerkraftzahlen", Decimal(48)),
+                                                         ("Schluesselzuweisungen", Decimal(40))]
+    assert first.amount == 56_000_000 and second.amount == 16_000_000
+    # two spellings of one component are one component given twice
+    twice = levies.check_rates(rulebook(BAVARIA_RULES), (rate("kreisumlage", "48", "Steuerkraftzahlen"),
+                                                         rate("kreisumlage", "48", "steuerkraftzahlen", 3),
+                                                         rate("kreisumlage", "40", "Schluesselzuweisungen", 4)))
+    assert codes(twice) == ["input-levy-rate-duplicate"]
+
+
 PAYERS_RULES = """\
 levies:
   - id: kreisumlage

@@ -28,6 +28,7 @@ from typing import Mapping
 from ..rulefiles import conditions
 from ..rulefiles import engine
 from ..core.model import Allocation, InputBook, Levy, LevyLine, LevyPart, LevyRateEntry, LevyResult, Municipality, Rulebook
+from ..core.model import normalise_header
 from ..core.money import fraction_to_decimal, rate_percent, round_to_unit
 from ..core.problems import InputError, Location, Problem, did_you_mean
 
@@ -154,6 +155,17 @@ def _rate_problem(code: str, entry: LevyRateEntry, message: str, found: str, exp
     return Problem(code, entry.source, message, found=found, expected=expected, hint=hint)
 
 
+def _as_in_base(entry: LevyRateEntry, levies: Mapping[str, Levy]) -> LevyRateEntry:
+    """The entry with its `Bestandteil` spelled as the levy's base column, matched like every other column
+    name (`normalise_header`: case, spaces, underscores and umlauts do not count); unchanged if none matches."""
+    levy = levies.get(entry.levy)
+    if levy is None or entry.component == WHOLE_BASE or entry.component in levy.base:
+        return entry
+    wanted = normalise_header(entry.component)
+    column = next((c for c in levy.base if normalise_header(c) == wanted), None)
+    return entry if column is None else replace(entry, component=column)
+
+
 def _entry_problems(entry: LevyRateEntry, levies: Mapping[str, Levy]) -> list[Problem]:
     problems = []
     levy = levies.get(entry.levy)
@@ -218,7 +230,7 @@ def check_rates(rulebook: Rulebook, entries: tuple[LevyRateEntry, ...]) -> list[
     seen: dict[tuple[str, str], LevyRateEntry] = {}
     usable: dict[str, dict[str, LevyRateEntry]] = {}
     broken: set[str] = set()  # levies with a refused row: their completeness follows once that row is fixed
-    for entry in entries:
+    for entry in (_as_in_base(e, levies) for e in entries):
         own = _entry_problems(entry, levies)
         problems += own
         if own:
@@ -259,8 +271,9 @@ def check_rates(rulebook: Rulebook, entries: tuple[LevyRateEntry, ...]) -> list[
 def statute_rates(rulebook: Rulebook, entries: tuple[LevyRateEntry, ...]) -> dict[str, tuple[dict[str, Decimal],
                                                                                                tuple[Location, ...]]]:
     """Levy id -> (component -> rate, sources) for the levies that have a rate (after `check_rates` passed)."""
+    levies = {levy.id: levy for levy in rulebook.levies}
     result: dict[str, tuple[dict[str, Decimal], tuple[Location, ...]]] = {}
-    for entry in entries:
+    for entry in (_as_in_base(e, levies) for e in entries):
         rates, sources = result.get(entry.levy, ({}, ()))
         rates[entry.component] = entry.rate
         result[entry.levy] = (rates, sources + (entry.source,))

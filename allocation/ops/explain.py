@@ -5,6 +5,8 @@ recomputes: what it prints is what the run wrote, so an auditor can hold the tex
 """
 from __future__ import annotations
 
+import stat
+import zipfile
 from decimal import Decimal
 from pathlib import Path
 
@@ -28,8 +30,13 @@ def read_sheet(path: str | Path, sheet: str) -> list[dict[str, object]]:
                                         "wiederholen oder die Sicherung nehmen")])
 
     try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except DAMAGED_WORKBOOK as error:
+        handle = _open_workbook_file(path)
+    except (OSError, ValueError) as error:
+        raise unreadable(error) from None
+    try:  # from an open file: openpyxl judges by its content, not by the name's extension
+        workbook = load_workbook(handle, read_only=True, data_only=True)
+    except Exception as error:  # noqa: BLE001 - openpyxl raises many types (InvalidFileException, KeyError, ...)
+        handle.close()
         raise unreadable(error) from None
     try:
         if sheet not in workbook.sheetnames:
@@ -43,10 +50,29 @@ def read_sheet(path: str | Path, sheet: str) -> list[dict[str, object]]:
             raise unreadable(error, sheet) from None
     finally:
         workbook.close()
+        handle.close()
     if not rows:
         return []
     headers = [str(h) if h is not None else "" for h in rows[0]]
     return [{h: ("" if v is None else v) for h, v in zip(headers, row)} for row in rows[1:]]
+
+
+def _open_workbook_file(path: str | Path):
+    """The file opened for reading if it is a regular file holding a zip archive (an .xlsx is one); a folder,
+    a device, a FIFO (opening it would block) or a text file raise before any workbook library sees a byte."""
+    mode = Path(path).stat().st_mode
+    if not stat.S_ISREG(mode):
+        kind = "ein Ordner" if stat.S_ISDIR(mode) else "keine gewöhnliche Datei (Gerät, FIFO, Socket)"
+        raise OSError(f"{kind}: {path}")
+    handle = open(path, "rb")
+    try:
+        if not zipfile.is_zipfile(handle):
+            raise ValueError("kein Zip-Archiv (eine .xlsx-Datei ist eines)")
+        handle.seek(0)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
 
 
 def _eur(value: object) -> str:

@@ -29,7 +29,7 @@ from typing import Iterable
 
 from ..core.instalments import ChangePlan, change_plan, fixed_amount, plan
 from ..core.money import cents_from_decimal, cents_to_decimal, decimal_from_cell, format_eur, percent_points
-from ..core.problems import ExitCode, InputError, Location, Problem, ProblemsError, RuleFileError
+from ..core.problems import ExitCode, InputError, Location, Problem, OutputError, ProblemsError, RuleFileError
 from ..rulefiles.rulebook import NoticeSettings, load_notice_settings
 
 __all__ = ["LevyShare", "Levy", "ResultBook", "NoticeSet", "read_result", "build_notices", "write_notices",
@@ -752,6 +752,30 @@ def require_schedule(settings: NoticeSettings, rules_path: Path) -> NoticeSettin
     return settings
 
 
+def _folder_problems(directory: Path) -> list[Problem]:
+    """Why `directory` cannot take the notices, before anything is read: a file (or a FIFO, a device) is there,
+    a part of its path is a file, or the nearest existing folder is not writable. [] if it can."""
+    def problem(message: str, found: str, hint: str) -> Problem:
+        return Problem("output-unusable", Location(str(directory)), f"Die Bescheide lassen sich nicht schreiben: {message}",
+                       found=found, expected="ein Ordner (vorhanden oder neu) in einem beschreibbaren Ordner", hint=hint)
+
+    try:
+        if directory.exists() and not directory.is_dir():
+            return [problem("unter diesem Namen liegt eine Datei, kein Ordner", str(directory),
+                            "mit -o einen Ordner angeben, z. B. bescheide")]
+        folder = directory
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+    except OSError as error:  # e.g. a name too long for the file system
+        return [problem(error.strerror or str(error), str(directory), "einen kürzeren Pfad wählen")]
+    if not folder.is_dir():
+        return [problem(f"{folder} ist eine Datei, kein Ordner", str(folder), "einen Ordner angeben, der kein Dateiname ist")]
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return [problem(f"der Ordner {folder} ist schreibgeschützt", str(folder),
+                        "einen beschreibbaren Ordner wählen oder die Rechte prüfen")]
+    return []
+
+
 def write_notices(output: str | Path, directory: str | Path, template: str | Path | None = None,
                   notice_date: _dt.date | None = None, previous: str | Path | None = None) -> NoticeSet:
     """`allocation notices`: verify, read, render into a temporary folder, then move into `directory`."""
@@ -765,6 +789,9 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
         raise TemplateError([Problem("notices-bad-template", Location(str(template)), "der Vorlagen-Ordner fehlt",
                                found=str(template), expected="ein Ordner mit .typ-Dateien",
                                hint="den Ordner angeben, in den Sie die Standardvorlage kopiert haben")])
+    unusable = _folder_problems(directory)
+    if unusable:
+        raise OutputError(unusable)
     manifest = _verify(output)
     result = read_result(output)
     rules_path = _existing(manifest["rules"][0], manifest_path(output).parent)

@@ -320,8 +320,9 @@ _REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 _PACKAGE_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 
 
-def _sheet_parts(archive) -> list[tuple[str, str]]:
-    """(sheet name, zip part) in workbook order."""
+def _sheet_parts(archive) -> list[tuple[str, str, str]]:
+    """(sheet name, zip part, visibility) in workbook order; visibility is the sheet's `state` (visible,
+    hidden or veryHidden)."""
     from xml.etree import ElementTree
 
     rels = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
@@ -330,25 +331,37 @@ def _sheet_parts(archive) -> list[tuple[str, str]]:
     parts = []
     for sheet in book.iter(f"{_MAIN}sheet"):
         target = targets.get(sheet.get(f"{_REL}id"), "")
-        parts.append((sheet.get("name", ""), target.lstrip("/") if target.startswith("/") else f"xl/{target}"))
+        parts.append((sheet.get("name", ""), target.lstrip("/") if target.startswith("/") else f"xl/{target}",
+                      sheet.get("state", "visible")))
     return parts
 
 
+def _hidden(element) -> bool:
+    return element.get("hidden", "0").strip().lower() in ("1", "true")
+
+
 def _layout_of(stream) -> dict[str, object]:
-    """Column widths, frozen pane, auto-filter, tab colour and print header of one sheet's XML, streamed
-    (rows are dropped as they pass, so a long sheet costs no memory)."""
+    """Column widths, hidden columns and rows, frozen pane, auto-filter, tab colour and print header of one
+    sheet's XML, streamed (rows are dropped as they pass, so a long sheet costs no memory). A hidden row or
+    column is a key of its own, so the layout of a sheet that hides nothing is unchanged."""
     from xml.etree import ElementTree
 
     layout: dict[str, object] = {"Fixierung": None, "Autofilter": None, "Registerfarbe": None, "Kopfzeile": None}
+    row_number = 0
     for _, element in ElementTree.iterparse(stream, events=("end",)):
         tag = element.tag.removeprefix(_MAIN)
         if tag == "row":
+            row_number = int(element.get("r", row_number + 1))  # `r` may be left out: then the next row
+            if _hidden(element):
+                layout[f"Zeile {row_number} ausgeblendet"] = True
             element.clear()
         elif tag == "col":
             width = round(float(element.get("width", "0")), 4)
             for column in range(int(element.get("min", "0")), int(element.get("max", "0")) + 1):
                 if column <= 16384:
                     layout[f"Spaltenbreite {column_letter(column)}"] = width
+                    if _hidden(element):
+                        layout[f"Spalte {column_letter(column)} ausgeblendet"] = True
         elif tag == "pane":
             layout["Fixierung"] = (float(element.get("xSplit", "0")), float(element.get("ySplit", "0")),
                                    element.get("state"))
@@ -367,9 +380,9 @@ def _layout(path: Path) -> dict[str, dict[str, object]]:
 
     with zipfile.ZipFile(path) as archive:
         result = {}
-        for name, part in _sheet_parts(archive):
+        for name, part, state in _sheet_parts(archive):
             with archive.open(part) as stream:
-                result[name] = _layout_of(stream)
+                result[name] = {"Sichtbarkeit": state, **_layout_of(stream)}
         return result
 
 
