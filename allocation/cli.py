@@ -72,12 +72,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _refuse_overwrite(output, protected) -> None:
-    """Every writing command: its output is never a file it reads, nor in the register (exit 8)."""
+def _refuse_overwrite(output, protected, never_replace: bool = False) -> None:
+    """Every writing command: its output is never a file it reads, nor in the register, nor a registered final
+    run's output (exit 8); with `never_replace` never an existing file."""
     from .workbook.guard import refuse_overwrite
-    from .runs.register import installation_register
+    from .runs.register import final_outputs, installation_register
 
-    refuse_overwrite([("Die Zieldatei", output)], protected, installation_register())
+    register = installation_register()
+    refuse_overwrite([("Die Zieldatei", output)], protected, register, finals=final_outputs(register),
+                     never_replace=never_replace)
 
 
 def _finding_dict(finding) -> dict:
@@ -330,7 +333,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 def _cmd_template(args: argparse.Namespace) -> int:
     from .workbook.template import write_template
 
-    _refuse_overwrite(args.output, [])
+    _refuse_overwrite(args.output, [], never_replace=True)  # a filled workbook or rule file is never replaced
     write_template(args.output)
     print(f"Vorlage geschrieben: {args.output}")
     return ExitCode.OK

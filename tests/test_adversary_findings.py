@@ -36,8 +36,6 @@ def _run(input_path: Path, output: Path, *extra: str) -> int:
     return main(["run", str(input_path), "--rules", str(RULES), "-o", str(output), *extra])
 
 
-@pytest.mark.xfail(strict=True, reason="finding 1: a Probelauf silently overwrites the workbook and manifest "
-                                       "of a registered Echtlauf")
 def test_finding1_a_test_run_does_not_overwrite_a_registered_final_workbook(tmp_path):
     final = tmp_path / "echtlauf.xlsx"
     assert _run(WITH_RATES, final, "--mode", "final") == 0
@@ -165,8 +163,6 @@ def test_finding8_an_output_path_that_is_a_fifo_is_refused_and_left_alone(tmp_pa
     assert stat.S_ISFIFO(pipe.lstat().st_mode)
 
 
-@pytest.mark.xfail(strict=True, reason="finding 9: `allocation template` silently overwrites an existing file, "
-                                       "e.g. the controller's filled input workbook")
 def test_finding9_template_does_not_overwrite_a_filled_input_workbook(tmp_path):
     filled = tmp_path / "kreis-wesel-2022.xlsx"
     shutil.copy(WITH_RATES, filled)
@@ -191,8 +187,6 @@ def test_finding10_an_output_that_is_a_folder_is_a_clear_refusal(tmp_path, capsy
     assert list(folder.iterdir()) == []
 
 
-@pytest.mark.xfail(strict=True, reason="finding 11: batch -o INPUT_FOLDER overwrites an input named "
-                                       "NAME-ergebnis.xlsx with the result of NAME.xlsx")
 def test_finding11_batch_into_its_own_folder_never_overwrites_an_input(tmp_path):
     folder = tmp_path / "mappen"
     folder.mkdir()

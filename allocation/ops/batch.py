@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-__all__ = ["DistrictResult", "BatchResult", "run_one", "run_batch", "write_summary", "inputs_in"]
+__all__ = ["DistrictResult", "BatchResult", "output_for", "run_one", "run_batch", "write_summary", "inputs_in"]
 
 SUMMARY_NAME = "Zusammenfassung.xlsx"
 
@@ -50,6 +50,29 @@ def inputs_in(folder: str | Path) -> list[Path]:
     return sorted(p for p in Path(folder).glob("*.xlsx") if not p.name.startswith((".", "~$")))
 
 
+def output_for(input_path: str | Path, output_dir: str | Path) -> Path:
+    """The result workbook of one input: `<name>-ergebnis.xlsx` in the output folder."""
+    return Path(output_dir) / f"{Path(input_path).stem}-ergebnis.xlsx"
+
+
+def _refuse_before_computing(inputs: list[Path], output_dir: Path, summary: Path, rules: Path) -> None:
+    """Every output of the batch (summary, each result workbook and its manifest) against every input of the
+    folder and the rule files, the register and its final runs, before any district is computed: with -o the
+    input folder, `a.xlsx`'s result `a-ergebnis.xlsx` must not replace an input of that name (exit 8)."""
+    from ..runs.manifest import manifest_path
+    from ..runs.register import final_outputs, installation_register
+    from ..workbook.guard import refuse_overwrite, rule_files
+
+    outputs = [("Die Zusammenfassung", summary)]
+    for path in inputs:
+        output = output_for(path, output_dir)
+        outputs += [(f"Die Ergebnis-Arbeitsmappe von {path.name}", output),
+                    (f"Das Manifest von {path.name}", manifest_path(output))]
+    register = installation_register()
+    refuse_overwrite(outputs, [("Eingabe-Arbeitsmappe", p) for p in inputs] + rule_files(rules), register,
+                     finals=final_outputs(register))
+
+
 def run_one(input_path: str, rules: str, rules_is_folder: bool, output_dir: str) -> DistrictResult:
     """One district, in a worker: `pipeline.run` with the rule file or rules folder (it reads the workbook
     once and chooses or checks the rule file), and report (never raises for a district's problem).
@@ -59,7 +82,7 @@ def run_one(input_path: str, rules: str, rules_is_folder: bool, output_dir: str)
 
     started = time.perf_counter()
     path = Path(input_path)
-    output = Path(output_dir) / f"{path.stem}-ergebnis.xlsx"
+    output = output_for(path, output_dir)
     try:
         result = run(path, rules, output)
         allocation = result.allocation
@@ -109,14 +132,11 @@ def run_batch(input_dir: str | Path, output_dir: str | Path, rules: str | Path, 
     """
     from concurrent.futures import ProcessPoolExecutor
 
-    from ..workbook.guard import refuse_overwrite, rule_files
-
     inputs = inputs_in(input_dir)
     output_dir = Path(output_dir)
     summary = output_dir / SUMMARY_NAME
     rules = Path(rules)
-    refuse_overwrite([("Die Zusammenfassung", summary)],
-                     [("Eingabe-Arbeitsmappe", p) for p in inputs] + rule_files(rules))
+    _refuse_before_computing(inputs, output_dir, summary, rules)
     output_dir.mkdir(parents=True, exist_ok=True)
     own = executor is None
     if own:

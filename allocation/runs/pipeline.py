@@ -291,13 +291,15 @@ def _names_only(problem: Problem) -> Problem:
 def guard_run(input_path: str | Path, rules_path: str | Path, output_path: str | Path,
               bases_from: str | Path | None, register_dir: str | Path | None,
               rates_from: str | Path | None = None) -> None:
-    """Refuse (exit 8) before anything is read if the run would write over a file it reads or the register."""
+    """Refuse (exit 8) before anything is read if the run would write over a file it reads, the register, a
+    registered final run's workbook or manifest, or another run's manifest (an output named `*.manifest.json`)."""
     from .manifest import manifest_path
+    from .register import final_outputs
 
     refuse_overwrite([("Die Ergebnis-Arbeitsmappe", output_path), ("Das Manifest", manifest_path(output_path))],
                      [("Eingabe-Arbeitsmappe", input_path), *rule_files(rules_path),
                       ("Vorjahres-Arbeitsmappe", bases_from), ("Vorjahres-Arbeitsmappe (Umlagesätze)", rates_from)],
-                     register_dir)
+                     register_dir, finals=final_outputs(register_dir))
 
 
 def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path, *, mode: str = "test",

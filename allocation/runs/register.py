@@ -24,9 +24,10 @@ from pathlib import Path
 
 from ..core.model import normalise_district, same_district
 from ..core.problems import ExitCode, Location, Problem, ProblemsError
+from ..workbook.guard import FinalOutput
 
 __all__ = ["RegisterError", "register_path", "read_entries", "check_final", "append_final", "current_final",
-           "installation_register", "REGISTER_ENV"]
+           "installation_register", "final_outputs", "REGISTER_ENV"]
 
 REGISTER_ENV = "ALLOCATION_REGISTER"
 
@@ -107,6 +108,30 @@ def read_entries(path: str | Path) -> list[dict]:
         previous = _line_hash(line)
         entries.append(entry)
     return entries
+
+
+def final_outputs(register_dir: str | Path | None) -> list[FinalOutput]:
+    """The output of every final run in the register folder (all districts and years, superseded ones too), for
+    the overwrite guard. Read leniently: a line that is not JSON is skipped here (the district's next final run
+    reports `register-corrupt`); a test run must not depend on another district's register being intact."""
+    if register_dir is None or not Path(register_dir).is_dir():
+        return []
+    found: list[FinalOutput] = []
+    for path in sorted(Path(register_dir).glob("*.jsonl")):
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            continue
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(entry, dict) and entry.get("output"):
+                found.append(FinalOutput(str(entry["output"]), str(entry.get("output_sha256", "")),
+                                         f"{entry.get('district', '')} {entry.get('year', '')}, Echtlauf Nr. "
+                                         f"{entry.get('seq', '?')} vom {entry.get('recorded_utc', '?')}"))
+    return found
 
 
 def current_final(entries: list[dict]) -> dict | None:
