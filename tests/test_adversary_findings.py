@@ -54,9 +54,6 @@ def test_finding1_a_test_run_does_not_overwrite_a_registered_final_workbook(tmp_
     assert Path(f"{final}.manifest.json").read_bytes() == manifest_bytes
 
 
-@pytest.mark.xfail(strict=True, reason="finding 2: trueup refuses every unmodified statute-mode final run "
-                                       "(trueup-bad-output: Uebersicht Summe includes levy lines that "
-                                       "Einzelnachweis does not)")
 def test_finding2_trueup_of_a_statute_final_run_with_the_same_figures_settles_to_zero(tmp_path):
     final = tmp_path / "echtlauf.xlsx"
     assert _run(WITH_RATES, final, "--mode", "final") == 0
@@ -69,8 +66,6 @@ def test_finding2_trueup_of_a_statute_final_run_with_the_same_figures_settles_to
     assert [row[4] for row in rows[1:]] == [0] * (len(rows) - 1)
 
 
-@pytest.mark.xfail(strict=True, reason="finding 3: a Parameter key given twice silently takes the last value "
-                                       "(Rundung Cent, then Euro: amounts rounded to whole euros)")
 def test_finding3_a_parameter_given_twice_is_refused(tmp_path):
     # The controller sees "Rundung | Cent" in row 4; a stray row further down says Euro.
     book = _edited(WITH_RATES, tmp_path / "doppelt.xlsx", lambda wb: wb["Parameter"].append(["Rundung", "Euro"]))
@@ -119,8 +114,6 @@ def test_finding5_verify_reports_a_hidden_sheet(tmp_path):
     assert main(["verify", str(edited)]) == 7
 
 
-@pytest.mark.xfail(strict=True, reason="finding 6: --rates-from compares districts by casefold only, not by "
-                                       "model.normalise_district ('Landkreis  WESEL' refused)")
 def test_finding6_rates_from_accepts_the_same_district_in_another_spelling(tmp_path):
     def previous_year(wb):
         wb["Parameter"]["B2"] = "Landkreis  WESEL"   # the same district by README "Which names are the same"
@@ -136,8 +129,6 @@ def test_finding6_rates_from_accepts_the_same_district_in_another_spelling(tmp_p
     assert Decimal(str(alpen[7])) == Decimal("9639825.14")
 
 
-@pytest.mark.xfail(strict=True, reason="finding 7: a flag typo (Jugendamt_Kreis = 2) silently drops a "
-                                       "municipality from the Jugendamtsumlage with the shipped Wesel rules")
 def test_finding7_a_flag_other_than_0_or_1_is_refused_with_the_shipped_rules(tmp_path):
     book = _edited(WITH_RATES, tmp_path / "kennzeichen.xlsx", lambda wb: wb["Gemeinden"].cell(2, 5, 2))
     output = tmp_path / "ergebnis.xlsx"

@@ -215,14 +215,18 @@ def _canonical(rulebook: Rulebook) -> Rulebook:
 
 
 def _municipality_only(rulebook: Rulebook) -> set[str]:
-    """Domain columns the rules use only as `Gemeinden` columns (payers, key, extent), never in `when`:
-    their domain constrains the municipalities' data, not which items the rules cover."""
+    """Domain columns the rules and levies use only as `Gemeinden` columns (payers, key, extent, levy base),
+    never in `when`: their domain constrains the municipalities' data, not which items the rules cover."""
     in_when = {cmp.column for rule in rulebook.rules for cmp in conditions.columns(rule.when)}
     named = set()
     for rule in rulebook.rules:
         named.update(cmp.column for cmp in (conditions.columns(rule.payers) if rule.payers is not None else ()))
         named.update(rule.key.weights if rule.key is not None and not rule.key.is_item_key else ())
         named.update((rule.extent,) if rule.extent else ())
+    for levy in rulebook.levies:  # a levy's payers, extent and base are Gemeinden columns too
+        named.update(cmp.column for cmp in (conditions.columns(levy.payers) if levy.payers is not None else ()))
+        named.update((levy.extent,) if levy.extent else ())
+        named.update(levy.base)
     return {column for column in rulebook.domains if column in named and column not in in_when}
 
 

@@ -27,8 +27,8 @@ from typing import Mapping
 
 from ..rulefiles import conditions
 from ..rulefiles import engine
-from ..core.model import Allocation, InputBook, Levy, LevyLine, LevyPart, LevyRateEntry, LevyResult, Municipality, Rulebook
-from ..core.model import normalise_header
+from ..core.model import (Allocation, InputBook, Levy, LevyLine, LevyPart, LevyRateEntry, LevyResult, Municipality,
+                          Rulebook, normalise_header, same_district)
 from ..core.money import fraction_to_decimal, rate_percent, round_to_unit
 from ..core.problems import InputError, Location, Problem, did_you_mean
 
@@ -352,7 +352,7 @@ def previous_rates(book: InputBook, previous: InputBook) -> InputBook:
     The rows keep their place in the previous workbook, so every rate of the run is traceable to its cell."""
     problems: list[Problem] = []
     name = Path(previous.path).name
-    if previous.parameters.district.casefold() != book.parameters.district.casefold():
+    if not same_district(previous.parameters.district, book.parameters.district):
         problems.append(Problem(
             "input-rates-other-district", previous.parameters.source,
             "die Vorjahres-Arbeitsmappe für --rates-from gehört zu einem anderen Kreis",

@@ -1,9 +1,11 @@
 """Spitzabrechnung (true-up): what each municipality paid to the Kreis under a year's final run versus what it owes on actuals.
 
 Paid is read from the final run's output workbook, item by item: sheet `Einzelnachweis` (and its
-continuations `Einzelnachweis_2`, ...), columns `ID`, `AGS`, `Weg`, `Betrag gerundet`, exact to the cent; the
-sum per municipality must equal its `Summe` in `Uebersicht`, and its `Protokoll` must say `Laufart:
-Echtlauf`. Owed is recomputed by the normal pipeline from the actual figures (an input workbook of the same
+continuations `Einzelnachweis_2`, ...), columns `ID`, `AGS`, `Weg`, `Betrag gerundet`, exact to the cent. With
+levies (the rule file's `levies:`, sheet `Umlagen`), the levy routes are what each levy's line charged (column
+`Betrag` of `Umlagen`; with a statute rate that is base × rate, not the split of the items), and only direct
+billing and host items come from `Einzelnachweis`. The sum per municipality must equal its `Summe` in
+`Uebersicht`, and its `Protokoll` must say `Laufart: Echtlauf`. Owed is recomputed by the normal pipeline from the actual figures (an input workbook of the same
 district and year) and the rule file. Difference = owed − paid: positive means the municipality pays the
 difference (Nachzahlung), negative means it is refunded (Erstattung).
 
@@ -94,6 +96,7 @@ class _Paid:
     amounts: dict[str, tuple[str, int]]  # AGS -> (name, Summe of Uebersicht), every route
     sha256: str
     items: dict[tuple[str, str, str], int]  # (AGS, item ID, route) -> cents, from Einzelnachweis
+    levies: dict[tuple[str, str], int] | None = None  # (AGS, levy name) -> cents, from Umlagen; None = no levies
 
 
 def _unreadable(path: Path, error: Exception, sheet: str | None = None) -> InputError:
@@ -148,6 +151,45 @@ def _read_items(workbook, name: str, problems: list[Problem]) -> dict[tuple[str,
     return items
 
 
+_LEVY_COLUMNS = ("Umlage", "AGS", "Betrag")
+
+
+def _read_levies(workbook, name: str, problems: list[Problem]) -> dict[tuple[str, str], int]:
+    """(AGS, levy name) -> cents the levy's line charged, from sheet `Umlagen` (its sum rows have no AGS)."""
+    rows = workbook["Umlagen"].iter_rows(values_only=True)
+    header = [str(h) if h is not None else "" for h in next(rows, ())]
+    if not set(_LEVY_COLUMNS) <= set(header):
+        problems.append(Problem("trueup-bad-output", Location(name, "Umlagen", 1), "Spalten Umlage, AGS, Betrag "
+                                "fehlen", found=", ".join(header), expected=", ".join(_LEVY_COLUMNS),
+                                hint="die unveränderte Ergebnis-Arbeitsmappe des Echtlaufs angeben"))
+        return {}
+    levy_col, ags_col, amount_col = (header.index(c) for c in _LEVY_COLUMNS)
+    levies: dict[tuple[str, str], int] = {}
+    for r, row in enumerate(rows, start=2):
+        if row[ags_col] in (None, "", "Summe"):
+            continue  # the levy's Summe, Umlagebedarf and Aufkommen − Bedarf rows
+        try:
+            cents = cents_from_decimal(decimal_from_cell(row[amount_col]))
+        except (ValueError, TypeError):
+            problems.append(_bad_amount(name, "Umlagen", r, amount_col + 1, row[amount_col]))
+            continue
+        key = (str(row[ags_col]), str(row[levy_col]))
+        levies[key] = levies.get(key, 0) + cents
+    return levies
+
+
+def _paid_items(paid: "_Paid", routes: dict[str, str]) -> dict[tuple[str, str, str], int]:
+    """(AGS, item ID or levy name, route) -> paid cents: with levies, the levy routes' item lines give way to
+    the levies' lines (what Uebersicht shows). `routes`: levy name -> route, from the rule file; a levy the
+    rule file no longer has keeps the first levy route (both are settled, the label is all that differs)."""
+    if paid.levies is None:
+        return paid.items
+    items = {key: cents for key, cents in paid.items.items() if key[2] not in LEVY_ROUTES}
+    for (ags, levy), cents in paid.levies.items():
+        items[(ags, levy, routes.get(levy, LEVY_ROUTES[0]))] = cents
+    return items
+
+
 # Excel's rows per sheet: the output's own bound (report continues Einzelnachweis on Einzelnachweis_2, ...)
 OUTPUT_MAX_ROWS = 1_048_576
 
@@ -187,6 +229,7 @@ def read_paid(path: str | Path) -> _Paid:
                         if r and r[0]}
             rows = [tuple(r) for r in workbook["Uebersicht"].iter_rows(values_only=True)]
             items = _read_items(workbook, name, problems)
+            levies = _read_levies(workbook, name, problems) if "Umlagen" in workbook.sheetnames else None
         except DAMAGED_WORKBOOK as error:
             raise _unreadable(path, error) from None
     finally:
@@ -215,19 +258,25 @@ def read_paid(path: str | Path) -> _Paid:
             problems.append(_bad_amount(name, "Uebersicht", r, sum_col + 1, row[sum_col]))
             continue
         amounts[str(ags)] = (str(row[name_col]), total)
-        itemised = sum(cents for (a, _, _), cents in items.items() if a == str(ags))
+        itemised = sum(cents for (a, _, route), cents in items.items()
+                       if a == str(ags) and (levies is None or route not in LEVY_ROUTES))
+        itemised += sum(cents for (a, _), cents in (levies or {}).items() if a == str(ags))
         if itemised != total:
-            # the two sheets of one run disagree: the file was edited, and neither can be trusted
+            # the sheets of one run disagree: the file was edited, and none of them can be trusted
+            source = ("Betrag der Umlagen im Blatt Umlagen plus Betrag gerundet der Direktabrechnung und "
+                      "Trägerkommune im Einzelnachweis" if levies is not None else
+                      "Summe der Spalte Betrag gerundet im Einzelnachweis")
             problems.append(Problem("trueup-bad-output", Location(name, "Uebersicht", r, sum_col + 1),
-                                    "Die Summe passt nicht zu den Zeilen des Einzelnachweises",
+                                    "Die Summe passt nicht zu den Zeilen des Einzelnachweises"
+                                    + (" und der Umlagen" if levies is not None else ""),
                                     found=str(cents_to_decimal(total)), expected=f"{cents_to_decimal(itemised)} "
-                                    "(Summe der Spalte Betrag gerundet im Einzelnachweis für diese AGS)",
+                                    f"({source} für diese AGS)",
                                     hint="die unveränderte Ergebnis-Arbeitsmappe des Echtlaufs angeben"))
     if problems:
         raise InputError(problems)
     year = protocol.get("Haushaltsjahr")
     return _Paid(str(protocol.get("Kreis")), int(year) if isinstance(year, (int, float)) else -1, amounts,
-                 hashlib.sha256(data).hexdigest(), items)
+                 hashlib.sha256(data).hexdigest(), items, levies)
 
 
 def settle(final_output: str | Path, actual_input: str | Path, rules: str | Path) -> Settlement:
@@ -255,7 +304,8 @@ def settle(final_output: str | Path, actual_input: str | Path, rules: str | Path
                                 hint="dieselbe Gemeindeliste wie im Echtlauf verwenden"))
     if problems:
         raise InputError(problems)
-    items = _item_lines(paid.items, owed, names)
+    items = _item_lines(_paid_items(paid, {levy.levy.name: levy.levy.route for levy in allocation.levies}),
+                        owed, names)
     settled = {ags: [0, 0] for ags in names}
     for item in items:
         if item.settled:
@@ -276,9 +326,16 @@ def settle(final_output: str | Path, actual_input: str | Path, rules: str | Path
 
 
 def _owed_items(allocation) -> dict[tuple[str, str, str], int]:
-    """(AGS, item ID, route) -> owed cents, from the recomputed allocation."""
+    """(AGS, item ID or levy name, route) -> owed cents, from the recomputed allocation: with levies, the levy
+    routes are the levies' lines (as `Allocation.totals` and Uebersicht), the other routes the item lines."""
     owed: dict[tuple[str, str, str], int] = {}
+    for levy in allocation.levies:
+        for levy_line in levy.lines:
+            key = (levy_line.ags, levy.levy.name, levy.levy.route)
+            owed[key] = owed.get(key, 0) + levy_line.amount
     for item in allocation.items:
+        if allocation.levies and item.rule.route in LEVY_ROUTES:
+            continue
         for line in item.lines:
             key = (line.ags, item.item.id, item.rule.route)
             owed[key] = owed.get(key, 0) + line.amount

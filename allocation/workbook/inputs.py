@@ -504,6 +504,11 @@ def _parameters(sheet: _Sheet, collector: _Collector) -> Parameters | None:
                           f"{did_you_mean(key, PARAMETERS)}", found=key, expected=", ".join(PARAMETERS),
                           hint="den Namen korrigieren oder die Zeile löschen")
             continue
+        if canonical in found:  # which of two values the controller meant is not guessed
+            collector.add("input-duplicate-parameter", collector.loc(sheet.name, r, 1),
+                          f'Parameter "{canonical}" kommt doppelt vor', found=key, expected="jeden Parameter nur einmal",
+                          hint=f"die doppelte Zeile löschen; der Parameter steht schon in Zeile {found[canonical][1]}")
+            continue
         value = row[1] if len(row) > 1 else None
         if isinstance(value, str):
             value = value.strip() or None
