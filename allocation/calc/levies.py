@@ -28,7 +28,7 @@ from typing import Mapping
 from ..rulefiles import conditions
 from ..rulefiles import engine
 from ..core.model import (Allocation, InputBook, Levy, LevyLine, LevyPart, LevyRateEntry, LevyResult, Municipality,
-                          Rulebook, normalise_header, same_district)
+                          Rulebook, normalise_header, previous_year_problems)
 from ..core.money import fraction_to_decimal, rate_percent, round_to_unit
 from ..core.problems import InputError, Location, Problem, did_you_mean
 
@@ -350,20 +350,9 @@ def previous_rates(book: InputBook, previous: InputBook) -> InputBook:
     year's budget statute is in force, the previous year's rates apply provisionally to the year's own bases).
 
     The rows keep their place in the previous workbook, so every rate of the run is traceable to its cell."""
-    problems: list[Problem] = []
     name = Path(previous.path).name
-    if not same_district(previous.parameters.district, book.parameters.district):
-        problems.append(Problem(
-            "input-rates-other-district", previous.parameters.source,
-            "die Vorjahres-Arbeitsmappe für --rates-from gehört zu einem anderen Kreis",
-            found=previous.parameters.district, expected=book.parameters.district,
-            hint="die Eingabe-Arbeitsmappe des Vorjahres desselben Kreises angeben"))
-    if previous.parameters.year >= book.parameters.year:
-        problems.append(Problem(
-            "input-rates-not-previous", previous.parameters.source,
-            "die Arbeitsmappe für --rates-from ist nicht aus einem früheren Haushaltsjahr",
-            found=str(previous.parameters.year), expected=f"ein Jahr vor {book.parameters.year}",
-            hint="die Eingabe-Arbeitsmappe des Vorjahres angeben"))
+    problems: list[Problem] = previous_year_problems(
+        book, previous, "--rates-from", ("input-rates-other-district", "input-rates-not-previous"))
     if not previous.levy_rates:
         problems.append(Problem(
             "input-rates-missing", Location(name, "Umlagesaetze"),

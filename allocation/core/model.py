@@ -13,7 +13,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Mapping, Union
 
-from .problems import Location
+from .problems import Location, Problem
 
 __all__ = [
     "normalise_header",
@@ -44,6 +44,7 @@ __all__ = [
     "Finding",
     "Allocation",
     "normalise_district",
+    "previous_year_problems",
     "same_district",
     "SERVICE_COLUMN",
     "service_of",
@@ -437,3 +438,24 @@ class Allocation:
             for levy_line in levy.lines:
                 result[levy_line.ags][levy.levy.id] += levy_line.amount
         return result
+
+
+def previous_year_problems(book: InputBook, previous: InputBook, option: str,
+                           codes: tuple[str, str]) -> list[Problem]:
+    """Why `previous` is not the previous year's input workbook of `book`'s district, for `--bases-from` or
+    `--rates-from` (`option`); `codes`: the problem codes for another district and for a year not earlier. One
+    check, so that both options accept the same district names (`same_district`) and refuse the same years."""
+    problems = []
+    if not same_district(previous.parameters.district, book.parameters.district):
+        problems.append(Problem(
+            codes[0], previous.parameters.source,
+            f"die Vorjahres-Arbeitsmappe für {option} gehört zu einem anderen Kreis",
+            found=previous.parameters.district, expected=book.parameters.district,
+            hint="die Eingabe-Arbeitsmappe des Vorjahres desselben Kreises angeben"))
+    if previous.parameters.year >= book.parameters.year:
+        problems.append(Problem(
+            codes[1], previous.parameters.source,
+            f"die Arbeitsmappe für {option} ist nicht aus einem früheren Haushaltsjahr",
+            found=str(previous.parameters.year), expected=f"ein Jahr vor {book.parameters.year}",
+            hint="die Eingabe-Arbeitsmappe des Vorjahres angeben"))
+    return problems

@@ -22,7 +22,7 @@ from ..rulefiles.engine import durable_version
 from ..calc.findings import double_burdens
 from ..workbook.guard import RefusedError, refuse_overwrite, rule_files
 from ..workbook.inputs import read_input
-from ..core.model import Allocation, InputBook, Rulebook, same_district
+from ..core.model import Allocation, InputBook, Rulebook, previous_year_problems, same_district
 from ..core.problems import InputError, Location, Problem, ProblemsError, RuleFileError
 from ..rulefiles.rulebook import bind, check_levy_columns
 from ..rulefiles.selection import select_rules
@@ -44,18 +44,8 @@ def previous_bases(book: InputBook, previous: InputBook) -> InputBook:
     § 56 Abs. 1 KrO NRW: while the year's budget statute is not in force, the previous year's bases apply
     provisionally. Every municipality of the input must be in the previous year's `Gemeinden` sheet.
     """
-    problems: list[Problem] = []
-    if not same_district(previous.parameters.district, book.parameters.district):
-        problems.append(Problem(
-            "input-bases-other-district", previous.parameters.source,
-            "die Vorjahres-Arbeitsmappe gehört zu einem anderen Kreis", found=previous.parameters.district,
-            expected=book.parameters.district, hint="die Eingabe-Arbeitsmappe des Vorjahres desselben Kreises angeben"))
-    if previous.parameters.year >= book.parameters.year:
-        problems.append(Problem(
-            "input-bases-not-previous", previous.parameters.source,
-            "die Arbeitsmappe für --bases-from ist nicht aus einem früheren Haushaltsjahr",
-            found=str(previous.parameters.year), expected=f"ein Jahr vor {book.parameters.year}",
-            hint="die Eingabe-Arbeitsmappe des Vorjahres angeben"))
+    problems: list[Problem] = previous_year_problems(
+        book, previous, "--bases-from", ("input-bases-other-district", "input-bases-not-previous"))
     earlier = {m.ags: m for m in previous.municipalities}
     municipalities = []
     for m in book.municipalities:
