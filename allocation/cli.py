@@ -66,6 +66,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         print(f"{parameters.district}, Haushaltsjahr {parameters.year}: {len(allocation.items)} Kostenpositionen, "
               f"{len(allocation.book.municipalities)} Gemeinden, verteilt {format_eur(total)}")
+        for levy in allocation.levies:  # what the levies charge (statute mode: base × rate), next to their need
+            print(f"{levy.levy.name}: Aufkommen {format_eur(levy.revenue)}, Bedarf {format_eur(levy.need)}")
         for finding in allocation.findings:
             print(f"Hinweis [{finding.code}] {finding.message}")
         print(f"Ergebnis-Arbeitsmappe: {result.output}")

@@ -70,3 +70,28 @@ def test_a_full_disk_while_writing_is_a_located_problem_and_leaves_no_file(tmp_p
 def test_other_writing_commands_refuse_a_folder_as_output(tmp_path, capsys, command):
     assert main([*command, str(tmp_path)]) == 9
     assert "output-unusable" in capsys.readouterr().err
+
+
+def test_outputs_are_as_readable_as_any_file_the_user_makes(tmp_path, capsys):
+    """The adversarial review: outputs were created with mode 0600 (mkstemp), unreadable for colleagues on a
+    shared server. With umask 022 a new file is 0644."""
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        code = main(["run", str(FIXTURE), "--rules", str(RULES), "-o", str(tmp_path / "ergebnis.xlsx")])
+    finally:
+        os.umask(old)
+    assert code == 0
+    assert stat.S_IMODE((tmp_path / "ergebnis.xlsx").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "ergebnis.xlsx.manifest.json").stat().st_mode) == 0o644
+
+
+def test_a_statute_run_prints_each_levy_revenue_beside_its_need(capsys, tmp_path):
+    """27,154,437 € × 36.20 % is Alpen's share; the console names each levy's revenue and need."""
+    from conftest import ROOT
+
+    with_rates = ROOT / "fixtures" / "kreis-wesel-2022" / "kreis-wesel-2022-hebesaetze.xlsx"
+    assert main(["run", str(with_rates), "--rules", str(RULES), "-o", str(tmp_path / "e.xlsx")]) == 0
+    out = capsys.readouterr().out
+    assert "Kreisumlage: Aufkommen " in out and "Jugendamtsumlage: Aufkommen " in out

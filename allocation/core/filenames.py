@@ -103,6 +103,18 @@ def output_problems(path: str | os.PathLike[str], what: str) -> list[Problem]:
     return []
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux: /proc/self/status; else the common 022)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
 def write_atomically(path: str | Path, save) -> None:
     """Call `save(temp_path)`, fsync, then rename over `path`; the temp file never survives a failure. An
     output location the operating system refuses (read-only file system, disk full) is an OutputError naming it."""
@@ -117,6 +129,7 @@ def write_atomically(path: str | Path, save) -> None:
     os.close(handle)
     try:
         save(temp)
+        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes 0600: an output is as readable as any file the user makes
         with open(temp, "rb") as written:
             os.fsync(written.fileno())
         os.replace(temp, path)
