@@ -95,3 +95,18 @@ def test_a_statute_run_prints_each_levy_revenue_beside_its_need(capsys, tmp_path
     assert main(["run", str(with_rates), "--rules", str(RULES), "-o", str(tmp_path / "e.xlsx")]) == 0
     out = capsys.readouterr().out
     assert "Kreisumlage: Aufkommen " in out and "Jugendamtsumlage: Aufkommen " in out
+
+
+def test_a_run_of_more_lines_than_the_limit_is_refused_before_deciding(tmp_path, capsys, monkeypatch):
+    """The adversarial review: 60,000 municipalities × 40 items passed every read limit and ran for minutes at
+    1.4 GB. Municipalities × items is bounded (runs.pipeline.MAX_LINES); here the limit is lowered below the
+    fixture's 13 × 5 = 65 lines."""
+    from allocation.runs import pipeline
+
+    monkeypatch.setattr(pipeline, "MAX_LINES", 64)
+    decided = []
+    monkeypatch.setattr(pipeline, "decide", lambda *args: decided.append(args))
+    assert main(["run", str(FIXTURE), "--rules", str(RULES), "-o", str(tmp_path / "e.xlsx"), "--json"]) == 3
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert [(p["code"], p["found"]) for p in problems] == [("input-too-large", "65 Zeilen")]
+    assert decided == [] and not (tmp_path / "e.xlsx").exists()

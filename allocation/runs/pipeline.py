@@ -136,6 +136,25 @@ def _covered(rulebook: Rulebook, book: InputBook, ignore_validity: str | None) -
                     message=f"{p.message}; übergangen mit --ignore-validity: {ignore_validity}") for p in problems]
 
 
+# Einzelnachweis lines (municipalities × cost items) a run computes at most: time and memory grow with them
+# (~0.2 ms CPU and ~1 KB per line; 144,000 lines: ~25 s, 134 MB), so a workbook that passes every read limit
+# cannot hold a run for minutes or gigabytes (60,000 × 40 rows ran 10 minutes at 1.4 GB). Far above real
+# districts (Kreis Wesel: 13 × 5; a large Kreis: ~200 × 1,000).
+MAX_LINES = 250_000
+
+
+def _refuse_too_many_lines(book: InputBook) -> None:
+    lines = len(book.municipalities) * len(book.items)
+    if lines > MAX_LINES:
+        raise InputError([Problem(
+            "input-too-large", Location(Path(book.path).name, "Kostenpositionen"),
+            f"{len(book.municipalities):,} Gemeinden × {len(book.items):,} Kostenpositionen ergeben {lines:,} Zeilen "
+            "im Einzelnachweis".replace(",", "."), found=f"{lines:,} Zeilen".replace(",", "."),
+            expected=f"höchstens {MAX_LINES:,} Zeilen (Gemeinden × Kostenpositionen)".replace(",", "."),
+            hint="die Eingabe prüfen (doppelte oder leere Zeilen?) oder die Kostenpositionen auf mehrere Läufe "
+                 "aufteilen")])
+
+
 def compute(input_path: str | Path, rules_path: str | Path,
             bases_from: str | Path | None = None, rates_from: str | Path | None = None, *,
             ignore_validity: str | None = None,
@@ -174,6 +193,7 @@ def compute(input_path: str | Path, rules_path: str | Path,
     rate_problems = levies.check_rates(rulebook, book.levy_rates)
     if rate_problems:
         raise InputError(rate_problems)
+    _refuse_too_many_lines(book)
     decisions = decide(rulebook, book)
     allocation = levies.assess(allocate(rulebook, book, decisions))
     allocation = replace(allocation, findings=double_burdens(allocation))
