@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .problems import Location, OutputError, Problem
 
-__all__ = ["write_atomically", "output_problems", "NAME_MAX", "name_bytes", "name_max", "fit_name", "cut_bytes", "display_name", "safe_stem"]
+__all__ = ["write_atomically", "output_problems", "existing_folder_problems", "NAME_MAX", "name_bytes", "name_max", "fit_name", "cut_bytes", "display_name", "safe_stem"]
 
 NAME_MAX = 255  # bytes; POSIX file systems Linux uses, and the fallback when pathconf cannot tell
 
@@ -95,6 +95,12 @@ def output_problems(path: str | os.PathLike[str], what: str) -> list[Problem]:
             return [problem(f"unter diesem Namen liegt {kind}", str(path), "einen Dateinamen angeben, z. B. ergebnis.xlsx")]
     except OSError as error:  # e.g. a folder name too long for the file system
         return [problem(error.strerror or str(error), str(path), "einen kürzeren Pfad wählen")]
+    return existing_folder_problems(folder, problem)
+
+
+def existing_folder_problems(folder: Path, problem) -> list[Problem]:
+    """The nearest existing folder of an output must be a folder and writable; `problem(message, found, hint)`
+    builds the caller's located problem."""
     if not folder.is_dir():
         return [problem(f"{folder} ist eine Datei, kein Ordner", str(folder), "einen Ordner angeben, der kein Dateiname ist")]
     if not os.access(folder, os.W_OK | os.X_OK):

@@ -27,6 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Iterable
 
+from ..core.filenames import existing_folder_problems
 from ..core.instalments import ChangePlan, change_plan, fixed_amount, plan
 from ..core.money import cents_from_decimal, cents_to_decimal, decimal_from_cell, format_eur, percent_points
 from ..core.problems import ExitCode, InputError, Location, Problem, OutputError, ProblemsError, RuleFileError
@@ -768,12 +769,7 @@ def _folder_problems(directory: Path) -> list[Problem]:
             folder = folder.parent
     except OSError as error:  # e.g. a name too long for the file system
         return [problem(error.strerror or str(error), str(directory), "einen kürzeren Pfad wählen")]
-    if not folder.is_dir():
-        return [problem(f"{folder} ist eine Datei, kein Ordner", str(folder), "einen Ordner angeben, der kein Dateiname ist")]
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return [problem(f"der Ordner {folder} ist schreibgeschützt", str(folder),
-                        "einen beschreibbaren Ordner wählen oder die Rechte prüfen")]
-    return []
+    return existing_folder_problems(folder, problem)
 
 
 def write_notices(output: str | Path, directory: str | Path, template: str | Path | None = None,
