@@ -137,3 +137,16 @@ def test_einzelnachweis_beyond_the_row_limit_continues_on_numbered_sheets(tmp_pa
     assert all(r[0] == reference[0] for r in rows)  # the same header on every part
     assert [line for r in rows for line in r[1:]] == reference[1:]
     assert "Einzelnachweis_2" not in load_workbook(whole, read_only=True).sheetnames
+
+
+def test_synth_answers_help_instead_of_writing_a_country_named_help(tmp_path, monkeypatch, capsys):
+    """`python -m allocation.ops.synth --help` once wrote 800 files into a folder named `--help`."""
+    import pytest
+
+    from allocation.ops import synth
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        synth.main(["--help"])
+    assert stop.value.code == 0 and "ZIEL" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []

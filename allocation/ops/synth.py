@@ -157,8 +157,20 @@ def write_country(target: str | Path, scale: float = 1.0, seed: int = 2022, year
     return inputs, rules
 
 
-if __name__ == "__main__":  # python -m allocation.ops.synth TARGET [SCALE]
+def main(argv: list[str]) -> int:
+    """`python -m allocation.ops.synth TARGET [SCALE]`: a synthetic country in TARGET (never a name like --help)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m allocation.ops.synth",
+                                     description="Schreibt ein synthetisches Land (Eingaben und Regeldateien) nach ZIEL.")
+    parser.add_argument("target", metavar="ZIEL", help="Zielordner")
+    parser.add_argument("scale", nargs="?", type=float, default=1.0, help="Größe (1.0 = 400 Kreise × 40 × 400)")
+    args = parser.parse_args(argv)
+    print(*write_country(args.target, args.scale))
+    return 0
+
+
+if __name__ == "__main__":
     import sys
 
-    folders = write_country(sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 1.0)
-    print(*folders)
+    sys.exit(main(sys.argv[1:]))
