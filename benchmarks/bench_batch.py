@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import table  # noqa: E402
 
-from allocation import synth  # noqa: E402
+from allocation.ops import synth  # noqa: E402
 from allocation.ops.batch import inputs_in, run_batch, run_one  # noqa: E402
 
 _CELL_CALLS = ("write_string", "write_number", "write_blank", "write_boolean")

@@ -25,7 +25,7 @@ from typing import Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import table  # noqa: E402
 
-from allocation import synth  # noqa: E402
+from allocation.ops import synth  # noqa: E402
 from allocation.workbook.inputs import read_input  # noqa: E402
 from allocation.workbook.safety import scan_bytes  # noqa: E402
 

@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import median_seconds, peak_rss_mb, table  # noqa: E402
 
-from allocation import conditions, engine  # noqa: E402
+from allocation.rulefiles import conditions, engine  # noqa: E402
 from allocation.rulefiles.conditions import All, Cmp, Not  # noqa: E402
 from allocation.core.problems import Location  # noqa: E402
 
