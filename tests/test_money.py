@@ -67,3 +67,28 @@ def test_percent_points_and_rate():
 def test_format_eur_german():
     assert format_eur(123456789) == "1.234.567,89 €"
     assert format_eur(-5) == "-0,05 €"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("37.85", (3785, 100)), ("-0.005", (-5, 1000)), ("12E+2", (1200, 1)), ("0", (0, 1)), ("0.000", (0, 1000)),
+    ("-3", (-3, 1)),
+])
+def test_decimal_ratio_by_hand(text, expected):
+    from allocation.core.money import decimal_ratio
+    assert decimal_ratio(Decimal(text)) == expected
+
+
+def test_decimal_ratio_refuses_what_is_not_a_number():
+    from allocation.core.money import decimal_ratio
+    for text in ("NaN", "Infinity", "-Infinity"):
+        with pytest.raises(ValueError):
+            decimal_ratio(Decimal(text))
+
+
+@pytest.mark.parametrize("numerator, denominator, unit, expected", [
+    (1, 2, 1, 1), (-1, 2, 1, -1), (149, 3, 100, 0), (150 * 3, 3, 100, 200), (-15000, 100, 100, -200),
+    (2495, 50, 1, 50),  # 49.9 cents -> 50
+])
+def test_round_ratio_to_unit_by_hand(numerator, denominator, unit, expected):
+    from allocation.core.money import round_ratio_to_unit
+    assert round_ratio_to_unit(numerator, denominator, unit) == expected

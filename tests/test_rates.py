@@ -235,3 +235,21 @@ def test_a_small_surplus_gets_enough_decimals_or_is_marked_not_meaningful(tmp_pa
     assert small["Hinweis"].startswith("nicht aussagekräftig")
     assert str(small["Betrag exakte Verteilung"]) == "-30"
     assert rows[("UEB-30", "05999001")]["Hinweis"].startswith("nicht aussagekräftig")
+
+
+def _half_up_oracle(value: Fraction, unit: int) -> int:
+    """Independent of money.py: |value| / unit + 1/2, floored, signed back, times unit."""
+    magnitude = abs(value) / unit + Fraction(1, 2)
+    whole = magnitude.numerator // magnitude.denominator
+    return (whole if value >= 0 else -whole) * unit
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(st.fractions(min_value=0, max_value=10**12, max_denominator=10**6),
+       st.decimals(min_value=Decimal("0"), max_value=Decimal("150"), places=6, allow_nan=False,
+                   allow_infinity=False),
+       st.sampled_from([1, 100]))
+def test_amount_at_rate_against_a_fraction_oracle(base, rate, unit):
+    assert amount_at_rate(base, rate, unit) == _half_up_oracle(base * Fraction(rate) / 100, unit)

@@ -20,7 +20,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from ..core.model import LEVY_ROUTES, Allocation
-from ..core.money import rate_percent, round_to_unit, to_fraction
+from ..core.money import decimal_ratio, rate_percent, round_ratio_to_unit
 
 __all__ = ["RateLine", "LevyRate", "amount_at_rate", "levy_rates", "printed_rate", "tolerance", "LEVY_ROUTES",
            "MAX_DECIMALS", "TOLERANCE_SHARE"]
@@ -32,7 +32,22 @@ TOLERANCE_SHARE = Fraction(1, 1000)  # a printed rate may miss the need by 0.1 %
 
 def amount_at_rate(base: int | Fraction, rate: Decimal, unit: int) -> int:
     """base (cents) × rate (percent), rounded half up to `unit` cents; result in cents."""
-    return round_to_unit(to_fraction(base) * to_fraction(rate) / 100, unit)
+    return _yield([_ratio(base)], rate, unit)[0]
+
+
+def _ratio(base: int | Fraction) -> tuple[int, int]:
+    return (base, 1) if isinstance(base, int) else (base.numerator, base.denominator)
+
+
+def _yield(bases: list[tuple[int, int]], rate: Decimal, unit: int) -> list[int]:
+    """Each base (numerator, denominator cents) × rate (percent), rounded half up to `unit` cents.
+
+    In integers: the rate's own ratio once, then one product and one division per base (a Fraction per base
+    cost a gcd and three objects, for each of the up to five rates `printed_rate` tries)."""
+    rate_numerator, rate_denominator = decimal_ratio(rate)
+    scale = rate_denominator * 100
+    return [round_ratio_to_unit(numerator * rate_numerator, denominator * scale, unit)
+            for numerator, denominator in bases]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +111,10 @@ def printed_rate(need: int, bases: list[int | Fraction], declared: int, unit: in
     and its decimals; (None, MAX_DECIMALS) if none up to MAX_DECIMALS is."""
     base_total = sum(bases, Fraction(0))
     allowed = tolerance(need, len(bases), unit)
+    ratios = [_ratio(base) for base in bases]
     for decimals in range(declared, max(declared, MAX_DECIMALS) + 1):
         rate = rate_percent(need, base_total, decimals)
-        if abs(sum(amount_at_rate(base, rate, unit) for base in bases) - need) <= allowed:
+        if abs(sum(_yield(ratios, rate, unit)) - need) <= allowed:
             return rate, decimals
     return None, max(declared, MAX_DECIMALS)
 
@@ -115,10 +131,11 @@ def levy_rates(allocation: Allocation) -> tuple[LevyRate, ...]:
         if base_total <= 0:
             continue
         payers = [line for line in sorted(item.lines, key=lambda l: l.ags) if line.key > 0]
-        rate, used = printed_rate(item.deficit, [line.key * 100 for line in payers], decimals, unit)
-        lines = tuple(RateLine(line.ags, line.key * 100,
-                               amount_at_rate(line.key * 100, rate, unit) if rate is not None else None, line.amount)
-                      for line in payers)
+        bases = [line.key * 100 for line in payers]
+        rate, used = printed_rate(item.deficit, bases, decimals, unit)
+        at_rate = _yield([_ratio(base) for base in bases], rate, unit) if rate is not None else [None] * len(bases)
+        lines = tuple(RateLine(line.ags, base, amount, line.amount)
+                      for line, base, amount in zip(payers, bases, at_rate))
         result.append(LevyRate(item.item.id, item.rule.id, item.rule.route, item.deficit, base_total,
                                Fraction(item.deficit * 100) / base_total, rate, used, lines, decimals))
     return tuple(result)

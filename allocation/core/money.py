@@ -118,6 +118,25 @@ def round_to_unit(cents: int | Fraction, unit: int) -> int:
     return _ratio_half_up(cents.numerator, cents.denominator * unit) * unit
 
 
+def round_ratio_to_unit(numerator: int, denominator: int, unit: int) -> int:
+    """numerator ÷ denominator cents (denominator > 0) rounded half-up to a multiple of `unit` cents, like
+    `round_to_unit(Fraction(numerator, denominator), unit)` without building the Fraction."""
+    return _ratio_half_up(numerator, denominator * unit) * unit
+
+
+def decimal_ratio(value: Decimal) -> tuple[int, int]:
+    """A finite Decimal as (numerator, denominator), denominator a power of ten: exact, no Fraction, no gcd."""
+    if not value.is_finite():
+        raise ValueError(f"not a finite number: {value}")
+    sign, digits, exponent = value.as_tuple()
+    numerator = int("".join(map(str, digits)) or "0")
+    if sign:
+        numerator = -numerator
+    if exponent >= 0:
+        return numerator * 10**exponent, 1
+    return numerator, 10**-exponent
+
+
 def round_down_to_multiple(cents: int, multiple: int) -> int:
     """The largest multiple of `multiple` cents not above |cents|, with the sign of `cents` (towards zero).
 
