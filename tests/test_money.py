@@ -70,8 +70,8 @@ def test_format_eur_german():
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("37.85", (3785, 100)), ("-0.005", (-5, 1000)), ("12E+2", (1200, 1)), ("0", (0, 1)), ("0.000", (0, 1000)),
-    ("-3", (-3, 1)),
+    ("37.85", (3785, 100)), ("-0.005", (-5, 1000)), ("12E+2", (1200, 1)), ("0", (0, 1)), ("0.000", (0, 1)),
+    ("-3", (-3, 1)), ("0E+999999999", (0, 1)), ("-0.00", (0, 1)),
 ])
 def test_decimal_ratio_by_hand(text, expected):
     from allocation.core.money import decimal_ratio

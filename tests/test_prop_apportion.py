@@ -223,3 +223,35 @@ def test_key_values_strategy_reaches_every_kind():
 
     for kind in (int, Decimal, Fraction):
         find(key_values, lambda v, kind=kind: isinstance(v, kind) and v > 0)
+
+
+@given(_municipalities(("A", "B")), st.lists(st.tuples(_cents, _cents), min_size=2, max_size=5),
+       st.sampled_from([1, 100]))
+def test_items_sharing_a_key_each_get_their_own_exact_split(rows, costs, unit):
+    """allocate builds a key that depends only on the rule and its payers once and shares it between items:
+    every item must still get the oracle's split of its own deficit, and the same exact shares."""
+    assume(sum(r[2]["A"] for r in rows) > 0 and sum(r[2]["B"] for r in rows) > 0)
+    rulebook, _ = parse_rulebook(COMPOSITE_RULES.format(wa=60, wb=40), "komposit.yaml")
+    items = [(f"I-{n}", {"Kategorie": "K"}, cost, funding) for n, (cost, funding) in enumerate(costs)]
+    book = make_book(rows, items, unit, ("A", "B"))
+    result = allocate(rulebook, book, decide(rulebook, book))
+    sum_a = sum(Fraction(r[2]["A"]) for r in rows)
+    sum_b = sum(Fraction(r[2]["B"]) for r in rows)
+    keys = {ags: Fraction(60, 100) * Fraction(f["A"]) / sum_a + Fraction(40, 100) * Fraction(f["B"]) / sum_b
+            for ags, _base, f in rows}
+    assert len(result.items) == len(costs)
+    for item, (cost, funding) in zip(result.items, costs):
+        deficit = _expected_deficit(cost, funding, unit)
+        assert {line.ags: line.amount for line in item.lines} == largest_remainder_oracle(deficit, keys, unit)
+        assert {line.ags: line.share for line in item.lines} == {ags: k / sum(keys.values()) for ags, k in keys.items()}
+        assert all(line.exact == deficit * line.share for line in item.lines)
+
+
+@given(apportion_cases())
+def test_prepared_keys_split_like_the_oracle(case):
+    from allocation.core.money import prepare_keys
+    prepared = prepare_keys(case.keys)
+    key_sum = sum(Fraction(k) for k in case.keys.values())
+    assert prepared.shares() == {ags: Fraction(k) / key_sum for ags, k in case.keys.items()}
+    assert amounts(apportion(case.total, prepared, case.unit)) == \
+        largest_remainder_oracle(case.total, case.keys, case.unit)

@@ -14,7 +14,7 @@ from ..core.model import (DISTRICT_HOST, LEVY_ROUTES, Allocation, AllocationLine
                           ItemAllocation, Municipality, Rule, Rulebook, service_of)
 from ..rulefiles import conditions, engine
 from .levies import item_keys, levy_bases
-from ..core.money import apportion, round_to_unit
+from ..core.money import Keys, apportion, prepare_keys, round_to_unit
 from ..core.problems import DecisionError, InputError, Problem
 
 __all__ = ["decide", "allocate", "select_payers", "winner"]
@@ -192,6 +192,39 @@ def _credit_hosts(item: CostItem, rule: Rule, payers: list[Municipality], hostin
 _ZERO = Fraction(0)  # immutable: every non-payer line shares it (memory of large districts)
 
 
+class _SplitKey:
+    """An item's key, ready to split: the keys (AGS -> exact key), their label and sum, the prepared keys
+    and each payer's share of the whole; None where the keys sum to zero."""
+
+    __slots__ = ("keys", "label", "total", "prepared", "shares")
+
+    def __init__(self, keys: dict[str, Fraction], label: str) -> None:
+        self.keys, self.label = keys, label
+        self.total = sum(keys.values(), Fraction(0))
+        self.prepared: Keys | None = prepare_keys(keys) if self.total != 0 else None
+        self.shares = self.prepared.shares() if self.prepared is not None else {}
+
+
+def _split_key(memo: dict[tuple, _SplitKey], item: CostItem, rule: Rule, payers: list[Municipality],
+               book: InputBook, bases: dict, problems: list[Problem]) -> _SplitKey | None:
+    """The item's `_SplitKey`, or None after reporting a bad key value. A key that depends only on the rule
+    and its payers (levy bases, usage columns; not an item's own key row, not a host) is built once per run
+    and shared by every item that splits over it: its keys and shares are the same exact Fractions."""
+    shared = rule.route != "host_bears" and not (rule.key is not None and rule.key.is_item_key)
+    memo_key = (id(rule), tuple(m.ags for m in payers)) if shared else None
+    if memo_key is not None and memo_key in memo:
+        return memo[memo_key]
+    before = len(problems)
+    keys, label = item_keys(bases[rule.levy]) if rule.levy is not None else \
+        _keys(item, rule, payers, book, problems)
+    if len(problems) > before:
+        return None  # not kept: every item of the rule reports its own problems, as before
+    split = _SplitKey(keys, label)
+    if memo_key is not None:
+        memo[memo_key] = split
+    return split
+
+
 def allocate(rulebook: Rulebook, book: InputBook, decisions: list[Decision]) -> Allocation:
     """Apportion every item's deficit. Raises InputError / DecisionError with all problems."""
     unit = book.parameters.unit
@@ -203,6 +236,7 @@ def allocate(rulebook: Rulebook, book: InputBook, decisions: list[Decision]) -> 
     results: list[ItemAllocation] = []
     hosts_by_category = _hosts_by_category(rulebook, items, decisions)
     bases = levy_bases(rulebook, book) if rulebook.levies else {}  # a levy rule splits over its levy's base
+    split_keys: dict[tuple, _SplitKey] = {}
     for decision in decisions:
         item, rule = items[decision.item_id], rulebook.rule(decision.rule_id)
         if rule.route == "host_bears":
@@ -231,30 +265,29 @@ def allocate(rulebook: Rulebook, book: InputBook, decisions: list[Decision]) -> 
                 found="keine Gemeinde", expected="mindestens eine zahlende Gemeinde",
                 hint="die payers-Bedingung und die Spalten im Blatt Gemeinden prüfen"))
             continue
-        before = len(input_problems)
-        keys, label = item_keys(bases[rule.levy]) if rule.levy is not None else \
-            _keys(item, rule, payers, book, input_problems)
-        if len(input_problems) > before:
+        split = _split_key(split_keys, item, rule, payers, book, bases, input_problems)
+        if split is None:
             continue
-        key_total = sum(keys.values(), Fraction(0))
-        if key_total == 0:
+        if split.prepared is None:
             where = rule.key.source if rule.key is not None else rule.source
             decision_problems.append(Problem(
-                "decision-zero-key", where, f'der Schlüssel "{label}" ergibt über die Zahler von "{item.id}" die Summe null',
+                "decision-zero-key", where,
+                f'der Schlüssel "{split.label}" ergibt über die Zahler von "{item.id}" die Summe null',
                 found="0", expected="eine positive Schlüsselsumme",
                 hint="für mindestens eine zahlende Gemeinde Schlüsselwerte eintragen (Gemeinden oder Schluessel)"))
             continue
-        shares = apportion(deficit, keys, unit)
+        shares = apportion(deficit, split.prepared, unit)
+        of_whole = split.shares
         lines = []
         for m in book.municipalities:
             share = shares.get(m.ags)
             if share is None:
                 lines.append(AllocationLine(item.id, m.ags, _ZERO, _ZERO, _ZERO, 0, 0, None))  # one shared 0
             else:
-                lines.append(AllocationLine(item.id, m.ags, share.key, share.key / key_total, share.exact,
+                lines.append(AllocationLine(item.id, m.ags, share.key, of_whole[m.ags], share.exact,
                                             share.amount, share.extra_units, share.rank))
-        results.append(ItemAllocation(item, rule, decision, eligible, deficit_exact, deficit, label, key_total,
-                                      tuple(lines), credits=credits))
+        results.append(ItemAllocation(item, rule, decision, eligible, deficit_exact, deficit, split.label,
+                                      split.total, tuple(lines), credits=credits))
     if input_problems:
         raise InputError(input_problems + decision_problems)
     if decision_problems:

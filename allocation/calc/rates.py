@@ -30,12 +30,14 @@ TOLERANCE_SHARE = Fraction(1, 1000)  # a printed rate may miss the need by 0.1 %
 
 
 
-def amount_at_rate(base: int | Fraction, rate: Decimal, unit: int) -> int:
+def amount_at_rate(base: int | Fraction | Decimal, rate: Decimal, unit: int) -> int:
     """base (cents) × rate (percent), rounded half up to `unit` cents; result in cents."""
     return _yield([_ratio(base)], rate, unit)[0]
 
 
-def _ratio(base: int | Fraction) -> tuple[int, int]:
+def _ratio(base: int | Fraction | Decimal) -> tuple[int, int]:
+    if isinstance(base, Decimal):
+        return decimal_ratio(base)
     return (base, 1) if isinstance(base, int) else (base.numerator, base.denominator)
 
 

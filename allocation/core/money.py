@@ -18,8 +18,10 @@ from typing import Mapping
 
 __all__ = [
     "ROUNDING_UNITS",
+    "Keys",
     "Share",
     "apportion",
+    "prepare_keys",
     "cents_from_decimal",
     "cents_to_decimal",
     "decimal_from_cell",
@@ -130,6 +132,8 @@ def decimal_ratio(value: Decimal) -> tuple[int, int]:
         raise ValueError(f"not a finite number: {value}")
     sign, digits, exponent = value.as_tuple()
     numerator = int("".join(map(str, digits)) or "0")
+    if numerator == 0:
+        return 0, 1  # 0E+999999999 is zero, not a power of ten to build
     if sign:
         numerator = -numerator
     if exponent >= 0:
@@ -201,8 +205,38 @@ def _integer_keys(keys: Mapping[str, Fraction]) -> dict[str, int]:
     return {ags: value.numerator * (lcm // value.denominator) for ags, value in keys.items()}  # exact: lcm is a multiple
 
 
-def apportion(total: int, keys: Mapping[str, int | Decimal | Fraction], unit: int = 1) -> dict[str, Share]:
-    """Split `total` cents over `keys` (AGS -> non-negative key) in multiples of `unit` cents.
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Keys made ready for `apportion`: the exact keys, the same ratios as integers (`weights`) and their sum.
+    A run splits many items over the same keys (every item of the Kreisumlage over the same bases); preparing
+    them once spares each split the conversion, the check and the common denominator."""
+
+    rational: Mapping[str, Fraction]
+    weights: Mapping[str, int]
+    weight_sum: int
+
+    def shares(self) -> dict[str, Fraction]:
+        """Each recipient's exact share of the whole (key ÷ key sum, = weight ÷ weight sum)."""
+        return {ags: Fraction(weight, self.weight_sum) for ags, weight in self.weights.items()}
+
+
+def prepare_keys(keys: Mapping[str, int | Decimal | Fraction]) -> Keys:
+    """Check and prepare keys (AGS -> non-negative key) once for several `apportion` calls.
+
+    Raises ValueError for a negative key or a key sum of zero."""
+    rational = {ags: to_fraction(value) for ags, value in keys.items()}
+    if any(value < 0 for value in rational.values()):
+        raise ValueError("negative key")
+    weights = _integer_keys(rational)
+    weight_sum = sum(weights.values())
+    if weight_sum == 0:
+        raise ValueError("keys sum to zero")
+    return Keys(rational, weights, weight_sum)
+
+
+def apportion(total: int, keys: Mapping[str, int | Decimal | Fraction] | Keys, unit: int = 1) -> dict[str, Share]:
+    """Split `total` cents over `keys` (AGS -> non-negative key, or `prepare_keys` of them) in multiples of
+    `unit` cents.
 
     The shares add up exactly to `total`, which must be a multiple of `unit`. Raises ValueError for a
     negative key, a key sum of zero, or a total that is not a multiple of the unit.
@@ -211,13 +245,8 @@ def apportion(total: int, keys: Mapping[str, int | Decimal | Fraction], unit: in
         raise ValueError("rounding unit must be positive")
     if total % unit:
         raise ValueError(f"total {total} is not a multiple of the rounding unit {unit}")
-    rational = {ags: to_fraction(value) for ags, value in keys.items()}
-    if any(value < 0 for value in rational.values()):
-        raise ValueError("negative key")
-    weights = _integer_keys(rational)
-    weight_sum = sum(weights.values())
-    if weight_sum == 0:
-        raise ValueError("keys sum to zero")
+    prepared = keys if isinstance(keys, Keys) else prepare_keys(keys)
+    rational, weights, weight_sum = prepared.rational, prepared.weights, prepared.weight_sum
     sign = -1 if total < 0 else 1
     units = abs(total) // unit
     floors: dict[str, int] = {}
