@@ -171,3 +171,30 @@ def test_a_write_failing_half_way_leaves_no_temporary_row_files(tmp_path, monkey
         run(fixture_workbook, rules_file, out / "ergebnis.xlsx")
     assert list(scratch.iterdir()) == []
     assert list(out.iterdir()) == []
+
+
+def _half_up(value, places: int) -> Decimal:
+    """Independent of money.py: a Fraction rounded half-up through Decimal's own quantize."""
+    from decimal import ROUND_HALF_UP, localcontext
+    with localcontext() as context:
+        context.prec = 80
+        exact = Decimal(value.numerator) / Decimal(value.denominator)
+        return exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def test_einzelnachweis_key_and_share_cells_stay_right_when_their_memo_overflows(monkeypatch, fixture_workbook,
+                                                                                   rules_file):
+    """Key and share cells are remembered per value (items of one levy repeat them) in a bounded memo;
+    with a memo of two values, cleared over and over, every cell is still its line's own value."""
+    from allocation.runs.pipeline import compute
+    from allocation.workbook import report
+
+    allocation, _controls, _warnings = compute(fixture_workbook, rules_file)
+    monkeypatch.setattr(report, "_CELL_MEMO", 2)
+    rows = list(report.einzelnachweis_table(allocation).rows)
+    lines = [line for item in allocation.items for line in sorted(item.lines, key=lambda l: l.ags)]
+    assert len(rows) == len(lines) == 13 * 5
+    for row, line in zip(rows, lines):
+        assert row[1] == line.ags
+        assert row[6] == _half_up(line.key, 6)
+        assert row[8] == _half_up(line.share, 10)

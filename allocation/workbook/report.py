@@ -133,11 +133,13 @@ def _exact_decimal(value: Fraction) -> Decimal:
 
 
 def _proof(item: ItemAllocation, line: AllocationLine, name: str, unit: int, key: Decimal, total: Decimal,
-           exact: Decimal, parts: str | None = None, item_texts: tuple[str, str] | None = None) -> str:
+           exact: Decimal, parts: str | None = None, item_texts: tuple[str, str] | None = None,
+           key_text: str | None = None) -> str:
     """`proof` from the line's key, key total and exact amount as 6-place decimals, which the Einzelnachweis
     row has already computed (the exact Fraction arithmetic is most of a line's cost). `parts`: the columns
     of a composite key (`_parts_text`); the share then follows with 10 places, `≈` where it is rounded.
-    `item_texts`: the key total and the deficit as German text (`_item_texts`), the same for all of an item's lines."""
+    `item_texts`: the key total and the deficit as German text (`_item_texts`), the same for all of an item's lines.
+    `key_text`: the key as German text (`_de(key.normalize())`), where the caller has it already."""
     if line.key == 0:
         return NO_SHARE
     total_text, deficit_text = item_texts if item_texts is not None else _item_texts(item, total)
@@ -148,7 +150,7 @@ def _proof(item: ItemAllocation, line: AllocationLine, name: str, unit: int, key
         share = fraction_to_decimal(line.share, 10)
         factor = f"{parts} {'=' if share == line.share else '≈'} {_de(share.normalize())}"
     else:
-        factor = f"{_de(key.normalize())} ÷ {total_text}"
+        factor = f"{key_text if key_text is not None else _de(key.normalize())} ÷ {total_text}"
     text = (f"{name}: {factor} × {deficit_text} € "
             f"= {_de(exact)} € → abgerundet {_de(floor_amount)} €")
     if line.rank is None:
@@ -490,6 +492,9 @@ def _uebersicht(book: _StreamBook, allocation: Allocation) -> None:
     sheet.ws.insert_chart(count + 4, 0, chart)  # cell A{count + 5}
 
 
+_CELL_MEMO = 4096  # most distinct keys (and shares) whose cells one Einzelnachweis remembers: memory stays bounded
+
+
 def einzelnachweis_table(allocation: Allocation) -> Table:
     """Einzelnachweis: one row per item × municipality with the calculation proof (rows built lazily)."""
     headers = ["ID", "AGS", "Gemeinde", "Regel", "Weg", "Schlüssel", "Schlüsselwert", "Schlüsselsumme",
@@ -502,6 +507,10 @@ def einzelnachweis_table(allocation: Allocation) -> Table:
 
     def rows() -> Iterator[list[object]]:
         column_texts: dict[tuple[str, str], str] = {}  # (AGS, column) -> its value as text, for composite keys
+        # Items that split over the same key (every item of the Kreisumlage) repeat each payer's key and
+        # share: their cells and the key's text are computed once per value.
+        keys: dict[tuple[int, int], tuple[Decimal, str]] = {}
+        shares: dict[tuple[int, int], Decimal] = {}
         for item in allocation.items:
             total = _decimal(item.key_total, 6)
             parts = key_parts(item, by_ags)
@@ -515,13 +524,26 @@ def einzelnachweis_table(allocation: Allocation) -> Table:
                            _ZERO_CENTS, 0, "", NO_SHARE]
                     continue
                 # exact ratios straight from numerator and denominator (no intermediate Fractions)
-                key, exact = _decimal(line.key, 6), ratio_to_decimal(line.exact.numerator, 100 * line.exact.denominator, 6)
-                yield [head[0], line.ags, name, head[1], head[2], head[3], key, total, _decimal(line.share, 10),
+                ratio = (line.key.numerator, line.key.denominator)
+                known = keys.get(ratio)
+                if known is None:
+                    if len(keys) >= _CELL_MEMO:
+                        keys.clear()
+                    key = _decimal(line.key, 6)
+                    known = keys[ratio] = (key, _de(key.normalize()))
+                ratio = (line.share.numerator, line.share.denominator)
+                share = shares.get(ratio)
+                if share is None:
+                    if len(shares) >= _CELL_MEMO:
+                        shares.clear()
+                    share = shares[ratio] = _decimal(line.share, 10)
+                exact = ratio_to_decimal(line.exact.numerator, 100 * line.exact.denominator, 6)
+                yield [head[0], line.ags, name, head[1], head[2], head[3], known[0], total, share,
                        exact, cents_to_decimal(line.amount), line.extra_units,
                        line.rank if line.rank is not None else "",
-                       _proof(item, line, name, unit, key, total, exact,
+                       _proof(item, line, name, unit, known[0], total, exact,
                               parts_text(by_ags[line.ags], column_texts) if parts_text and line.key else None,
-                              texts)]
+                              texts, known[1])]
 
     return Table(headers, formats, rows())
 
@@ -628,13 +650,14 @@ def _hebesaetze(book: _StreamBook, allocation: Allocation) -> None:
     for levy in levy_rates(allocation):
         exact = _decimal(levy.rate_exact, 10)
         rate = levy.rate if levy.rate is not None else ""
+        item, rule, route, decimals, note = levy.item_id, levy.rule_id, ROUTE_LABELS[levy.route], levy.decimals, levy.note
         for line in levy.lines:
-            sheet.append([levy.item_id, levy.rule_id, ROUTE_LABELS[levy.route], line.ags, names[line.ags],
-                          _hundredths(line.base), exact, rate, money(line.at_rate),
-                          cents_to_decimal(line.exact_split), money(line.difference), levy.decimals, levy.note])
-        sheet.append([levy.item_id, levy.rule_id, ROUTE_LABELS[levy.route], "Summe", "Bedarf (Defizit)",
-                      _hundredths(levy.base_total), exact, rate, money(levy.total_at_rate),
-                      cents_to_decimal(levy.need), money(levy.difference), levy.decimals, levy.note], bold=True)
+            sheet.append([item, rule, route, line.ags, names[line.ags], _hundredths(line.base), exact, rate,
+                          money(line.at_rate), cents_to_decimal(line.exact_split), money(line.difference), decimals,
+                          note])
+        sheet.append([item, rule, route, "Summe", "Bedarf (Defizit)", _hundredths(levy.base_total), exact, rate,
+                      money(levy.total_at_rate), cents_to_decimal(levy.need), money(levy.difference), decimals,
+                      note], bold=True)
     sheet.finish()
 
 
