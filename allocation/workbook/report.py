@@ -74,14 +74,20 @@ def _de(value: Decimal) -> str:
 KeyParts = tuple[tuple[str, Decimal, Fraction], ...]
 
 
+def _is_composite(item: ItemAllocation) -> bool:
+    """Whether the item is billed by a weighted composite key (two or more usage columns)."""
+    key = item.rule.key
+    return item.rule.route == "direct_billing" and key is not None and not key.is_item_key and len(key.weights) >= 2
+
+
 def key_parts(item: ItemAllocation, municipalities: Mapping[str, Municipality]) -> KeyParts | None:
     """The columns of a weighted composite key with their totals over the payers, or None for any other key.
 
     A payer whose key is 0 holds 0 in every column (weights are positive), so the payers with a positive key
     give each column's total exactly as the split normalised it."""
-    key = item.rule.key
-    if item.rule.route != "direct_billing" or key is None or key.is_item_key or len(key.weights) < 2:
+    if not _is_composite(item):
         return None
+    key = item.rule.key
     payers = [municipalities[line.ags] for line in item.lines if line.key > 0]
     return tuple((column, weight, sum((_column_value(m, column) for m in payers), Fraction(0)))
                  for column, weight in key.weights.items())
@@ -495,6 +501,18 @@ def _uebersicht(book: _StreamBook, allocation: Allocation) -> None:
 _CELL_MEMO = 4096  # most distinct keys (and shares) whose cells one Einzelnachweis remembers: memory stays bounded
 
 
+def _parts_text_of(item: ItemAllocation, by_ags: Mapping[str, Municipality],
+                   memo: dict[tuple, "_PartsText | None"]) -> "_PartsText | None":
+    """`_PartsText` of the item's composite key, or None for any other key: built once per key and payers
+    (the column totals are sums of Fractions over every payer)."""
+    if not _is_composite(item):
+        return None
+    memo_key = (id(item.rule.key), tuple(line.ags for line in item.lines if line.key > 0))
+    if memo_key not in memo:
+        memo[memo_key] = _PartsText(key_parts(item, by_ags))
+    return memo[memo_key]
+
+
 def einzelnachweis_table(allocation: Allocation) -> Table:
     """Einzelnachweis: one row per item × municipality with the calculation proof (rows built lazily)."""
     headers = ["ID", "AGS", "Gemeinde", "Regel", "Weg", "Schlüssel", "Schlüsselwert", "Schlüsselsumme",
@@ -511,10 +529,10 @@ def einzelnachweis_table(allocation: Allocation) -> Table:
         # share: their cells and the key's text are computed once per value.
         keys: dict[tuple[int, int], tuple[Decimal, str]] = {}
         shares: dict[tuple[int, int], Decimal] = {}
+        texts_of_parts: dict[tuple, _PartsText | None] = {}  # items of one composite key share its texts
         for item in allocation.items:
             total = _decimal(item.key_total, 6)
-            parts = key_parts(item, by_ags)
-            parts_text = _PartsText(parts) if parts else None
+            parts_text = _parts_text_of(item, by_ags, texts_of_parts)
             texts = _item_texts(item, total)
             head = (item.item.id, item.rule.id, ROUTE_LABELS[item.rule.route], item.key_label)
             for line in sorted(item.lines, key=_by_ags):
