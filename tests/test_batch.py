@@ -150,3 +150,24 @@ def test_synth_answers_help_instead_of_writing_a_country_named_help(tmp_path, mo
         synth.main(["--help"])
     assert stop.value.code == 0 and "ZIEL" in capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_forked_pool_inherits_what_a_district_run_imports():
+    """run_batch imports the run's modules before its own pool forks; each must import without starting
+    a thread (forking a process with threads is unsafe) and the list must name modules that exist."""
+    import subprocess
+    import sys
+    code = ("import threading, sys, multiprocessing\n"
+            "multiprocessing.set_start_method('fork')\n"
+            "from allocation.ops.batch import preload_for_fork, _RUN_MODULES\n"
+            "assert preload_for_fork() is True\n"
+            "assert all(name in sys.modules for name in _RUN_MODULES), _RUN_MODULES\n"
+            "assert threading.active_count() == 1, threading.enumerate()\n"
+            "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+    spawn = ("import multiprocessing, sys\nmultiprocessing.set_start_method('spawn')\n"
+             "from allocation.ops.batch import preload_for_fork\n"
+             "assert preload_for_fork() is False\nassert 'allocation.runs.pipeline' not in sys.modules\nprint('ok')\n")
+    done = subprocess.run([sys.executable, "-c", spawn], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
