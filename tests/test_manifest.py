@@ -331,3 +331,19 @@ def test_verify_on_the_fixture_end_to_end_as_a_command(tmp_path):
     checked = subprocess.run([*command, "verify", "ergebnis.xlsx"], cwd=tmp_path, capture_output=True, text=True)
     assert checked.returncode == 7
     assert f"Abweichung Manifest total_cents: nachgerechnet {TOTAL_CENTS}, im Manifest {TOTAL_CENTS + 1}" in checked.stderr
+
+
+def test_file_hash_is_read_in_blocks_and_matches_the_whole_file(tmp_path):
+    """sha256_file reads a file in blocks (a large output workbook is not held in memory to be hashed); the
+    digest is the one of the whole content, here a known vector and 3 MB of varied bytes."""
+    import hashlib
+
+    from allocation.core.filenames import sha256_file
+
+    small = tmp_path / "abc"
+    small.write_bytes(b"abc")  # FIPS 180-2 test vector
+    assert sha256_file(small) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    data = bytes(range(256)) * (3 * 4096)
+    large = tmp_path / "large.bin"
+    large.write_bytes(data)
+    assert sha256_file(large) == hashlib.sha256(data).hexdigest()

@@ -8,6 +8,7 @@ and a printable form of any name.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
@@ -15,9 +16,16 @@ from pathlib import Path
 
 from .problems import Location, OutputError, Problem
 
-__all__ = ["write_atomically", "output_problems", "existing_folder_problems", "NAME_MAX", "name_bytes", "name_max", "fit_name", "cut_bytes", "display_name", "safe_stem"]
+__all__ = ["sha256_file", "write_atomically", "output_problems", "existing_folder_problems", "NAME_MAX", "name_bytes", "name_max", "fit_name", "cut_bytes", "display_name", "safe_stem"]
 
 NAME_MAX = 255  # bytes; POSIX file systems Linux uses, and the fallback when pathconf cannot tell
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file, read in blocks: an output workbook of a large district is tens of MB, which a
+    run would otherwise hold in memory just to hash it."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def name_bytes(name: str) -> bytes:

@@ -41,8 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
 
-from ..core.filenames import display_name, fit_name, name_bytes, name_max, safe_stem
-from ..core.problems import ExitCode, InputError, Location, Problem, ProblemsError
+from ..core.filenames import display_name, fit_name, name_bytes, name_max, safe_stem, sha256_file
+from ..core.problems import ExitCode, Location, Problem, ProblemsError
 
 __all__ = ["process_inbox", "watch_inbox", "Outcome", "is_ignored", "STEPS", "FOLDERS"]
 
@@ -253,7 +253,7 @@ def _process_one(path: Path, root: Path, rules_dir: Path, mode: str, force: bool
     _fsync_tree(work)
     _kill_point("before-result-rename")
     # The input may have been replaced while we worked: then drop this result and try again next time.
-    if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
+    if not path.exists() or sha256_file(path) != sha256:
         shutil.rmtree(work)
         return Outcome(name, sha256, "changed", ExitCode.OK, None, None, mode=mode,
                        seconds=round(time.monotonic() - started, 3))
@@ -295,7 +295,7 @@ def _give_up(path: Path, root: Path, mode: str, error: BaseException, started: f
                       hint="die Datei liegt weiter in eingang/ (oder in archiv/); bitte dem Betrieb (IT) melden")
     sha256, result, archive = "", None, None
     try:
-        sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+        sha256 = sha256_file(path)
         work = root / ".tmp" / f"failed-{os.getpid()}-{time.monotonic_ns()}"
         work.mkdir(parents=True)
         from ..workbook.error_report import render_text

@@ -11,13 +11,13 @@ data (except the output's own hash, which cannot be inside the file it describes
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import platform
 from pathlib import Path
 
 from ..core import __version__
+from ..core.filenames import sha256_file
 from ..core.model import ROUTES, Allocation
 
 __all__ = ["MANIFEST_SUFFIX", "FORMAT", "manifest_path", "protocol_rows", "build_manifest", "levy_manifest",
@@ -25,10 +25,6 @@ __all__ = ["MANIFEST_SUFFIX", "FORMAT", "manifest_path", "protocol_rows", "build
 
 MANIFEST_SUFFIX = ".manifest.json"
 FORMAT = "allocation-manifest/1"
-
-
-def sha256_file(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def manifest_path(output: str | Path) -> Path:

@@ -348,8 +348,8 @@ def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path,
 
 def _run(input_path, rules_path, output_path, *, mode, provisional, register_dir, supersede, register_extra,
          bases_from, rates_from, ignore_validity, record_paths, accept) -> RunResult:
-    import hashlib
 
+    from ..core.filenames import sha256_file
     from .manifest import build_manifest, write_manifest
     from .register import RegisterError, append_final, check_final, installation_register
     from ..workbook.report import PROVISIONAL_NOTE, write_workbook
@@ -372,7 +372,7 @@ def _run(input_path, rules_path, output_path, *, mode, provisional, register_dir
         if path is None:
             return None
         return {"path": str(shown(path)), "absolute": str(Path(path).name if names else Path(path).resolve()),
-                "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
+                "sha256": sha256_file(path)}
 
     bases, rates = record(bases_from), record(rates_from)
     parameters = allocation.book.parameters
@@ -404,7 +404,7 @@ def _run(input_path, rules_path, output_path, *, mode, provisional, register_dir
             "district": parameters.district, "year": parameters.year, "mode": "final",
             "provisional": provisional, "input": str(input_path), "input_sha256": allocation.book.sha256,
             "rules": str(rules_used), "rules_sha256": rulebook.sha256, "output": str(output_path),
-            "output_sha256": hashlib.sha256(Path(output_path).read_bytes()).hexdigest(),
+            "output_sha256": sha256_file(output_path),
             "total_cents": sum(item.deficit for item in allocation.items), "tool": f"allocation {__version__}",
         } | (register_extra or {}), supersede)
     if names:
