@@ -192,9 +192,11 @@ def test_einzelnachweis_key_and_share_cells_stay_right_when_their_memo_overflows
     allocation, _controls, _warnings = compute(fixture_workbook, rules_file)
     monkeypatch.setattr(report, "_CELL_MEMO", 2)
     rows = list(report.einzelnachweis_table(allocation).rows)
-    lines = [line for item in allocation.items for line in sorted(item.lines, key=lambda l: l.ags)]
+    lines = [(item, line) for item in allocation.items for line in sorted(item.lines, key=lambda l: l.ags)]
     assert len(rows) == len(lines) == 13 * 5
-    for row, line in zip(rows, lines):
+    for row, (item, line) in zip(rows, lines):
         assert row[1] == line.ags
         assert row[6] == _half_up(line.key, 6)
         assert row[8] == _half_up(line.share, 10)
+        # Betrag ungerundet: the item's deficit × the line's share (lines keep no exact Fraction of their own)
+        assert row[9] == _half_up(item.deficit * line.share / 100, 6)

@@ -282,9 +282,9 @@ def allocate(rulebook: Rulebook, book: InputBook, decisions: list[Decision]) -> 
         for m in book.municipalities:
             share = shares.get(m.ags)
             if share is None:
-                lines.append(AllocationLine(item.id, m.ags, _ZERO, _ZERO, _ZERO, 0, 0, None))  # one shared 0
+                lines.append(AllocationLine(item.id, m.ags, _ZERO, _ZERO, 0, 0, 0, None))  # one shared 0
             else:
-                lines.append(AllocationLine(item.id, m.ags, share.key, of_whole[m.ags], share.exact,
+                lines.append(AllocationLine(item.id, m.ags, share.key, of_whole[m.ags], deficit,
                                             share.amount, share.extra_units, share.rank))
         results.append(ItemAllocation(item, rule, decision, eligible, deficit_exact, deficit, split.label,
                                       split.total, tuple(lines), credits=credits))

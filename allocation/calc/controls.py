@@ -73,8 +73,11 @@ def run_controls(allocation: Allocation) -> list[Control]:
         allocated = sum(line.amount for line in item.lines)
         controls.append(Control("Defizit − verteilt = 0", item.item.id, item.deficit, allocated))
         # |amount − exact| ≥ unit, in integers: amount × d − n against unit × d for exact = n / d
-        outside = sum(1 for line in item.lines
-                      if abs(line.amount * line.exact.denominator - line.exact.numerator) >= unit * line.exact.denominator)
+        outside = 0
+        for line in item.lines:
+            numerator, denominator = line.exact_ratio
+            if abs(line.amount * denominator - numerator) >= unit * denominator:
+                outside += 1
         controls.append(Control("Anteile innerhalb einer Rundungseinheit des exakten Anteils", item.item.id, 0, outside))
     deficits = sum(item.deficit for item in allocation.items)
     lines = sum(line.amount for item in allocation.items for line in item.lines)

@@ -15,6 +15,7 @@ amount). If even `MAX_DECIMALS` decimals miss, the item has no meaningful printe
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -22,7 +23,7 @@ from fractions import Fraction
 from ..core.model import LEVY_ROUTES, Allocation
 from ..core.money import decimal_ratio, rate_percent, round_ratio_to_unit
 
-__all__ = ["RateLine", "LevyRate", "amount_at_rate", "levy_rates", "printed_rate", "tolerance", "LEVY_ROUTES",
+__all__ = ["RateLine", "LevyRate", "amount_at_rate", "levy_rates", "iter_levy_rates", "printed_rate", "tolerance", "LEVY_ROUTES",
            "MAX_DECIMALS", "TOLERANCE_SHARE"]
 
 MAX_DECIMALS = 6  # beyond six decimals a printed rate helps no reader: the item gets no printed rate
@@ -123,9 +124,13 @@ def printed_rate(need: int, bases: list[int | Fraction], declared: int, unit: in
 
 def levy_rates(allocation: Allocation) -> tuple[LevyRate, ...]:
     """One `LevyRate` per levy item (payers in AGS order)."""
+    return tuple(iter_levy_rates(allocation))
+
+
+def iter_levy_rates(allocation: Allocation) -> Iterator[LevyRate]:
+    """`levy_rates` one item at a time: the Hebesaetze sheet holds one item's rate lines, not every item's."""
     decimals = allocation.book.parameters.rate_decimals
     unit = allocation.book.parameters.unit
-    result = []
     for item in allocation.items:
         if item.rule.route not in LEVY_ROUTES:
             continue
@@ -138,6 +143,5 @@ def levy_rates(allocation: Allocation) -> tuple[LevyRate, ...]:
         at_rate = _yield([_ratio(base) for base in bases], rate, unit) if rate is not None else [None] * len(bases)
         lines = tuple(RateLine(line.ags, base, amount, line.amount)
                       for line, base, amount in zip(payers, bases, at_rate))
-        result.append(LevyRate(item.item.id, item.rule.id, item.rule.route, item.deficit, base_total,
-                               Fraction(item.deficit * 100) / base_total, rate, used, lines, decimals))
-    return tuple(result)
+        yield LevyRate(item.item.id, item.rule.id, item.rule.route, item.deficit, base_total,
+                       Fraction(item.deficit * 100) / base_total, rate, used, lines, decimals)

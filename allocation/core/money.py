@@ -183,18 +183,25 @@ def ratio_to_decimal(numerator: int, denominator: int, places: int) -> Decimal:
 class Share:
     """One recipient's part of an apportioned total.
 
-    `exact` is the exact quota in cents; `amount` the rounded cents. `extra_units` is 1 when the recipient
-    received one remainder unit; `rank` is its place in the largest-remainder order (1 = largest
+    `exact` is the exact quota in cents (total × weight ÷ weight sum, built when asked: a split keeps three
+    integers, not a Fraction per recipient); `amount` the rounded cents. `extra_units` is 1 when the
+    recipient received one remainder unit; `rank` is its place in the largest-remainder order (1 = largest
     remainder; None if its quota had no remainder).
     """
 
     ags: str
     key: Fraction
-    exact: Fraction
     amount: int
     floor_units: int
     extra_units: int
     rank: int | None
+    total: int  # the apportioned total, cents
+    weight: int  # the key as an integer (`Keys.weights`)
+    weight_sum: int
+
+    @property
+    def exact(self) -> Fraction:
+        return Fraction(self.total * self.weight, self.weight_sum)
 
 
 def _integer_keys(keys: Mapping[str, Fraction]) -> dict[str, int]:
@@ -263,11 +270,13 @@ def apportion(total: int, keys: Mapping[str, int | Decimal | Fraction] | Keys, u
         shares[ags] = Share(
             ags=ags,
             key=rational[ags],
-            exact=Fraction(sign * units * unit * weight, weight_sum),
             amount=sign * (floors[ags] + extra) * unit,
             floor_units=floors[ags],
             extra_units=extra,
             rank=ranks.get(ags),
+            total=total,
+            weight=weight,
+            weight_sum=weight_sum,
         )
     return shares
 

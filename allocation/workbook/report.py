@@ -229,8 +229,8 @@ _ZERO_6, _ZERO_10, _ZERO_CENTS = Decimal(0).scaleb(-6), Decimal(0).scaleb(-10), 
 
 def _is_empty(line: AllocationLine) -> bool:
     """A line with nothing in it: key, share, exact amount and amount 0, no remainder unit and no rank."""
-    return (line.key == 0 and line.amount == 0 and line.exact == 0 and line.share == 0 and line.extra_units == 0
-            and line.rank is None)
+    return (line.key == 0 and line.amount == 0 and line.share == 0 and line.extra_units == 0
+            and line.rank is None)  # a share of 0 makes the exact amount 0
 
 
 def _by_ags(line: AllocationLine) -> str:
@@ -555,7 +555,8 @@ def einzelnachweis_table(allocation: Allocation) -> Table:
                     if len(shares) >= _CELL_MEMO:
                         shares.clear()
                     share = shares[ratio] = _decimal(line.share, 10)
-                exact = ratio_to_decimal(line.exact.numerator, 100 * line.exact.denominator, 6)
+                numerator, denominator = line.exact_ratio
+                exact = ratio_to_decimal(numerator, 100 * denominator, 6)
                 yield [head[0], line.ags, name, head[1], head[2], head[3], known[0], total, share,
                        exact, cents_to_decimal(line.amount), line.extra_units,
                        line.rank if line.rank is not None else "",
@@ -653,7 +654,7 @@ def _hebesaetze(book: _StreamBook, allocation: Allocation) -> None:
     """Levy rates: the printed rate per levy item and what it yields, next to the exact split. A rate that
     needs more decimals than declared shows them (and says so); one that no printable rate meets is marked
     "nicht aussagekräftig" and yields nothing (rates.py)."""
-    from ..calc.rates import levy_rates
+    from ..calc.rates import iter_levy_rates
 
     sheet = _StreamSheet(book, "Hebesaetze", [
         "ID", "Regel", "Weg", "AGS", "Gemeinde", "Bemessungsgrundlage", "Hebesatz exakt (%)",
@@ -665,7 +666,7 @@ def _hebesaetze(book: _StreamBook, allocation: Allocation) -> None:
     def money(cents: int | None) -> Decimal | str:
         return "" if cents is None else cents_to_decimal(cents)
 
-    for levy in levy_rates(allocation):
+    for levy in iter_levy_rates(allocation):
         exact = _decimal(levy.rate_exact, 10)
         rate = levy.rate if levy.rate is not None else ""
         item, rule, route, decimals, note = levy.item_id, levy.rule_id, ROUTE_LABELS[levy.route], levy.decimals, levy.note
