@@ -16,12 +16,11 @@ import io
 import os
 import sys
 import tempfile
-import time
 import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import table  # noqa: E402
+from _common import run_cli_child, table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "fixtures" / "kreis-wesel-2022" / "kreis-wesel-2022.xlsx"
@@ -193,44 +192,6 @@ def many_priority_rules(path: Path, count: int = 10_000) -> Path:
 # ------------------------------------------------------------------------------------------ the runs
 
 
-# A small runner process starts the command: a child's peak RSS counts the memory of the process that forked
-# it (Linux keeps the larger of the two at exec), so the child must not be forked from this large process.
-_RUNNER = r"""
-import json, os, signal, sys, time
-kill_after, err, argv = float(sys.argv[1]), sys.argv[2], sys.argv[3:]
-started = time.perf_counter()
-pid = os.fork()
-if pid == 0:
-    os.setsid()
-    fd = os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600); os.dup2(fd, 2)
-    null = os.open(os.devnull, os.O_RDWR); os.dup2(null, 0); os.dup2(null, 1)
-    os.execv(sys.executable, [sys.executable, "-m", "allocation", *argv])
-killed, deadline = False, time.monotonic() + kill_after
-while True:
-    done, status, usage = os.wait4(pid, os.WNOHANG)
-    if done:
-        break
-    if time.monotonic() > deadline and not killed:
-        os.killpg(pid, signal.SIGKILL); killed = True
-    time.sleep(0.01)
-print(json.dumps({"wall": time.perf_counter() - started, "cpu": usage.ru_utime + usage.ru_stime,
-                  "rss": usage.ru_maxrss / 1024, "exit": "killed" if killed else os.waitstatus_to_exitcode(status)}))
-"""
-
-
-def _run(argv: list[str], kill_after: float, scratch: Path) -> dict:
-    """Run the CLI in a child of a small runner: wall, CPU and peak RSS of that child, exit code, traceback."""
-    import json
-    import subprocess
-
-    err = scratch / "stderr.txt"
-    answer = subprocess.run([sys.executable, "-c", _RUNNER, str(kill_after), str(err), *argv], check=True,
-                            capture_output=True, text=True).stdout
-    result = json.loads(answer)
-    result["traceback"] = "Traceback" in err.read_text(encoding="utf-8", errors="replace")
-    return result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--kill-after", type=float, default=60.0)
@@ -277,7 +238,7 @@ def main() -> None:
         for name, argv in cases:
             if args.only and args.only not in name and not name.startswith("baseline"):
                 continue
-            result = _run(argv, args.kill_after, tmp)
+            result = run_cli_child(argv, args.kill_after, tmp)
             if baseline is None:
                 baseline = result
             ok = (result["exit"] != "killed" and result["wall"] <= BUDGET_SECONDS and result["rss"] <= BUDGET_MB
