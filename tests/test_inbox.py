@@ -337,3 +337,51 @@ def test_names_are_cut_by_bytes_at_character_boundaries():
     assert fit_name(odd, 7).encode("utf-8", "surrogateescape") == b"a\xff.xlsx"
     assert display_name(odd) == "a\ufffd\ufffd.xlsx"
     assert safe_stem("../../etc/passwd.xlsx", 50) == "passwd" and safe_stem("...", 50) == "eingabe"
+
+
+def test_links_folders_and_fifos_in_eingang_are_left_alone_and_logged(inbox, tmp_path):
+    """Nothing is skipped silently: a symbolic link (it could point outside the inbox), a folder and a FIFO
+    (reading it would block) stay where they are, each gets an `inbox-skipped` log line with the reason, and
+    the workbook beside them is processed as usual."""
+    import os
+
+    root, rules = inbox
+    outside = tmp_path / "draussen.xlsx"
+    shutil.copy(CORPUS / "gueltig.xlsx", outside)
+    (root / "eingang" / "verknuepft.xlsx").symlink_to(outside)
+    (root / "eingang" / "ordner.xlsx").mkdir()
+    os.mkfifo(root / "eingang" / "rohr.xlsx")
+    _drop(root, "gueltig.xlsx", "gut.xlsx")
+    outcomes, log = _run(root, rules)
+    assert [(o.file, o.status) for o in outcomes] == [("gut.xlsx", "ok")]
+    skipped = {entry["file"]: entry["reason"] for entry in log if entry["event"] == "inbox-skipped"}
+    assert skipped == {"verknuepft.xlsx": "symbolische Verknüpfung", "ordner.xlsx": "Ordner",
+                       "rohr.xlsx": "keine reguläre Datei (z. B. FIFO, Gerät, Socket)"}
+    assert all("eingang/" in entry["hint"] for entry in log if entry["event"] == "inbox-skipped")
+    assert sorted(p.name for p in (root / "eingang").iterdir()) == ["ordner.xlsx", "rohr.xlsx", "verknuepft.xlsx"]
+    assert outside.exists() and len(list((root / "archiv").iterdir())) == 1  # only gut.xlsx archived
+    # names the inbox ignores on purpose (still being written) are not reported as skipped
+    (root / "eingang" / "~$offen.xlsx").mkdir()
+    _outcomes, log = _run(root, rules)
+    assert sorted(e["file"] for e in log if e["event"] == "inbox-skipped") == \
+        ["ordner.xlsx", "rohr.xlsx", "verknuepft.xlsx"]
+
+
+def test_watch_reports_a_skipped_entry_once_while_it_stays(inbox):
+    root, rules = inbox
+    (root / "eingang" / "ordner.xlsx").mkdir()
+    process = subprocess.Popen([sys.executable, "-m", "allocation", "inbox", str(root), "--rules-dir", str(rules),
+                                "--watch", "--interval", "0.1"], stdout=subprocess.PIPE, text=True)
+    try:
+        shutil.copy(CORPUS / "gueltig.xlsx", root / "eingang" / "gut.xlsx.part")
+        (root / "eingang" / "gut.xlsx.part").rename(root / "eingang" / "gut.xlsx")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (root / "ergebnis" / "gut").exists():
+            time.sleep(0.1)
+        time.sleep(0.5)  # several more passes with the folder still there
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=30)
+    events = [(json.loads(line)["event"], json.loads(line)["file"]) for line in out.splitlines()]
+    assert events.count(("inbox-skipped", "ordner.xlsx")) == 1, events
+    assert ("inbox-file", "gut.xlsx") in events

@@ -7,7 +7,8 @@ Folders below DIR: `eingang/` (drop here), `ergebnis/<name>/` (result workbook, 
 `.tmp/` (work in progress, private) and `.lock`.
 
 Files whose names start with `.` or `~$` or end with `.tmp`/`.part` are still being written and are ignored
-until they are renamed. Every pass looks twice: a file whose size or modification time changes while it is
+until they are renamed. Entries that are no regular file (links, folders, FIFOs) stay untouched and are logged
+(`inbox-skipped`). Every pass looks twice: a file whose size or modification time changes while it is
 read waits for the next pass (status `writing`); `--watch` also waits until a file's size and modification
 time are unchanged between two scans. Files are taken oldest first (modification time, then name), so of two
 files with the same bytes the older one is processed and the other is reported as its duplicate.
@@ -35,6 +36,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import sys
 import time
 from dataclasses import dataclass
@@ -325,12 +327,47 @@ def _prepare(root: Path) -> None:
         shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
 
 
+def _not_a_file(path: Path) -> str | None:
+    """Why an entry of `eingang/` is no workbook the inbox takes (a symbolic link, a folder, a FIFO, a device,
+    a socket), or None for a regular file. Such entries stay where they are: following a link could read or
+    archive a file outside the inbox, and a FIFO would block the pass."""
+    if path.is_symlink():
+        return "symbolische Verknüpfung"
+    try:
+        mode = path.stat().st_mode
+    except OSError:  # removed meanwhile
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return "Ordner" if stat.S_ISDIR(mode) else "keine reguläre Datei (z. B. FIFO, Gerät, Socket)"
+
+
+def skipped_entries(root: str | Path) -> list[tuple[Path, str]]:
+    """Entries of `eingang/` the inbox does not take although their names are not ignored, with the reason."""
+    found = []
+    for path in sorted(Path(root, "eingang").iterdir()):
+        if is_ignored(path.name):
+            continue
+        reason = _not_a_file(path)
+        if reason is not None:
+            found.append((path, reason))
+    return found
+
+
+def _skipped_line(path: Path, reason: str) -> str:
+    """The log line of an entry left in `eingang/`: no silent skip, and what to do."""
+    return json.dumps({"time": _now_iso(), "event": "inbox-skipped", "file": display_name(path.name), "reason": reason,
+                       "hint": "nur Arbeitsmappen (.xlsx) als gewöhnliche Datei ablegen; den Eintrag aus eingang/ "
+                               "entfernen oder durch eine Kopie der Datei ersetzen"},
+                      ensure_ascii=False, sort_keys=True)
+
+
 def _candidates(root: Path) -> list[Path]:
     """Files to take, oldest first (modification time, then name): of two equal files the older one counts."""
     found = []
     for path in (root / "eingang").iterdir():
         if is_ignored(path.name) or path.is_symlink() or not path.is_file():
-            continue
+            continue  # links, folders, FIFOs: reported by `skipped_entries`
         try:
             found.append((path.stat().st_mtime_ns, name_bytes(path.name), path))
         except OSError:  # removed meanwhile
@@ -345,6 +382,9 @@ def process_inbox(root: str | Path, rules_dir: str | Path, mode: str = "test", f
     Final runs use the installation's register (`register.installation_register(register)`)."""
     root, log = Path(root), log or sys.stdout
     _prepare(root)
+    if only is None:  # a pass over the whole folder says what it leaves (`--watch` says it once per entry)
+        for path, reason in skipped_entries(root):
+            print(_skipped_line(path, reason), file=log, flush=True)
     archived = _archived_hashes(root / "archiv")
     completed = _completed_results(root)
     outcomes = []
@@ -378,10 +418,16 @@ def watch_inbox(root: str | Path, rules_dir: str | Path, mode: str = "test", for
 
     previous_handlers = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
     seen: dict[str, tuple[int, int]] = {}
+    reported: set[str] = set()  # entries left in eingang/ whose skip was logged (once while they stay)
     worst = ExitCode.OK
     try:
         _prepare(root)
         while not stop["now"]:
+            skipped = skipped_entries(root)
+            for path, reason in skipped:
+                if path.name not in reported:
+                    print(_skipped_line(path, reason), file=log or sys.stdout, flush=True)
+            reported = {path.name for path, _reason in skipped}
             current = {}
             for path in _candidates(root):
                 try:
