@@ -23,8 +23,8 @@ from fractions import Fraction
 from ..core.model import LEVY_ROUTES, Allocation
 from ..core.money import decimal_ratio, rate_percent, round_ratio_to_unit
 
-__all__ = ["RateLine", "LevyRate", "amount_at_rate", "levy_rates", "iter_levy_rates", "printed_rate", "tolerance", "LEVY_ROUTES",
-           "MAX_DECIMALS", "TOLERANCE_SHARE"]
+__all__ = ["RateLine", "LevyRate", "amount_at_rate", "levy_rates", "iter_levy_rates", "printed_rate", "tolerance",
+           "LEVY_ROUTES", "MAX_DECIMALS", "TOLERANCE_SHARE"]
 
 MAX_DECIMALS = 6  # beyond six decimals a printed rate helps no reader: the item gets no printed rate
 TOLERANCE_SHARE = Fraction(1, 1000)  # a printed rate may miss the need by 0.1 %
@@ -33,7 +33,7 @@ TOLERANCE_SHARE = Fraction(1, 1000)  # a printed rate may miss the need by 0.1 %
 
 def amount_at_rate(base: int | Fraction | Decimal, rate: Decimal, unit: int) -> int:
     """base (cents) × rate (percent), rounded half up to `unit` cents; result in cents."""
-    return _yield([_ratio(base)], rate, unit)[0]
+    return _amounts_at_rate([_ratio(base)], rate, unit)[0]
 
 
 def _ratio(base: int | Fraction | Decimal) -> tuple[int, int]:
@@ -42,7 +42,7 @@ def _ratio(base: int | Fraction | Decimal) -> tuple[int, int]:
     return (base, 1) if isinstance(base, int) else (base.numerator, base.denominator)
 
 
-def _yield(bases: list[tuple[int, int]], rate: Decimal, unit: int) -> list[int]:
+def _amounts_at_rate(bases: list[tuple[int, int]], rate: Decimal, unit: int) -> list[int]:
     """Each base (numerator, denominator cents) × rate (percent), rounded half up to `unit` cents.
 
     In integers: the rate's own ratio once, then one product and one division per base (a Fraction per base
@@ -117,7 +117,7 @@ def printed_rate(need: int, bases: list[int | Fraction], declared: int, unit: in
     ratios = [_ratio(base) for base in bases]
     for decimals in range(declared, max(declared, MAX_DECIMALS) + 1):
         rate = rate_percent(need, base_total, decimals)
-        if abs(sum(_yield(ratios, rate, unit)) - need) <= allowed:
+        if abs(sum(_amounts_at_rate(ratios, rate, unit)) - need) <= allowed:
             return rate, decimals
     return None, max(declared, MAX_DECIMALS)
 
@@ -140,7 +140,7 @@ def iter_levy_rates(allocation: Allocation) -> Iterator[LevyRate]:
         payers = [line for line in sorted(item.lines, key=lambda l: l.ags) if line.key > 0]
         bases = [line.key * 100 for line in payers]
         rate, used = printed_rate(item.deficit, bases, decimals, unit)
-        at_rate = _yield([_ratio(base) for base in bases], rate, unit) if rate is not None else [None] * len(bases)
+        at_rate = _amounts_at_rate([_ratio(base) for base in bases], rate, unit) if rate is not None else [None] * len(bases)
         lines = tuple(RateLine(line.ags, base, amount, line.amount)
                       for line, base, amount in zip(payers, bases, at_rate))
         yield LevyRate(item.item.id, item.rule.id, item.rule.route, item.deficit, base_total,
