@@ -140,7 +140,8 @@ def iter_levy_rates(allocation: Allocation) -> Iterator[LevyRate]:
         payers = [line for line in sorted(item.lines, key=lambda l: l.ags) if line.key > 0]
         bases = [line.key * 100 for line in payers]
         rate, used = printed_rate(item.deficit, bases, decimals, unit)
-        at_rate = _amounts_at_rate([_ratio(base) for base in bases], rate, unit) if rate is not None else [None] * len(bases)
+        at_rate = (_amounts_at_rate([_ratio(base) for base in bases], rate, unit) if rate is not None
+                   else [None] * len(bases))
         lines = tuple(RateLine(line.ags, base, amount, line.amount)
                       for line, base, amount in zip(payers, bases, at_rate))
         yield LevyRate(item.item.id, item.rule.id, item.rule.route, item.deficit, base_total,
