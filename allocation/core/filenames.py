@@ -16,7 +16,8 @@ from pathlib import Path
 
 from .problems import Location, OutputError, Problem
 
-__all__ = ["sha256_file", "write_atomically", "output_problems", "existing_folder_problems", "NAME_MAX", "name_bytes", "name_max", "fit_name", "cut_bytes", "display_name", "safe_stem"]
+__all__ = ["sha256_file", "write_atomically", "output_problems", "existing_folder_problems", "NAME_MAX", "name_bytes",
+           "name_max", "fit_name", "cut_bytes", "display_name", "safe_stem"]
 
 NAME_MAX = 255  # bytes; POSIX file systems Linux uses, and the fallback when pathconf cannot tell
 

@@ -669,7 +669,8 @@ def _hebesaetze(book: _StreamBook, allocation: Allocation) -> None:
     for levy in iter_levy_rates(allocation):
         exact = _decimal(levy.rate_exact, 10)
         rate = levy.rate if levy.rate is not None else ""
-        item, rule, route, decimals, note = levy.item_id, levy.rule_id, ROUTE_LABELS[levy.route], levy.decimals, levy.note
+        item, rule, route = levy.item_id, levy.rule_id, ROUTE_LABELS[levy.route]
+        decimals, note = levy.decimals, levy.note
         for line in levy.lines:
             sheet.append([item, rule, route, line.ags, names[line.ags], _hundredths(line.base), exact, rate,
                           money(line.at_rate), cents_to_decimal(line.exact_split), money(line.difference), decimals,
