@@ -253,3 +253,11 @@ from hypothesis import given, strategies as st  # noqa: E402
        st.sampled_from([1, 100]))
 def test_amount_at_rate_against_a_fraction_oracle(base, rate, unit):
     assert amount_at_rate(base, rate, unit) == _half_up_oracle(base * Fraction(rate) / 100, unit)
+
+
+def test_amount_at_rate_takes_any_exact_number():
+    """Decimal is what the product passes; an int or Fraction rate and an int, Fraction or Decimal base give
+    the same amount (100 € × 36 % = 36 €; 1/3 € × 3 % = 0.01 €, rounded half up from 1/100 €)."""
+    assert amount_at_rate(10_000, 36, 1) == amount_at_rate(10_000, Decimal("36"), 1) == 3_600
+    assert amount_at_rate(Fraction(100, 3), Fraction(3), 1) == 1
+    assert amount_at_rate(Decimal("100.00"), Decimal("36.00"), 1) == 36

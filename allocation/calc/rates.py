@@ -31,23 +31,25 @@ TOLERANCE_SHARE = Fraction(1, 1000)  # a printed rate may miss the need by 0.1 %
 
 
 
-def amount_at_rate(base: int | Fraction | Decimal, rate: Decimal, unit: int) -> int:
+def amount_at_rate(base: int | Fraction | Decimal, rate: Decimal | int | Fraction, unit: int) -> int:
     """base (cents) × rate (percent), rounded half up to `unit` cents; result in cents."""
     return _amounts_at_rate([_ratio(base)], rate, unit)[0]
 
 
-def _ratio(base: int | Fraction | Decimal) -> tuple[int, int]:
-    if isinstance(base, Decimal):
-        return decimal_ratio(base)
-    return (base, 1) if isinstance(base, int) else (base.numerator, base.denominator)
+def _ratio(value: int | Fraction | Decimal) -> tuple[int, int]:
+    """An exact number as (numerator, denominator > 0); a Decimal without a Fraction (the common case)."""
+    if isinstance(value, Decimal):
+        return decimal_ratio(value)
+    exact = Fraction(value)  # int, Fraction, or a float taken exactly as stored
+    return exact.numerator, exact.denominator
 
 
-def _amounts_at_rate(bases: list[tuple[int, int]], rate: Decimal, unit: int) -> list[int]:
+def _amounts_at_rate(bases: list[tuple[int, int]], rate: Decimal | int | Fraction, unit: int) -> list[int]:
     """Each base (numerator, denominator cents) × rate (percent), rounded half up to `unit` cents.
 
     In integers: the rate's own ratio once, then one product and one division per base (a Fraction per base
     cost a gcd and three objects, for each of the up to five rates `printed_rate` tries)."""
-    rate_numerator, rate_denominator = decimal_ratio(rate)
+    rate_numerator, rate_denominator = _ratio(rate)
     scale = rate_denominator * 100
     return [round_ratio_to_unit(numerator * rate_numerator, denominator * scale, unit)
             for numerator, denominator in bases]
