@@ -175,10 +175,11 @@ print({body})
 
 def child(code: str) -> subprocess.CompletedProcess:
     """Run `code` in a fresh child process. durable_rules' C core, after it has reported one of these errors, may
-    crash its process now and then (a segmentation fault, seen about once in dozens of runs): that is why these
-    proofs run in children, and why a child killed by a signal is tried again, up to three times. The product
-    never reaches these states: rulebook.py refuses every such rule set at `check`."""
-    for _ in range(3):
+    crash its process now and then (a segmentation fault before `match` returns: 2 of 40 runs on an idle machine,
+    more under load): that is why these proofs run in children, and why a child killed by a signal is tried
+    again, up to ten times. The product never reaches these states: rulebook.py refuses every such rule set at
+    `check`."""
+    for _ in range(10):
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
         if result.returncode >= 0:
             return result
