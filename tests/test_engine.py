@@ -279,6 +279,61 @@ except engine.EngineFailure as failure:
     assert result.stdout.startswith("EngineFailure durable_rules failed on facts 0..") and "303" in result.stdout
 
 
+def test_a_failed_ruleset_is_not_touched_again_so_the_process_survives():
+    """After error 303 the engine used to delete the failed ruleset's state and handle, which crashed the
+    process with a segmentation fault for some memory layouts, deterministically (measured on the old code: 5
+    of 40 environment sizes outside pytest, every one of them when run by pytest from another folder).
+    The failed ruleset is now only forgotten. Ten children, each with a different environment size (so a
+    different memory layout), no retry: none may be killed by a signal. (Whether a layout crashes the old code
+    depends on the whole environment; the next test pins the cause deterministically.)"""
+    import os
+
+    code = """
+from allocation.rulefiles import conditions, engine
+from allocation.core.problems import Location
+here = Location("t")
+named = {"r": conditions.Any(tuple(conditions.Cmp("K", "ne", f"a{i}", here) for i in range(70)), here)}
+for _ in range(3):
+    try:
+        engine.match(named, [{"K": "z"}])
+    except engine.EngineFailure as failure:
+        print("EngineFailure", "303" in str(failure))
+print("done")
+"""
+    for pad in range(10):
+        env = dict(os.environ, ALLOCATION_TEST_PADDING="x" * (37 * pad))
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+        assert result.returncode == 0, (pad, result.returncode, result.stderr[-2000:])
+        assert result.stdout.split("\n")[:4] == ["EngineFailure True"] * 3 + ["done"], result.stdout
+
+
+def test_after_a_failure_the_engine_never_calls_into_the_failed_ruleset():
+    """The cause of the crash above, pinned without relying on a memory layout: in a child, the C calls that
+    delete a ruleset's state and the ruleset are replaced by recorders (they do not call the C core), a
+    condition overfills the matching stack (error 303), and a good call follows. The failed ruleset must never
+    be passed to them; the good call's ruleset is deleted as usual."""
+    code = """
+import durable_rules_engine
+from durable import engine as durable_engine
+from allocation.rulefiles import conditions, engine
+from allocation.core.problems import Location
+touched = []
+durable_rules_engine.delete_ruleset = lambda handle: touched.append(("ruleset", handle))
+durable_engine.Ruleset.delete_state = lambda self, sid: touched.append(("state", self._handle))
+here = Location("t")
+heavy = {"r": conditions.Any(tuple(conditions.Cmp("K", "ne", f"a{i}", here) for i in range(70)), here)}
+try:
+    engine.match(heavy, [{"K": "z"}])
+except engine.EngineFailure as failure:
+    print("failed", "303" in str(failure), touched)
+touched.clear()
+print(engine.match({"ok": conditions.Cmp("K", "eq", "z", here)}, [{"K": "z"}]), sorted(kind for kind, _ in touched))
+"""
+    result = child(code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == ["failed True []", "[frozenset({'ok'})] ['ruleset', 'state']"], result.stdout
+
+
 def test_match_deletes_its_rulesets():
     # old code: every call left its ruleset in the host (and in the C core's fixed table of handles)
     host = engine._get_host()

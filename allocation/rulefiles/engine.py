@@ -35,7 +35,8 @@ Quirks handled here (see ../shared/ENGINE-NOTES.md):
 - a `durable_rules_engine.error` while creating a ruleset or asserting facts becomes `EngineFailure`
   (never a raw traceback). After such an error the C core of that process is not to be trusted (seen: a
   later ruleset it should refuse accepted, a segmentation fault), so every known cause is refused by
-  rulebook.py first, and tests/test_engine.py provokes the limits only in child processes.
+  rulebook.py first, and tests/test_engine.py provokes the limits only in child processes. A ruleset whose
+  facts failed is never called into again (`_forget`): deleting it was what crashed the process.
 Distinct records are decided once (only the referenced columns are part of a record's identity).
 
 Fast path (benchmarks/README.md; proven against a reference evaluator in tests/test_engine_fast_path.py):
@@ -368,6 +369,17 @@ def _register(host, group: Sequence[tuple[str, dict]], hits: dict[int, set[str]]
     return ruleset_name
 
 
+def _forget(host, ruleset_name: str) -> None:
+    """Remove a ruleset from the host without calling into the C core: after durable_rules has reported an
+    error on it (e.g. 303, matching stack full), deleting its state or the ruleset itself crashed the process
+    with a segmentation fault, deterministically for some memory layouts (tests/test_engine.py). Its handle
+    stays taken; such a failure is an internal error that rulebook.py's checks keep a run from reaching."""
+    with _host_lock:
+        ruleset = host._ruleset_directory.pop(ruleset_name, None)
+        if ruleset is not None:
+            host._ruleset_list.remove(ruleset)
+
+
 def _drop(host, ruleset_name: str) -> None:
     """Delete a ruleset after its call: the C core has a fixed table of ruleset handles, and the host would
     otherwise keep every ruleset of every call of a long-running process (the web page, a batch)."""
@@ -406,8 +418,10 @@ def _decide(patterns: Mapping[str, dict], columns: Sequence[_Column],
             ruleset_name = _register(host, group, hits, seen)
             try:
                 _assert_all(host, ruleset_name, facts)
-            finally:
-                _drop(host, ruleset_name)
+            except EngineFailure:
+                _forget(host, ruleset_name)  # never call into a ruleset the C core failed on (see _forget)
+                raise
+            _drop(host, ruleset_name)
     result: dict[tuple, frozenset[str]] = {}
     for row, signature in enumerate(distinct):
         if seen.get(row, 0) != len(groups):
