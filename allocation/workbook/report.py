@@ -276,26 +276,29 @@ class Book:
         """A bare xlsxwriter worksheet, for books with their own layout (write cells with `put`)."""
         return self.workbook.add_worksheet(title)
 
-    def put(self, ws, r: int, c: int, value: object, number_format: str | None = None, bold: bool = False) -> None:
+    def put(self, ws, r: int, c: int, value: object, number_format: str | None = None, bold: bool = False,
+            every: bool = False) -> None:
         """One typed cell (0-based row and column): text as text (formula-looking text with a quote prefix),
         numbers as numbers (a Decimal becomes a double only here), dates as dates, None as nothing (or a
-        styled blank). `number_format` applies to ints and Decimals, as `Sheet` does."""
+        styled blank). `number_format` applies to ints and Decimals, as `Sheet` does; with `every` to any
+        value, empty cells and dates included (a column formatted as a whole)."""
+        shared = number_format if every else None
         if isinstance(value, str):
             if value:
-                ws.write_string(r, c, value, self.format(bold=bold, quote=value.startswith(FORMULA_START)))
+                ws.write_string(r, c, value, self.format(shared, bold, value.startswith(FORMULA_START)))
             else:
-                ws.write_blank(r, c, None, self.format(bold=bold))
+                ws.write_blank(r, c, None, self.format(shared, bold))
         elif value is None:
-            ws.write_blank(r, c, None, self.format(bold=bold))
+            ws.write_blank(r, c, None, self.format(shared, bold))
         elif isinstance(value, bool):
-            ws.write_boolean(r, c, value, self.format(bold=bold))
+            ws.write_boolean(r, c, value, self.format(shared, bold))
         elif isinstance(value, (int, Decimal)):
             ws.write_number(r, c, float(value) if isinstance(value, Decimal) else value,
                             self.format(number_format, bold))
         elif isinstance(value, float):
-            ws.write_number(r, c, value, self.format(bold=bold))
+            ws.write_number(r, c, value, self.format(shared, bold))
         elif isinstance(value, (_dt.date, _dt.time)):
-            ws.write_datetime(r, c, value, self.format(_DATE_FORMATS[_date_kind(value)], bold))
+            ws.write_datetime(r, c, value, self.format(shared or _DATE_FORMATS[_date_kind(value)], bold))
         else:
             raise TypeError(f"{ws.name}: Zellwert {value!r} ({type(value).__name__}) ist kein Text, keine "
                             "Zahl, kein Datum und kein Wahrheitswert")
