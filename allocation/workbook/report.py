@@ -438,47 +438,7 @@ class Sheet:
             self.ws.set_column_pixels(c, c, 7 * width)
 
 
-class _Sheet:
-    """A worksheet with a header row, typed writes, frozen header, auto-filter and column widths."""
-
-    def __init__(self, workbook, title: str, headers: Sequence[str], formats: Sequence[str | None]) -> None:
-        from openpyxl.styles import Alignment, Font, PatternFill
-
-        self.ws = workbook.create_sheet(title)
-        self.formats = list(formats)
-        self.widths = [len(h) + 2 for h in headers]
-        for c, header in enumerate(headers, start=1):
-            cell = self.ws.cell(row=1, column=c, value=header)
-            cell.font = Font(bold=True)
-            cell.fill = PatternFill("solid", fgColor="DDEBF7")
-            cell.alignment = Alignment(wrap_text=True, vertical="top")
-        self.row = 1
-
-    def append(self, values: Iterable[object], bold: bool = False) -> None:
-        from openpyxl.styles import Font
-
-        self.row += 1
-        for c, value in enumerate(values, start=1):
-            cell = self.ws.cell(row=self.row, column=c)
-            put_value(cell, value)
-            fmt = self.formats[c - 1] if c - 1 < len(self.formats) else None
-            if fmt and isinstance(value, (int, Decimal)):
-                cell.number_format = fmt
-            if bold:
-                cell.font = Font(bold=True)
-            self.widths[c - 1] = max(self.widths[c - 1], min(_shown_width(value) + 1, 80))
-
-    def finish(self, autofilter: bool = True) -> None:
-        from openpyxl.utils import get_column_letter
-
-        self.ws.freeze_panes = "A2"
-        if autofilter and self.row > 1:
-            self.ws.auto_filter.ref = f"A1:{get_column_letter(len(self.widths))}{self.row}"
-        for c, width in enumerate(self.widths, start=1):
-            self.ws.column_dimensions[get_column_letter(c)].width = width
-
-
-# The names the run's writer had before the other workbooks moved onto it
+# The names the run's writer had before the other workbooks moved onto it (the run's sheets use them)
 _StreamBook, _StreamSheet = Book, Sheet
 
 
