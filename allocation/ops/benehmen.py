@@ -216,9 +216,9 @@ def _benehmen_sheets(book, allocation: Allocation, lines: list[BenehmenLine], de
 
     year, last = allocation.book.parameters.year, previous.year
     sheet = Sheet(book, "Benehmen", ["AGS", "Gemeinde", "Umlage", "Geplanter Satz (%)", "Bemessungsgrundlage",
-                                          f"Betrag {year} (geplant)", f"Betrag {last}", "Änderung (€)",
-                                          "Änderung (Hebesatz-Punkte)", "Wert eines Hebesatzpunktes (Grundlage × 1 %)"],
-                   [None, None, None, "0.0000", EUR, EUR, EUR, EUR, POINTS, EUR])
+                                     f"Betrag {year} (geplant)", f"Betrag {last}", "Änderung (€)",
+                                     "Änderung (Hebesatz-Punkte)", "Wert eines Hebesatzpunktes (Grundlage × 1 %)"],
+                  [None, None, None, "0.0000", EUR, EUR, EUR, EUR, POINTS, EUR])
     for line in lines:
         sheet.append([line.ags, line.name, line.levy, line.rate if line.rate is not None else line.rate_text,
                       fraction_to_decimal(line.base / 100, 2), cents_to_decimal(line.amount),
@@ -228,8 +228,8 @@ def _benehmen_sheets(book, allocation: Allocation, lines: list[BenehmenLine], de
                       cents_to_decimal(line.point_value)])
     sheet.finish()
     sheet = Sheet(book, "Treiber", ["AGS", "Gemeinde", "Rang", "Regel", "Kostenpositionen", "Umlage",
-                                         "Rechtsgrundlage", f"Anteil {year}", f"Anteil {last}", "Änderung (€)"],
-                   [None] * 7 + [EUR] * 3)
+                                    "Rechtsgrundlage", f"Anteil {year}", f"Anteil {last}", "Änderung (€)"],
+                  [None] * 7 + [EUR] * 3)
     for m in sorted(allocation.book.municipalities, key=lambda m: m.ags):
         for rank, d in enumerate(drivers(allocation, m.ags, shares), start=1):
             sheet.append([m.ags, m.name, rank, d.rule, "; ".join(d.items), d.levy, d.legal_basis,

@@ -205,7 +205,7 @@ def _levies_sheet(book, comparison: ScenarioComparison) -> None:
     if not names:
         return
     sheet = Sheet(book, "Umlagen", ["AGS", "Gemeinde", "Szenario", *names, "Summe der Umlagen"],
-                   [None, None, None, *[EUR] * (len(names) + 1)])
+                  [None, None, None, *[EUR] * (len(names) + 1)])
     per_scenario = []
     for result in comparison.results:
         by_id = result.allocation.levy_totals()
@@ -253,7 +253,7 @@ def _scenario_sheets(book, comparison: ScenarioComparison) -> None:
     sheet.finish()
 
     sheet = Sheet(book, "Wege", ["AGS", "Gemeinde", "Szenario", *[ROUTE_LABELS[r] for r in ROUTES], "Summe"],
-                   [None, None, None, *[EUR] * (len(ROUTES) + 1)])
+                  [None, None, None, *[EUR] * (len(ROUTES) + 1)])
     for row in comparison.municipalities:
         for label, routes, total in zip(labels, row.routes, row.totals):
             sheet.append([row.ags, row.name, label, *[cents_to_decimal(routes[r]) for r in ROUTES],
@@ -280,9 +280,9 @@ def _scenario_sheets(book, comparison: ScenarioComparison) -> None:
     from ..workbook.report import FINDING_KINDS
 
     sheet = Sheet(book, "Hinweise", ["Szenario", "Art", "AGS", "Gemeinde", "Kategorie",
-                                          "Eigene Kosten (Trägerkommune)", "Umlageanteil für die Leistung an andere",
-                                          "Gesamt", "Angerechnet (credit_hosts)", "Hinweis"],
-                   [None] * 5 + [EUR] * 4 + [None])
+                                     "Eigene Kosten (Trägerkommune)", "Umlageanteil für die Leistung an andere",
+                                     "Gesamt", "Angerechnet (credit_hosts)", "Hinweis"],
+                  [None] * 5 + [EUR] * 4 + [None])
     for result in results:
         for finding in result.allocation.findings:
             sheet.append([result.scenario.label, FINDING_KINDS.get(finding.code, finding.code), finding.ags,
@@ -295,8 +295,8 @@ def _scenario_sheets(book, comparison: ScenarioComparison) -> None:
 
     _levies_sheet(book, comparison)
     sheet = Sheet(book, "Szenarien", ["Nr", "Szenario", "Eingabe-Arbeitsmappe", "SHA-256 Eingabe", "Regeldatei",
-                                           "SHA-256 Regeldatei", "Kreis", "Haushaltsjahr", "Summe verteilt"],
-                   [None] * 8 + [EUR])
+                                      "SHA-256 Regeldatei", "Kreis", "Haushaltsjahr", "Summe verteilt"],
+                  [None] * 8 + [EUR])
     for number, result in enumerate(results, start=1):
         inputs, rulebook = result.allocation.book, result.allocation.rulebook
         sheet.append([number, result.scenario.label, inputs.path, inputs.sha256, rulebook.path, rulebook.sha256,
@@ -591,7 +591,7 @@ def _year_sheets(book, before: ResultSummary, after: ResultSummary, rows: Sequen
     from ..workbook.report import EUR, POINTS, Sheet
 
     sheet = Sheet(book, "Vergleich", ["AGS", "Gemeinde", f"Summe {a}", f"Summe {b}", "Änderung (€)",
-                                           "Änderung (%)"], [None, None, EUR, EUR, EUR, "0.00"])
+                                      "Änderung (%)"], [None, None, EUR, EUR, EUR, "0.00"])
     for row in rows:
         sheet.append([row.ags, row.name, _eur(row.total_before), _eur(row.total_after),
                       _eur(row.change), _optional(row.change_percent)])
@@ -603,9 +603,9 @@ def _year_sheets(book, before: ResultSummary, after: ResultSummary, rows: Sequen
     sheet.finish()
 
     sheet = Sheet(book, "Wege", ["AGS", "Gemeinde", "Weg", f"Betrag {a}", f"Betrag {b}", "Änderung (€)",
-                                      f"Anteil an der Summe {a} (%)", f"Anteil an der Summe {b} (%)",
-                                      "Änderung des Anteils (Prozentpunkte)"],
-                   [None, None, None, EUR, EUR, EUR, POINTS, POINTS, POINTS])
+                                 f"Anteil an der Summe {a} (%)", f"Anteil an der Summe {b} (%)",
+                                 "Änderung des Anteils (Prozentpunkte)"],
+                  [None, None, None, EUR, EUR, EUR, POINTS, POINTS, POINTS])
     for row in rows:
         columns = dict.fromkeys([*ROUTES, *(row.before or {}), *(row.after or {})])  # routes, then levy columns
         for route in columns:
@@ -643,10 +643,10 @@ def _effects_sheet(book, rows: Sequence[EffectRow], a: str, b: str) -> None:
 
     sheet = Sheet(book, EFFECT_SHEET,
                   ["Umlage", "AGS", "Gemeinde", f"Grundlage {a}", f"Grundlage {b}", f"Satz {a} (%)",
-                        f"Satz {b} (%)", f"Betrag {a}", f"Betrag {b}", "Änderung (€)",
-                        "Grundlagenwirkung (€) = ΔGrundlage × alter Satz", "Satzwirkung (€) = neue Grundlage × ΔSatz",
-                        "Erläuterung"],
-                       [None, None, None, EUR, EUR, "0.0000", "0.0000", EUR, EUR, EUR, EUR, EUR, None])
+                   f"Satz {b} (%)", f"Betrag {a}", f"Betrag {b}", "Änderung (€)",
+                   "Grundlagenwirkung (€) = ΔGrundlage × alter Satz", "Satzwirkung (€) = neue Grundlage × ΔSatz",
+                   "Erläuterung"],
+                  [None, None, None, EUR, EUR, "0.0000", "0.0000", EUR, EUR, EUR, EUR, EUR, None])
     for row in rows:
         effects = row.effects
         sheet.append([row.levy, row.ags, row.name, base(row.before), base(row.after), rate(row.before),

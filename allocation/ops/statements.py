@@ -140,8 +140,8 @@ def _kreistag_sheets(book, year: dict, checks: list, statements: list[Statement]
     from ..workbook.report import Sheet
 
     sheet = Sheet(book, "Stufen", ["Nr", "Stufe", "Ordner", "Gerechnet (UTC)", "Laufart", "Begründung",
-                                        "SHA-256 Manifest", "SHA-256 Manifest der vorigen Stufe", "Prüfung"],
-                   [None] * 9)
+                                   "SHA-256 Manifest", "SHA-256 Manifest der vorigen Stufe", "Prüfung"],
+                  [None] * 9)
     for check in checks:
         entry = check.entry
         sheet.append([entry["seq"], entry["stage"], entry["folder"], entry["recorded_utc"],

@@ -362,7 +362,7 @@ def _settlement_sheets(book, settlement: Settlement) -> None:
     from ..workbook.report import EUR, Sheet
 
     sheet = Sheet(book, "Spitzabrechnung", ["AGS", "Gemeinde", "Gezahlt (Echtlauf)", "Geschuldet (Ist)",
-                                                  "Differenz", "Ergebnis"], [None, None, EUR, EUR, EUR, None])
+                                             "Differenz", "Ergebnis"], [None, None, EUR, EUR, EUR, None])
     for line in settlement.lines:
         sheet.append([line.ags, line.name, cents_to_decimal(line.paid), cents_to_decimal(line.owed),
                       cents_to_decimal(line.difference), line.result])
@@ -383,7 +383,7 @@ def _positionen(book, settlement: Settlement) -> None:
     from ..workbook.report import EUR, Sheet
 
     sheet = Sheet(book, "Positionen", ["AGS", "Gemeinde", "ID", "Weg", "Gezahlt (Echtlauf)", "Geschuldet (Ist)",
-                                            "Differenz", "Abrechnung"], [None] * 4 + [EUR] * 3 + [None])
+                                       "Differenz", "Abrechnung"], [None] * 4 + [EUR] * 3 + [None])
     for line in settlement.items:  # ordered by AGS, item, route
         sheet.append([line.ags, line.name, line.item_id, ROUTE_LABELS[line.route], cents_to_decimal(line.paid),
                       cents_to_decimal(line.owed), cents_to_decimal(line.difference),
