@@ -171,3 +171,30 @@ def test_a_forked_pool_inherits_what_a_district_run_imports():
              "assert preload_for_fork() is False\nassert 'allocation.runs.pipeline' not in sys.modules\nprint('ok')\n")
     done = subprocess.run([sys.executable, "-c", spawn], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_summary_workbook_layout_and_text_that_looks_like_a_formula(tmp_path):
+    """Zusammenfassung.xlsx: sheets Kreise and Fehler with plain headers, numbers as numbers, and a file name or
+    problem starting with = stays text (openpyxl's write-only mode stored such text as a formula)."""
+    from decimal import Decimal
+
+    from allocation.ops.batch import DistrictResult, write_summary
+
+    results = [DistrictResult("/in/kreis-a.xlsx", "/out/kreis-a-ergebnis.xlsx", "Kreis A", 2022, 4, 2, 864919731,
+                              0, (), 0.0814),
+               DistrictResult("/in/=1+1.xlsx", None, exit_code=3, problems=("=HYPERLINK(\"x\") kaputt",))]
+    path = tmp_path / "Zusammenfassung.xlsx"
+    write_summary(path, results)
+    book = load_workbook(path)
+    assert book.sheetnames == ["Kreise", "Fehler"]
+    districts, errors = book["Kreise"], book["Fehler"]
+    assert [c.value for c in districts[1]] == ["Eingabe", "Kreis", "Haushaltsjahr", "Kostenpositionen", "Gemeinden",
+                                               "Summe verteilt (€)", "Ergebnis", "Exit-Code", "Sekunden"]
+    assert not districts["A1"].font.b
+    assert [c.value for c in districts[2]] == ["kreis-a.xlsx", "Kreis A", 2022, 4, 2, 8649197.31,
+                                               "kreis-a-ergebnis.xlsx", 0, 0.081]
+    assert districts["F2"].data_type == "n" and Decimal(str(districts["F2"].value)) == Decimal("8649197.31")
+    assert districts["A3"].value == "=1+1.xlsx" and districts["A3"].data_type == "s" and districts["G3"].value == "FEHLER"
+    assert [c.value for c in errors[1]] == ["Eingabe", "Exit-Code", "Problem"]
+    assert [c.value for c in errors[2]] == ["=1+1.xlsx", 3, "=HYPERLINK(\"x\") kaputt"]
+    assert errors["C2"].data_type == "s" and errors["B2"].data_type == "n"

@@ -176,6 +176,20 @@ def test_two_budget_years_from_output_workbooks(tmp_path):
     routes = {(row["AGS"], row["Weg"]): row for row in sheet(result, "Wege")}
     assert amount(routes[(VOERDE, "Kreisumlage")]["Änderung (€)"]) == change
     assert (VOERDE, "Trägerkommune") not in routes  # Voerde hosts nothing in either year
+    # the layout of the year comparison (a rule file with levies: both years have Umlagen, so Wirkungen too)
+    book = load_workbook(result)
+    assert book.sheetnames == ["Vergleich", "Wege", "Jahre", "Wirkungen"]
+    table = book["Vergleich"]
+    assert [c.value for c in table[1]] == ["AGS", "Gemeinde", "Summe 2022", "Summe 2023", "Änderung (€)",
+                                           "Änderung (%)"]
+    assert table.freeze_panes == "A2" and table.auto_filter.ref == "A1:F15"
+    assert table["C2"].number_format == EUR_FORMAT and table["F2"].number_format == "0.00"
+    assert table["A15"].value == "Summe" and table["A15"].font.b and table["E15"].font.b
+    assert Decimal(str(table["E15"].value)) == Decimal("-8000.00") and table["E15"].number_format == EUR_FORMAT
+    years = book["Jahre"]
+    assert [[c.value for c in row] for row in years.iter_rows(min_row=3, max_row=5)] == [
+        ["Kreis", "Kreis Wesel", "Kreis Wesel"], ["Haushaltsjahr", 2022, 2023], ["Gemeinden", 13, 13]]
+    assert years.auto_filter.ref is None
 
 
 def test_compare_needs_output_workbooks_without_rules(tmp_path, capsys):
@@ -217,3 +231,39 @@ def test_scenarios_with_levies_show_each_levy_side_by_side(tmp_path):
     alpen = next(r for r in rows if r[0] == "05170004" and r[2] == "Satzung")
     assert alpen[3:] == [9829906.19, 6422024.35, 16251930.54]
     assert any(r[0] == "05170004" and r[2] == "ohne Sätze" for r in rows)
+
+
+EUR_FORMAT = '#,##0.00 "€"'
+
+
+def test_scenario_comparison_workbook_keeps_its_layout(comparison):
+    """The format contract of the comparison workbook, read back cell by cell: sheets in order, headers from
+    the labels, AGS as text, amounts as numbers in the euro format, the bold totals row, frozen header,
+    auto-filter over the table and widths by the header/value rule."""
+    workbook = load_workbook(comparison)
+    assert workbook.sheetnames == ["Vergleich", "Wege", "Verschiebungen", "Hinweise", "Umlagen", "Szenarien"]
+    sheet = workbook["Vergleich"]
+    assert [c.value for c in sheet[1]] == [
+        "AGS", "Gemeinde", "Umlagegrundlagen", "Summe 1 Kreisumlage", "Summe 2 gemeindescharf", "Summe 3a",
+        "Summe 3b", "Differenz 2 gemeindescharf − 1 Kreisumlage (€)",
+        "Differenz 2 gemeindescharf − 1 Kreisumlage (Hebesatz-Punkte)", "Differenz 3a − 1 Kreisumlage (€)",
+        "Differenz 3a − 1 Kreisumlage (Hebesatz-Punkte)", "Differenz 3b − 1 Kreisumlage (€)",
+        "Differenz 3b − 1 Kreisumlage (Hebesatz-Punkte)"]
+    header = sheet["A1"]
+    assert header.font.b and header.fill.fgColor.rgb.endswith("DDEBF7") and header.alignment.wrap_text
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:M15"  # 13 municipalities + header + total
+    first = sheet["A2"]
+    assert first.value == "05170004" and first.data_type == "s"
+    base = sheet["C2"]
+    assert base.data_type == "n" and base.number_format == EUR_FORMAT and Decimal(str(base.value)) == 27154437
+    assert sheet["I2"].number_format == "0.0000" and sheet["H2"].number_format == EUR_FORMAT
+    total = sheet["A15"]
+    assert total.value == "Summe" and total.font.b and not first.font.b
+    assert Decimal(str(sheet["C15"].value)) == sum(BASES.values()) and sheet["C15"].font.b
+    # "Umlagegrundlagen" 16 + 2 = 18; the largest base 142,030,604.00 is 14 characters + 3 + 1 = 18
+    assert sheet.column_dimensions["A"].width == 9  # an AGS: 8 characters + 1
+    assert sheet.column_dimensions["C"].width == 18
+    scenarios = workbook["Szenarien"]
+    assert scenarios.auto_filter.ref is None and scenarios.freeze_panes == "A2"
+    assert scenarios["A2"].value == 1 and scenarios["A2"].data_type == "n" and scenarios["B5"].value == "3b"
+    assert scenarios["I2"].number_format == EUR_FORMAT

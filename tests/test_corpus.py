@@ -98,17 +98,17 @@ def test_output_text_starting_with_formula_characters_is_stored_as_text(tmp_path
     """Excel executes a cell only if it is stored as a formula (<f>); ours must be plain strings."""
     import zipfile
 
-    from openpyxl import Workbook
+    from allocation.workbook.report import Sheet, write_book
 
-    from allocation.workbook.report import _Sheet, write_atomically
-
-    workbook = Workbook()
-    workbook.remove(workbook.active)
-    sheet = _Sheet(workbook, "Probe", ["Text"], [None])
     hostile = ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "=cmd|' /C calc'!A0"]
-    for text in hostile:
-        sheet.append([text])
-    write_atomically(tmp_path / "p.xlsx", workbook.save)
+
+    def build(book) -> None:
+        sheet = Sheet(book, "Probe", ["Text"], [None])
+        for text in hostile:
+            sheet.append([text])
+        sheet.finish()
+
+    write_book(tmp_path / "p.xlsx", build)
     xml = zipfile.ZipFile(tmp_path / "p.xlsx").read("xl/worksheets/sheet1.xml").decode("utf-8")
     assert "<f>" not in xml and "<f " not in xml
     from openpyxl import load_workbook

@@ -148,6 +148,22 @@ def test_instalment_workbook_adds_up_to_the_run_and_has_real_dates(wesel):
     # 13 × Kreisumlage + 7 Jugendamt-Gemeinden × Jugendamt-Umlage, je 12 Abschläge
     assert len(data) == (13 + 7) * 12
     assert all(isinstance(row["Faellig"], dt.datetime) and row["Faellig"].year == 2022 for row in data)
+    # the layout: a plain header, dates as DD.MM.YYYY, amounts in euros, fixed widths, frozen header, filter
+    assert not sheet["A1"].font.b and sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:K241"
+    assert sheet["A2"].data_type == "s" and sheet["D2"].data_type == "n" and sheet["E2"].number_format == "DD.MM.YYYY"
+    assert sheet["F2"].number_format == '#,##0.00 "€"' and sheet["F2"].data_type == "n"
+    assert [_width(sheet, c) for c in range(1, 12)] == [11, 24, 24, 5, 12, 16, 30, 18, 16, 16, 15]
+    trail = load_workbook(wesel / "bescheide" / "Abschlaege.xlsx")["Protokoll"]
+    assert (trail["A1"].value, trail["B1"].value) == ("Angabe", "Wert") and trail.auto_filter.ref is None
+    assert (_width(trail, 1), _width(trail, 2)) == (28, 70)
+
+
+def _width(sheet, column: int) -> float | None:
+    """A column's width as stored, also where one <col> element covers several equal columns."""
+    for dimension in sheet.column_dimensions.values():
+        if dimension.min is not None and dimension.min <= column <= dimension.max and dimension.customWidth:
+            return dimension.width
+    return None
     amounts = overview(wesel / "ergebnis.xlsx")
     for ags, line in amounts.items():
         for levy in ("Kreisumlage", youth_levy(wesel / "ergebnis.xlsx")):

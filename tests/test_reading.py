@@ -392,6 +392,25 @@ def test_the_template_has_the_umlagesaetze_sheet(tmp_path):
     workbook = load_workbook(tmp_path / "vorlage.xlsx")
     assert [c.value for c in workbook["Umlagesaetze"][1]] == ["Umlage", "Bestandteil", "Satz"]
     assert "Umlagesaetze" in [row[0] for row in workbook["Anleitung"].iter_rows(values_only=True)]
+    # the layout: sheets in order, bold headers with a help comment, text format ("@") in rows 2..1000 of the
+    # key columns, widths max(14, name + 4), frozen header; Parameter with its defaults
+    assert workbook.sheetnames == ["Parameter", "Gemeinden", "Kostenpositionen", "Schluessel", "Umlagesaetze",
+                                   "Anleitung"]
+    municipalities = workbook["Gemeinden"]
+    assert [c.value for c in municipalities[1]] == ["AGS", "Gemeinde", "Umlagegrundlagen", "Einwohner"]
+    header = municipalities["B1"]
+    assert header.font.b and (header.comment.text, header.comment.author) == ("Name der Gemeinde", "allocation")
+    assert municipalities["A2"].number_format == "@" and municipalities["A1000"].number_format == "@"
+    assert municipalities["B2"].number_format == "General" and municipalities.freeze_panes == "A2"
+    assert municipalities.column_dimensions["C"].width == 20  # "Umlagegrundlagen" 16 + 4
+    parameters = workbook["Parameter"]
+    assert [c.value for c in parameters[1]] == ["Parameter", "Wert", "Erläuterung"] and parameters["A1"].font.b
+    assert parameters["A4"].value == "Rundung" and parameters["B4"].value == "Cent"
+    assert parameters["B5"].value == 2 and parameters["B5"].data_type == "n" and parameters["B3"].value is None
+    assert parameters.column_dimensions["A"].width == 28 and parameters.freeze_panes is None
+    notes = workbook["Anleitung"]
+    assert notes["A1"].value == "Blatt / Spalte" and not notes["A1"].font.b
+    assert notes.column_dimensions["B"].width == 100
 
 
 

@@ -200,3 +200,46 @@ def test_einzelnachweis_key_and_share_cells_stay_right_when_their_memo_overflows
         assert row[8] == _half_up(line.share, 10)
         # Betrag ungerundet: the item's deficit × the line's share (lines keep no exact Fraction of their own)
         assert row[9] == _half_up(item.deficit * line.share / 100, 6)
+
+
+def test_write_book_writes_dates_as_dates_and_leaves_nothing_behind(tmp_path):
+    """The public writer: dates keep openpyxl's own formats in a Sheet (the Kreistag pack's Stand column),
+    Book.put with `every` formats a whole column (Abschlaege: DD.MM.YYYY, empty amount cells in euros), and a
+    build that fails leaves neither the workbook nor a temporary file."""
+    import datetime as dt
+
+    import pytest
+
+    from allocation.workbook.report import Book, Sheet, write_book
+
+    def build(book: Book) -> None:
+        sheet = Sheet(book, "Daten", ["Datum", "Zeitpunkt"], ["DD.MM.YYYY", None])
+        sheet.append([dt.date(2022, 2, 20), dt.datetime(2022, 2, 24, 13, 5)])
+        sheet.finish()
+        raw = book.add_sheet("Roh")
+        book.put(raw, 0, 0, dt.date(2022, 1, 15), "DD.MM.YYYY", every=True)
+        book.put(raw, 0, 1, None, '#,##0.00 "€"', every=True)
+        book.put(raw, 0, 2, Decimal("388.89"), '#,##0.00 "€"', every=True)
+        book.put(raw, 0, 3, "-1", "@")
+
+    path = tmp_path / "d.xlsx"
+    write_book(path, build)
+    book = load_workbook(path)
+    dates = book["Daten"]
+    assert dates["A2"].is_date and dates["A2"].value == dt.datetime(2022, 2, 20)
+    assert dates["A2"].number_format == "yyyy-mm-dd"  # openpyxl's date format: the column format is for numbers
+    assert dates["B2"].value == dt.datetime(2022, 2, 24, 13, 5) and dates["B2"].number_format == "yyyy-mm-dd h:mm:ss"
+    raw = book["Roh"]
+    assert raw["A1"].is_date and raw["A1"].number_format == "DD.MM.YYYY"
+    assert raw["B1"].value is None and raw["B1"].number_format == '#,##0.00 "€"'
+    assert raw["C1"].value == 388.89 and raw["C1"].number_format == '#,##0.00 "€"'
+    assert raw["D1"].value == "-1" and raw["D1"].data_type == "s" and raw["D1"].quotePrefix
+    assert raw["D1"].number_format == "General"  # without `every` a format is for numbers only
+
+    def broken(book: Book) -> None:
+        Sheet(book, "Halb", ["A"], [None]).append(["x"])
+        raise RuntimeError("abgebrochen")
+
+    with pytest.raises(RuntimeError):
+        write_book(tmp_path / "halb.xlsx", broken)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.xlsx"]

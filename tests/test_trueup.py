@@ -61,6 +61,18 @@ def test_settlement_is_owed_minus_paid_per_municipality(final_run, tmp_path):
     rows = list(sheet.iter_rows(values_only=True))
     assert rows[0] == ("AGS", "Gemeinde", "Gezahlt (Echtlauf)", "Geschuldet (Ist)", "Differenz", "Ergebnis")
     assert rows[-1][0] == "Summe" and round(rows[-1][4] * 100) == 10000_00
+    # the layout: sheets, euro formats, the bold totals row, frozen header and filter (4 municipalities)
+    book = load_workbook(tmp_path / "abrechnung.xlsx")
+    assert book.sheetnames == ["Spitzabrechnung", "Positionen", "Protokoll"]
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:F6"
+    assert sheet["A2"].data_type == "s" and sheet["C2"].data_type == "n"
+    assert {sheet.cell(2, c).number_format for c in (3, 4, 5)} == {'#,##0.00 "€"'}
+    assert sheet["A6"].font.b and sheet["E6"].font.b and not sheet["A2"].font.b
+    assert sheet["A1"].font.b and sheet["A1"].fill.fgColor.rgb.endswith("DDEBF7")
+    assert [c.value for c in book["Positionen"][1]] == ["AGS", "Gemeinde", "ID", "Weg", "Gezahlt (Echtlauf)",
+                                                       "Geschuldet (Ist)", "Differenz", "Abrechnung"]
+    assert book["Positionen"]["E2"].number_format == '#,##0.00 "€"'
+    assert book["Protokoll"].auto_filter.ref is None and book["Protokoll"]["A1"].value == "Angabe"
 
 
 def test_same_figures_settle_to_zero(final_run):

@@ -129,6 +129,17 @@ def test_benehmen_overview_has_every_municipality(year):
     assert money(alpen["Änderung (€)"]) == Decimal("922500.00")
     assert Decimal(str(alpen["Änderung (Hebesatz-Punkte)"])) == Decimal("3.4811")
     assert money(alpen["Wert eines Hebesatzpunktes (Grundlage × 1 %)"]) == Decimal("265000.00")
+    # the layout: sheets, headers, formats (rates 0.0000, amounts in euros, points 0.0000), frozen header
+    book = load_workbook(year["base"] / "benehmen" / "Benehmen.xlsx")
+    assert book.sheetnames == ["Benehmen", "Treiber", "Protokoll"]
+    sheet = book["Benehmen"]
+    assert [c.value for c in sheet[1]][:4] == ["AGS", "Gemeinde", "Umlage", "Geplanter Satz (%)"]
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:J21"  # 20 lines + header
+    first = [c for c in sheet[2]]
+    assert first[0].data_type == "s" and first[4].data_type == "n"
+    assert [c.number_format for c in first[4:8]] == ['#,##0.00 "€"'] * 4
+    assert first[8].number_format == "0.0000" and first[9].number_format == '#,##0.00 "€"'
+    assert [r[0].value for r in book["Protokoll"].iter_rows(min_row=2)][-1] == "Frist für Stellungnahmen"
 
 
 def test_model_to_benehmen_is_the_planned_rate(year):
@@ -323,6 +334,20 @@ def test_statements_go_into_the_kreistag_pack(year, tmp_path):
     assert rows[1][4:] == ("zurückgewiesen", "Die Ausgleichsrücklage ist bereits im Entwurf eingesetzt.", "entschieden")
     assert rows[2][0] == "05170052" and rows[2][2].date() == dt.date(2022, 2, 24) and rows[2][6] == "offen"
     assert [r[1] for r in stages[1:]] == ["benehmen"] and stages[1][8] == "OK"
+    # the layout: dates keep their date format, the sheet Jahr has no filter; the empty log a plain header
+    book = load_workbook(pack)
+    statements = book["Stellungnahmen"]
+    assert statements["C2"].is_date and statements["C2"].number_format == "yyyy-mm-dd"
+    assert statements.freeze_panes == "A2" and statements.auto_filter.ref == "A1:G3"
+    assert book["Jahr"].auto_filter.ref is None and book["Jahr"]["B3"].value == 2022
+    empty = tmp_path / "leer"
+    assert main(["year", "init", str(empty), "--district", "Kreis Wesel", "--year", "2022"]) == 0
+    log = load_workbook(empty / "Stellungnahmen.xlsx")
+    assert log.sheetnames == ["Stellungnahmen"]
+    sheet = log["Stellungnahmen"]
+    assert [c.value for c in sheet[1]] == ["AGS", "Gemeinde", "Datum", "Punkte", "Beschluss", "Begründung"]
+    assert not sheet["A1"].font.b and sheet.freeze_panes == "A2" and sheet.max_row == 1
+    assert [sheet.column_dimensions[letter].width for letter in "ABCDEF"] == [11, 20, 12, 60, 22, 60]
 
 
 def test_a_decision_without_reason_is_a_located_problem(tmp_path, capsys):

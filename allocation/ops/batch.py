@@ -121,26 +121,27 @@ def run_one(input_path: str, rules: str, rules_is_folder: bool, output_dir: str)
 
 
 def write_summary(path: Path, results: Sequence[DistrictResult]) -> None:
-    """Sheets `Kreise` (one row per input) and `Fehler` (one row per problem), written atomically."""
-    from openpyxl import Workbook
-
+    """Sheets `Kreise` (one row per input) and `Fehler` (one row per problem), written atomically: plain
+    header rows, no styles, rows streamed in order."""
     from ..core.money import cents_to_decimal
-    from ..workbook.report import write_atomically
+    from ..workbook.report import write_book
 
-    workbook = Workbook(write_only=True)
-    districts = workbook.create_sheet("Kreise")
-    districts.append(["Eingabe", "Kreis", "Haushaltsjahr", "Kostenpositionen", "Gemeinden", "Summe verteilt (€)",
-                      "Ergebnis", "Exit-Code", "Sekunden"])
-    for r in results:
-        districts.append([Path(r.input).name, r.district, r.year, r.items, r.municipalities,
-                          cents_to_decimal(r.total_cents), Path(r.output).name if r.output else "FEHLER",
-                          r.exit_code, round(r.seconds, 3)])
-    errors = workbook.create_sheet("Fehler")
-    errors.append(["Eingabe", "Exit-Code", "Problem"])
-    for r in results:
-        for problem in r.problems:
-            errors.append([Path(r.input).name, r.exit_code, problem])
-    write_atomically(path, workbook.save)
+    def rows(book, title: str, lines) -> None:
+        sheet = book.add_sheet(title)
+        for r, line in enumerate(lines):
+            for c, value in enumerate(line):
+                book.put(sheet, r, c, value)
+
+    def build(book) -> None:
+        rows(book, "Kreise", [["Eingabe", "Kreis", "Haushaltsjahr", "Kostenpositionen", "Gemeinden",
+                               "Summe verteilt (€)", "Ergebnis", "Exit-Code", "Sekunden"],
+                              *([Path(r.input).name, r.district, r.year, r.items, r.municipalities,
+                                 cents_to_decimal(r.total_cents), Path(r.output).name if r.output else "FEHLER",
+                                 r.exit_code, round(r.seconds, 3)] for r in results)])
+        rows(book, "Fehler", [["Eingabe", "Exit-Code", "Problem"],
+                              *([Path(r.input).name, r.exit_code, problem] for r in results for problem in r.problems)])
+
+    write_book(path, build)
 
 
 def run_batch(input_dir: str | Path, output_dir: str | Path, rules: str | Path, *,

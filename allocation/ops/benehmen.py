@@ -205,17 +205,20 @@ def _letter(allocation: Allocation, lines: list[BenehmenLine], ags: str, date: _
 
 def _write_workbook(target: Path, allocation: Allocation, lines: list[BenehmenLine], deadline: _dt.date,
                     previous: ResultSummary, shares: dict[tuple[str, str], int]) -> None:
-    from openpyxl import Workbook
+    from ..workbook.report import write_book
 
-    from ..workbook.report import EUR, POINTS, _Sheet
+    write_book(target, lambda book: _benehmen_sheets(book, allocation, lines, deadline, previous, shares))
 
-    workbook = Workbook()
-    workbook.remove(workbook.active)
+
+def _benehmen_sheets(book, allocation: Allocation, lines: list[BenehmenLine], deadline: _dt.date,
+                     previous: ResultSummary, shares: dict[tuple[str, str], int]) -> None:
+    from ..workbook.report import EUR, POINTS, Sheet
+
     year, last = allocation.book.parameters.year, previous.year
-    sheet = _Sheet(workbook, "Benehmen", ["AGS", "Gemeinde", "Umlage", "Geplanter Satz (%)", "Bemessungsgrundlage",
-                                          f"Betrag {year} (geplant)", f"Betrag {last}", "Änderung (€)",
-                                          "Änderung (Hebesatz-Punkte)", "Wert eines Hebesatzpunktes (Grundlage × 1 %)"],
-                   [None, None, None, "0.0000", EUR, EUR, EUR, EUR, POINTS, EUR])
+    sheet = Sheet(book, "Benehmen", ["AGS", "Gemeinde", "Umlage", "Geplanter Satz (%)", "Bemessungsgrundlage",
+                                     f"Betrag {year} (geplant)", f"Betrag {last}", "Änderung (€)",
+                                     "Änderung (Hebesatz-Punkte)", "Wert eines Hebesatzpunktes (Grundlage × 1 %)"],
+                  [None, None, None, "0.0000", EUR, EUR, EUR, EUR, POINTS, EUR])
     for line in lines:
         sheet.append([line.ags, line.name, line.levy, line.rate if line.rate is not None else line.rate_text,
                       fraction_to_decimal(line.base / 100, 2), cents_to_decimal(line.amount),
@@ -224,23 +227,22 @@ def _write_workbook(target: Path, allocation: Allocation, lines: list[BenehmenLi
                       line.change_points if line.change_points is not None else "—",
                       cents_to_decimal(line.point_value)])
     sheet.finish()
-    sheet = _Sheet(workbook, "Treiber", ["AGS", "Gemeinde", "Rang", "Regel", "Kostenpositionen", "Umlage",
-                                         "Rechtsgrundlage", f"Anteil {year}", f"Anteil {last}", "Änderung (€)"],
-                   [None] * 7 + [EUR] * 3)
+    sheet = Sheet(book, "Treiber", ["AGS", "Gemeinde", "Rang", "Regel", "Kostenpositionen", "Umlage",
+                                    "Rechtsgrundlage", f"Anteil {year}", f"Anteil {last}", "Änderung (€)"],
+                  [None] * 7 + [EUR] * 3)
     for m in sorted(allocation.book.municipalities, key=lambda m: m.ags):
         for rank, d in enumerate(drivers(allocation, m.ags, shares), start=1):
             sheet.append([m.ags, m.name, rank, d.rule, "; ".join(d.items), d.levy, d.legal_basis,
                           cents_to_decimal(d.amount), cents_to_decimal(d.previous) if d.previous is not None else "—",
                           cents_to_decimal(d.change) if d.change is not None else "—"])
     sheet.finish()
-    sheet = _Sheet(workbook, "Protokoll", ["Angabe", "Wert"], [None, None])
+    sheet = Sheet(book, "Protokoll", ["Angabe", "Wert"], [None, None])
     for row in (("Kreis", allocation.book.parameters.district), ("Haushaltsjahr", year),
                 ("Eingabe-Arbeitsmappe", allocation.book.path), ("SHA-256 Eingabe", allocation.book.sha256),
                 ("Regeldatei", allocation.rulebook.path), ("SHA-256 Regeldatei", allocation.rulebook.sha256),
                 ("Vorjahres-Ergebnis", previous.path), ("Frist für Stellungnahmen", deadline.isoformat())):
         sheet.append(list(row))
     sheet.finish(autofilter=False)
-    workbook.save(target)
 
 
 def _refuse(directory: Path, inputs: list[Path]) -> None:

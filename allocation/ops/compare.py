@@ -195,17 +195,17 @@ def levy_columns(results: Sequence[ScenarioResult]) -> list[str]:
     return names
 
 
-def _levies_sheet(workbook, comparison: ScenarioComparison) -> None:
+def _levies_sheet(book, comparison: ScenarioComparison) -> None:
     """`Umlagen` (only where a scenario has `levies:`): per municipality and scenario what each levy charges
     (statute mode: base × rate; derived: the exact split), by the levy's name, so scenarios that finance items
     through different levies or rates stand side by side."""
-    from ..workbook.report import EUR, _Sheet
+    from ..workbook.report import EUR, Sheet
 
     names = levy_columns(comparison.results)
     if not names:
         return
-    sheet = _Sheet(workbook, "Umlagen", ["AGS", "Gemeinde", "Szenario", *names, "Summe der Umlagen"],
-                   [None, None, None, *[EUR] * (len(names) + 1)])
+    sheet = Sheet(book, "Umlagen", ["AGS", "Gemeinde", "Szenario", *names, "Summe der Umlagen"],
+                  [None, None, None, *[EUR] * (len(names) + 1)])
     per_scenario = []
     for result in comparison.results:
         by_id = result.allocation.levy_totals()
@@ -220,20 +220,22 @@ def _levies_sheet(workbook, comparison: ScenarioComparison) -> None:
 
 
 def write_scenario_comparison(path: str | Path, comparison: ScenarioComparison) -> None:
-    from openpyxl import Workbook
+    from ..workbook.report import write_book
 
-    from ..workbook.report import EUR, POINTS, _Sheet, write_atomically
+    write_book(path, lambda book: _scenario_sheets(book, comparison))
+
+
+def _scenario_sheets(book, comparison: ScenarioComparison) -> None:
+    from ..workbook.report import EUR, POINTS, Sheet
 
     results = comparison.results
     labels = [r.scenario.label for r in results]
-    workbook = Workbook()
-    workbook.remove(workbook.active)
     headers = ["AGS", "Gemeinde", "Umlagegrundlagen", *[f"Summe {label}" for label in labels]]
     formats: list[str | None] = [None, None, EUR, *[EUR] * len(labels)]
     for label in labels[1:]:
         headers += [f"Differenz {label} − {labels[0]} (€)", f"Differenz {label} − {labels[0]} (Hebesatz-Punkte)"]
         formats += [EUR, POINTS]
-    sheet = _Sheet(workbook, "Vergleich", headers, formats)
+    sheet = Sheet(book, "Vergleich", headers, formats)
     for row in comparison.municipalities:
         values: list[object] = [row.ags, row.name, cents_to_decimal(row.base), *map(cents_to_decimal, row.totals)]
         for index in range(1, len(results)):
@@ -250,8 +252,8 @@ def write_scenario_comparison(path: str | Path, comparison: ScenarioComparison) 
     sheet.append(values, bold=True)
     sheet.finish()
 
-    sheet = _Sheet(workbook, "Wege", ["AGS", "Gemeinde", "Szenario", *[ROUTE_LABELS[r] for r in ROUTES], "Summe"],
-                   [None, None, None, *[EUR] * (len(ROUTES) + 1)])
+    sheet = Sheet(book, "Wege", ["AGS", "Gemeinde", "Szenario", *[ROUTE_LABELS[r] for r in ROUTES], "Summe"],
+                  [None, None, None, *[EUR] * (len(ROUTES) + 1)])
     for row in comparison.municipalities:
         for label, routes, total in zip(labels, row.routes, row.totals):
             sheet.append([row.ags, row.name, label, *[cents_to_decimal(routes[r]) for r in ROUTES],
@@ -262,7 +264,7 @@ def write_scenario_comparison(path: str | Path, comparison: ScenarioComparison) 
     for label in labels:
         headers += [f"Weg {label}", f"Regel {label}", f"Defizit {label}"]
     headers += ["Weg verschoben", "Änderung"]
-    sheet = _Sheet(workbook, "Verschiebungen", headers, [None] * 3 + [None, None, EUR] * len(labels) + [None, None])
+    sheet = Sheet(book, "Verschiebungen", headers, [None] * 3 + [None, None, EUR] * len(labels) + [None, None])
     for move in comparison.items:
         values = [move.item_id, move.label, move.category]
         for route, rule, deficit in zip(move.routes, move.rules, move.deficits):
@@ -277,10 +279,10 @@ def write_scenario_comparison(path: str | Path, comparison: ScenarioComparison) 
 
     from ..workbook.report import FINDING_KINDS
 
-    sheet = _Sheet(workbook, "Hinweise", ["Szenario", "Art", "AGS", "Gemeinde", "Kategorie",
-                                          "Eigene Kosten (Trägerkommune)", "Umlageanteil für die Leistung an andere",
-                                          "Gesamt", "Angerechnet (credit_hosts)", "Hinweis"],
-                   [None] * 5 + [EUR] * 4 + [None])
+    sheet = Sheet(book, "Hinweise", ["Szenario", "Art", "AGS", "Gemeinde", "Kategorie",
+                                     "Eigene Kosten (Trägerkommune)", "Umlageanteil für die Leistung an andere",
+                                     "Gesamt", "Angerechnet (credit_hosts)", "Hinweis"],
+                  [None] * 5 + [EUR] * 4 + [None])
     for result in results:
         for finding in result.allocation.findings:
             sheet.append([result.scenario.label, FINDING_KINDS.get(finding.code, finding.code), finding.ags,
@@ -291,17 +293,16 @@ def write_scenario_comparison(path: str | Path, comparison: ScenarioComparison) 
         sheet.append(["", "Hinweis zum Vergleich", "", "", "", "", "", "", "", note])
     sheet.finish()
 
-    _levies_sheet(workbook, comparison)
-    sheet = _Sheet(workbook, "Szenarien", ["Nr", "Szenario", "Eingabe-Arbeitsmappe", "SHA-256 Eingabe", "Regeldatei",
-                                           "SHA-256 Regeldatei", "Kreis", "Haushaltsjahr", "Summe verteilt"],
-                   [None] * 8 + [EUR])
+    _levies_sheet(book, comparison)
+    sheet = Sheet(book, "Szenarien", ["Nr", "Szenario", "Eingabe-Arbeitsmappe", "SHA-256 Eingabe", "Regeldatei",
+                                      "SHA-256 Regeldatei", "Kreis", "Haushaltsjahr", "Summe verteilt"],
+                  [None] * 8 + [EUR])
     for number, result in enumerate(results, start=1):
-        book, rulebook = result.allocation.book, result.allocation.rulebook
-        sheet.append([number, result.scenario.label, book.path, book.sha256, rulebook.path, rulebook.sha256,
-                      book.parameters.district, book.parameters.year,
+        inputs, rulebook = result.allocation.book, result.allocation.rulebook
+        sheet.append([number, result.scenario.label, inputs.path, inputs.sha256, rulebook.path, rulebook.sha256,
+                      inputs.parameters.district, inputs.parameters.year,
                       cents_to_decimal(sum(item.deficit for item in result.allocation.items))])
     sheet.finish(autofilter=False)
-    write_atomically(path, workbook.save)
 
 
 # --- year over year --------------------------------------------------------------------------------------
@@ -578,17 +579,19 @@ def _optional(value: object) -> object:
 
 def write_year_comparison(path: str | Path, before: ResultSummary, after: ResultSummary,
                           rows: Sequence[YearRow]) -> None:
-    from openpyxl import Workbook
-
-    from ..workbook.report import EUR, POINTS, _Sheet, write_atomically
+    from ..workbook.report import write_book
 
     a, b = str(before.year), str(after.year)
     if a == b:
         a, b = f"{a} ({Path(before.path).name})", f"{b} ({Path(after.path).name})"
-    workbook = Workbook()
-    workbook.remove(workbook.active)
-    sheet = _Sheet(workbook, "Vergleich", ["AGS", "Gemeinde", f"Summe {a}", f"Summe {b}", "Änderung (€)",
-                                           "Änderung (%)"], [None, None, EUR, EUR, EUR, "0.00"])
+    write_book(path, lambda book: _year_sheets(book, before, after, rows, a, b))
+
+
+def _year_sheets(book, before: ResultSummary, after: ResultSummary, rows: Sequence[YearRow], a: str, b: str) -> None:
+    from ..workbook.report import EUR, POINTS, Sheet
+
+    sheet = Sheet(book, "Vergleich", ["AGS", "Gemeinde", f"Summe {a}", f"Summe {b}", "Änderung (€)",
+                                      "Änderung (%)"], [None, None, EUR, EUR, EUR, "0.00"])
     for row in rows:
         sheet.append([row.ags, row.name, _eur(row.total_before), _eur(row.total_after),
                       _eur(row.change), _optional(row.change_percent)])
@@ -599,10 +602,10 @@ def write_year_comparison(path: str | Path, before: ResultSummary, after: Result
                   cents_to_decimal(total_after - total_before), _optional(percent)], bold=True)
     sheet.finish()
 
-    sheet = _Sheet(workbook, "Wege", ["AGS", "Gemeinde", "Weg", f"Betrag {a}", f"Betrag {b}", "Änderung (€)",
-                                      f"Anteil an der Summe {a} (%)", f"Anteil an der Summe {b} (%)",
-                                      "Änderung des Anteils (Prozentpunkte)"],
-                   [None, None, None, EUR, EUR, EUR, POINTS, POINTS, POINTS])
+    sheet = Sheet(book, "Wege", ["AGS", "Gemeinde", "Weg", f"Betrag {a}", f"Betrag {b}", "Änderung (€)",
+                                 f"Anteil an der Summe {a} (%)", f"Anteil an der Summe {b} (%)",
+                                 "Änderung des Anteils (Prozentpunkte)"],
+                  [None, None, None, EUR, EUR, EUR, POINTS, POINTS, POINTS])
     for row in rows:
         columns = dict.fromkeys([*ROUTES, *(row.before or {}), *(row.after or {})])  # routes, then levy columns
         for route in columns:
@@ -619,19 +622,18 @@ def write_year_comparison(path: str | Path, before: ResultSummary, after: Result
                           _optional(row.share_change_points(route))])
     sheet.finish()
 
-    sheet = _Sheet(workbook, "Jahre", ["Angabe", a, b], [None, None, None])
+    sheet = Sheet(book, "Jahre", ["Angabe", a, b], [None, None, None])
     sheet.append(["Ergebnis-Arbeitsmappe", before.path, after.path])
     sheet.append(["Kreis", before.district, after.district])
     sheet.append(["Haushaltsjahr", before.year, after.year])
     sheet.append(["Gemeinden", len(before.routes), len(after.routes)])
     sheet.finish(autofilter=False)
     if before.has_levies and after.has_levies:
-        _effects_sheet(workbook, _Sheet, levy_effects(before, after), a, b)
-    write_atomically(path, workbook.save)
+        _effects_sheet(book, levy_effects(before, after), a, b)
 
 
-def _effects_sheet(workbook, sheet_type, rows: Sequence[EffectRow], a: str, b: str) -> None:
-    from ..workbook.report import EUR
+def _effects_sheet(book, rows: Sequence[EffectRow], a: str, b: str) -> None:
+    from ..workbook.report import EUR, Sheet
 
     def base(line: LevyLine | None) -> object:
         return ABSENT if line is None else fraction_to_decimal(line.base / 100, 2)
@@ -639,12 +641,12 @@ def _effects_sheet(workbook, sheet_type, rows: Sequence[EffectRow], a: str, b: s
     def rate(line: LevyLine | None) -> object:
         return ABSENT if line is None else line.rate if line.rate is not None else "kein einheitlicher Satz"
 
-    sheet = sheet_type(workbook, EFFECT_SHEET,
-                       ["Umlage", "AGS", "Gemeinde", f"Grundlage {a}", f"Grundlage {b}", f"Satz {a} (%)",
-                        f"Satz {b} (%)", f"Betrag {a}", f"Betrag {b}", "Änderung (€)",
-                        "Grundlagenwirkung (€) = ΔGrundlage × alter Satz", "Satzwirkung (€) = neue Grundlage × ΔSatz",
-                        "Erläuterung"],
-                       [None, None, None, EUR, EUR, "0.0000", "0.0000", EUR, EUR, EUR, EUR, EUR, None])
+    sheet = Sheet(book, EFFECT_SHEET,
+                  ["Umlage", "AGS", "Gemeinde", f"Grundlage {a}", f"Grundlage {b}", f"Satz {a} (%)",
+                   f"Satz {b} (%)", f"Betrag {a}", f"Betrag {b}", "Änderung (€)",
+                   "Grundlagenwirkung (€) = ΔGrundlage × alter Satz", "Satzwirkung (€) = neue Grundlage × ΔSatz",
+                   "Erläuterung"],
+                  [None, None, None, EUR, EUR, "0.0000", "0.0000", EUR, EUR, EUR, EUR, EUR, None])
     for row in rows:
         effects = row.effects
         sheet.append([row.levy, row.ags, row.name, base(row.before), base(row.after), rate(row.before),

@@ -25,7 +25,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from ..core.filenames import existing_folder_problems
 from ..core.instalments import ChangePlan, change_plan, fixed_amount, plan
@@ -613,39 +613,40 @@ HEADER = ("AGS", "Gemeinde", "Umlage", "Nr", "Faellig", "Betrag", "Kassenzeichen
 
 
 def _write_xlsx(rows: list[_Row], target: Path, protocol: list[tuple[str, object]] = ()) -> None:
-    from openpyxl import Workbook
+    """`Abschlaege` (plain header, due dates as DD.MM.YYYY and amounts in euros down the whole column, fixed
+    widths, frozen header, filter) and `Protokoll` (where the plan came from, for the auditor)."""
+    from ..workbook.report import EUR, write_book
 
-    from ..workbook.report import put_value
+    formats = {4: "DD.MM.YYYY", 5: EUR, 8: EUR, 9: EUR}  # 0-based columns: Faellig, Betrag, Bisher, Aenderung
 
-    workbook = Workbook()
-    sheet = workbook.active
-    sheet.title = "Abschlaege"
-    sheet.append(HEADER)
-    for r in rows:
-        values = (r.ags, r.name, r.levy, r.number, r.due, cents_to_decimal(r.amount), r.kassenzeichen, r.kind,
-                  cents_to_decimal(r.old) if r.old is not None else None,
-                  cents_to_decimal(r.amount - r.old) if r.old is not None else None,
-                  ("bereits fällig" if r.already_due else "offen") if r.already_due is not None else None)
-        sheet.append([None] * len(values))
-        for column, value in enumerate(values, start=1):
-            cell = sheet.cell(row=sheet.max_row, column=column)
-            put_value(cell, value)
-            if column == 5:
-                cell.number_format = "DD.MM.YYYY"
-            elif column in (6, 9, 10):
-                cell.number_format = '#,##0.00 "€"'
-    for letter, width in zip("ABCDEFGHIJK", (11, 24, 24, 5, 12, 16, 30, 18, 16, 16, 15)):
-        sheet.column_dimensions[letter].width = width
-    sheet.freeze_panes = "A2"
-    sheet.auto_filter.ref = sheet.dimensions
-    trail = workbook.create_sheet("Protokoll")  # where the plan came from, for the auditor
-    trail.append(("Angabe", "Wert"))
-    for key, value in protocol:
-        trail.append((None, None))
-        put_value(trail.cell(row=trail.max_row, column=1), key)
-        put_value(trail.cell(row=trail.max_row, column=2), value)
-    trail.column_dimensions["A"].width, trail.column_dimensions["B"].width = 28, 70
-    workbook.save(target)
+    def build(book) -> None:
+        sheet = book.add_sheet("Abschlaege")
+        for c, text in enumerate(HEADER):
+            book.put(sheet, 0, c, text)
+        for n, r in enumerate(rows, start=1):
+            values = (r.ags, r.name, r.levy, r.number, r.due, cents_to_decimal(r.amount), r.kassenzeichen, r.kind,
+                      cents_to_decimal(r.old) if r.old is not None else None,
+                      cents_to_decimal(r.amount - r.old) if r.old is not None else None,
+                      ("bereits fällig" if r.already_due else "offen") if r.already_due is not None else None)
+            for c, value in enumerate(values):
+                book.put(sheet, n, c, value, formats.get(c), every=c in formats)
+        _widths(sheet, (11, 24, 24, 5, 12, 16, 30, 18, 16, 16, 15))
+        sheet.freeze_panes(1, 0)
+        sheet.autofilter(0, 0, len(rows), len(HEADER) - 1)
+        trail = book.add_sheet("Protokoll")
+        for c, text in enumerate(("Angabe", "Wert")):
+            book.put(trail, 0, c, text)
+        for n, (key, value) in enumerate(protocol, start=1):
+            book.put(trail, n, 0, key)
+            book.put(trail, n, 1, value)
+        _widths(trail, (28, 70))
+
+    write_book(target, build)
+
+
+def _widths(sheet, widths: Sequence[int]) -> None:
+    for c, width in enumerate(widths):
+        sheet.set_column_pixels(c, c, 7 * width)  # 7 px per character: the width itself in the file
 
 
 def _csv_amount(cents: int | None) -> str:

@@ -37,16 +37,18 @@ class Statement:
 
 
 def write_empty_log(path: Path) -> None:
-    from openpyxl import Workbook
+    """The empty statements log the Kreis fills in: a plain header row (no styles), widths, frozen header."""
+    from ..workbook.report import write_book
 
-    workbook = Workbook()
-    sheet = workbook.active
-    sheet.title = SHEET
-    sheet.append(HEADER)
-    for letter, width in zip("ABCDEF", (11, 20, 12, 60, 22, 60)):
-        sheet.column_dimensions[letter].width = width
-    sheet.freeze_panes = "A2"
-    workbook.save(path)
+    def build(book) -> None:
+        sheet = book.add_sheet(SHEET)
+        for c, text in enumerate(HEADER):
+            book.put(sheet, 0, c, text)
+        for c, width in enumerate((11, 20, 12, 60, 22, 60)):
+            sheet.set_column_pixels(c, c, 7 * width)  # 7 px per character: the width itself in the file
+        sheet.freeze_panes(1, 0)
+
+    write_book(path, build)
 
 
 def _date(value: object) -> _dt.date | None:
@@ -129,15 +131,17 @@ def read_statements(path: str | Path) -> list[Statement]:
 
 def write_kreistag_pack(target: str | Path, year: dict, checks: list, statements: list[Statement]) -> None:
     """The Kreistag pack: the year's stages (`Stufen`) and the statements with decisions (`Stellungnahmen`)."""
-    from openpyxl import Workbook
+    from ..workbook.report import write_book
 
-    from ..workbook.report import _Sheet, write_atomically
+    write_book(target, lambda book: _kreistag_sheets(book, year, checks, statements))
 
-    workbook = Workbook()
-    workbook.remove(workbook.active)
-    sheet = _Sheet(workbook, "Stufen", ["Nr", "Stufe", "Ordner", "Gerechnet (UTC)", "Laufart", "Begründung",
-                                        "SHA-256 Manifest", "SHA-256 Manifest der vorigen Stufe", "Prüfung"],
-                   [None] * 9)
+
+def _kreistag_sheets(book, year: dict, checks: list, statements: list[Statement]) -> None:
+    from ..workbook.report import Sheet
+
+    sheet = Sheet(book, "Stufen", ["Nr", "Stufe", "Ordner", "Gerechnet (UTC)", "Laufart", "Begründung",
+                                   "SHA-256 Manifest", "SHA-256 Manifest der vorigen Stufe", "Prüfung"],
+                  [None] * 9)
     for check in checks:
         entry = check.entry
         sheet.append([entry["seq"], entry["stage"], entry["folder"], entry["recorded_utc"],
@@ -145,15 +149,14 @@ def write_kreistag_pack(target: str | Path, year: dict, checks: list, statements
                       entry["manifest"]["sha256"], entry["prev_manifest_sha256"],
                       "OK" if check.ok else "; ".join(check.findings)])
     sheet.finish()
-    sheet = _Sheet(workbook, "Stellungnahmen", [*HEADER, "Stand"], [None, None, "DD.MM.YYYY", None, None, None, None])
+    sheet = Sheet(book, "Stellungnahmen", [*HEADER, "Stand"], [None, None, "DD.MM.YYYY", None, None, None, None])
     for s in sorted(statements, key=lambda s: (s.ags, s.date)):
         sheet.append([s.ags, s.name, s.date, s.points, s.decision, s.reason,
                       "entschieden" if s.decision else "offen"])
     sheet.finish()
-    sheet = _Sheet(workbook, "Jahr", ["Angabe", "Wert"], [None, None])
+    sheet = Sheet(book, "Jahr", ["Angabe", "Wert"], [None, None])
     for row in (("Kreis", year["district"]), ("Haushaltsjahr", year["year"]), ("Stufen", len(checks)),
                 ("Stellungnahmen", len(statements)),
                 ("offen", sum(1 for s in statements if not s.decision))):
         sheet.append(list(row))
     sheet.finish(autofilter=False)
-    write_atomically(target, workbook.save)

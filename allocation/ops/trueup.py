@@ -353,14 +353,16 @@ def _item_lines(paid: dict[tuple[str, str, str], int], owed: dict[tuple[str, str
 
 
 def write_settlement(path: str | Path, settlement: Settlement) -> None:
-    from openpyxl import Workbook
+    from ..workbook.report import write_book
 
-    from ..workbook.report import EUR, _Sheet, write_atomically
+    write_book(path, lambda book: _settlement_sheets(book, settlement))
 
-    workbook = Workbook()
-    workbook.remove(workbook.active)
-    sheet = _Sheet(workbook, "Spitzabrechnung", ["AGS", "Gemeinde", "Gezahlt (Echtlauf)", "Geschuldet (Ist)",
-                                                  "Differenz", "Ergebnis"], [None, None, EUR, EUR, EUR, None])
+
+def _settlement_sheets(book, settlement: Settlement) -> None:
+    from ..workbook.report import EUR, Sheet
+
+    sheet = Sheet(book, "Spitzabrechnung", ["AGS", "Gemeinde", "Gezahlt (Echtlauf)", "Geschuldet (Ist)",
+                                             "Differenz", "Ergebnis"], [None, None, EUR, EUR, EUR, None])
     for line in settlement.lines:
         sheet.append([line.ags, line.name, cents_to_decimal(line.paid), cents_to_decimal(line.owed),
                       cents_to_decimal(line.difference), line.result])
@@ -369,20 +371,19 @@ def write_settlement(path: str | Path, settlement: Settlement) -> None:
     sheet.append(["Summe", "", cents_to_decimal(paid), cents_to_decimal(owed), cents_to_decimal(owed - paid), ""],
                  bold=True)
     sheet.finish()
-    _positionen(workbook, settlement)
-    protocol = _Sheet(workbook, "Protokoll", ["Angabe", "Wert"], [None, None])
+    _positionen(book, settlement)
+    protocol = Sheet(book, "Protokoll", ["Angabe", "Wert"], [None, None])
     for key, value in settlement.protocol:
         protocol.append([key, value])
     protocol.finish(autofilter=False)
-    write_atomically(path, workbook.save)
 
 
-def _positionen(workbook, settlement: Settlement) -> None:
+def _positionen(book, settlement: Settlement) -> None:
     """Each municipality's difference by item and route; host items for information, outside the settlement."""
-    from ..workbook.report import EUR, _Sheet
+    from ..workbook.report import EUR, Sheet
 
-    sheet = _Sheet(workbook, "Positionen", ["AGS", "Gemeinde", "ID", "Weg", "Gezahlt (Echtlauf)", "Geschuldet (Ist)",
-                                            "Differenz", "Abrechnung"], [None] * 4 + [EUR] * 3 + [None])
+    sheet = Sheet(book, "Positionen", ["AGS", "Gemeinde", "ID", "Weg", "Gezahlt (Echtlauf)", "Geschuldet (Ist)",
+                                       "Differenz", "Abrechnung"], [None] * 4 + [EUR] * 3 + [None])
     for line in settlement.items:  # ordered by AGS, item, route
         sheet.append([line.ags, line.name, line.item_id, ROUTE_LABELS[line.route], cents_to_decimal(line.paid),
                       cents_to_decimal(line.owed), cents_to_decimal(line.difference),

@@ -10,10 +10,14 @@ can exist.
 The output workbook (`write_workbook`) is streamed with xlsxwriter in `constant_memory` mode: rows go to disk
 in order, so memory stays flat however long `Einzelnachweis` gets. Column widths, frozen header, auto-filter
 and the chart are set when a sheet is finished (xlsxwriter keeps them outside the row stream), so no sheet is
-built in memory first. Other workbooks (comparisons, true-up, template) use `_Sheet` on openpyxl.
+built in memory first. Every other workbook we write (comparisons, true-up, statements, Benehmen, Abschlaege,
+the batch summary, the template) uses the same writer: `write_book(path, build)` opens a `Book`, `build` adds
+`Sheet`s (or writes cells with `Book.put`), and the book is saved atomically. openpyxl stays for reading
+workbooks and for marking up a copy of an input (error report).
 """
 from __future__ import annotations
 
+import datetime as _dt
 import os
 import tempfile
 from dataclasses import dataclass
@@ -29,7 +33,8 @@ from ..core.model import (LEVY_ROUTES, ROUTE_LABELS, ROUTES, Allocation, Allocat
 from ..core.filenames import write_atomically  # re-exported for the other writers
 from ..core.money import cents_to_decimal, fraction_to_decimal, percent_points, ratio_to_decimal
 
-__all__ = ["write_workbook", "write_atomically", "proof", "levy_proof", "SHEET_NAMES", "safe_text", "put_value",
+__all__ = ["write_workbook", "write_book", "Book", "Sheet", "write_atomically", "proof", "levy_proof", "SHEET_NAMES",
+           "safe_text", "put_value",
            "PROVISIONAL_NOTE", "Table", "uebersicht_table", "einzelnachweis_table", "entscheidungen_table"]
 
 # `Umlagen` is written only when the rule file has `levies:` (after Hebesaetze, so existing sheets keep their place)
@@ -46,7 +51,8 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def put_value(cell, value: object) -> None:
-    """Set an openpyxl cell; text Excel could read as a formula is stored as plain text with a quote prefix."""
+    """Set an openpyxl cell (error report: a marked copy of an input); text Excel could read as a formula is
+    stored as plain text with a quote prefix."""
     if isinstance(value, str):
         text, protect = safe_text(value)
         cell.value = text
@@ -248,17 +254,54 @@ _STREAM_OPTIONS = {"constant_memory": True, "strings_to_formulas": False, "strin
 _CHART_CM_TO_PX = 96 / 2.54  # the chart's size in cm (as before), at Excel's 96 pixels per inch
 
 
-class _StreamBook:
-    """The streamed output workbook: an xlsxwriter workbook in constant_memory mode, its shared cell formats
-    and the provisional note every sheet carries (if any)."""
+# What openpyxl gave a date or time cell by itself (its TIME_FORMATS); the ported workbooks keep these formats.
+_DATE_FORMATS = {_dt.datetime: "yyyy-mm-dd h:mm:ss", _dt.date: "yyyy-mm-dd", _dt.time: "h:mm:ss"}
 
-    def __init__(self, path: str, provisional: str | None, scratch: str | None = None) -> None:
+
+class Book:
+    """A workbook being written: an xlsxwriter workbook, its shared cell formats and the provisional note every
+    sheet carries (if any). In constant_memory mode (the default) each sheet's rows must be written in order."""
+
+    def __init__(self, path: str, provisional: str | None = None, scratch: str | None = None,
+                 constant_memory: bool = True) -> None:
         import xlsxwriter
 
         # `scratch`: the folder of xlsxwriter's temporary row files (removed by the caller, also on failure)
-        self.workbook = xlsxwriter.Workbook(path, {**_STREAM_OPTIONS, "tmpdir": scratch})
+        self.workbook = xlsxwriter.Workbook(path, {**_STREAM_OPTIONS, "constant_memory": constant_memory,
+                                                   "tmpdir": scratch})
         self.provisional = provisional
         self._formats: dict[tuple, object] = {}
+
+    def add_sheet(self, title: str):
+        """A bare xlsxwriter worksheet, for books with their own layout (write cells with `put`)."""
+        return self.workbook.add_worksheet(title)
+
+    def put(self, ws, r: int, c: int, value: object, number_format: str | None = None, bold: bool = False,
+            every: bool = False) -> None:
+        """One typed cell (0-based row and column): text as text (formula-looking text with a quote prefix),
+        numbers as numbers (a Decimal becomes a double only here), dates as dates, None as nothing (or a
+        styled blank). `number_format` applies to ints and Decimals, as `Sheet` does; with `every` to any
+        value, empty cells and dates included (a column formatted as a whole)."""
+        shared = number_format if every else None
+        if isinstance(value, str):
+            if value:
+                ws.write_string(r, c, value, self.format(shared, bold, value.startswith(FORMULA_START)))
+            else:
+                ws.write_blank(r, c, None, self.format(shared, bold))
+        elif value is None:
+            ws.write_blank(r, c, None, self.format(shared, bold))
+        elif isinstance(value, bool):
+            ws.write_boolean(r, c, value, self.format(shared, bold))
+        elif isinstance(value, (int, Decimal)):
+            ws.write_number(r, c, float(value) if isinstance(value, Decimal) else value,
+                            self.format(number_format, bold))
+        elif isinstance(value, float):
+            ws.write_number(r, c, value, self.format(shared, bold))
+        elif isinstance(value, (_dt.date, _dt.time)):
+            ws.write_datetime(r, c, value, self.format(shared or _DATE_FORMATS[_date_kind(value)], bold))
+        else:
+            raise TypeError(f"{ws.name}: Zellwert {value!r} ({type(value).__name__}) ist kein Text, keine "
+                            "Zahl, kein Datum und kein Wahrheitswert")
 
     def format(self, number_format: str | None = None, bold: bool = False, quote: bool = False):
         """The shared format for a cell, or None for a plain one (xlsxwriter needs one object per style)."""
@@ -285,11 +328,15 @@ class _StreamBook:
         self.workbook.close()
 
 
-class _StreamSheet:
-    """A streamed worksheet with the same contract as `_Sheet`: header row, typed writes, frozen header,
-    auto-filter and column widths. Rows are written strictly in order (constant_memory)."""
+def _date_kind(value: object) -> type:
+    return _dt.datetime if isinstance(value, _dt.datetime) else _dt.date if isinstance(value, _dt.date) else _dt.time
 
-    def __init__(self, book: _StreamBook, title: str, headers: Sequence[str], formats: Sequence[str | None]) -> None:
+
+class Sheet:
+    """A worksheet with a header row (bold on #DDEBF7, wrapped, top), typed writes, frozen header, auto-filter
+    and column widths. Rows are written strictly in order (constant_memory)."""
+
+    def __init__(self, book: Book, title: str, headers: Sequence[str], formats: Sequence[str | None]) -> None:
         self.book = book
         self.title = title
         self.ws = book.workbook.add_worksheet(title)
@@ -371,6 +418,9 @@ class _StreamSheet:
             ws.write_number(r, c, value, number)
         elif isinstance(value, float):
             ws.write_number(r, c, value, plain)
+        elif isinstance(value, (_dt.date, _dt.time)):  # openpyxl's own date format, never the column's
+            bold = plain is not None
+            ws.write_datetime(r, c, value, self.book.format(_DATE_FORMATS[_date_kind(value)], bold))
         else:
             raise TypeError(f"{self.title}: Zellwert {value!r} ({type(value).__name__}) ist kein Text, keine "
                             "Zahl und kein Wahrheitswert")
@@ -388,44 +438,22 @@ class _StreamSheet:
             self.ws.set_column_pixels(c, c, 7 * width)
 
 
-class _Sheet:
-    """A worksheet with a header row, typed writes, frozen header, auto-filter and column widths."""
+# The names the run's writer had before the other workbooks moved onto it (the run's sheets use them)
+_StreamBook, _StreamSheet = Book, Sheet
 
-    def __init__(self, workbook, title: str, headers: Sequence[str], formats: Sequence[str | None]) -> None:
-        from openpyxl.styles import Alignment, Font, PatternFill
 
-        self.ws = workbook.create_sheet(title)
-        self.formats = list(formats)
-        self.widths = [len(h) + 2 for h in headers]
-        for c, header in enumerate(headers, start=1):
-            cell = self.ws.cell(row=1, column=c, value=header)
-            cell.font = Font(bold=True)
-            cell.fill = PatternFill("solid", fgColor="DDEBF7")
-            cell.alignment = Alignment(wrap_text=True, vertical="top")
-        self.row = 1
+def write_book(path: str | Path, build, provisional: str | None = None, constant_memory: bool = True) -> None:
+    """Write a workbook atomically: `build(book)` adds its sheets to a fresh `Book`, which is then closed."""
 
-    def append(self, values: Iterable[object], bold: bool = False) -> None:
-        from openpyxl.styles import Font
+    def save(temp: str) -> None:
+        # constant_memory keeps each sheet's rows in a temporary file until close(); a run that fails half
+        # way must not leave them behind, so they live in a folder of our own.
+        with tempfile.TemporaryDirectory(prefix="allocation-xlsx-") as scratch:
+            book = Book(temp, provisional, scratch, constant_memory)
+            build(book)
+            book.close()
 
-        self.row += 1
-        for c, value in enumerate(values, start=1):
-            cell = self.ws.cell(row=self.row, column=c)
-            put_value(cell, value)
-            fmt = self.formats[c - 1] if c - 1 < len(self.formats) else None
-            if fmt and isinstance(value, (int, Decimal)):
-                cell.number_format = fmt
-            if bold:
-                cell.font = Font(bold=True)
-            self.widths[c - 1] = max(self.widths[c - 1], min(_shown_width(value) + 1, 80))
-
-    def finish(self, autofilter: bool = True) -> None:
-        from openpyxl.utils import get_column_letter
-
-        self.ws.freeze_panes = "A2"
-        if autofilter and self.row > 1:
-            self.ws.auto_filter.ref = f"A1:{get_column_letter(len(self.widths))}{self.row}"
-        for c, width in enumerate(self.widths, start=1):
-            self.ws.column_dimensions[get_column_letter(c)].width = width
+    write_atomically(path, save)
 
 
 def _overview_columns(allocation: Allocation) -> tuple[list[str], list[str], dict[str, dict[str, int]]]:
@@ -744,20 +772,15 @@ def write_workbook(path: str | Path, allocation: Allocation, controls: Sequence[
     """Stream the output workbook (sheets in SHEET_NAMES order) to `path`; `provisional` marks every sheet;
     `rules_label` shows the rule file under another name in `Regeldatei:Zeile` (a names-only run: no folder)."""
 
-    def save(temp: str) -> None:
-        # constant_memory keeps each sheet's rows in a temporary file until close(); a run that fails half
-        # way must not leave them behind, so they live in a folder of our own.
-        with tempfile.TemporaryDirectory(prefix="allocation-xlsx-") as scratch:
-            book = _StreamBook(temp, provisional, scratch)
-            _uebersicht(book, allocation)
-            _einzelnachweis(book, allocation)
-            _entscheidungen(book, allocation, rules_label)
-            _kontrollen(book, controls)
-            _protokoll(book, protocol)
-            _hinweise(book, allocation)
-            _hebesaetze(book, allocation)
-            if allocation.levies:
-                _umlagen(book, allocation)
-            book.close()
+    def build(book: Book) -> None:
+        _uebersicht(book, allocation)
+        _einzelnachweis(book, allocation)
+        _entscheidungen(book, allocation, rules_label)
+        _kontrollen(book, controls)
+        _protokoll(book, protocol)
+        _hinweise(book, allocation)
+        _hebesaetze(book, allocation)
+        if allocation.levies:
+            _umlagen(book, allocation)
 
-    write_atomically(path, save)
+    write_book(path, build, provisional)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from .inputs import (ITEM_COLUMNS, KEY_COLUMNS, LEVY_RATE_COLUMNS, MUNICIPALITY_COLUMNS, OPTIONAL_LEVY_RATE_COLUMNS,
                      PARAMETERS)
-from .report import write_atomically
+from .report import write_book
 
 __all__ = ["write_template", "COLUMN_HELP"]
 
@@ -30,45 +30,53 @@ COLUMN_HELP = {
 }
 
 
-def write_template(path: str | Path) -> None:
-    from openpyxl import Workbook
-    from openpyxl.comments import Comment
-    from openpyxl.styles import Font
+TEXT_COLUMNS = ("AGS", "Traeger", "ID", "Umlage", "Bestandteil")  # formatted as text ("@") in rows 2..1000
+# openpyxl's size of a comment box (108 pt × 59.25 pt), which the template had before, in pixels at 96 dpi
+_COMMENT_SIZE = {"width": 144, "height": 79}
 
-    workbook = Workbook()
-    parameters = workbook.active
-    parameters.title = "Parameter"
-    parameters.append(["Parameter", "Wert", "Erläuterung"])
+
+def write_template(path: str | Path) -> None:
+    """Written with the one xlsxwriter writer; not in constant_memory mode (a small book whose header comments
+    and text-formatted cells are simplest written column by column)."""
+    write_book(path, _template_sheets, constant_memory=False)
+
+
+def _template_sheets(book) -> None:
+    bold = book.format(bold=True)
+    parameters = book.add_sheet("Parameter")
     defaults = {"Kreis": "", "Haushaltsjahr": None, "Rundung": "Cent", "Hebesatz_Nachkommastellen": 2}
-    for key, help_text in PARAMETERS.items():
-        parameters.append([key, defaults[key], help_text])
+    for c, text in enumerate(("Parameter", "Wert", "Erläuterung")):
+        book.put(parameters, 0, c, text, bold=True)
+    for r, (key, help_text) in enumerate(PARAMETERS.items(), start=1):
+        for c, value in enumerate((key, defaults[key], help_text)):
+            book.put(parameters, r, c, value)
+    _width(parameters, 0, 28)
+    _width(parameters, 2, 60)
+    text = book.format("@")
     for name, columns in (("Gemeinden", MUNICIPALITY_COLUMNS + ("Einwohner",)),
                           ("Kostenpositionen", ITEM_COLUMNS + ("Stellen",)),
                           ("Schluessel", KEY_COLUMNS),
                           ("Umlagesaetze", (LEVY_RATE_COLUMNS[0], *OPTIONAL_LEVY_RATE_COLUMNS, LEVY_RATE_COLUMNS[1]))):
-        sheet = workbook.create_sheet(name)
-        sheet.append(list(columns))
-        for c, column in enumerate(columns, start=1):
-            cell = sheet.cell(row=1, column=c)
-            cell.font = Font(bold=True)
-            cell.comment = Comment(COLUMN_HELP.get(column, "weitere Spalte, auf die Regeln prüfen können"),
-                                   "allocation")
-            letter = cell.column_letter
-            sheet.column_dimensions[letter].width = max(14, len(column) + 4)
-            if column in ("AGS", "Traeger", "ID", "Umlage", "Bestandteil"):
-                for row in range(2, 1001):
-                    sheet.cell(row=row, column=c).number_format = "@"
-        sheet.freeze_panes = "A2"
-    for cell in parameters[1]:
-        cell.font = Font(bold=True)
-    parameters.column_dimensions["A"].width = 28
-    parameters.column_dimensions["C"].width = 60
-    notes = workbook.create_sheet("Anleitung")
-    notes.append(["Blatt / Spalte", "Bedeutung"])
-    for column, help_text in COLUMN_HELP.items():
-        notes.append([column, help_text])
-    notes.append(["weitere Spalten", "Gemeinden und Kostenpositionen dürfen weitere Spalten haben (z. B. "
-                                     "Einwohner, Jugendamt_Kreis 1/0, Linienminuten), auf die Regeln prüfen."])
-    notes.column_dimensions["A"].width = 22
-    notes.column_dimensions["B"].width = 100
-    write_atomically(path, workbook.save)
+        sheet = book.add_sheet(name)
+        for c, column in enumerate(columns):
+            sheet.write_string(0, c, column, bold)
+            sheet.write_comment(0, c, COLUMN_HELP.get(column, "weitere Spalte, auf die Regeln prüfen können"),
+                                {"author": "allocation", **_COMMENT_SIZE})
+            _width(sheet, c, max(14, len(column) + 4))
+            if column in TEXT_COLUMNS:
+                for row in range(1, 1000):
+                    sheet.write_blank(row, c, None, text)
+        sheet.freeze_panes(1, 0)
+    notes = book.add_sheet("Anleitung")
+    rows = [("Blatt / Spalte", "Bedeutung"), *COLUMN_HELP.items(),
+            ("weitere Spalten", "Gemeinden und Kostenpositionen dürfen weitere Spalten haben (z. B. "
+                                "Einwohner, Jugendamt_Kreis 1/0, Linienminuten), auf die Regeln prüfen.")]
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            book.put(notes, r, c, value)
+    _width(notes, 0, 22)
+    _width(notes, 1, 100)
+
+
+def _width(sheet, column: int, width: int) -> None:
+    sheet.set_column_pixels(column, column, 7 * width)  # 7 px per character: the width itself in the file
