@@ -156,6 +156,11 @@ def test_instalment_workbook_adds_up_to_the_run_and_has_real_dates(wesel):
     trail = load_workbook(wesel / "bescheide" / "Abschlaege.xlsx")["Protokoll"]
     assert (trail["A1"].value, trail["B1"].value) == ("Angabe", "Wert") and trail.auto_filter.ref is None
     assert (_width(trail, 1), _width(trail, 2)) == (28, 70)
+    amounts = overview(wesel / "ergebnis.xlsx")
+    for ags, line in amounts.items():
+        for levy in ("Kreisumlage", youth_levy(wesel / "ergebnis.xlsx")):
+            paid = sum(Decimal(str(r["Betrag"])) for r in data if r["AGS"] == ags and r["Umlage"] == levy)
+            assert paid == Decimal(str(line[levy])), (ags, levy)
 
 
 def _width(sheet, column: int) -> float | None:
@@ -164,11 +169,6 @@ def _width(sheet, column: int) -> float | None:
         if dimension.min is not None and dimension.min <= column <= dimension.max and dimension.customWidth:
             return dimension.width
     return None
-    amounts = overview(wesel / "ergebnis.xlsx")
-    for ags, line in amounts.items():
-        for levy in ("Kreisumlage", youth_levy(wesel / "ergebnis.xlsx")):
-            paid = sum(Decimal(str(r["Betrag"])) for r in data if r["AGS"] == ags and r["Umlage"] == levy)
-            assert paid == Decimal(str(line[levy])), (ags, levy)
 
 
 def test_treasury_csv_is_semicolon_utf8_bom_decimal_comma(wesel):

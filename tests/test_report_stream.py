@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 
 from allocation.cli import main
-from allocation.workbook.report import _StreamBook, _StreamSheet
+from allocation.workbook.report import Book, Sheet
 
 CORPUS = Path(__file__).parent / "corpus"
 NOTE_START = "VORLÄUFIG (§ 56 Abs. 1 KrO NRW)"
@@ -35,10 +35,10 @@ def _width(ws, column: int) -> float | None:
 def test_streamed_text_that_looks_like_a_formula_stays_plain_text(tmp_path):
     hostile = ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "=cmd|' /C calc'!A0", "http://example.org"]
     path = tmp_path / "p.xlsx"
-    book = _StreamBook(str(path), None)
+    book = Book(str(path), None)
     assert book.workbook.constant_memory
     assert not (book.workbook.strings_to_formulas or book.workbook.strings_to_numbers or book.workbook.strings_to_urls)
-    sheet = _StreamSheet(book, "Probe", ["Text"], [None])
+    sheet = Sheet(book, "Probe", ["Text"], [None])
     for text in hostile:
         sheet.append([text])
     sheet.finish()
@@ -54,9 +54,9 @@ def test_streamed_text_that_looks_like_a_formula_stays_plain_text(tmp_path):
 
 def test_streamed_amounts_are_stored_as_their_decimal_text(tmp_path):
     path = tmp_path / "a.xlsx"
-    book = _StreamBook(str(path), None)
+    book = Book(str(path), None)
     eur = '#,##0.00 "€"'
-    sheet = _StreamSheet(book, "Betraege", ["Betrag", "Anteil", "Zahl"], [eur, "0.0000000000", "0"])
+    sheet = Sheet(book, "Betraege", ["Betrag", "Anteil", "Zahl"], [eur, "0.0000000000", "0"])
     values = [(Decimal("1234.56"), Decimal("0.1234567891"), 7), (Decimal("-0.01"), Decimal("0.5000000000"), 0),
               (Decimal("26846345.67"), Decimal("1.0000000000"), 12)]
     for row in values:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .compare import ResultSummary, read_result
 from ..core.model import Allocation
-from ..core.money import cents_to_decimal, format_eur, fraction_to_decimal, percent_points, round_to_unit
+from ..core.money import cents_to_decimal, format_eur, fraction_to_decimal, round_to_unit
 from ..core.problems import ExitCode, Location, Problem, ProblemsError
 
 __all__ = ["BenehmenLine", "Driver", "benehmen_lines", "drivers", "previous_shares", "write_benehmen", "LAYER", "WORKBOOK",

@@ -18,7 +18,6 @@ workbooks and for marking up a copy of an input (error report).
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import tempfile
 from dataclasses import dataclass
 from decimal import Decimal
@@ -438,10 +437,6 @@ class Sheet:
             self.ws.set_column_pixels(c, c, 7 * width)
 
 
-# The names the run's writer had before the other workbooks moved onto it (the run's sheets use them)
-_StreamBook, _StreamSheet = Book, Sheet
-
-
 def write_book(path: str | Path, build, provisional: str | None = None, constant_memory: bool = True) -> None:
     """Write a workbook atomically: `build(book)` adds its sheets to a fresh `Book`, which is then closed."""
 
@@ -507,9 +502,9 @@ def uebersicht_table(allocation: Allocation) -> Table:
                   cents_to_decimal(grand), points if points is not None else ""])
 
 
-def _uebersicht(book: _StreamBook, allocation: Allocation) -> None:
+def _uebersicht(book: Book, allocation: Allocation) -> None:
     table = uebersicht_table(allocation)
-    sheet = _StreamSheet(book, "Uebersicht", table.headers, table.formats)
+    sheet = Sheet(book, "Uebersicht", table.headers, table.formats)
     for row in table.rows:
         sheet.append(row)
     sheet.append(table.totals, bold=True)
@@ -595,15 +590,15 @@ def einzelnachweis_table(allocation: Allocation) -> Table:
     return Table(headers, formats, rows())
 
 
-def _einzelnachweis(book: _StreamBook, allocation: Allocation) -> None:
+def _einzelnachweis(book: Book, allocation: Allocation) -> None:
     table = einzelnachweis_table(allocation)
-    sheet = _StreamSheet(book, "Einzelnachweis", table.headers, table.formats)
+    sheet = Sheet(book, "Einzelnachweis", table.headers, table.formats)
     part = 1
     for row in table.rows:
         if sheet.row >= MAX_ROWS:  # Excel's last row: continue on Einzelnachweis_2, _3, ... (same header)
             sheet.finish()
             part += 1
-            sheet = _StreamSheet(book, f"Einzelnachweis_{part}", table.headers, table.formats)
+            sheet = Sheet(book, f"Einzelnachweis_{part}", table.headers, table.formats)
         sheet.append(row)
     sheet.finish()
 
@@ -633,16 +628,16 @@ def entscheidungen_table(allocation: Allocation, rules_label: str | None = None)
     return Table(headers, formats, rows)
 
 
-def _entscheidungen(book: _StreamBook, allocation: Allocation, rules_label: str | None = None) -> None:
+def _entscheidungen(book: Book, allocation: Allocation, rules_label: str | None = None) -> None:
     table = entscheidungen_table(allocation, rules_label)
-    sheet = _StreamSheet(book, "Entscheidungen", table.headers, table.formats)
+    sheet = Sheet(book, "Entscheidungen", table.headers, table.formats)
     for row in table.rows:
         sheet.append(row)
     sheet.finish()
 
 
-def _kontrollen(book: _StreamBook, controls: Sequence[Control]) -> None:
-    sheet = _StreamSheet(book, "Kontrollen", ["Kontrolle", "ID", "Soll", "Ist", "Differenz", "Ergebnis"],
+def _kontrollen(book: Book, controls: Sequence[Control]) -> None:
+    sheet = Sheet(book, "Kontrollen", ["Kontrolle", "ID", "Soll", "Ist", "Differenz", "Ergebnis"],
                    [None, None, EUR, EUR, EUR, None])
     for control in controls:
         is_money = not control.name.startswith("Anteile")
@@ -652,8 +647,8 @@ def _kontrollen(book: _StreamBook, controls: Sequence[Control]) -> None:
     sheet.finish()
 
 
-def _protokoll(book: _StreamBook, rows: Sequence[tuple[str, object]]) -> None:
-    sheet = _StreamSheet(book, "Protokoll", ["Angabe", "Wert"], [None, None])
+def _protokoll(book: Book, rows: Sequence[tuple[str, object]]) -> None:
+    sheet = Sheet(book, "Protokoll", ["Angabe", "Wert"], [None, None])
     for key, value in rows:
         sheet.append([key, value])
     sheet.finish(autofilter=False)
@@ -662,9 +657,9 @@ def _protokoll(book: _StreamBook, rows: Sequence[tuple[str, object]]) -> None:
 FINDING_KINDS = {"double-burden": "Doppelbelastung", "host-credited": "Anrechnung (credit_hosts)"}
 
 
-def _hinweise(book: _StreamBook, allocation: Allocation) -> None:
+def _hinweise(book: Book, allocation: Allocation) -> None:
     """Findings (not errors): double burdens of host municipalities and host credits."""
-    sheet = _StreamSheet(book, "Hinweise", ["Art", "Kennung", "AGS", "Gemeinde", "Kategorie",
+    sheet = Sheet(book, "Hinweise", ["Art", "Kennung", "AGS", "Gemeinde", "Kategorie",
                                           "Eigene Kosten (Trägerkommune)", "Umlageanteil für die Leistung an andere",
                                           "Gesamt", "Angerechnet (credit_hosts)", "Hinweis"],
                    [None] * 5 + [EUR] * 4 + [None])
@@ -678,13 +673,13 @@ def _hinweise(book: _StreamBook, allocation: Allocation) -> None:
     sheet.finish()
 
 
-def _hebesaetze(book: _StreamBook, allocation: Allocation) -> None:
+def _hebesaetze(book: Book, allocation: Allocation) -> None:
     """Levy rates: the printed rate per levy item and what it yields, next to the exact split. A rate that
     needs more decimals than declared shows them (and says so); one that no printable rate meets is marked
     "nicht aussagekräftig" and yields nothing (rates.py)."""
     from ..calc.rates import iter_levy_rates
 
-    sheet = _StreamSheet(book, "Hebesaetze", [
+    sheet = Sheet(book, "Hebesaetze", [
         "ID", "Regel", "Weg", "AGS", "Gemeinde", "Bemessungsgrundlage", "Hebesatz exakt (%)",
         "Hebesatz gedruckt (%)", "Betrag nach gedrucktem Hebesatz", "Betrag exakte Verteilung",
         "Differenz (Hebesatz − exakt)", "Nachkommastellen (gedruckt)", "Hinweis"],
@@ -712,7 +707,7 @@ def _hebesaetze(book: _StreamBook, allocation: Allocation) -> None:
 MODES = {"statute": "Hebesatz der Haushaltssatzung", "derived": "abgeleitet (kein Satz im Blatt Umlagesaetze)"}
 
 
-def _umlagen(book: _StreamBook, allocation: Allocation) -> None:
+def _umlagen(book: Book, allocation: Allocation) -> None:
     """One row per levy × payer: base components (raw and weighted), Bemessungsgrundlage, Satz, Betrag and the
     proof in words; after each levy its total, its need and the surplus or shortfall."""
     components = list(dict.fromkeys(column for levy in allocation.levies for column in levy.levy.base))
@@ -724,7 +719,7 @@ def _umlagen(book: _StreamBook, allocation: Allocation) -> None:
                 "Nachweis", "Berechnung"]
     formats = [None] * 3 + [EUR] * (2 * len(components)) + [EUR] + (["0.######"] if with_factor else []) + \
         ["0.0000", EUR, None, None]
-    sheet = _StreamSheet(book, "Umlagen", headers, formats)
+    sheet = Sheet(book, "Umlagen", headers, formats)
     names = {m.ags: m.name for m in allocation.book.municipalities}
     unit, decimals = allocation.book.parameters.unit, allocation.book.parameters.rate_decimals
     blank_components = [""] * (2 * len(components))
