@@ -111,10 +111,13 @@ def tolerance(need: int, payers: int, unit: int) -> Fraction:
     return max(abs(need) * TOLERANCE_SHARE, Fraction(payers * unit, 2))
 
 
-def printed_rate(need: int, bases: list[int | Fraction], declared: int, unit: int) -> tuple[Decimal | None, int]:
+def printed_rate(need: int, bases: list[int | Fraction], declared: int, unit: int,
+                 base_total: int | Fraction | None = None) -> tuple[Decimal | None, int]:
     """The rate (percent) with the fewest decimals ≥ `declared` whose yield is within `tolerance` of the need,
-    and its decimals; (None, MAX_DECIMALS) if none up to MAX_DECIMALS is."""
-    base_total = sum(bases, Fraction(0))
+    and its decimals; (None, MAX_DECIMALS) if none up to MAX_DECIMALS is. `base_total`: the sum of `bases`,
+    where the caller knows it."""
+    if base_total is None:
+        base_total = sum(bases, Fraction(0))
     allowed = tolerance(need, len(bases), unit)
     ratios = [_ratio(base) for base in bases]
     for decimals in range(declared, max(declared, MAX_DECIMALS) + 1):
@@ -141,7 +144,7 @@ def iter_levy_rates(allocation: Allocation) -> Iterator[LevyRate]:
             continue
         payers = [line for line in sorted(item.lines, key=lambda l: l.ags) if line.key > 0]
         bases = [line.key * 100 for line in payers]
-        rate, used = printed_rate(item.deficit, bases, decimals, unit)
+        rate, used = printed_rate(item.deficit, bases, decimals, unit, base_total)
         at_rate = (_amounts_at_rate([_ratio(base) for base in bases], rate, unit) if rate is not None
                    else [None] * len(bases))
         lines = tuple(RateLine(line.ags, base, amount, line.amount)

@@ -234,8 +234,9 @@ _ZERO_6, _ZERO_10, _ZERO_CENTS = Decimal(0).scaleb(-6), Decimal(0).scaleb(-10), 
 
 def _is_empty(line: AllocationLine) -> bool:
     """A line with nothing in it: key, share, exact amount and amount 0, no remainder unit and no rank."""
-    return (line.key == 0 and line.amount == 0 and line.share == 0 and line.extra_units == 0
-            and line.rank is None)  # a share of 0 makes the exact amount 0
+    # the integer tests first: most lines pay something and are decided by them alone
+    return (line.amount == 0 and line.extra_units == 0 and line.rank is None and line.key == 0
+            and line.share == 0)  # a share of 0 makes the exact amount 0
 
 
 def _by_ags(line: AllocationLine) -> str:
