@@ -174,21 +174,29 @@ def test_a_second_process_is_kept_out_by_the_lock(inbox):
         pass
 
 
-def test_watch_picks_up_a_file_once_complete_and_stops_on_sigterm(inbox):
-    root, rules = inbox
+def _watch_one_drop(root: Path, rules: Path, interval: str, linger: float = 0.0) -> tuple[int, str]:
+    """`inbox --watch` while gut.xlsx is dropped (copied under .part, then renamed); waits until its result
+    exists and `linger` seconds more, then SIGTERM. Returns the exit code and the log lines."""
     process = subprocess.Popen([sys.executable, "-m", "allocation", "inbox", str(root), "--rules-dir", str(rules),
-                                "--watch", "--interval", "0.2"], stdout=subprocess.PIPE, text=True)
+                                "--watch", "--interval", interval], stdout=subprocess.PIPE, text=True)
     try:
         shutil.copy(CORPUS / "gueltig.xlsx", root / "eingang" / "gut.xlsx.part")
         (root / "eingang" / "gut.xlsx.part").rename(root / "eingang" / "gut.xlsx")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (root / "ergebnis" / "gut").exists():
             time.sleep(0.1)
-        assert (root / "ergebnis" / "gut" / "gut-ergebnis.xlsx").exists()
+        time.sleep(linger)
     finally:
         process.send_signal(signal.SIGTERM)
         out, _ = process.communicate(timeout=30)
-    assert process.returncode == 0
+    return process.returncode, out
+
+
+def test_watch_picks_up_a_file_once_complete_and_stops_on_sigterm(inbox):
+    root, rules = inbox
+    returncode, out = _watch_one_drop(root, rules, "0.2")
+    assert (root / "ergebnis" / "gut" / "gut-ergebnis.xlsx").exists()
+    assert returncode == 0
     assert [json.loads(line)["status"] for line in out.splitlines()] == ["ok"]
 
 
@@ -370,18 +378,7 @@ def test_links_folders_and_fifos_in_eingang_are_left_alone_and_logged(inbox, tmp
 def test_watch_reports_a_skipped_entry_once_while_it_stays(inbox):
     root, rules = inbox
     (root / "eingang" / "ordner.xlsx").mkdir()
-    process = subprocess.Popen([sys.executable, "-m", "allocation", "inbox", str(root), "--rules-dir", str(rules),
-                                "--watch", "--interval", "0.1"], stdout=subprocess.PIPE, text=True)
-    try:
-        shutil.copy(CORPUS / "gueltig.xlsx", root / "eingang" / "gut.xlsx.part")
-        (root / "eingang" / "gut.xlsx.part").rename(root / "eingang" / "gut.xlsx")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (root / "ergebnis" / "gut").exists():
-            time.sleep(0.1)
-        time.sleep(0.5)  # several more passes with the folder still there
-    finally:
-        process.send_signal(signal.SIGTERM)
-        out, _ = process.communicate(timeout=30)
+    _returncode, out = _watch_one_drop(root, rules, "0.1", linger=0.5)  # several passes with the folder there
     events = [(json.loads(line)["event"], json.loads(line)["file"]) for line in out.splitlines()]
     assert events.count(("inbox-skipped", "ordner.xlsx")) == 1, events
     assert ("inbox-file", "gut.xlsx") in events
