@@ -243,3 +243,66 @@ def test_write_book_writes_dates_as_dates_and_leaves_nothing_behind(tmp_path):
     with pytest.raises(RuntimeError):
         write_book(tmp_path / "halb.xlsx", broken)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.xlsx"]
+
+
+def test_a_cell_the_stream_cannot_take_is_an_error_not_a_silent_gap(tmp_path):
+    """constant_memory writes rows in order; xlsxwriter drops a cell for an earlier row (or off the sheet)
+    without a word. `Book.put` refuses it instead, so no workbook can lose a cell unnoticed."""
+    import pytest
+
+    from allocation.workbook.report import Book
+
+    book = Book(str(tmp_path / "p.xlsx"))
+    sheet = book.add_sheet("Probe")
+    book.put(sheet, 0, 0, "Kopf")
+    book.put(sheet, 5, 0, Decimal("1.50"))
+    with pytest.raises(ValueError, match="Zeile 3, Spalte 2 nicht geschrieben .*Zeile ist schon abgeschlossen"):
+        book.put(sheet, 2, 1, "zu spät")
+    with pytest.raises(ValueError, match="Zeile 7, Spalte 16385 nicht geschrieben .*außerhalb des Blatts"):
+        book.put(sheet, 6, 16384, "zu weit rechts")
+    book.close()
+
+
+def test_text_longer_than_a_cell_holds_is_cut_visibly_not_silently(tmp_path):
+    """An Excel cell holds 32,767 characters (UTF-16 units) and xlsxwriter cuts longer text without a word. A
+    longer text (a rule description, a condition explained with long values) is cut with a marker that says so
+    and gives the full length; text that fits is untouched, characters outside the BMP count twice."""
+    from openpyxl import load_workbook
+
+    from allocation.workbook.report import Book, fit_cell
+
+    assert fit_cell("x" * 32_767) == "x" * 32_767
+    assert fit_cell("😀" * 16_383) == "😀" * 16_383  # 32,766 units: fits
+    cut = fit_cell("😀" * 16_384)  # 32,768 units: one too many
+    assert len(cut.encode("utf-16-le")) // 2 <= 32_767 and cut.endswith("Zeichen, eine Excel-Zelle fasst 32.767]")
+    assert "der Text hat 16.384 Zeichen" in cut
+    path = tmp_path / "lang.xlsx"
+    book = Book(str(path))
+    rows = Sheet(book, "Zeilen", ["Text"], [None])
+    rows.append(["=" + "x" * 40_000])  # looks like a formula, and is too long
+    raw = book.add_sheet("Roh")
+    book.put(raw, 0, 0, "y" * 40_000)
+    book.close()
+    long_cell = load_workbook(path)["Zeilen"]["A2"]
+    assert long_cell.value.startswith("=xxx") and long_cell.quotePrefix and long_cell.data_type == "s"
+    assert len(long_cell.value) <= 32_767 and long_cell.value.endswith("der Text hat 40.001 Zeichen, eine "
+                                                                          "Excel-Zelle fasst 32.767]")
+    assert load_workbook(path)["Roh"]["A1"].value.endswith("der Text hat 40.000 Zeichen, eine Excel-Zelle fasst 32.767]")
+
+
+def test_a_run_with_a_rule_description_longer_than_a_cell_holds_succeeds_and_says_it_is_cut(tmp_path, fixture_workbook,
+                                                                                             rules_file):
+    from openpyxl import load_workbook
+
+    text = rules_file.read_text(encoding="utf-8")
+    start = text.index("\n    description: ") + len("\n    description: ")
+    rules = tmp_path / "lang.yaml"
+    rules.write_text(text[:start] + '"' + "x" * 40_000 + '" #' + text[start:], encoding="utf-8")
+    out = tmp_path / "out.xlsx"
+    assert main(["run", str(fixture_workbook), "--rules", str(rules), "-o", str(out)]) == 0
+    sheet = load_workbook(out, read_only=True)["Entscheidungen"]
+    rows = list(sheet.iter_rows(values_only=True))
+    column = rows[0].index("Beschreibung der Regel")
+    described = [row[column] for row in rows[1:] if row[column] and row[column].startswith("xxxx")]
+    assert described and all(len(d) <= 32_767 and d.endswith("der Text hat 40.000 Zeichen, eine Excel-Zelle fasst "
+                                                             "32.767]") for d in described)

@@ -32,7 +32,7 @@ from ..core.model import (LEVY_ROUTES, ROUTE_LABELS, ROUTES, Allocation, Allocat
 from ..core.filenames import write_atomically  # re-exported for the other writers
 from ..core.money import cents_to_decimal, fraction_to_decimal, percent_points, ratio_to_decimal
 
-__all__ = ["write_workbook", "write_book", "Book", "Sheet", "write_atomically", "proof", "levy_proof", "SHEET_NAMES",
+__all__ = ["write_workbook", "write_book", "Book", "Sheet", "fit_cell", "CELL_TEXT_MAX", "write_atomically", "proof", "levy_proof", "SHEET_NAMES",
            "safe_text", "put_value",
            "PROVISIONAL_NOTE", "Table", "uebersicht_table", "einzelnachweis_table", "entscheidungen_table"]
 
@@ -285,23 +285,25 @@ class Book:
         shared = number_format if every else None
         if isinstance(value, str):
             if value:
-                ws.write_string(r, c, value, self.format(shared, bold, value.startswith(FORMULA_START)))
+                done = ws.write_string(r, c, fit_cell(value), self.format(shared, bold, value.startswith(FORMULA_START)))
             else:
-                ws.write_blank(r, c, None, self.format(shared, bold))
+                done = ws.write_blank(r, c, None, self.format(shared, bold))
         elif value is None:
-            ws.write_blank(r, c, None, self.format(shared, bold))
+            done = ws.write_blank(r, c, None, self.format(shared, bold))
         elif isinstance(value, bool):
-            ws.write_boolean(r, c, value, self.format(shared, bold))
+            done = ws.write_boolean(r, c, value, self.format(shared, bold))
         elif isinstance(value, (int, Decimal)):
-            ws.write_number(r, c, float(value) if isinstance(value, Decimal) else value,
-                            self.format(number_format, bold))
+            done = ws.write_number(r, c, float(value) if isinstance(value, Decimal) else value,
+                                   self.format(number_format, bold))
         elif isinstance(value, float):
-            ws.write_number(r, c, value, self.format(shared, bold))
+            done = ws.write_number(r, c, value, self.format(shared, bold))
         elif isinstance(value, (_dt.date, _dt.time)):
-            ws.write_datetime(r, c, value, self.format(shared or _DATE_FORMATS[_date_kind(value)], bold))
+            done = ws.write_datetime(r, c, value, self.format(shared or _DATE_FORMATS[_date_kind(value)], bold))
         else:
             raise TypeError(f"{ws.name}: Zellwert {value!r} ({type(value).__name__}) ist kein Text, keine "
                             "Zahl, kein Datum und kein Wahrheitswert")
+        if done:
+            _refuse_silent_loss(ws.name, r, c, done)
 
     def format(self, number_format: str | None = None, bold: bool = False, quote: bool = False):
         """The shared format for a cell, or None for a plain one (xlsxwriter needs one object per style)."""
@@ -326,6 +328,29 @@ class Book:
 
     def close(self) -> None:
         self.workbook.close()
+
+
+CELL_TEXT_MAX = 32_767  # UTF-16 code units an Excel cell holds; xlsxwriter cuts longer text without a word
+
+
+def fit_cell(text: str) -> str:
+    """`text` as a cell can hold it: unchanged up to CELL_TEXT_MAX UTF-16 units, else cut and marked as cut
+    (a long rule description, a condition explained with long values): never cut silently."""
+    if len(text) <= CELL_TEXT_MAX // 2 or len(text.encode("utf-16-le")) // 2 <= CELL_TEXT_MAX:
+        return text
+    length = f"{len(text):,}".replace(",", ".")
+    marker = f" … [gekürzt: der Text hat {length} Zeichen, eine Excel-Zelle fasst 32.767]"
+    keep = text[:CELL_TEXT_MAX - len(marker)]
+    while len((keep + marker).encode("utf-16-le")) // 2 > CELL_TEXT_MAX:  # characters outside the BMP count twice
+        keep = keep[:-(len((keep + marker).encode("utf-16-le")) // 2 - CELL_TEXT_MAX)]
+    return keep + marker
+
+
+def _refuse_silent_loss(sheet: str, r: int, c: int, code: int) -> None:
+    """xlsxwriter answers a write it could not do with -1 and no exception (off the sheet, or a row before the
+    last one in constant_memory mode): that must not pass unnoticed in a workbook an auditor relies on."""
+    raise ValueError(f"{sheet}: Zelle in Zeile {r + 1}, Spalte {c + 1} nicht geschrieben (Code {code}: außerhalb "
+                     "des Blatts, oder die Zeile ist schon abgeschlossen: Zeilen der Reihe nach schreiben)")
 
 
 def _date_kind(value: object) -> type:
@@ -375,10 +400,10 @@ class Sheet:
                 if not value:
                     ws.write_blank(r, c, None, plain)
                     continue  # shown width 0: never widens a column
-                if value.startswith(FORMULA_START):  # see safe_text: plain text with a quote prefix
-                    ws.write_string(r, c, value, self._quoted[bold])
-                else:
-                    ws.write_string(r, c, value, plain)
+                if len(value) > CELL_TEXT_MAX // 2:  # rare: only then is the exact length worth measuring
+                    value = fit_cell(value)
+                # text that starts like a formula: plain text with a quote prefix (see safe_text)
+                ws.write_string(r, c, value, self._quoted[bold] if value.startswith(FORMULA_START) else plain)
                 if len(value) > longest[c]:
                     longest[c] = len(value)
             elif kind is Decimal:
@@ -407,7 +432,7 @@ class Sheet:
             if not value:
                 ws.write_blank(r, c, None, plain)
             else:
-                ws.write_string(r, c, value, quoted if value.startswith(FORMULA_START) else plain)
+                ws.write_string(r, c, fit_cell(value), quoted if value.startswith(FORMULA_START) else plain)
         elif isinstance(value, Decimal):
             ws.write_number(r, c, float(value), number)
         elif value is None:
