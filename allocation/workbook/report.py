@@ -331,12 +331,13 @@ class Book:
 
 
 CELL_TEXT_MAX = 32_767  # UTF-16 code units an Excel cell holds; xlsxwriter cuts longer text without a word
+_SURELY_FITS = CELL_TEXT_MAX // 2  # characters: at most two UTF-16 units each
 
 
 def fit_cell(text: str) -> str:
     """`text` as a cell can hold it: unchanged up to CELL_TEXT_MAX UTF-16 units, else cut and marked as cut
     (a long rule description, a condition explained with long values): never cut silently."""
-    if len(text) <= CELL_TEXT_MAX // 2 or len(text.encode("utf-16-le")) // 2 <= CELL_TEXT_MAX:
+    if len(text) <= _SURELY_FITS or len(text.encode("utf-16-le")) // 2 <= CELL_TEXT_MAX:
         return text
     length = f"{len(text):,}".replace(",", ".")
     marker = f" … [gekürzt: der Text hat {length} Zeichen, eine Excel-Zelle fasst 32.767]"
@@ -400,7 +401,7 @@ class Sheet:
                 if not value:
                     ws.write_blank(r, c, None, plain)
                     continue  # shown width 0: never widens a column
-                if len(value) > CELL_TEXT_MAX // 2:  # rare: only then is the exact length worth measuring
+                if len(value) > _SURELY_FITS:  # rare: only then is the exact length worth measuring
                     value = fit_cell(value)
                 # text that starts like a formula: plain text with a quote prefix (see safe_text)
                 ws.write_string(r, c, value, self._quoted[bold] if value.startswith(FORMULA_START) else plain)
