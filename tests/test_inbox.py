@@ -287,16 +287,18 @@ def test_an_unexpected_failure_with_one_file_is_reported_in_fehler_and_the_next_
 def test_a_file_that_changes_while_it_is_read_waits_for_the_next_pass(inbox, monkeypatch):
     root, rules = inbox
     _drop(root, "gueltig.xlsx", "wachsend.xlsx")
-    original = Path.read_bytes
+    import allocation.ops.inbox as inbox_module
 
-    def read_while_a_writer_appends(self):
-        data = original(self)
-        if self.name == "wachsend.xlsx":
-            with open(self, "ab") as handle:
-                handle.write(b"noch mehr Bytes")
-        return data
+    original = inbox_module._open_regular
 
-    monkeypatch.setattr(Path, "read_bytes", read_while_a_writer_appends)
+    def open_while_a_writer_appends(path):
+        handle = original(path)
+        if path.name == "wachsend.xlsx":
+            with open(path, "ab") as writer:
+                writer.write(b"noch mehr Bytes")
+        return handle
+
+    monkeypatch.setattr(inbox_module, "_open_regular", open_while_a_writer_appends)
     outcomes, log = _run(root, rules)
     assert [(o.file, o.status) for o in outcomes] == [("wachsend.xlsx", "writing")]
     assert log[0]["status"] == "writing"
@@ -382,3 +384,114 @@ def test_watch_reports_a_skipped_entry_once_while_it_stays(inbox):
     events = [(json.loads(line)["event"], json.loads(line)["file"]) for line in out.splitlines()]
     assert events.count(("inbox-skipped", "ordner.xlsx")) == 1, events
     assert ("inbox-file", "gut.xlsx") in events
+
+
+def _swap_after_listing(monkeypatch, root: Path, name: str, replace) -> None:
+    """The entry `name` is replaced (by `replace(path)`) after the pass has listed it as a regular file."""
+    import allocation.ops.inbox as inbox_module
+
+    listed = inbox_module._candidates
+
+    def list_then_swap(folder):
+        found = listed(folder)
+        target = root / "eingang" / name
+        target.unlink()
+        replace(target)
+        return found
+
+    monkeypatch.setattr(inbox_module, "_candidates", list_then_swap)
+
+
+def _release_readers_until(done, fifo: Path, released: list) -> None:
+    """Without the checks the pass would block on the FIFO: every 2 s a writer opens and closes it (the reader
+    gets end of file) and notes that a reader was waiting, so that such a test fails instead of hanging."""
+    import os
+
+    while not done.wait(2):
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # succeeds only while a reader has it open
+            released.append(fifo.name)
+        except OSError:  # no reader waiting, or no FIFO there
+            pass
+
+
+def test_a_file_replaced_by_a_fifo_after_listing_neither_blocks_nor_is_archived(inbox, monkeypatch):
+    """Reading a FIFO waits for a writer: the pass must not open it as the workbook it listed. (Without the
+    check, `_release_readers_until` keeps the test from hanging.)"""
+    import os
+    import threading
+
+    root, rules = inbox
+    _drop(root, "gueltig.xlsx", "gut.xlsx")
+    fifo = root / "eingang" / "gut.xlsx"
+    _swap_after_listing(monkeypatch, root, "gut.xlsx", os.mkfifo)
+    done, released = threading.Event(), []
+
+    def release_a_blocked_reader():
+        _release_readers_until(done, fifo, released)
+
+    guard = threading.Thread(target=release_a_blocked_reader, daemon=True)
+    guard.start()
+    try:
+        outcomes, _log = _run(root, rules)
+    finally:
+        done.set()
+    assert released == []  # the pass never waited on the FIFO
+    assert [(o.file, o.status, o.exit_code) for o in outcomes] == [("gut.xlsx", "writing", 0)]
+    assert fifo.is_fifo()
+    for folder in ("archiv", "ergebnis", "fehler"):
+        assert list((root / folder).iterdir()) == [], folder
+    monkeypatch.undo()  # the next pass reports it as left alone
+    outcomes, log = _run(root, rules)
+    assert outcomes == [] and [(e["event"], e["file"]) for e in log] == [("inbox-skipped", "gut.xlsx")]
+
+
+def test_a_file_replaced_by_a_link_after_listing_is_not_followed_read_or_archived(inbox, monkeypatch, tmp_path):
+    """A link swapped in after listing would let the inbox read (and report on) a workbook outside eingang/ and
+    archive the link as if it were the input."""
+    root, rules = inbox
+    outside = tmp_path / "fremd.xlsx"
+    shutil.copy(CORPUS / "gueltig.xlsx", outside)
+    _drop(root, "gueltig.xlsx", "gut.xlsx")
+    _swap_after_listing(monkeypatch, root, "gut.xlsx", lambda path: path.symlink_to(outside))
+    outcomes, _log = _run(root, rules)
+    assert [(o.file, o.status, o.sha256, o.exit_code) for o in outcomes] == [("gut.xlsx", "writing", "", 0)]
+    assert (root / "eingang" / "gut.xlsx").is_symlink() and outside.is_file()
+    for folder in ("archiv", "ergebnis", "fehler"):
+        assert list((root / folder).iterdir()) == [], folder
+
+
+def test_an_input_replaced_by_a_fifo_while_it_runs_drops_the_result_without_blocking(inbox, monkeypatch):
+    """After the run the input is hashed again (was it replaced?): a FIFO there must not block that check."""
+    import os
+    import threading
+
+    import allocation.ops.inbox as inbox_module
+
+    root, rules = inbox
+    _drop(root, "gueltig.xlsx", "gut.xlsx")
+    entry = root / "eingang" / "gut.xlsx"
+    synced = inbox_module._fsync_tree
+
+    def sync_then_swap(path):  # runs just before the re-check of the input
+        if not entry.is_fifo():
+            entry.unlink()
+            os.mkfifo(entry)
+        synced(path)
+
+    monkeypatch.setattr(inbox_module, "_fsync_tree", sync_then_swap)
+    done, released = threading.Event(), []
+
+    def release_a_blocked_reader():
+        _release_readers_until(done, entry, released)
+
+    threading.Thread(target=release_a_blocked_reader, daemon=True).start()
+    try:
+        outcomes, _log = _run(root, rules)
+    finally:
+        done.set()
+    assert released == []  # the re-check never waited on the FIFO
+    assert [(o.file, o.status, o.exit_code) for o in outcomes] == [("gut.xlsx", "changed", 0)]
+    assert entry.is_fifo()
+    for folder in ("archiv", "ergebnis", "fehler"):
+        assert list((root / folder).iterdir()) == [], folder

@@ -30,6 +30,7 @@ itself at a named step (see `STEPS`); it exists only so the tests can prove the 
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
@@ -43,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
 
-from ..core.filenames import display_name, fit_name, name_bytes, name_max, safe_stem, sha256_file
+from ..core.filenames import display_name, fit_name, name_bytes, name_max, safe_stem
 from ..core.problems import ExitCode, Location, Problem, ProblemsError
 
 __all__ = ["process_inbox", "watch_inbox", "Outcome", "is_ignored", "STEPS", "FOLDERS"]
@@ -255,7 +256,7 @@ def _process_one(path: Path, root: Path, rules_dir: Path, mode: str, force: bool
     _fsync_tree(work)
     _kill_point("before-result-rename")
     # The input may have been replaced while we worked: then drop this result and try again next time.
-    if not path.exists() or sha256_file(path) != sha256:
+    if _regular_sha256(path) != sha256:  # also: no regular file any more (a link's target is never read)
         shutil.rmtree(work)
         return Outcome(name, sha256, "changed", ExitCode.OK, None, None, mode=mode,
                        seconds=round(time.monotonic() - started, 3))
@@ -281,12 +282,47 @@ def _signature(path: Path) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
+def _open_regular(path: Path):
+    """`path` opened for reading if it is a regular file now, else None. The entry may have been replaced since
+    it was listed: it is opened without following a link and without waiting for a FIFO's writer, and the opened
+    file itself is checked, so a link's target is never read and a FIFO never blocks the pass."""
+    if not stat.S_ISREG(os.lstat(path).st_mode):
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as error:
+        if error.errno == errno.ELOOP:  # became a link after lstat
+            return None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
+
+
 def _read_settled(path: Path) -> bytes | None:
-    """The file's bytes, or None if size or modification time changed while it was read (still being written)."""
+    """The file's bytes, or None if size or modification time changed while it was read (still being written)
+    or it is no regular file any more (the next pass reports it as `inbox-skipped`)."""
     before = _signature(path)
-    data = path.read_bytes()
-    after = _signature(path)
-    return data if before == after and len(data) == after[0] else None
+    handle = _open_regular(path)
+    if handle is None:
+        return None
+    with handle:
+        data = handle.read()
+        after = os.fstat(handle.fileno())
+    return data if before == (after.st_size, after.st_mtime_ns) and len(data) == after.st_size else None
+
+
+def _regular_sha256(path: Path) -> str | None:
+    """The SHA-256 of `path` if it is a regular file now (see `_open_regular`), else None."""
+    try:
+        handle = _open_regular(path)
+    except FileNotFoundError:
+        return None
+    if handle is None:
+        return None
+    with handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _give_up(path: Path, root: Path, mode: str, error: BaseException, started: float) -> Outcome:
@@ -297,7 +333,10 @@ def _give_up(path: Path, root: Path, mode: str, error: BaseException, started: f
                       hint="die Datei liegt weiter in eingang/ (oder in archiv/); bitte dem Betrieb (IT) melden")
     sha256, result, archive = "", None, None
     try:
-        sha256 = sha256_file(path)
+        found = _regular_sha256(path)
+        if found is None:  # gone, or no regular file any more: nothing to hash, report or archive
+            raise FileNotFoundError(path)
+        sha256 = found
         work = root / ".tmp" / f"failed-{os.getpid()}-{time.monotonic_ns()}"
         work.mkdir(parents=True)
         from ..workbook.error_report import render_text
