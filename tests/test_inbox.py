@@ -495,3 +495,24 @@ def test_an_input_replaced_by_a_fifo_while_it_runs_drops_the_result_without_bloc
     assert entry.is_fifo()
     for folder in ("archiv", "ergebnis", "fehler"):
         assert list((root / folder).iterdir()) == [], folder
+
+
+def test_a_file_taken_back_after_listing_is_gone_not_an_error(inbox, monkeypatch):
+    """A controller deletes a dropped file after the pass listed it: status `gone`, exit 0, nothing archived,
+    nothing in fehler/ (it used to be `inbox-file-failed`, exit 1)."""
+    from allocation.ops import inbox as module
+
+    root, rules = inbox
+    _drop(root, "gueltig.xlsx", "zurueck.xlsx")
+    listed = module._candidates
+
+    def listed_then_taken_back(folder):
+        paths = listed(folder)
+        for path in paths:
+            path.unlink()
+        return paths
+
+    monkeypatch.setattr(module, "_candidates", listed_then_taken_back)
+    outcomes, log = _run(root, rules)
+    assert [(o.file, o.status, o.exit_code) for o in outcomes] == [("zurueck.xlsx", "gone", 0)]
+    assert list((root / "archiv").iterdir()) == [] and list((root / "fehler").iterdir()) == []

@@ -306,3 +306,13 @@ def test_a_run_with_a_rule_description_longer_than_a_cell_holds_succeeds_and_say
     described = [row[column] for row in rows[1:] if row[column] and row[column].startswith("xxxx")]
     assert described and all(len(d) <= 32_767 and d.endswith("der Text hat 40.000 Zeichen, eine Excel-Zelle fasst "
                                                              "32.767]") for d in described)
+
+
+def test_a_long_text_with_lone_surrogates_is_cut_too():
+    """A lone surrogate (an undecodable byte of a file name) counts as one UTF-16 unit and does not break the cut."""
+    from allocation.workbook.report import fit_cell
+
+    assert fit_cell("\udcff" * 20_000) == "\udcff" * 20_000  # 20,000 units: fits
+    cut = fit_cell("\udcff" * 40_000)
+    assert len(cut.encode("utf-16-le", "surrogatepass")) // 2 <= 32_767
+    assert cut.endswith("der Text hat 40.000 Zeichen, eine Excel-Zelle fasst 32.767]")

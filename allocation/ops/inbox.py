@@ -75,7 +75,7 @@ class Outcome:
 
     file: str
     sha256: str
-    status: str            # ok | error | duplicate | recovered | changed | writing
+    status: str            # ok | error | duplicate | recovered | changed | writing | gone
     exit_code: int
     result: str | None
     archive: str | None
@@ -184,7 +184,11 @@ def _process_one(path: Path, root: Path, rules_dir: Path, mode: str, force: bool
                  archived: dict[str, str], completed: dict[str, Path], register: Path | None = None) -> Outcome:
     started = time.monotonic()
     name = display_name(path.name)  # for reports and log lines: always encodable
-    data = _read_settled(path)
+    try:
+        data = _read_settled(path)
+    except FileNotFoundError:  # taken back (deleted or moved away) after it was listed: nothing to do
+        return Outcome(name, "", "gone", ExitCode.OK, None, None, mode=mode,
+                       seconds=round(time.monotonic() - started, 3))
     if data is None:  # still being written: leave it for the next pass
         return Outcome(name, "", "writing", ExitCode.OK, None, None, mode=mode,
                        seconds=round(time.monotonic() - started, 3))
