@@ -456,3 +456,13 @@ def test_decide_itself_refuses_text_compared_by_size_once_per_cell(tmp_path):
     (problem,) = caught.value.problems
     assert problem.code == "input-not-a-number"
     assert problem.location.cell == "Kostenpositionen!I2"
+
+
+def test_a_long_found_value_is_shortened_in_the_message_but_kept_whole_in_json():
+    from allocation.core.problems import Location, Problem
+
+    problem = Problem("input-uncalculated-formula", Location("e.xlsx", "Kostenpositionen", 2, 2), "Formel",
+                      found="=" + "A" * 32_699, expected="ein Wert", hint="Wert eintragen")
+    line = str(problem)
+    assert "(gefunden: =" + "A" * 199 + " … (32.700 Zeichen));" in line and len(line) < 400
+    assert problem.as_dict()["found"] == "=" + "A" * 32_699

@@ -84,6 +84,16 @@ class Location:
                 if getattr(self, k) is not None} | ({"cell": self.cell} if self.cell else {})
 
 
+FOUND_SHOWN = 200  # characters of a found value a message line shows; problems.json keeps it whole
+
+
+def _shortened(found: str) -> str:
+    """A found value as a message line shows it: a 30,000-character cell would bury the message."""
+    if len(found) <= FOUND_SHOWN:
+        return found
+    return f"{found[:FOUND_SHOWN]} … ({len(found):,} Zeichen)".replace(",", ".")
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One thing wrong, located, with the found value, the expectation and a fix."""
@@ -99,7 +109,7 @@ class Problem:
     def __str__(self) -> str:
         text = f"{self.location}: {self.message}"
         if self.found is not None:
-            text += f" (gefunden: {self.found!s})"
+            text += f" (gefunden: {_shortened(str(self.found))})"
         if self.expected:
             text += f"; erwartet: {self.expected}"
         if self.hint:
