@@ -31,7 +31,6 @@ question, the answer is reported as undecided, never guessed.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence

@@ -14,7 +14,6 @@ import io
 import os
 import re
 import stat
-import unicodedata
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Iterator
