@@ -427,32 +427,12 @@ class Sheet:
                 if len(str(value)) > longest[c]:
                     longest[c] = len(str(value))
             else:
-                self._other(r, c, value, plain, numbers[c] if c < count else plain, self._quoted[bold])
+                self._other(r, c, value, bold)
 
-    def _other(self, r: int, c: int, value: object, plain, number, quoted) -> None:
-        """A cell that is not exactly a str or a Decimal (rare): the former isinstance dispatch."""
-        ws = self.ws
-        if isinstance(value, str):
-            if not value:
-                ws.write_blank(r, c, None, plain)
-            else:
-                ws.write_string(r, c, fit_cell(value), quoted if value.startswith(FORMULA_START) else plain)
-        elif isinstance(value, Decimal):
-            ws.write_number(r, c, float(value), number)
-        elif value is None:
-            ws.write_blank(r, c, None, plain)
-        elif isinstance(value, bool):
-            ws.write_boolean(r, c, value, plain)
-        elif isinstance(value, int):
-            ws.write_number(r, c, value, number)
-        elif isinstance(value, float):
-            ws.write_number(r, c, value, plain)
-        elif isinstance(value, (_dt.date, _dt.time)):  # openpyxl's own date format, never the column's
-            bold = plain is not None
-            ws.write_datetime(r, c, value, self.book.format(_DATE_FORMATS[_date_kind(value)], bold))
-        else:
-            raise TypeError(f"{self.title}: Zellwert {value!r} ({type(value).__name__}) ist kein Text, keine "
-                            "Zahl und kein Wahrheitswert")
+    def _other(self, r: int, c: int, value: object, bold: bool) -> None:
+        """A cell that is not exactly a str, Decimal or int (rare: None, bool, float, a date, a str subclass):
+        written by `Book.put` with the column's number format, as any other book's cells are."""
+        self.book.put(self.ws, r, c, value, self.formats[c] if c < len(self.formats) else None, bold)
         self._longest[c] = max(self._longest[c], _shown_width(value))
 
     def finish(self, autofilter: bool = True) -> None:
