@@ -370,28 +370,35 @@ def _prepare(root: Path) -> None:
         shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
 
 
-def _not_a_file(path: Path) -> str | None:
-    """Why an entry of `eingang/` is no workbook the inbox takes (a symbolic link, a folder, a FIFO, a device,
-    a socket), or None for a regular file. Such entries stay where they are: following a link could read or
-    archive a file outside the inbox, and a FIFO would block the pass."""
-    if path.is_symlink():
-        return "symbolische Verknüpfung"
-    try:
-        mode = path.stat().st_mode
-    except OSError:  # removed meanwhile
-        return None
+def _not_a_file(mode: int) -> str | None:
+    """Why an entry of `eingang/` (its `os.lstat` mode) is no workbook the inbox takes (a symbolic link, a
+    folder, a FIFO, a device, a socket), or None for a regular file. Such entries stay where they are:
+    following a link could read or archive a file outside the inbox, and a FIFO would block the pass."""
     if stat.S_ISREG(mode):
         return None
+    if stat.S_ISLNK(mode):
+        return "symbolische Verknüpfung"
     return "Ordner" if stat.S_ISDIR(mode) else "keine reguläre Datei (z. B. FIFO, Gerät, Socket)"
+
+
+def _entries(root: Path) -> list[tuple[Path, os.stat_result]]:
+    """The entries of `eingang/` whose names are not ignored, each with its `os.lstat` (links not followed)."""
+    found = []
+    for path in (root / "eingang").iterdir():
+        if is_ignored(path.name):
+            continue
+        try:
+            found.append((path, os.lstat(path)))
+        except OSError:  # removed meanwhile
+            continue
+    return found
 
 
 def skipped_entries(root: str | Path) -> list[tuple[Path, str]]:
     """Entries of `eingang/` the inbox does not take although their names are not ignored, with the reason."""
     found = []
-    for path in sorted(Path(root, "eingang").iterdir()):
-        if is_ignored(path.name):
-            continue
-        reason = _not_a_file(path)
+    for path, status in sorted(_entries(Path(root)), key=lambda entry: entry[0]):
+        reason = _not_a_file(status.st_mode)
         if reason is not None:
             found.append((path, reason))
     return found
@@ -406,15 +413,10 @@ def _skipped_line(path: Path, reason: str) -> str:
 
 
 def _candidates(root: Path) -> list[Path]:
-    """Files to take, oldest first (modification time, then name): of two equal files the older one counts."""
-    found = []
-    for path in (root / "eingang").iterdir():
-        if is_ignored(path.name) or path.is_symlink() or not path.is_file():
-            continue  # links, folders, FIFOs: reported by `skipped_entries`
-        try:
-            found.append((path.stat().st_mtime_ns, name_bytes(path.name), path))
-        except OSError:  # removed meanwhile
-            continue
+    """Files to take, oldest first (modification time, then name): of two equal files the older one counts.
+    Links, folders and FIFOs are left out (reported by `skipped_entries`)."""
+    found = [(status.st_mtime_ns, name_bytes(path.name), path) for path, status in _entries(root)
+             if _not_a_file(status.st_mode) is None]
     return [path for _mtime, _name, path in sorted(found)]
 
 
