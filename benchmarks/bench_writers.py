@@ -52,22 +52,6 @@ def _sheets(calls_file: Path) -> tuple[list[tuple[str, list[str], list[list[obje
     return sheets, formats
 
 
-def _replay(calls: tuple, target: str) -> None:
-    import xlsxwriter
-
-    recorded, formats = calls
-    workbook = xlsxwriter.Workbook(target, {"constant_memory": True, "strings_to_formulas": False,
-                                            "strings_to_numbers": False, "strings_to_urls": False})
-    used = {fmt for _, ops in recorded for *_, fmt in ops if fmt is not None}
-    made = {key: workbook.add_format(formats[key]) for key in used}  # as bench_batch.floor_one
-    for name, ops in recorded:
-        sheet = workbook.add_worksheet(name)
-        calls_of = {call: getattr(sheet, call) for call in bench_batch._CELL_CALLS}
-        for call, row, col, value, fmt in ops:
-            calls_of[call](row, col, None if call == "write_blank" else value, made.get(fmt))
-    workbook.close()
-
-
 def _pyexcelerate(sheets: list, target: str) -> None:
     from pyexcelerate import Font, Format, Style, Workbook
 
@@ -109,7 +93,8 @@ def main() -> None:
         sheets, _formats = _sheets(calls_file)
         with open(calls_file, "rb") as handle:
             calls = pickle.load(handle)
-        writers = {"xlsxwriter (the product's calls, per-cell formats)": lambda t: _replay(calls, t)}
+        writers = {"xlsxwriter (the product's calls, per-cell formats)":
+                   lambda t: bench_batch.replay_writes(*calls, t)}
         for label, module, function in (("pyexcelerate (values + column formats)", "pyexcelerate", _pyexcelerate),
                                         ("rustpy-xlsxwriter (values + column formats)", "rustpy_xlsxwriter", _rustpy)):
             try:
