@@ -260,15 +260,20 @@ def test_match_decides_hundreds_of_rules_sharing_an_alternative():
         frozenset(named), frozenset({"r7"}), frozenset()]
 
 
-def test_match_raises_engine_failure_not_a_raw_durable_rules_error():
-    # a condition heavier than the matching stack (rulebook.py refuses it; called directly here, in a child
-    # process: see the size limits above)
-    code = """
-from allocation.rulefiles import conditions
-from allocation.rulefiles import engine
+# Child-process code that builds `named`: one condition heavier than durable_rules' matching stack (error 303
+# on the first fact; rulebook.py refuses it at check, so only a direct `engine.match` reaches it).
+OVERFULL = """
+from allocation.rulefiles import conditions, engine
 from allocation.core.problems import Location
 here = Location("t")
 named = {"r": conditions.Any(tuple(conditions.Cmp("K", "ne", f"a{i}", here) for i in range(70)), here)}
+"""
+
+
+def test_match_raises_engine_failure_not_a_raw_durable_rules_error():
+    # a condition heavier than the matching stack (rulebook.py refuses it; called directly here, in a child
+    # process: see the size limits above)
+    code = OVERFULL + """
 try:
     engine.match(named, [{"K": "z"}])
 except engine.EngineFailure as failure:
@@ -288,11 +293,7 @@ def test_a_failed_ruleset_is_not_touched_again_so_the_process_survives():
     depends on the whole environment; the next test pins the cause deterministically.)"""
     import os
 
-    code = """
-from allocation.rulefiles import conditions, engine
-from allocation.core.problems import Location
-here = Location("t")
-named = {"r": conditions.Any(tuple(conditions.Cmp("K", "ne", f"a{i}", here) for i in range(70)), here)}
+    code = OVERFULL + """
 for _ in range(3):
     try:
         engine.match(named, [{"K": "z"}])
@@ -312,18 +313,14 @@ def test_after_a_failure_the_engine_never_calls_into_the_failed_ruleset():
     delete a ruleset's state and the ruleset are replaced by recorders (they do not call the C core), a
     condition overfills the matching stack (error 303), and a good call follows. The failed ruleset must never
     be passed to them; the good call's ruleset is deleted as usual."""
-    code = """
+    code = OVERFULL + """
 import durable_rules_engine
 from durable import engine as durable_engine
-from allocation.rulefiles import conditions, engine
-from allocation.core.problems import Location
 touched = []
 durable_rules_engine.delete_ruleset = lambda handle: touched.append(("ruleset", handle))
 durable_engine.Ruleset.delete_state = lambda self, sid: touched.append(("state", self._handle))
-here = Location("t")
-heavy = {"r": conditions.Any(tuple(conditions.Cmp("K", "ne", f"a{i}", here) for i in range(70)), here)}
 try:
-    engine.match(heavy, [{"K": "z"}])
+    engine.match(named, [{"K": "z"}])
 except engine.EngineFailure as failure:
     print("failed", "303" in str(failure), touched)
 touched.clear()
