@@ -334,19 +334,21 @@ CELL_TEXT_MAX = 32_767  # UTF-16 code units an Excel cell holds; xlsxwriter cuts
 _SURELY_FITS = CELL_TEXT_MAX // 2  # characters: at most two UTF-16 units each
 
 
+def _units(text: str) -> int:
+    """UTF-16 code units, as Excel counts a cell's length; a lone surrogate (an undecodable name) counts as one."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
 def fit_cell(text: str) -> str:
     """`text` as a cell can hold it: unchanged up to CELL_TEXT_MAX UTF-16 units, else cut and marked as cut
     (a long rule description, a condition explained with long values): never cut silently."""
-    def units(value: str) -> int:  # UTF-16 code units; a lone surrogate (an undecodable name) counts as one
-        return len(value.encode("utf-16-le", "surrogatepass")) // 2
-
-    if len(text) <= _SURELY_FITS or units(text) <= CELL_TEXT_MAX:
+    if len(text) <= _SURELY_FITS or _units(text) <= CELL_TEXT_MAX:
         return text
     length = f"{len(text):,}".replace(",", ".")
     marker = f" … [gekürzt: der Text hat {length} Zeichen, eine Excel-Zelle fasst 32.767]"
     keep = text[:CELL_TEXT_MAX - len(marker)]
-    while units(keep + marker) > CELL_TEXT_MAX:  # characters outside the BMP count twice
-        keep = keep[:-(units(keep + marker) - CELL_TEXT_MAX)]
+    while _units(keep + marker) > CELL_TEXT_MAX:  # characters outside the BMP count twice
+        keep = keep[:-(_units(keep + marker) - CELL_TEXT_MAX)]
     return keep + marker
 
 
