@@ -193,13 +193,13 @@ _ZERO = Fraction(0)  # immutable: every non-payer line shares it (memory of larg
 
 
 class _SplitKey:
-    """An item's key, ready to split: the keys (AGS -> exact key), their label and sum, the prepared keys
-    and each payer's share of the whole; None where the keys sum to zero."""
+    """An item's key, ready to split: its label, the keys' sum, the prepared keys (None where they sum to
+    zero) and each payer's share of the whole."""
 
-    __slots__ = ("keys", "label", "total", "prepared", "shares")
+    __slots__ = ("label", "total", "prepared", "shares")
 
     def __init__(self, keys: dict[str, Fraction], label: str) -> None:
-        self.keys, self.label = keys, label
+        self.label = label
         self.total = sum(keys.values(), Fraction(0))
         self.prepared: Keys | None = prepare_keys(keys) if self.total != 0 else None
         self.shares = self.prepared.shares() if self.prepared is not None else {}
