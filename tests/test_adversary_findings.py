@@ -7,17 +7,14 @@ Every test builds its own files in tmp_path from the shipped fixtures and rule f
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
-import zipfile
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 from openpyxl import load_workbook
 
 from allocation.cli import main
+from workbooks import resigned_copy
 
 ROOT = Path(__file__).resolve().parent.parent
 WESEL = ROOT / "fixtures" / "kreis-wesel-2022"
@@ -83,21 +80,6 @@ def test_finding4_explain_of_a_rule_file_is_a_located_problem(capsys):
     assert "Traceback" not in capsys.readouterr().err
 
 
-def _rezip(source: Path, target: Path, part: str, old: str, new: str) -> None:
-    """Copy an xlsx, replacing one text in one XML part, and re-sign its manifest as a careless editor would."""
-    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zout:
-        for info in zin.infolist():
-            data = zin.read(info.filename)
-            if info.filename == part:
-                text = data.decode("utf-8")
-                assert old in text
-                data = text.replace(old, new, 1).encode("utf-8")
-            zout.writestr(info, data)
-    manifest = json.loads(Path(f"{source}.manifest.json").read_text(encoding="utf-8"))
-    manifest["output"]["sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
-    Path(f"{target}.manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
-
-
 def test_finding5_verify_reports_a_hidden_sheet(tmp_path):
     run_dir, edited_dir = tmp_path / "lauf", tmp_path / "bearbeitet"
     run_dir.mkdir()
@@ -107,7 +89,7 @@ def test_finding5_verify_reports_a_hidden_sheet(tmp_path):
     # Same file name in another folder (a plain copy verifies as identical), one attribute changed:
     # the controls sheet is hidden, so a printed or opened workbook no longer shows them.
     edited = edited_dir / "ergebnis.xlsx"
-    _rezip(output, edited, "xl/workbook.xml", '<sheet name="Kontrollen" sheetId="4"',
+    resigned_copy(output, edited, "xl/workbook.xml", '<sheet name="Kontrollen" sheetId="4"',
            '<sheet name="Kontrollen" state="hidden" sheetId="4"')
 
     # README: verify compares "every cell of every sheet ... and per sheet the layout"; the output was changed.

@@ -7,7 +7,6 @@ exit 7 for a verify difference).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import zipfile
@@ -17,6 +16,7 @@ import pytest
 
 from allocation.cli import main
 from allocation.ops.verify import verify
+from workbooks import resigned_copy
 
 ROOT = Path(__file__).resolve().parent.parent
 WITH_RATES = ROOT / "fixtures" / "kreis-wesel-2022" / "kreis-wesel-2022-hebesaetze.xlsx"
@@ -84,22 +84,6 @@ def test_run_into_a_path_below_the_input_file_is_output_unusable(tmp_path, capsy
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.xlsx"]
 
 
-def _edited_copy(output: Path, target: Path, part: str, old: str, new: str) -> Path:
-    """The output with one XML text replaced and its manifest re-signed, as a careless editor would."""
-    with zipfile.ZipFile(output) as zin, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zout:
-        for info in zin.infolist():
-            data = zin.read(info.filename)
-            if info.filename == part:
-                text = data.decode("utf-8")
-                assert old in text
-                data = text.replace(old, new, 1).encode("utf-8")
-            zout.writestr(info, data)
-    manifest = json.loads(Path(f"{output}.manifest.json").read_text(encoding="utf-8"))
-    manifest["output"]["sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
-    Path(f"{target}.manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
-    return target
-
-
 @pytest.fixture
 def run_output(tmp_path) -> Path:
     (tmp_path / "lauf").mkdir()
@@ -116,20 +100,20 @@ def _layout_differences(path: Path) -> list[tuple[str, str, object, object]]:
 
 def test_verify_of_an_unchanged_copy_finds_no_layout_difference(run_output):
     # the control for the tests below: the same bytes under the same name elsewhere are identical
-    copy = _edited_copy(run_output, run_output.parent.parent / "bearbeitet" / "ergebnis.xlsx",
+    copy = resigned_copy(run_output, run_output.parent.parent / "bearbeitet" / "ergebnis.xlsx",
                         "xl/workbook.xml", "<sheets>", "<sheets>")
     assert verify(copy).identical
 
 
 def test_verify_reports_a_hidden_sheet_with_its_name(run_output):
-    edited = _edited_copy(run_output, run_output.parent.parent / "bearbeitet" / "ergebnis.xlsx", "xl/workbook.xml",
+    edited = resigned_copy(run_output, run_output.parent.parent / "bearbeitet" / "ergebnis.xlsx", "xl/workbook.xml",
                           '<sheet name="Kontrollen" sheetId="4"', '<sheet name="Kontrollen" state="veryHidden" sheetId="4"')
     assert _layout_differences(edited) == [("Kontrollen", "(Sichtbarkeit)", "visible", "veryHidden")]
 
 
 def test_verify_reports_a_hidden_row_of_the_uebersicht(run_output, capsys):
     # Uebersicht is the first sheet (sheet1.xml); row 3 is the second municipality
-    edited = _edited_copy(run_output, run_output.parent.parent / "bearbeitet" / "ergebnis.xlsx",
+    edited = resigned_copy(run_output, run_output.parent.parent / "bearbeitet" / "ergebnis.xlsx",
                           "xl/worksheets/sheet1.xml", '<row r="3"', '<row r="3" hidden="1"')
     assert _layout_differences(edited) == [("Uebersicht", "(Zeile 3 ausgeblendet)", None, True)]
     capsys.readouterr()
@@ -139,7 +123,7 @@ def test_verify_reports_a_hidden_row_of_the_uebersicht(run_output, capsys):
 
 def test_verify_reports_a_hidden_column_of_the_uebersicht(run_output):
     # columns C..F share one <col> element: hiding it hides four columns
-    edited = _edited_copy(run_output, run_output.parent.parent / "bearbeitet" / "ergebnis.xlsx",
+    edited = resigned_copy(run_output, run_output.parent.parent / "bearbeitet" / "ergebnis.xlsx",
                           "xl/worksheets/sheet1.xml", '<col min="3" max="6" width="18"',
                           '<col min="3" max="6" hidden="1" width="18"')
     assert _layout_differences(edited) == [("Uebersicht", f"(Spalte {c} ausgeblendet)", None, True) for c in "CDEF"]

@@ -1,6 +1,9 @@
 """Builds small input workbooks for tests with openpyxl, in the documented layout (independent of allocation/)."""
 from __future__ import annotations
 
+import hashlib
+import json
+import zipfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -80,4 +83,21 @@ def modified_copy(source: Path, target: Path, *, rates: dict[str, float] | None 
             if row[0].value == "Haushaltsjahr":
                 row[1].value = year
     workbook.save(target)
+    return target
+
+
+def resigned_copy(source: Path, target: Path, part: str, old: str, new: str) -> Path:
+    """A copy of an output workbook with one text replaced in one XML part and its manifest re-signed (the new
+    file's SHA-256), as a careless editor would leave it."""
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename == part:
+                text = data.decode("utf-8")
+                assert old in text
+                data = text.replace(old, new, 1).encode("utf-8")
+            zout.writestr(info, data)
+    manifest = json.loads(Path(f"{source}.manifest.json").read_text(encoding="utf-8"))
+    manifest["output"]["sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
+    Path(f"{target}.manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
     return target
