@@ -315,8 +315,9 @@ def test_damaged_rule_file_never_ends_in_a_traceback(text):
 
 
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
-def test_endless_rule_file_is_refused_after_the_size_limit():
-    # old code read /dev/zero until memory ran out; the child's address space is capped at 1 GiB
+def test_endless_rule_file_is_refused_before_a_byte_is_read():
+    # the first code read /dev/zero until memory ran out, a later one up to the size limit; a rule file is read
+    # only as a regular file, so a device is refused at once (the child's address space is capped at 1 GiB)
     assert in_child("""
         import resource
         resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
@@ -326,4 +327,32 @@ def test_endless_rule_file_is_refused_after_the_size_limit():
             load_rulebook("/dev/zero")
         except RuleFileError as error:
             print([(p.code, p.found) for p in error.problems])
-    """) == ["[('rule-file-too-large', 'mehr als 262.144 Bytes')]"]
+    """) == ["[('rule-file-unreadable', 'keine gewöhnliche Datei')]"]
+
+
+def test_a_rule_file_larger_than_the_limit_is_refused_after_one_byte_beyond_it(tmp_path):
+    from allocation.rulefiles.rulebook import MAX_FILE_BYTES, load_rulebook
+
+    big = tmp_path / "gross.yaml"
+    big.write_text("#" * (MAX_FILE_BYTES + 10), encoding="ascii")
+    with pytest.raises(RuleFileError) as error:
+        load_rulebook(big)
+    assert [p.code for p in error.value.problems] == ["rule-file-too-large"]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="no FIFOs")
+def test_a_fifo_as_rule_file_never_blocks(tmp_path):
+    # open() of a FIFO waits for a writer: the run would hang for ever; the rule file is opened without waiting
+    import os
+
+    fifo = tmp_path / "regeln.yaml"
+    os.mkfifo(fifo)
+    assert in_child(f"""
+        from allocation.core.problems import RuleFileError
+        from allocation.rulefiles.rulebook import load_notice_settings, load_rulebook
+        for load in (load_rulebook, load_notice_settings):
+            try:
+                load({str(fifo)!r})
+            except RuleFileError as error:
+                print([(p.code, p.found) for p in error.problems])
+    """, timeout=30) == ["[('rule-file-unreadable', 'keine gewöhnliche Datei')]"] * 2

@@ -11,21 +11,77 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 
 from .problems import Location, OutputError, Problem
 
-__all__ = ["sha256_file", "write_atomically", "output_problems", "existing_folder_problems", "NAME_MAX", "name_bytes",
+__all__ = ["sha256_file", "FileRefused", "file_kind", "open_regular", "read_regular", "write_atomically", "output_problems", "existing_folder_problems", "NAME_MAX", "name_bytes",
            "name_max", "fit_name", "cut_bytes", "display_name", "safe_stem"]
 
 NAME_MAX = 255  # bytes; POSIX file systems Linux uses, and the fallback when pathconf cannot tell
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """The SHA-256 of a file, read in blocks: an output workbook of a large district is tens of MB, which a
-    run would otherwise hold in memory just to hash it."""
-    with open(path, "rb") as handle:
+class FileRefused(OSError):
+    """A path read as a file that is no regular file (a folder, FIFO, socket, device, or a link where links are
+    not followed) or is larger than its bound. Raised before a byte is read: nothing blocks on a FIFO and
+    nothing reads /dev/zero for ever. An OSError, so a caller that reports unreadable files reports it too;
+    `strerror` is the German reason, `found` what lies there."""
+
+    def __init__(self, reason: str, found: str) -> None:
+        super().__init__(reason)
+        self.strerror = reason
+        self.found = found
+
+    def __str__(self) -> str:
+        return f"{self.strerror}: {self.found}"
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, in German words."""
+    kinds = ((stat.S_ISDIR, "ein Verzeichnis"), (stat.S_ISFIFO, "eine benannte Pipe (FIFO)"),
+             (stat.S_ISSOCK, "ein Socket"), (stat.S_ISCHR, "ein Gerät (zeichenorientiert, z. B. /dev/zero)"),
+             (stat.S_ISBLK, "ein Gerät (blockorientiert)"), (stat.S_ISLNK, "eine symbolische Verknüpfung"))
+    return next((text for test, text in kinds if test(mode)), "keine gewöhnliche Datei")
+
+
+def open_regular(path: str | os.PathLike[str], *, follow: bool = True):
+    """`path` opened for binary reading if it is a regular file. Opened without waiting (O_NONBLOCK: a FIFO put
+    there after any earlier look does not block) and checked on the opened file (fstat), so a swap between a
+    check and the open cannot slip through. `follow=False` also refuses a symbolic link (O_NOFOLLOW): for files
+    inside folders the product keeps (register, year folder), where a link could lead anywhere."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | (0 if follow else getattr(os, "O_NOFOLLOW", 0))
+    try:
+        descriptor = os.open(path, flags)
+    except OSError as error:
+        if not follow and os.path.islink(path):
+            raise FileRefused("keine gewöhnliche Datei", f"{path} ist eine symbolische Verknüpfung") from None
+        raise error
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise FileRefused("keine gewöhnliche Datei", f"{path} ist {file_kind(mode)}")
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def read_regular(path: str | os.PathLike[str], limit: int, *, follow: bool = True) -> bytes:
+    """The bytes of the regular file at `path` (see `open_regular`), at most `limit`: a larger file is refused
+    (FileRefused) after reading one byte beyond the bound, never read whole."""
+    with open_regular(path, follow=follow) as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise FileRefused("die Datei ist zu groß", f"mehr als {limit:,} Bytes".replace(",", "."))
+    return data
+
+
+def sha256_file(path: str | os.PathLike[str], *, follow: bool = True) -> str:
+    """The SHA-256 of a regular file (see `open_regular`), read in blocks: an output workbook of a large district
+    is tens of MB, which a run would otherwise hold in memory just to hash it."""
+    with open_regular(path, follow=follow) as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 

@@ -26,6 +26,7 @@ from ..core.model import normalise_header
 from ..core.instalments import CHANGE_POLICIES, QUARTERLY_DEFAULT, SCHEDULES, SPLITS, Schedule
 from ..core.model import (COMPONENTS, LEVY_ROUTES, ROUTES, CostItem, Example, ExampleSplit, InputBook, KeySpec, Levy,
                     Municipality, Rule, Rulebook)
+from ..core.filenames import open_regular, read_regular
 from ..core.problems import InputError, Location, Problem, RuleFileError, did_you_mean
 from .yamlloc import MAX_DEPTH as MAX_YAML_DEPTH
 from .yamlloc import LocDict, LocList, YamlProblem, load
@@ -674,8 +675,8 @@ def parse_rulebook(text: str, path: str, sha256: str = "") -> tuple[Rulebook, li
 def load_rulebook(path: str | Path) -> tuple[Rulebook, list[Problem]]:
     """Read a rule file; returns the rulebook and its warnings. Raises RuleFileError."""
     path = Path(path)
-    try:
-        with path.open("rb") as stream:  # read at most one byte beyond the limit (e.g. /dev/zero)
+    try:  # a regular file only (a FIFO or /dev/zero is refused before a byte is read), one byte beyond the limit
+        with open_regular(path) as stream:
             data = stream.read(MAX_FILE_BYTES + 1)
     except OSError as error:
         raise RuleFileError([Problem("rule-file-unreadable", Location(str(path)), "Die Regeldatei lässt sich nicht lesen",
@@ -788,7 +789,7 @@ def _refs(rulebook: Rulebook) -> Iterator[_Ref]:
 def domain_sources(path: str | Path) -> dict[tuple[str, int], Location]:
     """(column, index) -> file:line:col of each value declared under `domains:` ({} if unreadable)."""
     try:
-        document, _ = load(Path(path).read_text(encoding="utf-8"))
+        document, _ = load(read_regular(path, MAX_FILE_BYTES).decode("utf-8"))
     except (OSError, UnicodeDecodeError, YamlProblem):
         return {}
     domains = document.get("domains") if isinstance(document, LocDict) else None
@@ -1235,7 +1236,14 @@ def _notice_settings(reader: _Reader, document: LocDict) -> NoticeSettings:
 
 def load_notice_settings(path: str | Path) -> NoticeSettings:
     """The `instalments:` and `notices:` keys of a rule file. Raises RuleFileError (all problems located)."""
-    text = Path(path).read_text(encoding="utf-8")
+    try:
+        text = read_regular(path, MAX_FILE_BYTES).decode("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise RuleFileError([Problem("rule-file-unreadable", Location(str(path)), "Die Regeldatei lässt sich nicht lesen",
+                                     found=getattr(error, "strerror", None) or str(error),
+                                     expected="eine lesbare UTF-8-YAML-Datei von höchstens "
+                                              f"{MAX_FILE_BYTES:,} Bytes".replace(",", "."),
+                                     hint="den Pfad der Regeldatei prüfen")]) from None
     reader = _Reader(str(path))
     try:
         document, _ = load(text)

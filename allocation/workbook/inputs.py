@@ -11,9 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import io
-import os
 import re
-import stat
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Iterator
@@ -21,6 +19,7 @@ from typing import Iterator
 from ..core.model import normalise_header  # re-exported: the one definition of a column name
 from ..core.model import (COMPONENTS, DISTRICT_HOST, CostItem, InputBook, KeyEntry, LevyRateEntry, Municipality,
                     Parameters)
+from ..core.filenames import FileRefused, read_regular
 from ..core.money import ROUNDING_UNITS, cents_from_decimal, decimal_from_cell
 from ..core.problems import InputError, Location, Problem, column_letter, did_you_mean
 from .safety import MAX_FILE_BYTES, Scan, SheetScan, scan_bytes
@@ -143,29 +142,20 @@ class _Sheet:
 
 
 def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, read with a cap; a directory, FIFO, socket or device is refused before it is opened."""
-    def unreadable(message: str, found: str) -> InputError:
-        return InputError([Problem("input-unreadable", Location(str(path)), message, found=found,
-                                   expected="eine lesbare .xlsx-Datei", hint="Pfad und Zugriffsrechte prüfen")])
-
+    """The file's bytes, read with a cap; a directory, FIFO, socket or device is refused before it is read
+    (`filenames.read_regular`)."""
     try:
-        status = os.stat(path)
-        if not stat.S_ISREG(status.st_mode):
-            raise unreadable("Die Eingabe ist keine gewöhnliche Datei", _file_kind(status.st_mode))
-        if status.st_size > MAX_FILE_BYTES:
-            raise _too_large(path)
-        # O_NONBLOCK: should the path have become a FIFO since stat, opening it does not wait for a writer
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(descriptor, "rb") as handle:
-            mode = os.fstat(handle.fileno()).st_mode
-            if not stat.S_ISREG(mode):
-                raise unreadable("Die Eingabe ist keine gewöhnliche Datei", _file_kind(mode))
-            data = handle.read(MAX_FILE_BYTES + 1)
+        return read_regular(path, MAX_FILE_BYTES)
+    except FileRefused as refused:
+        if refused.strerror == "die Datei ist zu groß":
+            raise _too_large(path) from None
+        raise InputError([Problem("input-unreadable", Location(str(path)), "Die Eingabe ist keine gewöhnliche Datei",
+                                  found=refused.found, expected="eine lesbare .xlsx-Datei",
+                                  hint="Pfad und Zugriffsrechte prüfen")]) from None
     except OSError as error:
-        raise unreadable("Die Eingabe-Arbeitsmappe lässt sich nicht lesen", error.strerror or str(error)) from None
-    if len(data) > MAX_FILE_BYTES:  # the file grew after stat
-        raise _too_large(path)
-    return data
+        raise InputError([Problem("input-unreadable", Location(str(path)), "Die Eingabe-Arbeitsmappe lässt sich "
+                                  "nicht lesen", found=error.strerror or str(error), expected="eine lesbare .xlsx-Datei",
+                                  hint="Pfad und Zugriffsrechte prüfen")]) from None
 
 
 def _too_large(path: Path) -> InputError:
@@ -174,13 +164,6 @@ def _too_large(path: Path) -> InputError:
                                .replace(",", "."), expected=f"höchstens {MAX_FILE_BYTES:,} Bytes".replace(",", "."),
                                hint="nur die Blätter Parameter, Gemeinden, Kostenpositionen (und Schluessel, "
                                     "Umlagesaetze) in eine neue Arbeitsmappe übernehmen")])
-
-
-def _file_kind(mode: int) -> str:
-    kinds = ((stat.S_ISDIR, "ein Verzeichnis"), (stat.S_ISFIFO, "eine benannte Pipe (FIFO)"),
-             (stat.S_ISSOCK, "ein Socket"), (stat.S_ISCHR, "ein Gerät (zeichenorientiert, z. B. /dev/zero)"),
-             (stat.S_ISBLK, "ein Gerät (blockorientiert)"))
-    return next((text for test, text in kinds if test(mode)), "keine gewöhnliche Datei")
 
 
 def _open(data: bytes, collector: _Collector):
