@@ -110,18 +110,21 @@ def test_verify_names_a_hand_edited_output_cell(finished_run):
     assert "Abweichung Uebersicht!D2" in result.text()
 
 
-def test_comparison_ignores_only_the_run_time(finished_run, tmp_path):
+def test_comparison_ignores_nothing_not_even_the_run_time(finished_run, tmp_path):
+    # the replay is made at the recorded time, so the run time in the Protokoll is compared like every cell (it
+    # used to be left out; a forged time now shows)
     output = finished_run / "ergebnis" / "ergebnis.xlsx"
     copy = tmp_path / "kopie.xlsx"
     workbook = load_workbook(output)
     sheet = workbook["Protokoll"]
     row = next(r for r in range(1, sheet.max_row + 1) if sheet.cell(r, 1).value == "Laufzeitpunkt (UTC)")
+    recorded = sheet.cell(row, 2).value
     sheet.cell(row, 2).value = "1999-01-01 00:00:00"
     workbook.save(copy)
-    assert manifest_module.compare_workbooks(output, copy) == []
-    sheet.cell(row - 1, 2).value = "geändert"
-    workbook.save(copy)
-    assert [d.cell for d in manifest_module.compare_workbooks(output, copy)] == [f"B{row - 1}"]
+    assert [(d.cell, d.expected, d.found) for d in manifest_module.compare_workbooks(output, copy)] == [
+        (f"B{row}", recorded, "1999-01-01 00:00:00")]
+    result = manifest_module.verify(output)
+    assert result.identical, result.text()  # the run itself replays to every byte
 
 
 # ------------------------------------------------------------------ every manifest field is recomputed
@@ -190,11 +193,13 @@ def test_verify_notes_another_python_version_but_stays_identical(finished_run):
     assert any("tool.python" in note and "3.11.0" in note for note in result.notes)
 
 
-def test_time_places_and_output_hash_are_the_only_uncompared_fields():
-    # rates_from (--rates-from, statutory levies) records a previous year's workbook like bases_from does
+def test_time_places_output_hash_and_register_entry_are_the_only_uncompared_fields():
+    # rates_from (--rates-from, statutory levies) records a previous year's workbook like bases_from does; a final
+    # run's register entry is checked against the register instead (test_register_readback.py)
     assert set(manifest_module.UNCOMPARED_FIELDS) == {
         "started_utc", "working_directory", "input.absolute", "rules[].absolute", "bases_from.absolute",
-        "rates_from.absolute", "output.path", "output.sha256", "tool.python"}
+        "rates_from.absolute", "output.path", "output.sha256", "tool.python", "register.file", "register.seq",
+        "register.sha256", "register.prev_sha256", "register.chain", "register.head"}
 
 
 # ------------------------------------------------------------------ number formats and layout

@@ -196,7 +196,8 @@ def test_the_workbook_is_read_once_per_run(tmp_path, monkeypatch):
 
     reads = []
     original = inputs.read_input
-    monkeypatch.setattr(pipeline, "read_input", lambda path: reads.append(Path(path).name) or original(path))
+    monkeypatch.setattr(pipeline, "read_input",
+                        lambda path, *shown: reads.append(Path(path).name) or original(path, *shown))
     folder = tmp_path / "regeln"
     folder.mkdir()
     _rules(folder)
@@ -305,7 +306,9 @@ def test_regression_second_final_run_in_another_output_folder_is_refused(tmp_pat
     first.parent.mkdir()
     second.parent.mkdir()
     assert main(["run", str(source), "--rules", str(RULES), "-o", str(first), "--mode", "final"]) == ExitCode.OK
-    assert [p.name for p in isolated_register.iterdir()] == ["wesel-2022.jsonl"]
+    # the district's file and the installation's chain (and the lock, a dot file)
+    assert sorted(p.name for p in isolated_register.iterdir() if not p.name.startswith(".")) == [
+        "_kette.jsonl", "wesel-2022.jsonl"]
     assert not (first.parent / "register").exists()
     capsys.readouterr()
     code = main(["run", str(source), "--rules", str(RULES), "-o", str(second), "--mode", "final", "--json"])
@@ -334,11 +337,13 @@ def test_register_location_explicit_then_environment_then_user_data(monkeypatch,
 
 
 def test_a_register_file_from_before_is_found_under_its_old_name(tmp_path):
-    from allocation.runs.register import append_final, check_final, register_path
+    from allocation.runs.register import check_final, register_path
 
-    old = tmp_path / "kreis-wesel-2022.jsonl"  # the slug of the un-normalised name, as written before
-    append_final(tmp_path, {"district": "Kreis Wesel", "year": 2022, "output": "x.xlsx"}, None)
-    (tmp_path / "wesel-2022.jsonl").rename(old)
+    # a register of an earlier version: no chain, the file named by the slug of the un-normalised name
+    old = tmp_path / "kreis-wesel-2022.jsonl"
+    line = json.dumps({"seq": 1, "recorded_utc": "2022-03-31T10:00:00Z", "district": "Kreis Wesel", "year": 2022,
+                       "output": "x.xlsx", "supersedes": None, "reason": None, "prev_sha256": "0" * 64}, sort_keys=True)
+    old.write_text(line + "\n", encoding="utf-8")
     assert register_path(tmp_path, "kreis  WESEL", 2022) == old
     assert [p.code for p in check_final(tmp_path, "Landkreis Wesel", 2022, None)] == ["register-final-exists"]
 

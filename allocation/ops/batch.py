@@ -61,17 +61,15 @@ def _refuse_before_computing(inputs: list[Path], output_dir: Path, summary: Path
     folder and the rule files, the register and its final runs, before any district is computed: with -o the
     input folder, `a.xlsx`'s result `a-ergebnis.xlsx` must not replace an input of that name (exit 8)."""
     from ..runs.manifest import manifest_path
-    from ..runs.register import final_outputs, installation_register
-    from ..workbook.guard import refuse_overwrite, rule_files
+    from ..runs.register import guard_outputs, installation_register
+    from ..workbook.guard import rule_files
 
     outputs = [("Die Zusammenfassung", summary)]
     for path in inputs:
         output = output_for(path, output_dir)
         outputs += [(f"Die Ergebnis-Arbeitsmappe von {path.name}", output),
                     (f"Das Manifest von {path.name}", manifest_path(output))]
-    register = installation_register()
-    refuse_overwrite(outputs, [("Eingabe-Arbeitsmappe", p) for p in inputs] + rule_files(rules), register,
-                     finals=final_outputs(register))
+    guard_outputs(outputs, [("Eingabe-Arbeitsmappe", p) for p in inputs] + rule_files(rules), installation_register())
 
 
 # What a district run imports (`pipeline.run` loads most of it on first use). No module here starts a thread

@@ -1,33 +1,49 @@
 """`allocation verify`: check a run's manifest and hashes, replay the run and compare everything it signs.
 
-`verify` first checks the manifest itself (JSON, every key present with its type; a problem names the key
-path), then the recorded hashes against the files on disk, recomputes the run from the recorded input and
-rules (in the recorded working directory, so that paths shown in cells are the same), writes the replay to a
-temporary folder and compares every cell of every sheet, value and number format, and each sheet's layout
-(sheet order, column widths, frozen panes, auto-filter, tab colour, print header). It also rebuilds the
-manifest from the recomputed run and compares it field by field; only the fields in `UNCOMPARED_FIELDS`
-(time, places and the output's own hash, which is checked against the file instead) and the Protokoll row
-`Laufzeitpunkt (UTC)` are left out. It lives above the run it replays (`runs.pipeline.replay`).
+`verify` reads the manifest through `runs.readback` (bounds, JSON, every key with its type and value; a problem
+names the key path), checks the recorded hashes against the files (read only as regular files), and, for a final
+run, its entry in the register of final runs (`register` in the manifest: file, seq and hash must be there; a
+manifest of an older version is found by the workbook's hash). It then recomputes the run from the recorded input
+and rules (in the recorded working directory, so that paths shown in cells are the same), at the recorded time,
+into a private temporary folder under a fixed name (nothing the manifest says chooses where anything is written),
+and compares: every cell of every sheet (value and number format), each sheet's layout (sheet order, visibility,
+column widths, hidden rows and columns, frozen panes, auto-filter, tab colour, print header) and, as the strongest
+check, every part of the xlsx package byte for byte, ignoring only the write times in `docProps/core.xml`
+(`PACKAGE_TIMES`); a differing part is reported by part and, inside a sheet, by cell or row. It also rebuilds the
+manifest from the recomputed run and compares it field by field; only the fields in `UNCOMPARED_FIELDS` (places,
+the output's own hash, which is checked against the file instead, and the register entry, which is checked against
+the register) are left out. It lives above the run it replays (`runs.pipeline.replay`).
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import json
+import itertools
+import re
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.model import ROUTES, Allocation
-from ..core.problems import ExitCode, Location, Problem, column_letter
-from ..runs.manifest import FORMAT, MANIFEST_SUFFIX, build_manifest, manifest_path, sha256_file
+from ..core.filenames import sha256_file
+from ..core.model import Allocation
+from ..core.problems import ExitCode, Problem, ProblemsError, column_letter
+from ..runs.manifest import MANIFEST_SUFFIX, build_manifest, manifest_path
+from ..runs.readback import (Earlier, EarlierRefused, flatten, load_manifest, output_bytes, plain_name,
+                             read_register)
 
-__all__ = ["VERIFY_FAILED", "IGNORED_ROWS", "UNCOMPARED_FIELDS", "verify", "VerifyResult", "CellDifference",
-           "FieldDifference", "compare_workbooks", "compare_manifests", "load_manifest", "existing_file"]
+__all__ = ["VERIFY_FAILED", "IGNORED_ROWS", "UNCOMPARED_FIELDS", "PACKAGE_TIMES", "verify", "VerifyResult",
+           "CellDifference", "FieldDifference", "compare_workbooks", "compare_packages", "compare_manifests",
+           "load_manifest", "existing_file", "register_findings"]
 
 VERIFY_FAILED = ExitCode.VERIFY  # exit code of `allocation verify` when anything differs
-IGNORED_ROWS = ("Laufzeitpunkt (UTC)",)
+# Protokoll rows left out of the cell comparison: none. The replay is made at the recorded time, so the row
+# "Laufzeitpunkt (UTC)" must show the manifest's `started_utc` too (kept as a name for scripts that import it).
+IGNORED_ROWS: tuple[str, ...] = ()
+# The only bytes of the package that differ between a run and its replay: the write times xlsxwriter puts into
+# the document properties.
+PACKAGE_TIMES = re.compile(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:(?:created|modified)>)")
 
 
 # ---------------------------------------------------------------------------------------------- verify
@@ -36,32 +52,13 @@ IGNORED_ROWS = ("Laufzeitpunkt (UTC)",)
 # happened, and the output's own hash (an xlsx carries its write time; the recorded hash is checked against
 # the file on disk instead). `[]` stands for every element of a list.
 UNCOMPARED_FIELDS = ("started_utc", "working_directory", "input.absolute", "rules[].absolute", "bases_from.absolute",
-                     "rates_from.absolute",
-                     "output.path", "output.sha256", "tool.python")
+                     "rates_from.absolute", "output.path", "output.sha256", "tool.python",
+                     # a final run's register entry: checked against the register (`register_findings`)
+                     "register.file", "register.seq", "register.sha256", "register.prev_sha256", "register.chain",
+                     "register.head")
 # Versions: another allocation or durable_rules version is a difference (the run was not reproduced with
 # the tools it names); another Python version is a note (money is integer and Fraction arithmetic).
 NOTED_FIELDS = ("tool.python",)
-
-_SHA = "sha256"
-_FILE_ENTRY = {"path": str, "absolute": str, "sha256": _SHA}
-_TOTALS = "totals"
-# The manifest's shape: key -> type, nested dict, [element shape] for a non-empty list, or a marker.
-MANIFEST_SHAPE: dict = {
-    "format": str,
-    "tool": {"allocation": str, "durable_rules": str, "python": str},
-    "started_utc": str,
-    "parameters": {"district": str, "year": int, "rounding": str, "rate_decimals": int, "hit_policy": str},
-    "input": _FILE_ENTRY,
-    "rules": [{**_FILE_ENTRY, "district": str, "valid_from": int, "valid_to": int}],
-    "output": {"path": str, "file": str, "sha256": _SHA},
-    "totals_cents": _TOTALS,
-    "total_cents": int,
-}
-# working_directory: absent in a run that records file names only (the web page, `record_paths="names"`)
-OPTIONAL_SHAPE: dict = {"working_directory": str, "bases_from": _FILE_ENTRY, "rates_from": _FILE_ENTRY}
-_TYPE_NAMES = {str: "Text", int: "ganze Zahl", bool: "true/false", dict: "Objekt {…}", list: "Liste […]",
-               _SHA: "SHA-256 (64 Hexadezimalziffern)", _TOTALS: "Objekt AGS → Summen in Cent"}
-
 
 @dataclass(frozen=True, slots=True)
 class CellDifference:
@@ -99,40 +96,53 @@ class VerifyResult:
     notes: tuple[str, ...] = field(default_factory=tuple)
     problems: tuple[Problem, ...] = ()  # the manifest itself is malformed (located: file, key path)
     field_differences: tuple[FieldDifference, ...] = ()
+    register: tuple[str, ...] = ()  # a final run whose entry the register lacks, or a damaged register
+    package: tuple[CellDifference, ...] = ()  # parts of the xlsx package that differ from the replay
+    recorded: dict | None = field(default=None, repr=False, compare=False)  # the manifest as read and checked
 
     @property
     def identical(self) -> bool:
         return not (self.file_problems or self.differences or self.replay_error is not None or self.problems
-                    or self.field_differences)
+                    or self.field_differences or self.register or self.package)
 
     def text(self) -> str:
         lines = [f"Manifest: {self.manifest}"]
         lines += [f"  {problem}" for problem in self.problems]
         lines += [f"  {note}" for note in self.notes]
         lines += [f"  Geändert: {problem}" for problem in self.file_problems]
+        lines += [f"  Register: {finding}" for finding in self.register]
         if self.replay_error:
             lines.append(f"  Nachrechnen nicht möglich: {self.replay_error}")
         lines += [f"  Abweichung {difference}" for difference in self.field_differences]
         lines += [f"  Abweichung {difference}" for difference in self.differences]
+        lines += [f"  Abweichung {difference}" for difference in self.package]
         if self.identical:
             lines.append("identisch: Eingabe und Regeln unverändert, Nachrechnung ergibt dieselben Zellen, Formate, "
-                         "Blattlayouts und Manifest-Angaben (ohne Laufzeitpunkt).")
+                         "Blattlayouts, Teile der Arbeitsmappe und Manifest-Angaben.")
         elif self.problems:
             lines.append(f"NICHT geprüft: das Manifest ist fehlerhaft ({len(self.problems)} Problem(e)).")
         else:
             lines.append(f"NICHT identisch: {len(self.file_problems)} geänderte Datei(en), "
+                         f"{len(self.register)} Befund(e) im Register, "
                          f"{len(self.field_differences)} abweichende Manifest-Angabe(n), "
-                         f"{len(self.differences)} abweichende Zelle(n).")
+                         f"{len(self.differences)} abweichende Zelle(n), {len(self.package)} abweichende(r) Teil(e) "
+                         "der Arbeitsmappe.")
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
         return {"status": "identical" if self.identical else "malformed" if self.problems else "different",
                 "manifest": str(self.manifest), "problems": [p.as_dict() for p in self.problems],
-                "changed_files": list(self.file_problems), "replay_error": self.replay_error, "notes": list(self.notes),
+                "changed_files": list(self.file_problems), "register": list(self.register),
+                "replay_error": self.replay_error, "notes": list(self.notes),
                 "manifest_differences": [{"key": d.key, "recorded": _jsonable(d.recorded),
                                           "recomputed": _jsonable(d.recomputed)} for d in self.field_differences],
-                "differences": [{"sheet": d.sheet, "cell": d.cell, "aspect": d.aspect, "expected": _jsonable(d.expected),
-                                 "found": _jsonable(d.found)} for d in self.differences]}
+                "differences": [_difference_dict(d) for d in self.differences],
+                "package_differences": [_difference_dict(d) for d in self.package]}
+
+
+def _difference_dict(d: CellDifference) -> dict:
+    return {"sheet": d.sheet, "cell": d.cell, "aspect": d.aspect, "expected": _jsonable(d.expected),
+            "found": _jsonable(d.found)}
 
 
 def _jsonable(value: object) -> object:
@@ -144,115 +154,7 @@ def _locate(target: str | Path) -> Path:
     return target if target.name.endswith(MANIFEST_SUFFIX) else manifest_path(target)
 
 
-# ------------------------------------------------------------------------------------ manifest shape
-
-
-def _manifest_problem(path: Path, code: str, message: str, found: str, expected: str, hint: str) -> Problem:
-    return Problem(code, Location(str(path)), message, found=found, expected=expected, hint=hint)
-
-
-def load_manifest(path: Path) -> tuple[dict | None, list[Problem]]:
-    """The manifest as a dict, or the problems that make it unusable (each naming the key path)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        found = getattr(error, "strerror", None) or str(error)
-        return None, [_manifest_problem(path, "manifest-unreadable", "Das Manifest lässt sich nicht lesen", found,
-                                        "eine UTF-8-Textdatei OUTPUT.xlsx.manifest.json",
-                                        "den Pfad prüfen; das Manifest liegt neben der Ergebnis-Arbeitsmappe")]
-    try:
-        manifest = json.loads(text)
-    except ValueError as error:
-        where = Location(str(path), line=getattr(error, "lineno", None), col=getattr(error, "colno", None))
-        return None, [Problem("manifest-not-json", where, "Das Manifest ist kein gültiges JSON (abgeschnitten oder "
-                              "von Hand bearbeitet?)", found=getattr(error, "msg", str(error)),
-                              expected="das von `allocation run` geschriebene JSON",
-                              hint="das Manifest aus der Sicherung wiederherstellen; ein Manifest wird nie von Hand "
-                                   "bearbeitet")]
-    problems: list[Problem] = []
-    if not isinstance(manifest, dict):
-        problems.append(_shape_problem(path, "", manifest, dict))
-    else:
-        _check_shape(path, manifest, MANIFEST_SHAPE, "", problems, required=True)
-        _check_shape(path, manifest, OPTIONAL_SHAPE, "", problems, required=False)
-        if not problems and manifest["format"] != FORMAT:
-            problems.append(_manifest_problem(path, "manifest-bad-value", 'Manifest: Schlüssel "format" nennt ein '
-                                              "unbekanntes Format", repr(manifest["format"]), FORMAT,
-                                              "das Manifest mit der Version von allocation prüfen, die es geschrieben hat"))
-    return (manifest if not problems else None), problems
-
-
-def _shape_problem(path: Path, key: str, value: object, expected: object) -> Problem:
-    return _manifest_problem(path, "manifest-bad-type", f'Manifest: Schlüssel "{key or "(oberste Ebene)"}" hat den '
-                             "falschen Typ", f"{value!r}"[:80], _type_name(expected),
-                             "das Manifest aus der Sicherung wiederherstellen; ein Manifest wird nie von Hand bearbeitet")
-
-
-def _type_name(expected: object) -> str:
-    if isinstance(expected, (dict, list)):
-        return _TYPE_NAMES[type(expected)]
-    return _TYPE_NAMES.get(expected, str(expected))
-
-
-def _join(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if prefix else key
-
-
-def _check_shape(path: Path, node: dict, shape: dict, prefix: str, problems: list[Problem], required: bool) -> None:
-    for key, expected in shape.items():
-        where = _join(prefix, key)
-        if key not in node:
-            if required:
-                problems.append(_manifest_problem(path, "manifest-missing-key", f'Manifest: Schlüssel "{where}" fehlt',
-                                                  "kein Eintrag", f'"{where}" ({_type_name(expected)})',
-                                                  "das Manifest aus der Sicherung wiederherstellen; ein Manifest wird "
-                                                  "nie von Hand bearbeitet"))
-            continue
-        _check_value(path, node[key], expected, where, problems)
-
-
-def _check_value(path: Path, value: object, expected: object, where: str, problems: list[Problem]) -> None:
-    if isinstance(expected, dict):
-        if isinstance(value, dict):
-            _check_shape(path, value, expected, where, problems, required=True)
-        else:
-            problems.append(_shape_problem(path, where, value, dict))
-    elif isinstance(expected, list):
-        if isinstance(value, list) and value:
-            for index, element in enumerate(value):
-                _check_value(path, element, expected[0], f"{where}[{index}]", problems)
-        else:
-            problems.append(_shape_problem(path, where, value, list))
-    elif expected == _SHA:
-        if not (isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)):
-            problems.append(_shape_problem(path, where, value, _SHA))
-    elif expected == _TOTALS:
-        if not isinstance(value, dict):
-            problems.append(_shape_problem(path, where, value, _TOTALS))
-            return
-        shape = {"name": str, **{route: int for route in ROUTES}, "total": int}
-        for ags, totals in value.items():
-            _check_value(path, totals, shape, _join(where, ags), problems)
-    elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        problems.append(_shape_problem(path, where, value, expected))
-
-
 # --------------------------------------------------------------------------------- manifest fields
-
-
-def _flatten(node: object, prefix: str = "") -> dict[str, object]:
-    """Key path -> leaf value; list elements as key[0], key[1], ..."""
-    if isinstance(node, dict):
-        flat: dict[str, object] = {}
-        for key, value in node.items():
-            flat.update(_flatten(value, _join(prefix, str(key))))
-        return flat
-    if isinstance(node, list):
-        flat = {}
-        for index, value in enumerate(node):
-            flat.update(_flatten(value, f"{prefix}[{index}]"))
-        return flat
-    return {prefix: node}
 
 
 def _generic(key: str) -> str:
@@ -267,7 +169,7 @@ _MISSING = object()  # a key that one of the two manifests lacks
 
 def compare_manifests(recorded: dict, recomputed: dict) -> tuple[list[FieldDifference], list[str]]:
     """Field by field, except UNCOMPARED_FIELDS; returns the differences and notes (NOTED_FIELDS)."""
-    want, have = _flatten(recorded), _flatten(recomputed)
+    want, have = flatten(recorded), flatten(recomputed)
     differences, notes = [], []
     for key in list(want) + [k for k in have if k not in want]:
         if want.get(key, _MISSING) == have.get(key, _MISSING):
@@ -280,25 +182,28 @@ def compare_manifests(recorded: dict, recomputed: dict) -> tuple[list[FieldDiffe
     return differences, notes
 
 def existing_file(entry: dict, base: Path) -> Path | None:
+    """The file a manifest entry names: its absolute path as recorded, else its path relative to the manifest's
+    folder, else (a run of the inbox, whose private copy of the input is gone) the archived input in
+    DIR/archiv/ whose name carries its SHA-256. Only regular files count (a FIFO put there is never opened)."""
     for candidate in (Path(entry["absolute"]), base / entry["path"]):
-        if candidate.exists():
-            return candidate
-    # A run of the inbox (DIR/ergebnis/<name>/) read a private copy of the input, which is gone; the input
-    # itself lies in DIR/archiv/ under a name that carries its SHA-256.
+        with contextlib.suppress(OSError, ValueError):
+            if candidate.is_file():
+                return candidate
     archive = base.parent.parent / "archiv"
-    if archive.is_dir():
-        return next(iter(sorted(archive.glob(f"*_{entry['sha256']}_*"))), None)
+    if archive.is_dir():  # the recorded sha256 passed the manifest check: 64 hexadecimal digits, no pattern
+        return next((p for p in sorted(archive.glob(f"*_{entry['sha256']}_*")) if p.is_file()), None)
     return None
 
 
 # ------------------------------------------------------------------------------------ cells and layout
 
 
-def _cells(path: Path) -> dict[str, dict[str, tuple[object, str]]]:
-    """Sheet -> cell -> (value, number format), streamed (read-only); empty cells are left out."""
+def _cells(source) -> dict[str, dict[str, tuple[object, str]]]:
+    """Sheet -> cell -> (value, number format), streamed (read-only); empty cells are left out. `source`: a path
+    or the bytes of a workbook as read once (`Earlier.stream()`)."""
     from openpyxl import load_workbook
 
-    workbook = load_workbook(path, read_only=True, data_only=False)
+    workbook = load_workbook(source, read_only=True, data_only=False)
     try:
         sheets: dict[str, dict[str, tuple[object, str]]] = {}
         for sheet in workbook.worksheets:
@@ -374,11 +279,9 @@ def _layout_of(stream) -> dict[str, object]:
     return layout
 
 
-def _layout(path: Path) -> dict[str, dict[str, object]]:
+def _layout(source) -> dict[str, dict[str, object]]:
     """Sheet -> layout, in workbook order (the key order is the sheet order)."""
-    import zipfile
-
-    with zipfile.ZipFile(path) as archive:
+    with zipfile.ZipFile(source) as archive:
         result = {}
         for name, part, state in _sheet_parts(archive):
             with archive.open(part) as stream:
@@ -386,15 +289,16 @@ def _layout(path: Path) -> dict[str, dict[str, object]]:
         return result
 
 
-def compare_workbooks(expected: Path, found: Path) -> list[CellDifference]:
-    """Every cell whose value or number format differs, every difference in sheet order and layout (except
-    the ignored Protokoll rows). A recorded output that cannot be read is one difference, not a traceback."""
+def compare_workbooks(expected: Path, found: Path | Earlier) -> list[CellDifference]:
+    """Every cell whose value or number format differs, every difference in sheet order and layout. `found` is
+    the recorded output as read once (or a path). A recorded output that cannot be read is one difference, not
+    a traceback."""
     from ..workbook.safety import DAMAGED_WORKBOOK
 
     want = _cells(expected)
     try:
-        have = _cells(found)
-        layout_b = _layout(found)
+        have = _cells(found.stream() if isinstance(found, Earlier) else found)
+        layout_b = _layout(found.stream() if isinstance(found, Earlier) else found)
     except DAMAGED_WORKBOOK as error:
         return [CellDifference("(Arbeitsmappe)", "(Datei)", "lesbare Arbeitsmappe",
                                f"nicht lesbar: {type(error).__name__}: {error}"[:200], "Layout")]
@@ -424,6 +328,92 @@ def compare_workbooks(expected: Path, found: Path) -> list[CellDifference]:
     return differences
 
 
+# ------------------------------------------------------------------------------------------ the package
+
+def _part_bytes(archive: zipfile.ZipFile, name: str) -> bytes:
+    data = archive.read(name)
+    return PACKAGE_TIMES.sub(rb"\1\2", data) if name == "docProps/core.xml" else data
+
+
+def compare_packages(expected: Path, found: Path | Earlier) -> list[CellDifference]:
+    """Every part of the xlsx package (sheets, styles, shared strings, drawings, charts, document properties,
+    relationships, content types), byte for byte against the replay, except the write times of
+    `docProps/core.xml`. A part that differs is one difference: by part, and inside a sheet by the cell (`B3`)
+    or row (`Zeile 3`) whose XML differs first, with the number of differing elements; so a row height of 0, a
+    white font or a conditional format `;;;` that leaves every value alone is still found. `found` passed the output bounds
+    (`readback.output_bytes`), so every part is read within them."""
+    from ..workbook.safety import DAMAGED_WORKBOOK
+
+    try:
+        with zipfile.ZipFile(expected) as want, zipfile.ZipFile(
+                found.stream() if isinstance(found, Earlier) else found) as have:
+            sheet_of = {part: name for name, part, _ in _sheet_parts(want)}
+            names_a, names_b = want.namelist(), have.namelist()
+            differences = [CellDifference("(Paket)", f"({name})", "vorhanden" if name in names_a else "fehlt",
+                                          "vorhanden" if name in names_b else "fehlt", "Paket")
+                           for name in sorted(set(names_a) ^ set(names_b))]
+            for name in names_a:
+                if name not in names_b:
+                    continue
+                a, b = _part_bytes(want, name), _part_bytes(have, name)
+                if a != b:
+                    differences += _part_differences(sheet_of.get(name), name, a, b)
+            return differences
+    except DAMAGED_WORKBOOK as error:
+        return [CellDifference("(Paket)", "(Datei)", "lesbares Paket", f"nicht lesbar: {type(error).__name__}: "
+                               f"{error}"[:200], "Paket")]
+
+
+def _part_differences(sheet: str | None, name: str, a: bytes, b: bytes) -> list[CellDifference]:
+    """Where two versions of one XML part differ: the first differing element (tag, attributes, text), named by
+    the cell or row it lies in where the part is a sheet, and how many elements differ; a part that is no XML is
+    one difference."""
+    import io
+    from xml.etree import ElementTree
+
+    def elements(data: bytes):
+        cell = row = None
+        for event, element in ElementTree.iterparse(io.BytesIO(data), events=("start", "end")):
+            tag = element.tag.rsplit("}", 1)[-1]
+            if event == "start":
+                if tag == "row":
+                    row, cell = element.get("r"), None
+                elif tag == "c":
+                    cell = element.get("r")
+                continue
+            where = cell if cell and tag not in ("row", "sheetData") else (f"Zeile {row}" if row and tag == "row"
+                                                                           else tag)
+            yield where, (tag, tuple(sorted(element.attrib.items())), (element.text or "").strip())
+            if tag in ("row", "sheetData"):  # what follows lies outside the row (and the sheet's data)
+                element.clear()
+                cell = None
+                row = None if tag == "sheetData" else row
+
+    label = sheet or "(Paket)"
+    first, count = None, 0
+    try:
+        end = ("(Ende)", ("(fehlt)", (), ""))
+        for (where_a, item_a), (where_b, item_b) in itertools.zip_longest(elements(a), elements(b), fillvalue=end):
+            if item_a != item_b:
+                count += 1
+                if first is None:
+                    first = (where_b if where_b != "(Ende)" else where_a, item_a, item_b)
+    except ElementTree.ParseError as error:
+        return [CellDifference(label, f"({name})", "gültiges XML", f"nicht lesbar: {error}"[:200], "Paket")]
+    if first is None:  # the same elements, yet other bytes (outside the elements compared)
+        return [CellDifference(label, f"({name})", f"{len(a)} Bytes wie nachgerechnet", f"{len(b)} Bytes, anderer "
+                               "Inhalt", "Paket")]
+    where, item_a, item_b = first
+    more = f" (und {count - 1} weitere abweichende Elemente dieses Teils)" if count > 1 else ""
+    return [CellDifference(label, f"{where} ({name})", _shown(item_a), _shown(item_b) + more, "Paket")]
+
+
+def _shown(item: tuple) -> str:
+    tag, attributes, text = item
+    shown = " ".join(f'{key.rsplit("}", 1)[-1]}="{value}"' for key, value in attributes)
+    return f"<{tag}{' ' + shown if shown else ''}>{text[:60]}"
+
+
 def _cell_order(coordinate: str) -> tuple[int, int, str]:
     from openpyxl.utils.cell import coordinate_from_string, column_index_from_string
 
@@ -436,23 +426,29 @@ def _cell_order(coordinate: str) -> tuple[int, int, str]:
 
 def _recomputed_manifest(manifest: dict, replayed: Path, allocation: Allocation) -> dict:
     """The manifest the replayed run would write: built by `build_manifest` from the replay's allocation, with
-    the recorded run mode and the other recorded extras, which the replay takes as given."""
+    the recorded run mode and the other recorded extras, which the replay takes as given. The replay lies under a
+    fixed name; the workbook's own name (`output.file`, checked to be the workbook beside the manifest) is the
+    recorded one."""
     bases_from = manifest.get("bases_from")
     computed = ("district", "year", "rounding", "rate_decimals", "hit_policy")
     extra = {k: v for k, v in manifest["parameters"].items() if k not in computed}
-    # the replayed workbook has the recorded file name; its path and hash are among UNCOMPARED_FIELDS
     rebuilt = build_manifest(allocation, manifest["input"]["path"], manifest["rules"][0]["path"], replayed,
                              _dt.datetime.now(_dt.timezone.utc), extra)
+    rebuilt["output"]["file"] = manifest["output"]["file"]
     rates_from = manifest.get("rates_from")
     return rebuilt | ({"bases_from": bases_from} if bases_from else {}) | ({"rates_from": rates_from} if rates_from else {})
 
 
-def _file_problems(manifest: dict, base: Path, output: Path) -> list[str]:
+def _hash_of(path: Path) -> tuple[str | None, str]:
+    """The file's SHA-256, or None and why it cannot be read (only regular files are read)."""
+    try:
+        return sha256_file(path), ""
+    except OSError as error:
+        return None, f"{getattr(error, 'strerror', None) or error}: {getattr(error, 'found', path)}"
+
+
+def _file_problems(manifest: dict, base: Path) -> list[str]:
     problems: list[str] = []
-    if not output.exists():
-        problems.append(f"{output}: Ergebnis-Arbeitsmappe fehlt")
-    elif sha256_file(output) != manifest["output"]["sha256"]:
-        problems.append(f"{output}: SHA-256 der Ergebnis-Arbeitsmappe weicht vom Manifest ab (nach dem Lauf verändert)")
     entries = [("Eingabe", manifest["input"])] + [("Regeldatei", rules) for rules in manifest["rules"]]
     if manifest.get("bases_from"):
         entries.append(("Vorjahres-Arbeitsmappe", manifest["bases_from"]))
@@ -460,56 +456,119 @@ def _file_problems(manifest: dict, base: Path, output: Path) -> list[str]:
         entries.append(("Vorjahres-Arbeitsmappe (Umlagesätze)", manifest["rates_from"]))
     for kind, entry in entries:
         found = existing_file(entry, base)
-        if found is None:
-            problems.append(f"{entry['path']}: {kind} nicht gefunden (auch nicht als {entry['absolute']})")
-        elif sha256_file(found) != entry["sha256"]:
+        digest, why = _hash_of(found) if found is not None else (None, "")
+        if found is None or digest is None:
+            problems.append(f"{entry['path']}: {kind} nicht gefunden (auch nicht als {entry['absolute']})"
+                            + (f": {why}" if why else ""))
+        elif digest != entry["sha256"]:
             problems.append(f"{found}: SHA-256 der {kind} weicht ab (erwartet {entry['sha256']}, gefunden "
-                            f"{sha256_file(found)}): die Datei wurde nach dem Lauf verändert")
+                            f"{digest}): die Datei wurde nach dem Lauf verändert")
     return problems
 
 
-def verify(target: str | Path) -> VerifyResult:
-    """Check the manifest and the hashes, replay the run and compare every cell, format, layout and manifest field."""
-    from ..runs.pipeline import replay
-    from ..core.problems import ProblemsError
+def register_findings(manifest: dict, output_sha256: str, register_dir: str | Path | None) -> list[str]:
+    """What the register says against a final run's manifest: nothing for a test run; for a final run its entry
+    must be in the register (the `register` record: file, seq and hash; a manifest of an older version: an entry
+    of its district and year with the workbook's hash) and name this workbook. A damaged register is a finding
+    too. A run that a later one superseded is in order (a note elsewhere says so)."""
+    from ..core.problems import OutputError
+    from ..runs.register import installation_register
 
-    path = _locate(target)
+    if manifest["parameters"].get("mode") != "final":
+        return []
+    folder = installation_register(register_dir)
+    try:
+        view = read_register(folder)
+    except (ProblemsError, OutputError) as error:
+        return [str(problem) for problem in error.problems]
+    reference = manifest.get("register")
+    parameters = manifest["parameters"]
+    if reference is None:
+        entries = view.entries(parameters["district"], parameters["year"])
+        if not any(entry.get("output_sha256") == output_sha256 for entry in entries):
+            return [f"kein Eintrag für diese Arbeitsmappe (SHA-256 {output_sha256}) im Register {folder} für "
+                    f"{parameters['district']} {parameters['year']}: der Echtlauf ist dort nicht (mehr) verzeichnet "
+                    "(Register gelöscht, geleert oder eine Zeile entfernt?)"]
+        return []
+    if not view.has(reference["file"], reference["seq"], reference["sha256"]):
+        return [f"Eintrag Nr. {reference['seq']} in {folder / reference['file']} (SHA-256 {reference['sha256']}) fehlt "
+                "im Register oder wurde verändert: der Echtlauf ist dort nicht verzeichnet (Zeile gelöscht, Datei "
+                "geleert, anderes Register?)"]
+    entry = view.files[reference["file"]][reference["seq"] - 1].entry
+    if entry.get("output_sha256") != output_sha256:
+        return [f"Eintrag Nr. {reference['seq']} in {folder / reference['file']} nennt eine andere Arbeitsmappe "
+                f"(SHA-256 {entry.get('output_sha256')}, diese: {output_sha256})"]
+    chain = view.chain
+    if not (0 < reference["chain"] <= len(chain) and chain[reference["chain"] - 1].sha256 == reference["head"]):
+        return [f"Kettenglied Nr. {reference['chain']} (SHA-256 {reference['head']}) fehlt in der Kette des Registers "
+                f"{folder}: die Kette wurde neu geschrieben"]
+    return []
+
+
+FIXED_REPLAY = "nachrechnung.xlsx"  # the replay's name in its private folder: never a name from the manifest
+FIXED_INPUT = "eingabe.xlsx"  # an archived input's copy there
+
+
+def verify(target: str | Path, register_dir: str | Path | None = None) -> VerifyResult:
+    """Check the manifest, the hashes and (a final run) the register, replay the run and compare every cell,
+    format, layout, package part and manifest field. `register_dir`: the register of final runs (default: the
+    installation's)."""
+    from ..runs.pipeline import replay
+
+    path = Path(target)
+    path = path if path.name.endswith(MANIFEST_SUFFIX) else manifest_path(path)
     manifest, malformed = load_manifest(path)
     if manifest is None:
         return VerifyResult(path, problems=tuple(malformed))
     base = path.parent
-    output = base / manifest["output"]["file"]
-    problems = _file_problems(manifest, base, output)
+    output = base / manifest["output"]["file"]  # a plain file name, checked by load_manifest
     tool = manifest["tool"]
     notes = [f"Lauf mit allocation {tool['allocation']}, durable_rules {tool['durable_rules']}, "
              f"Python {tool['python']} am {manifest['started_utc']} UTC"]
-    if any("nicht gefunden" in p for p in problems) or not output.exists():
-        return VerifyResult(path, tuple(problems), notes=tuple(notes))
+    try:
+        recorded = output_bytes(output, "verify-unreadable")
+    except EarlierRefused as refused:
+        return VerifyResult(path, tuple(f"{output}: Ergebnis-Arbeitsmappe nicht lesbar: {p.found or p.message}"
+                                        for p in refused.problems) + tuple(_file_problems(manifest, base)),
+                            notes=tuple(notes))
+    problems = _file_problems(manifest, base)
+    if recorded.sha256 != manifest["output"]["sha256"]:
+        problems.insert(0, f"{output}: SHA-256 der Ergebnis-Arbeitsmappe weicht vom Manifest ab (nach dem Lauf "
+                           "verändert)")
+    register = register_findings(manifest, recorded.sha256, register_dir)
+    if any("nicht gefunden" in p for p in problems):
+        return VerifyResult(path, tuple(problems), notes=tuple(notes), register=tuple(register), recorded=manifest)
     directory = Path(manifest.get("working_directory", base))  # a names-only run: paths are relative to the manifest
     if not directory.is_dir():
         directory = base
     differences: list[CellDifference] = []
+    package: list[CellDifference] = []
     field_differences: list[FieldDifference] = []
     replay_error = None
     with tempfile.TemporaryDirectory(prefix="allocation-verify-") as temp:
-        replayed = Path(temp) / manifest["output"]["file"]
-        recorded_input = Path(manifest["input"]["path"])
+        replayed = Path(temp) / FIXED_REPLAY
         input_location = None
         found_input = existing_file(manifest["input"], base)
-        if found_input is not None and found_input.name != recorded_input.name:
-            # an archived input: replay it under its recorded file name, which the workbook shows
-            input_location = Path(temp) / "eingabe" / recorded_input.name
-            input_location.parent.mkdir()
-            shutil.copyfile(found_input, input_location)
-        try:
-            with contextlib.chdir(directory):
-                allocation = replay(manifest, replayed, input_location)
-                recomputed = _recomputed_manifest(manifest, replayed, allocation)
-        except ProblemsError as error:
-            replay_error = "; ".join(str(p) for p in error.problems[:5])
-        else:
-            field_differences, version_notes = compare_manifests(manifest, recomputed)
-            notes += version_notes
-            differences = compare_workbooks(replayed, output)
+        recorded_name = Path(manifest["input"]["path"]).name
+        if found_input is not None and found_input.name != recorded_name:
+            # an archived input: replayed from a copy under a fixed name, shown by its recorded file name
+            if not plain_name(recorded_name):
+                replay_error = f"Der Name der Eingabe im Manifest ist kein Dateiname: {recorded_name!r}"
+            else:
+                input_location = Path(temp) / FIXED_INPUT
+                shutil.copyfile(found_input, input_location)
+        if replay_error is None:
+            try:
+                with contextlib.chdir(directory):
+                    allocation = replay(manifest, replayed, input_location)
+                    recomputed = _recomputed_manifest(manifest, replayed, allocation)
+            except ProblemsError as error:
+                replay_error = "; ".join(str(p) for p in error.problems[:5])
+            else:
+                field_differences, version_notes = compare_manifests(manifest, recomputed)
+                notes += version_notes
+                differences = compare_workbooks(replayed, recorded)
+                package = compare_packages(replayed, recorded)
     return VerifyResult(path, tuple(problems), tuple(differences), replay_error, tuple(notes),
-                        field_differences=tuple(field_differences))
+                        field_differences=tuple(field_differences), register=tuple(register), package=tuple(package),
+                        recorded=manifest)

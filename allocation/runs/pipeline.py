@@ -6,7 +6,9 @@ arguments, calls `run` and maps errors to exit codes.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import os
 import platform
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,7 +22,7 @@ from ..calc.analysis import check_for_run
 from ..calc.controls import Control, run_controls
 from ..rulefiles.engine import durable_version
 from ..calc.findings import double_burdens
-from ..workbook.guard import RefusedError, refuse_overwrite, rule_files
+from ..workbook.guard import RefusedError, rule_files
 from ..workbook.inputs import read_input
 from ..core.model import Allocation, InputBook, Rulebook, previous_year_problems, same_district
 from ..core.problems import InputError, Location, Problem, ProblemsError, RuleFileError
@@ -36,6 +38,7 @@ class RunResult:
     controls: tuple[Control, ...]
     warnings: tuple[Problem, ...]
     output: Path | None
+    registered: dict | None = None  # a final run's register entry as its manifest records it (with the chain head)
 
 
 def previous_bases(book: InputBook, previous: InputBook) -> InputBook:
@@ -157,8 +160,8 @@ def _refuse_too_many_lines(book: InputBook) -> None:
 
 def compute(input_path: str | Path, rules_path: str | Path,
             bases_from: str | Path | None = None, rates_from: str | Path | None = None, *,
-            ignore_validity: str | None = None,
-            accept: Callable[[InputBook], None] | None = None) -> tuple[Allocation, list[Control], list[Problem]]:
+            ignore_validity: str | None = None, accept: Callable[[InputBook], None] | None = None,
+            input_shown: str | None = None) -> tuple[Allocation, list[Control], list[Problem]]:
     """The one way from an input workbook and a rule file or rules folder to a run: everything but writing.
 
     Returns the allocation, its controls and the warnings. The workbook is read once. A rule file is checked
@@ -168,14 +171,15 @@ def compute(input_path: str | Path, rules_path: str | Path,
     `bases_from`: the previous year's input workbook, whose Umlagegrundlagen apply (provisional year).
     `rates_from`: the previous year's input workbook, whose Umlagesaetze apply (provisional year).
     `accept(book)` is called with the read workbook before the rules are chosen; it may raise a
-    ProblemsError to stop (the web page: may this user run this district?)."""
+    ProblemsError to stop (the web page: may this user run this district?). `input_shown`: the file name the
+    input is known by when it is read from a copy (`inputs.read_input`'s `shown`)."""
     rules_path = Path(rules_path)
     folder = rules_path.is_dir()
     _refuse_override(ignore_validity, "test", folder)
     rulebook = warnings = None
     if not folder:  # `allocation check`: a failing rule file stops before any data is read
         rulebook, warnings = check_for_run(rules_path)
-    book = read_input(input_path)
+    book = read_input(input_path, input_shown)
     if bases_from is not None:
         book = previous_bases(book, read_input(bases_from))
     if rates_from is not None:
@@ -268,10 +272,12 @@ def levy_rows(allocation: Allocation) -> list[tuple[str, object]]:
 
 def replay(manifest: dict, output_path: str | Path, input_location: str | Path | None = None) -> Allocation:
     """Recompute a recorded run into `output_path` for `allocation verify` (no register, no manifest); returns the
-    recomputed allocation, from which verify rebuilds the manifest.
+    recomputed allocation, from which verify rebuilds the manifest. `manifest` has passed `readback.load_manifest`.
 
-    `input_location` reads the input from elsewhere (an archived copy) while the workbook shows the
-    recorded path, as the original run did."""
+    The replay is made at the recorded time (`started_utc`, which the Protokoll shows), so that it reproduces the
+    workbook's every part. `input_location` reads the input from elsewhere (an archived copy under a fixed name)
+    while the workbook shows the recorded file name, as the original run did. Nothing of the manifest chooses
+    where anything is written."""
     from ..workbook.report import PROVISIONAL_NOTE, write_workbook
 
     parameters = manifest["parameters"]
@@ -282,8 +288,9 @@ def replay(manifest: dict, output_path: str | Path, input_location: str | Path |
     rates_from = manifest.get("rates_from")
     allocation, controls, _ = compute(input_location or input_path, rules_path,
                                       bases_from["path"] if bases_from else None,
-                                      rates_from["path"] if rates_from else None, ignore_validity=ignore_validity)
-    started = _dt.datetime.now(_dt.timezone.utc)  # only the ignored row Laufzeitpunkt shows it
+                                      rates_from["path"] if rates_from else None, ignore_validity=ignore_validity,
+                                      input_shown=Path(input_path).name if input_location else None)
+    started = _dt.datetime.strptime(manifest["started_utc"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=_dt.timezone.utc)
     names = "working_directory" not in manifest  # a names-only run (the web page) recorded no folder
     rows = workbook_rows(allocation, started, mode, provisional, input_path, rules_path, manifest["output"]["path"],
                          bases_from, rates_from, ignore_validity=ignore_validity,
@@ -302,14 +309,15 @@ def guard_run(input_path: str | Path, rules_path: str | Path, output_path: str |
               bases_from: str | Path | None, register_dir: str | Path | None,
               rates_from: str | Path | None = None) -> None:
     """Refuse (exit 8) before anything is read if the run would write over a file it reads, the register, a
-    registered final run's workbook or manifest, or another run's manifest (an output named `*.manifest.json`)."""
+    final run's workbook or manifest (by the register, or by the manifest beside the output), or another run's
+    manifest (an output named `*.manifest.json`); a damaged register stops it (`register-corrupt`)."""
     from .manifest import manifest_path
-    from .register import final_outputs
+    from .register import guard_outputs
 
-    refuse_overwrite([("Die Ergebnis-Arbeitsmappe", output_path), ("Das Manifest", manifest_path(output_path))],
-                     [("Eingabe-Arbeitsmappe", input_path), *rule_files(rules_path),
-                      ("Vorjahres-Arbeitsmappe", bases_from), ("Vorjahres-Arbeitsmappe (Umlagesätze)", rates_from)],
-                     register_dir, finals=final_outputs(register_dir))
+    guard_outputs([("Die Ergebnis-Arbeitsmappe", output_path), ("Das Manifest", manifest_path(output_path))],
+                  [("Eingabe-Arbeitsmappe", input_path), *rule_files(rules_path),
+                   ("Vorjahres-Arbeitsmappe", bases_from), ("Vorjahres-Arbeitsmappe (Umlagesätze)", rates_from)],
+                  register_dir)
 
 
 def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path, *, mode: str = "test",
@@ -351,7 +359,7 @@ def _run(input_path, rules_path, output_path, *, mode, provisional, register_dir
 
     from ..core.filenames import sha256_file
     from .manifest import build_manifest, write_manifest
-    from .register import RegisterError, append_final, check_final, installation_register
+    from .register import installation_register
     from ..workbook.report import PROVISIONAL_NOTE, write_workbook
 
     started = _dt.datetime.now(_dt.timezone.utc)
@@ -378,35 +386,68 @@ def _run(input_path, rules_path, output_path, *, mode, provisional, register_dir
     parameters = allocation.book.parameters
     if callable(supersede):
         supersede = supersede(allocation.book)
-    if mode == "final":
-        refused = check_final(register_dir, parameters.district, parameters.year, supersede)
-        if Path(output_path).exists():
+    rows = workbook_rows(allocation, started, mode, provisional, shown(input_path), shown(rules_used),
+                         shown(output_path), bases, rates, ignore_validity=ignore_validity,
+                         record_paths=record_paths)
+    recorded = {"mode": mode, "provisional": provisional}
+    if ignore_validity is not None:
+        recorded["ignore_validity"] = ignore_validity
+
+    def write_book() -> None:
+        write_workbook(output_path, allocation, controls, rows, provisional=PROVISIONAL_NOTE if provisional else None,
+                       rules_label=Path(rules_used).name if names else None)
+
+    def write_record(register: dict | None = None) -> None:
+        manifest = build_manifest(allocation, input_path, rules_used, output_path, started, recorded,
+                                  record_paths=record_paths)
+        write_manifest(output_path, manifest | ({"bases_from": bases} if bases else {})
+                       | ({"rates_from": rates} if rates else {}) | ({"register": register} if register else {}))
+
+    registered = None
+    if mode != "final":
+        write_book()
+        write_record()
+    else:
+        registered = _write_final(write_book, write_record, allocation, register_dir, supersede, output_path, {
+            "district": parameters.district, "year": parameters.year, "mode": "final",
+            "provisional": provisional, "input": str(input_path), "input_sha256": allocation.book.sha256,
+            "rules": str(rules_used), "rules_sha256": allocation.rulebook.sha256, "output": str(output_path),
+            "total_cents": sum(item.deficit for item in allocation.items), "tool": f"allocation {__version__}",
+        } | (register_extra or {}))
+    if names:
+        warnings = [_names_only(w) for w in warnings]
+    return RunResult(allocation, tuple(controls), tuple(warnings), Path(output_path), registered)
+
+
+def _write_final(write_book: Callable[[], None], write_record: Callable[[dict], None], allocation: Allocation,
+                 register_dir: Path, supersede: str | None, output_path: str | Path, record: dict) -> dict:
+    """A final run's writing, all under the register's lock: refused (nothing written) if a final run for the
+    district and year is registered and no reason supersedes it, or if the output exists; else the workbook,
+    the manifest carrying the prepared register entry, then the entry. If anything fails on the way, workbook
+    and manifest are removed again: of final runs started at once exactly one is registered, and the others
+    leave nothing behind. Returns the manifest's `register` record (with the chain head)."""
+    from ..core.filenames import sha256_file
+    from .manifest import manifest_path
+    from .register import RegisterError, check_final, commit, final_lock, prepare
+
+    parameters = allocation.book.parameters
+    output_path = Path(output_path)
+    with final_lock(register_dir) as view:
+        refused = check_final(view, parameters.district, parameters.year, supersede)
+        if os.path.lexists(output_path):
             refused.append(Problem("register-output-exists", Location(str(output_path)),
                                    "Ein Echtlauf überschreibt nie eine vorhandene Arbeitsmappe", found=str(output_path),
                                    expected="ein neuer Name für die Ergebnisdatei", hint="einen anderen Dateinamen bei -o wählen"))
         if refused:
             raise RegisterError(refused)
-    rows = workbook_rows(allocation, started, mode, provisional, shown(input_path), shown(rules_used),
-                         shown(output_path), bases, rates, ignore_validity=ignore_validity,
-                         record_paths=record_paths)
-    write_workbook(output_path, allocation, controls, rows, provisional=PROVISIONAL_NOTE if provisional else None,
-                   rules_label=Path(rules_used).name if names else None)
-    recorded = {"mode": mode, "provisional": provisional}
-    if ignore_validity is not None:
-        recorded["ignore_validity"] = ignore_validity
-    manifest = build_manifest(allocation, input_path, rules_used, output_path, started, recorded,
-                              record_paths=record_paths)
-    write_manifest(output_path, manifest | ({"bases_from": bases} if bases else {})
-                   | ({"rates_from": rates} if rates else {}))
-    if mode == "final":
-        rulebook = allocation.rulebook
-        append_final(register_dir, {
-            "district": parameters.district, "year": parameters.year, "mode": "final",
-            "provisional": provisional, "input": str(input_path), "input_sha256": allocation.book.sha256,
-            "rules": str(rules_used), "rules_sha256": rulebook.sha256, "output": str(output_path),
-            "output_sha256": sha256_file(output_path),
-            "total_cents": sum(item.deficit for item in allocation.items), "tool": f"allocation {__version__}",
-        } | (register_extra or {}), supersede)
-    if names:
-        warnings = [_names_only(w) for w in warnings]
-    return RunResult(allocation, tuple(controls), tuple(warnings), Path(output_path))
+        try:  # the output did not exist under the lock: whatever lies there now is this run's
+            write_book()
+            pending = prepare(view, record | {"output_sha256": sha256_file(output_path)}, supersede)
+            write_record(pending.reference)
+            commit(view, pending)
+        except BaseException:
+            for path in (output_path, manifest_path(output_path)):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            raise
+        return pending.reference

@@ -1,47 +1,49 @@
-"""The append-only register of final runs (Echtläufe), one JSON-lines file per district and budget year.
+"""The append-only register of final runs (Echtläufe): one JSON-lines file per district and budget year, and the
+installation's chain `_kette.jsonl` over all of them. Reading and checking it is `readback.read_register`'s; this
+module decides whether a final run may be registered and writes its entry.
 
-A final run is recorded after its workbook is safely on disk. A second final run for the same district and
-year is refused unless it names a reason to supersede the previous one (`--supersede "Grund"`); both entries
-stay in the file. Each line carries the SHA-256 of the line before it (`prev_sha256`), so an edited or
-deleted line is detected when the register is read (`register-corrupt`). Writes hold an exclusive
-`flock` on the register file and are fsynced; lines are only ever appended.
+A final run holds the register's lock (`final_lock`: an exclusive `flock` on `.sperre` in the folder) from the
+check "is a final run registered already?" until its entry is written, and writes its workbook and manifest
+inside the lock: of several final runs started at once exactly one is registered, and the others write nothing.
+A second final run for the same district and year is refused unless it names a reason to supersede the previous
+one (`--supersede "Grund"`); both entries stay. Each line carries the SHA-256 of the line before it in its file
+(`prev_sha256`); each line's hash is also appended to the chain, whose last line's hash is the **chain head**
+that every final run prints, so that it can be written into the minutes. The manifest of a final run carries
+its entry (file, seq, hashes, chain position and head), so `verify` finds a final run whose entry was removed.
+Lines are only ever appended and fsynced; a file is created with its first line at once (linked into place),
+so an empty file is never ours.
 
 One register per installation (`installation_register`): `--register DIR`, else the environment variable
-`ALLOCATION_REGISTER`, else `register/` in the per-user data folder (platformdirs), so a second final run
-is refused wherever its output goes. A district's file is found by its recorded district name compared
-with `model.same_district` (a file written under another spelling or an older slug is still found).
+`ALLOCATION_REGISTER`, else `register/` in the per-user data folder (platformdirs). A register written before the
+chain existed is read as it is; the first final run afterwards starts the chain with every existing line
+(`adopted`).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import fcntl
 import hashlib
 import json
 import os
-import re
-import unicodedata
+import stat
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Iterator
 
-from ..core.model import normalise_district, same_district
-from ..core.problems import ExitCode, Location, Problem, ProblemsError
-from ..workbook.guard import FinalOutput
+from ..core.filenames import file_kind
+from ..core.model import normalise_district
+from ..core.problems import Location, Problem
+from ..workbook.guard import FinalOutput, refuse_overwrite
+from .manifest import MANIFEST_SUFFIX
+from .readback import (GENESIS, INDEX_FILE, LOCK_FILE, REGISTER_FORMAT, RegisterCorrupt, RegisterError, RegisterUnusable, RegisterView,
+                       final_manifest_beside, line_hash, normalised_slug_name, read_register)
 
-__all__ = ["RegisterError", "register_path", "read_entries", "check_final", "append_final", "current_final",
-           "installation_register", "final_outputs", "REGISTER_ENV"]
+__all__ = ["RegisterError", "RegisterCorrupt", "RegisterUnusable", "register_path", "read_entries", "check_final",
+           "append_final", "current_final", "installation_register", "final_outputs", "REGISTER_ENV", "Pending",
+           "final_lock", "prepare", "commit", "guard_outputs", "summary", "head_position"]
 
 REGISTER_ENV = "ALLOCATION_REGISTER"
-
-GENESIS = "0" * 64
-
-
-class RegisterError(ProblemsError):
-    exit_code = ExitCode.REFUSED
-    title = "Register der Echtläufe"
-
-
-def _slug(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").lower()
-    return re.sub(r"[^a-z0-9]+", "-", text).strip("-") or "kreis"
 
 
 def installation_register(explicit: str | Path | None = None) -> Path:
@@ -56,82 +58,37 @@ def installation_register(explicit: str | Path | None = None) -> Path:
     return Path(platformdirs.user_data_dir("allocation", appauthor=False)) / "register"
 
 
-def _recorded_district(path: Path) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.loads(handle.readline()).get("district")
-    except (OSError, ValueError, AttributeError):
-        return None
+def _file_name(view: RegisterView, district: str, year: int) -> str:
+    """The district's file for the year: the existing one, else `<slug>-<year>.jsonl` (with a short hash of the
+    name where another district has that slug: "Köln" and "Koln")."""
+    existing = view.file_for(district, year)
+    if existing is not None:
+        return existing
+    name = normalised_slug_name(district, year)
+    if name in view.files:
+        digest = hashlib.sha256(normalise_district(district).encode()).hexdigest()[:8]
+        name = f"{name[: -len(f'-{year}.jsonl')]}-{digest}-{year}.jsonl"
+    return name
 
 
 def register_path(register_dir: str | Path, district: str, year: int) -> Path:
-    """The district's register file for the year: an existing file whose first entry names the same district
-    (`model.same_district`), else `<slug>-<year>.jsonl` of the normalised name."""
-    folder = Path(register_dir)
-    normal = normalise_district(district)
-    canonical = folder / f"{_slug(normal)}-{year}.jsonl"
-    if not folder.is_dir():
-        return canonical
-    for candidate in [canonical] + sorted(folder.glob(f"*-{year}.jsonl")):
-        if candidate.exists() and same_district(_recorded_district(candidate), district):
-            return candidate
-    if canonical.exists():  # two names with one slug ("Köln" and "Koln"): keep them apart
-        return folder / f"{_slug(normal)}-{hashlib.sha256(normal.encode()).hexdigest()[:8]}-{year}.jsonl"
-    return canonical
-
-
-def _line_hash(line: str) -> str:
-    return hashlib.sha256(line.encode("utf-8")).hexdigest()
+    """The district's register file for the year (an existing file, else the name a new one gets)."""
+    return Path(register_dir) / _file_name(read_register(register_dir), district, year)
 
 
 def read_entries(path: str | Path) -> list[dict]:
-    """All entries, oldest first; raises RegisterError if a line is not JSON or the hash chain is broken."""
+    """The entries of one register file, oldest first, after the whole register passed its checks
+    (RegisterCorrupt otherwise)."""
     path = Path(path)
-    if not path.exists():
-        return []
-    entries: list[dict] = []
-    previous = GENESIS
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        where = Location(str(path), line=number)
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            raise RegisterError([Problem("register-corrupt", where, "Die Registerzeile ist kein gültiges JSON",
-                                         found=line[:80], expected="ein JSON-Objekt je Zeile",
-                                         hint="das Register aus der Sicherung wiederherstellen; es darf nie von Hand "
-                                              "bearbeitet werden")]) from None
-        if entry.get("prev_sha256") != previous:
-            raise RegisterError([Problem("register-corrupt", where, "Das Register wurde nach dem Schreiben verändert",
-                                         found=str(entry.get("prev_sha256")), expected=previous,
-                                         hint="das Register aus der Sicherung wiederherstellen; es darf nie von Hand "
-                                              "bearbeitet werden")])
-        previous = _line_hash(line)
-        entries.append(entry)
-    return entries
+    view = read_register(path.parent)
+    return [line.entry for line in view.files.get(path.name, ())]
 
 
 def final_outputs(register_dir: str | Path | None) -> list[FinalOutput]:
-    """The output of every final run in the register folder (all districts and years, superseded ones too), for
-    the overwrite guard. Read leniently: a line that is not JSON is skipped here (the district's next final run
-    reports `register-corrupt`); a test run must not depend on another district's register being intact."""
-    if register_dir is None or not Path(register_dir).is_dir():
-        return []
-    found: list[FinalOutput] = []
-    for path in sorted(Path(register_dir).glob("*.jsonl")):
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError):
-            continue
-        for line in lines:
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(entry, dict) and entry.get("output"):
-                found.append(FinalOutput(str(entry["output"]), str(entry.get("output_sha256", "")),
-                                         f"{entry.get('district', '')} {entry.get('year', '')}, Echtlauf Nr. "
-                                         f"{entry.get('seq', '?')} vom {entry.get('recorded_utc', '?')}"))
-    return found
+    """The output of every final run in the register (all districts and years, superseded ones too), for the
+    overwrite guard. A damaged register stops this check too (RegisterCorrupt): which files it protects cannot
+    be known from it."""
+    return read_register(register_dir).finals() if register_dir is not None else []
 
 
 def current_final(entries: list[dict]) -> dict | None:
@@ -139,16 +96,15 @@ def current_final(entries: list[dict]) -> dict | None:
     return entries[-1] if entries else None
 
 
-def check_final(register_dir: str | Path, district: str, year: int, supersede: str | None) -> list[Problem]:
+def check_final(register: str | Path | RegisterView, district: str, year: int, supersede: str | None) -> list[Problem]:
     """Why a final run for district/year must not go ahead now; [] if it may."""
-    path = register_path(register_dir, district, year)
-    entries = read_entries(path)
-    where = Location(str(path))
+    view = register if isinstance(register, RegisterView) else read_register(register)
+    where = Location(str(view.folder / _file_name(view, district, year)))
     if supersede is not None and not supersede.strip():
         return [Problem("register-empty-reason", where, "--supersede braucht eine Begründung", found='""',
                         expected='eine Begründung, z. B. --supersede "Haushaltssatzung geändert, Beschluss vom 12.05."',
                         hint="angeben, warum der frühere Echtlauf ersetzt wird")]
-    last = current_final(entries)
+    last = view.current(district, year)
     if last is not None and supersede is None:
         return [Problem("register-final-exists", where,
                         f"für {district}, Haushaltsjahr {year} ist bereits ein Echtlauf registriert",
@@ -164,32 +120,181 @@ def check_final(register_dir: str | Path, district: str, year: int, supersede: s
     return []
 
 
-def append_final(register_dir: str | Path, record: dict, supersede: str | None) -> dict:
-    """Append one final run (checked again under the lock); returns the entry as written."""
-    path = register_path(register_dir, record["district"], record["year"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+# ------------------------------------------------------------------------------------------------- writing
+
+
+@contextlib.contextmanager
+def final_lock(register_dir: str | Path) -> Iterator[RegisterView]:
+    """Hold the register's lock and yield the register as read and checked under it. The folder is created if
+    needed; a place that cannot hold it is RegisterUnusable (exit 9), a damaged register RegisterCorrupt."""
+    folder = Path(register_dir)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        problems = check_final(register_dir, record["district"], record["year"], supersede)
+        folder.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+                             | getattr(os, "O_NONBLOCK", 0), 0o644)
+    except OSError as error:
+        read_register(folder)  # a file where the folder should be: say so precisely
+        raise RegisterUnusable([Problem("register-unusable", Location(str(folder)), "Das Register der Echtläufe lässt "
+                                        "sich dort nicht führen", found=error.strerror or str(error),
+                                        expected="ein beschreibbarer Ordner",
+                                        hint="ALLOCATION_REGISTER oder --register auf einen beschreibbaren Ordner "
+                                             "setzen")]) from None
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise RegisterCorrupt([Problem("register-corrupt", Location(str(folder / LOCK_FILE)), "Die Sperrdatei des "
+                                           "Registers ist keine gewöhnliche Datei", found=file_kind(mode),
+                                           expected="eine gewöhnliche Datei", hint="die Datei prüfen und entfernen")])
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise RegisterUnusable([Problem("register-unusable", Location(str(folder)), "Das Register der Echtläufe "
+                                            "ist schreibgeschützt", found=str(folder), expected="ein beschreibbarer Ordner",
+                                            hint="die Rechte des Ordners prüfen")])
+        yield read_register(folder)
+    finally:
+        os.close(descriptor)
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A final run's entry, prepared under the lock and written by `commit`: the district file's line and the
+    chain's line (after the lines a legacy register's chain adopts first)."""
+
+    file: str
+    entry: dict
+    line: str
+    adopted: tuple[str, ...]  # chain lines for a register written before the chain existed
+    chain_line: str
+    chain_number: int
+
+    @property
+    def reference(self) -> dict:
+        """The manifest's record of the entry (`register`): file, seq, its hash and the one before, its place in
+        the chain and the chain head after it."""
+        return {"file": self.file, "seq": self.entry["seq"], "sha256": line_hash(self.line),
+                "prev_sha256": self.entry["prev_sha256"], "chain": self.chain_number, "head": line_hash(self.chain_line)}
+
+
+def _chain_line(number: int, file: str, entry: dict, sha256: str, previous: str, adopted: bool = False) -> str:
+    record = {"n": number, "file": file, "seq": entry.get("seq"), "sha256": sha256,
+              "district": entry.get("district"), "year": entry.get("year"), "recorded_utc": entry.get("recorded_utc"),
+              "prev_sha256": previous}
+    if adopted:
+        record["adopted"] = True
+    return json.dumps(record, ensure_ascii=False, sort_keys=True)
+
+
+def prepare(view: RegisterView, record: dict, supersede: str | None) -> Pending:
+    """The entry of a final run for the register `view` (read under the lock)."""
+    name = _file_name(view, record["district"], record["year"])
+    lines = view.files.get(name, ())
+    entry = {
+        "seq": len(lines) + 1,
+        "recorded_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **record,
+        "format": REGISTER_FORMAT,
+        "supersedes": lines[-1].entry["seq"] if lines else None,
+        "reason": supersede,
+        "prev_sha256": lines[-1].sha256 if lines else GENESIS,
+    }
+    line = json.dumps(entry, ensure_ascii=False, sort_keys=True)
+    adopted: list[str] = []
+    previous, number = view.head, len(view.chain)
+    if view.legacy:  # the chain starts with every line written before it
+        for file in sorted(view.files):
+            for old in view.files[file]:
+                number += 1
+                adopted.append(_chain_line(number, file, old.entry, old.sha256, previous, adopted=True))
+                previous = line_hash(adopted[-1])
+    chain_line = _chain_line(number + 1, name, entry, line_hash(line), previous)
+    return Pending(name, entry, line, tuple(adopted), chain_line, number + 1)
+
+
+def _append(path: Path, lines: Iterable[str]) -> None:
+    """Append lines to a file of the register and fsync; a new file is created with its lines at once (written
+    beside it, then linked into place), so the register never holds an empty or half-created file of ours."""
+    data = "".join(line + "\n" for line in lines).encode("utf-8")
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        temp = path.with_name(f".{path.name}.{os.getpid()}.neu")
+        descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(descriptor, data)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        try:
+            os.link(temp, path)
+        finally:
+            os.unlink(temp)
+        return
+    try:
+        os.write(descriptor, data)
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def commit(view: RegisterView, pending: Pending) -> None:
+    """Write the prepared entry: the district line first, then the chain's lines; the folder is fsynced."""
+    _append(view.folder / pending.file, [pending.line])
+    _append(view.folder / INDEX_FILE, [*pending.adopted, pending.chain_line])
+    directory = os.open(view.folder, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def append_final(register_dir: str | Path, record: dict, supersede: str | None) -> dict:
+    """Register one final run (checked again under the lock); returns the entry as written."""
+    with final_lock(register_dir) as view:
+        problems = check_final(view, record["district"], record["year"], supersede)
         if problems:
             raise RegisterError(problems)
-        entries = read_entries(path)
-        previous = GENESIS
-        if entries:
-            lines = path.read_text(encoding="utf-8").splitlines()
-            previous = _line_hash(lines[-1])
-        entry = {
-            "seq": len(entries) + 1,
-            "recorded_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            **record,
-            "supersedes": entries[-1]["seq"] if entries else None,
-            "reason": supersede,
-            "prev_sha256": previous,
-        }
-        line = json.dumps(entry, ensure_ascii=False, sort_keys=True)
-        os.write(fd, (line + "\n").encode("utf-8"))
-        os.fsync(fd)
-        return entry
-    finally:
-        os.close(fd)
+        pending = prepare(view, record, supersede)
+        commit(view, pending)
+        return pending.entry
+
+
+# ------------------------------------------------------------------------------------------ protecting files
+
+
+def guard_outputs(outputs: list[tuple[str, str | os.PathLike[str]]], protected, register_dir: str | Path | None, *,
+                  never_replace: bool = False) -> None:
+    """The check every writing command makes before it reads anything (`guard.refuse_overwrite`), with what only
+    the register and the manifests know: no output is a registered final run's workbook or manifest (the
+    register read and checked whole: a damaged one stops the command with `register-corrupt`), and none is a
+    workbook whose manifest says it is a final run's, whatever the register says (`output-is-final-run`), or
+    whose manifest cannot be read (`output-manifest-unreadable`)."""
+    from ..workbook.guard import RefusedError
+
+    finals = final_outputs(register_dir)
+    refuse_overwrite(outputs, protected, register_dir, finals=finals, never_replace=never_replace)
+    problems = [found for _, output in outputs if not str(output).endswith(MANIFEST_SUFFIX)
+                for found in [final_manifest_beside(output)] if found is not None]
+    if problems:
+        raise RefusedError(problems)
+
+
+# ----------------------------------------------------------------------------------------------- the anchor
+
+
+def summary(view: RegisterView) -> list[dict]:
+    """Per district file: district, year, number of final runs and the run in force (for `register status`)."""
+    found = []
+    for name in sorted(view.files):
+        lines = view.files[name]
+        last = lines[-1].entry
+        found.append({"file": name, "district": last.get("district"), "year": last.get("year"), "runs": len(lines),
+                      "in_force": {"seq": last.get("seq"), "recorded_utc": last.get("recorded_utc"),
+                                   "output": last.get("output"), "output_sha256": last.get("output_sha256"),
+                                   "reason": last.get("reason")}})
+    return found
+
+
+def head_position(view: RegisterView, head: str) -> int | None:
+    """The chain link whose hash is `head` (a chain head noted in the minutes), or None: then the chain up to
+    that point was rewritten."""
+    return next((link.number for link in view.chain if link.sha256 == head.strip().lower()), None)

@@ -685,13 +685,16 @@ def _levy_rates(sheet: _Sheet, collector: _Collector) -> list[LevyRateEntry]:
     return result
 
 
-def read_input(path: str | Path) -> InputBook:
-    """Read and check an input workbook. Raises InputError listing every problem found."""
+def read_input(path: str | Path, shown: str | None = None) -> InputBook:
+    """Read and check an input workbook. Raises InputError listing every problem found. `shown`: the file name
+    the workbook is known by, where it is read from a copy of another name (verify's replay of an archived
+    input); the run shows and locates it by that name."""
     path = Path(path)
-    collector = _Collector(path.name)
+    name = shown or path.name
+    collector = _Collector(name)
     data = _read_bytes(path)
     sha256 = hashlib.sha256(data).hexdigest()
-    scan = scan_bytes(data, path.name)  # before any workbook library sees the bytes
+    scan = scan_bytes(data, name)  # before any workbook library sees the bytes
     if scan.problems:
         raise InputError(scan.problems)
     workbook = _open(data, collector)
@@ -710,5 +713,6 @@ def read_input(path: str | Path) -> InputBook:
     levy_rates = _levy_rates(sheets["Umlagesaetze"], collector) if "Umlagesaetze" in sheets else []
     if collector.problems or parameters is None:
         raise InputError(collector.problems)
-    return InputBook(str(path), sha256, parameters, tuple(municipalities), tuple(items), tuple(keys),
+    return InputBook(str(path.with_name(shown) if shown else path), sha256, parameters, tuple(municipalities),
+                     tuple(items), tuple(keys),
                      municipality_columns, item_columns, tuple(levy_rates))
