@@ -60,7 +60,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "output": str(result.output),
         "findings": [_finding_dict(finding) for finding in allocation.findings],
         "warnings": [warning.as_dict() for warning in result.warnings],
-    }
+    } | ({"mode": "final", "register": result.registered} if result.registered else {"mode": args.mode})
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=2))
     else:
@@ -71,18 +71,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for finding in allocation.findings:
             print(f"Hinweis [{finding.code}] {finding.message}")
         print(f"Ergebnis-Arbeitsmappe: {result.output}")
+        if result.registered:
+            _print_registered(result.registered)
     return ExitCode.OK
+
+
+def _print_registered(entry: dict) -> None:
+    """A final run's register entry and the chain head, to be written into the minutes (README: an anchor)."""
+    print(f"Echtlauf: im Register als Nr. {entry['seq']} in {entry['file']}, Kettenglied {entry['chain']}")
+    print(f"Kettenkopf (für das Protokoll): {entry['head']}")
 
 
 def _refuse_overwrite(output, protected, never_replace: bool = False) -> None:
     """Every writing command: its output is never a file it reads, nor in the register, nor a registered final
     run's output (exit 8); with `never_replace` never an existing file."""
-    from .workbook.guard import refuse_overwrite
-    from .runs.register import final_outputs, installation_register
+    from .runs.register import guard_outputs, installation_register
 
-    register = installation_register()
-    refuse_overwrite([("Die Zieldatei", output)], protected, register, finals=final_outputs(register),
-                     never_replace=never_replace)
+    guard_outputs([("Die Zieldatei", output)], protected, installation_register(), never_replace=never_replace)
 
 
 def _finding_dict(finding) -> dict:
@@ -187,7 +192,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         if len(args.files) != 2:
             return _usage("ohne --rules werden genau zwei Ergebnis-Arbeitsmappen verglichen "
                           "(allocation compare ERGEBNIS_2022.xlsx ERGEBNIS_2023.xlsx -o vergleich.xlsx)", args.json)
-        before, after = compare.read_result(args.files[0]), compare.read_result(args.files[1])
+        before, after = compare.read_pair(args.files[0], args.files[1])
         rows, warnings = compare.year_over_year(before, after)
         for warning in warnings:
             print(f"  {warning}", file=sys.stderr)
@@ -266,7 +271,7 @@ def _cmd_trueup(args: argparse.Namespace) -> int:
 
     _refuse_overwrite(args.output, [("Echtlauf-Arbeitsmappe", args.final_output),
                                     ("Eingabe-Arbeitsmappe", args.actual_input), ("Regeldatei", args.rules)])
-    settlement = settle(args.final_output, args.actual_input, args.rules)
+    settlement = settle(args.final_output, args.actual_input, args.rules, register_dir=args.register)
     write_settlement(args.output, settlement)
     balance = sum(line.difference for line in settlement.lines)
     if args.json:
@@ -386,7 +391,7 @@ def _cmd_rulebook(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from .ops.verify import VERIFY_FAILED, verify
 
-    result = verify(args.target)
+    result = verify(args.target, args.register)
     if args.json:
         print(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
     else:
@@ -428,12 +433,13 @@ def _cmd_year_stage(args: argparse.Namespace) -> int:
 def _cmd_year_status(args: argparse.Namespace) -> int:
     from .ops import year
 
-    record, checks = year.status(args.directory)
-    problems = year.changed_problems(args.directory, checks)
+    found = year.status(args.directory, args.register)
+    record, checks = found.record, found.checks
+    problems = year.changed_problems(args.directory, found)
     if args.json:
         print(json.dumps({"status": "ok" if not problems else "changed", "district": record["district"],
-                          "year": record["year"], "stages": [{**c.entry, "findings": list(c.findings)} for c in checks]},
-                         ensure_ascii=False, indent=2))
+                          "year": record["year"], "stages": [{**c.entry, "findings": list(c.findings)} for c in checks],
+                          "findings": list(found.findings)}, ensure_ascii=False, indent=2))
     else:
         print(f"Umlagejahr {record['district']} {record['year']}: {len(checks)} Stufen")
         for check in checks:
@@ -443,6 +449,8 @@ def _cmd_year_status(args: argparse.Namespace) -> int:
             reason = f" (Begründung: {entry['reason']})" if entry.get("reason") else ""
             print(f"  {entry['seq']:>2} {entry['stage']:<12} {entry['recorded_utc']} {mode:<9} "
                   f"Manifest {entry['manifest']['sha256'][:12]} ← {entry['prev_manifest_sha256'][:12]}  {state}{reason}")
+        for finding in found.findings:
+            print(f"  VERÄNDERT: {finding}")
     if problems:
         if not args.json:
             _print_problems(problems, year.YearChanged.title, False, ExitCode.VERIFY)
@@ -453,17 +461,19 @@ def _cmd_year_status(args: argparse.Namespace) -> int:
 def _cmd_benehmen(args: argparse.Namespace) -> int:
     from .ops.benehmen import write_benehmen
 
-    folder, lines = write_benehmen(args.input, args.rules, args.previous, args.output, deadline=args.deadline,
-                                   date=args.date, template=args.template)
+    folder, lines, missing = write_benehmen(args.input, args.rules, args.previous, args.output,
+                                            deadline=args.deadline, date=args.date, template=args.template)
     municipalities = list(dict.fromkeys(line.ags for line in lines))
     if args.json:
         print(json.dumps({"status": "ok", "folder": str(folder), "municipalities": municipalities,
                           "lines": [{"ags": l.ags, "levy": l.levy, "amount_cents": l.amount,
                                      "previous_cents": l.previous, "change_cents": l.change,
-                                     "point_value_cents": l.point_value} for l in lines]},
-                         ensure_ascii=False, indent=2))
+                                     "point_value_cents": l.point_value} for l in lines],
+                          "missing_since_previous_year": list(missing)}, ensure_ascii=False, indent=2))
     else:
         print(f"Benehmen: {len(municipalities)} Schreiben und Benehmen.xlsx in {folder}")
+        if missing:
+            print("Hinweis: im Vorjahr, aber nicht mehr in der Eingabe (kein Schreiben): " + ", ".join(missing))
     return ExitCode.OK
 
 
@@ -473,16 +483,66 @@ def _cmd_year_kreistag(args: argparse.Namespace) -> int:
     log = args.statements or Path(args.directory) / statements.STATEMENTS_FILE
     _refuse_overwrite(args.output, [("Stellungnahmen", log), ("Stufenkette", Path(args.directory) / year.CHAIN_FILE),
                                     ("Umlagejahr", Path(args.directory) / year.YEAR_FILE)])
-    record, checks = year.status(args.directory)
+    from .runs.readback import read_register
+    from .runs.register import installation_register
+
+    year_status = year.status(args.directory, args.register)
+    head = read_register(installation_register(args.register)).head
     found = statements.read_statements(log)
-    statements.write_kreistag_pack(args.output, record, checks, found)
+    statements.write_kreistag_pack(args.output, year_status, found, head)
+    checks = year_status.checks
     open_count = sum(1 for s in found if not s.decision)
     if args.json:
         print(json.dumps({"status": "ok", "output": str(args.output), "stages": len(checks),
-                          "statements": len(found), "open": open_count}, ensure_ascii=False, indent=2))
+                          "statements": len(found), "open": open_count, "register_head": head,
+                          "findings": [*(f for c in checks for f in c.findings), *year_status.findings]},
+                         ensure_ascii=False, indent=2))
     else:
         print(f"Kreistag: {len(checks)} Stufen, {len(found)} Stellungnahmen ({open_count} offen) in {args.output}")
+        print(f"Kettenkopf des Registers (für das Protokoll): {head}")
     return ExitCode.OK
+
+
+def _cmd_register_status(args: argparse.Namespace) -> int:
+    from .runs import register
+    from .runs.readback import read_register
+
+    folder = register.installation_register(args.register)
+    view = read_register(folder)  # RegisterCorrupt (exit 8) / RegisterUnusable (exit 9) name file and line
+    files = register.summary(view)
+    position = register.head_position(view, args.expect_head) if args.expect_head else None
+    problems = []
+    if args.expect_head and position is None:
+        from .core.problems import Location
+
+        problems.append(Problem("register-head-unknown", Location(str(folder / "_kette.jsonl")),
+                                "Der notierte Kettenkopf kommt in der Kette des Registers nicht vor: die Kette wurde "
+                                "seit der Notiz neu geschrieben (oder es ist ein anderes Register)",
+                                found=args.expect_head, expected=f"ein Glied der Kette (Kopf jetzt {view.head})",
+                                hint="die Rechnungsprüfung informieren und das Register mit der Sicherung vergleichen"))
+    if args.json:
+        print(json.dumps({"status": "ok" if not problems else "changed", "register": str(folder),
+                          "head": view.head, "chain_links": len(view.chain), "chain": not view.legacy,
+                          "expected_head_position": position, "files": files,
+                          "problems": [p.as_dict() for p in problems]}, ensure_ascii=False, indent=2))
+    else:
+        print(f"Register der Echtläufe: {folder}")
+        runs = sum(entry["runs"] for entry in files)
+        print(f"Zustand: unversehrt ({len(files)} Kreis-Jahre, {runs} Echtläufe, Kette mit {len(view.chain)} "
+              "Gliedern)" if not view.legacy or not files else
+              f"Zustand: unversehrt ({len(files)} Kreis-Jahre, {runs} Echtläufe); die Kette beginnt mit dem nächsten "
+              "Echtlauf (Register einer früheren Version)")
+        print(f"Kettenkopf (für das Protokoll): {view.head}")
+        for entry in files:
+            force = entry["in_force"]
+            print(f"  {entry['file']}: {entry['district']} {entry['year']}, {entry['runs']} Echtlauf/-läufe; in Kraft "
+                  f"Nr. {force['seq']} vom {force['recorded_utc']} ({force['output']})"
+                  + (f", Grund: {force['reason']}" if force["reason"] else ""))
+        if position is not None:
+            print(f"Der notierte Kettenkopf ist Glied Nr. {position} der Kette: bis dahin ist das Register unverändert.")
+        if problems:
+            _print_problems(problems, "Register der Echtläufe", False, ExitCode.VERIFY)
+    return ExitCode.VERIFY if problems else ExitCode.OK
 
 
 def _date_argument(text: str):
@@ -503,7 +563,8 @@ def _cmd_notices(args: argparse.Namespace) -> int:
         print("Die Bescheide brauchen das Paket typst: pip install 'allocation[notices]'", file=sys.stderr)
         return ExitCode.USAGE
 
-    written = write_notices(args.output_workbook, args.output, args.template, args.date, args.previous)
+    written = write_notices(args.output_workbook, args.output, args.template, args.date, args.previous,
+                            register_dir=args.register)
     if args.json:
         print(json.dumps({"status": "ok", "directory": str(written.directory), "notices": list(written.pdfs),
                           "instalments": written.rows, "without_notice": list(written.without_notice)},
@@ -654,6 +715,9 @@ def _add_trueup(commands) -> None:
     trueup.add_argument("actual_input", metavar="IST.xlsx", type=Path, help="Eingabe-Arbeitsmappe mit den Ist-Zahlen")
     trueup.add_argument("--rules", required=True, type=Path, metavar="REGELN.yaml", help="Regeldatei (YAML)")
     trueup.add_argument("-o", "--output", required=True, type=Path, metavar="ABRECHNUNG.xlsx", help="Zieldatei")
+    trueup.add_argument("--register", metavar="ORDNER", type=Path, default=None,
+                        help="Register der Echtläufe, in dem der Echtlauf in Kraft steht (Vorgabe: "
+                             "$ALLOCATION_REGISTER, sonst das Register der Installation)")
     trueup.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
     trueup.set_defaults(handler=_cmd_trueup)
 
@@ -760,9 +824,14 @@ def _add_rulebook(commands) -> None:
 def _add_verify(commands) -> None:
     """`allocation verify`."""
     verify = commands.add_parser("verify", help="Lauf aus dem Manifest nachrechnen und vergleichen",
-                                 description="Prüft die SHA-256 der Eingabe und der Regeldateien, rechnet den Lauf "
-                                             "neu und vergleicht jede Zelle (außer dem Laufzeitpunkt).")
+                                 description="Prüft Manifest, SHA-256 der Eingabe und der Regeldateien und bei einem "
+                                             "Echtlauf seinen Eintrag im Register, rechnet den Lauf neu und vergleicht "
+                                             "jede Zelle, das Layout und jeden Teil der Arbeitsmappe.")
     verify.add_argument("target", metavar="ERGEBNIS.xlsx", help="Ergebnis-Arbeitsmappe oder ihr .manifest.json")
+    verify.add_argument("--register", metavar="ORDNER", type=Path, default=None,
+                        help="Register der Echtläufe, gegen das ein Echtlauf geprüft wird (Vorgabe: "
+                             "$ALLOCATION_REGISTER, sonst das Register der Installation; für eine Prüfung auf einem "
+                             "anderen Rechner: die Kopie des Registers)")
     verify.add_argument("--json", action="store_true", help="Ergebnis als JSON ausgeben")
     verify.set_defaults(handler=_cmd_verify)
 
@@ -783,6 +852,9 @@ def _add_notices(commands) -> None:
                          help="Datum der Bescheide (Vorgabe: heute)")
     notices.add_argument("--previous", type=Path, default=None, metavar="FRUEHER.xlsx",
                          help="Änderungsbescheide gegenüber diesem früheren Lauf desselben Jahres")
+    notices.add_argument("--register", metavar="ORDNER", type=Path, default=None,
+                         help="Register der Echtläufe, gegen das ein Echtlauf geprüft wird (Vorgabe wie bei "
+                              "allocation verify)")
     notices.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
     notices.set_defaults(handler=_cmd_notices)
 
@@ -841,6 +913,9 @@ def _add_year(commands) -> None:
     year_status = steps.add_parser("status", help="Kette der Stufen zeigen und ihre SHA-256 prüfen (Exit 7 bei "
                                                   "Abweichung)")
     year_status.add_argument("directory", type=Path, metavar="ORDNER")
+    year_status.add_argument("--register", metavar="ORDNER", type=Path, default=None,
+                             help="Register der Echtläufe, gegen das die Echtlauf-Stufen geprüft werden (Vorgabe wie "
+                                  "bei allocation run)")
     year_status.add_argument("--json", action="store_true", help="Ergebnis als JSON ausgeben")
     year_status.set_defaults(handler=_cmd_year_status)
 
@@ -851,8 +926,31 @@ def _add_year(commands) -> None:
     year_kreistag.add_argument("-o", "--output", required=True, type=Path, metavar="KREISTAG.xlsx")
     year_kreistag.add_argument("--statements", type=Path, default=None, metavar="STELLUNGNAHMEN.xlsx",
                                help="Protokoll der Stellungnahmen (Vorgabe: ORDNER/Stellungnahmen.xlsx)")
+    year_kreistag.add_argument("--register", metavar="ORDNER", type=Path, default=None,
+                               help="Register der Echtläufe (Vorgabe wie bei allocation run); sein Kettenkopf steht in "
+                                    "der Mappe")
     year_kreistag.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
     year_kreistag.set_defaults(handler=_cmd_year_kreistag)
+
+
+def _add_register(commands) -> None:
+    """`allocation register status`."""
+    register = commands.add_parser("register", help="Register der Echtläufe: Zustand und Kettenkopf",
+                                   description="Prüft das Register der Echtläufe als Ganzes (jede Zeile, jede Datei, "
+                                               "die Kette) und nennt den Kettenkopf, der ins Protokoll gehört.")
+    steps = register.add_subparsers(dest="register_command", metavar="SCHRITT")
+    steps.required = True
+    status = steps.add_parser("status", help="Register prüfen, Echtläufe in Kraft und Kettenkopf zeigen",
+                              description="Exit 0: unversehrt; 8: beschädigt (register-corrupt, mit Datei und Zeile); "
+                                          "9: kein Ordner; 7: der mit --expect-head notierte Kettenkopf fehlt in der "
+                                          "Kette.")
+    status.add_argument("--register", metavar="ORDNER", type=Path, default=None,
+                        help="Ordner des Registers (Vorgabe: $ALLOCATION_REGISTER, sonst das Register der Installation)")
+    status.add_argument("--expect-head", metavar="SHA256", default=None,
+                        help="ein früher (z. B. im Kreistagsprotokoll) notierter Kettenkopf: prüft, dass er ein Glied "
+                             "der Kette ist, das Register bis dahin also unverändert")
+    status.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
+    status.set_defaults(handler=_cmd_register_status)
 
 
 def _add_serve(commands) -> None:
@@ -883,7 +981,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="BEFEHL")
     commands.required = True
     for add in (_add_run, _add_inbox, _add_trueup, _add_template, _add_batch, _add_compare, _add_rate, _add_check,
-                _add_explain, _add_rulebook, _add_verify, _add_notices, _add_benehmen, _add_year, _add_serve):
+                _add_explain, _add_rulebook, _add_verify, _add_notices, _add_benehmen, _add_year, _add_register,
+                _add_serve):
         add(commands)  # one function per command (below), in the order `allocation --help` lists them
     return parser
 

@@ -26,6 +26,9 @@ from hypothesis import event, given, note
 from hypothesis import strategies as st
 
 from allocation.cli import main
+from allocation.core.problems import InputError
+from allocation.ops import compare
+from allocation.ops.trueup import read_paid
 from strategies import scaled
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -205,7 +208,25 @@ def test_a_damaged_output_workbook_never_ends_in_a_traceback(outputs, data):
         else:
             _assert_answered(["trueup", str(target), str(FIXTURE), "--rules", str(RULES), "-o", str(written),
                               "--json"], written)
+        if command != "verify":  # the commands refuse the copy at its (missing) manifest; the readers below them
+            _assert_parsed(command, target)  # must answer a damaged file too (a re-signed forgery reaches them)
         assert target.read_bytes() == damaged
+
+
+def _assert_parsed(command: str, path: Path) -> None:
+    """The command's reader of output workbooks on the damaged file: a result or located problems, nothing else."""
+    from allocation.core.problems import ProblemsError
+    from allocation.ops.explain import read_sheet
+
+    reader = {"explain": lambda p: read_sheet(p, "Einzelnachweis"), "compare": compare.read_result,
+              "trueup": read_paid}[command]
+    try:
+        reader(path)
+    except ProblemsError as error:
+        assert error.problems and all(p.code for p in error.problems)
+        event(f"{command} reader: {error.problems[0].code}")
+    else:
+        event(f"{command} reader: read")
 
 
 # ------------------------------------------------------------------------- regressions found by the fuzz tests
@@ -237,43 +258,60 @@ def _broken_sheet(outputs: Path, sheet: str, folder: Path) -> Path:
     return path
 
 
+def _with_manifest(outputs: Path, damaged: Path) -> Path:
+    """The manifest of the final run beside a damaged copy of its workbook (same name): the copy no longer
+    matches it."""
+    shutil.copy(outputs / "echtlauf.xlsx.manifest.json", damaged.parent / "echtlauf.xlsx.manifest.json")
+    return damaged
+
+
 @pytest.mark.parametrize("sheet", ["Entscheidungen", "Einzelnachweis"])
 def test_explain_of_an_output_with_a_damaged_sheet_names_the_sheet(outputs, tmp_path, sheet):
-    path = _broken_sheet(outputs, sheet, tmp_path)
+    path = _with_manifest(outputs, _broken_sheet(outputs, sheet, tmp_path))
+    # the command: the damaged workbook does not match its manifest, refused before its sheets are read
     code, out, err = _cli(["explain", str(path), "--item", "KIM-2022", "--ags", "05170004"])
-    assert code == 3 and "Traceback" not in err
-    assert "[explain-unreadable]" in out + err and f"› {sheet}" in out + err
+    assert code == 7 and "Traceback" not in err and "[output-changed]" in out + err
+    # the reader below it (a re-signed forgery would reach it): the damaged sheet is named
+    from allocation.ops.explain import read_sheet
+
+    with pytest.raises(InputError) as refused:
+        read_sheet(path, sheet)
+    assert [(p.code, p.location.sheet) for p in refused.value.problems] == [("explain-unreadable", sheet)]
 
 
 def test_compare_of_an_output_with_a_damaged_uebersicht_is_unreadable_there(outputs, tmp_path, capsys):
-    path = _broken_sheet(outputs, "Uebersicht", tmp_path)
+    path = _with_manifest(outputs, _broken_sheet(outputs, "Uebersicht", tmp_path))
     written = tmp_path / "vergleich.xlsx"
-    assert main(["compare", str(path), str(outputs / "probelauf.xlsx"), "-o", str(written), "--json"]) == 3
-    problems = json.loads(capsys.readouterr().out)["problems"]
-    assert [(p["code"], p["location"]["sheet"]) for p in problems] == [("compare-unreadable", "Uebersicht")]
+    assert main(["compare", str(path), str(outputs / "probelauf.xlsx"), "-o", str(written), "--json"]) == 7
+    assert [p["code"] for p in json.loads(capsys.readouterr().out)["problems"]] == ["output-changed"]
     assert not written.exists()
+    with pytest.raises(InputError) as refused:
+        compare.read_result(path)
+    assert [(p.code, p.location.sheet) for p in refused.value.problems] == [("compare-unreadable", "Uebersicht")]
 
 
-def test_compare_of_an_output_whose_year_is_infinite_is_not_an_output(outputs, tmp_path, capsys):
+def test_compare_of_an_output_whose_year_is_infinite_is_not_an_output(outputs, tmp_path):
     original = (outputs / "probelauf.xlsx").read_bytes()
     part = _sheet_part(original, "Protokoll")
     path = tmp_path / "probelauf.xlsx"  # Haushaltsjahr 2022 -> 1e400 (a float no int holds)
     path.write_bytes(_replaced(original, part, lambda xml: xml.replace(b"<v>2022</v>", b"<v>1e400</v>", 1)))
     assert b"1e400" in zipfile.ZipFile(path).read(part)
-    written = tmp_path / "vergleich.xlsx"
-    assert main(["compare", str(outputs / "echtlauf.xlsx"), str(path), "-o", str(written), "--json"]) == 3
-    problems = json.loads(capsys.readouterr().out)["problems"]
-    assert [(p["code"], p["location"]["sheet"]) for p in problems] == [("compare-not-an-output", "Protokoll")]
+    with pytest.raises(InputError) as refused:
+        compare.read_result(path)
+    assert [(p.code, p.location.sheet) for p in refused.value.problems] == [("compare-not-an-output", "Protokoll")]
 
 
 @pytest.mark.parametrize("sheet", ["Protokoll", "Einzelnachweis"])
 def test_trueup_with_a_damaged_final_output_is_unreadable(outputs, tmp_path, capsys, sheet):
-    path = _broken_sheet(outputs, sheet, tmp_path)
+    path = _with_manifest(outputs, _broken_sheet(outputs, sheet, tmp_path))
     written = tmp_path / "abrechnung.xlsx"
-    assert main(["trueup", str(path), str(FIXTURE), "--rules", str(RULES), "-o", str(written), "--json"]) == 3
-    problems = json.loads(capsys.readouterr().out)["problems"]
-    assert [p["code"] for p in problems] == ["trueup-unreadable"]
+    assert main(["trueup", str(path), str(FIXTURE), "--rules", str(RULES), "-o", str(written), "--json",
+                 "--register", str(outputs / "register")]) == 7
+    assert [p["code"] for p in json.loads(capsys.readouterr().out)["problems"]] == ["output-changed"]
     assert not written.exists()
+    with pytest.raises(InputError) as refused:
+        read_paid(path)
+    assert [p.code for p in refused.value.problems] == ["trueup-unreadable"]
 
 
 def test_verify_of_a_damaged_output_reports_it_unreadable(outputs, tmp_path, capsys):

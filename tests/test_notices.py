@@ -73,7 +73,7 @@ def wesel_changed(wesel):
     assert main(["run", str(changed_input), "--rules", str(wesel / "kreis-wesel.yaml"), "-o", str(output),
                  "--mode", "final", "--register", str(wesel / "register")]) == 0
     assert main(["notices", str(output), "-o", str(wesel / "aenderung"), "--date", "2022-06-20",
-                 "--previous", str(wesel / "ergebnis.xlsx")]) == 0
+                 "--previous", str(wesel / "ergebnis.xlsx"), "--register", str(wesel / "register")]) == 0
     return wesel
 
 
@@ -317,7 +317,8 @@ def test_previous_run_must_be_unchanged(wesel_changed, tmp_path, capsys):
     previous = tmp_path / "alt.xlsx"
     shutil.copyfile(wesel_changed / "ergebnis.xlsx", previous)  # no manifest next to it
     assert main(["notices", str(wesel_changed / "ergebnis-neu.xlsx"), "-o", str(tmp_path / "out"),
-                 "--date", "2022-06-20", "--previous", str(previous)]) == 7
+                 "--date", "2022-06-20", "--previous", str(previous),
+                 "--register", str(wesel_changed / "register")]) == 7
     assert "notices-previous-changed" in capsys.readouterr().err
 
 

@@ -18,7 +18,8 @@ from openpyxl import load_workbook
 from allocation.cli import main
 from allocation.core.problems import InputError
 from allocation.workbook import report
-from allocation.ops.trueup import HOST_NOTE, settle
+from allocation.ops.trueup import HOST_NOTE, read_paid, settle
+from allocation.runs.readback import EarlierChanged
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 BASES = {"05170004": 27154437, "05170008": 86873093, "05170012": 50884619, "05170016": 24115008}
@@ -38,7 +39,7 @@ def _largest_remainder(total_cents: int, keys: dict[str, int] = BASES) -> dict[s
 def final_run(tmp_path):
     output = tmp_path / "echtlauf.xlsx"
     assert main(["run", str(CORPUS / "gueltig.xlsx"), "--rules", str(CORPUS / "regeln.yaml"), "-o", str(output),
-                 "--mode", "final", "--register", str(tmp_path / "reg")]) == 0
+                 "--mode", "final"]) == 0  # the test's installation register (conftest)
     actual = tmp_path / "ist.xlsx"
     workbook = load_workbook(CORPUS / "gueltig.xlsx")
     workbook["Kostenpositionen"]["D2"] = 306000
@@ -159,7 +160,7 @@ def test_paid_is_read_from_every_einzelnachweis_sheet(tmp_path, monkeypatch, act
     monkeypatch.setattr(report, "MAX_ROWS", 6)  # header + 5 lines per sheet: 5 items × 4 = 20 lines, 4 sheets
     output = tmp_path / "echtlauf-lang.xlsx"
     assert main(["run", str(CORPUS / "gueltig.xlsx"), "--rules", str(CORPUS / "regeln.yaml"), "-o", str(output),
-                 "--mode", "final", "--register", str(tmp_path / "reg")]) == 0
+                 "--mode", "final"]) == 0  # the test's installation register (conftest)
     assert "Einzelnachweis_4" in load_workbook(output, read_only=True).sheetnames
     settlement = settle(output, CORPUS / "gueltig.xlsx", CORPUS / "regeln.yaml")
     assert {line.difference for line in settlement.lines} == {0}
@@ -177,7 +178,17 @@ def test_an_edited_uebersicht_total_is_refused(final_run, tmp_path):
     summe = [c.column for c in sheet[1] if c.value == "Summe"][0]
     sheet.cell(2, summe).value = sheet.cell(2, summe).value + 1
     workbook.save(tmp_path / "bearbeitet.xlsx")
-    with pytest.raises(InputError) as refused:
+    # a copy without its manifest is no output that can be checked (exit 3) ...
+    with pytest.raises(InputError) as missing:
         settle(tmp_path / "bearbeitet.xlsx", actual, CORPUS / "regeln.yaml")
+    assert [p.code for p in missing.value.problems] == ["output-no-manifest"] and missing.value.exit_code == 3
+    # ... and the workbook edited beside its manifest no longer matches it: refused before its sheets are read
+    workbook.save(output)
+    with pytest.raises(EarlierChanged) as changed:
+        settle(output, actual, CORPUS / "regeln.yaml")
+    assert [p.code for p in changed.value.problems] == ["output-changed"] and changed.value.exit_code == 7
+    # and the sheets of one run must agree among themselves (a copy re-signed with a forged manifest)
+    with pytest.raises(InputError) as refused:
+        read_paid(tmp_path / "bearbeitet.xlsx")
     problem = refused.value.problems[0]
     assert problem.code == "trueup-bad-output" and problem.location.sheet == "Uebersicht" and problem.location.row == 2

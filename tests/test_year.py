@@ -204,13 +204,13 @@ def test_final_stages_are_in_the_register_each_superseding_the_last(year):
 
 
 def test_status_verifies_every_stage(year, capsys):
-    assert main(["year", "status", str(year["folder"])]) == 0
+    assert main(["year", "status", str(year["folder"]), "--register", str(year["register"])]) == 0
     out = capsys.readouterr().out
     assert out.count(" OK") == 5 and "abrechnung" in out
 
 
 def test_each_stage_verifies_like_a_run(year):
-    assert main(["verify", str(year["outputs"]["aenderung-1"])]) == 0
+    assert main(["verify", str(year["outputs"]["aenderung-1"]), "--register", str(year["register"])]) == 0
 
 
 def test_the_change_produces_change_notices(year):
@@ -218,7 +218,7 @@ def test_the_change_produces_change_notices(year):
 
     notices = year["base"] / "aenderungsbescheide"
     assert main(["notices", str(year["outputs"]["aenderung-1"]), "-o", str(notices), "--date", "2022-09-15",
-                 "--previous", str(year["outputs"]["satzung"])]) == 0
+                 "--previous", str(year["outputs"]["satzung"]), "--register", str(year["register"])]) == 0
     text = re.sub(r"\s+", " ", "\n".join(p.extract_text() for p in PdfReader(
         notices / "05170004_Alpen_Aenderung.pdf").pages))
     for figure in ("9.829.906,19 €", "9.965.678,38 €", "135.772,19 €", "Änderungsbescheid"):

@@ -17,14 +17,18 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 from .compare import ResultSummary, read_result
 from ..core.model import Allocation
 from ..core.money import cents_to_decimal, format_eur, fraction_to_decimal, round_to_unit
 from ..core.problems import ExitCode, Location, Problem, ProblemsError
 
+if TYPE_CHECKING:
+    from ..runs.readback import Earlier
+
 __all__ = ["BenehmenLine", "Driver", "benehmen_lines", "drivers", "previous_shares", "write_benehmen", "LAYER", "WORKBOOK",
-           "DEFAULT_WEEKS", "BenehmenRefused"]
+           "DEFAULT_WEEKS", "BenehmenRefused", "BenehmenPack"]
 
 LAYER = Path(__file__).parent / "notice_templates" / "benehmen"
 MAIN = "benehmen.typ"
@@ -111,15 +115,18 @@ def benehmen_lines(allocation: Allocation, previous: ResultSummary) -> list[Bene
     return sorted(lines, key=lambda line: line.ags)
 
 
-def previous_shares(path: str | Path) -> dict[tuple[str, str], int]:
+def previous_shares(source: "str | Path | Earlier") -> dict[tuple[str, str], int]:
     """(AGS, rule) -> the municipality's rounded share (cents) in a previous output's `Einzelnachweis` sheets;
-    {} if the workbook has none (then the drivers show no previous year)."""
+    {} if the workbook has none (then the drivers show no previous year). `source`: the workbook as read and
+    checked by `readback.read_output` (or a path: then its bounds alone are checked)."""
     import openpyxl
 
     from ..core.money import cents_from_decimal, decimal_from_cell
+    from ..runs.readback import Earlier, output_bytes
 
+    source = source if isinstance(source, Earlier) else output_bytes(source, "benehmen-unreadable")
     shares: dict[tuple[str, str], int] = {}
-    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    workbook = openpyxl.load_workbook(source.stream(), read_only=True, data_only=True)
     try:
         for name in workbook.sheetnames:
             if not name.startswith("Einzelnachweis"):
@@ -204,14 +211,14 @@ def _letter(allocation: Allocation, lines: list[BenehmenLine], ags: str, date: _
 
 
 def _write_workbook(target: Path, allocation: Allocation, lines: list[BenehmenLine], deadline: _dt.date,
-                    previous: ResultSummary, shares: dict[tuple[str, str], int]) -> None:
+                    previous: ResultSummary, shares: dict[tuple[str, str], int], missing: tuple[str, ...] = ()) -> None:
     from ..workbook.report import write_book
 
-    write_book(target, lambda book: _benehmen_sheets(book, allocation, lines, deadline, previous, shares))
+    write_book(target, lambda book: _benehmen_sheets(book, allocation, lines, deadline, previous, shares, missing))
 
 
 def _benehmen_sheets(book, allocation: Allocation, lines: list[BenehmenLine], deadline: _dt.date,
-                     previous: ResultSummary, shares: dict[tuple[str, str], int]) -> None:
+                     previous: ResultSummary, shares: dict[tuple[str, str], int], missing: tuple[str, ...] = ()) -> None:
     from ..workbook.report import EUR, POINTS, Sheet
 
     year, last = allocation.book.parameters.year, previous.year
@@ -240,7 +247,9 @@ def _benehmen_sheets(book, allocation: Allocation, lines: list[BenehmenLine], de
     for row in (("Kreis", allocation.book.parameters.district), ("Haushaltsjahr", year),
                 ("Eingabe-Arbeitsmappe", allocation.book.path), ("SHA-256 Eingabe", allocation.book.sha256),
                 ("Regeldatei", allocation.rulebook.path), ("SHA-256 Regeldatei", allocation.rulebook.sha256),
-                ("Vorjahres-Ergebnis", previous.path), ("Frist für Stellungnahmen", deadline.isoformat())):
+                ("Vorjahres-Ergebnis", previous.path),
+                ("Nicht mehr im Plan (im Vorjahr, fehlen in der Eingabe)", "; ".join(missing) or "keine"),
+                ("Frist für Stellungnahmen", deadline.isoformat())):
         sheet.append(list(row))
     sheet.finish(autofilter=False)
 
@@ -262,17 +271,33 @@ def _refuse(directory: Path, inputs: list[Path]) -> None:
         raise BenehmenRefused(problems)
 
 
+class BenehmenPack(NamedTuple):
+    """What `write_benehmen` wrote: the folder, the lines, and the municipalities of the previous year that the
+    planned year no longer has (listed in Benehmen.xlsx and by the command, never dropped silently)."""
+
+    folder: Path
+    lines: list[BenehmenLine]
+    missing: tuple[str, ...]
+
+
 def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_output: str | Path,
                    directory: str | Path, *, deadline: _dt.date | None = None, date: _dt.date | None = None,
-                   template: str | Path | None = None) -> tuple[Path, list[BenehmenLine]]:
-    """The Benehmen pack into `directory` (new or empty): one PDF per municipality and `Benehmen.xlsx`."""
+                   template: str | Path | None = None) -> BenehmenPack:
+    """The Benehmen pack into `directory` (new or empty): one PDF per municipality and `Benehmen.xlsx`. The
+    previous year's output is read through `readback.read_output`: within bounds, matching its manifest (else exit
+    7), and of the same district and the budget year before the planned one (`benehmen-previous-mismatch`)."""
     from .notices import render, slug
     from ..runs.pipeline import compute
+    from ..runs.readback import Relation, check_relation, read_output
 
     directory = Path(directory)
     _refuse(directory, [Path(input_path), Path(rules_path), Path(previous_output)])
-    previous = read_result(previous_output)
+    earlier = read_output(previous_output, "benehmen-unreadable")
+    previous = read_result(earlier)
     allocation, _controls, _warnings = compute(input_path, rules_path)
+    parameters = allocation.book.parameters
+    check_relation(earlier, Relation(parameters.district, parameters.year, "previous",
+                                     label="Die Ergebnis-Arbeitsmappe des Vorjahres"), "benehmen-previous-mismatch")
     date = date or _dt.date.today()
     deadline = deadline or date + _dt.timedelta(weeks=DEFAULT_WEEKS)
     issuer = ""
@@ -284,7 +309,9 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
         except ProblemsError:
             issuer = ""
     lines = benehmen_lines(allocation, previous)
-    shares = previous_shares(previous_output)
+    shares = previous_shares(earlier)
+    planned = {m.ags for m in allocation.book.municipalities}
+    missing = tuple(f"{ags} {name}" for ags, name in sorted(previous.names.items()) if ags not in planned)
     letters = [(f"{ags}_{slug(name) or 'Gemeinde'}_Benehmen.pdf",
                 _letter(allocation, lines, ags, date, deadline, issuer, previous.year, shares), [])
                for ags, name in dict.fromkeys((line.ags, line.name) for line in lines)]
@@ -293,8 +320,8 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
         work = Path(temp) / "pack"
         work.mkdir()
         render(letters, work, Path(template) if template else None, main=MAIN, layer=LAYER)
-        _write_workbook(work / WORKBOOK, allocation, lines, deadline, previous, shares)
+        _write_workbook(work / WORKBOOK, allocation, lines, deadline, previous, shares, missing)
         directory.mkdir(exist_ok=True)
         for path in sorted(work.iterdir()):
             path.replace(directory / path.name)
-    return directory, lines
+    return BenehmenPack(directory, lines, missing)

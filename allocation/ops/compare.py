@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from ..calc.findings import finding_total
 from ..calc.stages import Effects, decompose, describe
@@ -32,6 +32,9 @@ from ..core.model import ROUTE_LABELS, ROUTES, Allocation, same_district
 from ..core.money import (ROUNDING_UNITS, cents_from_decimal, cents_to_decimal, decimal_from_cell, format_eur,
                           fraction_to_decimal, percent_points)
 from ..core.problems import InputError, Location, Problem
+
+if TYPE_CHECKING:
+    from ..runs.readback import Earlier
 
 __all__ = [
     "Scenario",
@@ -45,6 +48,7 @@ __all__ = [
     "compare_scenarios",
     "write_scenario_comparison",
     "read_result",
+    "read_pair",
     "year_over_year",
     "write_year_comparison",
     "LevyLine",
@@ -384,13 +388,16 @@ def _not_output(path: str, sheet: str | None, message: str, found: str | None = 
                                     "Szenarien --rules verwenden")])
 
 
-def read_result(path: str | Path) -> ResultSummary:
-    """Read an output workbook's Uebersicht and Protokoll. Raises InputError (compare-*)."""
+def read_result(source: "str | Path | Earlier") -> ResultSummary:
+    """Read an output workbook's Uebersicht and Protokoll, as read and checked by `readback.read_output` (or a
+    path: then its bounds alone are checked). Raises InputError (compare-*)."""
     import openpyxl
 
+    from ..runs.readback import Earlier, output_bytes
     from ..workbook.safety import DAMAGED_WORKBOOK
 
-    path = str(path)
+    source = source if isinstance(source, Earlier) else output_bytes(source, "compare-unreadable")
+    path = str(source.path)
 
     def unreadable(error: Exception, sheet: str | None = None) -> InputError:
         return InputError([Problem("compare-unreadable", Location(path, sheet), "Die Arbeitsmappe lässt sich nicht lesen",
@@ -399,7 +406,7 @@ def read_result(path: str | Path) -> ResultSummary:
                                    hint="den Pfad prüfen; ist die Datei beschädigt, den Lauf wiederholen")])
 
     try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        workbook = openpyxl.load_workbook(source.stream(), read_only=True, data_only=True)
     except Exception as error:  # openpyxl raises many types for a file that is no workbook
         raise unreadable(error) from None
     try:
@@ -455,6 +462,19 @@ def read_result(path: str | Path) -> ResultSummary:
     unit = ROUNDING_UNITS.get(str(protocol.get("Rundung") or "Cent"), 1)
     return ResultSummary(path, str(protocol.get("Kreis") or ""), int(year), names, routes, lines,
                          levy_rows is not None, unit)
+
+
+def read_pair(first: str | Path, second: str | Path) -> tuple[ResultSummary, ResultSummary]:
+    """Two output workbooks to compare year over year (or stage by stage), each through `readback.read_output`:
+    within bounds, matching its manifest (else exit 7), and the second of the first one's district
+    (`compare-other-district`, exit 3). Their years may be the same (stages: warning `compare-same-year`)."""
+    from ..runs.readback import Relation, read_output
+
+    before = read_output(first, "compare-unreadable", missing_code="compare-not-an-output")
+    after = read_output(second, "compare-unreadable", Relation(district=before.district, label="Die zweite "
+                                                                "Ergebnis-Arbeitsmappe"),
+                        mismatch_code="compare-other-district", missing_code="compare-not-an-output")
+    return read_result(before), read_result(after)
 
 
 def _levy_lines(path: str, rows: list[tuple], problems: list[Problem]) -> tuple[LevyLine, ...]:

@@ -5,74 +5,58 @@ recomputes: what it prints is what the run wrote, so an auditor can hold the tex
 """
 from __future__ import annotations
 
-import stat
-import zipfile
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..core.problems import InputError, Location, Problem, did_you_mean
+from ..runs.readback import EarlierRefused
+
+if TYPE_CHECKING:
+    from ..runs.readback import Earlier
 
 __all__ = ["explain", "read_sheet"]
 
 
-def read_sheet(path: str | Path, sheet: str) -> list[dict[str, object]]:
-    """Rows of a sheet as header -> value (empty cells as "")."""
+def read_sheet(source: "str | Path | Earlier", sheet: str) -> list[dict[str, object]]:
+    """Rows of a sheet as header -> value (empty cells as ""), from an output workbook as read and checked by
+    `readback.read_output` (or a path: then its bounds alone are checked, `explain-unreadable`)."""
     from openpyxl import load_workbook
 
+    from ..runs.readback import Earlier, output_bytes
     from ..workbook.safety import DAMAGED_WORKBOOK
 
-    def unreadable(error: Exception, where: str | None = None) -> InputError:
-        return InputError([Problem("explain-unreadable", Location(str(path), where),
-                                   "Die Ergebnis-Arbeitsmappe lässt sich nicht lesen",
-                                   found=type(error).__name__ + (f": {error}"[:200] if str(error) else ""),
-                                   expected="eine Ergebnis-Arbeitsmappe von `allocation run`",
-                                   hint="den Pfad von ERGEBNIS.xlsx angeben; ist die Datei beschädigt, den Lauf "
-                                        "wiederholen oder die Sicherung nehmen")])
+    source = source if isinstance(source, Earlier) else output_bytes(source, "explain-unreadable")
+    path = source.path
 
-    try:
-        handle = _open_workbook_file(path)
-    except (OSError, ValueError) as error:
-        raise unreadable(error) from None
-    try:  # from an open file: openpyxl judges by its content, not by the name's extension
-        workbook = load_workbook(handle, read_only=True, data_only=True)
+    def unreadable(error: Exception, where: str | None = None) -> InputError:
+        return EarlierRefused([Problem("explain-unreadable", Location(str(path), where),
+                                       "Die Ergebnis-Arbeitsmappe lässt sich nicht lesen",
+                                       found=type(error).__name__ + (f": {error}"[:200] if str(error) else ""),
+                                       expected="eine Ergebnis-Arbeitsmappe von `allocation run`",
+                                       hint="den Pfad von ERGEBNIS.xlsx angeben; ist die Datei beschädigt, den Lauf "
+                                            "wiederholen oder die Sicherung nehmen")])
+
+    try:  # from the bytes read: openpyxl judges by the content, not by the name's extension
+        workbook = load_workbook(source.stream(), read_only=True, data_only=True)
     except Exception as error:  # noqa: BLE001 - openpyxl raises many types (InvalidFileException, KeyError, ...)
-        handle.close()
         raise unreadable(error) from None
     try:
         if sheet not in workbook.sheetnames:
-            raise InputError([Problem("explain-missing-sheet", Location(str(path), sheet), f"Blatt {sheet} fehlt",
-                                      found=", ".join(workbook.sheetnames), expected=sheet,
-                                      hint="eine Ergebnis-Arbeitsmappe von `allocation run` angeben, nicht die "
-                                           "Eingabe")])
+            raise EarlierRefused([Problem("explain-missing-sheet", Location(str(path), sheet), f"Blatt {sheet} fehlt",
+                                          found=", ".join(workbook.sheetnames), expected=sheet,
+                                          hint="eine Ergebnis-Arbeitsmappe von `allocation run` angeben, nicht die "
+                                               "Eingabe")])
         try:  # read-only sheets parse as they stream: a damaged part fails here, not at opening
             rows = list(workbook[sheet].iter_rows(values_only=True))
         except DAMAGED_WORKBOOK as error:
             raise unreadable(error, sheet) from None
     finally:
         workbook.close()
-        handle.close()
     if not rows:
         return []
     headers = [str(h) if h is not None else "" for h in rows[0]]
     return [{h: ("" if v is None else v) for h, v in zip(headers, row)} for row in rows[1:]]
-
-
-def _open_workbook_file(path: str | Path):
-    """The file opened for reading if it is a regular file holding a zip archive (an .xlsx is one); a folder,
-    a device, a FIFO (opening it would block) or a text file raise before any workbook library sees a byte."""
-    mode = Path(path).stat().st_mode
-    if not stat.S_ISREG(mode):
-        kind = "ein Ordner" if stat.S_ISDIR(mode) else "keine gewöhnliche Datei (Gerät, FIFO, Socket)"
-        raise OSError(f"{kind}: {path}")
-    handle = open(path, "rb")
-    try:
-        if not zipfile.is_zipfile(handle):
-            raise ValueError("kein Zip-Archiv (eine .xlsx-Datei ist eines)")
-        handle.seek(0)
-    except BaseException:
-        handle.close()
-        raise
-    return handle
 
 
 def _eur(value: object) -> str:
@@ -86,7 +70,7 @@ def _eur(value: object) -> str:
 def _is_composite(label: str) -> bool:
     """A weighted composite key's label reads `70 % Linienminuten + 30 % Wagenkm` (KeySpec.describe)."""
     return " % " in label and " + " in label
-def _levy_lines(output: str | Path, row: dict[str, object], ags: str | None) -> list[str]:
+def _levy_lines(output: "Earlier", row: dict[str, object], ags: str | None) -> list[str]:
     """With `levies:` (Entscheidungen column Umlage): the item's levy and, with `ags`, that levy's line
     from the sheet Umlagen (what the municipality pays on the levy, in statute mode base × rate)."""
     levy = str(row.get("Umlage", "") or "")
@@ -106,13 +90,18 @@ def _levy_lines(output: str | Path, row: dict[str, object], ags: str | None) -> 
 
 
 def explain(output: str | Path, item_id: str, ags: str | None = None) -> str:
-    """The decision of `item_id` and, with `ags`, the calculation proof for that municipality."""
+    """The decision of `item_id` and, with `ags`, the calculation proof for that municipality. The workbook is
+    read once, through `readback.read_output`: it must match its manifest (else exit 7), so what is explained is
+    what the run wrote."""
+    from ..runs.readback import read_output
+
+    output = read_output(output, "explain-unreadable")
     decisions = read_sheet(output, "Entscheidungen")
     row = next((r for r in decisions if str(r.get("ID")) == item_id), None)
     if row is None:
         ids = [str(r.get("ID")) for r in decisions]
-        raise InputError([Problem(
-            "explain-unknown-item", Location(str(output), "Entscheidungen"),
+        raise EarlierRefused([Problem(
+            "explain-unknown-item", Location(str(output.path), "Entscheidungen"),
             f'keine Kostenposition "{item_id}" im Ergebnis{did_you_mean(item_id, ids)}', found=item_id,
             expected=", ".join(ids) or "eine ID einer Kostenposition",
             hint="eine ID aus Spalte ID des Blatts Entscheidungen verwenden")])
@@ -143,8 +132,8 @@ def explain(output: str | Path, item_id: str, ags: str | None = None) -> str:
     proof = next((r for r in proofs if str(r.get("AGS")) == ags), None)
     if proof is None:
         known = [str(r.get("AGS")) for r in proofs]
-        raise InputError([Problem(
-            "explain-unknown-ags", Location(str(output), "Einzelnachweis"),
+        raise EarlierRefused([Problem(
+            "explain-unknown-ags", Location(str(output.path), "Einzelnachweis"),
             f'keine Zeile für AGS "{ags}" und Kostenposition "{item_id}"{did_you_mean(ags, known)}', found=ags,
             expected=", ".join(known) or "ein AGS", hint="einen AGS aus dem Blatt Einzelnachweis verwenden (8 Ziffern)")])
     label = str(proof.get("Schlüssel", ""))

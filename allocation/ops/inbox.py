@@ -46,6 +46,7 @@ from typing import Callable, TextIO
 
 from ..core.filenames import display_name, fit_name, name_bytes, name_max, safe_stem
 from ..core.problems import ExitCode, Location, Problem, ProblemsError
+from ..runs.readback import read_json_object
 
 __all__ = ["process_inbox", "watch_inbox", "Outcome", "is_ignored", "STEPS", "FOLDERS"]
 
@@ -140,11 +141,9 @@ def _completed_results(root: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for kind in ("ergebnis", "fehler"):
         for folder in sorted((root / kind).iterdir()):
-            try:
-                status = json.loads((folder / "status.json").read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            found.setdefault(status.get("sha256", ""), folder)
+            status = read_json_object(folder / "status.json")  # our own record, read back within bounds
+            if status is not None and isinstance(status.get("sha256"), str):
+                found.setdefault(status["sha256"], folder)
     return found
 
 

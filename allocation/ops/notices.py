@@ -25,13 +25,16 @@ import unicodedata
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from ..core.filenames import existing_folder_problems
 from ..core.instalments import ChangePlan, change_plan, fixed_amount, plan
 from ..core.money import cents_from_decimal, cents_to_decimal, decimal_from_cell, format_eur, percent_points
 from ..core.problems import ExitCode, InputError, Location, Problem, OutputError, ProblemsError, RuleFileError
 from ..rulefiles.rulebook import NoticeSettings, load_notice_settings
+
+if TYPE_CHECKING:
+    from ..runs.readback import Earlier
 
 __all__ = ["LevyShare", "Levy", "ResultBook", "NoticeSet", "read_result", "build_notices", "write_notices",
            "NotVerified", "Refused", "TemplateError", "require_schedule", "render", "TEMPLATE_DIR", "CSV_NAME", "XLSX_NAME", "pdf_name", "de_number", "de_percent"]
@@ -96,6 +99,7 @@ class ResultBook:
     municipalities: tuple[tuple[str, str], ...]
     levies: tuple[Levy, ...]
     shares: tuple[LevyShare, ...]
+    sha256: str = ""  # of the workbook's bytes as read
 
     def share(self, levy: str, ags: str) -> LevyShare | None:
         return next((s for s in self.shares if s.levy == levy and s.ags == ags), None)
@@ -182,10 +186,11 @@ class _Sheet:
         return row[index] if index is not None and index < len(row) else None
 
 
-def _sheets(path: Path) -> dict[str, _Sheet]:
+def _sheets(source: "Earlier") -> dict[str, _Sheet]:
     from openpyxl import load_workbook
 
-    workbook = load_workbook(path, read_only=True, data_only=True)
+    workbook = load_workbook(source.stream(), read_only=True, data_only=True)
+    path = source.path
     try:
         return {_norm(ws.title): _Sheet(path.name, ws.title, [tuple(r) for r in ws.iter_rows(values_only=True)])
                 for ws in workbook.worksheets if ws.title in ("Uebersicht", "Umlagen", "Hebesaetze", "Entscheidungen",
@@ -350,10 +355,14 @@ def _statute_levies(sheets: dict[str, _Sheet], problems: list[Problem]) -> tuple
     return levies, shares
 
 
-def read_result(path: str | Path) -> ResultBook:
-    """The levy lines, municipalities and run facts of a result workbook. Raises InputError."""
-    path = Path(path)
-    sheets = _sheets(path)
+def read_result(source: "str | Path | Earlier") -> ResultBook:
+    """The levy lines, municipalities and run facts of a result workbook (as read and checked by
+    `readback.read_output`, or a path: then its bounds alone are checked). Raises InputError."""
+    from ..runs.readback import Earlier, output_bytes
+
+    source = source if isinstance(source, Earlier) else output_bytes(source, "notices-unreadable")
+    path = source.path
+    sheets = _sheets(source)
     problems: list[Problem] = []
     for title in ("Uebersicht", "Protokoll"):
         if _norm(title) not in sheets:
@@ -382,7 +391,7 @@ def read_result(path: str | Path) -> ResultBook:
     municipalities = tuple((str(overview.value(r, "AGS")), str(overview.value(r, "Gemeinde") or ""))
                            for _, r in _municipality_rows(overview))
     return ResultBook(path, str(protocol.get("Kreis", "")), year, str(protocol.get("Laufart", "Probelauf")), provisional,
-                      basis, municipalities, tuple(levies), tuple(shares))
+                      basis, municipalities, tuple(levies), tuple(shares), source.sha256)
 
 
 # ---------------------------------------------------------------------------------------- the notices
@@ -686,61 +695,68 @@ def _protected(paths: Iterable[Path | None]) -> set[Path]:
     return found
 
 
-def _verify(output: Path) -> dict:
-    """`allocation verify`; any changed file, replay error or differing cell refuses the notices (exit 7)."""
+def _verify(output: Path, register_dir: Path | None = None):
+    """`allocation verify`; any changed file, register finding, replay error or differing cell or part refuses the
+    notices (exit 7). Returns the verified manifest."""
     from ..runs.manifest import manifest_path
     from .verify import verify
 
-    result = verify(output)
+    result = verify(output, register_dir)
     if not result.identical:
         where = Location(str(manifest_path(output)))
         found = [*(str(problem) for problem in result.problems), *result.file_problems,
+                 *(f"Register: {finding}" for finding in result.register),
                  *([result.replay_error] if result.replay_error else []),
                  *(str(difference) for difference in result.field_differences),
-                 *(str(difference) for difference in result.differences[:50])]
-        if len(result.differences) > 50:
-            found.append(f"… und {len(result.differences) - 50} weitere abweichende Zellen")
+                 *(str(difference) for difference in [*result.differences, *result.package][:50])]
+        if len(result.differences) + len(result.package) > 50:
+            found.append(f"… und {len(result.differences) + len(result.package) - 50} weitere Abweichungen")
         raise NotVerified([Problem("notices-not-verified", where, "allocation verify bestätigt den Lauf nicht",
                                    found=text, expected="identisch (Dateien unverändert, Nachrechnung gleich)",
                                    hint="den Lauf neu rechnen (allocation run) und dann die Bescheide schreiben")
                            for text in found])
-    return json.loads(manifest_path(output).read_text(encoding="utf-8"))
+    return result
 
 
-def _previous(path: Path, result: ResultBook) -> ResultBook:
-    """The earlier result: unchanged since its run (SHA-256 in its manifest), same Kreis and year."""
-    from ..runs.manifest import manifest_path, sha256_file
+def _previous(path: Path, result: ResultBook, manifest: dict) -> ResultBook:
+    """The earlier result of a change notice, through `readback.read_output`: unchanged since its run (its
+    manifest's SHA-256, else `notices-previous-changed`, exit 7), the same Kreis and year and a run started before
+    this one (`notices-previous-mismatch`, exit 3)."""
+    from ..runs.readback import Relation, read_output
 
-    recorded = manifest_path(path)
-    try:
-        sha = json.loads(recorded.read_text(encoding="utf-8"))["output"]["sha256"]
-    except (OSError, ValueError, KeyError):
-        sha = None
-    if sha != sha256_file(path):
-        raise NotVerified([Problem("notices-previous-changed", Location(path.name),
-                                   "die frühere Ergebnis-Arbeitsmappe stimmt nicht mit ihrem Manifest überein",
-                                   found="kein Manifest" if sha is None else "SHA-256 abweichend",
-                                   expected=f"{recorded.name} mit der SHA-256 der Arbeitsmappe",
-                                   hint="die unveränderte Arbeitsmappe des früheren Laufs mit ihrem Manifest angeben")])
-    previous = read_result(path)
+    earlier = read_output(path, "notices-unreadable", Relation(result.district, result.year, "earlier-run",
+                                                    manifest["started_utc"], manifest["output"]["sha256"],
+                                                    manifest.get("register"), "Die frühere Ergebnis-Arbeitsmappe"),
+                          changed_code="notices-previous-changed", mismatch_code="notices-previous-mismatch",
+                          missing_code="notices-previous-changed")
+    previous = read_result(earlier)
     if (previous.district, previous.year) != (result.district, result.year):
         raise InputError([Problem("notices-previous-mismatch", Location(path.name, "Protokoll"),
                                   "die frühere Ergebnis-Arbeitsmappe gehört zu einem anderen Kreis oder Haushaltsjahr",
                                   found=f"{previous.district} {previous.year}", expected=f"{result.district} {result.year}",
                                   hint="den früheren Lauf desselben Kreises und Haushaltsjahres angeben")])
+    current = {ags for ags, _ in result.municipalities}
+    missing = [(ags, name) for ags, name in previous.municipalities
+               if ags not in current and any(share.amount for share in previous.shares if share.ags == ags)]
+    if missing:
+        raise InputError([Problem("notices-municipality-missing", Location(path.name, "Uebersicht"),
+                                  f"{name} ({ags}) zahlte im früheren Lauf eine Umlage und fehlt im neuen Lauf: ihr "
+                                  "Abschlagsplan bliebe ohne Bescheid bestehen", found=f"{ags} {name}",
+                                  expected="jede Gemeinde des früheren Laufs auch im neuen Lauf",
+                                  hint="die Gemeinde im neuen Lauf führen (Betrag 0, wenn sie nichts mehr zahlt: dann "
+                                       "hebt ihr Änderungsbescheid den Plan auf) oder ihren Bescheid gesondert aufheben")
+                          for ags, name in missing])
     return previous
 
 
-def _trail(trace: dict, notice_date: _dt.date, template: Path | None, previous: Path | None) -> list[tuple[str, object]]:
-    from ..runs.manifest import sha256_file
-
+def _trail(trace: dict, notice_date: _dt.date, template: Path | None, previous: ResultBook | None) -> list[tuple[str, object]]:
     rows: list[tuple[str, object]] = [
         ("Ergebnis-Arbeitsmappe", trace["output"]), ("SHA-256 Ergebnis", trace["sha256"]),
         ("Lauf (UTC)", trace["run"]), ("Laufart", trace["mode"]), ("Regeldatei", trace["rules"]),
         ("Geprüft (allocation verify)", "identisch"), ("Bescheiddatum", notice_date),
         ("Vorlage", str(template) if template else "Standardvorlage")]
     if previous is not None:
-        rows += [("Früherer Lauf (Änderungsbescheide)", previous.name), ("SHA-256 früherer Lauf", sha256_file(previous))]
+        rows += [("Früherer Lauf (Änderungsbescheide)", previous.path.name), ("SHA-256 früherer Lauf", previous.sha256)]
     return rows
 
 
@@ -774,9 +790,12 @@ def _folder_problems(directory: Path) -> list[Problem]:
 
 
 def write_notices(output: str | Path, directory: str | Path, template: str | Path | None = None,
-                  notice_date: _dt.date | None = None, previous: str | Path | None = None) -> NoticeSet:
-    """`allocation notices`: verify, read, render into a temporary folder, then move into `directory`."""
+                  notice_date: _dt.date | None = None, previous: str | Path | None = None,
+                  register_dir: str | Path | None = None) -> NoticeSet:
+    """`allocation notices`: verify (a final run against `register_dir`, default the installation's register),
+    read through `readback`, render into a temporary folder, then move into `directory`."""
     from ..runs.manifest import manifest_path
+    from ..runs.readback import read_output
     from .verify import existing_file as _existing
 
     output, directory = Path(output), Path(directory)
@@ -789,11 +808,17 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
     unusable = _folder_problems(directory)
     if unusable:
         raise OutputError(unusable)
-    manifest = _verify(output)
-    result = read_result(output)
+    manifest = _verify(output, register_dir).recorded
+    earlier = read_output(output, "notices-unreadable")  # the bytes parsed: those verify confirmed (same SHA-256), read once
+    if earlier.sha256 != manifest["output"]["sha256"]:
+        raise NotVerified([Problem("notices-not-verified", Location(str(output)), "die Ergebnis-Arbeitsmappe wurde "
+                                   "während der Prüfung ersetzt", found=f"SHA-256 {earlier.sha256}",
+                                   expected=f"SHA-256 {manifest['output']['sha256']}",
+                                   hint="die Bescheide erneut schreiben, wenn niemand die Dateien ändert")])
+    result = read_result(earlier)
     rules_path = _existing(manifest["rules"][0], manifest_path(output).parent)
     settings = require_schedule(load_notice_settings(rules_path), rules_path)
-    old = _previous(previous, result) if previous is not None else None
+    old = _previous(previous, result, manifest) if previous is not None else None
     notice_date = notice_date or _dt.date.today()
     trace = {"output": output.name, "sha256": manifest["output"]["sha256"], "run": manifest.get("started_utc", ""),
              "rules": Path(manifest["rules"][0]["path"]).name, "mode": result.run_mode}
@@ -811,7 +836,7 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
     try:
         _compile_all(notices, template, folder)
         rows = [row for _, _, notice_rows in notices for row in notice_rows]
-        _write_xlsx(rows, folder / XLSX_NAME, _trail(trace, notice_date, template, previous))
+        _write_xlsx(rows, folder / XLSX_NAME, _trail(trace, notice_date, template, old))
         _write_csv(rows, folder / CSV_NAME)
         _publish(folder, directory)
     finally:

@@ -73,10 +73,13 @@ def read_statements(path: str | Path) -> list[Statement]:
     """Every statement of the log; InputError with every unusable cell (located, in German)."""
     import openpyxl
 
+    from ..runs.readback import output_bytes
+
     path = Path(path)
     name = str(path)
+    log = output_bytes(path, "statements-bad-cell")  # written by `year init`, kept by people: bounds first
     try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        workbook = openpyxl.load_workbook(log.stream(), read_only=True, data_only=True)
     except Exception as error:  # openpyxl raises many types for a file that is no workbook
         raise InputError([Problem("statements-bad-cell", Location(name), "Das Protokoll der Stellungnahmen lässt "
                                   "sich nicht lesen", found=type(error).__name__, expected="eine .xlsx-Arbeitsmappe",
@@ -129,14 +132,16 @@ def read_statements(path: str | Path) -> list[Statement]:
     return statements
 
 
-def write_kreistag_pack(target: str | Path, year: dict, checks: list, statements: list[Statement]) -> None:
-    """The Kreistag pack: the year's stages (`Stufen`) and the statements with decisions (`Stellungnahmen`)."""
+def write_kreistag_pack(target: str | Path, year_status, statements: list[Statement], head: str = "") -> None:
+    """The Kreistag pack: the year's stages (`Stufen`), the statements with decisions (`Stellungnahmen`) and the
+    year (`Jahr`, with what `status` found outside the stages and the register's chain head for the minutes)."""
     from ..workbook.report import write_book
 
-    write_book(target, lambda book: _kreistag_sheets(book, year, checks, statements))
+    write_book(target, lambda book: _kreistag_sheets(book, year_status, statements, head))
 
 
-def _kreistag_sheets(book, year: dict, checks: list, statements: list[Statement]) -> None:
+def _kreistag_sheets(book, year_status, statements: list[Statement], head: str) -> None:
+    year, checks = year_status.record, year_status.checks
     from ..workbook.report import Sheet
 
     sheet = Sheet(book, "Stufen", ["Nr", "Stufe", "Ordner", "Gerechnet (UTC)", "Laufart", "Begründung",
@@ -157,6 +162,8 @@ def _kreistag_sheets(book, year: dict, checks: list, statements: list[Statement]
     sheet = Sheet(book, "Jahr", ["Angabe", "Wert"], [None, None])
     for row in (("Kreis", year["district"]), ("Haushaltsjahr", year["year"]), ("Stufen", len(checks)),
                 ("Stellungnahmen", len(statements)),
-                ("offen", sum(1 for s in statements if not s.decision))):
+                ("offen", sum(1 for s in statements if not s.decision)),
+                ("Befunde des Ordners", "; ".join(year_status.findings) or "keine"),
+                ("Kettenkopf des Registers (für das Protokoll)", head)):
         sheet.append(list(row))
     sheet.finish(autofilter=False)

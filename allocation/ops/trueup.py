@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..core.model import LEVY_ROUTES, ROUTE_LABELS, same_district
 from ..core.money import cents_from_decimal, cents_to_decimal, decimal_from_cell
 from ..core.problems import InputError, Location, Problem
+
+if TYPE_CHECKING:
+    from ..runs.readback import Earlier
 
 __all__ = ["SettlementLine", "ItemLine", "Settlement", "read_paid", "settle", "write_settlement", "SHEETS",
            "SETTLED_ROUTES"]
@@ -190,29 +193,20 @@ def _paid_items(paid: "_Paid", routes: dict[str, str]) -> dict[tuple[str, str, s
     return items
 
 
-# Excel's rows per sheet: the output's own bound (report continues Einzelnachweis on Einzelnachweis_2, ...)
-OUTPUT_MAX_ROWS = 1_048_576
-
-
-def read_paid(path: str | Path) -> _Paid:
-    """The final run's amounts per municipality and item; InputError if the file is not a final run's output."""
+def read_paid(source: "str | Path | Earlier") -> _Paid:
+    """The final run's amounts per municipality and item, from an output workbook as read and checked by
+    `readback.read_output` (or a path: then its bounds alone are checked: zip bombs, XML entities, Excel's row
+    limit, since Einzelnachweis continues on Einzelnachweis_2, ...); InputError if it is not a final run's output."""
     from openpyxl import load_workbook
 
-    from ..workbook.safety import DAMAGED_WORKBOOK, check_bytes
+    from ..runs.readback import Earlier, output_bytes
+    from ..workbook.safety import DAMAGED_WORKBOOK
 
-    path = Path(path)
+    source = source if isinstance(source, Earlier) else output_bytes(source, "trueup-unreadable")
+    path, data = source.path, source.data
     name = path.name
     try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise _unreadable(path, error) from None
-    # our own output: Excel's row limit per sheet (Einzelnachweis continues on Einzelnachweis_2, ...), not the
-    # input limit; the zip-bomb and DTD checks stay
-    unsafe = check_bytes(data, name, structure=False, max_rows=OUTPUT_MAX_ROWS)
-    if unsafe:
-        raise InputError(unsafe)
-    try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        workbook = load_workbook(source.stream(), read_only=True, data_only=True)
     except DAMAGED_WORKBOOK as error:
         raise _unreadable(path, error) from None
     problems: list[Problem] = []
@@ -279,11 +273,46 @@ def read_paid(path: str | Path) -> _Paid:
                  hashlib.sha256(data).hexdigest(), items, levies)
 
 
-def settle(final_output: str | Path, actual_input: str | Path, rules: str | Path) -> Settlement:
-    """Paid (final run) versus owed (recomputed from actual figures) per municipality."""
-    from ..runs.pipeline import compute
+def _in_force(final: "Earlier", register_dir: str | Path | None) -> None:
+    """The final run to settle is the one in force: a final run (its manifest), registered, and not superseded
+    by a later final run of its district and year (`trueup-superseded`, naming the run in force)."""
+    from ..runs.readback import read_register
+    from ..runs.register import installation_register
 
-    paid = read_paid(final_output)
+    where = Location(final.path.name, "Protokoll")
+    if not final.final:
+        raise InputError([Problem("trueup-not-final", where, "Diese Arbeitsmappe stammt laut ihrem Manifest nicht aus "
+                                  "einem Echtlauf", found=str(final.manifest["parameters"].get("mode", "test")),
+                                  expected="final (Echtlauf)",
+                                  hint="gegen die Arbeitsmappe des registrierten Echtlaufs (--mode final) abrechnen")])
+    folder = installation_register(register_dir)
+    current = read_register(folder).current(final.district, final.year)
+    if current is None:
+        raise InputError([Problem("trueup-not-final", where, f"Im Register {folder} ist für {final.district} "
+                                  f"{final.year} kein Echtlauf verzeichnet", found="kein Eintrag",
+                                  expected="der Echtlauf dieser Arbeitsmappe im Register",
+                                  hint="das Register der Installation angeben (--register), in dem der Echtlauf "
+                                       "verzeichnet ist")])
+    if current.get("output_sha256") != final.sha256:
+        raise InputError([Problem("trueup-superseded", where, "Diese Arbeitsmappe ist nicht der Echtlauf, der in "
+                                  f"Kraft ist: in Kraft ist Nr. {current.get('seq')} vom {current.get('recorded_utc')} "
+                                  f"({current.get('output')})", found=f"SHA-256 {final.sha256}",
+                                  expected=f"SHA-256 {current.get('output_sha256')} (Echtlauf Nr. {current.get('seq')})",
+                                  hint=f"gegen {current.get('output')} abrechnen, den Echtlauf, der die früheren "
+                                       "ersetzt hat")])
+
+
+def settle(final_output: str | Path, actual_input: str | Path, rules: str | Path,
+           register_dir: str | Path | None = None) -> Settlement:
+    """Paid (final run) versus owed (recomputed from actual figures) per municipality. The final run's workbook
+    is read through `readback.read_output` (bounds, its manifest's SHA-256) and must be the final run in force in
+    the register (`register_dir`, default the installation's)."""
+    from ..runs.pipeline import compute
+    from ..runs.readback import read_output
+
+    final = read_output(final_output, "trueup-unreadable")
+    _in_force(final, register_dir)
+    paid = read_paid(final)
     allocation, _controls, _warnings = compute(actual_input, rules)
     book = allocation.book
     where = Location(Path(actual_input).name, "Parameter")

@@ -27,17 +27,19 @@ import json
 import os
 import re
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
-from ..runs.manifest import manifest_path, sha256_file
+from ..core.filenames import sha256_file
+from ..runs.manifest import manifest_path
 from ..core.model import InputBook, same_district
 from ..core.problems import ExitCode, Location, Problem, ProblemsError
 
 __all__ = ["YearError", "YearChanged", "STAGES", "FINAL_STAGES", "YEAR_FILE", "CHAIN_FILE", "init", "stage",
            "read_year", "read_chain", "status", "StageCheck", "StageRun", "stage_rank", "order_problems",
-           "changed_problems"]
+           "changed_problems", "YearStatus"]
 
 YEAR_FILE = "jahr.json"
 CHAIN_FILE = "stufen.jsonl"
@@ -114,41 +116,91 @@ def init(directory: str | Path, district: str, year: int) -> Path:
 
 
 def read_year(directory: str | Path) -> dict:
+    """`jahr.json`, read back through `readback` (a regular file, no link, within its bound, JSON of the shape
+    `init` writes: district, year 1900–2999); the record gets `_sha256`, the hash of its bytes, which every stage
+    line binds. YearError (`year-not-a-year-folder`) otherwise."""
+    from ..core.filenames import FileRefused
+    from ..runs.readback import JsonRefused, read_json_record
+
     path = Path(directory) / YEAR_FILE
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(record.get("district"), str) or not isinstance(record.get("year"), int):
-            raise ValueError("district or year missing")
-        return record
-    except (OSError, ValueError, AttributeError) as error:
+        record, data = read_json_record(path)
+        if not (isinstance(record, dict) and isinstance(record.get("district"), str) and record["district"].strip()
+                and isinstance(record.get("year"), int) and not isinstance(record["year"], bool)
+                and 1900 <= record["year"] <= 2999):
+            raise ValueError("Kreis oder Haushaltsjahr fehlen oder sind ungültig")
+    except (OSError, ValueError, JsonRefused) as error:
+        found = (f"{error.strerror}: {error.found}" if isinstance(error, FileRefused) else
+                 error.message if isinstance(error, JsonRefused) else getattr(error, "strerror", None) or str(error))
         raise YearError([Problem("year-not-a-year-folder", Location(str(path)), "Der Ordner ist kein Umlagejahr",
-                                 found=type(error).__name__, expected=f"{YEAR_FILE} mit Kreis und Haushaltsjahr",
+                                 found=str(found), expected=f"{YEAR_FILE} mit Kreis und Haushaltsjahr",
                                  hint='zuerst allocation year init ORDNER --district "Kreis ..." --year JJJJ')]) from None
+    return {**record, "_sha256": hashlib.sha256(data).hexdigest()}
 
 
-def _line_hash(line: str) -> str:
-    return hashlib.sha256(line.encode("utf-8")).hexdigest()
+_FILE_KINDS = (("input", "Eingabe"), ("rules", "Regeldatei"), ("output", "Ergebnis"), ("manifest", "Manifest"))
 
 
-def read_chain(directory: str | Path) -> list[dict]:
-    """The stages recorded so far, oldest first; YearChanged if a line is no JSON or the line chain is broken."""
-    path = Path(directory) / CHAIN_FILE
-    if not path.exists():
-        return []
-    entries, previous = [], GENESIS
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        where = Location(str(path), line=number)
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            entry = None
-        if not isinstance(entry, dict) or entry.get("prev_sha256") != previous:
-            raise YearChanged([Problem("year-chain-broken", where, "Die Stufenkette wurde nach dem Schreiben verändert",
-                                       found=line[:80], expected=f"eine Zeile mit prev_sha256 {previous}",
-                                       hint=f"{CHAIN_FILE} aus der Sicherung wiederherstellen; sie darf nie von Hand "
-                                            "bearbeitet werden")])
-        previous = _line_hash(line)
-        entries.append(entry)
+def _broken(where: Location, message: str, found: str, expected: str) -> Problem:
+    return Problem("year-chain-broken", where, message, found=found, expected=expected,
+                   hint=f"{CHAIN_FILE} aus der Sicherung wiederherstellen; sie darf nie von Hand bearbeitet werden")
+
+
+def _line_problem(entry: dict, number: int, year: dict) -> str | None:
+    """What is wrong with a stage line beyond its chain link: its shape (a number, a stage, its folder `NN-stage`,
+    each file a plain name inside that folder with a SHA-256) and its binding to `jahr.json` (lines written since
+    the binding exist carry its hash, district and year). Paths in a line are never used before this passed."""
+    from ..runs.readback import plain_name
+
+    stage, folder = entry.get("stage"), entry.get("folder")
+    if entry.get("seq") != number:
+        return f"seq {entry.get('seq')!r} statt {number}"
+    if not isinstance(stage, str) or _kind(stage) is None:
+        return f"unbekannte Stufe {stage!r}"
+    if folder != f"{number:02d}-{stage}":
+        return f"Ordner {folder!r} statt {number:02d}-{stage}"
+    if entry.get("mode") not in ("test", "final"):
+        return f"Laufart {entry.get('mode')!r}"
+    for kind, _ in _FILE_KINDS:
+        record = entry.get(kind)
+        file = record.get("file") if isinstance(record, dict) else None
+        parts = file.split("/") if isinstance(file, str) else []
+        if not (len(parts) == 2 and parts[0] == folder and plain_name(parts[1])
+                and isinstance(record.get("sha256"), str) and re.fullmatch(r"[0-9a-f]{64}", record["sha256"])):
+            return f"{kind}: {file!r} ist keine Datei des Stufenordners {folder}"
+    if not (isinstance(entry.get("prev_manifest_sha256"), str)
+            and re.fullmatch(r"[0-9a-f]{64}", entry["prev_manifest_sha256"])):
+        return "prev_manifest_sha256 fehlt"
+    if "year_sha256" in entry and (entry["year_sha256"] != year["_sha256"] or entry.get("year") != year["year"]
+                                   or entry.get("district") != year["district"]):
+        return (f"an ein anderes {YEAR_FILE} gebunden ({entry.get('district')} {entry.get('year')}); jetzt "
+                f"{year['district']} {year['year']}: {YEAR_FILE} wurde verändert")
+    return None
+
+
+def read_chain(directory: str | Path, year: dict | None = None) -> list[dict]:
+    """The stages recorded so far, oldest first, read back through `readback.read_json_lines` (a regular file
+    within its bound, every line complete, a JSON object, chained by `prev_sha256`) and checked line by line
+    (`_line_problem`, against `year`, default `read_year`). YearChanged (`year-chain-broken`) names the line."""
+    from ..runs.readback import ChainBroken, read_json_lines
+
+    folder = Path(directory)
+    year = year or read_year(folder)
+    path = folder / CHAIN_FILE
+    try:
+        if path.exists() and not path.is_symlink() and path.is_file() and path.stat().st_size == 0:
+            return []  # `init` leaves the chain empty until the first stage; an emptied chain leaves orphans
+        lines = read_json_lines(path, _broken)
+    except ChainBroken as stop:
+        raise YearChanged([stop.problem]) from None
+    entries = []
+    for line in lines:
+        wrong = _line_problem(line.entry, line.number, year)
+        if wrong is not None:
+            raise YearChanged([_broken(Location(str(path), line=line.number), "Die Zeile der Stufenkette ist "
+                                       f"verändert: {wrong}", line.text[:120], "eine Zeile, wie `year stage` sie "
+                                       "schreibt")])
+        entries.append(line.entry)
     return entries
 
 
@@ -236,21 +288,32 @@ class StageRun:
 
 def stage(directory: str | Path, name: str, input_path: str | Path, rules_path: str | Path, *,
           supersede: str | None = None, register_dir: str | Path | None = None) -> StageRun:
-    """Run stage `name` of the year in `directory` (see the module) and append it to the chain."""
+    """Run stage `name` of the year in `directory` (see the module) and append it to the chain. Refused (exit 7,
+    nothing written) if `status` finds anything broken: a changed byte in a stage file, a changed, deleted or
+    reordered line, an orphan stage folder, or a final stage the register does not hold."""
     from ..runs.pipeline import run
 
     folder = Path(directory)
     year = read_year(folder)
     chain = folder / CHAIN_FILE
-    fd = os.open(chain, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        fd = os.open(chain, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+                     | getattr(os, "O_NONBLOCK", 0), 0o644)
+    except OSError as error:
+        raise YearChanged([_broken(Location(str(chain)), "Die Stufenkette lässt sich nicht öffnen",
+                                   error.strerror or str(error), "eine gewöhnliche Datei")]) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        entries = read_chain(folder)
+        now = status(folder, register_dir)
+        broken = changed_problems(folder, now)
+        if broken:
+            raise YearChanged(broken)
+        entries = [check.entry for check in now.checks]
         problems = order_problems(folder, entries, name, supersede)
         if problems:
             raise YearError(problems)
         target = folder / f"{len(entries) + 1:02d}-{name}"
-        if target.exists():
+        if os.path.lexists(target):
             raise YearError([Problem("year-stage-exists", Location(str(target)), "Der Stufenordner gibt es schon, "
                                      "ohne dass die Stufe in der Kette steht", found=str(target),
                                      expected="kein Ordner dieses Namens",
@@ -270,15 +333,35 @@ def stage(directory: str | Path, name: str, input_path: str | Path, rules_path: 
         os.close(fd)
 
 
+def _copy_in(source: Path, target: Path, limit: int, what: str) -> None:
+    """A copy of a file the stage keeps: read only as a regular file within its bound (a FIFO or /dev/zero is
+    refused before a byte is read), written as a new file."""
+    from ..core.filenames import read_regular
+
+    try:
+        data = read_regular(source, limit)
+    except OSError as error:
+        raise YearError([Problem("year-bad-parameter", Location(str(source)), f"{what} lässt sich nicht lesen",
+                                 found=f"{getattr(error, 'strerror', None) or error}: {getattr(error, 'found', source)}",
+                                 expected=f"eine gewöhnliche Datei von höchstens {limit:,} Bytes".replace(",", "."),
+                                 hint="den Pfad prüfen")]) from None
+    with open(target, "xb") as handle:
+        handle.write(data)
+
+
 def _run_stage(folder: Path, target: Path, name: str, year: dict, entries: list[dict], input_path: Path,
                rules_path: Path, supersede: str | None, register_dir, run) -> tuple[dict, object]:
+    from ..rulefiles.rulebook import MAX_FILE_BYTES as MAX_RULES_BYTES
+    from ..runs.readback import read_json_lines
+    from ..workbook.safety import MAX_FILE_BYTES as MAX_INPUT_BYTES
+
     if rules_path.is_dir():
         raise YearError([Problem("year-rules-folder", Location(str(rules_path)), "Eine Stufe braucht eine "
                                  "Regeldatei, keinen Regelordner", found=str(rules_path), expected="--rules REGELN.yaml",
                                  hint="die gültige Regeldatei angeben; sie wird in den Stufenordner kopiert")])
     own_input, own_rules = target / input_path.name, target / rules_path.name
-    shutil.copyfile(input_path, own_input)
-    shutil.copyfile(rules_path, own_rules)
+    _copy_in(input_path, own_input, MAX_INPUT_BYTES, "Die Eingabe-Arbeitsmappe")
+    _copy_in(rules_path, own_rules, MAX_RULES_BYTES + 1, "Die Regeldatei")  # one beyond: the run names the limit
     output = target / f"ergebnis-{name}.xlsx"
     final = _kind(name) in FINAL_STAGES
     reason = _register_reason(name, entries, supersede)
@@ -287,7 +370,7 @@ def _run_stage(folder: Path, target: Path, name: str, year: dict, entries: list[
                  register_extra={"year_folder": str(folder.resolve()), "stage": name} if final else None,
                  accept=_stage_of_book(year["district"], int(year["year"])))
     previous = entries[-1] if entries else None
-    lines = (folder / CHAIN_FILE).read_text(encoding="utf-8").splitlines()
+    lines = read_json_lines(folder / CHAIN_FILE, _broken) if entries else []  # checked by `status` under the lock
     entry = {
         "seq": len(entries) + 1, "stage": name, "folder": target.name,
         "recorded_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -295,7 +378,9 @@ def _run_stage(folder: Path, target: Path, name: str, year: dict, entries: list[
         "input": _file_record(own_input, folder), "rules": _file_record(own_rules, folder),
         "output": _file_record(output, folder), "manifest": _file_record(manifest_path(output), folder),
         "prev_manifest_sha256": previous["manifest"]["sha256"] if previous else GENESIS,
-        "prev_sha256": _line_hash(lines[-1]) if lines else GENESIS,
+        # the year folder's own record: an edited district or year in jahr.json breaks every line bound to it
+        "district": year["district"], "year": year["year"], "year_sha256": year["_sha256"],
+        "prev_sha256": lines[-1].sha256 if lines else GENESIS,
     }
     return entry, result
 
@@ -313,31 +398,108 @@ class StageCheck:
         return not self.findings
 
 
-def status(directory: str | Path) -> tuple[dict, list[StageCheck]]:
-    """The year and every stage with what no longer matches its record (files' SHA-256, the manifest chain)."""
+class YearStatus(NamedTuple):
+    """The year folder as `status` found it: the record, each stage with its findings, and what belongs to no
+    stage (an orphan stage folder, a link or FIFO in the folder, a final stage of this folder that the register
+    holds but the chain lacks, a damaged register)."""
+
+    record: dict
+    checks: list[StageCheck]
+    findings: tuple[str, ...] = ()
+
+
+_STAGE_FOLDER = re.compile(r"[0-9]{2,}-.+")
+
+
+def status(directory: str | Path, register_dir: str | Path | None = None) -> YearStatus:
+    """The year and every stage with what no longer matches its record: each file's SHA-256 (read only as regular
+    files inside the stage folder), the chain of manifests, the stage manifest's district and year against
+    `jahr.json`, and a final stage's entry in the register (`register_dir`, default the installation's); then
+    the folder: orphan stage folders (a line deleted, or the chain emptied) and final runs the register records
+    for this folder that the chain lacks. A chain that cannot be read is YearChanged (`year-chain-broken`)."""
+    from ..runs.readback import RegisterError, load_manifest, read_register
+    from ..runs.register import installation_register
+    from .verify import register_findings
+
     folder = Path(directory)
     year = read_year(folder)
+    entries = read_chain(folder, year)
+    try:
+        register = read_register(installation_register(register_dir))
+        register_problem = None
+    except (RegisterError, ProblemsError) as error:
+        register, register_problem = None, "; ".join(str(p) for p in error.problems)
     checks = []
     previous_manifest = GENESIS
-    for entry in read_chain(folder):
+    for entry in entries:
         findings = []
-        for kind, label in (("input", "Eingabe"), ("rules", "Regeldatei"), ("output", "Ergebnis"),
-                            ("manifest", "Manifest")):
+        for kind, label in _FILE_KINDS:
             path = folder / entry[kind]["file"]
-            if not path.exists():
+            try:
+                digest = sha256_file(path, follow=False)
+            except FileNotFoundError:
                 findings.append(f"{label} {entry[kind]['file']} fehlt")
-            elif sha256_file(path) != entry[kind]["sha256"]:
+                continue
+            except OSError as error:
+                findings.append(f"{label} {entry[kind]['file']}: {getattr(error, 'strerror', None) or error}")
+                continue
+            if digest != entry[kind]["sha256"]:
                 findings.append(f"{label} {entry[kind]['file']} wurde verändert (SHA-256 weicht ab)")
         if entry.get("prev_manifest_sha256") != previous_manifest:
             findings.append("die Verkettung mit dem Manifest der vorigen Stufe stimmt nicht")
         previous_manifest = entry["manifest"]["sha256"]
+        if not findings:
+            manifest, _ = load_manifest(folder / entry["manifest"]["file"])
+            if manifest is None:
+                findings.append(f"Manifest {entry['manifest']['file']} lässt sich nicht lesen")
+            else:
+                parameters = manifest["parameters"]
+                if not same_district(parameters["district"], year["district"]) or parameters["year"] != year["year"]:
+                    findings.append(f"die Stufe gehört zu {parameters['district']} {parameters['year']}, das Umlagejahr "
+                                    f"({YEAR_FILE}) zu {year['district']} {year['year']}")
+                if entry["mode"] == "final":
+                    findings += (register_findings(manifest, manifest["output"]["sha256"], register.folder)
+                                 if register is not None else [f"Register nicht lesbar: {register_problem}"])
         checks.append(StageCheck(entry, tuple(findings)))
-    return year, checks
+    return YearStatus(year, checks, tuple(_folder_findings(folder, entries, register)))
 
 
-def changed_problems(directory: str | Path, checks: list[StageCheck]) -> list[Problem]:
-    return [Problem("year-stage-changed", Location(str(Path(directory) / check.entry["folder"])),
-                    f'Stufe {check.entry["seq"]} "{check.entry["stage"]}": ' + "; ".join(check.findings),
-                    found="; ".join(check.findings), expected="die Dateien, wie sie die Stufe geschrieben hat",
-                    hint="die Dateien aus der Sicherung wiederherstellen; eine Stufe wird nie nachträglich geändert")
-            for check in checks if not check.ok]
+def _folder_findings(folder: Path, entries: list[dict], register) -> list[str]:
+    """What lies in the year folder outside the chain, and final stages of this folder the chain lacks."""
+    from ..core.filenames import file_kind
+
+    recorded = {entry["folder"] for entry in entries}
+    findings = []
+    with os.scandir(folder) as listing:
+        for item in sorted(listing, key=lambda item: item.name):
+            mode = item.stat(follow_symlinks=False).st_mode
+            if item.is_symlink() or not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                findings.append(f"{item.name} ist {file_kind(mode)}: im Umlagejahr liegen nur Dateien und Ordner")
+            elif stat.S_ISDIR(mode) and _STAGE_FOLDER.fullmatch(item.name) and item.name not in recorded:
+                findings.append(f"Stufenordner {item.name} steht nicht in der Kette (verwaist: Zeile gelöscht, Kette "
+                                "geleert oder ein abgebrochener Lauf)")
+    if register is not None:
+        mine = str(folder.resolve())
+        stages = {(entry["stage"], entry["folder"]) for entry in entries}
+        names = {stage for stage, _ in stages}
+        for lines in register.files.values():
+            for line in lines:
+                if line.entry.get("year_folder") == mine and line.entry.get("stage") not in names:
+                    findings.append(f"Das Register hält den Echtlauf der Stufe {line.entry.get('stage')} dieses "
+                                    f"Umlagejahres (Nr. {line.entry.get('seq')} vom {line.entry.get('recorded_utc')}), "
+                                    "die Kette nicht (Zeile gelöscht?)")
+    return findings
+
+
+def changed_problems(directory: str | Path, year_status: YearStatus) -> list[Problem]:
+    folder = Path(directory)
+    problems = [Problem("year-stage-changed", Location(str(folder / check.entry["folder"])),
+                        f'Stufe {check.entry["seq"]} "{check.entry["stage"]}": ' + "; ".join(check.findings),
+                        found="; ".join(check.findings), expected="die Dateien, wie sie die Stufe geschrieben hat",
+                        hint="die Dateien aus der Sicherung wiederherstellen; eine Stufe wird nie nachträglich geändert")
+                for check in year_status.checks if not check.ok]
+    problems += [Problem("year-stage-changed", Location(str(folder)), finding, found=finding,
+                         expected="nur die Stufen der Kette, wie `year stage` sie schreibt",
+                         hint="den Ordner mit der Sicherung vergleichen; nichts von Hand hinzufügen oder entfernen")
+                 for finding in year_status.findings]
+    return problems

@@ -40,6 +40,7 @@ from ..core.filenames import safe_stem
 from ..core.model import same_district
 from ..core.money import format_eur
 from ..core.problems import InputError, Location, Problem, ProblemsError, RuleFileError, column_letter
+from ..runs.readback import read_json_object
 from .chart import bars, summary
 from .config import LOCAL_USER, ServeConfig, User, check_password
 from .sessions import SessionStore
@@ -121,11 +122,13 @@ def sweep(config: ServeConfig, now: float | None = None) -> int:
         if not parent.is_dir():
             continue
         for entry in parent.iterdir():
-            try:
-                created = json.loads((entry / "job.json").read_text(encoding="utf-8"))["created"] \
-                    if (entry / "job.json").is_file() else entry.stat().st_mtime
-            except (OSError, ValueError, KeyError):
-                created = entry.stat().st_mtime
+            record = read_json_object(entry / "job.json")  # our own record, read back within bounds
+            created = record.get("created") if record is not None else None
+            if not isinstance(created, (int, float)) or isinstance(created, bool):
+                try:
+                    created = entry.lstat().st_mtime
+                except OSError:
+                    continue
             if now - created > config.keep_seconds:
                 shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
                 removed += parent.name == "jobs"
@@ -244,9 +247,8 @@ class _Site:
         if not JOB_TOKEN.match(token):
             abort(404)
         path = self.jobs / token / "job.json"
-        try:
-            job = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        job = read_json_object(path)  # our own record, read back within bounds (runs.readback)
+        if job is None or not isinstance(job.get("created"), (int, float)) or isinstance(job["created"], bool):
             abort(404)
         if time.time() - job["created"] > self.config.keep_seconds:
             shutil.rmtree(self.jobs / token, ignore_errors=True)

@@ -16,6 +16,8 @@ import secrets
 import time
 from pathlib import Path
 
+from ..runs.readback import read_json_object
+
 __all__ = ["SessionStore"]
 
 def _now() -> float:  # one clock for the store (tests move it)
@@ -52,14 +54,14 @@ class SessionStore:
         if not isinstance(sid, str) or not _ID.match(sid):
             return None
         path = self._path(sid)
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        record = read_json_object(path)  # our own file, read back within bounds (runs.readback)
+        if record is None or not isinstance(record.get("expires"), (int, float)) or isinstance(record["expires"], bool):
             return None
-        if _now() >= record.get("expires", 0):
+        if _now() >= record["expires"]:
             path.unlink(missing_ok=True)
             return None
-        return record.get("user")
+        user = record.get("user")
+        return user if isinstance(user, str) else None
 
     def revoke(self, sid: object) -> None:
         if isinstance(sid, str) and _ID.match(sid):
@@ -70,11 +72,9 @@ class SessionStore:
         now = _now() if now is None else now
         removed = 0
         for path in self.folder.glob("*.json"):
-            try:
-                expires = json.loads(path.read_text(encoding="utf-8")).get("expires", 0)
-            except (OSError, ValueError):
-                expires = 0
-            if now >= expires:
+            record = read_json_object(path)
+            expires = record.get("expires", 0) if record is not None else 0
+            if not isinstance(expires, (int, float)) or now >= expires:
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed
