@@ -32,6 +32,7 @@ from ..core.instalments import ChangePlan, change_plan, fixed_amount, plan
 from ..core.money import cents_from_decimal, cents_to_decimal, decimal_from_cell, format_eur, percent_points
 from ..core.problems import ExitCode, InputError, Location, Problem, OutputError, ProblemsError, RuleFileError
 from ..rulefiles.rulebook import NoticeSettings, load_notice_settings
+from ..workbook.report import FORMULA_START
 
 __all__ = ["LevyShare", "Levy", "ResultBook", "NoticeSet", "read_result", "build_notices", "write_notices",
            "NotVerified", "Refused", "TemplateError", "require_schedule", "render", "TEMPLATE_DIR", "CSV_NAME", "XLSX_NAME", "pdf_name", "de_number", "de_percent"]
@@ -653,15 +654,25 @@ def _csv_amount(cents: int | None) -> str:
     return "" if cents is None else str(cents_to_decimal(cents)).replace(".", ",")
 
 
+def _csv_text(text: str) -> str:
+    """A text field as the CSV carries it: text a spreadsheet would take for a formula (`=`, `+`, `-`, `@`, tab,
+    carriage return first; the workbooks' FORMULA_START) gets a leading apostrophe, as the workbooks store such
+    text with a quote prefix. Only text: amounts and dates are written by `_csv_amount`/`de_date` and keep their
+    sign (`-245,69`)."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
 def _write_csv(rows: list[_Row], target: Path) -> None:
-    """`;`-separated, UTF-8 with BOM, CRLF, decimal comma without thousands separators, dates TT.MM.JJJJ."""
+    """`;`-separated, UTF-8 with BOM, CRLF, decimal comma without thousands separators, dates TT.MM.JJJJ; text
+    fields neutralised against formula injection (`_csv_text`)."""
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
     writer.writerow(HEADER)
     for r in rows:
-        writer.writerow((r.ags, r.name, r.levy, r.number, de_date(r.due), _csv_amount(r.amount), r.kassenzeichen,
-                         r.kind, _csv_amount(r.old), _csv_amount(r.amount - r.old if r.old is not None else None),
-                         ("bereits fällig" if r.already_due else "offen") if r.already_due is not None else ""))
+        status = ("bereits fällig" if r.already_due else "offen") if r.already_due is not None else ""
+        writer.writerow((_csv_text(r.ags), _csv_text(r.name), _csv_text(r.levy), r.number, de_date(r.due),
+                         _csv_amount(r.amount), _csv_text(r.kassenzeichen), _csv_text(r.kind), _csv_amount(r.old),
+                         _csv_amount(r.amount - r.old if r.old is not None else None), _csv_text(status)))
     target.write_text(buffer.getvalue(), encoding="utf-8-sig", newline="")
 
 
