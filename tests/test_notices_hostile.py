@@ -9,12 +9,16 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import shutil
 from pathlib import Path
 
-from openpyxl import Workbook
+import pytest
+from openpyxl import Workbook, load_workbook
+
+from allocation.cli import main
 
 from allocation.core.instalments import Schedule
-from allocation.ops.notices import Levy, LevyShare, ResultBook, _write_csv, build_notices, read_result
+from allocation.ops.notices import Levy, LevyShare, ResultBook, _write_csv, build_notices, pdf_name, read_result
 from allocation.rulefiles.rulebook import NoticeSettings, load_notice_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,3 +108,65 @@ def test_a_kassenzeichen_pattern_beginning_with_equals_passes_the_rule_file_chec
                                                               'kassenzeichen: "=KU-{jahr}-{ags}-{umlage}"'),
                     encoding="utf-8")
     assert load_notice_settings(path).kassenzeichen == "=KU-{jahr}-{ags}-{umlage}"
+
+
+# ------------------------------------------------------------------------------------ long names, cut by bytes
+
+LONG_300 = "Ä" * 150  # 300 bytes in UTF-8; its ASCII slug "AeAe…" is 300 characters
+LONG_240 = "Ü" * 120  # 240 bytes; slug "UeUe…", 240 characters
+
+
+@pytest.fixture(scope="module")
+def long_names(tmp_path_factory):
+    """The Wesel fixture with Alpen renamed to a 300-byte and Dinslaken to a 240-byte name: run, notices, Benehmen."""
+    folder = tmp_path_factory.mktemp("lang")
+    workbook = load_workbook(FIXTURE)
+    for row in workbook["Gemeinden"].iter_rows(min_row=2):
+        row[1].value = {"05170004": LONG_300, "05170008": LONG_240}.get(row[0].value, row[1].value)
+    workbook.save(folder / "lang.xlsx")
+    rules = folder / "kreis-wesel.yaml"
+    shutil.copyfile(RULES, rules)
+    assert main(["run", str(folder / "lang.xlsx"), "--rules", str(rules), "-o", str(folder / "ergebnis.xlsx")]) == 0
+    assert main(["notices", str(folder / "ergebnis.xlsx"), "-o", str(folder / "bescheide"), "--date", DATE]) == 0
+    assert main(["benehmen", str(folder / "lang.xlsx"), "--rules", str(rules), "--previous",
+                 str(folder / "ergebnis.xlsx"), "-o", str(folder / "benehmen"), "--date", "2022-01-17"]) == 0
+    return folder
+
+
+def test_pdf_names_fit_255_bytes_with_the_ags_and_the_ending_kept():
+    # "05170004_" (9 bytes) + name + ".pdf" (4): 242 bytes left for the name → 121 × "Ae"
+    assert pdf_name("05170004", LONG_300) == "05170004_" + "Ae" * 121 + ".pdf"
+    # the 240-byte name fits whole: 9 + 240 + 4 = 253 bytes
+    assert pdf_name("05170004", LONG_240) == "05170004_" + "Ue" * 120 + ".pdf"
+    # "_Aenderung.pdf" (14 bytes): 232 left → 116 × "Ue" (the old name was 263 bytes)
+    assert pdf_name("05170004", LONG_240, change=True) == "05170004_" + "Ue" * 116 + "_Aenderung.pdf"
+    # "_Benehmen.pdf" (13 bytes): 233 left → 116 × "Ue" and one "U"
+    assert pdf_name("05170004", LONG_240, kind="_Benehmen") == "05170004_" + "Ue" * 116 + "U_Benehmen.pdf"
+    for name in (LONG_300, LONG_240):
+        for change in (False, True):
+            assert len(pdf_name("05170004", name, change).encode()) <= 255
+    # a cut never ends in the word separator, and short names are as before
+    assert pdf_name("05170004", "A" * 241 + " Süd") == "05170004_" + "A" * 241 + ".pdf"
+    assert pdf_name("05170004", "Voerde (Niederrhein)", kind="_Benehmen") == "05170004_Voerde-Niederrhein_Benehmen.pdf"
+
+
+def test_cut_names_stay_unique_by_their_ags():
+    """Two municipalities whose names differ only after the cut: the AGS in front keeps the files apart."""
+    first, second = pdf_name("05170004", LONG_300 + " Nord"), pdf_name("05170008", LONG_300 + " Süd")
+    assert first != second and first[9:] == second[9:]
+
+
+def test_notices_for_300_and_240_byte_names(long_names):
+    names = sorted(p.name for p in (long_names / "bescheide").glob("*.pdf"))
+    assert len(names) == 13
+    assert "05170004_" + "Ae" * 121 + ".pdf" in names and "05170008_" + "Ue" * 120 + ".pdf" in names
+    rows = csv_rows(long_names / "bescheide" / "Abschlaege.csv")
+    assert {row[1] for row in rows[1:] if row[0] in ("05170004", "05170008")} == {LONG_300, LONG_240}
+
+
+def test_benehmen_letters_for_300_and_240_byte_names(long_names):
+    names = sorted(p.name for p in (long_names / "benehmen").glob("*.pdf"))
+    assert len(names) == 13
+    # "_Benehmen.pdf": 233 bytes for the name → 116 × "Ae" and one "A"; 116 × "Ue" and one "U"
+    assert "05170004_" + "Ae" * 116 + "A_Benehmen.pdf" in names
+    assert "05170008_" + "Ue" * 116 + "U_Benehmen.pdf" in names

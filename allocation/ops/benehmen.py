@@ -266,7 +266,7 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
                    directory: str | Path, *, deadline: _dt.date | None = None, date: _dt.date | None = None,
                    template: str | Path | None = None) -> tuple[Path, list[BenehmenLine]]:
     """The Benehmen pack into `directory` (new or empty): one PDF per municipality and `Benehmen.xlsx`."""
-    from .notices import render, slug
+    from .notices import pdf_name, render
     from ..runs.pipeline import compute
 
     directory = Path(directory)
@@ -285,7 +285,7 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
             issuer = ""
     lines = benehmen_lines(allocation, previous)
     shares = previous_shares(previous_output)
-    letters = [(f"{ags}_{slug(name) or 'Gemeinde'}_Benehmen.pdf",
+    letters = [(pdf_name(ags, name, kind="_Benehmen"),
                 _letter(allocation, lines, ags, date, deadline, issuer, previous.year, shares), [])
                for ags, name in dict.fromkeys((line.ags, line.name) for line in lines)]
     directory.parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ..core.filenames import existing_folder_problems
+from ..core.filenames import NAME_MAX, cut_bytes, existing_folder_problems, name_bytes
 from ..core.instalments import ChangePlan, change_plan, fixed_amount, plan
 from ..core.money import cents_from_decimal, cents_to_decimal, decimal_from_cell, format_eur, percent_points
 from ..core.problems import ExitCode, InputError, Location, Problem, OutputError, ProblemsError, RuleFileError
@@ -144,8 +144,13 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
 
 
-def pdf_name(ags: str, name: str, change: bool = False) -> str:
-    return f"{ags}_{slug(name) or 'Gemeinde'}{'_Aenderung' if change else ''}.pdf"
+def pdf_name(ags: str, name: str, change: bool = False, *, kind: str = "") -> str:
+    """`AGS_Name.pdf` (`_Aenderung` for a change notice, `kind` e.g. `_Benehmen` for other letters), at most
+    NAME_MAX bytes: the name part is cut (at a character boundary), the AGS and the ending are kept, so names stay
+    unique as the AGS are (the PDF is written under this name, never under a temporary one)."""
+    head, tail = f"{ags}_", f"{'_Aenderung' if change else ''}{kind}.pdf"
+    budget = NAME_MAX - len(name_bytes(head)) - len(name_bytes(tail))
+    return head + (cut_bytes(slug(name), budget).rstrip("-") or "Gemeinde") + tail
 
 
 # ------------------------------------------------------------------------------------- reading the result
