@@ -9,7 +9,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -170,3 +172,45 @@ def test_benehmen_letters_for_300_and_240_byte_names(long_names):
     # "_Benehmen.pdf": 233 bytes for the name → 116 × "Ae" and one "A"; 116 × "Ue" and one "U"
     assert "05170004_" + "Ae" * 116 + "A_Benehmen.pdf" in names
     assert "05170008_" + "Ue" * 116 + "U_Benehmen.pdf" in names
+
+
+# ------------------------------------------------------------------------------------------- folder modes
+
+
+@pytest.fixture(scope="module")
+def wesel(tmp_path_factory):
+    """One Probelauf of the Wesel fixture (for notices with other umasks and templates)."""
+    folder = tmp_path_factory.mktemp("wesel")
+    rules = folder / "kreis-wesel.yaml"
+    shutil.copyfile(RULES, rules)
+    assert main(["run", str(FIXTURE), "--rules", str(rules), "-o", str(folder / "ergebnis.xlsx")]) == 0
+    return folder
+
+
+@pytest.fixture
+def umask():
+    """Set the process's umask for one test; the old one comes back afterwards."""
+    old = os.umask(0o022)
+    yield os.umask
+    os.umask(old)
+
+
+def modes(folder: Path) -> tuple[int, set[int]]:
+    return stat.S_IMODE(folder.stat().st_mode), {stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize(("mask", "folder_mode", "file_mode"), [(0o022, 0o755, 0o644), (0o027, 0o750, 0o640)])
+def test_notices_folder_and_files_follow_the_umask(wesel, tmp_path, umask, mask, folder_mode, file_mode):
+    umask(mask)
+    assert main(["notices", str(wesel / "ergebnis.xlsx"), "-o", str(tmp_path / "neu" / "bescheide"),
+                 "--date", DATE]) == 0
+    assert modes(tmp_path / "neu" / "bescheide") == (folder_mode, {file_mode})
+    assert stat.S_IMODE((tmp_path / "neu").stat().st_mode) == folder_mode
+
+
+@pytest.mark.parametrize(("mask", "folder_mode", "file_mode"), [(0o022, 0o755, 0o644), (0o027, 0o750, 0o640)])
+def test_benehmen_folder_and_files_follow_the_umask(wesel, tmp_path, umask, mask, folder_mode, file_mode):
+    umask(mask)
+    assert main(["benehmen", str(FIXTURE), "--rules", str(wesel / "kreis-wesel.yaml"), "--previous",
+                 str(wesel / "ergebnis.xlsx"), "-o", str(tmp_path / "neu" / "benehmen"), "--date", "2022-01-17"]) == 0
+    assert modes(tmp_path / "neu" / "benehmen") == (folder_mode, {file_mode})
