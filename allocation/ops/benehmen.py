@@ -22,6 +22,7 @@ from .compare import ResultSummary, read_result
 from ..core.model import Allocation
 from ..core.money import cents_to_decimal, format_eur, fraction_to_decimal, round_to_unit
 from ..core.problems import ExitCode, Location, Problem, ProblemsError
+from .typst_child import TEMPLATE_MEMORY_MB, TEMPLATE_SECONDS
 
 __all__ = ["BenehmenLine", "Driver", "benehmen_lines", "drivers", "previous_shares", "write_benehmen", "LAYER", "WORKBOOK",
            "DEFAULT_WEEKS", "BenehmenRefused"]
@@ -264,12 +265,17 @@ def _refuse(directory: Path, inputs: list[Path]) -> None:
 
 def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_output: str | Path,
                    directory: str | Path, *, deadline: _dt.date | None = None, date: _dt.date | None = None,
-                   template: str | Path | None = None) -> tuple[Path, list[BenehmenLine]]:
-    """The Benehmen pack into `directory` (new or empty): one PDF per municipality and `Benehmen.xlsx`."""
-    from .notices import pdf_name, render
+                   template: str | Path | None = None, template_seconds: float = TEMPLATE_SECONDS,
+                   template_memory_mb: int = TEMPLATE_MEMORY_MB) -> tuple[Path, list[BenehmenLine]]:
+    """The Benehmen pack into `directory` (new or empty): one PDF per municipality and `Benehmen.xlsx`. The
+    letters are compiled within `template_seconds` per letter and `template_memory_mb` (as the notices)."""
+    from .notices import check_template, pdf_name, render, template_limits
     from ..runs.pipeline import compute
 
     directory = Path(directory)
+    template = Path(template) if template else None
+    template_limits(template_seconds, template_memory_mb)
+    check_template(template, directory, BenehmenRefused, layer=LAYER)
     _refuse(directory, [Path(input_path), Path(rules_path), Path(previous_output)])
     previous = read_result(previous_output)
     allocation, _controls, _warnings = compute(input_path, rules_path)
@@ -292,7 +298,8 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
     with tempfile.TemporaryDirectory(prefix=".benehmen-", dir=directory.parent) as temp:
         work = Path(temp) / "pack"
         work.mkdir()
-        render(letters, work, Path(template) if template else None, main=MAIN, layer=LAYER)
+        render(letters, work, template, main=MAIN, layer=LAYER, template_seconds=template_seconds,
+               template_memory_mb=template_memory_mb)
         _write_workbook(work / WORKBOOK, allocation, lines, deadline, previous, shares)
         directory.mkdir(exist_ok=True)
         for path in sorted(work.iterdir()):
