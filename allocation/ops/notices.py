@@ -4,7 +4,9 @@
 the levy lines of the workbook (`read_result`), takes the instalment plan and the notice texts from the run's
 own rule file (`rulebook.load_notice_settings`), and writes one PDF per municipality (Typst, template in
 `notice_templates/`), `Abschlaege.xlsx` and `Abschlaege.csv` for the treasury. Everything is rendered into a
-temporary folder next to the target and moved into place only when complete.
+temporary folder next to the target and moved into place only when complete. The template (the Kreis's own
+Typst program) is copied without following links and compiled in a child process (`typst_child`) with a time
+budget per document and a memory limit.
 
 The workbook is read by header names, so that both layouts work: a result with a `Umlagen` sheet (one row per
 levy × municipality: `Umlage`, `AGS`, `Gemeinde`, base components, `Bemessungsgrundlage`, `Satz`, `Betrag`,
