@@ -462,7 +462,9 @@ def _cmd_benehmen(args: argparse.Namespace) -> int:
     from .ops.benehmen import write_benehmen
 
     folder, lines, missing = write_benehmen(args.input, args.rules, args.previous, args.output,
-                                            deadline=args.deadline, date=args.date, template=args.template)
+                                            deadline=args.deadline, date=args.date, template=args.template,
+                                            template_seconds=args.template_seconds,
+                                            template_memory_mb=args.template_memory_mb)
     municipalities = list(dict.fromkeys(line.ags for line in lines))
     if args.json:
         print(json.dumps({"status": "ok", "folder": str(folder), "municipalities": municipalities,
@@ -564,7 +566,8 @@ def _cmd_notices(args: argparse.Namespace) -> int:
         return ExitCode.USAGE
 
     written = write_notices(args.output_workbook, args.output, args.template, args.date, args.previous,
-                            register_dir=args.register)
+                            register_dir=args.register, template_seconds=args.template_seconds,
+                            template_memory_mb=args.template_memory_mb)
     if args.json:
         print(json.dumps({"status": "ok", "directory": str(written.directory), "notices": list(written.pdfs),
                           "instalments": written.rows, "without_notice": list(written.without_notice)},
@@ -836,6 +839,34 @@ def _add_verify(commands) -> None:
     verify.set_defaults(handler=_cmd_verify)
 
 
+def _bounded_number(kind: type, low: int, high: int, unit: str):
+    """An argparse type: a number of `kind` from `low` to `high`, else a German usage error (exit 2)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} liegt nicht zwischen {low} und {high} {unit}")
+        return value
+    return parse
+
+
+def _add_template_limits(parser) -> None:
+    """`--template-seconds` and `--template-memory-mb` of `notices` and `benehmen`."""
+    from .ops.typst_child import (TEMPLATE_MEMORY_MB, TEMPLATE_MEMORY_MB_RANGE, TEMPLATE_SECONDS,
+                                  TEMPLATE_SECONDS_RANGE)
+
+    parser.add_argument("--template-seconds", type=_bounded_number(float, *TEMPLATE_SECONDS_RANGE, "Sekunden"),
+                        default=TEMPLATE_SECONDS, metavar="SEKUNDEN",
+                        help=f"höchstens so viele Sekunden Übersetzungszeit je Dokument, sonst bricht die Vorlage "
+                             f"ab (Vorgabe: {TEMPLATE_SECONDS})")
+    parser.add_argument("--template-memory-mb", type=_bounded_number(int, *TEMPLATE_MEMORY_MB_RANGE, "MB"),
+                        default=TEMPLATE_MEMORY_MB, metavar="MB",
+                        help=f"höchstens so viel Arbeitsspeicher (MB) für die Übersetzung der Vorlage "
+                             f"(Vorgabe: {TEMPLATE_MEMORY_MB})")
+
+
 def _add_notices(commands) -> None:
     """`allocation notices`."""
     notices = commands.add_parser(
@@ -850,6 +881,7 @@ def _add_notices(commands) -> None:
                               "Dateien kommen aus der Standardvorlage")
     notices.add_argument("--date", type=_date_argument, default=None, metavar="JJJJ-MM-TT",
                          help="Datum der Bescheide (Vorgabe: heute)")
+    _add_template_limits(notices)
     notices.add_argument("--previous", type=Path, default=None, metavar="FRUEHER.xlsx",
                          help="Änderungsbescheide gegenüber diesem früheren Lauf desselben Jahres")
     notices.add_argument("--register", metavar="ORDNER", type=Path, default=None,
@@ -877,6 +909,7 @@ def _add_benehmen(commands) -> None:
                           help="Datum der Schreiben (Vorgabe: heute)")
     benehmen.add_argument("--template", type=Path, default=None, metavar="ORDNER",
                           help="eigene Vorlage (briefkopf.typ, benehmen.typ, ...), wie bei allocation notices")
+    _add_template_limits(benehmen)
     benehmen.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
     benehmen.set_defaults(handler=_cmd_benehmen)
 

@@ -23,6 +23,7 @@ from .compare import ResultSummary, read_result
 from ..core.model import Allocation
 from ..core.money import cents_to_decimal, format_eur, fraction_to_decimal, round_to_unit
 from ..core.problems import ExitCode, Location, Problem, ProblemsError
+from .typst_child import TEMPLATE_MEMORY_MB, TEMPLATE_SECONDS
 
 if TYPE_CHECKING:
     from ..runs.readback import Earlier
@@ -282,15 +283,20 @@ class BenehmenPack(NamedTuple):
 
 def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_output: str | Path,
                    directory: str | Path, *, deadline: _dt.date | None = None, date: _dt.date | None = None,
-                   template: str | Path | None = None) -> BenehmenPack:
+                   template: str | Path | None = None, template_seconds: float = TEMPLATE_SECONDS,
+                   template_memory_mb: int = TEMPLATE_MEMORY_MB) -> BenehmenPack:
     """The Benehmen pack into `directory` (new or empty): one PDF per municipality and `Benehmen.xlsx`. The
     previous year's output is read through `readback.read_output`: within bounds, matching its manifest (else exit
-    7), and of the same district and the budget year before the planned one (`benehmen-previous-mismatch`)."""
-    from .notices import render, slug
+    7), and of the same district and the budget year before the planned one (`benehmen-previous-mismatch`). The
+    letters are compiled within `template_seconds` per letter and `template_memory_mb` (as the notices)."""
+    from .notices import check_template, pdf_name, render, template_limits
     from ..runs.pipeline import compute
     from ..runs.readback import Relation, check_relation, read_output
 
     directory = Path(directory)
+    template = Path(template) if template else None
+    template_limits(template_seconds, template_memory_mb)
+    check_template(template, directory, BenehmenRefused, layer=LAYER)
     _refuse(directory, [Path(input_path), Path(rules_path), Path(previous_output)])
     earlier = read_output(previous_output, "benehmen-unreadable")
     previous = read_result(earlier)
@@ -312,14 +318,15 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
     shares = previous_shares(earlier)
     planned = {m.ags for m in allocation.book.municipalities}
     missing = tuple(f"{ags} {name}" for ags, name in sorted(previous.names.items()) if ags not in planned)
-    letters = [(f"{ags}_{slug(name) or 'Gemeinde'}_Benehmen.pdf",
+    letters = [(pdf_name(ags, name, kind="_Benehmen"),
                 _letter(allocation, lines, ags, date, deadline, issuer, previous.year, shares), [])
                for ags, name in dict.fromkeys((line.ags, line.name) for line in lines)]
     directory.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".benehmen-", dir=directory.parent) as temp:
         work = Path(temp) / "pack"
         work.mkdir()
-        render(letters, work, Path(template) if template else None, main=MAIN, layer=LAYER)
+        render(letters, work, template, main=MAIN, layer=LAYER, template_seconds=template_seconds,
+               template_memory_mb=template_memory_mb)
         _write_workbook(work / WORKBOOK, allocation, lines, deadline, previous, shares, missing)
         directory.mkdir(exist_ok=True)
         for path in sorted(work.iterdir()):

@@ -4,7 +4,9 @@
 the levy lines of the workbook (`read_result`), takes the instalment plan and the notice texts from the run's
 own rule file (`rulebook.load_notice_settings`), and writes one PDF per municipality (Typst, template in
 `notice_templates/`), `Abschlaege.xlsx` and `Abschlaege.csv` for the treasury. Everything is rendered into a
-temporary folder next to the target and moved into place only when complete.
+temporary folder next to the target and moved into place only when complete. The template (the Kreis's own
+Typst program) is copied without following links and compiled in a child process (`typst_child`) with a time
+budget per document and a memory limit.
 
 The workbook is read by header names, so that both layouts work: a result with a `Umlagen` sheet (one row per
 levy × municipality: `Umlage`, `AGS`, `Gemeinde`, base components, `Bemessungsgrundlage`, `Satz`, `Betrag`,
@@ -19,25 +21,35 @@ import io
 import json
 import os
 import re
+import selectors
 import shutil
+import signal
+import stat
+import subprocess
+import sys
 import tempfile
+import time
 import unicodedata
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from ..core.filenames import existing_folder_problems
+from ..core.filenames import NAME_MAX, _umask, cut_bytes, existing_folder_problems, name_bytes
 from ..core.instalments import ChangePlan, change_plan, fixed_amount, plan
 from ..core.money import cents_from_decimal, cents_to_decimal, decimal_from_cell, format_eur, percent_points
 from ..core.problems import ExitCode, InputError, Location, Problem, OutputError, ProblemsError, RuleFileError
 from ..rulefiles.rulebook import NoticeSettings, load_notice_settings
+from ..workbook.report import FORMULA_START
+from .typst_child import (CHILD_ENV, TEMPLATE_MEMORY_MB, TEMPLATE_MEMORY_MB_RANGE, TEMPLATE_SECONDS,
+                          TEMPLATE_SECONDS_RANGE)
 
 if TYPE_CHECKING:
     from ..runs.readback import Earlier
 
 __all__ = ["LevyShare", "Levy", "ResultBook", "NoticeSet", "read_result", "build_notices", "write_notices",
-           "NotVerified", "Refused", "TemplateError", "require_schedule", "render", "TEMPLATE_DIR", "CSV_NAME", "XLSX_NAME", "pdf_name", "de_number", "de_percent"]
+           "NotVerified", "Refused", "TemplateError", "require_schedule", "render", "check_template", "template_limits",
+           "TEMPLATE_DIR", "TEMPLATE_SECONDS", "TEMPLATE_MEMORY_MB", "CSV_NAME", "XLSX_NAME", "pdf_name", "de_number", "de_percent"]
 
 TEMPLATE_DIR = Path(__file__).parent / "notice_templates" / "default"
 MAIN_TEMPLATE = "bescheid.typ"
@@ -147,8 +159,13 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
 
 
-def pdf_name(ags: str, name: str, change: bool = False) -> str:
-    return f"{ags}_{slug(name) or 'Gemeinde'}{'_Aenderung' if change else ''}.pdf"
+def pdf_name(ags: str, name: str, change: bool = False, *, kind: str = "") -> str:
+    """`AGS_Name.pdf` (`_Aenderung` for a change notice, `kind` e.g. `_Benehmen` for other letters), at most
+    NAME_MAX bytes: the name part is cut (at a character boundary), the AGS and the ending are kept, so names stay
+    unique as the AGS are (the PDF is written under this name, never under a temporary one)."""
+    head, tail = f"{ags}_", f"{'_Aenderung' if change else ''}{kind}.pdf"
+    budget = NAME_MAX - len(name_bytes(head)) - len(name_bytes(tail))
+    return head + (cut_bytes(slug(name), budget).rstrip("-") or "Gemeinde") + tail
 
 
 # ------------------------------------------------------------------------------------- reading the result
@@ -586,35 +603,293 @@ def build_notices(result: ResultBook, settings: NoticeSettings, notice_date: _dt
 
 
 def render(notices: list[tuple[str, dict, list[_Row]]], folder: Path, template: Path | None = None, *,
-           main: str = MAIN_TEMPLATE, layer: Path | None = None) -> None:
+           main: str = MAIN_TEMPLATE, layer: Path | None = None, template_seconds: float = TEMPLATE_SECONDS,
+           template_memory_mb: int = TEMPLATE_MEMORY_MB) -> None:
     """Compile each notice to `folder/<name>.pdf` (the default template, overlaid with `layer`'s files, e.g. the
-    Benehmen letter, then with `template`'s); `main` is the file compiled."""
-    _compile_all(notices, template, folder, main, layer)
+    Benehmen letter, then with `template`'s); `main` is the file compiled, in a child process that gets
+    `template_seconds` per document and `template_memory_mb` of memory (TemplateError when one is exceeded)."""
+    _compile_all(notices, template, folder, main, layer, template_seconds, template_memory_mb)
+
+
+# ------------------------------------------------------------------------------- the template, within bounds
+
+# Time and memory of a compile: see typst_child (measured there).
+# What a template folder may hold (--template DIR, and so the default and the Benehmen layer; fonts count):
+TEMPLATE_FILE_BYTES = 50 * 2**20
+TEMPLATE_TOTAL_BYTES = 200 * 2**20
+TEMPLATE_ENTRIES = 1000  # files and folders
+_CHILD = Path(__file__).with_name("typst_child.py")
+
+
+def template_limits(seconds: float, memory_mb: int) -> None:
+    """The time and memory limits of a compile are within their ranges, else TemplateError (exit 2)."""
+    problems = []
+    for option, value, (low, high), unit in (("--template-seconds", seconds, TEMPLATE_SECONDS_RANGE, "Sekunden"),
+                                             ("--template-memory-mb", memory_mb, TEMPLATE_MEMORY_MB_RANGE, "MB")):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            problems.append(Problem("notices-template-limit", Location(option), f"{option} liegt außerhalb des Bereichs",
+                                    found=repr(value), expected=f"{low} bis {high} {unit}",
+                                    hint=f"einen Wert von {low} bis {high} angeben oder die Option weglassen"))
+    if problems:
+        raise TemplateError(problems)
+
+
+def check_template(template: Path | None, directory: Path, refused: type[ProblemsError], *,
+                   layer: Path | None = None) -> None:
+    """Before anything is read: the output folder `directory` is neither a template folder nor inside one
+    (`refused`, exit 8: the notices would land in the template and the next copy would take them along), and
+    the template folder exists and holds only what `_template_files` accepts (TemplateError, exit 2)."""
+    if template is not None and not template.is_dir():
+        raise TemplateError([Problem("notices-bad-template", Location(str(template)), "der Vorlagen-Ordner fehlt",
+                                     found=str(template), expected="ein Ordner mit .typ-Dateien",
+                                     hint="den Ordner angeben, in den Sie die Standardvorlage kopiert haben")])
+    output = directory.resolve()
+    inside = [source for source in (TEMPLATE_DIR, layer, template)
+              if source is not None and (output == source.resolve() or source.resolve() in output.parents)]
+    if inside:
+        raise refused([Problem("notices-output-in-template", Location(str(directory)),
+                               "der Ausgabe-Ordner liegt im Vorlagen-Ordner", found=str(source),
+                               expected="ein Ausgabe-Ordner außerhalb der Vorlage",
+                               hint="mit -o einen Ordner außerhalb des Vorlagen-Ordners angeben") for source in inside])
+    if template is not None:
+        _template_files([template])
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISLNK, "eine symbolische Verknüpfung"), (stat.S_ISFIFO, "eine Pipe (FIFO)"),
+                       (stat.S_ISSOCK, "ein Socket"), (stat.S_ISCHR, "ein Zeichengerät"), (stat.S_ISBLK, "ein Blockgerät")):
+        if test(mode):
+            return name
+    return "keine gewöhnliche Datei"
+
+
+def _template_files(sources: list[Path]) -> list[tuple[Path, Path]]:
+    """(template folder, path relative to it) of every file of `sources`, later sources overlaying
+    earlier ones. Walked without following links and without opening anything: a symbolic link is refused (at the
+    link; copying it would put whatever it points to, e.g. a file outside the folder, into the template's reach),
+    and so is anything but folders and regular files (a FIFO would block the copy). Each folder holds at most
+    TEMPLATE_ENTRIES files and folders, TEMPLATE_FILE_BYTES per file and TEMPLATE_TOTAL_BYTES in all.
+    TemplateError with every problem."""
+    problems: list[Problem] = []
+    files: dict[Path, Path] = {}
+
+    def problem(code: str, path: Path, message: str, found: str, expected: str, hint: str) -> None:
+        problems.append(Problem(code, Location(str(path)), message, found=found, expected=expected, hint=hint))
+
+    for source in sources:
+        pending, entries, total = [source], 0, 0
+        while pending and entries <= TEMPLATE_ENTRIES:
+            folder = pending.pop()
+            try:
+                with os.scandir(folder) as listing:
+                    found = sorted(listing, key=lambda entry: entry.name)
+            except OSError as error:
+                problem("notices-template-file", folder, "der Vorlagen-Ordner lässt sich nicht lesen",
+                        error.strerror or str(error), "ein lesbarer Ordner", "die Rechte des Ordners prüfen")
+                continue
+            for entry in found:
+                entries += 1
+                if entries > TEMPLATE_ENTRIES:
+                    problem("notices-template-too-large", source, "die Vorlage hat zu viele Dateien und Ordner",
+                            f"mehr als {TEMPLATE_ENTRIES}", f"höchstens {TEMPLATE_ENTRIES} Dateien und Ordner",
+                            "nur die Dateien der Vorlage (.typ, Logo, Schriften) in den Ordner legen")
+                    break
+                path = Path(entry.path)
+                try:
+                    mode = entry.stat(follow_symlinks=False)
+                except OSError as error:
+                    problem("notices-template-file", path, "eine Datei der Vorlage lässt sich nicht lesen",
+                            error.strerror or str(error), "eine lesbare Datei", "die Rechte der Datei prüfen")
+                    continue
+                if stat.S_ISDIR(mode.st_mode):
+                    pending.append(path)
+                elif not stat.S_ISREG(mode.st_mode):
+                    problem("notices-template-file", path, f"in der Vorlage liegt {_kind(mode.st_mode)}",
+                            _kind(mode.st_mode), "nur gewöhnliche Dateien und Ordner",
+                            "die Datei selbst statt einer Verknüpfung in den Vorlagen-Ordner kopieren"
+                            if stat.S_ISLNK(mode.st_mode) else "den Eintrag aus dem Vorlagen-Ordner entfernen")
+                elif mode.st_size > TEMPLATE_FILE_BYTES:
+                    problem("notices-template-too-large", path, "eine Datei der Vorlage ist zu groß",
+                            f"{mode.st_size:,} Bytes".replace(",", "."),
+                            f"höchstens {TEMPLATE_FILE_BYTES // 2**20} MB je Datei",
+                            "das Bild oder die Schrift verkleinern oder weglassen")
+                else:
+                    total += mode.st_size
+                    files[path.relative_to(source)] = source
+        if total > TEMPLATE_TOTAL_BYTES:
+            problem("notices-template-too-large", source, "die Vorlage ist insgesamt zu groß",
+                    f"{total:,} Bytes".replace(",", "."), f"höchstens {TEMPLATE_TOTAL_BYTES // 2**20} MB",
+                    "Bilder und Schriften verkleinern oder weglassen")
+    if problems:
+        raise TemplateError(problems)
+    return [(source, relative) for relative, source in files.items()]
+
+
+def _open_below(source: Path, relative: Path) -> int:
+    """A file descriptor of `source/relative`, opened folder by folder below `source` without following a link
+    (a folder or the file swapped for one since the walk fails with ELOOP/ENOTDIR) and without blocking."""
+    folder = os.open(source, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in relative.parts[:-1]:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        return os.open(relative.parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+    finally:
+        os.close(folder)
+
+
+def _copy_template(sources: list[Path], work: Path) -> None:
+    """The template folders overlaid into `work`. Each file is opened without following a link and without
+    blocking, and checked again once open (it may have been swapped since the walk); at most its limit is read."""
+    problems = []
+    for source, relative in _template_files(sources):
+        path = source / relative
+        try:
+            with open(_open_below(source, relative), "rb") as handle:
+                kind = os.fstat(handle.fileno()).st_mode
+                if not stat.S_ISREG(kind):
+                    raise OSError(f"{_kind(kind)} statt einer Datei")
+                data = handle.read(TEMPLATE_FILE_BYTES + 1)
+            if len(data) > TEMPLATE_FILE_BYTES:
+                raise OSError(f"größer als {TEMPLATE_FILE_BYTES // 2**20} MB")
+            (work / relative).parent.mkdir(parents=True, exist_ok=True)
+            (work / relative).write_bytes(data)
+        except OSError as error:
+            problems.append(Problem("notices-template-file", Location(str(path)),
+                                    "eine Datei der Vorlage lässt sich nicht kopieren",
+                                    found=error.strerror or str(error), expected="eine gewöhnliche, lesbare Datei",
+                                    hint="die Datei prüfen (keine Verknüpfung) und den Befehl wiederholen"))
+    if problems:
+        raise TemplateError(problems)
 
 
 def _compile_all(notices: list[tuple[str, dict, list[_Row]]], template: Path | None, folder: Path,
-                 main: str = MAIN_TEMPLATE, layer: Path | None = None) -> None:
-    import typst
-
+                 main: str = MAIN_TEMPLATE, layer: Path | None = None, seconds: float = TEMPLATE_SECONDS,
+                 memory_mb: int = TEMPLATE_MEMORY_MB) -> None:
+    template_limits(seconds, memory_mb)
+    folder = Path(os.path.abspath(folder))  # the child runs in the work folder: relative paths would miss
     work = folder / ".template"
-    shutil.copytree(TEMPLATE_DIR, work)
-    if layer is not None:
-        shutil.copytree(layer, work, dirs_exist_ok=True)
-    if template is not None:
-        shutil.copytree(template, work, dirs_exist_ok=True)
-    fonts = [str(work / "fonts")] if (work / "fonts").is_dir() else []
-    # Only the fonts shipped in the typst wheel (and the template's own): the same PDF on every machine.
-    compiler = typst.Compiler(str(work / main), root=str(work), font_paths=fonts, ignore_system_fonts=True)
+    work.mkdir()
     try:
-        for name, data, _ in notices:
-            pdf = compiler.compile(format="pdf", sys_inputs={"data": json.dumps(data, ensure_ascii=False)})
-            (folder / name).write_bytes(pdf)
-    except Exception as error:  # typst reports template errors as TypstError with the template's line
-        raise TemplateError([Problem("notices-bad-template", Location(str(template or TEMPLATE_DIR)),
-                               "die Bescheid-Vorlage lässt sich nicht übersetzen", found=str(error)[:500],
-                               expected="eine gültige Typst-Vorlage", hint="die geänderte Datei der Vorlage prüfen")]) from None
+        _copy_template([source for source in (TEMPLATE_DIR, layer, template) if source is not None], work)
+        job = {"main": str(work / main), "root": str(work),
+               "fonts": [str(work / "fonts")] if (work / "fonts").is_dir() else [],
+               "documents": [[str(folder / name), json.dumps(data, ensure_ascii=False)] for name, data, _ in notices]}
+        _compile_in_child(job, [name for name, _, _ in notices], template or layer or TEMPLATE_DIR, seconds, memory_mb)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _compile_in_child(job: dict, names: list[str], template: Path, seconds: float, memory_mb: int) -> None:
+    """Run `typst_child` on `job`: at most `seconds` for the child's start and for each document, at most
+    `memory_mb` of address space. Kills the child (and its process group) when a budget is exceeded, and
+    always waits for it: no compile outlives this function. TemplateError naming the document otherwise."""
+    cpu = int(2 * seconds * (len(names) + 1)) + 10  # backstop only (two threads): the parent kills first
+    process = subprocess.Popen([sys.executable, str(_CHILD), str(memory_mb * 2**20), str(cpu), str(os.getpid())],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               cwd=job["root"], env={**os.environ, **CHILD_ENV}, start_new_session=True)
+    pending, lines, errors = json.dumps(job, ensure_ascii=False).encode("utf-8"), b"", b""
+    messages: list[dict] = []
+    timed_out = False
+    selector = selectors.DefaultSelector()
+    try:
+        for stream, events in ((process.stdin, selectors.EVENT_WRITE), (process.stdout, selectors.EVENT_READ),
+                               (process.stderr, selectors.EVENT_READ)):
+            os.set_blocking(stream.fileno(), False)
+            selector.register(stream, events)
+        deadline = time.monotonic() + seconds
+        while selector.get_map():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                break
+            for key, _ in selector.select(remaining):
+                stream = key.fileobj
+                if stream is process.stdin:
+                    try:
+                        written = os.write(stream.fileno(), pending[:65536])
+                    except BrokenPipeError:  # the child died; what it said tells why
+                        written = len(pending)
+                    pending = pending[written:]
+                    if not pending:
+                        selector.unregister(stream)
+                        stream.close()
+                    continue
+                chunk = os.read(stream.fileno(), 65536)
+                if not chunk:
+                    selector.unregister(stream)
+                elif stream is process.stdout:
+                    lines += chunk
+                    *complete, lines = lines.split(b"\n")
+                    if complete:  # the child is ready or a document is done: the next one gets the whole budget
+                        messages += _messages(complete)
+                        deadline = time.monotonic() + seconds
+                else:
+                    errors = (errors + chunk)[-4096:]
+    finally:
+        selector.close()
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        process.wait()
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if not stream.closed:
+                stream.close()
+    _child_outcome(messages, names, template, seconds, memory_mb, timed_out, process.returncode,
+                   errors.decode("utf-8", "replace"))
+
+
+def _messages(lines: list[bytes]) -> list[dict]:
+    """The child's JSON messages; a line that is none (nothing else should print there) is skipped."""
+    found = []
+    for line in lines:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(message, dict):
+            found.append(message)
+    return found
+
+
+def _child_outcome(messages: list[dict], names: list[str], template: Path, seconds: float, memory_mb: int,
+                   timed_out: bool, returncode: int, errors: str) -> None:
+    """The child's messages as the result: every document done, or the located problem of the one that was not."""
+    done = sum(1 for message in messages if "done" in message)
+    if done == len(names) and returncode == 0:
+        return
+    at = f"{names[done]} (Dokument {done + 1} von {len(names)})" if done < len(names) else "nach dem letzten Dokument"
+    if not any("ready" in message for message in messages):
+        at = "beim Laden der Vorlage"
+    where = Location(str(template))
+    last = messages[-1] if messages else {}
+    if "error" in last:
+        problem = Problem("notices-bad-template", where, "die Bescheid-Vorlage lässt sich nicht übersetzen",
+                          found=str(last["error"])[:500], expected="eine gültige Typst-Vorlage",
+                          hint="die geänderte Datei der Vorlage prüfen")
+    elif "write" in last:
+        raise OutputError([Problem("output-unusable", Location(str(names[last["write"]])),
+                                   "Die Bescheide lassen sich nicht schreiben", found=str(last.get("reason", "")),
+                                   expected="genug Platz und Schreibrechte", hint="freien Platz und Rechte prüfen")])
+    elif timed_out or returncode == -signal.SIGXCPU:
+        problem = Problem("notices-template-limit", where, f"die Bescheid-Vorlage wurde nach {seconds:g} s abgebrochen",
+                          found=f"{at}: nach {seconds:g} s nicht fertig", expected=f"höchstens {seconds:g} s je Dokument",
+                          hint="die Vorlage auf Schleifen und Rekursion prüfen, die nicht enden; eine sehr große, "
+                               "aber richtige Vorlage mit --template-seconds mehr Zeit geben")
+    elif "memory" in last or "memory allocation of" in errors or "MemoryError" in errors:
+        problem = Problem("notices-template-limit", where,
+                          f"die Bescheid-Vorlage braucht mehr als {memory_mb} MB Arbeitsspeicher",
+                          found=f"{at}: Speichergrenze erreicht", expected=f"höchstens {memory_mb} MB",
+                          hint="die Vorlage auf Listen oder Texte prüfen, die ohne Ende wachsen; eine sehr große, aber "
+                               "richtige Vorlage mit --template-memory-mb mehr Speicher geben")
+    else:
+        problem = Problem("notices-bad-template", where, "die Übersetzung der Bescheid-Vorlage ist abgebrochen",
+                          found=f"{at}: Exit-Code {returncode}; {errors.strip()[-300:]}",
+                          expected="eine gültige Typst-Vorlage", hint="die geänderte Datei der Vorlage prüfen")
+    raise TemplateError([problem])
 
 
 HEADER = ("AGS", "Gemeinde", "Umlage", "Nr", "Faellig", "Betrag", "Kassenzeichen", "Bescheid", "Bisher", "Aenderung",
@@ -662,21 +937,33 @@ def _csv_amount(cents: int | None) -> str:
     return "" if cents is None else str(cents_to_decimal(cents)).replace(".", ",")
 
 
+def _csv_text(text: str) -> str:
+    """A text field as the CSV carries it: text a spreadsheet would take for a formula (`=`, `+`, `-`, `@`, tab,
+    carriage return first; the workbooks' FORMULA_START) gets a leading apostrophe, as the workbooks store such
+    text with a quote prefix. Only text: amounts and dates are written by `_csv_amount`/`de_date` and keep their
+    sign (`-245,69`)."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
 def _write_csv(rows: list[_Row], target: Path) -> None:
-    """`;`-separated, UTF-8 with BOM, CRLF, decimal comma without thousands separators, dates TT.MM.JJJJ."""
+    """`;`-separated, UTF-8 with BOM, CRLF, decimal comma without thousands separators, dates TT.MM.JJJJ; text
+    fields neutralised against formula injection (`_csv_text`)."""
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
     writer.writerow(HEADER)
     for r in rows:
-        writer.writerow((r.ags, r.name, r.levy, r.number, de_date(r.due), _csv_amount(r.amount), r.kassenzeichen,
-                         r.kind, _csv_amount(r.old), _csv_amount(r.amount - r.old if r.old is not None else None),
-                         ("bereits fällig" if r.already_due else "offen") if r.already_due is not None else ""))
+        status = ("bereits fällig" if r.already_due else "offen") if r.already_due is not None else ""
+        writer.writerow((_csv_text(r.ags), _csv_text(r.name), _csv_text(r.levy), r.number, de_date(r.due),
+                         _csv_amount(r.amount), _csv_text(r.kassenzeichen), _csv_text(r.kind), _csv_amount(r.old),
+                         _csv_amount(r.amount - r.old if r.old is not None else None), _csv_text(status)))
     target.write_text(buffer.getvalue(), encoding="utf-8-sig", newline="")
 
 
 def _publish(folder: Path, target: Path) -> None:
-    """Move the finished files into `target`: the whole folder at once if `target` is new, else file by file."""
+    """Move the finished files into `target`: the whole folder at once if `target` is new, else file by file. A
+    new folder gets the mode any folder the user makes gets (mkdtemp made it 0700), like every other output."""
     if not target.exists():
+        os.chmod(folder, 0o777 & ~_umask())
         os.rename(folder, target)
         return
     for path in sorted(folder.iterdir()):
@@ -791,9 +1078,11 @@ def _folder_problems(directory: Path) -> list[Problem]:
 
 def write_notices(output: str | Path, directory: str | Path, template: str | Path | None = None,
                   notice_date: _dt.date | None = None, previous: str | Path | None = None,
-                  register_dir: str | Path | None = None) -> NoticeSet:
+                  register_dir: str | Path | None = None, *, template_seconds: float = TEMPLATE_SECONDS,
+                  template_memory_mb: int = TEMPLATE_MEMORY_MB) -> NoticeSet:
     """`allocation notices`: verify (a final run against `register_dir`, default the installation's register),
-    read through `readback`, render into a temporary folder, then move into `directory`."""
+    read through `readback`, render into a temporary folder, then move into `directory`. The template is
+    compiled within `template_seconds` per notice and `template_memory_mb` (see `render`)."""
     from ..runs.manifest import manifest_path
     from ..runs.readback import read_output
     from .verify import existing_file as _existing
@@ -801,10 +1090,8 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
     output, directory = Path(output), Path(directory)
     template = Path(template) if template is not None else None
     previous = Path(previous) if previous is not None else None
-    if template is not None and not template.is_dir():
-        raise TemplateError([Problem("notices-bad-template", Location(str(template)), "der Vorlagen-Ordner fehlt",
-                               found=str(template), expected="ein Ordner mit .typ-Dateien",
-                               hint="den Ordner angeben, in den Sie die Standardvorlage kopiert haben")])
+    template_limits(template_seconds, template_memory_mb)
+    check_template(template, directory, Refused)
     unusable = _folder_problems(directory)
     if unusable:
         raise OutputError(unusable)
@@ -834,7 +1121,7 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
     directory.parent.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        _compile_all(notices, template, folder)
+        _compile_all(notices, template, folder, seconds=template_seconds, memory_mb=template_memory_mb)
         rows = [row for _, _, notice_rows in notices for row in notice_rows]
         _write_xlsx(rows, folder / XLSX_NAME, _trail(trace, notice_date, template, old))
         _write_csv(rows, folder / CSV_NAME)

@@ -1,0 +1,109 @@
+"""The child process that compiles notices with Typst, inside a memory limit, for `notices._compile_all`.
+
+A template is a program (Typst has loops and recursion), written by the Kreis, not by us: it may loop for hours or
+allocate without end. So it runs here, in a fresh interpreter started as a script (`python typst_child.py MEMORY
+CPU PARENT`; no fork of the possibly multi-threaded caller, nothing of `allocation` imported), which first limits
+itself and then compiles:
+
+- address space (RLIMIT_AS) to MEMORY bytes: an allocation beyond it fails, and Typst (Rust) aborts;
+- CPU seconds (RLIMIT_CPU) to CPU: only a backstop, the parent enforces the time per document;
+- no core file (RLIMIT_CORE 0): an aborted compile must not leave a dump of the notices' data behind;
+- killed when the parent dies (Linux `PR_SET_PDEATHSIG`), so no compile outlives the command.
+
+The job comes as one JSON object on stdin: `main`, `root`, `fonts` and `documents`, a list of [PDF path, data as
+JSON text]. Each line on stdout is one JSON message: `{"ready": true}` once the compiler is built, then
+`{"done": i}` per PDF written, or `{"error": text, "document": i}` (Typst's message), `{"memory": i}` or
+`{"write": i, "reason": text}` and the end. The parent gives each step its time budget and kills the child when
+one is exceeded. The limits' defaults live here, importable without Typst (the command line shows them).
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+
+__all__ = ["main", "TEMPLATE_SECONDS", "TEMPLATE_MEMORY_MB", "TEMPLATE_SECONDS_RANGE", "TEMPLATE_MEMORY_MB_RANGE",
+           "CHILD_ENV"]
+
+# A template is a program written by the Kreis (Typst has loops, recursion, strings and arrays without a size
+# limit), so it is compiled in a child process with a time budget per document and a memory limit.
+#
+# Measured (typst 0.15.2, Python 3.11, Linux x86-64, 2 cores; the default template, the 13 Kreis Wesel notices and
+# 300 notices in a row): the child peaks at 215–220 MB of address space (VmPeak: the interpreter 14 MB, the typst
+# wheel 67 MB, its thread stacks and allocator arenas) and 75–77 MB resident (VmHWM; the compiler's cache levels
+# off after ~50 documents); a notice takes 12–17 ms, the child's start (interpreter, typst, compiler) ~0.2 s.
+# RLIMIT_AS counts address space, not memory in use: Typst lays out with one rayon thread per core and glibc gives
+# every thread its own 64 MB malloc arena, so the same compile reserved 1.14 GB with 16 threads and 1.26 GB with 64
+# (still 85 MB resident) and would fail a 1 GB limit on a large server. The child therefore runs with two
+# arenas (MALLOC_ARENA_MAX=2) and two rayon threads (RAYON_NUM_THREADS=2): 217 MB with 2 threads, 313 MB even with
+# 64, and the same on every machine. The default limits, 30 s per document and 1 GB, are 2,000 times and about 4.5
+# times what the default template needs, room for a Kreis's logo and fonts; a template beyond them is refused.
+TEMPLATE_SECONDS = 30
+TEMPLATE_MEMORY_MB = 1024
+TEMPLATE_SECONDS_RANGE = (1, 3600)
+TEMPLATE_MEMORY_MB_RANGE = (256, 65536)  # below 256 MB even the default template cannot start (217 MB measured)
+CHILD_ENV = {"MALLOC_ARENA_MAX": "2", "RAYON_NUM_THREADS": "2", "RUST_BACKTRACE": "0"}
+
+
+def _say(message: dict) -> None:
+    sys.stdout.write(json.dumps(message, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _limit(memory: int, cpu: int, parent: int) -> None:
+    """The limits, before anything else is read or imported."""
+    for kind, value in ((resource.RLIMIT_AS, memory), (resource.RLIMIT_CPU, cpu), (resource.RLIMIT_CORE, 0)):
+        soft, hard = resource.getrlimit(kind)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(kind, (value, hard))
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass  # then RLIMIT_CPU ends an orphan
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        sys.exit(1)
+
+
+def main(argv: list[str]) -> int:
+    memory, cpu, parent = (int(value) for value in argv)
+    _limit(memory, cpu, parent)
+    job = json.loads(sys.stdin.buffer.read())
+    try:
+        import typst
+
+        # Only the fonts shipped in the typst wheel (and the template's own): the same PDF on every machine.
+        compiler = typst.Compiler(job["main"], root=job["root"], font_paths=job["fonts"], ignore_system_fonts=True)
+    except MemoryError:
+        _say({"memory": -1})
+        return 3
+    except Exception as error:  # noqa: BLE001 - reported to the parent as the template's problem
+        _say({"error": str(error), "document": -1})
+        return 2
+    _say({"ready": True})
+    for index, (path, data) in enumerate(job["documents"]):
+        try:
+            pdf = compiler.compile(format="pdf", sys_inputs={"data": data})
+        except MemoryError:
+            _say({"memory": index})
+            return 3
+        except BaseException as error:  # noqa: BLE001 - TypstError, or a Rust panic (pyo3's PanicException)
+            _say({"error": str(error), "document": index})
+            return 2
+        try:
+            with open(path, "wb") as handle:
+                handle.write(pdf)
+        except OSError as error:  # disk full, read-only: the output's problem, not the template's
+            _say({"write": index, "reason": error.strerror or str(error)})
+            return 4
+        _say({"done": index})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
