@@ -662,3 +662,18 @@ def test_regression_web_manifest_and_protokoll_carry_no_server_paths(app, config
     assert "kreis-wesel.yaml:15" in cells
     page = client.get(url).get_data(as_text=True)
     assert str(tmp_path) not in page and str(config.rules_dir) not in page
+
+
+def test_regression_a_forged_job_record_never_sends_a_file_outside_the_job(app, config, tmp_path):
+    # job.json is the server's own record; read back, the files it names are plain names of the job folder only
+    secret = tmp_path / "geheim.txt"
+    secret.write_text("nicht für den Browser", encoding="utf-8")
+    client = login(app, "wesel")
+    url = result_url(upload(client, FIXTURE))
+    token = url.rstrip("/").rsplit("/", 1)[-1]
+    record = config.work_dir / "jobs" / token / "job.json"
+    job = json.loads(record.read_text(encoding="utf-8"))
+    job["output"] = "../" * 20 + str(secret).lstrip("/")
+    record.write_text(json.dumps(job), encoding="utf-8")
+    response = client.get(url + "/arbeitsmappe")
+    assert response.status_code == 404 and b"nicht f" not in response.data

@@ -40,7 +40,7 @@ from ..core.filenames import safe_stem
 from ..core.model import same_district
 from ..core.money import format_eur
 from ..core.problems import InputError, Location, Problem, ProblemsError, RuleFileError, column_letter
-from ..runs.readback import read_json_object
+from ..runs.readback import plain_name, read_json_object
 from .chart import bars, summary
 from .config import LOCAL_USER, ServeConfig, User, check_password
 from .sessions import SessionStore
@@ -249,6 +249,9 @@ class _Site:
         path = self.jobs / token / "job.json"
         job = read_json_object(path)  # our own record, read back within bounds (runs.readback)
         if job is None or not isinstance(job.get("created"), (int, float)) or isinstance(job["created"], bool):
+            abort(404)
+        # the files it names are sent or read: plain names of the job's own folder, never a path from the record
+        if any(job.get(key) is not None and not plain_name(job[key]) for key, _ in DOWNLOADS.values()):
             abort(404)
         if time.time() - job["created"] > self.config.keep_seconds:
             shutil.rmtree(self.jobs / token, ignore_errors=True)
