@@ -139,8 +139,9 @@ def long_names(tmp_path_factory):
     shutil.copyfile(RULES, rules)
     assert main(["run", str(folder / "lang.xlsx"), "--rules", str(rules), "-o", str(folder / "ergebnis.xlsx")]) == 0
     assert main(["notices", str(folder / "ergebnis.xlsx"), "-o", str(folder / "bescheide"), "--date", DATE]) == 0
+    _previous_year(folder / "lang.xlsx", rules, folder / "vorjahr.xlsx")
     assert main(["benehmen", str(folder / "lang.xlsx"), "--rules", str(rules), "--previous",
-                 str(folder / "ergebnis.xlsx"), "-o", str(folder / "benehmen"), "--date", "2022-01-17"]) == 0
+                 str(folder / "vorjahr.xlsx"), "-o", str(folder / "benehmen"), "--date", "2022-01-17"]) == 0
     return folder
 
 
@@ -193,7 +194,20 @@ def wesel(tmp_path_factory):
     rules = folder / "kreis-wesel.yaml"
     shutil.copyfile(RULES, rules)
     assert main(["run", str(FIXTURE), "--rules", str(rules), "-o", str(folder / "ergebnis.xlsx")]) == 0
+    _previous_year(FIXTURE, rules, folder / "vorjahr.xlsx")
     return folder
+
+
+def _previous_year(source: Path, rules: Path, output: Path) -> Path:
+    """A Probelauf of `source` as the budget year before (2021): what `benehmen --previous` needs."""
+    workbook = load_workbook(source)
+    (row,) = [r for r in workbook["Parameter"].iter_rows() if r[0].value == "Haushaltsjahr"]
+    row[1].value = 2021
+    earlier = output.with_name(f"{output.stem}-eingabe.xlsx")
+    workbook.save(earlier)
+    assert main(["run", str(earlier), "--rules", str(rules), "-o", str(output),
+                 "--ignore-validity", "Vorjahr für den Test"]) == 0
+    return output
 
 
 @pytest.fixture
@@ -221,7 +235,7 @@ def test_notices_folder_and_files_follow_the_umask(wesel, tmp_path, umask, mask,
 def test_benehmen_folder_and_files_follow_the_umask(wesel, tmp_path, umask, mask, folder_mode, file_mode):
     umask(mask)
     assert main(["benehmen", str(FIXTURE), "--rules", str(wesel / "kreis-wesel.yaml"), "--previous",
-                 str(wesel / "ergebnis.xlsx"), "-o", str(tmp_path / "neu" / "benehmen"), "--date", "2022-01-17"]) == 0
+                 str(wesel / "vorjahr.xlsx"), "-o", str(tmp_path / "neu" / "benehmen"), "--date", "2022-01-17"]) == 0
     assert modes(tmp_path / "neu" / "benehmen") == (folder_mode, {file_mode})
 
 
@@ -287,7 +301,7 @@ def test_a_template_without_end_stops_at_its_limit_and_writes_nothing(wesel, tmp
 def test_benehmen_letters_stop_at_the_time_limit_too(wesel, tmp_path):
     template = template_with(tmp_path / "vorlage", LOOP)
     with pytest.raises(TemplateError) as error:
-        write_benehmen(FIXTURE, wesel / "kreis-wesel.yaml", wesel / "ergebnis.xlsx", tmp_path / "out",
+        write_benehmen(FIXTURE, wesel / "kreis-wesel.yaml", wesel / "vorjahr.xlsx", tmp_path / "out",
                        template=template, template_seconds=5, template_memory_mb=300)
     [problem] = error.value.problems
     assert problem.code == "notices-template-limit" and problem.location.file == str(template)
@@ -300,7 +314,7 @@ def test_benehmen_letters_stop_at_the_time_limit_too(wesel, tmp_path):
 def test_benehmen_letters_stop_at_the_memory_limit(wesel, tmp_path):
     template = template_with(tmp_path / "vorlage", GROWING_ARRAY)
     with pytest.raises(TemplateError) as error:
-        write_benehmen(FIXTURE, wesel / "kreis-wesel.yaml", wesel / "ergebnis.xlsx", tmp_path / "out",
+        write_benehmen(FIXTURE, wesel / "kreis-wesel.yaml", wesel / "vorjahr.xlsx", tmp_path / "out",
                        template=template, template_seconds=5, template_memory_mb=300)
     assert [(p.code, p.message) for p in error.value.problems] == [
         ("notices-template-limit", "die Bescheid-Vorlage braucht mehr als 300 MB Arbeitsspeicher")]
@@ -470,7 +484,7 @@ def test_benehmen_into_the_template_folder_is_refused(wesel, tmp_path, capsys):
     template = tmp_path / "vorlage"
     template.mkdir()
     problems = refused(capsys, ["benehmen", str(FIXTURE), "--rules", str(wesel / "kreis-wesel.yaml"), "--previous",
-                                str(wesel / "ergebnis.xlsx"), "-o", str(template / "benehmen"), "--template",
+                                str(wesel / "vorjahr.xlsx"), "-o", str(template / "benehmen"), "--template",
                                 str(template)], 8)
     assert [p["code"] for p in problems] == ["notices-output-in-template"]
     assert list(template.iterdir()) == []
@@ -481,7 +495,7 @@ def test_benehmen_refuses_a_symbolic_link_in_its_template(wesel, tmp_path, capsy
     template.mkdir()
     (template / "benehmen.typ").symlink_to(ROOT / "allocation" / "ops" / "notice_templates" / "benehmen" / "benehmen.typ")
     problems = refused(capsys, ["benehmen", str(FIXTURE), "--rules", str(wesel / "kreis-wesel.yaml"), "--previous",
-                                str(wesel / "ergebnis.xlsx"), "-o", str(tmp_path / "out"), "--template",
+                                str(wesel / "vorjahr.xlsx"), "-o", str(tmp_path / "out"), "--template",
                                 str(template)], 2)
     assert [(p["code"], p["location"]["file"]) for p in problems] == [
         ("notices-template-file", str(template / "benehmen.typ"))]
@@ -490,7 +504,7 @@ def test_benehmen_refuses_a_symbolic_link_in_its_template(wesel, tmp_path, capsy
 
 def test_a_missing_benehmen_template_is_a_located_problem(wesel, tmp_path, capsys):
     problems = refused(capsys, ["benehmen", str(FIXTURE), "--rules", str(wesel / "kreis-wesel.yaml"), "--previous",
-                                str(wesel / "ergebnis.xlsx"), "-o", str(tmp_path / "out"), "--template",
+                                str(wesel / "vorjahr.xlsx"), "-o", str(tmp_path / "out"), "--template",
                                 str(tmp_path / "fehlt")], 2)
     assert [(p["code"], p["location"]["file"]) for p in problems] == [("notices-bad-template", str(tmp_path / "fehlt"))]
 
