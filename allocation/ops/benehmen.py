@@ -269,11 +269,21 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
     from .notices import render, slug
     from ..runs.pipeline import compute
 
+    from ..core.dates import BENEHMEN_YEARS, DateError, budget_year_problems, deadline_problems
+
     directory = Path(directory)
+    given = date
+    date = date or _dt.date.today()
+    if deadline is not None and deadline_problems(date, deadline, given is not None):  # before anything is read
+        raise DateError(deadline_problems(date, deadline, given is not None))
     _refuse(directory, [Path(input_path), Path(rules_path), Path(previous_output)])
     previous = read_result(previous_output)
     allocation, _controls, _warnings = compute(input_path, rules_path)
-    date = date or _dt.date.today()
+    if given is not None:  # a given date must fit the planned budget year (a typing error?); today always does
+        wrong = budget_year_problems(given, allocation.book.parameters.year, "--date", "Das Datum der Schreiben",
+                                     BENEHMEN_YEARS)
+        if wrong:
+            raise DateError(wrong)
     deadline = deadline or date + _dt.timedelta(weeks=DEFAULT_WEEKS)
     issuer = ""
     if not Path(rules_path).is_dir():
