@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .compare import ResultSummary, read_result
 from ..core.model import Allocation
-from ..core.money import cents_to_decimal, format_eur, fraction_to_decimal, round_to_unit
+from ..core.money import cell_digits, cents_to_decimal, format_eur, fraction_to_decimal, round_to_unit
 from ..core.problems import ExitCode, Location, Problem, ProblemsError
 
 __all__ = ["BenehmenLine", "Driver", "benehmen_lines", "drivers", "previous_shares", "write_benehmen", "LAYER", "WORKBOOK",
@@ -60,7 +60,7 @@ class BenehmenLine:
         """The change in Hebesatz points: change ÷ this year's base × 100 (4 decimals)."""
         if self.change is None or self.base == 0:
             return None
-        return fraction_to_decimal(Fraction(self.change) * 100 / self.base, 4)
+        return cell_digits(fraction_to_decimal(Fraction(self.change) * 100 / self.base, 4))  # ≤ 15 digits
 
     @property
     def point_value(self) -> int:
