@@ -7,14 +7,17 @@ run exists), 75 busy (another run holds the lock).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import re
 import sys
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Sequence
 
 from . import __version__
-from .core.problems import ExitCode, Problem, ProblemsError
+from .core.problems import ExitCode, Location, Problem, ProblemsError, did_you_mean
 
 __all__ = ["main", "build_parser"]
 
@@ -28,6 +31,136 @@ def _print_problems(problems: Sequence[Problem], title: str, as_json: bool, exit
     print(f"{title} ({errors} Fehler):", file=sys.stderr)
     for problem in problems:
         print(f"  {problem}", file=sys.stderr)
+
+
+class _ParseState:
+    """What every parser of one command line shares: whether `--json` is among the arguments."""
+
+    json = False
+
+
+class _ArgumentProblem(argparse.ArgumentTypeError):
+    """A type function's refusal as a whole problem (found, expected, fix); argparse names the option."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+class _UsageProblem(Exception):
+    """Raised inside parsing (an Action) with a finished problem; the parser reports it and exits 2."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+class _StoreOnce(argparse._StoreAction):
+    """Every option that takes one value (argparse's `store`): a second occurrence is refused instead of the last
+    one silently winning (`--mode test --mode final`, `-o a -o b`). Options meant to repeat use other actions
+    (`append`, `_ScenarioOption`)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        seen = parser.seen_options
+        if self.option_strings and self in seen:
+            first_option, first = seen[self]
+            names = "/".join(self.option_strings)
+            raise _UsageProblem(Problem(
+                "usage-repeated-option", Location(names), f"{names} ist zweimal angegeben: {_shown(first)} und "
+                f"{_shown(values)}", found=f"{first_option} {_shown(first)} {option_string} {_shown(values)}",
+                expected=f"{names} höchstens einmal", hint=f"nur den gemeinten Wert für {names} angeben"))
+        seen[self] = (option_string, values)
+        super().__call__(parser, namespace, values, option_string)
+
+
+def _shown(value: object) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+_TYPE_NAMES = {"int": "eine ganze Zahl", "float": "eine Zahl"}
+
+
+def _unquoted(text: str) -> str:
+    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" else text
+
+
+def _argument_problem(error: argparse.ArgumentError, prog: str) -> Problem:
+    """argparse's refusal of one argument (its English message) as a located German problem."""
+    option = error.argument_name or prog
+    context = error.__context__
+    if isinstance(context, _ArgumentProblem):  # our own type functions: the whole problem, at this option
+        return replace(context.problem, location=Location(option))
+    message = error.message
+    if message == "expected one argument":
+        return Problem("usage-bad-value", Location(option), f"{option} braucht einen Wert", expected=f"einen Wert nach "
+                       f"{option}", hint=f"den Wert direkt nach {option} angeben ({prog} --help)")
+    choice = re.fullmatch(r"invalid choice: (?P<value>.*) \(choose from (?P<choices>.*)\)", message)
+    if choice:
+        value, choices = _unquoted(choice["value"]), [_unquoted(c) for c in choice["choices"].split(", ")]
+        return Problem("usage-bad-value", Location(option), f"{value!r} ist für {option} nicht vorgesehen"
+                       f"{did_you_mean(value, choices)}", found=value, expected="einer von " + ", ".join(choices),
+                       hint="einen der vorgesehenen Werte angeben")
+    typed = re.fullmatch(r"invalid (?P<type>\w+) value: (?P<value>.*)", message)
+    if typed:
+        value, wanted = _unquoted(typed["value"]), _TYPE_NAMES.get(typed["type"], f"ein Wert ({typed['type']})")
+        return Problem("usage-bad-value", Location(option), f"{value!r} ist kein gültiger Wert für {option}",
+                       found=value, expected=wanted, hint=f"{wanted} angeben ({prog} --help)")
+    return Problem("usage-bad-value", Location(option), message, hint=f"{prog} --help zeigt die Optionen")
+
+
+def _message_problem(message: str, prog: str) -> Problem:
+    """A message argparse passes to `error()` without an argument (missing or unknown arguments) as a problem."""
+    missing = re.fullmatch(r"the following arguments are required: (.*)", message)
+    if missing:
+        return Problem("usage-missing-argument", Location(missing.group(1)),
+                       f"{prog}: es fehlt, was der Befehl braucht: {missing.group(1)}", found=None,
+                       expected=missing.group(1), hint=f"die fehlenden Angaben ergänzen ({prog} --help)")
+    unknown = re.fullmatch(r"unrecognized arguments: (.*)", message)
+    if unknown:
+        return Problem("usage-unknown-argument", Location(prog), f"{prog} kennt diese Angaben nicht: {unknown.group(1)}",
+                       found=unknown.group(1), expected="nur die Optionen des Befehls",
+                       hint=f"die Schreibweise prüfen; {prog} --help zeigt alle Optionen")
+    return Problem("usage-bad-value", Location(prog), message, hint=f"{prog} --help zeigt die Optionen")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse for every command: a usage error is a located German problem (as JSON on stdout when `--json` is
+    among the arguments, like every other error), exit 2; and every single-value option refuses a second value
+    (`_StoreOnce` is the `store` action of every parser and subparser)."""
+
+    def __init__(self, *args, state: _ParseState | None = None, **kwargs) -> None:
+        kwargs["exit_on_error"] = False  # argparse's ArgumentErrors reach `parse_known_args` below
+        super().__init__(*args, **kwargs)
+        self.root = state is None
+        self.state = state if state is not None else _ParseState()
+        self.seen_options: dict = {}
+        self.register("action", None, _StoreOnce)
+        self.register("action", "store", _StoreOnce)
+
+    def add_subparsers(self, **kwargs):
+        kwargs.setdefault("parser_class", functools.partial(_Parser, state=self.state))
+        return super().add_subparsers(**kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        if self.root:
+            self.state.json = "--json" in args
+        self.seen_options = {}
+        try:
+            return super().parse_known_args(args, namespace)
+        except argparse.ArgumentError as error:
+            self._refuse(_argument_problem(error, self.prog))
+        except _UsageProblem as usage:
+            self._refuse(usage.problem)
+
+    def error(self, message: str):
+        self._refuse(_message_problem(message, self.prog))
+
+    def _refuse(self, problem: Problem):
+        if not self.state.json:
+            self.print_usage(sys.stderr)
+        _print_problems([problem], f"{self.prog}: Aufruf fehlerhaft", self.state.json, ExitCode.USAGE)
+        raise SystemExit(ExitCode.USAGE)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -165,7 +298,11 @@ class _ScenarioOption(argparse.Action):
         elif not scenarios:
             parser.error(f"{option_string} gehört zu einem Szenario: zuerst --rules REGELN.yaml, dann {option_string}")
         elif self.dest in scenarios[-1]:
-            parser.error(f"{option_string} zweimal für das Szenario mit --rules {scenarios[-1]['rules']}")
+            raise _UsageProblem(Problem(
+                "usage-repeated-option", Location(option_string), f"{option_string} zweimal für das Szenario mit "
+                f"--rules {scenarios[-1]['rules']}", found=f"{scenarios[-1][self.dest]} und {values}",
+                expected=f"{option_string} höchstens einmal je Szenario",
+                hint=f"jedes Szenario mit --rules beginnen; {option_string} danach gilt für dieses Szenario"))
         else:
             scenarios[-1] = {**scenarios[-1], self.dest: values}
         namespace.scenarios = scenarios
@@ -548,12 +685,13 @@ def _cmd_register_status(args: argparse.Namespace) -> int:
 
 
 def _date_argument(text: str):
-    import datetime as dt
+    """A date option (`--date`, `--deadline`): JJJJ-MM-TT from 1900 to 2999 (`core.dates`), else exit 2 at once."""
+    from .core.dates import DateError, parse_date
 
     try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"kein Datum: {text!r} (erwartet JJJJ-MM-TT, z. B. 2022-03-15)") from None
+        return parse_date(text, "Datum")
+    except DateError as error:
+        raise _ArgumentProblem(error.problems[0]) from None
 
 
 def _cmd_notices(args: argparse.Namespace) -> int:
@@ -1006,7 +1144,7 @@ def _add_serve(commands) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="allocation",
         description="Verteilt die Defizite gemeinsamer Leistungen eines Kreises auf seine Gemeinden "
                     "nach prüfbaren Regeln (Kreisumlage, differenzierte Umlage, Direktabrechnung, Trägerkommune).")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -516,3 +517,85 @@ def test_a_file_taken_back_after_listing_is_gone_not_an_error(inbox, monkeypatch
     outcomes, log = _run(root, rules)
     assert [(o.file, o.status, o.exit_code) for o in outcomes] == [("zurueck.xlsx", "gone", 0)]
     assert list((root / "archiv").iterdir()) == [] and list((root / "fehler").iterdir()) == []
+
+
+# ------------------------------------------------------------------ an inbox folder that is not what it must be
+
+def _inbox_cli(root: Path, rules: Path) -> subprocess.CompletedProcess:
+    """`allocation inbox ROOT --json` in its own process: a lock that blocked would hit the timeout."""
+    return subprocess.run([sys.executable, "-m", "allocation", "inbox", str(root), "--rules-dir", str(rules), "--json"],
+                          capture_output=True, text=True, timeout=60)
+
+
+def _unusable(done: subprocess.CompletedProcess) -> list[dict]:
+    assert done.returncode == ExitCode.OUTPUT == 9, done.stderr
+    assert "Traceback" not in done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["exit_code"] == 9 and {p["code"] for p in answer["problems"]} == {"inbox-unusable"}
+    return answer["problems"]
+
+
+@pytest.mark.parametrize("kind, found", [("folder", "Ordner"), ("fifo", "FIFO (benannte Pipe)"),
+                                         ("dangling link", "symbolische Verknüpfung"),
+                                         ("link to a file", "symbolische Verknüpfung"),
+                                         ("hard link", "Datei mit 2 Namen")])
+def test_a_lock_that_is_no_plain_file_of_its_own_is_a_located_error_not_a_hang(inbox, tmp_path, kind, found):
+    root, rules = inbox
+    _drop(root, "gueltig.xlsx", "gut.xlsx")
+    lock, elsewhere = root / ".lock", tmp_path / "fremde-datei.txt"
+    if kind == "folder":
+        lock.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(lock)
+    elif kind == "dangling link":
+        lock.symlink_to(elsewhere)
+    else:
+        elsewhere.write_text("nicht leeren\n", encoding="utf-8")
+        lock.symlink_to(elsewhere) if kind == "link to a file" else os.link(elsewhere, lock)
+    [problem] = _unusable(_inbox_cli(root, rules))
+    assert problem["location"]["file"] == str(lock) and problem["found"] == found
+    assert ".lock entfernen" in problem["hint"]
+    assert (root / "eingang" / "gut.xlsx").exists() and not (root / "ergebnis").exists()
+    if kind == "dangling link":
+        assert not elsewhere.exists()  # the link's target was not created
+    elif kind != "folder" and kind != "fifo":
+        assert elsewhere.read_text(encoding="utf-8") == "nicht leeren\n"  # nor emptied
+
+
+def test_subfolders_that_are_files_are_each_a_located_error(inbox):
+    root, rules = inbox
+    _drop(root, "gueltig.xlsx", "gut.xlsx")
+    for name in ("ergebnis", "fehler", "archiv"):
+        (root / name).write_text("eine Datei statt eines Ordners\n", encoding="utf-8")
+    problems = _unusable(_inbox_cli(root, rules))
+    assert [(p["location"]["file"], p["found"]) for p in problems] == [
+        (str(root / "ergebnis"), "Datei"), (str(root / "fehler"), "Datei"), (str(root / "archiv"), "Datei")]
+    assert all("kein Ordner" in p["message"] for p in problems)
+    assert (root / "eingang" / "gut.xlsx").exists()  # nothing taken
+
+
+def test_an_eingang_file_and_an_inbox_that_is_a_file_are_located_errors(tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    root = tmp_path / "inbox"
+    root.mkdir()
+    (root / "eingang").write_bytes(b"")
+    [problem] = _unusable(_inbox_cli(root, rules))
+    assert problem["location"]["file"] == str(root / "eingang") and problem["found"] == "Datei"
+    plain = tmp_path / "eine-datei"
+    plain.write_text("x", encoding="utf-8")
+    [problem] = _unusable(_inbox_cli(plain, rules))
+    assert problem["location"]["file"] == str(plain) and problem["found"] == "Datei"
+    assert plain.read_text(encoding="utf-8") == "x"
+
+
+def test_a_tmp_folder_that_is_a_link_is_refused_and_its_target_kept(inbox, tmp_path):
+    root, rules = inbox
+    victim = tmp_path / "fremder-ordner"
+    victim.mkdir()
+    (victim / "wichtig.txt").write_text("bleibt\n", encoding="utf-8")
+    root.mkdir(exist_ok=True)
+    (root / ".tmp").symlink_to(victim)
+    [problem] = _unusable(_inbox_cli(root, rules))
+    assert problem["location"]["file"] == str(root / ".tmp")
+    assert (victim / "wichtig.txt").read_text(encoding="utf-8") == "bleibt\n"

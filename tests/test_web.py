@@ -677,3 +677,60 @@ def test_regression_a_forged_job_record_never_sends_a_file_outside_the_job(app, 
     record.write_text(json.dumps(job), encoding="utf-8")
     response = client.get(url + "/arbeitsmappe")
     assert response.status_code == 404 and b"nicht f" not in response.data
+
+
+# ------------------------------------------------------------ the embedded default's token and the log-in limits
+
+def _token_app(tmp_path, rules_dir):
+    from allocation.web.config import default_config
+
+    config = default_config(rules_dir, tmp_path / "eingebaut")
+    return create_app(config), config.login_token
+
+
+def _token(client, token: str, address: str = "127.0.0.1"):
+    return client.get("/anmelden?token=" + token, environ_base={"REMOTE_ADDR": address})
+
+
+def test_wrong_tokens_from_anywhere_never_lock_out_the_token_holder(tmp_path, rules_dir):
+    app, token = _token_app(tmp_path, rules_dir)
+    # The embedded default listens on 127.0.0.1 only: every local account shares the address. A stranger's wrong
+    # tokens used to count against the one per-user key "user:" (no user name in a token link: 5 per 15 minutes,
+    # from any address) and against 127.0.0.1 (20 per 15 minutes), so the right token then answered 429.
+    for attempt in range(25):
+        assert _token(app.test_client(), "x" * 43, f"127.0.0.{2 + attempt % 3}").status_code == 401
+    for attempt in range(25):
+        assert _token(app.test_client(), "y" * 43).status_code in (401, 429)
+    assert _token(app.test_client(), "z" * 43).status_code == 429  # wrong tokens stay limited per address
+    holder = app.test_client()
+    assert _token(holder, token).status_code == 303  # the right token always logs in
+    assert holder.get("/").status_code == 200
+
+
+def test_wrong_passwords_for_the_token_user_do_not_lock_out_the_token_holder(tmp_path, rules_dir):
+    app, token = _token_app(tmp_path, rules_dir)
+    for form in [{"benutzer": "lokal", "passwort": "falsch"}, {"passwort": "falsch"}] * 5:  # for `lokal`, or no name
+        assert app.test_client().post("/anmelden?token=" + "x" * 43, data=form,
+                                      environ_base={"REMOTE_ADDR": "127.0.0.3"}).status_code == 401
+    assert _token(app.test_client(), token).status_code == 303
+
+
+def test_wrong_tokens_are_counted_per_address_only(tmp_path, rules_dir):
+    app, _token_value = _token_app(tmp_path, rules_dir)
+    for _ in range(20):  # the default: 20 failed log-ins per address and 15 minutes
+        assert _token(app.test_client(), "x" * 43, "127.0.0.7").status_code == 401
+    assert _token(app.test_client(), "x" * 43, "127.0.0.7").status_code == 429
+    assert _token(app.test_client(), "x" * 43, "127.0.0.8").status_code == 401  # another address: not limited
+
+
+def test_failed_logins_without_a_user_name_do_not_lock_the_log_in_page(tmp_path, rules_dir):
+    config = load_config(write_config(tmp_path, rules_dir, extra_server="login_failures_per_user = 3"))
+    app = create_app(config)
+    for attempt in range(4):  # an empty user name used to count against the key every GET of the page uses
+        assert _failed_login(app.test_client(), "", f"127.0.0.{attempt + 2}").status_code == 401
+    assert app.test_client().get("/anmelden", environ_base={"REMOTE_ADDR": "127.0.0.9"}).status_code == 200
+    assert _good_login(app.test_client(), "wesel", "127.0.0.9").status_code == 302
+    # the per-user limit still holds for a named user, from any address, even with the right password
+    for attempt in range(3):
+        assert _failed_login(app.test_client(), "wesel", f"127.0.0.{attempt + 2}").status_code == 401
+    assert _good_login(app.test_client(), "wesel", "127.0.0.9").status_code == 429

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Mapping
 
@@ -22,6 +22,10 @@ __all__ = [
     "Share",
     "apportion",
     "prepare_keys",
+    "CELL_DIGITS",
+    "MAX_CELL_CENTS",
+    "cell_digits",
+    "fits_cell",
     "cents_from_decimal",
     "cents_to_decimal",
     "decimal_from_cell",
@@ -41,6 +45,25 @@ ROUNDING_UNITS: dict[str, int] = {"Cent": 1, "Euro": 100}
 
 CENT = Decimal("0.01")
 _EXACT_INTEGERS = 2 ** 53  # every whole number below this is exactly a double
+# A spreadsheet number cell holds 15 significant digits exactly (an input amount is refused beyond them,
+# `input-too-many-digits`); with cents that is at most 9,999,999,999,999.99 €, for single cells and sums alike.
+CELL_DIGITS = 15
+MAX_CELL_CENTS = 10 ** CELL_DIGITS - 1
+_CELL_CONTEXT = Context(prec=CELL_DIGITS, rounding=ROUND_HALF_UP, traps=[])
+
+
+def fits_cell(cents: int | Fraction) -> bool:
+    """Whether an amount of `cents` (rounded half up to the cent, as written) fits one cell to the cent."""
+    if isinstance(cents, Fraction) and cents.denominator != 1:
+        cents = _half_up(cents)
+    return -MAX_CELL_CENTS <= cents <= MAX_CELL_CENTS
+
+
+def cell_digits(value: Decimal) -> Decimal:
+    """A shown quotient (an exact amount to 6 places, a key total, a rate, Hebesatz points) rounded half up to at
+    most 15 significant digits, so that its cell holds exactly the number written; unchanged if it has no more.
+    Amounts and sums are never rounded here: they must fit (`fits_cell`) or the run stops."""
+    return _CELL_CONTEXT.plus(value)
 
 
 def decimal_from_cell(value: object) -> Decimal:
@@ -282,10 +305,11 @@ def apportion(total: int, keys: Mapping[str, int | Decimal | Fraction] | Keys, u
 
 
 def percent_points(amount_cents: int, base_cents: int, places: int = 4) -> Decimal | None:
-    """amount ÷ base × 100, rounded half-up to `places` decimals; None for a zero base."""
+    """amount ÷ base × 100, rounded half-up to `places` decimals and to at most 15 significant digits (a tiny
+    base gives huge points: shown as a cell holds them, `cell_digits`); None for a zero base."""
     if base_cents == 0:
         return None
-    return fraction_to_decimal(Fraction(amount_cents * 100, base_cents), places)
+    return cell_digits(fraction_to_decimal(Fraction(amount_cents * 100, base_cents), places))
 
 
 def rate_percent(need: int | Decimal | Fraction, base: int | Decimal | Fraction, decimals: int) -> Decimal:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from .compare import ResultSummary, read_result
 from ..core.model import Allocation
-from ..core.money import cents_to_decimal, format_eur, fraction_to_decimal, round_to_unit
+from ..core.money import cell_digits, cents_to_decimal, format_eur, fraction_to_decimal, round_to_unit
 from ..core.problems import ExitCode, Location, Problem, ProblemsError
 from .typst_child import TEMPLATE_MEMORY_MB, TEMPLATE_SECONDS
 
@@ -65,7 +65,7 @@ class BenehmenLine:
         """The change in Hebesatz points: change ÷ this year's base × 100 (4 decimals)."""
         if self.change is None or self.base == 0:
             return None
-        return fraction_to_decimal(Fraction(self.change) * 100 / self.base, 4)
+        return cell_digits(fraction_to_decimal(Fraction(self.change) * 100 / self.base, 4))  # ≤ 15 digits
 
     @property
     def point_value(self) -> int:
@@ -293,10 +293,16 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
     from ..runs.pipeline import compute
     from ..runs.readback import Relation, check_relation, read_output
 
+    from ..core.dates import BENEHMEN_YEARS, DateError, budget_year_problems, deadline_problems
+
     directory = Path(directory)
     template = Path(template) if template else None
     template_limits(template_seconds, template_memory_mb)
     check_template(template, directory, BenehmenRefused, layer=LAYER)
+    given = date
+    date = date or _dt.date.today()
+    if deadline is not None and deadline_problems(date, deadline, given is not None):  # before anything is read
+        raise DateError(deadline_problems(date, deadline, given is not None))
     _refuse(directory, [Path(input_path), Path(rules_path), Path(previous_output)])
     earlier = read_output(previous_output, "benehmen-unreadable")
     previous = read_result(earlier)
@@ -304,7 +310,11 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
     parameters = allocation.book.parameters
     check_relation(earlier, Relation(parameters.district, parameters.year, "previous",
                                      label="Die Ergebnis-Arbeitsmappe des Vorjahres"), "benehmen-previous-mismatch")
-    date = date or _dt.date.today()
+    if given is not None:  # a given date must fit the planned budget year (a typing error?); today always does
+        wrong = budget_year_problems(given, allocation.book.parameters.year, "--date", "Das Datum der Schreiben",
+                                     BENEHMEN_YEARS)
+        if wrong:
+            raise DateError(wrong)
     deadline = deadline or date + _dt.timedelta(weeks=DEFAULT_WEEKS)
     issuer = ""
     if not Path(rules_path).is_dir():

@@ -170,6 +170,7 @@ def compare_scenarios(results: Sequence[ScenarioResult]) -> ScenarioComparison:
     for m in sorted(reference.municipalities, key=lambda m: m.ags):
         routes = tuple(totals[m.ags] for totals in all_totals)
         rows.append(MunicipalityComparison(m.ags, m.name, m.base, routes, tuple(sum(r.values()) for r in routes)))
+    _refuse_beyond_cells(rows, reference, [result.scenario.label for result in results])
     order: list[str] = []
     details: dict[str, tuple[str, str]] = {}
     for result in results:
@@ -185,6 +186,24 @@ def compare_scenarios(results: Sequence[ScenarioResult]) -> ScenarioComparison:
                               tuple(i.rule.id if i else None for i in found_items),
                               tuple(i.deficit if i else None for i in found_items)))
     return ScenarioComparison(tuple(results), tuple(rows), tuple(moves), tuple(notes))
+
+
+def _refuse_beyond_cells(rows: Sequence[MunicipalityComparison], reference, labels: Sequence[str]) -> None:
+    """Each scenario's run fits its cells (`calc.bounds`); a difference between two of them (a payment against a
+    refund) or the sum of the differences may not: `compare-total-too-large` (exit 3) before anything is written."""
+    from ..calc.bounds import Figures
+
+    figures, sources = Figures("compare-total-too-large"), {m.ags: m.source for m in reference.municipalities}
+    hint = "die Szenarien prüfen; ein Unterschied dieser Größe lässt sich nicht auf den Cent genau ausweisen"
+    for index, label in enumerate(labels[1:], start=1):
+        for row in rows:
+            figures.check(row.difference(index), sources[row.ags],
+                          f"Vergleich, Differenz {label} − {labels[0]} für {row.name} ({row.ags})", hint)
+        for what, cents in ((f"Summe {label}", sum(row.totals[index] for row in rows)),
+                            (f"Differenz {label} − {labels[0]}", sum(row.difference(index) for row in rows))):
+            figures.check(cents, Location(reference.path, "Gemeinden"), f"Vergleich, Zeile Summe, {what}", hint)
+    if figures.problems:
+        raise InputError(figures.problems)
 
 
 def _eur(cents: int | None) -> Decimal | str:
@@ -590,7 +609,33 @@ def year_over_year(before: ResultSummary, after: ResultSummary) -> tuple[tuple[Y
     for ags in sorted(set(before.routes) | set(after.routes)):
         rows.append(YearRow(ags, after.names.get(ags) or before.names.get(ags, ""), before.routes.get(ags),
                             after.routes.get(ags)))
+    _refuse_changes_beyond_cells(rows, after)
     return tuple(rows), warnings
+
+
+def _refuse_changes_beyond_cells(rows: Sequence[YearRow], after: ResultSummary) -> None:
+    """The change between two years, per municipality and route and in total, must fit a cell like the amounts
+    (a payment one year, a refund the next): `compare-total-too-large` (exit 3) before anything is written."""
+    from ..calc.bounds import Figures
+
+    figures, where = Figures("compare-total-too-large"), Location(after.path, "Uebersicht")
+    hint = "die Ergebnis-Arbeitsmappen prüfen; eine Änderung dieser Größe lässt sich nicht auf den Cent genau ausweisen"
+    for row in rows:
+        for route in dict.fromkeys([*(row.before or {}), *(row.after or {})]):
+            if row.before is not None and row.after is not None:
+                figures.check(row.after.get(route, 0) - row.before.get(route, 0), where,
+                              f"Vergleich, Änderung {ROUTE_LABELS.get(route, route)} für {row.name} ({row.ags})", hint)
+        for what, cents in (("Summe vorher", row.total_before), ("Summe nachher", row.total_after),
+                            ("Änderung", row.change)):
+            if cents is not None:
+                figures.check(cents, where, f"Vergleich, {what} für {row.name} ({row.ags})", hint)
+    before_total = sum(r.total_before or 0 for r in rows)
+    after_total = sum(r.total_after or 0 for r in rows)
+    for what, cents in (("Summe vorher", before_total), ("Summe nachher", after_total),
+                        ("Änderung", after_total - before_total)):
+        figures.check(cents, where, f"Vergleich, Zeile Summe, {what}", hint)
+    if figures.problems:
+        raise InputError(figures.problems)
 
 
 def _optional(value: object) -> object:

@@ -47,6 +47,7 @@ from typing import Callable, TextIO
 from ..core.filenames import display_name, fit_name, name_bytes, name_max, safe_stem
 from ..core.problems import ExitCode, Location, Problem, ProblemsError
 from ..runs.readback import read_json_object
+from .locking import FolderUnusable, kind_of, unusable, what_is_at
 
 __all__ = ["process_inbox", "watch_inbox", "Outcome", "is_ignored", "STEPS", "FOLDERS"]
 
@@ -363,10 +364,31 @@ def _give_up(path: Path, root: Path, mode: str, error: BaseException, started: f
 
 
 def _prepare(root: Path) -> None:
+    """Create the subfolders; each must be a folder (`eingang/` … may be a link to one, `.tmp/` must be the inbox's
+    own, since what is in it is deleted). Anything else is `inbox-unusable` (exit 9), before any file is taken."""
+    problems = []
     for name in FOLDERS:
-        (root / name).mkdir(parents=True, exist_ok=True)
+        folder = root / name
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            own = name != ".tmp" or stat.S_ISDIR(os.lstat(folder).st_mode)
+        except OSError as error:  # a file (or a dangling link) under the folder's name, or no permission
+            problems += unusable(folder, f"{folder.name}/ der Inbox ist kein Ordner oder lässt sich nicht anlegen",
+                                 what_is_at(folder, error), "ein Ordner (fehlt er, wird er angelegt)",
+                                 f"die Datei {folder} umbenennen oder verschieben; die Inbox legt den Ordner dann "
+                                 "selbst an").problems
+            continue
+        if not own:
+            problems += unusable(folder, "Der Arbeitsordner .tmp/ der Inbox ist eine Verknüpfung; sein Inhalt würde "
+                                 "gelöscht", kind_of(os.lstat(folder).st_mode), "ein eigener Ordner .tmp",
+                                 f"die Verknüpfung {folder} entfernen; die Inbox legt den Ordner selbst an").problems
+    if problems:
+        raise FolderUnusable(problems)
     for leftover in (root / ".tmp").iterdir():  # incomplete by construction (complete ones were renamed)
-        shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
+        if stat.S_ISDIR(os.lstat(leftover).st_mode):
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:  # a file or a link: the link itself goes, never what it points to
+            leftover.unlink()
 
 
 def _not_a_file(mode: int) -> str | None:

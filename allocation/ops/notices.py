@@ -1103,6 +1103,12 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
                                    expected=f"SHA-256 {manifest['output']['sha256']}",
                                    hint="die Bescheide erneut schreiben, wenn niemand die Dateien ändert")])
     result = read_result(earlier)
+    if notice_date is not None:  # a given date must fit the budget year (a typing error?); today always does
+        from ..core.dates import NOTICE_YEARS, DateError, budget_year_problems
+
+        wrong = budget_year_problems(notice_date, result.year, "--date", "Das Datum der Bescheide", NOTICE_YEARS)
+        if wrong:
+            raise DateError(wrong)
     rules_path = _existing(manifest["rules"][0], manifest_path(output).parent)
     settings = require_schedule(load_notice_settings(rules_path), rules_path)
     old = _previous(previous, result, manifest) if previous is not None else None

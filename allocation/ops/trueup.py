@@ -341,6 +341,7 @@ def settle(final_output: str | Path, actual_input: str | Path, rules: str | Path
             settled[item.ags][0] += item.paid
             settled[item.ags][1] += item.owed
     lines = tuple(SettlementLine(ags, names[ags], *settled[ags]) for ags in sorted(names))
+    _refuse_beyond_cells(lines, items, book)
     protocol = (
         ("Kreis", book.parameters.district), ("Haushaltsjahr", book.parameters.year),
         ("Echtlauf (gezahlt)", Path(final_output).name), ("SHA-256 Echtlauf", paid.sha256),
@@ -352,6 +353,25 @@ def settle(final_output: str | Path, actual_input: str | Path, rules: str | Path
         ("Laufzeitpunkt (UTC)", _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")),
     )
     return Settlement(book.parameters.district, book.parameters.year, lines, protocol, items)
+
+
+def _refuse_beyond_cells(lines, items, book) -> None:
+    """Paid and owed each fit a cell (two runs); their difference (a payment against a refund) and the sums of the
+    settlement may not: `trueup-total-too-large` (exit 3), before anything is written."""
+    from ..calc.bounds import Figures
+
+    figures, sources = Figures("trueup-total-too-large"), {m.ags: m.source for m in book.municipalities}
+    hint = "Echtlauf und Ist-Zahlen prüfen; ein Betrag dieser Größe lässt sich nicht auf den Cent genau ausweisen"
+    for line in (*items, *lines):
+        label = f" ({line.item_id})" if isinstance(line, ItemLine) else ""
+        for what, cents in (("gezahlt", line.paid), ("geschuldet", line.owed), ("Differenz", line.difference)):
+            figures.check(cents, sources.get(line.ags, Location(Path(book.path).name, "Gemeinden")),
+                          f"Spitzabrechnung, {what} für {line.name} ({line.ags}){label}", hint)
+    paid, owed = sum(line.paid for line in lines), sum(line.owed for line in lines)
+    for what, cents in (("gezahlt", paid), ("geschuldet", owed), ("Differenz", owed - paid)):
+        figures.check(cents, Location(Path(book.path).name, "Gemeinden"), f"Spitzabrechnung, Zeile Summe, {what}", hint)
+    if figures.problems:
+        raise InputError(figures.problems)
 
 
 def _owed_items(allocation) -> dict[tuple[str, str, str], int]:

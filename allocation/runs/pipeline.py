@@ -19,6 +19,7 @@ from ..core import __version__
 from ..calc import levies
 from ..calc.allocate import allocate, decide
 from ..calc.analysis import check_for_run
+from ..calc.bounds import total_problems
 from ..calc.controls import Control, run_controls
 from ..rulefiles.engine import durable_version
 from ..calc.findings import double_burdens
@@ -202,6 +203,9 @@ def compute(input_path: str | Path, rules_path: str | Path,
     allocation = levies.assess(allocate(rulebook, book, decisions))
     allocation = replace(allocation, findings=double_burdens(allocation))
     controls = run_controls(allocation)
+    too_large = total_problems(allocation, controls)  # sums beyond what a cell holds: refused before any write
+    if too_large:
+        raise InputError(too_large)
     return allocation, controls, list(warnings)
 
 

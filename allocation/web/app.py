@@ -12,7 +12,8 @@ Uploads and results live under `work_dir/jobs/<token>/` (never a served folder) 
 
 Sessions are server-side (`sessions.SessionStore`: the signed cookie carries only a random id, log-out
 deletes it). Failed log-ins are limited per user and per address with flask-limiter (stepped back-off:
-N per 15 minutes, 2N per hour, 4N per day). Pages and JSON answers never show a server path: paths under
+N per 15 minutes, 2N per hour, 4N per day); per user only password attempts that name a user, and the embedded
+default's right token is never limited (a stranger's wrong tokens must not lock out the holder of the link). Pages and JSON answers never show a server path: paths under
 the work and rules folders are cut to their file name (`_scrub`). `server_options` holds waitress's limits.
 
 `create_app` is a list of named steps: `_Site` holds what the routes share (configuration, folders, session
@@ -415,10 +416,14 @@ def _error_page(site: _Site, error: HTTPException):
 def _register_login(app: Flask, site: _Site) -> None:
     config, limiter = site.config, site.limiter
 
+    # Per user: only a password attempt that names a user counts and is checked (a token link names nobody, and
+    # failures without a name must not lock the page for everyone). Per address: every failure counts, but the
+    # right token always logs in: it is a 32-byte secret, and the embedded default's users all share 127.0.0.1.
     @app.route("/anmelden", methods=["GET", "POST"])
-    @limiter.limit(_steps(config.login_failures_per_user), key_func=_user_key, deduct_when=_failed, per_method=False)
+    @limiter.limit(_steps(config.login_failures_per_user), key_func=_user_key, deduct_when=_failed, per_method=False,
+                   exempt_when=lambda: not _names_a_user(config))
     @limiter.limit(_steps(config.login_failures_per_address), key_func=lambda: request.remote_addr or "-",
-                   deduct_when=_failed, per_method=False)
+                   deduct_when=_failed, per_method=False, exempt_when=lambda: _right_token(config))
     def login():
         if config.auth_mode == "header":
             return redirect(url_for("index"))
@@ -447,10 +452,9 @@ def _register_login(app: Flask, site: _Site) -> None:
 
 def _token_login(site: _Site):
     """The embedded default: `/anmelden?token=...` (printed at start) opens a session, then drops the token."""
-    sent = request.args.get("token", "")
-    if not sent:
+    if not request.args.get("token", ""):
         return render_template("login.html", error=None)
-    if site.config.login_token and hmac.compare_digest(sent.encode(), site.config.login_token.encode()):
+    if _right_token(site.config):
         site.start_session(LOCAL_USER)
         return redirect(url_for("index"), code=303)
     log.warning(json.dumps({"event": "web-login-failed", "user": "token", "address": request.remote_addr}))
@@ -574,6 +578,18 @@ def _steps(failures: int) -> str:
 
 def _user_key() -> str:
     return "user:" + request.form.get("benutzer", "").strip().casefold()[:80]
+
+
+def _names_a_user(config: ServeConfig) -> bool:
+    """A password log-in attempt for a named user: the only request the per-user limit checks and counts."""
+    return config.auth_mode == "password" and request.method == "POST" and bool(request.form.get("benutzer", "").strip())
+
+
+def _right_token(config: ServeConfig) -> bool:
+    """The embedded default's log-in link with its token (compared in constant time)."""
+    sent = request.args.get("token", "")
+    return bool(config.auth_mode == "token" and config.login_token and sent
+                and hmac.compare_digest(sent.encode(), config.login_token.encode()))
 
 
 def _failed(response) -> bool:

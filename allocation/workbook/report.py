@@ -2,7 +2,9 @@
 
 Sheets: `Uebersicht` (per municipality, with a stacked bar chart), `Einzelnachweis` (item × municipality,
 with the calculation proof), `Entscheidungen` (the decision trace), `Kontrollen`, `Protokoll`.
-Amounts stay exact decimals until the write call, which stores them as xlsx numbers (`#,##0.00 €` formats).
+Amounts stay exact decimals until the write call, which stores them as xlsx numbers (`#,##0.00 €` formats)
+and refuses one of more than 15 significant digits (`CellNotExact`, an internal error: sums are checked before a
+run writes, `calc.bounds`, and shown quotients are rounded to 15 digits, `money.cell_digits`).
 Text that Excel could read as a formula (`= + - @`) is stored as plain text with a quote prefix. The workbook
 is saved to a temporary file in the target folder, flushed to disk and renamed, so no half-written workbook
 can exist.
@@ -20,20 +22,21 @@ from __future__ import annotations
 import datetime as _dt
 import tempfile
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
 from ..rulefiles import conditions
 from ..calc.controls import Control
+from ..core.problems import column_letter
 from ..core.model import (LEVY_ROUTES, ROUTE_LABELS, ROUTES, Allocation, AllocationLine, ItemAllocation, LevyLine, LevyPart,
                     LevyResult, Municipality)
 from ..core.filenames import write_atomically  # re-exported for the other writers
-from ..core.money import cents_to_decimal, fraction_to_decimal, percent_points, ratio_to_decimal
+from ..core.money import CELL_DIGITS, cell_digits, cents_to_decimal, fraction_to_decimal, percent_points, ratio_to_decimal
 
 __all__ = ["write_workbook", "write_book", "Book", "Sheet", "fit_cell", "CELL_TEXT_MAX", "write_atomically", "proof", "levy_proof", "SHEET_NAMES",
-           "safe_text", "put_value",
+           "safe_text", "put_value", "CellNotExact",
            "PROVISIONAL_NOTE", "Table", "uebersicht_table", "einzelnachweis_table", "entscheidungen_table"]
 
 # `Umlagen` is written only when the rule file has `levies:` (after Hebesaetze, so existing sheets keep their place)
@@ -293,6 +296,11 @@ class Book:
         elif isinstance(value, bool):
             done = ws.write_boolean(r, c, value, self.format(shared, bold))
         elif isinstance(value, (int, Decimal)):
+            if isinstance(value, Decimal):
+                if _CELL.plus(value) != value or value.is_infinite():
+                    _refuse_inexact(ws.name, r, c, value)
+            elif not -_WHOLE_FITS < value < _WHOLE_FITS and _CELL.plus(Decimal(value)) != value:
+                _refuse_inexact(ws.name, r, c, value)
             done = ws.write_number(r, c, float(value) if isinstance(value, Decimal) else value,
                                    self.format(number_format, bold))
         elif isinstance(value, float):
@@ -359,6 +367,22 @@ def _refuse_silent_loss(sheet: str, r: int, c: int, code: int) -> None:
                      "des Blatts, oder die Zeile ist schon abgeschlossen: Zeilen der Reihe nach schreiben)")
 
 
+class CellNotExact(ValueError):
+    """A number the writer was handed that a spreadsheet cell cannot hold exactly (an internal error: every sum is
+    checked before the run writes, `calc.bounds`; shown quotients are rounded to 15 digits, `money.cell_digits`)."""
+
+
+_CELL = Context(prec=CELL_DIGITS, traps=[])  # `_CELL.plus(x) != x`: x has more than 15 significant digits
+_WHOLE_FITS = 10 ** CELL_DIGITS  # an int below this in magnitude has at most 15 digits
+
+
+def _refuse_inexact(sheet: str, r: int, c: int, value: object) -> None:
+    """Never silently: a double would keep only about 15 digits of `value`, and Excel shows 15."""
+    raise CellNotExact(f"{sheet}!{column_letter(c + 1)}{r + 1}: die Zahl {value} hat mehr als {CELL_DIGITS} gültige "
+                       "Stellen (oder ist keine endliche Zahl); eine Tabellenzelle hält sie nicht genau. Interner "
+                       "Fehler: jede Summe wird vor dem Schreiben geprüft (input-total-too-large)")
+
+
 def _date_kind(value: object) -> type:
     return _dt.datetime if isinstance(value, _dt.datetime) else _dt.date if isinstance(value, _dt.date) else _dt.time
 
@@ -414,7 +438,10 @@ class Sheet:
                     longest[c] = len(value)
             elif kind is Decimal:
                 # The Decimal becomes a double only here, for the file: openpyxl stored it the same way
-                # ("%.16g" of the value), so the cell text and what Excel reads are unchanged.
+                # ("%.16g" of the value), so the cell text and what Excel reads are unchanged. Only a number of at
+                # most 15 significant digits survives that exactly: one C call (rounding to 15 digits) checks it.
+                if _CELL.plus(value) != value or value.is_infinite():
+                    _refuse_inexact(self.title, r, c, value)
                 ws.write_number(r, c, float(value), numbers[c] if c < count else plain)
                 # Its shown width grows with its magnitude: the column's largest and smallest amounts decide it
                 # (measured in `finish`), so no amount is formatted here.
@@ -425,6 +452,8 @@ class Sheet:
                 elif value < low[c]:
                     low[c] = value
             elif kind is int:
+                if not -_WHOLE_FITS < value < _WHOLE_FITS and _CELL.plus(Decimal(value)) != value:
+                    _refuse_inexact(self.title, r, c, value)
                 ws.write_number(r, c, value, numbers[c] if c < count else plain)
                 if len(str(value)) > longest[c]:
                     longest[c] = len(str(value))
@@ -534,6 +563,7 @@ def _uebersicht(book: Book, allocation: Allocation) -> None:
 
 
 _CELL_MEMO = 4096  # most distinct keys (and shares) whose cells one Einzelnachweis remembers: memory stays bounded
+_EXACT_FITS = 10 ** (CELL_DIGITS - 6 + 2)  # cents: a line's exact amount (≤ its item's deficit) to 6 places fits
 
 
 def _parts_text_of(item: ItemAllocation, by_ags: Mapping[str, Municipality],
@@ -562,19 +592,21 @@ def einzelnachweis_table(allocation: Allocation) -> Table:
         column_texts: dict[tuple[str, str], str] = {}  # (AGS, column) -> its value as text, for composite keys
         # Items that split over the same key (every item of the Kreisumlage) repeat each payer's key and
         # share: their cells and the key's text are computed once per value.
-        keys: dict[tuple[int, int], tuple[Decimal, str]] = {}
+        keys: dict[tuple[int, int], tuple[Decimal, str, Decimal]] = {}
         shares: dict[tuple[int, int], Decimal] = {}
         texts_of_parts: dict[tuple, _PartsText | None] = {}  # items of one composite key share its texts
         for item in allocation.items:
             total = _decimal(item.key_total, 6)
+            total_cell = cell_digits(total)  # a key total can have more than 15 digits: the cell shows 15
+            big = not -_EXACT_FITS < item.deficit < _EXACT_FITS  # an exact amount to 6 places beyond 15 digits
             parts_text = _parts_text_of(item, by_ags, texts_of_parts)
             texts = _item_texts(item, total)
             head = (item.item.id, item.rule.id, ROUTE_LABELS[item.rule.route], item.key_label)
             for line in sorted(item.lines, key=_by_ags):
                 name = names[line.ags]
                 if _is_empty(line):  # a non-payer (or a key of 0): the same zero cells on every such line
-                    yield [head[0], line.ags, name, head[1], head[2], head[3], _ZERO_6, total, _ZERO_10, _ZERO_6,
-                           _ZERO_CENTS, 0, "", NO_SHARE]
+                    yield [head[0], line.ags, name, head[1], head[2], head[3], _ZERO_6, total_cell, _ZERO_10,
+                           _ZERO_6, _ZERO_CENTS, 0, "", NO_SHARE]
                     continue
                 # exact ratios straight from numerator and denominator (no intermediate Fractions)
                 ratio = (line.key.numerator, line.key.denominator)
@@ -583,7 +615,7 @@ def einzelnachweis_table(allocation: Allocation) -> Table:
                     if len(keys) >= _CELL_MEMO:
                         keys.clear()
                     key = _decimal(line.key, 6)
-                    known = keys[ratio] = (key, _de(key.normalize()))
+                    known = keys[ratio] = (key, _de(key.normalize()), cell_digits(key))
                 ratio = (line.share.numerator, line.share.denominator)
                 share = shares.get(ratio)
                 if share is None:
@@ -592,8 +624,8 @@ def einzelnachweis_table(allocation: Allocation) -> Table:
                     share = shares[ratio] = _decimal(line.share, 10)
                 numerator, denominator = line.exact_ratio
                 exact = ratio_to_decimal(numerator, 100 * denominator, 6)
-                yield [head[0], line.ags, name, head[1], head[2], head[3], known[0], total, share,
-                       exact, cents_to_decimal(line.amount), line.extra_units,
+                yield [head[0], line.ags, name, head[1], head[2], head[3], known[2], total_cell, share,
+                       cell_digits(exact) if big else exact, cents_to_decimal(line.amount), line.extra_units,
                        line.rank if line.rank is not None else "",
                        _proof(item, line, name, unit, known[0], total, exact,
                               parts_text(by_ags[line.ags], column_texts) if parts_text and line.key else None,
@@ -702,8 +734,8 @@ def _hebesaetze(book: Book, allocation: Allocation) -> None:
         return "" if cents is None else cents_to_decimal(cents)
 
     for levy in iter_levy_rates(allocation):
-        exact = _decimal(levy.rate_exact, 10)
-        rate = levy.rate if levy.rate is not None else ""
+        exact = cell_digits(_decimal(levy.rate_exact, 10))  # a rate on a tiny base can have more than 15 digits
+        rate = cell_digits(levy.rate) if levy.rate is not None else ""  # 15 digits unless need ≫ base
         item, rule, route = levy.item_id, levy.rule_id, ROUTE_LABELS[levy.route]
         decimals, note = levy.decimals, levy.note
         for line in levy.lines:
@@ -737,7 +769,7 @@ def _umlagen(book: Book, allocation: Allocation) -> None:
     blank_components = [""] * (2 * len(components))
     for levy in allocation.levies:
         single = levy.rates.get("")
-        rate_cell = single if single is not None else (
+        rate_cell = cell_digits(single) if single is not None else (
             "je Bestandteil: " + ", ".join(f"{c} {_percent(r, decimals)}" for c, r in levy.rates.items()) if levy.rates else "")
         for line in levy.lines:
             cells: list[object] = list(blank_components)
