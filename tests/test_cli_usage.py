@@ -37,7 +37,7 @@ def _two_values(action: argparse.Action) -> tuple[str, str] | None:
     if action.choices:
         choices = [str(c) for c in action.choices]
         return (choices[0], choices[1]) if len(choices) > 1 else None
-    for pair in (("2022-03-15", "2022-04-01"), ("2", "4"), ("a", "b")):
+    for pair in (("2022-03-15", "2022-04-01"), ("2", "4"), ("300", "400"), ("a", "b")):
         try:
             if action.type is not None:
                 [action.type(value) for value in pair]
@@ -224,6 +224,14 @@ def wesel_run(tmp_path_factory) -> Path:
     rules = folder / "kreis-wesel.yaml"
     shutil.copyfile(RULES, rules)
     assert main(["run", str(FIXTURE), "--rules", str(rules), "-o", str(folder / "ergebnis.xlsx")]) == 0
+    from openpyxl import load_workbook  # and the budget year before, the previous year of a Benehmen
+
+    workbook = load_workbook(FIXTURE)
+    (row,) = [r for r in workbook["Parameter"].iter_rows() if r[0].value == "Haushaltsjahr"]
+    row[1].value = 2021
+    workbook.save(folder / "eingabe-2021.xlsx")
+    assert main(["run", str(folder / "eingabe-2021.xlsx"), "--rules", str(rules), "-o", str(folder / "vorjahr.xlsx"),
+                 "--ignore-validity", "Vorjahr für den Test"]) == 0
     return folder
 
 
@@ -249,7 +257,7 @@ def test_a_benehmen_date_must_fit_the_planned_budget_year(wesel_run, tmp_path):
 
     # planned year 2022: letters from 1 January 2020 (a double budget) to 31 December 2022
     with pytest.raises(DateError) as refused:
-        write_benehmen(FIXTURE, RULES, wesel_run / "ergebnis.xlsx", tmp_path / "benehmen",
+        write_benehmen(FIXTURE, RULES, wesel_run / "vorjahr.xlsx", tmp_path / "benehmen",
                        date=dt.date(2023, 1, 1))
     [problem] = refused.value.problems
     assert problem.code == "usage-bad-date" and problem.expected == "ein Datum von 2020-01-01 bis 2022-12-31"
