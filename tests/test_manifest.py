@@ -135,13 +135,25 @@ def _manifest_file(run_folder: Path) -> Path:
 
 
 def _edit_manifest(run_folder: Path, change) -> dict:
-    """Apply `change` to the recorded manifest; returns the manifest as it was before."""
+    """Apply `change` to the recorded manifest and seal it again, as a deliberate forger would (an edit left
+    unsealed is `manifest-changed`, test_an_edited_manifest_breaks_its_seal); returns the manifest as it was."""
+    from allocation.runs.manifest import sealed
+
     path = _manifest_file(run_folder)
     original = json.loads(path.read_text(encoding="utf-8"))
     edited = json.loads(path.read_text(encoding="utf-8"))
     change(edited)
-    path.write_text(json.dumps(edited, ensure_ascii=False, indent=2), encoding="utf-8")
+    path.write_text(json.dumps(sealed(edited), ensure_ascii=False, indent=2), encoding="utf-8")
     return original
+
+
+def test_an_edited_manifest_breaks_its_seal(finished_run, capsys):
+    path = _manifest_file(finished_run)
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    assert manifest["format"] == "allocation-manifest/2" and len(manifest["seal"]) == 64
+    manifest["totals_cents"]["05170044"]["total"] += 100  # the issue's raised total, the seal left as it was
+    path.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    _assert_malformed(finished_run, capsys, "manifest-changed", "Siegel")
 
 
 def _set(path: str, value):
@@ -198,7 +210,8 @@ def test_time_places_output_hash_and_register_entry_are_the_only_uncompared_fiel
     # run's register entry is checked against the register instead (test_register_readback.py)
     assert set(manifest_module.UNCOMPARED_FIELDS) == {
         "started_utc", "working_directory", "input.absolute", "rules[].absolute", "bases_from.absolute",
-        "rates_from.absolute", "output.path", "output.sha256", "tool.python", "register.file", "register.seq",
+        "rates_from.absolute", "output.path", "output.sha256", "tool.python", "format", "seal", "register.file",
+        "register.seq",
         "register.sha256", "register.prev_sha256", "register.chain", "register.head"}
 
 
@@ -330,11 +343,16 @@ def test_verify_on_the_fixture_end_to_end_as_a_command(tmp_path):
     checked = subprocess.run([*command, "verify", "ergebnis.xlsx"], cwd=tmp_path, capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
     assert "identisch" in checked.stdout
+    from allocation.runs.manifest import sealed
+
     manifest = json.loads((tmp_path / "ergebnis.xlsx.manifest.json").read_text(encoding="utf-8"))
     manifest["total_cents"] += 1
     (tmp_path / "ergebnis.xlsx.manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     checked = subprocess.run([*command, "verify", "ergebnis.xlsx"], cwd=tmp_path, capture_output=True, text=True)
-    assert checked.returncode == 7
+    assert checked.returncode == 7 and "[manifest-changed]" in checked.stderr  # the seal no longer fits
+    (tmp_path / "ergebnis.xlsx.manifest.json").write_text(json.dumps(sealed(manifest)), encoding="utf-8")
+    checked = subprocess.run([*command, "verify", "ergebnis.xlsx"], cwd=tmp_path, capture_output=True, text=True)
+    assert checked.returncode == 7  # sealed again, as a forger would: the replay finds the total
     assert f"Abweichung Manifest total_cents: nachgerechnet {TOTAL_CENTS}, im Manifest {TOTAL_CENTS + 1}" in checked.stderr
 
 

@@ -24,6 +24,7 @@ from openpyxl import load_workbook
 
 from allocation.cli import main
 from allocation.core.problems import ExitCode
+from allocation.runs.manifest import sealed
 from workbooks import resigned_copy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +53,7 @@ def _forge_output_file(output: Path, victim: Path) -> None:
     manifest_file = Path(f"{output}.manifest.json")
     manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
     manifest["output"]["file"] = "../" * 30 + str(victim).lstrip("/")  # from any temporary folder to the victim
-    manifest_file.write_text(json.dumps(manifest), encoding="utf-8")
+    manifest_file.write_text(json.dumps(sealed(manifest)), encoding="utf-8")  # sealed again, as a forger would
 
 
 def test_regression_a_forged_output_file_never_makes_verify_write_there(tmp_path, capsys):
@@ -311,7 +312,13 @@ def test_regression_an_edited_district_in_the_year_record_stops_the_next_stage(y
     record.write_text(record.read_text(encoding="utf-8").replace("Kreis Wesel", "Kreis Kleve"), encoding="utf-8")
     assert _next_stage(year_folder, capsys) == ExitCode.VERIFY
     (problem,) = json.loads(capsys.readouterr().out)["problems"]
+    assert problem["code"] == "year-chain-broken" and problem["location"]["file"] == str(record)  # its seal
+    # sealed again, as a deliberate editor would: every stage line is bound to the record it was written under
+    record.write_text(json.dumps(sealed(json.loads(record.read_text(encoding="utf-8")))), encoding="utf-8")
+    assert _next_stage(year_folder, capsys) == ExitCode.VERIFY
+    (problem,) = json.loads(capsys.readouterr().out)["problems"]
     assert problem["code"] == "year-chain-broken" and problem["location"]["line"] == 1
+    assert "jahr.json wurde verändert" in problem["message"]
 
 
 def test_a_stage_line_naming_a_file_outside_its_folder_is_never_read(year_folder, capsys):

@@ -88,7 +88,7 @@ def modified_copy(source: Path, target: Path, *, rates: dict[str, float] | None 
 
 def resigned_copy(source: Path, target: Path, part: str, old: str, new: str) -> Path:
     """A copy of an output workbook with one text replaced in one XML part and its manifest re-signed (the new
-    file's SHA-256), as a careless editor would leave it."""
+    file's SHA-256, the manifest sealed again), as a deliberate editor would leave it: only the replay finds it."""
     with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zout:
         for info in zin.infolist():
             data = zin.read(info.filename)
@@ -97,7 +97,9 @@ def resigned_copy(source: Path, target: Path, part: str, old: str, new: str) -> 
                 assert old in text
                 data = text.replace(old, new, 1).encode("utf-8")
             zout.writestr(info, data)
+    from allocation.runs.manifest import sealed
+
     manifest = json.loads(Path(f"{source}.manifest.json").read_text(encoding="utf-8"))
     manifest["output"]["sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
-    Path(f"{target}.manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    Path(f"{target}.manifest.json").write_text(json.dumps(sealed(manifest), ensure_ascii=False), encoding="utf-8")
     return target

@@ -53,6 +53,8 @@ PACKAGE_TIMES = re.compile(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcter
 # the file on disk instead). `[]` stands for every element of a list.
 UNCOMPARED_FIELDS = ("started_utc", "working_directory", "input.absolute", "rules[].absolute", "bases_from.absolute",
                      "rates_from.absolute", "output.path", "output.sha256", "tool.python",
+                     # the manifest's format and seal: checked when it is read (`readback.load_manifest`)
+                     "format", "seal",
                      # a final run's register entry: checked against the register (`register_findings`)
                      "register.file", "register.seq", "register.sha256", "register.prev_sha256", "register.chain",
                      "register.head")

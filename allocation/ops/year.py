@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 from ..core.filenames import sha256_file
-from ..runs.manifest import manifest_path
+from ..runs.manifest import SEAL, manifest_path, seal_of, sealed
 from ..core.model import InputBook, same_district
 from ..core.problems import ExitCode, Location, Problem, ProblemsError
 
@@ -43,7 +43,8 @@ __all__ = ["YearError", "YearChanged", "STAGES", "FINAL_STAGES", "YEAR_FILE", "C
 
 YEAR_FILE = "jahr.json"
 CHAIN_FILE = "stufen.jsonl"
-FORMAT = "allocation-year/1"
+FORMAT = "allocation-year/2"  # /2: jahr.json and every stage line sealed (`manifest.seal_of`); /1 is still read
+FORMATS = ("allocation-year/1", FORMAT)
 GENESIS = "0" * 64
 STAGES = ("modell", "benehmen", "entwurf", "satzung", "aenderung-N", "abrechnung")
 FINAL_STAGES = ("satzung", "aenderung-N", "abrechnung")
@@ -107,7 +108,8 @@ def init(directory: str | Path, district: str, year: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     record = {"format": FORMAT, "district": district, "year": year,
               "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
-    (folder / YEAR_FILE).write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    (folder / YEAR_FILE).write_text(json.dumps(sealed(record), ensure_ascii=False, indent=2) + "\n",
+                                    encoding="utf-8")
     (folder / CHAIN_FILE).touch()
     from .statements import STATEMENTS_FILE, write_empty_log
 
@@ -127,14 +129,17 @@ def read_year(directory: str | Path) -> dict:
         record, data = read_json_record(path)
         if not (isinstance(record, dict) and isinstance(record.get("district"), str) and record["district"].strip()
                 and isinstance(record.get("year"), int) and not isinstance(record["year"], bool)
-                and 1900 <= record["year"] <= 2999):
-            raise ValueError("Kreis oder Haushaltsjahr fehlen oder sind ungültig")
+                and 1900 <= record["year"] <= 2999 and record.get("format") in FORMATS):
+            raise ValueError("Format, Kreis oder Haushaltsjahr fehlen oder sind ungültig")
     except (OSError, ValueError, JsonRefused) as error:
         found = (f"{error.strerror}: {error.found}" if isinstance(error, FileRefused) else
                  error.message if isinstance(error, JsonRefused) else getattr(error, "strerror", None) or str(error))
         raise YearError([Problem("year-not-a-year-folder", Location(str(path)), "Der Ordner ist kein Umlagejahr",
                                  found=str(found), expected=f"{YEAR_FILE} mit Kreis und Haushaltsjahr",
                                  hint='zuerst allocation year init ORDNER --district "Kreis ..." --year JJJJ')]) from None
+    if (record["format"] == FORMAT or SEAL in record) and record.get(SEAL) != seal_of(record):
+        raise YearChanged([_broken(Location(str(path)), f"{YEAR_FILE} wurde verändert: sein Siegel passt nicht zu "
+                                   "seinem Inhalt", f"Siegel {record.get(SEAL)}", f"Siegel {seal_of(record)}")])
     return {**record, "_sha256": hashlib.sha256(data).hexdigest()}
 
 
@@ -171,6 +176,8 @@ def _line_problem(entry: dict, number: int, year: dict) -> str | None:
     if not (isinstance(entry.get("prev_manifest_sha256"), str)
             and re.fullmatch(r"[0-9a-f]{64}", entry["prev_manifest_sha256"])):
         return "prev_manifest_sha256 fehlt"
+    if ("year_sha256" in entry or SEAL in entry) and entry.get(SEAL) != seal_of(entry):
+        return f"das Siegel der Zeile passt nicht zu ihrem Inhalt (Siegel {entry.get(SEAL)!r})"
     if "year_sha256" in entry and (entry["year_sha256"] != year["_sha256"] or entry.get("year") != year["year"]
                                    or entry.get("district") != year["district"]):
         return (f"an ein anderes {YEAR_FILE} gebunden ({entry.get('district')} {entry.get('year')}); jetzt "
@@ -382,7 +389,7 @@ def _run_stage(folder: Path, target: Path, name: str, year: dict, entries: list[
         "district": year["district"], "year": year["year"], "year_sha256": year["_sha256"],
         "prev_sha256": lines[-1].sha256 if lines else GENESIS,
     }
-    return entry, result
+    return sealed(entry), result
 
 
 # --- status -------------------------------------------------------------------------------------------------

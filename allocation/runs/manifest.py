@@ -11,6 +11,7 @@ data (except the output's own hash, which cannot be inside the file it describes
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
@@ -20,11 +21,28 @@ from ..core import __version__
 from ..core.filenames import sha256_file
 from ..core.model import ROUTES, Allocation
 
-__all__ = ["MANIFEST_SUFFIX", "FORMAT", "manifest_path", "protocol_rows", "build_manifest", "levy_manifest",
+__all__ = ["MANIFEST_SUFFIX", "FORMAT", "FORMATS", "SEAL", "seal_of", "sealed", "manifest_path", "protocol_rows", "build_manifest", "levy_manifest",
            "write_manifest", "sha256_file"]
 
 MANIFEST_SUFFIX = ".manifest.json"
-FORMAT = "allocation-manifest/1"
+FORMAT = "allocation-manifest/2"  # /2: sealed (`seal`); /1 (before the seal) is still read
+FORMATS = ("allocation-manifest/1", FORMAT)
+SEAL = "seal"
+
+
+def seal_of(record: dict) -> str:
+    """The SHA-256 of a record's canonical JSON without its own `seal`: what a record the product writes and reads
+    back (a manifest, a year folder's record, a chain line) carries, so that any change of its content, a flipped
+    byte or an edited value, is found when it comes back. A checksum, not a signature: whoever rewrites a record
+    deliberately can compute it again (README, "Security and limits": what the replay and the register add)."""
+    body = {key: value for key, value in record.items() if key != SEAL}
+    text = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def sealed(record: dict) -> dict:
+    """The record with its `seal` (last)."""
+    return {**{key: value for key, value in record.items() if key != SEAL}, SEAL: seal_of(record)}
 
 
 def manifest_path(output: str | Path) -> Path:
@@ -99,10 +117,10 @@ def levy_manifest(allocation: Allocation) -> list[dict]:
 
 
 def write_manifest(output_path: str | Path, manifest: dict) -> Path:
-    """Write `<output>.manifest.json` atomically (temp file, fsync, rename)."""
+    """Write `<output>.manifest.json` atomically (temp file, fsync, rename), sealed (`seal_of`)."""
     from ..workbook.report import write_atomically
 
     target = manifest_path(output_path)
-    text = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=False) + "\n"
+    text = json.dumps(sealed(manifest), ensure_ascii=False, indent=2, sort_keys=False) + "\n"
     write_atomically(target, lambda temp: Path(temp).write_text(text, encoding="utf-8"))
     return target

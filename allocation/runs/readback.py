@@ -42,7 +42,7 @@ from ..core.filenames import FileRefused, file_kind, read_regular
 from ..core.model import ROUTES, normalise_district, same_district
 from ..core.problems import ExitCode, InputError, Location, OutputError, Problem, ProblemsError
 from ..workbook.guard import FinalOutput
-from .manifest import FORMAT, MANIFEST_SUFFIX, manifest_path
+from .manifest import FORMAT, FORMATS, MANIFEST_SUFFIX, SEAL, manifest_path, seal_of
 
 __all__ = [
     "MAX_MANIFEST_BYTES", "MAX_JSON_DEPTH", "MAX_LINES_BYTES", "MAX_LINE_BYTES", "MAX_RECORD_BYTES", "MAX_OUTPUT_BYTES",
@@ -254,7 +254,7 @@ MANIFEST_SHAPE: dict = {
 }
 # working_directory: absent in a run that records file names only (the web page, `record_paths="names"`);
 # register: a final run's entry in the register (since the installation's chain exists)
-OPTIONAL_SHAPE: dict = {"working_directory": str, "bases_from": _FILE_ENTRY, "rates_from": _FILE_ENTRY,
+OPTIONAL_SHAPE: dict = {"working_directory": str, "bases_from": _FILE_ENTRY, "rates_from": _FILE_ENTRY, SEAL: _SHA_TYPE,
                         "register": {"file": str, "seq": int, "sha256": _SHA_TYPE, "prev_sha256": _SHA_TYPE,
                                      "chain": int, "head": _SHA_TYPE}}
 _TYPE_NAMES = {str: "Text", int: "ganze Zahl", bool: "true/false", dict: "Objekt {…}", list: "Liste […]",
@@ -321,10 +321,19 @@ def _value_problems(path: Path, manifest: dict) -> list[Problem]:
         problems.append(_manifest_problem(path, "manifest-bad-value", f'Manifest: Schlüssel "{key}" hat einen '
                                           "unzulässigen Wert", repr(found)[:80], expected))
 
-    if manifest["format"] != FORMAT:
+    if manifest["format"] not in FORMATS:
         problems.append(_manifest_problem(path, "manifest-bad-value", 'Manifest: Schlüssel "format" nennt ein '
-                                          "unbekanntes Format", repr(manifest["format"]), FORMAT,
+                                          "unbekanntes Format", repr(manifest["format"]), " oder ".join(FORMATS),
                                           "das Manifest mit der Version von allocation prüfen, die es geschrieben hat"))
+    elif manifest["format"] == FORMAT and SEAL not in manifest:
+        problems.append(_manifest_problem(path, "manifest-missing-key", f'Manifest: Schlüssel "{SEAL}" fehlt',
+                                          "kein Eintrag", f'"{SEAL}" (SHA-256 des Manifests, {FORMAT})'))
+    elif manifest["format"] != FORMAT and SEAL in manifest:
+        bad("format", manifest["format"], f"{FORMAT} (ein versiegeltes Manifest)")
+    elif SEAL in manifest and manifest[SEAL] != seal_of(manifest):
+        problems.append(_manifest_problem(path, "manifest-changed", "Das Manifest wurde nach dem Lauf verändert: sein "
+                                          "Siegel passt nicht zu seinem Inhalt", f"Siegel {manifest[SEAL]}",
+                                          f"Siegel {seal_of(manifest)} (SHA-256 des Inhalts)"))
     beside = path.name[: -len(MANIFEST_SUFFIX)] if path.name.endswith(MANIFEST_SUFFIX) else None
     shown = manifest["output"]["file"]
     if not plain_name(shown) or (beside is not None and shown != beside):
@@ -788,9 +797,10 @@ def _check_chain(view: RegisterView) -> None:
         where = Location(str(folder / INDEX_FILE), line=link.number)
         entry = link.entry
         if entry.get("n") != link.number or not plain_name(entry.get("file")) or not isinstance(entry.get("seq"), int) \
-                or not (isinstance(entry.get("sha256"), str) and _SHA.fullmatch(entry["sha256"])):
+                or not (isinstance(entry.get("sha256"), str) and _SHA.fullmatch(entry["sha256"])) \
+                or entry.get(SEAL) != seal_of(entry):
             raise ChainBroken(_corrupt(where, "Der Eintrag der Kette ist unvollständig oder verändert", link.text[:120],
-                                 "n (= Zeile), file, seq, sha256"))
+                                 "n (= Zeile), file, seq, sha256 und ein Siegel, das zum Inhalt passt"))
         expected.setdefault(entry["file"], []).append((link.number, link))
     for name in sorted(set(expected) | set(view.files)):
         lines = view.files.get(name, ())

@@ -35,7 +35,7 @@ from ..core.filenames import file_kind
 from ..core.model import normalise_district
 from ..core.problems import Location, Problem
 from ..workbook.guard import FinalOutput, refuse_overwrite
-from .manifest import MANIFEST_SUFFIX
+from .manifest import MANIFEST_SUFFIX, sealed
 from .readback import (GENESIS, INDEX_FILE, LOCK_FILE, REGISTER_FORMAT, RegisterCorrupt, RegisterError, RegisterUnusable, RegisterView,
                        final_manifest_beside, line_hash, normalised_slug_name, read_register)
 
@@ -181,7 +181,7 @@ def _chain_line(number: int, file: str, entry: dict, sha256: str, previous: str,
               "prev_sha256": previous}
     if adopted:
         record["adopted"] = True
-    return json.dumps(record, ensure_ascii=False, sort_keys=True)
+    return json.dumps(sealed(record), ensure_ascii=False, sort_keys=True)
 
 
 def prepare(view: RegisterView, record: dict, supersede: str | None) -> Pending:
