@@ -790,6 +790,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _register_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """`--register ORDNER`: the register of final runs a command uses (default: the installation's)."""
+    parser.add_argument("--register", metavar="ORDNER", type=Path, default=None, help=help_text)
+
+
 def _add_run(commands) -> None:
     """`allocation run`."""
     run = commands.add_parser("run", help="Jahreslauf: Eingabe-Arbeitsmappe + Regeldatei -> Ergebnis-Arbeitsmappe",
@@ -805,8 +810,7 @@ def _add_run(commands) -> None:
                      help="test = Probelauf (Vorgabe); final = Echtlauf, wird im Register der Echtläufe eingetragen")
     run.add_argument("--supersede", metavar="GRUND", default=None,
                      help="einen schon registrierten Echtlauf desselben Jahres ersetzen (beide bleiben im Register)")
-    run.add_argument("--register", metavar="ORDNER", type=Path, default=None,
-                     help="Ordner des Registers der Echtläufe (Vorgabe: $ALLOCATION_REGISTER, sonst das Register der "
+    _register_option(run, "Ordner des Registers der Echtläufe (Vorgabe: $ALLOCATION_REGISTER, sonst das Register der "
                           "Installation im Benutzer-Datenordner)")
     run.add_argument("--ignore-validity", metavar="GRUND", default=None,
                      help="Modellrechnung: die Regeldatei auch für einen anderen Kreis oder ein Jahr außerhalb ihrer "
@@ -834,8 +838,7 @@ def _add_inbox(commands) -> None:
                        help="Ordner der Regeldateien; gewählt wird nach Kreis und Haushaltsjahr (Vorgabe: rules)")
     inbox.add_argument("--mode", choices=("test", "final"), default="test",
                        help="test = Probelauf (Vorgabe); final = Echtlauf, im Register der Installation eingetragen")
-    inbox.add_argument("--register", metavar="ORDNER", type=Path, default=None,
-                       help="Ordner des Registers der Echtläufe (Vorgabe: $ALLOCATION_REGISTER, sonst das Register der "
+    _register_option(inbox, "Ordner des Registers der Echtläufe (Vorgabe: $ALLOCATION_REGISTER, sonst das Register der "
                             "Installation im Benutzer-Datenordner)")
     inbox.add_argument("--force", action="store_true", help="auch schon verarbeitete Dateien (gleiche SHA-256) erneut verarbeiten")
     inbox.add_argument("--watch", action="store_true", help="weiterlaufen und neue Dateien verarbeiten, sobald sie vollständig sind")
@@ -856,8 +859,7 @@ def _add_trueup(commands) -> None:
     trueup.add_argument("actual_input", metavar="IST.xlsx", type=Path, help="Eingabe-Arbeitsmappe mit den Ist-Zahlen")
     trueup.add_argument("--rules", required=True, type=Path, metavar="REGELN.yaml", help="Regeldatei (YAML)")
     trueup.add_argument("-o", "--output", required=True, type=Path, metavar="ABRECHNUNG.xlsx", help="Zieldatei")
-    trueup.add_argument("--register", metavar="ORDNER", type=Path, default=None,
-                        help="Register der Echtläufe, in dem der Echtlauf in Kraft steht (Vorgabe: "
+    _register_option(trueup, "Register der Echtläufe, in dem der Echtlauf in Kraft steht (Vorgabe: "
                              "$ALLOCATION_REGISTER, sonst das Register der Installation)")
     trueup.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
     trueup.set_defaults(handler=_cmd_trueup)
@@ -969,8 +971,7 @@ def _add_verify(commands) -> None:
                                              "Echtlauf seinen Eintrag im Register, rechnet den Lauf neu und vergleicht "
                                              "jede Zelle, das Layout und jeden Teil der Arbeitsmappe.")
     verify.add_argument("target", metavar="ERGEBNIS.xlsx", help="Ergebnis-Arbeitsmappe oder ihr .manifest.json")
-    verify.add_argument("--register", metavar="ORDNER", type=Path, default=None,
-                        help="Register der Echtläufe, gegen das ein Echtlauf geprüft wird (Vorgabe: "
+    _register_option(verify, "Register der Echtläufe, gegen das ein Echtlauf geprüft wird (Vorgabe: "
                              "$ALLOCATION_REGISTER, sonst das Register der Installation; für eine Prüfung auf einem "
                              "anderen Rechner: die Kopie des Registers)")
     verify.add_argument("--json", action="store_true", help="Ergebnis als JSON ausgeben")
@@ -1022,8 +1023,7 @@ def _add_notices(commands) -> None:
     _add_template_limits(notices)
     notices.add_argument("--previous", type=Path, default=None, metavar="FRUEHER.xlsx",
                          help="Änderungsbescheide gegenüber diesem früheren Lauf desselben Jahres")
-    notices.add_argument("--register", metavar="ORDNER", type=Path, default=None,
-                         help="Register der Echtläufe, gegen das ein Echtlauf geprüft wird (Vorgabe wie bei "
+    _register_option(notices, "Register der Echtläufe, gegen das ein Echtlauf geprüft wird (Vorgabe wie bei "
                               "allocation verify)")
     notices.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
     notices.set_defaults(handler=_cmd_notices)
@@ -1052,13 +1052,19 @@ def _add_benehmen(commands) -> None:
     benehmen.set_defaults(handler=_cmd_benehmen)
 
 
+def _steps(commands, name: str, help_text: str, description: str):
+    """A command with steps (`allocation year init|...`, `allocation register status`): its subparsers."""
+    group = commands.add_parser(name, help=help_text, description=description)
+    steps = group.add_subparsers(dest=f"{name}_command", metavar="SCHRITT")
+    steps.required = True
+    return steps
+
+
 def _add_year(commands) -> None:
     """`allocation year init|stage|status|kreistag`."""
-    year = commands.add_parser("year", help="Umlagejahr: Stufen modell … abrechnung als verkettete Läufe",
-                               description="Ein Ordner je Kreis und Haushaltsjahr mit den Stufen modell, benehmen, "
-                                           "entwurf, satzung, aenderung-1, abrechnung (README: The levy year).")
-    steps = year.add_subparsers(dest="year_command", metavar="SCHRITT")
-    steps.required = True
+    steps = _steps(commands, "year", "Umlagejahr: Stufen modell … abrechnung als verkettete Läufe",
+                   "Ein Ordner je Kreis und Haushaltsjahr mit den Stufen modell, benehmen, entwurf, satzung, "
+                   "aenderung-1, abrechnung (README: The levy year).")
     year_init = steps.add_parser("init", help="Umlagejahr-Ordner anlegen")
     year_init.add_argument("directory", type=Path, metavar="ORDNER")
     year_init.add_argument("--district", required=True, metavar="KREIS", help='z. B. "Kreis Wesel"')
@@ -1077,15 +1083,13 @@ def _add_year(commands) -> None:
     year_stage.add_argument("--supersede", metavar="GRUND", default=None,
                             help="eine Stufe erneut rechnen, eine zweite rückwirkende Änderung zulassen oder einen "
                                  "registrierten Echtlauf ersetzen (Begründung wird vermerkt)")
-    year_stage.add_argument("--register", metavar="ORDNER", type=Path, default=None,
-                            help="Ordner des Registers der Echtläufe (Vorgabe wie bei allocation run)")
+    _register_option(year_stage, "Ordner des Registers der Echtläufe (Vorgabe wie bei allocation run)")
     year_stage.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
     year_stage.set_defaults(handler=_cmd_year_stage)
     year_status = steps.add_parser("status", help="Kette der Stufen zeigen und ihre SHA-256 prüfen (Exit 7 bei "
                                                   "Abweichung)")
     year_status.add_argument("directory", type=Path, metavar="ORDNER")
-    year_status.add_argument("--register", metavar="ORDNER", type=Path, default=None,
-                             help="Register der Echtläufe, gegen das die Echtlauf-Stufen geprüft werden (Vorgabe wie "
+    _register_option(year_status, "Register der Echtläufe, gegen das die Echtlauf-Stufen geprüft werden (Vorgabe wie "
                                   "bei allocation run)")
     year_status.add_argument("--json", action="store_true", help="Ergebnis als JSON ausgeben")
     year_status.set_defaults(handler=_cmd_year_status)
@@ -1097,8 +1101,7 @@ def _add_year(commands) -> None:
     year_kreistag.add_argument("-o", "--output", required=True, type=Path, metavar="KREISTAG.xlsx")
     year_kreistag.add_argument("--statements", type=Path, default=None, metavar="STELLUNGNAHMEN.xlsx",
                                help="Protokoll der Stellungnahmen (Vorgabe: ORDNER/Stellungnahmen.xlsx)")
-    year_kreistag.add_argument("--register", metavar="ORDNER", type=Path, default=None,
-                               help="Register der Echtläufe (Vorgabe wie bei allocation run); sein Kettenkopf steht in "
+    _register_option(year_kreistag, "Register der Echtläufe (Vorgabe wie bei allocation run); sein Kettenkopf steht in "
                                     "der Mappe")
     year_kreistag.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
     year_kreistag.set_defaults(handler=_cmd_year_kreistag)
@@ -1106,17 +1109,14 @@ def _add_year(commands) -> None:
 
 def _add_register(commands) -> None:
     """`allocation register status`."""
-    register = commands.add_parser("register", help="Register der Echtläufe: Zustand und Kettenkopf",
-                                   description="Prüft das Register der Echtläufe als Ganzes (jede Zeile, jede Datei, "
-                                               "die Kette) und nennt den Kettenkopf, der ins Protokoll gehört.")
-    steps = register.add_subparsers(dest="register_command", metavar="SCHRITT")
-    steps.required = True
+    steps = _steps(commands, "register", "Register der Echtläufe: Zustand und Kettenkopf",
+                   "Prüft das Register der Echtläufe als Ganzes (jede Zeile, jede Datei, die Kette) und nennt den "
+                   "Kettenkopf, der ins Protokoll gehört.")
     status = steps.add_parser("status", help="Register prüfen, Echtläufe in Kraft und Kettenkopf zeigen",
                               description="Exit 0: unversehrt; 8: beschädigt (register-corrupt, mit Datei und Zeile); "
                                           "9: kein Ordner; 7: der mit --expect-head notierte Kettenkopf fehlt in der "
                                           "Kette.")
-    status.add_argument("--register", metavar="ORDNER", type=Path, default=None,
-                        help="Ordner des Registers (Vorgabe: $ALLOCATION_REGISTER, sonst das Register der Installation)")
+    _register_option(status, "Ordner des Registers (Vorgabe: $ALLOCATION_REGISTER, sonst das Register der Installation)")
     status.add_argument("--expect-head", metavar="SHA256", default=None,
                         help="ein früher (z. B. im Kreistagsprotokoll) notierter Kettenkopf: prüft, dass er ein Glied "
                              "der Kette ist, das Register bis dahin also unverändert")
