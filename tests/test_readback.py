@@ -447,3 +447,16 @@ def test_regression_verify_finds_a_change_that_leaves_every_value_alone(signed_r
     assert result.differences == () and result.file_problems == () and result.field_differences == ()
     (difference,) = [d for d in result.package if part in d.cell]
     assert difference.aspect == "Paket" and where in difference.cell + str(difference.found)
+
+
+def test_notices_and_benehmen_never_write_into_the_register(wesel_outputs, isolated_register, tmp_path, capsys):
+    pytest.importorskip("typst")
+    isolated_register.mkdir(parents=True, exist_ok=True)
+    capsys.readouterr()
+    assert main(["notices", str(wesel_outputs["2022"]), "-o", str(isolated_register / "bescheide"),
+                 "--json"]) == ExitCode.REFUSED
+    assert _codes(capsys) == ["output-in-register"]
+    assert main(["benehmen", str(WESEL), "--rules", str(WESEL_RULES), "--previous", str(wesel_outputs["2021"]),
+                 "-o", str(isolated_register / "benehmen"), "--json"]) == ExitCode.REFUSED
+    assert _codes(capsys) == ["output-in-register"]
+    assert list(isolated_register.iterdir()) == []

@@ -292,6 +292,7 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
     from .notices import check_template, pdf_name, render, template_limits
     from ..runs.pipeline import compute
     from ..runs.readback import Relation, check_relation, read_output
+    from ..runs.register import guard_folder
 
     from ..core.dates import BENEHMEN_YEARS, DateError, budget_year_problems, deadline_problems
 
@@ -304,6 +305,7 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
     if deadline is not None and deadline_problems(date, deadline, given is not None):  # before anything is read
         raise DateError(deadline_problems(date, deadline, given is not None))
     _refuse(directory, [Path(input_path), Path(rules_path), Path(previous_output)])
+    guard_folder(directory)
     earlier = read_output(previous_output, "benehmen-unreadable")
     previous = read_result(earlier)
     allocation, _controls, _warnings = compute(input_path, rules_path)

@@ -1085,6 +1085,7 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
     compiled within `template_seconds` per notice and `template_memory_mb` (see `render`)."""
     from ..runs.manifest import manifest_path
     from ..runs.readback import read_output
+    from ..runs.register import guard_folder
     from .verify import existing_file as _existing
 
     output, directory = Path(output), Path(directory)
@@ -1095,6 +1096,7 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
     unusable = _folder_problems(directory)
     if unusable:
         raise OutputError(unusable)
+    guard_folder(directory, register_dir)
     manifest = _verify(output, register_dir).recorded
     earlier = read_output(output, "notices-unreadable")  # the bytes parsed: those verify confirmed (same SHA-256), read once
     if earlier.sha256 != manifest["output"]["sha256"]:

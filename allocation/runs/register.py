@@ -41,7 +41,7 @@ from .readback import (GENESIS, INDEX_FILE, LOCK_FILE, REGISTER_FORMAT, Register
 
 __all__ = ["RegisterError", "RegisterCorrupt", "RegisterUnusable", "register_path", "read_entries", "check_final",
            "append_final", "current_final", "installation_register", "final_outputs", "REGISTER_ENV", "Pending",
-           "final_lock", "prepare", "commit", "guard_outputs", "summary", "head_position"]
+           "final_lock", "prepare", "commit", "guard_outputs", "guard_folder", "summary", "head_position"]
 
 REGISTER_ENV = "ALLOCATION_REGISTER"
 
@@ -276,6 +276,22 @@ def guard_outputs(outputs: list[tuple[str, str | os.PathLike[str]]], protected, 
                 for found in [final_manifest_beside(output)] if found is not None]
     if problems:
         raise RefusedError(problems)
+
+
+def guard_folder(folder: str | Path, register_dir: str | Path | None = None) -> None:
+    """The check a command that writes a folder of files (notices, Benehmen letters) makes before it reads
+    anything: the folder does not lie in the register (`output-in-register`), and the register is intact
+    (`register-corrupt`: what it protects cannot be known from a damaged one)."""
+    from ..core.problems import Location
+    from ..workbook.guard import RefusedError
+
+    register = installation_register(register_dir)
+    read_register(register)
+    if Path(folder).resolve().is_relative_to(register.resolve()):
+        raise RefusedError([Problem("output-in-register", Location(str(folder)), "Der Ausgabe-Ordner läge im Register "
+                                    "der Echtläufe", found=str(folder), expected=f"ein Ort außerhalb von {register}",
+                                    hint="einen anderen Ordner bei -o wählen; in das Register schreibt nur allocation "
+                                         "selbst")])
 
 
 # ----------------------------------------------------------------------------------------------- the anchor
