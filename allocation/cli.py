@@ -558,12 +558,15 @@ def _cmd_year_stage(args: argparse.Namespace) -> int:
     for warning in done.result.warnings:
         print(f"  {warning}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"status": "ok", **entry}, ensure_ascii=False, indent=2))
+        print(json.dumps({"status": "ok", **entry} | ({"register": done.result.registered} if done.result.registered
+                                                       else {}), ensure_ascii=False, indent=2))
     else:
         total = sum(item.deficit for item in allocation.items)
         kind = "Echtlauf, im Register" if entry["mode"] == "final" else "Probelauf"
         print(f"Stufe {entry['seq']} {entry['stage']} ({kind}): verteilt {format_eur(total)}")
         print(f"Ergebnis-Arbeitsmappe: {Path(args.directory) / entry['output']['file']}")
+        if done.result.registered:
+            _print_registered(done.result.registered)
     return ExitCode.OK
 
 

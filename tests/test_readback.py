@@ -460,3 +460,27 @@ def test_notices_and_benehmen_never_write_into_the_register(wesel_outputs, isola
                  "-o", str(isolated_register / "benehmen"), "--json"]) == ExitCode.REFUSED
     assert _codes(capsys) == ["output-in-register"]
     assert list(isolated_register.iterdir()) == []
+
+
+def test_a_final_stage_and_a_final_inbox_run_print_the_chain_head(tmp_path, isolated_register, capsys):
+    folder = tmp_path / "jahr"
+    assert main(["year", "init", str(folder), "--district", "Kreis Wesel", "--year", "2022"]) == 0
+    capsys.readouterr()
+    assert main(["year", "stage", str(folder), "satzung", str(INPUT), "--rules", str(RULES)]) == 0
+    chain = (isolated_register / "_kette.jsonl").read_text(encoding="utf-8").splitlines()
+    head = hashlib.sha256(chain[-1].encode("utf-8")).hexdigest()
+    assert f"Kettenkopf (für das Protokoll): {head}" in capsys.readouterr().out
+    inbox = tmp_path / "inbox"
+    (inbox / "eingang").mkdir(parents=True)
+    shutil.copy(CORPUS / "gueltig.xlsx", inbox / "eingang" / "b.xlsx")
+    rules = tmp_path / "regeln"
+    rules.mkdir()
+    shutil.copy(RULES, rules / "regeln.yaml")
+    capsys.readouterr()
+    # the same bytes as the stage's input: the inbox supersedes its final run, saying so (inbox.same_bytes_again)
+    assert main(["inbox", str(inbox), "--rules-dir", str(rules), "--mode", "final"]) == 0
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"inbox-file"' in x]
+    chain = (isolated_register / "_kette.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(chain) == 2 and line["chain_head"] == hashlib.sha256(chain[-1].encode("utf-8")).hexdigest()
+    status = json.loads((inbox / "ergebnis" / "b" / "status.json").read_text(encoding="utf-8"))
+    assert status["chain_head"] == line["chain_head"]

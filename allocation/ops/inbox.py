@@ -87,6 +87,7 @@ class Outcome:
     mode: str = "test"
     problems: int = 0
     seconds: float = 0.0
+    chain_head: str | None = None  # a final run: the register's chain head after it (for the minutes)
 
     def log_line(self) -> str:
         record = {"time": _now_iso(), "event": "inbox-file", **{k: getattr(self, k) for k in self.__slots__}}
@@ -213,7 +214,7 @@ def _process_one(path: Path, root: Path, rules_dir: Path, mode: str, force: bool
     input_copy = work / ".eingabe" / fit_name(name, name_max(root / ".tmp"))
     input_copy.parent.mkdir()
     input_copy.write_bytes(data)
-    district = year = rules = None
+    district = year = rules = head = None
     status, exit_code, problems = "ok", ExitCode.OK, []
     from ..runs.pipeline import run
     from ..runs.register import installation_register, read_entries, register_path
@@ -238,6 +239,7 @@ def _process_one(path: Path, root: Path, rules_dir: Path, mode: str, force: bool
                      register_extra={"input": name, "output": str(published), "via": "inbox"})
         rules = Path(result.allocation.rulebook.path)
         problems = list(result.warnings)
+        head = result.registered["head"] if result.registered else None
     except ProblemsError as error:
         status, exit_code, problems = "error", error.exit_code, list(error.problems)
         for leftover in work.glob("*.xlsx"):
@@ -256,7 +258,7 @@ def _process_one(path: Path, root: Path, rules_dir: Path, mode: str, force: bool
     _write(work / "status.json", json.dumps({
         "sha256": sha256, "input": name, "status": status, "exit_code": exit_code, "mode": mode,
         "district": district, "year": year, "rules": str(rules) if rules else None, "finished_utc": _now_iso(),
-    }, ensure_ascii=False, indent=2))
+    } | ({"chain_head": head} if head else {}), ensure_ascii=False, indent=2))
     _fsync_tree(work)
     _kill_point("before-result-rename")
     # The input may have been replaced while we worked: then drop this result and try again next time.
@@ -274,7 +276,7 @@ def _process_one(path: Path, root: Path, rules_dir: Path, mode: str, force: bool
     _kill_point("after-archive")
     return Outcome(name, sha256, status, exit_code, _shown(target), _shown(archive), district, year,
                    str(rules) if rules else None, mode, sum(1 for p in problems if p.severity != "warning"),
-                   round(time.monotonic() - started, 3))
+                   round(time.monotonic() - started, 3), head)
 
 
 def _shown(path: Path) -> str:
