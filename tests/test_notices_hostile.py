@@ -530,3 +530,16 @@ def test_a_file_swapped_for_a_link_after_the_check_is_not_followed(tmp_path):
         ("notices-template-file", str(template / "bilder" / "siegel.png")),
         ("notices-template-file", str(template / "logo.png"))]
     assert list(work.rglob("*.png")) == []
+
+
+def test_a_template_that_imports_a_package_fetches_nothing_and_is_a_located_error(wesel, tmp_path, capsys):
+    # Typst downloads `@preview` packages from the internet; the compiling child has no network (a closed proxy)
+    # and empty package folders, so the import fails at once, located, and nothing is written
+    template = tmp_path / "vorlage"
+    template.mkdir()
+    (template / "rechtsbehelf.typ").write_text('#import "@preview/example:0.1.0": *\n', encoding="utf-8")
+    problems = refused(capsys, ["notices", str(wesel / "ergebnis.xlsx"), "-o", str(tmp_path / "out"), "--template",
+                                str(template), "--date", DATE], 2)
+    assert [p["code"] for p in problems] == ["notices-bad-template"]
+    assert "Connection refused" in problems[0]["found"]  # the closed proxy: no name was even looked up
+    assert not (tmp_path / "out").exists()

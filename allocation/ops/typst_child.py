@@ -22,6 +22,7 @@ import json
 import os
 import resource
 import sys
+import tempfile
 
 __all__ = ["main", "TEMPLATE_SECONDS", "TEMPLATE_MEMORY_MB", "TEMPLATE_SECONDS_RANGE", "TEMPLATE_MEMORY_MB_RANGE",
            "CHILD_ENV"]
@@ -43,7 +44,15 @@ TEMPLATE_SECONDS = 30
 TEMPLATE_MEMORY_MB = 1024
 TEMPLATE_SECONDS_RANGE = (1, 3600)
 TEMPLATE_MEMORY_MB_RANGE = (256, 65536)  # below 256 MB even the default template cannot start (217 MB measured)
-CHILD_ENV = {"MALLOC_ARENA_MAX": "2", "RAYON_NUM_THREADS": "2", "RUST_BACKTRACE": "0"}
+# No network: a template may `#import "@preview/..."`, and Typst would download that package from the internet (a
+# template must not make the Kreis's server fetch code, and the same PDF must come out on every machine). Typst's
+# downloader follows the proxy variables (measured: with them it answers "Connection refused" at once instead of
+# resolving packages.typst.org), so the child's proxy is a closed local port, and its package folders are empty
+# folders of its own (no package cached by someone else is used): such an import is a located template error.
+NO_NETWORK = {name: "http://127.0.0.1:9" for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
+                                                       "ALL_PROXY", "all_proxy")}
+CHILD_ENV = {"MALLOC_ARENA_MAX": "2", "RAYON_NUM_THREADS": "2", "RUST_BACKTRACE": "0", "NO_PROXY": "", "no_proxy": "",
+             **NO_NETWORK}
 
 
 def _say(message: dict) -> None:
@@ -78,7 +87,10 @@ def main(argv: list[str]) -> int:
         import typst
 
         # Only the fonts shipped in the typst wheel (and the template's own): the same PDF on every machine.
-        compiler = typst.Compiler(job["main"], root=job["root"], font_paths=job["fonts"], ignore_system_fonts=True)
+        # empty and removed with the work folder: no package is found or fetched
+        packages = tempfile.mkdtemp(prefix=".pakete-", dir=job["root"])
+        compiler = typst.Compiler(job["main"], root=job["root"], font_paths=job["fonts"], ignore_system_fonts=True,
+                                  package_path=packages, package_cache_path=packages)
     except MemoryError:
         _say({"memory": -1})
         return 3
