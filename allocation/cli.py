@@ -390,7 +390,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_inbox(args: argparse.Namespace) -> int:
     from .ops.inbox import exit_code, process_inbox, watch_inbox
     from .ops.locking import Busy, DirectoryLock
+    from .runs.register import guard_folder
 
+    guard_folder(args.folder, args.register)  # before the lock file is made: never inside the register
     try:
         with DirectoryLock(args.folder):
             if args.watch:
@@ -685,6 +687,15 @@ def _cmd_register_status(args: argparse.Namespace) -> int:
         if problems:
             _print_problems(problems, "Register der Echtläufe", False, ExitCode.VERIFY)
     return ExitCode.VERIFY if problems else ExitCode.OK
+
+
+def _sha256_argument(text: str) -> str:
+    """A SHA-256 as printed (64 hexadecimal digits), e.g. a chain head noted in the minutes."""
+    value = text.strip().lower()
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} ist keine SHA-256: erwartet 64 Hexadezimalziffern, wie "
+                                         "allocation sie als Kettenkopf ausgibt")
+    return value
 
 
 def _date_argument(text: str):
@@ -1120,7 +1131,7 @@ def _add_register(commands) -> None:
                                           "9: kein Ordner; 7: der mit --expect-head notierte Kettenkopf fehlt in der "
                                           "Kette.")
     _register_option(status, "Ordner des Registers (Vorgabe: $ALLOCATION_REGISTER, sonst das Register der Installation)")
-    status.add_argument("--expect-head", metavar="SHA256", default=None,
+    status.add_argument("--expect-head", metavar="SHA256", default=None, type=_sha256_argument,
                         help="ein früher (z. B. im Kreistagsprotokoll) notierter Kettenkopf: prüft, dass er ein Glied "
                              "der Kette ist, das Register bis dahin also unverändert")
     status.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")

@@ -37,7 +37,7 @@ def _two_values(action: argparse.Action) -> tuple[str, str] | None:
     if action.choices:
         choices = [str(c) for c in action.choices]
         return (choices[0], choices[1]) if len(choices) > 1 else None
-    for pair in (("2022-03-15", "2022-04-01"), ("2", "4"), ("300", "400"), ("a", "b")):
+    for pair in (("2022-03-15", "2022-04-01"), ("2", "4"), ("300", "400"), ("a" * 64, "b" * 64), ("a", "b")):
         try:
             if action.type is not None:
                 [action.type(value) for value in pair]

@@ -86,6 +86,9 @@ def year(tmp_path_factory) -> dict:
         if stage == "benehmen":
             assert main(["benehmen", str(source), "--rules", str(RULES), "--previous", str(previous),
                          "-o", str(base / "benehmen"), "--date", "2022-01-17", "--deadline", "2022-02-28"]) == 0
+        if stage == "aenderung-1":  # the change notices go out while the change is the run in force
+            assert main(["notices", str(outputs[stage]), "-o", str(base / "aenderungsbescheide"), "--date",
+                         "2022-09-15", "--previous", str(outputs["satzung"]), "--register", str(register)]) == 0
     names = list(stages)
     for before, after in zip(names, names[1:]):
         assert main(["compare", str(outputs[before]), str(outputs[after]),
@@ -213,16 +216,19 @@ def test_each_stage_verifies_like_a_run(year):
     assert main(["verify", str(year["outputs"]["aenderung-1"]), "--register", str(year["register"])]) == 0
 
 
-def test_the_change_produces_change_notices(year):
+def test_the_change_produces_change_notices_and_a_superseded_run_none(year, tmp_path, capsys):
     from pypdf import PdfReader
 
-    notices = year["base"] / "aenderungsbescheide"
-    assert main(["notices", str(year["outputs"]["aenderung-1"]), "-o", str(notices), "--date", "2022-09-15",
-                 "--previous", str(year["outputs"]["satzung"]), "--register", str(year["register"])]) == 0
+    notices = year["base"] / "aenderungsbescheide"  # written by the fixture right after the stage aenderung-1
     text = re.sub(r"\s+", " ", "\n".join(p.extract_text() for p in PdfReader(
         notices / "05170004_Alpen_Aenderung.pdf").pages))
     for figure in ("9.829.906,19 €", "9.965.678,38 €", "135.772,19 €", "Änderungsbescheid"):
         assert figure in text, figure
+    # once the settlement superseded the change, its notices would set what no longer holds
+    capsys.readouterr()
+    assert main(["notices", str(year["outputs"]["aenderung-1"]), "-o", str(tmp_path / "spaet"), "--date", "2022-12-15",
+                 "--register", str(year["register"]), "--json"]) == 3
+    assert [p["code"] for p in json.loads(capsys.readouterr().out)["problems"]] == ["notices-superseded"]
 
 
 def test_second_retroactive_change_needs_a_reason(tmp_path, capsys):

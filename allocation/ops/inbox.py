@@ -47,6 +47,7 @@ from typing import Callable, TextIO
 from ..core.filenames import display_name, fit_name, name_bytes, name_max, safe_stem
 from ..core.problems import ExitCode, Location, Problem, ProblemsError
 from ..runs.readback import read_json_object
+from ..runs.register import guard_folder
 from .locking import FolderUnusable, kind_of, unusable, what_is_at
 
 __all__ = ["process_inbox", "watch_inbox", "Outcome", "is_ignored", "STEPS", "FOLDERS"]
@@ -449,6 +450,7 @@ def process_inbox(root: str | Path, rules_dir: str | Path, mode: str = "test", f
     """Process every file now in `root/eingang/` once; the caller holds the lock. Logs one JSON line per file.
     Final runs use the installation's register (`register.installation_register(register)`)."""
     root, log = Path(root), log or sys.stdout
+    guard_folder(root, register)  # never in the register; a damaged register stops the pass before a file is taken
     _prepare(root)
     if only is None:  # a pass over the whole folder says what it leaves (`--watch` says it once per entry)
         for path, reason in skipped_entries(root):
@@ -489,6 +491,7 @@ def watch_inbox(root: str | Path, rules_dir: str | Path, mode: str = "test", for
     reported: set[str] = set()  # entries left in eingang/ whose skip was logged (once while they stay)
     worst = ExitCode.OK
     try:
+        guard_folder(root, register)
         _prepare(root)
         while not stop["now"]:
             skipped = skipped_entries(root)

@@ -1005,6 +1005,24 @@ def _verify(output: Path, register_dir: Path | None = None):
     return result
 
 
+def _in_force(earlier: "Earlier", register_dir: str | Path | None) -> None:
+    """Notices of a final run only while it is in force: a later final run of the year superseded it
+    (`notices-superseded`, naming the run in force); its notices would set what no longer holds."""
+    from ..runs.readback import read_register
+    from ..runs.register import installation_register
+
+    if not earlier.final:
+        return
+    current = read_register(installation_register(register_dir)).current(earlier.district, earlier.year)
+    if current is not None and current.get("output_sha256") != earlier.sha256:
+        raise InputError([Problem("notices-superseded", Location(str(earlier.path), "Protokoll"), "Dieser Echtlauf ist "
+                                  f"nicht mehr in Kraft: in Kraft ist Nr. {current.get('seq')} vom "
+                                  f"{current.get('recorded_utc')} ({current.get('output')})",
+                                  found=f"SHA-256 {earlier.sha256}", expected=f"SHA-256 {current.get('output_sha256')}",
+                                  hint=f"die Bescheide aus {current.get('output')} schreiben (mit --previous gegenüber "
+                                       "diesem Lauf: Änderungsbescheide)")])
+
+
 def _previous(path: Path, result: ResultBook, manifest: dict) -> ResultBook:
     """The earlier result of a change notice, through `readback.read_output`: unchanged since its run (its
     manifest's SHA-256, else `notices-previous-changed`, exit 7), the same Kreis and year and a run started before
@@ -1085,7 +1103,7 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
     compiled within `template_seconds` per notice and `template_memory_mb` (see `render`)."""
     from ..runs.manifest import manifest_path
     from ..runs.readback import read_output
-    from ..runs.register import guard_folder
+    from ..runs.register import guard_folder, guard_outputs, installation_register
     from .verify import existing_file as _existing
 
     output, directory = Path(output), Path(directory)
@@ -1105,6 +1123,7 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
                                    expected=f"SHA-256 {manifest['output']['sha256']}",
                                    hint="die Bescheide erneut schreiben, wenn niemand die Dateien ändert")])
     result = read_result(earlier)
+    _in_force(earlier, register_dir)
     if notice_date is not None:  # a given date must fit the budget year (a typing error?); today always does
         from ..core.dates import NOTICE_YEARS, DateError, budget_year_problems
 
@@ -1121,6 +1140,9 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
     targets = [directory / name for name, _, _ in notices] + [directory / XLSX_NAME, directory / CSV_NAME]
     inputs = _protected([output, manifest_path(output), previous, previous and manifest_path(previous), template,
                          rules_path])
+    # a registered final run's workbook (or one whose manifest says final) in the folder is never replaced
+    guard_outputs([("Die Ausgabedatei", target) for target in targets], [], installation_register(register_dir),
+                  locations=False)  # the folder was checked above (_folder_problems); PDF names fit NAME_MAX
     clashes = [t for t in targets if t.resolve() in inputs]
     if clashes:
         raise Refused([Problem("notices-would-overwrite", Location(str(t)), "die Ausgabe würde eine Eingabe überschreiben",

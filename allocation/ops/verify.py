@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import io
 import itertools
 import re
 import shutil
@@ -61,6 +62,8 @@ UNCOMPARED_FIELDS = ("started_utc", "working_directory", "input.absolute", "rule
 # Versions: another allocation or durable_rules version is a difference (the run was not reproduced with
 # the tools it names); another Python version is a note (money is integer and Fraction arithmetic).
 NOTED_FIELDS = ("tool.python",)
+# The parameters a run records that the replay cannot compute but takes as given (pipeline.run's `recorded`)
+RECORDED_PARAMETERS = ("mode", "provisional", "ignore_validity")
 
 @dataclass(frozen=True, slots=True)
 class CellDifference:
@@ -337,6 +340,41 @@ def _part_bytes(archive: zipfile.ZipFile, name: str) -> bytes:
     return PACKAGE_TIMES.sub(rb"\1\2", data) if name == "docProps/core.xml" else data
 
 
+def _container(data: bytes) -> tuple[list[tuple[str, int]], list[str]]:
+    """The zip archive itself: its parts in order with their compression, and what lies outside them: a part
+    named twice, bytes before, between or after the parts (a part only its local header knows, a prefix, a
+    tail), bytes between the last part and the central directory, a comment. The writer leaves none of these."""
+    import struct
+
+    issues: list[str] = []
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        infos, start_dir, comment = archive.infolist(), archive.start_dir, archive.comment
+    names = [info.filename for info in infos]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        issues.append(f"Teile doppelt im Archiv: {', '.join(twice)}")
+    position = 0
+    for info in sorted(infos, key=lambda info: info.header_offset):
+        if info.header_offset != position:
+            issues.append(f"Bytes {position}–{info.header_offset} gehören zu keinem Teil des Inhaltsverzeichnisses")
+        header = data[info.header_offset:info.header_offset + 30]
+        if len(header) < 30 or header[:4] != b"PK\x03\x04":
+            issues.append(f"der Teil {info.filename} hat keinen gültigen Kopf")
+            return [(info.filename, info.compress_type) for info in infos], issues
+        name_length, extra_length = struct.unpack("<HH", header[26:30])
+        position = info.header_offset + 30 + name_length + extra_length + info.compress_size
+        if info.flag_bits & 0x08:  # a data descriptor follows the data (with or without its signature)
+            position += 16 if data[position:position + 4] == b"PK\x07\x08" else 12
+    if position != start_dir:
+        issues.append(f"Bytes {position}–{start_dir} zwischen den Teilen und dem Inhaltsverzeichnis")
+    end = data.rfind(b"PK\x05\x06")
+    if end < 0 or len(data) != end + 22 + len(comment):
+        issues.append("Bytes nach dem Ende des Archivs")
+    if comment:
+        issues.append(f"ein Kommentar im Archiv ({len(comment)} Bytes)")
+    return [(info.filename, info.compress_type) for info in infos], issues
+
+
 def compare_packages(expected: Path, found: Path | Earlier) -> list[CellDifference]:
     """Every part of the xlsx package (sheets, styles, shared strings, drawings, charts, document properties,
     relationships, content types), byte for byte against the replay, except the write times of
@@ -346,9 +384,22 @@ def compare_packages(expected: Path, found: Path | Earlier) -> list[CellDifferen
     (`readback.output_bytes`), so every part is read within them."""
     from ..workbook.safety import DAMAGED_WORKBOOK
 
+    data = found.data if isinstance(found, Earlier) else Path(found).read_bytes()
     try:
-        with zipfile.ZipFile(expected) as want, zipfile.ZipFile(
-                found.stream() if isinstance(found, Earlier) else found) as have:
+        (parts_a, _), (parts_b, issues) = _container(Path(expected).read_bytes()), _container(data)
+    except DAMAGED_WORKBOOK as error:
+        return [CellDifference("(Paket)", "(Datei)", "lesbares Paket", f"nicht lesbar: {type(error).__name__}: "
+                               f"{error}"[:200], "Paket")]
+    container = [CellDifference("(Paket)", "(Zip-Archiv)", "nur die Teile, wie allocation sie schreibt", issue, "Paket")
+                 for issue in issues]
+    if [name for name, _ in parts_a] != [name for name, _ in parts_b] and not container:
+        container.append(CellDifference("(Paket)", "(Reihenfolge der Teile)", ", ".join(n for n, _ in parts_a)[:300],
+                                        ", ".join(n for n, _ in parts_b)[:300], "Paket"))
+    kinds = dict(parts_a)
+    container += [CellDifference("(Paket)", f"(Kompression {name})", kinds[name], kind, "Paket")
+                  for name, kind in parts_b if name in kinds and kinds[name] != kind]
+    try:
+        with zipfile.ZipFile(expected) as want, zipfile.ZipFile(io.BytesIO(data)) as have:
             sheet_of = {part: name for name, part, _ in _sheet_parts(want)}
             names_a, names_b = want.namelist(), have.namelist()
             differences = [CellDifference("(Paket)", f"({name})", "vorhanden" if name in names_a else "fehlt",
@@ -360,7 +411,7 @@ def compare_packages(expected: Path, found: Path | Earlier) -> list[CellDifferen
                 a, b = _part_bytes(want, name), _part_bytes(have, name)
                 if a != b:
                     differences += _part_differences(sheet_of.get(name), name, a, b)
-            return differences
+            return container + differences
     except DAMAGED_WORKBOOK as error:
         return [CellDifference("(Paket)", "(Datei)", "lesbares Paket", f"nicht lesbar: {type(error).__name__}: "
                                f"{error}"[:200], "Paket")]
@@ -432,8 +483,9 @@ def _recomputed_manifest(manifest: dict, replayed: Path, allocation: Allocation)
     fixed name; the workbook's own name (`output.file`, checked to be the workbook beside the manifest) is the
     recorded one."""
     bases_from = manifest.get("bases_from")
-    computed = ("district", "year", "rounding", "rate_decimals", "hit_policy")
-    extra = {k: v for k, v in manifest["parameters"].items() if k not in computed}
+    # what a run records beside the computed parameters, and the replay takes as given; any other key is compared
+    # (and so reported: a run never writes it)
+    extra = {k: v for k, v in manifest["parameters"].items() if k in RECORDED_PARAMETERS}
     rebuilt = build_manifest(allocation, manifest["input"]["path"], manifest["rules"][0]["path"], replayed,
                              _dt.datetime.now(_dt.timezone.utc), extra)
     rebuilt["output"]["file"] = manifest["output"]["file"]
@@ -478,8 +530,8 @@ def register_findings(manifest: dict, output_sha256: str, register_dir: str | Pa
 
     if manifest["parameters"].get("mode") != "final":
         return []
-    folder = installation_register(register_dir)
     try:
+        folder = installation_register(register_dir)
         view = read_register(folder)
     except (ProblemsError, OutputError) as error:
         return [str(problem) for problem in error.problems]

@@ -89,8 +89,11 @@ def _change_number(stage: str) -> int | None:
 
 def init(directory: str | Path, district: str, year: int) -> Path:
     """Create the year folder's layout. Refused if the folder already is a year folder or is not empty."""
+    from ..runs.register import guard_folder
+
     folder = Path(directory)
     where = Location(str(folder))
+    guard_folder(folder)  # never inside the register; a damaged register stops it like every command that writes
     if (folder / YEAR_FILE).exists():
         raise YearError([Problem("year-exists", where, "Der Ordner ist bereits ein Umlagejahr",
                                  found=str(folder / YEAR_FILE), expected="ein neuer oder leerer Ordner",
@@ -164,8 +167,8 @@ def _line_problem(entry: dict, number: int, year: dict) -> str | None:
         return f"unbekannte Stufe {stage!r}"
     if folder != f"{number:02d}-{stage}":
         return f"Ordner {folder!r} statt {number:02d}-{stage}"
-    if entry.get("mode") not in ("test", "final"):
-        return f"Laufart {entry.get('mode')!r}"
+    if entry.get("mode") != ("final" if _kind(stage) in FINAL_STAGES else "test"):
+        return f"Laufart {entry.get('mode')!r} passt nicht zur Stufe {stage}"
     for kind, _ in _FILE_KINDS:
         record = entry.get(kind)
         file = record.get("file") if isinstance(record, dict) else None
@@ -176,6 +179,8 @@ def _line_problem(entry: dict, number: int, year: dict) -> str | None:
     if not (isinstance(entry.get("prev_manifest_sha256"), str)
             and re.fullmatch(r"[0-9a-f]{64}", entry["prev_manifest_sha256"])):
         return "prev_manifest_sha256 fehlt"
+    if year.get("format") == FORMAT and SEAL not in entry:  # every line of a sealed year folder carries its seal
+        return "das Siegel der Zeile fehlt"
     if ("year_sha256" in entry or SEAL in entry) and entry.get(SEAL) != seal_of(entry):
         return f"das Siegel der Zeile passt nicht zu ihrem Inhalt (Siegel {entry.get(SEAL)!r})"
     if "year_sha256" in entry and (entry["year_sha256"] != year["_sha256"] or entry.get("year") != year["year"]
@@ -366,6 +371,11 @@ def _run_stage(folder: Path, target: Path, name: str, year: dict, entries: list[
         raise YearError([Problem("year-rules-folder", Location(str(rules_path)), "Eine Stufe braucht eine "
                                  "Regeldatei, keinen Regelordner", found=str(rules_path), expected="--rules REGELN.yaml",
                                  hint="die gültige Regeldatei angeben; sie wird in den Stufenordner kopiert")])
+    if input_path.name == rules_path.name:
+        raise YearError([Problem("year-bad-parameter", Location(str(rules_path)), "Eingabe-Arbeitsmappe und Regeldatei "
+                                 "haben denselben Dateinamen; beide werden unter ihrem Namen in den Stufenordner "
+                                 "kopiert", found=rules_path.name, expected="zwei verschiedene Dateinamen",
+                                 hint="eine der beiden Dateien umbenennen, z. B. die Regeldatei in regeln.yaml")])
     own_input, own_rules = target / input_path.name, target / rules_path.name
     _copy_in(input_path, own_input, MAX_INPUT_BYTES, "Die Eingabe-Arbeitsmappe")
     _copy_in(rules_path, own_rules, MAX_RULES_BYTES + 1, "Die Regeldatei")  # one beyond: the run names the limit
@@ -468,7 +478,10 @@ def status(directory: str | Path, register_dir: str | Path | None = None) -> Yea
                     findings += (register_findings(manifest, manifest["output"]["sha256"], register.folder)
                                  if register is not None else [f"Register nicht lesbar: {register_problem}"])
         checks.append(StageCheck(entry, tuple(findings)))
-    return YearStatus(year, checks, tuple(_folder_findings(folder, entries, register)))
+    findings = _folder_findings(folder, entries, register)
+    if register_problem is not None:  # said once, whether or not a stage is final: the register is damaged
+        findings.append(f"Register der Echtläufe nicht lesbar: {register_problem}")
+    return YearStatus(year, checks, tuple(findings))
 
 
 def _folder_findings(folder: Path, entries: list[dict], register) -> list[str]:
@@ -477,6 +490,15 @@ def _folder_findings(folder: Path, entries: list[dict], register) -> list[str]:
 
     recorded = {entry["folder"] for entry in entries}
     findings = []
+    for entry in entries:  # a stage folder holds its four files, nothing else
+        own = {entry[kind]["file"].split("/", 1)[1] for kind, _ in _FILE_KINDS}
+        try:
+            extra = sorted(name for name in os.listdir(folder / entry["folder"]) if name not in own)
+        except OSError:
+            continue  # a missing folder: its files are reported missing
+        if extra:
+            findings.append(f"im Stufenordner {entry['folder']} liegt, was die Stufe nicht geschrieben hat: "
+                            + ", ".join(extra[:5]))
     with os.scandir(folder) as listing:
         for item in sorted(listing, key=lambda item: item.name):
             mode = item.stat(follow_symlinks=False).st_mode

@@ -209,7 +209,10 @@ def compute(input_path: str | Path, rules_path: str | Path,
     return allocation, controls, list(warnings)
 
 
-def protocol_rows(allocation: Allocation, rulebook: Rulebook, started: _dt.datetime) -> list[tuple[str, object]]:
+def protocol_rows(allocation: Allocation, rulebook: Rulebook, started: _dt.datetime,
+                  python: str | None = None) -> list[tuple[str, object]]:
+    """The pipeline's Protokoll rows. `python`: the Python version to show (a replay shows the recorded one: another
+    Python is a note of verify, not a difference, since every amount is integer and Fraction arithmetic)."""
     book = allocation.book
     total = sum(item.deficit for item in allocation.items)
     from ..core.money import cents_to_decimal
@@ -217,7 +220,7 @@ def protocol_rows(allocation: Allocation, rulebook: Rulebook, started: _dt.datet
     return [
         ("Werkzeug", f"allocation {__version__}"),
         ("durable_rules", durable_version()),
-        ("Python", platform.python_version()),
+        ("Python", python or platform.python_version()),
         ("Kreis", book.parameters.district),
         ("Haushaltsjahr", book.parameters.year),
         ("Rundung", book.parameters.rounding),
@@ -237,11 +240,12 @@ def protocol_rows(allocation: Allocation, rulebook: Rulebook, started: _dt.datet
 def workbook_rows(allocation: Allocation, started: _dt.datetime, mode: str, provisional: bool,
                   input_path: str | Path, rules_path: str | Path, output_path: str | Path,
                   bases_from: dict | None = None, rates_from: dict | None = None, *,
-                  ignore_validity: str | None = None, record_paths: str = "full") -> list[tuple[str, object]]:
+                  ignore_validity: str | None = None, record_paths: str = "full",
+                  python: str | None = None) -> list[tuple[str, object]]:
     """All Protokoll rows of a run: the pipeline's, the run mode, and the manifest's data."""
     from .manifest import protocol_rows as manifest_rows
 
-    rows = protocol_rows(allocation, allocation.rulebook, started)
+    rows = protocol_rows(allocation, allocation.rulebook, started, python)
     if record_paths == "names":
         rows = [(label, Path(value).name if label == "Regeldatei" else value) for label, value in rows]
     rows += [("Laufart", "Echtlauf" if mode == "final" else "Probelauf"),
@@ -278,10 +282,10 @@ def replay(manifest: dict, output_path: str | Path, input_location: str | Path |
     """Recompute a recorded run into `output_path` for `allocation verify` (no register, no manifest); returns the
     recomputed allocation, from which verify rebuilds the manifest. `manifest` has passed `readback.load_manifest`.
 
-    The replay is made at the recorded time (`started_utc`, which the Protokoll shows), so that it reproduces the
-    workbook's every part. `input_location` reads the input from elsewhere (an archived copy under a fixed name)
-    while the workbook shows the recorded file name, as the original run did. Nothing of the manifest chooses
-    where anything is written."""
+    The replay is made at the recorded time (`started_utc`) and shows the recorded Python version (both in the
+    Protokoll), so that it reproduces the workbook's every part. `input_location` reads the input from elsewhere
+    (an archived copy under a fixed name) while the workbook shows the recorded file name, as the original run did.
+    Nothing of the manifest chooses where anything is written."""
     from ..workbook.report import PROVISIONAL_NOTE, write_workbook
 
     parameters = manifest["parameters"]
@@ -298,7 +302,7 @@ def replay(manifest: dict, output_path: str | Path, input_location: str | Path |
     names = "working_directory" not in manifest  # a names-only run (the web page) recorded no folder
     rows = workbook_rows(allocation, started, mode, provisional, input_path, rules_path, manifest["output"]["path"],
                          bases_from, rates_from, ignore_validity=ignore_validity,
-                         record_paths="names" if names else "full")
+                         record_paths="names" if names else "full", python=manifest["tool"]["python"])
     write_workbook(output_path, allocation, controls, rows, provisional=PROVISIONAL_NOTE if provisional else None,
                    rules_label=Path(rules_path).name if names else None)
     return allocation
@@ -409,8 +413,14 @@ def _run(input_path, rules_path, output_path, *, mode, provisional, register_dir
 
     registered = None
     if mode != "final":
-        write_book()
-        write_record()
+        from .manifest import manifest_path
+        from .register import guard_outputs, shared_lock
+
+        with shared_lock(register_dir):  # checked again where no final run can register this name meanwhile
+            guard_outputs([("Die Ergebnis-Arbeitsmappe", output_path), ("Das Manifest", manifest_path(output_path))],
+                          [], register_dir)
+            write_book()
+            write_record()
     else:
         registered = _write_final(write_book, write_record, allocation, register_dir, supersede, output_path, {
             "district": parameters.district, "year": parameters.year, "mode": "final",

@@ -345,9 +345,16 @@ def _value_problems(path: Path, manifest: dict) -> list[Problem]:
         bad("started_utc", manifest["started_utc"], "ein Zeitpunkt wie 2022-03-15 09:30:00")
     if not 1000 <= manifest["parameters"]["year"] <= 9999:
         bad("parameters.year", manifest["parameters"]["year"], "ein Haushaltsjahr wie 2022")
-    mode = manifest["parameters"].get("mode", "test")
+    parameters = manifest["parameters"]
+    mode = parameters.get("mode", "test")
     if mode not in ("test", "final"):
         bad("parameters.mode", mode, "test oder final")
+    if not isinstance(parameters.get("provisional", False), bool):
+        bad("parameters.provisional", parameters["provisional"], "true oder false")
+    if not isinstance(parameters.get("ignore_validity", ""), str):
+        bad("parameters.ignore_validity", parameters["ignore_validity"], "ein Text (die Begründung)")
+    if "register" in manifest and mode != "final":
+        bad("register", manifest["register"], "kein Registereintrag: nur ein Echtlauf steht im Register")
     for key, value in flatten(manifest).items():
         if isinstance(value, str) and "\x00" in value:
             bad(key, value, "ein Text ohne NUL-Zeichen")
@@ -410,7 +417,10 @@ def _check_value(path: Path, value: object, expected: object, where: str, proble
 
 
 def flatten(node: object, prefix: str = "") -> dict[str, object]:
-    """Key path -> leaf value; list elements as key[0], key[1], ..."""
+    """Key path -> leaf value; list elements as key[0], key[1], ...; an empty object or list is a leaf of its own
+    (so an added `{}` or `[]` is a key like any other)."""
+    if isinstance(node, (dict, list)) and not node and prefix:
+        return {prefix: type(node)()}
     if isinstance(node, dict):
         flat: dict[str, object] = {}
         for key, value in node.items():
@@ -546,8 +556,11 @@ def output_bytes(path: str | Path, unreadable_code: str) -> Earlier:
     import zipfile
 
     with zipfile.ZipFile(io.BytesIO(data)) as archive:  # a zip check_bytes could open
-        if "xl/workbook.xml" not in archive.namelist():
-            raise unreadable("ein Zip-Archiv ohne Arbeitsmappe (xl/workbook.xml fehlt)")
+        names = archive.namelist()
+    if "xl/workbook.xml" not in names:
+        raise unreadable("ein Zip-Archiv ohne Arbeitsmappe (xl/workbook.xml fehlt)")
+    if len(set(names)) != len(names):  # readers would disagree on which copy is the part: never written so
+        raise unreadable("ein Teil steht zweimal im Archiv: " + ", ".join(sorted({n for n in names if names.count(n) > 1})))
     return Earlier(path, data, hashlib.sha256(data).hexdigest(), None)
 
 
@@ -582,9 +595,45 @@ def read_output(path: str | Path, unreadable_code: str, relation: Relation | Non
                                       expected=f"SHA-256 {manifest['output']['sha256']} (Manifest)",
                                       hint="die unveränderte Arbeitsmappe des Laufs mit ihrem Manifest angeben")])
     earlier = Earlier(path, earlier.data, earlier.sha256, manifest)
+    _agrees_with_protocol(earlier, unreadable_code, changed_code)
     if relation is not None:
         check_relation(earlier, relation, mismatch_code)
     return earlier
+
+
+def _agrees_with_protocol(earlier: Earlier, unreadable_code: str, changed_code: str) -> None:
+    """The district and year the relations are checked on come from the manifest; the workbook's own Protokoll
+    (`Kreis`, `Haushaltsjahr`) must say the same, so that a manifest sealed again with another district or year
+    (its hash fitting the workbook) does not pass for another year's or district's run."""
+    from openpyxl import load_workbook
+
+    from ..workbook.safety import DAMAGED_WORKBOOK
+
+    found: dict[str, object] = {}
+    try:
+        workbook = load_workbook(earlier.stream(), read_only=True, data_only=True)
+        try:
+            if "Protokoll" in workbook.sheetnames:
+                for row in workbook["Protokoll"].iter_rows(min_row=2, max_col=2, values_only=True):
+                    if row and row[0] in ("Kreis", "Haushaltsjahr") and row[0] not in found:
+                        found[row[0]] = row[1] if len(row) > 1 else None
+        finally:
+            workbook.close()
+    except (*DAMAGED_WORKBOOK, ValueError, TypeError) as error:
+        raise EarlierRefused([Problem(unreadable_code, Location(str(earlier.path), "Protokoll"),
+                                      "Die Ergebnis-Arbeitsmappe lässt sich nicht lesen",
+                                      found=f"{type(error).__name__}: {error}"[:200],
+                                      expected="eine Ergebnis-Arbeitsmappe von `allocation run`",
+                                      hint="den Lauf wiederholen oder die Sicherung nehmen")]) from None
+    year = found.get("Haushaltsjahr")
+    year = int(year) if isinstance(year, (int, float)) and not isinstance(year, bool) and float(year).is_integer() else year
+    if found.get("Kreis") != earlier.district or year != earlier.year:
+        raise EarlierChanged([Problem(changed_code, Location(str(earlier.path), "Protokoll"),
+                                      "Protokoll und Manifest der Ergebnis-Arbeitsmappe widersprechen sich (das Manifest "
+                                      "wurde nach dem Lauf geändert und neu versiegelt?)",
+                                      found=f"Protokoll: {found.get('Kreis')} {found.get('Haushaltsjahr')}",
+                                      expected=f"{earlier.district} {earlier.year} (Manifest)",
+                                      hint="die Arbeitsmappe mit dem Manifest angeben, das der Lauf geschrieben hat")])
 
 
 def check_relation(earlier: Earlier, relation: Relation, mismatch_code: str | None = None) -> None:
@@ -755,7 +804,8 @@ def read_register(folder: str | Path | None) -> RegisterView:
         for entry in _register_folder(folder):
             path = folder / entry.name
             mode = entry.stat(follow_symlinks=False).st_mode
-            if stat.S_ISDIR(mode):
+            ours = entry.name == LOCK_FILE or entry.name.endswith(".jsonl")  # a name the register uses for a file
+            if stat.S_ISDIR(mode) and not ours:
                 continue  # a folder of the operator's (a backup, say) is not read
             if not stat.S_ISREG(mode):
                 raise ChainBroken(_corrupt(Location(str(path)), "Im Register liegt etwas, das keine gewöhnliche Datei ist",

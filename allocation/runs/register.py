@@ -27,11 +27,12 @@ import hashlib
 import json
 import os
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from ..core.filenames import file_kind
+from ..core.filenames import _umask, file_kind
 from ..core.model import normalise_district
 from ..core.problems import Location, Problem
 from ..workbook.guard import FinalOutput, refuse_overwrite
@@ -41,7 +42,7 @@ from .readback import (GENESIS, INDEX_FILE, LOCK_FILE, REGISTER_FORMAT, Register
 
 __all__ = ["RegisterError", "RegisterCorrupt", "RegisterUnusable", "register_path", "read_entries", "check_final",
            "append_final", "current_final", "installation_register", "final_outputs", "REGISTER_ENV", "Pending",
-           "final_lock", "prepare", "commit", "guard_outputs", "guard_folder", "summary", "head_position"]
+           "final_lock", "shared_lock", "prepare", "commit", "guard_outputs", "guard_folder", "summary", "head_position"]
 
 REGISTER_ENV = "ALLOCATION_REGISTER"
 
@@ -52,6 +53,11 @@ def installation_register(explicit: str | Path | None = None) -> Path:
         return Path(explicit)
     configured = os.environ.get(REGISTER_ENV, "").strip()
     if configured:
+        if not Path(configured).is_absolute():  # else every working directory would have a register of its own
+            raise RegisterUnusable([Problem("register-unusable", Location(REGISTER_ENV), "ALLOCATION_REGISTER nennt "
+                                            "einen relativen Pfad: jeder Arbeitsordner hätte sein eigenes Register",
+                                            found=configured, expected="ein absoluter Pfad, z. B. /srv/umlage/register",
+                                            hint="ALLOCATION_REGISTER auf den absoluten Pfad des Registers setzen")])
         return Path(configured)
     import platformdirs
 
@@ -131,7 +137,7 @@ def final_lock(register_dir: str | Path) -> Iterator[RegisterView]:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-                             | getattr(os, "O_NONBLOCK", 0), 0o644)
+                             | getattr(os, "O_NONBLOCK", 0), 0o666)  # after the umask, as any new file
     except OSError as error:
         read_register(folder)  # a file where the folder should be: say so precisely
         raise RegisterUnusable([Problem("register-unusable", Location(str(folder)), "Das Register der Echtläufe lässt "
@@ -151,6 +157,34 @@ def final_lock(register_dir: str | Path) -> Iterator[RegisterView]:
                                             "ist schreibgeschützt", found=str(folder), expected="ein beschreibbarer Ordner",
                                             hint="die Rechte des Ordners prüfen")])
         yield read_register(folder)
+    finally:
+        os.close(descriptor)
+
+
+@contextlib.contextmanager
+def shared_lock(register_dir: str | Path) -> Iterator[None]:
+    """A shared lock on the register's `.sperre` while a test run checks its output again and writes it: a final
+    run (which holds the lock exclusively from its check to its entry) cannot register a workbook of the same name
+    in between, and test runs do not wait for each other. A test run never creates the register folder; where there
+    is none yet, there is no lock to take (and no final run that could be overwritten)."""
+    folder = Path(register_dir)
+    flags = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        descriptor = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT | flags, 0o666) if folder.is_dir() else None
+    except PermissionError:  # an account that may only read the register: a lock it can read is enough
+        try:
+            descriptor = os.open(folder / LOCK_FILE, os.O_RDONLY | flags)
+        except OSError:
+            descriptor = None
+    except OSError:
+        descriptor = None
+    if descriptor is None:
+        yield
+        return
+    try:
+        if stat.S_ISREG(os.fstat(descriptor).st_mode):
+            fcntl.flock(descriptor, fcntl.LOCK_SH)
+        yield
     finally:
         os.close(descriptor)
 
@@ -210,41 +244,86 @@ def prepare(view: RegisterView, record: dict, supersede: str | None) -> Pending:
     return Pending(name, entry, line, tuple(adopted), chain_line, number + 1)
 
 
-def _append(path: Path, lines: Iterable[str]) -> None:
-    """Append lines to a file of the register and fsync; a new file is created with its lines at once (written
-    beside it, then linked into place), so the register never holds an empty or half-created file of ours."""
-    data = "".join(line + "\n" for line in lines).encode("utf-8")
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0))
-    except FileNotFoundError:
-        temp = path.with_name(f".{path.name}.{os.getpid()}.neu")
-        descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+class _Appender:
+    """One file of the register opened for appending before anything is written (`commit`'s first phase): an
+    existing regular file (no link) opened to append, or a new file prepared beside it, to be linked into place
+    with its lines (so the register never holds an empty or half-created file of ours). New files get the
+    permissions of any new file (after the umask): a register shared by a group (umask 002) stays writable for it."""
+
+    def __init__(self, path: Path, lines: Iterable[str]) -> None:
+        self.path, self.temp = path, None
+        self.data = "".join(line + "\n" for line in lines).encode("utf-8")
         try:
-            os.write(descriptor, data)
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+            self.descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+                                      | getattr(os, "O_NONBLOCK", 0))
+        except FileNotFoundError:
+            handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".neu", dir=path.parent)
+            os.chmod(temp, 0o666 & ~_umask())
+            self.descriptor, self.temp = handle, Path(temp)
+            return
+        if not stat.S_ISREG(os.fstat(self.descriptor).st_mode):
+            os.close(self.descriptor)
+            raise IsADirectoryError(f"{path} ist {file_kind(os.stat(path).st_mode)}")
+
+    def write(self) -> None:
         try:
-            os.link(temp, path)
+            os.write(self.descriptor, self.data)
+            os.fsync(self.descriptor)
         finally:
-            os.unlink(temp)
-        return
-    try:
-        os.write(descriptor, data)
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+            os.close(self.descriptor)
+            self.descriptor = None
+        if self.temp is not None:
+            try:
+                os.link(self.temp, self.path)
+            finally:
+                os.unlink(self.temp)
+
+    def abandon(self) -> None:
+        if self.descriptor is not None:
+            os.close(self.descriptor)
+        if self.temp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.temp)
 
 
 def commit(view: RegisterView, pending: Pending) -> None:
-    """Write the prepared entry: the district line first, then the chain's lines; the folder is fsynced."""
-    _append(view.folder / pending.file, [pending.line])
-    _append(view.folder / INDEX_FILE, [*pending.adopted, pending.chain_line])
-    directory = os.open(view.folder, os.O_RDONLY)
+    """Write the prepared entry in two phases. First both files (the district's and the chain) are opened or
+    prepared: a file that cannot be written (permissions, a folder in its place) stops here, with nothing written
+    (RegisterUnusable, exit 9). Then the district line and the chain's lines are written and fsynced, and the folder.
+    Only a failure between these two writes (a full disk) can leave the register damaged; it says so."""
+    def unusable(error: OSError, written: bool) -> RegisterUnusable:
+        return RegisterUnusable([Problem("register-unusable", Location(str(view.folder)), "Das Register der Echtläufe "
+                                         "lässt sich nicht schreiben" + (": der Eintrag ist nur zum Teil geschrieben, "
+                                         "das Register ist jetzt beschädigt" if written else ""),
+                                         found=f"{getattr(error, 'filename', None) or ''} "
+                                               f"{error.strerror or error}".strip(),
+                                         expected="Schreibrechte für alle, die Echtläufe rechnen, und freier Platz",
+                                         hint="die Rechte und den Platz prüfen" + (" und das Register aus der "
+                                              "Sicherung wiederherstellen" if written else ""))])
+
+    appenders: list[_Appender] = []
     try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+        for path, lines in ((view.folder / pending.file, [pending.line]),
+                            (view.folder / INDEX_FILE, [*pending.adopted, pending.chain_line])):
+            appenders.append(_Appender(path, lines))
+    except OSError as error:
+        for appender in appenders:
+            appender.abandon()
+        raise unusable(error, False) from None
+    written = False
+    try:
+        for appender in appenders:
+            appender.write()
+            written = True
+        directory = os.open(view.folder, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except OSError as error:
+        for appender in appenders:
+            appender.abandon()
+        raise unusable(error, written) from None
 
 
 def append_final(register_dir: str | Path, record: dict, supersede: str | None) -> dict:
@@ -262,7 +341,7 @@ def append_final(register_dir: str | Path, record: dict, supersede: str | None) 
 
 
 def guard_outputs(outputs: list[tuple[str, str | os.PathLike[str]]], protected, register_dir: str | Path | None, *,
-                  never_replace: bool = False) -> None:
+                  never_replace: bool = False, locations: bool = True) -> None:
     """The check every writing command makes before it reads anything (`guard.refuse_overwrite`), with what only
     the register and the manifests know: no output is a registered final run's workbook or manifest (the
     register read and checked whole: a damaged one stops the command with `register-corrupt`), and none is a
@@ -271,7 +350,7 @@ def guard_outputs(outputs: list[tuple[str, str | os.PathLike[str]]], protected, 
     from ..workbook.guard import RefusedError
 
     finals = final_outputs(register_dir)
-    refuse_overwrite(outputs, protected, register_dir, finals=finals, never_replace=never_replace)
+    refuse_overwrite(outputs, protected, register_dir, finals=finals, never_replace=never_replace, locations=locations)
     problems = [found for _, output in outputs if not str(output).endswith(MANIFEST_SUFFIX)
                 for found in [final_manifest_beside(output)] if found is not None]
     if problems:

@@ -124,14 +124,15 @@ def _collisions(kind: str, output: Path, outputs: list[Labelled],
 
 def refuse_overwrite(outputs: Iterable[Labelled], protected: Iterable[Labelled],
                      register_dir: str | os.PathLike[str] | None = None, *,
-                     finals: Iterable[FinalOutput] = (), never_replace: bool = False) -> None:
+                     finals: Iterable[FinalOutput] = (), never_replace: bool = False, locations: bool = True) -> None:
     """Raise OutputError (exit 9) if an output location cannot take a file (a folder, a file as folder, a name
     too long, a read-only folder); then RefusedError (all collisions at once) if an output is a protected file,
     in the register, a final run's output in `finals` (or its manifest), named like a manifest, or, with
-    `never_replace`, any existing file."""
+    `never_replace`, any existing file. `locations=False` leaves out the first check, for a writer that checks
+    its own locations (the notices' PDFs, written without a manifest beside them)."""
     outputs = list(outputs)
     unusable: list[Problem] = []
-    for kind, output in outputs:  # one problem per folder: a manifest beside the workbook fails alike
+    for kind, output in outputs if locations else ():  # one problem per folder: a manifest fails alike
         found = output_problems(output, kind)
         if found and not any(Path(p.location.file).parent == Path(output).parent for p in unusable):
             unusable += found
