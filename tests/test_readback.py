@@ -447,3 +447,33 @@ def test_regression_verify_finds_a_change_that_leaves_every_value_alone(signed_r
     assert result.differences == () and result.file_problems == () and result.field_differences == ()
     (difference,) = [d for d in result.package if part in d.cell]
     assert difference.aspect == "Paket" and where in difference.cell + str(difference.found)
+
+
+# ------------------------------------------------------------------ regressions found by the tampered-artefact corpus
+
+
+def test_regression_a_lone_surrogate_escape_read_back_is_refused_not_a_traceback(final, isolated_register, tmp_path,
+                                                                               capsys):
+    """`"\\ud800"` is valid JSON but no character: printed (verify's notes, `register status`) or used as a path (the
+    overwrite guard) it ended in a UnicodeEncodeError, exit 1. Read back, it is text that is no UTF-8."""
+    manifest_file = Path(f"{final}.manifest.json")
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    manifest["tool"]["allocation"] = "0.1\ud800"
+    manifest_file.write_text(json.dumps(sealed(manifest)), encoding="ascii")  # the escape, sealed again
+    capsys.readouterr()
+    assert main(["verify", str(final), "--json"]) == ExitCode.VERIFY
+    (problem,) = json.loads(capsys.readouterr().out)["problems"]
+    assert problem["code"] == "manifest-unreadable" and "tool.allocation" in problem["message"]
+    # a register of an earlier version (no chain) whose only line names an output "\ud800.xlsx"
+    for path in isolated_register.glob("*.jsonl"):
+        path.unlink()
+    line = json.dumps({"seq": 1, "recorded_utc": "2022-03-31T10:00:00Z", "district": "Kreis Wesel", "year": 2022,
+                       "output": "\ud800.xlsx", "output_sha256": "c" * 64, "supersedes": None, "reason": None,
+                       "prev_sha256": "0" * 64}, sort_keys=True)
+    (isolated_register / "wesel-2022.jsonl").write_text(line + "\n", encoding="ascii")
+    for argv in (["register", "status", "--json"], ["run", str(INPUT), "--rules", str(RULES), "-o",
+                                                    str(tmp_path / "probe.xlsx"), "--json"]):
+        assert main(argv) == ExitCode.REFUSED
+        (problem,) = json.loads(capsys.readouterr().out)["problems"]
+        assert problem["code"] == "register-corrupt" and problem["location"]["line"] == 1
+    assert not (tmp_path / "probe.xlsx").exists()
