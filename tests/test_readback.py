@@ -477,3 +477,21 @@ def test_regression_a_lone_surrogate_escape_read_back_is_refused_not_a_traceback
         (problem,) = json.loads(capsys.readouterr().out)["problems"]
         assert problem["code"] == "register-corrupt" and problem["location"]["line"] == 1
     assert not (tmp_path / "probe.xlsx").exists()
+
+
+def test_regression_a_register_line_without_time_district_or_year_is_register_corrupt(final, isolated_register, tmp_path,
+                                                                                      capsys):
+    """A register of an earlier version (no chain) is checked by its links alone: a line without `recorded_utc` passed,
+    and the next final run ended in a KeyError (exit 1) naming the final run that exists; one without district or
+    year was adopted into the chain. No version of the product wrote such a line: it is `register-corrupt`."""
+    for path in isolated_register.glob("*.jsonl"):
+        path.unlink()
+    line = json.dumps({"seq": 1, "prev_sha256": "0" * 64, "district": "Kreis Wesel", "year": 2022}, sort_keys=True)
+    (isolated_register / "wesel-2022.jsonl").write_text(line + "\n", encoding="utf-8")
+    capsys.readouterr()
+    output = tmp_path / "echt.xlsx"
+    assert _run(output, "--mode", "final", "--json") == ExitCode.REFUSED
+    (problem,) = json.loads(capsys.readouterr().out)["problems"]
+    assert problem["code"] == "register-corrupt" and problem["location"]["line"] == 1
+    assert "recorded_utc" in problem["message"] and not output.exists()
+    assert not (isolated_register / "_kette.jsonl").exists()  # nothing adopted

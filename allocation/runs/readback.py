@@ -803,6 +803,12 @@ def read_register(folder: str | Path | None) -> RegisterView:
                         raise ChainBroken(_corrupt(Location(str(path), line=line.number), "Die laufende Nummer des "
                                              "Eintrags passt nicht zu seiner Zeile", repr(line.entry.get("seq")),
                                              f"seq {line.number}"))
+                    missing = _entry_gaps(line.entry)
+                    if missing:
+                        raise ChainBroken(_corrupt(Location(str(path), line=line.number), "Der Eintrag ist "
+                                             f"unvollständig: {', '.join(missing)} fehlt oder hat den falschen Typ",
+                                             line.text[:120], "ein Eintrag, wie ein Echtlauf ihn schreibt (Kreis, "
+                                             "Haushaltsjahr, Zeitpunkt)"))
                 files[entry.name] = tuple(RegisterLine(entry.name, line.number, line.sha256, line.entry, line.text)
                                           for line in lines)
         view = RegisterView(folder, files, tuple(chain))
@@ -812,6 +818,16 @@ def read_register(folder: str | Path | None) -> RegisterView:
     except OSError as error:
         raise RegisterUnusable([_unusable(folder, error.strerror or str(error))]) from None
     return view
+
+
+def _entry_gaps(entry: dict) -> list[str]:
+    """The keys every entry of every version carries, and that the register's readers rely on, which `entry`
+    lacks or holds with another type. A line of an earlier version (no chain, no seal) is checked only by its
+    link, so this is what tells it from a line no final run wrote."""
+    district, year = entry.get("district"), entry.get("year")
+    return [key for key, ok in (("district", isinstance(district, str) and bool(district.strip())),
+                                ("year", isinstance(year, int) and not isinstance(year, bool)),
+                                ("recorded_utc", isinstance(entry.get("recorded_utc"), str))) if not ok]
 
 
 def _check_chain(view: RegisterView) -> None:
