@@ -495,3 +495,22 @@ def test_regression_a_register_line_without_time_district_or_year_is_register_co
     assert problem["code"] == "register-corrupt" and problem["location"]["line"] == 1
     assert "recorded_utc" in problem["message"] and not output.exists()
     assert not (isolated_register / "_kette.jsonl").exists()  # nothing adopted
+
+
+def test_regression_year_status_json_names_the_problem_codes_of_a_changed_year(year_folder, capsys):
+    """`year status --json` of a changed year exited 7 with `"status": "changed"` and the findings as text, but
+    without the problems and their codes that `--json` promises (README, Errors and exit codes)."""
+    copy = year_folder / "01-modell" / "gueltig.xlsx"
+    copy.write_bytes(copy.read_bytes() + b"\0")
+    (year_folder / "09-abrechnung").mkdir()
+    capsys.readouterr()
+    assert main(["year", "status", str(year_folder), "--json"]) == ExitCode.VERIFY
+    report = json.loads(capsys.readouterr().out)
+    assert report["status"] == "changed"
+    assert [(p["code"], Path(p["location"]["file"]).name) for p in report["problems"]] == [
+        ("year-stage-changed", "01-modell"), ("year-stage-changed", year_folder.name)]
+    assert "09-abrechnung" in report["problems"][1]["message"]
+    (year_folder / "09-abrechnung").rmdir()
+    copy.write_bytes(copy.read_bytes()[:-1])
+    assert main(["year", "status", str(year_folder), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["problems"] == []
