@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import sys
 import zipfile
 from dataclasses import dataclass, replace
@@ -48,7 +49,7 @@ DEEP = 100  # a JSON line nested this deep is beyond every bound (32)
 
 
 @contextlib.contextmanager
-def _register_env(folder: Path):
+def register_env(folder: Path):
     """ALLOCATION_REGISTER set to `folder` while a base run runs (never the user's own register)."""
     before = os.environ.get("ALLOCATION_REGISTER")
     os.environ["ALLOCATION_REGISTER"] = str(folder)
@@ -97,7 +98,7 @@ class Bases:
         from allocation.cli import main
 
         out, err = io.StringIO(), io.StringIO()
-        with _register_env(register or self.quiet_register), contextlib.redirect_stdout(out), \
+        with register_env(register or self.quiet_register), contextlib.redirect_stdout(out), \
                 contextlib.redirect_stderr(err):
             code = main([str(a) for a in argv])
         assert code == 0, f"base run {argv[:2]} failed ({code}):\n{out.getvalue()}\n{err.getvalue()}"
@@ -262,6 +263,44 @@ class Case:
     where: str | None = None  # a text the located problem (its place and message, or verify's finding) names
     hangs: bool = False  # a FIFO or a device: run in a subprocess with a timeout
     typst: bool = False  # notices and benehmen need the typst package
+
+
+# ------------------------------------------------------------------------------------------ running
+
+
+def snapshot(folder: Path) -> dict[str, tuple]:
+    """Every entry below `folder`: its kind and, for a regular file its SHA-256, for a link its target. Nothing
+    is opened but regular files (a FIFO stays unread)."""
+    found: dict[str, tuple] = {}
+    for root, folders, files in os.walk(folder):
+        for name in folders + files:
+            path = Path(root, name)
+            mode = os.lstat(path).st_mode
+            if stat.S_ISREG(mode):
+                found[str(path.relative_to(folder))] = ("file", hashlib.sha256(path.read_bytes()).hexdigest())
+            elif stat.S_ISLNK(mode):
+                found[str(path.relative_to(folder))] = ("link", os.readlink(path))
+            else:
+                found[str(path.relative_to(folder))] = (stat.S_IFMT(mode),)
+    return found
+
+
+def in_process(argv: tuple[str, ...]) -> tuple[int, str, str]:
+    """`main(argv)` with stdout and stderr as strict UTF-8 streams, as a terminal or a pipe has them (a text that
+    no encoding can write fails there, as it would in the shell)."""
+    from allocation.cli import main
+
+    out, err = (io.TextIOWrapper(io.BytesIO(), encoding="utf-8", newline="") for _ in range(2))
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(argv))
+        except SystemExit as stop:  # usage errors end in SystemExit(2)
+            code = stop.code
+    texts = []
+    for stream in (out, err):
+        stream.flush()
+        texts.append(stream.buffer.getvalue().decode("utf-8"))
+    return code, texts[0], texts[1]
 
 
 # ------------------------------------------------------------------------------------- damaging by hand

@@ -8,13 +8,9 @@ module; each case copies what it damages into its own folder.
 """
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
 import json
 import os
 import re
-import stat
 import subprocess
 import sys
 import time
@@ -22,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from allocation.cli import main
-from artefact_cases import BEGIN, CASES, END, INDEX, ROOT, Bases, Bench, Case, index_table
+from artefact_cases import BEGIN, CASES, END, INDEX, ROOT, Bases, Bench, Case, in_process, index_table, snapshot
 
 TIMEOUT = 120  # seconds for a case in a subprocess (a hang ends there, as a failure)
 BOUND = 60  # seconds any case may take in the process
@@ -32,39 +27,6 @@ BOUND = 60  # seconds any case may take in the process
 @pytest.fixture(scope="module")
 def bases(tmp_path_factory) -> Bases:
     return Bases(tmp_path_factory.mktemp("grundlagen"))
-
-
-def snapshot(folder: Path) -> dict[str, tuple]:
-    """Every entry below `folder`: its kind and, for a regular file its SHA-256, for a link its target. Nothing
-    is opened but regular files (a FIFO stays unread)."""
-    found: dict[str, tuple] = {}
-    for root, folders, files in os.walk(folder):
-        for name in folders + files:
-            path = Path(root, name)
-            mode = os.lstat(path).st_mode
-            if stat.S_ISREG(mode):
-                found[str(path.relative_to(folder))] = ("file", hashlib.sha256(path.read_bytes()).hexdigest())
-            elif stat.S_ISLNK(mode):
-                found[str(path.relative_to(folder))] = ("link", os.readlink(path))
-            else:
-                found[str(path.relative_to(folder))] = (stat.S_IFMT(mode),)
-    return found
-
-
-def _in_process(argv: tuple[str, ...]) -> tuple[int, str, str]:
-    """`main(argv)` with stdout and stderr as strict UTF-8 streams, as a terminal or a pipe has them (a text that
-    no encoding can write fails there, as it would in the shell)."""
-    out, err = (io.TextIOWrapper(io.BytesIO(), encoding="utf-8", newline="") for _ in range(2))
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(list(argv))
-        except SystemExit as stop:  # usage errors end in SystemExit(2)
-            code = stop.code
-    texts = []
-    for stream in (out, err):
-        stream.flush()
-        texts.append(stream.buffer.getvalue().decode("utf-8"))
-    return code, texts[0], texts[1]
 
 
 def _in_subprocess(argv: tuple[str, ...], register: Path) -> tuple[int, str, str]:
@@ -114,7 +76,7 @@ def test_a_tampered_artefact_is_answered_as_documented(case: Case, bases, tmp_pa
     monkeypatch.setenv("ALLOCATION_REGISTER", str(bench.register))
     before, base = snapshot(bench.folder), snapshot(bases.folder)
     started = time.monotonic()
-    code, out, err = _in_subprocess(made.argv, bench.register) if case.hangs else _in_process(made.argv)
+    code, out, err = _in_subprocess(made.argv, bench.register) if case.hangs else in_process(made.argv)
     took = time.monotonic() - started
     shown = f"exit {code}\n--- stdout\n{out[-3000:]}\n--- stderr\n{err[-3000:]}"
     assert "Traceback" not in err and "Interner Fehler" not in err, shown
