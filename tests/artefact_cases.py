@@ -1089,12 +1089,30 @@ def earlier_cases() -> list[Case]:
         _earlier_case("benehmen", "same-year", "--previous: the run of the planned year 2022 itself", _untouched, 3,
                       "benehmen-previous-mismatch", None, R_RELATION + ": benehmen --previous the year before", False,
                       lambda b: b.bases.wesel["2022"]),
+        _earlier_case("compare", "manifest-district-resealed", "Kreis Kleve's workbook, its manifest's district "
+                      "edited to Kreis Wesel and sealed again", _manifest_says("district", "Kreis Wesel"), 7,
+                      "output-changed", "Protokoll", R_FORGED, False, lambda b: b.bases.small["kleve"]),
+        _earlier_case("benehmen", "manifest-year-resealed", "the 2022 workbook, its manifest's year edited to 2021 and "
+                      "sealed again", _manifest_says("year", 2021), 7, "output-changed", "Protokoll", R_FORGED, False,
+                      lambda b: b.bases.wesel["2022"]),
+        _earlier_case("benehmen", "manifest-district-resealed", "Kreis Kleve's 2021 workbook, its manifest's district "
+                      "edited to Kreis Wesel and sealed again", _manifest_says("district", "Kreis Wesel"), 7,
+                      "output-changed", "Protokoll", R_FORGED, False, lambda b: b.bases.wesel["kleve-2021"]),
         _notices_main("manifest-missing", "the run to write notices for without its manifest",
                       lambda w: manifest_of(w).unlink()),
         _notices_main("edited", "the run to write notices for edited (a byte appended)",
                       lambda w: w.write_bytes(w.read_bytes() + b"\0")),
     ]
     return cases
+
+
+R_FORGED = ("README › One way back in, District and year: the relation is the workbook's own (its Protokoll); a "
+            "manifest that names another is one the workbook does not match, `output-changed` (exit 7)")
+
+
+def _manifest_says(key: str, value: object) -> Callable[[Bench, Path], None]:
+    """The manifest's `parameters.<key>` edited and sealed again: the workbook itself still shows the old value."""
+    return lambda bench, workbook: edit_manifest(workbook, _set(value, "parameters", key))
 
 
 def _other_name(bench: Bench, workbook: Path) -> None:

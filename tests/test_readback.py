@@ -514,3 +514,43 @@ def test_regression_year_status_json_names_the_problem_codes_of_a_changed_year(y
     copy.write_bytes(copy.read_bytes()[:-1])
     assert main(["year", "status", str(year_folder), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["problems"] == []
+
+
+@pytest.mark.parametrize("previous, key, value", [("2022", "year", 2021), ("kleve", "district", "Kreis Wesel")])
+def test_regression_benehmen_takes_the_year_and_district_of_the_previous_workbook_not_of_an_edited_manifest(
+        wesel_outputs, tmp_path, capsys, previous, key, value):
+    """The year relation was checked against the manifest alone: the planned year's own output (or another
+    district's), its manifest edited to the previous year (to Kreis Wesel) and sealed again, gave Benehmen letters
+    comparing 2022 with 2022. The workbook's Protokoll still says what it is: `output-changed`, exit 7."""
+    pytest.importorskip("typst")
+    copy = tmp_path / "vorjahr" / "ergebnis.xlsx"
+    copy.parent.mkdir()
+    shutil.copy(wesel_outputs[previous], copy)
+    manifest = json.loads(Path(f"{wesel_outputs[previous]}.manifest.json").read_text(encoding="utf-8"))
+    manifest["parameters"][key] = value
+    manifest["output"]["file"] = manifest["output"]["path"] = copy.name
+    Path(f"{copy}.manifest.json").write_text(json.dumps(sealed(manifest)), encoding="utf-8")
+    capsys.readouterr()
+    target = tmp_path / "benehmen"
+    assert main(["benehmen", str(WESEL), "--rules", str(WESEL_RULES), "--previous", str(copy), "-o", str(target),
+                 "--date", "2022-01-17", "--json"]) == ExitCode.VERIFY
+    (problem,) = json.loads(capsys.readouterr().out)["problems"]
+    assert (problem["code"], problem["location"]["sheet"]) == ("output-changed", "Protokoll")
+    assert not target.exists()
+
+
+def test_regression_compare_takes_the_district_of_the_workbook_not_of_an_edited_manifest(wesel_outputs, tmp_path,
+                                                                                         capsys):
+    """Kreis Kleve's output with its manifest edited to Kreis Wesel and sealed again was compared with Wesel's:
+    exit 0 and only a warning, where two districts are `compare-other-district`, exit 3."""
+    copy = tmp_path / "kleve.xlsx"
+    shutil.copy(wesel_outputs["kleve"], copy)
+    manifest = json.loads(Path(f"{wesel_outputs['kleve']}.manifest.json").read_text(encoding="utf-8"))
+    manifest["parameters"]["district"] = "Kreis Wesel"
+    manifest["output"]["file"] = manifest["output"]["path"] = copy.name
+    Path(f"{copy}.manifest.json").write_text(json.dumps(sealed(manifest)), encoding="utf-8")
+    capsys.readouterr()
+    written = tmp_path / "vergleich.xlsx"
+    assert main(["compare", str(wesel_outputs["2022"]), str(copy), "-o", str(written), "--json"]) == ExitCode.VERIFY
+    assert _codes(capsys) == ["output-changed"]
+    assert not written.exists()

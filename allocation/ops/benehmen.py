@@ -291,7 +291,7 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
     letters are compiled within `template_seconds` per letter and `template_memory_mb` (as the notices)."""
     from .notices import check_template, pdf_name, render, template_limits
     from ..runs.pipeline import compute
-    from ..runs.readback import Relation, check_relation, read_output
+    from ..runs.readback import Relation, check_relation, check_workbook, read_output
 
     from ..core.dates import BENEHMEN_YEARS, DateError, budget_year_problems, deadline_problems
 
@@ -306,6 +306,7 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
     _refuse(directory, [Path(input_path), Path(rules_path), Path(previous_output)])
     earlier = read_output(previous_output, "benehmen-unreadable")
     previous = read_result(earlier)
+    check_workbook(earlier, previous.district, previous.year)  # the relation below takes the manifest's word
     allocation, _controls, _warnings = compute(input_path, rules_path)
     parameters = allocation.book.parameters
     check_relation(earlier, Relation(parameters.district, parameters.year, "previous",

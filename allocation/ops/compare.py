@@ -487,13 +487,16 @@ def read_pair(first: str | Path, second: str | Path) -> tuple[ResultSummary, Res
     """Two output workbooks to compare year over year (or stage by stage), each through `readback.read_output`:
     within bounds, matching its manifest (else exit 7), and the second of the first one's district
     (`compare-other-district`, exit 3). Their years may be the same (stages: warning `compare-same-year`)."""
-    from ..runs.readback import Relation, read_output
+    from ..runs.readback import Relation, check_workbook, read_output
 
     before = read_output(first, "compare-unreadable", missing_code="compare-not-an-output")
     after = read_output(second, "compare-unreadable", Relation(district=before.district, label="Die zweite "
                                                                 "Ergebnis-Arbeitsmappe"),
                         mismatch_code="compare-other-district", missing_code="compare-not-an-output")
-    return read_result(before), read_result(after)
+    summaries = read_result(before), read_result(after)
+    for earlier, summary in zip((before, after), summaries):  # the relation above took the manifests' word
+        check_workbook(earlier, summary.district, summary.year)
+    return summaries
 
 
 def _levy_lines(path: str, rows: list[tuple], problems: list[Problem]) -> tuple[LevyLine, ...]:

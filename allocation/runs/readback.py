@@ -13,7 +13,7 @@ because we wrote it.
 - **Hashes.** An earlier output must match its own manifest (SHA-256 of the bytes read, which are the bytes the
   command then parses: no second read that a swap could change).
 - **District and year.** An earlier output must be of the same district and in the year relation its command
-  needs (`Relation`).
+  needs (`Relation`), and its manifest must name the district and year the workbook itself shows (`check_workbook`).
 - **Paths are never trusted.** A manifest's `output.file` must be the plain name of the workbook beside it; the
   register's and the year folder's file names must be plain names of their own folders. Nothing read here is
   ever used as a place to write.
@@ -50,6 +50,7 @@ __all__ = [
     "GENESIS", "INDEX_FILE", "LOCK_FILE", "REGISTER_FORMAT", "JsonRefused", "parse_json", "line_hash",
     "ManifestProblems", "load_manifest", "flatten", "MANIFEST_SHAPE", "OPTIONAL_SHAPE", "plain_name",
     "EarlierChanged", "EarlierRefused", "Earlier", "Relation", "read_output", "output_bytes", "check_relation",
+    "check_workbook",
     "RegisterError", "RegisterCorrupt", "RegisterUnusable", "RegisterLine", "RegisterView", "read_register",
     "JsonLine", "ChainBroken", "read_json_lines", "read_json_record", "read_json_object", "final_manifest_beside",
 ]
@@ -627,6 +628,19 @@ def check_relation(earlier: Earlier, relation: Relation, mismatch_code: str | No
     problems = _relation_problems(earlier, relation, mismatch_code)
     if problems:
         raise EarlierRefused(problems)
+
+
+def check_workbook(earlier: Earlier, district: str, year: int | None, changed_code: str = "output-changed") -> None:
+    """EarlierChanged (exit 7) unless the workbook itself (its Protokoll, as the command read it: `district`,
+    `year`) shows the district and year its manifest records. The relation is checked against the manifest; a
+    manifest edited and sealed again (a seal is a checksum) would otherwise pass on its word alone."""
+    if earlier.manifest is None or (same_district(district, earlier.district) and year == earlier.year):
+        return
+    raise EarlierChanged([Problem(changed_code, Location(str(earlier.path), "Protokoll"), "Die Ergebnis-Arbeitsmappe "
+                                  "gehört zu einem anderen Kreis oder Haushaltsjahr, als ihr Manifest sagt (das Manifest "
+                                  "wurde nach dem Lauf verändert)", found=f"{district} {year} (Protokoll)",
+                                  expected=f"{earlier.district} {earlier.year} (Manifest)",
+                                  hint="die unveränderte Arbeitsmappe des Laufs mit ihrem Manifest angeben")])
 
 
 def _earlier_run(earlier: Earlier, relation: Relation) -> bool:
