@@ -1257,12 +1257,12 @@ def _export(kassenzeichen: str, names: bool, expected_kz: Callable[[str], str]) 
 def export_cases() -> list[Case]:
     cases = [Case("export/gemeinde-and-kassenzeichen-equals", "export",
                   "Gemeinde names beginning with `=`, `+`, `-`, `@`, tab, CR; Kassenzeichen pattern `=KU-{jahr}-{ags}-{umlage}`",
-                  "notices OUT (Abschlaege.csv)", 0, "neutralised (`'` first)", R_CSV + "; " + R_TRIM,
+                  "notices OUT (Abschlaege.csv)", 0, "(none: the CSV field begins with ')", R_CSV + "; " + R_TRIM,
                   _export("=KU-{jahr}-{ags}-{umlage}", True, lambda ags: f"'=KU-2022-{ags}"), typst=True)]
     for label, first in (("plus", "+"), ("minus", "-"), ("at", "@"), ("tab", "\t"), ("cr", "\r")):
         shown = {"\t": "tab", "\r": "CR"}.get(first, f"`{first}`")
         cases.append(Case(f"export/kassenzeichen-{label}", "export", f"Kassenzeichen pattern beginning with {shown}",
-                          "notices OUT (Abschlaege.csv)", 0, "neutralised (`'` first)", R_CSV,
+                          "notices OUT (Abschlaege.csv)", 0, "(none: the CSV field begins with ')", R_CSV,
                           _export(first + "KU-{jahr}-{ags}-{umlage}", False,
                                   lambda ags, first=first: f"'{first}KU-2022-{ags}"), typst=True))
     return cases
