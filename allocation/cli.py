@@ -581,7 +581,8 @@ def _cmd_year_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"status": "ok" if not problems else "changed", "district": record["district"],
                           "year": record["year"], "stages": [{**c.entry, "findings": list(c.findings)} for c in checks],
-                          "findings": list(found.findings)}, ensure_ascii=False, indent=2))
+                          "findings": list(found.findings), "problems": [p.as_dict() for p in problems]},
+                         ensure_ascii=False, indent=2))
     else:
         print(f"Umlagejahr {record['district']} {record['year']}: {len(checks)} Stufen")
         for check in checks:

@@ -484,3 +484,110 @@ def test_a_final_stage_and_a_final_inbox_run_print_the_chain_head(tmp_path, isol
     assert len(chain) == 2 and line["chain_head"] == hashlib.sha256(chain[-1].encode("utf-8")).hexdigest()
     status = json.loads((inbox / "ergebnis" / "b" / "status.json").read_text(encoding="utf-8"))
     assert status["chain_head"] == line["chain_head"]
+
+
+# ------------------------------------------------------------------ regressions found by the tampered-artefact corpus
+
+
+def test_regression_a_lone_surrogate_escape_read_back_is_refused_not_a_traceback(final, isolated_register, tmp_path,
+                                                                               capsys):
+    """`"\\ud800"` is valid JSON but no character: printed (verify's notes, `register status`) or used as a path (the
+    overwrite guard) it ended in a UnicodeEncodeError, exit 1. Read back, it is text that is no UTF-8."""
+    manifest_file = Path(f"{final}.manifest.json")
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    manifest["tool"]["allocation"] = "0.1\ud800"
+    manifest_file.write_text(json.dumps(sealed(manifest)), encoding="ascii")  # the escape, sealed again
+    capsys.readouterr()
+    assert main(["verify", str(final), "--json"]) == ExitCode.VERIFY
+    (problem,) = json.loads(capsys.readouterr().out)["problems"]
+    assert problem["code"] == "manifest-unreadable" and "tool.allocation" in problem["message"]
+    # a register of an earlier version (no chain) whose only line names an output "\ud800.xlsx"
+    for path in isolated_register.glob("*.jsonl"):
+        path.unlink()
+    line = json.dumps({"seq": 1, "recorded_utc": "2022-03-31T10:00:00Z", "district": "Kreis Wesel", "year": 2022,
+                       "output": "\ud800.xlsx", "output_sha256": "c" * 64, "supersedes": None, "reason": None,
+                       "prev_sha256": "0" * 64}, sort_keys=True)
+    (isolated_register / "wesel-2022.jsonl").write_text(line + "\n", encoding="ascii")
+    for argv in (["register", "status", "--json"], ["run", str(INPUT), "--rules", str(RULES), "-o",
+                                                    str(tmp_path / "probe.xlsx"), "--json"]):
+        assert main(argv) == ExitCode.REFUSED
+        (problem,) = json.loads(capsys.readouterr().out)["problems"]
+        assert problem["code"] == "register-corrupt" and problem["location"]["line"] == 1
+    assert not (tmp_path / "probe.xlsx").exists()
+
+
+def test_regression_a_register_line_without_time_district_or_year_is_register_corrupt(final, isolated_register, tmp_path,
+                                                                                      capsys):
+    """A register of an earlier version (no chain) is checked by its links alone: a line without `recorded_utc` passed,
+    and the next final run ended in a KeyError (exit 1) naming the final run that exists; one without district or
+    year was adopted into the chain. No version of the product wrote such a line: it is `register-corrupt`."""
+    for path in isolated_register.glob("*.jsonl"):
+        path.unlink()
+    line = json.dumps({"seq": 1, "prev_sha256": "0" * 64, "district": "Kreis Wesel", "year": 2022}, sort_keys=True)
+    (isolated_register / "wesel-2022.jsonl").write_text(line + "\n", encoding="utf-8")
+    capsys.readouterr()
+    output = tmp_path / "echt.xlsx"
+    assert _run(output, "--mode", "final", "--json") == ExitCode.REFUSED
+    (problem,) = json.loads(capsys.readouterr().out)["problems"]
+    assert problem["code"] == "register-corrupt" and problem["location"]["line"] == 1
+    assert "recorded_utc" in problem["message"] and not output.exists()
+    assert not (isolated_register / "_kette.jsonl").exists()  # nothing adopted
+
+
+def test_regression_year_status_json_names_the_problem_codes_of_a_changed_year(year_folder, capsys):
+    """`year status --json` of a changed year exited 7 with `"status": "changed"` and the findings as text, but
+    without the problems and their codes that `--json` promises (README, Errors and exit codes)."""
+    copy = year_folder / "01-modell" / "gueltig.xlsx"
+    copy.write_bytes(copy.read_bytes() + b"\0")
+    (year_folder / "09-abrechnung").mkdir()
+    capsys.readouterr()
+    assert main(["year", "status", str(year_folder), "--json"]) == ExitCode.VERIFY
+    report = json.loads(capsys.readouterr().out)
+    assert report["status"] == "changed"
+    assert [(p["code"], Path(p["location"]["file"]).name) for p in report["problems"]] == [
+        ("year-stage-changed", "01-modell"), ("year-stage-changed", year_folder.name)]
+    assert "09-abrechnung" in report["problems"][1]["message"]
+    (year_folder / "09-abrechnung").rmdir()
+    copy.write_bytes(copy.read_bytes()[:-1])
+    assert main(["year", "status", str(year_folder), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["problems"] == []
+
+
+@pytest.mark.parametrize("previous, key, value", [("2022", "year", 2021), ("kleve", "district", "Kreis Wesel")])
+def test_regression_benehmen_takes_the_year_and_district_of_the_previous_workbook_not_of_an_edited_manifest(
+        wesel_outputs, tmp_path, capsys, previous, key, value):
+    """The year relation was checked against the manifest alone: the planned year's own output (or another
+    district's), its manifest edited to the previous year (to Kreis Wesel) and sealed again, gave Benehmen letters
+    comparing 2022 with 2022. The workbook's Protokoll still says what it is: `output-changed`, exit 7."""
+    pytest.importorskip("typst")
+    copy = tmp_path / "vorjahr" / "ergebnis.xlsx"
+    copy.parent.mkdir()
+    shutil.copy(wesel_outputs[previous], copy)
+    manifest = json.loads(Path(f"{wesel_outputs[previous]}.manifest.json").read_text(encoding="utf-8"))
+    manifest["parameters"][key] = value
+    manifest["output"]["file"] = manifest["output"]["path"] = copy.name
+    Path(f"{copy}.manifest.json").write_text(json.dumps(sealed(manifest)), encoding="utf-8")
+    capsys.readouterr()
+    target = tmp_path / "benehmen"
+    assert main(["benehmen", str(WESEL), "--rules", str(WESEL_RULES), "--previous", str(copy), "-o", str(target),
+                 "--date", "2022-01-17", "--json"]) == ExitCode.VERIFY
+    (problem,) = json.loads(capsys.readouterr().out)["problems"]
+    assert (problem["code"], problem["location"]["sheet"]) == ("output-changed", "Protokoll")
+    assert not target.exists()
+
+
+def test_regression_compare_takes_the_district_of_the_workbook_not_of_an_edited_manifest(wesel_outputs, tmp_path,
+                                                                                         capsys):
+    """Kreis Kleve's output with its manifest edited to Kreis Wesel and sealed again was compared with Wesel's:
+    exit 0 and only a warning, where two districts are `compare-other-district`, exit 3."""
+    copy = tmp_path / "kleve.xlsx"
+    shutil.copy(wesel_outputs["kleve"], copy)
+    manifest = json.loads(Path(f"{wesel_outputs['kleve']}.manifest.json").read_text(encoding="utf-8"))
+    manifest["parameters"]["district"] = "Kreis Wesel"
+    manifest["output"]["file"] = manifest["output"]["path"] = copy.name
+    Path(f"{copy}.manifest.json").write_text(json.dumps(sealed(manifest)), encoding="utf-8")
+    capsys.readouterr()
+    written = tmp_path / "vergleich.xlsx"
+    assert main(["compare", str(wesel_outputs["2022"]), str(copy), "-o", str(written), "--json"]) == ExitCode.VERIFY
+    assert _codes(capsys) == ["output-changed"]
+    assert not written.exists()

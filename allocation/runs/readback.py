@@ -7,12 +7,13 @@ district and year plus the installation's chain `_kette.jsonl`), the records of 
 because we wrote it.
 
 - **Bounds.** Only regular files are read (`filenames.read_regular`: a FIFO or a device is refused before a byte
-  is read, nothing hangs), each kind with a size limit, JSON with a nesting limit, duplicate keys and NaN refused.
+  is read, nothing hangs), each kind with a size limit, JSON with a nesting limit, duplicate keys, NaN and text that
+  is no Unicode (a lone surrogate escape such as `\\ud800`) refused.
   Breaking a limit is a located problem, never a `RecursionError` or a traceback.
 - **Hashes.** An earlier output must match its own manifest (SHA-256 of the bytes read, which are the bytes the
   command then parses: no second read that a swap could change).
 - **District and year.** An earlier output must be of the same district and in the year relation its command
-  needs (`Relation`).
+  needs (`Relation`), and its manifest must name the district and year the workbook's own Protokoll shows.
 - **Paths are never trusted.** A manifest's `output.file` must be the plain name of the workbook beside it; the
   register's and the year folder's file names must be plain names of their own folders. Nothing read here is
   ever used as a place to write.
@@ -85,13 +86,14 @@ def plain_name(value: object) -> bool:
 
 
 class JsonRefused(Exception):
-    """JSON that is not read: not UTF-8, nested deeper than the limit, a syntax error, a duplicate key or NaN."""
+    """JSON that is not read: not UTF-8 (or a lone surrogate escape), nested deeper than the limit, a syntax error,
+    a duplicate key or NaN."""
 
     def __init__(self, message: str, found: str, line: int | None = None, col: int | None = None,
                  kind: str = "syntax") -> None:
         super().__init__(message)
         self.message, self.found, self.line, self.col = message, found, line, col
-        self.kind = kind  # "encoding", "depth" or "syntax" (also a duplicate key or NaN)
+        self.kind = kind  # "encoding" (also a lone surrogate), "depth" or "syntax" (also a duplicate key or NaN)
 
 
 # A string (escapes included) or a bracket: the depth scan counts brackets outside strings, in C-speed regex steps
@@ -117,7 +119,8 @@ def _no_constant(name: str) -> object:
 
 def parse_json(data: bytes, max_depth: int = MAX_JSON_DEPTH) -> object:
     """`data` as JSON: strict UTF-8, at most `max_depth` nested arrays/objects (checked before parsing, so a deep
-    file never reaches the recursive parser), no duplicate key, no NaN/Infinity. Raises JsonRefused."""
+    file never reaches the recursive parser), no duplicate key, no NaN/Infinity, no lone surrogate (`"\\ud800"`
+    is valid JSON but no character: printing it or using it as a path fails). Raises JsonRefused."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -136,13 +139,44 @@ def parse_json(data: bytes, max_depth: int = MAX_JSON_DEPTH) -> object:
         elif mark in "]}":
             depth -= 1
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        value = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
     except JsonRefused as refused:
         raise refused from None
     except ValueError as error:
         raise JsonRefused("Kein gültiges JSON (abgeschnitten oder von Hand bearbeitet?)",
                           getattr(error, "msg", str(error)), getattr(error, "lineno", None),
                           getattr(error, "colno", None)) from None
+    if _SURROGATE_ESCAPE.search(text):  # only then can a text hold one (a pair decodes to one character)
+        lone = _lone_surrogate(value)
+        if lone is not None:
+            where, shown = lone
+            raise JsonRefused(f"Der Text bei {where or '(oberste Ebene)'} enthält ein einzelnes Surrogat (\\ud800 "
+                              "bis \\udfff): kein Unicode-Zeichen, also nicht als UTF-8 darstellbar", shown,
+                              kind="encoding")
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogate(value: object) -> tuple[str, str] | None:
+    """(key path, the text) of the first key or text of `value` holding a lone surrogate: JSON may write one as an
+    escape (`"\\ud800"`), but it names no character, so it cannot be printed, written or used as a file name."""
+    pending: list[tuple[str, object]] = [("", value)]
+    while pending:
+        where, node = pending.pop()
+        if isinstance(node, str):
+            if _SURROGATE.search(node):
+                return where, repr(node)[:80]
+        elif isinstance(node, dict):
+            for key, item in node.items():
+                if _SURROGATE.search(key):
+                    return where, repr(key)[:80]
+                pending.append((f"{where}.{key}" if where else key, item))
+        elif isinstance(node, list):
+            pending.extend((f"{where}[{index}]", item) for index, item in enumerate(node))
+    return None
 
 
 def read_json_record(path: Path, limit: int = MAX_RECORD_BYTES, *, follow: bool = False) -> tuple[object, bytes]:
@@ -819,6 +853,12 @@ def read_register(folder: str | Path | None) -> RegisterView:
                         raise ChainBroken(_corrupt(Location(str(path), line=line.number), "Die laufende Nummer des "
                                              "Eintrags passt nicht zu seiner Zeile", repr(line.entry.get("seq")),
                                              f"seq {line.number}"))
+                    missing = _entry_gaps(line.entry)
+                    if missing:
+                        raise ChainBroken(_corrupt(Location(str(path), line=line.number), "Der Eintrag ist "
+                                             f"unvollständig: {', '.join(missing)} fehlt oder hat den falschen Typ",
+                                             line.text[:120], "ein Eintrag, wie ein Echtlauf ihn schreibt (Kreis, "
+                                             "Haushaltsjahr, Zeitpunkt)"))
                 files[entry.name] = tuple(RegisterLine(entry.name, line.number, line.sha256, line.entry, line.text)
                                           for line in lines)
         view = RegisterView(folder, files, tuple(chain))
@@ -828,6 +868,16 @@ def read_register(folder: str | Path | None) -> RegisterView:
     except OSError as error:
         raise RegisterUnusable([_unusable(folder, error.strerror or str(error))]) from None
     return view
+
+
+def _entry_gaps(entry: dict) -> list[str]:
+    """The keys every entry of every version carries, and that the register's readers rely on, which `entry`
+    lacks or holds with another type. A line of an earlier version (no chain, no seal) is checked only by its
+    link, so this is what tells it from a line no final run wrote."""
+    district, year = entry.get("district"), entry.get("year")
+    return [key for key, ok in (("district", isinstance(district, str) and bool(district.strip())),
+                                ("year", isinstance(year, int) and not isinstance(year, bool)),
+                                ("recorded_utc", isinstance(entry.get("recorded_utc"), str))) if not ok]
 
 
 def _check_chain(view: RegisterView) -> None:
