@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .problems import Location, OutputError, Problem
 
-__all__ = ["sha256_file", "FileRefused", "file_kind", "open_regular", "read_regular", "write_atomically", "output_problems", "existing_folder_problems", "NAME_MAX", "name_bytes",
+__all__ = ["sha256_file", "FileRefused", "file_kind", "open_regular", "read_regular", "current_umask", "write_atomically", "output_problems", "existing_folder_problems", "NAME_MAX", "name_bytes",
            "name_max", "fit_name", "cut_bytes", "display_name", "safe_stem"]
 
 NAME_MAX = 255  # bytes; POSIX file systems Linux uses, and the fallback when pathconf cannot tell
@@ -174,7 +174,7 @@ def existing_folder_problems(folder: Path, problem) -> list[Problem]:
     return []
 
 
-def _umask() -> int:
+def current_umask() -> int:
     """The process's umask, read without changing it (Linux: /proc/self/status; else the common 022)."""
     try:
         with open("/proc/self/status", encoding="ascii") as status:
@@ -200,7 +200,7 @@ def write_atomically(path: str | Path, save) -> None:
     os.close(handle)
     try:
         save(temp)
-        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes 0600: an output is as readable as any file the user makes
+        os.chmod(temp, 0o666 & ~current_umask())  # mkstemp makes 0600: an output is as readable as any file the user makes
         with open(temp, "rb") as written:
             os.fsync(written.fileno())
         os.replace(temp, path)

@@ -35,7 +35,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from ..core.filenames import NAME_MAX, _umask, cut_bytes, existing_folder_problems, name_bytes
+from ..core.filenames import NAME_MAX, current_umask, cut_bytes, existing_folder_problems, name_bytes
 from ..core.instalments import ChangePlan, change_plan, fixed_amount, plan
 from ..core.money import cents_from_decimal, cents_to_decimal, decimal_from_cell, format_eur, percent_points
 from ..core.problems import ExitCode, InputError, Location, Problem, OutputError, ProblemsError, RuleFileError
@@ -963,7 +963,7 @@ def _publish(folder: Path, target: Path) -> None:
     """Move the finished files into `target`: the whole folder at once if `target` is new, else file by file. A
     new folder gets the mode any folder the user makes gets (mkdtemp made it 0700), like every other output."""
     if not target.exists():
-        os.chmod(folder, 0o777 & ~_umask())
+        os.chmod(folder, 0o777 & ~current_umask())
         os.rename(folder, target)
         return
     for path in sorted(folder.iterdir()):

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from ..core.filenames import _umask, file_kind
+from ..core.filenames import current_umask, file_kind
 from ..core.model import normalise_district
 from ..core.problems import Location, Problem
 from ..workbook.guard import FinalOutput, refuse_overwrite
@@ -258,7 +258,7 @@ class _Appender:
                                       | getattr(os, "O_NONBLOCK", 0))
         except FileNotFoundError:
             handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".neu", dir=path.parent)
-            os.chmod(temp, 0o666 & ~_umask())
+            os.chmod(temp, 0o666 & ~current_umask())
             self.descriptor, self.temp = handle, Path(temp)
             return
         if not stat.S_ISREG(os.fstat(self.descriptor).st_mode):
