@@ -21,13 +21,14 @@ from ..core import __version__
 from ..core.filenames import sha256_file
 from ..core.model import ROUTES, Allocation
 
-__all__ = ["MANIFEST_SUFFIX", "FORMAT", "FORMATS", "SEAL", "seal_of", "sealed", "manifest_path", "protocol_rows", "build_manifest", "levy_manifest",
+__all__ = ["MANIFEST_SUFFIX", "FORMAT", "FORMATS", "SEAL", "STARTED_FORMAT", "seal_of", "sealed", "manifest_path", "protocol_rows", "build_manifest", "levy_manifest",
            "write_manifest", "sha256_file"]
 
 MANIFEST_SUFFIX = ".manifest.json"
 FORMAT = "allocation-manifest/2"  # /2: sealed (`seal`); /1 (before the seal) is still read
 FORMATS = ("allocation-manifest/1", FORMAT)
 SEAL = "seal"
+STARTED_FORMAT = "%Y-%m-%d %H:%M:%S"  # `started_utc`, and the Protokoll's "Laufzeitpunkt (UTC)": the same text
 
 
 def seal_of(record: dict) -> str:
@@ -93,7 +94,7 @@ def build_manifest(allocation: Allocation, input_path: str | Path, rules_path: s
     return {
         "format": FORMAT,
         "tool": {"allocation": __version__, "durable_rules": durable_version(), "python": platform.python_version()},
-        "started_utc": started.strftime("%Y-%m-%d %H:%M:%S"),
+        "started_utc": started.strftime(STARTED_FORMAT),
         **directory,
         "parameters": {"district": parameters.district, "year": parameters.year, "rounding": parameters.rounding,
                        "rate_decimals": parameters.rate_decimals, "hit_policy": rulebook.hit_policy,

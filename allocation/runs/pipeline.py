@@ -29,6 +29,7 @@ from ..core.model import Allocation, InputBook, Rulebook, previous_year_problems
 from ..core.problems import InputError, Location, Problem, ProblemsError, RuleFileError
 from ..rulefiles.rulebook import bind, check_levy_columns
 from ..rulefiles.selection import select_rules
+from .manifest import STARTED_FORMAT
 
 __all__ = ["RunResult", "RuleSelectionError", "compute", "run", "protocol_rows", "validity_problems", "replay"]
 
@@ -233,7 +234,7 @@ def protocol_rows(allocation: Allocation, rulebook: Rulebook, started: _dt.datet
         ("Kostenpositionen", len(allocation.items)),
         ("Gemeinden", len(book.municipalities)),
         ("Summe verteilt (€)", cents_to_decimal(total)),
-        ("Laufzeitpunkt (UTC)", started.strftime("%Y-%m-%d %H:%M:%S")),
+        ("Laufzeitpunkt (UTC)", started.strftime(STARTED_FORMAT)),
     ]
 
 
@@ -298,7 +299,7 @@ def replay(manifest: dict, output_path: str | Path, input_location: str | Path |
                                       bases_from["path"] if bases_from else None,
                                       rates_from["path"] if rates_from else None, ignore_validity=ignore_validity,
                                       input_shown=Path(input_path).name if input_location else None)
-    started = _dt.datetime.strptime(manifest["started_utc"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=_dt.timezone.utc)
+    started = _dt.datetime.strptime(manifest["started_utc"], STARTED_FORMAT).replace(tzinfo=_dt.timezone.utc)
     names = "working_directory" not in manifest  # a names-only run (the web page) recorded no folder
     rows = workbook_rows(allocation, started, mode, provisional, input_path, rules_path, manifest["output"]["path"],
                          bases_from, rates_from, ignore_validity=ignore_validity,

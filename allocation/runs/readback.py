@@ -43,12 +43,12 @@ from ..core.filenames import FileRefused, file_kind, read_regular
 from ..core.model import ROUTES, normalise_district, same_district
 from ..core.problems import ExitCode, InputError, Location, OutputError, Problem, ProblemsError
 from ..workbook.guard import FinalOutput
-from .manifest import FORMAT, FORMATS, MANIFEST_SUFFIX, SEAL, manifest_path, seal_of
+from .manifest import FORMAT, FORMATS, MANIFEST_SUFFIX, SEAL, STARTED_FORMAT, manifest_path, seal_of
 
 __all__ = [
     "MAX_MANIFEST_BYTES", "MAX_JSON_DEPTH", "MAX_LINES_BYTES", "MAX_LINE_BYTES", "MAX_RECORD_BYTES", "MAX_OUTPUT_BYTES",
     "GENESIS", "INDEX_FILE", "LOCK_FILE", "REGISTER_FORMAT", "JsonRefused", "parse_json", "line_hash",
-    "ManifestProblems", "load_manifest", "flatten", "MANIFEST_SHAPE", "OPTIONAL_SHAPE", "plain_name",
+    "load_manifest", "flatten", "MANIFEST_SHAPE", "OPTIONAL_SHAPE", "plain_name",
     "EarlierChanged", "EarlierRefused", "Earlier", "Relation", "read_output", "output_bytes", "check_relation",
     "RegisterError", "RegisterCorrupt", "RegisterUnusable", "RegisterLine", "RegisterView", "read_register",
     "JsonLine", "ChainBroken", "read_json_lines", "read_json_record", "read_json_object", "final_manifest_beside",
@@ -215,42 +215,42 @@ def read_json_lines(path: Path, problem: Callable[[Location, str, str, str], Pro
     (`expected_first` for the first). `problem(where, message, found, expected)` builds the caller's problem
     (`register-corrupt`, `year-chain-broken`); the first one is raised as a ProblemsError by the caller.
     Returns [] if the file does not exist."""
+    def stop(where: Location, message: str, found: str, expected: str) -> ChainBroken:
+        return ChainBroken(problem(where, message, found, expected))
+
     try:
         data = read_regular(path, MAX_LINES_BYTES, follow=False)
     except FileNotFoundError:
         return []
     except FileRefused as refused:
-        raise ChainBroken(problem(Location(str(path)), f"Die Datei lässt sich nicht als Kette lesen: {refused.strerror}",
-                            refused.found, f"eine gewöhnliche Datei von höchstens {_n(MAX_LINES_BYTES)} Bytes")) from None
+        raise stop(Location(str(path)), f"Die Datei lässt sich nicht als Kette lesen: {refused.strerror}",
+                   refused.found, f"eine gewöhnliche Datei von höchstens {_n(MAX_LINES_BYTES)} Bytes") from None
     except OSError as error:
-        raise ChainBroken(problem(Location(str(path)), "Die Datei lässt sich nicht lesen", error.strerror or str(error),
-                            "eine lesbare Datei")) from None
+        raise stop(Location(str(path)), "Die Datei lässt sich nicht lesen", error.strerror or str(error),
+                   "eine lesbare Datei") from None
     if not data:
-        raise ChainBroken(problem(Location(str(path)), "Die Datei ist leer (geleert?)", "0 Bytes",
-                            "mindestens eine Zeile: eine angelegte Kette ist nie leer"))
+        raise stop(Location(str(path)), "Die Datei ist leer (geleert?)", "0 Bytes",
+                   "mindestens eine Zeile: eine angelegte Kette ist nie leer")
     if not data.endswith(b"\n"):
-        line = data.count(b"\n") + 1
-        raise ChainBroken(problem(Location(str(path), line=line), "Die letzte Zeile ist abgeschnitten (kein Zeilenende)",
-                            repr(data[-60:].decode("utf-8", "replace")), "jede Zeile endet mit einem Zeilenumbruch"))
+        raise stop(Location(str(path), line=data.count(b"\n") + 1), "Die letzte Zeile ist abgeschnitten (kein "
+                   "Zeilenende)", repr(data[-60:].decode("utf-8", "replace")), "jede Zeile endet mit einem Zeilenumbruch")
     lines: list[JsonLine] = []
     previous = expected_first
     for number, raw in enumerate(data[:-1].split(b"\n"), start=1):
         where = Location(str(path), line=number)
         if len(raw) > MAX_LINE_BYTES:
-            raise ChainBroken(problem(where, "Die Zeile ist zu lang", f"{_n(len(raw))} Bytes",
-                                f"höchstens {_n(MAX_LINE_BYTES)} Bytes"))
+            raise stop(where, "Die Zeile ist zu lang", f"{_n(len(raw))} Bytes", f"höchstens {_n(MAX_LINE_BYTES)} Bytes")
         try:
             entry = parse_json(raw)
         except JsonRefused as refused:
-            raise ChainBroken(problem(where, f"Die Zeile ist kein gültiger Eintrag: {refused.message}", refused.found,
-                                "ein JSON-Objekt je Zeile")) from None
+            raise stop(where, f"Die Zeile ist kein gültiger Eintrag: {refused.message}", refused.found,
+                       "ein JSON-Objekt je Zeile") from None
         if not isinstance(entry, dict):
-            raise ChainBroken(problem(where, "Die Zeile ist kein JSON-Objekt", repr(entry)[:80], "ein JSON-Objekt je Zeile"))
+            raise stop(where, "Die Zeile ist kein JSON-Objekt", repr(entry)[:80], "ein JSON-Objekt je Zeile")
         text = raw.decode("utf-8")
         if entry.get("prev_sha256") != previous:
-            raise ChainBroken(problem(where, "Die Kette ist unterbrochen: die Zeile passt nicht zur Zeile davor (bearbeitet, "
-                                "gelöscht oder umgestellt)", str(entry.get("prev_sha256"))[:80],
-                                f"prev_sha256 {previous}"))
+            raise stop(where, "Die Kette ist unterbrochen: die Zeile passt nicht zur Zeile davor (bearbeitet, "
+                       "gelöscht oder umgestellt)", str(entry.get("prev_sha256"))[:80], f"prev_sha256 {previous}")
         previous = line_hash(text)
         lines.append(JsonLine(number, text, previous, entry))
     return lines
@@ -294,14 +294,6 @@ OPTIONAL_SHAPE: dict = {"working_directory": str, "bases_from": _FILE_ENTRY, "ra
 _TYPE_NAMES = {str: "Text", int: "ganze Zahl", bool: "true/false", dict: "Objekt {…}", list: "Liste […]",
                _SHA_TYPE: "SHA-256 (64 Hexadezimalziffern)", _TOTALS: "Objekt AGS → Summen in Cent"}
 _RESTORE = "das Manifest aus der Sicherung wiederherstellen; ein Manifest wird nie von Hand bearbeitet"
-STARTED_FORMAT = "%Y-%m-%d %H:%M:%S"
-
-
-class ManifestProblems(ProblemsError):
-    """A manifest that cannot be used: unreadable, beyond its bounds, not JSON or of the wrong shape (exit 7)."""
-
-    exit_code = ExitCode.VERIFY
-    title = "Das Manifest ist fehlerhaft"
 
 
 def _manifest_problem(path: Path, code: str, message: str, found: str, expected: str, hint: str = _RESTORE,
@@ -843,7 +835,7 @@ def read_register(folder: str | Path | None) -> RegisterView:
                 continue  # a folder of the operator's (a backup, say) is not read
             if not stat.S_ISREG(mode):
                 raise ChainBroken(_corrupt(Location(str(path)), "Im Register liegt etwas, das keine gewöhnliche Datei ist",
-                                     f"{entry.name}: {file_kind(mode)}", "nur gewöhnliche Dateien"))
+                                           f"{entry.name}: {file_kind(mode)}", "nur gewöhnliche Dateien"))
             if entry.name == INDEX_FILE:
                 chain = read_json_lines(path, _corrupt)
             elif entry.name.endswith(".jsonl") and not entry.name.startswith("."):
@@ -851,14 +843,14 @@ def read_register(folder: str | Path | None) -> RegisterView:
                 for line in lines:
                     if line.entry.get("seq") != line.number:
                         raise ChainBroken(_corrupt(Location(str(path), line=line.number), "Die laufende Nummer des "
-                                             "Eintrags passt nicht zu seiner Zeile", repr(line.entry.get("seq")),
-                                             f"seq {line.number}"))
+                                                   "Eintrags passt nicht zu seiner Zeile", repr(line.entry.get("seq")),
+                                                   f"seq {line.number}"))
                     missing = _entry_gaps(line.entry)
                     if missing:
                         raise ChainBroken(_corrupt(Location(str(path), line=line.number), "Der Eintrag ist "
-                                             f"unvollständig: {', '.join(missing)} fehlt oder hat den falschen Typ",
-                                             line.text[:120], "ein Eintrag, wie ein Echtlauf ihn schreibt (Kreis, "
-                                             "Haushaltsjahr, Zeitpunkt)"))
+                                                   f"unvollständig: {', '.join(missing)} fehlt oder hat den falschen Typ",
+                                                   line.text[:120], "ein Eintrag, wie ein Echtlauf ihn schreibt (Kreis, "
+                                                   "Haushaltsjahr, Zeitpunkt)"))
                 files[entry.name] = tuple(RegisterLine(entry.name, line.number, line.sha256, line.entry, line.text)
                                           for line in lines)
         view = RegisterView(folder, files, tuple(chain))
@@ -889,8 +881,8 @@ def _check_chain(view: RegisterView) -> None:
         if marked is not None:
             name, line = marked
             raise ChainBroken(_corrupt(Location(str(folder / INDEX_FILE)), f"Die Kette {INDEX_FILE} fehlt, obwohl "
-                                 "Einträge mit ihr geschrieben wurden", f"{name}:{line.number} ohne Kette",
-                                 f"{INDEX_FILE} mit jedem Eintrag"))
+                                       "Einträge mit ihr geschrieben wurden", f"{name}:{line.number} ohne Kette",
+                                       f"{INDEX_FILE} mit jedem Eintrag"))
         return
     expected: dict[str, list[tuple[int, JsonLine]]] = {}
     for link in view.chain:
@@ -900,7 +892,7 @@ def _check_chain(view: RegisterView) -> None:
                 or not (isinstance(entry.get("sha256"), str) and _SHA.fullmatch(entry["sha256"])) \
                 or entry.get(SEAL) != seal_of(entry):
             raise ChainBroken(_corrupt(where, "Der Eintrag der Kette ist unvollständig oder verändert", link.text[:120],
-                                 "n (= Zeile), file, seq, sha256 und ein Siegel, das zum Inhalt passt"))
+                                       "n (= Zeile), file, seq, sha256 und ein Siegel, das zum Inhalt passt"))
         expected.setdefault(entry["file"], []).append((link.number, link))
     for name in sorted(set(expected) | set(view.files)):
         lines = view.files.get(name, ())
@@ -908,19 +900,19 @@ def _check_chain(view: RegisterView) -> None:
         for position, line in enumerate(lines):
             if position >= len(links):
                 raise ChainBroken(_corrupt(Location(str(folder / name), line=line.number), "Der Eintrag fehlt in der Kette "
-                                     f"{INDEX_FILE} (dort gelöscht, oder hier eingefügt)", line.text[:120],
-                                     f"{len(links)} Einträge, wie die Kette sie nennt"))
+                                           f"{INDEX_FILE} (dort gelöscht, oder hier eingefügt)", line.text[:120],
+                                           f"{len(links)} Einträge, wie die Kette sie nennt"))
             number, link = links[position]
             if link.entry["seq"] != line.number or link.entry["sha256"] != line.sha256:
                 raise ChainBroken(_corrupt(Location(str(folder / name), line=line.number), "Der Eintrag stimmt nicht mit "
-                                     f"der Kette überein ({INDEX_FILE}:{number}): bearbeitet oder umgestellt",
-                                     f"SHA-256 {line.sha256}", f"SHA-256 {link.entry['sha256']}"))
+                                           f"der Kette überein ({INDEX_FILE}:{number}): bearbeitet oder umgestellt",
+                                           f"SHA-256 {line.sha256}", f"SHA-256 {link.entry['sha256']}"))
         if len(links) > len(lines):
             number, link = links[len(lines)]
             raise ChainBroken(_corrupt(Location(str(folder / name), line=len(lines) + 1), f"Die Kette ({INDEX_FILE}:"
-                                 f"{number}) nennt einen Eintrag Nr. {link.entry['seq']}, der in der Datei fehlt "
-                                 "(gelöscht, oder die Datei geleert oder entfernt)",
-                                 f"{len(lines)} Einträge in {name}", f"{len(links)} Einträge"))
+                                       f"{number}) nennt einen Eintrag Nr. {link.entry['seq']}, der in der Datei fehlt "
+                                       "(gelöscht, oder die Datei geleert oder entfernt)",
+                                       f"{len(lines)} Einträge in {name}", f"{len(links)} Einträge"))
 
 
 def normalised_slug_name(district: str, year: int) -> str:
