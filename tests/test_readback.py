@@ -25,21 +25,10 @@ from openpyxl import load_workbook
 from allocation.cli import main
 from allocation.core.problems import ExitCode
 from allocation.runs.manifest import sealed
-from workbooks import resigned_copy
+from workbooks import ROOT, SMALL_INPUT as INPUT, SMALL_RULES as RULES, WESEL_RATES as WESEL, WESEL_RULES
+from workbooks import problem_codes as _codes, resigned_copy, run_cli as _run
 
-ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "corpus"
-INPUT, RULES = CORPUS / "gueltig.xlsx", CORPUS / "regeln.yaml"
-WESEL = ROOT / "fixtures" / "kreis-wesel-2022" / "kreis-wesel-2022-hebesaetze.xlsx"
-WESEL_RULES = ROOT / "rules" / "kreis-wesel.yaml"
-
-
-def _run(output: Path, *extra: str, source: Path = INPUT, rules: Path = RULES) -> int:
-    return main(["run", str(source), "--rules", str(rules), "-o", str(output), *extra])
-
-
-def _codes(capsys) -> list[str]:
-    return [p["code"] for p in json.loads(capsys.readouterr().out)["problems"]]
 
 
 def _sha(path: Path) -> str:

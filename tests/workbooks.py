@@ -103,3 +103,23 @@ def resigned_copy(source: Path, target: Path, part: str, old: str, new: str) -> 
     manifest["output"]["sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
     Path(f"{target}.manifest.json").write_text(json.dumps(sealed(manifest), ensure_ascii=False), encoding="utf-8")
     return target
+
+
+# The small corpus input and its rule file (a run takes ~0.3 s), and the Kreis Wesel fixture with rates (notices,
+# Benehmen): the bases of the tests of files read back (test_readback*.py).
+ROOT = Path(__file__).resolve().parent.parent
+SMALL_INPUT, SMALL_RULES = ROOT / "tests" / "corpus" / "gueltig.xlsx", ROOT / "tests" / "corpus" / "regeln.yaml"
+WESEL_RATES = ROOT / "fixtures" / "kreis-wesel-2022" / "kreis-wesel-2022-hebesaetze.xlsx"
+WESEL_RULES = ROOT / "rules" / "kreis-wesel.yaml"
+
+
+def run_cli(output: Path, *extra: str, source: Path = SMALL_INPUT, rules: Path = SMALL_RULES) -> int:
+    """`allocation run SOURCE --rules RULES -o OUTPUT EXTRA...` through the command line's main; its exit code."""
+    from allocation.cli import main
+
+    return main(["run", str(source), "--rules", str(rules), "-o", str(output), *extra])
+
+
+def problem_codes(capsys) -> list[str]:
+    """The problem codes of the JSON a command printed (`--json`)."""
+    return [p["code"] for p in json.loads(capsys.readouterr().out)["problems"]]

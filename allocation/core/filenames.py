@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .problems import Location, OutputError, Problem
 
-__all__ = ["sha256_file", "FileRefused", "file_kind", "open_regular", "read_regular", "current_umask", "write_atomically", "output_problems", "existing_folder_problems", "NAME_MAX", "name_bytes",
+__all__ = ["sha256_file", "FileRefused", "file_kind", "open_regular", "read_regular", "current_umask", "fsync_folder", "write_atomically", "output_problems", "existing_folder_problems", "NAME_MAX", "name_bytes",
            "name_max", "fit_name", "cut_bytes", "display_name", "safe_stem"]
 
 NAME_MAX = 255  # bytes; POSIX file systems Linux uses, and the fallback when pathconf cannot tell
@@ -186,6 +186,15 @@ def current_umask() -> int:
     return 0o022
 
 
+def fsync_folder(folder: str | os.PathLike[str]) -> None:
+    """Make a folder's entries durable (a rename or a new file in it survives a crash)."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def write_atomically(path: str | Path, save) -> None:
     """Call `save(temp_path)`, fsync, then rename over `path`; the temp file never survives a failure. An
     output location the operating system refuses (read-only file system, disk full) is an OutputError naming it."""
@@ -204,11 +213,7 @@ def write_atomically(path: str | Path, save) -> None:
         with open(temp, "rb") as written:
             os.fsync(written.fileno())
         os.replace(temp, path)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        fsync_folder(path.parent)
     except BaseException as error:
         if os.path.exists(temp):
             os.unlink(temp)

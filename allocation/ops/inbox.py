@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
 
-from ..core.filenames import display_name, fit_name, name_bytes, name_max, safe_stem
+from ..core.filenames import display_name, fit_name, fsync_folder, name_bytes, name_max, safe_stem
 from ..core.problems import ExitCode, Location, Problem, ProblemsError
 from ..runs.readback import read_json_object
 from ..runs.register import guard_folder
@@ -103,20 +103,12 @@ def _now_iso() -> str:
     return _now().strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fsync_tree(path: Path) -> None:
     for item in sorted(path.rglob("*")):
         if item.is_file():
             with open(item, "rb") as handle:
                 os.fsync(handle.fileno())
-    _fsync_dir(path)
+    fsync_folder(path)
 
 
 def _write(path: Path, text: str) -> None:
@@ -164,8 +156,8 @@ def _archive(source: Path, root: Path, sha256: str) -> Path:
     budget = name_max(root / "archiv") - len(prefix) - ARCHIVE_RESERVE
     target = _free_name(root / "archiv", prefix + fit_name(source.name, budget))  # original bytes where they fit
     os.rename(source, target)  # same file system: atomic, the bytes are never rewritten
-    _fsync_dir(target.parent)
-    _fsync_dir(source.parent)
+    fsync_folder(target.parent)
+    fsync_folder(source.parent)
     return target
 
 
@@ -269,7 +261,7 @@ def _process_one(path: Path, root: Path, rules_dir: Path, mode: str, force: bool
                        seconds=round(time.monotonic() - started, 3))
     target = _free_name(root / ("ergebnis" if status == "ok" else "fehler"), stem)
     os.rename(work, target)
-    _fsync_dir(target.parent)
+    fsync_folder(target.parent)
     completed[sha256] = target
     _kill_point("after-result-rename")
     archive = _archive(path, root, sha256)
@@ -357,7 +349,7 @@ def _give_up(path: Path, root: Path, mode: str, error: BaseException, started: f
         _fsync_tree(work)
         target = _free_name(root / "fehler", _safe_stem(path.name))
         os.rename(work, target)
-        _fsync_dir(target.parent)
+        fsync_folder(target.parent)
         result = _shown(target)
         archive = _shown(_archive(path, root, sha256))
     except Exception:  # noqa: BLE001 - the log line below is then the only report; the next file still runs

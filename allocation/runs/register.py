@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from ..core.filenames import current_umask, file_kind
+from ..core.filenames import current_umask, file_kind, fsync_folder
 from ..core.model import normalise_district
 from ..core.problems import Location, Problem
 from ..workbook.guard import FinalOutput, refuse_overwrite
@@ -315,11 +315,7 @@ def commit(view: RegisterView, pending: Pending) -> None:
         for appender in appenders:
             appender.write()
             written = True
-        directory = os.open(view.folder, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        fsync_folder(view.folder)
     except OSError as error:
         for appender in appenders:
             appender.abandon()
