@@ -26,7 +26,7 @@ from allocation.cli import main
 from allocation.core.problems import ExitCode
 from allocation.runs.manifest import sealed
 from workbooks import ROOT, SMALL_INPUT as INPUT, SMALL_RULES as RULES, WESEL_RATES as WESEL, WESEL_RULES
-from workbooks import problem_codes as _codes, resigned_copy, run_cli as _run
+from workbooks import problem_codes as _codes, resigned_copy, run_cli as _run, year_with_stage
 
 CORPUS = ROOT / "tests" / "corpus"
 
@@ -269,10 +269,7 @@ def test_a_register_of_an_earlier_version_is_adopted_into_the_chain(tmp_path, is
 
 @pytest.fixture
 def year_folder(tmp_path) -> Path:
-    folder = tmp_path / "jahr"
-    assert main(["year", "init", str(folder), "--district", "Kreis Wesel", "--year", "2022"]) == 0
-    assert main(["year", "stage", str(folder), "modell", str(INPUT), "--rules", str(RULES)]) == 0
-    return folder
+    return year_with_stage(tmp_path / "jahr", "modell")
 
 
 def _next_stage(folder: Path, capsys) -> int:

@@ -18,7 +18,7 @@ from allocation.cli import main
 from allocation.core.problems import ExitCode
 from allocation.runs.manifest import sealed
 from workbooks import ROOT, SMALL_INPUT as INPUT, SMALL_RULES as RULES, WESEL_RATES as WESEL, WESEL_RULES
-from workbooks import problem_codes as _codes, run_cli as _run
+from workbooks import problem_codes as _codes, run_cli as _run, year_with_stage
 
 CORPUS = ROOT / "tests" / "corpus"
 
@@ -177,10 +177,7 @@ def test_year_init_and_inbox_never_write_into_the_register(tmp_path, isolated_re
 
 @pytest.fixture
 def final_year(tmp_path) -> Path:
-    folder = tmp_path / "jahr"
-    assert main(["year", "init", str(folder), "--district", "Kreis Wesel", "--year", "2022"]) == 0
-    assert main(["year", "stage", str(folder), "satzung", str(INPUT), "--rules", str(RULES)]) == 0
-    return folder
+    return year_with_stage(tmp_path / "jahr", "satzung")
 
 
 def _rewrite_line(folder: Path, change) -> None:

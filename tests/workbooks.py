@@ -123,3 +123,12 @@ def run_cli(output: Path, *extra: str, source: Path = SMALL_INPUT, rules: Path =
 def problem_codes(capsys) -> list[str]:
     """The problem codes of the JSON a command printed (`--json`)."""
     return [p["code"] for p in json.loads(capsys.readouterr().out)["problems"]]
+
+
+def year_with_stage(folder: Path, stage: str) -> Path:
+    """A year folder of Kreis Wesel 2022 (`year init`) with one stage of the small corpus input run in it."""
+    from allocation.cli import main
+
+    assert main(["year", "init", str(folder), "--district", "Kreis Wesel", "--year", "2022"]) == 0
+    assert main(["year", "stage", str(folder), stage, str(SMALL_INPUT), "--rules", str(SMALL_RULES)]) == 0
+    return folder
