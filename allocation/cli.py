@@ -223,6 +223,14 @@ def _refuse_overwrite(output, protected, never_replace: bool = False) -> None:
     guard_outputs([("Die Zieldatei", output)], protected, installation_register(), never_replace=never_replace)
 
 
+def _protected(output, register=None):
+    """The write of a command's output under the register's shared lock, checked once more there: no final run
+    registers that name between the command's first check and its write (`register.protected`)."""
+    from .runs.register import installation_register, protected
+
+    return protected([("Die Zieldatei", output)], installation_register(register))
+
+
 def _finding_dict(finding) -> dict:
     return {"code": finding.code, "ags": finding.ags, "name": finding.name, "category": finding.category,
             "own_cost_cents": finding.own_cost, "levy_share_cents": finding.levy_share,
@@ -333,7 +341,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         rows, warnings = compare.year_over_year(before, after)
         for warning in warnings:
             print(f"  {warning}", file=sys.stderr)
-        compare.write_year_comparison(args.output, before, after, rows)
+        with _protected(args.output):
+            compare.write_year_comparison(args.output, before, after, rows)
         if args.json:
             print(json.dumps({"status": "ok", "mode": "years", "years": [before.year, after.year],
                               "municipalities": [{"ags": r.ags, "name": r.name, "before_cents": r.total_before,
@@ -364,7 +373,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if len(set(labels)) != len(labels):
         return _usage(f"Szenario-Bezeichnungen müssen verschieden sein: {', '.join(labels)}", args.json)
     comparison = compare.compare_scenarios(compare.run_scenarios(chosen))
-    compare.write_scenario_comparison(args.output, comparison)
+    with _protected(args.output):
+        compare.write_scenario_comparison(args.output, comparison)
     if args.json:
         print(json.dumps({"status": "ok", "mode": "scenarios", "scenarios": [
             {"label": r.scenario.label, "input": r.scenario.input_path, "rules": r.scenario.rules_path,
@@ -411,7 +421,8 @@ def _cmd_trueup(args: argparse.Namespace) -> int:
     _refuse_overwrite(args.output, [("Echtlauf-Arbeitsmappe", args.final_output),
                                     ("Eingabe-Arbeitsmappe", args.actual_input), ("Regeldatei", args.rules)])
     settlement = settle(args.final_output, args.actual_input, args.rules, register_dir=args.register)
-    write_settlement(args.output, settlement)
+    with _protected(args.output):
+        write_settlement(args.output, settlement)
     balance = sum(line.difference for line in settlement.lines)
     if args.json:
         print(json.dumps({"status": "ok", "district": settlement.district, "year": settlement.year,
@@ -480,7 +491,8 @@ def _cmd_template(args: argparse.Namespace) -> int:
     from .workbook.template import write_template
 
     _refuse_overwrite(args.output, [], never_replace=True)  # a filled workbook or rule file is never replaced
-    write_template(args.output)
+    with _protected(args.output):
+        write_template(args.output)
     print(f"Vorlage geschrieben: {args.output}")
     return ExitCode.OK
 
@@ -522,7 +534,8 @@ def _cmd_rulebook(args: argparse.Namespace) -> int:
     from .workbook.guard import rule_files
 
     _refuse_overwrite(args.output, [entry for rules in args.rules for entry in rule_files(rules)])
-    written = write_rulebook_doc(args.rules, args.output, args.format)
+    with _protected(args.output):
+        written = write_rulebook_doc(args.rules, args.output, args.format)
     print(f"Regelbuch geschrieben: {written}")
     return ExitCode.OK
 
@@ -634,18 +647,22 @@ def _cmd_year_kreistag(args: argparse.Namespace) -> int:
     year_status = year.status(args.directory, args.register)
     head = read_register(installation_register(args.register)).head
     found = statements.read_statements(log)
-    statements.write_kreistag_pack(args.output, year_status, found, head)
+    with _protected(args.output, args.register):
+        statements.write_kreistag_pack(args.output, year_status, found, head)
     checks = year_status.checks
     open_count = sum(1 for s in found if not s.decision)
+    changed = year.changed_problems(args.directory, year_status)  # the pack shows them; the exit says them too
     if args.json:
-        print(json.dumps({"status": "ok", "output": str(args.output), "stages": len(checks),
+        print(json.dumps({"status": "changed" if changed else "ok", "output": str(args.output), "stages": len(checks),
                           "statements": len(found), "open": open_count, "register_head": head,
-                          "findings": [*(f for c in checks for f in c.findings), *year_status.findings]},
-                         ensure_ascii=False, indent=2))
+                          "findings": [*(f for c in checks for f in c.findings), *year_status.findings],
+                          "problems": [p.as_dict() for p in changed]}, ensure_ascii=False, indent=2))
     else:
         print(f"Kreistag: {len(checks)} Stufen, {len(found)} Stellungnahmen ({open_count} offen) in {args.output}")
         print(f"Kettenkopf des Registers (für das Protokoll): {head}")
-    return ExitCode.OK
+        if changed:
+            _print_problems(changed, year.YearChanged.title + " (in der Mappe vermerkt)", False, ExitCode.VERIFY)
+    return ExitCode.VERIFY if changed else ExitCode.OK
 
 
 def _cmd_register_status(args: argparse.Namespace) -> int:

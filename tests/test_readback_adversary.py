@@ -347,3 +347,237 @@ def test_an_unusable_expected_head_is_a_usage_error(capsys):
         main(["register", "status", "--expect-head", "xyz", "--json"])
     assert stop.value.code == 2
     assert [p["code"] for p in json.loads(capsys.readouterr().out)["problems"]] == ["usage-bad-value"]
+
+
+# ------------------------------------------------------------------------------- the second adversarial pass
+
+
+def test_a_test_run_excludes_even_the_installations_first_final_run(tmp_path, isolated_register, monkeypatch, capsys):
+    # no register folder yet: the test run's lock creates it, so a final run waits (and here gives up: exit 75)
+    from allocation.runs import register
+
+    assert not isolated_register.exists()
+    monkeypatch.setattr(register, "LOCK_WAIT_SECONDS", 0.3)
+    with register.shared_lock(isolated_register):
+        assert (isolated_register / ".sperre").exists()
+        capsys.readouterr()
+        assert _run(tmp_path / "echtlauf.xlsx", "--mode", "final", "--json") == ExitCode.BUSY
+        assert _codes(capsys) == ["register-busy"]
+    assert not (tmp_path / "echtlauf.xlsx").exists()
+
+
+def test_an_entry_that_fails_half_way_is_taken_back(tmp_path, isolated_register, monkeypatch, capsys):
+    # a full disk under the chain after the district line was appended: the line is truncated away again
+    import errno
+
+    from allocation.runs import register
+
+    assert _run(tmp_path / "erster.xlsx", "--mode", "final") == 0
+    before = {p.name: p.read_bytes() for p in isolated_register.iterdir()}
+    original = register._Appender.write
+
+    def full_at_the_chain(self):
+        if self.path.name == "_kette.jsonl":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        original(self)
+
+    monkeypatch.setattr(register._Appender, "write", full_at_the_chain)
+    capsys.readouterr()
+    second = tmp_path / "zweiter.xlsx"
+    assert _run(second, "--mode", "final", "--supersede", "Korrektur", "--json") == ExitCode.OUTPUT
+    assert _codes(capsys) == ["register-unusable"]
+    assert {p.name: p.read_bytes() for p in isolated_register.iterdir()} == before
+    assert not second.exists() and not Path(f"{second}.manifest.json").exists()
+    monkeypatch.undo()
+    assert main(["register", "status"]) == 0
+
+
+def test_a_short_write_is_continued_not_left_half(tmp_path, isolated_register, monkeypatch):
+    from allocation.runs import register
+
+    real = os.write
+    monkeypatch.setattr(register.os, "write", lambda fd, data: real(fd, bytes(data[:7])))  # 7 bytes at a time
+    assert _run(tmp_path / "a.xlsx", "--mode", "final") == 0
+    monkeypatch.undo()
+    assert main(["register", "status"]) == 0
+
+
+def test_notices_check_their_files_again_where_no_final_run_registers_meanwhile(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("typst")
+    from allocation.ops import notices
+
+    folder = tmp_path / "bescheide"
+    output = tmp_path / "ergebnis.xlsx"
+    assert _run(output, source=WESEL, rules=WESEL_RULES) == 0
+    original = notices._compile_all
+
+    def meanwhile_a_final_run(*args, **kwargs):
+        original(*args, **kwargs)
+        folder.mkdir(exist_ok=True)
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert _run(folder / "Abschlaege.xlsx", "--mode", "final", source=WESEL, rules=WESEL_RULES) == 0
+
+    monkeypatch.setattr(notices, "_compile_all", meanwhile_a_final_run)
+    capsys.readouterr()
+    assert main(["notices", str(output), "-o", str(folder), "--json"]) == ExitCode.REFUSED
+    assert "output-is-final-run" in _codes(capsys)
+    final = json.loads(Path(f"{folder / 'Abschlaege.xlsx'}.manifest.json").read_text())
+    assert hashlib.sha256((folder / "Abschlaege.xlsx").read_bytes()).hexdigest() == final["output"]["sha256"]
+
+
+def test_a_full_output_disk_is_exit_9_and_leaves_no_workbook_without_its_manifest(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import xlsxwriter
+    from xlsxwriter.exceptions import FileCreateError
+
+    from allocation.core.problems import OutputError
+    from allocation.runs import manifest
+
+    def full(self):
+        raise FileCreateError(OSError(errno.ENOSPC, "No space left on device"))
+
+    monkeypatch.setattr(xlsxwriter.Workbook, "close", full)
+    capsys.readouterr()
+    assert _run(tmp_path / "a.xlsx", "--json") == ExitCode.OUTPUT
+    assert _codes(capsys) == ["output-unusable"]
+    monkeypatch.undo()
+
+    def no_room(*args, **kwargs):
+        raise OutputError([])
+
+    monkeypatch.setattr(manifest, "write_manifest", no_room)
+    assert _run(tmp_path / "b.xlsx") == ExitCode.OUTPUT
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # the workbook went with its manifest
+
+
+def test_a_file_moves_into_a_folder_on_another_file_system(tmp_path, monkeypatch):
+    import errno
+
+    from allocation.core import filenames
+
+    source, folder = tmp_path / "a" / "bescheid.pdf", tmp_path / "b"
+    source.parent.mkdir()
+    folder.mkdir()
+    source.write_bytes(b"%PDF-1.7 ...")
+    real = os.replace
+
+    def across(src, dst):
+        if Path(src) == source:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real(src, dst)
+
+    monkeypatch.setattr(filenames.os, "replace", across)
+    assert filenames.move_into(source, folder) == folder / "bescheid.pdf"
+    assert (folder / "bescheid.pdf").read_bytes() == b"%PDF-1.7 ..." and not source.exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["bescheid.pdf"]
+
+
+def test_a_register_reason_too_long_for_the_register_is_refused(tmp_path, capsys):
+    assert _run(tmp_path / "a.xlsx", "--mode", "final") == 0
+    capsys.readouterr()
+    assert _run(tmp_path / "b.xlsx", "--mode", "final", "--supersede", "x" * 2001, "--json") == ExitCode.REFUSED
+    assert _codes(capsys) == ["register-reason-too-long"]
+    assert main(["register", "status"]) == 0
+
+
+def test_a_register_file_with_a_second_hard_link_is_never_appended_to(tmp_path, isolated_register, capsys):
+    assert _run(tmp_path / "a.xlsx", "--mode", "final") == 0
+    backup = tmp_path / "sicherung"
+    backup.mkdir()
+    os.link(isolated_register / "wesel-2022.jsonl", backup / "wesel-2022.jsonl")  # `cp -al`
+    before = (backup / "wesel-2022.jsonl").read_bytes()
+    capsys.readouterr()
+    assert _run(tmp_path / "b.xlsx", "--mode", "final", "--supersede", "Korrektur", "--json") == ExitCode.OUTPUT
+    assert _codes(capsys) == ["register-unusable"]
+    assert (backup / "wesel-2022.jsonl").read_bytes() == before
+
+
+def test_inbox_folders_that_link_into_the_register_are_refused(tmp_path, isolated_register, capsys):
+    isolated_register.mkdir(parents=True)
+    inbox = tmp_path / "inbox"
+    (inbox / "eingang").mkdir(parents=True)
+    (inbox / "ergebnis").symlink_to(isolated_register)
+    shutil.copy(INPUT, inbox / "eingang" / "a.xlsx")
+    capsys.readouterr()
+    assert main(["inbox", str(inbox), "--rules-dir", str(CORPUS), "--json"]) == ExitCode.REFUSED
+    assert _codes(capsys) == ["output-in-register"]
+    assert sorted(p.name for p in isolated_register.iterdir() if not p.name.startswith(".")) == []
+
+
+def test_kreistag_says_so_when_the_year_it_documents_has_changed(final_year, tmp_path, capsys):
+    (final_year / "01-satzung" / "gueltig.xlsx").write_bytes(b"anders")
+    capsys.readouterr()
+    assert main(["year", "kreistag", str(final_year), "-o", str(tmp_path / "kreistag.xlsx"), "--json"]) == \
+        ExitCode.VERIFY
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["status"] == "changed" and [p["code"] for p in answer["problems"]] == ["year-stage-changed"]
+    assert (tmp_path / "kreistag.xlsx").exists()  # the pack shows the findings too
+
+
+def test_a_web_manifest_is_verified_from_its_own_folder_whatever_the_current_one(tmp_path, monkeypatch):
+    from allocation.ops.verify import verify
+    from allocation.runs.pipeline import run
+
+    job = tmp_path / "job"
+    job.mkdir()
+    shutil.copy(INPUT, job / "gueltig.xlsx")
+    shutil.copy(RULES, job / "regeln.yaml")
+    run(job / "gueltig.xlsx", job / "regeln.yaml", job / "ergebnis.xlsx", record_paths="names")
+    other = tmp_path / "anderswo"
+    other.mkdir()
+    (other / "gueltig.xlsx").write_bytes(b"eine andere Datei gleichen Namens")
+    monkeypatch.chdir(other)
+    assert verify(job / "ergebnis.xlsx").identical
+
+
+@pytest.mark.parametrize("keywords", [{"mode": "Final"}, {"provisional": "nein"}, {"ignore_validity": 5}])
+def test_the_python_api_refuses_values_the_command_line_would(tmp_path, keywords):
+    from allocation import run
+
+    with pytest.raises(ValueError):
+        run(INPUT, RULES, tmp_path / "a.xlsx", **keywords)
+    assert not (tmp_path / "a.xlsx").exists()
+
+
+@pytest.mark.parametrize("how", ["local-extra", "after-stream"])
+def test_verify_reports_bytes_hidden_inside_a_part(test_run, tmp_path, how):
+    import struct
+
+    from allocation.ops.verify import verify
+
+    data = bytearray(test_run.read_bytes())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:
+        info = archive.getinfo("xl/worksheets/sheet1.xml")
+    offset = info.header_offset
+    name_length, extra_length = struct.unpack("<HH", data[offset + 26:offset + 30])
+    start = offset + 30 + name_length + extra_length
+    if how == "local-extra":  # 16 bytes of an unknown extra field in the part's local header
+        forged = data[:offset + 26] + struct.pack("<HH", name_length, 16) + data[offset + 30:start] + b"\xfe\xca\x0c\x00" + b"x" * 12 + data[start:]
+        shift = 16
+    else:  # 32 bytes after the end of the part's deflate stream, the sizes grown to hide them
+        end = start + info.compress_size
+        forged = data[:end] + b"y" * 32 + data[end:]
+        struct.pack_into("<I", forged, offset + 18, info.compress_size + 32)
+        shift = 32
+    # the central directory's offsets and sizes follow the shift (as a careful forger would do)
+    eocd = forged.rfind(b"PK\x05\x06")
+    directory_offset = struct.unpack("<I", forged[eocd + 16:eocd + 20])[0] + shift
+    struct.pack_into("<I", forged, eocd + 16, directory_offset)
+    position = directory_offset
+    while forged[position:position + 4] == b"PK\x01\x02":
+        n, e, c = struct.unpack("<HHH", forged[position + 28:position + 34])
+        entry_offset = struct.unpack("<I", forged[position + 42:position + 46])[0]
+        if entry_offset > offset:
+            struct.pack_into("<I", forged, position + 42, entry_offset + shift)
+        elif entry_offset == offset and how == "after-stream":
+            struct.pack_into("<I", forged, position + 20, info.compress_size + 32)
+        position += 46 + n + e + c
+    (tmp_path / "kopie").mkdir()
+    target = tmp_path / "kopie" / "ergebnis.xlsx"
+    target.write_bytes(bytes(forged))
+    manifest = json.loads(Path(f"{test_run}.manifest.json").read_text(encoding="utf-8"))
+    manifest["output"]["sha256"] = hashlib.sha256(bytes(forged)).hexdigest()
+    Path(f"{target}.manifest.json").write_text(json.dumps(sealed(manifest)), encoding="utf-8")
+    result = verify(target)
+    assert not result.identical and result.package, result.text()

@@ -8,16 +8,19 @@ and a printable form of any name.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
 import re
+import shutil
 import stat
 import tempfile
 from pathlib import Path
 
 from .problems import Location, OutputError, Problem
 
-__all__ = ["sha256_file", "FileRefused", "file_kind", "open_regular", "read_regular", "current_umask", "fsync_folder", "write_atomically", "output_problems", "existing_folder_problems", "NAME_MAX", "name_bytes",
+__all__ = ["sha256_file", "FileRefused", "file_kind", "open_regular", "read_regular", "current_umask", "fsync_folder", "move_into", "write_atomically", "output_problems", "existing_folder_problems", "NAME_MAX", "name_bytes",
            "name_max", "fit_name", "cut_bytes", "display_name", "safe_stem"]
 
 NAME_MAX = 255  # bytes; POSIX file systems Linux uses, and the fallback when pathconf cannot tell
@@ -193,6 +196,32 @@ def fsync_folder(folder: str | os.PathLike[str]) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def move_into(source: str | Path, folder: str | Path) -> Path:
+    """Move a finished file into `folder` under its name, replacing a file of that name at once (rename). Where
+    the folder lies on another file system (a share mounted there: a rename gives EXDEV), the file is copied to a
+    temporary name in the folder, fsynced, renamed into place and the source removed: never half a file."""
+    source, target = Path(source), Path(folder) / Path(source).name
+    try:
+        os.replace(source, target)
+    except OSError as error:
+        if error.errno != errno.EXDEV:
+            raise
+        handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(handle, "wb") as out, open(source, "rb") as data:
+                shutil.copyfileobj(data, out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(temp, 0o666 & ~current_umask())
+            os.replace(temp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            raise
+        os.unlink(source)
+    return target
 
 
 def write_atomically(path: str | Path, save) -> None:

@@ -176,5 +176,8 @@ def run_batch(input_dir: str | Path, output_dir: str | Path, rules: str | Path, 
         if own:
             executor.shutdown()
     final = tuple(r for r in results if r is not None)
-    write_summary(summary, final)
+    from ..runs.register import installation_register, protected
+
+    with protected([("Die Zusammenfassung", summary)], installation_register()):  # no final run meanwhile
+        write_summary(summary, final)
     return BatchResult(final, summary)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from .compare import ResultSummary, read_result
 from ..core.model import Allocation
+from ..core.filenames import move_into
 from ..core.money import cell_digits, cents_to_decimal, format_eur, fraction_to_decimal, round_to_unit
 from ..core.problems import ExitCode, Location, Problem, ProblemsError
 from .typst_child import TEMPLATE_MEMORY_MB, TEMPLATE_SECONDS
@@ -342,5 +343,5 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
         _write_workbook(work / WORKBOOK, allocation, lines, deadline, previous, shares, missing)
         directory.mkdir(exist_ok=True)
         for path in sorted(work.iterdir()):
-            path.replace(directory / path.name)
+            move_into(path, directory)  # also where the folder is a share mounted there
     return BenehmenPack(directory, lines, missing)

@@ -53,6 +53,7 @@ from .locking import FolderUnusable, kind_of, unusable, what_is_at
 __all__ = ["process_inbox", "watch_inbox", "Outcome", "is_ignored", "STEPS", "FOLDERS"]
 
 FOLDERS = ("eingang", "ergebnis", "fehler", "archiv", "register", ".tmp")
+WRITTEN = ("ergebnis", "fehler", "archiv", ".tmp")  # what a pass writes into (DIR/register/ may be the register)
 STEPS = ("after-read", "mid-result", "before-result-rename", "after-result-rename", "after-archive")
 KILL_ENV = "ALLOCATION_TEST_KILL_AT"
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".csv", ".ods")
@@ -377,6 +378,15 @@ def _prepare(root: Path) -> None:
             problems += unusable(folder, "Der Arbeitsordner .tmp/ der Inbox ist eine Verknüpfung; sein Inhalt würde "
                                  "gelöscht", kind_of(os.lstat(folder).st_mode), "ein eigener Ordner .tmp",
                                  f"die Verknüpfung {folder} entfernen; die Inbox legt den Ordner selbst an").problems
+    if not problems:  # results are renamed from .tmp/ into ergebnis/ and fehler/: on one file system only
+        work = os.stat(root / ".tmp").st_dev
+        for name in ("ergebnis", "fehler"):
+            if os.stat(root / name).st_dev != work:
+                problems += unusable(root / name, f"{name}/ liegt auf einem anderen Dateisystem als der Arbeitsordner "
+                                     ".tmp/: ein fertiges Ergebnis ließe sich nicht in einem Schritt hineinlegen",
+                                     f"{name}/ auf Gerät {os.stat(root / name).st_dev}, .tmp/ auf {work}",
+                                     "alle Ordner der Inbox auf einem Dateisystem",
+                                     f"{name}/ nicht als Verknüpfung auf ein anderes Laufwerk anlegen").problems
     if problems:
         raise FolderUnusable(problems)
     for leftover in (root / ".tmp").iterdir():  # incomplete by construction (complete ones were renamed)
@@ -444,6 +454,8 @@ def process_inbox(root: str | Path, rules_dir: str | Path, mode: str = "test", f
     root, log = Path(root), log or sys.stdout
     guard_folder(root, register)  # never in the register; a damaged register stops the pass before a file is taken
     _prepare(root)
+    for name in WRITTEN:  # nor any folder it writes, where one is a link into the register
+        guard_folder(root / name, register)
     if only is None:  # a pass over the whole folder says what it leaves (`--watch` says it once per entry)
         for path, reason in skipped_entries(root):
             print(_skipped_line(path, reason), file=log, flush=True)
@@ -485,6 +497,8 @@ def watch_inbox(root: str | Path, rules_dir: str | Path, mode: str = "test", for
     try:
         guard_folder(root, register)
         _prepare(root)
+        for name in WRITTEN:
+            guard_folder(root / name, register)
         while not stop["now"]:
             skipped = skipped_entries(root)
             for path, reason in skipped:

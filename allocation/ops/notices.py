@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import errno
 import io
 import json
 import os
@@ -35,7 +36,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from ..core.filenames import NAME_MAX, current_umask, cut_bytes, existing_folder_problems, name_bytes
+from ..core.filenames import NAME_MAX, current_umask, cut_bytes, existing_folder_problems, move_into, name_bytes
 from ..core.instalments import ChangePlan, change_plan, fixed_amount, plan
 from ..core.money import cents_from_decimal, cents_to_decimal, decimal_from_cell, format_eur, percent_points
 from ..core.problems import ExitCode, InputError, Location, Problem, OutputError, ProblemsError, RuleFileError
@@ -964,10 +965,15 @@ def _publish(folder: Path, target: Path) -> None:
     new folder gets the mode any folder the user makes gets (mkdtemp made it 0700), like every other output."""
     if not target.exists():
         os.chmod(folder, 0o777 & ~current_umask())
-        os.rename(folder, target)
-        return
+        try:
+            os.rename(folder, target)
+            return
+        except OSError as error:
+            if error.errno != errno.EXDEV:  # a new folder on another file system: made there, filled file by file
+                raise
+            target.mkdir(mode=0o777)
     for path in sorted(folder.iterdir()):
-        os.replace(path, target / path.name)
+        move_into(path, target)
     folder.rmdir()
 
 
@@ -1103,7 +1109,7 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
     compiled within `template_seconds` per notice and `template_memory_mb` (see `render`)."""
     from ..runs.manifest import manifest_path
     from ..runs.readback import read_output
-    from ..runs.register import guard_folder, guard_outputs, installation_register
+    from ..runs.register import guard_folder, guard_outputs, installation_register, protected
     from .verify import existing_file as _existing
 
     output, directory = Path(output), Path(directory)
@@ -1155,7 +1161,8 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
         rows = [row for _, _, notice_rows in notices for row in notice_rows]
         _write_xlsx(rows, folder / XLSX_NAME, _trail(trace, notice_date, template, old))
         _write_csv(rows, folder / CSV_NAME)
-        _publish(folder, directory)
+        with protected([("Die Ausgabedatei", target) for target in targets], installation_register(register_dir)):
+            _publish(folder, directory)  # checked again where no final run registers one of these names meanwhile
     finally:
         if folder.exists():
             shutil.rmtree(folder, ignore_errors=True)

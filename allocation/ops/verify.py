@@ -190,7 +190,10 @@ def existing_file(entry: dict, base: Path) -> Path | None:
     """The file a manifest entry names: its absolute path as recorded, else its path relative to the manifest's
     folder, else (a run of the inbox, whose private copy of the input is gone) the archived input in
     DIR/archiv/ whose name carries its SHA-256. Only regular files count (a FIFO put there is never opened)."""
-    for candidate in (Path(entry["absolute"]), base / entry["path"]):
+    # an absolute path as recorded (a run that records names only, the web page's, has a bare name there: that is
+    # the manifest's folder, never the current one)
+    recorded = Path(entry["absolute"])
+    for candidate in ((recorded,) if recorded.is_absolute() else ()) + (base / entry["path"],):
         with contextlib.suppress(OSError, ValueError):
             if candidate.is_file():
                 return candidate
@@ -340,11 +343,15 @@ def _part_bytes(archive: zipfile.ZipFile, name: str) -> bytes:
     return PACKAGE_TIMES.sub(rb"\1\2", data) if name == "docProps/core.xml" else data
 
 
-def _container(data: bytes) -> tuple[list[tuple[str, int]], list[str]]:
-    """The zip archive itself: its parts in order with their compression, and what lies outside them: a part
-    named twice, bytes before, between or after the parts (a part only its local header knows, a prefix, a
-    tail), bytes between the last part and the central directory, a comment. The writer leaves none of these."""
+def _container(data: bytes) -> tuple[list[tuple], list[str]]:
+    """The zip archive itself. Returns its parts in order, each as (name, compression, flags, local extra field,
+    central extra field, comment), to be held against the replay's, and what no part accounts for: a part named
+    twice, bytes before, between or after the parts (a part only its local header knows, a prefix, a tail), a
+    local header that says other than the central directory (name, CRC, sizes), data after the end of a part's
+    compressed stream, bytes between the central directory and its end record (zip64 records), a comment. The
+    writer leaves none of these, and a reader could be shown any of them."""
     import struct
+    import zlib
 
     issues: list[str] = []
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -353,26 +360,48 @@ def _container(data: bytes) -> tuple[list[tuple[str, int]], list[str]]:
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         issues.append(f"Teile doppelt im Archiv: {', '.join(twice)}")
-    position = 0
+    parts, position = [], 0
     for info in sorted(infos, key=lambda info: info.header_offset):
         if info.header_offset != position:
             issues.append(f"Bytes {position}–{info.header_offset} gehören zu keinem Teil des Inhaltsverzeichnisses")
         header = data[info.header_offset:info.header_offset + 30]
         if len(header) < 30 or header[:4] != b"PK\x03\x04":
             issues.append(f"der Teil {info.filename} hat keinen gültigen Kopf")
-            return [(info.filename, info.compress_type) for info in infos], issues
-        name_length, extra_length = struct.unpack("<HH", header[26:30])
-        position = info.header_offset + 30 + name_length + extra_length + info.compress_size
+            return [], issues
+        flags, method, crc, compressed, size, name_length, extra_length = struct.unpack("<2xHH4xIIIHH", header[4:30])
+        name = data[info.header_offset + 30:info.header_offset + 30 + name_length]
+        start = info.header_offset + 30 + name_length + extra_length
+        local_extra = data[info.header_offset + 30 + name_length:start]
+        if name != info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437", "replace") \
+                or method != info.compress_type or (not flags & 0x08 and (crc, compressed, size) !=
+                                                     (info.CRC, info.compress_size, info.file_size)):
+            issues.append(f"der Kopf des Teils {info.filename} sagt anderes als das Inhaltsverzeichnis")
+        stream = data[start:start + info.compress_size]
+        if info.compress_type == zipfile.ZIP_DEFLATED:
+            unpacked = zlib.decompressobj(-15)
+            with contextlib.suppress(zlib.error):
+                unpacked.decompress(stream)
+            if not unpacked.eof or unpacked.unused_data:
+                issues.append(f"im Teil {info.filename} stehen Bytes nach dem Ende seiner Daten")
+        position = start + info.compress_size
         if info.flag_bits & 0x08:  # a data descriptor follows the data (with or without its signature)
             position += 16 if data[position:position + 4] == b"PK\x07\x08" else 12
+        parts.append((info.filename, info.compress_type, info.flag_bits, local_extra, info.extra, info.comment))
     if position != start_dir:
         issues.append(f"Bytes {position}–{start_dir} zwischen den Teilen und dem Inhaltsverzeichnis")
     end = data.rfind(b"PK\x05\x06")
     if end < 0 or len(data) != end + 22 + len(comment):
         issues.append("Bytes nach dem Ende des Archivs")
+    elif end != start_dir + struct.unpack("<I", data[end + 12:end + 16])[0]:
+        issues.append("Bytes zwischen dem Inhaltsverzeichnis und seinem Ende (z. B. Zip64-Einträge)")
     if comment:
         issues.append(f"ein Kommentar im Archiv ({len(comment)} Bytes)")
-    return [(info.filename, info.compress_type) for info in infos], issues
+    in_order = {part[0]: part for part in parts}
+    return [in_order[name] for name in names], issues
+
+
+def _brief(value: object) -> object:
+    return f"{len(value)} Bytes" if isinstance(value, bytes) else value
 
 
 def compare_packages(expected: Path, found: Path | Earlier) -> list[CellDifference]:
@@ -392,12 +421,16 @@ def compare_packages(expected: Path, found: Path | Earlier) -> list[CellDifferen
                                f"{error}"[:200], "Paket")]
     container = [CellDifference("(Paket)", "(Zip-Archiv)", "nur die Teile, wie allocation sie schreibt", issue, "Paket")
                  for issue in issues]
-    if [name for name, _ in parts_a] != [name for name, _ in parts_b] and not container:
-        container.append(CellDifference("(Paket)", "(Reihenfolge der Teile)", ", ".join(n for n, _ in parts_a)[:300],
-                                        ", ".join(n for n, _ in parts_b)[:300], "Paket"))
-    kinds = dict(parts_a)
-    container += [CellDifference("(Paket)", f"(Kompression {name})", kinds[name], kind, "Paket")
-                  for name, kind in parts_b if name in kinds and kinds[name] != kind]
+    if [part[0] for part in parts_a] != [part[0] for part in parts_b] and not container:
+        container.append(CellDifference("(Paket)", "(Reihenfolge der Teile)", ", ".join(p[0] for p in parts_a)[:300],
+                                        ", ".join(p[0] for p in parts_b)[:300], "Paket"))
+    shapes = {part[0]: part for part in parts_a}
+    aspects = ("Kompression", "Kennzeichen", "Zusatzfeld im Kopf", "Zusatzfeld im Inhaltsverzeichnis", "Kommentar")
+    for part in parts_b:
+        want = shapes.get(part[0])
+        for aspect, a, b in zip(aspects, want[1:] if want else (), part[1:]):
+            if a != b:
+                container.append(CellDifference("(Paket)", f"({aspect} {part[0]})", _brief(a), _brief(b), "Paket"))
     try:
         with zipfile.ZipFile(expected) as want, zipfile.ZipFile(io.BytesIO(data)) as have:
             sheet_of = {part: name for name, part, _ in _sheet_parts(want)}

@@ -230,6 +230,13 @@ def order_problems(directory: Path, entries: list[dict], name: str, supersede: s
         return [_refusal("year-unknown-stage", directory, f'"{name}" ist keine Stufe des Umlagejahres', name,
                          "modell, benehmen, entwurf, satzung, aenderung-1, aenderung-2, …, abrechnung",
                          "eine der Stufen angeben")]
+    from ..runs.register import MAX_REASON
+
+    if supersede is not None and len(supersede) > MAX_REASON:
+        return [_refusal("year-reason-too-long", directory, "Die Begründung ist zu lang für die Stufenkette",
+                         f"{len(supersede):,} Zeichen".replace(",", "."),
+                         f"höchstens {MAX_REASON:,} Zeichen".replace(",", "."),
+                         "kurz begründen und auf den Beschluss verweisen (Datum, Drucksache)")]
     if supersede is not None and not supersede.strip():
         return [_refusal("year-empty-reason", directory, "--supersede braucht eine Begründung", '""',
                          'z. B. --supersede "zweite Änderung, Kreistagsbeschluss vom 12.09."',

@@ -352,6 +352,12 @@ def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path,
     """
     if record_paths not in ("full", "names"):
         raise ValueError("record_paths is 'full' or 'names'")
+    if mode not in ("test", "final"):  # the command line's choices; a script's "Final" must not run a Probelauf
+        raise ValueError(f"mode is 'test' or 'final', not {mode!r}")
+    if not isinstance(provisional, bool):
+        raise ValueError(f"provisional is True or False, not {provisional!r}")
+    if ignore_validity is not None and not isinstance(ignore_validity, str):
+        raise ValueError(f"ignore_validity is a reason (text) or None, not {ignore_validity!r}")
     try:
         return _run(input_path, rules_path, output_path, mode=mode, provisional=provisional,
                     register_dir=register_dir, supersede=supersede, register_extra=register_extra,
@@ -415,13 +421,19 @@ def _run(input_path, rules_path, output_path, *, mode, provisional, register_dir
     registered = None
     if mode != "final":
         from .manifest import manifest_path
-        from .register import guard_outputs, shared_lock
+        from .register import protected
 
-        with shared_lock(register_dir):  # checked again where no final run can register this name meanwhile
-            guard_outputs([("Die Ergebnis-Arbeitsmappe", output_path), ("Das Manifest", manifest_path(output_path))],
-                          [], register_dir)
+        # checked again where no final run can register this name meanwhile; a workbook whose manifest cannot be
+        # written (a full disk) is taken away again: never a workbook without its manifest
+        with protected([("Die Ergebnis-Arbeitsmappe", output_path), ("Das Manifest", manifest_path(output_path))],
+                       register_dir):
             write_book()
-            write_record()
+            try:
+                write_record()
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    Path(output_path).unlink()
+                raise
     else:
         registered = _write_final(write_book, write_record, allocation, register_dir, supersede, output_path, {
             "district": parameters.district, "year": parameters.year, "mode": "final",

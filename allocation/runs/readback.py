@@ -50,7 +50,7 @@ __all__ = [
     "GENESIS", "INDEX_FILE", "LOCK_FILE", "REGISTER_FORMAT", "JsonRefused", "parse_json", "line_hash",
     "load_manifest", "flatten", "MANIFEST_SHAPE", "OPTIONAL_SHAPE", "plain_name",
     "EarlierChanged", "EarlierRefused", "Earlier", "Relation", "read_output", "output_bytes", "check_relation",
-    "RegisterError", "RegisterCorrupt", "RegisterUnusable", "RegisterLine", "RegisterView", "read_register",
+    "RegisterError", "RegisterCorrupt", "RegisterBusy", "RegisterUnusable", "RegisterLine", "RegisterView", "read_register",
     "JsonLine", "ChainBroken", "read_json_lines", "read_json_record", "read_json_object", "final_manifest_beside",
 ]
 
@@ -720,6 +720,13 @@ class RegisterCorrupt(RegisterError):
     stops (exit 8)."""
 
     title = "Register der Echtläufe beschädigt"
+
+
+class RegisterBusy(RegisterError):
+    """The register's lock is held longer than a run waits (exit 75, like a busy inbox)."""
+
+    exit_code = ExitCode.BUSY
+    title = "Register der Echtläufe gesperrt"
 
 
 class RegisterUnusable(OutputError):

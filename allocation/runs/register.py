@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import stat
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -37,14 +39,16 @@ from ..core.model import normalise_district
 from ..core.problems import Location, Problem
 from ..workbook.guard import FinalOutput, refuse_overwrite
 from .manifest import MANIFEST_SUFFIX, sealed
-from .readback import (GENESIS, INDEX_FILE, LOCK_FILE, REGISTER_FORMAT, RegisterCorrupt, RegisterError, RegisterUnusable, RegisterView,
+from .readback import (GENESIS, INDEX_FILE, LOCK_FILE, REGISTER_FORMAT, RegisterBusy, RegisterCorrupt, RegisterError,
+                       RegisterUnusable, RegisterView,
                        final_manifest_beside, line_hash, normalised_slug_name, read_register)
 
 __all__ = ["RegisterError", "RegisterCorrupt", "RegisterUnusable", "register_path", "read_entries", "check_final",
            "append_final", "current_final", "installation_register", "final_outputs", "REGISTER_ENV", "Pending",
-           "final_lock", "shared_lock", "prepare", "commit", "guard_outputs", "guard_folder", "summary", "head_position"]
+           "final_lock", "shared_lock", "protected", "prepare", "commit", "RegisterBusy", "LOCK_WAIT_SECONDS", "guard_outputs", "guard_folder", "summary", "head_position"]
 
 REGISTER_ENV = "ALLOCATION_REGISTER"
+MAX_REASON = 2_000  # characters of a --supersede reason: a line stays far below readback.MAX_LINE_BYTES
 
 
 def installation_register(explicit: str | Path | None = None) -> Path:
@@ -110,6 +114,11 @@ def check_final(register: str | Path | RegisterView, district: str, year: int, s
         return [Problem("register-empty-reason", where, "--supersede braucht eine Begründung", found='""',
                         expected='eine Begründung, z. B. --supersede "Haushaltssatzung geändert, Beschluss vom 12.05."',
                         hint="angeben, warum der frühere Echtlauf ersetzt wird")]
+    if supersede is not None and len(supersede) > MAX_REASON:
+        return [Problem("register-reason-too-long", where, "Die Begründung ist zu lang für das Register",
+                        found=f"{len(supersede):,} Zeichen".replace(",", "."),
+                        expected=f"höchstens {MAX_REASON:,} Zeichen".replace(",", "."),
+                        hint="kurz begründen und auf den Beschluss verweisen (Datum, Drucksache)")]
     last = view.current(district, year)
     if last is not None and supersede is None:
         return [Problem("register-final-exists", where,
@@ -129,15 +138,64 @@ def check_final(register: str | Path | RegisterView, district: str, year: int, s
 # ------------------------------------------------------------------------------------------------- writing
 
 
+LOCK_WAIT_SECONDS = 120  # how long a run waits for the register's lock before it says so (exit 75)
+
+
+def _lock(descriptor: int, kind: int, folder: Path) -> None:
+    """flock, waiting at most LOCK_WAIT_SECONDS: the lock needs only read access, so an account (or a hung
+    process) could hold it for ever; then the run says so instead of waiting in silence (`register-busy`)."""
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            fcntl.flock(descriptor, kind | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise RegisterBusy([Problem("register-busy", Location(str(folder / LOCK_FILE)), "Das Register der "
+                                            f"Echtläufe ist seit {LOCK_WAIT_SECONDS} s gesperrt: ein anderer Lauf "
+                                            "schreibt, oder ein Prozess hält die Sperre fest",
+                                            found=f"{folder / LOCK_FILE} gesperrt",
+                                            expected=f"die Sperre binnen {LOCK_WAIT_SECONDS} s frei",
+                                            hint="später erneut versuchen; hält ein Prozess die Sperre fest (z. B. "
+                                                 "`fuser` auf die Datei), ihn beenden")]) from None
+            time.sleep(0.05)
+
+
+def _lock_file(folder: Path, create_folder: bool) -> int | None:
+    """The register's `.sperre` opened (and created, with the folder where `create_folder`), never following a
+    link and never blocking; None where a run may not create it (a test run's account without write access to a
+    register that holds no lock file yet: then no final run has registered there)."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    if create_folder:
+        folder.mkdir(parents=True, exist_ok=True)
+    try:
+        return os.open(folder / LOCK_FILE, flags, 0o666)  # after the umask, as any new file
+    except PermissionError:
+        try:
+            return os.open(folder / LOCK_FILE, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except FileNotFoundError:
+            return None
+
+
+def _regular_lock(descriptor: int, folder: Path) -> None:
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        raise RegisterCorrupt([Problem("register-corrupt", Location(str(folder / LOCK_FILE)), "Die Sperrdatei des "
+                                       "Registers ist keine gewöhnliche Datei", found=file_kind(mode),
+                                       expected="eine gewöhnliche Datei", hint="die Datei prüfen und entfernen")])
+
+
 @contextlib.contextmanager
 def final_lock(register_dir: str | Path) -> Iterator[RegisterView]:
-    """Hold the register's lock and yield the register as read and checked under it. The folder is created if
-    needed; a place that cannot hold it is RegisterUnusable (exit 9), a damaged register RegisterCorrupt."""
+    """Hold the register's lock exclusively and yield the register as read and checked under it. The folder is
+    created if needed; a place that cannot hold it is RegisterUnusable (exit 9), a damaged register RegisterCorrupt,
+    a lock held longer than LOCK_WAIT_SECONDS RegisterBusy (exit 75)."""
     folder = Path(register_dir)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-                             | getattr(os, "O_NONBLOCK", 0), 0o666)  # after the umask, as any new file
+        descriptor = _lock_file(folder, create_folder=True)
+        if descriptor is None or not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(13, "keine Schreibrechte", str(folder))
     except OSError as error:
         read_register(folder)  # a file where the folder should be: say so precisely
         raise RegisterUnusable([Problem("register-unusable", Location(str(folder)), "Das Register der Echtläufe lässt "
@@ -145,17 +203,9 @@ def final_lock(register_dir: str | Path) -> Iterator[RegisterView]:
                                         expected="ein beschreibbarer Ordner",
                                         hint="ALLOCATION_REGISTER oder --register auf einen beschreibbaren Ordner "
                                              "setzen")]) from None
+    _regular_lock(descriptor, folder)
     try:
-        mode = os.fstat(descriptor).st_mode
-        if not stat.S_ISREG(mode):
-            raise RegisterCorrupt([Problem("register-corrupt", Location(str(folder / LOCK_FILE)), "Die Sperrdatei des "
-                                           "Registers ist keine gewöhnliche Datei", found=file_kind(mode),
-                                           expected="eine gewöhnliche Datei", hint="die Datei prüfen und entfernen")])
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise RegisterUnusable([Problem("register-unusable", Location(str(folder)), "Das Register der Echtläufe "
-                                            "ist schreibgeschützt", found=str(folder), expected="ein beschreibbarer Ordner",
-                                            hint="die Rechte des Ordners prüfen")])
+        _lock(descriptor, fcntl.LOCK_EX, folder)
         yield read_register(folder)
     finally:
         os.close(descriptor)
@@ -163,30 +213,38 @@ def final_lock(register_dir: str | Path) -> Iterator[RegisterView]:
 
 @contextlib.contextmanager
 def shared_lock(register_dir: str | Path) -> Iterator[None]:
-    """A shared lock on the register's `.sperre` while a test run checks its output again and writes it: a final
-    run (which holds the lock exclusively from its check to its entry) cannot register a workbook of the same name
-    in between, and test runs do not wait for each other. A test run never creates the register folder; where there
-    is none yet, there is no lock to take (and no final run that could be overwritten)."""
+    """A shared lock on the register's `.sperre` while a test run (or any command) checks its outputs again and
+    writes them: a final run (which holds the lock exclusively from its check to its entry) cannot register a
+    workbook of the same name in between, and such runs do not wait for each other. The register folder and its
+    lock file are created where the account may (so even the installation's first final run is excluded); where it
+    may not, no final run can have registered there yet, and there is no lock to take."""
     folder = Path(register_dir)
-    flags = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        descriptor = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT | flags, 0o666) if folder.is_dir() else None
-    except PermissionError:  # an account that may only read the register: a lock it can read is enough
-        try:
-            descriptor = os.open(folder / LOCK_FILE, os.O_RDONLY | flags)
-        except OSError:
-            descriptor = None
+        descriptor = _lock_file(folder, create_folder=not folder.exists())
     except OSError:
         descriptor = None
     if descriptor is None:
         yield
         return
+    _regular_lock(descriptor, folder)
     try:
-        if stat.S_ISREG(os.fstat(descriptor).st_mode):
-            fcntl.flock(descriptor, fcntl.LOCK_SH)
+        _lock(descriptor, fcntl.LOCK_SH, folder)
         yield
     finally:
         os.close(descriptor)
+
+
+@contextlib.contextmanager
+def protected(outputs: list[tuple[str, str | os.PathLike[str]]], register_dir: str | Path | None) -> Iterator[None]:
+    """Write `outputs` under the register's shared lock, after checking them once more there (`guard_outputs`
+    without the location checks the command made before it read anything): no final run registers one of these
+    names between a command's first check and its write."""
+    if register_dir is None:
+        yield
+        return
+    with shared_lock(register_dir):
+        guard_outputs(outputs, [], register_dir, locations=False)
+        yield
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,40 +304,52 @@ def prepare(view: RegisterView, record: dict, supersede: str | None) -> Pending:
 
 class _Appender:
     """One file of the register opened for appending before anything is written (`commit`'s first phase): an
-    existing regular file (no link) opened to append, or a new file prepared beside it, to be linked into place
-    with its lines (so the register never holds an empty or half-created file of ours). New files get the
-    permissions of any new file (after the umask): a register shared by a group (umask 002) stays writable for it."""
+    existing regular file (no link, no second hard link: a backup made with `cp -al` would change with it) opened
+    to append, or a new file prepared beside it, to be linked into place with its lines (so the register never
+    holds an empty or half-created file of ours). New files get the permissions of any new file (after the umask):
+    a register shared by a group (umask 002) stays writable for it. `undo` takes a written append back."""
 
     def __init__(self, path: Path, lines: Iterable[str]) -> None:
-        self.path, self.temp = path, None
+        self.path, self.temp, self.linked = path, None, False
         self.data = "".join(line + "\n" for line in lines).encode("utf-8")
         try:
-            self.descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+            self.descriptor = os.open(path, os.O_RDWR | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
                                       | getattr(os, "O_NONBLOCK", 0))
         except FileNotFoundError:
             handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".neu", dir=path.parent)
             os.chmod(temp, 0o666 & ~current_umask())
-            self.descriptor, self.temp = handle, Path(temp)
+            self.descriptor, self.temp, self.size = handle, Path(temp), 0
             return
-        if not stat.S_ISREG(os.fstat(self.descriptor).st_mode):
+        status = os.fstat(self.descriptor)
+        if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1:
             os.close(self.descriptor)
-            raise IsADirectoryError(f"{path} ist {file_kind(os.stat(path).st_mode)}")
+            raise IsADirectoryError(errno.EMLINK, f"keine gewöhnliche Datei mit genau einem Namen "
+                                    f"({file_kind(status.st_mode)}, {status.st_nlink} Namen)", str(path))
+        self.size = status.st_size
 
     def write(self) -> None:
-        try:
-            os.write(self.descriptor, self.data)
-            os.fsync(self.descriptor)
-        finally:
-            os.close(self.descriptor)
-            self.descriptor = None
+        """Append every byte (a short write on a full disk is continued, and fails there with ENOSPC), fsync, and
+        link a new file into place."""
+        view = memoryview(self.data)
+        while view:
+            view = view[os.write(self.descriptor, view):]
+        os.fsync(self.descriptor)
         if self.temp is not None:
-            try:
-                os.link(self.temp, self.path)
-            finally:
-                os.unlink(self.temp)
+            os.link(self.temp, self.path)
+            self.linked = True
 
-    def abandon(self) -> None:
-        if self.descriptor is not None:
+    def undo(self) -> None:
+        """Take the append back (truncate to the size before; a new file is removed): a failed entry leaves the
+        register as it was."""
+        with contextlib.suppress(OSError):
+            if self.temp is None:
+                os.ftruncate(self.descriptor, self.size)
+                os.fsync(self.descriptor)
+            elif self.linked:
+                os.unlink(self.path)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
             os.close(self.descriptor)
         if self.temp is not None:
             with contextlib.suppress(FileNotFoundError):
@@ -288,38 +358,38 @@ class _Appender:
 
 def commit(view: RegisterView, pending: Pending) -> None:
     """Write the prepared entry in two phases. First both files (the district's and the chain) are opened or
-    prepared: a file that cannot be written (permissions, a folder in its place) stops here, with nothing written
-    (RegisterUnusable, exit 9). Then the district line and the chain's lines are written and fsynced, and the folder.
-    Only a failure between these two writes (a full disk) can leave the register damaged; it says so."""
-    def unusable(error: OSError, written: bool) -> RegisterUnusable:
+    prepared: a file that cannot be written (permissions, a folder in its place, a second hard link) stops here,
+    with nothing written (RegisterUnusable, exit 9). Then the district line and the chain's lines are written and
+    fsynced, and the folder; if a write fails (a full disk), what was appended is taken back, so the register stays
+    as it was. Only a crash between the two appends can leave it damaged (README, "Security and limits")."""
+    def unusable(error: OSError) -> RegisterUnusable:
         return RegisterUnusable([Problem("register-unusable", Location(str(view.folder)), "Das Register der Echtläufe "
-                                         "lässt sich nicht schreiben" + (": der Eintrag ist nur zum Teil geschrieben, "
-                                         "das Register ist jetzt beschädigt" if written else ""),
+                                         "lässt sich nicht schreiben; es bleibt, wie es war",
                                          found=f"{getattr(error, 'filename', None) or ''} "
                                                f"{error.strerror or error}".strip(),
-                                         expected="Schreibrechte für alle, die Echtläufe rechnen, und freier Platz",
-                                         hint="die Rechte und den Platz prüfen" + (" und das Register aus der "
-                                              "Sicherung wiederherstellen" if written else ""))])
+                                         expected="Schreibrechte für alle, die Echtläufe rechnen, freier Platz und "
+                                                  "Dateien mit genau einem Namen",
+                                         hint="Rechte, freien Platz und Sicherungen mit harten Verknüpfungen "
+                                              "(cp -al) prüfen")])
 
     appenders: list[_Appender] = []
     try:
         for path, lines in ((view.folder / pending.file, [pending.line]),
                             (view.folder / INDEX_FILE, [*pending.adopted, pending.chain_line])):
             appenders.append(_Appender(path, lines))
+        try:
+            for appender in appenders:
+                appender.write()
+            fsync_folder(view.folder)
+        except OSError:
+            for appender in appenders:
+                appender.undo()
+            raise
     except OSError as error:
+        raise unusable(error) from None
+    finally:
         for appender in appenders:
-            appender.abandon()
-        raise unusable(error, False) from None
-    written = False
-    try:
-        for appender in appenders:
-            appender.write()
-            written = True
-        fsync_folder(view.folder)
-    except OSError as error:
-        for appender in appenders:
-            appender.abandon()
-        raise unusable(error, written) from None
+            appender.close()
 
 
 def append_final(register_dir: str | Path, record: dict, supersede: str | None) -> dict:

@@ -20,6 +20,7 @@ workbooks and for marking up a copy of an input (error report).
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import tempfile
 from dataclasses import dataclass
 from decimal import Context, Decimal
@@ -335,7 +336,15 @@ class Book:
         return self._formats[name]
 
     def close(self) -> None:
-        self.workbook.close()
+        """Write the file. xlsxwriter reports a file it cannot write (a full disk) as its own FileCreateError:
+        passed on as the OSError it wraps, so that the caller's located `output-unusable` (exit 9) names it."""
+        from xlsxwriter.exceptions import FileCreateError
+
+        try:
+            self.workbook.close()
+        except FileCreateError as error:
+            cause = error.args[0] if error.args and isinstance(error.args[0], OSError) else None
+            raise cause or OSError(errno.EIO, str(error)) from None
 
 
 CELL_TEXT_MAX = 32_767  # UTF-16 code units an Excel cell holds; xlsxwriter cuts longer text without a word
