@@ -652,7 +652,7 @@ def _agrees_with_protocol(earlier: Earlier, unreadable_code: str, changed_code: 
                                       expected="eine Ergebnis-Arbeitsmappe von `allocation run`",
                                       hint="den Lauf wiederholen oder die Sicherung nehmen")]) from None
     year = found.get("Haushaltsjahr")
-    year = int(year) if isinstance(year, (int, float)) and not isinstance(year, bool) and float(year).is_integer() else year
+    year = int(year) if isinstance(year, float) and year.is_integer() else year  # a whole number stored as a double
     if found.get("Kreis") != earlier.district or year != earlier.year:
         raise EarlierChanged([Problem(changed_code, Location(str(earlier.path), "Protokoll"),
                                       "Protokoll und Manifest der Ergebnis-Arbeitsmappe widersprechen sich (das Manifest "
