@@ -211,7 +211,8 @@ def _process_one(path: Path, root: Path, rules_dir: Path, mode: str, force: bool
     district = year = rules = head = None
     status, exit_code, problems = "ok", ExitCode.OK, []
     from ..runs.pipeline import run
-    from ..runs.register import installation_register, read_entries, register_path
+    from ..runs.readback import read_register
+    from ..runs.register import installation_register
 
     register = installation_register(register)
     seen: dict = {}
@@ -220,7 +221,7 @@ def _process_one(path: Path, root: Path, rules_dir: Path, mode: str, force: bool
         seen.update(district=book.parameters.district, year=book.parameters.year)
 
     def same_bytes_again(book) -> str | None:  # a run that died after registering, or --force: say so
-        entries = read_entries(register_path(register, book.parameters.district, book.parameters.year))
+        entries = read_register(register).entries(book.parameters.district, book.parameters.year)
         if entries and entries[-1].get("input_sha256") == sha256:
             return "erneuter Lauf derselben Eingabe (gleiche SHA-256)"
         return None

@@ -1109,7 +1109,7 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
     compiled within `template_seconds` per notice and `template_memory_mb` (see `render`)."""
     from ..runs.manifest import manifest_path
     from ..runs.readback import read_output
-    from ..runs.register import guard_folder, guard_outputs, installation_register, protected
+    from ..runs.register import guard_folder, installation_register, protected
     from .verify import existing_file as _existing
 
     output, directory = Path(output), Path(directory)
@@ -1146,9 +1146,6 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
     targets = [directory / name for name, _, _ in notices] + [directory / XLSX_NAME, directory / CSV_NAME]
     inputs = _protected([output, manifest_path(output), previous, previous and manifest_path(previous), template,
                          rules_path])
-    # a registered final run's workbook (or one whose manifest says final) in the folder is never replaced
-    guard_outputs([("Die Ausgabedatei", target) for target in targets], [], installation_register(register_dir),
-                  locations=False)  # the folder was checked above (_folder_problems); PDF names fit NAME_MAX
     clashes = [t for t in targets if t.resolve() in inputs]
     if clashes:
         raise Refused([Problem("notices-would-overwrite", Location(str(t)), "die Ausgabe würde eine Eingabe überschreiben",
@@ -1161,8 +1158,10 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
         rows = [row for _, _, notice_rows in notices for row in notice_rows]
         _write_xlsx(rows, folder / XLSX_NAME, _trail(trace, notice_date, template, old))
         _write_csv(rows, folder / CSV_NAME)
+        # a registered final run's workbook (or one whose manifest says final) in the folder is never replaced:
+        # checked where no final run registers one of these names meanwhile
         with protected([("Die Ausgabedatei", target) for target in targets], installation_register(register_dir)):
-            _publish(folder, directory)  # checked again where no final run registers one of these names meanwhile
+            _publish(folder, directory)
     finally:
         if folder.exists():
             shutil.rmtree(folder, ignore_errors=True)

@@ -31,7 +31,7 @@ from ..core.filenames import sha256_file
 from ..core.model import Allocation
 from ..core.problems import ExitCode, Problem, ProblemsError, column_letter
 from ..runs.manifest import MANIFEST_SUFFIX, build_manifest, manifest_path
-from ..runs.readback import (Earlier, EarlierRefused, flatten, load_manifest, output_bytes, plain_name,
+from ..runs.readback import (Earlier, EarlierRefused, RegisterView, flatten, load_manifest, output_bytes, plain_name,
                              read_register)
 
 __all__ = ["VERIFY_FAILED", "IGNORED_ROWS", "UNCOMPARED_FIELDS", "PACKAGE_TIMES", "verify", "VerifyResult",
@@ -553,19 +553,19 @@ def _file_problems(manifest: dict, base: Path) -> list[str]:
     return problems
 
 
-def register_findings(manifest: dict, output_sha256: str, register_dir: str | Path | None) -> list[str]:
+def register_findings(manifest: dict, output_sha256: str, register: "str | Path | RegisterView | None") -> list[str]:
     """What the register says against a final run's manifest: nothing for a test run; for a final run its entry
     must be in the register (the `register` record: file, seq and hash; a manifest of an older version: an entry
     of its district and year with the workbook's hash) and name this workbook. A damaged register is a finding
-    too. A run that a later one superseded is in order (a note elsewhere says so)."""
+    too. A run that a later one superseded is in order (a note elsewhere says so). `register`: its folder (default
+    the installation's), or the register as already read (`year status` checks every final stage against one read)."""
     from ..core.problems import OutputError
     from ..runs.register import installation_register
 
     if manifest["parameters"].get("mode") != "final":
         return []
     try:
-        folder = installation_register(register_dir)
-        view = read_register(folder)
+        view = register if isinstance(register, RegisterView) else read_register(installation_register(register))
     except (ProblemsError, OutputError) as error:
         return [str(problem) for problem in error.problems]
     reference = manifest.get("register")
@@ -573,22 +573,22 @@ def register_findings(manifest: dict, output_sha256: str, register_dir: str | Pa
     if reference is None:
         entries = view.entries(parameters["district"], parameters["year"])
         if not any(entry.get("output_sha256") == output_sha256 for entry in entries):
-            return [f"kein Eintrag für diese Arbeitsmappe (SHA-256 {output_sha256}) im Register {folder} für "
+            return [f"kein Eintrag für diese Arbeitsmappe (SHA-256 {output_sha256}) im Register {view.folder} für "
                     f"{parameters['district']} {parameters['year']}: der Echtlauf ist dort nicht (mehr) verzeichnet "
                     "(Register gelöscht, geleert oder eine Zeile entfernt?)"]
         return []
     if not view.has(reference["file"], reference["seq"], reference["sha256"]):
-        return [f"Eintrag Nr. {reference['seq']} in {folder / reference['file']} (SHA-256 {reference['sha256']}) fehlt "
+        return [f"Eintrag Nr. {reference['seq']} in {view.folder / reference['file']} (SHA-256 {reference['sha256']}) fehlt "
                 "im Register oder wurde verändert: der Echtlauf ist dort nicht verzeichnet (Zeile gelöscht, Datei "
                 "geleert, anderes Register?)"]
     entry = view.files[reference["file"]][reference["seq"] - 1].entry
     if entry.get("output_sha256") != output_sha256:
-        return [f"Eintrag Nr. {reference['seq']} in {folder / reference['file']} nennt eine andere Arbeitsmappe "
+        return [f"Eintrag Nr. {reference['seq']} in {view.folder / reference['file']} nennt eine andere Arbeitsmappe "
                 f"(SHA-256 {entry.get('output_sha256')}, diese: {output_sha256})"]
     chain = view.chain
     if not (0 < reference["chain"] <= len(chain) and chain[reference["chain"] - 1].sha256 == reference["head"]):
         return [f"Kettenglied Nr. {reference['chain']} (SHA-256 {reference['head']}) fehlt in der Kette des Registers "
-                f"{folder}: die Kette wurde neu geschrieben"]
+                f"{view.folder}: die Kette wurde neu geschrieben"]
     return []
 
 

@@ -482,8 +482,9 @@ def status(directory: str | Path, register_dir: str | Path | None = None) -> Yea
                     findings.append(f"die Stufe gehört zu {parameters['district']} {parameters['year']}, das Umlagejahr "
                                     f"({YEAR_FILE}) zu {year['district']} {year['year']}")
                 if entry["mode"] == "final":
-                    findings += (register_findings(manifest, manifest["output"]["sha256"], register.folder)
-                                 if register is not None else [f"Register nicht lesbar: {register_problem}"])
+                    findings += (register_findings(manifest, manifest["output"]["sha256"], register)
+                                 if register is not None else ["gegen das Register nicht prüfbar: es ist nicht lesbar "
+                                                               "(der Befund des Ordners nennt, warum)"])
         checks.append(StageCheck(entry, tuple(findings)))
     findings = _folder_findings(folder, entries, register)
     if register_problem is not None:  # said once, whether or not a stage is final: the register is damaged

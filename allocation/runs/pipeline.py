@@ -29,7 +29,7 @@ from ..core.model import Allocation, InputBook, Rulebook, previous_year_problems
 from ..core.problems import InputError, Location, Problem, ProblemsError, RuleFileError
 from ..rulefiles.rulebook import bind, check_levy_columns
 from ..rulefiles.selection import select_rules
-from .manifest import STARTED_FORMAT
+from .manifest import STARTED_FORMAT, manifest_path
 
 __all__ = ["RunResult", "RuleSelectionError", "compute", "run", "protocol_rows", "validity_problems", "replay"]
 
@@ -320,7 +320,6 @@ def guard_run(input_path: str | Path, rules_path: str | Path, output_path: str |
     """Refuse (exit 8) before anything is read if the run would write over a file it reads, the register, a
     final run's workbook or manifest (by the register, or by the manifest beside the output), or another run's
     manifest (an output named `*.manifest.json`); a damaged register stops it (`register-corrupt`)."""
-    from .manifest import manifest_path
     from .register import guard_outputs
 
     guard_outputs([("Die Ergebnis-Arbeitsmappe", output_path), ("Das Manifest", manifest_path(output_path))],
@@ -420,7 +419,6 @@ def _run(input_path, rules_path, output_path, *, mode, provisional, register_dir
 
     registered = None
     if mode != "final":
-        from .manifest import manifest_path
         from .register import protected
 
         # checked again where no final run can register this name meanwhile; a workbook whose manifest cannot be
@@ -454,7 +452,6 @@ def _write_final(write_book: Callable[[], None], write_record: Callable[[dict], 
     and manifest are removed again: of final runs started at once exactly one is registered, and the others
     leave nothing behind. Returns the manifest's `register` record (with the chain head)."""
     from ..core.filenames import sha256_file
-    from .manifest import manifest_path
     from .register import RegisterError, check_final, commit, final_lock, prepare
 
     parameters = allocation.book.parameters

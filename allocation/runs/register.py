@@ -5,6 +5,7 @@ module decides whether a final run may be registered and writes its entry.
 A final run holds the register's lock (`final_lock`: an exclusive `flock` on `.sperre` in the folder) from the
 check "is a final run registered already?" until its entry is written, and writes its workbook and manifest
 inside the lock: of several final runs started at once exactly one is registered, and the others write nothing.
+Every other command writes its outputs under the shared lock (`protected`), checked once more there.
 A second final run for the same district and year is refused unless it names a reason to supersede the previous
 one (`--supersede "Grund"`); both entries stay. Each line carries the SHA-256 of the line before it in its file
 (`prev_sha256`); each line's hash is also appended to the chain, whose last line's hash is the **chain head**
@@ -44,7 +45,7 @@ from .readback import (GENESIS, INDEX_FILE, LOCK_FILE, REGISTER_FORMAT, Register
                        final_manifest_beside, line_hash, normalised_slug_name, read_register)
 
 __all__ = ["RegisterError", "RegisterCorrupt", "RegisterUnusable", "register_path", "read_entries", "check_final",
-           "append_final", "current_final", "installation_register", "final_outputs", "REGISTER_ENV", "Pending",
+           "append_final", "installation_register", "final_outputs", "REGISTER_ENV", "Pending",
            "final_lock", "shared_lock", "protected", "prepare", "commit", "RegisterBusy", "LOCK_WAIT_SECONDS", "guard_outputs", "guard_folder", "summary", "head_position"]
 
 REGISTER_ENV = "ALLOCATION_REGISTER"
@@ -99,11 +100,6 @@ def final_outputs(register_dir: str | Path | None) -> list[FinalOutput]:
     overwrite guard. A damaged register stops this check too (RegisterCorrupt): which files it protects cannot
     be known from it."""
     return read_register(register_dir).finals() if register_dir is not None else []
-
-
-def current_final(entries: list[dict]) -> dict | None:
-    """The final run in force: the last entry (each later one supersedes the one before)."""
-    return entries[-1] if entries else None
 
 
 def check_final(register: str | Path | RegisterView, district: str, year: int, supersede: str | None) -> list[Problem]:
@@ -323,8 +319,8 @@ class _Appender:
         status = os.fstat(self.descriptor)
         if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1:
             os.close(self.descriptor)
-            raise IsADirectoryError(errno.EMLINK, f"keine gewöhnliche Datei mit genau einem Namen "
-                                    f"({file_kind(status.st_mode)}, {status.st_nlink} Namen)", str(path))
+            raise OSError(errno.EMLINK, f"keine gewöhnliche Datei mit genau einem Namen "
+                          f"({file_kind(status.st_mode)}, {status.st_nlink} Namen)", str(path))
         self.size = status.st_size
 
     def write(self) -> None:
