@@ -1040,12 +1040,7 @@ def _previous(path: Path, result: ResultBook, manifest: dict) -> ResultBook:
                                                     manifest.get("register"), "Die frühere Ergebnis-Arbeitsmappe"),
                           changed_code="notices-previous-changed", mismatch_code="notices-previous-mismatch",
                           missing_code="notices-previous-changed")
-    previous = read_result(earlier)
-    if (previous.district, previous.year) != (result.district, result.year):
-        raise InputError([Problem("notices-previous-mismatch", Location(path.name, "Protokoll"),
-                                  "die frühere Ergebnis-Arbeitsmappe gehört zu einem anderen Kreis oder Haushaltsjahr",
-                                  found=f"{previous.district} {previous.year}", expected=f"{result.district} {result.year}",
-                                  hint="den früheren Lauf desselben Kreises und Haushaltsjahres angeben")])
+    previous = read_result(earlier)  # its Protokoll agrees with its manifest, on which the relation was checked
     current = {ags for ags, _ in result.municipalities}
     missing = [(ags, name) for ags, name in previous.municipalities
                if ags not in current and any(share.amount for share in previous.shares if share.ags == ags)]
