@@ -66,11 +66,12 @@ def total_problems(allocation: Allocation, controls: Sequence[Control] = ()) -> 
                             ("Defizit (gerundet)", item.deficit)):
             if not found.check(cents, item.item.source, f"Kostenposition {item.item.id}, {what}", item_hint):
                 break
+    places = _places(allocation)
     _overview(allocation, found)
-    _levies(allocation, found)
+    _levies(allocation, found, places)
     _rates(allocation, found)
     for finding in allocation.findings:
-        where = _municipality(allocation, finding.ags)
+        where = places.get(finding.ags, _sheet(allocation, "Gemeinden"))
         for what, cents in (("eigene Kosten", finding.own_cost), ("Umlageanteil", finding.levy_share),
                             ("eigene Kosten + Umlageanteil", finding.own_cost + finding.levy_share),
                             ("angerechnet", finding.credit)):
@@ -87,11 +88,9 @@ def total_problems(allocation: Allocation, controls: Sequence[Control] = ()) -> 
     return found.problems
 
 
-def _municipality(allocation: Allocation, ags: str) -> Location:
-    for m in allocation.book.municipalities:
-        if m.ags == ags:
-            return m.source
-    return _sheet(allocation, "Gemeinden")
+def _places(allocation: Allocation) -> dict[str, Location]:
+    """AGS -> the municipality's row in `Gemeinden` (looked up once: a levy line is checked per municipality)."""
+    return {m.ags: m.source for m in allocation.book.municipalities}
 
 
 def _overview(allocation: Allocation, found: Figures) -> None:
@@ -121,12 +120,12 @@ def _overview(allocation: Allocation, found: Figures) -> None:
                 "die Beträge der Kostenpositionen prüfen; zusammen müssen sie in eine Tabellenzelle passen")
 
 
-def _levies(allocation: Allocation, found: Figures) -> None:
+def _levies(allocation: Allocation, found: Figures, places: dict[str, Location]) -> None:
     """`Umlagen`: per levy each line's base and amount, each component summed, base total, revenue, need, difference."""
     for levy in allocation.levies:
         name = levy.levy.name
         for line in levy.lines:
-            where = _municipality(allocation, line.ags)
+            where = places.get(line.ags) or _sheet(allocation, "Gemeinden")
             found.check(line.base, where, f"Umlagen, {name}, Bemessungsgrundlage von {line.ags}",
                         "die Bestandteile der Umlagegrundlagen dieser Gemeinde prüfen")
             found.check(line.amount, where, f"Umlagen, {name}, Betrag von {line.ags}",
