@@ -23,6 +23,7 @@ __all__ = [
     "apportion",
     "prepare_keys",
     "CELL_DIGITS",
+    "CELL_CONTEXT",
     "MAX_CELL_CENTS",
     "cell_digits",
     "fits_cell",
@@ -49,7 +50,8 @@ _EXACT_INTEGERS = 2 ** 53  # every whole number below this is exactly a double
 # `input-too-many-digits`); with cents that is at most 9,999,999,999,999.99 €, for single cells and sums alike.
 CELL_DIGITS = 15
 MAX_CELL_CENTS = 10 ** CELL_DIGITS - 1
-_CELL_CONTEXT = Context(prec=CELL_DIGITS, rounding=ROUND_HALF_UP, traps=[])
+# rounds to what a cell holds; `CELL_CONTEXT.plus(x) != x` says x has more than 15 significant digits
+CELL_CONTEXT = Context(prec=CELL_DIGITS, rounding=ROUND_HALF_UP, traps=[])
 
 
 def fits_cell(cents: int | Fraction) -> bool:
@@ -63,7 +65,7 @@ def cell_digits(value: Decimal) -> Decimal:
     """A shown quotient (an exact amount to 6 places, a key total, a rate, Hebesatz points) rounded half up to at
     most 15 significant digits, so that its cell holds exactly the number written; unchanged if it has no more.
     Amounts and sums are never rounded here: they must fit (`fits_cell`) or the run stops."""
-    return _CELL_CONTEXT.plus(value)
+    return CELL_CONTEXT.plus(value)
 
 
 def decimal_from_cell(value: object) -> Decimal:

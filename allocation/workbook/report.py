@@ -23,7 +23,7 @@ import datetime as _dt
 import errno
 import tempfile
 from dataclasses import dataclass
-from decimal import Context, Decimal
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
@@ -34,7 +34,7 @@ from ..core.problems import column_letter
 from ..core.model import (LEVY_ROUTES, ROUTE_LABELS, ROUTES, Allocation, AllocationLine, ItemAllocation, LevyLine, LevyPart,
                     LevyResult, Municipality)
 from ..core.filenames import write_atomically  # re-exported for the other writers
-from ..core.money import CELL_DIGITS, cell_digits, cents_to_decimal, fraction_to_decimal, percent_points, ratio_to_decimal
+from ..core.money import CELL_CONTEXT, CELL_DIGITS, cell_digits, cents_to_decimal, fraction_to_decimal, percent_points, ratio_to_decimal
 
 __all__ = ["write_workbook", "write_book", "Book", "Sheet", "fit_cell", "CELL_TEXT_MAX", "write_atomically", "proof", "levy_proof", "SHEET_NAMES",
            "safe_text", "put_value", "CellNotExact",
@@ -298,9 +298,9 @@ class Book:
             done = ws.write_boolean(r, c, value, self.format(shared, bold))
         elif isinstance(value, (int, Decimal)):
             if isinstance(value, Decimal):
-                if _CELL.plus(value) != value or value.is_infinite():
+                if CELL_CONTEXT.plus(value) != value or value.is_infinite():
                     _refuse_inexact(ws.name, r, c, value)
-            elif not -_WHOLE_FITS < value < _WHOLE_FITS and _CELL.plus(Decimal(value)) != value:
+            elif not -_WHOLE_FITS < value < _WHOLE_FITS and CELL_CONTEXT.plus(Decimal(value)) != value:
                 _refuse_inexact(ws.name, r, c, value)
             done = ws.write_number(r, c, float(value) if isinstance(value, Decimal) else value,
                                    self.format(number_format, bold))
@@ -381,7 +381,6 @@ class CellNotExact(ValueError):
     checked before the run writes, `calc.bounds`; shown quotients are rounded to 15 digits, `money.cell_digits`)."""
 
 
-_CELL = Context(prec=CELL_DIGITS, traps=[])  # `_CELL.plus(x) != x`: x has more than 15 significant digits
 _WHOLE_FITS = 10 ** CELL_DIGITS  # an int below this in magnitude has at most 15 digits
 
 
@@ -449,7 +448,7 @@ class Sheet:
                 # The Decimal becomes a double only here, for the file: openpyxl stored it the same way
                 # ("%.16g" of the value), so the cell text and what Excel reads are unchanged. Only a number of at
                 # most 15 significant digits survives that exactly: one C call (rounding to 15 digits) checks it.
-                if _CELL.plus(value) != value or value.is_infinite():
+                if CELL_CONTEXT.plus(value) != value or value.is_infinite():
                     _refuse_inexact(self.title, r, c, value)
                 ws.write_number(r, c, float(value), numbers[c] if c < count else plain)
                 # Its shown width grows with its magnitude: the column's largest and smallest amounts decide it
@@ -461,7 +460,7 @@ class Sheet:
                 elif value < low[c]:
                     low[c] = value
             elif kind is int:
-                if not -_WHOLE_FITS < value < _WHOLE_FITS and _CELL.plus(Decimal(value)) != value:
+                if not -_WHOLE_FITS < value < _WHOLE_FITS and CELL_CONTEXT.plus(Decimal(value)) != value:
                     _refuse_inexact(self.title, r, c, value)
                 ws.write_number(r, c, value, numbers[c] if c < count else plain)
                 if len(str(value)) > longest[c]:
