@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from ..core.filenames import sha256_file
+from ..core.filenames import FileRefused, file_kind, read_regular, sha256_file
 from ..runs.manifest import SEAL, manifest_path, seal_of, sealed
 from ..core.model import InputBook, same_district
 from ..core.problems import ExitCode, Location, Problem, ProblemsError
@@ -124,7 +124,6 @@ def read_year(directory: str | Path) -> dict:
     """`jahr.json`, read back through `readback` (a regular file, no link, within its bound, JSON of the shape
     `init` writes: district, year 1900–2999); the record gets `_sha256`, the hash of its bytes, which every stage
     line binds. YearError (`year-not-a-year-folder`) otherwise."""
-    from ..core.filenames import FileRefused
     from ..runs.readback import JsonRefused, read_json_record
 
     path = Path(directory) / YEAR_FILE
@@ -355,7 +354,6 @@ def stage(directory: str | Path, name: str, input_path: str | Path, rules_path: 
 def _copy_in(source: Path, target: Path, limit: int, what: str) -> None:
     """A copy of a file the stage keeps: read only as a regular file within its bound (a FIFO or /dev/zero is
     refused before a byte is read), written as a new file."""
-    from ..core.filenames import read_regular
 
     try:
         data = read_regular(source, limit)
@@ -494,8 +492,6 @@ def status(directory: str | Path, register_dir: str | Path | None = None) -> Yea
 
 def _folder_findings(folder: Path, entries: list[dict], register) -> list[str]:
     """What lies in the year folder outside the chain, and final stages of this folder the chain lacks."""
-    from ..core.filenames import file_kind
-
     recorded = {entry["folder"] for entry in entries}
     findings = []
     for entry in entries:  # a stage folder holds its four files, nothing else
@@ -517,8 +513,7 @@ def _folder_findings(folder: Path, entries: list[dict], register) -> list[str]:
                                 "geleert oder ein abgebrochener Lauf)")
     if register is not None:
         mine = str(folder.resolve())
-        stages = {(entry["stage"], entry["folder"]) for entry in entries}
-        names = {stage for stage, _ in stages}
+        names = {entry["stage"] for entry in entries}
         for lines in register.files.values():
             for line in lines:
                 if line.entry.get("year_folder") == mine and line.entry.get("stage") not in names:
