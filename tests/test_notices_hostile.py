@@ -414,7 +414,7 @@ def test_a_fifo_in_the_template_is_refused_without_opening_it(wesel, tmp_path, c
     os.mkfifo(template / "rechtsbehelf.typ")  # opening it for reading would wait for a writer for ever
     problems = refused(capsys, notices_argv(wesel, tmp_path / "out", template), 2)
     assert [(p["code"], p["location"]["file"], p["found"]) for p in problems] == [
-        ("notices-template-file", str(template / "rechtsbehelf.typ"), "eine Pipe (FIFO)")]
+        ("notices-template-file", str(template / "rechtsbehelf.typ"), "eine benannte Pipe (FIFO)")]
 
 
 def test_a_socket_in_the_template_is_refused(wesel, tmp_path, capsys):

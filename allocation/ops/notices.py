@@ -36,7 +36,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from ..core.filenames import NAME_MAX, current_umask, cut_bytes, existing_folder_problems, move_into, name_bytes
+from ..core.filenames import (NAME_MAX, current_umask, cut_bytes, existing_folder_problems, file_kind, move_into,
+                              name_bytes)
 from ..core.instalments import ChangePlan, change_plan, fixed_amount, plan
 from ..core.money import cents_from_decimal, cents_to_decimal, decimal_from_cell, format_eur, percent_points
 from ..core.problems import ExitCode, InputError, Location, Problem, OutputError, ProblemsError, RuleFileError
@@ -656,14 +657,6 @@ def check_template(template: Path | None, directory: Path, refused: type[Problem
         _template_files([template])
 
 
-def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISLNK, "eine symbolische Verknüpfung"), (stat.S_ISFIFO, "eine Pipe (FIFO)"),
-                       (stat.S_ISSOCK, "ein Socket"), (stat.S_ISCHR, "ein Zeichengerät"), (stat.S_ISBLK, "ein Blockgerät")):
-        if test(mode):
-            return name
-    return "keine gewöhnliche Datei"
-
-
 def _template_files(sources: list[Path]) -> list[tuple[Path, Path]]:
     """(template folder, path relative to it) of every file of `sources`, later sources overlaying
     earlier ones. Walked without following links and without opening anything: a symbolic link is refused (at the
@@ -705,8 +698,8 @@ def _template_files(sources: list[Path]) -> list[tuple[Path, Path]]:
                 if stat.S_ISDIR(mode.st_mode):
                     pending.append(path)
                 elif not stat.S_ISREG(mode.st_mode):
-                    problem("notices-template-file", path, f"in der Vorlage liegt {_kind(mode.st_mode)}",
-                            _kind(mode.st_mode), "nur gewöhnliche Dateien und Ordner",
+                    problem("notices-template-file", path, f"in der Vorlage liegt {file_kind(mode.st_mode)}",
+                            file_kind(mode.st_mode), "nur gewöhnliche Dateien und Ordner",
                             "die Datei selbst statt einer Verknüpfung in den Vorlagen-Ordner kopieren"
                             if stat.S_ISLNK(mode.st_mode) else "den Eintrag aus dem Vorlagen-Ordner entfernen")
                 elif mode.st_size > TEMPLATE_FILE_BYTES:
@@ -750,7 +743,7 @@ def _copy_template(sources: list[Path], work: Path) -> None:
             with open(_open_below(source, relative), "rb") as handle:
                 kind = os.fstat(handle.fileno()).st_mode
                 if not stat.S_ISREG(kind):
-                    raise OSError(f"{_kind(kind)} statt einer Datei")
+                    raise OSError(f"{file_kind(kind)} statt einer Datei")
                 data = handle.read(TEMPLATE_FILE_BYTES + 1)
             if len(data) > TEMPLATE_FILE_BYTES:
                 raise OSError(f"größer als {TEMPLATE_FILE_BYTES // 2**20} MB")
