@@ -535,9 +535,9 @@ def _unusable(done: subprocess.CompletedProcess) -> list[dict]:
     return answer["problems"]
 
 
-@pytest.mark.parametrize("kind, found", [("folder", "Ordner"), ("fifo", "FIFO (benannte Pipe)"),
-                                         ("dangling link", "symbolische Verknüpfung"),
-                                         ("link to a file", "symbolische Verknüpfung"),
+@pytest.mark.parametrize("kind, found", [("folder", "ein Verzeichnis"), ("fifo", "eine benannte Pipe (FIFO)"),
+                                         ("dangling link", "eine symbolische Verknüpfung"),
+                                         ("link to a file", "eine symbolische Verknüpfung"),
                                          ("hard link", "Datei mit 2 Namen")])
 def test_a_lock_that_is_no_plain_file_of_its_own_is_a_located_error_not_a_hang(inbox, tmp_path, kind, found):
     root, rules = inbox
@@ -569,7 +569,8 @@ def test_subfolders_that_are_files_are_each_a_located_error(inbox):
         (root / name).write_text("eine Datei statt eines Ordners\n", encoding="utf-8")
     problems = _unusable(_inbox_cli(root, rules))
     assert [(p["location"]["file"], p["found"]) for p in problems] == [
-        (str(root / "ergebnis"), "Datei"), (str(root / "fehler"), "Datei"), (str(root / "archiv"), "Datei")]
+        (str(root / "ergebnis"), "eine gewöhnliche Datei"), (str(root / "fehler"), "eine gewöhnliche Datei"),
+        (str(root / "archiv"), "eine gewöhnliche Datei")]
     assert all("kein Ordner" in p["message"] for p in problems)
     assert (root / "eingang" / "gut.xlsx").exists()  # nothing taken
 
@@ -581,11 +582,11 @@ def test_an_eingang_file_and_an_inbox_that_is_a_file_are_located_errors(tmp_path
     root.mkdir()
     (root / "eingang").write_bytes(b"")
     [problem] = _unusable(_inbox_cli(root, rules))
-    assert problem["location"]["file"] == str(root / "eingang") and problem["found"] == "Datei"
+    assert problem["location"]["file"] == str(root / "eingang") and problem["found"] == "eine gewöhnliche Datei"
     plain = tmp_path / "eine-datei"
     plain.write_text("x", encoding="utf-8")
     [problem] = _unusable(_inbox_cli(plain, rules))
-    assert problem["location"]["file"] == str(plain) and problem["found"] == "Datei"
+    assert problem["location"]["file"] == str(plain) and problem["found"] == "eine gewöhnliche Datei"
     assert plain.read_text(encoding="utf-8") == "x"
 
 

@@ -206,6 +206,8 @@ def test_register_unusable_place_is_exit_9_and_nothing_is_written(tmp_path, monk
         assert _codes(capsys) == ["register-unusable"]
         assert not output.exists()
     assert place.read_text(encoding="utf-8") == "keine Registerdatei"
+    assert main(["register", "status"]) == ExitCode.OUTPUT  # and says what is there instead of a folder
+    assert f"{place} ist eine gewöhnliche Datei, kein Ordner" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")

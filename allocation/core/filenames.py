@@ -42,8 +42,8 @@ class FileRefused(OSError):
 
 
 def file_kind(mode: int) -> str:
-    """What a non-regular file is, in German words."""
-    kinds = ((stat.S_ISDIR, "ein Verzeichnis"), (stat.S_ISFIFO, "eine benannte Pipe (FIFO)"),
+    """What an entry is (its mode, as `os.lstat` or `os.fstat` gives it), in German words."""
+    kinds = ((stat.S_ISREG, "eine gewöhnliche Datei"), (stat.S_ISDIR, "ein Verzeichnis"), (stat.S_ISFIFO, "eine benannte Pipe (FIFO)"),
              (stat.S_ISSOCK, "ein Socket"), (stat.S_ISCHR, "ein Gerät (zeichenorientiert, z. B. /dev/zero)"),
              (stat.S_ISBLK, "ein Gerät (blockorientiert)"), (stat.S_ISLNK, "eine symbolische Verknüpfung"))
     return next((text for test, text in kinds if test(mode)), "keine gewöhnliche Datei")

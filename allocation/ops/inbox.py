@@ -48,7 +48,7 @@ from ..core.filenames import display_name, fit_name, fsync_folder, name_bytes, n
 from ..core.problems import ExitCode, Location, Problem, ProblemsError
 from ..runs.readback import read_json_object
 from ..runs.register import guard_folder
-from .locking import FolderUnusable, kind_of, unusable, what_is_at
+from .locking import FolderUnusable, unusable, what_is_at
 
 __all__ = ["process_inbox", "watch_inbox", "Outcome", "is_ignored", "STEPS", "FOLDERS"]
 
@@ -377,7 +377,7 @@ def _prepare(root: Path) -> None:
             continue
         if not own:
             problems += unusable(folder, "Der Arbeitsordner .tmp/ der Inbox ist eine Verknüpfung; sein Inhalt würde "
-                                 "gelöscht", kind_of(os.lstat(folder).st_mode), "ein eigener Ordner .tmp",
+                                 "gelöscht", what_is_at(folder), "ein eigener Ordner .tmp",
                                  f"die Verknüpfung {folder} entfernen; die Inbox legt den Ordner selbst an").problems
     if not problems:  # results are renamed from .tmp/ into ergebnis/ and fehler/: on one file system only
         work = os.stat(root / ".tmp").st_dev

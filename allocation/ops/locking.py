@@ -18,9 +18,10 @@ import os
 import stat
 from pathlib import Path
 
+from ..core.filenames import file_kind
 from ..core.problems import ExitCode, Location, Problem, ProblemsError
 
-__all__ = ["Busy", "DirectoryLock", "FolderUnusable", "kind_of", "unusable", "what_is_at"]
+__all__ = ["Busy", "DirectoryLock", "FolderUnusable", "unusable", "what_is_at"]
 
 
 class FolderUnusable(ProblemsError):
@@ -28,15 +29,6 @@ class FolderUnusable(ProblemsError):
 
     exit_code = ExitCode.OUTPUT
     title = "Der Eingangsordner lässt sich so nicht verwenden"
-
-
-def kind_of(mode: int) -> str:
-    """What an entry is (its `os.lstat` mode), in German."""
-    for test, name in ((stat.S_ISREG, "Datei"), (stat.S_ISDIR, "Ordner"), (stat.S_ISLNK, "symbolische Verknüpfung"),
-                       (stat.S_ISFIFO, "FIFO (benannte Pipe)"), (stat.S_ISSOCK, "Socket")):
-        if test(mode):
-            return name
-    return "Gerätedatei"
 
 
 def unusable(path: Path, message: str, found: str, expected: str, hint: str) -> FolderUnusable:
@@ -47,7 +39,7 @@ def unusable(path: Path, message: str, found: str, expected: str, hint: str) -> 
 def what_is_at(path: Path, error: OSError | None = None) -> str:
     """What is at `path` (without following a link), or the operating system's reason."""
     try:
-        return kind_of(os.lstat(path).st_mode)
+        return file_kind(os.lstat(path).st_mode)
     except OSError:
         return (error.strerror if error is not None and error.strerror else str(error)) or "nicht erreichbar"
 
@@ -102,7 +94,7 @@ class DirectoryLock:
                 raise unusable(self.path, "Die Sperrdatei der Inbox hat einen zweiten Namen (harter Link)",
                                f"Datei mit {status.st_nlink} Namen", "eine gewöhnliche Datei .lock, die nur hier "
                                "steht", lock_hint)
-            raise unusable(self.path, "Die Sperrdatei der Inbox ist keine gewöhnliche Datei", kind_of(status.st_mode),
+            raise unusable(self.path, "Die Sperrdatei der Inbox ist keine gewöhnliche Datei", file_kind(status.st_mode),
                            "eine gewöhnliche Datei .lock", lock_hint)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
