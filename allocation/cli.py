@@ -645,7 +645,8 @@ def _cmd_year_kreistag(args: argparse.Namespace) -> int:
     from .runs.register import installation_register
 
     year_status = year.status(args.directory, args.register)
-    head = read_register(installation_register(args.register)).head
+    # the register as status read it; read again only if it could not be (then that read says why: exit 8/9)
+    head = (year_status.register or read_register(installation_register(args.register))).head
     found = statements.read_statements(log)
     with _protected(args.output, args.register):
         statements.write_kreistag_pack(args.output, year_status, found, head)
@@ -675,8 +676,6 @@ def _cmd_register_status(args: argparse.Namespace) -> int:
     position = register.head_position(view, args.expect_head) if args.expect_head else None
     problems = []
     if args.expect_head and position is None:
-        from .core.problems import Location
-
         problems.append(Problem("register-head-unknown", Location(str(folder / "_kette.jsonl")),
                                 "Der notierte Kettenkopf kommt in der Kette des Registers nicht vor: die Kette wurde "
                                 "seit der Notiz neu geschrieben (oder es ist ein anderes Register)",

@@ -30,12 +30,15 @@ import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from ..core.filenames import FileRefused, file_kind, read_regular, sha256_file
 from ..runs.manifest import SEAL, manifest_path, seal_of, sealed
 from ..core.model import InputBook, same_district
 from ..core.problems import ExitCode, Location, Problem, ProblemsError
+
+if TYPE_CHECKING:
+    from ..runs.readback import RegisterView
 
 __all__ = ["YearError", "YearChanged", "STAGES", "FINAL_STAGES", "YEAR_FILE", "CHAIN_FILE", "init", "stage",
            "read_year", "read_chain", "status", "StageCheck", "StageRun", "stage_rank", "order_problems",
@@ -423,11 +426,12 @@ class StageCheck:
 class YearStatus(NamedTuple):
     """The year folder as `status` found it: the record, each stage with its findings, and what belongs to no
     stage (an orphan stage folder, a link or FIFO in the folder, a final stage of this folder that the register
-    holds but the chain lacks, a damaged register)."""
+    holds but the chain lacks, a damaged register); and the register as read for that (None if unreadable)."""
 
     record: dict
     checks: list[StageCheck]
     findings: tuple[str, ...] = ()
+    register: "RegisterView | None" = None
 
 
 _STAGE_FOLDER = re.compile(r"[0-9]{2,}-.+")
@@ -487,7 +491,7 @@ def status(directory: str | Path, register_dir: str | Path | None = None) -> Yea
     findings = _folder_findings(folder, entries, register)
     if register_problem is not None:  # said once, whether or not a stage is final: the register is damaged
         findings.append(f"Register der Echtläufe nicht lesbar: {register_problem}")
-    return YearStatus(year, checks, tuple(findings))
+    return YearStatus(year, checks, tuple(findings), register)
 
 
 def _folder_findings(folder: Path, entries: list[dict], register) -> list[str]:
