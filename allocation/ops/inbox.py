@@ -360,9 +360,12 @@ def _give_up(path: Path, root: Path, mode: str, error: BaseException, started: f
                    seconds=round(time.monotonic() - started, 3))
 
 
-def _prepare(root: Path) -> None:
+def _prepare(root: Path, register: str | Path | None) -> None:
     """Create the subfolders; each must be a folder (`eingang/` … may be a link to one, `.tmp/` must be the inbox's
-    own, since what is in it is deleted). Anything else is `inbox-unusable` (exit 9), before any file is taken."""
+    own, since what is in it is deleted). Anything else is `inbox-unusable` (exit 9), before any file is taken.
+    Neither the inbox nor a folder a pass writes (where one is a link) is in the register (`guard_folder`); a
+    damaged register stops the pass before a file is taken."""
+    guard_folder(root, register)
     problems = []
     for name in FOLDERS:
         folder = root / name
@@ -390,6 +393,8 @@ def _prepare(root: Path) -> None:
                                      f"{name}/ nicht als Verknüpfung auf ein anderes Laufwerk anlegen").problems
     if problems:
         raise FolderUnusable(problems)
+    for name in WRITTEN:
+        guard_folder(root / name, register)
     for leftover in (root / ".tmp").iterdir():  # incomplete by construction (complete ones were renamed)
         if stat.S_ISDIR(os.lstat(leftover).st_mode):
             shutil.rmtree(leftover, ignore_errors=True)
@@ -453,10 +458,7 @@ def process_inbox(root: str | Path, rules_dir: str | Path, mode: str = "test", f
     """Process every file now in `root/eingang/` once; the caller holds the lock. Logs one JSON line per file.
     Final runs use the installation's register (`register.installation_register(register)`)."""
     root, log = Path(root), log or sys.stdout
-    guard_folder(root, register)  # never in the register; a damaged register stops the pass before a file is taken
-    _prepare(root)
-    for name in WRITTEN:  # nor any folder it writes, where one is a link into the register
-        guard_folder(root / name, register)
+    _prepare(root, register)
     if only is None:  # a pass over the whole folder says what it leaves (`--watch` says it once per entry)
         for path, reason in skipped_entries(root):
             print(_skipped_line(path, reason), file=log, flush=True)
@@ -496,10 +498,7 @@ def watch_inbox(root: str | Path, rules_dir: str | Path, mode: str = "test", for
     reported: set[str] = set()  # entries left in eingang/ whose skip was logged (once while they stay)
     worst = ExitCode.OK
     try:
-        guard_folder(root, register)
-        _prepare(root)
-        for name in WRITTEN:
-            guard_folder(root / name, register)
+        _prepare(root, register)
         while not stop["now"]:
             skipped = skipped_entries(root)
             for path, reason in skipped:
