@@ -505,6 +505,23 @@ def test_inbox_folders_that_link_into_the_register_are_refused(tmp_path, isolate
     assert sorted(p.name for p in isolated_register.iterdir() if not p.name.startswith(".")) == []
 
 
+def test_an_inbox_whose_eingang_is_the_register_takes_nothing_from_it(tmp_path, isolated_register, capsys):
+    """eingang/ may be a link to a folder; a link to the register would let a pass move the register's files into
+    archiv/ (its entries gone, a second final run without --supersede). Refused before a file is taken."""
+    assert _run(tmp_path / "final.xlsx", "--mode", "final") == 0
+    before = {p.name: p.read_bytes() for p in isolated_register.iterdir() if p.is_file()}
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "eingang").symlink_to(isolated_register)
+    capsys.readouterr()
+    assert main(["inbox", str(inbox), "--rules-dir", str(CORPUS), "--json"]) == ExitCode.REFUSED
+    [problem] = json.loads(capsys.readouterr().out)["problems"]
+    assert problem["code"] == "output-in-register"
+    assert problem["found"] == f"{inbox / 'eingang'} (führt zu {isolated_register.resolve()})"
+    assert {p.name: p.read_bytes() for p in isolated_register.iterdir() if p.is_file()} == before
+    assert not (inbox / "archiv").exists() or list((inbox / "archiv").iterdir()) == []
+
+
 def test_kreistag_says_so_when_the_year_it_documents_has_changed(final_year, tmp_path, capsys):
     (final_year / "01-satzung" / "gueltig.xlsx").write_bytes(b"anders")
     capsys.readouterr()

@@ -53,7 +53,9 @@ from .locking import FolderUnusable, unusable, what_is_at
 __all__ = ["process_inbox", "watch_inbox", "Outcome", "is_ignored", "STEPS", "FOLDERS"]
 
 FOLDERS = ("eingang", "ergebnis", "fehler", "archiv", "register", ".tmp")
-WRITTEN = ("ergebnis", "fehler", "archiv", ".tmp")  # what a pass writes into (DIR/register/ may be the register)
+# what a pass writes into or takes files from (eingang/: its files are moved to archiv/); DIR/register/ may be the
+# register itself
+WRITTEN = ("eingang", "ergebnis", "fehler", "archiv", ".tmp")
 STEPS = ("after-read", "mid-result", "before-result-rename", "after-result-rename", "after-archive")
 KILL_ENV = "ALLOCATION_TEST_KILL_AT"
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".csv", ".ods")
@@ -363,7 +365,7 @@ def _give_up(path: Path, root: Path, mode: str, error: BaseException, started: f
 def _prepare(root: Path, register: str | Path | None) -> None:
     """Create the subfolders; each must be a folder (`eingang/` … may be a link to one, `.tmp/` must be the inbox's
     own, since what is in it is deleted). Anything else is `inbox-unusable` (exit 9), before any file is taken.
-    Neither the inbox nor a folder a pass writes (where one is a link) is in the register (`guard_folder`); a
+    Neither the inbox nor a folder a pass writes or takes files from (where one is a link) is in the register (`guard_folder`); a
     damaged register stops the pass before a file is taken."""
     guard_folder(root, register)
     problems = []

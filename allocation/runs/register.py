@@ -428,9 +428,11 @@ def guard_folder(folder: str | Path, register_dir: str | Path | None = None) -> 
 
     register = installation_register(register_dir)
     read_register(register)
-    if Path(folder).resolve().is_relative_to(register.resolve()):
+    resolved = Path(folder).resolve()
+    if resolved.is_relative_to(register.resolve()):
+        shown = str(folder) if resolved == Path(os.path.abspath(folder)) else f"{folder} (führt zu {resolved})"
         raise RefusedError([Problem("output-in-register", Location(str(folder)), "Der Ausgabe-Ordner läge im Register "
-                                    "der Echtläufe", found=str(folder), expected=f"ein Ort außerhalb von {register}",
+                                    "der Echtläufe", found=shown, expected=f"ein Ort außerhalb von {register}",
                                     hint="einen anderen Ordner bei -o wählen; in das Register schreibt nur allocation "
                                          "selbst")])
 
