@@ -543,3 +543,54 @@ def test_a_template_that_imports_a_package_fetches_nothing_and_is_a_located_erro
     assert [p["code"] for p in problems] == ["notices-bad-template"]
     assert "Connection refused" in problems[0]["found"]  # the closed proxy: no name was even looked up
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------ a folder output where no folder can be
+
+def _no_folder(tmp_path: Path, kind: str) -> tuple[Path, Path]:
+    """(the path given with -o or as ORDNER, the entry a refusal names) for each kind of place no folder can be."""
+    other = tmp_path / "fremde-datei.txt"
+    other.write_text("bleibt\n", encoding="utf-8")
+    place = tmp_path / "ziel"
+    if kind == "file":
+        place.write_text("bleibt\n", encoding="utf-8")
+    elif kind == "fifo":
+        os.mkfifo(place)
+    elif kind == "dangling link":
+        place.symlink_to(tmp_path / "nirgends")
+    elif kind == "link to a file":
+        place.symlink_to(other)
+    else:  # a folder below a file
+        place.write_text("bleibt\n", encoding="utf-8")
+        return place / "unter", place
+    return place, place
+
+
+FOLDER_COMMANDS = {
+    "notices": lambda wesel, out: ["notices", str(wesel / "ergebnis.xlsx"), "-o", str(out), "--date", DATE],
+    "benehmen": lambda wesel, out: ["benehmen", str(FIXTURE), "--rules", str(wesel / "kreis-wesel.yaml"), "--previous",
+                                    str(wesel / "vorjahr.xlsx"), "-o", str(out), "--date", "2022-01-17"],
+    "year init": lambda wesel, out: ["year", "init", str(out), "--district", "Kreis Wesel", "--year", "2022"],
+}
+# what a refusal says is there (lstat: a link is named as one, wherever it leads)
+THERE = {"file": "eine gewöhnliche Datei", "fifo": "eine benannte Pipe (FIFO)",
+         "dangling link": "eine symbolische Verknüpfung", "link to a file": "eine symbolische Verknüpfung",
+         "below a file": "eine gewöhnliche Datei"}
+
+
+@pytest.mark.parametrize("kind", list(THERE))
+@pytest.mark.parametrize("command", list(FOLDER_COMMANDS))
+def test_a_folder_output_where_no_folder_can_be_is_refused_and_nothing_changes(wesel, tmp_path, capsys, command,
+                                                                                kind):
+    """notices, benehmen and year init write a folder of files: a file, a FIFO, a link (to a file or to nothing)
+    under that name, or a file where a folder of its path belongs, was a traceback (exit 1) after the letters
+    were rendered. Now exit 9 before anything is read, named with what is there."""
+    given, named = _no_folder(tmp_path, kind)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    [problem] = refused(capsys, FOLDER_COMMANDS[command](wesel, given), 9)
+    assert problem["code"] == "output-unusable" and problem["location"]["file"] == str(given)
+    assert f"{named} ist {THERE[kind]}, kein Ordner" in problem["message"] if kind == "below a file" else \
+        f"unter diesem Namen liegt {THERE[kind]}, kein Ordner" in problem["message"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert (tmp_path / "fremde-datei.txt").read_text(encoding="utf-8") == "bleibt\n"
+    assert not (tmp_path / "nirgends").exists()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .problems import Location, OutputError, Problem
 
-__all__ = ["sha256_file", "FileRefused", "file_kind", "open_regular", "read_regular", "current_umask", "fsync_folder", "move_into", "write_atomically", "output_problems", "existing_folder_problems", "NAME_MAX", "name_bytes",
+__all__ = ["sha256_file", "FileRefused", "file_kind", "open_regular", "read_regular", "current_umask", "fsync_folder", "move_into", "write_atomically", "output_problems", "existing_folder_problems", "folder_output_problems", "NAME_MAX", "name_bytes",
            "name_max", "fit_name", "cut_bytes", "display_name", "safe_stem"]
 
 NAME_MAX = 255  # bytes; POSIX file systems Linux uses, and the fallback when pathconf cannot tell
@@ -170,11 +170,40 @@ def existing_folder_problems(folder: Path, problem) -> list[Problem]:
     """The nearest existing folder of an output must be a folder and writable; `problem(message, found, hint)`
     builds the caller's located problem."""
     if not folder.is_dir():
-        return [problem(f"{folder} ist eine Datei, kein Ordner", str(folder), "einen Ordner angeben, der kein Dateiname ist")]
+        return [problem(f"{folder} ist {_what_is_at(folder)}, kein Ordner", str(folder),
+                        "einen Ordner angeben, der kein Dateiname ist")]
     if not os.access(folder, os.W_OK | os.X_OK):
         return [problem(f"der Ordner {folder} ist schreibgeschützt", str(folder),
                         "einen beschreibbaren Ordner wählen oder die Rechte prüfen")]
     return []
+
+
+def _what_is_at(path: Path) -> str:
+    try:
+        return file_kind(os.lstat(path).st_mode)
+    except OSError as error:
+        return error.strerror or "nicht erreichbar"
+
+
+def folder_output_problems(directory: Path, what: str) -> list[Problem]:
+    """Why `directory` cannot take a command's files (`what`: "Die Bescheide"), a folder there or a new one,
+    before anything is read: something else is there (a file, a FIFO, a device, a link to a file or to nothing), a
+    part of its path is no folder, or the nearest existing folder is not writable (`output-unusable`). [] if it
+    can."""
+    def problem(message: str, found: str, hint: str) -> Problem:
+        return Problem("output-unusable", Location(str(directory)), f"{what} lassen sich nicht schreiben: {message}",
+                       found=found, expected="ein Ordner (vorhanden oder neu) in einem beschreibbaren Ordner", hint=hint)
+
+    try:
+        if os.path.lexists(directory) and not directory.is_dir():
+            return [problem(f"unter diesem Namen liegt {_what_is_at(directory)}, kein Ordner", str(directory),
+                            "einen Ordner angeben: einen vorhandenen oder einen neuen Namen")]
+        folder = directory
+        while not os.path.lexists(folder) and folder != folder.parent:
+            folder = folder.parent
+    except OSError as error:  # e.g. a name too long for the file system
+        return [problem(error.strerror or str(error), str(directory), "einen kürzeren Pfad wählen")]
+    return existing_folder_problems(folder, problem)
 
 
 def current_umask() -> int:

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from .compare import ResultSummary, read_result
 from ..core.model import Allocation
-from ..core.filenames import move_into
+from ..core.filenames import folder_output_problems, move_into
 from ..core.money import cell_digits, cents_to_decimal, format_eur, fraction_to_decimal, round_to_unit
-from ..core.problems import ExitCode, Location, Problem, ProblemsError
+from ..core.problems import ExitCode, Location, OutputError, Problem, ProblemsError
 from .typst_child import TEMPLATE_MEMORY_MB, TEMPLATE_SECONDS
 
 if TYPE_CHECKING:
@@ -305,6 +305,9 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
     date = date or _dt.date.today()
     if deadline is not None and deadline_problems(date, deadline, given is not None):  # before anything is read
         raise DateError(deadline_problems(date, deadline, given is not None))
+    unusable = folder_output_problems(directory, "Die Benehmensschreiben")
+    if unusable:
+        raise OutputError(unusable)
     _refuse(directory, [Path(input_path), Path(rules_path), Path(previous_output)])
     guard_folder(directory)
     earlier = read_output(previous_output, "benehmen-unreadable")

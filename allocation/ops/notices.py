@@ -36,7 +36,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from ..core.filenames import (NAME_MAX, current_umask, cut_bytes, existing_folder_problems, file_kind, move_into,
+from ..core.filenames import (NAME_MAX, current_umask, cut_bytes, file_kind, folder_output_problems, move_into,
                               name_bytes)
 from ..core.instalments import ChangePlan, change_plan, fixed_amount, plan
 from ..core.money import cents_from_decimal, cents_to_decimal, decimal_from_cell, format_eur, percent_points
@@ -1069,25 +1069,6 @@ def require_schedule(settings: NoticeSettings, rules_path: Path) -> NoticeSettin
     return settings
 
 
-def _folder_problems(directory: Path) -> list[Problem]:
-    """Why `directory` cannot take the notices, before anything is read: a file (or a FIFO, a device) is there,
-    a part of its path is a file, or the nearest existing folder is not writable. [] if it can."""
-    def problem(message: str, found: str, hint: str) -> Problem:
-        return Problem("output-unusable", Location(str(directory)), f"Die Bescheide lassen sich nicht schreiben: {message}",
-                       found=found, expected="ein Ordner (vorhanden oder neu) in einem beschreibbaren Ordner", hint=hint)
-
-    try:
-        if directory.exists() and not directory.is_dir():
-            return [problem("unter diesem Namen liegt eine Datei, kein Ordner", str(directory),
-                            "mit -o einen Ordner angeben, z. B. bescheide")]
-        folder = directory
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent
-    except OSError as error:  # e.g. a name too long for the file system
-        return [problem(error.strerror or str(error), str(directory), "einen kürzeren Pfad wählen")]
-    return existing_folder_problems(folder, problem)
-
-
 def write_notices(output: str | Path, directory: str | Path, template: str | Path | None = None,
                   notice_date: _dt.date | None = None, previous: str | Path | None = None,
                   register_dir: str | Path | None = None, *, template_seconds: float = TEMPLATE_SECONDS,
@@ -1105,7 +1086,7 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
     previous = Path(previous) if previous is not None else None
     template_limits(template_seconds, template_memory_mb)
     check_template(template, directory, Refused)
-    unusable = _folder_problems(directory)
+    unusable = folder_output_problems(directory, "Die Bescheide")
     if unusable:
         raise OutputError(unusable)
     guard_folder(directory, register_dir)

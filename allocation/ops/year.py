@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
-from ..core.filenames import FileRefused, file_kind, read_regular, sha256_file
+from ..core.filenames import FileRefused, file_kind, folder_output_problems, read_regular, sha256_file
 from ..runs.manifest import SEAL, manifest_path, seal_of, sealed
 from ..core.model import InputBook, same_district
-from ..core.problems import ExitCode, Location, Problem, ProblemsError
+from ..core.problems import ExitCode, Location, OutputError, Problem, ProblemsError
 
 if TYPE_CHECKING:
     from ..runs.readback import RegisterView
@@ -96,6 +96,9 @@ def init(directory: str | Path, district: str, year: int) -> Path:
 
     folder = Path(directory)
     where = Location(str(folder))
+    unusable = folder_output_problems(folder, "Die Dateien des Umlagejahrs")  # a file, FIFO or dangling link there
+    if unusable:
+        raise OutputError(unusable)
     guard_folder(folder)  # never inside the register; a damaged register stops it like every command that writes
     if (folder / YEAR_FILE).exists():
         raise YearError([Problem("year-exists", where, "Der Ordner ist bereits ein Umlagejahr",
