@@ -699,7 +699,10 @@ def _cmd_register_status(args: argparse.Namespace) -> int:
             print(f"  {entry['file']}: {entry['district']} {entry['year']}, {entry['runs']} Echtlauf/-läufe; in Kraft "
                   f"Nr. {force['seq']} vom {force['recorded_utc']} ({force['output']})"
                   + (f", Grund: {force['reason']}" if force["reason"] else ""))
-        if position is not None:
+        if position == 0:
+            print("Der notierte Kettenkopf ist der Anfang jeder Kette (notiert, als das Register noch leer war): er "
+                  "sichert nichts; erst der Kopf nach einem Echtlauf ist ein Anker.")
+        elif position is not None:
             print(f"Der notierte Kettenkopf ist Glied Nr. {position} der Kette: bis dahin ist das Register unverändert.")
         if problems:
             _print_problems(problems, "Register der Echtläufe", False, ExitCode.VERIFY)

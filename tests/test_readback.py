@@ -236,6 +236,9 @@ def test_several_final_runs_at_once_register_exactly_one_and_the_others_leave_no
 
 
 def test_the_chain_head_is_printed_by_the_final_run_and_register_status(tmp_path, isolated_register, capsys):
+    empty_head = "0" * 64  # what register status prints before any final run (the start of every chain)
+    assert main(["register", "status"]) == 0
+    assert f"Kettenkopf (für das Protokoll): {empty_head}" in capsys.readouterr().out
     assert _run(tmp_path / "a.xlsx", "--mode", "final") == 0
     printed = capsys.readouterr().out
     chain = (isolated_register / "_kette.jsonl").read_text(encoding="utf-8").splitlines()
@@ -252,6 +255,9 @@ def test_the_chain_head_is_printed_by_the_final_run_and_register_status(tmp_path
     assert (district["runs"], district["in_force"]["seq"], district["in_force"]["reason"]) == (2, 2, "Korrektur")
     assert main(["register", "status", "--expect-head", "ab" * 32]) == ExitCode.VERIFY
     assert "[register-head-unknown]" in capsys.readouterr().err
+    # the head noted from the empty register is no alarm after runs: it is where every chain starts
+    assert main(["register", "status", "--json", "--expect-head", empty_head]) == 0
+    assert json.loads(capsys.readouterr().out)["expected_head_position"] == 0
 
 
 def test_a_register_of_an_earlier_version_is_adopted_into_the_chain(tmp_path, isolated_register):

@@ -455,5 +455,9 @@ def summary(view: RegisterView) -> list[dict]:
 
 def head_position(view: RegisterView, head: str) -> int | None:
     """The chain link whose hash is `head` (a chain head noted in the minutes), or None: then the chain up to
-    that point was rewritten."""
-    return next((link.number for link in view.chain if link.sha256 == head.strip().lower()), None)
+    that point was rewritten. The head of an empty chain (GENESIS, printed before any final run) is position 0:
+    every chain starts there, so it anchors nothing and is never a sign of a rewrite."""
+    head = head.strip().lower()
+    if head == GENESIS:
+        return 0
+    return next((link.number for link in view.chain if link.sha256 == head), None)
