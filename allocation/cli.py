@@ -591,10 +591,12 @@ def _cmd_year_status(args: argparse.Namespace) -> int:
     found = year.status(args.directory, args.register)
     record, checks = found.record, found.checks
     problems = year.changed_problems(args.directory, found)
+    # a register that cannot be read: reported as it is (like verify, exit 7), its final stages left unchecked
+    unread = list(found.register_error.problems) if found.register_error is not None else []
     if args.json:
-        print(json.dumps({"status": "ok" if not problems else "changed", "district": record["district"],
+        print(json.dumps({"status": "ok" if not problems and not unread else "changed", "district": record["district"],
                           "year": record["year"], "stages": [{**c.entry, "findings": list(c.findings)} for c in checks],
-                          "findings": list(found.findings), "problems": [p.as_dict() for p in problems]},
+                          "findings": list(found.findings), "problems": [p.as_dict() for p in [*problems, *unread]]},
                          ensure_ascii=False, indent=2))
     else:
         print(f"Umlagejahr {record['district']} {record['year']}: {len(checks)} Stufen")
@@ -607,11 +609,13 @@ def _cmd_year_status(args: argparse.Namespace) -> int:
                   f"Manifest {entry['manifest']['sha256'][:12]} ← {entry['prev_manifest_sha256'][:12]}  {state}{reason}")
         for finding in found.findings:
             print(f"  VERÄNDERT: {finding}")
-    if problems:
-        if not args.json:
+    if not args.json:
+        if problems:
             _print_problems(problems, year.YearChanged.title, False, ExitCode.VERIFY)
-        return ExitCode.VERIFY
-    return ExitCode.OK
+        if unread:
+            _print_problems(unread, f"{found.register_error.title}: die Echtlauf-Stufen sind nicht gegen das Register "
+                                    "geprüft", False, ExitCode.VERIFY)
+    return ExitCode.VERIFY if problems or unread else ExitCode.OK
 
 
 def _cmd_benehmen(args: argparse.Namespace) -> int:
@@ -641,12 +645,10 @@ def _cmd_year_kreistag(args: argparse.Namespace) -> int:
     log = args.statements or Path(args.directory) / statements.STATEMENTS_FILE
     _refuse_overwrite(args.output, [("Stellungnahmen", log), ("Stufenkette", Path(args.directory) / year.CHAIN_FILE),
                                     ("Umlagejahr", Path(args.directory) / year.YEAR_FILE)])
-    from .runs.readback import read_register
-    from .runs.register import installation_register
-
     year_status = year.status(args.directory, args.register)
-    # the register as status read it; read again only if it could not be (then that read says why: exit 8/9)
-    head = (year_status.register or read_register(installation_register(args.register))).head
+    if year_status.register_error is not None:  # no head for the minutes from a damaged register (exit 8/9)
+        raise year_status.register_error
+    head = year_status.register.head
     found = statements.read_statements(log)
     with _protected(args.output, args.register):
         statements.write_kreistag_pack(args.output, year_status, found, head)

@@ -208,6 +208,30 @@ def test_a_stage_line_stripped_of_its_seal_is_found_in_a_sealed_year_folder(fina
     assert problem["code"] == "year-chain-broken" and "Siegel der Zeile fehlt" in problem["message"]
 
 
+def test_a_damaged_register_is_named_as_itself_by_the_year_commands(final_year, tmp_path, isolated_register, capsys):
+    """year status reports the register's own located problem (exit 7, like verify) instead of calling the year
+    folder changed; year stage and year kreistag stop on it as every writing command does (exit 8)."""
+    register_file = isolated_register / "wesel-2022.jsonl"
+    with register_file.open("a", encoding="utf-8") as register:
+        register.write('{"nachgetragen": true}\n')  # a second line no final run wrote
+    capsys.readouterr()
+    assert main(["year", "status", str(final_year), "--json"]) == ExitCode.VERIFY
+    status = json.loads(capsys.readouterr().out)
+    assert status["status"] == "changed" and status["findings"] == []
+    assert [(p["code"], p["location"]["file"], p["location"]["line"]) for p in status["problems"]] == [
+        ("register-corrupt", str(register_file), 2)]
+    assert main(["year", "status", str(final_year)]) == ExitCode.VERIFY
+    err = capsys.readouterr().err
+    assert "nicht gegen das Register geprüft" in err and "Stufen verändert" not in err
+    assert main(["year", "stage", str(final_year), "aenderung-1", str(INPUT), "--rules", str(RULES),
+                 "--supersede", "Korrektur", "--json"]) == ExitCode.REFUSED
+    assert [p["code"] for p in json.loads(capsys.readouterr().out)["problems"]] == ["register-corrupt"]
+    assert main(["year", "kreistag", str(final_year), "-o", str(tmp_path / "k.xlsx"), "--json"]) == ExitCode.REFUSED
+    assert [p["code"] for p in json.loads(capsys.readouterr().out)["problems"]] == ["register-corrupt"]
+    assert sorted(p.name for p in final_year.iterdir()) == ["01-satzung", "Stellungnahmen.xlsx", "jahr.json",
+                                                             "stufen.jsonl"]
+
+
 def test_a_file_left_in_a_stage_folder_is_reported(final_year, capsys):
     (final_year / "01-satzung" / "notiz.txt").write_text("?", encoding="utf-8")
     capsys.readouterr()

@@ -329,6 +329,8 @@ def stage(directory: str | Path, name: str, input_path: str | Path, rules_path: 
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         now = status(folder, register_dir)
+        if now.register_error is not None:  # a damaged register stops a stage as it stops every run (exit 8/9)
+            raise now.register_error
         broken = changed_problems(folder, now)
         if broken:
             raise YearChanged(broken)
@@ -429,12 +431,14 @@ class StageCheck:
 class YearStatus(NamedTuple):
     """The year folder as `status` found it: the record, each stage with its findings, and what belongs to no
     stage (an orphan stage folder, a link or FIFO in the folder, a final stage of this folder that the register
-    holds but the chain lacks, a damaged register); and the register as read for that (None if unreadable)."""
+    holds but the chain lacks); the register as read for that, or why it could not be read (its own located
+    error: `register-corrupt` at file and line, `register-unusable`)."""
 
     record: dict
     checks: list[StageCheck]
     findings: tuple[str, ...] = ()
     register: "RegisterView | None" = None
+    register_error: ProblemsError | None = None
 
 
 _STAGE_FOLDER = re.compile(r"[0-9]{2,}-.+")
@@ -446,7 +450,7 @@ def status(directory: str | Path, register_dir: str | Path | None = None) -> Yea
     `jahr.json`, and a final stage's entry in the register (`register_dir`, default the installation's); then
     the folder: orphan stage folders (a line deleted, or the chain emptied) and final runs the register records
     for this folder that the chain lacks. A chain that cannot be read is YearChanged (`year-chain-broken`)."""
-    from ..runs.readback import RegisterError, load_manifest, read_register
+    from ..runs.readback import load_manifest, read_register
     from ..runs.register import installation_register
     from .verify import register_findings
 
@@ -454,10 +458,9 @@ def status(directory: str | Path, register_dir: str | Path | None = None) -> Yea
     year = read_year(folder)
     entries = read_chain(folder, year)
     try:
-        register = read_register(installation_register(register_dir))
-        register_problem = None
-    except (RegisterError, ProblemsError) as error:
-        register, register_problem = None, "; ".join(str(p) for p in error.problems)
+        register, register_error = read_register(installation_register(register_dir)), None
+    except ProblemsError as error:  # RegisterCorrupt, RegisterBusy, RegisterUnusable: reported as they are
+        register, register_error = None, error
     checks = []
     previous_manifest = GENESIS
     for entry in entries:
@@ -486,15 +489,10 @@ def status(directory: str | Path, register_dir: str | Path | None = None) -> Yea
                 if not same_district(parameters["district"], year["district"]) or parameters["year"] != year["year"]:
                     findings.append(f"die Stufe gehört zu {parameters['district']} {parameters['year']}, das Umlagejahr "
                                     f"({YEAR_FILE}) zu {year['district']} {year['year']}")
-                if entry["mode"] == "final":
-                    findings += (register_findings(manifest, manifest["output"]["sha256"], register)
-                                 if register is not None else ["gegen das Register nicht prüfbar: es ist nicht lesbar "
-                                                               "(der Befund des Ordners nennt, warum)"])
+                if entry["mode"] == "final" and register is not None:  # else `register_error` says why not
+                    findings += register_findings(manifest, manifest["output"]["sha256"], register)
         checks.append(StageCheck(entry, tuple(findings)))
-    findings = _folder_findings(folder, entries, register)
-    if register_problem is not None:  # said once, whether or not a stage is final: the register is damaged
-        findings.append(f"Register der Echtläufe nicht lesbar: {register_problem}")
-    return YearStatus(year, checks, tuple(findings), register)
+    return YearStatus(year, checks, tuple(_folder_findings(folder, entries, register)), register, register_error)
 
 
 def _folder_findings(folder: Path, entries: list[dict], register) -> list[str]:
