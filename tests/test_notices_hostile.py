@@ -507,6 +507,16 @@ def test_a_missing_benehmen_template_is_a_located_problem(wesel, tmp_path, capsy
                                 str(wesel / "vorjahr.xlsx"), "-o", str(tmp_path / "out"), "--template",
                                 str(tmp_path / "fehlt")], 2)
     assert [(p["code"], p["location"]["file"]) for p in problems] == [("notices-bad-template", str(tmp_path / "fehlt"))]
+    assert problems[0]["message"].endswith("der Vorlagen-Ordner fehlt")
+
+
+def test_a_template_that_is_a_file_is_named_as_what_it_is(wesel, tmp_path, capsys):
+    template = tmp_path / "vorlage.typ"
+    template.write_text("#let briefkopf(d) = []\n", encoding="utf-8")
+    problems = refused(capsys, notices_argv(wesel, tmp_path / "out", template), 2)
+    assert [(p["code"], p["found"]) for p in problems] == [
+        ("notices-bad-template", f"{template}: eine gewöhnliche Datei")]
+    assert "kein Ordner" in problems[0]["message"] and not (tmp_path / "out").exists()
 
 
 def test_a_file_swapped_for_a_link_after_the_check_is_not_followed(tmp_path):

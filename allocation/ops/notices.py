@@ -642,8 +642,11 @@ def check_template(template: Path | None, directory: Path, refused: type[Problem
     (`refused`, exit 8: the notices would land in the template and the next copy would take them along), and
     the template folder exists and holds only what `_template_files` accepts (TemplateError, exit 2)."""
     if template is not None and not template.is_dir():
-        raise TemplateError([Problem("notices-bad-template", Location(str(template)), "der Vorlagen-Ordner fehlt",
-                                     found=str(template), expected="ein Ordner mit .typ-Dateien",
+        there = os.path.lexists(template)
+        raise TemplateError([Problem("notices-bad-template", Location(str(template)),
+                                     "der Vorlagen-Ordner ist kein Ordner" if there else "der Vorlagen-Ordner fehlt",
+                                     found=f"{template}: {file_kind(os.lstat(template).st_mode)}" if there
+                                     else str(template), expected="ein Ordner mit .typ-Dateien",
                                      hint="den Ordner angeben, in den Sie die Standardvorlage kopiert haben")])
     output = directory.resolve()
     inside = [source for source in (TEMPLATE_DIR, layer, template)
