@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .problems import Location, OutputError, Problem
 
-__all__ = ["sha256_file", "FileRefused", "file_kind", "open_regular", "read_regular", "current_umask", "fsync_folder", "move_into", "write_atomically", "output_problems", "existing_folder_problems", "folder_output_problems", "NAME_MAX", "name_bytes",
+__all__ = ["sha256_file", "FileRefused", "file_kind", "open_regular", "read_regular", "current_umask", "fsync_folder", "move_into", "write_atomically", "output_problems", "existing_folder_problems", "folder_output_problems", "what_is_at", "NAME_MAX", "name_bytes",
            "name_max", "fit_name", "cut_bytes", "display_name", "safe_stem"]
 
 NAME_MAX = 255  # bytes; POSIX file systems Linux uses, and the fallback when pathconf cannot tell
@@ -43,8 +43,8 @@ class FileRefused(OSError):
 
 def file_kind(mode: int) -> str:
     """What an entry is (its mode, as `os.lstat` or `os.fstat` gives it), in German words."""
-    kinds = ((stat.S_ISREG, "eine gewöhnliche Datei"), (stat.S_ISDIR, "ein Verzeichnis"), (stat.S_ISFIFO, "eine benannte Pipe (FIFO)"),
-             (stat.S_ISSOCK, "ein Socket"), (stat.S_ISCHR, "ein Gerät (zeichenorientiert, z. B. /dev/zero)"),
+    kinds = ((stat.S_ISREG, "eine gewöhnliche Datei"), (stat.S_ISDIR, "ein Verzeichnis"),
+             (stat.S_ISFIFO, "eine benannte Pipe (FIFO)"), (stat.S_ISSOCK, "ein Socket"), (stat.S_ISCHR, "ein Gerät (zeichenorientiert, z. B. /dev/zero)"),
              (stat.S_ISBLK, "ein Gerät (blockorientiert)"), (stat.S_ISLNK, "eine symbolische Verknüpfung"))
     return next((text for test, text in kinds if test(mode)), "keine gewöhnliche Datei")
 
@@ -170,7 +170,7 @@ def existing_folder_problems(folder: Path, problem) -> list[Problem]:
     """The nearest existing folder of an output must be a folder and writable; `problem(message, found, hint)`
     builds the caller's located problem."""
     if not folder.is_dir():
-        return [problem(f"{folder} ist {_what_is_at(folder)}, kein Ordner", str(folder),
+        return [problem(f"{folder} ist {what_is_at(folder)}, kein Ordner", str(folder),
                         "einen Ordner angeben, der kein Dateiname ist")]
     if not os.access(folder, os.W_OK | os.X_OK):
         return [problem(f"der Ordner {folder} ist schreibgeschützt", str(folder),
@@ -178,11 +178,14 @@ def existing_folder_problems(folder: Path, problem) -> list[Problem]:
     return []
 
 
-def _what_is_at(path: Path) -> str:
+def what_is_at(path: str | os.PathLike[str], error: OSError | None = None) -> str:
+    """What is at `path` (without following a link, `file_kind`), or why nothing can be seen there (`error`, the
+    caller's failed operation, else the operating system's reason)."""
     try:
         return file_kind(os.lstat(path).st_mode)
-    except OSError as error:
-        return error.strerror or "nicht erreichbar"
+    except OSError as own:
+        reason = error if error is not None else own
+        return reason.strerror or str(reason) or "nicht erreichbar"
 
 
 def folder_output_problems(directory: Path, what: str) -> list[Problem]:
@@ -196,7 +199,7 @@ def folder_output_problems(directory: Path, what: str) -> list[Problem]:
 
     try:
         if os.path.lexists(directory) and not directory.is_dir():
-            return [problem(f"unter diesem Namen liegt {_what_is_at(directory)}, kein Ordner", str(directory),
+            return [problem(f"unter diesem Namen liegt {what_is_at(directory)}, kein Ordner", str(directory),
                             "einen Ordner angeben: einen vorhandenen oder einen neuen Namen")]
         folder = directory
         while not os.path.lexists(folder) and folder != folder.parent:

@@ -44,11 +44,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
 
-from ..core.filenames import display_name, fit_name, fsync_folder, name_bytes, name_max, safe_stem
+from ..core.filenames import display_name, fit_name, fsync_folder, name_bytes, name_max, safe_stem, what_is_at
 from ..core.problems import ExitCode, Location, Problem, ProblemsError
 from ..runs.readback import read_json_object
 from ..runs.register import guard_folder
-from .locking import FolderUnusable, unusable, what_is_at
+from .locking import FolderUnusable, unusable
 
 __all__ = ["process_inbox", "watch_inbox", "Outcome", "is_ignored", "STEPS", "FOLDERS"]
 
@@ -365,8 +365,8 @@ def _give_up(path: Path, root: Path, mode: str, error: BaseException, started: f
 def _prepare(root: Path, register: str | Path | None) -> None:
     """Create the subfolders; each must be a folder (`eingang/` … may be a link to one, `.tmp/` must be the inbox's
     own, since what is in it is deleted). Anything else is `inbox-unusable` (exit 9), before any file is taken.
-    Neither the inbox nor a folder a pass writes or takes files from (where one is a link) is in the register (`guard_folder`); a
-    damaged register stops the pass before a file is taken."""
+    Neither the inbox nor a folder a pass writes or takes files from (where one is a link) is in the register
+    (`guard_folder`); a damaged register stops the pass before a file is taken."""
     guard_folder(root, register)
     problems = []
     for name in FOLDERS:

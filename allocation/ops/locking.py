@@ -18,10 +18,10 @@ import os
 import stat
 from pathlib import Path
 
-from ..core.filenames import file_kind
+from ..core.filenames import file_kind, what_is_at
 from ..core.problems import ExitCode, Location, Problem, ProblemsError
 
-__all__ = ["Busy", "DirectoryLock", "FolderUnusable", "unusable", "what_is_at"]
+__all__ = ["Busy", "DirectoryLock", "FolderUnusable", "unusable"]
 
 
 class FolderUnusable(ProblemsError):
@@ -34,14 +34,6 @@ class FolderUnusable(ProblemsError):
 def unusable(path: Path, message: str, found: str, expected: str, hint: str) -> FolderUnusable:
     return FolderUnusable([Problem("inbox-unusable", Location(str(path)), message, found=found, expected=expected,
                                    hint=hint)])
-
-
-def what_is_at(path: Path, error: OSError | None = None) -> str:
-    """What is at `path` (without following a link), or the operating system's reason."""
-    try:
-        return file_kind(os.lstat(path).st_mode)
-    except OSError:
-        return (error.strerror if error is not None and error.strerror else str(error)) or "nicht erreichbar"
 
 
 class Busy(Exception):

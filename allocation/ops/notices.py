@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from ..core.filenames import (NAME_MAX, current_umask, cut_bytes, file_kind, folder_output_problems, move_into,
-                              name_bytes)
+                              name_bytes, what_is_at)
 from ..core.instalments import ChangePlan, change_plan, fixed_amount, plan
 from ..core.money import cents_from_decimal, cents_to_decimal, decimal_from_cell, format_eur, percent_points
 from ..core.problems import ExitCode, InputError, Location, Problem, OutputError, ProblemsError, RuleFileError
@@ -645,7 +645,7 @@ def check_template(template: Path | None, directory: Path, refused: type[Problem
         there = os.path.lexists(template)
         raise TemplateError([Problem("notices-bad-template", Location(str(template)),
                                      "der Vorlagen-Ordner ist kein Ordner" if there else "der Vorlagen-Ordner fehlt",
-                                     found=f"{template}: {file_kind(os.lstat(template).st_mode)}" if there
+                                     found=f"{template}: {what_is_at(template)}" if there
                                      else str(template), expected="ein Ordner mit .typ-Dateien",
                                      hint="den Ordner angeben, in den Sie die Standardvorlage kopiert haben")])
     output = directory.resolve()
