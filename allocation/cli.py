@@ -18,6 +18,7 @@ from typing import Sequence
 
 from . import __version__
 from .core.problems import ExitCode, Location, Problem, ProblemsError, did_you_mean
+from .core.states import STATES as STATE_CODES
 
 __all__ = ["main", "build_parser"]
 
@@ -492,8 +493,66 @@ def _cmd_template(args: argparse.Namespace) -> int:
 
     _refuse_overwrite(args.output, [], never_replace=True)  # a filled workbook or rule file is never replaced
     with _protected(args.output):
-        write_template(args.output)
+        write_template(args.output, args.state)
     print(f"Vorlage geschrieben: {args.output}")
+    return ExitCode.OK
+
+
+def _fact_value(value: object) -> str:
+    if isinstance(value, dict):
+        return "; ".join(f"{key}: {_fact_value(item)}" for key, item in value.items())
+    if isinstance(value, list):
+        return ", ".join(_fact_value(item) for item in value)
+    return str(value)
+
+
+def _cmd_states(args: argparse.Namespace) -> int:
+    from .core import states
+
+    if args.state is not None and args.state.upper() not in states.STATES:
+        print(f"allocation states: unbekanntes Land {args.state!r}; bekannt: {', '.join(states.STATES)}",
+              file=sys.stderr)
+        return ExitCode.USAGE
+    chosen = [states.profile(args.state.upper())] if args.state else list(states.profiles())
+    if args.json:
+        print(json.dumps([{"state": p.state, "name": p.name, "versions": [
+            {"valid_from": v.valid_from, "valid_to": v.valid_to, "facts": {
+                name: {"status": f.status, "norm": f.norm, "source": f.source, "quote": f.quote, "value": f.value,
+                       "note": f.note, "read": f.read} for name, f in v.facts.items()}}
+            for v in p.versions]} for p in chosen], ensure_ascii=False, indent=2))
+        return ExitCode.OK
+    if args.state is None:
+        print("Landesprofile (nur verifizierte Angaben werden angewandt; `allocation states XX` zeigt eines ganz):")
+        for p in chosen:
+            version = p.version()
+            facts = version.facts.values()
+            verified = sum(f.verified for f in facts)
+            basis = version.facts.get("legal_basis")
+            provisional = version.facts.get("provisional")
+            span = f"ab {version.valid_from}" + (f" bis {version.valid_to}" if version.valid_to else "")
+            print(f"  {p.state}  {p.name:<24} {span:<10} {verified:>2} verifiziert, {len(facts) - verified:>2} nicht "
+                  f"verifiziert; {basis.cite() if basis else '-'}; vorläufig: "
+                  f"{provisional.cite() if provisional else '-'}")
+        return ExitCode.OK
+    p = chosen[0]
+    for version in p.versions:
+        span = f"ab {version.valid_from}" + (f" bis {version.valid_to}" if version.valid_to else "")
+        print(f"{p.state} {p.name}, Fassung {span} ({p.path and Path(p.path).name})")
+        for name, label in states.FACTS.items():
+            fact = version.facts.get(name)
+            if fact is None:
+                print(f"\n  {label}: keine Angabe")
+                continue
+            status = "verifiziert" if fact.verified else "NICHT VERIFIZIERT (wird nicht angewandt)"
+            print(f"\n  {label}: {fact.norm} [{status}]")
+            if fact.value is not None:
+                print(f"    Wert: {_fact_value(fact.value)}")
+            if fact.quote:
+                print(f"    Wortlaut: „{fact.quote}“")
+            if fact.source:
+                print(f"    Quelle: {fact.source}" + (f" (gelesen {fact.read})" if fact.read else ""))
+            if fact.note:
+                print(f"    Anmerkung: {fact.note}")
     return ExitCode.OK
 
 
@@ -741,7 +800,7 @@ def _cmd_notices(args: argparse.Namespace) -> int:
 
     written = write_notices(args.output_workbook, args.output, args.template, args.date, args.previous,
                             register_dir=args.register, template_seconds=args.template_seconds,
-                            template_memory_mb=args.template_memory_mb)
+                            template_memory_mb=args.template_memory_mb, provisional_from=args.provisional_from)
     if args.json:
         print(json.dumps({"status": "ok", "directory": str(written.directory), "notices": list(written.pdfs),
                           "instalments": written.rows, "without_notice": list(written.without_notice)},
@@ -907,6 +966,9 @@ def _add_template(commands) -> None:
                                    description="Schreibt eine leere Eingabe-Arbeitsmappe mit allen Blättern und "
                                                "Spalten und einer Anleitung.")
     template.add_argument("output", metavar="VORLAGE.xlsx", help="Zieldatei")
+    template.add_argument("--state", type=str.upper, choices=STATE_CODES, metavar="LAND",
+                          help="Spalten der Umlagegrundlagen und Anleitung nach dem Recht dieses Landes (z. B. BY; "
+                               "`allocation states` listet sie)")
     template.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     template.set_defaults(handler=_cmd_template)
 
@@ -976,6 +1038,18 @@ def _add_check(commands) -> None:
     check.add_argument("rules", nargs="+", metavar="REGELN.yaml", help="Regeldateien oder Ordner")
     check.add_argument("--json", action="store_true", help="Problemliste als JSON ausgeben")
     check.set_defaults(handler=_cmd_check)
+
+
+def _add_states(commands) -> None:
+    """`allocation states`."""
+    states = commands.add_parser("states", help="Landesprofile: Umlagerecht je Flächenland mit Normen und Quellen",
+                                 description="Listet die Profile der 13 Flächenländer (Umlagegrundlagen, Satzregeln, "
+                                             "Fälligkeit, vorläufige Erhebung, Bescheidinhalt, Rechtsbehelf, "
+                                             "Beteiligung, besondere Umlagen, Ebenen) mit Norm, Quelle und Wortlaut. "
+                                             "Nur verifizierte Angaben wendet das Werkzeug an.")
+    states.add_argument("state", nargs="?", metavar="LAND", help="Kürzel eines Landes, z. B. BY: das Profil ganz zeigen")
+    states.add_argument("--json", action="store_true", help="Profile als JSON ausgeben")
+    states.set_defaults(handler=_cmd_states)
 
 
 def _add_explain(commands) -> None:
@@ -1059,6 +1133,9 @@ def _add_notices(commands) -> None:
     _add_template_limits(notices)
     notices.add_argument("--previous", type=Path, default=None, metavar="FRUEHER.xlsx",
                          help="Änderungsbescheide gegenüber diesem früheren Lauf desselben Jahres")
+    notices.add_argument("--provisional-from", type=Path, default=None, metavar="VORJAHR.xlsx",
+                         help="Ergebnis des Vorjahres, dessen Teilbeträge bis zur Festsetzung vorläufig weiterliefen "
+                              "(z. B. Art. 19 Abs. 3 BayFAG): der Bescheid rechnet sie zum nächsten Fälligkeitstermin ab")
     _register_option(notices, "Register der Echtläufe, gegen das ein Echtlauf geprüft wird (Vorgabe wie bei "
                               "allocation verify)")
     notices.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
@@ -1187,7 +1264,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"allocation {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="BEFEHL")
     commands.required = True
-    for add in (_add_run, _add_inbox, _add_trueup, _add_template, _add_batch, _add_compare, _add_rate, _add_check,
+    for add in (_add_run, _add_inbox, _add_trueup, _add_template, _add_batch, _add_compare, _add_rate, _add_check, _add_states,
                 _add_explain, _add_rulebook, _add_verify, _add_notices, _add_benehmen, _add_year, _add_register,
                 _add_serve):
         add(commands)  # one function per command (below), in the order `allocation --help` lists them

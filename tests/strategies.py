@@ -199,7 +199,8 @@ def render_condition(node, rnd) -> str:
 
 def rulebook_text(rules: list[tuple[str, object, int]], hit_policy: str, rnd) -> str:
     """A rule file with one district_levy rule per (id, condition tree, priority)."""
-    lines = ["district: Testkreis", "valid_from: 2000", "valid_to: 2100", f"hit_policy: {hit_policy}", "rules:"]
+    lines = ["district: Testkreis", "valid_from: 2000", "valid_to: 2100", f"hit_policy: {hit_policy}", "state: NW",
+             "rules:"]
     for rule_id, tree, priority in rules:
         lines += [f"  - id: {rule_id}",
                   '    legal_basis: "§ 56 Abs. 1 KrO NRW"',
@@ -238,6 +239,7 @@ district: Testkreis
 valid_from: 2000
 valid_to: 2100
 hit_policy: unique
+state: NW
 rules:
   - id: umlage
     legal_basis: "§ 56 Abs. 1 KrO NRW"

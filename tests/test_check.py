@@ -30,7 +30,10 @@ def check(*paths):
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
+    """A rule file of NW (appended, so that lines stay where the test expects them)."""
     path = tmp_path / name
+    if text.startswith("district:") and "\nstate:" not in text:
+        text = text.rstrip("\n") + "\nstate: NW\n"
     path.write_text(text, encoding="utf-8")
     return path
 

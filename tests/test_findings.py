@@ -129,7 +129,8 @@ rules:
     legal_basis: "§ 56 KrO NRW"
     when: {{}}
     route: {route}
-{extra}"""
+{extra}state: NW
+"""
 
 
 def test_credit_hosts_only_on_levy_routes():
@@ -211,7 +212,7 @@ def test_the_same_named_service_is_a_double_burden(tmp_path):
 
 def test_service_must_be_text_in_the_rule_file():
     text = ("district: X\nvalid_from: 2022\nvalid_to: 2022\nrules:\n  - id: a\n    legal_basis: x\n    when: {}\n"
-            "    route: district_levy\n    service: [Musikschule]\n")
+            "    route: district_levy\n    service: [Musikschule]\nstate: NW\n")
     with pytest.raises(RuleFileError) as refused:
         parse_rulebook(text, "regeln.yaml")
     assert [p.code for p in refused.value.problems] == ["rule-bad-type"]

@@ -47,8 +47,9 @@ def write_input(path: Path, municipalities: Sequence[Sequence], items: Sequence[
 
 
 def write_rules(path: Path, rules_yaml: str, *, district: str = "Testkreis", hit_policy: str = "unique") -> Path:
+    end = "" if rules_yaml.endswith("\n") else "\n"
     path.write_text(f"district: {district}\nvalid_from: 2020\nvalid_to: 2030\nhit_policy: {hit_policy}\n"
-                    f"rules:\n{rules_yaml}", encoding="utf-8")
+                    f"rules:\n{rules_yaml}{end}state: NW\n", encoding="utf-8")
     return path
 
 

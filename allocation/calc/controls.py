@@ -47,7 +47,11 @@ def _recomputed(levy: LevyResult, line, unit: int) -> int:
 
 def _levy_controls(allocation: Allocation, unit: int) -> list[Control]:
     controls = []
+    # the Parameter sheet's Umlagebedarf rows, read here from the book itself (not from the levy stage)
+    given = {entry.levy or allocation.rulebook.levies[0].id: entry.cents for entry in allocation.book.parameters.needs}
     for levy in allocation.levies:
+        extra = given.get(levy.levy.id)
+        plus = " + Umlagebedarf" if extra is not None else ""
         if levy.mode == "statute":
             for line in levy.lines:
                 controls.append(Control(f"Umlage {levy.levy.id}: Betrag = Grundlage × Satz", line.ags,
@@ -57,11 +61,11 @@ def _levy_controls(allocation: Allocation, unit: int) -> list[Control]:
                              for line in item.lines)
             controls.append(Control(f"Umlage {levy.levy.id} (abgeleitet): Bedarf = Summe der Zeilen", None,
                                     levy.need, levy.revenue))
-            controls.append(Control(f"Umlage {levy.levy.id} (abgeleitet): Summe der Zeilen = Einzelnachweis", None,
-                                    item_lines, levy.revenue))
+            controls.append(Control(f"Umlage {levy.levy.id} (abgeleitet): Summe der Zeilen = Einzelnachweis{plus}",
+                                    None, item_lines + (extra or 0), levy.revenue))
         need = sum(item.deficit for item in allocation.items if item.rule.levy == levy.levy.id)
-        controls.append(Control(f"Umlage {levy.levy.id}: Bedarf = Summe der zugewiesenen Defizite", None, need,
-                                levy.need))
+        controls.append(Control(f"Umlage {levy.levy.id}: Bedarf = Summe der zugewiesenen Defizite{plus}", None,
+                                need + (extra or 0), levy.need))
     return controls
 
 

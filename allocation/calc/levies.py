@@ -29,11 +29,13 @@ from ..rulefiles import conditions
 from ..rulefiles import engine
 from ..core.model import (Allocation, InputBook, Levy, LevyLine, LevyPart, LevyRateEntry, LevyResult, Municipality,
                           Rulebook, normalise_header, previous_year_problems)
-from ..core.money import fraction_to_decimal, rate_percent, round_to_unit
+from ..core import states
+from ..core.money import apportion, cents_to_decimal, fraction_to_decimal, rate_percent, round_to_unit
 from ..core.problems import InputError, Location, Problem, did_you_mean
 
 __all__ = ["LevyBase", "levy_bases", "item_keys", "check_rates", "statute_rates", "statute_amount", "assess",
-           "previous_rates", "is_key_allocation", "MAX_RATE_DECIMALS"]
+           "previous_rates", "is_key_allocation", "MAX_RATE_DECIMALS", "given_needs", "need_problems",
+           "computed_bases"]
 
 MAX_RATE_DECIMALS = 4
 WHOLE_BASE = ""  # `Bestandteil` empty: the rate applies to every component of the base
@@ -192,34 +194,71 @@ def _entry_problems(entry: LevyRateEntry, levies: Mapping[str, Levy]) -> list[Pr
     return problems
 
 
-def _bavarian_problems(rulebook: Rulebook, levy: Levy, rates: Mapping[str, Decimal],
-                       entries: Mapping[str, LevyRateEntry]) -> list[Problem]:
-    """Art. 18 Abs. 3 Satz 3 and 4 BayFAG for one levy with per-component rates."""
+def _law(rulebook: Rulebook) -> tuple[states.Profile, bool]:
+    """The profile whose rate rules apply, and whether the supervisory authority approved a wider spread.
+
+    `rate_limits: bavaria` / `bavaria-approved` keep their meaning (Art. 18 Abs. 3 BayFAG) in any file; otherwise
+    the rule file's state decides, with its verified facts only."""
+    if rulebook.rate_limits:
+        return states.profile("BY"), rulebook.rate_limits == "bavaria-approved"
+    return states.profile(rulebook.state), False
+
+
+def _law_problems(rulebook: Rulebook, levy: Levy, rates: Mapping[str, Decimal],
+                  entries: Mapping[str, LevyRateEntry]) -> list[Problem]:
+    """The state's rules for per-component rates of one levy: one uniform rate, the spread between the highest
+    and the lowest rate (`rate_spread`), and the cap of the rate on Schlüsselzuweisungen (`key_allocation_cap`)."""
     if WHOLE_BASE in rates:
         return []  # one rate for the whole base: no spread
-    # in the order of the levy's base, so that of equal rates the first component is named
-    tax = {column: rates[column] for column in levy.base if column in rates and not is_key_allocation(column)}
+    law, approved = _law(rulebook)
+    year = rulebook.valid_from or None
     problems = []
+    first = entries[next(iter(rates))]
+    if law.applied("rate_uniform", year) is True:
+        fact = law.fact("rate_uniform", year)
+        if len(set(rates.values())) > 1:
+            problems.append(_rate_problem(
+                "input-levy-rate-uniform", first,
+                f'Umlage "{levy.id}": das Recht von {law.state} kennt nur einen einheitlichen Umlagesatz ({fact.norm})',
+                ", ".join(f"{c} {r} %" for c, r in rates.items()), "ein Satz für die ganze Grundlage",
+                "eine Zeile mit leerem Bestandteil und dem Satz der Haushaltssatzung eintragen"))
+        return problems
+    capped = law.applied("key_allocation_cap", year) is True
+    # in the order of the levy's base, so that of equal rates the first component is named
+    tax = {column: rates[column] for column in levy.base if column in rates
+           and not (capped and is_key_allocation(column))}
     if not tax:
         return problems
     lowest_column = min(tax, key=tax.__getitem__)
     highest_column = max(tax, key=tax.__getitem__)
     lowest, highest = tax[lowest_column], tax[highest_column]
-    if rulebook.rate_limits == "bavaria" and Fraction(highest) * 3 > Fraction(lowest) * 4:
-        problems.append(_rate_problem(
-            "input-levy-rate-limits", entries[highest_column],
-            f'Umlage "{levy.id}": der höchste Umlagesatz ({highest_column} {highest} %) übersteigt den niedrigsten '
-            f"({lowest_column} {lowest} %) um mehr als ein Drittel (Art. 18 Abs. 3 Satz 3 BayFAG)",
-            f"{highest} % > 4/3 × {lowest} %", f"höchstens 4/3 × {lowest} % (≈ {fraction_to_decimal(Fraction(lowest) * 4 / 3, 4)} %)",
-            "die Sätze angleichen; mit Genehmigung der Aufsichtsbehörde `rate_limits: bavaria-approved` in die "
-            "Regeldatei schreiben"))
-    for column, rate in rates.items():
-        if is_key_allocation(column) and rate > lowest:
-            problems.append(_rate_problem(
-                "input-levy-rate-limits", entries[column],
-                f'Umlage "{levy.id}": der Umlagesatz auf {column} ({rate} %) ist höher als der niedrigste Umlagesatz '
-                f"der Steuerkraftzahlen ({lowest_column} {lowest} %) (Art. 18 Abs. 3 Satz 4 BayFAG)",
-                f"{rate} %", f"höchstens {lowest} %", f"den Satz auf {column} auf höchstens {lowest} % festsetzen"))
+    spread = law.applied("rate_spread", year)
+    if spread is not None and not approved:
+        fact = law.fact("rate_spread", year)
+        ratio = states.spread_ratio(spread)
+        if Fraction(highest) > Fraction(lowest) * ratio:
+            over = spread["max_over_lowest"]
+            problem = _rate_problem(
+                "input-levy-rate-limits", entries[highest_column],
+                f'Umlage "{levy.id}": der höchste Umlagesatz ({highest_column} {highest} %) übersteigt den niedrigsten '
+                f"({lowest_column} {lowest} %) um mehr als {over} ({fact.norm})",
+                f"{highest} % > {ratio} × {lowest} %",
+                f"höchstens {ratio} × {lowest} % (≈ {fraction_to_decimal(Fraction(lowest) * ratio, 4)} %)",
+                "die Sätze angleichen" + ("; mit Genehmigung der Aufsichtsbehörde `rate_limits: bavaria-approved` in "
+                                          "die Regeldatei schreiben" if law.state == "BY" else
+                                          "; eine Ausnahme in der Haushaltssatzung begründen"))
+            if spread["binding"] == "soll":
+                problem = replace(problem, severity="warning")
+            problems.append(problem)
+    if capped:
+        fact = law.fact("key_allocation_cap", year)
+        for column, rate in rates.items():
+            if is_key_allocation(column) and rate > lowest:
+                problems.append(_rate_problem(
+                    "input-levy-rate-limits", entries[column],
+                    f'Umlage "{levy.id}": der Umlagesatz auf {column} ({rate} %) ist höher als der niedrigste Umlagesatz '
+                    f"der Steuerkraftzahlen ({lowest_column} {lowest} %) ({fact.norm})",
+                    f"{rate} %", f"höchstens {lowest} %", f"den Satz auf {column} auf höchstens {lowest} % festsetzen"))
     return problems
 
 
@@ -263,8 +302,7 @@ def check_rates(rulebook: Rulebook, entries: tuple[LevyRateEntry, ...]) -> list[
                 f'Umlage "{levy_id}" hat Sätze je Bestandteil, aber keinen für {", ".join(missing)}',
                 ", ".join(by_component), ", ".join(levy.base), f"eine Zeile für {', '.join(missing)} ergänzen"))
             continue
-        if rulebook.rate_limits:
-            problems += _bavarian_problems(rulebook, levy, {c: e.rate for c, e in by_component.items()}, by_component)
+        problems += _law_problems(rulebook, levy, {c: e.rate for c, e in by_component.items()}, by_component)
     return problems
 
 
@@ -301,10 +339,17 @@ def _statute(base: LevyBase, rates: Mapping[str, Decimal], unit: int) -> tuple[L
     return tuple(lines)
 
 
-def _derived(base: LevyBase, allocation: Allocation) -> tuple[LevyLine, ...]:
-    """The lines of a levy without a rate: each payer's item shares summed (the exact split, as before levies)."""
+def _derived(base: LevyBase, allocation: Allocation, given_need: int = 0) -> tuple[LevyLine, ...]:
+    """The lines of a levy without a rate: each payer's item shares summed (the exact split, as before levies),
+    plus the split of a need given as `Umlagebedarf` (largest remainder over the levy's keys, `money.apportion`)."""
     exact: dict[str, Fraction] = {line.ags: Fraction(0) for line in base.lines}
     amount: dict[str, int] = {line.ags: 0 for line in base.lines}
+    if given_need:
+        keys, _ = item_keys(base)
+        unit = allocation.book.parameters.unit
+        for ags, share in apportion(given_need, keys, unit).items():
+            exact[ags] += Fraction(given_need) * share.key / sum(keys.values(), Fraction(0))
+            amount[ags] += share.amount
     for item in allocation.items:
         if item.rule.levy != base.levy.id:
             continue
@@ -325,9 +370,10 @@ def assess(allocation: Allocation) -> Allocation:
     bases = levy_bases(rulebook, book)
     given = statute_rates(rulebook, book.levy_rates)
     results = []
+    needs = given_needs(rulebook, book)
     for levy in rulebook.levies:
         items = tuple(item for item in allocation.items if item.rule.levy == levy.id)
-        need = sum(item.deficit for item in items)
+        need = sum(item.deficit for item in items) + needs.get(levy.id, 0)
         base = bases[levy.id]
         if levy.id in given:
             rates, sources = given[levy.id]
@@ -338,8 +384,79 @@ def assess(allocation: Allocation) -> Allocation:
         key_total = sum(keys.values(), Fraction(0)) * 100  # cents
         rates = {WHOLE_BASE: rate_percent(need, key_total, decimals)} if key_total > 0 else {}
         results.append(LevyResult(levy, "derived", rates, (), need, tuple(item.item.id for item in items),
-                                  _derived(base, allocation)))
+                                  _derived(base, allocation, needs.get(levy.id, 0))))
     return replace(allocation, levies=tuple(results))
+
+
+# --- needs given without a cost item, and bases computed from components ---------------------------------------
+
+
+def given_needs(rulebook: Rulebook, book: InputBook) -> dict[str, int]:
+    """Levy id -> the `Umlagebedarf` of the Parameter sheet (cents); after `need_problems` passed."""
+    if not rulebook.levies:
+        return {}
+    return {entry.levy or rulebook.levies[0].id: entry.cents for entry in book.parameters.needs}
+
+
+def need_problems(rulebook: Rulebook, book: InputBook) -> list[Problem]:
+    """A `Umlagebedarf` must name a levy of the rule file (or stand alone beside exactly one levy), and a levy
+    financed by it must be able to finance it: a derived levy splits it in whole rounding units."""
+    problems = []
+    ids = tuple(levy.id for levy in rulebook.levies)
+    for entry in book.parameters.needs:
+        if not ids:
+            problems.append(Problem(
+                "input-need-without-levy", entry.source, "Umlagebedarf ohne Umlage: die Regeldatei hat keine `levies:`",
+                found=f"{cents_to_decimal(entry.cents)} €", expected="`levies:` in der Regeldatei",
+                hint="die Umlage unter `levies:` anlegen oder den Umlagebedarf als Kostenposition führen"))
+        elif entry.levy == "" and len(ids) > 1:
+            problems.append(Problem(
+                "input-need-levy-unknown", entry.source, "Umlagebedarf nennt keine Umlage, die Regeldatei hat mehrere",
+                found="Umlagebedarf", expected=", ".join(f"Umlagebedarf:{i}" for i in ids),
+                hint="je Umlage eine Zeile Umlagebedarf:<id der Umlage> anlegen"))
+        elif entry.cents % book.parameters.unit:
+            problems.append(Problem(
+                "input-need-unit", entry.source, "Umlagebedarf ist bei Rundung Euro kein ganzer Euro-Betrag",
+                found=f"{cents_to_decimal(entry.cents)} €", expected="ein ganzer Euro-Betrag",
+                hint="den Umlagebedarf in ganzen Euro eintragen oder Rundung Cent wählen"))
+        elif entry.levy and entry.levy not in ids:
+            problems.append(Problem(
+                "input-need-levy-unknown", entry.source, f'Umlagebedarf für die unbekannte Umlage "{entry.levy}"'
+                f"{did_you_mean(entry.levy, ids)}", found=entry.levy, expected=", ".join(ids),
+                hint="die id einer Umlage aus `levies:` der Regeldatei verwenden"))
+    return problems
+
+
+def computed_bases(rulebook: Rulebook, book: InputBook) -> InputBook:
+    """A workbook without the `Umlagegrundlagen` column: each member's base is computed from the components of
+    the rule file's levy (the first levy all members pay), rounded half up to the cent (shown in Gemeinden and
+    Uebersicht; every levy itself is computed from the exact components, `Umlagen` shows the proof). Raises
+    InputError where a rule or levy needs the column itself."""
+    if "Umlagegrundlagen" in book.municipality_columns:
+        return book
+    name = Path(book.path).name
+    needing = [f'Umlage "{levy.id}"' for levy in rulebook.levies if DEFAULT_BASE in levy.base] + [
+        f'Regel "{rule.id}" ({rule.route})' for rule in rulebook.rules
+        if rule.route in ("district_levy", "differentiated_levy") and rule.levy is None]
+    whole = next((levy for levy in rulebook.levies if levy.payers is None and DEFAULT_BASE not in levy.base), None)
+    if needing or whole is None:
+        raise InputError([Problem(
+            "input-missing-column", Location(name, "Gemeinden", 1), 'Spalte "Umlagegrundlagen" fehlt',
+            found="keine Spalte Umlagegrundlagen", expected="Umlagegrundlagen, oder eine Umlage mit `base:` aus Bestandteilen",
+            hint=("die Spalte Umlagegrundlagen anlegen; gebraucht von " + ", ".join(needing)) if needing else
+            "die Spalte Umlagegrundlagen anlegen oder in der Regeldatei eine Umlage aller Mitglieder mit `base:` aus "
+            "Bestandteilen (z. B. Steuerkraftzahlen: 100, Schluesselzuweisungen: 80) angeben")])
+    lines = {line.ags: line for line in levy_bases(replace(rulebook, levies=(whole,)), book)[whole.id].lines}
+    municipalities = []
+    for m in book.municipalities:
+        cents = round_to_unit(lines[m.ags].base, 1)
+        attrs = dict(m.attrs)
+        attrs[DEFAULT_BASE] = cents_to_decimal(cents)
+        municipalities.append(replace(m, base=cents, attrs=attrs))
+    return replace(book, municipalities=tuple(municipalities))
+
+
+DEFAULT_BASE = "Umlagegrundlagen"
 
 
 # --- provisional year --------------------------------------------------------------------------------------

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from .money import round_down_to_multiple, split_evenly
 
 __all__ = ["SCHEDULES", "SPLITS", "CHANGE_POLICIES", "QUARTERLY_DEFAULT", "Schedule", "Instalment", "ChangeLine",
-           "ChangePlan", "due_date", "fixed_amount", "plan", "change_plan", "one_month_after"]
+           "ChangePlan", "due_date", "fixed_amount", "plan", "change_plan", "one_month_after", "SettlementLine",
+           "settlement_plan", "provisional_instalment"]
 
 SCHEDULES = ("monthly", "quarterly")
 SPLITS = ("equal", "saarland")
@@ -158,3 +159,54 @@ def change_plan(old_amount: int, new_amount: int, schedule: Schedule, year: int,
         shares = split_evenly(difference, len(open_lines), _unit(schedule))
     lines += [ChangeLine(i.number, i.due, i.amount, i.amount + share, False) for i, share in zip(open_lines, shares)]
     return ChangePlan(old_fixed, new_fixed, policy, tuple(lines))
+
+
+# --- the provisional period continued (Art. 19 Abs. 3 BayFAG) ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementLine:
+    """One instalment of a first notice dated during the year, where the previous year's instalments ran on.
+
+    kind: "vorläufig" (due before the notice, paid at the provisional amount), "Abrechnung" (the next due date:
+    its regular amount plus what the provisional instalments fell short of the regular ones, or minus what
+    they exceeded), "regulär" (the later ones), "Abrechnung nach Jahresende" (no due date left in the year)."""
+
+    number: int
+    due: _dt.date
+    amount: int
+    kind: str
+    regular: int  # the instalment of the final amount for this due date (0 for an extra line)
+
+
+def provisional_instalment(previous_amount: int, schedule: Schedule, previous_year: int) -> int:
+    """The provisional instalment: the last one the previous year's amount was paid in ("in Höhe der im
+    abgelaufenen Haushaltsjahr zuletzt erhobenen monatlichen Teilbeträge", Art. 19 Abs. 3 Satz 1 BayFAG)."""
+    return plan(previous_amount, schedule, previous_year)[-1].amount
+
+
+def settlement_plan(amount: int, schedule: Schedule, year: int, notice_date: _dt.date,
+                    provisional: int) -> tuple[SettlementLine, ...]:
+    """The instalments of the year when the levy is fixed by a notice dated `notice_date`, after provisional
+    instalments of `provisional` cents each (Art. 19 Abs. 3 Satz 2 BayFAG: "über diese vorläufigen Zahlungen zum
+    nächsten Fälligkeitszeitpunkt … abzurechnen").
+
+    Instalments due on or before the notice date were paid at `provisional`. The next due date carries its
+    regular instalment (1/12 of the fixed amount, `plan`) plus the sum of (regular − provisional) of those
+    paid; the later ones are regular. With no due date left in the year, one extra line falls due one month
+    after the notice. The lines add up exactly to `fixed_amount(amount, schedule)`."""
+    regular = plan(amount, schedule, year)
+    paid = [i for i in regular if i.due <= notice_date]
+    open_ = [i for i in regular if i.due > notice_date]
+    shortfall = sum(i.amount - provisional for i in paid)
+    lines = [SettlementLine(i.number, i.due, provisional, "vorläufig", i.amount) for i in paid]
+    if not open_:
+        if paid:
+            lines.append(SettlementLine(len(regular) + 1, one_month_after(notice_date), shortfall,
+                                        "Abrechnung nach Jahresende", 0))
+        return tuple(lines)
+    first, *rest = open_
+    lines.append(SettlementLine(first.number, first.due, first.amount + shortfall,
+                                "Abrechnung" if paid else "regulär", first.amount))
+    lines += [SettlementLine(i.number, i.due, i.amount, "regulär", i.amount) for i in rest]
+    return tuple(lines)

@@ -112,12 +112,24 @@ class Parameters:
     rounding: str  # "Cent" | "Euro"
     rate_decimals: int
     source: Location
+    level: str = "Kreis"  # `Umlageverband` (core/states.LEVELS)
+    needs: tuple["NeedEntry", ...] = ()  # `Umlagebedarf` rows: a levy's need given without a cost item
+    own_key: str = ""  # `Gebietsschluessel`: the body's own key (its row in the level above's levy)
 
     @property
     def unit(self) -> int:
         from .money import ROUNDING_UNITS
 
         return ROUNDING_UNITS[self.rounding]
+
+
+@dataclass(frozen=True, slots=True)
+class NeedEntry:
+    """A `Umlagebedarf` row of the Parameter sheet: the uncovered need of a levy (its id; "" = the only levy)."""
+
+    levy: str
+    cents: int
+    source: Location
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +294,8 @@ class Rulebook:
     description: str = ""  # the file's `description:`
     levies: tuple[Levy, ...] = ()  # the optional `levies:`; empty = rules behave as before levies existed
     rate_limits: str = ""  # "bavaria": Art. 18 Abs. 3 BayFAG rate relations are checked; "" = none
+    state: str = "NW"  # `state:` (core/states.py); a file without it is read as NW (README, migration note)
+    state_given: bool = False  # whether the file names its state
 
     def levy(self, levy_id: str) -> Levy:
         return next(levy for levy in self.levies if levy.id == levy_id)

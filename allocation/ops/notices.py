@@ -38,7 +38,9 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 from ..core.filenames import (NAME_MAX, current_umask, cut_bytes, file_kind, folder_output_problems, move_into,
                               name_bytes, what_is_at)
-from ..core.instalments import ChangePlan, change_plan, fixed_amount, plan
+from ..core import states
+from ..core.instalments import (ChangePlan, change_plan, fixed_amount, plan, provisional_instalment,
+                               settlement_plan)
 from ..core.money import cents_from_decimal, cents_to_decimal, decimal_from_cell, format_eur, percent_points
 from ..core.problems import ExitCode, InputError, Location, Problem, OutputError, ProblemsError, RuleFileError
 from ..rulefiles.rulebook import NoticeSettings, load_notice_settings
@@ -114,6 +116,7 @@ class ResultBook:
     levies: tuple[Levy, ...]
     shares: tuple[LevyShare, ...]
     sha256: str = ""  # of the workbook's bytes as read
+    state: str = "NW"  # the run's state profile (Protokoll "Land (Rechtsprofil)"; NW for outputs without it)
 
     def share(self, levy: str, ags: str) -> LevyShare | None:
         return next((s for s in self.shares if s.levy == levy and s.ags == ags), None)
@@ -403,14 +406,17 @@ def read_result(source: "str | Path | Earlier") -> ResultBook:
                                 found=repr(year), expected="Haushaltsjahr", hint="eine Ergebnis-Arbeitsmappe von allocation run angeben"))
     if problems:
         raise InputError(problems)
-    provisional = str(protocol.get("Vorläufig (§ 56 Abs. 1 KrO NRW)", "nein")).strip().casefold() == "ja"
+    label = next((key for key in protocol if str(key).startswith("Vorläufig (")), "")  # its norm names the state's law
+    provisional = str(protocol.get(label, "nein")).strip().casefold() == "ja"
     basis = tuple(f"{key}: {value}" for key, value in protocol.items()
                   if "vorjahr" in _norm(key) and not _norm(key).startswith("sha-256"))
     overview = sheets["uebersicht"]
     municipalities = tuple((str(overview.value(r, "AGS")), str(overview.value(r, "Gemeinde") or ""))
                            for _, r in _municipality_rows(overview))
+    state = str(protocol.get("Land (Rechtsprofil)", "") or "")[:2]
     return ResultBook(path, str(protocol.get("Kreis", "")), year, str(protocol.get("Laufart", "Probelauf")), provisional,
-                      basis, municipalities, tuple(levies), tuple(shares), source.sha256)
+                      basis, municipalities, tuple(levies), tuple(shares), source.sha256,
+                      state if state in states.STATES else states.DEFAULT_STATE)
 
 
 # ---------------------------------------------------------------------------------------- the notices
@@ -430,6 +436,7 @@ class _Row:
     kind: str
     old: int | None = None
     already_due: bool | None = None
+    regular: int | None = None  # a settlement's line: the instalment of the final amount for this due date
 
 
 def _legal_basis(levy: Levy, settings: NoticeSettings) -> tuple[str, str, str]:
@@ -542,8 +549,13 @@ def _old_share(previous: ResultBook, found: Levy, levy: Levy, ags: str) -> LevyS
 
 def build_notices(result: ResultBook, settings: NoticeSettings, notice_date: _dt.date,
                   previous: ResultBook | None = None, rule_levies: dict[str, tuple[str, str, str]] | None = None,
-                  trace: dict | None = None) -> list[tuple[str, dict, list[_Row]]]:
-    """Per municipality with a levy (or, with `previous`, with a changed levy): (PDF name, template data, rows)."""
+                  trace: dict | None = None, provisional_from: ResultBook | None = None
+                  ) -> list[tuple[str, dict, list[_Row]]]:
+    """Per municipality with a levy (or, with `previous`, with a changed levy): (PDF name, template data, rows).
+
+    `provisional_from`: the previous year's result, whose last instalments ran on provisionally (the state's
+    `provisional` rule `previous_instalments`, Art. 19 Abs. 3 BayFAG): the instalments due by the notice date
+    are shown as paid at that amount, and the difference is settled at the next due date (`settlement_plan`)."""
     schedule = settings.schedule
     assert schedule is not None
     rule_levies = rule_levies or {}
@@ -570,6 +582,14 @@ def build_notices(result: ResultBook, settings: NoticeSettings, notice_date: _dt
                     rows.append(_Row(ags, name, levy.name, line.number, line.due, line.new,
                                      _kassenzeichen(settings, result.year, ags, levy, line.number), "Änderungsbescheid",
                                      line.old, line.already_due))
+            elif provisional_from is not None:
+                change = None
+                before = _old_share(provisional_from, found, levy, ags)
+                paid = provisional_instalment(before.amount if before else 0, schedule, provisional_from.year)
+                for line in settlement_plan(amount, schedule, result.year, notice_date, paid):
+                    rows.append(_Row(ags, name, levy.name, line.number, line.due, line.amount,
+                                     _kassenzeichen(settings, result.year, ags, levy, line.number),
+                                     f"Erstbescheid ({line.kind})", regular=line.regular))
             else:
                 change = None
                 rows += [_Row(ags, name, levy.name, i.number, i.due, i.amount,
@@ -584,7 +604,7 @@ def build_notices(result: ResultBook, settings: NoticeSettings, notice_date: _dt
             "date": de_date(notice_date), "year": result.year, "subject": _subject(result, names, change_mode),
             "change": change_mode, "draft": result.draft, "provisional": result.provisional,
             "provisional_text": _provisional_text(result), "levies": levies_data,
-            "schedule": schedule.describe(),
+            "schedule": schedule.describe() + (f" ({settings.schedule_basis})" if settings.schedule_basis else ""),
             "saarland": schedule.split == "saarland",
             "instalments": [{"levy": r.levy, "nr": r.number, "due": de_date(r.due), "amount": format_eur(r.amount),
                              "kassenzeichen": r.kassenzeichen,
@@ -597,6 +617,15 @@ def build_notices(result: ResultBook, settings: NoticeSettings, notice_date: _dt
             "payment": settings.payment, "policy": settings.change_policy,
             "trace": trace or {},
         }
+        if provisional_from is not None:
+            fact = states.profile(result.state).fact("provisional", result.year)
+            data["settlement"] = {
+                "norm": fact.norm if fact is not None else "",
+                "previous_year": provisional_from.year,
+                "rows": [{"levy": r.levy, "nr": r.number, "due": de_date(r.due), "regular": format_eur(r.regular or 0),
+                          "amount": format_eur(r.amount), "kind": r.kind.removeprefix("Erstbescheid (").rstrip(")")}
+                         for r in rows],
+            }
         notices.append((pdf_name(ags, name, change_mode), data, rows))
     return notices
 
@@ -1051,6 +1080,46 @@ def _previous(path: Path, result: ResultBook, manifest: dict) -> ResultBook:
     return previous
 
 
+def _provisional_from(path: Path | None, result: ResultBook, settings: NoticeSettings, notice_date: _dt.date,
+                      change: bool) -> ResultBook | None:
+    """The previous year's result whose instalments ran on provisionally, where the state's law has them run on
+    (`provisional` rule `previous_instalments`, e.g. Art. 19 Abs. 3 BayFAG), through `readback.read_output`
+    (unchanged since its run; the same body, the previous year). A first notice dated after a due date of the
+    year needs it there; elsewhere it is refused (the law of that state has no such instalments)."""
+    from ..runs.readback import Relation, read_output
+
+    law = states.profile(result.state)
+    rule = law.applied("provisional", result.year)
+    # only where the settlement at the next due date is itself read in the law (`settlement` given, not defaulted)
+    continues = rule is not None and rule["rule"] == "previous_instalments" and rule.get("settlement") == "next_due_date"
+    fact = law.fact("provisional", result.year)
+    norm = fact.cite() if fact is not None else f"Landesrecht {result.state}"
+    if path is None:
+        assert settings.schedule is not None
+        first_due = settings.schedule.due_dates(result.year)[0]
+        if continues and not change and not result.provisional and notice_date >= first_due:
+            raise InputError([Problem(
+                "notices-provisional-missing", Location(result.path.name, "Protokoll"),
+                f"der Bescheid ist auf den {de_date(notice_date)} datiert, nach dem ersten Fälligkeitstag "
+                f"{de_date(first_due)}; bis zur Festsetzung liefen die Teilbeträge des Vorjahres vorläufig weiter ({norm})",
+                found="kein --provisional-from", expected="das Ergebnis des Vorjahres, dessen Teilbeträge weiterliefen",
+                hint="--provisional-from VORJAHR-ERGEBNIS.xlsx angeben: dann rechnet der Bescheid die vorläufigen "
+                     "Zahlungen zum nächsten Fälligkeitstermin ab")])
+        return None
+    if not continues or change:
+        raise InputError([Problem(
+            "notices-provisional-rule", Location(str(path)),
+            "--provisional-from gilt nur für einen ersten Bescheid nach einem Recht, bei dem die Teilbeträge des "
+            f"Vorjahres vorläufig weiterlaufen; der Lauf folgt dem Recht von {result.state} ({norm})",
+            found=str(path.name), expected="kein --provisional-from" + (" bei Änderungsbescheiden" if change else ""),
+            hint="--provisional-from weglassen")])
+    earlier = read_output(path, "notices-unreadable", Relation(result.district, result.year, "previous",
+                                                               label="Die Ergebnis-Arbeitsmappe des Vorjahres"),
+                          changed_code="notices-previous-changed", mismatch_code="notices-previous-mismatch",
+                          missing_code="notices-previous-changed")
+    return read_result(earlier)
+
+
 def _trail(trace: dict, notice_date: _dt.date, template: Path | None, previous: ResultBook | None) -> list[tuple[str, object]]:
     rows: list[tuple[str, object]] = [
         ("Ergebnis-Arbeitsmappe", trace["output"]), ("SHA-256 Ergebnis", trace["sha256"]),
@@ -1075,7 +1144,8 @@ def require_schedule(settings: NoticeSettings, rules_path: Path) -> NoticeSettin
 def write_notices(output: str | Path, directory: str | Path, template: str | Path | None = None,
                   notice_date: _dt.date | None = None, previous: str | Path | None = None,
                   register_dir: str | Path | None = None, *, template_seconds: float = TEMPLATE_SECONDS,
-                  template_memory_mb: int = TEMPLATE_MEMORY_MB) -> NoticeSet:
+                  template_memory_mb: int = TEMPLATE_MEMORY_MB,
+                  provisional_from: str | Path | None = None) -> NoticeSet:
     """`allocation notices`: verify (a final run against `register_dir`, default the installation's register),
     read through `readback`, render into a temporary folder, then move into `directory`. The template is
     compiled within `template_seconds` per notice and `template_memory_mb` (see `render`)."""
@@ -1112,9 +1182,11 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
     settings = require_schedule(load_notice_settings(rules_path), rules_path)
     old = _previous(previous, result, manifest) if previous is not None else None
     notice_date = notice_date or _dt.date.today()
+    paid_from = _provisional_from(Path(provisional_from) if provisional_from is not None else None, result, settings,
+                                  notice_date, old is not None)
     trace = {"output": output.name, "sha256": manifest["output"]["sha256"], "run": manifest.get("started_utc", ""),
              "rules": Path(manifest["rules"][0]["path"]).name, "mode": result.run_mode}
-    notices = build_notices(result, settings, notice_date, old, _rule_levies(rules_path), trace)
+    notices = build_notices(result, settings, notice_date, old, _rule_levies(rules_path), trace, paid_from)
     targets = [directory / name for name, _, _ in notices] + [directory / XLSX_NAME, directory / CSV_NAME]
     inputs = _protected([output, manifest_path(output), previous, previous and manifest_path(previous), template,
                          rules_path])

@@ -54,6 +54,7 @@ rules:
     legal_basis: "§ 2 GO NRW"
     when: {{Traeger: {{ne: Kreis}}}}
     route: host_bears
+state: NW
 """
 
 

@@ -27,6 +27,7 @@ from ..core.instalments import CHANGE_POLICIES, QUARTERLY_DEFAULT, SCHEDULES, SP
 from ..core.model import (COMPONENTS, LEVY_ROUTES, ROUTES, CostItem, Example, ExampleSplit, InputBook, KeySpec, Levy,
                     Municipality, Rule, Rulebook)
 from ..core.filenames import open_regular, read_regular
+from ..core import states as state_law
 from ..core.problems import InputError, Location, Problem, RuleFileError, did_you_mean
 from .yamlloc import MAX_DEPTH as MAX_YAML_DEPTH
 from .yamlloc import LocDict, LocList, YamlProblem, load
@@ -36,7 +37,7 @@ __all__ = ["load_rulebook", "load_rulebooks", "parse_rulebook", "check_columns",
            "HIT_POLICIES", "NoticeSettings", "LevyNoticeText", "load_notice_settings", "KASSENZEICHEN_FIELDS"]
 
 TOP_KEYS = ("district", "valid_from", "valid_to", "hit_policy", "description", "domains", "rules", "examples",
-            "levies", "rate_limits", "instalments", "notices")
+            "levies", "rate_limits", "instalments", "notices", "state")
 RULE_KEYS = ("id", "description", "legal_basis", "when", "route", "payers", "key", "components", "extent",
              "priority", "credit_hosts", "service", "levy")
 LEVY_KEYS = ("id", "name", "legal_basis", "payers", "extent", "base")
@@ -553,6 +554,86 @@ def _rate_limits(reader: _Reader, document: LocDict) -> str:
     return str(value)
 
 
+def _state(reader: _Reader, document: LocDict) -> tuple[str, bool]:
+    """`state:` (a Flächenland's code); a file without it is read as NW, with a Hinweis (README, migration note)."""
+    value = document.get("state")
+    if value is None:
+        reader.warning("rule-state-assumed", reader.at(document, "state") if "state" in document else Location(
+            reader.file, line=1, col=1),
+                       f"die Regeldatei nennt kein Land; sie wird nach dem Recht von {state_law.DEFAULT_STATE} "
+                       f"({state_law.STATE_NAMES[state_law.DEFAULT_STATE]}) gelesen",
+                       found="kein `state:`", expected="`state:` mit dem Kürzel des Landes",
+                       hint=f"`state: {state_law.DEFAULT_STATE}` (oder das Kürzel des Landes, z. B. BY) ergänzen; "
+                            "`allocation states` listet die Länder")
+        return state_law.DEFAULT_STATE, False
+    if value not in state_law.STATES:
+        wanted = str(value).strip().casefold()
+        meant = next((code for code, name in state_law.STATE_NAMES.items()
+                      if wanted in (code.casefold(), name.casefold())), None)
+        suggestion = f" – gemeint ist wohl {meant} ({state_law.STATE_NAMES[meant]})?" if meant else did_you_mean(
+            str(value), state_law.STATES)
+        reader.error("rule-bad-state", reader.at(document, "state", True),
+                     f'unbekanntes Land "{value}"{suggestion}', found=repr(value),
+                     expected=", ".join(state_law.STATES),
+                     hint="das Kürzel des Flächenlandes schreiben, z. B. `state: BY` (`allocation states` listet sie)")
+        return state_law.DEFAULT_STATE, True
+    return str(value), True
+
+
+def _departure(reader: _Reader, where: Location, fact: "state_law.Fact", message: str, found: str, expected: str,
+               hint: str) -> None:
+    reader.warning("rule-state-departure", where, f"{message} ({fact.norm})", found=found, expected=expected, hint=hint)
+
+
+def _state_departures(reader: _Reader, document: LocDict, state: str, year: int, levies: list[Levy],
+                      rate_limits: str, settings: "NoticeSettings") -> None:
+    """Every departure of the rule file from its state's profile, with the norm it departs from (a warning:
+    `check` reports it, the Kreis decides; only verified facts count, `Profile.applied`)."""
+    law = state_law.profile(state)
+    name = f"{state} ({law.name})"
+    if rate_limits and state != "BY":
+        reader.warning("rule-state-departure", reader.at(document, "rate_limits", True),
+                       f"rate_limits: {rate_limits} prüft Art. 18 Abs. 3 BayFAG, die Regeldatei gilt aber für {name}",
+                       found=f"rate_limits: {rate_limits}", expected=f"die Satzregeln von {state} (aus dem Profil)",
+                       hint="rate_limits entfernen: die Satzregeln des Landes gelten aus seinem Profil")
+    schedule = settings.schedule
+    due = law.applied("instalments", year or None)
+    fact = law.fact("instalments", year or None)
+    if due is not None and fact is not None and schedule is not None:
+        wanted = (state_law_schedule(due))
+        if (schedule.kind, schedule.days, schedule.split) != (wanted.kind, wanted.days, wanted.split):
+            _departure(reader, reader.at(document, "instalments", True), fact,
+                       f"der Zahlungsplan weicht vom Recht von {name} ab", found=schedule.describe(),
+                       expected=wanted.describe() + (" (saarland)" if wanted.split == "saarland" else ""),
+                       hint="`instalments:` entfernen (dann gilt der Plan des Landes) oder die Abweichung "
+                            "(z. B. eine Vereinbarung) im Bescheid begründen")
+    base = law.applied("levy_base", year or None)
+    fact = law.fact("levy_base", year or None)
+    if base is None or fact is None:
+        return
+    wanted = {normalise_header(column): (column, Decimal(str(weight))) for column, weight in base["components"].items()}
+    for levy in levies:
+        if list(levy.base) == [DEFAULT_LEVY_BASE]:
+            continue  # the workbook gives the base already summed up
+        given = {normalise_header(column): (column, weight) for column, weight in levy.base.items()}
+        if {key: weight for key, (_, weight) in given.items()} != {key: weight for key, (_, weight) in wanted.items()}:
+            _departure(reader, levy.source, fact,
+                       f'die Bemessungsgrundlage der Umlage "{levy.id}" weicht vom Recht von {name} ab',
+                       found=levy.describe_base(),
+                       expected=" + ".join(c if w == 100 else f"{w} % {c}" for c, w in wanted.values()),
+                       hint="`base:` der Umlage wie im Gesetz schreiben, oder die Abweichung (z. B. eine Sonderumlage) "
+                            "in `legal_basis` begründen")
+
+
+def state_law_schedule(value: Mapping[str, object]) -> Schedule:
+    """A profile's `instalments` value as a Schedule."""
+    split = str(value.get("split", "equal"))
+    if value["schedule"] == "monthly":
+        return Schedule.monthly(int(value["day"]), split)
+    days = tuple((int(d[:2]), int(d[3:])) for d in value["days"])
+    return Schedule.quarterly(days, split)
+
+
 def _too_large_file(path: str, size: int | None) -> Problem:
     """`size` None: not a regular file (a device or pipe), only known to exceed the limit."""
     found = f"{size:,} Bytes" if size is not None else f"mehr als {MAX_FILE_BYTES:,} Bytes"
@@ -627,7 +708,9 @@ def parse_rulebook(text: str, path: str, sha256: str = "") -> tuple[Rulebook, li
                                          for v in values)
     rules: list[Rule] = []
     raw_rules = document.get("rules")
-    if not isinstance(raw_rules, list) or not raw_rules:
+    if raw_rules is None and "levies" in document and "rules" not in document:
+        raw_rules = []  # levies with statutory rates only: no cost item to decide, so no rule is needed
+    elif not isinstance(raw_rules, list) or not raw_rules:
         reader.error("rule-missing-key", reader.at(document, "rules" if "rules" in document else None),
                      "Die Regeldatei enthält keine Regeln", found=repr(raw_rules), expected="eine Liste unter `rules:`",
                      hint="mindestens eine Regel ergänzen")
@@ -659,7 +742,9 @@ def parse_rulebook(text: str, path: str, sha256: str = "") -> tuple[Rulebook, li
     levies = _levies(reader, document)
     _check_levy_rules(reader, rules, levies, document)
     rate_limits = _rate_limits(reader, document)
-    _notice_settings(reader, document)
+    state, state_given = _state(reader, document)
+    settings = _notice_settings(reader, document)
+    _state_departures(reader, document, state, valid_from, levies, rate_limits, settings)
     errors = [p for p in reader.problems if p.severity == "error"]
     if not errors:
         _compile(reader, rules)
@@ -668,7 +753,8 @@ def parse_rulebook(text: str, path: str, sha256: str = "") -> tuple[Rulebook, li
         raise RuleFileError(reader.problems)
     description = reader.text(document, "description", required=False).strip()
     return Rulebook(path, sha256, district, valid_from, valid_to, str(hit_policy), tuple(rules), domains,
-                    tuple(examples), Location(path, line=1, col=1), description, tuple(levies), rate_limits), [
+                    tuple(examples), Location(path, line=1, col=1), description, tuple(levies), rate_limits, state,
+                    state_given), [
         p for p in reader.problems if p.severity == "warning"]
 
 
@@ -1094,6 +1180,7 @@ class NoticeSettings:
     change_policy: str = "spread"
     levy_texts: tuple[LevyNoticeText, ...] = ()
     source: Location | None = None
+    schedule_basis: str = ""  # the norm of a plan taken from the state's profile (the file has no `instalments:`)
 
     def text_for(self, *names: str) -> LevyNoticeText | None:
         wanted = {name.casefold() for name in names if name}
@@ -1216,6 +1303,14 @@ def _levy_texts(reader: _Reader, node: LocDict) -> tuple[LevyNoticeText, ...]:
 def _notice_settings(reader: _Reader, document: LocDict) -> NoticeSettings:
     schedule = _schedule(reader, document["instalments"], reader.at(document, "instalments", True)) \
         if "instalments" in document else None
+    basis = ""
+    if "instalments" not in document:  # the state's own plan where its law fixes one (a verified fact only)
+        state = document.get("state") if document.get("state") in state_law.STATES else state_law.DEFAULT_STATE
+        year = document.get("valid_from") if isinstance(document.get("valid_from"), int) else None
+        law = state_law.profile(str(state))
+        value = law.applied("instalments", year)
+        if value is not None:
+            schedule, basis = state_law_schedule(value), law.fact("instalments", year).norm
     node = document.get("notices", LocDict())
     if not isinstance(node, LocDict):
         reader.error("rule-bad-notices", reader.at(document, "notices", True), '"notices" muss eine Zuordnung sein',
@@ -1231,7 +1326,8 @@ def _notice_settings(reader: _Reader, document: LocDict) -> NoticeSettings:
                      hint="spread: Differenz auf die offenen Raten verteilen; at_once: mit der nächsten Rate")
     return NoticeSettings(schedule, _kassenzeichen(reader, node), reader.text(node, "payment", required=False),
                           reader.text(node, "issuer", required=False), str(policy), _levy_texts(reader, node),
-                          reader.at(document, "instalments") if "instalments" in document else Location(reader.file))
+                          reader.at(document, "instalments") if "instalments" in document else Location(reader.file),
+                          basis)
 
 
 def load_notice_settings(path: str | Path) -> NoticeSettings:

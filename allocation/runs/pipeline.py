@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..core import __version__
+from ..core import states
 from ..calc import levies
 from ..calc.allocate import allocate, decide
 from ..calc.analysis import check_for_run
@@ -196,9 +197,14 @@ def compute(input_path: str | Path, rules_path: str | Path,
     column_problems = check_levy_columns(rulebook, book)
     if column_problems:
         raise RuleFileError(column_problems)
+    need_problems = levies.need_problems(rulebook, book)
+    if need_problems:
+        raise InputError(need_problems)
+    book = levies.computed_bases(rulebook, book)  # no Umlagegrundlagen column: the levy's components define it
     rate_problems = levies.check_rates(rulebook, book.levy_rates)
-    if rate_problems:
+    if [p for p in rate_problems if p.severity == "error"]:
         raise InputError(rate_problems)
+    warnings = list(warnings) + rate_problems  # a rate rule the law states as "soll": a Hinweis
     _refuse_too_many_lines(book)
     decisions = decide(rulebook, book)
     allocation = levies.assess(allocate(rulebook, book, decisions))
@@ -230,6 +236,9 @@ def protocol_rows(allocation: Allocation, rulebook: Rulebook, started: _dt.datet
         ("Regeldatei", rulebook.path),
         ("SHA-256 Regeldatei", rulebook.sha256),
         ("Regeldatei gültig", f"{rulebook.valid_from}–{rulebook.valid_to}"),
+        ("Land (Rechtsprofil)", f"{rulebook.state} ({states.STATE_NAMES[rulebook.state]})"
+                                + ("" if rulebook.state_given else ", angenommen: die Regeldatei nennt kein Land")),
+        ("Umlageverband", book.parameters.level),
         ("Trefferstrategie", rulebook.hit_policy),
         ("Kostenpositionen", len(allocation.items)),
         ("Gemeinden", len(book.municipalities)),
@@ -250,7 +259,7 @@ def workbook_rows(allocation: Allocation, started: _dt.datetime, mode: str, prov
     if record_paths == "names":
         rows = [(label, Path(value).name if label == "Regeldatei" else value) for label, value in rows]
     rows += [("Laufart", "Echtlauf" if mode == "final" else "Probelauf"),
-             ("Vorläufig (§ 56 Abs. 1 KrO NRW)", "ja" if provisional else "nein")]
+             (f"Vorläufig ({states.provisional_norm(allocation.rulebook.state)})", "ja" if provisional else "nein")]
     if ignore_validity is not None:
         rows.append(("Gültigkeit der Regeldatei übergangen (--ignore-validity)", ignore_validity))
     if bases_from is not None:
@@ -287,7 +296,7 @@ def replay(manifest: dict, output_path: str | Path, input_location: str | Path |
     Protokoll), so that it reproduces the workbook's every part. `input_location` reads the input from elsewhere
     (an archived copy under a fixed name) while the workbook shows the recorded file name, as the original run did.
     Nothing of the manifest chooses where anything is written."""
-    from ..workbook.report import PROVISIONAL_NOTE, write_workbook
+    from ..workbook.report import provisional_note, write_workbook
 
     parameters = manifest["parameters"]
     mode, provisional = parameters.get("mode", "test"), bool(parameters.get("provisional", False))
@@ -304,7 +313,7 @@ def replay(manifest: dict, output_path: str | Path, input_location: str | Path |
     rows = workbook_rows(allocation, started, mode, provisional, input_path, rules_path, manifest["output"]["path"],
                          bases_from, rates_from, ignore_validity=ignore_validity,
                          record_paths="names" if names else "full", python=manifest["tool"]["python"])
-    write_workbook(output_path, allocation, controls, rows, provisional=PROVISIONAL_NOTE if provisional else None,
+    write_workbook(output_path, allocation, controls, rows, provisional=provisional_note(allocation.rulebook.state) if provisional else None,
                    rules_label=Path(rules_path).name if names else None)
     return allocation
 
@@ -374,7 +383,7 @@ def _run(input_path, rules_path, output_path, *, mode, provisional, register_dir
     from ..core.filenames import sha256_file
     from .manifest import build_manifest, write_manifest
     from .register import installation_register
-    from ..workbook.report import PROVISIONAL_NOTE, write_workbook
+    from ..workbook.report import provisional_note, write_workbook
 
     started = _dt.datetime.now(_dt.timezone.utc)
     if bases_from is not None and not provisional:
@@ -408,7 +417,7 @@ def _run(input_path, rules_path, output_path, *, mode, provisional, register_dir
         recorded["ignore_validity"] = ignore_validity
 
     def write_book() -> None:
-        write_workbook(output_path, allocation, controls, rows, provisional=PROVISIONAL_NOTE if provisional else None,
+        write_workbook(output_path, allocation, controls, rows, provisional=provisional_note(allocation.rulebook.state) if provisional else None,
                        rules_label=Path(rules_used).name if names else None)
 
     def write_record(register: dict | None = None) -> None:

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Iterator
 
 from ..core.model import normalise_header  # re-exported: the one definition of a column name
+from ..core.model import NeedEntry
+from ..core.states import DEFAULT_LEVEL, LEVELS
 from ..core.model import (COMPONENTS, DISTRICT_HOST, CostItem, InputBook, KeyEntry, LevyRateEntry, Municipality,
                     Parameters)
 from ..core.filenames import FileRefused, read_regular
@@ -50,8 +52,21 @@ PARAMETERS = {
     "Haushaltsjahr": "Haushaltsjahr, z. B. 2022",
     "Rundung": "Cent oder Euro",
     "Hebesatz_Nachkommastellen": "2 oder 4",
+    "Umlageverband": "wer umlegt: " + ", ".join(LEVELS) + " (leer: Kreis)",
+    "Umlagebedarf": "ungedeckter Bedarf in Euro, der ohne Kostenposition über die Umlage finanziert wird; bei mehreren "
+                    "Umlagen je Umlage eine Zeile `Umlagebedarf:<id der Umlage>`",
+    "Gebietsschluessel": "der eigene Schlüssel des Umlageverbands (z. B. der 5-stellige Kreisschlüssel), für die "
+                         "Umlage an die Ebene darüber (`run --upward`)",
 }
 AGS_PATTERN = re.compile(r"[0-9]{8}")  # ASCII digits only: a fullwidth "０５…" is another string
+# The keys of each level (core/states.LEVELS): 8-digit AGS of a Gemeinde, the 5-digit Kreisschlüssel or a kreisfreie
+# Stadt's AGS (its last three digits 000), the 12-digit Regionalschlüssel.
+KEY_PATTERNS = {"ags": re.compile(r"[0-9]{8}"), "kreis": re.compile(r"[0-9]{5}|[0-9]{5}000"),
+                "regional": re.compile(r"[0-9]{12}")}
+KEY_TEXTS = {"ags": "8-stelliger AGS einer Gemeinde, z. B. 05170048",
+             "kreis": "5-stelliger Kreisschlüssel (z. B. 09677) oder AGS einer kreisfreien Stadt (z. B. 09663000)",
+             "regional": "12-stelliger Regionalschlüssel, z. B. 010515163003"}
+NEED_PARAMETER = "Umlagebedarf"
 MAX_DIGITS = 15  # significant digits a spreadsheet number cell holds exactly
 _WHOLE = 10.0 ** MAX_DIGITS
 ALIASES = {"foerderung": "Foerderung", "traeger": "Traeger", "schluessel": "Schluessel"}
@@ -422,7 +437,10 @@ class _Row:
             return f"{number.normalize():f}" if number == number.to_integral_value() else str(number)
         return str(value)
 
-    def ags(self, name: str, required: bool = True) -> str | None:
+    def ags(self, name: str, required: bool = True, keys: tuple[str, ...] = ("ags",),
+            level: str = DEFAULT_LEVEL) -> str | None:
+        if keys != ("ags",):
+            return self.key(name, required, keys, level)
         value = self.raw(name)
         if value is None:
             if required:
@@ -444,6 +462,32 @@ class _Row:
                                hint="den amtlichen 8-stelligen Gemeindeschlüssel eintragen")
             return None
         return text
+
+    def key(self, name: str, required: bool, keys: tuple[str, ...], level: str) -> str | None:
+        """A payer's key as its level allows (README, "Umlageverband"), as text of ASCII digits."""
+        expected = " oder ".join(KEY_TEXTS[k] for k in keys)
+        value = self.raw(name)
+        if value is None:
+            if required:
+                self.collector.add("input-empty-cell", self.where(name), f"{name} ist leer", expected=expected,
+                                   hint="den Schlüssel des Mitglieds eintragen")
+            return None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            digits = str(int(value)) if isinstance(value, int) or value.is_integer() else repr(value)
+            self.collector.add("input-bad-ags", self.where(name), "Der Schlüssel ist als Zahl gespeichert", found=digits,
+                               expected=expected + " (als Text)",
+                               hint="die Spalte als Text formatieren und den Schlüssel mit führender Null eintragen")
+            return None
+        text = str(value)
+        if any(KEY_PATTERNS[k].fullmatch(text) for k in keys):
+            return text
+        member = (f"ein Mitglied eines {level}s ist ein Landkreis (Kreisschlüssel) oder eine kreisfreie Stadt "
+                  "(AGS mit 000 am Ende)" if "kreis" in keys and "ags" not in keys and re.fullmatch(r"[0-9]{8}", text)
+                  else "")
+        self.collector.add("input-bad-ags", self.where(name), f"kein gültiger Schlüssel für ein Mitglied ({level})"
+                           + (f": {member}" if member else ""), found=_show(text), expected=expected,
+                           hint="den Schlüssel der Ebene eintragen (Parameter Umlageverband prüfen)")
+        return None
 
     def attribute(self, name: str) -> object:
         """A free column as rules see it: Decimal for numbers, text otherwise, '' for empty."""
@@ -471,8 +515,15 @@ def _is_header_cell(value: object) -> bool:
     return isinstance(value, str) and normalise_header(value) == "wert"
 
 
+def _need_key(key: str) -> str | None:
+    """`Umlagebedarf` -> ""; `Umlagebedarf:kreisumlage` (also with a blank or _) -> "kreisumlage"; else None."""
+    match = re.fullmatch(r"\s*umlagebedarf\s*(?:[:_ ]\s*(\S.*?))?\s*", key, flags=re.IGNORECASE)
+    return None if match is None else (match.group(1) or "")
+
+
 def _parameters(sheet: _Sheet, collector: _Collector) -> Parameters | None:
     found: dict[str, tuple[object, int]] = {}
+    needs: dict[str, tuple[object, int]] = {}
     for r, row in enumerate(sheet.rows, start=1):
         key = row[0] if row else None
         if key is None or (isinstance(key, str) and not key.strip()):
@@ -480,6 +531,16 @@ def _parameters(sheet: _Sheet, collector: _Collector) -> Parameters | None:
         key = _cell_text(key)
         if r == 1 and (normalise_header(key) == "parameter" or _is_header_cell(row[1] if len(row) > 1 else None)):
             continue  # a header row: "Parameter | Wert", "Schlüssel | Wert", "Name | Wert"
+        levy = _need_key(key)
+        if levy is not None:
+            if levy in needs:
+                collector.add("input-duplicate-parameter", collector.loc(sheet.name, r, 1),
+                              f'Parameter "{key}" kommt doppelt vor', found=key, expected="je Umlage ein Umlagebedarf",
+                              hint=f"die doppelte Zeile löschen; der Parameter steht schon in Zeile {needs[levy][1]}")
+                continue
+            value = row[1] if len(row) > 1 else None
+            needs[levy] = (value.strip() if isinstance(value, str) else value, r)
+            continue
         canonical = next((k for k in PARAMETERS if normalise_header(k) == normalise_header(key)), None)
         if canonical is None:
             collector.add("input-unknown-parameter", collector.loc(sheet.name, r, 1), f'unbekannter Parameter "{key}"'
@@ -528,26 +589,81 @@ def _parameters(sheet: _Sheet, collector: _Collector) -> Parameters | None:
         collector.add("input-bad-parameter", where("Hebesatz_Nachkommastellen"),
                       "Hebesatz_Nachkommastellen muss 2 oder 4 sein", found=_show(decimals),
                       expected="2 oder 4", hint="2 (z. B. 36.20 %) oder 4 (z. B. 26.7678 %) eintragen")
+    level = found.get("Umlageverband", (DEFAULT_LEVEL, 0))[0] or DEFAULT_LEVEL
+    if level not in LEVELS:
+        ok = False
+        collector.add("input-bad-parameter", where("Umlageverband"), "unbekannter Umlageverband"
+                      f"{did_you_mean(str(level), LEVELS)}", found=_show(level), expected=", ".join(LEVELS),
+                      hint="die Ebene eintragen, die umlegt (leer lassen für einen Kreis)")
+    own_key = found.get("Gebietsschluessel", (None, 0))[0]
+    if isinstance(own_key, (int, float)) and not isinstance(own_key, bool) or (
+            own_key is not None and not re.fullmatch(r"[0-9]{5}|[0-9]{8}|[0-9]{12}", str(own_key))):
+        ok = False
+        collector.add("input-bad-parameter", where("Gebietsschluessel"), "Gebietsschluessel ist kein Schlüssel",
+                      found=_show(own_key), expected="5, 8 oder 12 Ziffern als Text, z. B. 09677",
+                      hint="die Zelle als Text formatieren und den Schlüssel mit führender Null eintragen")
+    entries = []
+    for levy, (value, r) in needs.items():
+        if value is None:
+            continue  # the template's empty row: no need given
+        cents = _need_cents(value, collector.loc(sheet.name, r, 2), collector)
+        if cents is None:
+            ok = False
+            continue
+        entries.append(NeedEntry(levy, cents, collector.loc(sheet.name, r, 2)))
+    if "" in needs and len(needs) > 1:
+        ok = False
+        collector.add("input-duplicate-parameter", collector.loc(sheet.name, needs[""][1], 1),
+                      "Umlagebedarf ohne Umlage neben Umlagebedarf je Umlage", found="Umlagebedarf",
+                      expected="entweder eine Zeile Umlagebedarf oder je Umlage eine Zeile Umlagebedarf:<id>",
+                      hint="die Zeile ohne Umlage der richtigen Umlage zuordnen, z. B. Umlagebedarf:kreisumlage")
     if not ok:
         return None
-    return Parameters(str(district), year, str(rounding), int(decimals), collector.loc(sheet.name))
+    return Parameters(str(district), year, str(rounding), int(decimals), collector.loc(sheet.name), str(level),
+                      tuple(entries), str(own_key or ""))
 
 
-def _municipalities(sheet: _Sheet, collector: _Collector) -> tuple[list[Municipality], tuple[str, ...], set[str]]:
-    """The municipalities, the sheet's columns, and every valid AGS of the sheet (also of rows with other
-    errors: a reference to such a row is not an "unknown AGS" on top of its own error)."""
-    columns = _header(sheet, MUNICIPALITY_COLUMNS, (), collector)
+def _need_cents(value: object, where: Location, collector: _Collector) -> int | None:
+    """A Umlagebedarf cell as cents (a number in euros, at most two decimals, not negative)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        collector.add("input-bad-parameter", where, "Umlagebedarf ist kein Betrag", found=_show(value),
+                      expected="ein Betrag in Euro, z. B. 107500000", hint="den ungedeckten Bedarf als Zahl eintragen")
+        return None
+    number = decimal_from_cell(value)
+    try:
+        cents = cents_from_decimal(number)
+    except ValueError:
+        collector.add("input-sub-cent", where, "Umlagebedarf enthält Bruchteile eines Cents", found=str(number),
+                      expected="höchstens zwei Nachkommastellen", hint="auf Cent runden")
+        return None
+    if cents < 0 or abs(cents) >= 10 ** MAX_DIGITS:
+        collector.add("input-bad-parameter", where, "Umlagebedarf liegt außerhalb des Möglichen", found=str(number),
+                      expected="0 oder mehr, höchstens 15 Stellen einschließlich Cent",
+                      hint="den Betrag prüfen (Einheit oder Vorzeichen vertauscht?)")
+        return None
+    return cents
+
+
+def _municipalities(sheet: _Sheet, collector: _Collector, level: str = DEFAULT_LEVEL
+                    ) -> tuple[list[Municipality], tuple[str, ...], set[str]]:
+    """The municipalities (members: payers keyed as their level allows), the sheet's columns, and every valid key
+    of the sheet (also of rows with other errors: a reference to such a row is not an "unknown AGS" on top of its
+    own error). `Umlagegrundlagen` may be missing where the rule file's levies compute the base from its
+    components (checked once the rules are known: `levies.computed_bases`)."""
+    columns = _header(sheet, MUNICIPALITY_COLUMNS[:2], MUNICIPALITY_COLUMNS[2:], collector)
     if columns is None:
         return [], (), set()
+    keys = LEVELS[level].keys
     result: list[Municipality] = []
     first_row: dict[str, int] = {}
     for r, row in _data_rows(sheet, collector):
         cells = _Row(sheet, r, row, columns, collector)
-        ags = cells.ags("AGS")
+        ags = cells.ags("AGS", keys=keys, level=level)
         name = cells.text("Gemeinde", required=True)
         base_cents = cells.amount("Umlagegrundlagen", True, "die Umlagegrundlage in Euro",
                                   ("input-negative-base", "darf nicht negativ sein",
-                                   "die Umlagegrundlagen aus den GFG-Daten eintragen"))
+                                   "die Umlagegrundlagen aus den GFG-Daten eintragen")) \
+            if "Umlagegrundlagen" in columns else 0
         attrs = {column: cells.attribute(column) for column in columns}
         if ags is not None:
             if ags in first_row:
@@ -566,7 +682,7 @@ def _municipalities(sheet: _Sheet, collector: _Collector) -> tuple[list[Municipa
     return result, tuple(columns), set(first_row)
 
 
-def _items(sheet: _Sheet, known_ags: set[str], collector: _Collector
+def _items(sheet: _Sheet, known_ags: set[str], collector: _Collector, level: str = DEFAULT_LEVEL
            ) -> tuple[list[CostItem], tuple[str, ...], set[str]]:
     """The cost items, the sheet's columns, and every ID of the sheet (also of items with other errors)."""
     columns = _header(sheet, ITEM_COLUMNS, OPTIONAL_ITEM_COLUMNS, collector)
@@ -585,7 +701,7 @@ def _items(sheet: _Sheet, known_ags: set[str], collector: _Collector
             if str(host_raw).lower() == DISTRICT_HOST.lower():
                 host = DISTRICT_HOST
             else:
-                host = cells.ags("Traeger")
+                host = cells.ags("Traeger", keys=LEVELS[level].keys, level=level)
                 if host is not None and known_ags and host not in known_ags:
                     collector.add("input-unknown-host", cells.where("Traeger"), f"Traeger {host} steht nicht im Blatt Gemeinden",
                                   found=host, expected=f"{DISTRICT_HOST} oder ein AGS aus Gemeinden",
@@ -613,7 +729,8 @@ def _items(sheet: _Sheet, known_ags: set[str], collector: _Collector
     return result, tuple(columns), set(first_row)
 
 
-def _keys(sheet: _Sheet, items: set[str], known_ags: set[str], collector: _Collector) -> list[KeyEntry]:
+def _keys(sheet: _Sheet, items: set[str], known_ags: set[str], collector: _Collector,
+          level: str = DEFAULT_LEVEL) -> list[KeyEntry]:
     """`items`: every ID Kostenpositionen names, also on rows refused for their own errors (their keys are no
     unknown items)."""
     columns = _header(sheet, KEY_COLUMNS, (), collector)
@@ -624,7 +741,7 @@ def _keys(sheet: _Sheet, items: set[str], known_ags: set[str], collector: _Colle
     for r, row in _data_rows(sheet, collector):
         cells = _Row(sheet, r, row, columns, collector)
         item_id = cells.text("ID", required=True)
-        ags = cells.ags("AGS")
+        ags = cells.ags("AGS", keys=LEVELS[level].keys, level=level)
         value = cells.number("Wert", True, "ein Schlüsselwert (z. B. Fallzahl)")
         if item_id and items and item_id not in items:
             collector.add("input-unknown-item", cells.where("ID"), f'keine Kostenposition mit ID "{item_id}"'
@@ -705,11 +822,16 @@ def read_input(path: str | Path, shown: str | None = None) -> InputBook:
     finally:
         workbook.close()
     parameters = _parameters(sheets["Parameter"], collector) if "Parameter" in sheets else None
-    municipalities, municipality_columns, known_ags = (_municipalities(sheets["Gemeinden"], collector)
+    level = parameters.level if parameters is not None else DEFAULT_LEVEL
+    municipalities, municipality_columns, known_ags = (_municipalities(sheets["Gemeinden"], collector, level)
                                                        if "Gemeinden" in sheets else ([], (), set()))
-    items, item_columns, known_items = _items(sheets["Kostenpositionen"], known_ags, collector) \
+    items, item_columns, known_items = _items(sheets["Kostenpositionen"], known_ags, collector, level) \
         if "Kostenpositionen" in sheets else ([], (), set())
-    keys = _keys(sheets["Schluessel"], known_items, known_ags, collector) if "Schluessel" in sheets else []
+    keys = _keys(sheets["Schluessel"], known_items, known_ags, collector, level) if "Schluessel" in sheets else []
+    if parameters is not None and (parameters.needs or "Umlagesaetze" in sheets) and "Kostenpositionen" not in sheets:
+        # a levy with a statutory rate, or whose need is given as Umlagebedarf, needs no cost item (nor their sheet)
+        collector.problems = [p for p in collector.problems
+                              if not (p.code == "input-missing-sheet" and p.location.sheet == "Kostenpositionen")]
     levy_rates = _levy_rates(sheets["Umlagesaetze"], collector) if "Umlagesaetze" in sheets else []
     if collector.problems or parameters is None:
         raise InputError(collector.problems)

@@ -31,6 +31,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 from ..rulefiles import conditions
 from ..calc.controls import Control
 from ..core.problems import column_letter
+from ..core import states
 from ..core.model import (LEVY_ROUTES, ROUTE_LABELS, ROUTES, Allocation, AllocationLine, ItemAllocation, LevyLine, LevyPart,
                     LevyResult, Municipality)
 from ..core.filenames import write_atomically  # re-exported for the other writers
@@ -38,7 +39,7 @@ from ..core.money import CELL_CONTEXT, CELL_DIGITS, cell_digits, cents_to_decima
 
 __all__ = ["write_workbook", "write_book", "Book", "Sheet", "fit_cell", "CELL_TEXT_MAX", "write_atomically", "proof", "levy_proof", "SHEET_NAMES",
            "safe_text", "put_value", "CellNotExact",
-           "PROVISIONAL_NOTE", "Table", "uebersicht_table", "einzelnachweis_table", "entscheidungen_table"]
+           "PROVISIONAL_NOTE", "provisional_note", "Table", "uebersicht_table", "einzelnachweis_table", "entscheidungen_table"]
 
 # `Umlagen` is written only when the rule file has `levies:` (after Hebesaetze, so existing sheets keep their place)
 SHEET_NAMES = ("Uebersicht", "Einzelnachweis", "Entscheidungen", "Kontrollen", "Protokoll", "Hinweise", "Hebesaetze",
@@ -811,6 +812,14 @@ def _umlagen(book: Book, allocation: Allocation) -> None:
 
 PROVISIONAL_NOTE = ("VORLÄUFIG (§ 56 Abs. 1 KrO NRW): Haushaltssatzung noch nicht in Kraft, berechnet mit den "
                     "Hebesätzen und Umlagegrundlagen des Vorjahres")
+
+
+def provisional_note(state: str) -> str:
+    """The banner of a provisional run's sheets: NW's as before, another state's with its own norm and rule."""
+    if state == states.DEFAULT_STATE:
+        return PROVISIONAL_NOTE
+    return (f"VORLÄUFIG ({states.provisional_norm(state)}): Haushaltssatzung noch nicht in Kraft; "
+            f"{states.provisional_rule(state)}")
 
 
 def write_workbook(path: str | Path, allocation: Allocation, controls: Sequence[Control],
