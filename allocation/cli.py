@@ -178,7 +178,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return ExitCode.USAGE
     result = run(args.input, args.rules, args.output, mode=args.mode, provisional=args.provisional,
                  register_dir=args.register, supersede=args.supersede, bases_from=args.bases_from,
-                 rates_from=args.rates_from, ignore_validity=args.ignore_validity)
+                 rates_from=args.rates_from, ignore_validity=args.ignore_validity, upward=args.upward)
     allocation = result.allocation
     for warning in result.warnings:
         print(f"  {warning}", file=sys.stderr)
@@ -917,6 +917,9 @@ def _add_run(commands) -> None:
     run.add_argument("--rates-from", metavar="VORJAHR.xlsx", default=None,
                      help="mit --provisional: Umlagesätze (Blatt Umlagesaetze) aus der Eingabe-Arbeitsmappe des "
                           "Vorjahres auf die Grundlagen dieses Jahres anwenden")
+    run.add_argument("--upward", metavar="OBERE-EBENE.xlsx", default=None,
+                     help="Ergebnis der Ebene darüber (z. B. Bezirk, Landschaftsverband) mit Manifest: die eigene "
+                          "Umlage daran wird Kostenposition UMLAGE-<Umlage> (Parameter Gebietsschluessel nötig)")
     run.set_defaults(handler=_cmd_run)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # the shape of a problem code: a known group prefix, kebab-case
 CODE = re.compile(r"(?:input|rules?|decision|control|manifest|register|output|explain|compare|trueup|inbox|web|serve"
-                  r"|notices|year|benehmen|statements|usage)(?:-[a-z0-9]+)+|double-burden|host-credited")
+                  r"|notices|year|benehmen|statements|usage|upward)(?:-[a-z0-9]+)+|double-burden|host-credited")
 # code-shaped strings that are not problem codes, with the reason (besides log events, found structurally below)
 NOT_PROBLEM_CODES: dict[str, str] = {}
 

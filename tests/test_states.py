@@ -352,3 +352,96 @@ def test_the_template_of_a_state_has_the_columns_of_its_base_and_cites_its_law(t
     plain = tmp_path / "vorlage.xlsx"
     assert main(["template", str(plain)]) == 0
     assert [cell.value for cell in load_workbook(plain)["Gemeinden"][1]][:3] == ["AGS", "Gemeinde", "Umlagegrundlagen"]
+
+
+# ------------------------------------------------------------------------------------------ the levy upward
+
+UNTERFRANKEN = ROOT / "fixtures" / "bezirk-unterfranken-2021" / "bezirk-unterfranken-2021.xlsx"
+UNTERFRANKEN_RULES = ROOT / "rules" / "bezirk-unterfranken-2021.yaml"
+
+KREIS_RULES = """\
+district: Landkreis Main-Spessart
+state: BY
+valid_from: 2021
+valid_to: 2021
+levies:
+  - id: kreisumlage
+    name: Kreisumlage
+    legal_basis: "Art. 18 BayFAG"
+    base: {Steuerkraftzahlen: 100, Schluesselzuweisungen: 80}
+rules:
+  - id: bezirksumlage
+    legal_basis: "Art. 18 Abs. 1 BayFAG; Art. 21 BayFAG"
+    when: {Kategorie: Bezirksumlage}
+    route: district_levy
+    levy: kreisumlage
+"""
+
+
+@pytest.fixture(scope="module")
+def bezirk_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bezirk")
+    output = folder / "bezirk-ergebnis.xlsx"
+    assert main(["run", str(UNTERFRANKEN), "--rules", str(UNTERFRANKEN_RULES), "-o", str(output)]) == 0
+    return output
+
+
+def kreis(tmp_path: Path, key: str | None = "09677", year: int = 2021) -> tuple[Path, Path]:
+    parameters = [["Kreis", "Landkreis Main-Spessart"], ["Haushaltsjahr", year]]
+    if key is not None:
+        parameters.append(["Gebietsschluessel", key])
+    source = workbook(tmp_path / "kreis.xlsx", parameters, ["AGS", "Gemeinde", "Steuerkraftzahlen",
+                                                             "Schluesselzuweisungen"],
+                      [["09677901", "Gemeinde A", 100_000_000, 10_000_000],
+                       ["09677902", "Gemeinde B", 50_000_000, 5_000_000]], items=True)
+    rule_file = tmp_path / "kreis.yaml"
+    rule_file.write_text(KREIS_RULES.replace("2021", str(year)), encoding="utf-8")
+    return source, rule_file
+
+
+def test_a_kreis_pays_its_bezirksumlage_from_the_bezirks_verified_output(bezirk_run, tmp_path, capsys):
+    source, rule_file = kreis(tmp_path)
+    out = tmp_path / "o" / "kreis-ergebnis.xlsx"
+    assert main(["run", str(source), "--rules", str(rule_file), "-o", str(out), "--upward", str(bezirk_run)]) == 0
+    # Main-Spessart's Bezirksumlage 2021 as the Bezirk published it: 31,431,627 € (fixture README); the item's
+    # source is the Bezirk's cell
+    items = {row["ID"]: row for row in read_sheet(out, "Entscheidungen")}
+    assert "UMLAGE-bezirksumlage" in items
+    shares = {r["AGS"]: Decimal(str(r["Betrag"])) for r in read_sheet(out, "Umlagen") if str(r.get("AGS", "")).isdigit()}
+    # bases 100,000,000 + 80 % × 10,000,000 = 108,000,000 and 54,000,000: the need split 2 : 1;
+    # 31,431,627 × 2/3 = 20,954,418, × 1/3 = 10,477,209
+    assert shares == {"09677901": Decimal("20954418.00"), "09677902": Decimal("10477209.00")}
+    protocol = {row["Angabe"]: row["Wert"] for row in read_sheet(out, "Protokoll")}
+    assert protocol["Umlage an die Ebene darüber aus"].endswith("bezirk-ergebnis.xlsx")
+    capsys.readouterr()
+    assert main(["verify", str(out)]) == 0  # the replay reads the Bezirk's output again, through its manifest
+    assert main(["explain", str(out), "--item", "UMLAGE-bezirksumlage"]) == 0
+    assert "Umlagen!" in capsys.readouterr().out
+
+
+def test_the_levy_upward_needs_the_own_key_and_a_row_with_it(bezirk_run, tmp_path, capsys):
+    source, rule_file = kreis(tmp_path, key=None)
+    assert main(["run", str(source), "--rules", str(rule_file), "-o", str(tmp_path / "x.xlsx"), "--upward",
+                 str(bezirk_run), "--json"]) == 3
+    assert json.loads(capsys.readouterr().out)["problems"][0]["code"] == "input-missing-parameter"
+    source, rule_file = kreis(tmp_path, key="09999")
+    assert main(["run", str(source), "--rules", str(rule_file), "-o", str(tmp_path / "x.xlsx"), "--upward",
+                 str(bezirk_run), "--json"]) == 3
+    assert json.loads(capsys.readouterr().out)["problems"][0]["code"] == "upward-not-found"
+
+
+def test_the_levy_upward_of_another_year_or_a_changed_output_is_refused(bezirk_run, tmp_path, capsys):
+    source, rule_file = kreis(tmp_path, year=2022)
+    assert main(["run", str(source), "--rules", str(rule_file), "-o", str(tmp_path / "x.xlsx"), "--upward",
+                 str(bezirk_run), "--json"]) == 3
+    assert json.loads(capsys.readouterr().out)["problems"][0]["code"] == "upward-mismatch"
+    changed = tmp_path / "bezirk-ergebnis.xlsx"
+    import shutil
+    shutil.copyfile(bezirk_run, changed)
+    shutil.copyfile(Path(f"{bezirk_run}.manifest.json"), Path(f"{changed}.manifest.json"))
+    edited = load_workbook(changed)
+    edited["Umlagen"]["A1"].value = "Umlage"  # saved again by another program: the bytes differ from the manifest's
+    edited.save(changed)
+    source, rule_file = kreis(tmp_path)
+    assert main(["run", str(source), "--rules", str(rule_file), "-o", str(tmp_path / "y.xlsx"), "--upward",
+                 str(changed), "--json"]) == 7

@@ -53,7 +53,7 @@ PACKAGE_TIMES = re.compile(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcter
 # happened, and the output's own hash (an xlsx carries its write time; the recorded hash is checked against
 # the file on disk instead). `[]` stands for every element of a list.
 UNCOMPARED_FIELDS = ("started_utc", "working_directory", "input.absolute", "rules[].absolute", "bases_from.absolute",
-                     "rates_from.absolute", "output.path", "output.sha256", "tool.python",
+                     "rates_from.absolute", "upward.absolute", "output.path", "output.sha256", "tool.python",
                      # the manifest's format and seal: checked when it is read (`readback.load_manifest`)
                      "format", "seal",
                      # a final run's register entry: checked against the register (`register_findings`)
@@ -523,7 +523,9 @@ def _recomputed_manifest(manifest: dict, replayed: Path, allocation: Allocation)
                              _dt.datetime.now(_dt.timezone.utc), extra)
     rebuilt["output"]["file"] = manifest["output"]["file"]
     rates_from = manifest.get("rates_from")
-    return rebuilt | ({"bases_from": bases_from} if bases_from else {}) | ({"rates_from": rates_from} if rates_from else {})
+    upward = manifest.get("upward")
+    return rebuilt | ({"bases_from": bases_from} if bases_from else {}) | ({"rates_from": rates_from} if rates_from else {}) \
+        | ({"upward": upward} if upward else {})
 
 
 def _hash_of(path: Path) -> tuple[str | None, str]:
@@ -541,6 +543,8 @@ def _file_problems(manifest: dict, base: Path) -> list[str]:
         entries.append(("Vorjahres-Arbeitsmappe", manifest["bases_from"]))
     if manifest.get("rates_from"):
         entries.append(("Vorjahres-Arbeitsmappe (Umlagesätze)", manifest["rates_from"]))
+    if manifest.get("upward"):
+        entries.append(("Ergebnis der Ebene darüber", manifest["upward"]))
     for kind, entry in entries:
         found = existing_file(entry, base)
         digest, why = _hash_of(found) if found is not None else (None, "")

@@ -164,7 +164,8 @@ def _refuse_too_many_lines(book: InputBook) -> None:
 def compute(input_path: str | Path, rules_path: str | Path,
             bases_from: str | Path | None = None, rates_from: str | Path | None = None, *,
             ignore_validity: str | None = None, accept: Callable[[InputBook], None] | None = None,
-            input_shown: str | None = None) -> tuple[Allocation, list[Control], list[Problem]]:
+            input_shown: str | None = None, upward: str | Path | None = None
+            ) -> tuple[Allocation, list[Control], list[Problem]]:
     """The one way from an input workbook and a rule file or rules folder to a run: everything but writing.
 
     Returns the allocation, its controls and the warnings. The workbook is read once. A rule file is checked
@@ -173,6 +174,7 @@ def compute(input_path: str | Path, rules_path: str | Path,
     warning). From a rules folder the one file valid for the workbook is chosen (`selection.select_rules`).
     `bases_from`: the previous year's input workbook, whose Umlagegrundlagen apply (provisional year).
     `rates_from`: the previous year's input workbook, whose Umlagesaetze apply (provisional year).
+    `upward`: the level above's output workbook; what this body pays it becomes a cost item (`upward.py`).
     `accept(book)` is called with the read workbook before the rules are chosen; it may raise a
     ProblemsError to stop (the web page: may this user run this district?). `input_shown`: the file name the
     input is known by when it is read from a copy (`inputs.read_input`'s `shown`)."""
@@ -187,6 +189,10 @@ def compute(input_path: str | Path, rules_path: str | Path,
         book = previous_bases(book, read_input(bases_from))
     if rates_from is not None:
         book = levies.previous_rates(book, read_input(rates_from))
+    if upward is not None:
+        from .upward import with_upward_items
+
+        book = with_upward_items(book, upward)
     if accept is not None:
         accept(book)
     if folder:
@@ -251,7 +257,7 @@ def workbook_rows(allocation: Allocation, started: _dt.datetime, mode: str, prov
                   input_path: str | Path, rules_path: str | Path, output_path: str | Path,
                   bases_from: dict | None = None, rates_from: dict | None = None, *,
                   ignore_validity: str | None = None, record_paths: str = "full",
-                  python: str | None = None) -> list[tuple[str, object]]:
+                  python: str | None = None, upward: dict | None = None) -> list[tuple[str, object]]:
     """All Protokoll rows of a run: the pipeline's, the run mode, and the manifest's data."""
     from .manifest import protocol_rows as manifest_rows
 
@@ -265,6 +271,9 @@ def workbook_rows(allocation: Allocation, started: _dt.datetime, mode: str, prov
     if bases_from is not None:
         rows += [("Umlagegrundlagen des Vorjahres aus", bases_from["path"]),
                  ("SHA-256 Vorjahres-Arbeitsmappe", bases_from["sha256"])]
+    if upward is not None:
+        rows += [("Umlage an die Ebene darüber aus", upward["path"]),
+                 ("SHA-256 Ergebnis der Ebene darüber", upward["sha256"])]
     if rates_from is not None:
         rows += [("Umlagesätze des Vorjahres aus", rates_from["path"]),
                  ("SHA-256 Vorjahres-Arbeitsmappe (Umlagesätze)", rates_from["sha256"])]
@@ -304,15 +313,17 @@ def replay(manifest: dict, output_path: str | Path, input_location: str | Path |
     input_path, rules_path = manifest["input"]["path"], manifest["rules"][0]["path"]
     bases_from = manifest.get("bases_from")
     rates_from = manifest.get("rates_from")
+    upward = manifest.get("upward")
     allocation, controls, _ = compute(input_location or input_path, rules_path,
                                       bases_from["path"] if bases_from else None,
                                       rates_from["path"] if rates_from else None, ignore_validity=ignore_validity,
-                                      input_shown=Path(input_path).name if input_location else None)
+                                      input_shown=Path(input_path).name if input_location else None,
+                                      upward=upward["path"] if upward else None)
     started = _dt.datetime.strptime(manifest["started_utc"], STARTED_FORMAT).replace(tzinfo=_dt.timezone.utc)
     names = "working_directory" not in manifest  # a names-only run (the web page) recorded no folder
     rows = workbook_rows(allocation, started, mode, provisional, input_path, rules_path, manifest["output"]["path"],
                          bases_from, rates_from, ignore_validity=ignore_validity,
-                         record_paths="names" if names else "full", python=manifest["tool"]["python"])
+                         record_paths="names" if names else "full", python=manifest["tool"]["python"], upward=upward)
     write_workbook(output_path, allocation, controls, rows, provisional=provisional_note(allocation.rulebook.state) if provisional else None,
                    rules_label=Path(rules_path).name if names else None)
     return allocation
@@ -325,7 +336,7 @@ def _names_only(problem: Problem) -> Problem:
 
 def guard_run(input_path: str | Path, rules_path: str | Path, output_path: str | Path,
               bases_from: str | Path | None, register_dir: str | Path | None,
-              rates_from: str | Path | None = None) -> None:
+              rates_from: str | Path | None = None, upward: str | Path | None = None) -> None:
     """Refuse (exit 8) before anything is read if the run would write over a file it reads, the register, a
     final run's workbook or manifest (by the register, or by the manifest beside the output), or another run's
     manifest (an output named `*.manifest.json`); a damaged register stops it (`register-corrupt`)."""
@@ -333,7 +344,8 @@ def guard_run(input_path: str | Path, rules_path: str | Path, output_path: str |
 
     guard_outputs([("Die Ergebnis-Arbeitsmappe", output_path), ("Das Manifest", manifest_path(output_path))],
                   [("Eingabe-Arbeitsmappe", input_path), *rule_files(rules_path),
-                   ("Vorjahres-Arbeitsmappe", bases_from), ("Vorjahres-Arbeitsmappe (Umlagesätze)", rates_from)],
+                   ("Vorjahres-Arbeitsmappe", bases_from), ("Vorjahres-Arbeitsmappe (Umlagesätze)", rates_from),
+                   ("Ergebnis der Ebene darüber", upward)],
                   register_dir)
 
 
@@ -342,7 +354,7 @@ def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path,
         supersede: str | Callable[[InputBook], str | None] | None = None, register_extra: dict | None = None,
         bases_from: str | Path | None = None, rates_from: str | Path | None = None,
         ignore_validity: str | None = None, record_paths: str = "full",
-        accept: Callable[[InputBook], None] | None = None) -> RunResult:
+        accept: Callable[[InputBook], None] | None = None, upward: str | Path | None = None) -> RunResult:
     """The yearly run: `compute` (rule file or rules folder), then write the workbook and manifest atomically.
 
     Before anything is read, the run is refused (exit 8) if the output or its manifest is the input, a rule
@@ -356,7 +368,8 @@ def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path,
     (only with it) its Umlagesaetze. `ignore_validity` (a reason, never for a final run) runs a rule file outside its district or years; the
     Protokoll and the manifest record it. `record_paths="names"` records file names only, never a folder or
     the working directory, in Protokoll, manifest, warnings and problems (the web page); the default
-    `"full"` records the paths as given, which `verify` needs.
+    `"full"` records the paths as given, which `verify` needs. `upward`: the level above's output workbook, whose
+    levy on this body becomes a cost item (`upward.py`); recorded like the previous year's workbooks.
     """
     if record_paths not in ("full", "names"):
         raise ValueError("record_paths is 'full' or 'names'")
@@ -370,7 +383,7 @@ def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path,
         return _run(input_path, rules_path, output_path, mode=mode, provisional=provisional,
                     register_dir=register_dir, supersede=supersede, register_extra=register_extra,
                     bases_from=bases_from, rates_from=rates_from, ignore_validity=ignore_validity,
-                    record_paths=record_paths, accept=accept)
+                    record_paths=record_paths, accept=accept, upward=upward)
     except ProblemsError as error:
         if record_paths == "names":
             raise type(error)([_names_only(p) for p in error.problems]) from None
@@ -378,7 +391,7 @@ def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path,
 
 
 def _run(input_path, rules_path, output_path, *, mode, provisional, register_dir, supersede, register_extra,
-         bases_from, rates_from, ignore_validity, record_paths, accept) -> RunResult:
+         bases_from, rates_from, ignore_validity, record_paths, accept, upward=None) -> RunResult:
 
     from ..core.filenames import sha256_file
     from .manifest import build_manifest, write_manifest
@@ -391,10 +404,10 @@ def _run(input_path, rules_path, output_path, *, mode, provisional, register_dir
     if rates_from is not None and not provisional:
         raise ValueError("rates_from is only for a provisional run")
     register_dir = installation_register(register_dir)
-    guard_run(input_path, rules_path, output_path, bases_from, register_dir, rates_from)
+    guard_run(input_path, rules_path, output_path, bases_from, register_dir, rates_from, upward)
     _refuse_override(ignore_validity, mode, Path(rules_path).is_dir())
     allocation, controls, warnings = compute(input_path, rules_path, bases_from, rates_from,
-                                             ignore_validity=ignore_validity, accept=accept)
+                                             ignore_validity=ignore_validity, accept=accept, upward=upward)
     rules_used = Path(allocation.rulebook.path) if Path(rules_path).is_dir() else rules_path
     names = record_paths == "names"
     shown = (lambda path: Path(path).name) if names else (lambda path: path)
@@ -405,13 +418,13 @@ def _run(input_path, rules_path, output_path, *, mode, provisional, register_dir
         return {"path": str(shown(path)), "absolute": str(Path(path).name if names else Path(path).resolve()),
                 "sha256": sha256_file(path)}
 
-    bases, rates = record(bases_from), record(rates_from)
+    bases, rates, above = record(bases_from), record(rates_from), record(upward)
     parameters = allocation.book.parameters
     if callable(supersede):
         supersede = supersede(allocation.book)
     rows = workbook_rows(allocation, started, mode, provisional, shown(input_path), shown(rules_used),
                          shown(output_path), bases, rates, ignore_validity=ignore_validity,
-                         record_paths=record_paths)
+                         record_paths=record_paths, upward=above)
     recorded = {"mode": mode, "provisional": provisional}
     if ignore_validity is not None:
         recorded["ignore_validity"] = ignore_validity
@@ -424,7 +437,8 @@ def _run(input_path, rules_path, output_path, *, mode, provisional, register_dir
         manifest = build_manifest(allocation, input_path, rules_used, output_path, started, recorded,
                                   record_paths=record_paths)
         write_manifest(output_path, manifest | ({"bases_from": bases} if bases else {})
-                       | ({"rates_from": rates} if rates else {}) | ({"register": register} if register else {}))
+                       | ({"rates_from": rates} if rates else {}) | ({"upward": above} if above else {})
+                       | ({"register": register} if register else {}))
 
     registered = None
     if mode != "final":
