@@ -19,6 +19,12 @@ from typing import Sequence
 from . import __version__
 from .core.problems import ExitCode, Location, Problem, ProblemsError, did_you_mean
 from .core.states import STATES as STATE_CODES
+from .core.states import level as _level
+
+
+def level_word(name: str) -> str:
+    """How the console counts the members: "Gemeinden" for a Kreis, the level's own word otherwise."""
+    return "Gemeinden" if name == "Kreis" else _level(name).counted
 
 __all__ = ["main", "build_parser"]
 
@@ -199,7 +205,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(summary, ensure_ascii=False, indent=2))
     else:
         print(f"{parameters.district}, Haushaltsjahr {parameters.year}: {len(allocation.items)} Kostenpositionen, "
-              f"{len(allocation.book.municipalities)} Gemeinden, verteilt {format_eur(total)}")
+              f"{len(allocation.book.municipalities)} {level_word(parameters.level)}, verteilt {format_eur(total)}")
         for levy in allocation.levies:  # what the levies charge (statute mode: base × rate), next to their need
             print(f"{levy.levy.name}: Aufkommen {format_eur(levy.revenue)}, Bedarf {format_eur(levy.need)}")
         for finding in allocation.findings:

@@ -7,6 +7,7 @@ quotes them (a profile fact is the law read in a cited source: `allocation state
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 from decimal import Decimal
 from fractions import Fraction
@@ -445,3 +446,26 @@ def test_the_levy_upward_of_another_year_or_a_changed_output_is_refused(bezirk_r
     source, rule_file = kreis(tmp_path)
     assert main(["run", str(source), "--rules", str(rule_file), "-o", str(tmp_path / "y.xlsx"), "--upward",
                  str(changed), "--json"]) == 7
+
+
+@pytest.mark.skipif(importlib.util.find_spec("typst") is None, reason="notices need typst")
+def test_a_bezirks_notice_addresses_a_landkreis_and_counts_members(bezirk_run, tmp_path, capsys):
+    from pypdf import PdfReader
+
+    # the plan Bavaria's law fixes (Art. 19 BayFAG) is the Kreisumlage's; the Bezirk's (Art. 22) was not read
+    assert main(["notices", str(bezirk_run), "-o", str(tmp_path / "x"), "--date", "2021-01-10", "--json"]) == 4
+    assert "Kreisumlage" in capsys.readouterr().out and not (tmp_path / "x").exists()
+    folder = tmp_path / "bezirk"
+    folder.mkdir()
+    rules = folder / UNTERFRANKEN_RULES.name
+    rules.write_text(UNTERFRANKEN_RULES.read_text(encoding="utf-8")
+                     + "instalments: {schedule: monthly, day: 20}  # illustrative plan of the Bezirk\n", "utf-8")
+    output = folder / "bezirk-ergebnis.xlsx"
+    assert main(["run", str(UNTERFRANKEN), "--rules", str(rules), "-o", str(output)]) == 0
+    assert main(["notices", str(output), "-o", str(tmp_path / "bescheide"), "--date", "2021-01-10"]) == 0
+    landkreis = next((tmp_path / "bescheide").glob("09677_*.pdf"))
+    text = "\n".join(page.extract_text() for page in PdfReader(landkreis).pages)
+    assert "Der Landrat / Die Landrätin" in text and "Kreiskämmerei" in text
+    assert "12 umlagepflichtige Mitglieder (Landkreise und kreisfreie Städte)" in text
+    city = next((tmp_path / "bescheide").glob("09663000_*.pdf"))
+    assert "Oberbürgermeister" in "\n".join(page.extract_text() for page in PdfReader(city).pages)

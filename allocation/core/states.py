@@ -24,7 +24,8 @@ import yaml
 
 __all__ = ["STATES", "STATE_NAMES", "DEFAULT_STATE", "FACTS", "LEVELS", "DEFAULT_LEVEL", "PROVISIONAL_RULES",
            "Fact", "Profile", "ProfileVersion", "Level", "profile", "profiles", "ProfileBroken", "spread_ratio",
-           "provisional_norm", "provisional_rule", "level", "NW_PROVISIONAL_NORM"]
+           "provisional_norm", "provisional_rule", "level", "NW_PROVISIONAL_NORM", "addressee",
+           "MEMBER_KEY"]
 
 # The 13 Flächenländer (issue 21); the codes of ISO 3166-2:DE without the "DE-".
 STATE_NAMES = {
@@ -71,7 +72,8 @@ class Level:
     name: str
     levy: str  # the levy's name in letters and workbooks
     payer: str  # one payer, as a letter addresses it
-    payers: str  # the payers together
+    payers: str  # the payers together, after an article ("die kreisangehörigen Gemeinden")
+    counted: str  # the payers after a number ("13 umlagepflichtige Gemeinden")
     keys: tuple[str, ...]  # "ags" (8-digit Gemeinde), "kreis" (5-digit Kreisschlüssel or a kreisfreie Stadt's AGS),
     # "regional" (12-digit Regionalschlüssel)
 
@@ -80,22 +82,26 @@ class Level:
 # 2 Kreis, 3 Gemeinde), the Kreisschlüssel its first 5, the Regionalschlüssel 12 (2 Land, 1 RB, 2 Kreis,
 # 4 Gemeindeverband, 3 Gemeinde). A kreisfreie Stadt's AGS ends in 000.
 LEVELS = {
-    "Kreis": Level("Kreis", "Kreisumlage", "kreisangehörige Gemeinde", "kreisangehörigen Gemeinden", ("ags",)),
+    "Kreis": Level("Kreis", "Kreisumlage", "kreisangehörige Gemeinde", "kreisangehörigen Gemeinden", "Gemeinden",
+                   ("ags",)),
     "Bezirk": Level("Bezirk", "Bezirksumlage", "Mitglied (Landkreis oder kreisfreie Stadt)",
-                    "Landkreise und kreisfreien Städte", ("kreis",)),
+                    "Landkreise und kreisfreien Städte", "Mitglieder (Landkreise und kreisfreie Städte)", ("kreis",)),
     "Landschaftsverband": Level("Landschaftsverband", "Landschaftsumlage", "Mitglied (Kreis oder kreisfreie Stadt)",
-                                "Kreise und kreisfreien Städte", ("kreis",)),
-    "Amt": Level("Amt", "Amtsumlage", "amtsangehörige Gemeinde", "amtsangehörigen Gemeinden", ("ags", "regional")),
+                                "Kreise und kreisfreien Städte", "Mitglieder (Kreise und kreisfreie Städte)",
+                                ("kreis",)),
+    "Amt": Level("Amt", "Amtsumlage", "amtsangehörige Gemeinde", "amtsangehörigen Gemeinden",
+                 "amtsangehörige Gemeinden", ("ags", "regional")),
     "Verbandsgemeinde": Level("Verbandsgemeinde", "Verbandsgemeindeumlage", "Ortsgemeinde", "Ortsgemeinden",
-                              ("ags", "regional")),
+                              "Ortsgemeinden", ("ags", "regional")),
     "Samtgemeinde": Level("Samtgemeinde", "Samtgemeindeumlage", "Mitgliedsgemeinde", "Mitgliedsgemeinden",
-                          ("ags", "regional")),
+                          "Mitgliedsgemeinden", ("ags", "regional")),
     "Verwaltungsgemeinschaft": Level("Verwaltungsgemeinschaft", "Verwaltungsgemeinschaftsumlage", "Mitgliedsgemeinde",
-                                     "Mitgliedsgemeinden", ("ags", "regional")),
+                                     "Mitgliedsgemeinden", "Mitgliedsgemeinden", ("ags", "regional")),
     "Zweckverband": Level("Zweckverband", "Verbandsumlage", "Verbandsmitglied", "Verbandsmitglieder",
-                          ("ags", "kreis", "regional")),
+                          "Verbandsmitglieder", ("ags", "kreis", "regional")),
 }
 DEFAULT_LEVEL = "Kreis"
+MEMBER_KEY = re.compile(r"[0-9]{5}|[0-9]{8}|[0-9]{12}")  # a member's key of any level, ASCII digits (fullmatch)
 
 _URL = re.compile(r"https?://\S+")
 _DAY = re.compile(r"(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])")
@@ -297,4 +303,17 @@ def provisional_rule(state: str) -> str:
 
 
 def level(name: str) -> Level:
-    return LEVELS[name]
+    return LEVELS.get(name, LEVELS[DEFAULT_LEVEL])
+
+
+def addressee(level_name: str, key: str) -> tuple[str, str]:
+    """Who a letter to a member is addressed to, and the office: a Landkreis (5-digit key) its Landrat, a kreisfreie
+    Stadt (AGS ending in 000, as member of a Bezirk or Landschaftsverband) its Oberbürgermeister, an Ortsgemeinde
+    of a Verbandsgemeinde its Ortsbürgermeister, every other Gemeinde its Bürgermeister."""
+    if len(key) == 5:
+        return "Der Landrat / Die Landrätin", "Kreiskämmerei"
+    if level_name in ("Bezirk", "Landschaftsverband") and key.endswith("000"):
+        return "Der Oberbürgermeister / Die Oberbürgermeisterin", "Kämmerei"
+    if level_name == "Verbandsgemeinde":
+        return "Der Ortsbürgermeister / Die Ortsbürgermeisterin", "über die Verbandsgemeindeverwaltung"
+    return "Der Bürgermeister / Die Bürgermeisterin", "Kämmerei"

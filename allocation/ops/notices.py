@@ -60,7 +60,6 @@ MAIN_TEMPLATE = "bescheid.typ"
 XLSX_NAME = "Abschlaege.xlsx"
 CSV_NAME = "Abschlaege.csv"
 LEGACY_LEVY_COLUMNS = ("Kreisumlage", "Differenzierte Umlage")
-AGS_PATTERN = re.compile(r"^\d{8}$")
 
 
 class NotVerified(ProblemsError):
@@ -117,6 +116,7 @@ class ResultBook:
     shares: tuple[LevyShare, ...]
     sha256: str = ""  # of the workbook's bytes as read
     state: str = "NW"  # the run's state profile (Protokoll "Land (Rechtsprofil)"; NW for outputs without it)
+    level: str = "Kreis"  # the Protokoll's Umlageverband (Kreis for outputs without it)
 
     def share(self, levy: str, ags: str) -> LevyShare | None:
         return next((s for s in self.shares if s.levy == levy and s.ags == ags), None)
@@ -245,7 +245,8 @@ def _protocol(sheets: dict[str, _Sheet]) -> dict[str, object]:
 
 
 def _municipality_rows(sheet: _Sheet) -> list[tuple[int, tuple]]:
-    return [(number, row) for number, row in sheet.rows if AGS_PATTERN.match(str(sheet.value(row, "AGS") or ""))]
+    return [(number, row) for number, row in sheet.rows
+            if states.MEMBER_KEY.fullmatch(str(sheet.value(row, "AGS") or ""))]  # a member's key of any level
 
 
 def _legal_bases(sheets: dict[str, _Sheet]) -> dict[str, list[str]]:
@@ -272,7 +273,7 @@ def _legacy_rates(sheets: dict[str, _Sheet]) -> tuple[dict[tuple[str, str], list
     for _, row in sheet.rows:
         ags = str(sheet.value(row, "AGS") or "")
         exact = _decimal(sheet.value(row, "Hebesatz exakt (%)"))
-        if not AGS_PATTERN.match(ags) or exact is None:
+        if not states.MEMBER_KEY.fullmatch(ags) or exact is None:
             continue
         share = _decimal(sheet.value(row, "Betrag exakte Verteilung"))
         text = f"{sheet.value(row, 'ID')}: rechnerisch {de_percent(exact)}"
@@ -416,7 +417,8 @@ def read_result(source: "str | Path | Earlier") -> ResultBook:
     state = str(protocol.get("Land (Rechtsprofil)", "") or "")[:2]
     return ResultBook(path, str(protocol.get("Kreis", "")), year, str(protocol.get("Laufart", "Probelauf")), provisional,
                       basis, municipalities, tuple(levies), tuple(shares), source.sha256,
-                      state if state in states.STATES else states.DEFAULT_STATE)
+                      state if state in states.STATES else states.DEFAULT_STATE,
+                      str(protocol.get("Umlageverband") or states.DEFAULT_LEVEL))
 
 
 # ---------------------------------------------------------------------------------------- the notices
@@ -599,8 +601,12 @@ def build_notices(result: ResultBook, settings: NoticeSettings, notice_date: _dt
         if not levies_data:
             continue
         names = [levy["name"] for levy in levies_data]
+        role, office = states.addressee(result.level, ags)
         data = {
             "district": result.district, "issuer": settings.issuer, "municipality": name, "ags": ags,
+            "addressee": role, "office": office, "payers_word": f"umlagepflichtige {states.level(result.level).counted}",
+            "payers_all": "umlagepflichtigen Gemeinden" if result.level == states.DEFAULT_LEVEL
+            else f"umlagepflichtigen {states.level(result.level).payers}",
             "date": de_date(notice_date), "year": result.year, "subject": _subject(result, names, change_mode),
             "change": change_mode, "draft": result.draft, "provisional": result.provisional,
             "provisional_text": _provisional_text(result), "levies": levies_data,
@@ -1180,6 +1186,14 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
             raise DateError(wrong)
     rules_path = _existing(manifest["rules"][0], manifest_path(output).parent)
     settings = require_schedule(load_notice_settings(rules_path), rules_path)
+    if settings.schedule_basis and result.level != states.DEFAULT_LEVEL:
+        # the plan the state's law fixes is the Kreisumlage's: another level's (e.g. Art. 22 BayFAG) is not read
+        raise RuleFileError([Problem(
+            "rule-missing-key", Location(str(rules_path), line=1, col=1),
+            f"die Regeldatei nennt keinen Zahlungsplan `instalments:`; der Plan des Landes ({settings.schedule_basis}) "
+            f"gilt für die Kreisumlage, nicht für die Umlage eines {result.level}s",
+            found="kein instalments:", expected="instalments: {schedule: monthly, day: ...}",
+            hint=f"den Zahlungsplan der Haushaltssatzung des {result.level}s als `instalments:` eintragen")])
     old = _previous(previous, result, manifest) if previous is not None else None
     notice_date = notice_date or _dt.date.today()
     paid_from = _provisional_from(Path(provisional_from) if provisional_from is not None else None, result, settings,

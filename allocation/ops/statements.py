@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.problems import InputError, Location, Problem
+from ..core.states import MEMBER_KEY
 
 __all__ = ["Statement", "STATEMENTS_FILE", "HEADER", "DECISIONS", "write_empty_log", "read_statements",
            "write_kreistag_pack"]
@@ -111,8 +112,9 @@ def read_statements(path: str | Path) -> list[Statement]:
 
         ags, points, decision, reason = _text(row[0]), _text(row[3]), _text(row[4]), _text(row[5])
         date = _date(row[2])
-        if not (len(ags) == 8 and ags.isascii() and ags.isdigit()):
-            bad(0, "Der AGS ist ungültig", "8 Ziffern als Text, z. B. 05170004", "den AGS der Gemeinde eintragen")
+        if not MEMBER_KEY.fullmatch(ags):
+            bad(0, "Der AGS ist ungültig", "8 Ziffern als Text, z. B. 05170004 (ein Kreisschlüssel: 5, ein "
+                "Regionalschlüssel: 12)", "den AGS der Gemeinde eintragen")
         if date is None:
             bad(2, "Das Datum der Stellungnahme fehlt oder ist kein Datum", "ein Datum, z. B. 2022-02-20",
                 "das Eingangsdatum der Stellungnahme eintragen")

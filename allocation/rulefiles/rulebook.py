@@ -315,9 +315,10 @@ def _euros(reader: _Reader, node: LocDict, key: object, what: str) -> int | None
 
 
 def _ags(reader: _Reader, where: Location, value: object) -> str | None:
-    if isinstance(value, str) and len(value) == 8 and value.isdigit():
+    if isinstance(value, str) and state_law.MEMBER_KEY.fullmatch(value):
         return value
-    reader.error("rule-bad-example", where, "Ein AGS muss aus 8 Ziffern in Anführungszeichen bestehen", found=repr(value),
+    reader.error("rule-bad-example", where, "Ein AGS muss aus 8 Ziffern in Anführungszeichen bestehen (ein "
+                 "Kreisschlüssel aus 5, ein Regionalschlüssel aus 12)", found=repr(value),
                  expected='z. B. "05170044"',
                  hint='den AGS in Anführungszeichen setzen: ohne sie liest YAML 05170044 als Zahl')
     return None
