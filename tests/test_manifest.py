@@ -212,10 +212,11 @@ def test_a_python_version_that_disagrees_with_the_protokoll_is_a_difference(fini
 
 def test_time_places_output_hash_and_register_entry_are_the_only_uncompared_fields():
     # rates_from (--rates-from, statutory levies) records a previous year's workbook like bases_from does; a final
-    # run's register entry is checked against the register instead (test_register_readback.py)
+    # run's register entry is checked against the register instead (test_register_readback.py); upward (--upward,
+    # the level above's output) likewise: its absolute path is where it lay, its SHA-256 is compared
     assert set(manifest_module.UNCOMPARED_FIELDS) == {
         "started_utc", "working_directory", "input.absolute", "rules[].absolute", "bases_from.absolute",
-        "rates_from.absolute", "output.path", "output.sha256", "tool.python", "format", "seal", "register.file",
+        "rates_from.absolute", "upward.absolute", "output.path", "output.sha256", "tool.python", "format", "seal", "register.file",
         "register.seq",
         "register.sha256", "register.prev_sha256", "register.chain", "register.head"}
 
