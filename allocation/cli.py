@@ -505,6 +505,8 @@ def _cmd_template(args: argparse.Namespace) -> int:
 
 
 def _fact_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "ja" if value else "nein"
     if isinstance(value, dict):
         return "; ".join(f"{key}: {_fact_value(item)}" for key, item in value.items())
     if isinstance(value, list):
@@ -515,11 +517,7 @@ def _fact_value(value: object) -> str:
 def _cmd_states(args: argparse.Namespace) -> int:
     from .core import states
 
-    if args.state is not None and args.state.upper() not in states.STATES:
-        print(f"allocation states: unbekanntes Land {args.state!r}; bekannt: {', '.join(states.STATES)}",
-              file=sys.stderr)
-        return ExitCode.USAGE
-    chosen = [states.profile(args.state.upper())] if args.state else list(states.profiles())
+    chosen = [states.profile(args.state)] if args.state else list(states.profiles())
     if args.json:
         print(json.dumps([{"state": p.state, "name": p.name, "versions": [
             {"valid_from": v.valid_from, "valid_to": v.valid_to, "facts": {
@@ -806,7 +804,8 @@ def _cmd_notices(args: argparse.Namespace) -> int:
 
     written = write_notices(args.output_workbook, args.output, args.template, args.date, args.previous,
                             register_dir=args.register, template_seconds=args.template_seconds,
-                            template_memory_mb=args.template_memory_mb, provisional_from=args.provisional_from)
+                            template_memory_mb=args.template_memory_mb, provisional_from=args.provisional_from,
+                            settled_on=args.settled_on)
     if args.json:
         print(json.dumps({"status": "ok", "directory": str(written.directory), "notices": list(written.pdfs),
                           "instalments": written.rows, "without_notice": list(written.without_notice)},
@@ -1056,7 +1055,8 @@ def _add_states(commands) -> None:
                                              "Fälligkeit, vorläufige Erhebung, Bescheidinhalt, Rechtsbehelf, "
                                              "Beteiligung, besondere Umlagen, Ebenen) mit Norm, Quelle und Wortlaut. "
                                              "Nur verifizierte Angaben wendet das Werkzeug an.")
-    states.add_argument("state", nargs="?", metavar="LAND", help="Kürzel eines Landes, z. B. BY: das Profil ganz zeigen")
+    states.add_argument("state", nargs="?", type=str.upper, choices=STATE_CODES, metavar="LAND",
+                        help="Kürzel eines Landes, z. B. BY: das Profil ganz zeigen")
     states.add_argument("--json", action="store_true", help="Profile als JSON ausgeben")
     states.set_defaults(handler=_cmd_states)
 
@@ -1145,6 +1145,9 @@ def _add_notices(commands) -> None:
     notices.add_argument("--provisional-from", type=Path, default=None, metavar="VORJAHR.xlsx",
                          help="Ergebnis des Vorjahres, dessen Teilbeträge bis zur Festsetzung vorläufig weiterliefen "
                               "(z. B. Art. 19 Abs. 3 BayFAG): der Bescheid rechnet sie zum nächsten Fälligkeitstermin ab")
+    notices.add_argument("--settled-on", type=_date_argument, default=None, metavar="JJJJ-MM-TT",
+                         help="Änderungsbescheid, wo die Teilbeträge des Vorjahres vorläufig weiterliefen: Datum des "
+                              "ersten Bescheids (hat er sie abgerechnet, auch --provisional-from wie damals)")
     _register_option(notices, "Register der Echtläufe, gegen das ein Echtlauf geprüft wird (Vorgabe wie bei "
                               "allocation verify)")
     notices.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
@@ -1291,6 +1294,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("abgebrochen", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of the output went away (`allocation states BY | head`): not a bug
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 141  # 128 + SIGPIPE, as a shell reports a command whose reader closed the pipe
     except Exception as error:  # an unexpected failure is a bug: say so, keep the traceback for the report
         import traceback
 

@@ -152,3 +152,41 @@ def test_a_bavarian_first_notice_in_april_settles_the_provisional_instalments(tm
     # the year adds up: 27,000 + 13,000 + 80,000 = 120,000 €
     from decimal import Decimal
     assert sum(Decimal(a.replace(",", ".")) for a in amounts) == Decimal("120000.00")
+
+
+@pytest.mark.skipif(not __import__("importlib").util.find_spec("typst"), reason="notices need typst")
+def test_a_change_notice_after_a_settling_first_notice_changes_what_that_notice_set(tmp_path, capsys):
+    """Regression (adversarial pass): the change notice started from twelve equal twelfths, not from the
+    instalments the first notice set, and so stated wrong earlier instalments and collected too little."""
+    rules = tmp_path / "landkreis-test.yaml"
+    rules.write_text(RULES, encoding="utf-8")
+    runs = {}
+    # 2022: 2,469.14 € × 50 % = 1,234.57 € (123,457 cents: 10,289 once, then 10,288; the last is 102.88 €)
+    # 2023: 19,753.10 € × 50 % = 9,876.55 €; corrected: 20,000.00 € × 50 % = 10,000.00 €
+    for name, year, base in (("2022", 2022, 2469.14), ("2023", 2023, 19753.10), ("2023b", 2023, 20000)):
+        runs[name] = tmp_path / f"ergebnis-{name}.xlsx"
+        assert main(["run", str(_book(tmp_path / f"e{name}.xlsx", year, base)), "--rules", str(rules),
+                     "-o", str(runs[name])]) == 0
+    assert main(["notices", str(runs["2023"]), "-o", str(tmp_path / "erst"), "--date", "2023-04-15",
+                 "--provisional-from", str(runs["2022"])]) == 0
+    capsys.readouterr()
+    change = ["notices", str(runs["2023b"]), "-o", str(tmp_path / "aenderung"), "--date", "2023-04-20",
+              "--previous", str(runs["2023"])]
+    # without the date of the first notice the change notice cannot know what that notice set
+    assert main(change + ["--json"]) == 3
+    assert "notices-provisional-missing" in capsys.readouterr().out
+    assert main(change + ["--settled-on", "2023-04-15", "--json"]) == 3  # it settled: the previous year is needed
+    assert "--provisional-from" in capsys.readouterr().out
+    assert main(change + ["--settled-on", "2023-04-15", "--provisional-from", str(runs["2022"])]) == 0
+    with open(tmp_path / "aenderung" / "Abschlaege.csv", encoding="utf-8-sig", newline="") as stream:
+        rows = list(csv.reader(stream, delimiter=";"))
+    header, lines = rows[0], rows[1:]
+    old = [line[header.index("Bisher")] for line in lines]
+    new = [line[header.index("Betrag")] for line in lines]
+    # what the first notice set: 3 × 102.88 paid provisionally; 25.04.: 823.05 + 3 × (823.05 − 102.88) = 2,983.56;
+    # then 823.05 (May–Jul: 987,655 cents = 7 × 82,305 + 5 × 82,304) and 823.04 (Aug–Dec)
+    assert old == ["102,88"] * 3 + ["2983,56"] + ["823,05"] * 3 + ["823,04"] * 5
+    # + 123.45 € spread over the 9 open instalments: 13.72 × 6 and 13.71 × 3 (12,345 cents = 9 × 1,371 + 6)
+    assert new == ["102,88"] * 3 + ["2997,28"] + ["836,77"] * 3 + ["836,76"] * 2 + ["836,75"] * 3
+    from decimal import Decimal
+    assert sum(Decimal(a.replace(",", ".")) for a in new) == Decimal("10000.00")

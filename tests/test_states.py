@@ -59,7 +59,10 @@ def test_states_lists_the_13_profiles_and_shows_one_in_full(capsys):
     out = capsys.readouterr().out
     assert "Art. 19 Abs. 3 BayFAG" in out and "zuletzt erhobenen monatlichen Teilbeträge" in out
     assert "NICHT VERIFIZIERT" in out  # the remedy's classification under Art. 12 AGVwGO was not read
-    assert main(["states", "XX"]) == 2
+    with pytest.raises(SystemExit) as refused:  # a usage error, in JSON with --json
+        main(["states", "XX", "--json"])
+    assert refused.value.code == 2
+    assert json.loads(capsys.readouterr().out)["problems"][0]["code"] == "usage-bad-value"
     assert main(["states", "by", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data[0]["state"] == "BY" and data[0]["versions"][0]["facts"]["provisional"]["status"] == "verified"
@@ -469,3 +472,91 @@ def test_a_bezirks_notice_addresses_a_landkreis_and_counts_members(bezirk_run, t
     assert "12 umlagepflichtige Mitglieder (Landkreise und kreisfreie Städte)" in text
     city = next((tmp_path / "bescheide").glob("09663000_*.pdf"))
     assert "Oberbürgermeister" in "\n".join(page.extract_text() for page in PdfReader(city).pages)
+
+
+# ------------------------------------------------------------- regressions of the adversarial pass (issue 21)
+
+
+def test_regression_a_filled_template_runs_with_its_empty_optional_parameter_rows(tmp_path):
+    template = tmp_path / "vorlage.xlsx"
+    assert main(["template", str(template)]) == 0
+    book = load_workbook(template)
+    rows = {row[0].value: row for row in book["Parameter"].iter_rows(min_row=2)}
+    rows["Kreis"][1].value, rows["Haushaltsjahr"][1].value = "Testkreis", 2021
+    for sheet, values in (("Gemeinden", ["05999001", "A", 1000, 10]),
+                          ("Kostenpositionen", ["K1", "Leistung", "Allgemein", 100, 0, 0, 0, "Kreis"])):
+        for column, value in enumerate(values, start=1):  # row 2, as a controller types it under the header
+            book[sheet].cell(row=2, column=column).value = value
+    book.save(template)
+    rule_file = tmp_path / "regeln.yaml"
+    rule_file.write_text("district: Testkreis\nstate: NW\nvalid_from: 2021\nvalid_to: 2021\nrules:\n  - id: a\n"
+                         "    legal_basis: \"§ 56 KrO NRW\"\n    when: {Kategorie: Allgemein}\n"
+                         "    route: district_levy\n", encoding="utf-8")
+    assert main(["run", str(template), "--rules", str(rule_file), "-o", str(tmp_path / "o" / "e.xlsx"),
+                 "--register", str(tmp_path / "r")]) == 0
+
+
+def test_regression_one_territory_under_two_key_forms_is_refused(tmp_path, capsys):
+    # 09663 is the Kreisschlüssel of the kreisfreie Stadt whose AGS is 09663000; 010515163003 is the
+    # Regionalschlüssel of the Gemeinde 01051003 (Land 01, RB 0, Kreis 51, Gemeindeart 5, Verband 163, Gemeinde 003)
+    for level, keys in (("Bezirk", ["09663000", "09663"]), ("Amt", ["010515163003", "01051003"])):
+        source = workbook(tmp_path / f"{level}.xlsx", [["Kreis", "X"], ["Haushaltsjahr", 2021],
+                                                        ["Umlageverband", level]],
+                          ["AGS", "Gemeinde", "Umlagegrundlagen"], [[keys[0], "A", 1000], [keys[1], "B", 1000]],
+                          [["umlage", None, 10]])
+        rule_file = rules(tmp_path / f"{level}.yaml", "X", "BY", "Umlage", "Art. 21 BayFAG")
+        assert main(["run", str(source), "--rules", str(rule_file), "-o", str(tmp_path / "x.xlsx"), "--json"]) == 3
+        problem = json.loads(capsys.readouterr().out)["problems"][0]
+        assert problem["code"] == "input-duplicate-ags" and problem["location"]["cell"] == "Gemeinden!A3"
+
+
+def test_regression_upward_final_runs_build_only_on_the_final_run_in_force(bezirk_run, tmp_path, capsys):
+    source, rule_file = kreis(tmp_path)
+    register = tmp_path / "register"
+    # a Probelauf of the Bezirk cannot carry a final run of the Kreis
+    assert main(["run", str(source), "--rules", str(rule_file), "-o", str(tmp_path / "k1.xlsx"), "--mode", "final",
+                 "--register", str(register), "--upward", str(bezirk_run), "--json"]) == 3
+    assert json.loads(capsys.readouterr().out)["problems"][0]["code"] == "upward-not-final"
+    first, second = tmp_path / "b1" / "bezirk-1.xlsx", tmp_path / "b2" / "bezirk-2.xlsx"
+    assert main(["run", str(UNTERFRANKEN), "--rules", str(UNTERFRANKEN_RULES), "-o", str(first), "--mode", "final",
+                 "--register", str(register)]) == 0
+    assert main(["run", str(UNTERFRANKEN), "--rules", str(UNTERFRANKEN_RULES), "-o", str(second), "--mode", "final",
+                 "--register", str(register), "--supersede", "Berichtigung"]) == 0
+    capsys.readouterr()
+    assert main(["run", str(source), "--rules", str(rule_file), "-o", str(tmp_path / "k2.xlsx"), "--mode", "final",
+                 "--register", str(register), "--upward", str(first), "--json"]) == 3
+    problem = json.loads(capsys.readouterr().out)["problems"][0]
+    assert problem["code"] == "upward-superseded" and "bezirk-2.xlsx" in problem["message"]
+    assert main(["run", str(source), "--rules", str(rule_file), "-o", str(tmp_path / "k3.xlsx"), "--mode", "final",
+                 "--register", str(register), "--upward", str(second)]) == 0
+
+
+def test_regression_upward_from_the_body_itself_is_refused(bezirk_run, tmp_path, capsys):
+    source = workbook(tmp_path / "selbst.xlsx", [["Kreis", "Bezirk Unterfranken"], ["Haushaltsjahr", 2021],
+                                                 ["Umlageverband", "Bezirk"], ["Gebietsschluessel", "09677"]],
+                      ["AGS", "Gemeinde", "Umlagegrundlagen"], [["09677", "Landkreis Main-Spessart", 1000]],
+                      [["bezirksumlage", None, 20.2]])
+    assert main(["run", str(source), "--rules", str(UNTERFRANKEN_RULES), "-o", str(tmp_path / "x.xlsx"),
+                 "--upward", str(bezirk_run), "--json"]) == 3
+    assert json.loads(capsys.readouterr().out)["problems"][0]["code"] == "upward-same-body"
+
+
+def test_regression_the_proof_of_a_derived_levy_names_the_given_need(tmp_path):
+    source = workbook(tmp_path / "d.xlsx", [["Kreis", "Testkreis"], ["Haushaltsjahr", 2021], ["Umlagebedarf", 100]],
+                      ["AGS", "Gemeinde", "Umlagegrundlagen"], [["05999001", "A", 1000], ["05999002", "B", 3000]],
+                      items=True)
+    rule_file = rules(tmp_path / "d.yaml", "Testkreis", "NW", "Kreisumlage", "§ 56 KrO NRW")
+    out = tmp_path / "o" / "d-ergebnis.xlsx"
+    assert main(["run", str(source), "--rules", str(rule_file), "-o", str(out), "--register", str(tmp_path / "r")]) == 0
+    texts = [str(value) for row in read_sheet(out, "Umlagen") for value in row.values()]
+    assert any("Umlagebedarf 100,00 € (Parameter!B4)" in text for text in texts)
+
+
+def test_regression_one_bad_parameter_does_not_invent_further_errors(tmp_path, capsys):
+    # "bezirk" is the level Bezirk; a need that is no amount is one error, not also "Kostenpositionen fehlt"
+    source = workbook(tmp_path / "b.xlsx", [["Kreis", "X"], ["Haushaltsjahr", 2021], ["Umlageverband", "bezirk"],
+                                            ["Umlagebedarf", "hundert"]],
+                      ["AGS", "Gemeinde", "Umlagegrundlagen"], [["09679", "Landkreis", 1000]], [["umlage", None, 10]])
+    rule_file = rules(tmp_path / "b.yaml", "X", "BY", "Bezirksumlage", "Art. 21 BayFAG")
+    assert main(["run", str(source), "--rules", str(rule_file), "-o", str(tmp_path / "x.xlsx"), "--json"]) == 3
+    assert [p["code"] for p in json.loads(capsys.readouterr().out)["problems"]] == ["input-bad-parameter"]

@@ -34,7 +34,7 @@ from ..core.money import apportion, cents_to_decimal, fraction_to_decimal, rate_
 from ..core.problems import InputError, Location, Problem, did_you_mean
 
 __all__ = ["LevyBase", "levy_bases", "item_keys", "check_rates", "statute_rates", "statute_amount", "assess",
-           "previous_rates", "is_key_allocation", "MAX_RATE_DECIMALS", "given_needs", "need_problems",
+           "previous_rates", "is_key_allocation", "MAX_RATE_DECIMALS", "given_needs", "need_problems", "need_entry",
            "computed_bases"]
 
 MAX_RATE_DECIMALS = 4
@@ -396,6 +396,13 @@ def given_needs(rulebook: Rulebook, book: InputBook) -> dict[str, int]:
     if not rulebook.levies:
         return {}
     return {entry.levy or rulebook.levies[0].id: entry.cents for entry in book.parameters.needs}
+
+
+def need_entry(rulebook: Rulebook, book: InputBook, levy_id: str):
+    """The `Umlagebedarf` row of a levy (a `NeedEntry`: its cents and its cell), or None."""
+    if not rulebook.levies:
+        return None
+    return next((entry for entry in book.parameters.needs if (entry.levy or rulebook.levies[0].id) == levy_id), None)
 
 
 def need_problems(rulebook: Rulebook, book: InputBook) -> list[Problem]:

@@ -135,23 +135,28 @@ def plan(amount: int, schedule: Schedule, year: int) -> tuple[Instalment, ...]:
 
 
 def change_plan(old_amount: int, new_amount: int, schedule: Schedule, year: int, notice_date: _dt.date,
-                policy: str = "spread") -> ChangePlan:
+                policy: str = "spread", old_plan: "tuple[Instalment, ...] | None" = None) -> ChangePlan:
     """Old and new instalments when the amount changes by a notice dated `notice_date`.
 
     Instalments due on or before the notice date stay as they were. The difference (of the fixed amounts) goes
     to the remaining instalments: spread in equal parts (remaining units on the first ones) or all on the next
-    one (`at_once`). If none remains, one extra line falls due one month after the notice date.
+    one (`at_once`). If none remains, one extra line falls due one month after the notice date. `old_plan`: the
+    instalments the earlier notice actually set, where they are not the plain `plan` (a first notice that settled
+    provisional instalments, `settlement_plan`); they add up to the old fixed amount.
     """
     if policy not in CHANGE_POLICIES:
         raise ValueError(f"unknown change policy {policy!r}")
-    old = plan(old_amount, schedule, year)
+    old = plan(old_amount, schedule, year) if old_plan is None else tuple(old_plan)
+    if old_plan is not None and sum(i.amount for i in old) != fixed_amount(old_amount, schedule):
+        raise ValueError("the earlier plan does not add up to the old amount")
     old_fixed, new_fixed = fixed_amount(old_amount, schedule), fixed_amount(new_amount, schedule)
     difference = new_fixed - old_fixed
     open_lines = [i for i in old if i.due > notice_date]
     lines = [ChangeLine(i.number, i.due, i.amount, i.amount, True) for i in old if i.due <= notice_date]
     if not open_lines:
         if difference:
-            lines.append(ChangeLine(len(old) + 1, one_month_after(notice_date), 0, difference, False))
+            lines.append(ChangeLine(max(i.number for i in old) + 1, one_month_after(notice_date), 0, difference,
+                                    False))
         return ChangePlan(old_fixed, new_fixed, policy, tuple(lines))
     if policy == "at_once":
         shares = [difference] + [0] * (len(open_lines) - 1)

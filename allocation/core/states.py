@@ -22,7 +22,7 @@ from typing import Mapping
 
 import yaml
 
-__all__ = ["STATES", "STATE_NAMES", "DEFAULT_STATE", "FACTS", "LEVELS", "DEFAULT_LEVEL", "PROVISIONAL_RULES",
+__all__ = ["STATES", "STATE_NAMES", "DEFAULT_STATE", "FACTS", "LEVELS", "DEFAULT_LEVEL", "PROVISIONAL_RULES", "SETTLEMENT_TEXTS",
            "Fact", "Profile", "ProfileVersion", "Level", "profile", "profiles", "ProfileBroken", "spread_ratio",
            "provisional_norm", "provisional_rule", "level", "NW_PROVISIONAL_NORM", "addressee",
            "MEMBER_KEY"]
@@ -57,10 +57,12 @@ FACTS = {
 # How the provisional period works (the `provisional` fact's `rule`):
 PROVISIONAL_RULES = {
     "previous_rate_new_bases": "Umlagesatz des Vorjahres auf die Umlagegrundlagen des Jahres",
-    "previous_instalments": "Teilbeträge des Vorjahres laufen weiter; Abrechnung zum nächsten Fälligkeitstermin",
+    "previous_instalments": "Teilbeträge des Vorjahres laufen weiter",
     "last_published_rates": "zuletzt bekannt gemachte Umlagesätze auf die Umlagegrundlagen des Jahres",
 }
 SETTLEMENTS = ("next_due_date", "remaining_instalments")
+SETTLEMENT_TEXTS = {"next_due_date": "Abrechnung zum nächsten Fälligkeitstermin",
+                    "remaining_instalments": "Abrechnung über die restlichen Teilbeträge"}
 REMEDIES = ("widerspruch", "klage", "wahl")
 CONSULTATIONS = ("benehmen", "anhoerung", "beteiligung")
 
@@ -299,7 +301,10 @@ def provisional_norm(state: str) -> str:
 def provisional_rule(state: str) -> str:
     """The provisional rule's text (PROVISIONAL_RULES), or that it is not verified."""
     value = profile(state).applied("provisional")
-    return PROVISIONAL_RULES[value["rule"]] if value else "die Regel des Landes ist nicht verifiziert"
+    if not value:
+        return "die Regel des Landes ist nicht verifiziert"
+    settlement = SETTLEMENT_TEXTS.get(value.get("settlement"), "")
+    return PROVISIONAL_RULES[value["rule"]] + (f"; {settlement}" if settlement else "")
 
 
 def level(name: str) -> Level:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 from ..core.filenames import (NAME_MAX, current_umask, cut_bytes, file_kind, folder_output_problems, move_into,
                               name_bytes, what_is_at)
 from ..core import states
-from ..core.instalments import (ChangePlan, change_plan, fixed_amount, plan, provisional_instalment,
+from ..core.instalments import (ChangePlan, Instalment, change_plan, fixed_amount, plan, provisional_instalment,
                                settlement_plan)
 from ..core.money import cents_from_decimal, cents_to_decimal, decimal_from_cell, format_eur, percent_points
 from ..core.problems import ExitCode, InputError, Location, Problem, OutputError, ProblemsError, RuleFileError
@@ -551,13 +551,15 @@ def _old_share(previous: ResultBook, found: Levy, levy: Levy, ags: str) -> LevyS
 
 def build_notices(result: ResultBook, settings: NoticeSettings, notice_date: _dt.date,
                   previous: ResultBook | None = None, rule_levies: dict[str, tuple[str, str, str]] | None = None,
-                  trace: dict | None = None, provisional_from: ResultBook | None = None
-                  ) -> list[tuple[str, dict, list[_Row]]]:
+                  trace: dict | None = None, provisional_from: ResultBook | None = None,
+                  settled_on: _dt.date | None = None) -> list[tuple[str, dict, list[_Row]]]:
     """Per municipality with a levy (or, with `previous`, with a changed levy): (PDF name, template data, rows).
 
     `provisional_from`: the previous year's result, whose last instalments ran on provisionally (the state's
     `provisional` rule `previous_instalments`, Art. 19 Abs. 3 BayFAG): the instalments due by the notice date
-    are shown as paid at that amount, and the difference is settled at the next due date (`settlement_plan`)."""
+    are shown as paid at that amount, and the difference is settled at the next due date (`settlement_plan`).
+    With `previous` (a change notice), `settled_on` is the date of the first notice: the old instalments are the
+    ones it set (settling `provisional_from`'s instalments where they ran on), not the plain plan."""
     schedule = settings.schedule
     assert schedule is not None
     rule_levies = rule_levies or {}
@@ -578,8 +580,15 @@ def build_notices(result: ResultBook, settings: NoticeSettings, notice_date: _dt
             share = share or LevyShare(found.name, ags, name, 0)
             payers = sum(1 for s in result.shares if s.levy == found.name and s.amount)
             if change_mode:
+                old_plan = None
+                if settled_on is not None:
+                    before = _old_share(provisional_from, found, levy, ags) if provisional_from else None
+                    paid = provisional_instalment(before.amount if before else 0, schedule, provisional_from.year) \
+                        if provisional_from else 0
+                    old_plan = tuple(Instalment(line.number, line.due, line.amount) for line in
+                                     settlement_plan(old.amount if old else 0, schedule, result.year, settled_on, paid))
                 change = change_plan(old.amount if old else 0, amount, schedule, result.year, notice_date,
-                                     settings.change_policy)
+                                     settings.change_policy, old_plan)
                 for line in change.lines:
                     rows.append(_Row(ags, name, levy.name, line.number, line.due, line.new,
                                      _kassenzeichen(settings, result.year, ags, levy, line.number), "Änderungsbescheid",
@@ -1045,13 +1054,12 @@ def _verify(output: Path, register_dir: Path | None = None):
 def _in_force(earlier: "Earlier", register_dir: str | Path | None) -> None:
     """Notices of a final run only while it is in force: a later final run of the year superseded it
     (`notices-superseded`, naming the run in force); its notices would set what no longer holds."""
-    from ..runs.readback import read_register
-    from ..runs.register import installation_register
+    from ..runs.register import in_force
 
     if not earlier.final:
         return
-    current = read_register(installation_register(register_dir)).current(earlier.district, earlier.year)
-    if current is not None and current.get("output_sha256") != earlier.sha256:
+    current, this = in_force(earlier, register_dir)
+    if current is not None and not this:
         raise InputError([Problem("notices-superseded", Location(str(earlier.path), "Protokoll"), "Dieser Echtlauf ist "
                                   f"nicht mehr in Kraft: in Kraft ist Nr. {current.get('seq')} vom "
                                   f"{current.get('recorded_utc')} ({current.get('output')})",
@@ -1087,11 +1095,14 @@ def _previous(path: Path, result: ResultBook, manifest: dict) -> ResultBook:
 
 
 def _provisional_from(path: Path | None, result: ResultBook, settings: NoticeSettings, notice_date: _dt.date,
-                      change: bool) -> ResultBook | None:
+                      change: bool, settled_on: _dt.date | None = None) -> ResultBook | None:
     """The previous year's result whose instalments ran on provisionally, where the state's law has them run on
-    (`provisional` rule `previous_instalments`, e.g. Art. 19 Abs. 3 BayFAG), through `readback.read_output`
-    (unchanged since its run; the same body, the previous year). A first notice dated after a due date of the
-    year needs it there; elsewhere it is refused (the law of that state has no such instalments)."""
+    and settled at the next due date (`provisional` rule `previous_instalments` with `settlement: next_due_date`,
+    Art. 19 Abs. 3 BayFAG), through `readback.read_output` (unchanged since its run; the same body, the previous
+    year). A first notice dated on or after a due date of the year needs it. A change notice there needs the date of
+    the first notice (`settled_on`) and, where that first notice settled provisional instalments, this result too:
+    the old instalments are the ones that notice set. Elsewhere both are refused (the law has no such instalments,
+    or their settlement was not read)."""
     from ..runs.readback import Relation, read_output
 
     law = states.profile(result.state)
@@ -1100,25 +1111,55 @@ def _provisional_from(path: Path | None, result: ResultBook, settings: NoticeSet
     continues = rule is not None and rule["rule"] == "previous_instalments" and rule.get("settlement") == "next_due_date"
     fact = law.fact("provisional", result.year)
     norm = fact.cite() if fact is not None else f"Landesrecht {result.state}"
-    if path is None:
-        assert settings.schedule is not None
-        first_due = settings.schedule.due_dates(result.year)[0]
-        if continues and not change and not result.provisional and notice_date >= first_due:
-            raise InputError([Problem(
-                "notices-provisional-missing", Location(result.path.name, "Protokoll"),
-                f"der Bescheid ist auf den {de_date(notice_date)} datiert, nach dem ersten Fälligkeitstag "
-                f"{de_date(first_due)}; bis zur Festsetzung liefen die Teilbeträge des Vorjahres vorläufig weiter ({norm})",
-                found="kein --provisional-from", expected="das Ergebnis des Vorjahres, dessen Teilbeträge weiterliefen",
-                hint="--provisional-from VORJAHR-ERGEBNIS.xlsx angeben: dann rechnet der Bescheid die vorläufigen "
-                     "Zahlungen zum nächsten Fälligkeitstermin ab")])
+    assert settings.schedule is not None
+    first_due = settings.schedule.due_dates(result.year)[0]
+    where = Location(result.path.name, "Protokoll")
+
+    def missing(message: str, found: str, hint: str) -> InputError:
+        return InputError([Problem("notices-provisional-missing", where, f"{message} ({norm})", found=found,
+                                   expected="die Angaben zu den vorläufigen Teilbeträgen", hint=hint)])
+
+    def refused(message: str, found: str) -> InputError:
+        return InputError([Problem("notices-provisional-rule", where, message, found=found,
+                                   expected="ohne --provisional-from und --settled-on",
+                                   hint="--provisional-from und --settled-on weglassen")])
+
+    if not continues:
+        if path is not None or settled_on is not None:
+            raise refused("--provisional-from und --settled-on gelten nur, wo die Teilbeträge des Vorjahres nach dem "
+                          f"Recht des Landes vorläufig weiterlaufen und zum nächsten Fälligkeitstermin abgerechnet "
+                          f"werden; der Lauf folgt dem Recht von {result.state} ({norm})",
+                          str(path.name if path else settled_on))
         return None
-    if not continues or change:
-        raise InputError([Problem(
-            "notices-provisional-rule", Location(str(path)),
-            "--provisional-from gilt nur für einen ersten Bescheid nach einem Recht, bei dem die Teilbeträge des "
-            f"Vorjahres vorläufig weiterlaufen; der Lauf folgt dem Recht von {result.state} ({norm})",
-            found=str(path.name), expected="kein --provisional-from" + (" bei Änderungsbescheiden" if change else ""),
-            hint="--provisional-from weglassen")])
+    if change:
+        if settled_on is None:
+            raise missing("ein Änderungsbescheid ändert, was der erste Bescheid festgesetzt hat; hat dieser vorläufige "
+                          "Teilbeträge abgerechnet, sind es andere Raten als ein Zwölftel je Monat", "kein --settled-on",
+                          "--settled-on mit dem Datum des ersten Bescheids angeben (und, wenn er nach dem ersten "
+                          "Fälligkeitstag datiert war, --provisional-from mit dem Ergebnis des Vorjahres)")
+        if settled_on > notice_date:
+            raise refused(f"der erste Bescheid (--settled-on {de_date(settled_on)}) liegt nach diesem Änderungsbescheid "
+                          f"({de_date(notice_date)})", de_date(settled_on))
+        if settled_on < first_due:
+            if path is not None:
+                raise refused(f"der erste Bescheid vom {de_date(settled_on)} lag vor dem ersten Fälligkeitstag "
+                              f"{de_date(first_due)}: er hatte keine vorläufigen Teilbeträge abzurechnen", path.name)
+            return None
+        if path is None:
+            raise missing(f"der erste Bescheid vom {de_date(settled_on)} lag am oder nach dem ersten Fälligkeitstag "
+                          f"{de_date(first_due)} und rechnete die vorläufigen Teilbeträge ab", "kein --provisional-from",
+                          "--provisional-from mit dem Ergebnis des Vorjahres angeben, wie beim ersten Bescheid")
+    else:
+        if settled_on is not None:
+            raise refused("--settled-on gilt nur für Änderungsbescheide (mit --previous)", de_date(settled_on))
+        if path is None:
+            if not result.provisional and notice_date >= first_due:
+                raise missing(f"der Bescheid ist auf den {de_date(notice_date)} datiert, am oder nach dem ersten "
+                              f"Fälligkeitstag {de_date(first_due)}; bis zur Festsetzung liefen die Teilbeträge des "
+                              "Vorjahres vorläufig weiter", "kein --provisional-from",
+                              "--provisional-from VORJAHR-ERGEBNIS.xlsx angeben: dann rechnet der Bescheid die "
+                              "vorläufigen Zahlungen zum nächsten Fälligkeitstermin ab")
+            return None
     earlier = read_output(path, "notices-unreadable", Relation(result.district, result.year, "previous",
                                                                label="Die Ergebnis-Arbeitsmappe des Vorjahres"),
                           changed_code="notices-previous-changed", mismatch_code="notices-previous-mismatch",
@@ -1126,7 +1167,8 @@ def _provisional_from(path: Path | None, result: ResultBook, settings: NoticeSet
     return read_result(earlier)
 
 
-def _trail(trace: dict, notice_date: _dt.date, template: Path | None, previous: ResultBook | None) -> list[tuple[str, object]]:
+def _trail(trace: dict, notice_date: _dt.date, template: Path | None, previous: ResultBook | None,
+           provisional_from: ResultBook | None = None) -> list[tuple[str, object]]:
     rows: list[tuple[str, object]] = [
         ("Ergebnis-Arbeitsmappe", trace["output"]), ("SHA-256 Ergebnis", trace["sha256"]),
         ("Lauf (UTC)", trace["run"]), ("Laufart", trace["mode"]), ("Regeldatei", trace["rules"]),
@@ -1134,6 +1176,9 @@ def _trail(trace: dict, notice_date: _dt.date, template: Path | None, previous: 
         ("Vorlage", str(template) if template else "Standardvorlage")]
     if previous is not None:
         rows += [("Früherer Lauf (Änderungsbescheide)", previous.path.name), ("SHA-256 früherer Lauf", previous.sha256)]
+    if provisional_from is not None:
+        rows += [("Vorjahr, dessen Teilbeträge vorläufig weiterliefen", provisional_from.path.name),
+                 ("SHA-256 Vorjahr", provisional_from.sha256)]
     return rows
 
 
@@ -1151,7 +1196,7 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
                   notice_date: _dt.date | None = None, previous: str | Path | None = None,
                   register_dir: str | Path | None = None, *, template_seconds: float = TEMPLATE_SECONDS,
                   template_memory_mb: int = TEMPLATE_MEMORY_MB,
-                  provisional_from: str | Path | None = None) -> NoticeSet:
+                  provisional_from: str | Path | None = None, settled_on: _dt.date | None = None) -> NoticeSet:
     """`allocation notices`: verify (a final run against `register_dir`, default the installation's register),
     read through `readback`, render into a temporary folder, then move into `directory`. The template is
     compiled within `template_seconds` per notice and `template_memory_mb` (see `render`)."""
@@ -1197,10 +1242,10 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
     old = _previous(previous, result, manifest) if previous is not None else None
     notice_date = notice_date or _dt.date.today()
     paid_from = _provisional_from(Path(provisional_from) if provisional_from is not None else None, result, settings,
-                                  notice_date, old is not None)
+                                  notice_date, old is not None, settled_on)
     trace = {"output": output.name, "sha256": manifest["output"]["sha256"], "run": manifest.get("started_utc", ""),
              "rules": Path(manifest["rules"][0]["path"]).name, "mode": result.run_mode}
-    notices = build_notices(result, settings, notice_date, old, _rule_levies(rules_path), trace, paid_from)
+    notices = build_notices(result, settings, notice_date, old, _rule_levies(rules_path), trace, paid_from, settled_on)
     targets = [directory / name for name, _, _ in notices] + [directory / XLSX_NAME, directory / CSV_NAME]
     inputs = _protected([output, manifest_path(output), previous, previous and manifest_path(previous), template,
                          rules_path])
@@ -1214,7 +1259,7 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
     try:
         _compile_all(notices, template, folder, seconds=template_seconds, memory_mb=template_memory_mb)
         rows = [row for _, _, notice_rows in notices for row in notice_rows]
-        _write_xlsx(rows, folder / XLSX_NAME, _trail(trace, notice_date, template, old))
+        _write_xlsx(rows, folder / XLSX_NAME, _trail(trace, notice_date, template, old, paid_from))
         _write_csv(rows, folder / CSV_NAME)
         # a registered final run's workbook (or one whose manifest says final) in the folder is never replaced:
         # checked where no final run registers one of these names meanwhile

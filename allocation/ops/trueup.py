@@ -276,8 +276,7 @@ def read_paid(source: "str | Path | Earlier") -> _Paid:
 def _in_force(final: "Earlier", register_dir: str | Path | None) -> None:
     """The final run to settle is the one in force: a final run (its manifest), registered, and not superseded
     by a later final run of its district and year (`trueup-superseded`, naming the run in force)."""
-    from ..runs.readback import read_register
-    from ..runs.register import installation_register
+    from ..runs.register import in_force, installation_register
 
     where = Location(final.path.name, "Protokoll")
     if not final.final:
@@ -286,14 +285,14 @@ def _in_force(final: "Earlier", register_dir: str | Path | None) -> None:
                                   expected="final (Echtlauf)",
                                   hint="gegen die Arbeitsmappe des registrierten Echtlaufs (--mode final) abrechnen")])
     folder = installation_register(register_dir)
-    current = read_register(folder).current(final.district, final.year)
+    current, this = in_force(final, folder)
     if current is None:
         raise InputError([Problem("trueup-not-final", where, f"Im Register {folder} ist für {final.district} "
                                   f"{final.year} kein Echtlauf verzeichnet", found="kein Eintrag",
                                   expected="der Echtlauf dieser Arbeitsmappe im Register",
                                   hint="das Register der Installation angeben (--register), in dem der Echtlauf "
                                        "verzeichnet ist")])
-    if current.get("output_sha256") != final.sha256:
+    if not this:
         raise InputError([Problem("trueup-superseded", where, "Diese Arbeitsmappe ist nicht der Echtlauf, der in "
                                   f"Kraft ist: in Kraft ist Nr. {current.get('seq')} vom {current.get('recorded_utc')} "
                                   f"({current.get('output')})", found=f"SHA-256 {final.sha256}",

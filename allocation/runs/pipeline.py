@@ -405,6 +405,10 @@ def _run(input_path, rules_path, output_path, *, mode, provisional, register_dir
         raise ValueError("rates_from is only for a provisional run")
     register_dir = installation_register(register_dir)
     guard_run(input_path, rules_path, output_path, bases_from, register_dir, rates_from, upward)
+    if upward is not None:
+        from .upward import check_upward
+
+        check_upward(upward, mode, register_dir)
     _refuse_override(ignore_validity, mode, Path(rules_path).is_dir())
     allocation, controls, warnings = compute(input_path, rules_path, bases_from, rates_from,
                                              ignore_validity=ignore_validity, accept=accept, upward=upward)

@@ -41,7 +41,7 @@ from ..core.problems import Location, Problem
 from ..workbook.guard import FinalOutput, refuse_overwrite
 from .manifest import MANIFEST_SUFFIX, sealed
 from .readback import (GENESIS, INDEX_FILE, LOCK_FILE, REGISTER_FORMAT, RegisterBusy, RegisterCorrupt, RegisterError,
-                       RegisterUnusable, RegisterView,
+                       Earlier, RegisterUnusable, RegisterView,
                        final_manifest_beside, line_hash, normalised_slug_name, read_register)
 
 __all__ = ["RegisterError", "RegisterCorrupt", "RegisterUnusable", "register_path", "read_entries", "check_final",
@@ -461,3 +461,11 @@ def head_position(view: RegisterView, head: str) -> int | None:
     if head == GENESIS:
         return 0
     return next((link.number for link in view.chain if link.sha256 == head), None)
+
+
+def in_force(earlier: Earlier, register_dir: str | Path | None = None) -> tuple[dict | None, bool]:
+    """The final run in force for an earlier output's district and year in the register (`register_dir`, default
+    the installation's), and whether it is this output (by its SHA-256). The one answer `notices`, `trueup` and
+    `run --upward` give before they act on a final run."""
+    current = read_register(installation_register(register_dir)).current(earlier.district, earlier.year)
+    return current, current is not None and current.get("output_sha256") == earlier.sha256

@@ -17,12 +17,12 @@ from pathlib import Path
 
 from openpyxl import load_workbook
 
-from ..core.model import COMPONENTS, DISTRICT_HOST, CostItem, InputBook
+from ..core.model import COMPONENTS, DISTRICT_HOST, CostItem, InputBook, normalise_district
 from ..core.money import cents_from_decimal
 from ..core.problems import InputError, Location, Problem
 from .readback import Relation, read_output
 
-__all__ = ["with_upward_items", "UPWARD_PREFIX"]
+__all__ = ["with_upward_items", "check_upward", "UPWARD_PREFIX"]
 
 UPWARD_PREFIX = "UMLAGE-"
 ITEM_COLUMNS = ("ID", "Bezeichnung", "Kategorie", *COMPONENTS, "Foerderung", "Traeger")
@@ -30,6 +30,32 @@ ITEM_COLUMNS = ("ID", "Bezeichnung", "Kategorie", *COMPONENTS, "Foerderung", "Tr
 
 def _problem(code: str, where: Location, message: str, found: str, expected: str, hint: str) -> InputError:
     return InputError([Problem(code, where, message, found=found, expected=expected, hint=hint)])
+
+
+def check_upward(upper: str | Path, mode: str, register_dir: str | Path | None) -> None:
+    """What a run may build on: a final run only on the level above's final run in force (its register entry,
+    `upward-not-final`, `upward-superseded`); a test run on any of its outputs but a superseded final run."""
+    from .register import in_force
+
+    earlier = read_output(upper, "upward-unreadable", None, mismatch_code="upward-mismatch")
+    where = Location(earlier.path.name, "Protokoll")
+    if not earlier.final:
+        if mode == "final":
+            raise _problem("upward-not-final", where, "ein Echtlauf baut nur auf dem Echtlauf der Ebene darüber auf; "
+                           "diese Arbeitsmappe ist ein Probelauf", found=str(earlier.manifest["parameters"].get("mode")),
+                           expected="final (Echtlauf der Ebene darüber)",
+                           hint="das Ergebnis des Echtlaufs der Ebene darüber angeben oder als Probelauf rechnen")
+        return
+    current, this = in_force(earlier, register_dir)
+    if current is None and mode == "final":
+        raise _problem("upward-not-final", where, f"im Register ist für {earlier.district} {earlier.year} kein Echtlauf "
+                       "verzeichnet", found="kein Eintrag", expected="der Echtlauf der Ebene darüber im Register",
+                       hint="das Register angeben, in dem der Echtlauf der Ebene darüber verzeichnet ist (--register)")
+    if current is not None and not this:
+        raise _problem("upward-superseded", where, f"dieser Echtlauf der Ebene darüber ist nicht mehr in Kraft: in "
+                       f"Kraft ist Nr. {current.get('seq')} vom {current.get('recorded_utc')} ({current.get('output')})",
+                       found=f"SHA-256 {earlier.sha256}", expected=f"SHA-256 {current.get('output_sha256')}",
+                       hint=f"{current.get('output')} angeben, den Echtlauf, der die früheren ersetzt hat")
 
 
 def with_upward_items(book: InputBook, upper: str | Path) -> InputBook:
@@ -47,6 +73,11 @@ def with_upward_items(book: InputBook, upper: str | Path) -> InputBook:
                                    label="Die Ergebnis-Arbeitsmappe der Ebene darüber"),
                           mismatch_code="upward-mismatch")
     upper_name = earlier.path.name
+    if normalise_district(earlier.district) == normalise_district(book.parameters.district):
+        raise _problem("upward-same-body", Location(upper_name, "Protokoll"), "die Ergebnis-Arbeitsmappe der Ebene "
+                       f"darüber stammt von {earlier.district} selbst", found=earlier.district,
+                       expected="das Ergebnis der Ebene, an die die Umlage gezahlt wird (z. B. des Bezirks)",
+                       hint="das Ergebnis des Bezirks oder Landschaftsverbands angeben")
     workbook = load_workbook(earlier.stream(), read_only=True, data_only=True)
     try:
         if "Umlagen" not in workbook.sheetnames:

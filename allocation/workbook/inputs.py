@@ -12,6 +12,7 @@ import datetime as _dt
 import hashlib
 import io
 import re
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Iterator
@@ -521,7 +522,7 @@ def _need_key(key: str) -> str | None:
     return None if match is None else (match.group(1) or "")
 
 
-def _parameters(sheet: _Sheet, collector: _Collector) -> Parameters | None:
+def _parameters(sheet: _Sheet, collector: _Collector) -> "Parameters | _Partial":
     found: dict[str, tuple[object, int]] = {}
     needs: dict[str, tuple[object, int]] = {}
     for r, row in enumerate(sheet.rows, start=1):
@@ -590,6 +591,7 @@ def _parameters(sheet: _Sheet, collector: _Collector) -> Parameters | None:
                       "Hebesatz_Nachkommastellen muss 2 oder 4 sein", found=_show(decimals),
                       expected="2 oder 4", hint="2 (z. B. 36.20 %) oder 4 (z. B. 26.7678 %) eintragen")
     level = found.get("Umlageverband", (DEFAULT_LEVEL, 0))[0] or DEFAULT_LEVEL
+    level = next((name for name in LEVELS if name.casefold() == str(level).casefold()), level)  # "bezirk" is Bezirk
     if level not in LEVELS:
         ok = False
         collector.add("input-bad-parameter", where("Umlageverband"), "unbekannter Umlageverband"
@@ -604,7 +606,7 @@ def _parameters(sheet: _Sheet, collector: _Collector) -> Parameters | None:
                       hint="die Zelle als Text formatieren und den Schlüssel mit führender Null eintragen")
     entries = []
     for levy, (value, r) in needs.items():
-        if value is None:
+        if value is None or (isinstance(value, str) and not value.strip()):
             continue  # the template's empty row: no need given
         cents = _need_cents(value, collector.loc(sheet.name, r, 2), collector)
         if cents is None:
@@ -618,9 +620,18 @@ def _parameters(sheet: _Sheet, collector: _Collector) -> Parameters | None:
                       expected="entweder eine Zeile Umlagebedarf oder je Umlage eine Zeile Umlagebedarf:<id>",
                       hint="die Zeile ohne Umlage der richtigen Umlage zuordnen, z. B. Umlagebedarf:kreisumlage")
     if not ok:
-        return None
+        # what the other sheets are read by stays known: the members' keys by the level, whether a need is given
+        return _Partial(str(level) if level in LEVELS else DEFAULT_LEVEL, bool(needs))
     return Parameters(str(district), year, str(rounding), int(decimals), collector.loc(sheet.name), str(level),
                       tuple(entries), str(own_key or ""))
+
+
+@dataclass(frozen=True, slots=True)
+class _Partial:
+    """A Parameter sheet with errors: enough of it to read the other sheets without errors that follow from them."""
+
+    level: str
+    has_needs: bool
 
 
 def _need_cents(value: object, where: Location, collector: _Collector) -> int | None:
@@ -644,6 +655,17 @@ def _need_cents(value: object, where: Location, collector: _Collector) -> int | 
     return cents
 
 
+def _territory(key: str) -> str:
+    """The 8-digit form of a member's key: a Kreisschlüssel as its kreisfreie Stadt's AGS (09663 → 09663000), a
+    12-digit Regionalschlüssel as its AGS (Land, Regierungsbezirk, Kreis + Gemeinde, without Gemeindeart and
+    Gemeindeverband: 120605003154 → 12060154; service.brandenburg.de, "Regionalschlüssel")."""
+    if len(key) == 5:
+        return key + "000"
+    if len(key) == 12:
+        return key[:5] + key[9:]
+    return key
+
+
 def _municipalities(sheet: _Sheet, collector: _Collector, level: str = DEFAULT_LEVEL
                     ) -> tuple[list[Municipality], tuple[str, ...], set[str]]:
     """The municipalities (members: payers keyed as their level allows), the sheet's columns, and every valid key
@@ -656,6 +678,7 @@ def _municipalities(sheet: _Sheet, collector: _Collector, level: str = DEFAULT_L
     keys = LEVELS[level].keys
     result: list[Municipality] = []
     first_row: dict[str, int] = {}
+    territory: dict[str, tuple[str, int]] = {}
     for r, row in _data_rows(sheet, collector):
         cells = _Row(sheet, r, row, columns, collector)
         ags = cells.ags("AGS", keys=keys, level=level)
@@ -671,7 +694,15 @@ def _municipalities(sheet: _Sheet, collector: _Collector, level: str = DEFAULT_L
                               found=ags, expected="jede Gemeinde nur einmal",
                               hint=f"die doppelte Zeile löschen; die erste steht in Zeile {first_row[ags]}")
                 continue
+            same = territory.get(_territory(ags))
+            if same is not None:  # one territory under two forms of its key (09663 and 09663000): levied twice
+                collector.add("input-duplicate-ags", cells.where("AGS"), f"{ags} bezeichnet dasselbe Gebiet wie "
+                              f"{same[0]} in Zeile {same[1]}", found=ags, expected="jedes Mitglied nur einmal",
+                              hint="eine der beiden Zeilen löschen (ein Kreisschlüssel und der AGS mit 000 am Ende, "
+                                   "ein Regionalschlüssel und sein AGS meinen dasselbe Gebiet)")
+                continue
             first_row[ags] = r
+            territory[_territory(ags)] = (ags, r)
             attrs["AGS"] = ags
         if ags is None or base_cents is None:
             continue
@@ -823,12 +854,15 @@ def read_input(path: str | Path, shown: str | None = None) -> InputBook:
         workbook.close()
     parameters = _parameters(sheets["Parameter"], collector) if "Parameter" in sheets else None
     level = parameters.level if parameters is not None else DEFAULT_LEVEL
+    has_needs = bool(parameters.needs) if isinstance(parameters, Parameters) else bool(parameters and parameters.has_needs)
+    if isinstance(parameters, _Partial):
+        parameters = None
     municipalities, municipality_columns, known_ags = (_municipalities(sheets["Gemeinden"], collector, level)
                                                        if "Gemeinden" in sheets else ([], (), set()))
     items, item_columns, known_items = _items(sheets["Kostenpositionen"], known_ags, collector, level) \
         if "Kostenpositionen" in sheets else ([], (), set())
     keys = _keys(sheets["Schluessel"], known_items, known_ags, collector, level) if "Schluessel" in sheets else []
-    if parameters is not None and (parameters.needs or "Umlagesaetze" in sheets) and "Kostenpositionen" not in sheets:
+    if "Parameter" in sheets and (has_needs or "Umlagesaetze" in sheets) and "Kostenpositionen" not in sheets:
         # a levy with a statutory rate, or whose need is given as Umlagebedarf, needs no cost item (nor their sheet)
         collector.problems = [p for p in collector.problems
                               if not (p.code == "input-missing-sheet" and p.location.sheet == "Kostenpositionen")]

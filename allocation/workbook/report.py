@@ -30,6 +30,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 
 from ..rulefiles import conditions
 from ..calc.controls import Control
+from ..calc import levies as levies_stage
 from ..core.problems import column_letter
 from ..core import states
 from ..core.model import (LEVY_ROUTES, ROUTE_LABELS, ROUTES, Allocation, AllocationLine, ItemAllocation, LevyLine, LevyPart,
@@ -201,12 +202,14 @@ def _percent(rate: Decimal, decimals: int = 0) -> str:
     return f"{_de(shown)} %"
 
 
-def levy_proof(levy: LevyResult, line: LevyLine, unit: int, decimals: int = 2) -> str:
-    """The proof of one levy line in words: "218.900,89 € × 43,67 % = 95.594,0187 € → 95.594,02 €"."""
+def levy_proof(levy: LevyResult, line: LevyLine, unit: int, decimals: int = 2, given: str = "") -> str:
+    """The proof of one levy line in words: "218.900,89 € × 43,67 % = 95.594,0187 € → 95.594,02 €". `given`: the
+    Umlagebedarf given in the Parameter sheet, as "100,00 € (Parameter!B4)", where the levy has one."""
     amount = f"{_de(cents_to_decimal(line.amount))} €"
     if levy.mode != "statute":
         items = ", ".join(levy.items) or "keine"
-        return (f"Anteil am Umlagebedarf (Summe der Anteile der Kostenpositionen {items} nach "
+        also = f" und des Umlagebedarfs {given}" if given else ""
+        return (f"Anteil am Umlagebedarf (Summe der Anteile der Kostenpositionen {items}{also} nach "
                 f"{levy.levy.describe_base()}) = {amount}")
     factor = f" × Faktor {_de(fraction_to_decimal(line.factor, 6).normalize())}" if line.factor is not None else ""
     exact = f"{_de(fraction_to_decimal(line.exact / 100, 4))} €"
@@ -777,6 +780,8 @@ def _umlagen(book: Book, allocation: Allocation) -> None:
     unit, decimals = allocation.book.parameters.unit, allocation.book.parameters.rate_decimals
     blank_components = [""] * (2 * len(components))
     for levy in allocation.levies:
+        entry = levies_stage.need_entry(allocation.rulebook, allocation.book, levy.levy.id)
+        given = f"{_de(cents_to_decimal(entry.cents))} € ({entry.source.cell})" if entry is not None else ""
         single = levy.rates.get("")
         rate_cell = cell_digits(single) if single is not None else (
             "je Bestandteil: " + ", ".join(f"{c} {_percent(r, decimals)}" for c, r in levy.rates.items()) if levy.rates else "")
@@ -788,7 +793,8 @@ def _umlagen(book: Book, allocation: Allocation) -> None:
                 cells[index + 1] = _decimal(part.weighted / 100, 2)
             factor = [_decimal(line.factor, 6) if line.factor is not None else ""] if with_factor else []
             sheet.append([levy.levy.name, line.ags, names[line.ags], *cells, _decimal(line.base / 100, 2), *factor,
-                          rate_cell, cents_to_decimal(line.amount), levy_proof(levy, line, unit, decimals), MODES[levy.mode]])
+                          rate_cell, cents_to_decimal(line.amount), levy_proof(levy, line, unit, decimals, given),
+                          MODES[levy.mode]])
         pad = [*blank_components, *([""] if with_factor else [])]
         revenue = "Aufkommen zum Satz" if levy.mode == "statute" else "Aufkommen (Verteilung des Bedarfs)"
         sums: list[object] = list(blank_components)
@@ -800,9 +806,10 @@ def _umlagen(book: Book, allocation: Allocation) -> None:
         sheet.append([levy.levy.name, "Summe", revenue, *sums, _decimal(levy.base_total / 100, 2),
                       *pad[len(blank_components):], rate_cell, cents_to_decimal(levy.revenue),
                       f"Summe der {len(levy.lines)} Zeilen", MODES[levy.mode]], bold=True)
-        sheet.append([levy.levy.name, "", "Umlagebedarf (Summe der Defizite)", *pad, "", "",
-                      cents_to_decimal(levy.need), "Defizite von " + (", ".join(levy.items) or "keiner Kostenposition"),
-                      ""], bold=True)
+        sheet.append([levy.levy.name, "", "Umlagebedarf (Summe der Defizite" + (" und Umlagebedarf)" if given else ")"),
+                      *pad, "", "", cents_to_decimal(levy.need),
+                      "Defizite von " + (", ".join(levy.items) or "keiner Kostenposition")
+                      + (f" + Umlagebedarf {given}" if given else ""), ""], bold=True)
         outcome = "Überschuss" if levy.difference > 0 else "Fehlbetrag" if levy.difference < 0 else "ausgeglichen"
         sheet.append([levy.levy.name, "", f"Aufkommen − Bedarf ({outcome})", *pad, "", "",
                       cents_to_decimal(levy.difference), f"{_de(cents_to_decimal(levy.revenue))} € − "

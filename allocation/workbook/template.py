@@ -65,7 +65,8 @@ def state_columns(state: str) -> tuple[tuple[str, ...], list[tuple[str, str]]]:
             text = (f"monatlich zum {value['day']}." if value["schedule"] == "monthly"
                     else "vierteljährlich zum " + ", ".join(value["days"]))
         elif name == "provisional" and isinstance(value, dict):
-            text = states.PROVISIONAL_RULES[value["rule"]]
+            text = states.PROVISIONAL_RULES[value["rule"]] + (
+                f"; {states.SETTLEMENT_TEXTS[value['settlement']]}" if value.get("settlement") else "")
         elif isinstance(value, dict) and "kind" in value:
             text = str(value["kind"]) + (f", {value['timing']}" if value.get("timing") else "")
         else:
