@@ -560,3 +560,15 @@ def test_regression_one_bad_parameter_does_not_invent_further_errors(tmp_path, c
     rule_file = rules(tmp_path / "b.yaml", "X", "BY", "Bezirksumlage", "Art. 21 BayFAG")
     assert main(["run", str(source), "--rules", str(rule_file), "-o", str(tmp_path / "x.xlsx"), "--json"]) == 3
     assert [p["code"] for p in json.loads(capsys.readouterr().out)["problems"]] == ["input-bad-parameter"]
+
+
+def test_a_base_the_law_reduces_by_a_deduction_is_entered_not_computed(tmp_path):
+    # § 27 Abs. 2 FAG SH (profile quote): "... zuzüglich ihrer Gemeindeschlüsselzuweisungen ... und abzüglich ihrer
+    # Zahlungen in die Finanzausgleichsumlage": `base:` cannot subtract, so the template asks for the Umlagegrundlagen
+    assert states.profile("SH").applied("levy_base")["deductions"] == ["Finanzausgleichsumlage"]
+    path = tmp_path / "vorlage-sh.xlsx"
+    assert main(["template", str(path), "--state", "SH"]) == 0
+    assert [cell.value for cell in load_workbook(path)["Gemeinden"][1]][:3] == ["AGS", "Gemeinde", "Umlagegrundlagen"]
+    _, warnings = parse(state="SH", base="{Steuerkraftmesszahl: 100, Schluesselzuweisungen: 100}")
+    assert any(w.code == "rule-state-departure" and "Abzug" in w.message and "§ 27 Abs. 2 FAG SH" in w.message
+               for w in warnings)

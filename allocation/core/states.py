@@ -187,6 +187,10 @@ def _check_value(path: Path, name: str, value: object) -> None:
         for column, weight in value["components"].items():
             need(isinstance(column, str) and isinstance(weight, (int, float, str)) and not isinstance(weight, bool)
                  and 0 < Decimal(str(weight)) <= 100, "Gewichte über 0 bis 100")
+        # amounts the law subtracts (a Finanzausgleichsumlage): a levy `base:` cannot subtract yet, so where the
+        # law does, the template asks for the Umlagegrundlagen themselves and `check` says so
+        need(isinstance(value.get("deductions", []), list)
+             and all(isinstance(d, str) and d for d in value.get("deductions", [])), "deductions: [Spalte, ...]")
     elif name == "rate_uniform" or name == "key_allocation_cap":
         need(value is True or value is False, "true oder false")
     elif name == "rate_spread":

@@ -617,7 +617,15 @@ def _state_departures(reader: _Reader, document: LocDict, state: str, year: int,
         if list(levy.base) == [DEFAULT_LEVY_BASE]:
             continue  # the workbook gives the base already summed up
         given = {normalise_header(column): (column, weight) for column, weight in levy.base.items()}
-        if {key: weight for key, (_, weight) in given.items()} != {key: weight for key, (_, weight) in wanted.items()}:
+        if base.get("deductions"):  # the law subtracts: components alone overstate the base
+            _departure(reader, levy.source, fact,
+                       f'die Bemessungsgrundlage der Umlage "{levy.id}" lässt den Abzug nach dem Recht von {name} aus',
+                       found=levy.describe_base(),
+                       expected=" + ".join(c if w == 100 else f"{w} % {c}" for c, w in wanted.values())
+                       + "".join(f" − {d}" for d in base["deductions"]),
+                       hint="die Umlagegrundlagen nach Abzug als Spalte Umlagegrundlagen geben (`base:` weglassen); "
+                            "einen Abzug rechnet `base:` noch nicht")
+        elif {key: weight for key, (_, weight) in given.items()} != {key: weight for key, (_, weight) in wanted.items()}:
             _departure(reader, levy.source, fact,
                        f'die Bemessungsgrundlage der Umlage "{levy.id}" weicht vom Recht von {name} ab',
                        found=levy.describe_base(),

@@ -49,7 +49,8 @@ def state_columns(state: str) -> tuple[tuple[str, ...], list[tuple[str, str]]]:
     the instructions that cite the state's law (unverified facts are named as such, never as a rule)."""
     law = states.profile(state)
     base = law.applied("levy_base")
-    columns = tuple(base["components"]) if base else ()
+    # a base the law reduces by a deduction cannot be computed from columns yet: the Umlagegrundlagen are entered
+    columns = tuple(base["components"]) if base and not base.get("deductions") else ()
     notes = [("Land", f"{state} ({law.name}): die Regeldatei nennt `state: {state}`; `allocation states {state}` "
                       "zeigt jede Angabe mit Norm und Quelle")]
     for name in ("legal_basis", "levy_base", "instalments", "provisional", "consultation", "remedy"):
@@ -58,9 +59,12 @@ def state_columns(state: str) -> tuple[tuple[str, ...], list[tuple[str, str]]]:
             continue
         value = fact.value
         if name == "levy_base" and isinstance(value, dict):
-            text = " + ".join(c if w == 100 else f"{w} % {c}" for c, w in value["components"].items()) + (
-                "; die Spalten in Gemeinden eintragen, die Umlagegrundlagen errechnet das Werkzeug" if fact.verified
-                else "") + (f" ({value['year']})" if value.get("year") else "")
+            minus = "".join(f" − {d}" for d in value.get("deductions", []))
+            text = " + ".join(c if w == 100 else f"{w} % {c}" for c, w in value["components"].items()) + minus + (
+                ("; die Umlagegrundlagen nach Abzug in die Spalte Umlagegrundlagen eintragen (einen Abzug rechnet "
+                 "das Werkzeug noch nicht)" if minus else
+                 "; die Spalten in Gemeinden eintragen, die Umlagegrundlagen errechnet das Werkzeug")
+                if fact.verified else "") + (f" ({value['year']})" if value.get("year") else "")
         elif name == "instalments" and isinstance(value, dict):
             text = (f"monatlich zum {value['day']}." if value["schedule"] == "monthly"
                     else "vierteljährlich zum " + ", ".join(value["days"]))
@@ -72,7 +76,7 @@ def state_columns(state: str) -> tuple[tuple[str, ...], list[tuple[str, str]]]:
         else:
             text = fact.quote or fact.note
         notes.append((states.FACTS[name], f"{fact.cite()}: {text}"))
-    if base:
+    if base and not base.get("deductions"):
         rule = "{" + ", ".join(f"{c}: {w}" for c, w in base["components"].items()) + "}"
         notes.append(("Regeldatei", f"state: {state}; levies: - id: kreisumlage, name: Kreisumlage, legal_basis: "
                                     f"\"{law.fact('legal_basis').norm if law.fact('legal_basis') else ''}\", base: {rule}"))
