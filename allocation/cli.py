@@ -804,8 +804,8 @@ def _cmd_notices(args: argparse.Namespace) -> int:
 
     written = write_notices(args.output_workbook, args.output, args.template, args.date, args.previous,
                             register_dir=args.register, template_seconds=args.template_seconds,
-                            template_memory_mb=args.template_memory_mb, provisional_from=args.provisional_from,
-                            settled_on=args.settled_on)
+                            template_memory_mb=args.template_memory_mb, previous_year=args.previous_year,
+                            settled_on=args.settled_on, addresses=args.addresses, only=args.ags)
     if args.json:
         print(json.dumps({"status": "ok", "directory": str(written.directory), "notices": list(written.pdfs),
                           "instalments": written.rows, "without_notice": list(written.without_notice)},
@@ -1142,9 +1142,15 @@ def _add_notices(commands) -> None:
     _add_template_limits(notices)
     notices.add_argument("--previous", type=Path, default=None, metavar="FRUEHER.xlsx",
                          help="Änderungsbescheide gegenüber diesem früheren Lauf desselben Jahres")
-    notices.add_argument("--provisional-from", type=Path, default=None, metavar="VORJAHR.xlsx",
-                         help="Ergebnis des Vorjahres, dessen Teilbeträge bis zur Festsetzung vorläufig weiterliefen "
-                              "(z. B. Art. 19 Abs. 3 BayFAG): der Bescheid rechnet sie zum nächsten Fälligkeitstermin ab")
+    notices.add_argument("--previous-year", "--provisional-from", dest="previous_year", type=Path, default=None,
+                         metavar="VORJAHR.xlsx",
+                         help="Ergebnis des Vorjahres (mit Manifest): Vorjahressatz und -betrag stehen im Bescheid; wo "
+                              "die Teilbeträge des Vorjahres vorläufig weiterliefen (Art. 19 Abs. 3 BayFAG), rechnet "
+                              "der Bescheid sie zum nächsten Fälligkeitstermin ab")
+    notices.add_argument("--addresses", type=Path, default=None, metavar="ANSCHRIFTEN.xlsx",
+                         help="Anschriften der Empfänger: Blatt Anschriften mit AGS, Zeile 1, Zeile 2, ...")
+    notices.add_argument("--ags", action="append", default=None, metavar="AGS[,AGS...]",
+                         help="nur für diese Mitglieder schreiben (z. B. eine Neufassung nach einem Widerspruch)")
     notices.add_argument("--settled-on", type=_date_argument, default=None, metavar="JJJJ-MM-TT",
                          help="Änderungsbescheid, wo die Teilbeträge des Vorjahres vorläufig weiterliefen: Datum des "
                               "ersten Bescheids (hat er sie abgerechnet, auch --provisional-from wie damals)")

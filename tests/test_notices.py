@@ -35,7 +35,7 @@ LAYOUTS = {
     "Jugendamtsumlage": {"genitive": "der Jugendamtsumlage", "key": "jugendamtsumlage",
                          "golden": "notice-kreis-wesel-05170004-alpen-levies.txt"},
 }
-DATE = "2022-03-15"
+DATE = "2022-01-10"  # before the first due date (15.01.): every instalment of the year is still open
 
 
 def pdf_text(path: Path) -> str:
@@ -194,13 +194,19 @@ def test_golden_text_of_the_alpen_notice(wesel):
     assert text == golden.read_text(encoding="utf-8")
 
 
-def test_notices_are_deterministic_without_a_creation_date(wesel, tmp_path):
+def test_notices_are_deterministic_and_dated_by_the_notice_not_the_clock(wesel, tmp_path):
+    # PDF/A needs a document date: it is the notice's own date (10.01.2022), so the same letter is the same file
     again = tmp_path / "again"
     assert main(["notices", str(wesel / "ergebnis.xlsx"), "-o", str(again), "--date", DATE]) == 0
     first = (wesel / "bescheide" / "05170004_Alpen.pdf").read_bytes()
     assert (again / "05170004_Alpen.pdf").read_bytes() == first
-    assert b"CreationDate" not in first and b"ModDate" not in first
-    assert "/CreationDate" not in (PdfReader(again / "05170004_Alpen.pdf").metadata or {})
+    assert str((PdfReader(again / "05170004_Alpen.pdf").metadata or {}).get("/CreationDate", "")).startswith("D:20220110")
+
+
+def test_notices_are_pdf_a_2b(wesel):
+    # the XMP metadata of a PDF/A file names its part and conformance (ISO 19005-2: pdfaid:part 2, conformance B)
+    data = (wesel / "bescheide" / "05170004_Alpen.pdf").read_bytes()
+    assert b"<pdfaid:part>2</pdfaid:part>" in data and b"<pdfaid:conformance>B</pdfaid:conformance>" in data
 
 
 # ----------------------------------------------------------------------------------------- refusals
@@ -365,14 +371,14 @@ def test_umlagen_sheet_gives_components_rate_and_proof(tmp_path):
     result = read_result(statute_workbook(tmp_path / "schwerin.xlsx", with_derived=True))
     assert [(levy.name, levy.total, levy.statute) for levy in result.levies] == [
         ("Kreisumlage", 9_559_402, True), ("Jugendamtsumlage", 1_000_000, False)]
-    notices = build_notices(result, settings(Schedule.monthly(15)), dt.date(2013, 2, 1))
+    notices = build_notices(result, settings(Schedule.monthly(15)), dt.date(2013, 1, 10))
     render(notices, tmp_path)
     text = flat(pdf_text(tmp_path / "13076001_Musterstadt.pdf"))
     # 9.559.402 Cent / 12 = 796.616 Rest 10 → 10 × 7.966,17 € und 2 × 7.966,16 €
     for figure in ["111.203,84 €", "107.697,05 €", "218.900,89 €", "43,67 %", "95.594,02 €",
                    "218.900,89 € × 43,67 % = 95.594,0187 € → 95.594,02 €", "7.966,17 €", "7.966,16 €",
                    "2013-13076001-kreisumlage-01 … 2013-13076001-kreisumlage-12 (je Abschlag)",
-                   "Steuerkraftmesszahl", "Schluesselzuweisungen",
+                   "Steuerkraftmesszahl", "Schlüsselzuweisungen",  # as people write it (the column is ASCII)
                    # the levy without a statutory rate: 10.000,00 € / 111.203,84 € × 100 = 8,99249… → 8,9925 %;
                    # the printed rate 8,99 % stays beside it (base × 8,99 % would not give the amount)
                    "Jugendamtsumlage", "rechnerisch 8,9925 % (gerundet 8,99 %)", "Umlagesatz (aus dem Bedarf)"]:
@@ -392,7 +398,7 @@ def test_weighted_components_are_shown_when_they_differ():
 
 def test_saarland_notice_states_the_rounded_amount(tmp_path):
     result = read_result(statute_workbook(tmp_path / "saar.xlsx"))
-    notices = build_notices(result, settings(Schedule.monthly(20, "saarland")), dt.date(2013, 2, 1))
+    notices = build_notices(result, settings(Schedule.monthly(20, "saarland")), dt.date(2013, 1, 10))
     render(notices, tmp_path)
     text = flat(pdf_text(tmp_path / "13076001_Musterstadt.pdf"))
     # 95.594,02 € → 95.594 € // 12 = 7.966 → 7.966 × 12 = 95.592,00 €; monatlich 7.966,00 € zum 20.

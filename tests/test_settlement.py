@@ -176,7 +176,7 @@ def test_a_change_notice_after_a_settling_first_notice_changes_what_that_notice_
     assert main(change + ["--json"]) == 3
     assert "notices-provisional-missing" in capsys.readouterr().out
     assert main(change + ["--settled-on", "2023-04-15", "--json"]) == 3  # it settled: the previous year is needed
-    assert "--provisional-from" in capsys.readouterr().out
+    assert "--previous-year" in capsys.readouterr().out
     assert main(change + ["--settled-on", "2023-04-15", "--provisional-from", str(runs["2022"])]) == 0
     with open(tmp_path / "aenderung" / "Abschlaege.csv", encoding="utf-8-sig", newline="") as stream:
         rows = list(csv.reader(stream, delimiter=";"))

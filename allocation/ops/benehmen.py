@@ -196,6 +196,7 @@ def _letter(allocation: Allocation, lines: list[BenehmenLine], ags: str, date: _
     return {
         "district": parameters.district, "issuer": issuer or parameters.district, "municipality": own[0].name,
         "ags": ags, "year": str(parameters.year), "previous_year": str(previous_year), "date": de_date(date),
+        "date_parts": [date.year, date.month, date.day],
         "deadline": de_date(deadline),
         "levies": [{"name": line.levy, "rate": de_percent(line.rate) if line.rate is not None else line.rate_text,
                     "base": format_eur(round_to_unit(line.base, 1)), "amount": format_eur(line.amount),

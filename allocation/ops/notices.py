@@ -31,13 +31,13 @@ import sys
 import tempfile
 import time
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import Mapping, TYPE_CHECKING, Iterable, Sequence
 
 from ..core.filenames import (NAME_MAX, current_umask, cut_bytes, file_kind, folder_output_problems, move_into,
-                              name_bytes, what_is_at)
+                              name_bytes, read_regular, what_is_at)
 from ..core import states
 from ..core.instalments import (ChangePlan, Instalment, change_plan, fixed_amount, plan, provisional_instalment,
                                settlement_plan)
@@ -98,9 +98,12 @@ class LevyShare:
 class Levy:
     name: str
     key: str
-    total: int
+    total: int  # the yield: what the payers pay together
     legal_basis: str = ""
     statute: bool = False  # True: amounts are base × rate (Umlagen sheet); False: the need split exactly
+    need: int | None = None  # the Umlagesoll (Umlagebedarf row of `Umlagen`); None for outputs without it
+    base_total: Decimal | None = None  # the Bemessungsgrundlage of all payers (the `Summe` row)
+    rate: str = ""  # the rate as the `Summe` row states it ("36,20 %" or "je Bestandteil: ...")
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,8 +376,23 @@ def _statute_levies(sheets: dict[str, _Sheet], problems: list[Problem]) -> tuple
         proof = str(row[proof_at]) if proof_at is not None and proof_at < len(row) and row[proof_at] else ""
         shares.append(LevyShare(levy, str(sheet.value(row, "AGS")), str(sheet.value(row, "Gemeinde") or ""), amount,
                                 base, components, tuple(r for r in rates if r), proof))
+    totals: dict[str, tuple[int | None, Decimal | None, str]] = {}
+    for number, row in sheet.rows:  # per levy: its `Summe` row (base of all, rate) and its Umlagebedarf row
+        levy = str(sheet.value(row, "Umlage") or "").strip()
+        label = str(sheet.value(row, "Gemeinde") or "")
+        need, base_total, rate = totals.get(levy, (None, None, ""))
+        if str(sheet.value(row, "AGS") or "") == "Summe":
+            base_total = _decimal(sheet.value(row, "Bemessungsgrundlage"))
+            value = sheet.value(row, rate_column)
+            rate = de_percent(_decimal(value)) if _decimal(value) is not None else str(value or "").strip()
+        elif label.startswith("Umlagebedarf"):
+            amount = _decimal(sheet.value(row, "Betrag"))
+            need = cents_from_decimal(amount) if amount is not None else None
+        totals[levy] = (need, base_total, rate)
     levies = [Levy(name, slug(name).lower(), sum(s.amount for s in shares if s.levy == name),
-                   statute=name not in derived) for name in order]
+                   statute=name not in derived, need=totals.get(name, (None,))[0],
+                   base_total=totals.get(name, (None, None))[1], rate=totals.get(name, (None, None, ""))[2])
+              for name in order]
     return levies, shares
 
 
@@ -453,7 +471,7 @@ def _named(levy: Levy, rule_levies: dict[str, tuple[str, str, str]]) -> Levy:
     if known is None:
         return levy
     levy_id, name, basis = known
-    return Levy(name or levy.name, levy_id or levy.key, levy.total, levy.legal_basis or basis, levy.statute)
+    return replace(levy, name=name or levy.name, key=levy_id or levy.key, legal_basis=levy.legal_basis or basis)
 
 
 def _rule_levies(rules_path: Path | None) -> dict[str, tuple[str, str, str]]:
@@ -504,20 +522,55 @@ def _provisional_text(result: ResultBook) -> str:
     return text
 
 
+# How letters spell the column names people write with umlauts (the workbook's columns are ASCII by convention);
+# `notices.labels` in the rule file names any column its own way.
+SPELLING = (("Schluessel", "Schlüssel"), ("Solidaritaet", "Solidarität"), ("Betraege", "Beträge"),
+            ("Foerderung", "Förderung"), ("Traeger", "Träger"), ("Gebuehr", "Gebühr"), ("Zuschlaege", "Zuschläge"),
+            ("Ertraege", "Erträge"), ("Aufwendungen", "Aufwendungen"))
+
+
+def readable(column: str, labels: Mapping[str, str] | None = None) -> str:
+    """`Schluesselzuweisungen gewichtet` -> `Schlüsselzuweisungen (gewichtet)`; `Schluesselzuweisungen_A` ->
+    `Schlüsselzuweisungen A`; a label from the rule file wins."""
+    weighted = column.endswith(" gewichtet")
+    plain = column[:-len(" gewichtet")] if weighted else column
+    labels = labels or {}
+    text = labels.get(plain) or labels.get(_norm(plain))
+    if not text:
+        text = plain.replace("_", " ")
+        for ascii_form, spelled in SPELLING:
+            text = text.replace(ascii_form, spelled).replace(ascii_form.lower(), spelled.lower())
+    return f"{text} (gewichtet)" if weighted else text
+
+
 def _levy_data(levy: Levy, share: LevyShare, old: LevyShare | None, change: ChangePlan | None, settings: NoticeSettings,
-               schedule_amount: int, municipality_count: int) -> dict:
+               schedule_amount: int, municipality_count: int, before: Levy | None = None,
+               before_share: LevyShare | None = None) -> dict:
+    """One levy of one notice. `before`, `before_share`: the same levy in the previous year's result, where given
+    (`--previous-year`): last year's rate and amount, and whether the Umlagesoll rose (the reasons are shown only
+    then, § 17 Abs. 2 Nr. 2 FAGDV: "falls das Umlagesoll gegenüber dem Vorjahr erhöht worden ist")."""
     basis, approval, reasons = _legal_basis(levy, settings)
-    components = [[label, f"{de_number(value)} €"] for label, value in share.components]
+    labels = {column: text for column, text in settings.labels} | {_norm(c): text for c, text in settings.labels}
+    components = [[readable(label, labels), f"{de_number(value)} €"] for label, value in share.components]
+    need = levy.need if levy.need is not None else levy.total
+    rose = before is not None and need > (before.need if before.need is not None else before.total)
     data = {
-        "name": levy.name, "total": format_eur(levy.total), "payers": municipality_count,
+        "name": levy.name, "total": format_eur(need), "yield": format_eur(levy.total), "payers": municipality_count,
+        "base_total": f"{de_number(levy.base_total)} €" if levy.base_total is not None else "",
+        "rate_total": levy.rate,
         "components": components,
         "base": f"{de_number(share.base)} €" if share.base is not None else "",
         "rates": list(share.rates), "amount": format_eur(share.amount), "proof": share.proof,
-        "legal_basis": basis, "approval": approval, "reasons": reasons,
+        "legal_basis": basis, "approval": approval, "reasons": reasons if rose else "",
         "statute": levy.statute,
         "fixed": format_eur(schedule_amount) if schedule_amount != share.amount else "",
         "rounding_off": format_eur(share.amount - schedule_amount) if schedule_amount != share.amount else "",
     }
+    if before is not None:
+        data["previous"] = {"rate": before.rate,
+                            "amount": format_eur(before_share.amount) if before_share is not None else "",
+                            "need": format_eur(before.need if before.need is not None else before.total),
+                            "rose": rose}
     if change is not None:
         data["change"] = {"old": format_eur(change.old_amount), "new": format_eur(change.new_amount),
                           "difference": format_eur(change.difference), "due_before": format_eur(change.due_before),
@@ -551,21 +604,29 @@ def _old_share(previous: ResultBook, found: Levy, levy: Levy, ags: str) -> LevyS
 
 def build_notices(result: ResultBook, settings: NoticeSettings, notice_date: _dt.date,
                   previous: ResultBook | None = None, rule_levies: dict[str, tuple[str, str, str]] | None = None,
-                  trace: dict | None = None, provisional_from: ResultBook | None = None,
-                  settled_on: _dt.date | None = None) -> list[tuple[str, dict, list[_Row]]]:
+                  trace: dict | None = None, previous_year: ResultBook | None = None,
+                  settled_on: _dt.date | None = None, *, settle: bool | None = None,
+                  addresses: Mapping[str, tuple[str, ...]] | None = None,
+                  only: set[str] | None = None) -> list[tuple[str, dict, list[_Row]]]:
     """Per municipality with a levy (or, with `previous`, with a changed levy): (PDF name, template data, rows).
 
-    `provisional_from`: the previous year's result, whose last instalments ran on provisionally (the state's
-    `provisional` rule `previous_instalments`, Art. 19 Abs. 3 BayFAG): the instalments due by the notice date
-    are shown as paid at that amount, and the difference is settled at the next due date (`settlement_plan`).
+    `previous_year`: the previous year's result. Its rates and amounts stand on the notices as last year's; and
+    where `settle` (the state's law lets last year's instalments run on, Art. 19 Abs. 3 BayFAG; default: whenever
+    it is given, for callers before `settle` existed), the instalments due by the notice date are shown as paid at
+    last year's last instalment, and the difference is settled at the next due date (`settlement_plan`). Without
+    it, instalments due by the notice date of a first notice are due with the next instalment ("nachgeholt").
     With `previous` (a change notice), `settled_on` is the date of the first notice: the old instalments are the
-    ones it set (settling `provisional_from`'s instalments where they ran on), not the plain plan."""
+    ones it set, not the plain plan. `addresses`: AGS -> postal address lines; `only`: the AGS to write."""
     schedule = settings.schedule
     assert schedule is not None
+    settle = previous_year is not None if settle is None else settle
     rule_levies = rule_levies or {}
     notices = []
     change_mode = previous is not None
+    head = settings.letterhead
     for ags, name in result.municipalities:
+        if only is not None and ags not in only:
+            continue
         levies_data, rows = [], []
         for found in result.levies:
             levy = _named(found, rule_levies)
@@ -579,12 +640,14 @@ def build_notices(result: ResultBook, settings: NoticeSettings, notice_date: _dt
                 continue
             share = share or LevyShare(found.name, ags, name, 0)
             payers = sum(1 for s in result.shares if s.levy == found.name and s.amount)
+            last = _old_share(previous_year, found, levy, ags) if previous_year is not None else None
+            last_levy = next((lv for lv in previous_year.levies if lv.name in (found.name, levy.name)), None) \
+                if previous_year is not None else None
             if change_mode:
                 old_plan = None
                 if settled_on is not None:
-                    before = _old_share(provisional_from, found, levy, ags) if provisional_from else None
-                    paid = provisional_instalment(before.amount if before else 0, schedule, provisional_from.year) \
-                        if provisional_from else 0
+                    paid = provisional_instalment(last.amount if last else 0, schedule, previous_year.year) \
+                        if settle and previous_year is not None else 0
                     old_plan = tuple(Instalment(line.number, line.due, line.amount) for line in
                                      settlement_plan(old.amount if old else 0, schedule, result.year, settled_on, paid))
                 change = change_plan(old.amount if old else 0, amount, schedule, result.year, notice_date,
@@ -593,34 +656,53 @@ def build_notices(result: ResultBook, settings: NoticeSettings, notice_date: _dt
                     rows.append(_Row(ags, name, levy.name, line.number, line.due, line.new,
                                      _kassenzeichen(settings, result.year, ags, levy, line.number), "Änderungsbescheid",
                                      line.old, line.already_due))
-            elif provisional_from is not None:
+            elif settle and previous_year is not None:
                 change = None
-                before = _old_share(provisional_from, found, levy, ags)
-                paid = provisional_instalment(before.amount if before else 0, schedule, provisional_from.year)
+                paid = provisional_instalment(last.amount if last else 0, schedule, previous_year.year)
                 for line in settlement_plan(amount, schedule, result.year, notice_date, paid):
                     rows.append(_Row(ags, name, levy.name, line.number, line.due, line.amount,
                                      _kassenzeichen(settings, result.year, ags, levy, line.number),
                                      f"Erstbescheid ({line.kind})", regular=line.regular))
             else:
                 change = None
-                rows += [_Row(ags, name, levy.name, i.number, i.due, i.amount,
-                              _kassenzeichen(settings, result.year, ags, levy, i.number), "Erstbescheid")
-                         for i in plan(amount, schedule, result.year)]
-            levies_data.append(_levy_data(levy, share, old, change, settings, fixed_amount(amount, schedule), payers))
+                # due by the notice date and nothing paid: those instalments fall due with the next one
+                for line in settlement_plan(amount, schedule, result.year, notice_date, 0):
+                    if line.kind == "vorläufig":
+                        continue
+                    kind = {"Abrechnung": "nachgeholt", "Abrechnung nach Jahresende": "nachgeholt"}.get(line.kind, "")
+                    rows.append(_Row(ags, name, levy.name, line.number, line.due, line.amount,
+                                     _kassenzeichen(settings, result.year, ags, levy, line.number),
+                                     f"Erstbescheid ({kind})" if kind else "Erstbescheid", regular=line.regular))
+            levies_data.append(_levy_data(levy, share, old, change, settings, fixed_amount(amount, schedule), payers,
+                                          last_levy, last))
         if not levies_data:
             continue
         names = [levy["name"] for levy in levies_data]
         role, office = states.addressee(result.level, ags)
+        caught_up = [r for r in rows if r.kind == "Erstbescheid (nachgeholt)"]
         data = {
             "district": result.district, "issuer": settings.issuer, "municipality": name, "ags": ags,
             "addressee": role, "office": office, "payers_word": f"umlagepflichtige {states.level(result.level).counted}",
             "payers_all": "umlagepflichtigen Gemeinden" if result.level == states.DEFAULT_LEVEL
             else f"umlagepflichtigen {states.level(result.level).payers}",
-            "date": de_date(notice_date), "year": result.year, "subject": _subject(result, names, change_mode),
+            "recipient": list((addresses or {}).get(ags, ())),
+            "letterhead": {
+                "authority": head.authority, "address": list(head.address), "department": head.department,
+                "contact": {"name": head.contact_name, "phone": head.contact_phone, "email": head.contact_email},
+                "signatory": {"name": head.signatory_name, "title": head.signatory_title},
+                "court": {"name": head.court_name, "address": head.court_address},
+            },
+            "file_reference": head.file_reference.format(jahr=result.year, ags=ags,
+                                                         umlage=_named(result.levies[0], rule_levies).key)
+            if head.file_reference else "",
+            "date": de_date(notice_date), "date_parts": [notice_date.year, notice_date.month, notice_date.day],
+            "year": result.year, "subject": _subject(result, names, change_mode),
             "change": change_mode, "draft": result.draft, "provisional": result.provisional,
             "provisional_text": _provisional_text(result), "levies": levies_data,
+            "previous_year": previous_year.year if previous_year is not None else "",
             "schedule": schedule.describe() + (f" ({settings.schedule_basis})" if settings.schedule_basis else ""),
             "saarland": schedule.split == "saarland",
+            "caught_up": {"due": de_date(caught_up[0].due), "notice": de_date(notice_date)} if caught_up else None,
             "instalments": [{"levy": r.levy, "nr": r.number, "due": de_date(r.due), "amount": format_eur(r.amount),
                              "kassenzeichen": r.kassenzeichen,
                              "old": format_eur(r.old) if r.old is not None else "",
@@ -630,13 +712,13 @@ def build_notices(result: ResultBook, settings: NoticeSettings, notice_date: _dt
             "plan": _by_date(rows, names),
             "total": format_eur(sum(r.amount for r in rows)),
             "payment": settings.payment, "policy": settings.change_policy,
-            "trace": trace or {},
+            "trace": {key: value for key, value in (trace or {}).items() if key in ("sha256", "run", "mode")},
         }
-        if provisional_from is not None:
+        if settle and previous_year is not None and not change_mode:
             fact = states.profile(result.state).fact("provisional", result.year)
             data["settlement"] = {
                 "norm": fact.norm if fact is not None else "",
-                "previous_year": provisional_from.year,
+                "previous_year": previous_year.year,
                 "rows": [{"levy": r.levy, "nr": r.number, "due": de_date(r.due), "regular": format_eur(r.regular or 0),
                           "amount": format_eur(r.amount), "kind": r.kind.removeprefix("Erstbescheid (").rstrip(")")}
                          for r in rows],
@@ -1094,20 +1176,22 @@ def _previous(path: Path, result: ResultBook, manifest: dict) -> ResultBook:
     return previous
 
 
-def _provisional_from(path: Path | None, result: ResultBook, settings: NoticeSettings, notice_date: _dt.date,
-                      change: bool, settled_on: _dt.date | None = None) -> ResultBook | None:
-    """The previous year's result whose instalments ran on provisionally, where the state's law has them run on
-    and settled at the next due date (`provisional` rule `previous_instalments` with `settlement: next_due_date`,
-    Art. 19 Abs. 3 BayFAG), through `readback.read_output` (unchanged since its run; the same body, the previous
-    year). A first notice dated on or after a due date of the year needs it. A change notice there needs the date of
-    the first notice (`settled_on`) and, where that first notice settled provisional instalments, this result too:
-    the old instalments are the ones that notice set. Elsewhere both are refused (the law has no such instalments,
-    or their settlement was not read)."""
+def _previous_year(path: Path | None, result: ResultBook, settings: NoticeSettings, notice_date: _dt.date,
+                   change: bool, settled_on: _dt.date | None = None) -> tuple[ResultBook | None, bool]:
+    """The previous year's result (`--previous-year`, also `--provisional-from`), read through
+    `readback.read_output` (unchanged since its run; the same body, the previous year), and whether the notices
+    settle last year's instalments with it.
+
+    Its rates and amounts stand on the notices as last year's. Where the state's law lets last year's instalments
+    run on and settles them at the next due date (`provisional` rule `previous_instalments` with `settlement:
+    next_due_date`, verified: Art. 19 Abs. 3 BayFAG), a first notice dated on or after the first due date needs it
+    (`notices-provisional-missing`), and a change notice needs the date of the first notice (`settled_on`) and,
+    where that notice settled, this result too: the old instalments are the ones that notice set. `--settled-on`
+    elsewhere is refused (`notices-provisional-rule`)."""
     from ..runs.readback import Relation, read_output
 
     law = states.profile(result.state)
     rule = law.applied("provisional", result.year)
-    # only where the settlement at the next due date is itself read in the law (`settlement` given, not defaulted)
     continues = rule is not None and rule["rule"] == "previous_instalments" and rule.get("settlement") == "next_due_date"
     fact = law.fact("provisional", result.year)
     norm = fact.cite() if fact is not None else f"Landesrecht {result.state}"
@@ -1121,50 +1205,192 @@ def _provisional_from(path: Path | None, result: ResultBook, settings: NoticeSet
 
     def refused(message: str, found: str) -> InputError:
         return InputError([Problem("notices-provisional-rule", where, message, found=found,
-                                   expected="ohne --provisional-from und --settled-on",
-                                   hint="--provisional-from und --settled-on weglassen")])
+                                   expected="ohne --settled-on", hint="--settled-on weglassen")])
 
+    settle = False
     if not continues:
-        if path is not None or settled_on is not None:
-            raise refused("--provisional-from und --settled-on gelten nur, wo die Teilbeträge des Vorjahres nach dem "
-                          f"Recht des Landes vorläufig weiterlaufen und zum nächsten Fälligkeitstermin abgerechnet "
-                          f"werden; der Lauf folgt dem Recht von {result.state} ({norm})",
-                          str(path.name if path else settled_on))
-        return None
-    if change:
+        if settled_on is not None:
+            raise refused("--settled-on gilt nur, wo die Teilbeträge des Vorjahres nach dem Recht des Landes vorläufig "
+                          "weiterlaufen und zum nächsten Fälligkeitstermin abgerechnet werden; der Lauf folgt dem Recht "
+                          f"von {result.state} ({norm})", de_date(settled_on))
+    elif change:
         if settled_on is None:
             raise missing("ein Änderungsbescheid ändert, was der erste Bescheid festgesetzt hat; hat dieser vorläufige "
-                          "Teilbeträge abgerechnet, sind es andere Raten als ein Zwölftel je Monat", "kein --settled-on",
-                          "--settled-on mit dem Datum des ersten Bescheids angeben (und, wenn er nach dem ersten "
-                          "Fälligkeitstag datiert war, --provisional-from mit dem Ergebnis des Vorjahres)")
+                          "Teilbeträge abgerechnet, sind es andere Raten als gleiche Teile", "kein --settled-on",
+                          "--settled-on mit dem Datum des ersten Bescheids angeben (und, wenn er am oder nach dem ersten "
+                          "Fälligkeitstag datiert war, --previous-year mit dem Ergebnis des Vorjahres)")
         if settled_on > notice_date:
             raise refused(f"der erste Bescheid (--settled-on {de_date(settled_on)}) liegt nach diesem Änderungsbescheid "
                           f"({de_date(notice_date)})", de_date(settled_on))
-        if settled_on < first_due:
-            if path is not None:
-                raise refused(f"der erste Bescheid vom {de_date(settled_on)} lag vor dem ersten Fälligkeitstag "
-                              f"{de_date(first_due)}: er hatte keine vorläufigen Teilbeträge abzurechnen", path.name)
-            return None
-        if path is None:
+        settle = settled_on >= first_due
+        if settle and path is None:
             raise missing(f"der erste Bescheid vom {de_date(settled_on)} lag am oder nach dem ersten Fälligkeitstag "
-                          f"{de_date(first_due)} und rechnete die vorläufigen Teilbeträge ab", "kein --provisional-from",
-                          "--provisional-from mit dem Ergebnis des Vorjahres angeben, wie beim ersten Bescheid")
+                          f"{de_date(first_due)} und rechnete die vorläufigen Teilbeträge ab", "kein --previous-year",
+                          "--previous-year mit dem Ergebnis des Vorjahres angeben, wie beim ersten Bescheid")
     else:
         if settled_on is not None:
             raise refused("--settled-on gilt nur für Änderungsbescheide (mit --previous)", de_date(settled_on))
-        if path is None:
-            if not result.provisional and notice_date >= first_due:
-                raise missing(f"der Bescheid ist auf den {de_date(notice_date)} datiert, am oder nach dem ersten "
-                              f"Fälligkeitstag {de_date(first_due)}; bis zur Festsetzung liefen die Teilbeträge des "
-                              "Vorjahres vorläufig weiter", "kein --provisional-from",
-                              "--provisional-from VORJAHR-ERGEBNIS.xlsx angeben: dann rechnet der Bescheid die "
-                              "vorläufigen Zahlungen zum nächsten Fälligkeitstermin ab")
-            return None
+        settle = not result.provisional and notice_date >= first_due
+        if settle and path is None:
+            raise missing(f"der Bescheid ist auf den {de_date(notice_date)} datiert, am oder nach dem ersten "
+                          f"Fälligkeitstag {de_date(first_due)}; bis zur Festsetzung liefen die Teilbeträge des "
+                          "Vorjahres vorläufig weiter", "kein --previous-year",
+                          "--previous-year VORJAHR-ERGEBNIS.xlsx angeben: dann rechnet der Bescheid die vorläufigen "
+                          "Zahlungen zum nächsten Fälligkeitstermin ab")
+    if path is None:
+        return None, False
     earlier = read_output(path, "notices-unreadable", Relation(result.district, result.year, "previous",
                                                                label="Die Ergebnis-Arbeitsmappe des Vorjahres"),
                           changed_code="notices-previous-changed", mismatch_code="notices-previous-mismatch",
                           missing_code="notices-previous-changed")
-    return read_result(earlier)
+    return read_result(earlier), settle
+
+
+def _refuse_after_year(result: ResultBook, notice_date: _dt.date, settlement: bool) -> None:
+    """A first notice dated after its budget year sets instalments that were all due: refused, unless it settles
+    (a change notice, or a first notice that settles provisional instalments)."""
+    if notice_date.year > result.year and not settlement:
+        raise InputError([Problem(
+            "notices-after-year", Location(result.path.name, "Protokoll"),
+            f"ein erster Bescheid vom {de_date(notice_date)} setzte Abschläge fest, die im Haushaltsjahr {result.year} "
+            "schon alle fällig waren", found=de_date(notice_date), expected=f"ein Datum im Haushaltsjahr {result.year}",
+            hint="den Bescheid mit seinem tatsächlichen Datum im Haushaltsjahr schreiben oder, wenn er einen früheren "
+                 "Bescheid ändert, als Änderungsbescheid (--previous)")])
+
+
+def _chosen(result: ResultBook, only: Sequence[str] | None) -> set[str] | None:
+    """`--ags`: the members to write notices for (a re-issue after an objection); an unknown one is located."""
+    if not only:
+        return None
+    known = {ags for ags, _ in result.municipalities}
+    wanted = [ags.strip() for entry in only for ags in entry.split(",") if ags.strip()]
+    unknown = [ags for ags in wanted if ags not in known]
+    if unknown:
+        raise InputError([Problem("notices-unknown-ags", Location("--ags"), f"{ags} steht nicht in der Ergebnis-"
+                                  "Arbeitsmappe", found=ags, expected="ein AGS aus dem Blatt Uebersicht",
+                                  hint="den AGS prüfen (8 Ziffern, führende Null)") for ags in unknown])
+    return set(wanted)
+
+
+ADDRESS_SHEET = "Anschriften"
+
+
+def read_addresses(path: str | Path, result: ResultBook) -> dict[str, tuple[str, ...]]:
+    """`--addresses ANSCHRIFTEN.xlsx`: sheet `Anschriften`, a column `AGS` and one column per address line
+    (`Zeile 1`, `Zeile 2`, ...). Read within bounds (a regular file, at most the size of an input workbook);
+    every unusable row is located (`notices-bad-address`, exit 3)."""
+    import openpyxl
+
+    from ..runs.readback import output_bytes
+
+    path = Path(path)
+    source = output_bytes(path, "notices-bad-address")
+    name = path.name
+
+    def problem(message: str, where: Location, found: str, expected: str, hint: str) -> Problem:
+        return Problem("notices-bad-address", where, message, found=found, expected=expected, hint=hint)
+
+    try:
+        book = openpyxl.load_workbook(source.stream(), read_only=True, data_only=True)
+    except Exception as error:  # noqa: BLE001 - openpyxl raises many types for a file that is no workbook
+        raise InputError([problem("Die Anschriften lassen sich nicht lesen", Location(name), type(error).__name__,
+                                  "eine .xlsx-Arbeitsmappe", "die Anschriften als Excel-Arbeitsmappe speichern")]) from None
+    try:
+        if ADDRESS_SHEET not in book.sheetnames:
+            raise InputError([problem(f"Blatt {ADDRESS_SHEET} fehlt", Location(name), ", ".join(book.sheetnames),
+                                      ADDRESS_SHEET, f"ein Blatt {ADDRESS_SHEET} mit AGS, Zeile 1, Zeile 2, ... anlegen")])
+        rows = list(book[ADDRESS_SHEET].iter_rows(values_only=True))
+    finally:
+        book.close()
+    header = [str(cell).strip() if cell is not None else "" for cell in rows[0]] if rows else []
+    keys = [i for i, text in enumerate(header) if _norm(text) == "ags"]
+    lines = [i for i, text in enumerate(header) if re.fullmatch(r"zeile\d+", _norm(text))]
+    if not keys or not lines:
+        raise InputError([problem("Die Spalten AGS und Zeile 1, Zeile 2, ... fehlen", Location(name, ADDRESS_SHEET, 1),
+                                  ", ".join(header), "AGS, Zeile 1, Zeile 2, ...", "die Überschriften in Zeile 1 eintragen")])
+    known = {ags for ags, _ in result.municipalities}
+    found: dict[str, tuple[str, ...]] = {}
+    first: dict[str, int] = {}
+    problems = []
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(cell not in (None, "") for cell in row):
+            continue
+        ags = str(row[keys[0]]).strip() if keys[0] < len(row) and row[keys[0]] is not None else ""
+        where = Location(name, ADDRESS_SHEET, number, keys[0] + 1)
+        text = tuple(str(row[i]).strip() for i in lines if i < len(row) and row[i] not in (None, "")
+                     and str(row[i]).strip())
+        if ags not in known:
+            problems.append(problem(f"{ags or 'leer'} ist kein Mitglied dieses Laufs", where, ags or "leer",
+                                    "ein AGS aus dem Blatt Uebersicht (als Text)", "den AGS korrigieren oder die Zeile löschen"))
+        elif ags in first:
+            problems.append(problem(f"Anschrift für {ags} doppelt", where, ags, "eine Zeile je AGS",
+                                    f"eine löschen; die erste steht in Zeile {first[ags]}"))
+        elif not text:
+            problems.append(problem(f"Anschrift für {ags} ist leer", where, "leer", "mindestens eine Zeile",
+                                    "die Anschrift in Zeile 1, Zeile 2, ... eintragen"))
+        else:
+            first[ags] = number
+            found[ags] = text
+    if problems:
+        raise InputError(problems)
+    return found
+
+
+# The texts templates copied from earlier versions show unconditionally; the current default shows `platzhalter(...)`
+# only where the rule file lacks the text.
+PLACEHOLDER_MARKERS = ("[Verwaltungsgericht und Anschrift in rechtsbehelf.typ eintragen]", "(Name, Amt)")
+# the letterhead fields each default file shows, and where a final notice must have them
+PLACEHOLDER_FIELDS = {
+    "rechtsbehelf.typ": (("court_name", "das Verwaltungsgericht (court.name)"),
+                         ("court_address", "seine Anschrift (court.address)")),
+    "unterschrift.typ": (("signatory_name", "wer zeichnet (signatory.name)"),),
+    "briefkopf.typ": (("authority", "die Behörde (authority)"), ("address", "ihre Anschrift (address)")),
+}
+
+
+def _refuse_placeholders(settings: NoticeSettings, rules_path: Path, template: Path | None) -> None:
+    """A final notice (Echtlauf) goes out: no template placeholder may remain in its remedy, signature or
+    address (a faulty Rechtsbehelfsbelehrung gives a year to sue instead of a month, § 58 Abs. 2 VwGO).
+
+    Per file of the template in effect: the default file shows a placeholder where `notices.letterhead` lacks the
+    text (`notices-placeholder`, exit 4, at the rule file); a file of the Kreis's own template that still holds a
+    placeholder text is refused at that file (exit 2)."""
+    head = settings.letterhead
+    missing, in_template = [], []
+    for file, fields in PLACEHOLDER_FIELDS.items():
+        own = template / file if template is not None and (template / file).is_file() else None
+        text = read_regular(own, TEMPLATE_FILE_BYTES).decode("utf-8", "replace") if own is not None else ""
+        if own is None or "platzhalter(" in text:  # the default's fallbacks: the rule file must give the texts
+            missing += [what for field, what in fields if not getattr(head, field)]
+        if own is None:
+            continue
+        for number, line in enumerate(text.splitlines(), start=1):
+            if any(marker in line for marker in PLACEHOLDER_MARKERS) and not line.lstrip().startswith("//"):
+                in_template.append(Problem(
+                    "notices-placeholder", Location(str(own), line=number), "die Vorlage enthält noch einen Platzhalter",
+                    found=line.strip()[:120], expected="der eingetragene Text", hint="den Platzhalter in der Vorlage "
+                    "ersetzen (oder die Angabe unter notices.letterhead der Regeldatei machen und die Zeile der "
+                    "Standardvorlage übernehmen)"))
+    if in_template:
+        raise TemplateError(in_template)
+    problems = [Problem("notices-placeholder", Location(str(rules_path), line=1, col=1),
+                        f"ein Echtlauf-Bescheid ginge mit einem Platzhalter hinaus: es fehlt {what}",
+                        found="keine Angabe unter notices.letterhead", expected=what,
+                        hint="die Angabe unter `notices.letterhead` der Regeldatei eintragen; ein Probelauf "
+                             "(Entwurf) darf Platzhalter behalten") for what in missing]
+    if problems:
+        raise RuleFileError(problems)
+
+
+def _refuse_missing_addresses(notices: list[tuple[str, dict, list["_Row"]]], addresses: Mapping[str, tuple[str, ...]],
+                              source: str | Path) -> None:
+    """With `--addresses`, a final notice without its addressee's address would show a placeholder: refused."""
+    lacking = [data["ags"] for _, data, _ in notices if data["ags"] not in addresses]
+    if lacking:
+        raise InputError([Problem("notices-placeholder", Location(Path(source).name, ADDRESS_SHEET),
+                                  f"für {ags} fehlt die Anschrift", found="keine Zeile im Blatt Anschriften",
+                                  expected="eine Anschrift je Bescheid", hint="die Anschrift ergänzen")
+                          for ags in lacking])
 
 
 def _trail(trace: dict, notice_date: _dt.date, template: Path | None, previous: ResultBook | None,
@@ -1196,7 +1422,9 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
                   notice_date: _dt.date | None = None, previous: str | Path | None = None,
                   register_dir: str | Path | None = None, *, template_seconds: float = TEMPLATE_SECONDS,
                   template_memory_mb: int = TEMPLATE_MEMORY_MB,
-                  provisional_from: str | Path | None = None, settled_on: _dt.date | None = None) -> NoticeSet:
+                  provisional_from: str | Path | None = None, settled_on: _dt.date | None = None,
+                  previous_year: str | Path | None = None, addresses: str | Path | None = None,
+                  only: Sequence[str] | None = None) -> NoticeSet:
     """`allocation notices`: verify (a final run against `register_dir`, default the installation's register),
     read through `readback`, render into a temporary folder, then move into `directory`. The template is
     compiled within `template_seconds` per notice and `template_memory_mb` (see `render`)."""
@@ -1240,12 +1468,23 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
             found="kein instalments:", expected="instalments: {schedule: monthly, day: ...}",
             hint=f"den Zahlungsplan der Haushaltssatzung des {result.level}s als `instalments:` eintragen")])
     old = _previous(previous, result, manifest) if previous is not None else None
-    notice_date = notice_date or _dt.date.today()
-    paid_from = _provisional_from(Path(provisional_from) if provisional_from is not None else None, result, settings,
-                                  notice_date, old is not None, settled_on)
+    if notice_date is None:  # undated: today; a draft of another year (a preview) is dated 1 January of its year
+        today = _dt.date.today()
+        notice_date = _dt.date(result.year, 1, 1) if result.draft and today.year != result.year else today
+    last_year = previous_year if previous_year is not None else provisional_from  # --provisional-from: the alias
+    paid_from, settle = _previous_year(Path(last_year) if last_year is not None else None, result, settings,
+                                       notice_date, old is not None, settled_on)
+    _refuse_after_year(result, notice_date, old is not None or settle)
+    chosen = _chosen(result, only)
+    postal = read_addresses(addresses, result) if addresses is not None else {}
+    if not result.draft:
+        _refuse_placeholders(settings, rules_path, template)
     trace = {"output": output.name, "sha256": manifest["output"]["sha256"], "run": manifest.get("started_utc", ""),
              "rules": Path(manifest["rules"][0]["path"]).name, "mode": result.run_mode}
-    notices = build_notices(result, settings, notice_date, old, _rule_levies(rules_path), trace, paid_from, settled_on)
+    notices = build_notices(result, settings, notice_date, old, _rule_levies(rules_path), trace, paid_from, settled_on,
+                            settle=settle, addresses=postal, only=chosen)
+    if addresses is not None and not result.draft:
+        _refuse_missing_addresses(notices, postal, addresses)
     targets = [directory / name for name, _, _ in notices] + [directory / XLSX_NAME, directory / CSV_NAME]
     inputs = _protected([output, manifest_path(output), previous, previous and manifest_path(previous), template,
                          rules_path])

@@ -100,7 +100,8 @@ def main(argv: list[str]) -> int:
     _say({"ready": True})
     for index, (path, data) in enumerate(job["documents"]):
         try:
-            pdf = compiler.compile(format="pdf", sys_inputs={"data": data})
+            # PDF/A-2b, the form public administration archives its records in (ISO 19005-2, level b)
+            pdf = compiler.compile(format="pdf", sys_inputs={"data": data}, pdf_standards="a-2b")
         except MemoryError:
             _say({"memory": index})
             return 3

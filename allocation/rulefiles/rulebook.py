@@ -34,7 +34,8 @@ from .yamlloc import LocDict, LocList, YamlProblem, load
 
 __all__ = ["load_rulebook", "load_rulebooks", "parse_rulebook", "check_columns", "check_levy_columns", "check_data",
            "bind", "rename_columns", "domain_sources", "TOP_KEYS", "RULE_KEYS", "LEVY_KEYS", "RATE_LIMITS",
-           "HIT_POLICIES", "NoticeSettings", "LevyNoticeText", "load_notice_settings", "KASSENZEICHEN_FIELDS"]
+           "HIT_POLICIES", "NoticeSettings", "LevyNoticeText", "load_notice_settings", "KASSENZEICHEN_FIELDS",
+           "Letterhead"]
 
 TOP_KEYS = ("district", "valid_from", "valid_to", "hit_policy", "description", "domains", "rules", "examples",
             "levies", "rate_limits", "instalments", "notices", "state")
@@ -1164,7 +1165,12 @@ def check_levy_columns(rulebook: Rulebook, book: InputBook) -> list[Problem]:
 KASSENZEICHEN_FIELDS = ("jahr", "ags", "umlage", "nr")
 DEFAULT_KASSENZEICHEN = "{jahr}-{ags}-{umlage}"
 INSTALMENT_KEYS = ("schedule", "day", "dates", "split")
-NOTICE_KEYS = ("issuer", "kassenzeichen", "payment", "change_policy", "levies")
+NOTICE_KEYS = ("issuer", "kassenzeichen", "payment", "change_policy", "levies", "letterhead", "labels")
+LETTERHEAD_KEYS = ("authority", "address", "department", "contact", "file_reference", "signatory", "court")
+CONTACT_KEYS = ("name", "phone", "email")
+SIGNATORY_KEYS = ("name", "title")
+COURT_KEYS = ("name", "address")
+FILE_REFERENCE_FIELDS = ("jahr", "ags", "umlage")
 LEVY_TEXT_KEYS = ("legal_basis", "approval", "reasons")
 
 
@@ -1179,6 +1185,24 @@ class LevyNoticeText:
 
 
 @dataclass(frozen=True, slots=True)
+class Letterhead:
+    """Who sends the notices and how to reach them, who signs, and where to sue (`notices.letterhead`); empty
+    texts are not configured (a final notice that would show a placeholder for them is refused)."""
+
+    authority: str = ""
+    address: tuple[str, ...] = ()
+    department: str = ""
+    contact_name: str = ""
+    contact_phone: str = ""
+    contact_email: str = ""
+    file_reference: str = ""  # pattern: {jahr}, {ags}, {umlage}
+    signatory_name: str = ""
+    signatory_title: str = ""
+    court_name: str = ""
+    court_address: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class NoticeSettings:
     """What `allocation notices` takes from the rule file. `schedule` is None without `instalments:`."""
 
@@ -1190,6 +1214,8 @@ class NoticeSettings:
     levy_texts: tuple[LevyNoticeText, ...] = ()
     source: Location | None = None
     schedule_basis: str = ""  # the norm of a plan taken from the state's profile (the file has no `instalments:`)
+    letterhead: Letterhead = Letterhead()
+    labels: tuple[tuple[str, str], ...] = ()  # column -> how a letter names it (`notices.labels`)
 
     def text_for(self, *names: str) -> LevyNoticeText | None:
         wanted = {name.casefold() for name in names if name}
@@ -1309,6 +1335,74 @@ def _levy_texts(reader: _Reader, node: LocDict) -> tuple[LevyNoticeText, ...]:
     return tuple(texts)
 
 
+def _pattern(reader: _Reader, node: LocDict, key: str, fields: tuple[str, ...], example: dict) -> str:
+    """A text with {placeholders} from `fields` only (no format spec beyond a zero-padded width)."""
+    pattern = reader.text(node, key, required=False)
+    try:
+        names = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(pattern)
+                 if name is not None]
+        unknown = [name for name, spec, conversion in names
+                   if name not in fields or conversion or not re.fullmatch(r"(0?[1-9]?d?)?", spec or "")]
+        if not unknown:
+            pattern.format(**example)
+    except (ValueError, KeyError, IndexError) as error:
+        unknown = [str(error)]
+    if unknown:
+        reader.error("rule-bad-notices", reader.at(node, key, True), f"das Muster {key} enthält einen unbekannten "
+                     "Platzhalter", found=", ".join(unknown), expected=", ".join("{" + f + "}" for f in fields),
+                     hint='z. B. `file_reference: "20.1-{jahr}-{ags}"`')
+        return ""
+    return pattern
+
+
+def _section(reader: _Reader, node: LocDict, key: str, keys: tuple[str, ...], what: str) -> LocDict:
+    value = node.get(key, LocDict())
+    if not isinstance(value, LocDict):
+        reader.error("rule-bad-notices", reader.at(node, key, True), f'"{key}" muss eine Zuordnung sein',
+                     found=repr(value), expected=", ".join(keys), hint=f"die Angaben zu {what} einrücken")
+        return LocDict()
+    reader.unknown_keys(value, keys, f"notices.letterhead.{key}" if what != "Briefkopf" else "notices.letterhead")
+    return value
+
+
+def _letterhead(reader: _Reader, node: LocDict) -> Letterhead:
+    head = _section(reader, node, "letterhead", LETTERHEAD_KEYS, "Briefkopf")
+    raw_address = head.get("address")
+    if raw_address is None:
+        address: tuple[str, ...] = ()
+    elif isinstance(raw_address, LocList) and all(isinstance(line, str) for line in raw_address):
+        address = tuple(str(line) for line in raw_address)
+    elif isinstance(raw_address, str):
+        address = tuple(line.strip() for line in raw_address.splitlines() if line.strip())
+    else:
+        reader.error("rule-bad-notices", reader.at(head, "address", True), '"address" muss Zeilen nennen',
+                     found=repr(raw_address), expected='["Reeser Landstraße 31", "46483 Wesel"]',
+                     hint="die Anschrift als Liste von Zeilen schreiben")
+        address = ()
+    contact = _section(reader, head, "contact", CONTACT_KEYS, "der Kontaktperson")
+    signatory = _section(reader, head, "signatory", SIGNATORY_KEYS, "der Unterschrift")
+    court = _section(reader, head, "court", COURT_KEYS, "dem Verwaltungsgericht")
+    return Letterhead(
+        reader.text(head, "authority", required=False), address, reader.text(head, "department", required=False),
+        *(reader.text(contact, key, required=False) for key in CONTACT_KEYS),
+        _pattern(reader, head, "file_reference", FILE_REFERENCE_FIELDS,
+                 {"jahr": 2022, "ags": "05170004", "umlage": "kreisumlage"}),
+        *(reader.text(signatory, key, required=False) for key in SIGNATORY_KEYS),
+        *(reader.text(court, key, required=False) for key in COURT_KEYS))
+
+
+def _labels(reader: _Reader, node: LocDict) -> tuple[tuple[str, str], ...]:
+    raw = node.get("labels")
+    if raw is None:
+        return ()
+    if not isinstance(raw, LocDict) or not all(isinstance(v, str) and v.strip() for v in raw.values()):
+        reader.error("rule-bad-notices", reader.at(node, "labels", True), '"labels" muss Spalten Texte zuordnen',
+                     found=repr(raw), expected='{Schluesselzuweisungen: "Schlüsselzuweisungen"}',
+                     hint="je Spalte den Text angeben, mit dem der Bescheid sie nennt")
+        return ()
+    return tuple((str(column), str(text).strip()) for column, text in raw.items())
+
+
 def _notice_settings(reader: _Reader, document: LocDict) -> NoticeSettings:
     schedule = _schedule(reader, document["instalments"], reader.at(document, "instalments", True)) \
         if "instalments" in document else None
@@ -1336,7 +1430,7 @@ def _notice_settings(reader: _Reader, document: LocDict) -> NoticeSettings:
     return NoticeSettings(schedule, _kassenzeichen(reader, node), reader.text(node, "payment", required=False),
                           reader.text(node, "issuer", required=False), str(policy), _levy_texts(reader, node),
                           reader.at(document, "instalments") if "instalments" in document else Location(reader.file),
-                          basis)
+                          basis, _letterhead(reader, node), _labels(reader, node))
 
 
 def load_notice_settings(path: str | Path) -> NoticeSettings:
