@@ -427,8 +427,12 @@ def read_result(source: "str | Path | Earlier") -> ResultBook:
         raise InputError(problems)
     label = next((key for key in protocol if str(key).startswith("Vorläufig (")), "")  # its norm names the state's law
     provisional = str(protocol.get(label, "nein")).strip().casefold() == "ja"
-    basis = tuple(f"{key}: {value}" for key, value in protocol.items()
-                  if "vorjahr" in _norm(key) and not _norm(key).startswith("sha-256"))
+    # what a provisional run took from the previous year, without the file's name or folder (a letter names no file):
+    # "Umlagegrundlagen des Vorjahres (SHA-256 3f5a…)"
+    hashes = [str(value) for key, value in protocol.items() if _norm(key).startswith("sha-256vorjahres")]
+    basis = tuple(str(key).removesuffix(" aus") + (f" (SHA-256 {hashes[i][:16]}…)" if i < len(hashes) else "")
+                  for i, key in enumerate(key for key in protocol
+                                          if "vorjahr" in _norm(key) and not _norm(key).startswith("sha-256")))
     overview = sheets["uebersicht"]
     municipalities = tuple((str(overview.value(r, "AGS")), str(overview.value(r, "Gemeinde") or ""))
                            for _, r in _municipality_rows(overview))

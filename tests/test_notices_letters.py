@@ -1,0 +1,237 @@
+"""Letters a Kreis can send (issue 22): letterhead and signatory from the rule file, placeholders refused on final
+notices, addresses, `--ags`, the Umlagesoll and the base of all payers, last year's rate and amount, reasons only
+when the Umlagesoll rose, instalments already due at the notice date, notices after the year, no file names on
+letters, PDF/A.
+
+Figures are computed by hand in the comments (Kreis Wesel fixture: Alpen's Umlagegrundlagen 27,154,437 € of
+700,000,000 €; the KIM deficit 76,000 € is the Kreisumlage's need).
+"""
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from openpyxl import Workbook, load_workbook
+
+pytest.importorskip("typst", reason="notices need typst: pip install -e '.[test]'")
+from pypdf import PdfReader  # noqa: E402
+
+from allocation.cli import main  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "fixtures" / "kreis-wesel-2022" / "kreis-wesel-2022.xlsx"
+RULES = ROOT / "rules" / "kreis-wesel.yaml"
+ALPEN = "05170004"
+
+
+def text_of(path: Path) -> str:
+    return re.sub(r"\s+", " ", "\n".join(page.extract_text() for page in PdfReader(path).pages))
+
+
+def without_letterhead(folder: Path) -> Path:
+    """The Wesel rule file without `notices.letterhead` (what a Kreis has before it fills it in)."""
+    text = RULES.read_text(encoding="utf-8")
+    start = text.index("  # Briefkopf, Unterschrift")
+    end = text.index("    court:", start)
+    end = text.index("\n", end) + 1
+    path = folder / "kreis-wesel.yaml"
+    path.write_text(text[:start] + text[end:], encoding="utf-8")
+    return path
+
+
+def with_reasons(folder: Path) -> Path:
+    path = folder / "kreis-wesel.yaml"
+    text = RULES.read_text(encoding="utf-8")
+    path.write_text(text.replace('      approval: "Haushaltssatzung 2022/2023',
+                                 '      reasons: "Mehr Stellen im Integrationsmanagement"\n'
+                                 '      approval: "Haushaltssatzung 2022/2023'), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def wesel(tmp_path_factory):
+    """A Probelauf of the 2022 fixture and a final run of it in its own register."""
+    folder = tmp_path_factory.mktemp("wesel")
+    rules = folder / "kreis-wesel.yaml"
+    shutil.copyfile(RULES, rules)
+    assert main(["run", str(FIXTURE), "--rules", str(rules), "-o", str(folder / "probe.xlsx")]) == 0
+    assert main(["run", str(FIXTURE), "--rules", str(rules), "-o", str(folder / "final.xlsx"), "--mode", "final",
+                 "--register", str(folder / "register")]) == 0
+    return folder
+
+
+# ------------------------------------------------------------------------------------------- placeholders
+
+
+def test_a_final_notice_with_a_placeholder_is_refused_and_a_draft_keeps_it_marked(tmp_path, capsys):
+    rules = without_letterhead(tmp_path)
+    register = tmp_path / "register"
+    final = tmp_path / "final.xlsx"
+    assert main(["run", str(FIXTURE), "--rules", str(rules), "-o", str(final), "--mode", "final",
+                 "--register", str(register)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "bescheide"
+    assert main(["notices", str(final), "-o", str(out), "--date", "2022-01-10", "--register", str(register),
+                 "--json"]) == 4
+    problems = __import__("json").loads(capsys.readouterr().out)["problems"]
+    assert {p["code"] for p in problems} == {"notices-placeholder"}
+    missing = " ".join(p["message"] for p in problems)
+    for what in ("court.name", "court.address", "signatory.name", "authority", "address"):
+        assert what in missing, what
+    assert not out.exists()
+    # a draft may keep them, marked
+    probe = tmp_path / "probe.xlsx"
+    assert main(["run", str(FIXTURE), "--rules", str(rules), "-o", str(probe)]) == 0
+    assert main(["notices", str(probe), "-o", str(tmp_path / "entwurf"), "--date", "2022-01-10", "--ags", ALPEN]) == 0
+    text = text_of(tmp_path / "entwurf" / f"{ALPEN}_Alpen.pdf")
+    assert "ENTWURF" in text and "[PLATZHALTER: Verwaltungsgericht und Anschrift]" in text
+    assert "[PLATZHALTER: Name und Amt der zeichnenden Person]" in text
+
+
+def test_a_kreis_template_that_still_holds_an_old_placeholder_is_refused_for_a_final_notice(wesel, tmp_path, capsys):
+    template = tmp_path / "vorlage"
+    template.mkdir()
+    (template / "unterschrift.typ").write_text(
+        '#let unterschrift(d) = [\n  Mit freundlichen Grüßen \\\n  (Name, Amt)\n]\n', encoding="utf-8")
+    assert main(["notices", str(wesel / "final.xlsx"), "-o", str(tmp_path / "b"), "--date", "2022-01-10",
+                 "--register", str(wesel / "register"), "--template", str(template), "--json"]) == 2
+    problem = __import__("json").loads(capsys.readouterr().out)["problems"][0]
+    assert problem["code"] == "notices-placeholder" and problem["location"]["line"] == 3
+
+
+def test_a_final_notice_with_the_letterhead_names_court_signatory_and_sender(wesel, tmp_path):
+    out = tmp_path / "b"
+    assert main(["notices", str(wesel / "final.xlsx"), "-o", str(out), "--date", "2022-01-10",
+                 "--register", str(wesel / "register"), "--ags", ALPEN]) == 0
+    text = text_of(out / f"{ALPEN}_Alpen.pdf")
+    assert "PLATZHALTER" not in text and "ENTWURF" not in text
+    assert "Verwaltungsgericht (Beispiel), Anschrift des Verwaltungsgerichts (Beispiel)" in text
+    assert "N. N. (Beispiel)" in text and "Kreishaus (Beispielanschrift) · 46483 Wesel" in text
+    assert "Aktenzeichen: 20-2022-05170004" in text  # file_reference "20-{jahr}-{ags}"
+    # no file name or folder of the input, the rule file or the output on the letter; the run's short hash stays
+    for name in ("kreis-wesel-2022.xlsx", "kreis-wesel.yaml", "final.xlsx", str(wesel)):
+        assert name not in text, name
+    assert re.search(r"Ergebnis-Arbeitsmappe SHA-256 [0-9a-f]{16}…", text)
+
+
+# ------------------------------------------------------------------------------------------------ contents
+
+
+def test_the_notice_states_the_umlagesoll_the_base_of_all_and_readable_names(wesel, tmp_path):
+    out = tmp_path / "b"
+    assert main(["notices", str(wesel / "probe.xlsx"), "-o", str(out), "--date", "2022-01-10", "--ags", ALPEN]) == 0
+    text = text_of(out / f"{ALPEN}_Alpen.pdf")
+    # the need (76,000 €, the KIM deficit) and the Umlagegrundlagen of all 13 municipalities (700,000,000 €);
+    # Alpen 27,154,437 € × 76,000 / 700,000,000 = 2,948.196… → 2,948.20 €
+    assert "Umlagesoll (13 umlagepflichtige Gemeinden) 76.000,00 €" in text
+    assert "Umlagegrundlagen aller umlagepflichtigen Gemeinden 700.000.000,00 €" in text
+    assert "Ihre Bemessungsgrundlage 27.154.437,00 €" in text and "Umlagebetrag 2.948,20 €" in text
+    assert "Gründe für die Erhöhung" not in text  # no previous year given: nothing is known to have risen
+
+
+def wesel_2023(folder: Path, kim_costs: int = 308000) -> Path:
+    """The fixture as 2023, KIM costs 308,000 € instead of 296,000 € (deficit 88,000 €)."""
+    book = load_workbook(FIXTURE)
+    parameters = book["Parameter"]
+    for row in parameters.iter_rows():
+        if row[0].value == "Haushaltsjahr":
+            row[1].value = 2023
+    items = book["Kostenpositionen"]
+    header = [cell.value for cell in items[1]]
+    for row in items.iter_rows(min_row=2):
+        if row[header.index("ID")].value == "KIM-2022":
+            row[header.index("Personalkosten")].value = kim_costs
+    path = folder / f"kreis-wesel-2023-{kim_costs}.xlsx"
+    book.save(path)
+    return path
+
+
+def test_last_years_rate_and_amount_and_the_reasons_only_when_the_umlagesoll_rose(tmp_path):
+    rules = with_reasons(tmp_path)
+    before, now = tmp_path / "ergebnis-2022.xlsx", tmp_path / "ergebnis-2023.xlsx"
+    assert main(["run", str(FIXTURE), "--rules", str(rules), "-o", str(before)]) == 0
+    assert main(["run", str(wesel_2023(tmp_path)), "--rules", str(rules), "-o", str(now)]) == 0
+    out = tmp_path / "b"
+    assert main(["notices", str(now), "-o", str(out), "--date", "2023-01-10", "--previous-year", str(before),
+                 "--ags", ALPEN]) == 0
+    text = text_of(out / f"{ALPEN}_Alpen.pdf")
+    # 2023: need 88,000 €; Alpen 27,154,437 × 88,000 / 700,000,000 = 3,413.700… → 3,413.70 €
+    assert "Umlagesoll (13 umlagepflichtige Gemeinden) 88.000,00 €" in text and "Umlagebetrag 3.413,70 €" in text
+    # last year: Umlagesoll 76,000 €, Alpen 2,948.20 €; the Umlagesoll rose, so the reasons stand
+    assert "Umlagesoll 2022 76.000,00 €" in text and "Ihr Umlagebetrag 2022 2.948,20 €" in text
+    assert "Gründe für die Erhöhung gegenüber dem Vorjahr: Mehr Stellen im Integrationsmanagement" in text
+    # the Jugendamtsumlage's need did not rise (22,260,000 € both years): no reasons there (none configured either)
+    assert text.count("Gründe für die Erhöhung") == 1
+    # a 2023 with KIM costs of 284,000 € (deficit 64,000 € < 76,000 €): the Umlagesoll fell, no reasons
+    fell = tmp_path / "ergebnis-2023-weniger.xlsx"
+    assert main(["run", str(wesel_2023(tmp_path, 284000)), "--rules", str(rules), "-o", str(fell)]) == 0
+    assert main(["notices", str(fell), "-o", str(tmp_path / "c"), "--date", "2023-01-10", "--previous-year",
+                 str(before), "--ags", ALPEN]) == 0
+    text = text_of(tmp_path / "c" / f"{ALPEN}_Alpen.pdf")
+    assert "Umlagesoll (13 umlagepflichtige Gemeinden) 64.000,00 €" in text and "Gründe für die Erhöhung" not in text
+
+
+# ------------------------------------------------------------------------------------------------ dates
+
+
+def test_a_notice_dated_in_april_puts_the_instalments_already_due_on_the_next_one(wesel, tmp_path):
+    out = tmp_path / "b"
+    assert main(["notices", str(wesel / "probe.xlsx"), "-o", str(out), "--date", "2022-04-15", "--ags", ALPEN]) == 0
+    with open(out / "Abschlaege.csv", encoding="utf-8-sig", newline="") as stream:
+        rows = list(csv.reader(stream, delimiter=";"))
+    header, lines = rows[0], rows[1:]
+    kreisumlage = [(line[header.index("Faellig")], line[header.index("Betrag")]) for line in lines
+                   if line[header.index("Umlage")] == "Kreisumlage"]
+    # 294,820 cents in twelfths: 24,569 × 4 + 24,568 × 8. Due by 15.04. (Jan–Apr): 4 × 245.69 = 982.76 €, with May's
+    # 245.68 € due on 15.05.: 1,228.44 €; then 245.68 € from June to December; 1,228.44 + 7 × 245.68 = 2,948.20 €
+    assert kreisumlage == [("15.05.2022", "1228,44")] + [(f"15.{m:02d}.2022", "245,68") for m in range(6, 13)]
+    text = text_of(out / f"{ALPEN}_Alpen.pdf")
+    assert "Die bis zum 15.04.2022 fälligen Abschläge sind mit dem Abschlag am 15.05.2022 zu zahlen." in text
+    assert "15.01.2022" not in text
+
+
+def test_a_first_notice_after_its_year_is_refused(wesel, tmp_path, capsys):
+    assert main(["notices", str(wesel / "final.xlsx"), "-o", str(tmp_path / "b"), "--date", "2023-02-01",
+                 "--register", str(wesel / "register"), "--json"]) == 3
+    assert __import__("json").loads(capsys.readouterr().out)["problems"][0]["code"] == "notices-after-year"
+    assert not (tmp_path / "b").exists()
+
+
+# ----------------------------------------------------------------------------------------- addressees
+
+
+def addresses(path: Path, rows: list[list]) -> Path:
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Anschriften"
+    for row in [["AGS", "Zeile 1", "Zeile 2"], *rows]:
+        sheet.append(row)
+    book.save(path)
+    return path
+
+
+def test_addresses_and_ags_choose_and_address_the_notices(wesel, tmp_path, capsys):
+    book = addresses(tmp_path / "anschriften.xlsx", [[ALPEN, "Rathausstraße 1 (Beispiel)", "46519 Alpen"],
+                                                      ["05170044", "Rathausplatz 1 (Beispiel)", "46562 Voerde"]])
+    out = tmp_path / "b"
+    assert main(["notices", str(wesel / "final.xlsx"), "-o", str(out), "--date", "2022-01-10", "--register",
+                 str(wesel / "register"), "--addresses", str(book), "--ags", f"{ALPEN},05170044"]) == 0
+    assert sorted(p.name for p in out.glob("*.pdf")) == [f"{ALPEN}_Alpen.pdf", "05170044_Voerde-Niederrhein.pdf"]
+    assert "Rathausstraße 1 (Beispiel) 46519 Alpen" in text_of(out / f"{ALPEN}_Alpen.pdf")
+    capsys.readouterr()
+    # a final notice whose addressee has no address would show a placeholder
+    assert main(["notices", str(wesel / "final.xlsx"), "-o", str(tmp_path / "c"), "--date", "2022-01-10",
+                 "--register", str(wesel / "register"), "--addresses", str(book), "--ags", "05170008", "--json"]) == 3
+    problem = __import__("json").loads(capsys.readouterr().out)["problems"][0]
+    assert problem["code"] == "notices-placeholder" and "05170008" in problem["message"]
+    # an unknown AGS is located
+    assert main(["notices", str(wesel / "probe.xlsx"), "-o", str(tmp_path / "d"), "--ags", "05170099", "--json"]) == 3
+    assert __import__("json").loads(capsys.readouterr().out)["problems"][0]["code"] == "notices-unknown-ags"
+    bad = addresses(tmp_path / "falsch.xlsx", [["05999999", "X", "Y"]])
+    assert main(["notices", str(wesel / "probe.xlsx"), "-o", str(tmp_path / "e"), "--addresses", str(bad),
+                 "--json"]) == 3
+    problem = __import__("json").loads(capsys.readouterr().out)["problems"][0]
+    assert problem["code"] == "notices-bad-address" and problem["location"]["cell"] == "Anschriften!A2"
