@@ -235,3 +235,60 @@ def test_addresses_and_ags_choose_and_address_the_notices(wesel, tmp_path, capsy
                  "--json"]) == 3
     problem = __import__("json").loads(capsys.readouterr().out)["problems"][0]
     assert problem["code"] == "notices-bad-address" and problem["location"]["cell"] == "Anschriften!A2"
+
+
+# ------------------------------------------------------------------------------------------- Sollstellung
+
+
+def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    with open(path, encoding="utf-8-sig", newline="") as stream:
+        rows = list(csv.reader(stream, delimiter=";"))
+    return rows[0], rows[1:]
+
+
+def cents(text: str) -> int:
+    whole, _, fraction = text.replace("-", "").partition(",")
+    value = int(whole) * 100 + int((fraction + "00")[:2])
+    return -value if text.startswith("-") else value
+
+
+def test_the_sollstellung_adds_up_to_the_instalment_plan_and_a_change_writes_corrections(tmp_path):
+    rules = tmp_path / "kreis-wesel.yaml"
+    shutil.copyfile(RULES, rules)
+    first, second = tmp_path / "erst.xlsx", tmp_path / "neu.xlsx"
+    assert main(["run", str(FIXTURE), "--rules", str(rules), "-o", str(first)]) == 0
+    assert main(["notices", str(first), "-o", str(tmp_path / "b"), "--date", "2022-01-10"]) == 0
+    header, soll = read_csv(tmp_path / "b" / "Sollstellung.csv")
+    assert header == ["Kassenzeichen", "AGS", "Gemeinde", "Umlage", "Produkt", "Sachkonto", "Faellig", "Betrag", "Art",
+                      "Bescheiddatum", "Referenz"]
+    plan_header, plan = read_csv(tmp_path / "b" / "Abschlaege.csv")
+    # one debit per member, levy and due date, and the same amounts as the instalment plan
+    key = lambda row, h: (row[h.index("AGS")], row[h.index("Umlage")], row[h.index("Faellig")])  # noqa: E731
+    assert {key(r, header): r[header.index("Betrag")] for r in soll} == \
+        {key(r, plan_header): r[plan_header.index("Betrag")] for r in plan}
+    # the levies' totals by hand: Kreisumlage 76,000.00 €, Jugendamtsumlage 22,260,000.00 €
+    by_levy: dict[str, int] = {}
+    for row in soll:
+        by_levy[row[header.index("Umlage")]] = by_levy.get(row[header.index("Umlage")], 0) + cents(row[header.index("Betrag")])
+    assert by_levy == {"Kreisumlage": 76_000_00, "Jugendamtsumlage": 22_260_000_00}
+    alpen = next(r for r in soll if r[1] == ALPEN and r[3] == "Kreisumlage")
+    assert alpen[4:6] == ["16.01.01", "4372000"] and alpen[8] == "Soll" and alpen[9] == "10.01.2022"
+    # a change: KIM costs +12,000 € (need 88,000 €); the corrections add up to the change of each member's levy
+    book = load_workbook(FIXTURE)
+    items = book["Kostenpositionen"]
+    head = [cell.value for cell in items[1]]
+    for row in items.iter_rows(min_row=2):
+        if row[head.index("ID")].value == "KIM-2022":
+            row[head.index("Personalkosten")].value = 308000
+    changed = tmp_path / "kreis-wesel-2022-neu.xlsx"
+    book.save(changed)
+    assert main(["run", str(changed), "--rules", str(rules), "-o", str(second)]) == 0
+    assert main(["notices", str(second), "-o", str(tmp_path / "c"), "--date", "2022-06-20", "--previous",
+                 str(first)]) == 0
+    header, corrections = read_csv(tmp_path / "c" / "Sollstellung.csv")
+    assert {row[header.index("Art")] for row in corrections} == {"Korrektur"}
+    # Alpen: 27,154,437 × 88,000 / 700,000,000 = 3,413.70 € against 2,948.20 €: +465.50 €, over the 6 open instalments
+    # (July to December; those due by 20.06. stay): 6 × 77.58 = 465.48 €, the 2 cents left on the first two
+    alpen = [cents(r[header.index("Betrag")]) for r in corrections if r[1] == ALPEN]
+    assert alpen == [77_59, 77_59, 77_58, 77_58, 77_58, 77_58] and sum(alpen) == 465_50
+    assert sum(cents(r[header.index("Betrag")]) for r in corrections) == 12_000_00  # the need rose by 12,000 €

@@ -53,12 +53,17 @@ if TYPE_CHECKING:
 
 __all__ = ["LevyShare", "Levy", "ResultBook", "NoticeSet", "read_result", "build_notices", "write_notices",
            "NotVerified", "Refused", "TemplateError", "require_schedule", "render", "check_template", "template_limits",
-           "TEMPLATE_DIR", "TEMPLATE_SECONDS", "TEMPLATE_MEMORY_MB", "CSV_NAME", "XLSX_NAME", "pdf_name", "de_number", "de_percent"]
+           "TEMPLATE_DIR", "TEMPLATE_SECONDS", "TEMPLATE_MEMORY_MB", "CSV_NAME", "XLSX_NAME", "pdf_name", "de_number", "de_percent",
+           "SOLL_NAME", "SOLL_HEADER", "soll_lines", "readable", "read_addresses"]
 
 TEMPLATE_DIR = Path(__file__).parent / "notice_templates" / "default"
 MAIN_TEMPLATE = "bescheid.typ"
 XLSX_NAME = "Abschlaege.xlsx"
 CSV_NAME = "Abschlaege.csv"
+SOLL_NAME = "Sollstellung.csv"
+# The Sollstellung file's columns: a contract with the finance system's import (README, "Sollstellung")
+SOLL_HEADER = ("Kassenzeichen", "AGS", "Gemeinde", "Umlage", "Produkt", "Sachkonto", "Faellig", "Betrag", "Art",
+               "Bescheiddatum", "Referenz")
 LEGACY_LEVY_COLUMNS = ("Kreisumlage", "Differenzierte Umlage")
 
 
@@ -1072,6 +1077,35 @@ def _csv_text(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
+def soll_lines(rows: list[_Row], settings: NoticeSettings, notice_date: _dt.date, reference: str) -> list[tuple]:
+    """The debit entries of the notices: one per member, levy and due date. A first notice debits each instalment
+    (`Soll`); a change notice debits only what changes (`Korrektur`: new − old, for each instalment that changes),
+    so the entries of the first notice and of every change add up to what is owed now."""
+    lines = []
+    for r in rows:
+        texts = settings.text_for(r.levy)
+        amount = r.amount if r.old is None else r.amount - r.old
+        if r.old is not None and amount == 0:
+            continue
+        lines.append((r.kassenzeichen, r.ags, r.name, r.levy, texts.produkt if texts else "",
+                      texts.sachkonto if texts else "", r.due, amount, "Soll" if r.old is None else "Korrektur",
+                      notice_date, reference))
+    return lines
+
+
+def _write_soll(lines: list[tuple], target: Path) -> None:
+    """`Sollstellung.csv`: the format of `Abschlaege.csv` (`;`, UTF-8 with BOM, CRLF, decimal comma, TT.MM.JJJJ,
+    text neutralised against formula injection), one debit entry per line (`soll_lines`)."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    writer.writerow(SOLL_HEADER)
+    for kassenzeichen, ags, name, levy, produkt, sachkonto, due, amount, kind, date, reference in lines:
+        writer.writerow((_csv_text(kassenzeichen), _csv_text(ags), _csv_text(name), _csv_text(levy), _csv_text(produkt),
+                         _csv_text(sachkonto), de_date(due), _csv_amount(amount), kind, de_date(date),
+                         _csv_text(reference)))
+    target.write_text(buffer.getvalue(), encoding="utf-8-sig", newline="")
+
+
 def _write_csv(rows: list[_Row], target: Path) -> None:
     """`;`-separated, UTF-8 with BOM, CRLF, decimal comma without thousands separators, dates TT.MM.JJJJ; text
     fields neutralised against formula injection (`_csv_text`)."""
@@ -1489,7 +1523,8 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
                             settle=settle, addresses=postal, only=chosen)
     if addresses is not None and not result.draft:
         _refuse_missing_addresses(notices, postal, addresses)
-    targets = [directory / name for name, _, _ in notices] + [directory / XLSX_NAME, directory / CSV_NAME]
+    targets = [directory / name for name, _, _ in notices] + [directory / XLSX_NAME, directory / CSV_NAME,
+                                                               directory / SOLL_NAME]
     inputs = _protected([output, manifest_path(output), previous, previous and manifest_path(previous), template,
                          rules_path])
     clashes = [t for t in targets if t.resolve() in inputs]
@@ -1504,6 +1539,8 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
         rows = [row for _, _, notice_rows in notices for row in notice_rows]
         _write_xlsx(rows, folder / XLSX_NAME, _trail(trace, notice_date, template, old, paid_from))
         _write_csv(rows, folder / CSV_NAME)
+        reference = f"{trace['run']} {trace['sha256'][:16]}"  # the run: its time and the start of its workbook's hash
+        _write_soll(soll_lines(rows, settings, notice_date, reference), folder / SOLL_NAME)
         # a registered final run's workbook (or one whose manifest says final) in the folder is never replaced:
         # checked where no final run registers one of these names meanwhile
         with protected([("Die Ausgabedatei", target) for target in targets], installation_register(register_dir)):

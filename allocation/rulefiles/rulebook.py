@@ -1171,17 +1171,20 @@ CONTACT_KEYS = ("name", "phone", "email")
 SIGNATORY_KEYS = ("name", "title")
 COURT_KEYS = ("name", "address")
 FILE_REFERENCE_FIELDS = ("jahr", "ags", "umlage")
-LEVY_TEXT_KEYS = ("legal_basis", "approval", "reasons")
+LEVY_TEXT_KEYS = ("legal_basis", "approval", "reasons", "produkt", "sachkonto")
 
 
 @dataclass(frozen=True, slots=True)
 class LevyNoticeText:
-    """Texts for one levy on its notices, keyed in the rule file by the levy's name or id."""
+    """Texts for one levy on its notices, keyed in the rule file by the levy's name or id; `produkt` and `sachkonto`
+    are its account assignment in the Sollstellung file for the finance system."""
 
     levy: str
     legal_basis: str = ""
     approval: str = ""
     reasons: str = ""
+    produkt: str = ""
+    sachkonto: str = ""
 
 
 @dataclass(frozen=True, slots=True)
