@@ -108,16 +108,27 @@ def test_benehmen_letter_shows_plan_previous_year_change_and_point_value(year):
 
     text = re.sub(r"\s+", " ", "\n".join(p.extract_text() for p in PdfReader(
         year["base"] / "benehmen" / "05170004_Alpen_Benehmen.pdf").pages))
-    # plan 26.500.000 × 36,50 % = 9.672.500,00; 2021: 8.750.000,00; change 922.500,00 € = 922.500 ÷ 26.500.000 × 100
-    # = 3,48113… → 3,4811 Hebesatz-Punkte; one point = 26.500.000 × 1 % = 265.000,00 €
-    for figure in ("36,50 %", "26.500.000,00 €", "9.672.500,00 €", "8.750.000,00 €", "+922.500,00 €", "+3,4811",
-                   "265.000,00 €", "28.02.2022", "17.01.2022", "jugendamtsumlage", "§ 56 Abs. 5 KrO NRW",
-                   "Stellungnahme im Benehmensverfahren 2022", "Wir erheben keine Einwendungen"):
+    # plan 26.500.000 × 36,50 % = 9.672.500,00; 2021: 25.000.000 × 35,00 % = 8.750.000,00; change 922.500,00 €;
+    # the rate rose by 36,50 − 35,00 = 1,50 points; base effect (26.500.000 − 25.000.000) × 35,00 % = 525.000,00 €,
+    # rate effect 26.500.000 × 1,50 % = 397.500,00 € (together the change); one point = 26.500.000 × 1 % = 265.000,00
+    for figure in ("36,50 %", "35,00 %", "26.500.000,00 €", "9.672.500,00 €", "8.750.000,00 €", "+922.500,00 €",
+                   "+1,50", "+525.000,00 €", "+397.500,00 €", "265.000,00 €", "28.02.2022", "17.01.2022",
+                   "jugendamtsumlage", "§ 56 Abs. 5 KrO NRW", "Stellungnahme im Benehmensverfahren 2022",
+                   "Wir erheben keine Einwendungen", "Mit freundlichen Grüßen", "N. N. (Beispiel)"):
         assert figure in text, figure
-    # Jugendamtsumlage: 23,65 % on 26.500.000 = 6.267.250,00; 2021 on 25.000.000 = 5.912.500,00; +354.750,00 € =
-    # 1,33867… → 1,3387 points
-    for figure in ("6.267.250,00 €", "5.912.500,00 €", "+354.750,00 €", "+1,3387"):
+    # Jugendamtsumlage: 23,65 % both years; 26.500.000 → 6.267.250,00, 25.000.000 → 5.912.500,00: +354.750,00 €, all of
+    # it base effect; the rate did not change (0,00 points, rate effect 0,00 €)
+    for figure in ("6.267.250,00 €", "5.912.500,00 €", "+354.750,00 €", "Änderung des Umlagesatzes in Punkten "
+                   "(geplant − Vorjahr) 0,00"):
         assert figure in text, figure
+    # the drivers add up: what the listed rules do not explain stands as "übrige Positionen", and the changes of the
+    # table's rows together are the change of both levies, 922.500,00 + 354.750,00 = 1.277.250,00 €
+    assert "übrige Positionen" in text and "Änderung gegenüber 2021: +1.277.250,00 €" in text
+    table = text[text.index("Was die Änderung treibt"):text.index("Mit freundlichen Grüßen")]
+    signed = [Decimal(x.replace(".", "").replace(",", ".")) for x in re.findall(r"([+-][\d.]+,\d\d) €", table)]
+    assert sum(signed) == Decimal("1277250.00") and len(signed) >= 2
+    assert "Dieser Bescheid" not in text  # a letter, not an administrative act
+    assert "kreis-wesel" not in text.lower().replace("kreis wesel", "")  # no file name on the letter
 
 
 def test_benehmen_overview_has_every_municipality(year):
@@ -130,14 +141,17 @@ def test_benehmen_overview_has_every_municipality(year):
     assert money(alpen["Betrag 2022 (geplant)"]) == Decimal("9672500.00")
     assert money(alpen["Betrag 2021"]) == Decimal("8750000.00")
     assert money(alpen["Änderung (€)"]) == Decimal("922500.00")
-    assert Decimal(str(alpen["Änderung (Hebesatz-Punkte)"])) == Decimal("3.4811")
+    assert Decimal(str(alpen["Änderung (Hebesatz-Punkte)"])) == Decimal("1.5")  # 36,50 − 35,00
     assert money(alpen["Wert eines Hebesatzpunktes (Grundlage × 1 %)"]) == Decimal("265000.00")
+    assert Decimal(str(alpen["Satz 2021 (%)"])) == Decimal("35")
+    assert money(alpen["Grundlagenwirkung (€)"]) == Decimal("525000.00")  # (26,5 − 25) Mio × 35 %
+    assert money(alpen["Satzwirkung (€)"]) == Decimal("397500.00")  # 26,5 Mio × 1,5 %
     # the layout: sheets, headers, formats (rates 0.0000, amounts in euros, points 0.0000), frozen header
     book = load_workbook(year["base"] / "benehmen" / "Benehmen.xlsx")
     assert book.sheetnames == ["Benehmen", "Treiber", "Protokoll"]
     sheet = book["Benehmen"]
     assert [c.value for c in sheet[1]][:4] == ["AGS", "Gemeinde", "Umlage", "Geplanter Satz (%)"]
-    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:J21"  # 20 lines + header
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:M21"  # 20 lines + header
     first = [c for c in sheet[2]]
     assert first[0].data_type == "s" and first[4].data_type == "n"
     assert [c.number_format for c in first[4:8]] == ['#,##0.00 "€"'] * 4

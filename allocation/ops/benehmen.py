@@ -2,10 +2,12 @@
 
 `write_benehmen` computes the planned year through `pipeline.compute` (the one way in; nothing is registered) and
 writes, per municipality, a PDF with each levy's planned rate, the municipality's bases and amount, the previous
-year's amount (from the previous year's output workbook, its `Umlagen` sheet or else its `Uebersicht` column),
-the change in € and in Hebesatz points (change ÷ base × 100), the value of one rate point (base × 1 %), the
-rules whose shares drive the change (this year's and last year's share per rule, with legal basis), the deadline for statements
-and a statement form; and `Benehmen.xlsx` with every municipality side by side. The PDFs use the notices' Typst
+year's rate and amount (from the previous year's output workbook, its `Umlagen` sheet or else its `Uebersicht`
+column), the change in € split into base effect and rate effect as `compare` splits it (`stages.decompose`), the
+change of the rate in points (planned − previous), the value of one rate point (base × 1 %), the rules whose shares
+drive the change (this year's and last year's share per rule, with legal basis) with a last row "übrige Positionen"
+so that the rows add up to the change, the deadline for statements, the closing and the configured signatory, and a
+statement form; and `Benehmen.xlsx` with every municipality side by side. The PDFs use the notices' Typst
 engine and template mechanism (`notices.render`, the layer `notice_templates/benehmen/`). All rounding is
 `money`'s; files are written into a temporary folder and moved into place when complete.
 """
@@ -22,8 +24,9 @@ from typing import TYPE_CHECKING, NamedTuple
 from .compare import ResultSummary, read_result
 from ..core.model import Allocation
 from ..core.filenames import folder_output_problems, move_into
-from ..core.money import cell_digits, cents_to_decimal, format_eur, fraction_to_decimal, round_to_unit
+from ..core.money import cents_to_decimal, format_eur, fraction_to_decimal, round_to_unit
 from ..core.problems import ExitCode, Location, OutputError, Problem, ProblemsError
+from ..calc.stages import Effects, decompose
 from .typst_child import TEMPLATE_MEMORY_MB, TEMPLATE_SECONDS
 
 if TYPE_CHECKING:
@@ -56,6 +59,9 @@ class BenehmenLine:
     base: Fraction  # cents, Bemessungsgrundlage × extent factor
     amount: int  # cents
     previous: int | None  # cents, the previous year's amount of the same levy; None if unknown
+    previous_rate: Decimal | None = None  # the previous year's single rate (percent); None if unknown or per component
+    previous_base: Fraction | None = None  # cents, the previous year's base × extent factor; None if unknown
+    unit: int = 1  # rounding unit of the planned year (cents)
 
     @property
     def change(self) -> int | None:
@@ -63,10 +69,18 @@ class BenehmenLine:
 
     @property
     def change_points(self) -> Decimal | None:
-        """The change in Hebesatz points: change ÷ this year's base × 100 (4 decimals)."""
-        if self.change is None or self.base == 0:
+        """The change of the rate in points: planned rate − previous rate (both single rates), else None."""
+        if self.rate is None or self.previous_rate is None:
             return None
-        return cell_digits(fraction_to_decimal(Fraction(self.change) * 100 / self.base, 4))  # ≤ 15 digits
+        return self.rate - self.previous_rate
+
+    @property
+    def effects(self) -> "Effects | None":
+        """The change split into base effect and rate effect, as `compare` splits it (`stages.decompose`)."""
+        if None in (self.rate, self.previous_rate, self.previous_base, self.previous):
+            return None
+        return decompose(self.previous_base, self.previous_rate, self.previous, self.base, self.rate, self.amount,
+                         self.unit)
 
     @property
     def point_value(self) -> int:
@@ -92,14 +106,15 @@ class Driver:
         return None if self.previous is None else self.amount - self.previous
 
 
-def _previous_amount(previous: ResultSummary, levy: str, ags: str) -> int | None:
+def _previous(previous: ResultSummary, levy: str, ags: str) -> tuple[int | None, Decimal | None, Fraction | None]:
+    """The previous year's amount, single rate and base of a levy for a municipality (None where unknown)."""
     for line in previous.levy_lines:
         if line.levy == levy and line.ags == ags:
-            return line.amount
+            return line.amount, line.rate, line.base
     routes = previous.routes.get(ags)
     if routes is not None and levy in routes:
-        return routes[levy]
-    return None
+        return routes[levy], None, None
+    return None, None, None
 
 
 def benehmen_lines(allocation: Allocation, previous: ResultSummary) -> list[BenehmenLine]:
@@ -110,10 +125,12 @@ def benehmen_lines(allocation: Allocation, previous: ResultSummary) -> list[Bene
         single = levy.rates.get("")
         text = (f"{single} %" if single is not None else
                 ", ".join(f"{c} {r} %" for c, r in levy.rates.items()) or "kein Satz")
+        unit = allocation.book.parameters.unit
         for line in levy.lines:
             base = line.base * (line.factor if line.factor is not None else 1)
+            amount, rate, before = _previous(previous, levy.levy.name, line.ags)
             lines.append(BenehmenLine(levy.levy.name, line.ags, names[line.ags], single, text, base, line.amount,
-                                      _previous_amount(previous, levy.levy.name, line.ags)))
+                                      amount, rate, before, unit))
     return sorted(lines, key=lambda line: line.ags)
 
 
@@ -184,32 +201,51 @@ def _points(value: Decimal | None) -> str:
 
     if value is None:
         return "—"
-    return ("+" if value > 0 else "") + de_number(value, 2)
+    return ("+" if value > 0 else "") + de_number(value, max(2, -value.normalize().as_tuple().exponent))
+
+
+def _drivers_with_rest(allocation: Allocation, ags: str, shares: dict[tuple[str, str], int],
+                       change: int | None) -> list[dict]:
+    """The drivers of the letter and, where the change is known, a last row "übrige Positionen" with what the
+    listed rules do not explain (other rules, and a levy at a statutory rate whose amount is base × rate, not the
+    sum of the shares): the rows add up to the change shown."""
+    found = drivers(allocation, ags, shares)
+    rows = [{"rule": d.rule, "label": "; ".join(d.items), "legal_basis": d.legal_basis or "—", "levy": d.levy,
+             "amount": format_eur(d.amount), "previous": format_eur(d.previous) if d.previous is not None else "—",
+             "change": _signed(d.change)} for d in found]
+    if change is not None and all(d.change is not None for d in found):
+        rest = change - sum(d.change for d in found)
+        rows.append({"rule": "übrige Positionen", "label": "weitere Regeln, Satz und Grundlagen (Rest zur Änderung)",
+                     "legal_basis": "", "levy": "", "amount": "", "previous": "", "change": _signed(rest)})
+    return rows
 
 
 def _letter(allocation: Allocation, lines: list[BenehmenLine], ags: str, date: _dt.date, deadline: _dt.date,
-            issuer: str, previous_year: int, shares: dict[tuple[str, str], int]) -> dict:
+            issuer: str, previous_year: int, shares: dict[tuple[str, str], int], letterhead: dict | None = None) -> dict:
     from .notices import de_date, de_percent
 
     parameters = allocation.book.parameters
     own = [line for line in lines if line.ags == ags]
+    changes = [line.change for line in own]
+    change = None if None in changes else sum(changes)
     return {
+        "kind": "schreiben", "letterhead": letterhead or {},
         "district": parameters.district, "issuer": issuer or parameters.district, "municipality": own[0].name,
         "ags": ags, "year": str(parameters.year), "previous_year": str(previous_year), "date": de_date(date),
         "date_parts": [date.year, date.month, date.day],
         "deadline": de_date(deadline),
         "levies": [{"name": line.levy, "rate": de_percent(line.rate) if line.rate is not None else line.rate_text,
+                    "previous_rate": de_percent(line.previous_rate) if line.previous_rate is not None else "—",
                     "base": format_eur(round_to_unit(line.base, 1)), "amount": format_eur(line.amount),
                     "previous": format_eur(line.previous) if line.previous is not None else "—",
                     "change": _signed(line.change), "points": _points(line.change_points),
+                    "base_effect": _signed(line.effects.base_effect) if line.effects else "—",
+                    "rate_effect": _signed(line.effects.rate_effect) if line.effects else "—",
                     "point_value": format_eur(line.point_value)} for line in own],
-        "drivers": [{"rule": d.rule, "label": "; ".join(d.items), "legal_basis": d.legal_basis or "—",
-                     "levy": d.levy, "amount": format_eur(d.amount),
-                     "previous": format_eur(d.previous) if d.previous is not None else "—",
-                     "change": _signed(d.change)} for d in drivers(allocation, ags, shares)],
+        "drivers": _drivers_with_rest(allocation, ags, shares, change),
+        "change": _signed(change),
         "total": format_eur(sum(line.amount for line in own)),
-        "trace": {"input": Path(allocation.book.path).name, "sha256": allocation.book.sha256,
-                  "rules": Path(allocation.rulebook.path).name},
+        "trace": {"sha256": allocation.book.sha256},
     }
 
 
@@ -227,15 +263,20 @@ def _benehmen_sheets(book, allocation: Allocation, lines: list[BenehmenLine], de
     year, last = allocation.book.parameters.year, previous.year
     sheet = Sheet(book, "Benehmen", ["AGS", "Gemeinde", "Umlage", "Geplanter Satz (%)", "Bemessungsgrundlage",
                                      f"Betrag {year} (geplant)", f"Betrag {last}", "Änderung (€)",
-                                     "Änderung (Hebesatz-Punkte)", "Wert eines Hebesatzpunktes (Grundlage × 1 %)"],
-                  [None, None, None, "0.0000", EUR, EUR, EUR, EUR, POINTS, EUR])
+                                     "Änderung (Hebesatz-Punkte)", "Wert eines Hebesatzpunktes (Grundlage × 1 %)",
+                                     f"Satz {last} (%)", "Grundlagenwirkung (€)", "Satzwirkung (€)"],
+                  [None, None, None, "0.0000", EUR, EUR, EUR, EUR, POINTS, EUR, "0.0000", EUR, EUR])
     for line in lines:
+        effects = line.effects
         sheet.append([line.ags, line.name, line.levy, line.rate if line.rate is not None else line.rate_text,
                       fraction_to_decimal(line.base / 100, 2), cents_to_decimal(line.amount),
                       cents_to_decimal(line.previous) if line.previous is not None else "—",
                       cents_to_decimal(line.change) if line.change is not None else "—",
                       line.change_points if line.change_points is not None else "—",
-                      cents_to_decimal(line.point_value)])
+                      cents_to_decimal(line.point_value),
+                      line.previous_rate if line.previous_rate is not None else "—",
+                      cents_to_decimal(effects.base_effect) if effects else "—",
+                      cents_to_decimal(effects.rate_effect) if effects else "—"])
     sheet.finish()
     sheet = Sheet(book, "Treiber", ["AGS", "Gemeinde", "Rang", "Regel", "Kostenpositionen", "Umlage",
                                     "Rechtsgrundlage", f"Anteil {year}", f"Anteil {last}", "Änderung (€)"],
@@ -323,20 +364,27 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
         if wrong:
             raise DateError(wrong)
     deadline = deadline or date + _dt.timedelta(weeks=DEFAULT_WEEKS)
-    issuer = ""
+    issuer, letterhead = "", {}
     if not Path(rules_path).is_dir():
         from ..rulefiles.rulebook import load_notice_settings
 
         try:
-            issuer = load_notice_settings(rules_path).issuer
+            settings = load_notice_settings(rules_path)
         except ProblemsError:
-            issuer = ""
+            settings = None
+        if settings is not None:
+            head = settings.letterhead
+            issuer = settings.issuer
+            letterhead = {"authority": head.authority, "address": list(head.address), "department": head.department,
+                          "contact": {"name": head.contact_name, "phone": head.contact_phone,
+                                      "email": head.contact_email},
+                          "signatory": {"name": head.signatory_name, "title": head.signatory_title}}
     lines = benehmen_lines(allocation, previous)
     shares = previous_shares(earlier)
     planned = {m.ags for m in allocation.book.municipalities}
     missing = tuple(f"{ags} {name}" for ags, name in sorted(previous.names.items()) if ags not in planned)
     letters = [(pdf_name(ags, name, kind="_Benehmen"),
-                _letter(allocation, lines, ags, date, deadline, issuer, previous.year, shares), [])
+                _letter(allocation, lines, ags, date, deadline, issuer, previous.year, shares, letterhead), [])
                for ags, name in dict.fromkeys((line.ags, line.name) for line in lines)]
     directory.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".benehmen-", dir=directory.parent) as temp:
