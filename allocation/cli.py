@@ -1151,9 +1151,11 @@ def _add_notices(commands) -> None:
                          help="Anschriften der Empfänger: Blatt Anschriften mit AGS, Zeile 1, Zeile 2, ...")
     notices.add_argument("--ags", action="append", default=None, metavar="AGS[,AGS...]",
                          help="nur für diese Mitglieder schreiben (z. B. eine Neufassung nach einem Widerspruch)")
-    notices.add_argument("--settled-on", type=_date_argument, default=None, metavar="JJJJ-MM-TT",
-                         help="Änderungsbescheid, wo die Teilbeträge des Vorjahres vorläufig weiterliefen: Datum des "
-                              "ersten Bescheids (hat er sie abgerechnet, auch --provisional-from wie damals)")
+    notices.add_argument("--first-notice", "--settled-on", dest="settled_on", type=_date_argument, default=None,
+                         metavar="JJJJ-MM-TT",
+                         help="Änderungsbescheid: Datum des ersten Bescheids, damit die bisherigen Abschläge die sind, "
+                              "die er festsetzte (datiert nach Fälligkeitsterminen; hat er vorläufige Teilbeträge "
+                              "abgerechnet, auch --previous-year wie damals)")
     _register_option(notices, "Register der Echtläufe, gegen das ein Echtlauf geprüft wird (Vorgabe wie bei "
                               "allocation verify)")
     notices.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")

@@ -189,7 +189,7 @@ def test_a_notice_dated_in_april_puts_the_instalments_already_due_on_the_next_on
     # 245.68 € due on 15.05.: 1,228.44 €; then 245.68 € from June to December; 1,228.44 + 7 × 245.68 = 2,948.20 €
     assert kreisumlage == [("15.05.2022", "1228,44")] + [(f"15.{m:02d}.2022", "245,68") for m in range(6, 13)]
     text = text_of(out / f"{ALPEN}_Alpen.pdf")
-    assert "Die bis zum 15.04.2022 fälligen Abschläge sind mit dem Abschlag am 15.05.2022 zu zahlen." in text
+    assert "Die bis zum 15.04.2022 fälligen Abschläge sind am 15.05.2022 zu zahlen." in text
     assert "15.01.2022" not in text
 
 
@@ -292,3 +292,136 @@ def test_the_sollstellung_adds_up_to_the_instalment_plan_and_a_change_writes_cor
     alpen = [cents(r[header.index("Betrag")]) for r in corrections if r[1] == ALPEN]
     assert alpen == [77_59, 77_59, 77_58, 77_58, 77_58, 77_58] and sum(alpen) == 465_50
     assert sum(cents(r[header.index("Betrag")]) for r in corrections) == 12_000_00  # the need rose by 12,000 €
+
+
+# --------------------------------------------------------------- regressions of the adversarial pass (issue 22)
+
+OLD_REMEDY = """\
+// Rechtsbehelfsbelehrung. The Kreis MUST put in its administrative court.
+#let gericht = [\\[Verwaltungsgericht und Anschrift in rechtsbehelf.typ eintragen\\]]
+
+#let rechtsbehelf(d) = [
+  Gegen diesen Bescheid kann Klage erhoben werden beim #gericht.
+]
+"""
+
+
+def test_regression_an_old_template_with_an_escaped_placeholder_is_refused(wesel, tmp_path, capsys):
+    template = tmp_path / "vorlage"
+    template.mkdir()
+    (template / "rechtsbehelf.typ").write_text(OLD_REMEDY, encoding="utf-8")  # as the previous default had it
+    assert main(["notices", str(wesel / "final.xlsx"), "-o", str(tmp_path / "b"), "--date", "2022-01-10",
+                 "--register", str(wesel / "register"), "--template", str(template), "--json"]) == 2
+    problem = __import__("json").loads(capsys.readouterr().out)["problems"][0]
+    assert problem["code"] == "notices-placeholder" and problem["location"]["line"] == 2
+    # the same text in a comment only is no placeholder on the notice
+    (template / "rechtsbehelf.typ").write_text(
+        "// was: [Verwaltungsgericht und Anschrift in rechtsbehelf.typ eintragen]\n"
+        "#let rechtsbehelf(d) = [Klage beim Verwaltungsgericht Beispielstadt, Gerichtsweg 1.] /* (Name, Amt) */\n",
+        encoding="utf-8")
+    assert main(["notices", str(wesel / "final.xlsx"), "-o", str(tmp_path / "c"), "--date", "2022-01-10",
+                 "--register", str(wesel / "register"), "--template", str(template), "--ags", ALPEN]) == 0
+
+
+def test_regression_a_letterhead_of_blanks_counts_as_missing(tmp_path, capsys):
+    text = RULES.read_text(encoding="utf-8").replace(
+        'court: {name: "Verwaltungsgericht (Beispiel)", address: "Anschrift des Verwaltungsgerichts (Beispiel)"}',
+        'court: {name: "   ", address: "\\t"}')
+    rules = tmp_path / "kreis-wesel.yaml"
+    rules.write_text(text, encoding="utf-8")
+    final = tmp_path / "final.xlsx"
+    assert main(["run", str(FIXTURE), "--rules", str(rules), "-o", str(final), "--mode", "final", "--register",
+                 str(tmp_path / "r")]) == 0
+    capsys.readouterr()
+    assert main(["notices", str(final), "-o", str(tmp_path / "b"), "--date", "2022-01-10", "--register",
+                 str(tmp_path / "r"), "--json"]) == 4
+    missing = " ".join(p["message"] for p in __import__("json").loads(capsys.readouterr().out)["problems"])
+    assert "court.name" in missing and "court.address" in missing
+
+
+def test_regression_a_change_notice_changes_what_an_april_notice_set(wesel, tmp_path):
+    rules = tmp_path / "kreis-wesel.yaml"
+    shutil.copyfile(RULES, rules)
+    first, changed = tmp_path / "erst.xlsx", tmp_path / "neu.xlsx"
+    assert main(["run", str(FIXTURE), "--rules", str(rules), "-o", str(first)]) == 0
+    assert main(["run", str(_kim(tmp_path, 308000)), "--rules", str(rules), "-o", str(changed)]) == 0
+    assert main(["notices", str(first), "-o", str(tmp_path / "april"), "--date", "2022-04-15", "--ags", ALPEN]) == 0
+    assert main(["notices", str(changed), "-o", str(tmp_path / "mai"), "--date", "2022-05-01", "--previous",
+                 str(first), "--first-notice", "2022-04-15", "--ags", ALPEN]) == 0
+    header, lines = read_csv(tmp_path / "mai" / "Abschlaege.csv")
+    rows = [(r[header.index("Faellig")], r[header.index("Bisher")], r[header.index("Betrag")]) for r in lines
+            if r[header.index("Umlage")] == "Kreisumlage"]
+    # the April notice set 1,228.44 € on 15.05. and 245.68 € from June; +465.50 € over the 8 open instalments
+    # (May–December): 58.19 × 6 + 58.18 × 2; nothing was set for January–April
+    assert rows[0] == ("15.05.2022", "1228,44", "1286,63") and len(rows) == 8
+    assert [r[2] for r in rows[1:]] == ["303,87"] * 5 + ["303,86"] * 2
+    _, soll = read_csv(tmp_path / "mai" / "Sollstellung.csv")
+    assert sum(cents(r[7]) for r in soll if r[3] == "Kreisumlage") == 465_50
+
+
+def _kim(folder: Path, costs: int) -> Path:
+    book = load_workbook(FIXTURE)
+    items = book["Kostenpositionen"]
+    head = [cell.value for cell in items[1]]
+    for row in items.iter_rows(min_row=2):
+        if row[head.index("ID")].value == "KIM-2022":
+            row[head.index("Personalkosten")].value = costs
+    path = folder / f"kreis-wesel-2022-kim-{costs}.xlsx"
+    book.save(path)
+    return path
+
+
+def test_regression_ags_empty_or_into_a_full_folder_is_refused(wesel, tmp_path, capsys):
+    assert main(["notices", str(wesel / "probe.xlsx"), "-o", str(tmp_path / "a"), "--ags", " , ", "--json"]) == 3
+    assert __import__("json").loads(capsys.readouterr().out)["problems"][0]["code"] == "notices-unknown-ags"
+    full = tmp_path / "alle"
+    assert main(["notices", str(wesel / "probe.xlsx"), "-o", str(full), "--date", "2022-01-10"]) == 0
+    capsys.readouterr()
+    assert main(["notices", str(wesel / "probe.xlsx"), "-o", str(full), "--date", "2022-01-10", "--ags", ALPEN,
+                 "--json"]) == 8
+    assert __import__("json").loads(capsys.readouterr().out)["problems"][0]["code"] == "notices-would-overwrite"
+    assert main(["notices", str(wesel / "probe.xlsx"), "-o", str(tmp_path / "eine"), "--date", "2022-01-10",
+                 "--ags", ALPEN, "--json"]) == 0
+    assert __import__("json").loads(capsys.readouterr().out)["without_notice"] == []  # the others were not asked for
+
+
+def test_regression_addresses_take_text_only_in_the_order_of_their_lines(wesel, tmp_path, capsys):
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Anschriften"
+    sheet.append(["AGS", "Zeile 2", "Zeile 1"])
+    sheet.append([ALPEN, "46519 Alpen", "Rathausstraße 1"])
+    sheet.append(["05170044", 46562, "Rathausplatz 1"])  # a postal code as a number: Excel shows what it stores?
+    book.save(tmp_path / "anschriften.xlsx")
+    assert main(["notices", str(wesel / "probe.xlsx"), "-o", str(tmp_path / "b"), "--addresses",
+                 str(tmp_path / "anschriften.xlsx"), "--json"]) == 3
+    problem = __import__("json").loads(capsys.readouterr().out)["problems"][0]
+    assert problem["code"] == "notices-bad-address" and problem["location"]["cell"] == "Anschriften!B3"
+    sheet.delete_rows(3)
+    book.save(tmp_path / "anschriften.xlsx")
+    assert main(["notices", str(wesel / "probe.xlsx"), "-o", str(tmp_path / "c"), "--date", "2022-01-10",
+                 "--addresses", str(tmp_path / "anschriften.xlsx"), "--ags", ALPEN]) == 0
+    assert "Rathausstraße 1 46519 Alpen" in text_of(tmp_path / "c" / f"{ALPEN}_Alpen.pdf")
+
+
+def test_regression_a_statutory_levy_without_need_states_what_it_levies(tmp_path):
+    # VG Schwerin 1 A 387/14 (fixture mv-perlin-2013): 218,900.89 € × 43.67 % = 95,594.02 €, no cost item and no
+    # Umlagebedarf in the run: the Umlagesoll is what the levy levies, not 0,00 €
+    rules = tmp_path / "mv-perlin-2013.yaml"
+    rules.write_text((ROOT / "rules" / "mv-perlin-2013.yaml").read_text(encoding="utf-8")
+                     + "instalments: {schedule: monthly, day: 15}\n", encoding="utf-8")
+    out = tmp_path / "perlin.xlsx"
+    assert main(["run", str(ROOT / "fixtures" / "mv-perlin-2013" / "mv-perlin-2013.xlsx"), "--rules", str(rules),
+                 "-o", str(out)]) == 0
+    assert main(["notices", str(out), "-o", str(tmp_path / "b"), "--date", "2013-01-10"]) == 0
+    (pdf,) = (tmp_path / "b").glob("*.pdf")
+    assert "Umlagesoll (1 umlagepflichtige Gemeinden) 95.594,02 €" in text_of(pdf)
+
+
+def test_regression_a_typo_in_notices_levies_is_a_warning():
+    from allocation.rulefiles.rulebook import parse_rulebook
+
+    text = RULES.read_text(encoding="utf-8").replace("    Jugendamtsumlage:\n      produkt:",
+                                                     "    Jugendamtumlage:\n      produkt:")
+    _, warnings = parse_rulebook(text, "kreis-wesel.yaml")
+    assert [w.code for w in warnings] == ["rule-notices-unknown-levy"] and "Jugendamtsumlage" in warnings[0].message

@@ -552,6 +552,15 @@ def readable(column: str, labels: Mapping[str, str] | None = None) -> str:
     return f"{text} (gewichtet)" if weighted else text
 
 
+def _umlagesoll(levy: Levy) -> int:
+    """The Umlagesoll a notice states: the need the levy finances (§ 17 Abs. 2 Nr. 1 FAGDV: "die Höhe des durch die
+    sonstigen Einnahmen nicht gedeckten Bedarfs, der … umgelegt werden soll"); for a statutory levy without any need
+    in its run (no cost item, no Umlagebedarf) what it raises at the rate, which is then what it levies."""
+    if levy.need is None or (levy.statute and levy.need == 0):
+        return levy.total
+    return levy.need
+
+
 def _levy_data(levy: Levy, share: LevyShare, old: LevyShare | None, change: ChangePlan | None, settings: NoticeSettings,
                schedule_amount: int, municipality_count: int, before: Levy | None = None,
                before_share: LevyShare | None = None) -> dict:
@@ -561,10 +570,12 @@ def _levy_data(levy: Levy, share: LevyShare, old: LevyShare | None, change: Chan
     basis, approval, reasons = _legal_basis(levy, settings)
     labels = {column: text for column, text in settings.labels} | {_norm(c): text for c, text in settings.labels}
     components = [[readable(label, labels), f"{de_number(value)} €"] for label, value in share.components]
-    need = levy.need if levy.need is not None else levy.total
-    rose = before is not None and need > (before.need if before.need is not None else before.total)
+    need = _umlagesoll(levy)
+    rose = before is not None and need > _umlagesoll(before)
     data = {
-        "name": levy.name, "total": format_eur(need), "yield": format_eur(levy.total), "payers": municipality_count,
+        "name": levy.name, "total": format_eur(need), "payers": municipality_count,
+        # a statutory levy raises base × rate, which differs from the need: both stand on the notice
+        "yield": format_eur(levy.total) if levy.statute and levy.total != need else "",
         "base_total": f"{de_number(levy.base_total)} €" if levy.base_total is not None else "",
         "rate_total": levy.rate,
         "components": components,
@@ -578,7 +589,7 @@ def _levy_data(levy: Levy, share: LevyShare, old: LevyShare | None, change: Chan
     if before is not None:
         data["previous"] = {"rate": before.rate,
                             "amount": format_eur(before_share.amount) if before_share is not None else "",
-                            "need": format_eur(before.need if before.need is not None else before.total),
+                            "need": format_eur(_umlagesoll(before)),
                             "rose": rose}
     if change is not None:
         data["change"] = {"old": format_eur(change.old_amount), "new": format_eur(change.new_amount),
@@ -654,11 +665,12 @@ def build_notices(result: ResultBook, settings: NoticeSettings, notice_date: _dt
                 if previous_year is not None else None
             if change_mode:
                 old_plan = None
-                if settled_on is not None:
+                if settled_on is not None:  # the instalments the first notice set, dated `settled_on`
                     paid = provisional_instalment(last.amount if last else 0, schedule, previous_year.year) \
                         if settle and previous_year is not None else 0
                     old_plan = tuple(Instalment(line.number, line.due, line.amount) for line in
-                                     settlement_plan(old.amount if old else 0, schedule, result.year, settled_on, paid))
+                                     settlement_plan(old.amount if old else 0, schedule, result.year, settled_on, paid)
+                                     if settle or line.kind != "vorläufig")  # nothing was set before, without settling
                 change = change_plan(old.amount if old else 0, amount, schedule, result.year, notice_date,
                                      settings.change_policy, old_plan)
                 for line in change.lines:
@@ -1243,31 +1255,28 @@ def _previous_year(path: Path | None, result: ResultBook, settings: NoticeSettin
 
     def refused(message: str, found: str) -> InputError:
         return InputError([Problem("notices-provisional-rule", where, message, found=found,
-                                   expected="ohne --settled-on", hint="--settled-on weglassen")])
+                                   expected="ohne --first-notice", hint="--first-notice weglassen")])
 
     settle = False
+    if settled_on is not None and not change:
+        raise refused("--first-notice gilt nur für Änderungsbescheide (mit --previous)", de_date(settled_on))
+    if settled_on is not None and settled_on > notice_date:
+        raise refused(f"der erste Bescheid (--first-notice {de_date(settled_on)}) liegt nach diesem Änderungsbescheid "
+                      f"({de_date(notice_date)})", de_date(settled_on))
     if not continues:
-        if settled_on is not None:
-            raise refused("--settled-on gilt nur, wo die Teilbeträge des Vorjahres nach dem Recht des Landes vorläufig "
-                          "weiterlaufen und zum nächsten Fälligkeitstermin abgerechnet werden; der Lauf folgt dem Recht "
-                          f"von {result.state} ({norm})", de_date(settled_on))
+        pass  # a change notice's --first-notice: the instalments due by it fell due with the next one
     elif change:
         if settled_on is None:
             raise missing("ein Änderungsbescheid ändert, was der erste Bescheid festgesetzt hat; hat dieser vorläufige "
-                          "Teilbeträge abgerechnet, sind es andere Raten als gleiche Teile", "kein --settled-on",
-                          "--settled-on mit dem Datum des ersten Bescheids angeben (und, wenn er am oder nach dem ersten "
-                          "Fälligkeitstag datiert war, --previous-year mit dem Ergebnis des Vorjahres)")
-        if settled_on > notice_date:
-            raise refused(f"der erste Bescheid (--settled-on {de_date(settled_on)}) liegt nach diesem Änderungsbescheid "
-                          f"({de_date(notice_date)})", de_date(settled_on))
+                          "Teilbeträge abgerechnet, sind es andere Raten als gleiche Teile", "kein --first-notice",
+                          "--first-notice mit dem Datum des ersten Bescheids angeben (und, wenn er am oder nach dem "
+                          "ersten Fälligkeitstag datiert war, --previous-year mit dem Ergebnis des Vorjahres)")
         settle = settled_on >= first_due
         if settle and path is None:
             raise missing(f"der erste Bescheid vom {de_date(settled_on)} lag am oder nach dem ersten Fälligkeitstag "
                           f"{de_date(first_due)} und rechnete die vorläufigen Teilbeträge ab", "kein --previous-year",
                           "--previous-year mit dem Ergebnis des Vorjahres angeben, wie beim ersten Bescheid")
     else:
-        if settled_on is not None:
-            raise refused("--settled-on gilt nur für Änderungsbescheide (mit --previous)", de_date(settled_on))
         settle = not result.provisional and notice_date >= first_due
         if settle and path is None:
             raise missing(f"der Bescheid ist auf den {de_date(notice_date)} datiert, am oder nach dem ersten "
@@ -1302,6 +1311,10 @@ def _chosen(result: ResultBook, only: Sequence[str] | None) -> set[str] | None:
         return None
     known = {ags for ags, _ in result.municipalities}
     wanted = [ags.strip() for entry in only for ags in entry.split(",") if ags.strip()]
+    if not wanted:
+        raise InputError([Problem("notices-unknown-ags", Location("--ags"), "--ags nennt kein Mitglied", found="leer",
+                                  expected="ein oder mehrere AGS, durch Komma getrennt",
+                                  hint="die AGS angeben oder --ags weglassen (dann für alle)")])
     unknown = [ags for ags in wanted if ags not in known]
     if unknown:
         raise InputError([Problem("notices-unknown-ags", Location("--ags"), f"{ags} steht nicht in der Ergebnis-"
@@ -1311,6 +1324,12 @@ def _chosen(result: ResultBook, only: Sequence[str] | None) -> set[str] | None:
 
 
 ADDRESS_SHEET = "Anschriften"
+ADDRESS_LINES, ADDRESS_CHARS = 6, 80  # what fits the window of a DIN 5008 envelope (6 lines; a generous width)
+
+
+class AddressError(ProblemsError):
+    exit_code = ExitCode.INPUT
+    title = "Die Anschriften lassen sich nicht verwenden"
 
 
 def read_addresses(path: str | Path, result: ResultBook) -> dict[str, tuple[str, ...]]:
@@ -1322,30 +1341,37 @@ def read_addresses(path: str | Path, result: ResultBook) -> dict[str, tuple[str,
     from ..runs.readback import output_bytes
 
     path = Path(path)
-    source = output_bytes(path, "notices-bad-address")
+    try:
+        source = output_bytes(path, "notices-bad-address")
+    except ProblemsError as error:
+        raise AddressError(error.problems) from None
     name = path.name
 
     def problem(message: str, where: Location, found: str, expected: str, hint: str) -> Problem:
         return Problem("notices-bad-address", where, message, found=found, expected=expected, hint=hint)
 
     try:
-        book = openpyxl.load_workbook(source.stream(), read_only=True, data_only=True)
+        book = openpyxl.load_workbook(source.stream(), read_only=True, data_only=False)  # formulas as formulas
     except Exception as error:  # noqa: BLE001 - openpyxl raises many types for a file that is no workbook
-        raise InputError([problem("Die Anschriften lassen sich nicht lesen", Location(name), type(error).__name__,
-                                  "eine .xlsx-Arbeitsmappe", "die Anschriften als Excel-Arbeitsmappe speichern")]) from None
+        raise AddressError([problem("Die Anschriften lassen sich nicht lesen", Location(name), type(error).__name__,
+                                    "eine .xlsx-Arbeitsmappe", "die Anschriften als Excel-Arbeitsmappe speichern")]) from None
     try:
         if ADDRESS_SHEET not in book.sheetnames:
-            raise InputError([problem(f"Blatt {ADDRESS_SHEET} fehlt", Location(name), ", ".join(book.sheetnames),
-                                      ADDRESS_SHEET, f"ein Blatt {ADDRESS_SHEET} mit AGS, Zeile 1, Zeile 2, ... anlegen")])
+            raise AddressError([problem(f"Blatt {ADDRESS_SHEET} fehlt", Location(name), ", ".join(book.sheetnames),
+                                        ADDRESS_SHEET, f"ein Blatt {ADDRESS_SHEET} mit AGS, Zeile 1, Zeile 2, ... anlegen")])
         rows = list(book[ADDRESS_SHEET].iter_rows(values_only=True))
     finally:
         book.close()
     header = [str(cell).strip() if cell is not None else "" for cell in rows[0]] if rows else []
     keys = [i for i, text in enumerate(header) if _norm(text) == "ags"]
-    lines = [i for i, text in enumerate(header) if re.fullmatch(r"zeile\d+", _norm(text))]
-    if not keys or not lines:
-        raise InputError([problem("Die Spalten AGS und Zeile 1, Zeile 2, ... fehlen", Location(name, ADDRESS_SHEET, 1),
-                                  ", ".join(header), "AGS, Zeile 1, Zeile 2, ...", "die Überschriften in Zeile 1 eintragen")])
+    numbered = sorted((int(match.group(1)), i) for i, text in enumerate(header)
+                      if (match := re.fullmatch(r"zeile(\d+)", _norm(text))))
+    lines = [i for _, i in numbered]  # in the order of their numbers, wherever the columns stand
+    if not keys or not lines or len(lines) > ADDRESS_LINES:
+        raise AddressError([problem("Die Spalten AGS und Zeile 1, Zeile 2, ... fehlen" if not keys or not lines
+                                    else f"Mehr als {ADDRESS_LINES} Anschriftzeilen",
+                                    Location(name, ADDRESS_SHEET, 1), ", ".join(header),
+                                    f"AGS, Zeile 1 … Zeile {ADDRESS_LINES}", "die Überschriften in Zeile 1 eintragen")])
     known = {ags for ags, _ in result.municipalities}
     found: dict[str, tuple[str, ...]] = {}
     first: dict[str, int] = {}
@@ -1355,6 +1381,15 @@ def read_addresses(path: str | Path, result: ResultBook) -> dict[str, tuple[str,
             continue
         ags = str(row[keys[0]]).strip() if keys[0] < len(row) and row[keys[0]] is not None else ""
         where = Location(name, ADDRESS_SHEET, number, keys[0] + 1)
+        bad = [(i, row[i]) for i in lines if i < len(row) and row[i] not in (None, "")
+               and (not isinstance(row[i], str) or row[i].startswith("=") or row[i].startswith("#")
+                    or len(row[i].strip()) > ADDRESS_CHARS)]
+        for column, value in bad:  # a formula, an error, a number or a date would print what Excel does not show
+            problems.append(problem("Die Anschriftzeile ist kein Text", Location(name, ADDRESS_SHEET, number, column + 1),
+                                    repr(value)[:80], f"Text von höchstens {ADDRESS_CHARS} Zeichen (Zelle als Text "
+                                    "formatiert, keine Formel)", "die Zeile als Text eintragen, z. B. die PLZ '46519"))
+        if bad:
+            continue
         text = tuple(str(row[i]).strip() for i in lines if i < len(row) and row[i] not in (None, "")
                      and str(row[i]).strip())
         if ags not in known:
@@ -1370,13 +1405,14 @@ def read_addresses(path: str | Path, result: ResultBook) -> dict[str, tuple[str,
             first[ags] = number
             found[ags] = text
     if problems:
-        raise InputError(problems)
+        raise AddressError(problems)
     return found
 
 
-# The texts templates copied from earlier versions show unconditionally; the current default shows `platzhalter(...)`
-# only where the rule file lacks the text.
-PLACEHOLDER_MARKERS = ("[Verwaltungsgericht und Anschrift in rechtsbehelf.typ eintragen]", "(Name, Amt)")
+# The texts templates copied from earlier versions show unconditionally (written with or without Typst's escapes,
+# `\[…\]`); the current default shows `platzhalter(...)` only where the rule file lacks the text.
+PLACEHOLDER_MARKERS = ("[Verwaltungsgericht und Anschrift in rechtsbehelf.typ eintragen]", "(Name, Amt)",
+                       "PLATZHALTER:")
 # the letterhead fields each default file shows, and where a final notice must have them
 PLACEHOLDER_FIELDS = {
     "rechtsbehelf.typ": (("court_name", "das Verwaltungsgericht (court.name)"),
@@ -1386,24 +1422,33 @@ PLACEHOLDER_FIELDS = {
 }
 
 
+def _without_comments(text: str) -> str:
+    """Typst source without its comments (`// …` to the line's end, `/* … */`), line numbers kept; what a comment
+    says is never printed. (A `//` inside a string or a URL is rare in a template; the scan errs towards refusing.)"""
+    text = re.sub(r"/\*.*?\*/", lambda match: "\n" * match.group(0).count("\n"), text, flags=re.S)
+    return "\n".join(re.sub(r"(^|[^:])//.*$", r"\1", line) for line in text.split("\n"))
+
+
 def _refuse_placeholders(settings: NoticeSettings, rules_path: Path, template: Path | None) -> None:
     """A final notice (Echtlauf) goes out: no template placeholder may remain in its remedy, signature or
     address (a faulty Rechtsbehelfsbelehrung gives a year to sue instead of a month, § 58 Abs. 2 VwGO).
 
     Per file of the template in effect: the default file shows a placeholder where `notices.letterhead` lacks the
-    text (`notices-placeholder`, exit 4, at the rule file); a file of the Kreis's own template that still holds a
-    placeholder text is refused at that file (exit 2)."""
+    text (`notices-placeholder`, exit 4, at the rule file); every .typ file of the Kreis's own template that still
+    holds a placeholder text outside a comment (with or without Typst's escapes) is refused at that line (exit
+    2). A letterhead text of blanks only counts as missing."""
     head = settings.letterhead
     missing, in_template = [], []
     for file, fields in PLACEHOLDER_FIELDS.items():
         own = template / file if template is not None and (template / file).is_file() else None
         text = read_regular(own, TEMPLATE_FILE_BYTES).decode("utf-8", "replace") if own is not None else ""
-        if own is None or "platzhalter(" in text:  # the default's fallbacks: the rule file must give the texts
-            missing += [what for field, what in fields if not getattr(head, field)]
-        if own is None:
-            continue
-        for number, line in enumerate(text.splitlines(), start=1):
-            if any(marker in line for marker in PLACEHOLDER_MARKERS) and not line.lstrip().startswith("//"):
+        if own is None or "platzhalter(" in _without_comments(text):  # the default's fallbacks: the rule file must
+            missing += [what for field, what in fields if not getattr(head, field)]  # give the texts
+    for own in sorted(template.rglob("*.typ")) if template is not None else ():
+        code = _without_comments(read_regular(own, TEMPLATE_FILE_BYTES).decode("utf-8", "replace"))
+        for number, line in enumerate(code.split("\n"), start=1):
+            plain = line.replace("\\", "")  # `\[…\]` prints as […]
+            if any(marker in plain for marker in PLACEHOLDER_MARKERS) and "platzhalter(" not in line:
                 in_template.append(Problem(
                     "notices-placeholder", Location(str(own), line=number), "die Vorlage enthält noch einen Platzhalter",
                     found=line.strip()[:120], expected="der eingetragene Text", hint="den Platzhalter in der Vorlage "
@@ -1425,7 +1470,7 @@ def _refuse_missing_addresses(notices: list[tuple[str, dict, list["_Row"]]], add
     """With `--addresses`, a final notice without its addressee's address would show a placeholder: refused."""
     lacking = [data["ags"] for _, data, _ in notices if data["ags"] not in addresses]
     if lacking:
-        raise InputError([Problem("notices-placeholder", Location(Path(source).name, ADDRESS_SHEET),
+        raise AddressError([Problem("notices-placeholder", Location(Path(source).name, ADDRESS_SHEET),
                                   f"für {ags} fehlt die Anschrift", found="keine Zeile im Blatt Anschriften",
                                   expected="eine Anschrift je Bescheid", hint="die Anschrift ergänzen")
                           for ags in lacking])
@@ -1514,6 +1559,10 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
                                        notice_date, old is not None, settled_on)
     _refuse_after_year(result, notice_date, old is not None or settle)
     chosen = _chosen(result, only)
+    if chosen is not None and directory.is_dir() and any(directory.iterdir()):
+        raise Refused([Problem("notices-would-overwrite", Location(str(directory)), "eine Neufassung für einzelne "
+                               "Mitglieder (--ags) ersetzte Abschlaege und Sollstellung aller", found=str(directory),
+                               expected="ein neuer oder leerer Ordner", hint="mit -o einen eigenen Ordner angeben")])
     postal = read_addresses(addresses, result) if addresses is not None else {}
     if not result.draft:
         _refuse_placeholders(settings, rules_path, template)
@@ -1550,4 +1599,5 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
             shutil.rmtree(folder, ignore_errors=True)
     written = {ags for _, data, _ in notices for ags in [data["ags"]]}
     return NoticeSet(directory, tuple(name for name, _, _ in notices), sum(len(r) for _, _, r in notices),
-                     tuple(f"{ags} {name}" for ags, name in result.municipalities if ags not in written))
+                     tuple(f"{ags} {name}" for ags, name in result.municipalities
+                           if ags not in written and (chosen is None or ags in chosen)))

@@ -754,6 +754,18 @@ def parse_rulebook(text: str, path: str, sha256: str = "") -> tuple[Rulebook, li
     rate_limits = _rate_limits(reader, document)
     state, state_given = _state(reader, document)
     settings = _notice_settings(reader, document)
+    if levies:  # a text for a levy the file does not have would silently not apply (a typo: Jugendamtumlage)
+        names = {name.casefold() for levy in levies for name in (levy.id, levy.name)}
+        notices = document.get("notices")
+        for text in settings.levy_texts:
+            if text.levy.casefold() not in names:
+                where = reader.at(notices.get("levies"), text.levy) if isinstance(notices, LocDict) and isinstance(
+                    notices.get("levies"), LocDict) else reader.at(document)
+                reader.warning("rule-notices-unknown-levy", where,
+                               f'notices.levies nennt "{text.levy}", aber `levies:` hat keine Umlage dieses Namens'
+                               f"{did_you_mean(text.levy, tuple(levy.name for levy in levies))}", found=text.levy,
+                               expected=", ".join(levy.name for levy in levies),
+                               hint="den Namen oder die id der Umlage aus `levies:` schreiben")
     _state_departures(reader, document, state, valid_from, levies, rate_limits, settings)
     errors = [p for p in reader.problems if p.severity == "error"]
     if not errors:
@@ -1385,13 +1397,18 @@ def _letterhead(reader: _Reader, node: LocDict) -> Letterhead:
     contact = _section(reader, head, "contact", CONTACT_KEYS, "der Kontaktperson")
     signatory = _section(reader, head, "signatory", SIGNATORY_KEYS, "der Unterschrift")
     court = _section(reader, head, "court", COURT_KEYS, "dem Verwaltungsgericht")
+
+    def text(node: LocDict, key: str) -> str:  # blank is not given: "   " must not pass for a court
+        return " ".join(reader.text(node, key, required=False).split())
+
+    address = tuple(line for line in (" ".join(line.split()) for line in address) if line)
     return Letterhead(
-        reader.text(head, "authority", required=False), address, reader.text(head, "department", required=False),
-        *(reader.text(contact, key, required=False) for key in CONTACT_KEYS),
+        text(head, "authority"), address, text(head, "department"),
+        *(text(contact, key) for key in CONTACT_KEYS),
         _pattern(reader, head, "file_reference", FILE_REFERENCE_FIELDS,
                  {"jahr": 2022, "ags": "05170004", "umlage": "kreisumlage"}),
-        *(reader.text(signatory, key, required=False) for key in SIGNATORY_KEYS),
-        *(reader.text(court, key, required=False) for key in COURT_KEYS))
+        *(text(signatory, key) for key in SIGNATORY_KEYS),
+        *(text(court, key) for key in COURT_KEYS))
 
 
 def _labels(reader: _Reader, node: LocDict) -> tuple[tuple[str, str], ...]:
