@@ -869,24 +869,39 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     def _sweep_forever() -> None:  # remove old uploads and results even when nobody uses the page
         while True:
-            sweep(config)
+            try:
+                sweep(config)
+            except FileNotFoundError:  # the work folder went (the server is ending, or someone removed it)
+                pass
             time.sleep(60)
 
     threading.Thread(target=_sweep_forever, name="allocation-sweep", daemon=True).start()
+    # the port actually bound (`--port 0`: one the system chooses) is the one the log-in link names
+    server = waitress.create_server(app, host=host, port=args.port, **server_options(config))
+    port = server.effective_port
     if embedded:
         import atexit
         import shutil
+        import signal
 
         atexit.register(shutil.rmtree, config.work_dir, True)  # the temporary work folder goes with the server
+        # systemd and `kill` stop with SIGTERM: end as on Ctrl-C, so that the work folder (uploads, results,
+        # notices) is removed by the atexit above
+        before = signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(0))
         print(f"allocation serve ohne Konfiguration: nur auf diesem Rechner erreichbar, Regeln aus {config.rules_dir}, "
               f"Arbeitsordner {config.work_dir} (wird beim Beenden gelöscht).\n"
               f"Zum Anmelden diese Adresse im Browser öffnen (gilt bis zum Neustart, alle Kreise des Regelordners):\n"
-              f"    http://{host}:{args.port}/anmelden?token={config.login_token}", file=sys.stderr, flush=True)
+              f"    http://{host}:{port}/anmelden?token={config.login_token}", file=sys.stderr, flush=True)
     else:
-        print(f"allocation serve: http://{host}:{args.port}/ (Regeln: {config.rules_dir}, "
+        print(f"allocation serve: http://{host}:{port}/ (Regeln: {config.rules_dir}, "
               f"Anmeldung: {'Kopfzeile ' + config.user_header if config.auth_mode == 'header' else 'Passwort'})",
-              file=sys.stderr)
-    waitress.serve(app, host=host, port=args.port, **server_options(config))
+              file=sys.stderr, flush=True)
+    try:
+        server.run()
+    finally:
+        server.close()
+        if embedded:
+            signal.signal(signal.SIGTERM, before)
     return ExitCode.OK
 
 
@@ -937,8 +952,9 @@ def _add_inbox(commands) -> None:
                     "verarbeitet. Exit-Code 0, wenn alles fehlerfrei war; sonst der höchste Fehlercode; 75, wenn "
                     "ein anderer Lauf den Ordner sperrt.")
     inbox.add_argument("folder", metavar="DIR", type=Path, help="Inbox-Ordner (Unterordner werden angelegt)")
-    inbox.add_argument("--rules-dir", type=Path, default=Path("rules"), metavar="ORDNER",
-                       help="Ordner der Regeldateien; gewählt wird nach Kreis und Haushaltsjahr (Vorgabe: rules)")
+    inbox.add_argument("--rules", "--rules-dir", dest="rules_dir", type=Path, default=Path("rules"), metavar="ORDNER",
+                       help="Ordner der Regeldateien; gewählt wird nach Kreis und Haushaltsjahr (Vorgabe: rules; "
+                            "--rules-dir wie bisher)")
     inbox.add_argument("--mode", choices=("test", "final"), default="test",
                        help="test = Probelauf (Vorgabe); final = Echtlauf, im Register der Installation eingetragen")
     _register_option(inbox, "Ordner des Registers der Echtläufe (Vorgabe: $ALLOCATION_REGISTER, sonst das Register der "
@@ -1170,7 +1186,8 @@ def _add_benehmen(commands) -> None:
                     "geplanten Umlagen neben dem Vorjahr, die größten Anteile, die Frist und ein Formular für die "
                     "Stellungnahme.")
     benehmen.add_argument("input", type=Path, metavar="EINGABE.xlsx", help="Eingabe mit den geplanten Sätzen")
-    benehmen.add_argument("--rules", required=True, type=Path, metavar="REGELN.yaml")
+    benehmen.add_argument("--rules", required=True, type=Path, metavar="REGELN.yaml",
+                          help="Regeldatei des geplanten Jahres (mit den Umlagen und dem Briefkopf)")
     benehmen.add_argument("--previous", required=True, type=Path, metavar="VORJAHR.xlsx",
                           help="Ergebnis-Arbeitsmappe des Vorjahres")
     benehmen.add_argument("-o", "--output", required=True, type=Path, metavar="ORDNER", help="neuer oder leerer Ordner")
@@ -1212,7 +1229,8 @@ def _add_year(commands) -> None:
     year_stage.add_argument("stage", metavar="STUFE",
                             help="modell, benehmen, entwurf, satzung, aenderung-1, aenderung-2, …, abrechnung")
     year_stage.add_argument("input", type=Path, metavar="EINGABE.xlsx")
-    year_stage.add_argument("--rules", required=True, type=Path, metavar="REGELN.yaml")
+    year_stage.add_argument("--rules", required=True, type=Path, metavar="REGELN.yaml",
+                            help="Regeldatei, mit der die Stufe gerechnet wird (muss Kreis und Jahr abdecken)")
     year_stage.add_argument("--supersede", metavar="GRUND", default=None,
                             help="eine Stufe erneut rechnen, eine zweite rückwirkende Änderung zulassen oder einen "
                                  "registrierten Echtlauf ersetzen (Begründung wird vermerkt)")

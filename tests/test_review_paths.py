@@ -118,7 +118,7 @@ def test_verify_reports_a_hidden_row_of_the_uebersicht(run_output, capsys):
     assert _layout_differences(edited) == [("Uebersicht", "(Zeile 3 ausgeblendet)", None, True)]
     capsys.readouterr()
     assert main(["verify", str(edited)]) == 7
-    assert "Uebersicht!(Zeile 3 ausgeblendet) (Layout): erwartet None, gefunden True" in capsys.readouterr().err
+    assert "Uebersicht!(Zeile 3 ausgeblendet) (Layout): erwartet leer, gefunden WAHR" in capsys.readouterr().err
 
 
 def test_verify_reports_a_hidden_column_of_the_uebersicht(run_output):

@@ -10,6 +10,7 @@ import io
 import json
 import re
 import shutil
+import sys
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -524,10 +525,18 @@ def _serve_captured(monkeypatch, argv: list[str]) -> tuple[int, dict]:
 
     seen: dict = {}
 
-    def fake_serve(app, **options):  # never listen in a unit test: keep what would have been served
-        seen.update(options, app=app)
+    class FakeServer:  # never listen in a unit test: keep what would have been served
+        def __init__(self, app, **options):
+            seen.update(options, app=app)
+            self.effective_port = options.get("port") or 54321  # `--port 0`: the port the system would choose
 
-    monkeypatch.setattr(waitress, "serve", fake_serve)
+        def run(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(waitress, "create_server", FakeServer)
     return main(["serve", *argv]), seen
 
 
@@ -563,6 +572,44 @@ def test_serve_without_config_takes_rules_from_the_option_and_listens_only_on_lo
     code, seen = _serve_captured(monkeypatch, ["--rules", str(rules_dir)])
     assert code == 0 and seen["host"] == "127.0.0.1"
     shutil.rmtree(seen["app"].extensions["allocation_config"].work_dir)
+
+
+def test_serve_prints_the_port_it_bound(tmp_path, rules_dir, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, seen = _serve_captured(monkeypatch, ["--port", "0"])
+    assert code == 0 and seen["port"] == 0
+    assert "http://127.0.0.1:54321/anmelden?token=" in capsys.readouterr().err  # the bound port, not 0
+    shutil.rmtree(seen["app"].extensions["allocation_config"].work_dir)
+
+
+def test_serve_removes_its_work_folder_on_sigterm(tmp_path, rules_dir):
+    """systemd stops a service with SIGTERM: the embedded server's work folder (uploads, results) goes as on
+    Ctrl-C. A real server process on a free port."""
+    import signal
+    import subprocess
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "allocation", "serve", "--port", "0", "--rules", str(rules_dir)],
+                               cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = process.stderr.readline()
+            lines.append(line)
+            if "anmelden?token=" in line:
+                break
+        text = "".join(lines)
+        work_dir = Path(re.search(r"Arbeitsordner (\S+) ", text).group(1))
+        port = int(re.search(r"http://127\.0\.0\.1:(\d+)/anmelden", text).group(1))
+        assert port != 0 and work_dir.is_dir()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert not work_dir.exists()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def test_serve_with_a_config_works_as_before(tmp_path, rules_dir, monkeypatch):

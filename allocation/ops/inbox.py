@@ -3,8 +3,9 @@
 Folders below DIR: `eingang/` (drop here), `ergebnis/<name>/` (result workbook, the run manifest written by
 `pipeline.run`, `status.json`),
 `fehler/<name>/` (`fehlerbericht.txt`, `<name>-markiert.xlsx`, `problems.json`, `status.json`), `archiv/`
-(every input, renamed `<UTC time>_<sha256>_<name>`, never modified or deleted), `register/` (final runs),
-`.tmp/` (work in progress, private) and `.lock`.
+(every input, renamed `<UTC time>_<sha256>_<name>`, never modified or deleted), `.tmp/` (work in progress,
+private) and `.lock`. Final runs go into the installation's register (which an installation may keep in
+`DIR/register/`, as the shipped units do); the inbox itself makes no register folder.
 
 Files whose names start with `.` or `~$` or end with `.tmp`/`.part` are still being written and are ignored
 until they are renamed. Entries that are no regular file (links, folders, FIFOs) stay untouched and are logged
@@ -52,7 +53,7 @@ from .locking import FolderUnusable, unusable
 
 __all__ = ["process_inbox", "watch_inbox", "Outcome", "is_ignored", "STEPS", "FOLDERS"]
 
-FOLDERS = ("eingang", "ergebnis", "fehler", "archiv", "register", ".tmp")
+FOLDERS = ("eingang", "ergebnis", "fehler", "archiv", ".tmp")  # no register/: one register per installation
 # what a pass writes into or takes files from (eingang/: its files are moved to archiv/); DIR/register/ may be the
 # register itself
 WRITTEN = ("eingang", "ergebnis", "fehler", "archiv", ".tmp")

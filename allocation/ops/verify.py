@@ -77,7 +77,23 @@ class CellDifference:
 
     def __str__(self) -> str:
         what = "" if self.aspect == "Wert" else f" ({self.aspect})"
-        return f"{self.sheet}!{self.cell}{what}: erwartet {self.expected!r}, gefunden {self.found!r}"
+        return f"{self.sheet}!{self.cell}{what}: erwartet {_cell_shown(self.expected)}, gefunden {_cell_shown(self.found)}"
+
+
+def _cell_shown(value: object) -> str:
+    """A cell value as a message shows it: numbers in German format (1.234.567,89), an empty cell as "leer", text
+    quoted; never "None" or "Decimal('…')"."""
+    from decimal import Decimal
+
+    if value is None or value == "":
+        return "leer"
+    if isinstance(value, bool):
+        return "WAHR" if value else "FALSCH"
+    if isinstance(value, (int, float, Decimal)):
+        number = Decimal(str(value))
+        text = f"{number.to_integral_value():,f}" if number == number.to_integral_value() else f"{number.normalize():,f}"
+        return text.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
+    return f"„{value}“"
 
 
 @dataclass(frozen=True, slots=True)

@@ -294,7 +294,8 @@ class _Site:
     def selection_failed(self, error: RuleFileError, district: str, user: User) -> None:
         """Raise the rules folder's problem without another district's rule files or server paths."""
         if all(p.code in ("rules-no-match", "rules-ambiguous") for p in error.problems):
-            own = ", ".join(f"{f['name']} ({f['valid_from']}–{f['valid_to']})"
+            own = ", ".join(f"{f['name']} ({f['valid_from']}" + (f"–{f['valid_to']})" if f['valid_to'] != f['valid_from']
+                                                                 else ")")
                             for f in self.district_rules(user)["files"] if same_district(f["district"], district))
             raise RuleFileError([replace(p, location=Location("Regelordner auf dem Server"),
                                          found=own or "keine Regeldatei für diesen Kreis")
