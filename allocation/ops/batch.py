@@ -104,7 +104,7 @@ def run_one(input_path: str, rules: str, rules_is_folder: bool, output_dir: str)
     path = Path(input_path)
     output = output_for(path, output_dir)
     try:
-        result = run(path, rules, output)
+        result = run(path, rules, output, offers_override=False)  # batch has no --ignore-validity
         allocation = result.allocation
         return DistrictResult(str(path), str(output), allocation.book.parameters.district,
                               allocation.book.parameters.year, len(allocation.items),

@@ -354,7 +354,7 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
     guard_folder(directory)
     earlier = read_output(previous_output, "benehmen-unreadable")
     previous = read_result(earlier)
-    allocation, _controls, _warnings = compute(input_path, rules_path)
+    allocation, _controls, _warnings = compute(input_path, rules_path, offers_override=False)
     parameters = allocation.book.parameters
     check_relation(earlier, Relation(parameters.district, parameters.year, "previous",
                                      label="Die Ergebnis-Arbeitsmappe des Vorjahres"), "benehmen-previous-mismatch")

@@ -132,7 +132,7 @@ def run_scenarios(scenarios: Sequence[Scenario]) -> list[ScenarioResult]:
 
     results = []
     for scenario in scenarios:
-        allocation, _controls, _warnings = compute(scenario.input_path, scenario.rules_path)
+        allocation, _controls, _warnings = compute(scenario.input_path, scenario.rules_path, offers_override=False)
         results.append(ScenarioResult(scenario, allocation))
     return results
 

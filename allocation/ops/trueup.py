@@ -312,7 +312,7 @@ def settle(final_output: str | Path, actual_input: str | Path, rules: str | Path
     final = read_output(final_output, "trueup-unreadable")
     _in_force(final, register_dir)
     paid = read_paid(final)
-    allocation, _controls, _warnings = compute(actual_input, rules)
+    allocation, _controls, _warnings = compute(actual_input, rules, offers_override=False)
     book = allocation.book
     where = Location(Path(actual_input).name, "Parameter")
     problems = []

@@ -91,6 +91,8 @@ def _cell_shown(value: object) -> str:
         return "WAHR" if value else "FALSCH"
     if isinstance(value, (int, float, Decimal)):
         number = Decimal(str(value))
+        if number == number.to_integral_value() and abs(number) < 10_000:  # a year, a count: no separator (2022)
+            return f"{number.to_integral_value():f}"
         text = f"{number.to_integral_value():,f}" if number == number.to_integral_value() else f"{number.normalize():,f}"
         return text.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
     return f"„{value}“"

@@ -97,9 +97,12 @@ def _refuse_override(ignore_validity: str | None, mode: str, folder: bool) -> No
                                     hint="die Regeldatei selbst angeben, deren Gültigkeit übergangen werden soll")])
 
 
-def validity_problems(rulebook: Rulebook, book: InputBook) -> list[Problem]:
-    """Why `rulebook` does not cover the workbook's Kreis and Haushaltsjahr; [] if it does."""
+def validity_problems(rulebook: Rulebook, book: InputBook, offers_override: bool = True) -> list[Problem]:
+    """Why `rulebook` does not cover the workbook's Kreis and Haushaltsjahr; [] if it does. `offers_override`: the
+    command has `--ignore-validity` (only then does the fix mention it)."""
     parameters = book.parameters
+    model = '; für eine Modellrechnung --ignore-validity "Grund" (allocation run)' if offers_override else \
+        "; eine Modellrechnung mit fremder Regeldatei rechnet `allocation run --ignore-validity`"
     problems = []
     if not same_district(rulebook.district, parameters.district):
         problems.append(Problem(
@@ -109,8 +112,7 @@ def validity_problems(rulebook: Rulebook, book: InputBook) -> list[Problem]:
             found=f"district: {rulebook.district} (Regeldatei); Kreis: {parameters.district} "
                   f"({parameters.source})",
             expected="derselbe Kreis in Regeldatei und Blatt Parameter",
-            hint="die Regeldatei dieses Kreises angeben (oder einen Regelordner); für eine Modellrechnung "
-                 '--ignore-validity "Grund"'))
+            hint="die Regeldatei dieses Kreises angeben (oder einen Regelordner)" + model))
     if not rulebook.valid_from <= parameters.year <= rulebook.valid_to:
         problems.append(Problem(
             "rules-not-valid-for-year", rulebook.source,
@@ -119,8 +121,7 @@ def validity_problems(rulebook: Rulebook, book: InputBook) -> list[Problem]:
             found=f"valid_from {rulebook.valid_from}, valid_to {rulebook.valid_to} (Regeldatei); Haushaltsjahr "
                   f"{parameters.year} ({parameters.source})",
             expected=f"eine Regeldatei, die {parameters.year} abdeckt",
-            hint="die für dieses Haushaltsjahr gültige Regeldatei angeben (oder einen Regelordner); für eine "
-                 'Modellrechnung --ignore-validity "Grund"'))
+            hint="die für dieses Haushaltsjahr gültige Regeldatei angeben (oder einen Regelordner)" + model))
     return problems
 
 
@@ -133,9 +134,10 @@ def _chosen(rules_dir: Path, book: InputBook) -> tuple[Rulebook, list[Problem]]:
     return check_for_run(chosen)
 
 
-def _covered(rulebook: Rulebook, book: InputBook, ignore_validity: str | None) -> list[Problem]:
+def _covered(rulebook: Rulebook, book: InputBook, ignore_validity: str | None,
+             offers_override: bool = True) -> list[Problem]:
     """Raise RuleFileError if the rule file does not cover the workbook; with an override, the warnings."""
-    problems = validity_problems(rulebook, book)
+    problems = validity_problems(rulebook, book, offers_override)
     if problems and ignore_validity is None:
         raise RuleFileError(problems)
     return [replace(p, code="rules-validity-ignored", severity="warning",
@@ -164,7 +166,7 @@ def _refuse_too_many_lines(book: InputBook) -> None:
 def compute(input_path: str | Path, rules_path: str | Path,
             bases_from: str | Path | None = None, rates_from: str | Path | None = None, *,
             ignore_validity: str | None = None, accept: Callable[[InputBook], None] | None = None,
-            input_shown: str | None = None, upward: str | Path | None = None
+            input_shown: str | None = None, upward: str | Path | None = None, offers_override: bool = True
             ) -> tuple[Allocation, list[Control], list[Problem]]:
     """The one way from an input workbook and a rule file or rules folder to a run: everything but writing.
 
@@ -198,7 +200,7 @@ def compute(input_path: str | Path, rules_path: str | Path,
     if folder:
         rulebook, warnings = _chosen(rules_path, book)
     else:
-        warnings = list(warnings) + _covered(rulebook, book, ignore_validity)
+        warnings = list(warnings) + _covered(rulebook, book, ignore_validity, offers_override)
     rulebook = bind(rulebook, book)  # rule columns as the workbook names them; the cells they compare checked
     column_problems = check_levy_columns(rulebook, book)
     if column_problems:
@@ -354,7 +356,8 @@ def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path,
         supersede: str | Callable[[InputBook], str | None] | None = None, register_extra: dict | None = None,
         bases_from: str | Path | None = None, rates_from: str | Path | None = None,
         ignore_validity: str | None = None, record_paths: str = "full",
-        accept: Callable[[InputBook], None] | None = None, upward: str | Path | None = None) -> RunResult:
+        accept: Callable[[InputBook], None] | None = None, upward: str | Path | None = None,
+        offers_override: bool = True) -> RunResult:
     """The yearly run: `compute` (rule file or rules folder), then write the workbook and manifest atomically.
 
     Before anything is read, the run is refused (exit 8) if the output or its manifest is the input, a rule
@@ -383,7 +386,7 @@ def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path,
         return _run(input_path, rules_path, output_path, mode=mode, provisional=provisional,
                     register_dir=register_dir, supersede=supersede, register_extra=register_extra,
                     bases_from=bases_from, rates_from=rates_from, ignore_validity=ignore_validity,
-                    record_paths=record_paths, accept=accept, upward=upward)
+                    record_paths=record_paths, accept=accept, upward=upward, offers_override=offers_override)
     except ProblemsError as error:
         if record_paths == "names":
             raise type(error)([_names_only(p) for p in error.problems]) from None
@@ -391,7 +394,7 @@ def run(input_path: str | Path, rules_path: str | Path, output_path: str | Path,
 
 
 def _run(input_path, rules_path, output_path, *, mode, provisional, register_dir, supersede, register_extra,
-         bases_from, rates_from, ignore_validity, record_paths, accept, upward=None) -> RunResult:
+         bases_from, rates_from, ignore_validity, record_paths, accept, upward=None, offers_override=True) -> RunResult:
 
     from ..core.filenames import sha256_file
     from .manifest import build_manifest, write_manifest
@@ -411,7 +414,8 @@ def _run(input_path, rules_path, output_path, *, mode, provisional, register_dir
         check_upward(upward, mode, register_dir)
     _refuse_override(ignore_validity, mode, Path(rules_path).is_dir())
     allocation, controls, warnings = compute(input_path, rules_path, bases_from, rates_from,
-                                             ignore_validity=ignore_validity, accept=accept, upward=upward)
+                                             ignore_validity=ignore_validity, accept=accept, upward=upward,
+                                             offers_override=offers_override)
     rules_used = Path(allocation.rulebook.path) if Path(rules_path).is_dir() else rules_path
     names = record_paths == "names"
     shown = (lambda path: Path(path).name) if names else (lambda path: path)

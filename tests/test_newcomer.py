@@ -1,0 +1,33 @@
+"""A newcomer's afternoon (issue 23): fixes that name only options the command has, no stray register folder,
+messages in German formats, one year shown as one year.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from allocation.cli import main
+from allocation.ops.verify import CellDifference
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "fixtures" / "kreis-wesel-2022" / "kreis-wesel-2022.xlsx"
+ALTOETTING = ROOT / "rules" / "landkreis-altoetting.yaml"
+
+
+def test_a_fix_names_only_options_the_command_has(tmp_path, capsys):
+    # compare with another district's rule file: compare has no --ignore-validity, so the fix points to `run`
+    assert main(["compare", str(FIXTURE), "--rules", str(ALTOETTING), "--rules", str(ALTOETTING), "-o",
+                 str(tmp_path / "v.xlsx"), "--json"]) == 4
+    problem = json.loads(capsys.readouterr().out)["problems"][0]
+    assert problem["code"] == "rules-other-district"
+    assert "allocation run --ignore-validity" in problem["hint"]
+    # `run` has the option: its fix offers it directly
+    assert main(["run", str(FIXTURE), "--rules", str(ALTOETTING), "-o", str(tmp_path / "e.xlsx"), "--json"]) == 4
+    assert '--ignore-validity "Grund" (allocation run)' in json.loads(capsys.readouterr().out)["problems"][0]["hint"]
+
+
+def test_cell_differences_are_shown_in_german_formats_never_none():
+    assert str(CellDifference("Uebersicht", "D5", __import__("decimal").Decimal("1234567.89"), None)) == \
+        "Uebersicht!D5: erwartet 1.234.567,89, gefunden leer"
+    assert str(CellDifference("Protokoll", "B3", "Kreis Wesel", 2022)) == \
+        "Protokoll!B3: erwartet „Kreis Wesel“, gefunden 2022"
