@@ -31,3 +31,13 @@ def test_cell_differences_are_shown_in_german_formats_never_none():
         "Uebersicht!D5: erwartet 1.234.567,89, gefunden leer"
     assert str(CellDifference("Protokoll", "B3", "Kreis Wesel", 2022)) == \
         "Protokoll!B3: erwartet „Kreis Wesel“, gefunden 2022"
+
+
+def test_explain_with_a_category_suggests_its_items_and_the_heading_fits_the_file(tmp_path, capsys):
+    out = tmp_path / "ergebnis.xlsx"
+    assert main(["run", str(FIXTURE), "--rules", str(ROOT / "rules" / "kreis-wesel.yaml"), "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["explain", str(out), "--item", "KIM"]) == 3
+    err = capsys.readouterr().err
+    assert "Die Ergebnis-Arbeitsmappe lässt sich dafür nicht verwenden" in err  # not "Die Eingabe-Arbeitsmappe …"
+    assert '"KIM" ist eine Kategorie: ihre Kostenpositionen sind KIM-2022' in err

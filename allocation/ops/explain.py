@@ -100,11 +100,13 @@ def explain(output: str | Path, item_id: str, ags: str | None = None) -> str:
     row = next((r for r in decisions if str(r.get("ID")) == item_id), None)
     if row is None:
         ids = [str(r.get("ID")) for r in decisions]
+        category = [str(r.get("ID")) for r in decisions if str(r.get("Kategorie", "")).casefold() == item_id.casefold()]
         raise EarlierRefused([Problem(
             "explain-unknown-item", Location(str(output.path), "Entscheidungen"),
             f'keine Kostenposition "{item_id}" im Ergebnis{did_you_mean(item_id, ids)}', found=item_id,
             expected=", ".join(ids) or "eine ID einer Kostenposition",
-            hint="eine ID aus Spalte ID des Blatts Entscheidungen verwenden")])
+            hint=(f'"{item_id}" ist eine Kategorie: ihre Kostenpositionen sind {", ".join(category)}' if category
+                  else "eine ID aus Spalte ID des Blatts Entscheidungen verwenden"))])
     lines = [
         f"Kostenposition {row['ID']}: {row.get('Bezeichnung', '')}",
         f"  Kategorie {row.get('Kategorie', '')}, Träger {row.get('Träger', '')} (Eingabe: {row.get('Eingabezeile', '')})",

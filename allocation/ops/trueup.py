@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from ..core.model import LEVY_ROUTES, ROUTE_LABELS, same_district
 from ..core.money import cents_from_decimal, cents_to_decimal, decimal_from_cell
+from ..runs.readback import EarlierRefused
 from ..core.problems import InputError, Location, Problem
 
 if TYPE_CHECKING:
@@ -213,7 +214,7 @@ def read_paid(source: "str | Path | Earlier") -> _Paid:
     try:
         missing = [s for s in ("Uebersicht", "Einzelnachweis", "Protokoll") if s not in workbook.sheetnames]
         if missing:
-            raise InputError([Problem("trueup-bad-output", Location(name, missing[0]),
+            raise EarlierRefused([Problem("trueup-bad-output", Location(name, missing[0]),
                                       f'Blatt "{missing[0]}" fehlt: das ist keine Ergebnis-Arbeitsmappe',
                                       found=", ".join(workbook.sheetnames), expected="Uebersicht, Einzelnachweis, "
                                       "Protokoll", hint="die von `allocation run --mode final` geschriebene "
@@ -239,7 +240,7 @@ def read_paid(source: "str | Path | Earlier") -> _Paid:
                                 "fehlen", found=", ".join(header), expected="AGS, Gemeinde, Summe",
                                 hint="die unveränderte Ergebnis-Arbeitsmappe des Echtlaufs angeben"))
     if problems:
-        raise InputError(problems)
+        raise EarlierRefused(problems)
     ags_col, name_col, sum_col = header.index("AGS"), header.index("Gemeinde"), header.index("Summe")
     amounts: dict[str, tuple[str, int]] = {}
     for r, row in enumerate(rows[1:], start=2):
@@ -267,7 +268,7 @@ def read_paid(source: "str | Path | Earlier") -> _Paid:
                                     f"({source} für diese AGS)",
                                     hint="die unveränderte Ergebnis-Arbeitsmappe des Echtlaufs angeben"))
     if problems:
-        raise InputError(problems)
+        raise EarlierRefused(problems)
     year = protocol.get("Haushaltsjahr")
     return _Paid(str(protocol.get("Kreis")), int(year) if isinstance(year, (int, float)) else -1, amounts,
                  hashlib.sha256(data).hexdigest(), items, levies)
@@ -280,20 +281,20 @@ def _in_force(final: "Earlier", register_dir: str | Path | None) -> None:
 
     where = Location(final.path.name, "Protokoll")
     if not final.final:
-        raise InputError([Problem("trueup-not-final", where, "Diese Arbeitsmappe stammt laut ihrem Manifest nicht aus "
+        raise EarlierRefused([Problem("trueup-not-final", where, "Diese Arbeitsmappe stammt laut ihrem Manifest nicht aus "
                                   "einem Echtlauf", found=str(final.manifest["parameters"].get("mode", "test")),
                                   expected="final (Echtlauf)",
                                   hint="gegen die Arbeitsmappe des registrierten Echtlaufs (--mode final) abrechnen")])
     folder = installation_register(register_dir)
     current, this = in_force(final, folder)
     if current is None:
-        raise InputError([Problem("trueup-not-final", where, f"Im Register {folder} ist für {final.district} "
+        raise EarlierRefused([Problem("trueup-not-final", where, f"Im Register {folder} ist für {final.district} "
                                   f"{final.year} kein Echtlauf verzeichnet", found="kein Eintrag",
                                   expected="der Echtlauf dieser Arbeitsmappe im Register",
                                   hint="das Register der Installation angeben (--register), in dem der Echtlauf "
                                        "verzeichnet ist")])
     if not this:
-        raise InputError([Problem("trueup-superseded", where, "Diese Arbeitsmappe ist nicht der Echtlauf, der in "
+        raise EarlierRefused([Problem("trueup-superseded", where, "Diese Arbeitsmappe ist nicht der Echtlauf, der in "
                                   f"Kraft ist: in Kraft ist Nr. {current.get('seq')} vom {current.get('recorded_utc')} "
                                   f"({current.get('output')})", found=f"SHA-256 {final.sha256}",
                                   expected=f"SHA-256 {current.get('output_sha256')} (Echtlauf Nr. {current.get('seq')})",
