@@ -7,6 +7,7 @@ run exists), 75 busy (another run holds the lock).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import re
@@ -1309,9 +1310,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# argparse's own texts of its help (its `gettext` hook, `argparse._` and `argparse.ngettext`), in German while
+# `allocation` parses and prints help; the command and option names stay as they are. Its error messages are not
+# translated here: `_Parser` turns every one into a German problem (`usage-*`) by what argparse says.
+ARGPARSE_GERMAN = {
+    "usage: ": "Aufruf: ",
+    "positional arguments": "Angaben",
+    "options": "Optionen",
+    "optional arguments": "Optionen",
+    "show this help message and exit": "diese Hilfe zeigen und beenden",
+    "show program's version number and exit": "die Version zeigen und beenden",
+    "subcommands": "Befehle",
+}
+
+
+@contextlib.contextmanager
+def _german_argparse():
+    """argparse speaks German inside; its hooks are restored afterwards (other users of argparse, e.g. a test
+    runner in the same process, keep theirs)."""
+    saved = argparse._, argparse.ngettext
+    argparse._ = lambda text: ARGPARSE_GERMAN.get(text, text)
+    argparse.ngettext = lambda single, plural, n: ARGPARSE_GERMAN.get(single if n == 1 else plural,
+                                                                     single if n == 1 else plural)
+    try:
+        yield
+    finally:
+        argparse._, argparse.ngettext = saved
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    with _german_argparse():
+        parser = build_parser()
+        args = parser.parse_args(argv)
     try:
         return args.handler(args)
     except ProblemsError as error:

@@ -145,7 +145,7 @@ def test_usage_errors_without_json_go_to_stderr_in_german(capsys):
     assert stop.value.code == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert "usage: allocation run" in captured.err
+    assert "Aufruf: allocation run" in captured.err
     assert "Fehler [usage-missing-argument]" in captured.err and "es fehlt, was der Befehl braucht" in captured.err
 
 

@@ -41,3 +41,18 @@ def test_explain_with_a_category_suggests_its_items_and_the_heading_fits_the_fil
     err = capsys.readouterr().err
     assert "Die Ergebnis-Arbeitsmappe lässt sich dafür nicht verwenden" in err  # not "Die Eingabe-Arbeitsmappe …"
     assert '"KIM" ist eine Kategorie: ihre Kostenpositionen sind KIM-2022' in err
+
+
+def test_argparse_speaks_german_and_gives_its_hooks_back(capsys):
+    import argparse
+
+    import pytest
+
+    before = argparse._
+    for argv in (["--help"], ["run", "--help"], ["states", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        out = capsys.readouterr().out
+        assert "Aufruf: allocation" in out and "diese Hilfe zeigen und beenden" in out
+        assert "usage:" not in out and "show this help" not in out and "options:" not in out
+    assert argparse._ is before  # a test runner in the same process keeps its own texts
