@@ -197,7 +197,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "year": parameters.year,
         "items": len(allocation.items),
         "municipalities": len(allocation.book.municipalities),
-        "total_cents": total,
+        "total_cents": total,  # the deficits allocated, as before (README, migration note)
+        "deficits_cents": allocation.deficits,
+        "payable_cents": allocation.payable,
+        "levies": [{"levy": levy.levy.id, "yield_cents": levy.revenue, "need_cents": levy.need}
+                   for levy in allocation.levies],
         "output": str(result.output),
         "findings": [_finding_dict(finding) for finding in allocation.findings],
         "warnings": [warning.as_dict() for warning in result.warnings],
@@ -206,7 +210,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(summary, ensure_ascii=False, indent=2))
     else:
         print(f"{parameters.district}, Haushaltsjahr {parameters.year}: {len(allocation.items)} Kostenpositionen, "
-              f"{len(allocation.book.municipalities)} {level_word(parameters.level)}, verteilt {format_eur(total)}")
+              f"{len(allocation.book.municipalities)} {level_word(parameters.level)}; Defizite verteilt "
+              f"{format_eur(total)}, zu zahlen insgesamt {format_eur(allocation.payable)}")
         for levy in allocation.levies:  # what the levies charge (statute mode: base × rate), next to their need
             print(f"{levy.levy.name}: Aufkommen {format_eur(levy.revenue)}, Bedarf {format_eur(levy.need)}")
         for finding in allocation.findings:

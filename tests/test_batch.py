@@ -189,10 +189,11 @@ def test_summary_workbook_layout_and_text_that_looks_like_a_formula(tmp_path):
     assert book.sheetnames == ["Kreise", "Fehler"]
     districts, errors = book["Kreise"], book["Fehler"]
     assert [c.value for c in districts[1]] == ["Eingabe", "Kreis", "Haushaltsjahr", "Kostenpositionen", "Gemeinden",
-                                               "Summe verteilt (€)", "Ergebnis", "Exit-Code", "Sekunden"]
+                                               "Summe verteilt (€)", "Ergebnis", "Exit-Code", "Sekunden",
+                                               "Summe zu zahlen (€)"]  # issue 23: the sum payable, at the end
     assert not districts["A1"].font.b
-    assert [c.value for c in districts[2]] == ["kreis-a.xlsx", "Kreis A", 2022, 4, 2, 8649197.31,
-                                               "kreis-a-ergebnis.xlsx", 0, 0.081]
+    assert [c.value for c in districts[2]][:9] == ["kreis-a.xlsx", "Kreis A", 2022, 4, 2, 8649197.31,
+                                                   "kreis-a-ergebnis.xlsx", 0, 0.081]
     assert districts["F2"].data_type == "n" and Decimal(str(districts["F2"].value)) == Decimal("8649197.31")
     assert districts["A3"].value == "=1+1.xlsx" and districts["A3"].data_type == "s" and districts["G3"].value == "FEHLER"
     assert [c.value for c in errors[1]] == ["Eingabe", "Exit-Code", "Problem"]

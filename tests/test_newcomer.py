@@ -56,3 +56,20 @@ def test_argparse_speaks_german_and_gives_its_hooks_back(capsys):
         assert "Aufruf: allocation" in out and "diese Hilfe zeigen und beenden" in out
         assert "usage:" not in out and "show this help" not in out and "options:" not in out
     assert argparse._ is before  # a test runner in the same process keeps its own texts
+
+
+def test_each_total_is_named_for_what_it_is_and_a_big_surplus_is_a_hint(tmp_path, capsys):
+    rates = ROOT / "fixtures" / "kreis-wesel-2022" / "kreis-wesel-2022-hebesaetze.xlsx"
+    out = tmp_path / "ergebnis.xlsx"
+    assert main(["run", str(rates), "--rules", str(ROOT / "rules" / "kreis-wesel.yaml"), "-o", str(out),
+                 "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    # total_cents keeps its meaning (the deficits allocated); what the members pay is its own figure: the Uebersicht
+    # Summe 317,864,427.65 € (issue 23: Kreisumlage 253,400,000.01 + Jugendamtsumlage 59,954,081.97 + the other
+    # routes' deficits 26,846,345.67 − 76,000.00 − 22,260,000.00 = 4,510,345.67)
+    assert summary["total_cents"] == summary["deficits_cents"] == 26_846_345_67
+    assert summary["payable_cents"] == 317_864_427_65 == 253_400_000_01 + 59_954_081_97 + 4_510_345_67
+    codes = [w["code"] for w in summary["warnings"]]
+    assert codes.count("input-levy-yield-differs") == 2  # 253.4 M€ against a need of 76,000 €, and the youth levy
+    manifest = json.loads(Path(f"{out}.manifest.json").read_text(encoding="utf-8"))
+    assert manifest["total_cents"] == 26_846_345_67 and manifest["payable_cents"] == 317_864_427_65

@@ -6,7 +6,7 @@ make a change pass. For each run it holds every cell of every sheet (value, type
 wrap, quote prefix), each sheet's column widths, frozen panes, auto-filter, tab colour, print header/footer,
 and the chart's XML. Only the Protokoll's values are left out (run time and paths differ between runs), and
 its rows added since by a deliberate extension of the format (`ADDED_PROTOKOLL_ROWS`, issue 21: the state
-profile and the level that levies), which the golden cannot know; the label `Vorläufig (norm)` names the
+profile and the level that levies; issue 23: the sum payable), which the golden cannot know; the label `Vorläufig (norm)` names the
 state's norm since then and is compared as NW's.
 
 Runs: Kreis Wesel (derived levies), Kreis Wesel with the budget statute's rates (statute levies, Umlagen sheet),
@@ -52,7 +52,7 @@ def _widths(ws) -> list:
     return sorted([d.min, d.max, d.width] for d in ws.column_dimensions.values() if d.customWidth)
 
 
-ADDED_PROTOKOLL_ROWS = ("Land (Rechtsprofil)", "Umlageverband")
+ADDED_PROTOKOLL_ROWS = ("Land (Rechtsprofil)", "Umlageverband", "Summe zu zahlen (€)")
 PROVISIONAL_LABEL = "Vorläufig (§ 56 Abs. 1 KrO NRW)"
 
 

@@ -30,11 +30,12 @@ from ..rulefiles import engine
 from ..core.model import (Allocation, InputBook, Levy, LevyLine, LevyPart, LevyRateEntry, LevyResult, Municipality,
                           Rulebook, normalise_header, previous_year_problems)
 from ..core import states
-from ..core.money import apportion, cents_to_decimal, fraction_to_decimal, rate_percent, round_to_unit
+from ..core.money import apportion, cents_to_decimal, format_eur, fraction_to_decimal, rate_percent, round_to_unit
 from ..core.problems import InputError, Location, Problem, did_you_mean
 
 __all__ = ["LevyBase", "levy_bases", "item_keys", "check_rates", "statute_rates", "statute_amount", "assess",
            "previous_rates", "is_key_allocation", "MAX_RATE_DECIMALS", "given_needs", "need_problems", "need_entry",
+           "yield_warnings", "YIELD_TOLERANCE_PERCENT",
            "computed_bases"]
 
 MAX_RATE_DECIMALS = 4
@@ -386,6 +387,34 @@ def assess(allocation: Allocation) -> Allocation:
         results.append(LevyResult(levy, "derived", rates, (), need, tuple(item.item.id for item in items),
                                   _derived(base, allocation, needs.get(levy.id, 0))))
     return replace(allocation, levies=tuple(results))
+
+
+# --- what a levy yields against its need ---------------------------------------------------------------------
+
+YIELD_TOLERANCE_PERCENT = 1  # README, "Statutory levies": beyond it, a surplus or shortfall is a Hinweis
+
+
+def yield_warnings(allocation: Allocation) -> list[Problem]:
+    """A statutory levy whose yield (base × rate) differs from its need by more than 1 % of the need, or by more
+    than one rounding unit per payer where that is more: a Hinweis `input-levy-yield-differs` (the rates may be
+    meant for a larger need than the run's items, or a typing error). A levy without need (0) is not compared."""
+    found = []
+    unit = allocation.book.parameters.unit
+    for levy in allocation.levies:
+        if levy.mode != "statute" or levy.need <= 0:
+            continue
+        tolerance = max(levy.need * YIELD_TOLERANCE_PERCENT // 100, unit * len(levy.lines))
+        if abs(levy.difference) > tolerance:
+            what = "Überschuss" if levy.difference > 0 else "Fehlbetrag"
+            found.append(Problem(
+                "input-levy-yield-differs", Location(Path(allocation.book.path).name, "Umlagesaetze"),
+                f'Umlage "{levy.levy.id}": das Aufkommen zum Satz weicht um mehr als {YIELD_TOLERANCE_PERCENT} % vom '
+                f"Bedarf ab ({what} {format_eur(abs(levy.difference))})",
+                found=f"Aufkommen {format_eur(levy.revenue)}, Bedarf {format_eur(levy.need)}",
+                expected=f"höchstens {format_eur(tolerance)} Abweichung",
+                hint="den Satz und den Bedarf prüfen (Kostenpositionen, Umlagebedarf); ist der Satz für den ganzen "
+                     "Haushalt festgesetzt, den Umlagebedarf des Haushalts angeben", severity="warning"))
+    return found
 
 
 # --- needs given without a cost item, and bases computed from components ---------------------------------------

@@ -443,6 +443,16 @@ class Allocation:
     findings: tuple[Finding, ...] = ()
     levies: tuple[LevyResult, ...] = ()  # one per levy of the rule file (empty without `levies:`)
 
+    @property
+    def deficits(self) -> int:
+        """cents: the deficits the run allocated (every item's rounded deficit); was `total_cents`' meaning."""
+        return sum(item.deficit for item in self.items)
+
+    @property
+    def payable(self) -> int:
+        """cents: what the members pay together (the `Uebersicht` Summe): with statutory levies, base × rate."""
+        return sum(sum(routes.values()) for routes in self.totals().values())
+
     def totals(self) -> dict[str, dict[str, int]]:
         """AGS -> route -> cents. With levies, the levy routes hold what the levies' lines charge (in statute
         mode base × rate, which differs from the split of the need); without, every route sums its item lines."""

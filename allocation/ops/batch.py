@@ -30,10 +30,11 @@ class DistrictResult:
     year: int | None = None
     items: int = 0
     municipalities: int = 0
-    total_cents: int = 0
+    total_cents: int = 0  # the deficits allocated
     exit_code: int = 0
     problems: tuple[str, ...] = field(default_factory=tuple)
     seconds: float = 0.0
+    payable_cents: int = 0  # what the members pay together
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +109,8 @@ def run_one(input_path: str, rules: str, rules_is_folder: bool, output_dir: str)
         allocation = result.allocation
         return DistrictResult(str(path), str(output), allocation.book.parameters.district,
                               allocation.book.parameters.year, len(allocation.items),
-                              len(allocation.book.municipalities), sum(i.deficit for i in allocation.items),
-                              ExitCode.OK, (), time.perf_counter() - started)
+                              len(allocation.book.municipalities), allocation.deficits,
+                              ExitCode.OK, (), time.perf_counter() - started, allocation.payable)
     except ProblemsError as error:
         return DistrictResult(str(path), None, exit_code=error.exit_code,
                               problems=tuple(str(p) for p in error.problems), seconds=time.perf_counter() - started)
@@ -132,10 +133,11 @@ def write_summary(path: Path, results: Sequence[DistrictResult]) -> None:
 
     def build(book) -> None:
         rows(book, "Kreise", [["Eingabe", "Kreis", "Haushaltsjahr", "Kostenpositionen", "Gemeinden",
-                               "Summe verteilt (€)", "Ergebnis", "Exit-Code", "Sekunden"],
+                               "Summe verteilt (€)", "Ergebnis", "Exit-Code", "Sekunden", "Summe zu zahlen (€)"],
                               *([Path(r.input).name, r.district, r.year, r.items, r.municipalities,
                                  cents_to_decimal(r.total_cents), Path(r.output).name if r.output else "FEHLER",
-                                 r.exit_code, round(r.seconds, 3)] for r in results)])
+                                 r.exit_code, round(r.seconds, 3), cents_to_decimal(r.payable_cents)]
+                                for r in results)])
         rows(book, "Fehler", [["Eingabe", "Exit-Code", "Problem"],
                               *([Path(r.input).name, r.exit_code, problem] for r in results for problem in r.problems)])
 

@@ -46,7 +46,17 @@ class Result:
 
     @property
     def total_cents(self) -> int:
-        return sum(item.deficit for item in self.allocation.items)
+        """The deficits allocated (its meaning since the first version; also `deficits_cents`)."""
+        return self.allocation.deficits
+
+    @property
+    def deficits_cents(self) -> int:
+        return self.allocation.deficits
+
+    @property
+    def payable_cents(self) -> int:
+        """What the members pay together (the Uebersicht Summe; with statutory levies, base × rate)."""
+        return self.allocation.payable
 
     @cached_property
     def summary(self) -> "pandas.DataFrame":

@@ -104,7 +104,8 @@ def build_manifest(allocation: Allocation, input_path: str | Path, rules_path: s
                    "district": rulebook.district, "valid_from": rulebook.valid_from, "valid_to": rulebook.valid_to}],
         "output": {"path": shown_output, "file": Path(output_path).name, "sha256": sha256_file(output_path)},
         "totals_cents": _totals(allocation),
-        "total_cents": sum(item.deficit for item in allocation.items),
+        "total_cents": sum(item.deficit for item in allocation.items),  # the deficits allocated
+        "payable_cents": allocation.payable,  # what the members pay together (Uebersicht Summe)
     } | ({"levies": levy_manifest(allocation)} if allocation.levies else {})
 
 

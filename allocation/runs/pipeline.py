@@ -221,7 +221,7 @@ def compute(input_path: str | Path, rules_path: str | Path,
     too_large = total_problems(allocation, controls)  # sums beyond what a cell holds: refused before any write
     if too_large:
         raise InputError(too_large)
-    return allocation, controls, list(warnings)
+    return allocation, controls, list(warnings) + levies.yield_warnings(allocation)
 
 
 def protocol_rows(allocation: Allocation, rulebook: Rulebook, started: _dt.datetime,
@@ -250,7 +250,8 @@ def protocol_rows(allocation: Allocation, rulebook: Rulebook, started: _dt.datet
         ("Trefferstrategie", rulebook.hit_policy),
         ("Kostenpositionen", len(allocation.items)),
         ("Gemeinden", len(book.municipalities)),
-        ("Summe verteilt (€)", cents_to_decimal(total)),
+        ("Summe verteilt (€)", cents_to_decimal(total)),  # the deficits allocated
+        ("Summe zu zahlen (€)", cents_to_decimal(allocation.payable)),  # what the members pay together
         ("Laufzeitpunkt (UTC)", started.strftime(STARTED_FORMAT)),
     ]
 

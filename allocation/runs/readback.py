@@ -289,7 +289,7 @@ MANIFEST_SHAPE: dict = {
 # working_directory: absent in a run that records file names only (the web page, `record_paths="names"`);
 # register: a final run's entry in the register (since the installation's chain exists)
 OPTIONAL_SHAPE: dict = {"working_directory": str, "bases_from": _FILE_ENTRY, "rates_from": _FILE_ENTRY,
-                        "upward": _FILE_ENTRY, SEAL: _SHA_TYPE,
+                        "upward": _FILE_ENTRY, "payable_cents": int, SEAL: _SHA_TYPE,
                         "register": {"file": str, "seq": int, "sha256": _SHA_TYPE, "prev_sha256": _SHA_TYPE,
                                      "chain": int, "head": _SHA_TYPE}}
 _TYPE_NAMES = {str: "Text", int: "ganze Zahl", bool: "true/false", dict: "Objekt {…}", list: "Liste […]",

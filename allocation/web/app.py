@@ -342,7 +342,7 @@ def _job_done(job: dict, result, output: Path, job_dir: Path) -> dict:
                           "message": f.message} for f in allocation.findings],
                warnings=[_problem_row(p) for p in result.warnings],
                items=len(allocation.items),
-               total=sum(item.deficit for item in allocation.items))
+               total=allocation.deficits, payable=allocation.payable)
     return job
 
 
