@@ -132,21 +132,25 @@ def test_the_notice_states_the_umlagesoll_the_base_of_all_and_readable_names(wes
     assert "Gründe für die Erhöhung" not in text  # no previous year given: nothing is known to have risen
 
 
-def wesel_2023(folder: Path, kim_costs: int = 308000) -> Path:
-    """The fixture as 2023, KIM costs 308,000 € instead of 296,000 € (deficit 88,000 €)."""
+def fixture_with(folder: Path, year: int = 2022, kim_costs: int = 296000) -> Path:
+    """The Wesel fixture with another Haushaltsjahr and KIM costs (296,000 € in the fixture: deficit 76,000 €)."""
     book = load_workbook(FIXTURE)
-    parameters = book["Parameter"]
-    for row in parameters.iter_rows():
+    for row in book["Parameter"].iter_rows():
         if row[0].value == "Haushaltsjahr":
-            row[1].value = 2023
+            row[1].value = year
     items = book["Kostenpositionen"]
     header = [cell.value for cell in items[1]]
     for row in items.iter_rows(min_row=2):
         if row[header.index("ID")].value == "KIM-2022":
             row[header.index("Personalkosten")].value = kim_costs
-    path = folder / f"kreis-wesel-2023-{kim_costs}.xlsx"
+    path = folder / f"kreis-wesel-{year}-kim-{kim_costs}.xlsx"
     book.save(path)
     return path
+
+
+def wesel_2023(folder: Path, kim_costs: int = 308000) -> Path:
+    """The fixture as 2023, KIM costs 308,000 € instead of 296,000 € (deficit 88,000 €)."""
+    return fixture_with(folder, 2023, kim_costs)
 
 
 def test_last_years_rate_and_amount_and_the_reasons_only_when_the_umlagesoll_rose(tmp_path):
@@ -274,14 +278,7 @@ def test_the_sollstellung_adds_up_to_the_instalment_plan_and_a_change_writes_cor
     alpen = next(r for r in soll if r[1] == ALPEN and r[3] == "Kreisumlage")
     assert alpen[4:6] == ["16.01.01", "4372000"] and alpen[8] == "Soll" and alpen[9] == "10.01.2022"
     # a change: KIM costs +12,000 € (need 88,000 €); the corrections add up to the change of each member's levy
-    book = load_workbook(FIXTURE)
-    items = book["Kostenpositionen"]
-    head = [cell.value for cell in items[1]]
-    for row in items.iter_rows(min_row=2):
-        if row[head.index("ID")].value == "KIM-2022":
-            row[head.index("Personalkosten")].value = 308000
-    changed = tmp_path / "kreis-wesel-2022-neu.xlsx"
-    book.save(changed)
+    changed = fixture_with(tmp_path, kim_costs=308000)
     assert main(["run", str(changed), "--rules", str(rules), "-o", str(second)]) == 0
     assert main(["notices", str(second), "-o", str(tmp_path / "c"), "--date", "2022-06-20", "--previous",
                  str(first)]) == 0
@@ -344,7 +341,7 @@ def test_regression_a_change_notice_changes_what_an_april_notice_set(wesel, tmp_
     shutil.copyfile(RULES, rules)
     first, changed = tmp_path / "erst.xlsx", tmp_path / "neu.xlsx"
     assert main(["run", str(FIXTURE), "--rules", str(rules), "-o", str(first)]) == 0
-    assert main(["run", str(_kim(tmp_path, 308000)), "--rules", str(rules), "-o", str(changed)]) == 0
+    assert main(["run", str(fixture_with(tmp_path, kim_costs=308000)), "--rules", str(rules), "-o", str(changed)]) == 0
     assert main(["notices", str(first), "-o", str(tmp_path / "april"), "--date", "2022-04-15", "--ags", ALPEN]) == 0
     assert main(["notices", str(changed), "-o", str(tmp_path / "mai"), "--date", "2022-05-01", "--previous",
                  str(first), "--first-notice", "2022-04-15", "--ags", ALPEN]) == 0
@@ -357,18 +354,6 @@ def test_regression_a_change_notice_changes_what_an_april_notice_set(wesel, tmp_
     assert [r[2] for r in rows[1:]] == ["303,87"] * 5 + ["303,86"] * 2
     _, soll = read_csv(tmp_path / "mai" / "Sollstellung.csv")
     assert sum(cents(r[7]) for r in soll if r[3] == "Kreisumlage") == 465_50
-
-
-def _kim(folder: Path, costs: int) -> Path:
-    book = load_workbook(FIXTURE)
-    items = book["Kostenpositionen"]
-    head = [cell.value for cell in items[1]]
-    for row in items.iter_rows(min_row=2):
-        if row[head.index("ID")].value == "KIM-2022":
-            row[head.index("Personalkosten")].value = costs
-    path = folder / f"kreis-wesel-2022-kim-{costs}.xlsx"
-    book.save(path)
-    return path
 
 
 def test_regression_ags_empty_or_into_a_full_folder_is_refused(wesel, tmp_path, capsys):
