@@ -73,3 +73,61 @@ def test_each_total_is_named_for_what_it_is_and_a_big_surplus_is_a_hint(tmp_path
     assert codes.count("input-levy-yield-differs") == 2  # 253.4 M€ against a need of 76,000 €, and the youth levy
     manifest = json.loads(Path(f"{out}.manifest.json").read_text(encoding="utf-8"))
     assert manifest["total_cents"] == 26_846_345_67 and manifest["payable_cents"] == 317_864_427_65
+
+
+def _wesel_with(tmp_path: Path, cells: dict[str, object]) -> Path:
+    """The Kreis Wesel fixture with cells of its Gemeinden sheet changed ({"A2": value})."""
+    from openpyxl import load_workbook
+
+    book = load_workbook(FIXTURE)
+    for cell, value in cells.items():
+        book["Gemeinden"][cell] = value
+    path = tmp_path / "eingabe.xlsx"
+    book.save(path)
+    return path
+
+
+def _problems(argv: list[str], capsys) -> tuple[int, list[tuple[str, str]]]:
+    code = main(argv + ["--json"])
+    return code, [(p["code"], p["location"].get("cell") or "") for p in json.loads(capsys.readouterr().out)["problems"]]
+
+
+WESEL_RULES = str(ROOT / "rules" / "kreis-wesel.yaml")
+
+
+def test_faults_of_two_stages_in_one_report(tmp_path, capsys):
+    # A mistyped AGS (found on reading) and a flag outside the rule file's domain (found on binding): both at
+    # once. Gemeinden: A = AGS, E = Jugendamt_Kreis (domain [0, 1] in kreis-wesel.yaml). Row 2's AGS is
+    # 05170004, so its Schluessel line no longer finds it (input-unknown-ags, as before).
+    source = _wesel_with(tmp_path, {"A2": "0517012", "E4": 2})
+    code, problems = _problems(["run", str(source), "--rules", WESEL_RULES, "-o", str(tmp_path / "e.xlsx")], capsys)
+    assert code == 3
+    assert ("input-bad-ags", "Gemeinden!A2") in problems
+    assert ("input-value-not-in-domain", "Gemeinden!E4") in problems
+    assert not (tmp_path / "e.xlsx").exists()
+    # the Python API reaches the run through the same function: the same report
+    import pytest
+
+    from allocation.core.problems import InputError
+    from allocation.runs import api
+
+    with pytest.raises(InputError) as raised:
+        api.compute(source, WESEL_RULES)
+    assert [(p.code, p.location.cell) for p in raised.value.problems] == problems
+
+
+def test_a_cell_that_cannot_be_read_is_named_once(tmp_path, capsys):
+    # E4 shows an Excel error: reading names it; to the rules it is empty as well, which is not said again
+    source = _wesel_with(tmp_path, {"E4": "#DIV/0!"})
+    code, problems = _problems(["run", str(source), "--rules", WESEL_RULES, "-o", str(tmp_path / "e.xlsx")], capsys)
+    assert code == 3
+    assert [cell for _, cell in problems] == ["Gemeinden!E4"] and problems[0][0] == "input-excel-error"
+
+
+def test_a_broken_sheet_still_stops_before_the_rules(tmp_path, capsys):
+    # Without the AGS column the sheet is not read at all: the rules' checks would only report its absence
+    # again, so reading stops there (and the flag outside its domain waits for the next run)
+    source = _wesel_with(tmp_path, {"A1": "Schlüssel", "E4": 2})
+    code, problems = _problems(["run", str(source), "--rules", WESEL_RULES, "-o", str(tmp_path / "e.xlsx")], capsys)
+    assert code == 3
+    assert [c for c, _ in problems] == ["input-missing-column"]

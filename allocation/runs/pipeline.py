@@ -25,7 +25,7 @@ from ..calc.controls import Control, run_controls
 from ..rulefiles.engine import durable_version
 from ..calc.findings import double_burdens
 from ..workbook.guard import RefusedError, rule_files
-from ..workbook.inputs import read_input
+from ..workbook.inputs import read_input, read_input_rows
 from ..core.model import Allocation, InputBook, Rulebook, previous_year_problems, same_district
 from ..core.problems import InputError, Location, Problem, ProblemsError, RuleFileError
 from ..rulefiles.rulebook import bind, check_levy_columns
@@ -144,6 +144,15 @@ def _covered(rulebook: Rulebook, book: InputBook, ignore_validity: str | None,
                     message=f"{p.message}; übergangen mit --ignore-validity: {ignore_validity}") for p in problems]
 
 
+def _with_pending(error: ProblemsError, pending: list[Problem]) -> ProblemsError:
+    """A later stage's error joined to the faulty rows' problems found on reading: all of a workbook's problems
+    in one report. With such rows it stays an input error (exit 3), as when reading stopped first; a cell
+    already named by reading is not named again (a cell that could not be read is also "empty" to the rules)."""
+    if not pending:
+        return error
+    named = {p.location for p in pending}
+    return InputError(pending + [p for p in error.problems if p.location not in named])
+
 # Einzelnachweis lines (municipalities × cost items) a run computes at most: time and memory grow with them
 # (~0.2 ms CPU and ~1 KB per line; 144,000 lines: ~25 s, 134 MB), so a workbook that passes every read limit
 # cannot hold a run for minutes or gigabytes (60,000 × 40 rows ran 10 minutes at 1.4 GB). Far above real
@@ -186,33 +195,38 @@ def compute(input_path: str | Path, rules_path: str | Path,
     rulebook = warnings = None
     if not folder:  # `allocation check`: a failing rule file stops before any data is read
         rulebook, warnings = check_for_run(rules_path)
-    book = read_input(input_path, input_shown)
-    if bases_from is not None:
-        book = previous_bases(book, read_input(bases_from))
-    if rates_from is not None:
-        book = levies.previous_rates(book, read_input(rates_from))
-    if upward is not None:
-        from .upward import with_upward_items
+    book, pending = read_input_rows(input_path, input_shown)  # faulty data rows: their problems, pending
+    try:  # every check after reading; a faulty row's problems join the first stage's that fails
+        if bases_from is not None:
+            book = previous_bases(book, read_input(bases_from))
+        if rates_from is not None:
+            book = levies.previous_rates(book, read_input(rates_from))
+        if upward is not None:
+            from .upward import with_upward_items
 
-        book = with_upward_items(book, upward)
-    if accept is not None:
-        accept(book)
-    if folder:
-        rulebook, warnings = _chosen(rules_path, book)
-    else:
-        warnings = list(warnings) + _covered(rulebook, book, ignore_validity, offers_override)
-    rulebook = bind(rulebook, book)  # rule columns as the workbook names them; the cells they compare checked
-    column_problems = check_levy_columns(rulebook, book)
-    if column_problems:
-        raise RuleFileError(column_problems)
-    need_problems = levies.need_problems(rulebook, book)
-    if need_problems:
-        raise InputError(need_problems)
-    book = levies.computed_bases(rulebook, book)  # no Umlagegrundlagen column: the levy's components define it
-    rate_problems = levies.check_rates(rulebook, book.levy_rates)
-    if [p for p in rate_problems if p.severity == "error"]:
-        raise InputError(rate_problems)
-    warnings = list(warnings) + rate_problems  # a rate rule the law states as "soll": a Hinweis
+            book = with_upward_items(book, upward)
+        if accept is not None:
+            accept(book)
+        if folder:
+            rulebook, warnings = _chosen(rules_path, book)
+        else:
+            warnings = list(warnings) + _covered(rulebook, book, ignore_validity, offers_override)
+        rulebook = bind(rulebook, book)  # columns as the workbook names them; the cells they compare checked
+        column_problems = check_levy_columns(rulebook, book)
+        if column_problems:
+            raise RuleFileError(column_problems)
+        need_problems = levies.need_problems(rulebook, book)
+        if need_problems:
+            raise InputError(need_problems)
+        book = levies.computed_bases(rulebook, book)  # no Umlagegrundlagen: the levy's components define it
+        rate_problems = levies.check_rates(rulebook, book.levy_rates)
+        if [p for p in rate_problems if p.severity == "error"]:
+            raise InputError(rate_problems)
+        warnings = list(warnings) + rate_problems  # a rate rule the law states as "soll": a Hinweis
+    except ProblemsError as error:
+        raise _with_pending(error, pending) from None
+    if pending:
+        raise InputError(pending)
     _refuse_too_many_lines(book)
     decisions = decide(rulebook, book)
     allocation = levies.assess(allocate(rulebook, book, decisions))

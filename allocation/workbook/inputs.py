@@ -29,6 +29,7 @@ from .safety import MAX_FILE_BYTES, Scan, SheetScan, scan_bytes
 
 __all__ = [
     "read_input",
+    "read_input_rows",
     "SHEETS",
     "MUNICIPALITY_COLUMNS",
     "ITEM_COLUMNS",
@@ -837,6 +838,29 @@ def read_input(path: str | Path, shown: str | None = None) -> InputBook:
     """Read and check an input workbook. Raises InputError listing every problem found. `shown`: the file name
     the workbook is known by, where it is read from a copy of another name (verify's replay of an archived
     input); the run shows and locates it by that name."""
+    book, problems = read_input_rows(path, shown)
+    if problems:
+        raise InputError(problems)
+    return book
+
+
+# Problems of one data row that drop only that row: the rest of the workbook stays whole, so the checks that
+# follow reading (the rule file's columns and domains, the needs, the rates) can still run on the rows that
+# passed and report their problems in the same go. Any other problem (a sheet, a header, a parameter, a rate
+# row) leaves no workbook those checks could trust.
+ROW_PROBLEMS = frozenset({
+    "input-bad-ags", "input-duplicate-ags", "input-duplicate-id", "input-duplicate-key", "input-empty-cell",
+    "input-empty-row", "input-excel-error", "input-negative", "input-negative-base", "input-not-a-number",
+    "input-sub-cent", "input-too-many-digits", "input-uncalculated-formula", "input-unknown-ags",
+    "input-unknown-host", "input-unknown-item"})
+WHOLE_SHEETS = frozenset({"Parameter", "Umlagesaetze"})
+
+
+def read_input_rows(path: str | Path, shown: str | None = None) -> tuple[InputBook, list[Problem]]:
+    """Read and check an input workbook like `read_input`, but return the book of the rows that passed with
+    the problems of the rows that did not, where only data rows are at fault (`ROW_PROBLEMS`, outside
+    Parameter and Umlagesaetze): the caller runs its later checks on that book and reports everything at once
+    (`pipeline.compute`). Raises InputError for any other problem."""
     path = Path(path)
     name = shown or path.name
     collector = _Collector(name)
@@ -867,8 +891,9 @@ def read_input(path: str | Path, shown: str | None = None) -> InputBook:
         collector.problems = [p for p in collector.problems
                               if not (p.code == "input-missing-sheet" and p.location.sheet == "Kostenpositionen")]
     levy_rates = _levy_rates(sheets["Umlagesaetze"], collector) if "Umlagesaetze" in sheets else []
-    if collector.problems or parameters is None:
-        raise InputError(collector.problems)
+    problems = collector.problems
+    if parameters is None or any(p.code not in ROW_PROBLEMS or p.location.sheet in WHOLE_SHEETS for p in problems):
+        raise InputError(problems)
     return InputBook(str(path.with_name(shown) if shown else path), sha256, parameters, tuple(municipalities),
                      tuple(items), tuple(keys),
-                     municipality_columns, item_columns, tuple(levy_rates))
+                     municipality_columns, item_columns, tuple(levy_rates)), list(problems)
