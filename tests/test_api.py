@@ -48,6 +48,7 @@ def written(tmp_path_factory):
     ("summary", "Uebersicht", True),  # the sheet's last row is the totals row
     ("lines", "Einzelnachweis", False),
     ("decisions", "Entscheidungen", False),
+    ("controls_frame", "Kontrollen", False),
 ])
 def test_frames_have_the_sheets_columns_and_cells(written, attribute, sheet, skip_last):
     result, output = written
@@ -135,3 +136,36 @@ def test_cli_run_does_not_import_pandas(tmp_path):
 
 def test_cli_run_does_not_import_numpy(tmp_path):
     assert "numpy" not in _imported_by_cli_run(tmp_path)
+
+
+def test_controls_frame_gives_cents_for_money_controls_only(written):
+    result, _ = written
+    frame = result.controls_frame
+    assert len(frame) == len(result.controls)
+    kim = frame[(frame["ID"] == "KIM-2022") & (frame["Kontrolle"] == "Defizit − verteilt = 0")]
+    assert list(kim["Soll_cents"]) == [7_600_000]  # KIM: 76,000 € for four posts (the triggering case)
+    shares = frame[frame["Kontrolle"].str.startswith("Anteile")]
+    assert len(shares) and shares["Soll_cents"].isna().all()  # counts of shares, no euros
+    per_item = frame[frame["Kontrolle"] == "Defizit − verteilt = 0"]
+    assert sum(per_item["Soll_cents"]) == GRAND_CENTS  # one such control per deficit (hand sum above)
+    assert list(result.warnings_frame.columns) == list(result.problems.columns)
+
+
+def test_levies_frame_is_the_umlagen_sheet_without_its_totals(written):
+    result, output = written
+    header, rows = _sheet(output, "Umlagen")
+    payer_rows = [row for row in rows if row[1] not in (None, "", "Summe")]  # AGS column; totals have none
+    frame = result.levies
+    assert list(frame.columns[:len(header)]) == list(header)
+    assert len(frame) == len(payer_rows)
+    for (_, record), row in zip(frame.iterrows(), payer_rows):
+        for column, cell in zip(header, row):
+            assert _same_cell(record[column], cell), (column, record[column], cell)
+
+
+def test_levies_frame_of_a_published_case():
+    # Landkreis Esslingen 2012 at 39.1 %: the published amounts (tests/test_state_fixtures.py, PUBLISHED)
+    result = allocation.compute(ROOT / "fixtures" / "bw-esslingen-2012" / "bw-esslingen-2012.xlsx",
+                                ROOT / "rules" / "bw-esslingen-2012.yaml")
+    amounts = dict(zip(result.levies["Gemeinde"], result.levies["Betrag_cents"]))
+    assert amounts == {"Holzmaden": 66_461_000, "Ohmden": 58_379_400, "Neidlingen": 57_211_500}

@@ -5,8 +5,9 @@ failing run raises the CLI's `ProblemsError` subclass (`InputError`, `RuleFileEr
 `RefusedError`, ...), whose `.problems` are the located `Problem`s and whose `.exit_code` the CLI would exit with.
 
 A `Result`'s frames have the columns of the workbook sheets: `.summary` (Uebersicht, one row per municipality,
-without the totals row), `.lines` (Einzelnachweis), `.decisions` (Entscheidungen) and `.problems` (the
-warnings). Amounts are exact `Decimal` euros, and every whole-cent amount column `X` has an integer column
+without the totals row), `.lines` (Einzelnachweis), `.decisions` (Entscheidungen), `.levies` (Umlagen, the
+payer rows), `.controls_frame` (Kontrollen) and `.problems` (the warnings; also `.warnings_frame`). The
+records stay beside them: `.controls` and `.warnings` are tuples of `Control` and `Problem`. Amounts are exact `Decimal` euros, and every whole-cent amount column `X` has an integer column
 `X_cents` beside it; an empty cell of the sheet is `None`. pandas is imported when a frame is first built,
 never by `compute` or `run` (start-up time of the command line).
 """
@@ -74,6 +75,23 @@ class Result:
     def problems(self) -> "pandas.DataFrame":
         return _frame(*problem_rows(self.warnings))
 
+    @property
+    def warnings_frame(self) -> "pandas.DataFrame":
+        """`warnings` as a frame: the same frame as `problems` (its name since the first version)."""
+        return self.problems
+
+    @cached_property
+    def controls_frame(self) -> "pandas.DataFrame":
+        """`controls` as a frame: the Kontrollen sheet, + `Soll_cents`, `Ist_cents`, `Differenz_cents` for the
+        money controls (None for the share counts, "Anteile …")."""
+        return _frame(*control_rows(self.controls))
+
+    @cached_property
+    def levies(self) -> "pandas.DataFrame":
+        """The Umlagen sheet's payer rows (one per levy × payer, without the totals rows); + `*_cents` beside
+        every amount column. Empty without levies."""
+        return _frame(*levy_rows(self.allocation))
+
 
 def _frame(columns: list[str], rows: list[list[object]]) -> "pandas.DataFrame":
     import pandas  # only here: an API user who builds a frame pays for pandas, a CLI run never does
@@ -113,6 +131,24 @@ def decision_rows(allocation: Allocation) -> tuple[list[str], list[list[object]]
     from ..workbook.report import entscheidungen_table
 
     return _table_frame(entscheidungen_table(allocation))
+
+
+def control_rows(controls: tuple[Control, ...]) -> tuple[list[str], list[list[object]]]:
+    """Kontrollen, one row per control; + the cents of the money controls."""
+    from ..workbook.report import control_is_money, kontrollen_table
+
+    table = kontrollen_table(controls)
+    rows = [[None if value == "" else value for value in row]
+            + ([c.expected, c.actual, c.difference] if control_is_money(c) else [None, None, None])
+            for row, c in zip(table.rows, controls)]
+    return table.headers + ["Soll_cents", "Ist_cents", "Differenz_cents"], rows
+
+
+def levy_rows(allocation: Allocation) -> tuple[list[str], list[list[object]]]:
+    """Umlagen's payer rows; + the amounts' *_cents."""
+    from ..workbook.report import umlagen_table
+
+    return _table_frame(umlagen_table(allocation))
 
 
 def problem_rows(problems: tuple[Problem, ...]) -> tuple[list[str], list[list[object]]]:

@@ -692,14 +692,25 @@ def _entscheidungen(book: Book, allocation: Allocation, rules_label: str | None 
     sheet.finish()
 
 
-def _kontrollen(book: Book, controls: Sequence[Control]) -> None:
-    sheet = Sheet(book, "Kontrollen", ["Kontrolle", "ID", "Soll", "Ist", "Differenz", "Ergebnis"],
-                   [None, None, EUR, EUR, EUR, None])
+def kontrollen_table(controls: Sequence[Control]) -> Table:
+    """Kontrollen: one row per control; money in euros, the share counts ("Anteile …") as counts."""
+    rows = []
     for control in controls:
-        is_money = not control.name.startswith("Anteile")
-        show = cents_to_decimal if is_money else (lambda v: v)
-        sheet.append([control.name, control.item_id or "", show(control.expected), show(control.actual),
-                      show(control.difference), "OK" if control.ok else "FEHLER"])
+        show = cents_to_decimal if control_is_money(control) else (lambda v: v)
+        rows.append([control.name, control.item_id or "", show(control.expected), show(control.actual),
+                     show(control.difference), "OK" if control.ok else "FEHLER"])
+    return Table(["Kontrolle", "ID", "Soll", "Ist", "Differenz", "Ergebnis"], [None, None, EUR, EUR, EUR, None], rows)
+
+
+def control_is_money(control: Control) -> bool:
+    return not control.name.startswith("Anteile")
+
+
+def _kontrollen(book: Book, controls: Sequence[Control]) -> None:
+    table = kontrollen_table(controls)
+    sheet = Sheet(book, "Kontrollen", table.headers, table.formats)
+    for row in table.rows:
+        sheet.append(row)
     sheet.finish()
 
 
@@ -763,9 +774,24 @@ def _hebesaetze(book: Book, allocation: Allocation) -> None:
 MODES = {"statute": "Hebesatz der Haushaltssatzung", "derived": "abgeleitet (kein Satz im Blatt Umlagesaetze)"}
 
 
+def umlagen_table(allocation: Allocation) -> Table:
+    """Umlagen as a table of its payer rows only (one per levy × payer; the Python API's `levies` frame)."""
+    headers, formats, rows = _umlagen_rows(allocation)
+    return Table(headers, formats, [row for row, total in rows if not total])
+
+
 def _umlagen(book: Book, allocation: Allocation) -> None:
-    """One row per levy × payer: base components (raw and weighted), Bemessungsgrundlage, Satz, Betrag and the
-    proof in words; after each levy its total, its need and the surplus or shortfall."""
+    headers, formats, rows = _umlagen_rows(allocation)
+    sheet = Sheet(book, "Umlagen", headers, formats)
+    for row, total in rows:
+        sheet.append(row, bold=total)
+    sheet.finish()
+
+
+def _umlagen_rows(allocation: Allocation) -> tuple[list[str], list[str | None], Iterator[tuple[list[object], bool]]]:
+    """Umlagen's headers, formats and rows (each with whether it is a total, set in bold): one row per levy ×
+    payer with the base components (raw and weighted), Bemessungsgrundlage, Satz, Betrag and the proof in
+    words; after each levy its total, its need and the surplus or shortfall."""
     components = list(dict.fromkeys(column for levy in allocation.levies for column in levy.levy.base))
     with_factor = any(levy.levy.extent for levy in allocation.levies)
     headers = ["Umlage", "AGS", "Gemeinde"]
@@ -775,7 +801,11 @@ def _umlagen(book: Book, allocation: Allocation) -> None:
                 "Nachweis", "Berechnung"]
     formats = [None] * 3 + [EUR] * (2 * len(components)) + [EUR] + (["0.######"] if with_factor else []) + \
         ["0.0000", EUR, None, None]
-    sheet = Sheet(book, "Umlagen", headers, formats)
+    return headers, formats, _umlagen_lines(allocation, components, with_factor)
+
+
+def _umlagen_lines(allocation: Allocation, components: list[str], with_factor: bool
+                   ) -> Iterator[tuple[list[object], bool]]:
     names = {m.ags: m.name for m in allocation.book.municipalities}
     unit, decimals = allocation.book.parameters.unit, allocation.book.parameters.rate_decimals
     blank_components = [""] * (2 * len(components))
@@ -792,9 +822,9 @@ def _umlagen(book: Book, allocation: Allocation) -> None:
                 cells[index] = _decimal(part.value / 100, 2)
                 cells[index + 1] = _decimal(part.weighted / 100, 2)
             factor = [_decimal(line.factor, 6) if line.factor is not None else ""] if with_factor else []
-            sheet.append([levy.levy.name, line.ags, names[line.ags], *cells, _decimal(line.base / 100, 2), *factor,
-                          rate_cell, cents_to_decimal(line.amount), levy_proof(levy, line, unit, decimals, given),
-                          MODES[levy.mode]])
+            yield [levy.levy.name, line.ags, names[line.ags], *cells, _decimal(line.base / 100, 2), *factor,
+                   rate_cell, cents_to_decimal(line.amount), levy_proof(levy, line, unit, decimals, given),
+                   MODES[levy.mode]], False
         pad = [*blank_components, *([""] if with_factor else [])]
         revenue = "Aufkommen zum Satz" if levy.mode == "statute" else "Aufkommen (Verteilung des Bedarfs)"
         sums: list[object] = list(blank_components)
@@ -803,18 +833,17 @@ def _umlagen(book: Book, allocation: Allocation) -> None:
             if parts:
                 sums[2 * index] = _decimal(sum((p.value for p in parts), Fraction(0)) / 100, 2)
                 sums[2 * index + 1] = _decimal(sum((p.weighted for p in parts), Fraction(0)) / 100, 2)
-        sheet.append([levy.levy.name, "Summe", revenue, *sums, _decimal(levy.base_total / 100, 2),
-                      *pad[len(blank_components):], rate_cell, cents_to_decimal(levy.revenue),
-                      f"Summe der {len(levy.lines)} Zeilen", MODES[levy.mode]], bold=True)
-        sheet.append([levy.levy.name, "", "Umlagebedarf (Summe der Defizite" + (" und Umlagebedarf)" if given else ")"),
-                      *pad, "", "", cents_to_decimal(levy.need),
-                      "Defizite von " + (", ".join(levy.items) or "keiner Kostenposition")
-                      + (f" + Umlagebedarf {given}" if given else ""), ""], bold=True)
+        yield [levy.levy.name, "Summe", revenue, *sums, _decimal(levy.base_total / 100, 2),
+               *pad[len(blank_components):], rate_cell, cents_to_decimal(levy.revenue),
+               f"Summe der {len(levy.lines)} Zeilen", MODES[levy.mode]], True
+        yield [levy.levy.name, "", "Umlagebedarf (Summe der Defizite" + (" und Umlagebedarf)" if given else ")"),
+               *pad, "", "", cents_to_decimal(levy.need),
+               "Defizite von " + (", ".join(levy.items) or "keiner Kostenposition")
+               + (f" + Umlagebedarf {given}" if given else ""), ""], True
         outcome = "Überschuss" if levy.difference > 0 else "Fehlbetrag" if levy.difference < 0 else "ausgeglichen"
-        sheet.append([levy.levy.name, "", f"Aufkommen − Bedarf ({outcome})", *pad, "", "",
-                      cents_to_decimal(levy.difference), f"{_de(cents_to_decimal(levy.revenue))} € − "
-                      f"{_de(cents_to_decimal(levy.need))} €", ""], bold=True)
-    sheet.finish()
+        yield [levy.levy.name, "", f"Aufkommen − Bedarf ({outcome})", *pad, "", "",
+               cents_to_decimal(levy.difference), f"{_de(cents_to_decimal(levy.revenue))} € − "
+               f"{_de(cents_to_decimal(levy.need))} €", ""], True
 
 
 PROVISIONAL_NOTE = ("VORLÄUFIG (§ 56 Abs. 1 KrO NRW): Haushaltssatzung noch nicht in Kraft, berechnet mit den "
