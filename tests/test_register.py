@@ -84,3 +84,20 @@ def test_a_normal_run_is_not_marked_provisional(tmp_path):
                  str(tmp_path / "n.xlsx")]) == 0
     for ws in load_workbook(tmp_path / "n.xlsx").worksheets:
         assert not any(isinstance(c.value, str) and "VORLÄUFIG" in c.value for c in ws[1])
+
+
+@pytest.mark.parametrize(("seq", "shown"), [(None, "seq: null"), ("drop", "kein seq"), (7, "seq: 7")])
+def test_a_line_with_a_wrong_number_shows_its_json_never_none(tmp_path, seq, shown):
+    append_final(tmp_path, _record(), None)
+    path = register_path(tmp_path, "Kreis Wesel", 2022)
+    entry = json.loads(path.read_text(encoding="utf-8"))
+    if seq == "drop":
+        del entry["seq"]
+    else:
+        entry["seq"] = seq
+    path.write_text(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
+    with pytest.raises(RegisterError) as corrupt:
+        read_entries(path)
+    problem = corrupt.value.problems[0]
+    assert (problem.code, problem.location.line, problem.found) == ("register-corrupt", 1, shown)
+    assert "None" not in str(problem)

@@ -851,7 +851,7 @@ def read_register(folder: str | Path | None) -> RegisterView:
                 for line in lines:
                     if line.entry.get("seq") != line.number:
                         raise ChainBroken(_corrupt(Location(str(path), line=line.number), "Die laufende Nummer des "
-                                                   "Eintrags passt nicht zu seiner Zeile", repr(line.entry.get("seq")),
+                                                   "Eintrags passt nicht zu seiner Zeile", _json_shown(line.entry, "seq"),
                                                    f"seq {line.number}"))
                     missing = _entry_gaps(line.entry)
                     if missing:
@@ -868,6 +868,11 @@ def read_register(folder: str | Path | None) -> RegisterView:
     except OSError as error:
         raise RegisterUnusable([_unusable(folder, error.strerror or str(error))]) from None
     return view
+
+
+def _json_shown(entry: dict, key: str) -> str:
+    """A key's value as the register's JSON writes it (null, not Python's None), or that it is missing."""
+    return f"{key}: {json.dumps(entry[key], ensure_ascii=False)}" if key in entry else f"kein {key}"
 
 
 def _entry_gaps(entry: dict) -> list[str]:
