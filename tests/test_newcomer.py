@@ -131,3 +131,20 @@ def test_a_broken_sheet_still_stops_before_the_rules(tmp_path, capsys):
     code, problems = _problems(["run", str(source), "--rules", WESEL_RULES, "-o", str(tmp_path / "e.xlsx")], capsys)
     assert code == 3
     assert [c for c, _ in problems] == ["input-missing-column"]
+
+
+def test_explain_shows_key_values_and_shares_in_german_digits(tmp_path, capsys):
+    from decimal import ROUND_HALF_UP, Decimal
+    from fractions import Fraction
+
+    out = tmp_path / "ergebnis.xlsx"
+    assert main(["run", str(FIXTURE), "--rules", WESEL_RULES, "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["explain", str(out), "--item", "SB-2022", "--ags", "05170048"]) == 0
+    text = capsys.readouterr().out
+    # Schluessel of the fixture: Wesel 251 of 1,597 cases; the share to 10 places, by hand from the fraction
+    share = Fraction(251, 1597)
+    places = Decimal(share.numerator) / Decimal(share.denominator)
+    shown = str(places.quantize(Decimal("1E-10"), ROUND_HALF_UP)).replace(".", ",")
+    assert "Schlüsselwert 251 von 1.597 (" in text and f"Anteil {shown}" in text and shown == "0,1571696932"
+    assert "1597" not in text and "0.157" not in text

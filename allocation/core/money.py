@@ -322,6 +322,22 @@ def rate_percent(need: int | Decimal | Fraction, base: int | Decimal | Fraction,
     return fraction_to_decimal(to_fraction(need) * 100 / base_fraction, decimals)
 
 
+def de_number(value: Decimal, places: int = 2) -> str:
+    """An exact Decimal in German digits (1.234,5678), at least `places` decimals, no digit dropped: the one
+    German number format of messages, letters and sheets' texts."""
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent < places:
+        value = value.quantize(Decimal(1).scaleb(-places))  # only adds zeros: -exponent < places
+    return f"{value:,f}".translate(_GERMAN_SEPARATORS)
+
+
+_GERMAN_SEPARATORS = str.maketrans(",.", ".,")  # swapped in one pass
+
+
+def de_percent(value: Decimal) -> str:
+    return f"{de_number(value.normalize() if value == value.to_integral() else value, 2)} %"
+
+
 def format_eur(cents: int) -> str:
     """German display: 1.234,56 €."""
     sign = "-" if cents < 0 else ""

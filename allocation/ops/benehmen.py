@@ -197,7 +197,7 @@ def _signed(cents: int | None) -> str:
 
 
 def _points(value: Decimal | None) -> str:
-    from .notices import de_number
+    from ..core.money import de_number
 
     if value is None:
         return "—"
@@ -222,7 +222,8 @@ def _drivers_with_rest(allocation: Allocation, ags: str, shares: dict[tuple[str,
 
 def _letter(allocation: Allocation, lines: list[BenehmenLine], ags: str, date: _dt.date, deadline: _dt.date,
             issuer: str, previous_year: int, shares: dict[tuple[str, str], int], letterhead: dict | None = None) -> dict:
-    from .notices import de_date, de_percent
+    from ..core.money import de_percent
+    from .notices import de_date
 
     parameters = allocation.book.parameters
     own = [line for line in lines if line.ags == ags]

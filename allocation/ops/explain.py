@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..core.money import de_number
 from ..core.problems import InputError, Location, Problem, did_you_mean
 from ..runs.readback import EarlierRefused
 
@@ -61,9 +62,15 @@ def read_sheet(source: "str | Path | Earlier", sheet: str) -> list[dict[str, obj
 
 def _eur(value: object) -> str:
     if isinstance(value, (int, float, Decimal)):
-        amount = Decimal(str(value)).quantize(Decimal("0.01"))
-        text = f"{amount:,.2f}".replace(",", "\x00").replace(".", ",").replace("\x00", ".")
-        return f"{text} €"
+        return f"{de_number(Decimal(str(value)).quantize(Decimal('0.01')))} €"
+    return str(value)
+
+
+def _number(value: object) -> str:
+    """A number of the workbook (a key value, a sum, a share) in German digits as the sheet holds it."""
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        number = Decimal(str(value))
+        return de_number(number.to_integral_value() if number == number.to_integral_value() else number, 0)
     return str(value)
 
 
@@ -141,10 +148,10 @@ def explain(output: str | Path, item_id: str, ags: str | None = None) -> str:
     label = str(proof.get("Schlüssel", ""))
     if _is_composite(label):
         key_line = (f"  Schlüssel {label}: je Spalte Gewicht × Wert der Gemeinde ÷ Summe der Spalte über alle Zahler, "
-                    f"die Teile addiert; Anteil {proof.get('Anteil (exakt)')}")
+                    f"die Teile addiert; Anteil {_number(proof.get('Anteil (exakt)'))}")
     else:
-        key_line = (f"  Schlüsselwert {proof.get('Schlüsselwert')} von {proof.get('Schlüsselsumme')} ({label}),"
-                    f" Anteil {proof.get('Anteil (exakt)')}")
+        key_line = (f"  Schlüsselwert {_number(proof.get('Schlüsselwert'))} von {_number(proof.get('Schlüsselsumme'))}"
+                    f" ({label}), Anteil {_number(proof.get('Anteil (exakt)'))}")
     lines += [
         "",
         f"Rechenweg für {proof.get('Gemeinde')} (AGS {proof.get('AGS')}):",

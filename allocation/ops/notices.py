@@ -41,7 +41,7 @@ from ..core.filenames import (NAME_MAX, current_umask, cut_bytes, file_kind, fol
 from ..core import states
 from ..core.instalments import (ChangePlan, Instalment, change_plan, fixed_amount, plan, provisional_instalment,
                                settlement_plan)
-from ..core.money import cents_from_decimal, cents_to_decimal, decimal_from_cell, format_eur, percent_points
+from ..core.money import cents_from_decimal, cents_to_decimal, decimal_from_cell, de_number, de_percent, format_eur, percent_points
 from ..core.problems import ExitCode, InputError, Location, Problem, OutputError, ProblemsError, RuleFileError
 from ..rulefiles.rulebook import NoticeSettings, load_notice_settings
 from ..workbook.report import FORMULA_START
@@ -145,19 +145,6 @@ class NoticeSet:
 
 
 # ------------------------------------------------------------------------------------- German formatting
-
-
-def de_number(value: Decimal, places: int = 2) -> str:
-    """An exact Decimal in German digits (1.234,5678), at least `places` decimals, no digit dropped."""
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and -exponent < places:
-        value = value.quantize(Decimal(1).scaleb(-places))  # only adds zeros: -exponent < places
-    text = f"{value:,f}"
-    return text.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
-
-
-def de_percent(value: Decimal) -> str:
-    return f"{de_number(value.normalize() if value == value.to_integral() else value, 2)} %"
 
 
 def de_date(day: _dt.date) -> str:

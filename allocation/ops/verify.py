@@ -29,6 +29,7 @@ from pathlib import Path
 
 from ..core.filenames import sha256_file
 from ..core.model import Allocation
+from ..core.money import de_number
 from ..core.problems import ExitCode, Problem, ProblemsError, column_letter
 from ..runs.manifest import MANIFEST_SUFFIX, build_manifest, manifest_path
 from ..runs.readback import (Earlier, EarlierRefused, RegisterView, flatten, load_manifest, output_bytes, plain_name,
@@ -93,8 +94,7 @@ def _cell_shown(value: object) -> str:
         number = Decimal(str(value))
         if number == number.to_integral_value() and abs(number) < 10_000:  # a year, a count: no separator (2022)
             return f"{number.to_integral_value():f}"
-        text = f"{number.to_integral_value():,f}" if number == number.to_integral_value() else f"{number.normalize():,f}"
-        return text.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
+        return de_number(number.to_integral_value() if number == number.to_integral_value() else number.normalize(), 0)
     return f"„{value}“"
 
 

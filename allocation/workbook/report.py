@@ -36,7 +36,7 @@ from ..core import states
 from ..core.model import (LEVY_ROUTES, ROUTE_LABELS, ROUTES, Allocation, AllocationLine, ItemAllocation, LevyLine, LevyPart,
                     LevyResult, Municipality)
 from ..core.filenames import write_atomically  # re-exported for the other writers
-from ..core.money import CELL_CONTEXT, CELL_DIGITS, cell_digits, cents_to_decimal, fraction_to_decimal, percent_points, ratio_to_decimal
+from ..core.money import CELL_CONTEXT, CELL_DIGITS, cell_digits, cents_to_decimal, de_number, fraction_to_decimal, percent_points, ratio_to_decimal
 
 __all__ = ["write_workbook", "write_book", "Book", "Sheet", "fit_cell", "CELL_TEXT_MAX", "write_atomically", "proof", "levy_proof", "SHEET_NAMES",
            "safe_text", "put_value", "CellNotExact",
@@ -73,12 +73,9 @@ def safe_text(value: str) -> tuple[str, bool]:
     return value, value.startswith(FORMULA_START)
 
 
-_GERMAN_SEPARATORS = str.maketrans(",.", ".,")  # swapped in one pass
-
-
 def _de(value: Decimal) -> str:
     """German number text: 1.234.567,891 (all given decimals kept)."""
-    return f"{value:,f}".translate(_GERMAN_SEPARATORS)
+    return de_number(value, 0)
 
 
 # A weighted composite key, per column: (column, weight in percent, column total over the item's payers).
