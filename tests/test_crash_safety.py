@@ -38,6 +38,9 @@ def _inbox(root: Path, rules: Path, kill_at: str | None) -> subprocess.Completed
     env = {k: v for k, v in os.environ.items() if k != KILL_ENV}
     if kill_at:
         env[KILL_ENV] = kill_at
+        # killed mid-write, the writer cannot remove its scratch rows: they stay in the test's own folder
+        env["TMPDIR"] = str(root.parent / "scratch")
+        (root.parent / "scratch").mkdir(exist_ok=True)
     return subprocess.run([sys.executable, "-m", "allocation", "inbox", str(root), "--rules-dir", str(rules)],
                           env=env, capture_output=True, text=True, timeout=120)
 
