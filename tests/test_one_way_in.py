@@ -195,9 +195,10 @@ def test_the_workbook_is_read_once_per_run(tmp_path, monkeypatch):
     from allocation.runs import pipeline
 
     reads = []
-    original = inputs.read_input
-    monkeypatch.setattr(pipeline, "read_input",
-                        lambda path, *shown: reads.append(Path(path).name) or original(path, *shown))
+    for name in ("read_input", "read_input_rows"):  # the whole book, or its good rows and their problems
+        original = getattr(inputs, name)
+        monkeypatch.setattr(pipeline, name, lambda path, *shown, _original=original:
+                            reads.append(Path(path).name) or _original(path, *shown))
     folder = tmp_path / "regeln"
     folder.mkdir()
     _rules(folder)
@@ -213,7 +214,8 @@ def test_regression_run_onto_its_own_input_is_refused_before_reading(tmp_path, c
 
     source = _input(tmp_path)
     before = source.read_bytes()
-    monkeypatch.setattr(pipeline, "read_input", lambda path: pytest.fail("the input was read"))
+    for name in ("read_input", "read_input_rows"):
+        monkeypatch.setattr(pipeline, name, lambda path, *shown: pytest.fail("the input was read"))
     code = main(["run", str(source), "--rules", str(RULES), "-o", str(source), "--json"])
     problems = _problems(capsys)
     assert code == ExitCode.REFUSED
