@@ -11,7 +11,7 @@ The house, one folder per layer; data flows up, imports only go down (tests/test
                 workbook, xlsxwriter), error reports, template, the overwrite guard
     runs/       pipeline (the one way into a run), manifest, register of final runs, the Python API
     ops/        commands above the run: inbox, batch, trueup, compare, explain, verify, notices, synth
-    web/        the upload page;  cli.py: the thin command line
+    web/        the upload page;  cli/: the thin command line, one module per group of commands
 
 Python API (`runs.api`, loaded on first use so that `import allocation` stays light): `allocation.compute(input,
 rules)` and `allocation.run(input, rules, output)` return a `Result` with pandas frames; errors raise

@@ -146,7 +146,7 @@ def test_match_compares_long_and_big_numbers_exactly():
 # ------------------------------------------------------------------------ size limits of one ruleset
 # Each limit is provoked in a child process: after durable_rules refuses a ruleset or overflows its matching
 # stack, later calls in the same process were seen to misbehave (a ruleset it should refuse accepted) or
-# to crash (segmentation fault). The engine never provokes them (rulebook.py refuses the causes).
+# to crash (segmentation fault). The engine never provokes them (validation.py refuses the causes).
 
 _LIMIT = """
 import json, sys
@@ -177,7 +177,7 @@ def child(code: str) -> subprocess.CompletedProcess:
     """Run `code` in a fresh child process. durable_rules' C core, after it has reported one of these errors, may
     crash its process now and then (a segmentation fault before `match` returns: 2 of 40 runs on an idle machine,
     more under load): that is why these proofs run in children, and why a child killed by a signal is tried
-    again, up to ten times. The product never reaches these states: rulebook.py refuses every such rule set at
+    again, up to ten times. The product never reaches these states: validation.py refuses every such rule set at
     `check`."""
     for _ in range(10):
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -261,7 +261,7 @@ def test_match_decides_hundreds_of_rules_sharing_an_alternative():
 
 
 # Child-process code that builds `named`: one condition heavier than durable_rules' matching stack (error 303
-# on the first fact; rulebook.py refuses it at check, so only a direct `engine.match` reaches it).
+# on the first fact; validation.py refuses it at check, so only a direct `engine.match` reaches it).
 OVERFULL = """
 from allocation.rulefiles import conditions, engine
 from allocation.core.problems import Location
@@ -271,7 +271,7 @@ named = {"r": conditions.Any(tuple(conditions.Cmp("K", "ne", f"a{i}", here) for 
 
 
 def test_match_raises_engine_failure_not_a_raw_durable_rules_error():
-    # a condition heavier than the matching stack (rulebook.py refuses it; called directly here, in a child
+    # a condition heavier than the matching stack (validation.py refuses it; called directly here, in a child
     # process: see the size limits above)
     code = OVERFULL + """
 try:

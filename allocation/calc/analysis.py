@@ -1,7 +1,7 @@
 """Static checks across rules and rule files, before any workbook is read (`allocation check`).
 
 The schema of one file (unknown keys, types, routes, operators, duplicate ids, missing legal basis,
-weights) is checked by `rulebook.py`. This module adds what needs reasoning over several rules:
+weights) is checked by `rulefiles/validation.py`. This module adds what needs reasoning over several rules:
 
 - **overlap** (`hit_policy: unique`): two rules whose conditions can both hold for one item;
 - **shadowing** (`hit_policy: priority`): a rule that can never win;

@@ -1,6 +1,6 @@
 """Instalments (Abschläge): when a levy amount falls due and in which parts. Pure; amounts are int cents.
 
-A `Schedule` comes from the rule file's `instalments:` key (parsed in `rulebook.py`): monthly on a day of the
+A `Schedule` comes from the rule file's `instalments:` key (parsed in `notice_settings.py`): monthly on a day of the
 month (NRW/Brandenburg 15, Sachsen-Anhalt 20, Bavaria 25) or quarterly on four dates. Every due date is a real
 date in the budget year: a day 29, 30 or 31 that a month lacks becomes that month's last day (monthly day 31 →
 28/29 February, 30 April; a quarterly "02-29" → 28 February outside leap years).

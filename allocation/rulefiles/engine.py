@@ -17,25 +17,25 @@ Quirks handled here (see ../shared/ENGINE-NOTES.md):
 - `MemoryError` at 1,024 state ids: one state id per call, each fact retracted after its decision.
 - ruleset names must be unique per host: one host per process, one fresh ruleset name per call.
 - patterns of several hundred comparisons hang durable_rules (an `in` list of 513 values; 512 work):
-  `rulebook.py` refuses conditions of more than `MAX_COMPARISONS` (tests/test_errors.py).
+  `validation.py` refuses conditions of more than `MAX_COMPARISONS` (tests/test_errors.py).
 - a pattern of more than 15 `$and`/`$or` nodes is refused (error 113): `combinators` counts them (nested
-  all-in-all is compiled as one node) and `rulebook.py` refuses larger conditions (`rule-too-large`).
+  all-in-all is compiled as one node) and `validation.py` refuses larger conditions (`rule-too-large`).
 - one ruleset holds at most 4,096 rules (error 106), at most 256 rules of one pattern (error 108), and
   *hangs* while being created when a node gets more than 512 successors (513 rules `Kategorie: K<i>`;
   the hang is shown by `benchmarks/bench_rules.py --limits`, not by a unit test):
   the rules are compiled as several rulesets of at most `RULES_PER_RULESET` rules and
   `COMPARISONS_PER_RULESET` comparisons (`_rulesets`), one alive at a time, every fact asserted into
   each; the hits are the union (benchmarks/README.md, "Rule files"). Run and check share this path
-  (`compile_rules`, called by rulebook.py).
+  (`compile_rules`, called by validation.py).
 - matching uses a stack of 64 entries: a fact that satisfies rules and `any` alternatives of total
   `weight` above 64 in one ruleset fails with error 303 (64 rules `N > i`; one `any` of 64 `ne`).
-  Groups stay below `WEIGHT_PER_RULESET`; rulebook.py refuses one condition heavier than `MAX_WEIGHT`.
+  Groups stay below `WEIGHT_PER_RULESET`; validation.py refuses one condition heavier than `MAX_WEIGHT`.
 - the host keeps every registered ruleset (and the C core its memory) until it is deleted: each ruleset
   is deleted after its call (`_drop`), so a long-running process (the web page, a batch) does not grow.
 - a `durable_rules_engine.error` while creating a ruleset or asserting facts becomes `EngineFailure`
   (never a raw traceback). After such an error the C core of that process is not to be trusted (seen: a
   later ruleset it should refuse accepted, a segmentation fault), so every known cause is refused by
-  rulebook.py first, and tests/test_engine.py provokes the limits only in child processes. A ruleset whose
+  validation.py first, and tests/test_engine.py provokes the limits only in child processes. A ruleset whose
   facts failed is never called into again (`_forget`): deleting it was what crashed the process.
 Distinct records are decided once (only the referenced columns are part of a record's identity).
 
@@ -194,7 +194,7 @@ def _combinators(pattern: dict) -> int:
 
 def combinators(condition: Condition) -> int:
     """`$and`/`$or` nodes of the condition's pattern: durable_rules refuses a pattern with more than
-    MAX_COMBINATORS of them (error 113, measured: 15 work, 16 fail). rulebook.py refuses such conditions."""
+    MAX_COMBINATORS of them (error 113, measured: 15 work, 16 fail). validation.py refuses such conditions."""
     return _combinators(_patterns({"c": condition})[0]["c"])
 
 
@@ -215,7 +215,7 @@ def _patterns(named: Mapping[str, Condition]) -> tuple[dict[str, dict], list[_Co
 def compile_rules(named: Mapping[str, Condition]) -> None:
     """Create (and delete) the rulesets `match` would create for these conditions, asserting nothing.
 
-    `allocation check` and every run call it through rulebook.py, so a rule file that durable_rules would
+    `allocation check` and every run call it through validation.py, so a rule file that durable_rules would
     refuse fails at `check` as it would at `run`. Raises EngineFailure naming the first condition of the
     refused ruleset (`.rule`)."""
     if not named:
@@ -314,7 +314,7 @@ def weight(condition: Condition) -> int:
     """The share of durable_rules' matching stack one fact can take in this condition's ruleset: 1 for the
     rule plus its extra alternatives (`_branches`). A ruleset of total weight 64 works, 65 fails with error
     303 at `assert_facts` (measured: 64 rules `N > i` matching one fact; one `any` of 64 `ne`; 32 rules
-    `K = a and (L != b_i or M != c_i)`). rulebook.py refuses conditions heavier than MAX_WEIGHT."""
+    `K = a and (L != b_i or M != c_i)`). validation.py refuses conditions heavier than MAX_WEIGHT."""
     return 1 + _branches(_patterns({"c": condition})[0]["c"])
 
 
@@ -328,7 +328,7 @@ def _rulesets(patterns: Mapping[str, dict]) -> list[list[tuple[str, dict]]]:
     when one fact can satisfy rules and alternatives of total `weight` above 64. A node's successors are
     distinct comparisons of the ruleset, so a group of at most COMPARISONS_PER_RULESET comparisons and
     WEIGHT_PER_RULESET weight (the catch-all included) stays below all of them. A single heavier pattern
-    keeps a group of its own (rulebook.py refuses those). Since an asserted fact fires every matching rule
+    keeps a group of its own (validation.py refuses those). Since an asserted fact fires every matching rule
     of every ruleset, the union of the groups' hits is the single ruleset's answer (tests/test_engine.py
     proves it against `conditions.evaluate`)."""
     groups: list[list[tuple[str, dict]]] = []
@@ -364,7 +364,7 @@ def _register(host, group: Sequence[tuple[str, dict]], hits: dict[int, set[str]]
     with _host_lock:
         try:
             host.register_rulesets({ruleset_name: definition})
-        except durable_rules_engine.error as error:  # rulebook.py refuses every pattern known to cause this
+        except durable_rules_engine.error as error:  # validation.py refuses every pattern known to cause this
             raise EngineFailure(f"durable_rules refused a ruleset of {len(group)} rules: {error}") from None
     return ruleset_name
 
@@ -373,7 +373,7 @@ def _forget(host, ruleset_name: str) -> None:
     """Remove a ruleset from the host without calling into the C core: after durable_rules has reported an
     error on it (e.g. 303, matching stack full), deleting its state or the ruleset itself crashed the process
     with a segmentation fault, deterministically for some memory layouts (tests/test_engine.py). Its handle
-    stays taken; such a failure is an internal error that rulebook.py's checks keep a run from reaching."""
+    stays taken; such a failure is an internal error that validation.py's checks keep a run from reaching."""
     with _host_lock:
         ruleset = host._ruleset_directory.pop(ruleset_name, None)
         if ruleset is not None:
@@ -442,5 +442,5 @@ def _assert_all(host, ruleset_name: str, facts: Sequence[dict]) -> None:
             host.retract_facts(ruleset_name, chunk)
         except MessageNotHandledException as error:  # cannot happen with the catch-all rule
             raise EngineFailure(f"durable_rules did not handle facts {start}..: {error}") from None
-        except durable_rules_engine.error as error:  # e.g. error 303; rulebook.py refuses the known causes
+        except durable_rules_engine.error as error:  # e.g. error 303; validation.py refuses the known causes
             raise EngineFailure(f"durable_rules failed on facts {start}..: {error}") from None

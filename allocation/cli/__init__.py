@@ -1,0 +1,67 @@
+"""Command line: a thin shell that parses arguments, calls the pipeline and maps errors to exit codes.
+
+Exit codes (README, "Exit-Codes"): 0 ok, 1 internal error, 2 usage, 3 input workbook, 4 rule file,
+5 rules do not decide the items, 6 failed control, 7 verify found differences, 8 refused (a final
+run exists), 75 busy (another run holds the lock).
+
+One module per group of commands, each with its handlers (`_cmd_*`) and its parsers (`_add_*`):
+`compute` (run, rate, compare, trueup), `reference` (template, states), `audit` (check, explain, rulebook,
+verify, register), `year` (notices, benehmen, year), `operations` (inbox, batch, serve); `common` holds what
+they share: the German argparse, the problem printer, the overwrite guard, shared options.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from .. import __version__
+from ..core.problems import ExitCode, ProblemsError
+from .audit import _add_check, _add_explain, _add_register, _add_rulebook, _add_verify
+from .common import _german_argparse, _Parser, _print_problems
+from .compute import _add_compare, _add_rate, _add_run, _add_trueup
+from .operations import _add_batch, _add_inbox, _add_serve
+from .reference import _add_states, _add_template
+from .year import _add_benehmen, _add_notices, _add_year
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="allocation",
+        description="Verteilt die Defizite gemeinsamer Leistungen eines Kreises auf seine Gemeinden "
+                    "nach prüfbaren Regeln (Kreisumlage, differenzierte Umlage, Direktabrechnung, Trägerkommune).")
+    parser.add_argument("--version", action="version", version=f"allocation {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="BEFEHL")
+    commands.required = True
+    for add in (_add_run, _add_inbox, _add_trueup, _add_template, _add_batch, _add_compare, _add_rate, _add_check, _add_states,
+                _add_explain, _add_rulebook, _add_verify, _add_notices, _add_benehmen, _add_year, _add_register,
+                _add_serve):
+        add(commands)  # one function per command (in its group's module), in the order `allocation --help` lists them
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    with _german_argparse():
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except ProblemsError as error:
+        _print_problems(error.problems, error.title, getattr(args, "json", False), error.exit_code)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("abgebrochen", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader of the output went away (`allocation states BY | head`): not a bug
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 141  # 128 + SIGPIPE, as a shell reports a command whose reader closed the pipe
+    except Exception as error:  # an unexpected failure is a bug: say so, keep the traceback for the report
+        import traceback
+
+        traceback.print_exc()
+        print(f"Interner Fehler: {error!r}. Bitte mit Eingabe und Regeldatei melden.", file=sys.stderr)
+        return ExitCode.INTERNAL
