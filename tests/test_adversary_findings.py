@@ -1,6 +1,6 @@
 """Findings of the adversarial review (helper "adversary"): each test is a minimal reproduction of a defect
 that exists today, marked xfail(strict=True) so that the suite stays green until the defect is fixed; the
-fix removes the mark. Expected values are written here from the README and by hand, never taken from the code.
+fix removes the mark. Expected values are written here from the handbook (docs/) and by hand, never taken from the code.
 
 Every test builds its own files in tmp_path from the shipped fixtures and rule files; the autouse fixture
 `isolated_register` (conftest.py) gives each test its own register of final runs.
@@ -44,7 +44,7 @@ def test_finding1_a_test_run_does_not_overwrite_a_registered_final_workbook(tmp_
     exit_code = _run(other, final)
 
     # The register still names echtlauf.xlsx with its SHA-256 as the final run of Kreis Wesel 2022; the notices,
-    # trueup and the auditors rely on it. Expected: refused (README exit 8: "it would overwrite a workbook"),
+    # trueup and the auditors rely on it. Expected: refused (docs, exit 8: "it would overwrite a workbook"),
     # both files byte for byte as the final run wrote them.
     assert exit_code == 8
     assert final.read_bytes() == final_bytes
@@ -56,7 +56,7 @@ def test_finding2_trueup_of_a_statute_final_run_with_the_same_figures_settles_to
     assert _run(WITH_RATES, final, "--mode", "final") == 0
     settlement = tmp_path / "spitzabrechnung.xlsx"
 
-    # README: trueup "settles what the Uebersicht shows (with a statute rate that changes only with the bases)".
+    # docs: trueup "settles what the Uebersicht shows (with a statute rate that changes only with the bases)".
     # Actual figures = planned figures, so every municipality owes exactly what it paid.
     assert main(["trueup", str(final), str(WITH_RATES), "--rules", str(RULES), "-o", str(settlement)]) == 0
     rows = list(load_workbook(settlement, read_only=True)["Spitzabrechnung"].iter_rows(values_only=True))
@@ -75,7 +75,7 @@ def test_finding3_a_parameter_given_twice_is_refused(tmp_path):
 
 
 def test_finding4_explain_of_a_rule_file_is_a_located_problem(capsys):
-    # README: explain-unreadable (exit 3) — as for a missing file; compare and trueup already answer so.
+    # docs: explain-unreadable (exit 3) — as for a missing file; compare and trueup already answer so.
     assert main(["explain", str(RULES), "--item", "KIM-2022"]) == 3
     assert "Traceback" not in capsys.readouterr().err
 
@@ -92,13 +92,13 @@ def test_finding5_verify_reports_a_hidden_sheet(tmp_path):
     resigned_copy(output, edited, "xl/workbook.xml", '<sheet name="Kontrollen" sheetId="4"',
            '<sheet name="Kontrollen" state="hidden" sheetId="4"')
 
-    # README: verify compares "every cell of every sheet ... and per sheet the layout"; the output was changed.
+    # docs: verify compares "every cell of every sheet ... and per sheet the layout"; the output was changed.
     assert main(["verify", str(edited)]) == 7
 
 
 def test_finding6_rates_from_accepts_the_same_district_in_another_spelling(tmp_path):
     def previous_year(wb):
-        wb["Parameter"]["B2"] = "Landkreis  WESEL"   # the same district by README "Which names are the same"
+        wb["Parameter"]["B2"] = "Landkreis  WESEL"   # the same district (docs/controller/lauf.md)
         wb["Parameter"]["B3"] = 2021
         wb["Umlagesaetze"]["C2"] = 35.5
     previous = _edited(WITH_RATES, tmp_path / "vorjahr.xlsx", previous_year)
@@ -115,7 +115,7 @@ def test_finding7_a_flag_other_than_0_or_1_is_refused_with_the_shipped_rules(tmp
     book = _edited(WITH_RATES, tmp_path / "kennzeichen.xlsx", lambda wb: wb["Gemeinden"].cell(2, 5, 2))
     output = tmp_path / "ergebnis.xlsx"
 
-    # Alpen (row 2) would pay 6.422.024,35 € less, without any message. A flag is 1/0 (README); the shipped rule
+    # Alpen (row 2) would pay 6.422.024,35 € less, without any message. A flag is 1/0 (docs); the shipped rule
     # file should declare `domains: {Jugendamt_Kreis: [0, 1]}` so that the run stops at Gemeinden!E2 (exit 3).
     assert _run(book, output) == 3
     assert not output.exists()
@@ -155,7 +155,7 @@ def test_finding10_an_output_that_is_a_folder_is_a_clear_refusal(tmp_path, capsy
 
     exit_code = _run(WITH_RATES, folder)
 
-    assert exit_code == 9  # the output location (README, exit codes)
+    assert exit_code == 9  # the output location (docs/operations/exit-codes.md)
     assert "Traceback" not in capsys.readouterr().err
     assert list(folder.iterdir()) == []
 
@@ -170,6 +170,6 @@ def test_finding11_batch_into_its_own_folder_never_overwrites_an_input(tmp_path)
 
     exit_code = main(["batch", str(folder), "--rules", str(RULES), "-o", str(folder), "--jobs", "1"])
 
-    # README: no command writes over a file it reads; every such output is refused with exit 8 before reading.
+    # docs: no command writes over a file it reads; every such output is refused with exit 8 before reading.
     assert exit_code == 8
     assert second.read_bytes() == before

@@ -4,7 +4,7 @@ Every single-value option of every command (found by walking the parser, so a ne
 touching this file) given twice is refused with exit 2 and a German problem naming the option and both
 values; options meant to repeat still do. With `--json` among the arguments argparse's own errors are JSON on
 stdout like every other error. Dates (`--date`, `--deadline`) outside 1900–2999 stop at once with exit 2, and
-a typed date must fit the budget year (README "Errors and exit codes", "Levy notices").
+a typed date must fit the budget year (docs/operations/exit-codes.md, "Dates given on the command line").
 """
 from __future__ import annotations
 

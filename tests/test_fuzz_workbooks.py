@@ -34,7 +34,7 @@ from strategies import scaled
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "fixtures" / "kreis-wesel-2022" / "kreis-wesel-2022.xlsx"
 RULES = ROOT / "rules" / "kreis-wesel.yaml"
-DOCUMENTED_EXITS = {0, 2, 3, 4, 5, 7, 8}  # README, "Errors and exit codes" (1 = internal error, 6 = bug: never)
+DOCUMENTED_EXITS = {0, 2, 3, 4, 5, 7, 8}  # docs/operations/exit-codes.md (1 = internal error, 6 = bug: never)
 
 # Tokens that make XML text wrong in the ways files go wrong: cut tags, odd cell types, references far out,
 # numbers no reader can hold, entities, stray bytes.

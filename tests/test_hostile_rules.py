@@ -70,7 +70,7 @@ def test_alias_bomb_is_refused_at_the_first_anchor():
 
 
 def test_anchor_and_alias_reuse_is_refused_located():
-    # old code: the alias was expanded and the file passed; rule files never need aliases (README)
+    # old code: the alias was expanded and the file passed; rule files never need aliases (docs/auditor/rulebook.md)
     problems = refused(HEAD + "  - id: a\n    legal_basis: x\n    when: &w {Kategorie: KIM}\n    route: district_levy\n"
                        "  - id: b\n    legal_basis: x\n    when: *w\n    route: host_bears\n")
     assert [(p.code, p.location.line, p.location.col, p.found) for p in problems] == [
@@ -239,7 +239,7 @@ def test_check_refuses_what_durable_rules_cannot_create(monkeypatch):
 
 # ------------------------------------------------------------------------- fuzz: damaged rule files
 
-DOCUMENTED_EXITS = {0, 2, 3, 4, 5, 8}  # README, "Exit-Codes" (1 = internal error is never acceptable)
+DOCUMENTED_EXITS = {0, 2, 3, 4, 5, 8}  # docs/operations/exit-codes.md (1 = internal error is never acceptable)
 _odd_text = st.one_of(
     st.sampled_from(["&a ", "*a", "&a [1, *a]", "!!python/object:os.system ", "{", "}", "[", "]", ": ", "- ", "#",
                      "'", '"', "|", ">", "%", "@", "`", "\t", "\\", "---", "...", "? ", "1e999999999", "-.inf",

@@ -1,5 +1,5 @@
-"""README's problem-code table and the package agree: every problem code a module can emit is in the table, and
-the table lists no code that no module emits."""
+"""The handbook's problem-code table (docs/operations/exit-codes.md, "Problem codes") and the package agree: every
+problem code a module can emit is in the table, and the table lists no code that no module emits."""
 from __future__ import annotations
 
 import ast
@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+CODES_PAGE = ROOT / "docs" / "operations" / "exit-codes.md"
 # the shape of a problem code: a known group prefix, kebab-case
 CODE = re.compile(r"(?:input|rules?|decision|control|manifest|register|output|explain|compare|trueup|inbox|web|serve"
                   r"|notices|year|benehmen|statements|usage|upward)(?:-[a-z0-9]+)+|double-burden|host-credited")
@@ -31,9 +32,9 @@ def _package_codes() -> set[str]:
 
 
 def _table_codes() -> set[str]:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    start = readme.index("Problem codes (stable")
-    table = readme[start:readme.index("\n## ", start)]
+    page = CODES_PAGE.read_text(encoding="utf-8")
+    start = page.index("\n## Problem codes\n")
+    table = page[start:page.index("\n## ", start + 1)]
     rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| group")]
     return {code for row in rows for code in re.findall(r"`([a-z][a-z0-9]*(?:-[a-z0-9]+)+)`", row)}
 
@@ -44,9 +45,9 @@ def test_the_collectors_see_known_codes_and_skip_log_events():
     assert "web-login-failed" not in package  # a log event of the web page, not a problem code
 
 
-def test_every_emitted_problem_code_is_in_the_readme_table():
+def test_every_emitted_problem_code_is_in_the_handbook_table():
     assert sorted(_package_codes() - _table_codes()) == []
 
 
-def test_the_readme_table_lists_no_code_the_package_never_emits():
+def test_the_handbook_table_lists_no_code_the_package_never_emits():
     assert sorted(_table_codes() - _package_codes()) == []

@@ -2,7 +2,7 @@
 
 Generated rule files (conditions with eq, ne, lt, le, gt, ge, in, all, any, not over random columns) go
 through the real YAML parser (`parse_rulebook`), then through `engine.match` (durable_rules) and through
-`holds` below, a reference evaluator written here from the README's semantics: `eq` holds when both sides
+`holds` below, a reference evaluator written here from the docs' semantics: `eq` holds when both sides
 are of the same kind and equal (numbers by value, text exactly), text never equals a number, a missing
 column is the empty text, ordered operators compare numbers (generated only on all-number columns).
 The generators aim at the corners where durable_rules itself compares loosely ("1" vs 1, "" vs 0, 1 vs 1.0).

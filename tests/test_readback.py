@@ -530,7 +530,7 @@ def test_regression_a_register_line_without_time_district_or_year_is_register_co
 
 def test_regression_year_status_json_names_the_problem_codes_of_a_changed_year(year_folder, capsys):
     """`year status --json` of a changed year exited 7 with `"status": "changed"` and the findings as text, but
-    without the problems and their codes that `--json` promises (README, Errors and exit codes)."""
+    without the problems and their codes that `--json` promises (docs/operations/exit-codes.md)."""
     copy = year_folder / "01-modell" / "gueltig.xlsx"
     copy.write_bytes(copy.read_bytes() + b"\0")
     (year_folder / "09-abrechnung").mkdir()

@@ -1,5 +1,5 @@
 """Regression tests for what the adversarial pass over the one way back in found (one test per finding, each failing
-on the code before its fix). Expected codes and exit codes are the README's, written here by hand."""
+on the code before its fix). Expected codes and exit codes are the handbook's (docs/), written here by hand."""
 from __future__ import annotations
 
 import contextlib
@@ -33,7 +33,7 @@ def _reseal(manifest_file: Path, change) -> None:
 
 
 def test_register_files_follow_the_umask_so_a_group_can_share_them(tmp_path, isolated_register):
-    old = os.umask(0o002)  # a register shared by the group that runs allocation (README, deploy/)
+    old = os.umask(0o002)  # a register shared by the group that runs allocation (docs/operations/backups.md, deploy/)
     try:
         assert _run(tmp_path / "echtlauf.xlsx", "--mode", "final") == 0
     finally:

@@ -2,7 +2,7 @@
 file that is no output workbook gives `explain` a located problem, output locations that are files give
 `notices` and `run` a located refusal, and `verify` sees hidden rows and columns.
 
-Expected exit codes and problem codes are the README's (exit 3 `explain-unreadable`, exit 9 `output-unusable`,
+Expected exit codes and problem codes are the handbook's (exit 3 `explain-unreadable`, exit 9 `output-unusable`,
 exit 7 for a verify difference).
 """
 from __future__ import annotations
