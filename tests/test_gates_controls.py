@@ -234,3 +234,30 @@ def test_a_line_just_under_one_unit_from_its_exact_share_passes(request, allocat
     allocation = request.getfixturevalue(allocation_name)
     controls = run_controls(_shares_around(allocation, Fraction(1, 100)))  # 0,99 units off
     assert control(controls, "Anteile innerhalb einer Rundungseinheit des exakten Anteils (KIM-2022)").actual == 0
+
+
+# ------------------------------------------------------------------------------------------- the run stops
+
+
+def test_a_failed_control_stops_the_run_with_exit_6_and_no_workbook(tmp_path, monkeypatch, capsys):
+    import json
+
+    from allocation.calc import levies
+    from allocation.cli import main
+
+    exact_amount = levies.statute_amount
+
+    def one_cent_more(parts, factor, unit):  # a fault in the levy stage: every statute line one cent high
+        exact, amount = exact_amount(parts, factor, unit)
+        return exact, amount + 1
+
+    monkeypatch.setattr(levies, "statute_amount", one_cent_more)
+    output = tmp_path / "ergebnis.xlsx"
+    capsys.readouterr()
+    assert main(["run", str(WESEL_RATES), "--rules", str(WESEL_RULES), "-o", str(output), "--register",
+                 str(tmp_path / "register"), "--json"]) == 6
+    found = {p["message"]: (p["found"], p["expected"]) for p in json.loads(capsys.readouterr().out)["problems"]}
+    assert found[f"Kontrolle fehlgeschlagen: {STATUTE} ({ALPEN})"] == ("982990620", "982990619")
+    # 13 Kreisumlage and 7 Jugendamtsumlage payers, each line one cent high; nothing else reads them wrong
+    assert len(found) == 20
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "register") == []
