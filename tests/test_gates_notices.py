@@ -152,6 +152,15 @@ def test_a_saarland_change_is_spread_in_whole_euros_by_hand():
     assert sum(line.new for line in plan.lines) == 996_567_600
 
 
+def test_a_saarland_reduction_is_spread_in_whole_euros_by_hand():
+    # the change back: 9.965.676 € (12 × 830.473 €) to 9.829.896 €, −135.780 € on June–December:
+    # −19.398 € in June, −19.397 € after → 811.075 € and 811.076 €; 5 × 830.473 + 811.075 + 6 × 811.076 = 9.829.896
+    plan = change_plan(996_567_838, 982_990_619, Schedule.monthly(20, "saarland"), 2022, dt.date(2022, 5, 25))
+    assert [(line.number, line.old, line.new) for line in plan.lines] == \
+        [(n, 83_047_300, 83_047_300) for n in range(1, 6)] + [(6, 83_047_300, 81_107_500)] + \
+        [(n, 83_047_300, 81_107_600) for n in range(7, 13)]
+
+
 def test_saarland_change_notices_show_the_hand_computed_plan(tmp_path):
     rules = saarland_rules(tmp_path / "regeln.yaml")
     old = run(tmp_path, WESEL_RATES, rules, "ergebnis.xlsx")
