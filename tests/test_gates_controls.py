@@ -13,13 +13,16 @@ from the list. Figures (cents):
 """
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from decimal import Decimal
 from fractions import Fraction
 
 import pytest
 
+from allocation.calc import levies
 from allocation.calc.controls import run_controls
+from allocation.cli import main
 from allocation.core.model import LevyPart
 from allocation.core.problems import InvariantViolation
 from allocation.runs.pipeline import compute
@@ -128,7 +131,8 @@ def _replaced_line(allocation, components, factor, rates):
     return with_levy(allocation, "kreisumlage", rates=rates), parts
 
 
-@pytest.mark.parametrize("components, factor, rates, amount", BOUNDARY_CASES, ids=["tie", "weight-and-extent", "own-rate"])
+@pytest.mark.parametrize("components, factor, rates, amount", BOUNDARY_CASES,
+                         ids=["tie", "weight-and-extent", "own-rate"])
 def test_the_recompute_passes_the_right_rounding_and_fails_one_cent_below(statute, components, factor, rates, amount):
     allocation, parts = _replaced_line(statute, components, factor, rates)
     right = with_levy_line(allocation, "kreisumlage", ALPEN, parts=parts, factor=factor, amount=amount)
@@ -187,7 +191,8 @@ def test_a_deficit_one_cent_off_fails_the_sums_of_its_route(statute):
     assert found.pop("Defizit − verteilt = 0 (OEPNV-2022)") == (315_000_000, 315_000_001)
     assert found.pop("Summe Defizite = Summe Einzelnachweis") == (2_684_634_567, 2_684_634_568)
     # expected one cent more than the Uebersicht and the route's column hold
-    (overview_found, overview_expected) = found.pop("Aufkommen der Umlagen + Defizite der übrigen Wege = Summe Übersicht")
+    overview_found, overview_expected = found.pop(
+        "Aufkommen der Umlagen + Defizite der übrigen Wege = Summe Übersicht")
     assert overview_expected - overview_found == 1
     # direct billing: OEPNV 3.150.000 € + SB 360.345,67 €
     assert found.pop("Summe Weg direct_billing") == (351_034_567, 351_034_568)
@@ -240,11 +245,6 @@ def test_a_line_just_under_one_unit_from_its_exact_share_passes(request, allocat
 
 
 def test_a_failed_control_stops_the_run_with_exit_6_and_no_workbook(tmp_path, monkeypatch, capsys):
-    import json
-
-    from allocation.calc import levies
-    from allocation.cli import main
-
     exact_amount = levies.statute_amount
 
     def one_cent_more(parts, factor, unit):  # a fault in the levy stage: every statute line one cent high

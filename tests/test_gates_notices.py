@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from allocation.cli import main
@@ -25,8 +26,6 @@ from allocation.core.problems import ExitCode
 from allocation.rulefiles.rulebook import load_notice_settings
 from allocation.runs.manifest import sealed
 from workbooks import WESEL_RATES, WESEL_RULES, modified_copy
-
-pytest.importorskip("typst")
 
 ALPEN = "05170004"
 DATE = "2022-01-10"  # before the first due date of every plan below
@@ -67,9 +66,11 @@ def _field_forged(output: Path, source: Path) -> None:
     manifest_file.write_text(json.dumps(sealed(manifest), ensure_ascii=False), encoding="utf-8")
 
 
-@pytest.mark.parametrize("damage, found", [(_input_moved, "nicht gefunden"), (_field_forged, "totals_cents.05170004.total")],
+@pytest.mark.parametrize("damage, found", [(_input_moved, "nicht gefunden"),
+                                           (_field_forged, "totals_cents.05170004.total")],
                          ids=["input-moved-away", "manifest-field-forged"])
 def test_notices_refuse_a_run_verify_does_not_confirm_and_write_nothing(tmp_path, capsys, damage, found):
+    pytest.importorskip("typst")
     source = tmp_path / "eingabe.xlsx"
     shutil.copyfile(WESEL_RATES, source)
     output = run(tmp_path, source, WESEL_RULES)
@@ -96,6 +97,7 @@ NOTICE_BASIS = "§ 56 Abs. 1 und 3 KrO NRW; Haushaltssatzung 2022/2023, Bekanntm
 def quarterly_letter(tmp_path_factory) -> str:
     """Alpen's notice from a rule file with a quarterly plan (the default dates) and a legal basis of its own
     for the Kreisumlage's notices."""
+    pytest.importorskip("typst")
     folder = tmp_path_factory.mktemp("quartal")
     rules = rules_variant(folder / "regeln.yaml",
                           ("instalments: {schedule: monthly, day: 15}", "instalments: {schedule: quarterly}"),
@@ -162,14 +164,13 @@ def test_a_saarland_reduction_is_spread_in_whole_euros_by_hand():
 
 
 def test_saarland_change_notices_show_the_hand_computed_plan(tmp_path):
+    pytest.importorskip("typst")
     rules = saarland_rules(tmp_path / "regeln.yaml")
     old = run(tmp_path, WESEL_RATES, rules, "ergebnis.xlsx")
     raised = modified_copy(WESEL_RATES, tmp_path / "aenderung.xlsx", rates={"kreisumlage": 36.7})
     new = run(tmp_path, raised, rules, "ergebnis-neu.xlsx")
     assert main(["notices", str(new), "-o", str(tmp_path / "aenderung"), "--date", "2022-05-25", "--previous",
                  str(old), "--ags", ALPEN, "--register", str(tmp_path / "register")]) == 0
-    from openpyxl import load_workbook
-
     rows = list(load_workbook(tmp_path / "aenderung" / "Abschlaege.xlsx", read_only=True)["Abschlaege"]
                 .iter_rows(values_only=True))
     lines = [dict(zip(rows[0], row)) for row in rows[1:]]

@@ -20,6 +20,7 @@ from allocation.cli import main
 from allocation.core.problems import ExitCode
 from allocation.ops.verify import CellDifference, FieldDifference, verify
 from allocation.runs.manifest import sealed
+from allocation.workbook.report import SHEET_NAMES
 from workbooks import WESEL_RATES, WESEL_RULES, resigned_copy, run_cli
 
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
@@ -80,8 +81,6 @@ SHEET_CASES = [
 
 
 def test_the_cases_cover_every_sheet_the_writer_produces(levy_run):
-    from allocation.workbook.report import SHEET_NAMES
-
     assert list(sheet_parts(levy_run)) == list(SHEET_NAMES)
     assert [case[0] for case in SHEET_CASES] == list(SHEET_NAMES)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from allocation.cli import main
+from allocation.core.filenames import sha256_file
 from allocation.ops.year import order_problems
 from allocation.runs.manifest import sealed
 from allocation.runs.readback import line_hash
@@ -110,8 +111,6 @@ def test_a_stage_rewritten_with_its_line_is_found_by_the_next_stages_link(folder
     manifest = folder / FILES["Manifest"]
     resealed_manifest(manifest, lambda record: record.update(payable_cents=record["payable_cents"] + 1))
     first, second = chain_lines(folder)
-    from allocation.core.filenames import sha256_file
-
     first["manifest"] = first["manifest"] | {"sha256": sha256_file(manifest)}
     write_chain(folder, [first, second])
     code, problems = status(folder, capsys)
@@ -125,8 +124,6 @@ def test_a_stage_manifest_of_another_district_is_year_stage_changed(folder, caps
     # district does not
     manifest = folder / "02-entwurf" / "ergebnis-entwurf.xlsx.manifest.json"
     resealed_manifest(manifest, lambda record: record["parameters"].update(district="Kreis Kleve"))
-    from allocation.core.filenames import sha256_file
-
     first, second = chain_lines(folder)
     write_chain(folder, [first, second | {"manifest": second["manifest"] | {"sha256": sha256_file(manifest)}}])
     code, problems = status(folder, capsys)
