@@ -65,24 +65,26 @@ def read_sheet(path: Path, name: str) -> list[dict]:
 
 
 def modified_copy(source: Path, target: Path, *, rates: dict[str, float] | None = None,
-                  bases: dict[str, int] | None = None, year: int | None = None) -> Path:
+                  bases: dict[str, int] | None = None, year: int | None = None, district: str | None = None,
+                  rounding: str | None = None) -> Path:
     """A copy of an input workbook with other `Umlagesaetze` rates (levy id -> percent) and/or other
-    `Umlagegrundlagen` (AGS -> euros) and/or another Haushaltsjahr, for the stages of a levy year."""
+    `Umlagegrundlagen` (AGS -> euros) and/or another Haushaltsjahr, Kreis or Rundung, for the stages of a levy
+    year and for inputs of another district."""
     from openpyxl import load_workbook
 
     workbook = load_workbook(source)
-    for row in workbook["Umlagesaetze"].iter_rows(min_row=2):
-        if rates and row[0].value in rates:
+    for row in workbook["Umlagesaetze"].iter_rows(min_row=2) if rates else ():
+        if row[0].value in rates:
             row[2].value = rates[row[0].value]
     header = [cell.value for cell in workbook["Gemeinden"][1]]
     base_column = header.index("Umlagegrundlagen")
     for row in workbook["Gemeinden"].iter_rows(min_row=2):
         if bases and row[0].value in bases:
             row[base_column].value = bases[row[0].value]
-    if year is not None:
-        for row in workbook["Parameter"].iter_rows():
-            if row[0].value == "Haushaltsjahr":
-                row[1].value = year
+    changed = {"Haushaltsjahr": year, "Kreis": district, "Rundung": rounding}
+    for row in workbook["Parameter"].iter_rows():
+        if changed.get(row[0].value) is not None:
+            row[1].value = changed[row[0].value]
     workbook.save(target)
     return target
 

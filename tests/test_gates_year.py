@@ -1,0 +1,178 @@
+"""`year status` finds every change of a stage, and the order of stages holds at its edges (issue 24).
+
+A year folder of Kreis Wesel 2022 with two stages (`modell`, `entwurf`) of the small corpus input, copied fresh
+for each test. Each of the four files a stage line records (input copy, rule file copy, output, manifest) is
+changed in turn; then the chain of manifests is broken: a line's `prev_manifest_sha256` edited and sealed again,
+and stage 1 rewritten together with its line and the chain linked again, so that only stage 2's link to the
+manifest before it can tell. Every one must be `year-stage-changed` (README: exit 7), located at the stage folder
+and naming the file or the link. Order: going back exactly one stage, `abrechnung` and `aenderung-1` without
+`satzung` are `year-stage-order` (exit 8).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from allocation.cli import main
+from allocation.core.filenames import sha256_file
+from allocation.ops.year import order_problems
+from allocation.runs.manifest import sealed
+from allocation.runs.readback import line_hash
+from workbooks import SMALL_INPUT, SMALL_RULES, year_with_stage
+
+CHAIN = "stufen.jsonl"
+CHANGED_LINK = "die Verkettung mit dem Manifest der vorigen Stufe stimmt nicht"
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    folder = year_with_stage(tmp_path_factory.mktemp("jahr") / "jahr", "modell")
+    assert main(["year", "stage", str(folder), "entwurf", str(SMALL_INPUT), "--rules", str(SMALL_RULES)]) == 0
+    return folder
+
+
+@pytest.fixture
+def folder(pristine, tmp_path) -> Path:
+    copy = tmp_path / "jahr"
+    shutil.copytree(pristine, copy)
+    return copy
+
+
+def status(folder: Path, capsys) -> tuple[int, list[dict]]:
+    capsys.readouterr()
+    code = main(["year", "status", str(folder), "--json"])
+    return code, json.loads(capsys.readouterr().out)["problems"]
+
+
+def chain_lines(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / CHAIN).read_text(encoding="utf-8").splitlines()]
+
+
+def write_chain(folder: Path, entries: list[dict]) -> None:
+    """The chain written as `year stage` writes it: each line sorted, sealed and linked to the one before."""
+    lines, previous = [], "0" * 64
+    for entry in entries:
+        line = json.dumps(sealed(entry | {"prev_sha256": previous}), ensure_ascii=False, sort_keys=True)
+        lines.append(line)
+        previous = line_hash(line)
+    (folder / CHAIN).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+def resealed_manifest(path: Path, change) -> None:
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    change(manifest)
+    path.write_text(json.dumps(sealed(manifest), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def test_the_untouched_copy_is_in_order(folder, capsys):
+    assert status(folder, capsys) == (0, [])
+
+
+# the four files of stage 1 (`01-modell`) as the chain records them, and how each is changed
+FILES = {
+    "Eingabe": "01-modell/gueltig.xlsx",
+    "Regeldatei": "01-modell/regeln.yaml",
+    "Ergebnis": "01-modell/ergebnis-modell.xlsx",
+    "Manifest": "01-modell/ergebnis-modell.xlsx.manifest.json",
+}
+
+
+@pytest.mark.parametrize("label", list(FILES))
+def test_a_changed_file_of_a_stage_is_year_stage_changed(folder, capsys, label):
+    path = folder / FILES[label]
+    if label == "Manifest":  # a manifest edited and sealed again: it still reads as a manifest
+        resealed_manifest(path, lambda manifest: manifest.update(payable_cents=manifest["payable_cents"] + 1))
+    elif label == "Regeldatei":
+        path.write_text(path.read_text(encoding="utf-8") + "# ergänzt\n", encoding="utf-8")
+    else:
+        path.write_bytes(path.read_bytes() + b"\0")
+    code, problems = status(folder, capsys)
+    assert code == 7
+    assert [(p["code"], p["location"]["file"]) for p in problems] == [("year-stage-changed", str(folder / "01-modell"))]
+    assert problems[0]["found"] == f"{label} {FILES[label]} wurde verändert (SHA-256 weicht ab)"
+    assert problems[0]["message"].startswith('Stufe 1 "modell": ')
+
+
+def test_a_stage_line_linked_to_another_manifest_is_year_stage_changed(folder, capsys):
+    first, second = chain_lines(folder)
+    write_chain(folder, [first, second | {"prev_manifest_sha256": "ab" * 32}])
+    code, problems = status(folder, capsys)
+    assert code == 7
+    assert [(p["code"], p["location"]["file"], p["found"]) for p in problems] == [
+        ("year-stage-changed", str(folder / "02-entwurf"), CHANGED_LINK)]
+
+
+def test_a_stage_rewritten_with_its_line_is_found_by_the_next_stages_link(folder, capsys):
+    # stage 1's manifest changed and sealed again, its hash written into line 1, line 1 sealed and line 2 linked to
+    # it again: every file hash and every line link fits; only stage 2's prev_manifest_sha256 remembers
+    manifest = folder / FILES["Manifest"]
+    resealed_manifest(manifest, lambda record: record.update(payable_cents=record["payable_cents"] + 1))
+    first, second = chain_lines(folder)
+    first["manifest"] = first["manifest"] | {"sha256": sha256_file(manifest)}
+    write_chain(folder, [first, second])
+    code, problems = status(folder, capsys)
+    assert code == 7
+    assert [(p["code"], p["location"]["file"], p["found"]) for p in problems] == [
+        ("year-stage-changed", str(folder / "02-entwurf"), CHANGED_LINK)]
+
+
+def test_a_stage_manifest_of_another_district_is_year_stage_changed(folder, capsys):
+    # the last stage's manifest rewritten for Kreis Kleve, its hash written into its line: the hashes fit, the
+    # district does not
+    manifest = folder / "02-entwurf" / "ergebnis-entwurf.xlsx.manifest.json"
+    resealed_manifest(manifest, lambda record: record["parameters"].update(district="Kreis Kleve"))
+    first, second = chain_lines(folder)
+    write_chain(folder, [first, second | {"manifest": second["manifest"] | {"sha256": sha256_file(manifest)}}])
+    code, problems = status(folder, capsys)
+    assert code == 7
+    assert [(p["code"], p["location"]["file"], p["found"]) for p in problems] == [
+        ("year-stage-changed", str(folder / "02-entwurf"),
+         "die Stufe gehört zu Kreis Kleve 2022, das Umlagejahr (jahr.json) zu Kreis Wesel 2022")]
+
+
+# ----------------------------------------------------------------------------------------------- order
+
+
+def _codes(done: list[str], name: str) -> list[tuple[str, str]]:
+    return [(p.code, p.message) for p in order_problems(Path("jahr"), [{"stage": s} for s in done], name, None)]
+
+
+def test_going_back_exactly_one_stage_is_refused():
+    assert _codes(["modell", "entwurf"], "benehmen") == [
+        ("year-stage-order", 'Die Stufe "benehmen" liegt vor der zuletzt gerechneten Stufe "entwurf"')]
+    assert _codes(["satzung"], "entwurf") == [
+        ("year-stage-order", 'Die Stufe "entwurf" liegt vor der zuletzt gerechneten Stufe "satzung"')]
+    # the same stage again is no step back (it needs a reason, like every repetition)
+    assert [code for code, _ in _codes(["entwurf"], "entwurf")] == ["year-stage-repeated"]
+    assert _codes(["modell", "entwurf"], "satzung") == []  # forward, skipping nothing
+
+
+def test_settlement_and_change_need_the_statute():
+    assert _codes(["modell", "entwurf"], "abrechnung") == [
+        ("year-stage-order", 'Die Stufe "abrechnung" setzt die Stufe "satzung" voraus')]
+    assert _codes(["entwurf"], "aenderung-1") == [
+        ("year-stage-order", 'Die Stufe "aenderung-1" setzt die Stufe "satzung" voraus')]
+    assert _codes(["entwurf", "satzung"], "abrechnung") == []
+    assert _codes(["satzung", "aenderung-1"], "abrechnung") == []
+
+
+def test_the_command_refuses_a_step_back_and_writes_nothing(folder, capsys):
+    before = (folder / CHAIN).read_bytes()
+    capsys.readouterr()
+    assert main(["year", "stage", str(folder), "benehmen", str(SMALL_INPUT), "--rules", str(SMALL_RULES),
+                 "--json"]) == 8
+    assert [p["code"] for p in json.loads(capsys.readouterr().out)["problems"]] == ["year-stage-order"]
+    assert (folder / CHAIN).read_bytes() == before
+    assert not (folder / "03-benehmen").exists()
+
+
+def test_the_command_refuses_a_settlement_without_statute(folder, capsys):
+    capsys.readouterr()
+    assert main(["year", "stage", str(folder), "abrechnung", str(SMALL_INPUT), "--rules", str(SMALL_RULES),
+                 "--json"]) == 8
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert [(p["code"], p["expected"]) for p in problems] == [("year-stage-order", "satzung")]
+    assert not (folder / "03-abrechnung").exists()
