@@ -3,10 +3,17 @@
 Nothing here computes an expected value: oracles live in the tests that use them. This module only makes
 inputs (AGS sets, keys, totals, condition trees, records, input workbooks) and renders them in the formats
 the package reads (rule-file YAML, xlsx), so that every generated case goes through the real parsers.
+
+Rounding edges: amounts are rounded half up (away from zero), so a rounding rule that differs only at exact
+halves (half-even, half towards +infinity) is caught only by inputs whose exact amount lies exactly halfway
+between two units. Random figures almost never do; `nudge_to_half` moves one drawn figure to the nearest value
+that makes the amount such a tie, and the strategies below use it for about half of their cases
+(`at_rate_cases`, `effect_cases`, `statute_cases`, `input_specs`, `statute_specs`).
 """
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -20,6 +27,11 @@ from allocation.core.problems import Location
 
 __all__ = [
     "scaled",
+    "nudge_to_half",
+    "at_rate_cases",
+    "effect_cases",
+    "StatuteCase",
+    "statute_cases",
     "ags_codes",
     "key_values",
     "apportion_cases",
@@ -45,6 +57,136 @@ def scaled(fraction: float, minimum: int) -> settings:
     (`--hypothesis-profile=thorough` raises it for these tests too).
     """
     return settings(max_examples=max(minimum, int(settings.default.max_examples * fraction)))
+
+
+# --------------------------------------------------------------------------------------- exact halves
+
+def nudge_to_half(value: int, multiplier: int, offset: int, modulus: int, minimum: int = 0) -> int | None:
+    """The integer v ≥ `minimum` nearest to `value` for which (v × multiplier + offset) ÷ modulus lies exactly
+    halfway between two whole numbers, i.e. v × multiplier + offset ≡ modulus / 2 (mod modulus), `modulus` even.
+
+    An amount exact = (v × multiplier + offset) ÷ modulus units is then a .5 tie of rounding to the unit. None
+    where no v makes it one (gcd(multiplier, modulus) does not divide modulus / 2 − offset). Only integer
+    congruences: the inputs it builds are checked against the tests' own oracles."""
+    if modulus <= 0 or modulus % 2:
+        raise ValueError("modulus must be positive and even")
+    target = (modulus // 2 - offset) % modulus
+    common = math.gcd(multiplier % modulus, modulus)
+    if target % common:
+        return None
+    step = modulus // common
+    first = (target // common) * pow((multiplier % modulus) // common, -1, step) % step if step > 1 else 0
+    candidate = value - (value - first) % step  # the solution at or below `value`
+    if candidate < minimum or value - candidate > step // 2:
+        candidate += step
+    return candidate
+
+
+def _ratio_of(value: Decimal) -> tuple[int, int]:
+    """A finite Decimal as (numerator, power-of-ten denominator)."""
+    exponent = value.as_tuple().exponent
+    places = max(0, -exponent)
+    return int(value.scaleb(places)), 10**places
+
+
+@st.composite
+def at_rate_cases(draw):
+    """(base cents, rate percent, unit) for `amount_at_rate`: a base and a rate of 0 to 6 decimals as drawn, or
+    (half the cases) the base nudged so that base × rate ÷ 100 is exactly (k + ½) units. A rate may be negative
+    (a surplus given back, `rates.printed_rate`), so ties below zero occur too."""
+    unit = draw(st.sampled_from([1, 100]))
+    places = draw(st.integers(0, 6))
+    rate_units = draw(st.integers(0, 100 * 10**places))  # percent × 10^places, 0 to 100 %
+    base = draw(st.one_of(st.integers(0, 10**12), st.integers(0, 1_000)))
+    if draw(st.booleans()) and rate_units:
+        # base × rate_units ÷ (100 × 10^places × unit) units; an even rate too rich in factors 2 has no half
+        # (one unit of its last place less makes it odd, and an odd one always has)
+        modulus = 100 * 10**places * unit
+        nudged = nudge_to_half(base, rate_units, 0, modulus)
+        if nudged is None:
+            rate_units -= 1
+            nudged = nudge_to_half(base, rate_units, 0, modulus)
+        base = nudged
+    sign = draw(st.sampled_from([1, 1, -1]))
+    return base, Decimal(sign * rate_units).scaleb(-places), unit
+
+
+# cents up to 100 bn €, and small bases where a few cents decide
+_effect_bases = st.one_of(st.integers(min_value=0, max_value=10**13), st.integers(min_value=0, max_value=10_000))
+_effect_rates = st.integers(min_value=0, max_value=1_000_000)  # percent × 10^4: 0–100 % with 4 decimals
+
+
+@st.composite
+def effect_cases(draw):
+    """(old base, old rate, new base, new rate, unit) for `stages.decompose`, bases in cents and rates in percent
+    with 4 decimals. In half the cases the new base is nudged so that the rate effect, new base × (new rate −
+    old rate) ÷ 100, is exactly (k + ½) units: positive or, for a falling rate, negative."""
+    b0, b1 = draw(_effect_bases), draw(_effect_bases)
+    r0, r1 = draw(_effect_rates), draw(_effect_rates)
+    unit = draw(st.sampled_from([1, 100]))
+    if draw(st.booleans()):
+        if r1 == r0:
+            r1 = r0 + 1 if r0 < 1_000_000 else r0 - 1
+        modulus = 10**6 * unit  # new base × Δrate (× 10^-4 %) ÷ 100 = new base × Δrate ÷ 10^6 cents
+        nudged = nudge_to_half(b1, abs(r1 - r0), 0, modulus)
+        if nudged is None:  # Δrate too rich in factors 2: one unit of the new rate closer to the old one
+            r1 += -1 if r1 > r0 else 1
+            nudged = nudge_to_half(b1, abs(r1 - r0), 0, modulus)
+        b1 = nudged
+    return b0, Decimal(r0).scaleb(-4), b1, Decimal(r1).scaleb(-4), unit
+
+
+@dataclass(frozen=True)
+class StatuteCase:
+    """A statute levy on Steuerkraftzahlen (weight `tax_weight` %) + Schluesselzuweisungen (`key_weight` %), cents,
+    with one rate for the whole base or one per component (`rates`, percent), optionally an extent factor per
+    municipality (`factors`, None without `extent`)."""
+
+    values: tuple[tuple[int, int], ...]  # (Steuerkraftzahlen, Schluesselzuweisungen) cents, one per municipality
+    tax_weight: Decimal
+    key_weight: Decimal
+    rates: tuple[Decimal, ...]  # (whole base,) or (Steuerkraftzahlen, Schluesselzuweisungen)
+    factors: tuple[Decimal, ...] | None
+    unit: int
+
+
+_weights = st.one_of(st.integers(1, 100).map(Decimal), st.sampled_from([Decimal(80), Decimal(90), Decimal(100)]),
+                     st.integers(1, 10_000).map(lambda n: Decimal(n).scaleb(-2)))  # 0.01 .. 100 %
+_factors = st.one_of(st.sampled_from([Decimal(0), Decimal(1), Decimal("0.5"), Decimal("1.5"), Decimal("0.25")]),
+                     st.integers(0, 30_000).map(lambda n: Decimal(n).scaleb(-4)))  # 0 .. 3, 4 decimals
+
+
+@st.composite
+def statute_cases(draw, max_municipalities: int = 6) -> StatuteCase:
+    """Statute levies whose weights are not all 100 and whose lines may carry an extent factor; in about half the
+    lines the Steuerkraftzahlen are nudged so that the line's exact amount is a .5 tie of the rounding unit. The
+    first municipality always has a positive weighted base and factor (the levy's item needs a key sum > 0)."""
+    count = draw(st.integers(1, max_municipalities))
+    tax_weight, key_weight = draw(_weights), draw(_weights)
+    per_component = draw(st.booleans())
+    rates = tuple(Decimal(draw(st.integers(0, 100 * 10**4))).scaleb(-4) for _ in range(2 if per_component else 1))
+    factors = tuple(draw(_factors) for _ in range(count)) if draw(st.booleans()) else None
+    if factors is not None and factors[0] == 0:
+        factors = (Decimal(1),) + factors[1:]
+    unit = draw(st.sampled_from([1, 100]))
+    tax_rate, key_rate = _ratio_of(rates[0]), _ratio_of(rates[-1])
+    (tw, tw_d), (kw, kw_d) = _ratio_of(tax_weight), _ratio_of(key_weight)
+    values = []
+    for index in range(count):
+        minimum = 1 if index == 0 else 0
+        tax = draw(st.one_of(st.integers(minimum, 10**11), st.integers(minimum, 10**4)))
+        key = draw(st.one_of(st.integers(0, 10**10), st.integers(0, 10**4)))
+        factor = _ratio_of(factors[index]) if factors is not None else (1, 1)
+        if draw(st.booleans()):
+            # exact (cents) = (tax × tw/tw_d/100 × tax_rate/100 + key × kw/kw_d/100 × key_rate/100) × factor;
+            # all over one denominator: (tax × A + key × B) ÷ D with integers A, B, D
+            common = tw_d * kw_d * tax_rate[1] * key_rate[1] * 10**4 * factor[1]
+            a = tw * kw_d * tax_rate[0] * key_rate[1] * factor[0]
+            b = kw * tw_d * key_rate[0] * tax_rate[1] * factor[0]
+            nudged = nudge_to_half(tax, a, key * b, common * unit, minimum) if a else None
+            tax = nudged if nudged is not None else tax
+        values.append((tax, key))
+    return StatuteCase(tuple(values), tax_weight, key_weight, rates, factors, unit)
 
 
 # ------------------------------------------------------------------------------------- apportionment

@@ -259,13 +259,26 @@ def _half_up_oracle(value: Fraction, unit: int) -> int:
 
 from hypothesis import given, strategies as st  # noqa: E402
 
+from strategies import at_rate_cases  # noqa: E402
 
-@given(st.fractions(min_value=0, max_value=10**12, max_denominator=10**6),
-       st.decimals(min_value=Decimal("0"), max_value=Decimal("150"), places=6, allow_nan=False,
-                   allow_infinity=False),
-       st.sampled_from([1, 100]))
-def test_amount_at_rate_against_a_fraction_oracle(base, rate, unit):
-    assert amount_at_rate(base, rate, unit) == _half_up_oracle(base * Fraction(rate) / 100, unit)
+_any_base_and_rate = st.tuples(st.fractions(min_value=0, max_value=10**12, max_denominator=10**6),
+                               st.decimals(min_value=Decimal("-150"), max_value=Decimal("150"), places=6, allow_nan=False,
+                                           allow_infinity=False),
+                               st.sampled_from([1, 100]))
+
+
+@given(st.one_of(_any_base_and_rate, at_rate_cases()))
+def test_amount_at_rate_against_a_fraction_oracle(case):
+    """Any exact base and rate, and (`at_rate_cases`) bases in cents whose amount is exactly half a unit: a
+    half-even or half-towards-+∞ rounding fails here."""
+    base, rate, unit = case
+    assert amount_at_rate(base, rate, unit) == _half_up_oracle(Fraction(base) * Fraction(rate) / 100, unit)
+
+
+def test_half_up_oracle_by_hand():
+    # 0.5 → 1, 1.5 → 2, 2.5 → 3 (half-even would give 0, 2, 2); 250 cents to euros → 300; −0.5 → −1
+    assert [_half_up_oracle(Fraction(n, 2), 1) for n in (1, 3, 5, -1)] == [1, 2, 3, -1]
+    assert _half_up_oracle(Fraction(250), 100) == 300 and _half_up_oracle(Fraction(249), 100) == 200
 
 
 def test_amount_at_rate_takes_any_exact_number():
