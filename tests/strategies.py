@@ -32,6 +32,7 @@ __all__ = [
     "effect_cases",
     "StatuteCase",
     "statute_cases",
+    "cost_and_funding",
     "ags_codes",
     "key_values",
     "apportion_cases",
@@ -187,6 +188,16 @@ def statute_cases(draw, max_municipalities: int = 6) -> StatuteCase:
             tax = nudged if nudged is not None else tax
         values.append((tax, key))
     return StatuteCase(tuple(values), tax_weight, key_weight, rates, factors, unit)
+
+
+@st.composite
+def cost_and_funding(draw, maximum: int = 10**9) -> tuple[int, int]:
+    """(cost, funding) in cents; in half the cases the funding is nudged so that the deficit, cost − funding, ends
+    in exactly 50 Cent: a .5 tie when the deficit is rounded to whole euros."""
+    cost, funding = draw(st.integers(0, maximum)), draw(st.integers(0, maximum))
+    if draw(st.booleans()):
+        funding = nudge_to_half(funding, -1, cost, 100)  # cost − funding ≡ 50 (mod 100)
+    return cost, funding
 
 
 # ------------------------------------------------------------------------------------- apportionment
