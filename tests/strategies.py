@@ -48,6 +48,10 @@ __all__ = [
     "input_specs",
     "write_input_workbook",
     "E2E_RULES",
+    "E2E_COMPONENTS",
+    "E2E_LEVY_RULES",
+    "StatuteSpec",
+    "statute_specs",
 ]
 
 
@@ -436,9 +440,14 @@ class InputSpec:
     keys: tuple[tuple[str, str, int], ...] = field(default=())  # Schluessel: ID, AGS, Wert
 
     def rule_of(self, category: str, host: str) -> str:
-        if host not in ("", DISTRICT_HOST):
-            return "traeger"
-        return {"Umlage": "umlage", "Jugend": "jugendamt", "Bus": "bus", "Beratung": "beratung"}[category]
+        return _rule_of(category, host)
+
+
+def _rule_of(category: str, host: str) -> str:
+    """The rule of E2E_RULES (and E2E_LEVY_RULES) that decides an item."""
+    if host not in ("", DISTRICT_HOST):
+        return "traeger"
+    return {"Umlage": "umlage", "Jugend": "jugendamt", "Bus": "bus", "Beratung": "beratung"}[category]
 
 
 _euros = st.decimals(min_value=0, max_value=10**7, places=2, allow_nan=False, allow_infinity=False)
@@ -449,6 +458,7 @@ _small_euros = st.decimals(min_value=0, max_value=50, places=2, allow_nan=False,
 def input_specs(draw, max_municipalities: int = 8, max_items: int = 6) -> InputSpec:
     """Input workbooks whose items every rule of E2E_RULES can allocate (all keys have a positive sum)."""
     codes = draw(st.lists(ags_codes, min_size=1, max_size=max_municipalities, unique=True))
+    rounding = draw(st.sampled_from(["Cent", "Euro"]))
     rows = []
     for code in codes:
         base = draw(st.one_of(_euros, st.just(Decimal(0)), _small_euros))
@@ -472,18 +482,131 @@ def input_specs(draw, max_municipalities: int = 8, max_items: int = 6) -> InputS
             host = draw(st.sampled_from(codes))
         costs = tuple(draw(st.one_of(_euros, _small_euros)) for _ in range(3))
         funding = draw(st.one_of(st.just(Decimal(0)), _euros, _small_euros))
+        if rounding == "Euro" and draw(st.booleans()):
+            # the deficit (eligible components − funding) ends in exactly 50 Cent: a .5 tie of whole euros
+            eligible = sum(dict(zip(COMPONENTS, costs))[c] for c in E2E_COMPONENTS[_rule_of(category, host)])
+            cents = nudge_to_half(int(funding * 100), -1, int(eligible * 100), 100)
+            funding = Decimal(cents).scaleb(-2)
         items.append((item_id, category, costs, funding, host))
         if category == "Beratung":
             chosen = draw(st.lists(st.sampled_from(codes), min_size=1, unique=True))
             values = [draw(st.integers(0, 400)) for _ in chosen]
             values[0] = max(values[0], 1)
             keys += [(item_id, code, value) for code, value in zip(chosen, values)]
-    return InputSpec(draw(st.sampled_from(["Cent", "Euro"])), draw(st.sampled_from([2, 4])), municipalities,
-                     tuple(items), tuple(keys))
+    return InputSpec(rounding, draw(st.sampled_from([2, 4])), municipalities, tuple(items), tuple(keys))
 
 
-def write_input_workbook(path: Path, spec: InputSpec) -> None:
-    """The input workbook in the contract's layout (see allocation/workbook/inputs.py, allocation/workbook/template.py)."""
+# The rules of E2E_RULES with the two levy rules financing levies of the budget statute: the Kreisumlage on
+# weighted components (Steuerkraft and Zuweisungen, weights drawn), the Jugendamtsumlage on Umlagegrundlagen
+# with an extent factor (Mehr-/Minderbelastung, § 56 Abs. 4 KrO NRW). Rates come from the Umlagesaetze sheet.
+E2E_LEVY_RULES = """\
+district: Testkreis
+valid_from: 2000
+valid_to: 2100
+hit_policy: unique
+state: NW
+levies:
+  - id: kreisumlage
+    name: Kreisumlage
+    legal_basis: "§ 56 Abs. 1 KrO NRW"
+    base: {{Steuerkraft: {tax_weight}, Zuweisungen: {grant_weight}}}
+  - id: jugendamtsumlage
+    name: Jugendamtsumlage
+    legal_basis: "§ 56 Abs. 5 KrO NRW"
+    payers: {{Jugendamt_Kreis: 1}}
+    extent: Faktor
+rules:
+  - id: umlage
+    legal_basis: "§ 56 Abs. 1 KrO NRW"
+    when: {{Kategorie: Umlage, Traeger: Kreis}}
+    route: district_levy
+    levy: kreisumlage
+  - id: jugendamt
+    legal_basis: "§ 56 Abs. 5 KrO NRW"
+    when: {{Kategorie: Jugend, Traeger: Kreis}}
+    route: differentiated_levy
+    levy: jugendamtsumlage
+    components: [Personalkosten, Sachkosten]
+  - id: bus
+    legal_basis: "§ 56 Abs. 4 KrO NRW"
+    when: {{Kategorie: Bus, Traeger: Kreis}}
+    route: direct_billing
+    key: {{Linienminuten: 70, Wagenkm: 30}}
+  - id: beratung
+    legal_basis: "§ 23 GkG NRW"
+    when: {{Kategorie: Beratung, Traeger: Kreis}}
+    route: direct_billing
+    key: Schluessel
+  - id: traeger
+    legal_basis: "§ 2 GO NRW"
+    when: {{Traeger: {{ne: Kreis}}}}
+    route: host_bears
+"""
+
+
+@dataclass(frozen=True)
+class StatuteSpec:
+    """An input workbook of `input_specs` with statutory levies (E2E_LEVY_RULES): per municipality Steuerkraft and
+    Zuweisungen (euros) and the extent factor Faktor; the component weights (whole percent, 1 to 100) and one rate
+    per levy (percent, 4 decimals) in the Umlagesaetze sheet."""
+
+    inputs: InputSpec
+    tax: tuple[Decimal, ...]  # Steuerkraft per municipality (in the order of inputs.municipalities), euros
+    grants: tuple[Decimal, ...]  # Zuweisungen, euros
+    factors: tuple[Decimal, ...]  # Faktor
+    tax_weight: int
+    grant_weight: int
+    county_rate: Decimal  # Kreisumlage, percent
+    youth_rate: Decimal  # Jugendamtsumlage, percent
+
+    def rules(self) -> str:
+        return E2E_LEVY_RULES.format(tax_weight=self.tax_weight, grant_weight=self.grant_weight)
+
+
+_rates = st.integers(0, 100 * 10**4).map(lambda n: Decimal(n).scaleb(-4))
+
+
+@st.composite
+def statute_specs(draw, max_municipalities: int = 6, max_items: int = 5) -> StatuteSpec:
+    """Input workbooks for E2E_LEVY_RULES. The first municipality has Steuerkraft > 0 (the Kreisumlage's key sum
+    is positive) and every payer of the Jugendamtsumlage with a positive base a positive factor. In about half
+    the municipalities Steuerkraft is nudged so that its Kreisumlage is a .5 tie of the rounding unit, and in
+    about half the payers the Umlagegrundlagen so that their Jugendamtsumlage is one."""
+    inputs = draw(input_specs(max_municipalities, max_items))
+    unit = 1 if inputs.rounding == "Cent" else 100
+    tax_weight, grant_weight = draw(st.sampled_from([100, 80, 90, 50])), draw(st.integers(1, 100))
+    county_rate, youth_rate = draw(_rates), draw(_rates)
+    (county, county_d), (youth, youth_d) = _ratio_of(county_rate), _ratio_of(youth_rate)
+    rows, tax, grants, factors = [], [], [], []
+    for index, (ags, base, payer, minutes, km) in enumerate(inputs.municipalities):
+        steuer = draw(st.one_of(st.integers(1 if index == 0 else 0, 10**9), st.integers(0, 10**5)))
+        zuweisung = draw(st.one_of(st.integers(0, 10**9), st.integers(0, 10**5)))
+        if county and draw(st.booleans()):
+            # (S × tw + Z × gw) ÷ 100 × county ÷ county_d ÷ 100 cents, S and Z in cents
+            nudged = nudge_to_half(steuer, tax_weight * county, zuweisung * grant_weight * county,
+                                   10**4 * county_d * unit, 1 if index == 0 else 0)
+            steuer = nudged if nudged is not None else steuer
+        factor = draw(st.one_of(st.sampled_from([Decimal(1), Decimal("0.5"), Decimal("1.5"), Decimal(0)]),
+                                st.integers(1, 3000).map(lambda n: Decimal(n).scaleb(-3))))
+        base_cents = int(base * 100)
+        if payer == 1 and base_cents > 0:
+            factor = factor or Decimal("0.25")
+            (f, f_d) = _ratio_of(factor)
+            if youth and draw(st.booleans()):  # B × youth ÷ youth_d ÷ 100 × f ÷ f_d cents, B in cents
+                nudged = nudge_to_half(base_cents, youth * f, 0, 100 * youth_d * f_d * unit, 1)
+                base_cents = nudged if nudged is not None else base_cents
+        rows.append((ags, Decimal(base_cents).scaleb(-2), payer, minutes, km))
+        tax.append(Decimal(steuer).scaleb(-2))
+        grants.append(Decimal(zuweisung).scaleb(-2))
+        factors.append(factor)
+    inputs = InputSpec(inputs.rounding, inputs.decimals, tuple(rows), inputs.items, inputs.keys)
+    return StatuteSpec(inputs, tuple(tax), tuple(grants), tuple(factors), tax_weight, grant_weight, county_rate,
+                       youth_rate)
+
+
+def write_input_workbook(path: Path, spec: InputSpec, statute: StatuteSpec | None = None) -> None:
+    """The input workbook in the contract's layout (see allocation/workbook/inputs.py, allocation/workbook/template.py);
+    with `statute`, also its columns Steuerkraft, Zuweisungen and Faktor and its Umlagesaetze sheet."""
     from openpyxl import Workbook
 
     workbook = Workbook()
@@ -493,13 +616,21 @@ def write_input_workbook(path: Path, spec: InputSpec) -> None:
                 ["Rundung", spec.rounding], ["Hebesatz_Nachkommastellen", spec.decimals]):
         parameters.append(row)
     municipalities = workbook.create_sheet("Gemeinden")
-    municipalities.append(["AGS", "Gemeinde", "Umlagegrundlagen", "Jugendamt_Kreis", "Linienminuten", "Wagenkm"])
-    for ags, base, youth, minutes, km in spec.municipalities:
-        municipalities.append([ags, f"Gemeinde {ags}", base, youth, minutes, km])
+    levy_columns = ["Steuerkraft", "Zuweisungen", "Faktor"] if statute is not None else []
+    municipalities.append(["AGS", "Gemeinde", "Umlagegrundlagen", "Jugendamt_Kreis", "Linienminuten", "Wagenkm",
+                           *levy_columns])
+    for index, (ags, base, youth, minutes, km) in enumerate(spec.municipalities):
+        extra = [statute.tax[index], statute.grants[index], statute.factors[index]] if statute is not None else []
+        municipalities.append([ags, f"Gemeinde {ags}", base, youth, minutes, km, *extra])
     items = workbook.create_sheet("Kostenpositionen")
     items.append(["ID", "Bezeichnung", "Kategorie", *COMPONENTS, "Foerderung", "Traeger"])
     for item_id, category, costs, funding, host in spec.items:
         items.append([item_id, f"Leistung {item_id}", category, *costs, funding, host or None])
+    if statute is not None:
+        rates = workbook.create_sheet("Umlagesaetze")
+        rates.append(["Umlage", "Satz"])
+        rates.append(["kreisumlage", statute.county_rate])
+        rates.append(["jugendamtsumlage", statute.youth_rate])
     if spec.keys:
         keys = workbook.create_sheet("Schluessel")
         keys.append(["ID", "AGS", "Wert"])
