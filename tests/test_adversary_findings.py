@@ -1,6 +1,6 @@
-"""Findings of the adversarial review (helper "adversary"): each test is a minimal reproduction of a defect
-that exists today, marked xfail(strict=True) so that the suite stays green until the defect is fixed; the
-fix removes the mark. Expected values are written here from the handbook (docs/) and by hand, never taken from the code.
+"""Findings of the adversarial review (helper "adversary"): each test is the minimal reproduction of a defect
+the review found. Every defect has been fixed, so these are regression tests: each must pass, and none carries a
+mark. Expected values are written here from the handbook (docs/) and by hand, never taken from the code.
 
 Every test builds its own files in tmp_path from the shipped fixtures and rule files; the autouse fixture
 `isolated_register` (conftest.py) gives each test its own register of final runs.

@@ -1,7 +1,13 @@
-"""Instalments (Abschläge): hand-computed schedules and change plans, and properties of every plan."""
+"""Instalments (Abschläge): hand-computed schedules and change plans, and properties of every plan.
+
+The properties' oracle for what a plan adds up to is `fixed_oracle`, written here from § 25 Abs. 1 KFAG Saarland;
+`instalments.fixed_amount`, the code under test, is never the expected value.
+"""
 from __future__ import annotations
 
 import datetime as dt
+import math
+from fractions import Fraction
 
 import pytest
 from hypothesis import given
@@ -146,12 +152,30 @@ def schedules(draw):
     return Schedule.quarterly(tuple(sorted(days)), split)
 
 
+def fixed_oracle(amount: int, schedule: Schedule) -> int:
+    """What the instalments of `amount` cents add up to: the amount itself; under `saarland` the amount "auf einen
+    vollen und durch 12 teilbaren Betrag in Euro abzurunden", i.e. the largest multiple of 12 € (1,200 cents) not
+    above its magnitude, with its sign (a refund is split like its magnitude)."""
+    if schedule.split != "saarland":
+        return amount
+    whole_twelves = math.floor(Fraction(abs(amount), 1200))
+    return (-1 if amount < 0 else 1) * whole_twelves * 1200
+
+
+def test_fixed_oracle_by_hand():
+    saarland = Schedule.monthly(20, "saarland")
+    # 95.594,02 € → 95.592,00 € (7.966 × 12 €); 11,99 € → 0; −12,01 € → −12,00 €; 12,00 € stays
+    assert [fixed_oracle(a, saarland) for a in (9_559_402, 1_199, -1_201, 1_200)] == [9_559_200, 0, -1_200, 1_200]
+    assert fixed_oracle(9_559_402, Schedule.monthly(15)) == 9_559_402
+
+
 @given(amounts, schedules(), years)
 def test_instalments_add_up_to_the_fixed_amount(amount, schedule, year):
     instalments = plan(amount, schedule, year)
-    assert sum(i.amount for i in instalments) == fixed_amount(amount, schedule)
+    assert sum(i.amount for i in instalments) == fixed_oracle(amount, schedule)
     parts = [i.amount for i in instalments]
     unit = 100 if schedule.split == "saarland" else 1
+    assert all(part % unit == 0 for part in parts)  # Saarland: whole euros
     assert max(parts) - min(parts) <= unit  # equal up to one unit
     assert parts == sorted(parts, key=abs, reverse=True)  # the remaining units sit on the first instalments
 
@@ -175,7 +199,8 @@ def test_saarland_amount_is_a_full_euro_amount_divisible_by_12_and_at_most_12_eu
 def test_change_plan_keeps_what_is_due_and_adds_up_to_the_new_amount(old, new, schedule, year, offset, policy):
     notice = dt.date(year, 1, 1) + dt.timedelta(days=offset)
     change = change_plan(old, new, schedule, year, notice, policy)
-    assert sum(line.new for line in change.lines) == fixed_amount(new, schedule)
-    assert sum(line.old for line in change.lines) == fixed_amount(old, schedule)
+    assert sum(line.new for line in change.lines) == fixed_oracle(new, schedule)
+    assert sum(line.old for line in change.lines) == fixed_oracle(old, schedule)
+    assert (change.old_amount, change.new_amount) == (fixed_oracle(old, schedule), fixed_oracle(new, schedule))
     assert all(line.new == line.old for line in change.lines if line.already_due)
     assert all((line.due <= notice) == line.already_due for line in change.lines)

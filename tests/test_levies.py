@@ -17,7 +17,7 @@ from allocation.calc.allocate import allocate, decide
 from allocation.core.model import LevyRateEntry
 from allocation.core.problems import InputError, Location, RuleFileError
 from allocation.rulefiles.rulebook import parse_rulebook
-from strategies import make_book
+from strategies import make_book, statute_cases
 
 HEAD = """\
 district: Testkreis
@@ -250,41 +250,73 @@ def test_derived_mode_totals_equal_the_totals_without_levies():
     assert old.totals() == new.totals()
 
 
-@st.composite
-def statute_cases(draw):
-    count = draw(st.integers(1, 6))
-    values = [(draw(st.integers(1, 10**11)), draw(st.integers(0, 10**10))) for _ in range(count)]  # a base > 0
-    per_component = draw(st.booleans())
-    rates = [Decimal(draw(st.integers(0, 100 * 10**4))).scaleb(-4) for _ in range(2 if per_component else 1)]
-    weight = draw(st.integers(1, 100))
-    unit = draw(st.sampled_from([1, 100]))
-    return values, per_component, rates, weight, unit
+def half_up(exact: Fraction, unit: int) -> int:
+    """Oracle: `exact` cents (≥ 0) rounded half up to a multiple of `unit`, written out."""
+    units, rest = divmod(exact, unit)
+    return (int(units) + (1 if rest * 2 >= unit else 0)) * unit
+
+
+def test_half_up_oracle_by_hand():
+    # 0,5 Cent → 1 Cent, 2,5 Cent → 3 Cent (half-even: 0 and 2); 150 Cent → 2 €, 149,99 Cent → 1 €
+    assert [half_up(Fraction(n, 2), 1) for n in (1, 5, 4)] == [1, 3, 2]
+    assert half_up(Fraction(150), 100) == 200 and half_up(Fraction(14_999, 100), 100) == 100
+
+
+STATUTE_CASE_RULES = """\
+levies:
+  - id: kreisumlage
+    name: Kreisumlage
+    legal_basis: "Art. 18 BayFAG"
+    base: {{Steuerkraftzahlen: {tax}, Schluesselzuweisungen: {key}}}
+{extent}rules:
+  - id: allgemein
+    legal_basis: "Art. 18 Abs. 1 BayFAG"
+    when: {{Kategorie: Allgemein}}
+    route: {route}
+    levy: kreisumlage
+"""
 
 
 @given(statute_cases())
 def test_every_statute_line_is_the_rounded_sum_of_component_times_weight_times_rate(case):
-    values, per_component, rates, weight, unit = case
+    """Both components weighted (not only 100 %), one rate or one per component, with or without an extent factor,
+    and (half the lines, `statute_cases`) an exact amount of k + ½ units: each line, the revenue and the difference
+    against a Fraction oracle."""
     from dataclasses import replace
 
-    text = BAVARIA_RULES.replace("rate_limits: bavaria\n", "").replace("Schluesselzuweisungen: 80",
-                                                                         f"Schluesselzuweisungen: {weight}")
-    book = make_book([(f"0918{i:04d}", 0, {"Steuerkraftzahlen": Decimal(a).scaleb(-2),
-                                          "Schluesselzuweisungen": Decimal(b).scaleb(-2)})
-                      for i, (a, b) in enumerate(values)],
-                     [("A1", {"Kategorie": "Allgemein"}, 100, 0)], unit=unit,
-                     municipality_columns=("Steuerkraftzahlen", "Schluesselzuweisungen"))
-    entries = ((rate("kreisumlage", str(rates[0]), "Steuerkraftzahlen"),
-                rate("kreisumlage", str(rates[1]), "Schluesselzuweisungen", 3)) if per_component
-               else (rate("kreisumlage", str(rates[0])),))
+    text = STATUTE_CASE_RULES.format(tax=case.tax_weight, key=case.key_weight,
+                                     extent="    extent: Faktor\n" if case.factors is not None else "",
+                                     # a levy with an extent factor is a differentiated levy (§ 56 Abs. 4 KrO NRW)
+                                     route="differentiated_levy" if case.factors is not None else "district_levy")
+    rows = []
+    for i, (tax, key) in enumerate(case.values):
+        attrs = {"Steuerkraftzahlen": Decimal(tax).scaleb(-2), "Schluesselzuweisungen": Decimal(key).scaleb(-2)}
+        if case.factors is not None:
+            attrs["Faktor"] = case.factors[i]
+        rows.append((f"0918{i:04d}", 0, attrs))
+    book = make_book(rows, [("A1", {"Kategorie": "Allgemein"}, 100, 0)], unit=case.unit,
+                     municipality_columns=("Steuerkraftzahlen", "Schluesselzuweisungen")
+                     + (("Faktor",) if case.factors is not None else ()))
+    entries = ((rate("kreisumlage", str(case.rates[0]), "Steuerkraftzahlen"),
+                rate("kreisumlage", str(case.rates[1]), "Schluesselzuweisungen", 3)) if len(case.rates) == 2
+               else (rate("kreisumlage", str(case.rates[0])),))
     allocation = run(rulebook(text), replace(book, levy_rates=entries))
-    tax_rate = Fraction(rates[0]) / 100
-    key_rate = Fraction(rates[-1]) / 100
-    for (tax, key), line in zip(values, allocation.levies[0].lines):
-        exact = tax * tax_rate + key * Fraction(weight, 100) * key_rate  # cents
-        units, rest = divmod(exact, unit)  # oracle: half up to the unit, written out
-        expected = (int(units) + (1 if rest * 2 >= unit else 0)) * unit
-        assert line.exact == exact and line.amount == expected
-    assert allocation.levies[0].revenue == sum(line.amount for line in allocation.levies[0].lines)
+    (levy,) = allocation.levies
+    tax_rate, key_rate = Fraction(case.rates[0]) / 100, Fraction(case.rates[-1]) / 100
+    tax_weight, key_weight = Fraction(case.tax_weight) / 100, Fraction(case.key_weight) / 100
+    expected_amounts = []
+    for i, ((tax, key), line) in enumerate(zip(case.values, levy.lines)):
+        factor = Fraction(case.factors[i]) if case.factors is not None else Fraction(1)
+        base = tax * tax_weight + key * key_weight  # cents, the Bemessungsgrundlage (without the factor)
+        exact = (tax * tax_weight * tax_rate + key * key_weight * key_rate) * factor  # cents
+        expected_amounts.append(half_up(exact, case.unit))
+        assert line.ags == f"0918{i:04d}" and line.base == base and line.exact == exact
+        assert line.factor == (factor if case.factors is not None else None)
+        assert line.amount == expected_amounts[-1]
+    # the need: the one item's deficit, 1,00 € (100 Cent, a whole euro under either unit)
+    assert levy.need == 100
+    assert levy.revenue == sum(expected_amounts)
+    assert levy.difference == sum(expected_amounts) - 100
 
 
 # --- rate checks -----------------------------------------------------------------------------------------

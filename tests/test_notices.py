@@ -183,6 +183,8 @@ def test_treasury_csv_is_semicolon_utf8_bom_decimal_comma(wesel):
 
 
 def test_golden_text_of_the_alpen_notice(wesel):
+    """The whole text of Alpen's notice against `tests/golden/notice-*.txt`, which the implementation wrote: it pins
+    change, not correctness. The notice's figures are proven by the hand calculations of the other tests."""
     text = pdf_text(wesel / "bescheide" / "05170004_Alpen.pdf")
     # the run's time and the workbook's hash differ from run to run; everything else is fixed
     text = re.sub(r"SHA-256 [0-9a-f]{16}", "SHA-256 <sha>", text)

@@ -12,6 +12,10 @@ state's norm since then and is compared as NW's.
 Runs: Kreis Wesel (derived levies), Kreis Wesel with the budget statute's rates (statute levies, Umlagen sheet),
 Landkreis Altötting, a provisional run of the corpus workbook, and a small synthetic district (weighted
 composite keys, per-item keys, host municipalities and double-burden findings).
+
+The golden file was produced by the implementation: it pins change, not correctness. A figure in it is no proof
+that the figure is right; those proofs are the hand calculations and Fraction oracles of the other tests (e.g.
+test_levies_run.py, test_rates.py, test_prop_end_to_end.py).
 """
 from __future__ import annotations
 

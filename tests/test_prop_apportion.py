@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from allocation.calc.allocate import allocate, decide
 from allocation.core.money import apportion
 from allocation.rulefiles.rulebook import parse_rulebook
-from strategies import ags_codes, apportion_cases, key_values, make_book
+from strategies import ags_codes, apportion_cases, cost_and_funding, key_values, make_book
 
 
 def largest_remainder_oracle(total: int, keys: dict, unit: int) -> dict[str, int]:
@@ -118,7 +118,6 @@ def test_negative_total_gives_exactly_the_negated_shares(case):
 
 _figures = st.one_of(st.integers(0, 1000).map(Decimal),
                      st.decimals(min_value=0, max_value=10**6, places=2, allow_nan=False, allow_infinity=False))
-_cents = st.integers(min_value=0, max_value=10**9)
 
 
 @st.composite
@@ -163,8 +162,9 @@ rules:
 @given(_municipalities(("A", "B")), st.one_of(st.integers(1, 99).map(Decimal),
                                               st.decimals(min_value=Decimal("0.5"), max_value=Decimal("99.5"),
                                                           places=1, allow_nan=False, allow_infinity=False)),
-       _cents, _cents, st.sampled_from([1, 100]))
-def test_composite_key_is_weighted_sum_of_single_key_quotas(rows, weight, cost, funding, unit):
+       cost_and_funding(), st.sampled_from([1, 100]))
+def test_composite_key_is_weighted_sum_of_single_key_quotas(rows, weight, money, unit):
+    cost, funding = money
     assume(sum(r[2]["A"] for r in rows) > 0 and sum(r[2]["B"] for r in rows) > 0)
     rulebook, _ = parse_rulebook(COMPOSITE_RULES.format(wa=weight, wb=100 - weight), "komposit.yaml")
     items = [(f"I-{c}", {"Kategorie": c}, cost, funding) for c in ("K", "KA", "KB")]
@@ -201,8 +201,9 @@ rules:
 """
 
 
-@given(_municipalities(()), st.data(), _cents, _cents, st.sampled_from([1, 100]))
-def test_municipality_outside_payer_set_pays_exactly_zero(rows, data, cost, funding, unit):
+@given(_municipalities(()), st.data(), cost_and_funding(), st.sampled_from([1, 100]))
+def test_municipality_outside_payer_set_pays_exactly_zero(rows, data, money, unit):
+    cost, funding = money
     flags = data.draw(st.lists(st.sampled_from([Decimal(0), Decimal(1), Decimal("1.0")]),
                                min_size=len(rows), max_size=len(rows)))
     rows = [(ags, base, {"Zahlt": flag}) for (ags, base, _), flag in zip(rows, flags)]
@@ -225,7 +226,7 @@ def test_key_values_strategy_reaches_every_kind():
         find(key_values, lambda v, kind=kind: isinstance(v, kind) and v > 0)
 
 
-@given(_municipalities(("A", "B")), st.lists(st.tuples(_cents, _cents), min_size=2, max_size=5),
+@given(_municipalities(("A", "B")), st.lists(cost_and_funding(), min_size=2, max_size=5),
        st.sampled_from([1, 100]))
 def test_items_sharing_a_key_each_get_their_own_exact_split(rows, costs, unit):
     """allocate builds a key that depends only on the rule and its payers once and shares it between items:

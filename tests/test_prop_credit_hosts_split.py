@@ -19,7 +19,7 @@ from allocation.calc.allocate import allocate, decide
 from allocation.core.model import DISTRICT_HOST
 from allocation.core.problems import DecisionError
 from allocation.rulefiles.rulebook import parse_rulebook
-from strategies import ags_codes, make_book
+from strategies import ags_codes, cost_and_funding, make_book
 from test_prop_apportion import _expected_deficit, largest_remainder_oracle
 
 RULES = """\
@@ -56,8 +56,7 @@ def districts(draw):
              {"Zahlt": Decimal(draw(st.sampled_from([0, 1, 1]))),
               "Faktor": draw(st.sampled_from([Decimal(1), Decimal("0.5"), Decimal("1.333333"), Decimal(2)]))})
             for code in codes]
-    levy_items = [(f"L{n}", draw(st.sampled_from("UJ")), draw(st.sampled_from(SERVICES)),
-                   draw(st.integers(0, 10**9)), draw(st.integers(0, 10**9)))
+    levy_items = [(f"L{n}", draw(st.sampled_from("UJ")), draw(st.sampled_from(SERVICES)), *draw(cost_and_funding()))
                   for n in range(draw(st.integers(2, 6)))]
     hosted = [(f"H{n}", draw(st.sampled_from(SERVICES)), draw(st.sampled_from(codes)))
               for n in range(draw(st.integers(1, 4)))]

@@ -68,6 +68,15 @@ JUGENDAMTSUMLAGE = [
 ]
 
 
+# Umlagegrundlagen (whole euros) of the fixture's Gemeinden sheet (ILLUSTRATIVE, see build_fixture.py); 700,000,000 €
+WESEL_BASES = {
+    "05170004": 27154437, "05170008": 86873093, "05170012": 50884619, "05170016": 30153089,
+    "05170020": 50291923, "05170024": 142030604, "05170028": 58692354, "05170032": 35869436,
+    "05170036": 28845050, "05170040": 16853755, "05170044": 42982635, "05170048": 88446677,
+    "05170052": 40922328,
+}
+
+
 def decimals_of(printed: str) -> int:
     return len(printed.split(".")[1])
 
@@ -149,9 +158,13 @@ def test_fixture_levy_rates_next_to_exact_split():
     assert voerde.at_rate == 466_791
     assert voerde.exact_split == 466_669
     assert voerde.difference == 466_791 - 466_669
-    assert kim.total_at_rate == sum(line.at_rate for line in kim.lines)
-    assert kim.difference == kim.total_at_rate - 7_600_000
-    # 700,000,000 € × 0.01086 % = 76,020 € exactly; rounding 13 amounts moves it by at most 13 × ½ Cent
+    # the yield of 0.01086 %: each base (cents) × 1086 / 10^7, half up to the cent (`_half_up_oracle`), summed;
+    # 700,000,000 € × 0.01086 % = 76,020 € exactly, and rounding 13 amounts moves it by at most 13 × ½ Cent
+    assert sum(WESEL_BASES.values()) == 700_000_000
+    at_rate = {ags: _half_up_oracle(Fraction(base * 100 * 1086, 10**7), 1) for ags, base in WESEL_BASES.items()}
+    assert [(line.ags, line.at_rate) for line in kim.lines] == sorted(at_rate.items())
+    assert kim.total_at_rate == sum(at_rate.values())
+    assert kim.difference == sum(at_rate.values()) - 7_600_000
     assert abs(kim.difference - 20_00) <= 6
     youth = rates["JA-2022"]
     # Only the 7 municipalities served by the Kreisjugendamt; their bases sum to 253,505,632 €.
@@ -246,13 +259,26 @@ def _half_up_oracle(value: Fraction, unit: int) -> int:
 
 from hypothesis import given, strategies as st  # noqa: E402
 
+from strategies import at_rate_cases  # noqa: E402
 
-@given(st.fractions(min_value=0, max_value=10**12, max_denominator=10**6),
-       st.decimals(min_value=Decimal("0"), max_value=Decimal("150"), places=6, allow_nan=False,
-                   allow_infinity=False),
-       st.sampled_from([1, 100]))
-def test_amount_at_rate_against_a_fraction_oracle(base, rate, unit):
-    assert amount_at_rate(base, rate, unit) == _half_up_oracle(base * Fraction(rate) / 100, unit)
+_any_base_and_rate = st.tuples(st.fractions(min_value=0, max_value=10**12, max_denominator=10**6),
+                               st.decimals(min_value=Decimal("-150"), max_value=Decimal("150"), places=6, allow_nan=False,
+                                           allow_infinity=False),
+                               st.sampled_from([1, 100]))
+
+
+@given(st.one_of(_any_base_and_rate, at_rate_cases()))
+def test_amount_at_rate_against_a_fraction_oracle(case):
+    """Any exact base and rate, and (`at_rate_cases`) bases in cents whose amount is exactly half a unit: a
+    half-even or half-towards-+∞ rounding fails here."""
+    base, rate, unit = case
+    assert amount_at_rate(base, rate, unit) == _half_up_oracle(Fraction(base) * Fraction(rate) / 100, unit)
+
+
+def test_half_up_oracle_by_hand():
+    # 0.5 → 1, 1.5 → 2, 2.5 → 3 (half-even would give 0, 2, 2); 250 cents to euros → 300; −0.5 → −1
+    assert [_half_up_oracle(Fraction(n, 2), 1) for n in (1, 3, 5, -1)] == [1, 2, 3, -1]
+    assert _half_up_oracle(Fraction(250), 100) == 300 and _half_up_oracle(Fraction(249), 100) == 200
 
 
 def test_amount_at_rate_takes_any_exact_number():

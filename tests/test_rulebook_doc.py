@@ -1,5 +1,8 @@
 """The rule book: a golden file for the Kreis Wesel rules (reviewed by hand against rules/kreis-wesel.yaml),
-HTML escaping of everything taken from a rule file, and the CLI choosing the format by suffix."""
+HTML escaping of everything taken from a rule file, and the CLI choosing the format by suffix.
+
+The golden files (`tests/golden/kreis-wesel-rulebook.*`) were written by the implementation: they pin change, not
+correctness. What a rule sentence must say is asserted by hand in the other tests here."""
 from __future__ import annotations
 
 import itertools

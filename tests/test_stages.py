@@ -5,9 +5,9 @@ from decimal import Decimal
 from fractions import Fraction
 
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from allocation.calc.stages import Effects, decompose, describe
+from strategies import effect_cases
 
 
 def test_alpen_rate_change_is_all_rate_effect():
@@ -60,13 +60,17 @@ def _round_half_up(value: Fraction, unit: int) -> int:
     return (whole if scaled >= 0 else -whole) * unit
 
 
-bases = st.integers(min_value=0, max_value=10**13)  # cents, up to 100 bn €
-rates = st.integers(min_value=0, max_value=1_000_000).map(lambda n: Decimal(n).scaleb(-4))  # 0–100 %, 4 decimals
+def test_oracle_rounds_halves_away_from_zero():
+    assert [_round_half_up(Fraction(n, 2), 1) for n in (1, 3, 5, -1, -3)] == [1, 2, 3, -1, -2]
+    assert _round_half_up(Fraction(-150), 100) == -200
 
 
 @settings(max_examples=300, deadline=None)
-@given(bases, rates, bases, rates, st.sampled_from([1, 100]))
-def test_effects_add_up_exactly_to_the_change_of_the_rounded_amounts(b0, r0, b1, r1, unit):
+@given(effect_cases())
+def test_effects_add_up_exactly_to_the_change_of_the_rounded_amounts(case):
+    """Bases and rates as drawn, and (half the cases, `effect_cases`) a rate effect of exactly k + ½ units, rising
+    or falling: a rate effect rounded half-even or half towards +∞ fails here."""
+    b0, r0, b1, r1, unit = case
     old_amount = _round_half_up(Fraction(b0) * Fraction(r0) / 100, unit)
     new_amount = _round_half_up(Fraction(b1) * Fraction(r1) / 100, unit)
     effects = decompose(b0, r0, old_amount, b1, r1, new_amount, unit)
