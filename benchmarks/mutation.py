@@ -84,34 +84,41 @@ _NO_HANGS = ("-k", "not (tampered and (fifo or dev-zero))")
 _TAMPERED = "tests/test_tampered_artefacts.py"
 SELECTIONS: dict[str, tuple[str, ...]] = {
     "allocation/ops/verify.py": (
+        "tests/test_gates_verify.py",
         "tests/test_readback.py", "tests/test_manifest.py", "tests/test_prop_tampering.py",
         "tests/test_readback_adversary.py", "tests/test_one_way_in.py", "tests/test_year.py", "tests/test_levies_run.py",
         "tests/test_state_fixtures.py", "tests/test_adversary_findings.py", "tests/test_provisional_bases.py",
         "tests/test_review_paths.py", "tests/test_newcomer.py", "tests/test_inbox.py",
         "tests/test_notices.py::test_refuses_when_verify_fails_and_writes_nothing", _TAMPERED, *_NO_HANGS),
     "allocation/ops/notices.py": (
+        "tests/test_gates_notices.py",
         "tests/test_notices.py", "tests/test_notices_letters.py", "tests/test_settlement.py", "tests/test_states.py",
         "tests/test_letters_golden.py", "tests/test_readback.py", "tests/test_readback_adversary.py",
         "tests/test_year.py", "tests/test_review_paths.py", _TAMPERED, *_NO_HANGS),
     "allocation/calc/controls.py": (
+        "tests/test_gates_controls.py",
         "tests/test_controls.py", "tests/test_levies.py", "tests/test_levies_run.py", "tests/test_run.py",
         "tests/test_regressions.py", "tests/test_stage_effects.py", "tests/test_state_fixtures.py",
         "tests/test_prop_end_to_end.py", "tests/test_errors.py", "tests/test_corpus.py"),
     "allocation/ops/year.py": (
+        "tests/test_gates_year.py", "tests/test_gates_districts.py",
         "tests/test_year.py", "tests/test_readback_adversary.py", "tests/test_readback.py", "tests/test_one_way_in.py",
         "tests/test_prop_tampering.py", "tests/test_register.py", "tests/test_inbox.py", _TAMPERED, *_NO_HANGS),
     "allocation/runs/register.py": (
+        "tests/test_gates_register.py",
         "tests/test_register.py", "tests/test_one_way_in.py", "tests/test_year.py", "tests/test_readback.py",
         "tests/test_readback_adversary.py", "tests/test_overwrite_guard.py", "tests/test_adversary_fixes.py",
         "tests/test_adversary_findings.py", "tests/test_crash_safety.py", "tests/test_trueup.py",
         "tests/test_prop_tampering.py", "tests/test_notices.py", _TAMPERED, *_NO_HANGS),
     "allocation/runs/pipeline.py": (
+        "tests/test_gates_controls.py", "tests/test_gates_register.py",
         "tests/test_run.py", "tests/test_check.py", "tests/test_errors.py", "tests/test_one_way_in.py",
         "tests/test_register.py", "tests/test_overwrite_guard.py", "tests/test_output_locations.py",
         "tests/test_adversary_fixes.py", "tests/test_adversary_findings.py", "tests/test_crash_safety.py",
         "tests/test_manifest.py", "tests/test_readback.py", "tests/test_levies_run.py", "tests/test_provisional_bases.py",
         "tests/test_year.py", "tests/test_cell_bounds.py", "tests/test_web.py", _TAMPERED, *_NO_HANGS),
     "allocation/runs/readback.py": (
+        "tests/test_gates_register.py", "tests/test_gates_verify.py", "tests/test_gates_year.py",
         "tests/test_readback.py", "tests/test_readback_adversary.py", "tests/test_register.py", "tests/test_year.py",
         "tests/test_one_way_in.py", "tests/test_trueup.py", "tests/test_compare.py", "tests/test_prop_tampering.py",
         "tests/test_manifest.py", "tests/test_notices.py", _TAMPERED, *_NO_HANGS),
@@ -121,20 +128,25 @@ SELECTIONS: dict[str, tuple[str, ...]] = {
         "tests/test_hostile_rules.py", "tests/test_run.py", "tests/test_regressions.py", "tests/test_corpus.py",
         "tests/test_findings.py", "tests/test_prop_end_to_end.py"),
     "allocation/calc/levies.py": (
+        "tests/test_gates_controls.py",
         "tests/test_levies.py", "tests/test_levies_run.py", "tests/test_levy_binding.py", "tests/test_states.py",
         "tests/test_state_fixtures.py", "tests/test_regressions.py", "tests/test_prop_end_to_end.py"),
     "allocation/calc/stages.py": (
+        "tests/test_gates_effects.py",
         "tests/test_stages.py", "tests/test_stage_effects.py", "tests/test_output_identity.py", "tests/test_one_way_in.py"),
     "allocation/calc/rates.py": (
+        "tests/test_gates_rates.py",
         "tests/test_rates.py", "tests/test_regressions.py", "tests/test_run.py", "tests/test_report_stream.py",
         "tests/test_output_identity.py", "tests/test_prop_end_to_end.py"),
     "allocation/core/money.py": (
         "tests/test_money.py", "tests/test_prop_apportion.py", "tests/test_instalments.py", "tests/test_rates.py",
         "tests/test_reading.py", "tests/test_regressions.py", "tests/test_run.py", "tests/test_prop_end_to_end.py"),
     "allocation/core/instalments.py": (
+        "tests/test_gates_notices.py",
         "tests/test_instalments.py", "tests/test_settlement.py", "tests/test_notice_settings.py", "tests/test_notices.py",
         "tests/test_notices_letters.py", "tests/test_letters_golden.py", "tests/test_states.py"),
     "allocation/ops/trueup.py": (
+        "tests/test_gates_districts.py",
         "tests/test_trueup.py", "tests/test_trueup_row_limit.py", "tests/test_adversary_fixes.py",
         "tests/test_one_way_in.py", _TAMPERED, *_NO_HANGS),
 }
@@ -385,8 +397,8 @@ MUTANTS: tuple[Mutant, ...] = (
        "    if False:\n        raise RefusedError", "--ignore-validity is accepted with a rules folder"),
     _m("runs/pipeline", "pipeline-max-lines-boundary", "    if lines > MAX_LINES:", "    if lines >= MAX_LINES:",
        "a workbook of exactly MAX_LINES lines is refused"),
-    _m("runs/pipeline", "pipeline-accept-not-called", "    if accept is not None:\n        accept(book)",
-       "    if accept is not None:\n        pass", "the caller's check of the read workbook (year folder, web page) is skipped"),
+    _m("runs/pipeline", "pipeline-accept-not-called", "        if accept is not None:\n            accept(book)",
+       "        if accept is not None:\n            pass", "the caller's check of the read workbook (year folder, web page) is skipped"),
     _m("runs/pipeline", "pipeline-replay-without-override", '    ignore_validity = parameters.get("ignore_validity")',
        "    ignore_validity = None", "the replay of a run with --ignore-validity does not override"),
     _m("runs/pipeline", "pipeline-rate-errors-pass", '    if [p for p in rate_problems if p.severity == "error"]:',
