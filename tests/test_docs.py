@@ -137,3 +137,24 @@ def test_every_command_has_a_section_in_the_handbook():
 
 def test_the_readme_is_a_landing_page():
     assert len(README.read_text(encoding="utf-8").splitlines()) < 300
+
+
+def test_every_help_ends_with_the_handbook_page_that_has_the_command():
+    """`allocation X --help` names a page of docs/ that exists and has a heading with `allocation X`; the page is
+    the one the README's command table links for X."""
+    from allocation.cli import build_parser
+
+    parser = build_parser()
+    assert parser.epilog == f"Handbuch: {ROOT / 'docs' / 'README.md'}"
+    table = command_table()
+    for name in commands():
+        command = parser
+        for word in name.split():
+            command = next(a for a in command._actions if isinstance(a, argparse._SubParsersAction)).choices[word]
+        assert command.epilog.startswith("Handbuch: "), name
+        page = Path(command.epilog.removeprefix("Handbuch: "))
+        assert page.is_file() and page.is_relative_to(ROOT / "docs"), (name, page)
+        assert any(f"allocation {name}" in h for h in _headings(page.read_text(encoding="utf-8"))), (name, page)
+        top = name.split()[0]
+        row = next(line for line in table.splitlines() if f"`allocation {top}" in line)
+        assert f"(docs/{page.relative_to(ROOT / 'docs')}" in row, (name, row)

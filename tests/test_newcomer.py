@@ -148,3 +148,22 @@ def test_explain_shows_key_values_and_shares_in_german_digits(tmp_path, capsys):
     shown = str(places.quantize(Decimal("1E-10"), ROUND_HALF_UP)).replace(".", ",")
     assert "Schlüsselwert 251 von 1.597 (" in text and f"Anteil {shown}" in text and shown == "0,1571696932"
     assert "1597" not in text and "0.157" not in text
+
+
+def test_a_missing_extra_is_named_with_the_line_that_adds_it(tmp_path, monkeypatch, capsys):
+    """Without typst, notices and benehmen name the extra `notices` and the editable install of the checkout;
+    without flask, serve names `web`. Never `allocation[...]`, which no package index serves."""
+    import sys
+
+    cases = [("typst", ["notices", str(tmp_path / "x.xlsx"), "-o", str(tmp_path / "bescheide")], "notices"),
+             ("typst", ["benehmen", str(FIXTURE), "--rules", WESEL_RULES, "--previous",
+                        str(tmp_path / "vorjahr.xlsx"), "-o", str(tmp_path / "benehmen")], "notices"),
+             ("flask", ["serve", "--port", "0"], "web")]
+    for module, argv, extra in cases:
+        with monkeypatch.context() as patched:
+            patched.setitem(sys.modules, module, None)  # `import module` raises ImportError
+            assert main(argv) == 2, argv[0]
+        err = capsys.readouterr().err
+        assert f"das Extra '{extra}' (Paket {module} fehlt)" in err, err
+        assert f".venv/bin/pip install -e '.[{extra}]'" in err and "allocation[" not in err, err
+    assert not (tmp_path / "bescheide").exists() and not (tmp_path / "benehmen").exists()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from .. import __version__
@@ -24,7 +25,24 @@ from .operations import _add_batch, _add_inbox, _add_serve
 from .reference import _add_states, _add_template
 from .year import _add_benehmen, _add_notices, _add_year
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "HANDBOOK"]
+
+# Each command's page of the handbook (docs/, README's command table); `--help` ends with it.
+HANDBOOK = {
+    "run": "controller/lauf.md", "inbox": "operations/inbox.md", "trueup": "controller/ergebnis.md",
+    "template": "controller/eingabe.md", "batch": "operations/schedules.md", "compare": "controller/ergebnis.md",
+    "rate": "controller/ergebnis.md", "check": "auditor/check.md", "states": "controller/laender.md",
+    "explain": "auditor/explain.md", "rulebook": "auditor/rulebook.md", "verify": "auditor/verify.md",
+    "notices": "controller/bescheide.md", "benehmen": "controller/umlagejahr.md", "year": "controller/umlagejahr.md",
+    "register": "auditor/register.md", "serve": "operations/serve.md",
+}
+
+
+def _handbook(page: str) -> str:
+    """The page in this checkout's docs/ when it is there (an editable install), else its path in the sources."""
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    shown = docs / page if (docs / page).is_file() else f"docs/{page} (im Quellarchiv)"
+    return f"Handbuch: {shown}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
                 _add_explain, _add_rulebook, _add_verify, _add_notices, _add_benehmen, _add_year, _add_register,
                 _add_serve):
         add(commands)  # one function per command (in its group's module), in the order `allocation --help` lists them
+    parser.epilog = _handbook("README.md")
+    for name, command in commands.choices.items():
+        command.epilog = _handbook(HANDBOOK[name])
+        for step in (command._subparsers._group_actions[0].choices.values() if command._subparsers else ()):
+            step.epilog = command.epilog  # year init|stage|…, register status
     return parser
 
 

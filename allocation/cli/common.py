@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import importlib
 import json
 import re
 import sys
@@ -14,6 +15,26 @@ from pathlib import Path
 from typing import Sequence
 
 from ..core.problems import ExitCode, Location, Problem, did_you_mean
+
+
+# The optional extras of pyproject.toml: what each is for, the modules a command imports from it.
+EXTRAS = {"notices": ("Bescheide und Benehmensschreiben (PDF) brauchen", ("typst",)),
+          "web": ("Die Web-Oberfläche braucht", ("flask", "waitress", "flask_limiter"))}
+
+
+def _missing_extra(extra: str) -> str | None:
+    """None when the extra's packages import; else the German message that names the extra, the missing
+    package and the line that adds it to the editable install of the checkout (no index serves `allocation`)."""
+    what, modules = EXTRAS[extra]
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return (f"{what} das Extra '{extra}' "
+                    f"(Paket {module} fehlt). Lösung: im Quellordner des Checkouts "
+                    f".venv/bin/pip install -e '.[{extra}]' ausführen (ergänzt die bestehende Installation; "
+                    "README, Set-up)")
+    return None
 
 
 def _print_problems(problems: Sequence[Problem], title: str, as_json: bool, exit_code: int) -> None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..core.problems import ExitCode
-from .common import _register_option
+from .common import _missing_extra, _register_option
 
 
 def _cmd_inbox(args: argparse.Namespace) -> int:
@@ -81,13 +81,10 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     """The upload page (allocation/web). Flask and waitress are imported here only, never at CLI start."""
-    try:
-        import flask  # noqa: F401
-        import waitress
-    except ImportError as missing:
-        print(f"Die Web-Oberfläche braucht zusätzliche Pakete ({missing.name} fehlt): "
-              "pip install 'allocation[web]'", file=sys.stderr)
+    if (missing := _missing_extra("web")) is not None:
+        print(missing, file=sys.stderr)
         return ExitCode.USAGE
+    import waitress
     if args.hash_password:
         import getpass
 
@@ -213,7 +210,8 @@ def _add_serve(commands) -> None:
     serve = commands.add_parser("serve", help="Web-Oberfläche: Arbeitsmappe hochladen, Probelauf, Ergebnis herunterladen",
                                 description="Startet die Upload-Seite für Controller (Probeläufe). Benutzer, Kreise, "
                                             "Regelordner und Grenzen stehen in der TOML-Konfiguration "
-                                            "(Beispiel: deploy/serve.example.toml). Braucht pip install 'allocation[web]'.")
+                                            "(Beispiel: deploy/serve.example.toml). Braucht das Extra 'web': "
+                                            ".venv/bin/pip install -e '.[web]' im Checkout.")
     serve.add_argument("--host", default="127.0.0.1", help="Adresse (Vorgabe 127.0.0.1; hinter einem Reverse-Proxy lassen)")
     serve.add_argument("--port", type=int, default=8080, help="Port (Vorgabe 8080)")
     serve.add_argument("--config", type=Path, default=None, metavar="SERVE.toml",

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from ..core.problems import ExitCode
-from .common import (_ArgumentProblem, _print_problems, _print_registered, _protected, _refuse_overwrite,
-                     _register_option, _steps)
+from .common import (_ArgumentProblem, _missing_extra, _print_problems, _print_registered, _protected,
+                     _refuse_overwrite, _register_option, _steps)
 
 
 def _cmd_year_init(args: argparse.Namespace) -> int:
@@ -83,6 +83,9 @@ def _cmd_year_status(args: argparse.Namespace) -> int:
 def _cmd_benehmen(args: argparse.Namespace) -> int:
     from ..ops.benehmen import write_benehmen
 
+    if (missing := _missing_extra("notices")) is not None:
+        print(missing, file=sys.stderr)
+        return ExitCode.USAGE
     folder, lines, missing = write_benehmen(args.input, args.rules, args.previous, args.output,
                                             deadline=args.deadline, date=args.date, template=args.template,
                                             template_seconds=args.template_seconds,
@@ -143,10 +146,8 @@ def _date_argument(text: str):
 def _cmd_notices(args: argparse.Namespace) -> int:
     from ..ops.notices import write_notices
 
-    try:
-        import typst  # noqa: F401
-    except ImportError:
-        print("Die Bescheide brauchen das Paket typst: pip install 'allocation[notices]'", file=sys.stderr)
+    if (missing := _missing_extra("notices")) is not None:
+        print(missing, file=sys.stderr)
         return ExitCode.USAGE
 
     written = write_notices(args.output_workbook, args.output, args.template, args.date, args.previous,
