@@ -78,6 +78,20 @@ def test_quirk_action_exceptions_are_swallowed():
     host.assert_fact("quirk_swallow", {"sid": "1", "K": 1})  # no exception reaches the caller
 
 
+def test_quirk_deleting_a_state_that_does_not_exist_raises_error_309():
+    """`engine._drop` relies on it: a ruleset that got no fact has no state "0", and deleting it raises the C
+    core's `durable_rules_engine.error` (code 309), the one exception `_drop` catches."""
+    import durable_rules_engine
+
+    host = durable.Host()
+    host.register_rulesets({"quirk_no_state": {"r": {"all": [{"m": {"K": 1}}], "run": lambda c: None}}})
+    ruleset = host.get_ruleset("quirk_no_state")
+    with pytest.raises(durable_rules_engine.error, match="error code: 309"):
+        ruleset.delete_state("0")
+    host.assert_fact("quirk_no_state", {"sid": "0", "K": 1})
+    ruleset.delete_state("0")  # now there is one: no error
+
+
 def cmp(column, op, value):
     return conditions.Cmp(column, op, value, Location("t"))
 

@@ -256,6 +256,19 @@ def move_into(source: str | Path, folder: str | Path) -> Path:
     return target
 
 
+_OS_REASONS = {errno.ENOSPC: "der Datenträger ist voll", errno.EDQUOT: "das Speicherkontingent ist erschöpft",
+               errno.EROFS: "das Dateisystem ist nur lesbar", errno.EACCES: "keine Schreibrechte",
+               errno.EPERM: "keine Schreibrechte"}
+
+
+def os_reason(error: OSError | None = None, *, code: int | None = None, text: str = "") -> str:
+    """Why the operating system refused a write, in German where the cause is common (a full disk is a full
+    disk), with the system's own words beside it."""
+    code = error.errno if error is not None else code
+    text = (error.strerror or str(error)) if error is not None else text
+    return f"{_OS_REASONS[code]} ({text})" if code in _OS_REASONS else text
+
+
 def write_atomically(path: str | Path, save) -> None:
     """Call `save(temp_path)`, fsync, then rename over `path`; the temp file never survives a failure. An
     output location the operating system refuses (read-only file system, disk full) is an OutputError naming it."""
@@ -265,7 +278,7 @@ def write_atomically(path: str | Path, save) -> None:
         handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as error:
         raise OutputError([Problem("output-unusable", Location(str(path)), "Die Ausgabe lässt sich nicht schreiben",
-                                   found=error.strerror or str(error), expected="ein beschreibbarer Ordner",
+                                   found=os_reason(error), expected="ein beschreibbarer Ordner",
                                    hint="einen anderen Ordner wählen oder Rechte und freien Platz prüfen")]) from None
     os.close(handle)
     try:
@@ -280,6 +293,6 @@ def write_atomically(path: str | Path, save) -> None:
             os.unlink(temp)
         if isinstance(error, OSError):
             raise OutputError([Problem("output-unusable", Location(str(path)), "Die Ausgabe lässt sich nicht schreiben",
-                                       found=error.strerror or str(error), expected="genug Platz und Schreibrechte",
+                                       found=os_reason(error), expected="genug Platz und Schreibrechte",
                                        hint="freien Platz und Rechte des Ordners prüfen")]) from None
         raise

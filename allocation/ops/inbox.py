@@ -41,11 +41,13 @@ import signal
 import stat
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
 
-from ..core.filenames import display_name, fit_name, fsync_folder, name_bytes, name_max, safe_stem, what_is_at
+from ..core.filenames import (display_name, fit_name, fsync_folder, name_bytes, name_max, os_reason, safe_stem,
+                              what_is_at)
 from ..core.problems import ExitCode, Location, Problem, ProblemsError
 from ..runs.readback import read_json_object
 from ..runs.register import guard_folder
@@ -93,6 +95,7 @@ class Outcome:
     problems: int = 0
     seconds: float = 0.0
     chain_head: str | None = None  # a final run: the register's chain head after it (for the minutes)
+    report_error: str | None = None  # a failure report that could not be written: why (a full disk, a bug)
 
     def log_line(self) -> str:
         record = {"time": _now_iso(), "event": "inbox-file", **{k: getattr(self, k) for k in self.__slots__}}
@@ -335,11 +338,14 @@ def _give_up(path: Path, root: Path, mode: str, error: BaseException, started: f
     problem = Problem("inbox-file-failed", Location(name), "Die Datei konnte im Eingangsordner nicht bearbeitet werden",
                       found=display_name(repr(error))[:300], expected="eine verarbeitbare, archivierbare Datei",
                       hint="die Datei liegt weiter in eingang/ (oder in archiv/); bitte dem Betrieb (IT) melden")
-    sha256, result, archive = "", None, None
+    sha256, result, archive, report_error = "", None, None, None
     try:
         found = _regular_sha256(path)
-        if found is None:  # gone, or no regular file any more: nothing to hash, report or archive
-            raise FileNotFoundError(path)
+    except OSError as error:
+        found, report_error = None, f"Eingabe nicht lesbar: {os_reason(error)}"
+    try:
+        if found is None:  # gone, unreadable, or no regular file any more: nothing to hash, report or archive
+            raise _NothingToReport
         sha256 = found
         work = root / ".tmp" / f"failed-{os.getpid()}-{time.monotonic_ns()}"
         work.mkdir(parents=True)
@@ -357,10 +363,19 @@ def _give_up(path: Path, root: Path, mode: str, error: BaseException, started: f
         fsync_folder(target.parent)
         result = _shown(target)
         archive = _shown(_archive(path, root, sha256))
-    except Exception:  # noqa: BLE001 - the log line below is then the only report; the next file still runs
+    except _NothingToReport:
         pass
+    except OSError as error:  # a full disk, a permission: the log line says so; the next file still runs
+        report_error = f"Fehlerbericht nicht geschrieben: {os_reason(error)}"
+    except Exception as error:  # noqa: BLE001 - a bug while reporting: its traceback to stderr, the next file runs
+        traceback.print_exception(error, file=sys.stderr)
+        report_error = f"Fehlerbericht nicht geschrieben: Programmfehler {display_name(repr(error))[:200]}"
     return Outcome(name, sha256, "error", ExitCode.INTERNAL, result, archive, mode=mode, problems=1,
-                   seconds=round(time.monotonic() - started, 3))
+                   seconds=round(time.monotonic() - started, 3), report_error=report_error)
+
+
+class _NothingToReport(Exception):
+    """The failed file is gone or no regular file: no report to write, no archive to make."""
 
 
 def _prepare(root: Path, register: str | Path | None) -> None:
@@ -474,7 +489,9 @@ def process_inbox(root: str | Path, rules_dir: str | Path, mode: str = "test", f
         started = time.monotonic()
         try:
             outcome = _process_one(path, root, Path(rules_dir), mode, force, archived, completed, register)
-        except Exception as error:  # noqa: BLE001 - one file must never stop the inbox
+        except Exception as error:  # noqa: BLE001 - one file must never stop the inbox; a bug's traceback is logged
+            if not isinstance(error, OSError):
+                traceback.print_exception(error, file=sys.stderr)
             outcome = _give_up(path, root, mode, error, started)
             completed.update({outcome.sha256: Path(outcome.result)} if outcome.result else {})
         print(outcome.log_line(), file=log, flush=True)

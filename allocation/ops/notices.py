@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Mapping, TYPE_CHECKING, Iterable, Sequence
 
 from ..core.filenames import (NAME_MAX, current_umask, cut_bytes, file_kind, folder_output_problems, move_into,
-                              name_bytes, read_regular, what_is_at)
+                              name_bytes, os_reason, read_regular, what_is_at)
 from ..core import states
 from ..core.instalments import (ChangePlan, Instalment, change_plan, fixed_amount, plan, provisional_instalment,
                                settlement_plan)
@@ -884,13 +884,20 @@ def _copy_template(sources: list[Path], work: Path) -> None:
                 data = handle.read(TEMPLATE_FILE_BYTES + 1)
             if len(data) > TEMPLATE_FILE_BYTES:
                 raise OSError(f"größer als {TEMPLATE_FILE_BYTES // 2**20} MB")
-            (work / relative).parent.mkdir(parents=True, exist_ok=True)
-            (work / relative).write_bytes(data)
         except OSError as error:
             problems.append(Problem("notices-template-file", Location(str(path)),
                                     "eine Datei der Vorlage lässt sich nicht kopieren",
                                     found=error.strerror or str(error), expected="eine gewöhnliche, lesbare Datei",
                                     hint="die Datei prüfen (keine Verknüpfung) und den Befehl wiederholen"))
+            continue
+        try:  # the work folder beside the output: a full disk is the output's problem, not the template's
+            (work / relative).parent.mkdir(parents=True, exist_ok=True)
+            (work / relative).write_bytes(data)
+        except OSError as error:
+            raise OutputError([Problem("output-unusable", Location(str(work.parent)),
+                                       "Die Bescheide lassen sich nicht schreiben", found=os_reason(error),
+                                       expected="genug Platz und Schreibrechte",
+                                       hint="freien Platz und Rechte des Ausgabeordners prüfen")]) from None
     if problems:
         raise TemplateError(problems)
 
@@ -1002,9 +1009,14 @@ def _child_outcome(messages: list[dict], names: list[str], template: Path, secon
                           found=str(last["error"])[:500], expected="eine gültige Typst-Vorlage",
                           hint="die geänderte Datei der Vorlage prüfen")
     elif "write" in last:
-        raise OutputError([Problem("output-unusable", Location(str(names[last["write"]])),
-                                   "Die Bescheide lassen sich nicht schreiben", found=str(last.get("reason", "")),
+        index = last["write"]
+        raise OutputError([Problem("output-unusable",
+                                   Location(str(names[index]) if 0 <= index < len(names) else "Arbeitsordner"),
+                                   "Die Bescheide lassen sich nicht schreiben",
+                                   found=os_reason(code=last.get("errno"), text=str(last.get("reason", ""))),
                                    expected="genug Platz und Schreibrechte", hint="freien Platz und Rechte prüfen")])
+    elif returncode == 1 and "Traceback (most recent call last)" in errors:  # a bug in the child, not the template
+        raise RuntimeError(f"typst_child ist mit einem Programmfehler beendet ({at}):\n{errors.strip()[-2000:]}")
     elif timed_out or returncode == -signal.SIGXCPU:
         problem = Problem("notices-template-limit", where, f"die Bescheid-Vorlage wurde nach {seconds:g} s abgebrochen",
                           found=f"{at}: nach {seconds:g} s nicht fertig", expected=f"höchstens {seconds:g} s je Dokument",

@@ -83,18 +83,21 @@ def main(argv: list[str]) -> int:
     memory, cpu, parent = (int(value) for value in argv)
     _limit(memory, cpu, parent)
     job = json.loads(sys.stdin.buffer.read())
+    try:  # empty and removed with the work folder: no package is found or fetched
+        packages = tempfile.mkdtemp(prefix=".pakete-", dir=job["root"])
+    except OSError as error:  # disk full, read-only: the work folder's problem, not the template's
+        _say({"write": -1, "reason": error.strerror or str(error), "errno": error.errno})
+        return 4
     try:
         import typst
 
         # Only the fonts shipped in the typst wheel (and the template's own): the same PDF on every machine.
-        # empty and removed with the work folder: no package is found or fetched
-        packages = tempfile.mkdtemp(prefix=".pakete-", dir=job["root"])
         compiler = typst.Compiler(job["main"], root=job["root"], font_paths=job["fonts"], ignore_system_fonts=True,
                                   package_path=packages, package_cache_path=packages)
     except MemoryError:
         _say({"memory": -1})
         return 3
-    except Exception as error:  # noqa: BLE001 - reported to the parent as the template's problem
+    except RuntimeError as error:  # what typst documents (TypstError is one): the template's problem
         _say({"error": str(error), "document": -1})
         return 2
     _say({"ready": True})
@@ -105,14 +108,16 @@ def main(argv: list[str]) -> int:
         except MemoryError:
             _say({"memory": index})
             return 3
-        except BaseException as error:  # noqa: BLE001 - TypstError, or a Rust panic (pyo3's PanicException)
-            _say({"error": str(error), "document": index})
+        except BaseException as error:  # noqa: BLE001 - narrowed below: pyo3's PanicException has no importable name
+            if not (isinstance(error, RuntimeError) or type(error).__name__ == "PanicException"):
+                raise  # a bug, not the template: the traceback goes to stderr, the parent reports exit 1
+            _say({"error": str(error), "document": index})  # TypstError (a RuntimeError) or a Rust panic
             return 2
         try:
             with open(path, "wb") as handle:
                 handle.write(pdf)
         except OSError as error:  # disk full, read-only: the output's problem, not the template's
-            _say({"write": index, "reason": error.strerror or str(error)})
+            _say({"write": index, "reason": error.strerror or str(error), "errno": error.errno})
             return 4
         _say({"done": index})
     return 0

@@ -185,11 +185,12 @@ def _too_large(path: Path) -> InputError:
 
 def _open(data: bytes, collector: _Collector):
     """The workbook as python-calamine reads it (the bytes passed the safety scan), or None with a problem."""
-    from python_calamine import CalamineWorkbook
+    from python_calamine import CalamineError, CalamineWorkbook
 
     try:
         return CalamineWorkbook.from_filelike(io.BytesIO(data))
-    except Exception as error:  # calamine raises its own types (ZipError, XmlError, CalamineError) and ValueError
+    except (CalamineError, ValueError) as error:  # what calamine documents: its CalamineError (ZipError, XmlError,
+        # PasswordError) and ValueError; anything else is a bug and reaches the caller as exit 1 with its traceback
         collector.add("input-not-xlsx", collector.loc(), "Die Arbeitsmappe lässt sich nicht öffnen",
                       found=str(error)[:200], expected="eine .xlsx-Arbeitsmappe",
                       hint="in Excel öffnen und erneut als .xlsx speichern")
@@ -198,9 +199,11 @@ def _open(data: bytes, collector: _Collector):
 
 def _rows(workbook, name: str, scan: SheetScan, collector: _Collector) -> list[list] | None:
     """All rows of a sheet from A1 to its last value (never wider), with Excel error cells put back as their text."""
+    from python_calamine import CalamineError
+
     try:
         rows = workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
-    except Exception as error:  # a damaged sheet part: calamine's own error types
+    except (CalamineError, ValueError) as error:  # a damaged sheet part: calamine's documented errors
         if scan.errors:  # calamine refuses error values it does not know (#GETTING_DATA): name the cells
             for (r, c), text in scan.errors.items():
                 collector.add("input-excel-error", collector.loc(name, r, c), "Die Zelle zeigt einen Excel-Fehler",
