@@ -31,6 +31,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 SESSION_TEMP = Path(tempfile.mkdtemp(prefix="allocation-test-session-"))
 os.environ["TMPDIR"] = str(SESSION_TEMP)  # child processes too
 tempfile.tempdir = None  # recomputed from TMPDIR on next use
+os.environ.pop("ALLOCATION_LETTERHEAD", None)  # an installation's letterhead must not reach the tests' letters
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -144,3 +144,19 @@ def test_benehmen_letter(letters):
                    "(Grundlagenwirkung) +199.975,65 €"):
         assert figure in flat(text), figure
     golden("benehmen", text)
+
+
+def test_benehmen_letter_signed_from_the_installations_letterhead(letters, tmp_path):
+    """A rule file without `notices.letterhead`: the Benehmen letter takes the authority and the signatory from
+    the installation's letterhead file (`--letterhead`)."""
+    from test_notices_letters import INSTALLATION, without_letterhead
+
+    rules = without_letterhead(tmp_path)
+    head = tmp_path / "briefkopf.yaml"
+    head.write_text(INSTALLATION, encoding="utf-8")
+    assert main(["benehmen", str(letters / "plan-2023.xlsx"), "--rules", str(rules), "--previous",
+                 str(letters / "ergebnis-2022-saetze.xlsx"), "-o", str(tmp_path / "benehmen"), "--date", "2022-09-01",
+                 "--deadline", "2022-10-15", "--letterhead", str(head)]) == 0
+    text = text_of(tmp_path / "benehmen" / f"{ALPEN}_Alpen_Benehmen.pdf")
+    for expected in ("Kreis Wesel – Der Landrat", "Reeser Landstraße 31", "Erika Muster", "Kreiskämmerin"):
+        assert expected in text, expected

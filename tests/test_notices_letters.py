@@ -410,3 +410,63 @@ def test_regression_a_typo_in_notices_levies_is_a_warning():
                                                      "    Jugendamtumlage:\n      produkt:")
     _, warnings = parse_rulebook(text, "kreis-wesel.yaml")
     assert [w.code for w in warnings] == ["rule-notices-unknown-levy"] and "Jugendamtsumlage" in warnings[0].message
+
+
+# ------------------------------------------------------------------------------- the installation's letterhead
+
+INSTALLATION = """\
+# Briefkopf der Installation: gilt für jede Regeldatei, die ihn nicht selbst angibt
+letterhead:
+  authority: Kreis Wesel – Der Landrat
+  address: ["Reeser Landstraße 31", "46483 Wesel"]
+  department: Fachdienst 20 Finanzen
+  contact: {name: "Frau Muster", phone: "0281 207-0", email: "umlage@kreis-wesel.example"}
+  file_reference: "20.1-{jahr}-{ags}"
+  signatory: {name: "Erika Muster", title: "Kreiskämmerin"}
+  court: {name: "Verwaltungsgericht Düsseldorf", address: "Bastionstraße 39, 40213 Düsseldorf"}
+payment: "Sparkasse am Niederrhein, IBAN DE12 3456 7890 1234 5678 90"
+"""
+
+
+def test_the_installations_letterhead_fills_what_the_rule_file_leaves_out(tmp_path, capsys, monkeypatch):
+    """A rule file without `notices.letterhead` and a letterhead file for the installation: the final notice is
+    written (no placeholder left) with the installation's authority, court and signatory; given in both, the rule
+    file's own text wins (here: its payment line)."""
+    rules = without_letterhead(tmp_path)
+    head = tmp_path / "briefkopf.yaml"
+    head.write_text(INSTALLATION, encoding="utf-8")
+    register = tmp_path / "register"
+    final = tmp_path / "final.xlsx"
+    assert main(["run", str(FIXTURE), "--rules", str(rules), "-o", str(final), "--mode", "final",
+                 "--register", str(register)]) == 0
+    out = tmp_path / "bescheide"
+    assert main(["notices", str(final), "-o", str(out), "--date", "2022-01-10", "--register", str(register),
+                 "--ags", ALPEN, "--letterhead", str(head)]) == 0
+    text = text_of(out / f"{ALPEN}_Alpen.pdf")
+    for expected in ("Kreis Wesel – Der Landrat", "Reeser Landstraße 31", "Verwaltungsgericht Düsseldorf",
+                     "Bastionstraße 39, 40213 Düsseldorf", "Erika Muster", "Kreiskämmerin", "20.1-2022-05170004",
+                     "Sparkasse (Beispiel)"):  # the payment of the rule file, not the installation's
+        assert expected in text, expected
+    assert "Sparkasse am Niederrhein" not in text and "PLATZHALTER" not in text
+    # the same file named by $ALLOCATION_LETTERHEAD, for a scheduled installation
+    monkeypatch.setenv("ALLOCATION_LETTERHEAD", str(head))
+    assert main(["notices", str(final), "-o", str(tmp_path / "aus-env"), "--date", "2022-01-10", "--register",
+                 str(register), "--ags", ALPEN]) == 0
+    assert "Erika Muster" in text_of(tmp_path / "aus-env" / f"{ALPEN}_Alpen.pdf")
+
+
+def test_a_faulty_letterhead_file_is_refused_at_its_line(wesel, tmp_path, capsys):
+    head = tmp_path / "briefkopf.yaml"
+    head.write_text(INSTALLATION.replace("  department:", "  departement:"), encoding="utf-8")
+    out = tmp_path / "bescheide"
+    assert main(["notices", str(wesel / "final.xlsx"), "-o", str(out), "--date", "2022-01-10", "--register",
+                 str(wesel / "register"), "--letterhead", str(head), "--json"]) == 4
+    problems = __import__("json").loads(capsys.readouterr().out)["problems"]
+    assert [(p["location"]["file"], p["location"]["line"]) for p in problems] == [(str(head), 5)]  # line 5: `  departement:`
+    assert "departement" in problems[0]["message"] + str(problems[0]["found"])
+    assert not out.exists()
+    missing = tmp_path / "fehlt.yaml"
+    assert main(["notices", str(wesel / "final.xlsx"), "-o", str(out), "--date", "2022-01-10", "--register",
+                 str(wesel / "register"), "--letterhead", str(missing), "--json"]) == 4
+    [problem] = __import__("json").loads(capsys.readouterr().out)["problems"]
+    assert problem["code"] == "rule-file-unreadable" and "--letterhead" in problem["hint"]

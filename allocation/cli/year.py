@@ -89,7 +89,7 @@ def _cmd_benehmen(args: argparse.Namespace) -> int:
     folder, lines, missing = write_benehmen(args.input, args.rules, args.previous, args.output,
                                             deadline=args.deadline, date=args.date, template=args.template,
                                             template_seconds=args.template_seconds,
-                                            template_memory_mb=args.template_memory_mb)
+                                            template_memory_mb=args.template_memory_mb, letterhead=args.letterhead)
     municipalities = list(dict.fromkeys(line.ags for line in lines))
     if args.json:
         print(json.dumps({"status": "ok", "folder": str(folder), "municipalities": municipalities,
@@ -153,7 +153,8 @@ def _cmd_notices(args: argparse.Namespace) -> int:
     written = write_notices(args.output_workbook, args.output, args.template, args.date, args.previous,
                             register_dir=args.register, template_seconds=args.template_seconds,
                             template_memory_mb=args.template_memory_mb, previous_year=args.previous_year,
-                            settled_on=args.settled_on, addresses=args.addresses, only=args.ags)
+                            settled_on=args.settled_on, addresses=args.addresses, only=args.ags,
+                            letterhead=args.letterhead)
     if args.json:
         print(json.dumps({"status": "ok", "directory": str(written.directory), "notices": list(written.pdfs),
                           "instalments": written.rows, "without_notice": list(written.without_notice)},
@@ -219,6 +220,10 @@ def _add_notices(commands) -> None:
                               "der Bescheid sie zum nächsten Fälligkeitstermin ab")
     notices.add_argument("--addresses", type=Path, default=None, metavar="ANSCHRIFTEN.xlsx",
                          help="Anschriften der Empfänger: Blatt Anschriften mit AGS, Zeile 1, Zeile 2, ...")
+    notices.add_argument("--letterhead", type=Path, default=None, metavar="BRIEFKOPF.yaml",
+                         help="Briefkopf der Installation (YAML: letterhead, issuer, payment wie unter notices: der "
+                              "Regeldatei; was die Regeldatei selbst angibt, gilt vor ihm). Vorgabe: "
+                              "$ALLOCATION_LETTERHEAD, sonst keiner")
     notices.add_argument("--ags", action="append", default=None, metavar="AGS[,AGS...]",
                          help="nur für diese Mitglieder schreiben (z. B. eine Neufassung nach einem Widerspruch)")
     notices.add_argument("--first-notice", "--settled-on", dest="settled_on", type=_date_argument, default=None,
@@ -251,6 +256,10 @@ def _add_benehmen(commands) -> None:
                           help="Datum der Schreiben (Vorgabe: heute)")
     benehmen.add_argument("--template", type=Path, default=None, metavar="ORDNER",
                           help="eigene Vorlage (briefkopf.typ, benehmen.typ, ...), wie bei allocation notices")
+    benehmen.add_argument("--letterhead", type=Path, default=None, metavar="BRIEFKOPF.yaml",
+                          help="Briefkopf der Installation (YAML: letterhead, issuer, payment wie unter notices: der "
+                               "Regeldatei; was die Regeldatei selbst angibt, gilt vor ihm). Vorgabe: "
+                               "$ALLOCATION_LETTERHEAD, sonst keiner")
     _add_template_limits(benehmen)
     benehmen.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
     benehmen.set_defaults(handler=_cmd_benehmen)

@@ -328,7 +328,7 @@ class BenehmenPack(NamedTuple):
 def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_output: str | Path,
                    directory: str | Path, *, deadline: _dt.date | None = None, date: _dt.date | None = None,
                    template: str | Path | None = None, template_seconds: float = TEMPLATE_SECONDS,
-                   template_memory_mb: int = TEMPLATE_MEMORY_MB) -> BenehmenPack:
+                   template_memory_mb: int = TEMPLATE_MEMORY_MB, letterhead: str | Path | None = None) -> BenehmenPack:
     """The Benehmen pack into `directory` (new or empty): one PDF per municipality and `Benehmen.xlsx`. The
     previous year's output is read through `readback.read_output`: within bounds, matching its manifest (else exit
     7), and of the same district and the budget year before the planned one (`benehmen-previous-mismatch`). The
@@ -365,21 +365,25 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
         if wrong:
             raise DateError(wrong)
     deadline = deadline or date + _dt.timedelta(weeks=DEFAULT_WEEKS)
-    issuer, letterhead = "", {}
-    if not Path(rules_path).is_dir():
-        from ..rulefiles.rulebook import load_notice_settings
+    from ..rulefiles.notice_settings import NoticeSettings, with_installation
+    from ..rulefiles.rulebook import load_installation_letterhead, load_notice_settings
 
+    installation = load_installation_letterhead(letterhead)  # a broken letterhead file stops here, located
+    settings = None
+    if not Path(rules_path).is_dir():
         try:
             settings = load_notice_settings(rules_path)
-        except ProblemsError:
+        except ProblemsError:  # the run above read this rule file; its notice settings are optional here
             settings = None
-        if settings is not None:
-            head = settings.letterhead
-            issuer = settings.issuer
-            letterhead = {"authority": head.authority, "address": list(head.address), "department": head.department,
-                          "contact": {"name": head.contact_name, "phone": head.contact_phone,
-                                      "email": head.contact_email},
-                          "signatory": {"name": head.signatory_name, "title": head.signatory_title}}
+    issuer, letterhead = "", {}
+    if settings is not None or installation is not None:
+        settings = with_installation(settings or NoticeSettings(None), installation)
+        head = settings.letterhead
+        issuer = settings.issuer
+        letterhead = {"authority": head.authority, "address": list(head.address), "department": head.department,
+                      "contact": {"name": head.contact_name, "phone": head.contact_phone,
+                                  "email": head.contact_email},
+                      "signatory": {"name": head.signatory_name, "title": head.signatory_title}}
     lines = benehmen_lines(allocation, previous)
     shares = previous_shares(earlier)
     planned = {m.ags for m in allocation.book.municipalities}

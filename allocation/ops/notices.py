@@ -1458,7 +1458,8 @@ def _refuse_placeholders(settings: NoticeSettings, rules_path: Path, template: P
     problems = [Problem("notices-placeholder", Location(str(rules_path), line=1, col=1),
                         f"ein Echtlauf-Bescheid ginge mit einem Platzhalter hinaus: es fehlt {what}",
                         found="keine Angabe unter notices.letterhead", expected=what,
-                        hint="die Angabe unter `notices.letterhead` der Regeldatei eintragen; ein Probelauf "
+                        hint="die Angabe unter `notices.letterhead` der Regeldatei oder im Briefkopf der "
+                             "Installation (--letterhead, ALLOCATION_LETTERHEAD) eintragen; ein Probelauf "
                              "(Entwurf) darf Platzhalter behalten") for what in missing]
     if problems:
         raise RuleFileError(problems)
@@ -1506,7 +1507,7 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
                   template_memory_mb: int = TEMPLATE_MEMORY_MB,
                   provisional_from: str | Path | None = None, settled_on: _dt.date | None = None,
                   previous_year: str | Path | None = None, addresses: str | Path | None = None,
-                  only: Sequence[str] | None = None) -> NoticeSet:
+                  only: Sequence[str] | None = None, letterhead: str | Path | None = None) -> NoticeSet:
     """`allocation notices`: verify (a final run against `register_dir`, default the installation's register),
     read through `readback`, render into a temporary folder, then move into `directory`. The template is
     compiled within `template_seconds` per notice and `template_memory_mb` (see `render`)."""
@@ -1540,7 +1541,7 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
         if wrong:
             raise DateError(wrong)
     rules_path = _existing(manifest["rules"][0], manifest_path(output).parent)
-    settings = require_schedule(load_notice_settings(rules_path), rules_path)
+    settings = require_schedule(load_notice_settings(rules_path, letterhead), rules_path)
     if settings.schedule_basis and result.level != states.DEFAULT_LEVEL:
         # the plan the state's law fixes is the Kreisumlage's: another level's (e.g. Art. 22 BayFAG) is not read
         raise RuleFileError([Problem(

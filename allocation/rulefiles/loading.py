@@ -7,6 +7,7 @@ and its notice settings alone.
 from __future__ import annotations
 
 import hashlib
+import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Iterable
@@ -14,7 +15,7 @@ from typing import Iterable
 from ..core.filenames import open_regular, read_regular
 from ..core.model import Example, Rule, Rulebook
 from ..core.problems import Location, Problem, RuleFileError, did_you_mean
-from .notice_settings import NoticeSettings, _notice_settings
+from .notice_settings import NoticeSettings, _installation_settings, _notice_settings, with_installation
 from .validation import (HIT_POLICIES, TOP_KEYS, _check_levy_rules, _compile, _example, _levies, _rate_limits,
                          _Reader, _rule, _state, _state_departures)
 from .yamlloc import MAX_DEPTH as MAX_YAML_DEPTH
@@ -215,24 +216,44 @@ def domain_sources(path: str | Path) -> dict[tuple[str, int], Location]:
             for column, values in domains.items() if isinstance(values, LocList) for index in range(len(values))}
 
 
-def load_notice_settings(path: str | Path) -> NoticeSettings:
-    """The `instalments:` and `notices:` keys of a rule file. Raises RuleFileError (all problems located)."""
+LETTERHEAD_ENV = "ALLOCATION_LETTERHEAD"
+
+
+def load_notice_settings(path: str | Path, letterhead: str | Path | None = None) -> NoticeSettings:
+    """The `instalments:` and `notices:` keys of a rule file, over the installation's letterhead file
+    (`letterhead`, else $ALLOCATION_LETTERHEAD, else none). Raises RuleFileError (all problems located)."""
+    settings = _read_settings(path, "Die Regeldatei", _notice_settings, "den Pfad der Regeldatei prüfen")
+    return with_installation(settings, load_installation_letterhead(letterhead))
+
+
+def load_installation_letterhead(letterhead: str | Path | None = None) -> NoticeSettings | None:
+    """The installation's letterhead file (`issuer`, `payment`, `letterhead`): `letterhead`, else
+    $ALLOCATION_LETTERHEAD, else None. Raises RuleFileError (all problems located)."""
+    chosen = letterhead if letterhead is not None and str(letterhead).strip() else os.environ.get(LETTERHEAD_ENV, "")
+    if not str(chosen).strip():
+        return None
+    return _read_settings(Path(chosen), "Die Briefkopf-Datei", _installation_settings,
+                          f"den Pfad der Briefkopf-Datei prüfen (--letterhead oder {LETTERHEAD_ENV})")
+
+
+def _read_settings(path: str | Path, what: str, parse, hint: str) -> NoticeSettings:
     try:
         text = read_regular(path, MAX_FILE_BYTES).decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise RuleFileError([Problem("rule-file-unreadable", Location(str(path)), "Die Regeldatei lässt sich nicht lesen",
+        raise RuleFileError([Problem("rule-file-unreadable", Location(str(path)), f"{what} lässt sich nicht lesen",
                                      found=getattr(error, "strerror", None) or str(error),
                                      expected="eine lesbare UTF-8-YAML-Datei von höchstens "
                                               f"{MAX_FILE_BYTES:,} Bytes".replace(",", "."),
-                                     hint="den Pfad der Regeldatei prüfen")]) from None
+                                     hint=hint)]) from None
     reader = _Reader(str(path))
     try:
         document, _ = load(text)
     except YamlProblem as error:
         raise RuleFileError([Problem("rule-yaml", Location(str(path), line=error.line, col=error.col),
                                      f"kein gültiges YAML: {error.message}", found=error.found,
-                                     expected="eine YAML-Zuordnung (Mapping)", hint="die Regeldatei prüfen")]) from None
-    settings = _notice_settings(reader, document if isinstance(document, LocDict) else LocDict())
+                                     expected="eine YAML-Zuordnung (Mapping)",
+                                     hint=f"{what[0].lower()}{what[1:]} prüfen")]) from None
+    settings = parse(reader, document if isinstance(document, LocDict) else LocDict())
     if any(p.severity == "error" for p in reader.problems):
         raise RuleFileError(reader.problems)
     return settings

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 from ..core import states as state_law
 from ..core.instalments import CHANGE_POLICIES, QUARTERLY_DEFAULT, SCHEDULES, SPLITS, Schedule
@@ -293,3 +293,26 @@ def _notice_settings(reader: _Reader, document: LocDict) -> NoticeSettings:
                           reader.text(node, "issuer", required=False), str(policy), _levy_texts(reader, node),
                           reader.at(document, "instalments") if "instalments" in document else Location(reader.file),
                           basis, _letterhead(reader, node), _labels(reader, node))
+
+
+# A letterhead file (`--letterhead`, $ALLOCATION_LETTERHEAD): what one installation's notices and letters share.
+INSTALLATION_KEYS = ("issuer", "payment", "letterhead")
+
+
+def _installation_settings(reader: _Reader, document: LocDict) -> NoticeSettings:
+    """The installation's `issuer`, `payment` and `letterhead` (the keys of `notices:` in a rule file)."""
+    reader.unknown_keys(document, INSTALLATION_KEYS, "Briefkopf-Datei")
+    return NoticeSettings(None, issuer=reader.text(document, "issuer", required=False),
+                          payment=reader.text(document, "payment", required=False),
+                          letterhead=_letterhead(reader, document), source=Location(reader.file))
+
+
+def with_installation(settings: NoticeSettings, installation: NoticeSettings | None) -> NoticeSettings:
+    """The rule file's settings over the installation's: each letterhead field, the issuer and the payment text
+    the rule file leaves empty comes from the installation's letterhead file."""
+    if installation is None:
+        return settings
+    own, common = settings.letterhead, installation.letterhead
+    head = Letterhead(**{f.name: getattr(own, f.name) or getattr(common, f.name) for f in fields(Letterhead)})
+    return replace(settings, letterhead=head, issuer=settings.issuer or installation.issuer,
+                   payment=settings.payment or installation.payment)
