@@ -158,3 +158,23 @@ def test_every_help_ends_with_the_handbook_page_that_has_the_command():
         top = name.split()[0]
         row = next(line for line in table.splitlines() if f"`allocation {top}" in line)
         assert f"(docs/{page.relative_to(ROOT / 'docs')}" in row, (name, row)
+
+
+def test_the_command_index_names_every_option():
+    """docs/README.md's index: the row of each command names every option its parser has (the long name)."""
+    from allocation.cli import build_parser
+
+    index = (ROOT / "docs" / "README.md").read_text(encoding="utf-8")
+    missing = []
+    for name in commands():
+        command = build_parser()
+        for word in name.split():
+            command = next(a for a in command._actions if isinstance(a, argparse._SubParsersAction)).choices[word]
+        if any(isinstance(a, argparse._SubParsersAction) for a in command._actions):
+            continue  # `year`, `register`: their steps have the rows
+        row = next((line for line in index.splitlines() if line.startswith("|") and f"`allocation {name} " in line), "")
+        for action in command._actions:
+            names = [o for o in action.option_strings if o not in ("-h", "--help")]
+            if names and not any(re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", row) for o in names):
+                missing.append(f"{name} {names[-1]}")
+    assert missing == []
