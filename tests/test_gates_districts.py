@@ -115,3 +115,27 @@ def test_change_notices_refuse_a_previous_run_of_another_district_or_year(tmp_pa
     assert problem["location"] == {"file": str(earlier), "sheet": "Protokoll", "cell": "Protokoll"}
     assert (problem["found"], problem["expected"]) == (("Kreis Kleve", "Kreis Wesel") if district else ("2021", "2022"))
     assert not (tmp_path / "bescheide").exists()
+
+
+# --------------------------------------------------------------------------------------- notices --previous-year
+
+
+def test_notices_refuse_last_years_result_of_another_district(tmp_path, capsys):
+    """`--previous-year` (last year's rate and amount on the letter) takes only the same district's result of the
+    year before: Kreis Kleve's 2021 is refused for Kreis Wesel 2022, and nothing is written."""
+    pytest.importorskip("typst")
+    register = tmp_path / "register"
+    kleve_2021 = modified_copy(WESEL_RATES, tmp_path / "kleve-2021.xlsx", district="Kreis Kleve", year=2021)
+    last_year = tmp_path / "kleve-2021-ergebnis.xlsx"
+    assert main(["run", str(kleve_2021), "--rules", str(kleve_rules(WESEL_RULES, tmp_path / "kleve.yaml")), "-o",
+                 str(last_year), "--ignore-validity", "Vorjahr für den Test"]) == 0
+    this_year = tmp_path / "ergebnis.xlsx"
+    assert main(["run", str(WESEL_RATES), "--rules", str(WESEL_RULES), "-o", str(this_year), "--register",
+                 str(register)]) == 0
+    capsys.readouterr()
+    assert main(["notices", str(this_year), "-o", str(tmp_path / "bescheide"), "--date", "2022-01-10",
+                 "--previous-year", str(last_year), "--register", str(register), "--json"]) == 3
+    (problem,) = problems(capsys)
+    assert problem["code"] == "notices-previous-mismatch"
+    assert (problem["found"], problem["expected"]) == ("Kreis Kleve", "Kreis Wesel")
+    assert not (tmp_path / "bescheide").exists()

@@ -9,6 +9,7 @@ figures computed by hand in the comments.
 """
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import re
@@ -85,6 +86,55 @@ def test_notices_refuse_a_run_verify_does_not_confirm_and_write_nothing(tmp_path
     assert problems[0]["location"]["file"] == f"{output}.manifest.json"
     assert not target.exists()
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".bescheide")]  # no temporary folder left
+
+
+def test_a_workbook_replaced_between_verify_and_reading_is_refused(tmp_path, capsys, monkeypatch):
+    """verify confirms the run, then (before `notices` reads it) the workbook and its manifest are swapped for
+    another run's pair: the pair agrees with itself, so only the comparison with the manifest verify confirmed
+    finds that the bytes read are not those verify confirmed: exit 7, nothing written."""
+    pytest.importorskip("typst")
+    from allocation.ops import notices
+
+    output = run(tmp_path, WESEL_RATES, WESEL_RULES)
+    (tmp_path / "anders").mkdir()  # another run under the same file name, as its manifest must name it
+    other = run(tmp_path / "anders", modified_copy(WESEL_RATES, tmp_path / "anders.xlsx",
+                                                    rates={"kreisumlage": 36.7}), WESEL_RULES)
+    confirm = notices._verify
+
+    def confirm_then_swap(path, register_dir=None):
+        result = confirm(path, register_dir)
+        assert result.identical
+        shutil.copyfile(other, output)  # replaced after the check, with a manifest that matches it
+        shutil.copyfile(f"{other}.manifest.json", f"{output}.manifest.json")
+        return result
+
+    monkeypatch.setattr(notices, "_verify", confirm_then_swap)
+    capsys.readouterr()
+    target = tmp_path / "bescheide"
+    assert main(["notices", str(output), "-o", str(target), "--date", DATE, "--register", str(tmp_path / "register"),
+                 "--json"]) == ExitCode.VERIFY
+    (problem,) = json.loads(capsys.readouterr().out)["problems"]
+    assert problem["code"] == "notices-not-verified" and "ersetzt" in problem["message"]
+    assert not target.exists()
+
+
+def test_a_change_notice_leaves_out_a_levy_a_member_pays_neither_before_nor_now(tmp_path):
+    """Dinslaken has its own Jugendamt: no Jugendamtsumlage in either run (0,00 € in the fixture's Uebersicht).
+    A higher Kreisumlage rate changes its Kreisumlage only, so its change notice lists that levy and not the
+    Jugendamtsumlage (0 € before, 0 € now: no change to notify)."""
+    pytest.importorskip("typst")
+    dinslaken = "05170008"
+    earlier = run(tmp_path, WESEL_RATES, WESEL_RULES, "frueher.xlsx")
+    later = run(tmp_path, modified_copy(WESEL_RATES, tmp_path / "hoeher.xlsx", rates={"kreisumlage": 36.7}),
+                WESEL_RULES, "ergebnis.xlsx")
+    target = tmp_path / "aenderung"
+    assert main(["notices", str(later), "-o", str(target), "--date", "2022-06-20", "--previous", str(earlier),
+                 "--register", str(tmp_path / "register"), "--ags", dinslaken]) == 0
+    with open(target / "Abschlaege.csv", encoding="utf-8-sig", newline="") as stream:
+        levies = {row["Umlage"] for row in csv.DictReader(stream, delimiter=";")}
+    assert levies == {"Kreisumlage"}
+    text = flat_text(next(target.glob(f"{dinslaken}_*.pdf")))
+    assert "Kreisumlage" in text and "Jugendamtsumlage" not in text
 
 
 # ---------------------------------------------------------------------------- quarterly plan, legal basis

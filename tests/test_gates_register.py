@@ -15,7 +15,8 @@ import pytest
 from allocation.cli import main
 from allocation.core.problems import ExitCode
 from allocation.ops.verify import verify
-from workbooks import SMALL_INPUT, SMALL_RULES, run_cli, year_with_stage
+from allocation.runs.manifest import sealed
+from workbooks import SMALL_INPUT, SMALL_RULES, modified_copy, run_cli, year_with_stage
 
 
 def codes_and_places(capsys) -> list[tuple[str, str, int | None]]:
@@ -82,3 +83,65 @@ def test_a_line_of_the_year_chain_that_is_no_json_object_is_year_chain_broken(tm
                  "--json"]) == 7
     assert codes_and_places(capsys) == [("year-chain-broken", str(folder / "stufen.jsonl"), 2)]
     assert not (folder / "02-entwurf").exists()
+
+
+# ------------------------------------------------------------------ verify: the manifest's reference into the register
+
+
+@pytest.fixture
+def two_final_runs(tmp_path) -> tuple[Path, Path, Path]:
+    """Run A (register line 1, chain link 1) and B, which supersedes it with Euro rounding (line 2, link 2; another
+    workbook: the same input would give the same bytes), in one register."""
+    register = tmp_path / "register"
+    first, second = tmp_path / "a" / "ergebnis.xlsx", tmp_path / "b" / "ergebnis.xlsx"
+    assert run_cli(first, "--register", str(register), "--mode", "final") == 0
+    corrected = modified_copy(SMALL_INPUT, tmp_path / "korrigiert.xlsx", rounding="Euro")
+    assert run_cli(second, "--register", str(register), "--mode", "final", "--supersede", "Korrektur",
+                   source=corrected) == 0
+    assert _manifest(first)["output"]["sha256"] != _manifest(second)["output"]["sha256"]
+    return first, second, register
+
+
+def _manifest(output: Path) -> dict:
+    return json.loads(Path(f"{output}.manifest.json").read_text(encoding="utf-8"))
+
+
+def _reseal(output: Path, manifest: dict) -> None:
+    Path(f"{output}.manifest.json").write_text(json.dumps(sealed(manifest), ensure_ascii=False), encoding="utf-8")
+
+
+def test_a_chain_head_the_register_does_not_hold_at_that_link_is_a_finding(two_final_runs):
+    first, second, register = two_final_runs
+    manifest = _manifest(second)
+    assert manifest["register"]["chain"] == 2
+    manifest["register"]["head"] = _manifest(first)["register"]["head"]  # link 1's head, named for link 2
+    _reseal(second, manifest)
+    result = verify(second, register)
+    assert not result.identical
+    assert any("Kettenglied Nr. 2" in finding and "neu geschrieben" in finding for finding in result.register), \
+        result.register
+
+
+def test_a_reference_to_another_runs_register_line_is_a_finding(two_final_runs):
+    first, second, register = two_final_runs
+    manifest = _manifest(second)
+    manifest["register"].update({key: _manifest(first)["register"][key] for key in ("file", "seq", "sha256")})
+    _reseal(second, manifest)  # B's manifest now points at line 1, which registers A's workbook
+    result = verify(second, register)
+    assert any("Eintrag Nr. 1" in finding and "andere Arbeitsmappe" in finding for finding in result.register), \
+        result.register
+
+
+def test_an_older_manifest_needs_an_entry_with_its_own_workbook(two_final_runs, tmp_path):
+    """A final manifest from before the register reference (no `register` key) passes only if a line of its
+    district and year registers this very workbook, not any line of them."""
+    *_first_two, register = two_final_runs
+    other = tmp_path / "c" / "ergebnis.xlsx"  # a final run of the same district and year, in another register
+    source = modified_copy(SMALL_INPUT, tmp_path / "anders.xlsx", bases={"05170004": 27154438})
+    assert run_cli(other, "--register", str(tmp_path / "anderes-register"), "--mode", "final", source=source) == 0
+    assert _manifest(other)["output"]["sha256"] not in {_manifest(run)["output"]["sha256"] for run in _first_two}
+    manifest = _manifest(other)
+    del manifest["register"]
+    _reseal(other, manifest)
+    result = verify(other, register)
+    assert any("kein Eintrag für diese Arbeitsmappe" in finding for finding in result.register), result.register

@@ -178,6 +178,21 @@ def test_last_years_rate_and_amount_and_the_reasons_only_when_the_umlagesoll_ros
     assert "Umlagesoll (13 umlagepflichtige Gemeinden) 64.000,00 €" in text and "Gründe für die Erhöhung" not in text
 
 
+def test_no_reasons_when_the_umlagesoll_stayed_the_same(tmp_path):
+    """2023 with the KIM costs of 2022 (296,000 € − 220,000 € funding = 76,000 €, as in 2022): the Umlagesoll did
+    not rise, so the configured reasons for an increase are not printed."""
+    rules = with_reasons(tmp_path)
+    before, now = tmp_path / "ergebnis-2022.xlsx", tmp_path / "ergebnis-2023.xlsx"
+    assert main(["run", str(FIXTURE), "--rules", str(rules), "-o", str(before)]) == 0
+    assert main(["run", str(wesel_2023(tmp_path, 296000)), "--rules", str(rules), "-o", str(now)]) == 0
+    out = tmp_path / "b"
+    assert main(["notices", str(now), "-o", str(out), "--date", "2023-01-10", "--previous-year", str(before),
+                 "--ags", ALPEN]) == 0
+    text = text_of(out / f"{ALPEN}_Alpen.pdf")
+    assert "Umlagesoll 2022 76.000,00 €" in text and "Umlagesoll (13 umlagepflichtige Gemeinden) 76.000,00 €" in text
+    assert "Gründe für die Erhöhung" not in text
+
+
 # ------------------------------------------------------------------------------------------------ dates
 
 

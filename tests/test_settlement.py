@@ -190,3 +190,41 @@ def test_a_change_notice_after_a_settling_first_notice_changes_what_that_notice_
     assert new == ["102,88"] * 3 + ["2997,28"] + ["836,77"] * 3 + ["836,76"] * 2 + ["836,75"] * 3
     from decimal import Decimal
     assert sum(Decimal(a.replace(",", ".")) for a in new) == Decimal("10000.00")
+
+
+@pytest.mark.skipif(not __import__("importlib").util.find_spec("typst"), reason="notices need typst")
+def test_the_first_due_date_itself_needs_the_previous_year(tmp_path, capsys):
+    """Art. 19 Abs. 3 BayFAG: last year's instalments run on until the levy is fixed, so a first notice dated on
+    the first due date (25.01.) must settle them (without the previous year's result: refused); one dated the day
+    before falls before any instalment and needs nothing."""
+    rules = tmp_path / "landkreis-test.yaml"
+    rules.write_text(RULES, encoding="utf-8")
+    now = tmp_path / "ergebnis-2023.xlsx"
+    assert main(["run", str(_book(tmp_path / "e2023.xlsx", 2023, 240_000)), "--rules", str(rules),
+                 "-o", str(now)]) == 0
+    capsys.readouterr()
+    assert main(["notices", str(now), "-o", str(tmp_path / "am-25"), "--date", "2023-01-25", "--json"]) == 3
+    assert "notices-provisional-missing" in capsys.readouterr().out
+    assert not (tmp_path / "am-25").exists()
+    assert main(["notices", str(now), "-o", str(tmp_path / "am-24"), "--date", "2023-01-24"]) == 0
+
+
+@pytest.mark.skipif(not __import__("importlib").util.find_spec("typst"), reason="notices need typst")
+def test_a_change_notice_may_be_dated_the_day_of_the_first_notice(tmp_path, capsys):
+    """A correction sent out the same day as the first notice: --first-notice equal to --date is accepted (only a
+    first notice after the change notice is refused)."""
+    rules = tmp_path / "landkreis-test.yaml"
+    rules.write_text(RULES, encoding="utf-8")
+    runs = {}
+    for name, year, base in (("2022", 2022, 216_000), ("2023", 2023, 240_000), ("2023b", 2023, 250_000)):
+        runs[name] = tmp_path / f"ergebnis-{name}.xlsx"
+        assert main(["run", str(_book(tmp_path / f"e{name}.xlsx", year, base)), "--rules", str(rules),
+                     "-o", str(runs[name])]) == 0
+    assert main(["notices", str(runs["2023"]), "-o", str(tmp_path / "erst"), "--date", "2023-04-15",
+                 "--provisional-from", str(runs["2022"])]) == 0
+    change = ["notices", str(runs["2023b"]), "-o", str(tmp_path / "aenderung"), "--previous", str(runs["2023"]),
+              "--provisional-from", str(runs["2022"]), "--first-notice", "2023-04-15"]
+    capsys.readouterr()
+    assert main(change + ["--date", "2023-04-14", "--json"]) == 3  # the first notice would come after it
+    assert "--first-notice" in capsys.readouterr().out
+    assert main(change + ["--date", "2023-04-15"]) == 0
