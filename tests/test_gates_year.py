@@ -176,3 +176,36 @@ def test_the_command_refuses_a_settlement_without_statute(folder, capsys):
     problems = json.loads(capsys.readouterr().out)["problems"]
     assert [(p["code"], p["expected"]) for p in problems] == [("year-stage-order", "satzung")]
     assert not (folder / "03-abrechnung").exists()
+
+
+# ------------------------------------------------------------------------------- jahr.json and the register
+
+
+def test_a_jahr_json_written_again_for_the_same_district_and_year_breaks_the_chain(folder, capsys):
+    """jahr.json replaced by another one of the same district and year (a new `created_utc`, sealed again): the
+    stage lines are bound to the old file's SHA-256, so the chain no longer belongs to it (exit 7)."""
+    record = json.loads((folder / "jahr.json").read_text(encoding="utf-8"))
+    record["created_utc"] = "2030-01-01T00:00:00Z"
+    (folder / "jahr.json").write_text(json.dumps(sealed(record), ensure_ascii=False, indent=2), encoding="utf-8")
+    code, problems = status(folder, capsys)
+    assert code == 7
+    assert [p["code"] for p in problems] == ["year-chain-broken"]
+    assert "jahr.json wurde verändert" in problems[0]["message"] + str(problems[0]["found"])
+
+
+def test_status_looks_up_a_final_stage_in_the_register(tmp_path, capsys):
+    """A final stage must be in the register `status` is given: against a register that holds another final run
+    of Kreis Wesel 2022 but not this stage's, the stage is reported (exit 7)."""
+    register, other = tmp_path / "register", tmp_path / "anderes-register"
+    folder = tmp_path / "jahr"
+    assert main(["year", "init", str(folder), "--district", "Kreis Wesel", "--year", "2022"]) == 0
+    assert main(["year", "stage", str(folder), "satzung", str(SMALL_INPUT), "--rules", str(SMALL_RULES), "--register",
+                 str(register)]) == 0
+    assert main(["run", str(SMALL_INPUT), "--rules", str(SMALL_RULES), "-o", str(tmp_path / "e.xlsx"), "--mode",
+                 "final", "--register", str(other)]) == 0
+    capsys.readouterr()
+    assert main(["year", "status", str(folder), "--register", str(register), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["year", "status", str(folder), "--register", str(other), "--json"]) == 7
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert any("Eintrag Nr. 1" in p["message"] + str(p["found"]) for p in problems), problems
