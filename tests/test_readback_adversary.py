@@ -503,6 +503,8 @@ def test_a_register_reason_too_long_for_the_register_is_refused(tmp_path, capsys
     assert _run(tmp_path / "b.xlsx", "--mode", "final", "--supersede", "x" * 2001, "--json") == ExitCode.REFUSED
     assert _codes(capsys) == ["register-reason-too-long"]
     assert main(["register", "status"]) == 0
+    # exactly 2,000 characters (the documented limit) is accepted
+    assert _run(tmp_path / "c.xlsx", "--mode", "final", "--supersede", "x" * 2000) == 0
 
 
 def test_a_register_file_with_a_second_hard_link_is_never_appended_to(tmp_path, isolated_register, capsys):
