@@ -145,3 +145,85 @@ def test_an_older_manifest_needs_an_entry_with_its_own_workbook(two_final_runs, 
     _reseal(other, manifest)
     result = verify(other, register)
     assert any("kein Eintrag für diese Arbeitsmappe" in finding for finding in result.register), result.register
+
+
+# ------------------------------------------------------------------------ a final run that fails on the way
+
+
+def _register_bytes(register: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(register.iterdir()) if path.is_file()}
+
+
+def test_a_final_run_refuses_a_dangling_link_at_its_output(tmp_path, capsys):
+    """The output name is a symbolic link to nothing: it exists as a name, so a final run refuses it
+    (`register-output-exists`) and writes nothing through it."""
+    output = tmp_path / "ergebnis.xlsx"
+    output.symlink_to(tmp_path / "nirgends.xlsx")
+    capsys.readouterr()
+    assert run_cli(output, "--register", str(tmp_path / "register"), "--mode", "final", "--json") == ExitCode.REFUSED
+    assert [p["code"] for p in json.loads(capsys.readouterr().out)["problems"]] == ["register-output-exists"]
+    assert output.is_symlink() and not (tmp_path / "nirgends.xlsx").exists()
+    assert not Path(f"{output}.manifest.json").exists()
+
+
+def test_a_final_run_whose_entry_cannot_be_written_leaves_nothing(tmp_path, capsys, monkeypatch):
+    """The register refuses the entry (a full disk): the workbook and the manifest that carries the entry are both
+    removed again, and the register is as it was."""
+    from allocation.runs import register as register_module
+
+    register = tmp_path / "register"
+    assert run_cli(tmp_path / "a.xlsx", "--register", str(register), "--mode", "final") == 0
+    before = _register_bytes(register)
+
+    def full(view, pending):
+        raise register_module.RegisterUnusable([])
+
+    monkeypatch.setattr(register_module, "commit", full)
+    output = tmp_path / "b.xlsx"
+    source = modified_copy(SMALL_INPUT, tmp_path / "b-eingabe.xlsx", rounding="Euro")
+    assert run_cli(output, "--register", str(register), "--mode", "final", "--supersede", "Korrektur",
+                   source=source) == 9
+    assert not output.exists() and not Path(f"{output}.manifest.json").exists()
+    assert _register_bytes(register) == before
+
+
+def test_a_failure_after_both_appends_takes_both_back(tmp_path, capsys, monkeypatch):
+    """Both register files were appended to, then the folder's fsync fails (ENOSPC): the district file and the
+    chain are both truncated back, so the register is byte for byte as before and still checks out."""
+    import errno
+
+    from allocation.runs import register as register_module
+
+    register = tmp_path / "register"
+    assert run_cli(tmp_path / "a.xlsx", "--register", str(register), "--mode", "final") == 0
+    before = _register_bytes(register)
+    assert {"wesel-2022.jsonl", "_kette.jsonl"} <= set(before)
+
+    def full(folder):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(register_module, "fsync_folder", full)
+    source = modified_copy(SMALL_INPUT, tmp_path / "b-eingabe.xlsx", rounding="Euro")
+    assert run_cli(tmp_path / "b.xlsx", "--register", str(register), "--mode", "final", "--supersede", "Korrektur",
+                   source=source) == 9
+    assert _register_bytes(register) == before
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(["register", "status", "--register", str(register)]) == 0
+
+
+def test_two_districts_with_one_slug_get_a_register_file_each(tmp_path):
+    """"Kreis Wesél" is not Kreis Wesel (another name), but both slugs are `wesel-2022`: the second district gets
+    its own file (the slug and a short hash), so neither district's lines land in the other's file."""
+    register = tmp_path / "register"
+    assert run_cli(tmp_path / "a.xlsx", "--register", str(register), "--mode", "final") == 0
+    other_rules = tmp_path / "wesel-akzent.yaml"
+    other_rules.write_text(SMALL_RULES.read_text(encoding="utf-8").replace("district: Kreis Wesel",
+                                                                            "district: Kreis Wesél"), encoding="utf-8")
+    source = modified_copy(SMALL_INPUT, tmp_path / "akzent.xlsx", district="Kreis Wesél")
+    assert run_cli(tmp_path / "b.xlsx", "--register", str(register), "--mode", "final", source=source,
+                   rules=other_rules) == 0
+    files = sorted(path.name for path in register.glob("*.jsonl") if path.name != "_kette.jsonl")
+    assert len(files) == 2 and "wesel-2022.jsonl" in files
+    lines = [json.loads(line) for line in (register / "wesel-2022.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [line["district"] for line in lines] == ["Kreis Wesel"]

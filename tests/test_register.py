@@ -101,3 +101,23 @@ def test_a_line_with_a_wrong_number_shows_its_json_never_none(tmp_path, seq, sho
     problem = corrupt.value.problems[0]
     assert (problem.code, problem.location.line, problem.found) == ("register-corrupt", 1, shown)
     assert "None" not in str(problem)
+
+
+def test_a_register_lock_file_that_is_no_regular_file_is_refused_before_locking(tmp_path):
+    """`.sperre` as a FIFO (a race: it appeared after the register was read): the lock refuses it itself, naming
+    the lock file, before it would flock a pipe."""
+    import os
+
+    from allocation.runs.readback import LOCK_FILE, RegisterCorrupt
+    from allocation.runs.register import final_lock, shared_lock
+
+    folder = tmp_path / "register"
+    folder.mkdir()
+    os.mkfifo(folder / LOCK_FILE)
+    for lock in (final_lock, shared_lock):
+        with pytest.raises(RegisterCorrupt) as caught:
+            with lock(folder):
+                pytest.fail("locked a FIFO")
+        (problem,) = caught.value.problems
+        assert problem.message == "Die Sperrdatei des Registers ist keine gewöhnliche Datei"
+        assert problem.location.file == str(folder / LOCK_FILE) and problem.found == "eine benannte Pipe (FIFO)"
