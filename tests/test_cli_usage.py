@@ -269,3 +269,19 @@ def test_a_benehmen_date_must_fit_the_planned_budget_year(wesel_run, tmp_path):
     assert problem.code == "usage-bad-date" and problem.expected == "ein Datum von 2020-01-01 bis 2022-12-31"
     assert refused.value.exit_code == 2
     assert not (tmp_path / "benehmen").exists()
+
+
+@pytest.mark.parametrize("argv", [["states", "BY"], ["run", "fehlt.xlsx", "--rules", "fehlt.yaml", "-o", "x.xlsx",
+                                                      "--json"]], ids=["output", "problems"])
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path, argv):
+    """`allocation ... | head`: the reader closes the pipe before the command writes. Both the normal output and
+    the problem list end with 141 (128 + SIGPIPE, as a shell reports it), never with a traceback."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "allocation", *argv], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    process.stdout.close()  # the reader is gone before anything is written
+    _, errors = process.communicate(timeout=120)
+    assert process.returncode == 141, errors
+    assert b"Traceback" not in errors

@@ -227,3 +227,21 @@ def test_two_districts_with_one_slug_get_a_register_file_each(tmp_path):
     assert len(files) == 2 and "wesel-2022.jsonl" in files
     lines = [json.loads(line) for line in (register / "wesel-2022.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [line["district"] for line in lines] == ["Kreis Wesel"]
+
+
+def test_a_test_run_whose_manifest_cannot_be_written_takes_its_workbook_away(tmp_path, monkeypatch):
+    """The disk fills between the workbook and its manifest: never a workbook without its manifest (exit 9)."""
+    import errno
+
+    from allocation.core.problems import Location, OutputError, Problem
+    from allocation.runs import manifest
+
+    def full(output, manifest):
+        raise OutputError([Problem("output-unusable", Location(f"{output}.manifest.json"), "voll",
+                                   found=str(OSError(errno.ENOSPC, "No space left on device")))])
+
+    monkeypatch.setattr(manifest, "write_manifest", full)  # the run imports it when it writes
+    output = tmp_path / "ergebnis.xlsx"
+    assert run_cli(output, "--register", str(tmp_path / "register")) == ExitCode.OUTPUT
+    assert not output.exists() and not Path(f"{output}.manifest.json").exists()
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".ergebnis")] == []

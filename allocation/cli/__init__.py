@@ -70,10 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
     try:
-        return args.handler(args)
-    except ProblemsError as error:
-        _print_problems(error.problems, error.title, getattr(args, "json", False), error.exit_code)
-        return error.exit_code
+        try:
+            return args.handler(args)
+        except ProblemsError as error:
+            _print_problems(error.problems, error.title, getattr(args, "json", False), error.exit_code)
+            return error.exit_code
     except KeyboardInterrupt:
         print("abgebrochen", file=sys.stderr)
         return 130
