@@ -84,14 +84,14 @@ _NO_HANGS = ("-k", "not (tampered and (fifo or dev-zero))")
 _TAMPERED = "tests/test_tampered_artefacts.py"
 SELECTIONS: dict[str, tuple[str, ...]] = {
     "allocation/ops/verify.py": (
-        "tests/test_gates_verify.py",
+        "tests/test_gates_verify.py", "tests/test_gates_register.py",
         "tests/test_readback.py", "tests/test_manifest.py", "tests/test_prop_tampering.py",
         "tests/test_readback_adversary.py", "tests/test_one_way_in.py", "tests/test_year.py", "tests/test_levies_run.py",
         "tests/test_state_fixtures.py", "tests/test_adversary_findings.py", "tests/test_provisional_bases.py",
         "tests/test_review_paths.py", "tests/test_newcomer.py", "tests/test_inbox.py",
         "tests/test_notices.py::test_refuses_when_verify_fails_and_writes_nothing", _TAMPERED, *_NO_HANGS),
     "allocation/ops/notices.py": (
-        "tests/test_gates_notices.py",
+        "tests/test_gates_notices.py", "tests/test_gates_districts.py",
         "tests/test_notices.py", "tests/test_notices_letters.py", "tests/test_settlement.py", "tests/test_states.py",
         "tests/test_letters_golden.py", "tests/test_readback.py", "tests/test_readback_adversary.py",
         "tests/test_year.py", "tests/test_review_paths.py", _TAMPERED, *_NO_HANGS),
