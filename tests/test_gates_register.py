@@ -245,3 +245,42 @@ def test_a_test_run_whose_manifest_cannot_be_written_takes_its_workbook_away(tmp
     assert run_cli(output, "--register", str(tmp_path / "register")) == ExitCode.OUTPUT
     assert not output.exists() and not Path(f"{output}.manifest.json").exists()
     assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".ergebnis")] == []
+
+
+def test_a_register_line_is_found_by_its_number_and_its_hash(tmp_path):
+    """The manifest names line 1 of the district file with another SHA-256: the line at that number is not the
+    one the run registered, so verify reports the entry as missing or changed."""
+    register = tmp_path / "register"
+    output = tmp_path / "ergebnis.xlsx"
+    assert run_cli(output, "--register", str(register), "--mode", "final") == 0
+    manifest = _manifest(output)
+    manifest["register"]["sha256"] = "0" * 64
+    _reseal(output, manifest)
+    result = verify(output, register)
+    assert any("Eintrag Nr. 1" in finding and "fehlt im Register oder wurde verändert" in finding
+               for finding in result.register), result.register
+
+
+def test_ignore_validity_is_refused_with_a_rules_folder(tmp_path, capsys):
+    """--ignore-validity overrides one named rule file's validity, never a folder's choice (exit 8)."""
+    capsys.readouterr()
+    output = tmp_path / "ergebnis.xlsx"
+    assert main(["run", str(SMALL_INPUT), "--rules", str(SMALL_RULES.parent), "-o", str(output), "--ignore-validity",
+                 "Modellrechnung", "--json"]) == ExitCode.REFUSED
+    (problem,) = json.loads(capsys.readouterr().out)["problems"]
+    assert problem["code"] == "rules-validity-override-refused" and problem["found"] == "ein Regelordner"
+    assert not output.exists()
+
+
+def test_a_run_of_exactly_the_line_limit_is_not_refused():
+    """MAX_LINES (250.000) lines in the Einzelnachweis are allowed, one more is `input-too-large`."""
+    from types import SimpleNamespace
+
+    from allocation.core.problems import InputError
+    from allocation.runs.pipeline import MAX_LINES, _refuse_too_many_lines
+
+    assert MAX_LINES == 250_000
+    _refuse_too_many_lines(SimpleNamespace(path="e.xlsx", municipalities=[None] * 500, items=[None] * 500))
+    with pytest.raises(InputError) as caught:
+        _refuse_too_many_lines(SimpleNamespace(path="e.xlsx", municipalities=[None] * 250_001, items=[None]))
+    assert caught.value.problems[0].code == "input-too-large"

@@ -555,3 +555,27 @@ def test_bavarian_check_refuses_exactly_the_rates_art_18_abs_3_forbids(tax_rates
     key_too_high = key_rate > min(tax_rates)
     assert sorted(p.location.row for p in problems) == sorted([2 + tax_rates.index(max(tax_rates))] * spread
                                                                + [9] * key_too_high)
+
+
+def _yield_run(need: int, difference: int, payers: int, unit: int):
+    """What `levies.yield_warnings` reads of a run: one statutory levy with its need, yield − need and payer lines."""
+    from types import SimpleNamespace
+
+    levy = SimpleNamespace(mode="statute", need=need, difference=difference, revenue=need + difference,
+                           lines=[object()] * payers, levy=SimpleNamespace(id="kreisumlage"))
+    return SimpleNamespace(book=SimpleNamespace(parameters=SimpleNamespace(unit=unit), path="eingabe.xlsx"),
+                           levies=[levy])
+
+
+@pytest.mark.parametrize("need, difference, payers, unit, hint", [
+    # need 10.000,00 €: 1 % = 100,00 € (10,000 cents) > 3 payers × 1 cent; exactly at it: no Hinweis
+    (1_000_000, 10_000, 3, 1, False), (1_000_000, 10_001, 3, 1, True), (1_000_000, -10_001, 3, 1, True),
+    # need 100,00 € at whole euros: 1 % = 1,00 €, but one unit (1 €) per payer allows 3,00 € for 3 payers
+    (10_000, 300, 3, 100, False), (10_000, 301, 3, 100, True), (10_000, -300, 3, 100, False),
+], ids=["at-1-percent", "beyond-1-percent", "shortfall-beyond", "at-one-unit-per-payer", "beyond-units",
+        "shortfall-at-units"])
+def test_the_yield_tolerance_and_its_boundary(need, difference, payers, unit, hint):
+    from allocation.calc.levies import yield_warnings
+
+    found = yield_warnings(_yield_run(need, difference, payers, unit))
+    assert [p.code for p in found] == (["input-levy-yield-differs"] if hint else [])

@@ -191,6 +191,50 @@ def test_priority_hit_policy_highest_priority_wins(tmp_path):
     assert decisions[0]["Alle passenden Regeln"] == "general, kim-host"
 
 
+def test_priority_hit_policy_equal_priorities_the_earlier_rule_wins(tmp_path):
+    """docs/auditor/rulebook.md: "higher wins; equal priorities: the earlier rule"."""
+    municipalities = [["05999001", "A", 1000], ["05999002", "B", 1000]]
+    items = [["X", "Test", "KIM", 100, 0, 0, 0, None]]
+    rules = """\
+  - id: first
+    legal_basis: "Vereinbarung"
+    when: {Kategorie: KIM}
+    route: direct_billing
+    key: Umlagegrundlagen
+    priority: 5
+  - id: second
+    legal_basis: "§ 56 Abs. 1 KrO NRW"
+    when: {}
+    route: district_levy
+    priority: 5
+"""
+    code, output = run_small(tmp_path, municipalities, items, rules, hit_policy="priority")
+    assert code == 0
+    decisions = read_sheet(output, "Entscheidungen")
+    assert decisions[0]["Regel"] == "first"
+    assert decisions[0]["Alle passenden Regeln"] == "first, second"
+
+
+def test_a_weighted_keys_values_are_shares_that_add_up_to_one(fixture_workbook, rules_file):
+    """ÖPNV-2022, key 70 % Linienminuten + 30 % Wagenkm: each municipality's Schlüsselwert is 0.7 × its minutes ÷
+    all minutes + 0.3 × its km ÷ all km (a Fraction oracle over the fixture's Gemeinden sheet, read with openpyxl),
+    shown to 6 decimals; the key sum is 1."""
+    import allocation
+
+    sheet = load_workbook(fixture_workbook, read_only=True)["Gemeinden"]
+    rows = list(sheet.iter_rows(values_only=True))
+    header = list(rows[0])
+    minutes = {r[0]: Fraction(r[header.index("Linienminuten")]) for r in rows[1:] if r[0]}
+    km = {r[0]: Fraction(r[header.index("Wagenkm")]) for r in rows[1:] if r[0]}
+    expected = {ags: Fraction(7, 10) * minutes[ags] / sum(minutes.values())
+                + Fraction(3, 10) * km[ags] / sum(km.values()) for ags in minutes}
+    lines = allocation.compute(fixture_workbook, rules_file).lines.query("ID == 'OEPNV-2022'")
+    assert len(lines) == len(expected) == 13
+    for _, line in lines.iterrows():
+        assert abs(Fraction(str(line["Schlüsselwert"])) - expected[line["AGS"]]) <= Fraction(1, 2 * 10**6), line["AGS"]
+        assert Fraction(str(line["Schlüsselsumme"])) == 1
+
+
 def test_output_workbook_has_the_documented_sheets_formats_and_controls(tmp_path, fixture_workbook, rules_file):
     output = tmp_path / "ergebnis.xlsx"
     assert main(["run", str(fixture_workbook), "--rules", str(rules_file), "-o", str(output)]) == 0
