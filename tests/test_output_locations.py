@@ -62,7 +62,7 @@ def test_a_full_disk_while_writing_is_a_located_problem_and_leaves_no_file(tmp_p
     monkeypatch.setattr(tempfile, "mkstemp", full)
     code, problems = _run(tmp_path / "ergebnis.xlsx", capsys)
     assert code == 9 and problems[0]["code"] == "output-unusable"
-    assert problems[0]["found"] == "No space left on device"
+    assert problems[0]["found"] == "der Datenträger ist voll (No space left on device)"  # a full disk named so
     assert not list(tmp_path.iterdir())
 
 
