@@ -169,3 +169,16 @@ def test_levies_frame_of_a_published_case():
                                 ROOT / "rules" / "bw-esslingen-2012.yaml")
     amounts = dict(zip(result.levies["Gemeinde"], result.levies["Betrag_cents"]))
     assert amounts == {"Holzmaden": 66_461_000, "Ohmden": 58_379_400, "Neidlingen": 57_211_500}
+
+
+@pytest.mark.parametrize("options, word", [({"mode": "Final"}, "mode"), ({"mode": "echt"}, "mode"),
+                                            ({"provisional": "ja"}, "provisional"),
+                                            ({"ignore_validity": 5}, "ignore_validity")],
+                         ids=["Final", "echt", "provisional-text", "reason-not-text"])
+def test_run_refuses_what_the_command_line_would_not_accept(tmp_path, options, word):
+    """A script's `mode="Final"` must not quietly run a Probelauf: the API takes exactly the command line's
+    choices (`test`/`final`, True/False, a reason as text) and writes nothing otherwise."""
+    output = tmp_path / "ergebnis.xlsx"
+    with pytest.raises(ValueError, match=word):
+        allocation.run(FIXTURE, RULES, output, **options)
+    assert not output.exists()

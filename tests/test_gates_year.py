@@ -209,3 +209,43 @@ def test_status_looks_up_a_final_stage_in_the_register(tmp_path, capsys):
     assert main(["year", "status", str(folder), "--register", str(other), "--json"]) == 7
     problems = json.loads(capsys.readouterr().out)["problems"]
     assert any("Eintrag Nr. 1" in p["message"] + str(p["found"]) for p in problems), problems
+
+
+def test_a_stage_line_that_names_another_stages_folder_breaks_the_chain(folder, capsys):
+    """Stage 2's line rewritten to name stage 1's folder and files (sealed and chained again): a line's folder is
+    `NN-stage` of its own number and stage, so the chain is broken at that line (exit 7)."""
+    first, second = chain_lines(folder)
+    moved = {key: value for key, value in second.items() if key not in ("seal", "prev_sha256")}
+    moved["folder"] = first["folder"]
+    for kind in ("input", "rules", "output", "manifest"):
+        moved[kind] = first[kind]
+    write_chain(folder, [first, moved])
+    code, problems = status(folder, capsys)
+    assert code == 7 and [p["code"] for p in problems] == ["year-chain-broken"]
+    assert "Ordner '01-modell' statt 02-entwurf" in problems[0]["message"] + str(problems[0]["found"])
+
+
+def test_a_stage_refuses_a_rules_folder_and_a_blank_reason(tmp_path, capsys):
+    folder = year_with_stage(tmp_path / "jahr", "modell")
+    capsys.readouterr()
+    assert main(["year", "stage", str(folder), "entwurf", str(SMALL_INPUT), "--rules", str(SMALL_RULES.parent),
+                 "--json"]) == 8
+    assert [p["code"] for p in json.loads(capsys.readouterr().out)["problems"]] == ["year-rules-folder"]
+    assert main(["year", "stage", str(folder), "modell", str(SMALL_INPUT), "--rules", str(SMALL_RULES), "--supersede",
+                 "   ", "--json"]) == 8
+    assert [p["code"] for p in json.loads(capsys.readouterr().out)["problems"]] == ["year-empty-reason"]
+    assert [entry["stage"] for entry in chain_lines(folder)] == ["modell"]
+
+
+def test_status_names_a_final_stage_the_register_holds_but_the_chain_lacks(tmp_path, capsys):
+    register = tmp_path / "register"
+    folder = tmp_path / "jahr"
+    assert main(["year", "init", str(folder), "--district", "Kreis Wesel", "--year", "2022"]) == 0
+    assert main(["year", "stage", str(folder), "satzung", str(SMALL_INPUT), "--rules", str(SMALL_RULES), "--register",
+                 str(register)]) == 0
+    (folder / CHAIN).write_text("", encoding="utf-8")  # the chain emptied: the register still holds the stage
+    capsys.readouterr()
+    assert main(["year", "status", str(folder), "--register", str(register), "--json"]) == 7
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert any("Das Register hält den Echtlauf der Stufe satzung" in p["message"] + str(p["found"])
+               for p in problems), problems

@@ -572,3 +572,30 @@ def test_a_base_the_law_reduces_by_a_deduction_is_entered_not_computed(tmp_path)
     _, warnings = parse(state="SH", base="{Steuerkraftmesszahl: 100, Schluesselzuweisungen: 100}")
     assert any(w.code == "rule-state-departure" and "Abzug" in w.message and "§ 27 Abs. 2 FAG SH" in w.message
                for w in warnings)
+
+
+def test_verify_checks_the_level_above_by_its_hash(bezirk_run, tmp_path):
+    """The Bezirk's output is edited after the Kreis ran on it (a cell the Kreis does not read, its manifest signed
+    again, so the replay reads it without complaint): only the hash the Kreis's manifest recorded for it tells,
+    and verify names it."""
+    import shutil
+
+    from allocation.ops.verify import verify
+    from test_gates_verify import sheet_parts
+    from workbooks import resigned_copy
+
+    above = tmp_path / "bezirk" / "bezirk-ergebnis.xlsx"
+    above.parent.mkdir()
+    shutil.copyfile(bezirk_run, above)
+    shutil.copyfile(f"{bezirk_run}.manifest.json", f"{above}.manifest.json")
+    source, rule_file = kreis(tmp_path)
+    out = tmp_path / "o" / "kreis-ergebnis.xlsx"
+    assert main(["run", str(source), "--rules", str(rule_file), "-o", str(out), "--upward", str(above)]) == 0
+    assert verify(out).identical
+    edited = tmp_path / "bearbeitet.xlsx"
+    resigned_copy(above, edited, sheet_parts(above)["Hinweise"], "Hinweis", "Vermerk")
+    shutil.move(edited, above)
+    shutil.move(f"{edited}.manifest.json", f"{above}.manifest.json")
+    result = verify(out)
+    assert not result.identical
+    assert any("Ergebnis der Ebene darüber weicht ab" in problem for problem in result.file_problems), result.file_problems
