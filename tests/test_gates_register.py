@@ -284,3 +284,70 @@ def test_a_run_of_exactly_the_line_limit_is_not_refused():
     with pytest.raises(InputError) as caught:
         _refuse_too_many_lines(SimpleNamespace(path="e.xlsx", municipalities=[None] * 250_001, items=[None]))
     assert caught.value.problems[0].code == "input-too-large"
+
+
+# ---------------------------------------------------------------------------- what comes back, read strictly
+
+
+def test_an_emptied_register_file_is_named_as_emptied(final_run, capsys):
+    """A register file emptied (0 bytes) is `register-corrupt` saying so, not as a line that is no JSON."""
+    _output, register = final_run
+    (register / "wesel-2022.jsonl").write_bytes(b"")
+    capsys.readouterr()
+    assert main(["register", "status", "--register", str(register), "--json"]) == ExitCode.REFUSED
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert [p["code"] for p in problems] == ["register-corrupt"]
+    assert "Die Datei ist leer" in problems[0]["message"] and problems[0]["found"] == "0 Bytes"
+
+
+def test_a_manifest_text_with_a_nul_character_is_refused(tmp_path):
+    """A NUL in a manifest text (here the Python version, a field verify only notes) is `manifest-bad-value`,
+    even sealed again: no text the product wrote holds one."""
+    output = tmp_path / "ergebnis.xlsx"
+    assert run_cli(output) == 0
+    manifest = _manifest(output)
+    manifest["tool"]["python"] += "\x00"
+    _reseal(output, manifest)
+    result = verify(output)
+    assert not result.identical
+    assert any("tool.python" in problem for problem in map(str, result.problems)), result.problems
+
+
+def test_a_change_notice_is_never_against_the_same_workbook(tmp_path, capsys):
+    """`--previous` must be an earlier run: a copy of the very workbook (same SHA-256) is refused."""
+    pytest.importorskip("typst")
+    import shutil
+
+    from workbooks import WESEL_RATES, WESEL_RULES
+
+    output = tmp_path / "ergebnis.xlsx"
+    assert run_cli(output, "--register", str(tmp_path / "register"), source=WESEL_RATES, rules=WESEL_RULES) == 0
+    copy = tmp_path / "kopie" / "ergebnis.xlsx"
+    copy.parent.mkdir()
+    shutil.copyfile(output, copy)
+    shutil.copyfile(f"{output}.manifest.json", f"{copy}.manifest.json")
+    capsys.readouterr()
+    assert main(["notices", str(output), "-o", str(tmp_path / "bescheide"), "--date", "2022-06-20", "--previous",
+                 str(copy), "--register", str(tmp_path / "register"), "--json"]) == 3
+    assert [p["code"] for p in json.loads(capsys.readouterr().out)["problems"]] == ["notices-previous-mismatch"]
+    assert not (tmp_path / "bescheide").exists()
+
+
+def test_a_previous_final_run_with_the_same_line_number_elsewhere_is_not_earlier(tmp_path, capsys):
+    """Two final runs of Kreis Wesel 2022, each line 1 of `wesel-2022.jsonl` in its own register: the earlier one
+    is not "registered before" the later (line 1 is not before line 1), so a change notice refuses it."""
+    pytest.importorskip("typst")
+    from workbooks import WESEL_RATES, WESEL_RULES
+
+    earlier = tmp_path / "a" / "ergebnis.xlsx"
+    assert run_cli(earlier, "--register", str(tmp_path / "register-a"), "--mode", "final", source=WESEL_RATES,
+                   rules=WESEL_RULES) == 0
+    raised = modified_copy(WESEL_RATES, tmp_path / "hoeher.xlsx", rates={"kreisumlage": 36.7})
+    later = tmp_path / "b" / "ergebnis.xlsx"
+    assert run_cli(later, "--register", str(tmp_path / "register-b"), "--mode", "final", source=raised,
+                   rules=WESEL_RULES) == 0
+    assert _manifest(earlier)["register"]["seq"] == _manifest(later)["register"]["seq"] == 1
+    capsys.readouterr()
+    assert main(["notices", str(later), "-o", str(tmp_path / "bescheide"), "--date", "2022-06-20", "--previous",
+                 str(earlier), "--register", str(tmp_path / "register-b"), "--json"]) == 3
+    assert [p["code"] for p in json.loads(capsys.readouterr().out)["problems"]] == ["notices-previous-mismatch"]

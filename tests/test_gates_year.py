@@ -249,3 +249,35 @@ def test_status_names_a_final_stage_the_register_holds_but_the_chain_lacks(tmp_p
     problems = json.loads(capsys.readouterr().out)["problems"]
     assert any("Das Register hält den Echtlauf der Stufe satzung" in p["message"] + str(p["found"])
                for p in problems), problems
+
+
+@pytest.mark.parametrize("year, accepted", [(1900, True), (2999, True), (1899, False), (3000, False)])
+def test_year_init_takes_budget_years_1900_to_2999(tmp_path, capsys, year, accepted):
+    folder = tmp_path / "jahr"
+    code = main(["year", "init", str(folder), "--district", "Kreis Wesel", "--year", str(year), "--json"])
+    if accepted:
+        assert code == 0 and (folder / "jahr.json").is_file()
+    else:
+        assert code == 8
+        assert [p["code"] for p in json.loads(capsys.readouterr().out)["problems"]] == ["year-bad-parameter"]
+        assert not folder.exists()
+
+
+def test_year_init_refuses_a_folder_that_holds_files(tmp_path, capsys):
+    folder = tmp_path / "jahr"
+    folder.mkdir()
+    (folder / "notiz.txt").write_text("schon da", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["year", "init", str(folder), "--district", "Kreis Wesel", "--year", "2022", "--json"]) == 8
+    (problem,) = json.loads(capsys.readouterr().out)["problems"]
+    assert problem["code"] == "year-exists" and problem["found"] == "notiz.txt"
+    assert sorted(p.name for p in folder.iterdir()) == ["notiz.txt"]
+
+
+def test_a_stage_line_with_another_number_breaks_the_chain(folder, capsys):
+    first, second = chain_lines(folder)
+    renumbered = {key: value for key, value in second.items() if key not in ("seal", "prev_sha256")} | {"seq": 3}
+    write_chain(folder, [first, renumbered])
+    code, problems = status(folder, capsys)
+    assert code == 7 and [p["code"] for p in problems] == ["year-chain-broken"]
+    assert "seq 3 statt 2" in problems[0]["message"] + str(problems[0]["found"])
