@@ -351,3 +351,16 @@ def test_a_previous_final_run_with_the_same_line_number_elsewhere_is_not_earlier
     assert main(["notices", str(later), "-o", str(tmp_path / "bescheide"), "--date", "2022-06-20", "--previous",
                  str(earlier), "--register", str(tmp_path / "register-b"), "--json"]) == 3
     assert [p["code"] for p in json.loads(capsys.readouterr().out)["problems"]] == ["notices-previous-mismatch"]
+
+
+def test_a_register_file_cut_short_is_named_as_cut(final_run, capsys):
+    """The district file's last line end cut away (a crash mid-write): `register-corrupt` at that line, saying the
+    line is cut short, not that it is no JSON."""
+    _output, register = final_run
+    path = register / "wesel-2022.jsonl"
+    path.write_bytes(path.read_bytes()[:-1])
+    capsys.readouterr()
+    assert main(["register", "status", "--register", str(register), "--json"]) == ExitCode.REFUSED
+    (problem,) = json.loads(capsys.readouterr().out)["problems"]
+    assert problem["code"] == "register-corrupt" and problem["location"]["line"] == 1
+    assert "Die letzte Zeile ist abgeschnitten" in problem["message"]
