@@ -160,3 +160,19 @@ def test_benehmen_letter_signed_from_the_installations_letterhead(letters, tmp_p
     text = text_of(tmp_path / "benehmen" / f"{ALPEN}_Alpen_Benehmen.pdf")
     for expected in ("Kreis Wesel – Der Landrat", "Reeser Landstraße 31", "Erika Muster", "Kreiskämmerin"):
         assert expected in text, expected
+
+
+def test_benehmen_takes_the_letterhead_option_over_the_environment(letters, tmp_path, monkeypatch):
+    """--letterhead names the letterhead for this call; ALLOCATION_LETTERHEAD is only the default without it."""
+    from test_notices_letters import INSTALLATION, without_letterhead
+
+    rules = without_letterhead(tmp_path)
+    from_env, given = tmp_path / "umgebung.yaml", tmp_path / "option.yaml"
+    from_env.write_text(INSTALLATION.replace("Erika Muster", "Anna Umgebung"), encoding="utf-8")
+    given.write_text(INSTALLATION.replace("Erika Muster", "Berta Option"), encoding="utf-8")
+    monkeypatch.setenv("ALLOCATION_LETTERHEAD", str(from_env))
+    assert main(["benehmen", str(letters / "plan-2023.xlsx"), "--rules", str(rules), "--previous",
+                 str(letters / "ergebnis-2022-saetze.xlsx"), "-o", str(tmp_path / "benehmen"), "--date", "2022-09-01",
+                 "--deadline", "2022-10-15", "--letterhead", str(given)]) == 0
+    text = text_of(tmp_path / "benehmen" / f"{ALPEN}_Alpen_Benehmen.pdf")
+    assert "Berta Option" in text and "Anna Umgebung" not in text

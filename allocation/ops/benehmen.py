@@ -366,13 +366,13 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
             raise DateError(wrong)
     deadline = deadline or date + _dt.timedelta(weeks=DEFAULT_WEEKS)
     from ..rulefiles.notice_settings import NoticeSettings, with_installation
-    from ..rulefiles.rulebook import load_installation_letterhead, load_notice_settings
+    from ..rulefiles.rulebook import load_installation_letterhead, rule_notice_settings
 
     installation = load_installation_letterhead(letterhead)  # a broken letterhead file stops here, located
     settings = None
     if not Path(rules_path).is_dir():
         try:
-            settings = load_notice_settings(rules_path)
+            settings = rule_notice_settings(rules_path)  # the installation's letterhead is merged once, below
         except ProblemsError:  # the run above read this rule file; its notice settings are optional here
             settings = None
     issuer, letterhead = "", {}

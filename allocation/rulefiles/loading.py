@@ -222,8 +222,12 @@ LETTERHEAD_ENV = "ALLOCATION_LETTERHEAD"
 def load_notice_settings(path: str | Path, letterhead: str | Path | None = None) -> NoticeSettings:
     """The `instalments:` and `notices:` keys of a rule file, over the installation's letterhead file
     (`letterhead`, else $ALLOCATION_LETTERHEAD, else none). Raises RuleFileError (all problems located)."""
-    settings = _read_settings(path, "Die Regeldatei", _notice_settings, "den Pfad der Regeldatei prüfen")
-    return with_installation(settings, load_installation_letterhead(letterhead))
+    return with_installation(rule_notice_settings(path), load_installation_letterhead(letterhead))
+
+
+def rule_notice_settings(path: str | Path) -> NoticeSettings:
+    """The rule file's own `instalments:` and `notices:` keys, without the installation's letterhead."""
+    return _read_settings(path, "Die Regeldatei", _notice_settings, "den Pfad der Regeldatei prüfen")
 
 
 def load_installation_letterhead(letterhead: str | Path | None = None) -> NoticeSettings | None:
