@@ -38,9 +38,8 @@ HANDBOOK = {
 }
 
 
-def _handbook(page: str) -> str:
-    """The page in this checkout's docs/ when it is there (an editable install), else its path in the sources."""
-    docs = Path(__file__).resolve().parents[2] / "docs"
+def _handbook(docs: Path, page: str) -> str:
+    """The page in this checkout's `docs` when it is there (an editable install), else its path in the sources."""
     shown = docs / page if (docs / page).is_file() else f"docs/{page} (im Quellarchiv)"
     return f"Handbuch: {shown}"
 
@@ -57,9 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                 _add_explain, _add_rulebook, _add_verify, _add_notices, _add_benehmen, _add_year, _add_register,
                 _add_serve):
         add(commands)  # one function per command (in its group's module), in the order `allocation --help` lists them
-    parser.epilog = _handbook("README.md")
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    parser.epilog = _handbook(docs, "README.md")
     for name, command in commands.choices.items():
-        command.epilog = _handbook(HANDBOOK[name])
+        command.epilog = _handbook(docs, HANDBOOK[name])
         for step in (command._subparsers._group_actions[0].choices.values() if command._subparsers else ()):
             step.epilog = command.epilog  # year init|stage|…, register status
     return parser

@@ -220,10 +220,7 @@ def _add_notices(commands) -> None:
                               "der Bescheid sie zum nächsten Fälligkeitstermin ab")
     notices.add_argument("--addresses", type=Path, default=None, metavar="ANSCHRIFTEN.xlsx",
                          help="Anschriften der Empfänger: Blatt Anschriften mit AGS, Zeile 1, Zeile 2, ...")
-    notices.add_argument("--letterhead", type=Path, default=None, metavar="BRIEFKOPF.yaml",
-                         help="Briefkopf der Installation (YAML: letterhead, issuer, payment wie unter notices: der "
-                              "Regeldatei; was die Regeldatei selbst angibt, gilt vor ihm). Vorgabe: "
-                              "$ALLOCATION_LETTERHEAD, sonst keiner")
+    _letterhead_option(notices)
     notices.add_argument("--ags", action="append", default=None, metavar="AGS[,AGS...]",
                          help="nur für diese Mitglieder schreiben (z. B. eine Neufassung nach einem Widerspruch)")
     notices.add_argument("--first-notice", "--settled-on", dest="settled_on", type=_date_argument, default=None,
@@ -235,6 +232,14 @@ def _add_notices(commands) -> None:
                               "allocation verify)")
     notices.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
     notices.set_defaults(handler=_cmd_notices)
+
+
+def _letterhead_option(parser: argparse.ArgumentParser) -> None:
+    """`--letterhead`, the installation's letterhead for the letters of `notices` and `benehmen`."""
+    parser.add_argument("--letterhead", type=Path, default=None, metavar="BRIEFKOPF.yaml",
+                        help="Briefkopf der Installation (YAML: letterhead, issuer, payment wie unter notices: der "
+                             "Regeldatei; was die Regeldatei selbst angibt, gilt vor ihm). Vorgabe: "
+                             "$ALLOCATION_LETTERHEAD, sonst keiner")
 
 
 def _add_benehmen(commands) -> None:
@@ -256,10 +261,7 @@ def _add_benehmen(commands) -> None:
                           help="Datum der Schreiben (Vorgabe: heute)")
     benehmen.add_argument("--template", type=Path, default=None, metavar="ORDNER",
                           help="eigene Vorlage (briefkopf.typ, benehmen.typ, ...), wie bei allocation notices")
-    benehmen.add_argument("--letterhead", type=Path, default=None, metavar="BRIEFKOPF.yaml",
-                          help="Briefkopf der Installation (YAML: letterhead, issuer, payment wie unter notices: der "
-                               "Regeldatei; was die Regeldatei selbst angibt, gilt vor ihm). Vorgabe: "
-                               "$ALLOCATION_LETTERHEAD, sonst keiner")
+    _letterhead_option(benehmen)
     _add_template_limits(benehmen)
     benehmen.add_argument("--json", action="store_true", help="Ergebnis bzw. Fehlerliste als JSON ausgeben")
     benehmen.set_defaults(handler=_cmd_benehmen)

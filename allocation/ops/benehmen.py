@@ -378,12 +378,7 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
     issuer, letterhead = "", {}
     if settings is not None or installation is not None:
         settings = with_installation(settings or NoticeSettings(None), installation)
-        head = settings.letterhead
-        issuer = settings.issuer
-        letterhead = {"authority": head.authority, "address": list(head.address), "department": head.department,
-                      "contact": {"name": head.contact_name, "phone": head.contact_phone,
-                                  "email": head.contact_email},
-                      "signatory": {"name": head.signatory_name, "title": head.signatory_title}}
+        issuer, letterhead = settings.issuer, settings.letterhead.template_data()
     lines = benehmen_lines(allocation, previous)
     shares = previous_shares(earlier)
     planned = {m.ags for m in allocation.book.municipalities}

@@ -341,41 +341,39 @@ def _give_up(path: Path, root: Path, mode: str, error: BaseException, started: f
     sha256, result, archive, report_error = "", None, None, None
     try:
         found = _regular_sha256(path)
-    except OSError as error:
-        found, report_error = None, f"Eingabe nicht lesbar: {os_reason(error)}"
-    try:
-        if found is None:  # gone, unreadable, or no regular file any more: nothing to hash, report or archive
-            raise _NothingToReport
+    except OSError as unreadable:
+        found, report_error = None, f"Eingabe nicht lesbar: {os_reason(unreadable)}"
+    if found is not None:  # else gone, unreadable, or no regular file any more: nothing to report or archive
         sha256 = found
-        work = root / ".tmp" / f"failed-{os.getpid()}-{time.monotonic_ns()}"
-        work.mkdir(parents=True)
-        from ..workbook.error_report import render_text
-
-        _write(work / "fehlerbericht.txt", render_text([problem], title="Fehlerbericht: Die Datei konnte nicht "
-                                                                       "bearbeitet werden"))
-        _write(work / "problems.json", json.dumps([problem.as_dict()], ensure_ascii=False, indent=2))
-        _write(work / "status.json", json.dumps({
-            "sha256": sha256, "input": name, "status": "error", "exit_code": int(ExitCode.INTERNAL), "mode": mode,
-            "finished_utc": _now_iso()}, ensure_ascii=False, indent=2))
-        _fsync_tree(work)
-        target = _free_name(root / "fehler", _safe_stem(path.name))
-        os.rename(work, target)
-        fsync_folder(target.parent)
-        result = _shown(target)
-        archive = _shown(_archive(path, root, sha256))
-    except _NothingToReport:
-        pass
-    except OSError as error:  # a full disk, a permission: the log line says so; the next file still runs
-        report_error = f"Fehlerbericht nicht geschrieben: {os_reason(error)}"
-    except Exception as error:  # noqa: BLE001 - a bug while reporting: its traceback to stderr, the next file runs
-        traceback.print_exception(error, file=sys.stderr)
-        report_error = f"Fehlerbericht nicht geschrieben: Programmfehler {display_name(repr(error))[:200]}"
+        try:
+            result = _failure_report(path, root, mode, problem, sha256)
+            archive = _shown(_archive(path, root, sha256))
+        except OSError as failure:  # a full disk, a permission: the log line says so; the next file still runs
+            report_error = f"Fehlerbericht nicht geschrieben: {os_reason(failure)}"
+        except Exception as bug:  # noqa: BLE001 - a bug while reporting: its traceback to stderr, the next file runs
+            traceback.print_exception(bug, file=sys.stderr)
+            report_error = f"Fehlerbericht nicht geschrieben: Programmfehler {display_name(repr(bug))[:200]}"
     return Outcome(name, sha256, "error", ExitCode.INTERNAL, result, archive, mode=mode, problems=1,
                    seconds=round(time.monotonic() - started, 3), report_error=report_error)
 
 
-class _NothingToReport(Exception):
-    """The failed file is gone or no regular file: no report to write, no archive to make."""
+def _failure_report(path: Path, root: Path, mode: str, problem: Problem, sha256: str) -> str:
+    """fehler/<name>/ with the report, the problem and the status, written whole; its shown path."""
+    from ..workbook.error_report import render_text
+
+    work = root / ".tmp" / f"failed-{os.getpid()}-{time.monotonic_ns()}"
+    work.mkdir(parents=True)
+    _write(work / "fehlerbericht.txt", render_text([problem], title="Fehlerbericht: Die Datei konnte nicht "
+                                                                   "bearbeitet werden"))
+    _write(work / "problems.json", json.dumps([problem.as_dict()], ensure_ascii=False, indent=2))
+    _write(work / "status.json", json.dumps({
+        "sha256": sha256, "input": display_name(path.name), "status": "error", "exit_code": int(ExitCode.INTERNAL),
+        "mode": mode, "finished_utc": _now_iso()}, ensure_ascii=False, indent=2))
+    _fsync_tree(work)
+    target = _free_name(root / "fehler", _safe_stem(path.name))
+    os.rename(work, target)
+    fsync_folder(target.parent)
+    return _shown(target)
 
 
 def _prepare(root: Path, register: str | Path | None) -> None:

@@ -694,12 +694,7 @@ def build_notices(result: ResultBook, settings: NoticeSettings, notice_date: _dt
             "payers_all": "umlagepflichtigen Gemeinden" if result.level == states.DEFAULT_LEVEL
             else f"umlagepflichtigen {states.level(result.level).payers}",
             "recipient": list((addresses or {}).get(ags, ())),
-            "letterhead": {
-                "authority": head.authority, "address": list(head.address), "department": head.department,
-                "contact": {"name": head.contact_name, "phone": head.contact_phone, "email": head.contact_email},
-                "signatory": {"name": head.signatory_name, "title": head.signatory_title},
-                "court": {"name": head.court_name, "address": head.court_address},
-            },
+            "letterhead": head.template_data(),
             "file_reference": head.file_reference.format(jahr=result.year, ags=ags,
                                                          umlage=_named(result.levies[0], rule_levies).key)
             if head.file_reference else "",

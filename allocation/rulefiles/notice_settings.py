@@ -58,6 +58,13 @@ class Letterhead:
     court_name: str = ""
     court_address: str = ""
 
+    def template_data(self) -> dict:
+        """The letterhead as the letter templates read it (`d.letterhead`), for notices and Benehmen letters."""
+        return {"authority": self.authority, "address": list(self.address), "department": self.department,
+                "contact": {"name": self.contact_name, "phone": self.contact_phone, "email": self.contact_email},
+                "signatory": {"name": self.signatory_name, "title": self.signatory_title},
+                "court": {"name": self.court_name, "address": self.court_address}}
+
 
 @dataclass(frozen=True, slots=True)
 class NoticeSettings:
