@@ -35,7 +35,7 @@ def without_letterhead(folder: Path) -> Path:
     """The Wesel rule file without `notices.letterhead` (what a Kreis has before it fills it in)."""
     text = RULES.read_text(encoding="utf-8")
     start = text.index("  # Briefkopf, Unterschrift")
-    end = text.index("    court:", start)
+    end = text.index("    remedy:", start)  # the letterhead's last key
     end = text.index("\n", end) + 1
     path = folder / "kreis-wesel.yaml"
     path.write_text(text[:start] + text[end:], encoding="utf-8")
@@ -79,7 +79,7 @@ def test_a_final_notice_with_a_placeholder_is_refused_and_a_draft_keeps_it_marke
     problems = __import__("json").loads(capsys.readouterr().out)["problems"]
     assert {p["code"] for p in problems} == {"notices-placeholder"}
     missing = " ".join(p["message"] for p in problems)
-    for what in ("court.name", "court.address", "signatory.name", "authority", "address"):
+    for what in ("court.name", "court.address", "signatory.name", "authority", "address", "Rechtsbehelf (remedy)"):
         assert what in missing, what
     assert not out.exists()
     # a draft may keep them, marked
@@ -87,7 +87,8 @@ def test_a_final_notice_with_a_placeholder_is_refused_and_a_draft_keeps_it_marke
     assert main(["run", str(FIXTURE), "--rules", str(rules), "-o", str(probe)]) == 0
     assert main(["notices", str(probe), "-o", str(tmp_path / "entwurf"), "--date", "2022-01-10", "--ags", ALPEN]) == 0
     text = text_of(tmp_path / "entwurf" / f"{ALPEN}_Alpen.pdf")
-    assert "ENTWURF" in text and "[PLATZHALTER: Verwaltungsgericht und Anschrift]" in text
+    # without `remedy:` and a profile that verified it, no remedy text at all: which court to name is open too
+    assert "ENTWURF" in text and "[PLATZHALTER: Rechtsbehelf nach dem Recht des Landes" in text
     assert "[PLATZHALTER: Name und Amt der zeichnenden Person]" in text
 
 
@@ -439,6 +440,7 @@ letterhead:
   file_reference: "20.1-{jahr}-{ags}"
   signatory: {name: "Erika Muster", title: "Kreiskämmerin"}
   court: {name: "Verwaltungsgericht Düsseldorf", address: "Bastionstraße 39, 40213 Düsseldorf"}
+  remedy: klage
 payment: "Sparkasse am Niederrhein, IBAN DE12 3456 7890 1234 5678 90"
 """
 

@@ -43,7 +43,7 @@ from ..core.instalments import (ChangePlan, Instalment, change_plan, fixed_amoun
                                settlement_plan)
 from ..core.money import cents_from_decimal, cents_to_decimal, decimal_from_cell, de_number, de_percent, format_eur, percent_points
 from ..core.problems import ExitCode, InputError, Location, Problem, OutputError, ProblemsError, RuleFileError
-from ..rulefiles.rulebook import NoticeSettings, load_notice_settings
+from ..rulefiles.rulebook import Letterhead, NoticeSettings, load_notice_settings
 from ..workbook.report import FORMULA_START
 from .typst_child import (CHILD_ENV, TEMPLATE_MEMORY_MB, TEMPLATE_MEMORY_MB_RANGE, TEMPLATE_SECONDS,
                           TEMPLATE_SECONDS_RANGE)
@@ -631,6 +631,8 @@ def build_notices(result: ResultBook, settings: NoticeSettings, notice_date: _dt
     notices = []
     change_mode = previous is not None
     head = settings.letterhead
+    kind, basis = remedy_in_force(head, result.state, result.year)
+    remedy = {"kind": kind, "basis": basis}
     for ags, name in result.municipalities:
         if only is not None and ags not in only:
             continue
@@ -694,7 +696,7 @@ def build_notices(result: ResultBook, settings: NoticeSettings, notice_date: _dt
             "payers_all": "umlagepflichtigen Gemeinden" if result.level == states.DEFAULT_LEVEL
             else f"umlagepflichtigen {states.level(result.level).payers}",
             "recipient": list((addresses or {}).get(ags, ())),
-            "letterhead": head.template_data(),
+            "letterhead": head.template_data(), "remedy": remedy,
             "file_reference": head.file_reference.format(jahr=result.year, ags=ags,
                                                          umlage=_named(result.levies[0], rule_levies).key)
             if head.file_reference else "",
@@ -1423,7 +1425,27 @@ def _without_comments(text: str) -> str:
     return "\n".join(re.sub(r"(^|[^:])//.*$", r"\1", line) for line in text.split("\n"))
 
 
-def _refuse_placeholders(settings: NoticeSettings, rules_path: Path, template: Path | None) -> None:
+REMEDY_WORDS = {"klage": "Klage", "widerspruch": "Widerspruch", "wahl": "Widerspruch oder Klage nach Wahl"}
+
+
+def remedy_in_force(head: Letterhead, state: str, year: int) -> tuple[str, str]:
+    """The remedy a notice names (klage, widerspruch, wahl) and what says so: the letterhead's `remedy` (the Kreis
+    checked its state's law), else the state profile's remedy fact where it is verified. Where neither says,
+    ("", the profile's norm): the default template shows a placeholder and a final notice is refused, since a
+    wrong Rechtsbehelfsbelehrung gives a year to sue instead of a month (§ 58 Abs. 2 VwGO, read 2026-12 at
+    https://gesetzklar.de/vwgo/97124/58: "Ist die Belehrung unterblieben oder unrichtig erteilt, so ist die Einlegung
+    des Rechtsbehelfs nur innerhalb eines Jahres … zulässig")."""
+    if head.remedy:
+        return head.remedy, "notices.letterhead.remedy"
+    law = states.profile(state)
+    fact, value = law.fact("remedy", year), law.applied("remedy", year)
+    if isinstance(value, dict):
+        return str(value["kind"]), fact.norm
+    return "", fact.cite() if fact is not None else ""
+
+
+def _refuse_placeholders(settings: NoticeSettings, rules_path: Path, template: Path | None, state: str,
+                         year: int) -> None:
     """A final notice (Echtlauf) goes out: no template placeholder may remain in its remedy, signature or
     address (a faulty Rechtsbehelfsbelehrung gives a year to sue instead of a month, § 58 Abs. 2 VwGO).
 
@@ -1432,12 +1454,19 @@ def _refuse_placeholders(settings: NoticeSettings, rules_path: Path, template: P
     holds a placeholder text outside a comment (with or without Typst's escapes) is refused at that line (exit
     2). A letterhead text of blanks only counts as missing."""
     head = settings.letterhead
+    remedy, basis = remedy_in_force(head, state, year)
     missing, in_template = [], []
     for file, fields in PLACEHOLDER_FIELDS.items():
         own = template / file if template is not None and (template / file).is_file() else None
         text = read_regular(own, TEMPLATE_FILE_BYTES).decode("utf-8", "replace") if own is not None else ""
         if own is None or "platzhalter(" in _without_comments(text):  # the default's fallbacks: the rule file must
-            missing += [what for field, what in fields if not getattr(head, field)]  # give the texts
+            if file == "rechtsbehelf.typ" and not remedy:  # give the texts
+                missing.append((f"der Rechtsbehelf (remedy), den das Landesprofil {state} nicht verifiziert hat "
+                                f"({basis or 'keine Angabe'}; siehe allocation states {state})",
+                                "remedy: klage, widerspruch oder wahl, nach dem Recht des Landes geprüft"))
+            if file == "rechtsbehelf.typ" and remedy == "widerspruch":
+                continue  # a Widerspruch goes to the authority (§ 70 Abs. 1 VwGO), the court is not named
+            missing += [(what, what) for field, what in fields if not getattr(head, field)]
     for own in sorted(template.rglob("*.typ")) if template is not None else ():
         code = _without_comments(read_regular(own, TEMPLATE_FILE_BYTES).decode("utf-8", "replace"))
         for number, line in enumerate(code.split("\n"), start=1):
@@ -1452,10 +1481,10 @@ def _refuse_placeholders(settings: NoticeSettings, rules_path: Path, template: P
         raise TemplateError(in_template)
     problems = [Problem("notices-placeholder", Location(str(rules_path), line=1, col=1),
                         f"ein Echtlauf-Bescheid ginge mit einem Platzhalter hinaus: es fehlt {what}",
-                        found="keine Angabe unter notices.letterhead", expected=what,
+                        found="keine Angabe unter notices.letterhead", expected=expected,
                         hint="die Angabe unter `notices.letterhead` der Regeldatei oder im Briefkopf der "
                              "Installation (--letterhead, ALLOCATION_LETTERHEAD) eintragen; ein Probelauf "
-                             "(Entwurf) darf Platzhalter behalten") for what in missing]
+                             "(Entwurf) darf Platzhalter behalten") for what, expected in missing]
     if problems:
         raise RuleFileError(problems)
 
@@ -1472,12 +1501,14 @@ def _refuse_missing_addresses(notices: list[tuple[str, dict, list["_Row"]]], add
 
 
 def _trail(trace: dict, notice_date: _dt.date, template: Path | None, previous: ResultBook | None,
-           provisional_from: ResultBook | None = None) -> list[tuple[str, object]]:
+           provisional_from: ResultBook | None, remedy: tuple[str, str]) -> list[tuple[str, object]]:
+    kind, basis = remedy
     rows: list[tuple[str, object]] = [
         ("Ergebnis-Arbeitsmappe", trace["output"]), ("SHA-256 Ergebnis", trace["sha256"]),
         ("Lauf (UTC)", trace["run"]), ("Laufart", trace["mode"]), ("Regeldatei", trace["rules"]),
         ("Geprüft (allocation verify)", "identisch"), ("Bescheiddatum", notice_date),
-        ("Vorlage", str(template) if template else "Standardvorlage")]
+        ("Vorlage", str(template) if template else "Standardvorlage"),
+        ("Rechtsbehelf", f"{REMEDY_WORDS.get(kind, 'nicht angegeben (Platzhalter)')} ({basis or 'keine Angabe'})")]
     if previous is not None:
         rows += [("Früherer Lauf (Änderungsbescheide)", previous.path.name), ("SHA-256 früherer Lauf", previous.sha256)]
     if provisional_from is not None:
@@ -1560,7 +1591,7 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
                                expected="ein neuer oder leerer Ordner", hint="mit -o einen eigenen Ordner angeben")])
     postal = read_addresses(addresses, result) if addresses is not None else {}
     if not result.draft:
-        _refuse_placeholders(settings, rules_path, template)
+        _refuse_placeholders(settings, rules_path, template, result.state, result.year)
     trace = {"output": output.name, "sha256": manifest["output"]["sha256"], "run": manifest.get("started_utc", ""),
              "rules": Path(manifest["rules"][0]["path"]).name, "mode": result.run_mode}
     notices = build_notices(result, settings, notice_date, old, _rule_levies(rules_path), trace, paid_from, settled_on,
@@ -1581,7 +1612,8 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
     try:
         _compile_all(notices, template, folder, seconds=template_seconds, memory_mb=template_memory_mb)
         rows = [row for _, _, notice_rows in notices for row in notice_rows]
-        _write_xlsx(rows, folder / XLSX_NAME, _trail(trace, notice_date, template, old, paid_from))
+        remedy = remedy_in_force(settings.letterhead, result.state, result.year)
+        _write_xlsx(rows, folder / XLSX_NAME, _trail(trace, notice_date, template, old, paid_from, remedy))
         _write_csv(rows, folder / CSV_NAME)
         reference = f"{trace['run']} {trace['sha256'][:16]}"  # the run: its time and the start of its workbook's hash
         _write_soll(soll_lines(rows, settings, notice_date, reference), folder / SOLL_NAME)

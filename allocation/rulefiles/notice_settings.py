@@ -20,7 +20,7 @@ KASSENZEICHEN_FIELDS = ("jahr", "ags", "umlage", "nr")
 DEFAULT_KASSENZEICHEN = "{jahr}-{ags}-{umlage}"
 INSTALMENT_KEYS = ("schedule", "day", "dates", "split")
 NOTICE_KEYS = ("issuer", "kassenzeichen", "payment", "change_policy", "levies", "letterhead", "labels")
-LETTERHEAD_KEYS = ("authority", "address", "department", "contact", "file_reference", "signatory", "court")
+LETTERHEAD_KEYS = ("authority", "address", "department", "contact", "file_reference", "signatory", "court", "remedy")
 CONTACT_KEYS = ("name", "phone", "email")
 SIGNATORY_KEYS = ("name", "title")
 COURT_KEYS = ("name", "address")
@@ -57,13 +57,16 @@ class Letterhead:
     signatory_title: str = ""
     court_name: str = ""
     court_address: str = ""
+    # the remedy the Kreis has checked for its state (klage, widerspruch, wahl); empty: the state profile's verified
+    # fact decides, and where it is not verified a final notice is refused (`notices.remedy_in_force`)
+    remedy: str = ""
 
     def template_data(self) -> dict:
         """The letterhead as the letter templates read it (`d.letterhead`), for notices and Benehmen letters."""
         return {"authority": self.authority, "address": list(self.address), "department": self.department,
                 "contact": {"name": self.contact_name, "phone": self.contact_phone, "email": self.contact_email},
                 "signatory": {"name": self.signatory_name, "title": self.signatory_title},
-                "court": {"name": self.court_name, "address": self.court_address}}
+                "court": {"name": self.court_name, "address": self.court_address}, "remedy": self.remedy}
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,13 +254,21 @@ def _letterhead(reader: _Reader, node: LocDict) -> Letterhead:
         return " ".join(reader.text(node, key, required=False).split())
 
     address = tuple(line for line in (" ".join(line.split()) for line in address) if line)
+    remedy = text(head, "remedy").casefold()
+    if remedy and remedy not in state_law.REMEDIES:
+        reader.error("rule-bad-notices", reader.at(head, "remedy", True), "unbekannter Rechtsbehelf"
+                     f"{did_you_mean(remedy, state_law.REMEDIES)}", found=repr(remedy),
+                     expected="klage, widerspruch oder wahl",
+                     hint="klage: unmittelbar Klage; widerspruch: erst Widerspruch bei der Behörde; wahl: Widerspruch "
+                          "oder Klage nach Wahl (so wie das Landesrecht es für diesen Bescheid vorsieht)")
+        remedy = ""
     return Letterhead(
         text(head, "authority"), address, text(head, "department"),
         *(text(contact, key) for key in CONTACT_KEYS),
         _pattern(reader, head, "file_reference", FILE_REFERENCE_FIELDS,
                  {"jahr": 2022, "ags": "05170004", "umlage": "kreisumlage"}),
         *(text(signatory, key) for key in SIGNATORY_KEYS),
-        *(text(court, key) for key in COURT_KEYS))
+        *(text(court, key) for key in COURT_KEYS), remedy)
 
 
 def _labels(reader: _Reader, node: LocDict) -> tuple[tuple[str, str], ...]:
