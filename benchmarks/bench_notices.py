@@ -9,7 +9,9 @@ of a one-page document measured in the same run (issue 22; goal: at most 2x that
   compiler, PDF/A-2b), per notice; the child's start is included and spread over the notices.
 - command: `write_notices` as the command runs it (verify's replay of the run, reading the result, rendering,
   Abschlaege.xlsx/.csv, Sollstellung.csv, moving into place), per notice.
-Wall time and CPU time (this process and its children) are printed; ratios are against the floor.
+The floor is measured twice: its twelve rows as a Typst table, and as lines of boxes, the way the notices' template
+writes its tables since that was found faster; the ratios are against the faster of the two (the stronger baseline).
+Wall time and CPU time (this process and its children) are printed.
 
 Run: python benchmarks/bench_notices.py [--repeats 3] [--municipalities 100]
 """
@@ -50,6 +52,7 @@ notices:
     address: ["Kreishaus", "12345 Benchstadt"]
     signatory: {name: "N. N.", title: "Kämmerei"}
     court: {name: "Verwaltungsgericht", address: "Gerichtsstraße 1, 12345 Benchstadt"}
+    remedy: klage
 """
 
 FLOOR = """\
@@ -59,6 +62,14 @@ FLOOR = """\
 Hiermit setze ich die folgenden Umlagen fest. Die Umlage ist in Abschlägen monatlich zum 15. zu zahlen.
 #table(columns: 3, ..range(12).map(i => ([#(i + 1)], [15.#(i + 1).2024], [1.234,56 €])).flatten())
 """
+
+# the same page with its table as lines of boxes, as the notices' template writes its tables (faster than a Typst
+# table): the stronger floor, against which the ratios are taken
+FLOOR_LINES = FLOOR.replace(
+    "#table(columns: 3, ..range(12).map(i => ([#(i + 1)], [15.#(i + 1).2024], [1.234,56 €])).flatten())",
+    "#for i in range(12) { block(spacing: 0pt, width: 100%, inset: (y: 2.5pt), stroke: (bottom: 0.3pt), "
+    "{ box(width: 33%)[#(i + 1)]; box(width: 33%)[15.#(i + 1).2024]; box(width: 33%)[1.234,56 €] }) }")
+assert FLOOR_LINES != FLOOR
 
 
 def workbook(path: Path, count: int) -> Path:
@@ -112,13 +123,15 @@ def main() -> None:
         notices = build_notices(read_result(output), load_notice_settings(rules), dt.date(2024, 1, 10))
         assert len(notices) == count and all(len(data["levies"]) == 3 for _, data, _ in notices)
 
-        floor_file = scratch / "floor.typ"
-        floor_file.write_text(FLOOR, encoding="utf-8")
-        compiler = typst.Compiler(str(floor_file))
-        compiler.compile(format="pdf")  # warm: fonts loaded, as the notices' child has after its first notice
-        # each compile has other data (as each notice has): Typst's memoisation cannot hand back the last PDF
-        floors = [timed(lambda: [compiler.compile(format="pdf", sys_inputs={"n": str(i)}) for i in range(count)])
-                  for _ in range(args.repeats)]
+        floors = {}
+        for name, source in (("table", FLOOR), ("lines", FLOOR_LINES)):
+            floor_file = scratch / f"floor-{name}.typ"
+            floor_file.write_text(source, encoding="utf-8")
+            compiler = typst.Compiler(str(floor_file))
+            compiler.compile(format="pdf")  # warm: fonts loaded, as the notices' child has after its first notice
+            # each compile has other data (as each notice has): Typst's memoisation cannot hand back the last PDF
+            floors[name] = [timed(lambda c=compiler: [c.compile(format="pdf", sys_inputs={"n": str(i)})
+                                                      for i in range(count)]) for _ in range(args.repeats)]
         renders, commands = [], []
         for repeat in range(args.repeats):
             folder = scratch / f"render-{repeat}"
@@ -133,13 +146,17 @@ def main() -> None:
         return (statistics.median(w for w, _ in values) / count * 1000,
                 statistics.median(c for _, c in values) / count * 1000)
 
-    floor_wall, floor_cpu = per(floors)
+    # the ratios are against the faster of the two floors (the stronger baseline)
+    floor_wall, floor_cpu = min((per(values) for values in floors.values()), key=lambda pair: pair[1])
     rows = []
-    for name, values in (("bare Typst compile, one page (floor)", floors), ("render (child, PDF/A-2b)", renders),
+    for name, values in (("bare Typst compile, one page, table (floor)", floors["table"]),
+                         ("bare Typst compile, one page, lines (floor)", floors["lines"]),
+                         ("render (child, PDF/A-2b)", renders),
                          ("allocation notices (verify, render, files)", commands)):
         wall, used = per(values)
         rows.append([name, f"{wall:.1f}", f"{used:.1f}", f"{wall / floor_wall:.2f}x", f"{used / floor_cpu:.2f}x"])
-    print(f"{count} notices × 3 levies, median of {args.repeats} repeats, per notice:")
+    print(f"{count} notices × 3 levies, median of {args.repeats} repeats, per notice; ratios against the faster "
+          "floor:")
     table(["what", "wall ms", "CPU ms", "wall ratio", "CPU ratio (goal ≤ 2x)"], rows)
 
 
