@@ -22,7 +22,7 @@ from pypdf import PdfReader  # noqa: E402
 from allocation.cli import main  # noqa: E402
 from allocation.core import states  # noqa: E402
 from allocation.ops.notices import remedy_in_force  # noqa: E402
-from allocation.rulefiles.rulebook import Letterhead  # noqa: E402
+from allocation.rulefiles.rulebook import Letterhead, NoticeSettings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "fixtures" / "kreis-wesel-2022" / "kreis-wesel-2022.xlsx"
@@ -74,9 +74,9 @@ def test_a_widerspruch_goes_to_the_authority_and_needs_no_court(tmp_path):
     text = text_of(out / f"{ALPEN}_Alpen.pdf")
     assert ("Gegen diesen Bescheid kann innerhalb eines Monats nach seiner Bekanntgabe Widerspruch erhoben werden. "
             "Der Widerspruch ist schriftlich, in elektronischer Form nach § 3a Abs. 2 des "
-            f"Verwaltungsverfahrensgesetzes oder zur Niederschrift bei {SENDER} zu erheben.") in text
+            f"Verwaltungsverfahrensgesetzes oder zur Niederschrift zu erheben bei: {SENDER}.") in text
     assert "Klage" not in text and "Verwaltungsgericht" not in text and "PLATZHALTER" not in text
-    assert trail(out)["Rechtsbehelf"] == "Widerspruch (notices.letterhead.remedy)"
+    assert trail(out)["Rechtsbehelf"] == "Widerspruch (notices.letterhead.remedy der Regeldatei)"
 
 
 def test_a_choice_names_both_ways_and_needs_the_court(tmp_path, capsys):
@@ -96,10 +96,10 @@ def test_a_choice_names_both_ways_and_needs_the_court(tmp_path, capsys):
     text = text_of(out / f"{ALPEN}_Alpen.pdf")
     assert ("innerhalb eines Monats nach seiner Bekanntgabe entweder Widerspruch eingelegt oder unmittelbar Klage "
             "erhoben werden.") in text
-    assert f"zur Niederschrift bei {SENDER} zu erheben." in text
+    assert f"zur Niederschrift zu erheben bei: {SENDER}." in text
     assert ("elektronisch beim Verwaltungsgericht (Beispiel), Anschrift des Verwaltungsgerichts (Beispiel) zu "
             "erheben.") in text
-    assert trail(out)["Rechtsbehelf"] == "Widerspruch oder Klage nach Wahl (notices.letterhead.remedy)"
+    assert trail(out)["Rechtsbehelf"] == "Widerspruch oder Klage nach Wahl (notices.letterhead.remedy der Regeldatei)"
 
 
 def test_an_unknown_remedy_is_a_rule_file_error_at_its_line(tmp_path, capsys):
@@ -149,12 +149,13 @@ def test_the_remedy_in_force_the_letterhead_first_then_a_verified_fact_only():
     for code in states.STATES:
         law = states.profile(code)
         fact = law.fact("remedy", 2024)
-        kind, basis = remedy_in_force(Letterhead(), code, 2024)
+        kind, basis = remedy_in_force(NoticeSettings(None), code, 2024)
         if fact is not None and fact.verified:
             assert (kind, basis) == (fact.value["kind"], fact.norm), code
         else:
             assert kind == "", code
-        assert remedy_in_force(Letterhead(remedy="wahl"), code, 2024) == ("wahl", "notices.letterhead.remedy")
+        own = NoticeSettings(None, letterhead=Letterhead(remedy="wahl"), remedy_source="notices.letterhead.remedy der Regeldatei")
+        assert remedy_in_force(own, code, 2024) == ("wahl", "notices.letterhead.remedy der Regeldatei")
 
 
 def test_the_installations_letterhead_file_may_state_the_remedy(tmp_path):
@@ -163,4 +164,100 @@ def test_the_installations_letterhead_file_may_state_the_remedy(tmp_path):
     final, register = final_run(tmp_path, rules_with(tmp_path, state="SH", court=False))
     out = tmp_path / "bescheide"
     assert notices(final, register, out, "--letterhead", str(head)) == 0
-    assert f"zur Niederschrift bei {SENDER} zu erheben." in text_of(out / f"{ALPEN}_Alpen.pdf")
+    assert f"zur Niederschrift zu erheben bei: {SENDER}." in text_of(out / f"{ALPEN}_Alpen.pdf")
+
+
+# ------------------------------------------------------------------------------ found by the adversarial pass
+
+
+def old_template(folder: Path) -> Path:
+    """A Kreis's template folder whose rechtsbehelf.typ is a copy of the default before the remedy by state (a
+    Klage text with the court placeholder, no `d.remedy`)."""
+    template = folder / "vorlage"
+    shutil.copytree(ROOT / "allocation" / "ops" / "notice_templates" / "default", template)
+    (template / "rechtsbehelf.typ").write_text(
+        '#import "briefkopf.typ": platzhalter\n'
+        "#let rechtsbehelf(d) = {\n"
+        '  let court = d.at("letterhead", default: (:)).at("court", default: (:))\n'
+        '  let gericht = if court.at("name", default: "") != "" [#court.name, #court.address] else '
+        '[#platzhalter("Verwaltungsgericht und Anschrift")]\n'
+        "  [Gegen diesen Bescheid kann innerhalb eines Monats nach seiner Bekanntgabe Klage erhoben werden. Die "
+        "Klage ist beim #gericht zu erheben.]\n}\n", encoding="utf-8")
+    return template
+
+
+def test_an_old_klage_template_with_a_widerspruch_is_refused_at_the_template(tmp_path, capsys):
+    """The remedy says Widerspruch, the Kreis's copy of an earlier default speaks of a Klage (and would show the
+    court placeholder, as the court is not needed for a Widerspruch): refused at that file, nothing written."""
+    template = old_template(tmp_path)
+    final, register = final_run(tmp_path, rules_with(tmp_path, remedy="widerspruch", court=False))
+    capsys.readouterr()
+    out = tmp_path / "bescheide"
+    assert notices(final, register, out, "--template", str(template), "--json") == 2
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert [p["code"] for p in problems] == ["notices-placeholder"]
+    assert problems[0]["location"]["file"].endswith("rechtsbehelf.typ") and "widerspruch" in problems[0]["message"]
+    assert not out.exists()
+
+
+def test_an_old_klage_template_needs_the_remedy_klage_and_says_so_in_the_protokoll(tmp_path, capsys):
+    template = old_template(tmp_path)
+    final, register = final_run(tmp_path, rules_with(tmp_path))  # NW, no remedy: refused, as with the default
+    capsys.readouterr()
+    assert notices(final, register, tmp_path / "ohne", "--template", str(template)) == 4
+    folder = tmp_path / "klage"
+    folder.mkdir()
+    final, register = final_run(folder, rules_with(folder, remedy="klage"))
+    out = folder / "bescheide"
+    assert notices(final, register, out, "--template", str(template)) == 0
+    assert trail(out)["Rechtsbehelf"] == "Klage (rechtsbehelf.typ, Kopie einer früheren Standardvorlage)"
+
+
+def test_the_protokoll_names_an_own_text_and_the_installations_file(tmp_path):
+    """An own rechtsbehelf.typ with its own words: the Protokoll says the template's text decides (not a remedy
+    it does not print); a remedy from the installation's letterhead file is named as coming from that file."""
+    template = old_template(tmp_path)
+    (template / "rechtsbehelf.typ").write_text(
+        "#let rechtsbehelf(d) = [Gegen diesen Bescheid kann innerhalb eines Monats nach seiner Bekanntgabe Klage "
+        "beim Verwaltungsgericht Düsseldorf, Bastionstraße 39, 40213 Düsseldorf, erhoben werden.]\n", encoding="utf-8")
+    final, register = final_run(tmp_path, rules_with(tmp_path, remedy="widerspruch"))
+    out = tmp_path / "eigen"
+    assert notices(final, register, out, "--template", str(template)) == 0
+    assert "Bastionstraße 39" in text_of(out / f"{ALPEN}_Alpen.pdf")
+    assert trail(out)["Rechtsbehelf"] == "eigener Text der Vorlage (rechtsbehelf.typ)"
+
+    head = tmp_path / "briefkopf.yaml"
+    head.write_text("letterhead:\n  remedy: klage\n", encoding="utf-8")
+    folder = tmp_path / "installation"
+    folder.mkdir()
+    final, register = final_run(folder, rules_with(folder))
+    out = folder / "bescheide"
+    assert notices(final, register, out, "--letterhead", str(head)) == 0
+    assert trail(out)["Rechtsbehelf"] == "Klage (letterhead.remedy der Briefkopf-Datei briefkopf.yaml)"
+
+
+def test_check_says_before_the_final_run_that_the_remedy_is_missing_or_differs(tmp_path, capsys):
+    """Before the final run (after it the rule file can no longer change): a file for notices without a remedy
+    the profile verified is a Hinweis at its letterhead; `remedy: klage` under a state whose profile read a
+    Widerspruch (Hessen, by practice, unverified) is a Hinweis too; the written value is quoted as written."""
+    def hints(rules: Path) -> dict:
+        capsys.readouterr()
+        main(["check", str(rules), "--json"])
+        return {p["code"]: p for p in json.loads(capsys.readouterr().out)["problems"] if p["severity"] == "warning"}
+
+    rules = rules_with(tmp_path)
+    found = hints(rules)
+    assert "rule-remedy-missing" in found and "--letterhead" in found["rule-remedy-missing"]["hint"]
+    assert found["rule-remedy-missing"]["location"]["line"] == next(
+        n for n, line in enumerate(rules.read_text(encoding="utf-8").split("\n"), start=1) if "letterhead:" in line)
+    assert "rule-remedy-missing" not in hints(rules_with(tmp_path, remedy="klage"))
+    he = states.profile("HE").fact("remedy", 2022)
+    assert he is not None and he.value == {"kind": "widerspruch"}  # the premise of the next line
+    capsys.readouterr()
+    main(["check", str(rules_with(tmp_path, remedy="klage", state="HE")), "--json"])
+    assert any(p["code"] == "rule-remedy-differs" and p["message"].startswith("remedy: klage")
+               and "widerspruch" in p["message"] for p in json.loads(capsys.readouterr().out)["problems"])
+    capsys.readouterr()
+    main(["check", str(rules_with(tmp_path, remedy="Klagen")), "--json"])
+    bad = [p for p in json.loads(capsys.readouterr().out)["problems"] if p["code"] == "rule-bad-notices"]
+    assert bad and bad[0]["found"] == "'Klagen'"

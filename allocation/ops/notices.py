@@ -43,7 +43,7 @@ from ..core.instalments import (ChangePlan, Instalment, change_plan, fixed_amoun
                                settlement_plan)
 from ..core.money import cents_from_decimal, cents_to_decimal, decimal_from_cell, de_number, de_percent, format_eur, percent_points
 from ..core.problems import ExitCode, InputError, Location, Problem, OutputError, ProblemsError, RuleFileError
-from ..rulefiles.rulebook import Letterhead, NoticeSettings, load_notice_settings
+from ..rulefiles.rulebook import NoticeSettings, load_notice_settings
 from ..workbook.report import FORMULA_START
 from .typst_child import (CHILD_ENV, TEMPLATE_MEMORY_MB, TEMPLATE_MEMORY_MB_RANGE, TEMPLATE_SECONDS,
                           TEMPLATE_SECONDS_RANGE)
@@ -631,7 +631,7 @@ def build_notices(result: ResultBook, settings: NoticeSettings, notice_date: _dt
     notices = []
     change_mode = previous is not None
     head = settings.letterhead
-    kind, basis = remedy_in_force(head, result.state, result.year)
+    kind, basis = remedy_in_force(settings, result.state, result.year)
     remedy = {"kind": kind, "basis": basis}
     for ags, name in result.municipalities:
         if only is not None and ags not in only:
@@ -1428,20 +1428,46 @@ def _without_comments(text: str) -> str:
 REMEDY_WORDS = {"klage": "Klage", "widerspruch": "Widerspruch", "wahl": "Widerspruch oder Klage nach Wahl"}
 
 
-def remedy_in_force(head: Letterhead, state: str, year: int) -> tuple[str, str]:
+def remedy_in_force(settings: NoticeSettings, state: str, year: int) -> tuple[str, str]:
     """The remedy a notice names (klage, widerspruch, wahl) and what says so: the letterhead's `remedy` (the Kreis
-    checked its state's law), else the state profile's remedy fact where it is verified. Where neither says,
+    checked its state's law; in the rule file or the installation's letterhead file, `settings.remedy_source`), else
+    the state profile's remedy fact where it is verified. Where neither says,
     ("", the profile's norm): the default template shows a placeholder and a final notice is refused, since a
     wrong Rechtsbehelfsbelehrung gives a year to sue instead of a month (§ 58 Abs. 2 VwGO, read 2026-12 at
     https://gesetzklar.de/vwgo/97124/58: "Ist die Belehrung unterblieben oder unrichtig erteilt, so ist die Einlegung
     des Rechtsbehelfs nur innerhalb eines Jahres … zulässig")."""
-    if head.remedy:
-        return head.remedy, "notices.letterhead.remedy"
+    if settings.letterhead.remedy:
+        return settings.letterhead.remedy, settings.remedy_source or "notices.letterhead.remedy"
     law = states.profile(state)
     fact, value = law.fact("remedy", year), law.applied("remedy", year)
     if isinstance(value, dict):
         return str(value["kind"]), fact.norm
     return "", fact.cite() if fact is not None else ""
+
+
+def _remedy_style(template: Path | None) -> str:
+    """How the template in effect words the Rechtsbehelfsbelehrung: "default" (the default, or a Kreis's
+    `rechtsbehelf.typ` that reads `d.remedy`: the text follows the remedy in force), "klage" (a copy of an earlier
+    default: it has the default's placeholder but not `remedy`, and always speaks of a Klage) or "own" (the Kreis's
+    own text, which says what it says)."""
+    own = template / "rechtsbehelf.typ" if template is not None else None
+    if own is None or not own.is_file():
+        return "default"
+    code = _without_comments(read_regular(own, TEMPLATE_FILE_BYTES).decode("utf-8", "replace"))
+    if "remedy" in code:
+        return "default"
+    return "klage" if "platzhalter(" in code else "own"
+
+
+def _remedy_record(settings: NoticeSettings, state: str, year: int, template: Path | None) -> str:
+    """The Protokoll's row `Rechtsbehelf`: what the notices say and what said so."""
+    style = _remedy_style(template)
+    if style == "own":
+        return "eigener Text der Vorlage (rechtsbehelf.typ)"
+    if style == "klage":
+        return "Klage (rechtsbehelf.typ, Kopie einer früheren Standardvorlage)"
+    kind, basis = remedy_in_force(settings, state, year)
+    return f"{REMEDY_WORDS.get(kind, 'nicht angegeben (Platzhalter)')} ({basis or 'keine Angabe'})"
 
 
 def _refuse_placeholders(settings: NoticeSettings, rules_path: Path, template: Path | None, state: str,
@@ -1454,7 +1480,8 @@ def _refuse_placeholders(settings: NoticeSettings, rules_path: Path, template: P
     holds a placeholder text outside a comment (with or without Typst's escapes) is refused at that line (exit
     2). A letterhead text of blanks only counts as missing."""
     head = settings.letterhead
-    remedy, basis = remedy_in_force(head, state, year)
+    remedy, basis = remedy_in_force(settings, state, year)
+    style = _remedy_style(template)
     missing, in_template = [], []
     for file, fields in PLACEHOLDER_FIELDS.items():
         own = template / file if template is not None and (template / file).is_file() else None
@@ -1464,9 +1491,17 @@ def _refuse_placeholders(settings: NoticeSettings, rules_path: Path, template: P
                 missing.append((f"der Rechtsbehelf (remedy), den das Landesprofil {state} nicht verifiziert hat "
                                 f"({basis or 'keine Angabe'}; siehe allocation states {state})",
                                 "remedy: klage, widerspruch oder wahl, nach dem Recht des Landes geprüft"))
-            if file == "rechtsbehelf.typ" and remedy == "widerspruch":
+            if file == "rechtsbehelf.typ" and remedy == "widerspruch" and style == "default":
                 continue  # a Widerspruch goes to the authority (§ 70 Abs. 1 VwGO), the court is not named
             missing += [(what, what) for field, what in fields if not getattr(head, field)]
+    if style == "klage" and remedy and remedy != "klage":  # an earlier default's copy: its text is a Klage
+        own = template / "rechtsbehelf.typ"
+        in_template.append(Problem(
+            "notices-placeholder", Location(str(own), line=1, col=1),
+            f"die eigene rechtsbehelf.typ belehrt über eine Klage, der Rechtsbehelf ist aber {remedy} ({basis})",
+            found="eine Kopie einer früheren Standardvorlage (ohne d.remedy)", expected=f"eine Belehrung über: {remedy}",
+            hint="rechtsbehelf.typ aus der Standardvorlage neu übernehmen (sie richtet den Text nach d.remedy) oder "
+                 "den eigenen Text anpassen und den Platzhalter entfernen"))
     for own in sorted(template.rglob("*.typ")) if template is not None else ():
         code = _without_comments(read_regular(own, TEMPLATE_FILE_BYTES).decode("utf-8", "replace"))
         for number, line in enumerate(code.split("\n"), start=1):
@@ -1483,8 +1518,10 @@ def _refuse_placeholders(settings: NoticeSettings, rules_path: Path, template: P
                         f"ein Echtlauf-Bescheid ginge mit einem Platzhalter hinaus: es fehlt {what}",
                         found="keine Angabe unter notices.letterhead", expected=expected,
                         hint="die Angabe unter `notices.letterhead` der Regeldatei oder im Briefkopf der "
-                             "Installation (--letterhead, ALLOCATION_LETTERHEAD) eintragen; ein Probelauf "
-                             "(Entwurf) darf Platzhalter behalten") for what, expected in missing]
+                             "Installation (--letterhead, ALLOCATION_LETTERHEAD) eintragen; nach einem Echtlauf "
+                             "bleibt die Regeldatei, wie sie war (sonst ein neuer Lauf mit --supersede), der Briefkopf "
+                             "der Installation nicht; ein Probelauf (Entwurf) darf Platzhalter behalten")
+                for what, expected in missing]
     if problems:
         raise RuleFileError(problems)
 
@@ -1501,14 +1538,13 @@ def _refuse_missing_addresses(notices: list[tuple[str, dict, list["_Row"]]], add
 
 
 def _trail(trace: dict, notice_date: _dt.date, template: Path | None, previous: ResultBook | None,
-           provisional_from: ResultBook | None, remedy: tuple[str, str]) -> list[tuple[str, object]]:
-    kind, basis = remedy
+           provisional_from: ResultBook | None, remedy: str) -> list[tuple[str, object]]:
     rows: list[tuple[str, object]] = [
         ("Ergebnis-Arbeitsmappe", trace["output"]), ("SHA-256 Ergebnis", trace["sha256"]),
         ("Lauf (UTC)", trace["run"]), ("Laufart", trace["mode"]), ("Regeldatei", trace["rules"]),
         ("Geprüft (allocation verify)", "identisch"), ("Bescheiddatum", notice_date),
         ("Vorlage", str(template) if template else "Standardvorlage"),
-        ("Rechtsbehelf", f"{REMEDY_WORDS.get(kind, 'nicht angegeben (Platzhalter)')} ({basis or 'keine Angabe'})")]
+        ("Rechtsbehelf", remedy)]
     if previous is not None:
         rows += [("Früherer Lauf (Änderungsbescheide)", previous.path.name), ("SHA-256 früherer Lauf", previous.sha256)]
     if provisional_from is not None:
@@ -1612,8 +1648,8 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
     try:
         _compile_all(notices, template, folder, seconds=template_seconds, memory_mb=template_memory_mb)
         rows = [row for _, _, notice_rows in notices for row in notice_rows]
-        remedy = remedy_in_force(settings.letterhead, result.state, result.year)
-        _write_xlsx(rows, folder / XLSX_NAME, _trail(trace, notice_date, template, old, paid_from, remedy))
+        _write_xlsx(rows, folder / XLSX_NAME, _trail(trace, notice_date, template, old, paid_from,
+                                                     _remedy_record(settings, result.state, result.year, template)))
         _write_csv(rows, folder / CSV_NAME)
         reference = f"{trace['run']} {trace['sha256'][:16]}"  # the run: its time and the start of its workbook's hash
         _write_soll(soll_lines(rows, settings, notice_date, reference), folder / SOLL_NAME)

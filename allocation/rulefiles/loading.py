@@ -15,7 +15,8 @@ from typing import Iterable
 from ..core.filenames import open_regular, read_regular
 from ..core.model import Example, Rule, Rulebook
 from ..core.problems import Location, Problem, RuleFileError, did_you_mean
-from .notice_settings import NoticeSettings, _installation_settings, _notice_settings, with_installation
+from .notice_settings import (NoticeSettings, _installation_settings, _notice_settings, remedy_notes,
+                              with_installation)
 from .validation import (HIT_POLICIES, TOP_KEYS, _check_levy_rules, _compile, _example, _levies, _rate_limits,
                          _Reader, _rule, _state, _state_departures)
 from .yamlloc import MAX_DEPTH as MAX_YAML_DEPTH
@@ -154,6 +155,7 @@ def parse_rulebook(text: str, path: str, sha256: str = "") -> tuple[Rulebook, li
                                expected=", ".join(levy.name for levy in levies),
                                hint="den Namen oder die id der Umlage aus `levies:` schreiben")
     _state_departures(reader, document, state, valid_from, levies, rate_limits, settings.schedule)
+    remedy_notes(reader, document, state, valid_from, settings)
     errors = [p for p in reader.problems if p.severity == "error"]
     if not errors:
         _compile(reader, rules)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 
 from ..core import states as state_law
 from ..core.instalments import CHANGE_POLICIES, QUARTERLY_DEFAULT, SCHEDULES, SPLITS, Schedule
@@ -83,6 +84,7 @@ class NoticeSettings:
     schedule_basis: str = ""  # the norm of a plan taken from the state's profile (the file has no `instalments:`)
     letterhead: Letterhead = Letterhead()
     labels: tuple[tuple[str, str], ...] = ()  # column -> how a letter names it (`notices.labels`)
+    remedy_source: str = ""  # where `letterhead.remedy` was given: the rule file or the installation's letterhead file
 
     def text_for(self, *names: str) -> LevyNoticeText | None:
         wanted = {name.casefold() for name in names if name}
@@ -254,10 +256,11 @@ def _letterhead(reader: _Reader, node: LocDict) -> Letterhead:
         return " ".join(reader.text(node, key, required=False).split())
 
     address = tuple(line for line in (" ".join(line.split()) for line in address) if line)
-    remedy = text(head, "remedy").casefold()
+    written = text(head, "remedy")
+    remedy = written.casefold()
     if remedy and remedy not in state_law.REMEDIES:
         reader.error("rule-bad-notices", reader.at(head, "remedy", True), "unbekannter Rechtsbehelf"
-                     f"{did_you_mean(remedy, state_law.REMEDIES)}", found=repr(remedy),
+                     f"{did_you_mean(remedy, state_law.REMEDIES)}", found=repr(written),
                      expected="klage, widerspruch oder wahl",
                      hint="klage: unmittelbar Klage; widerspruch: erst Widerspruch bei der Behörde; wahl: Widerspruch "
                           "oder Klage nach Wahl (so wie das Landesrecht es für diesen Bescheid vorsieht)")
@@ -307,10 +310,44 @@ def _notice_settings(reader: _Reader, document: LocDict) -> NoticeSettings:
                      f"unbekannte change_policy{did_you_mean(str(policy), CHANGE_POLICIES)}", found=repr(policy),
                      expected="spread oder at_once",
                      hint="spread: Differenz auf die offenen Raten verteilen; at_once: mit der nächsten Rate")
+    head = _letterhead(reader, node)
     return NoticeSettings(schedule, _kassenzeichen(reader, node), reader.text(node, "payment", required=False),
                           reader.text(node, "issuer", required=False), str(policy), _levy_texts(reader, node),
                           reader.at(document, "instalments") if "instalments" in document else Location(reader.file),
-                          basis, _letterhead(reader, node), _labels(reader, node))
+                          basis, head, _labels(reader, node),
+                          "notices.letterhead.remedy der Regeldatei" if head.remedy else "")
+
+
+def remedy_notes(reader: _Reader, document: LocDict, state: str, year: int, settings: NoticeSettings) -> None:
+    """Hinweise before any notice is written (`check`, `run`): a file meant for notices (it has `notices:` or
+    `instalments:`) that names no remedy where the state's profile has not verified one (its final notices would be
+    refused, and after a final run the rule file can no longer change); a remedy other than the one the profile
+    read (verified or not: a file copied from another state)."""
+    if "notices" not in document and "instalments" not in document:
+        return
+    notices = document.get("notices")
+    head = notices.get("letterhead") if isinstance(notices, LocDict) else None
+    where = reader.at(head, "remedy", True) if isinstance(head, LocDict) and "remedy" in head else \
+        reader.at(notices, "letterhead") if isinstance(notices, LocDict) and "letterhead" in notices else \
+        reader.at(document, "notices" if "notices" in document else "instalments")
+    law = state_law.profile(state)
+    fact = law.fact("remedy", year)
+    read = fact.value.get("kind") if fact is not None and isinstance(fact.value, dict) else None
+    given = settings.letterhead.remedy
+    if not given and law.applied("remedy", year) is None:
+        reader.warning("rule-remedy-missing", where,
+                       f"kein Rechtsbehelf (notices.letterhead.remedy), und das Landesprofil {state} hat ihn nicht "
+                       "verifiziert: endgültige Bescheide würden abgelehnt",
+                       found="kein remedy:", expected="remedy: klage, widerspruch oder wahl",
+                       hint=f"den Rechtsbehelf nach dem Recht des Landes prüfen (allocation states {state}) und vor "
+                            "dem Echtlauf eintragen; nach einem Echtlauf ändert sich die Regeldatei nicht mehr, dann "
+                            "remedy im Briefkopf der Installation angeben (--letterhead)")
+    elif given and read and given != read:  # also against an unverified reading: a Hinweis, never a default
+        reader.warning("rule-remedy-differs", where,
+                       f"remedy: {given}, das Landesprofil {state} liest {read} ({fact.cite()})",
+                       found=given, expected=str(read),
+                       hint=f"prüfen, ob der Rechtsbehelf zum Recht des Landes passt (allocation states {state}); "
+                            "eine aus einem anderen Land übernommene Regeldatei nennt oft den falschen")
 
 
 # A letterhead file (`--letterhead`, $ALLOCATION_LETTERHEAD): what one installation's notices and letters share.
@@ -320,9 +357,12 @@ INSTALLATION_KEYS = ("issuer", "payment", "letterhead")
 def _installation_settings(reader: _Reader, document: LocDict) -> NoticeSettings:
     """The installation's `issuer`, `payment` and `letterhead` (the keys of `notices:` in a rule file)."""
     reader.unknown_keys(document, INSTALLATION_KEYS, "Briefkopf-Datei")
+    head = _letterhead(reader, document)
     return NoticeSettings(None, issuer=reader.text(document, "issuer", required=False),
                           payment=reader.text(document, "payment", required=False),
-                          letterhead=_letterhead(reader, document), source=Location(reader.file))
+                          letterhead=head, source=Location(reader.file),
+                          remedy_source=f"letterhead.remedy der Briefkopf-Datei {Path(reader.file).name}"
+                          if head.remedy else "")
 
 
 def with_installation(settings: NoticeSettings, installation: NoticeSettings | None) -> NoticeSettings:
@@ -333,4 +373,5 @@ def with_installation(settings: NoticeSettings, installation: NoticeSettings | N
     own, common = settings.letterhead, installation.letterhead
     head = Letterhead(**{f.name: getattr(own, f.name) or getattr(common, f.name) for f in fields(Letterhead)})
     return replace(settings, letterhead=head, issuer=settings.issuer or installation.issuer,
-                   payment=settings.payment or installation.payment)
+                   payment=settings.payment or installation.payment,
+                   remedy_source=settings.remedy_source if own.remedy else installation.remedy_source)
