@@ -18,7 +18,7 @@ typst = pytest.importorskip("typst", reason="notices need typst: pip install -e 
 from pypdf import PdfReader  # noqa: E402
 
 from allocation.cli import main  # noqa: E402
-from allocation.ops.notices import _rule_levies, build_notices, read_result  # noqa: E402
+from allocation.ops.notices import _no_break, _rule_levies, build_notices, read_result  # noqa: E402
 from allocation.rulefiles.rulebook import load_notice_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +40,7 @@ def alpen(tmp_path_factory) -> dict:
 
 def pages(data: dict, folder: Path) -> list[str]:
     pdf = typst.Compiler(str(TEMPLATE / "bescheid.typ"), root=str(TEMPLATE)).compile(
-        format="pdf", sys_inputs={"data": json.dumps(data, ensure_ascii=False)})
+        format="pdf", sys_inputs={"data": json.dumps(_no_break(data), ensure_ascii=False)})  # as the child gets them
     path = folder / "bescheid.pdf"
     path.write_bytes(pdf)
     return [re.sub(r"[ \t\u00a0]+", " ", page.extract_text()) for page in PdfReader(path).pages]
@@ -117,3 +117,17 @@ def test_a_levy_stays_on_one_page_with_its_heading(alpen, tmp_path):
     for page in text:  # the figures' rows, not the explanation below them ("Der Umlagebetrag ist Ihr Anteil …")
         assert count(r"Umlagesoll \(", page) == count(r"Umlagebetrag [\d.,]+ €", page)
     assert sum(count(r"Umlagebetrag [\d.,]+ €", page) for page in text) == 7
+
+
+def test_a_large_sum_keeps_its_euro_sign_and_one_payer_is_one(alpen, tmp_path):
+    """A Landschaftsverband's sum (566,814,814.68 €) does not break before its "€" (read back as one piece with a
+    no-break space); a levy with one payer says so in the singular."""
+    levies = [dict(alpen["levies"][0], payers=1)]
+    data = dict(alpen, levies=levies, change=True, instalments=change_rows(["Landschaftsumlage"])[:1],
+                total="566.814.814,68 €", policy="spread")
+    path = tmp_path / "raw"
+    path.mkdir()
+    pages(data, path)
+    raw = "\n".join(page.extract_text() for page in PdfReader(path / "bescheid.pdf").pages)
+    assert "566.814.814,68\u00a0€" in raw
+    assert "Umlagesoll (1 umlagepflichtiges Mitglied)" in "\n".join(pages(data, tmp_path))

@@ -416,7 +416,7 @@ def test_regression_a_statutory_levy_without_need_states_what_it_levies(tmp_path
                  "-o", str(out)]) == 0
     assert main(["notices", str(out), "-o", str(tmp_path / "b"), "--date", "2013-01-10"]) == 0
     (pdf,) = (tmp_path / "b").glob("*.pdf")
-    assert "Umlagesoll (1 umlagepflichtige Gemeinden) 95.594,02 €" in text_of(pdf)
+    assert "Umlagesoll (1 umlagepflichtiges Mitglied) 95.594,02 €" in text_of(pdf)  # one payer: singular
 
 
 def test_regression_a_typo_in_notices_levies_is_a_warning():

@@ -8,6 +8,7 @@ issued the notice) and § 81 VwGO (Klage at the court), and the sender of the We
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -32,8 +33,8 @@ COURT = ('    court: {name: "Verwaltungsgericht (Beispiel)", address: "Anschrift
 SENDER = "Kreis Wesel, Kreishaus (Beispielanschrift), 46483 Wesel"
 
 
-def text_of(path: Path) -> str:
-    return re.sub(r"\s+", " ", "\n".join(page.extract_text() for page in PdfReader(path).pages))
+def text_of(path: Path) -> str:  # the no-break spaces before € and % read as spaces
+    return re.sub(r"\s+", " ", "\n".join(page.extract_text() for page in PdfReader(path).pages).replace("\u00a0", " "))
 
 
 def rules_with(folder: Path, *, remedy: str | None = None, court: bool = True, state: str = "NW") -> Path:
@@ -97,8 +98,8 @@ def test_a_choice_names_both_ways_and_needs_the_court(tmp_path, capsys):
     assert ("innerhalb eines Monats nach seiner Bekanntgabe entweder Widerspruch eingelegt oder unmittelbar Klage "
             "erhoben werden.") in text
     assert f"zur Niederschrift zu erheben bei: {SENDER}." in text
-    assert ("elektronisch beim Verwaltungsgericht (Beispiel), Anschrift des Verwaltungsgerichts (Beispiel) zu "
-            "erheben.") in text
+    assert ("elektronisch zu erheben bei: Verwaltungsgericht (Beispiel), Anschrift des Verwaltungsgerichts "
+            "(Beispiel).") in text
     assert trail(out)["Rechtsbehelf"] == "Widerspruch oder Klage nach Wahl (notices.letterhead.remedy der Regeldatei)"
 
 
@@ -214,13 +215,13 @@ def test_an_old_klage_template_needs_the_remedy_klage_and_says_so_in_the_protoko
 
 
 def test_the_protokoll_names_an_own_text_and_the_installations_file(tmp_path):
-    """An own rechtsbehelf.typ with its own words: the Protokoll says the template's text decides (not a remedy
-    it does not print); a remedy from the installation's letterhead file is named as coming from that file."""
+    """An own rechtsbehelf.typ with its own words (naming the remedy in force): the Protokoll says the template's
+    text decides; a remedy from the installation's letterhead file is named as coming from that file."""
     template = old_template(tmp_path)
     (template / "rechtsbehelf.typ").write_text(
         "#let rechtsbehelf(d) = [Gegen diesen Bescheid kann innerhalb eines Monats nach seiner Bekanntgabe Klage "
         "beim Verwaltungsgericht Düsseldorf, Bastionstraße 39, 40213 Düsseldorf, erhoben werden.]\n", encoding="utf-8")
-    final, register = final_run(tmp_path, rules_with(tmp_path, remedy="widerspruch"))
+    final, register = final_run(tmp_path, rules_with(tmp_path, remedy="klage"))
     out = tmp_path / "eigen"
     assert notices(final, register, out, "--template", str(template)) == 0
     assert "Bastionstraße 39" in text_of(out / f"{ALPEN}_Alpen.pdf")
@@ -261,3 +262,80 @@ def test_check_says_before_the_final_run_that_the_remedy_is_missing_or_differs(t
     main(["check", str(rules_with(tmp_path, remedy="Klagen")), "--json"])
     bad = [p for p in json.loads(capsys.readouterr().out)["problems"] if p["code"] == "rule-bad-notices"]
     assert bad and bad[0]["found"] == "'Klagen'"
+
+
+# ---------------------------------------------------------------------- found by the second adversarial pass
+
+
+def own_text(folder: Path, text: str, name: str = "rechtsbehelf.typ") -> Path:
+    template = folder / "vorlage"
+    shutil.copytree(ROOT / "allocation" / "ops" / "notice_templates" / "default", template)
+    (template / name).write_text(text, encoding="utf-8")
+    return template
+
+
+KLAGE_ONLY = ("#let rechtsbehelf(d) = [Gegen diesen Bescheid kann innerhalb eines Monats nach seiner Bekanntgabe "
+              "Klage beim Verwaltungsgericht Düsseldorf, Bastionstraße 39, 40213 Düsseldorf, erhoben werden.]\n")
+
+
+@pytest.mark.parametrize("remedy", ["widerspruch", "wahl"])
+def test_an_own_text_that_names_only_a_klage_is_refused_under_a_widerspruch(tmp_path, capsys, remedy):
+    """The earliest default, its court typed in as its comment asked: no placeholder, no d.remedy, a Klage text.
+    Under widerspruch (or wahl) its final notices would name the wrong remedy: refused at the file."""
+    template = own_text(tmp_path, KLAGE_ONLY)
+    final, register = final_run(tmp_path, rules_with(tmp_path, remedy=remedy))
+    capsys.readouterr()
+    out = tmp_path / "bescheide"
+    assert notices(final, register, out, "--template", str(template), "--json") == 2
+    problem = json.loads(capsys.readouterr().out)["problems"][0]
+    assert problem["code"] == "notices-placeholder" and "Widerspruch" in problem["message"]
+    assert problem["location"]["file"].endswith("rechtsbehelf.typ") and problem["location"]["line"] == 1
+    assert not out.exists()
+
+
+def test_a_template_that_reads_the_remedy_but_prints_a_klage_is_refused_under_a_widerspruch(tmp_path, capsys):
+    template = own_text(tmp_path, KLAGE_ONLY.replace("#let rechtsbehelf(d) = [",
+                                                     '#let rechtsbehelf(d) = [#let _r = d.at("remedy", default: none)'))
+    final, register = final_run(tmp_path, rules_with(tmp_path, remedy="widerspruch", court=False))
+    assert notices(final, register, tmp_path / "bescheide", "--template", str(template)) == 2
+
+
+def test_an_own_widerspruch_text_with_a_leftover_placeholder_line_passes(tmp_path):
+    """An earlier default adapted to a Widerspruch as its comment invited, its unused placeholder line left in:
+    its text is the Kreis's own and names the Widerspruch, so it goes out (and the Protokoll says whose text)."""
+    template = own_text(tmp_path, '#import "briefkopf.typ": platzhalter\n'
+                        '#let rechtsbehelf(d) = {\n  let gericht = [#platzhalter("Verwaltungsgericht")]\n'
+                        "  [Gegen diesen Bescheid kann innerhalb eines Monats nach seiner Bekanntgabe Widerspruch beim "
+                        "Kreis Wesel, Kreishaus, 46483 Wesel, erhoben werden.]\n}\n")
+    final, register = final_run(tmp_path, rules_with(tmp_path, remedy="widerspruch", court=False))
+    out = tmp_path / "bescheide"
+    assert notices(final, register, out, "--template", str(template)) == 0
+    assert "Widerspruch beim Kreis Wesel" in text_of(out / f"{ALPEN}_Alpen.pdf")
+    assert trail(out)["Rechtsbehelf"] == "eigener Text der Vorlage (rechtsbehelf.typ)"
+
+
+def test_the_protokoll_names_the_installations_letterhead_file_and_its_hash(tmp_path):
+    head = tmp_path / "briefkopf.yaml"
+    head.write_bytes("letterhead:\n  remedy: klage\n".encode("utf-8"))
+    final, register = final_run(tmp_path, rules_with(tmp_path))
+    out = tmp_path / "bescheide"
+    assert notices(final, register, out, "--letterhead", str(head)) == 0
+    record = trail(out)
+    assert record["Briefkopf der Installation"] == "briefkopf.yaml"
+    assert record["SHA-256 Briefkopf"] == hashlib.sha256(b"letterhead:\n  remedy: klage\n").hexdigest()
+
+
+def test_check_takes_the_installations_remedy_and_says_nothing_more_of_a_faulty_one(tmp_path, capsys, monkeypatch):
+    def codes(rules: Path) -> list[str]:
+        capsys.readouterr()
+        main(["check", str(rules), "--json"])
+        return [p["code"] for p in json.loads(capsys.readouterr().out)["problems"]]
+
+    rules = rules_with(tmp_path)
+    assert "rule-remedy-missing" in codes(rules)
+    head = tmp_path / "briefkopf.yaml"
+    head.write_text("letterhead:\n  remedy: klage\n", encoding="utf-8")
+    monkeypatch.setenv("ALLOCATION_LETTERHEAD", str(head))
+    assert "rule-remedy-missing" not in codes(rules)
+    monkeypatch.delenv("ALLOCATION_LETTERHEAD")
+    assert codes(rules_with(tmp_path, remedy="Widerspruchsverfahren")) == ["rule-bad-notices"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import errno
+import hashlib
 import io
 import json
 import os
@@ -43,7 +44,8 @@ from ..core.instalments import (ChangePlan, Instalment, change_plan, fixed_amoun
                                settlement_plan)
 from ..core.money import cents_from_decimal, cents_to_decimal, decimal_from_cell, de_number, de_percent, format_eur, percent_points
 from ..core.problems import ExitCode, InputError, Location, Problem, OutputError, ProblemsError, RuleFileError
-from ..rulefiles.rulebook import NoticeSettings, load_notice_settings
+from ..rulefiles.rulebook import (MAX_FILE_BYTES, NoticeSettings, installation_letterhead_path,
+                                  load_notice_settings)
 from ..workbook.report import FORMULA_START
 from .typst_child import (CHILD_ENV, TEMPLATE_MEMORY_MB, TEMPLATE_MEMORY_MB_RANGE, TEMPLATE_SECONDS,
                           TEMPLATE_SECONDS_RANGE)
@@ -899,6 +901,18 @@ def _copy_template(sources: list[Path], work: Path) -> None:
         raise TemplateError(problems)
 
 
+def _no_break(value: object) -> object:
+    """The letters' data with a no-break space before every "€" and "%" ("2.948,20 €", "36,20 %"), so that no
+    line of a letter ends on an amount without its unit; the workbooks and CSV files keep the plain space."""
+    if isinstance(value, str):
+        return value.replace(" €", "\u00a0€").replace(" %", "\u00a0%")
+    if isinstance(value, dict):
+        return {key: _no_break(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_no_break(item) for item in value]
+    return value
+
+
 def _compile_all(notices: list[tuple[str, dict, list[_Row]]], template: Path | None, folder: Path,
                  main: str = MAIN_TEMPLATE, layer: Path | None = None, seconds: float = TEMPLATE_SECONDS,
                  memory_mb: int = TEMPLATE_MEMORY_MB) -> None:
@@ -910,7 +924,8 @@ def _compile_all(notices: list[tuple[str, dict, list[_Row]]], template: Path | N
         _copy_template([source for source in (TEMPLATE_DIR, layer, template) if source is not None], work)
         job = {"main": str(work / main), "root": str(work),
                "fonts": [str(work / "fonts")] if (work / "fonts").is_dir() else [],
-               "documents": [[str(folder / name), json.dumps(data, ensure_ascii=False)] for name, data, _ in notices]}
+               "documents": [[str(folder / name), json.dumps(_no_break(data), ensure_ascii=False)]
+                             for name, data, _ in notices]}
         _compile_in_child(job, [name for name, _, _ in notices], template or layer or TEMPLATE_DIR, seconds, memory_mb)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -1445,18 +1460,34 @@ def remedy_in_force(settings: NoticeSettings, state: str, year: int) -> tuple[st
     return "", fact.cite() if fact is not None else ""
 
 
+def _template_code(template: Path, name: str) -> str:
+    """A template file's code without its comments ("" where the Kreis's folder does not have it)."""
+    path = template / name
+    return _without_comments(read_regular(path, TEMPLATE_FILE_BYTES).decode("utf-8", "replace")) \
+        if path.is_file() else ""
+
+
 def _remedy_style(template: Path | None) -> str:
     """How the template in effect words the Rechtsbehelfsbelehrung: "default" (the default, or a Kreis's
     `rechtsbehelf.typ` that reads `d.remedy`: the text follows the remedy in force), "klage" (a copy of an earlier
-    default: it has the default's placeholder but not `remedy`, and always speaks of a Klage) or "own" (the Kreis's
-    own text, which says what it says)."""
-    own = template / "rechtsbehelf.typ" if template is not None else None
-    if own is None or not own.is_file():
+    default: it has the default's placeholder, neither `remedy` nor a Widerspruch, and always speaks of a Klage) or
+    "own" (the Kreis's own text, which says what it says)."""
+    code = _template_code(template, "rechtsbehelf.typ") if template is not None else ""
+    if not code or "remedy" in code:
         return "default"
-    code = _without_comments(read_regular(own, TEMPLATE_FILE_BYTES).decode("utf-8", "replace"))
-    if "remedy" in code:
-        return "default"
-    return "klage" if "platzhalter(" in code else "own"
+    return "klage" if "platzhalter(" in code and "widerspruch" not in code.casefold() else "own"
+
+
+# the words a Rechtsbehelfsbelehrung of each remedy cannot do without (§ 58 Abs. 1 VwGO: it names the remedy)
+REMEDY_NAMES = {"klage": ("Klage",), "widerspruch": ("Widerspruch",), "wahl": ("Widerspruch", "Klage")}
+
+
+def _remedy_words_missing(template: Path, remedy: str) -> list[str]:
+    """The remedy's names that no .typ file of the Kreis's template folder has outside comments: a template whose
+    own text names only a Klage cannot tell of a Widerspruch, whatever the rule file says."""
+    code = "\n".join(_without_comments(read_regular(path, TEMPLATE_FILE_BYTES).decode("utf-8", "replace"))
+                     for path in sorted(template.rglob("*.typ")) if path.is_file())
+    return [word for word in REMEDY_NAMES.get(remedy, ()) if word.casefold() not in code.casefold()]
 
 
 def _remedy_record(settings: NoticeSettings, state: str, year: int, template: Path | None) -> str:
@@ -1491,17 +1522,25 @@ def _refuse_placeholders(settings: NoticeSettings, rules_path: Path, template: P
                 missing.append((f"der Rechtsbehelf (remedy), den das Landesprofil {state} nicht verifiziert hat "
                                 f"({basis or 'keine Angabe'}; siehe allocation states {state})",
                                 "remedy: klage, widerspruch oder wahl, nach dem Recht des Landes geprüft"))
-            if file == "rechtsbehelf.typ" and remedy == "widerspruch" and style == "default":
-                continue  # a Widerspruch goes to the authority (§ 70 Abs. 1 VwGO), the court is not named
+            if file == "rechtsbehelf.typ" and remedy == "widerspruch":  # (an earlier default's copy is refused
+                continue  # below) a Widerspruch goes to the authority (§ 70 Abs. 1 VwGO), the court is not named
             missing += [(what, what) for field, what in fields if not getattr(head, field)]
-    if style == "klage" and remedy and remedy != "klage":  # an earlier default's copy: its text is a Klage
-        own = template / "rechtsbehelf.typ"
-        in_template.append(Problem(
-            "notices-placeholder", Location(str(own), line=1, col=1),
-            f"die eigene rechtsbehelf.typ belehrt über eine Klage, der Rechtsbehelf ist aber {remedy} ({basis})",
-            found="eine Kopie einer früheren Standardvorlage (ohne d.remedy)", expected=f"eine Belehrung über: {remedy}",
-            hint="rechtsbehelf.typ aus der Standardvorlage neu übernehmen (sie richtet den Text nach d.remedy) oder "
-                 "den eigenen Text anpassen und den Platzhalter entfernen"))
+    text_file = template / "rechtsbehelf.typ" if template is not None else None
+    if text_file is not None and text_file.is_file() and remedy:
+        lacking = ["Klage"] if style == "klage" and remedy != "klage" else []  # an earlier default's copy
+        lacking = lacking or _remedy_words_missing(template, remedy)
+        if lacking:
+            code = _template_code(template, "rechtsbehelf.typ").split("\n")
+            line = next((number for number, text in enumerate(code, start=1)
+                         if "Klage" in text or "platzhalter(" in text), 1)
+            in_template.append(Problem(
+                "notices-placeholder", Location(str(text_file), line=line),
+                f"die eigene Rechtsbehelfsbelehrung passt nicht zum Rechtsbehelf {remedy} ({basis}): "
+                + ("sie belehrt über eine Klage (eine Kopie einer früheren Standardvorlage)" if style == "klage"
+                   and remedy != "klage" else f"die Vorlage nennt nirgends {' und '.join(lacking)}"),
+                found="die Vorlage des Kreises", expected=f"eine Belehrung über: {REMEDY_WORDS[remedy]}",
+                hint="rechtsbehelf.typ aus der Standardvorlage neu übernehmen (sie richtet den Text nach d.remedy) oder "
+                     "den eigenen Text an den Rechtsbehelf anpassen (und einen Platzhalter entfernen)"))
     for own in sorted(template.rglob("*.typ")) if template is not None else ():
         code = _without_comments(read_regular(own, TEMPLATE_FILE_BYTES).decode("utf-8", "replace"))
         for number, line in enumerate(code.split("\n"), start=1):
@@ -1538,13 +1577,16 @@ def _refuse_missing_addresses(notices: list[tuple[str, dict, list["_Row"]]], add
 
 
 def _trail(trace: dict, notice_date: _dt.date, template: Path | None, previous: ResultBook | None,
-           provisional_from: ResultBook | None, remedy: str) -> list[tuple[str, object]]:
+           provisional_from: ResultBook | None, remedy: str, letterhead: Path | None = None) -> list[tuple[str, object]]:
     rows: list[tuple[str, object]] = [
         ("Ergebnis-Arbeitsmappe", trace["output"]), ("SHA-256 Ergebnis", trace["sha256"]),
         ("Lauf (UTC)", trace["run"]), ("Laufart", trace["mode"]), ("Regeldatei", trace["rules"]),
         ("Geprüft (allocation verify)", "identisch"), ("Bescheiddatum", notice_date),
         ("Vorlage", str(template) if template else "Standardvorlage"),
         ("Rechtsbehelf", remedy)]
+    if letterhead is not None:  # the installation's letterhead file: not in the run's manifest, so named here
+        rows += [("Briefkopf der Installation", letterhead.name),
+                 ("SHA-256 Briefkopf", hashlib.sha256(read_regular(letterhead, MAX_FILE_BYTES)).hexdigest())]
     if previous is not None:
         rows += [("Früherer Lauf (Änderungsbescheide)", previous.path.name), ("SHA-256 früherer Lauf", previous.sha256)]
     if provisional_from is not None:
@@ -1649,7 +1691,8 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
         _compile_all(notices, template, folder, seconds=template_seconds, memory_mb=template_memory_mb)
         rows = [row for _, _, notice_rows in notices for row in notice_rows]
         _write_xlsx(rows, folder / XLSX_NAME, _trail(trace, notice_date, template, old, paid_from,
-                                                     _remedy_record(settings, result.state, result.year, template)))
+                                                     _remedy_record(settings, result.state, result.year, template),
+                                                     installation_letterhead_path(letterhead)))
         _write_csv(rows, folder / CSV_NAME)
         reference = f"{trace['run']} {trace['sha256'][:16]}"  # the run: its time and the start of its workbook's hash
         _write_soll(soll_lines(rows, settings, notice_date, reference), folder / SOLL_NAME)

@@ -23,7 +23,7 @@ from .yamlloc import MAX_DEPTH as MAX_YAML_DEPTH
 from .yamlloc import LocDict, LocList, YamlProblem, load
 
 __all__ = ["MAX_FILE_BYTES", "parse_rulebook", "load_rulebook", "load_rulebooks", "domain_sources",
-           "load_notice_settings"]
+           "load_notice_settings", "installation_letterhead_path"]
 
 # What `check` answers within 5 s on 2 cores (benchmarks/bench_hostile.py): PyYAML reads ~100 kB/s (pure Python,
 # for line:column), and the static analysis compares rules pairwise (500 rules under `priority`: ~3 s; 1,000:
@@ -155,7 +155,7 @@ def parse_rulebook(text: str, path: str, sha256: str = "") -> tuple[Rulebook, li
                                expected=", ".join(levy.name for levy in levies),
                                hint="den Namen oder die id der Umlage aus `levies:` schreiben")
     _state_departures(reader, document, state, valid_from, levies, rate_limits, settings.schedule)
-    remedy_notes(reader, document, state, valid_from, settings)
+    remedy_notes(reader, document, state, valid_from, settings, _installation_or_none())
     errors = [p for p in reader.problems if p.severity == "error"]
     if not errors:
         _compile(reader, rules)
@@ -232,13 +232,29 @@ def rule_notice_settings(path: str | Path) -> NoticeSettings:
     return _read_settings(path, "Die Regeldatei", _notice_settings, "den Pfad der Regeldatei prüfen")
 
 
+def installation_letterhead_path(letterhead: str | Path | None = None) -> Path | None:
+    """The installation's letterhead file in effect: `letterhead` (--letterhead), else $ALLOCATION_LETTERHEAD,
+    else None."""
+    chosen = letterhead if letterhead is not None and str(letterhead).strip() else os.environ.get(LETTERHEAD_ENV, "")
+    return Path(chosen) if str(chosen).strip() else None
+
+
+def _installation_or_none() -> NoticeSettings | None:
+    """$ALLOCATION_LETTERHEAD's letterhead for `check`'s Hinweise, or None (also where it is faulty: `notices`
+    reports that)."""
+    try:
+        return load_installation_letterhead(None)
+    except RuleFileError:
+        return None
+
+
 def load_installation_letterhead(letterhead: str | Path | None = None) -> NoticeSettings | None:
     """The installation's letterhead file (`issuer`, `payment`, `letterhead`): `letterhead`, else
     $ALLOCATION_LETTERHEAD, else None. Raises RuleFileError (all problems located)."""
-    chosen = letterhead if letterhead is not None and str(letterhead).strip() else os.environ.get(LETTERHEAD_ENV, "")
-    if not str(chosen).strip():
+    chosen = installation_letterhead_path(letterhead)
+    if chosen is None:
         return None
-    return _read_settings(Path(chosen), "Die Briefkopf-Datei", _installation_settings,
+    return _read_settings(chosen, "Die Briefkopf-Datei", _installation_settings,
                           f"den Pfad der Briefkopf-Datei prüfen (--letterhead oder {LETTERHEAD_ENV})")
 
 

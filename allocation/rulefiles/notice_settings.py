@@ -318,11 +318,13 @@ def _notice_settings(reader: _Reader, document: LocDict) -> NoticeSettings:
                           "notices.letterhead.remedy der Regeldatei" if head.remedy else "")
 
 
-def remedy_notes(reader: _Reader, document: LocDict, state: str, year: int, settings: NoticeSettings) -> None:
+def remedy_notes(reader: _Reader, document: LocDict, state: str, year: int, settings: NoticeSettings,
+                 installation: NoticeSettings | None = None) -> None:
     """Hinweise before any notice is written (`check`, `run`): a file meant for notices (it has `notices:` or
-    `instalments:`) that names no remedy where the state's profile has not verified one (its final notices would be
-    refused, and after a final run the rule file can no longer change); a remedy other than the one the profile
-    read (verified or not: a file copied from another state)."""
+    `instalments:`) that names no remedy, neither it nor the installation's letterhead file (`installation`, from
+    $ALLOCATION_LETTERHEAD), where the state's profile has not verified one (its final notices would be refused,
+    and after a final run the rule file can no longer change); a remedy other than the one the profile read
+    (verified or not: a file copied from another state). A remedy written wrong is an error already."""
     if "notices" not in document and "instalments" not in document:
         return
     notices = document.get("notices")
@@ -333,7 +335,10 @@ def remedy_notes(reader: _Reader, document: LocDict, state: str, year: int, sett
     law = state_law.profile(state)
     fact = law.fact("remedy", year)
     read = fact.value.get("kind") if fact is not None and isinstance(fact.value, dict) else None
-    given = settings.letterhead.remedy
+    given = settings.letterhead.remedy or (installation.letterhead.remedy if installation is not None else "")
+    raw = head.get("remedy") if isinstance(head, LocDict) else None
+    if raw is not None and not given and (not isinstance(raw, str) or raw.strip()):
+        return  # written, but not as klage, widerspruch or wahl: the error says so
     if not given and law.applied("remedy", year) is None:
         reader.warning("rule-remedy-missing", where,
                        f"kein Rechtsbehelf (notices.letterhead.remedy), und das Landesprofil {state} hat ihn nicht "

@@ -22,12 +22,12 @@ A file that passes is finally compiled into the same durable_rules rulesets a ru
 from __future__ import annotations
 
 from .binding import bind, check_columns, check_data, check_levy_columns, rename_columns
-from .loading import (MAX_FILE_BYTES, domain_sources, load_installation_letterhead, load_notice_settings, load_rulebook,
-                      load_rulebooks, parse_rulebook, rule_notice_settings)
+from .loading import (MAX_FILE_BYTES, domain_sources, installation_letterhead_path, load_installation_letterhead,
+                      load_notice_settings, load_rulebook, load_rulebooks, parse_rulebook, rule_notice_settings)
 from .notice_settings import KASSENZEICHEN_FIELDS, Letterhead, LevyNoticeText, NoticeSettings
 from .validation import EXAMPLE_KEYS, HIT_POLICIES, LEVY_KEYS, RATE_LIMITS, RULE_KEYS, TOP_KEYS, state_law_schedule
 
 __all__ = ["load_rulebook", "load_rulebooks", "parse_rulebook", "check_columns", "check_levy_columns", "check_data",
            "bind", "rename_columns", "domain_sources", "TOP_KEYS", "RULE_KEYS", "LEVY_KEYS", "RATE_LIMITS",
            "HIT_POLICIES", "NoticeSettings", "LevyNoticeText", "load_notice_settings", "load_installation_letterhead",
-           "rule_notice_settings", "KASSENZEICHEN_FIELDS", "Letterhead", "EXAMPLE_KEYS", "MAX_FILE_BYTES", "state_law_schedule"]
+           "rule_notice_settings", "installation_letterhead_path", "KASSENZEICHEN_FIELDS", "Letterhead", "EXAMPLE_KEYS", "MAX_FILE_BYTES", "state_law_schedule"]
