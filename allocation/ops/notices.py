@@ -1527,17 +1527,16 @@ def _refuse_placeholders(settings: NoticeSettings, rules_path: Path, template: P
             missing += [(what, what) for field, what in fields if not getattr(head, field)]
     text_file = template / "rechtsbehelf.typ" if template is not None else None
     if text_file is not None and text_file.is_file() and remedy:
-        lacking = ["Klage"] if style == "klage" and remedy != "klage" else []  # an earlier default's copy
-        lacking = lacking or _remedy_words_missing(template, remedy)
+        lacking = _remedy_words_missing(template, remedy)  # (an earlier default's copy names no Widerspruch)
         if lacking:
             code = _template_code(template, "rechtsbehelf.typ").split("\n")
             line = next((number for number, text in enumerate(code, start=1)
                          if "Klage" in text or "platzhalter(" in text), 1)
             in_template.append(Problem(
                 "notices-placeholder", Location(str(text_file), line=line),
-                f"die eigene Rechtsbehelfsbelehrung passt nicht zum Rechtsbehelf {remedy} ({basis}): "
-                + ("sie belehrt über eine Klage (eine Kopie einer früheren Standardvorlage)" if style == "klage"
-                   and remedy != "klage" else f"die Vorlage nennt nirgends {' und '.join(lacking)}"),
+                f"die eigene Rechtsbehelfsbelehrung passt nicht zum Rechtsbehelf {remedy} ({basis}): die Vorlage "
+                f"nennt nirgends {' und '.join(lacking)}"
+                + (" (eine Kopie einer früheren Standardvorlage, die über eine Klage belehrt)" if style == "klage" else ""),
                 found="die Vorlage des Kreises", expected=f"eine Belehrung über: {REMEDY_WORDS[remedy]}",
                 hint="rechtsbehelf.typ aus der Standardvorlage neu übernehmen (sie richtet den Text nach d.remedy) oder "
                      "den eigenen Text an den Rechtsbehelf anpassen (und einen Platzhalter entfernen)"))
