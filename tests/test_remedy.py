@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "fixtures" / "kreis-wesel-2022" / "kreis-wesel-2022.xlsx"
 RULES = ROOT / "rules" / "kreis-wesel.yaml"
 ALPEN = "05170004"
-COURT = ('    court: {name: "Verwaltungsgericht (Beispiel)", address: "Anschrift des Verwaltungsgerichts (Beispiel)"}\n')
+COURT = '    court: {name: "Verwaltungsgericht (Beispiel)", address: "Anschrift des Verwaltungsgerichts (Beispiel)"}\n'
 SENDER = "Kreis Wesel, Kreishaus (Beispielanschrift), 46483 Wesel"
 
 
@@ -62,10 +62,9 @@ def notices(final: Path, register: Path, out: Path, *extra: str) -> int:
 
 
 def trail(folder: Path) -> dict:
-    """The notices' record (Bescheide.xlsx, sheet Protokoll): label -> value."""
+    """The notices' record (Abschlaege.xlsx, sheet Protokoll): label -> value."""
     book = load_workbook(folder / "Abschlaege.xlsx", read_only=True)
-    sheet = book["Protokoll"] if "Protokoll" in book.sheetnames else book.worksheets[-1]
-    return {row[0]: row[1] for row in sheet.iter_rows(values_only=True) if row and row[0]}
+    return {row[0]: row[1] for row in book["Protokoll"].iter_rows(values_only=True) if row and row[0]}
 
 
 def test_a_widerspruch_goes_to_the_authority_and_needs_no_court(tmp_path):
@@ -339,3 +338,32 @@ def test_check_takes_the_installations_remedy_and_says_nothing_more_of_a_faulty_
     assert "rule-remedy-missing" not in codes(rules)
     monkeypatch.delenv("ALLOCATION_LETTERHEAD")
     assert codes(rules_with(tmp_path, remedy="Widerspruchsverfahren")) == ["rule-bad-notices"]
+
+
+def template_digest(*folders: Path) -> str:
+    """The Protokoll's template hash computed here: the folders overlaid (later ones replace a file of the same
+    relative path), then per file in path order "path NUL sha256 LF", hashed."""
+    files: dict[str, bytes] = {}
+    for folder in folders:
+        for path in folder.rglob("*"):
+            if path.is_file():
+                files[path.relative_to(folder).as_posix()] = path.read_bytes()
+    listing = "".join(f"{name}\0{hashlib.sha256(data).hexdigest()}\n" for name, data in sorted(files.items()))
+    return hashlib.sha256(listing.encode("utf-8")).hexdigest()
+
+
+def test_the_protokoll_records_the_hash_of_the_template_compiled(tmp_path):
+    """Which text went out, for the auditor: the default template's hash, and with --template the hash of the
+    default overlaid with the Kreis's files (here an own rechtsbehelf.typ)."""
+    default = ROOT / "allocation" / "ops" / "notice_templates" / "default"
+    final, register = final_run(tmp_path, rules_with(tmp_path, remedy="klage"))
+    out = tmp_path / "standard"
+    assert notices(final, register, out) == 0
+    assert trail(out)["SHA-256 Vorlage (kompiliert)"] == template_digest(default)
+    own = tmp_path / "eigen"
+    own.mkdir()
+    (own / "rechtsbehelf.typ").write_text(KLAGE_ONLY, encoding="utf-8")
+    out = tmp_path / "mit-vorlage"
+    assert notices(final, register, out, "--template", str(own)) == 0
+    recorded = trail(out)["SHA-256 Vorlage (kompiliert)"]
+    assert recorded == template_digest(default, own) and recorded != template_digest(default)

@@ -869,10 +869,12 @@ def _open_below(source: Path, relative: Path) -> int:
         os.close(folder)
 
 
-def _copy_template(sources: list[Path], work: Path) -> None:
+def _copy_template(sources: list[Path], work: Path) -> str:
     """The template folders overlaid into `work`. Each file is opened without following a link and without
-    blocking, and checked again once open (it may have been swapped since the walk); at most its limit is read."""
-    problems = []
+    blocking, and checked again once open (it may have been swapped since the walk); at most its limit is read.
+    Returns the SHA-256 of what was copied: per file in path order its relative path and its bytes' SHA-256 (the
+    template the letters were compiled from, for the Protokoll)."""
+    problems, copied = [], {}
     for source, relative in _template_files(sources):
         path = source / relative
         try:
@@ -889,6 +891,7 @@ def _copy_template(sources: list[Path], work: Path) -> None:
                                     found=error.strerror or str(error), expected="eine gewöhnliche, lesbare Datei",
                                     hint="die Datei prüfen (keine Verknüpfung) und den Befehl wiederholen"))
             continue
+        copied[Path(relative).as_posix()] = hashlib.sha256(data).hexdigest()  # a later layer replaces a file
         try:  # the work folder beside the output: a full disk is the output's problem, not the template's
             (work / relative).parent.mkdir(parents=True, exist_ok=True)
             (work / relative).write_bytes(data)
@@ -899,6 +902,8 @@ def _copy_template(sources: list[Path], work: Path) -> None:
                                        hint="freien Platz und Rechte des Ausgabeordners prüfen")]) from None
     if problems:
         raise TemplateError(problems)
+    return hashlib.sha256("".join(f"{name}\0{digest}\n" for name, digest in sorted(copied.items()))
+                          .encode("utf-8")).hexdigest()
 
 
 def _no_break(value: object) -> object:
@@ -915,13 +920,14 @@ def _no_break(value: object) -> object:
 
 def _compile_all(notices: list[tuple[str, dict, list[_Row]]], template: Path | None, folder: Path,
                  main: str = MAIN_TEMPLATE, layer: Path | None = None, seconds: float = TEMPLATE_SECONDS,
-                 memory_mb: int = TEMPLATE_MEMORY_MB) -> None:
+                 memory_mb: int = TEMPLATE_MEMORY_MB) -> str:
+    """Compile each notice into `folder`; returns the SHA-256 of the template compiled (`_copy_template`)."""
     template_limits(seconds, memory_mb)
     folder = Path(os.path.abspath(folder))  # the child runs in the work folder: relative paths would miss
     work = folder / ".template"
     work.mkdir()
     try:
-        _copy_template([source for source in (TEMPLATE_DIR, layer, template) if source is not None], work)
+        digest = _copy_template([source for source in (TEMPLATE_DIR, layer, template) if source is not None], work)
         job = {"main": str(work / main), "root": str(work),
                "fonts": [str(work / "fonts")] if (work / "fonts").is_dir() else [],
                "documents": [[str(folder / name), json.dumps(_no_break(data), ensure_ascii=False)]
@@ -929,6 +935,7 @@ def _compile_all(notices: list[tuple[str, dict, list[_Row]]], template: Path | N
         _compile_in_child(job, [name for name, _, _ in notices], template or layer or TEMPLATE_DIR, seconds, memory_mb)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return digest
 
 
 def _compile_in_child(job: dict, names: list[str], template: Path, seconds: float, memory_mb: int) -> None:
@@ -1576,12 +1583,14 @@ def _refuse_missing_addresses(notices: list[tuple[str, dict, list["_Row"]]], add
 
 
 def _trail(trace: dict, notice_date: _dt.date, template: Path | None, previous: ResultBook | None,
-           provisional_from: ResultBook | None, remedy: str, letterhead: Path | None = None) -> list[tuple[str, object]]:
+           provisional_from: ResultBook | None, remedy: str, letterhead: Path | None = None,
+           template_sha256: str = "") -> list[tuple[str, object]]:
     rows: list[tuple[str, object]] = [
         ("Ergebnis-Arbeitsmappe", trace["output"]), ("SHA-256 Ergebnis", trace["sha256"]),
         ("Lauf (UTC)", trace["run"]), ("Laufart", trace["mode"]), ("Regeldatei", trace["rules"]),
         ("Geprüft (allocation verify)", "identisch"), ("Bescheiddatum", notice_date),
         ("Vorlage", str(template) if template else "Standardvorlage"),
+        ("SHA-256 Vorlage (kompiliert)", template_sha256),
         ("Rechtsbehelf", remedy)]
     if letterhead is not None:  # the installation's letterhead file: not in the run's manifest, so named here
         rows += [("Briefkopf der Installation", letterhead.name),
@@ -1687,11 +1696,11 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
     directory.parent.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        _compile_all(notices, template, folder, seconds=template_seconds, memory_mb=template_memory_mb)
+        compiled = _compile_all(notices, template, folder, seconds=template_seconds, memory_mb=template_memory_mb)
         rows = [row for _, _, notice_rows in notices for row in notice_rows]
         _write_xlsx(rows, folder / XLSX_NAME, _trail(trace, notice_date, template, old, paid_from,
                                                      _remedy_record(settings, result.state, result.year, template),
-                                                     installation_letterhead_path(letterhead)))
+                                                     installation_letterhead_path(letterhead), compiled))
         _write_csv(rows, folder / CSV_NAME)
         reference = f"{trace['run']} {trace['sha256'][:16]}"  # the run: its time and the start of its workbook's hash
         _write_soll(soll_lines(rows, settings, notice_date, reference), folder / SOLL_NAME)
