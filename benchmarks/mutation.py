@@ -606,7 +606,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m("rulefiles/notice_settings", "settings-remedy-case-strict", "    remedy = written.casefold()",
        "    remedy = written", "a remedy written with a capital letter is refused",
        "tests/test_remedy.py", "tests/test_notice_settings.py"),
-    _m("ops/notices", "notices-remedy-words-unchecked", "        lacking = _remedy_words_missing(template, remedy)",
+    _m("ops/notices", "notices-remedy-words-unchecked", "        lacking = _remedy_words_missing(codes.values(), remedy)",
        "        lacking = []", "an own text (or an earlier default's copy) that names only a Klage goes out under a "
        "Widerspruch"),
     _m("ops/notices", "notices-remedy-old-copy-is-own", '    return "klage" if "platzhalter(" in code and',

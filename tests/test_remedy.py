@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -18,12 +17,12 @@ import pytest
 from openpyxl import load_workbook
 
 pytest.importorskip("typst", reason="notices need typst: pip install -e '.[test]'")
-from pypdf import PdfReader  # noqa: E402
 
 from allocation.cli import main  # noqa: E402
 from allocation.core import states  # noqa: E402
 from allocation.ops.notices import remedy_in_force  # noqa: E402
 from allocation.rulefiles.rulebook import Letterhead, NoticeSettings  # noqa: E402
+from test_notices_letters import text_of  # noqa: E402  (whitespace, the no-break spaces too, read as one space)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "fixtures" / "kreis-wesel-2022" / "kreis-wesel-2022.xlsx"
@@ -31,10 +30,6 @@ RULES = ROOT / "rules" / "kreis-wesel.yaml"
 ALPEN = "05170004"
 COURT = '    court: {name: "Verwaltungsgericht (Beispiel)", address: "Anschrift des Verwaltungsgerichts (Beispiel)"}\n'
 SENDER = "Kreis Wesel, Kreishaus (Beispielanschrift), 46483 Wesel"
-
-
-def text_of(path: Path) -> str:  # the no-break spaces before € and % read as spaces
-    return re.sub(r"\s+", " ", "\n".join(page.extract_text() for page in PdfReader(path).pages).replace("\u00a0", " "))
 
 
 def rules_with(folder: Path, *, remedy: str | None = None, court: bool = True, state: str = "NW") -> Path:
@@ -170,20 +165,23 @@ def test_the_installations_letterhead_file_may_state_the_remedy(tmp_path):
 # ------------------------------------------------------------------------------ found by the adversarial pass
 
 
+def own_text(folder: Path, text: str, name: str = "rechtsbehelf.typ") -> Path:
+    template = folder / "vorlage"
+    shutil.copytree(ROOT / "allocation" / "ops" / "notice_templates" / "default", template)
+    (template / name).write_text(text, encoding="utf-8")
+    return template
+
+
 def old_template(folder: Path) -> Path:
     """A Kreis's template folder whose rechtsbehelf.typ is a copy of the default before the remedy by state (a
     Klage text with the court placeholder, no `d.remedy`)."""
-    template = folder / "vorlage"
-    shutil.copytree(ROOT / "allocation" / "ops" / "notice_templates" / "default", template)
-    (template / "rechtsbehelf.typ").write_text(
-        '#import "briefkopf.typ": platzhalter\n'
-        "#let rechtsbehelf(d) = {\n"
-        '  let court = d.at("letterhead", default: (:)).at("court", default: (:))\n'
-        '  let gericht = if court.at("name", default: "") != "" [#court.name, #court.address] else '
-        '[#platzhalter("Verwaltungsgericht und Anschrift")]\n'
-        "  [Gegen diesen Bescheid kann innerhalb eines Monats nach seiner Bekanntgabe Klage erhoben werden. Die "
-        "Klage ist beim #gericht zu erheben.]\n}\n", encoding="utf-8")
-    return template
+    return own_text(folder, '#import "briefkopf.typ": platzhalter\n'
+                    "#let rechtsbehelf(d) = {\n"
+                    '  let court = d.at("letterhead", default: (:)).at("court", default: (:))\n'
+                    '  let gericht = if court.at("name", default: "") != "" [#court.name, #court.address] else '
+                    '[#platzhalter("Verwaltungsgericht und Anschrift")]\n'
+                    "  [Gegen diesen Bescheid kann innerhalb eines Monats nach seiner Bekanntgabe Klage erhoben "
+                    "werden. Die Klage ist beim #gericht zu erheben.]\n}\n")
 
 
 def test_an_old_klage_template_with_a_widerspruch_is_refused_at_the_template(tmp_path, capsys):
@@ -264,13 +262,6 @@ def test_check_says_before_the_final_run_that_the_remedy_is_missing_or_differs(t
 
 
 # ---------------------------------------------------------------------- found by the second adversarial pass
-
-
-def own_text(folder: Path, text: str, name: str = "rechtsbehelf.typ") -> Path:
-    template = folder / "vorlage"
-    shutil.copytree(ROOT / "allocation" / "ops" / "notice_templates" / "default", template)
-    (template / name).write_text(text, encoding="utf-8")
-    return template
 
 
 KLAGE_ONLY = ("#let rechtsbehelf(d) = [Gegen diesen Bescheid kann innerhalb eines Monats nach seiner Bekanntgabe "

@@ -1467,19 +1467,18 @@ def remedy_in_force(settings: NoticeSettings, state: str, year: int) -> tuple[st
     return "", fact.cite() if fact is not None else ""
 
 
-def _template_code(template: Path, name: str) -> str:
-    """A template file's code without its comments ("" where the Kreis's folder does not have it)."""
-    path = template / name
-    return _without_comments(read_regular(path, TEMPLATE_FILE_BYTES).decode("utf-8", "replace")) \
-        if path.is_file() else ""
+def _template_codes(template: Path | None, pattern: str = "*.typ") -> dict[Path, str]:
+    """The files of the Kreis's template folder matching `pattern` (in path order) with their code without
+    comments; read once for all the checks of a final notice. Empty without `--template`."""
+    return {path: _without_comments(read_regular(path, TEMPLATE_FILE_BYTES).decode("utf-8", "replace"))
+            for path in sorted(template.rglob(pattern))} if template is not None else {}
 
 
-def _remedy_style(template: Path | None) -> str:
-    """How the template in effect words the Rechtsbehelfsbelehrung: "default" (the default, or a Kreis's
-    `rechtsbehelf.typ` that reads `d.remedy`: the text follows the remedy in force), "klage" (a copy of an earlier
-    default: it has the default's placeholder, neither `remedy` nor a Widerspruch, and always speaks of a Klage) or
-    "own" (the Kreis's own text, which says what it says)."""
-    code = _template_code(template, "rechtsbehelf.typ") if template is not None else ""
+def _remedy_style(code: str) -> str:
+    """How the template in effect words the Rechtsbehelfsbelehrung, from the Kreis's `rechtsbehelf.typ` (`code`,
+    "" where it has none): "default" (the default, or a file that reads `d.remedy`: the text follows the remedy in
+    force), "klage" (a copy of an earlier default: it has the default's placeholder, neither `remedy` nor a
+    Widerspruch, and always speaks of a Klage) or "own" (the Kreis's own text, which says what it says)."""
     if not code or "remedy" in code:
         return "default"
     return "klage" if "platzhalter(" in code and "widerspruch" not in code.casefold() else "own"
@@ -1489,17 +1488,17 @@ def _remedy_style(template: Path | None) -> str:
 REMEDY_NAMES = {"klage": ("Klage",), "widerspruch": ("Widerspruch",), "wahl": ("Widerspruch", "Klage")}
 
 
-def _remedy_words_missing(template: Path, remedy: str) -> list[str]:
+def _remedy_words_missing(codes: Iterable[str], remedy: str) -> list[str]:
     """The remedy's names that no .typ file of the Kreis's template folder has outside comments: a template whose
     own text names only a Klage cannot tell of a Widerspruch, whatever the rule file says."""
-    code = "\n".join(_without_comments(read_regular(path, TEMPLATE_FILE_BYTES).decode("utf-8", "replace"))
-                     for path in sorted(template.rglob("*.typ")) if path.is_file())
-    return [word for word in REMEDY_NAMES.get(remedy, ()) if word.casefold() not in code.casefold()]
+    code = "\n".join(codes).casefold()
+    return [word for word in REMEDY_NAMES.get(remedy, ()) if word.casefold() not in code]
 
 
 def _remedy_record(settings: NoticeSettings, state: str, year: int, template: Path | None) -> str:
     """The Protokoll's row `Rechtsbehelf`: what the notices say and what said so."""
-    style = _remedy_style(template)
+    style = _remedy_style(_template_codes(template, "rechtsbehelf.typ").get(template / "rechtsbehelf.typ", "")
+                          if template is not None else "")
     if style == "own":
         return "eigener Text der Vorlage (rechtsbehelf.typ)"
     if style == "klage":
@@ -1519,12 +1518,13 @@ def _refuse_placeholders(settings: NoticeSettings, rules_path: Path, template: P
     2). A letterhead text of blanks only counts as missing."""
     head = settings.letterhead
     remedy, basis = remedy_in_force(settings, state, year)
-    style = _remedy_style(template)
+    codes = _template_codes(template)
+    text_file = template / "rechtsbehelf.typ" if template is not None else None
+    style = _remedy_style(codes.get(text_file, ""))
     missing, in_template = [], []
     for file, fields in PLACEHOLDER_FIELDS.items():
-        own = template / file if template is not None and (template / file).is_file() else None
-        text = read_regular(own, TEMPLATE_FILE_BYTES).decode("utf-8", "replace") if own is not None else ""
-        if own is None or "platzhalter(" in _without_comments(text):  # the default's fallbacks: the rule file must
+        code = codes.get(template / file) if template is not None else None
+        if code is None or "platzhalter(" in code:  # the default's fallbacks: the rule file must
             if file == "rechtsbehelf.typ" and not remedy:  # give the texts
                 missing.append((f"der Rechtsbehelf (remedy), den das Landesprofil {state} nicht verifiziert hat "
                                 f"({basis or 'keine Angabe'}; siehe allocation states {state})",
@@ -1532,12 +1532,10 @@ def _refuse_placeholders(settings: NoticeSettings, rules_path: Path, template: P
             if file == "rechtsbehelf.typ" and remedy == "widerspruch":  # (an earlier default's copy is refused
                 continue  # below) a Widerspruch goes to the authority (§ 70 Abs. 1 VwGO), the court is not named
             missing += [(what, what) for field, what in fields if not getattr(head, field)]
-    text_file = template / "rechtsbehelf.typ" if template is not None else None
-    if text_file is not None and text_file.is_file() and remedy:
-        lacking = _remedy_words_missing(template, remedy)  # (an earlier default's copy names no Widerspruch)
+    if text_file in codes and remedy:
+        lacking = _remedy_words_missing(codes.values(), remedy)  # (an earlier default's copy names no Widerspruch)
         if lacking:
-            code = _template_code(template, "rechtsbehelf.typ").split("\n")
-            line = next((number for number, text in enumerate(code, start=1)
+            line = next((number for number, text in enumerate(codes[text_file].split("\n"), start=1)
                          if "Klage" in text or "platzhalter(" in text), 1)
             in_template.append(Problem(
                 "notices-placeholder", Location(str(text_file), line=line),
@@ -1547,8 +1545,7 @@ def _refuse_placeholders(settings: NoticeSettings, rules_path: Path, template: P
                 found="die Vorlage des Kreises", expected=f"eine Belehrung über: {REMEDY_WORDS[remedy]}",
                 hint="rechtsbehelf.typ aus der Standardvorlage neu übernehmen (sie richtet den Text nach d.remedy) oder "
                      "den eigenen Text an den Rechtsbehelf anpassen (und einen Platzhalter entfernen)"))
-    for own in sorted(template.rglob("*.typ")) if template is not None else ():
-        code = _without_comments(read_regular(own, TEMPLATE_FILE_BYTES).decode("utf-8", "replace"))
+    for own, code in codes.items():
         for number, line in enumerate(code.split("\n"), start=1):
             plain = line.replace("\\", "")  # `\[…\]` prints as […]
             if any(marker in plain for marker in PLACEHOLDER_MARKERS) and "platzhalter(" not in line:
