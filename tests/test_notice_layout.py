@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ typst = pytest.importorskip("typst", reason="notices need typst: pip install -e 
 from pypdf import PdfReader  # noqa: E402
 
 from allocation.cli import main  # noqa: E402
-from allocation.ops.notices import _no_break, _rule_levies, build_notices, read_result  # noqa: E402
+from allocation.ops.notices import DATA_FILE, _no_break, _rule_levies, build_notices, read_result  # noqa: E402
 from allocation.rulefiles.rulebook import load_notice_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,8 +40,10 @@ def alpen(tmp_path_factory) -> dict:
 
 
 def pages(data: dict, folder: Path) -> list[str]:
-    pdf = typst.Compiler(str(TEMPLATE / "bescheid.typ"), root=str(TEMPLATE)).compile(
-        format="pdf", sys_inputs={"data": json.dumps(_no_break(data), ensure_ascii=False)})  # as the child gets them
+    work = folder / "vorlage"  # as the child compiles: a copy of the template with the letter's data file in it
+    shutil.copytree(TEMPLATE, work, dirs_exist_ok=True)
+    (work / DATA_FILE).write_text(json.dumps(_no_break(data), ensure_ascii=False), encoding="utf-8")
+    pdf = typst.Compiler(str(work / "bescheid.typ"), root=str(work)).compile(format="pdf")
     path = folder / "bescheid.pdf"
     path.write_bytes(pdf)
     return [re.sub(r"[ \t\u00a0]+", " ", page.extract_text()) for page in PdfReader(path).pages]

@@ -60,6 +60,12 @@ __all__ = ["LevyShare", "Levy", "ResultBook", "NoticeSet", "read_result", "build
 
 TEMPLATE_DIR = Path(__file__).parent / "notice_templates" / "default"
 MAIN_TEMPLATE = "bescheid.typ"
+# Each letter's data, as JSON, in this file at the top of the compiled template (`json("/.brief-daten.json")`),
+# written by the child before each compile. Not in `sys.inputs`: Typst keys its whole cache on the inputs, so data
+# there make every letter a compile from scratch, while a file changes only what reads it, and the next letter
+# reuses the layout of everything that is the same (benchmarks/README.md, "Notices"). A template's own file of
+# this name is refused; a template of its own that still reads `sys.inputs.data` gets the data there too.
+DATA_FILE = ".brief-daten.json"
 XLSX_NAME = "Abschlaege.xlsx"
 CSV_NAME = "Abschlaege.csv"
 SOLL_NAME = "Sollstellung.csv"
@@ -843,6 +849,10 @@ def _template_files(sources: list[Path]) -> list[tuple[Path, Path]]:
                             f"{mode.st_size:,} Bytes".replace(",", "."),
                             f"höchstens {TEMPLATE_FILE_BYTES // 2**20} MB je Datei",
                             "das Bild oder die Schrift verkleinern oder weglassen")
+                elif path.relative_to(source) == Path(DATA_FILE):
+                    problem("notices-template-file", path, "der Dateiname ist für die Daten der Briefe vorbehalten",
+                            DATA_FILE, "eine Vorlage ohne diese Datei",
+                            "die Datei umbenennen: die Briefe lesen ihre Daten unter diesem Namen")
                 else:
                     total += mode.st_size
                     files[path.relative_to(source)] = source
@@ -869,12 +879,13 @@ def _open_below(source: Path, relative: Path) -> int:
         os.close(folder)
 
 
-def _copy_template(sources: list[Path], work: Path) -> str:
+def _copy_template(sources: list[Path], work: Path) -> tuple[str, bool]:
     """The template folders overlaid into `work`. Each file is opened without following a link and without
     blocking, and checked again once open (it may have been swapped since the walk); at most its limit is read.
     Returns the SHA-256 of what was copied: per file in path order its relative path and its bytes' SHA-256 (the
-    template the letters were compiled from, for the Protokoll)."""
-    problems, copied = [], {}
+    template the letters were compiled from, for the Protokoll); and whether a .typ file compiled reads
+    `sys.inputs` (a template of its own from before DATA_FILE: it gets the data there as well)."""
+    problems, copied, inputs = [], {}, {}
     for source, relative in _template_files(sources):
         path = source / relative
         try:
@@ -892,6 +903,7 @@ def _copy_template(sources: list[Path], work: Path) -> str:
                                     hint="die Datei prüfen (keine Verknüpfung) und den Befehl wiederholen"))
             continue
         copied[Path(relative).as_posix()] = hashlib.sha256(data).hexdigest()  # a later layer replaces a file
+        inputs[Path(relative).as_posix()] = Path(relative).suffix == ".typ" and b"sys.inputs" in data
         try:  # the work folder beside the output: a full disk is the output's problem, not the template's
             (work / relative).parent.mkdir(parents=True, exist_ok=True)
             (work / relative).write_bytes(data)
@@ -902,8 +914,8 @@ def _copy_template(sources: list[Path], work: Path) -> str:
                                        hint="freien Platz und Rechte des Ausgabeordners prüfen")]) from None
     if problems:
         raise TemplateError(problems)
-    return hashlib.sha256("".join(f"{name}\0{digest}\n" for name, digest in sorted(copied.items()))
-                          .encode("utf-8")).hexdigest()
+    return (hashlib.sha256("".join(f"{name}\0{digest}\n" for name, digest in sorted(copied.items()))
+                           .encode("utf-8")).hexdigest(), any(inputs.values()))
 
 
 def _no_break(value: object) -> object:
@@ -927,8 +939,9 @@ def _compile_all(notices: list[tuple[str, dict, list[_Row]]], template: Path | N
     work = folder / ".template"
     work.mkdir()
     try:
-        digest = _copy_template([source for source in (TEMPLATE_DIR, layer, template) if source is not None], work)
-        job = {"main": str(work / main), "root": str(work),
+        digest, inputs = _copy_template([source for source in (TEMPLATE_DIR, layer, template) if source is not None],
+                                        work)
+        job = {"main": str(work / main), "root": str(work), "data_file": str(work / DATA_FILE), "inputs": inputs,
                "fonts": [str(work / "fonts")] if (work / "fonts").is_dir() else [],
                "documents": [[str(folder / name), json.dumps(_no_break(data), ensure_ascii=False)]
                              for name, data, _ in notices]}

@@ -10,8 +10,10 @@ itself and then compiles:
 - no core file (RLIMIT_CORE 0): an aborted compile must not leave a dump of the notices' data behind;
 - killed when the parent dies (Linux `PR_SET_PDEATHSIG`), so no compile outlives the command.
 
-The job comes as one JSON object on stdin: `main`, `root`, `fonts` and `documents`, a list of [PDF path, data as
-JSON text]. Each line on stdout is one JSON message: `{"ready": true}` once the compiler is built, then
+The job comes as one JSON object on stdin: `main`, `root`, `fonts`, `data_file`, `inputs` and `documents`, a list
+of [PDF path, data as JSON text]. Before each compile the data are written to `data_file`, which the template reads
+(and also handed over as `sys.inputs.data` where `inputs` is true: a template of the Kreis's own that reads them
+there; Typst's cache then holds nothing across documents). Each line on stdout is one JSON message: `{"ready": true}` once the compiler is built, then
 `{"done": i}` per PDF written, or `{"error": text, "document": i}` (Typst's message), `{"memory": i}` or
 `{"write": i, "reason": text}` and the end. The parent gives each step its time budget and kills the child when
 one is exceeded. The limits' defaults live here, importable without Typst (the command line shows them).
@@ -101,10 +103,19 @@ def main(argv: list[str]) -> int:
         _say({"error": str(error), "document": -1})
         return 2
     _say({"ready": True})
+    inputs = {"sys_inputs": {"data": ""}} if job["inputs"] else {}
     for index, (path, data) in enumerate(job["documents"]):
+        try:  # in the work folder beside the output: a full disk is the output's problem, not the template's
+            with open(job["data_file"], "w", encoding="utf-8") as handle:
+                handle.write(data)
+        except OSError as error:
+            _say({"write": index, "reason": error.strerror or str(error), "errno": error.errno})
+            return 4
+        if inputs:
+            inputs["sys_inputs"]["data"] = data
         try:
             # PDF/A-2b, the form public administration archives its records in (ISO 19005-2, level b)
-            pdf = compiler.compile(format="pdf", sys_inputs={"data": data}, pdf_standards="a-2b")
+            pdf = compiler.compile(format="pdf", pdf_standards="a-2b", **inputs)
         except MemoryError:
             _say({"memory": index})
             return 3
