@@ -36,6 +36,8 @@ __all__ = ["main", "TEMPLATE_SECONDS", "TEMPLATE_MEMORY_MB", "TEMPLATE_SECONDS_R
 # 300 notices in a row): the child peaks at 215–220 MB of address space (VmPeak: the interpreter 14 MB, the typst
 # wheel 67 MB, its thread stacks and allocator arenas) and 75–77 MB resident (VmHWM; the compiler's cache levels
 # off after ~50 documents); a notice takes 12–17 ms, the child's start (interpreter, typst, compiler) ~0.2 s.
+# Since the data come in a file (Typst's cache now reuses what the notices share): 69 MB resident at most over 300
+# notices of the benchmark's district (ru_maxrss), the same under a 256 MB limit, and about 7.5 ms per notice.
 # RLIMIT_AS counts address space, not memory in use: Typst lays out with one rayon thread per core and glibc gives
 # every thread its own 64 MB malloc arena, so the same compile reserved 1.14 GB with 16 threads and 1.26 GB with 64
 # (still 85 MB resident) and would fail a 1 GB limit on a large server. The child therefore runs with two
