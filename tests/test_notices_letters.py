@@ -81,6 +81,10 @@ def test_a_final_notice_with_a_placeholder_is_refused_and_a_draft_keeps_it_marke
     missing = " ".join(p["message"] for p in problems)
     for what in ("court.name", "court.address", "signatory.name", "authority", "address", "Rechtsbehelf (remedy)"):
         assert what in missing, what
+    # where the texts go: the file's `notices:` (it has no `notices.letterhead` yet), not its first line
+    notices_line = rules.read_text(encoding="utf-8").split("\n").index("notices:") + 1
+    assert notices_line > 1
+    assert {(p["location"]["file"], p["location"]["line"]) for p in problems} == {(str(rules), notices_line)}
     assert not out.exists()
     # a draft may keep them, marked
     probe = tmp_path / "probe.xlsx"
@@ -478,7 +482,9 @@ def test_a_faulty_letterhead_file_is_refused_at_its_line(wesel, tmp_path, capsys
     out = tmp_path / "bescheide"
     assert main(["notices", str(wesel / "final.xlsx"), "-o", str(out), "--date", "2022-01-10", "--register",
                  str(wesel / "register"), "--letterhead", str(head), "--json"]) == 4
-    problems = __import__("json").loads(capsys.readouterr().out)["problems"]
+    said = __import__("json").loads(capsys.readouterr().out)
+    problems = said["problems"]
+    assert said["title"] == "Die Briefkopf-Datei der Installation enthält Fehler"  # not the rule file's
     assert [(p["location"]["file"], p["location"]["line"]) for p in problems] == [(str(head), 5)]  # line 5: `  departement:`
     assert "departement" in problems[0]["message"] + str(problems[0]["found"])
     assert not out.exists()

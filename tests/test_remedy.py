@@ -121,6 +121,7 @@ def test_an_unverified_state_remedy_is_refused_on_a_final_notice_and_a_placehold
     assert [p["code"] for p in problems] == ["notices-placeholder"]
     assert "Rechtsbehelf" in problems[0]["message"] and "allocation states SH" in problems[0]["message"]
     assert problems[0]["location"]["file"].endswith("kreis-wesel.yaml")
+    assert problems[0]["location"]["line"] == rules.read_text(encoding="utf-8").split("\n").index("  letterhead:") + 1
 
     probe = tmp_path / "probe.xlsx"
     assert main(["run", str(FIXTURE), "--rules", str(rules), "-o", str(probe)]) == 0

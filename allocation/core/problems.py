@@ -18,6 +18,7 @@ __all__ = [
     "ProblemsError",
     "InputError",
     "RuleFileError",
+    "LetterheadFileError",
     "DecisionError",
     "InvariantViolation",
     "OutputError",
@@ -152,6 +153,12 @@ class InputError(ProblemsError):
 class RuleFileError(ProblemsError):
     exit_code = ExitCode.RULES
     title = "Die Regeldatei enthält Fehler"
+
+
+class LetterheadFileError(RuleFileError):
+    """The installation's letterhead file (`--letterhead`, $ALLOCATION_LETTERHEAD): a rule file's `notices:` keys
+    in a file of their own, so the same exit code, with its own title."""
+    title = "Die Briefkopf-Datei der Installation enthält Fehler"
 
 
 class DecisionError(ProblemsError):

@@ -1569,7 +1569,8 @@ def _refuse_placeholders(settings: NoticeSettings, rules_path: Path, template: P
                     "Standardvorlage übernehmen)"))
     if in_template:
         raise TemplateError(in_template)
-    problems = [Problem("notices-placeholder", Location(str(rules_path), line=1, col=1),
+    where = settings.letterhead_at or Location(str(rules_path), line=1, col=1)
+    problems = [Problem("notices-placeholder", where,
                         f"ein Echtlauf-Bescheid ginge mit einem Platzhalter hinaus: es fehlt {what}",
                         found="keine Angabe unter notices.letterhead", expected=expected,
                         hint="die Angabe unter `notices.letterhead` der Regeldatei oder im Briefkopf der "

@@ -14,7 +14,7 @@ from typing import Iterable
 
 from ..core.filenames import open_regular, read_regular
 from ..core.model import Example, Rule, Rulebook
-from ..core.problems import Location, Problem, RuleFileError, did_you_mean
+from ..core.problems import LetterheadFileError, Location, Problem, RuleFileError, did_you_mean
 from .notice_settings import (NoticeSettings, _installation_settings, _notice_settings, remedy_notes,
                               with_installation)
 from .validation import (HIT_POLICIES, TOP_KEYS, _check_levy_rules, _compile, _example, _levies, _rate_limits,
@@ -255,14 +255,16 @@ def load_installation_letterhead(letterhead: str | Path | None = None) -> Notice
     if chosen is None:
         return None
     return _read_settings(chosen, "Die Briefkopf-Datei", _installation_settings,
-                          f"den Pfad der Briefkopf-Datei prüfen (--letterhead oder {LETTERHEAD_ENV})")
+                          f"den Pfad der Briefkopf-Datei prüfen (--letterhead oder {LETTERHEAD_ENV})",
+                          LetterheadFileError)
 
 
-def _read_settings(path: str | Path, what: str, parse, hint: str) -> NoticeSettings:
+def _read_settings(path: str | Path, what: str, parse, hint: str,
+                   refused: type[RuleFileError] = RuleFileError) -> NoticeSettings:
     try:
         text = read_regular(path, MAX_FILE_BYTES).decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise RuleFileError([Problem("rule-file-unreadable", Location(str(path)), f"{what} lässt sich nicht lesen",
+        raise refused([Problem("rule-file-unreadable", Location(str(path)), f"{what} lässt sich nicht lesen",
                                      found=getattr(error, "strerror", None) or str(error),
                                      expected="eine lesbare UTF-8-YAML-Datei von höchstens "
                                               f"{MAX_FILE_BYTES:,} Bytes".replace(",", "."),
@@ -271,11 +273,11 @@ def _read_settings(path: str | Path, what: str, parse, hint: str) -> NoticeSetti
     try:
         document, _ = load(text)
     except YamlProblem as error:
-        raise RuleFileError([Problem("rule-yaml", Location(str(path), line=error.line, col=error.col),
-                                     f"kein gültiges YAML: {error.message}", found=error.found,
-                                     expected="eine YAML-Zuordnung (Mapping)",
-                                     hint=f"{what[0].lower()}{what[1:]} prüfen")]) from None
+        raise refused([Problem("rule-yaml", Location(str(path), line=error.line, col=error.col),
+                               f"kein gültiges YAML: {error.message}", found=error.found,
+                               expected="eine YAML-Zuordnung (Mapping)",
+                               hint=f"{what[0].lower()}{what[1:]} prüfen")]) from None
     settings = parse(reader, document if isinstance(document, LocDict) else LocDict())
     if any(p.severity == "error" for p in reader.problems):
-        raise RuleFileError(reader.problems)
+        raise refused(reader.problems)
     return settings

@@ -85,6 +85,9 @@ class NoticeSettings:
     letterhead: Letterhead = Letterhead()
     labels: tuple[tuple[str, str], ...] = ()  # column -> how a letter names it (`notices.labels`)
     remedy_source: str = ""  # where `letterhead.remedy` was given: the rule file or the installation's letterhead file
+    # where a missing letterhead text is to be entered: the rule file's `notices.letterhead`, else its `notices:`;
+    # None where the file has neither (the refusal then points at its first line)
+    letterhead_at: Location | None = None
 
     def text_for(self, *names: str) -> LevyNoticeText | None:
         wanted = {name.casefold() for name in names if name}
@@ -315,7 +318,9 @@ def _notice_settings(reader: _Reader, document: LocDict) -> NoticeSettings:
                           reader.text(node, "issuer", required=False), str(policy), _levy_texts(reader, node),
                           reader.at(document, "instalments") if "instalments" in document else Location(reader.file),
                           basis, head, _labels(reader, node),
-                          "notices.letterhead.remedy der Regeldatei" if head.remedy else "")
+                          "notices.letterhead.remedy der Regeldatei" if head.remedy else "",
+                          reader.at(node, "letterhead") if "letterhead" in node
+                          else reader.at(document, "notices") if "notices" in document else None)
 
 
 def remedy_notes(reader: _Reader, document: LocDict, state: str, year: int, settings: NoticeSettings,
