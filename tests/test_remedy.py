@@ -359,3 +359,60 @@ def test_the_protokoll_records_the_hash_of_the_template_compiled(tmp_path):
     assert notices(final, register, out, "--template", str(own)) == 0
     recorded = trail(out)["SHA-256 Vorlage (kompiliert)"]
     assert recorded == template_digest(default, own) and recorded != template_digest(default)
+
+
+def test_a_template_file_edited_during_the_run_goes_out_as_it_was_checked(tmp_path, monkeypatch):
+    """The Kreis's rechtsbehelf.typ is checked for a final notice; if it is edited after the check (here: while the
+    notices are built, to a text with the court placeholder), the notice still carries the text checked, and the
+    Protokoll's template hash is that of the text checked."""
+    from allocation.ops import notices as module
+
+    own = tmp_path / "eigen"
+    own.mkdir()
+    (own / "rechtsbehelf.typ").write_text(KLAGE_ONLY, encoding="utf-8")
+    edited = ("#let rechtsbehelf(d) = [Die Klage ist beim [Verwaltungsgericht und Anschrift in rechtsbehelf.typ "
+              "eintragen] zu erheben. Nachträglich geändert.]\n")
+    final, register = final_run(tmp_path, rules_with(tmp_path, remedy="klage"))
+    build = module.build_notices
+
+    def meanwhile(*args, **kwargs):
+        (own / "rechtsbehelf.typ").write_text(edited, encoding="utf-8")
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(module, "build_notices", meanwhile)
+    out = tmp_path / "bescheide"
+    assert notices(final, register, out, "--template", str(own)) == 0
+    assert (own / "rechtsbehelf.typ").read_text(encoding="utf-8") == edited  # the premise: it was edited
+    text = text_of(out / f"{ALPEN}_Alpen.pdf")
+    assert "Klage beim Verwaltungsgericht Düsseldorf, Bastionstraße 39" in text
+    assert "Nachträglich" not in text and "eintragen" not in text
+    checked = tmp_path / "wie-geprueft"
+    checked.mkdir()
+    (checked / "rechtsbehelf.typ").write_text(KLAGE_ONLY, encoding="utf-8")
+    default = ROOT / "allocation" / "ops" / "notice_templates" / "default"
+    assert trail(out)["SHA-256 Vorlage (kompiliert)"] == template_digest(default, checked)
+
+
+def test_a_template_file_added_during_the_run_is_refused(tmp_path, monkeypatch, capsys):
+    """A .typ file that appears in the Kreis's folder after the check was never checked: refused at it, exit 2,
+    nothing written."""
+    from allocation.ops import notices as module
+
+    own = tmp_path / "eigen"
+    own.mkdir()
+    (own / "rechtsbehelf.typ").write_text(KLAGE_ONLY, encoding="utf-8")
+    final, register = final_run(tmp_path, rules_with(tmp_path, remedy="klage"))
+    build = module.build_notices
+
+    def meanwhile(*args, **kwargs):
+        (own / "unterschrift.typ").write_text("#let unterschrift(d) = [(Name, Amt)]\n", encoding="utf-8")
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(module, "build_notices", meanwhile)
+    capsys.readouterr()
+    out = tmp_path / "bescheide"
+    assert notices(final, register, out, "--template", str(own), "--json") == 2
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert [(p["code"], p["location"]["file"]) for p in problems] == [("notices-template-file",
+                                                                       str(own / "unterschrift.typ"))]
+    assert not out.exists()

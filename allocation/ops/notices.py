@@ -879,30 +879,68 @@ def _open_below(source: Path, relative: Path) -> int:
         os.close(folder)
 
 
-def _copy_template(sources: list[Path], work: Path) -> tuple[str, bool]:
-    """The template folders overlaid into `work`. Each file is opened without following a link and without
-    blocking, and checked again once open (it may have been swapped since the walk); at most its limit is read.
-    Returns the SHA-256 of what was copied: per file in path order its relative path and its bytes' SHA-256 (the
-    template the letters were compiled from, for the Protokoll); and whether a .typ file compiled reads
-    `sys.inputs` (a template of its own from before DATA_FILE: it gets the data there as well)."""
+def _read_template_file(source: Path, relative: Path) -> bytes:
+    """One file of a template folder, opened below `source` without following a link and without blocking, and
+    checked again once open (it may have been swapped since the walk); at most its limit is read. OSError else."""
+    with open(_open_below(source, relative), "rb") as handle:
+        kind = os.fstat(handle.fileno()).st_mode
+        if not stat.S_ISREG(kind):
+            raise OSError(f"{file_kind(kind)} statt einer Datei")
+        data = handle.read(TEMPLATE_FILE_BYTES + 1)
+    if len(data) > TEMPLATE_FILE_BYTES:
+        raise OSError(f"größer als {TEMPLATE_FILE_BYTES // 2**20} MB")
+    return data
+
+
+def _unreadable(path: Path, error: OSError) -> Problem:
+    return Problem("notices-template-file", Location(str(path)), "eine Datei der Vorlage lässt sich nicht kopieren",
+                   found=error.strerror or str(error), expected="eine gewöhnliche, lesbare Datei",
+                   hint="die Datei prüfen (keine Verknüpfung) und den Befehl wiederholen")
+
+
+def _template_texts(template: Path | None) -> dict[Path, bytes]:
+    """The .typ files of the Kreis's template folder (path relative to it -> bytes), read once: the checks of a
+    final notice, the Protokoll and the compile all take these bytes, so a file edited during the run is never
+    compiled unchecked. Empty without `--template`; TemplateError for a file that cannot be read."""
+    if template is None:
+        return {}
+    problems, texts = [], {}
+    for source, relative in _template_files([template]):
+        if relative.suffix == ".typ":
+            try:
+                texts[relative] = _read_template_file(source, relative)
+            except OSError as error:
+                problems.append(_unreadable(source / relative, error))
+    if problems:
+        raise TemplateError(problems)
+    return texts
+
+
+def _copy_template(sources: list[Path], work: Path, texts: Mapping[Path, bytes] | None = None) -> tuple[str, bool]:
+    """The template folders overlaid into `work`, each file read by `_read_template_file`; the last folder's .typ
+    files, where `texts` holds them (`_template_texts`), are those bytes, and a .typ file of that folder not among
+    them (added during the run) is refused. Returns the SHA-256 of what was copied: per file in path order its
+    relative path and its bytes' SHA-256 (the template the letters were compiled from, for the Protokoll); and
+    whether a .typ file compiled reads `sys.inputs` (a template of its own from before DATA_FILE: it gets the
+    data there as well)."""
     problems, copied, inputs = [], {}, {}
-    for source, relative in _template_files(sources):
-        path = source / relative
+    files = dict((relative, source) for source, relative in _template_files(sources))
+    if texts is not None:
+        for relative, source in files.items():
+            if source == sources[-1] and relative.suffix == ".typ" and relative not in texts:
+                problems.append(Problem("notices-template-file", Location(str(source / relative)),
+                                        "eine Datei der Vorlage kam während des Laufs hinzu", found=str(relative),
+                                        expected="die Vorlage, wie sie zu Beginn des Laufs war",
+                                        hint="die Vorlage nicht während des Laufs ändern und den Befehl wiederholen"))
+        files.update((relative, sources[-1]) for relative in texts)  # the bytes checked, even if deleted meanwhile
+    for relative, source in sorted(files.items()):
         try:
-            with open(_open_below(source, relative), "rb") as handle:
-                kind = os.fstat(handle.fileno()).st_mode
-                if not stat.S_ISREG(kind):
-                    raise OSError(f"{file_kind(kind)} statt einer Datei")
-                data = handle.read(TEMPLATE_FILE_BYTES + 1)
-            if len(data) > TEMPLATE_FILE_BYTES:
-                raise OSError(f"größer als {TEMPLATE_FILE_BYTES // 2**20} MB")
+            data = texts[relative] if texts is not None and source == sources[-1] and relative in texts \
+                else _read_template_file(source, relative)
         except OSError as error:
-            problems.append(Problem("notices-template-file", Location(str(path)),
-                                    "eine Datei der Vorlage lässt sich nicht kopieren",
-                                    found=error.strerror or str(error), expected="eine gewöhnliche, lesbare Datei",
-                                    hint="die Datei prüfen (keine Verknüpfung) und den Befehl wiederholen"))
+            problems.append(_unreadable(source / relative, error))
             continue
-        copied[Path(relative).as_posix()] = hashlib.sha256(data).hexdigest()  # a later layer replaces a file
+        copied[Path(relative).as_posix()] = hashlib.sha256(data).hexdigest()
         inputs[Path(relative).as_posix()] = Path(relative).suffix == ".typ" and b"sys.inputs" in data
         try:  # the work folder beside the output: a full disk is the output's problem, not the template's
             (work / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -932,15 +970,16 @@ def _no_break(value: object) -> object:
 
 def _compile_all(notices: list[tuple[str, dict, list[_Row]]], template: Path | None, folder: Path,
                  main: str = MAIN_TEMPLATE, layer: Path | None = None, seconds: float = TEMPLATE_SECONDS,
-                 memory_mb: int = TEMPLATE_MEMORY_MB) -> str:
-    """Compile each notice into `folder`; returns the SHA-256 of the template compiled (`_copy_template`)."""
+                 memory_mb: int = TEMPLATE_MEMORY_MB, texts: Mapping[Path, bytes] | None = None) -> str:
+    """Compile each notice into `folder` (the Kreis's .typ files as `texts` holds them, where given); returns the
+    SHA-256 of the template compiled (`_copy_template`)."""
     template_limits(seconds, memory_mb)
     folder = Path(os.path.abspath(folder))  # the child runs in the work folder: relative paths would miss
     work = folder / ".template"
     work.mkdir()
     try:
         digest, inputs = _copy_template([source for source in (TEMPLATE_DIR, layer, template) if source is not None],
-                                        work)
+                                        work, texts if template is not None else None)
         job = {"main": str(work / main), "root": str(work), "data_file": str(work / DATA_FILE), "inputs": inputs,
                "fonts": [str(work / "fonts")] if (work / "fonts").is_dir() else [],
                "documents": [[str(folder / name), json.dumps(_no_break(data), ensure_ascii=False)]
@@ -1480,11 +1519,11 @@ def remedy_in_force(settings: NoticeSettings, state: str, year: int) -> tuple[st
     return "", fact.cite() if fact is not None else ""
 
 
-def _template_codes(template: Path | None, pattern: str = "*.typ") -> dict[Path, str]:
-    """The files of the Kreis's template folder matching `pattern` (in path order) with their code without
-    comments; read once for all the checks of a final notice. Empty without `--template`."""
-    return {path: _without_comments(read_regular(path, TEMPLATE_FILE_BYTES).decode("utf-8", "replace"))
-            for path in sorted(template.rglob(pattern))} if template is not None else {}
+def _template_codes(template: Path | None, texts: Mapping[Path, bytes]) -> dict[Path, str]:
+    """The Kreis's .typ files (`texts`, from `_template_texts`), by their path, in path order, with their code
+    without comments. Empty without `--template`."""
+    return {template / relative: _without_comments(data.decode("utf-8", "replace"))
+            for relative, data in sorted(texts.items())} if template is not None else {}
 
 
 def _remedy_style(code: str) -> str:
@@ -1508,9 +1547,11 @@ def _remedy_words_missing(codes: Iterable[str], remedy: str) -> list[str]:
     return [word for word in REMEDY_NAMES.get(remedy, ()) if word.casefold() not in code]
 
 
-def _remedy_record(settings: NoticeSettings, state: str, year: int, template: Path | None) -> str:
-    """The Protokoll's row `Rechtsbehelf`: what the notices say and what said so."""
-    style = _remedy_style(_template_codes(template, "rechtsbehelf.typ").get(template / "rechtsbehelf.typ", "")
+def _remedy_record(settings: NoticeSettings, state: str, year: int, template: Path | None,
+                   texts: Mapping[Path, bytes]) -> str:
+    """The Protokoll's row `Rechtsbehelf`: what the notices say and what said so (`texts`: the Kreis's .typ files
+    as compiled)."""
+    style = _remedy_style(_template_codes(template, texts).get(template / "rechtsbehelf.typ", "")
                           if template is not None else "")
     if style == "own":
         return "eigener Text der Vorlage (rechtsbehelf.typ)"
@@ -1521,17 +1562,18 @@ def _remedy_record(settings: NoticeSettings, state: str, year: int, template: Pa
 
 
 def _refuse_placeholders(settings: NoticeSettings, rules_path: Path, template: Path | None, state: str,
-                         year: int) -> None:
+                         year: int, texts: Mapping[Path, bytes]) -> None:
     """A final notice (Echtlauf) goes out: no template placeholder may remain in its remedy, signature or
     address (a faulty Rechtsbehelfsbelehrung gives a year to sue instead of a month, § 58 Abs. 2 VwGO).
 
     Per file of the template in effect: the default file shows a placeholder where `notices.letterhead` lacks the
     text (`notices-placeholder`, exit 4, at the rule file); every .typ file of the Kreis's own template that still
     holds a placeholder text outside a comment (with or without Typst's escapes) is refused at that line (exit
-    2). A letterhead text of blanks only counts as missing."""
+    2). A letterhead text of blanks only counts as missing. `texts`: the Kreis's .typ files as they will be
+    compiled (`_template_texts`)."""
     head = settings.letterhead
     remedy, basis = remedy_in_force(settings, state, year)
-    codes = _template_codes(template)
+    codes = _template_codes(template, texts)
     text_file = template / "rechtsbehelf.typ" if template is not None else None
     style = _remedy_style(codes.get(text_file, ""))
     missing, in_template = [], []
@@ -1687,8 +1729,9 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
                                "Mitglieder (--ags) ersetzte Abschlaege und Sollstellung aller", found=str(directory),
                                expected="ein neuer oder leerer Ordner", hint="mit -o einen eigenen Ordner angeben")])
     postal = read_addresses(addresses, result) if addresses is not None else {}
+    texts = _template_texts(template)  # the Kreis's .typ files, read once: checked, recorded and compiled as read
     if not result.draft:
-        _refuse_placeholders(settings, rules_path, template, result.state, result.year)
+        _refuse_placeholders(settings, rules_path, template, result.state, result.year, texts)
     trace = {"output": output.name, "sha256": manifest["output"]["sha256"], "run": manifest.get("started_utc", ""),
              "rules": Path(manifest["rules"][0]["path"]).name, "mode": result.run_mode}
     notices = build_notices(result, settings, notice_date, old, _rule_levies(rules_path), trace, paid_from, settled_on,
@@ -1707,10 +1750,12 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
     directory.parent.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        compiled = _compile_all(notices, template, folder, seconds=template_seconds, memory_mb=template_memory_mb)
+        compiled = _compile_all(notices, template, folder, seconds=template_seconds, memory_mb=template_memory_mb,
+                                texts=texts)
         rows = [row for _, _, notice_rows in notices for row in notice_rows]
         _write_xlsx(rows, folder / XLSX_NAME, _trail(trace, notice_date, template, old, paid_from,
-                                                     _remedy_record(settings, result.state, result.year, template),
+                                                     _remedy_record(settings, result.state, result.year, template,
+                                                                    texts),
                                                      installation_letterhead_path(letterhead), compiled))
         _write_csv(rows, folder / CSV_NAME)
         reference = f"{trace['run']} {trace['sha256'][:16]}"  # the run: its time and the start of its workbook's hash
