@@ -82,12 +82,18 @@ def test_an_own_template_reading_sys_inputs_still_gets_the_same_letter(probe, tm
     assert texts["own"] == texts["default"]
 
 
-def test_a_template_file_with_the_data_files_name_is_refused_at_it(probe, tmp_path, capsys):
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_a_template_file_with_the_data_files_name_is_refused_at_it(probe, tmp_path, capsys, kind):
     """The child writes each letter's data under that name: a template's own file of the name would be overwritten
-    in the copy and read as data. Refused at the file, exit 2, nothing written."""
+    in the copy and read as data, a folder of the name would stop the write. Refused at it, exit 2, nothing
+    written."""
     own = tmp_path / "vorlage"
     own.mkdir()
-    (own / DATA_FILE).write_text('{"eigene": "Daten"}', encoding="utf-8")
+    if kind == "file":
+        (own / DATA_FILE).write_text('{"eigene": "Daten"}', encoding="utf-8")
+    else:
+        (own / DATA_FILE).mkdir()
+        (own / DATA_FILE / "logo.png").write_bytes(b"png")
     out = tmp_path / "bescheide"
     capsys.readouterr()
     assert main(["notices", str(probe), "-o", str(out), "--date", "2022-01-10", "--template", str(own),

@@ -837,7 +837,11 @@ def _template_files(sources: list[Path]) -> list[tuple[Path, Path]]:
                     problem("notices-template-file", path, "eine Datei der Vorlage lässt sich nicht lesen",
                             error.strerror or str(error), "eine lesbare Datei", "die Rechte der Datei prüfen")
                     continue
-                if stat.S_ISDIR(mode.st_mode):
+                if path.relative_to(source) == Path(DATA_FILE):  # a file, a folder or anything else
+                    problem("notices-template-file", path, "der Name ist für die Daten der Briefe vorbehalten",
+                            DATA_FILE, "eine Vorlage ohne einen Eintrag dieses Namens",
+                            "den Eintrag umbenennen: die Briefe lesen ihre Daten unter diesem Namen")
+                elif stat.S_ISDIR(mode.st_mode):
                     pending.append(path)
                 elif not stat.S_ISREG(mode.st_mode):
                     problem("notices-template-file", path, f"in der Vorlage liegt {file_kind(mode.st_mode)}",
@@ -849,10 +853,6 @@ def _template_files(sources: list[Path]) -> list[tuple[Path, Path]]:
                             f"{mode.st_size:,} Bytes".replace(",", "."),
                             f"höchstens {TEMPLATE_FILE_BYTES // 2**20} MB je Datei",
                             "das Bild oder die Schrift verkleinern oder weglassen")
-                elif path.relative_to(source) == Path(DATA_FILE):
-                    problem("notices-template-file", path, "der Dateiname ist für die Daten der Briefe vorbehalten",
-                            DATA_FILE, "eine Vorlage ohne diese Datei",
-                            "die Datei umbenennen: die Briefe lesen ihre Daten unter diesem Namen")
                 else:
                     total += mode.st_size
                     files[path.relative_to(source)] = source

@@ -13,10 +13,10 @@ itself and then compiles:
 The job comes as one JSON object on stdin: `main`, `root`, `fonts`, `data_file`, `inputs` and `documents`, a list
 of [PDF path, data as JSON text]. Before each compile the data are written to `data_file`, which the template reads
 (and also handed over as `sys.inputs.data` where `inputs` is true: a template of the Kreis's own that reads them
-there; Typst's cache then holds nothing across documents). Each line on stdout is one JSON message: `{"ready": true}` once the compiler is built, then
-`{"done": i}` per PDF written, or `{"error": text, "document": i}` (Typst's message), `{"memory": i}` or
-`{"write": i, "reason": text}` and the end. The parent gives each step its time budget and kills the child when
-one is exceeded. The limits' defaults live here, importable without Typst (the command line shows them).
+there; Typst's cache then holds nothing across documents). Each line on stdout is one JSON message:
+`{"ready": true}` once the compiler is built, then `{"done": i}` per PDF written, or `{"error": text, "document":
+i}` (Typst's message), `{"memory": i}` or `{"write": i, "reason": text}` and the end. The parent gives each step its
+time budget and kills the child when one is exceeded. The limits' defaults live here, importable without Typst (the command line shows them).
 """
 from __future__ import annotations
 
