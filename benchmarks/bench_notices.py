@@ -10,6 +10,7 @@ of a one-page document measured in the same run (issue 22; goal: at most 2x that
   compiler, PDF/A-2b), per notice; the child's start is included and spread over the notices.
 - command: `write_notices` as the command runs it (verify's replay of the run, reading the result, rendering,
   Abschlaege.xlsx/.csv, Sollstellung.csv, moving into place), per notice.
+- render per page: the render's time over the pages of the PDFs written (for a notice of more than one page).
 The floor is measured three ways: its rows as a Typst table, as lines of boxes (the way the notices' template writes
 its tables), and as lines with its number in `sys.inputs` (the way the notices got their data before); the ratios
 are against the fastest of them (the strongest baseline). Wall time and CPU time (this process and its children)
@@ -34,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import table  # noqa: E402
 
 from openpyxl import Workbook  # noqa: E402
+from pypdf import PdfReader  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LEVIES = ("kreisumlage", "jugendamtsumlage", "schulumlage")
@@ -164,6 +166,7 @@ def main() -> None:
             folder = scratch / f"render-{repeat}"
             folder.mkdir()
             renders.append(timed(lambda: render(notices, folder)))
+            pages = sum(len(PdfReader(pdf).pages) for pdf in folder.glob("*.pdf"))
             commands.append(timed(lambda: write_notices(output, scratch / f"bescheide-{repeat}",
                                                         notice_date=dt.date(2024, 1, 10))))
     finally:
@@ -183,6 +186,10 @@ def main() -> None:
                          ("allocation notices (verify, render, files)", commands)):
         wall, used = per(values)
         rows.append([name, f"{wall:.1f}", f"{used:.1f}", f"{wall / floor_wall:.2f}x", f"{used / floor_cpu:.2f}x"])
+    wall, used = per(renders)
+    rows.append([f"render per page ({pages / count:.1f} pages per notice; the floor has 1)",
+                 f"{wall * count / pages:.1f}", f"{used * count / pages:.1f}",
+                 f"{wall * count / pages / floor_wall:.2f}x", f"{used * count / pages / floor_cpu:.2f}x"])
     print(f"{count} notices × 3 levies, median of {args.repeats} repeats, per notice; ratios against the faster "
           "floor:")
     table(["what", "wall ms", "CPU ms", "wall ratio", "CPU ratio (goal ≤ 2x)"], rows)
