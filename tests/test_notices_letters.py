@@ -476,6 +476,27 @@ def test_the_installations_letterhead_fills_what_the_rule_file_leaves_out(tmp_pa
     assert "Erika Muster" in text_of(tmp_path / "aus-env" / f"{ALPEN}_Alpen.pdf")
 
 
+@pytest.mark.parametrize("text, line, code", [
+    # the court written twice: YAML keeps the last, and the notice would name the other court without a word
+    (INSTALLATION.replace("  remedy: klage\n", '  court: {name: "Verwaltungsgericht Gelsenkirchen", address: '
+                          '"Bahnhofsvorplatz 3, 45879 Gelsenkirchen"}\n  remedy: klage\n'), 10, "rule-duplicate-key"),  # line 10: after
+    # the comment, `letterhead:` and its seven keys up to the first court
+    ("", 1, "rule-bad-type"),  # empty: nothing of the letterhead is read
+    ("- letterhead\n", 1, "rule-bad-type")])  # a list, not a mapping
+def test_a_letterhead_file_with_a_key_twice_or_no_mapping_is_refused(wesel, tmp_path, capsys, text, line, code):
+    head = tmp_path / "briefkopf.yaml"
+    head.write_text(text, encoding="utf-8")
+    out = tmp_path / "bescheide"
+    capsys.readouterr()
+    assert main(["notices", str(wesel / "final.xlsx"), "-o", str(out), "--date", "2022-01-10", "--register",
+                 str(wesel / "register"), "--letterhead", str(head), "--json"]) == 4
+    said = __import__("json").loads(capsys.readouterr().out)
+    assert said["title"] == "Die Briefkopf-Datei der Installation enthält Fehler"
+    assert [(p["code"], p["location"]["file"], p["location"]["line"]) for p in said["problems"]] == [
+        (code, str(head), line)]
+    assert not out.exists()
+
+
 def test_a_faulty_letterhead_file_is_refused_at_its_line(wesel, tmp_path, capsys):
     head = tmp_path / "briefkopf.yaml"
     head.write_text(INSTALLATION.replace("  department:", "  departement:"), encoding="utf-8")

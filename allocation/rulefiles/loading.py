@@ -59,6 +59,14 @@ def _yaml_problem(path: str, error: YamlProblem) -> Problem:
                    expected="eine YAML-Zuordnung (Mapping)", hint=hint)
 
 
+def _duplicates(reader: _Reader, path: str, duplicates: list[YamlProblem]) -> None:
+    """A key written twice in one mapping (YAML would silently keep the last): an error at the second."""
+    for duplicate in duplicates:
+        reader.error("rule-duplicate-key", Location(path, line=duplicate.line, col=duplicate.col),
+                     duplicate.message, found=duplicate.found, expected="jeder Schlüssel nur einmal",
+                     hint="einen der beiden entfernen")
+
+
 def parse_rulebook(text: str, path: str, sha256: str = "") -> tuple[Rulebook, list[Problem]]:
     """Parse and schema-check a rule file's text; returns it with its warnings. Raises RuleFileError."""
     reader = _Reader(path)
@@ -69,10 +77,7 @@ def parse_rulebook(text: str, path: str, sha256: str = "") -> tuple[Rulebook, li
         document, duplicates = load(text)
     except YamlProblem as error:
         raise RuleFileError([_yaml_problem(path, error)]) from None
-    for duplicate in duplicates:
-        reader.error("rule-duplicate-key", Location(path, line=duplicate.line, col=duplicate.col),
-                     duplicate.message, found=duplicate.found, expected="jeder Schlüssel nur einmal",
-                     hint="einen der beiden entfernen")
+    _duplicates(reader, path, duplicates)
     if not isinstance(document, LocDict):
         raise RuleFileError([Problem("rule-bad-type", Location(path, line=1, col=1),
                                      "Eine Regeldatei muss eine Zuordnung mit district, valid_from, valid_to, rules sein",
@@ -271,12 +276,17 @@ def _read_settings(path: str | Path, what: str, parse, hint: str,
                                      hint=hint)]) from None
     reader = _Reader(str(path))
     try:
-        document, _ = load(text)
+        document, duplicates = load(text)
     except YamlProblem as error:
         raise refused([Problem("rule-yaml", Location(str(path), line=error.line, col=error.col),
                                f"kein gültiges YAML: {error.message}", found=error.found,
                                expected="eine YAML-Zuordnung (Mapping)",
                                hint=f"{what[0].lower()}{what[1:]} prüfen")]) from None
+    _duplicates(reader, str(path), duplicates)
+    if not isinstance(document, LocDict):  # empty, a list, a bare text: nothing of what it should say is read
+        reader.error("rule-bad-type", Location(str(path), line=1, col=1),
+                     f"{what} muss eine Zuordnung sein", found="leer" if document is None else type(document).__name__,
+                     expected="eine YAML-Zuordnung (Mapping)", hint=f"{what[0].lower()}{what[1:]} prüfen")
     settings = parse(reader, document if isinstance(document, LocDict) else LocDict())
     if any(p.severity == "error" for p in reader.problems):
         raise refused(reader.problems)
