@@ -416,3 +416,40 @@ def test_a_template_file_added_during_the_run_is_refused(tmp_path, monkeypatch, 
     assert [(p["code"], p["location"]["file"]) for p in problems] == [("notices-template-file",
                                                                        str(own / "unterschrift.typ"))]
     assert not out.exists()
+
+
+def test_a_placeholder_in_a_file_the_template_includes_is_refused_whatever_its_name(tmp_path, capsys):
+    """Typst includes files of any name: the signatory's placeholder in `zeichnung.txt`, included by the Kreis's
+    unterschrift.typ, is refused at that file and line like one written in the .typ file itself."""
+    own = tmp_path / "eigen"
+    own.mkdir()
+    (own / "unterschrift.typ").write_text('#let unterschrift(d) = [Mit freundlichen Grüßen \\ #include "zeichnung.txt"]\n',
+                                         encoding="utf-8")
+    (own / "zeichnung.txt").write_text("Im Auftrag\n(Name, Amt)\n", encoding="utf-8")
+    final, register = final_run(tmp_path, rules_with(tmp_path, remedy="klage"))
+    capsys.readouterr()
+    out = tmp_path / "bescheide"
+    assert notices(final, register, out, "--template", str(own), "--json") == 2
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert [(p["code"], p["location"]["file"], p["location"]["line"]) for p in problems] == [
+        ("notices-placeholder", str(own / "zeichnung.txt"), 2)]
+    assert not out.exists()
+
+
+def test_an_own_template_reading_inputs_by_another_name_still_gets_them(tmp_path):
+    """An own bescheid.typ that reaches `sys.inputs` through a name of its own (`#let s = sys`) gets the data
+    there too, and its notice is the default's (the Klage text of § 81 VwGO's form, the Kreis's court)."""
+    default = ROOT / "allocation" / "ops" / "notice_templates" / "default"
+    own = tmp_path / "eigen"
+    own.mkdir()
+    source = (default / "bescheid.typ").read_text(encoding="utf-8")
+    line = '#let d = json("/.brief-daten.json")\n'
+    assert source.count(line) == 1
+    (own / "bescheid.typ").write_text(source.replace(line, "#let s = sys\n#let d = json(bytes(s.inputs.data))\n"),
+                                      encoding="utf-8")
+    final, register = final_run(tmp_path, rules_with(tmp_path, remedy="klage"))
+    texts = {}
+    for name, extra in (("standard", ()), ("eigen", ("--template", str(own)))):
+        assert notices(final, register, tmp_path / f"aus-{name}", *extra) == 0
+        texts[name] = text_of(tmp_path / f"aus-{name}" / f"{ALPEN}_Alpen.pdf")
+    assert "Die Klage ist schriftlich" in texts["eigen"] and texts["eigen"] == texts["standard"]

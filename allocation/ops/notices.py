@@ -898,15 +898,26 @@ def _unreadable(path: Path, error: OSError) -> Problem:
                    hint="die Datei prüfen (keine Verknüpfung) und den Befehl wiederholen")
 
 
+# What Typst reads of a template as pictures or fonts. Any other file may be Typst code or text it prints (`include`
+# and `import` take any name, `read`, `json`, `csv` any file): read once and checked like a .typ file.
+PICTURES_AND_FONTS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".pdf", ".ttf", ".otf", ".ttc", ".otc",
+                                ".woff", ".woff2"})
+
+
+def _is_text(relative: Path) -> bool:
+    return relative.suffix.lower() not in PICTURES_AND_FONTS
+
+
 def _template_texts(template: Path | None) -> dict[Path, bytes]:
-    """The .typ files of the Kreis's template folder (path relative to it -> bytes), read once: the checks of a
-    final notice, the Protokoll and the compile all take these bytes, so a file edited during the run is never
-    compiled unchecked. Empty without `--template`; TemplateError for a file that cannot be read."""
+    """The Kreis's template files but pictures and fonts (path relative to its folder -> bytes), read once: the
+    checks of a final notice, the Protokoll and the compile all take these bytes, so a file edited during the run
+    is never compiled unchecked (at most TEMPLATE_TOTAL_BYTES, the folder's limit). Empty without `--template`;
+    TemplateError for a file that cannot be read."""
     if template is None:
         return {}
     problems, texts = [], {}
     for source, relative in _template_files([template]):
-        if relative.suffix == ".typ":
+        if _is_text(relative):
             try:
                 texts[relative] = _read_template_file(source, relative)
             except OSError as error:
@@ -916,18 +927,25 @@ def _template_texts(template: Path | None) -> dict[Path, bytes]:
     return texts
 
 
+def _reads_inputs(data: bytes) -> bool:
+    """Whether Typst code may read `sys.inputs`: the words `sys` and `inputs` outside comments (also `#let s =
+    sys` … `s.inputs`); a false alarm costs only speed."""
+    code = _without_comments(data.decode("utf-8", "replace"))
+    return re.search(r"\bsys\b", code) is not None and re.search(r"\binputs\b", code) is not None
+
+
 def _copy_template(sources: list[Path], work: Path, texts: Mapping[Path, bytes] | None = None) -> tuple[str, bool]:
-    """The template folders overlaid into `work`, each file read by `_read_template_file`; the last folder's .typ
-    files, where `texts` holds them (`_template_texts`), are those bytes, and a .typ file of that folder not among
+    """The template folders overlaid into `work`, each file read by `_read_template_file`; the last folder's text
+    files, where `texts` holds them (`_template_texts`), are those bytes, and a text file of that folder not among
     them (added during the run) is refused. Returns the SHA-256 of what was copied: per file in path order its
     relative path and its bytes' SHA-256 (the template the letters were compiled from, for the Protokoll); and
-    whether a .typ file compiled reads `sys.inputs` (a template of its own from before DATA_FILE: it gets the
-    data there as well)."""
+    whether a text file compiled names `sys` and `inputs` outside comments (a template of its own from before
+    DATA_FILE: it gets the data there as well)."""
     problems, copied, inputs = [], {}, {}
     files = dict((relative, source) for source, relative in _template_files(sources))
     if texts is not None:
         for relative, source in files.items():
-            if source == sources[-1] and relative.suffix == ".typ" and relative not in texts:
+            if source == sources[-1] and _is_text(relative) and relative not in texts:
                 problems.append(Problem("notices-template-file", Location(str(source / relative)),
                                         "eine Datei der Vorlage kam während des Laufs hinzu", found=str(relative),
                                         expected="die Vorlage, wie sie zu Beginn des Laufs war",
@@ -941,7 +959,7 @@ def _copy_template(sources: list[Path], work: Path, texts: Mapping[Path, bytes] 
             problems.append(_unreadable(source / relative, error))
             continue
         copied[Path(relative).as_posix()] = hashlib.sha256(data).hexdigest()
-        inputs[Path(relative).as_posix()] = Path(relative).suffix == ".typ" and b"sys.inputs" in data
+        inputs[Path(relative).as_posix()] = _is_text(relative) and _reads_inputs(data)
         try:  # the work folder beside the output: a full disk is the output's problem, not the template's
             (work / relative).parent.mkdir(parents=True, exist_ok=True)
             (work / relative).write_bytes(data)
@@ -971,7 +989,7 @@ def _no_break(value: object) -> object:
 def _compile_all(notices: list[tuple[str, dict, list[_Row]]], template: Path | None, folder: Path,
                  main: str = MAIN_TEMPLATE, layer: Path | None = None, seconds: float = TEMPLATE_SECONDS,
                  memory_mb: int = TEMPLATE_MEMORY_MB, texts: Mapping[Path, bytes] | None = None) -> str:
-    """Compile each notice into `folder` (the Kreis's .typ files as `texts` holds them, where given); returns the
+    """Compile each notice into `folder` (the Kreis's text files as `texts` holds them, where given); returns the
     SHA-256 of the template compiled (`_copy_template`)."""
     template_limits(seconds, memory_mb)
     folder = Path(os.path.abspath(folder))  # the child runs in the work folder: relative paths would miss
@@ -1520,7 +1538,7 @@ def remedy_in_force(settings: NoticeSettings, state: str, year: int) -> tuple[st
 
 
 def _template_codes(template: Path | None, texts: Mapping[Path, bytes]) -> dict[Path, str]:
-    """The Kreis's .typ files (`texts`, from `_template_texts`), by their path, in path order, with their code
+    """The Kreis's text files (`texts`, from `_template_texts`), by their path, in path order, with their code
     without comments. Empty without `--template`."""
     return {template / relative: _without_comments(data.decode("utf-8", "replace"))
             for relative, data in sorted(texts.items())} if template is not None else {}
@@ -1541,7 +1559,7 @@ REMEDY_NAMES = {"klage": ("Klage",), "widerspruch": ("Widerspruch",), "wahl": ("
 
 
 def _remedy_words_missing(codes: Iterable[str], remedy: str) -> list[str]:
-    """The remedy's names that no .typ file of the Kreis's template folder has outside comments: a template whose
+    """The remedy's names that no text file of the Kreis's template folder has outside comments: a template whose
     own text names only a Klage cannot tell of a Widerspruch, whatever the rule file says."""
     code = "\n".join(codes).casefold()
     return [word for word in REMEDY_NAMES.get(remedy, ()) if word.casefold() not in code]
@@ -1549,7 +1567,7 @@ def _remedy_words_missing(codes: Iterable[str], remedy: str) -> list[str]:
 
 def _remedy_record(settings: NoticeSettings, state: str, year: int, template: Path | None,
                    texts: Mapping[Path, bytes]) -> str:
-    """The Protokoll's row `Rechtsbehelf`: what the notices say and what said so (`texts`: the Kreis's .typ files
+    """The Protokoll's row `Rechtsbehelf`: what the notices say and what said so (`texts`: the Kreis's text files
     as compiled)."""
     style = _remedy_style(_template_codes(template, texts).get(template / "rechtsbehelf.typ", "")
                           if template is not None else "")
@@ -1567,9 +1585,9 @@ def _refuse_placeholders(settings: NoticeSettings, rules_path: Path, template: P
     address (a faulty Rechtsbehelfsbelehrung gives a year to sue instead of a month, § 58 Abs. 2 VwGO).
 
     Per file of the template in effect: the default file shows a placeholder where `notices.letterhead` lacks the
-    text (`notices-placeholder`, exit 4, at the rule file); every .typ file of the Kreis's own template that still
+    text (`notices-placeholder`, exit 4, at the rule file); every text file of the Kreis's own template that still
     holds a placeholder text outside a comment (with or without Typst's escapes) is refused at that line (exit
-    2). A letterhead text of blanks only counts as missing. `texts`: the Kreis's .typ files as they will be
+    2). A letterhead text of blanks only counts as missing. `texts`: the Kreis's text files as they will be
     compiled (`_template_texts`)."""
     head = settings.letterhead
     remedy, basis = remedy_in_force(settings, state, year)
@@ -1729,7 +1747,7 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
                                "Mitglieder (--ags) ersetzte Abschlaege und Sollstellung aller", found=str(directory),
                                expected="ein neuer oder leerer Ordner", hint="mit -o einen eigenen Ordner angeben")])
     postal = read_addresses(addresses, result) if addresses is not None else {}
-    texts = _template_texts(template)  # the Kreis's .typ files, read once: checked, recorded and compiled as read
+    texts = _template_texts(template)  # the Kreis's text files, read once: checked, recorded and compiled as read
     if not result.draft:
         _refuse_placeholders(settings, rules_path, template, result.state, result.year, texts)
     trace = {"output": output.name, "sha256": manifest["output"]["sha256"], "run": manifest.get("started_utc", ""),
