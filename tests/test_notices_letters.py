@@ -476,6 +476,29 @@ def test_the_installations_letterhead_fills_what_the_rule_file_leaves_out(tmp_pa
     assert "Erika Muster" in text_of(tmp_path / "aus-env" / f"{ALPEN}_Alpen.pdf")
 
 
+def test_a_text_missing_in_the_installations_letterhead_file_is_refused_there(tmp_path, capsys):
+    """The rule file has no letterhead, the installation's file a signatory of blanks: the final notice is refused
+    at that file's `letterhead:` (line 2, after its comment), under that file's title; the rule file of a final
+    run can no longer change, the letterhead file can."""
+    rules = without_letterhead(tmp_path)
+    head = tmp_path / "briefkopf.yaml"
+    head.write_text(INSTALLATION.replace('{name: "Erika Muster", title: "Kreiskämmerin"}', '{name: "  ", title: "x"}'),
+                    encoding="utf-8")
+    register, final = tmp_path / "register", tmp_path / "final.xlsx"
+    assert main(["run", str(FIXTURE), "--rules", str(rules), "-o", str(final), "--mode", "final",
+                 "--register", str(register)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "bescheide"
+    assert main(["notices", str(final), "-o", str(out), "--date", "2022-01-10", "--register", str(register),
+                 "--letterhead", str(head), "--json"]) == 4
+    said = __import__("json").loads(capsys.readouterr().out)
+    assert said["title"] == "Die Briefkopf-Datei der Installation enthält Fehler"
+    assert [(p["code"], p["location"]["file"], p["location"]["line"]) for p in said["problems"]] == [
+        ("notices-placeholder", str(head), 2)]
+    assert "signatory.name" in said["problems"][0]["message"]
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("text, line, code", [
     # the court written twice: YAML keeps the last, and the notice would name the other court without a word
     (INSTALLATION.replace("  remedy: klage\n", '  court: {name: "Verwaltungsgericht Gelsenkirchen", address: '

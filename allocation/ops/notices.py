@@ -43,7 +43,8 @@ from ..core import states
 from ..core.instalments import (ChangePlan, Instalment, change_plan, fixed_amount, plan, provisional_instalment,
                                settlement_plan)
 from ..core.money import cents_from_decimal, cents_to_decimal, decimal_from_cell, de_number, de_percent, format_eur, percent_points
-from ..core.problems import ExitCode, InputError, Location, Problem, OutputError, ProblemsError, RuleFileError
+from ..core.problems import (ExitCode, InputError, LetterheadFileError, Location, Problem, OutputError, ProblemsError,
+                             RuleFileError)
 from ..rulefiles.rulebook import (MAX_FILE_BYTES, NoticeSettings, installation_letterhead_path,
                                   load_notice_settings)
 from ..workbook.report import FORMULA_START
@@ -1630,16 +1631,18 @@ def _refuse_placeholders(settings: NoticeSettings, rules_path: Path, template: P
     if in_template:
         raise TemplateError(in_template)
     where = settings.letterhead_at or Location(str(rules_path), line=1, col=1)
+    in_rules = where.file == str(rules_path)  # else the installation's letterhead file
     problems = [Problem("notices-placeholder", where,
                         f"ein Echtlauf-Bescheid ginge mit einem Platzhalter hinaus: es fehlt {what}",
-                        found="keine Angabe unter notices.letterhead", expected=expected,
+                        found=f"keine Angabe unter {'notices.letterhead' if in_rules else 'letterhead'}",
+                        expected=expected,
                         hint="die Angabe unter `notices.letterhead` der Regeldatei oder im Briefkopf der "
                              "Installation (--letterhead, ALLOCATION_LETTERHEAD) eintragen; nach einem Echtlauf "
                              "bleibt die Regeldatei, wie sie war (sonst ein neuer Lauf mit --supersede), der Briefkopf "
                              "der Installation nicht; ein Probelauf (Entwurf) darf Platzhalter behalten")
                 for what, expected in missing]
     if problems:
-        raise RuleFileError(problems)
+        raise (RuleFileError if in_rules else LetterheadFileError)(problems)
 
 
 def _refuse_missing_addresses(notices: list[tuple[str, dict, list["_Row"]]], addresses: Mapping[str, tuple[str, ...]],

@@ -86,7 +86,8 @@ class NoticeSettings:
     labels: tuple[tuple[str, str], ...] = ()  # column -> how a letter names it (`notices.labels`)
     remedy_source: str = ""  # where `letterhead.remedy` was given: the rule file or the installation's letterhead file
     # where a missing letterhead text is to be entered: the rule file's `notices.letterhead`, else its `notices:`;
-    # None where the file has neither (the refusal then points at its first line)
+    # with the installation's letterhead file, that file's `letterhead:` (the rule file of a final run cannot change);
+    # None where the rule file has neither (the refusal then points at its first line)
     letterhead_at: Location | None = None
 
     def text_for(self, *names: str) -> LevyNoticeText | None:
@@ -372,7 +373,9 @@ def _installation_settings(reader: _Reader, document: LocDict) -> NoticeSettings
                           payment=reader.text(document, "payment", required=False),
                           letterhead=head, source=Location(reader.file),
                           remedy_source=f"letterhead.remedy der Briefkopf-Datei {Path(reader.file).name}"
-                          if head.remedy else "")
+                          if head.remedy else "",
+                          letterhead_at=reader.at(document, "letterhead") if "letterhead" in document
+                          else Location(reader.file, line=1, col=1))
 
 
 def with_installation(settings: NoticeSettings, installation: NoticeSettings | None) -> NoticeSettings:
@@ -384,4 +387,5 @@ def with_installation(settings: NoticeSettings, installation: NoticeSettings | N
     head = Letterhead(**{f.name: getattr(own, f.name) or getattr(common, f.name) for f in fields(Letterhead)})
     return replace(settings, letterhead=head, issuer=settings.issuer or installation.issuer,
                    payment=settings.payment or installation.payment,
-                   remedy_source=settings.remedy_source if own.remedy else installation.remedy_source)
+                   remedy_source=settings.remedy_source if own.remedy else installation.remedy_source,
+                   letterhead_at=installation.letterhead_at)
