@@ -103,3 +103,22 @@ def test_a_template_file_with_the_data_files_name_is_refused_at_it(probe, tmp_pa
                                                                        str(own / DATA_FILE))]
     assert "vorbehalten" in problems[0]["message"]
     assert not out.exists()
+
+
+def test_a_template_that_fails_on_one_letter_names_that_letter(probe, tmp_path, capsys):
+    """Typst's message names no file or line: the refusal says on which letter of the run it failed (its file name
+    and its number) and what Typst said."""
+    own = tmp_path / "vorlage"
+    own.mkdir()
+    source = (DEFAULT / "bescheid.typ").read_text(encoding="utf-8")
+    (own / "bescheid.typ").write_text(source + '\n#if d.ags == "05170024" { panic("Abbruch bei Hamminkeln") }\n',
+                                      encoding="utf-8")
+    out = tmp_path / "bescheide"
+    capsys.readouterr()
+    assert main(["notices", str(probe), "-o", str(out), "--date", "2022-01-10", "--template", str(own),
+                 "--json"]) == 2
+    [problem] = json.loads(capsys.readouterr().out)["problems"]
+    assert problem["code"] == "notices-bad-template" and problem["location"]["file"] == str(own)
+    assert re.match(r"05170024_[^ ]+\.pdf \(Dokument \d+ von 13\): panicked with: Abbruch bei Hamminkeln",
+                    problem["found"]), problem["found"]
+    assert not out.exists()

@@ -1094,10 +1094,11 @@ def _child_outcome(messages: list[dict], names: list[str], template: Path, secon
         at = "beim Laden der Vorlage"
     where = Location(str(template))
     last = messages[-1] if messages else {}
-    if "error" in last:
+    if "error" in last:  # Typst names no file or line here: the letter it failed on, and its call trace
+        trace = "; ".join(str(step) for step in last.get("trace", ())[:5])
         problem = Problem("notices-bad-template", where, "die Bescheid-Vorlage lässt sich nicht übersetzen",
-                          found=str(last["error"])[:500], expected="eine gültige Typst-Vorlage",
-                          hint="die geänderte Datei der Vorlage prüfen")
+                          found=f"{at}: {last['error']}{f' ({trace})' if trace else ''}"[:500],
+                          expected="eine gültige Typst-Vorlage", hint="die geänderte Datei der Vorlage prüfen")
     elif "write" in last:
         index = last["write"]
         raise OutputError([Problem("output-unusable",

@@ -124,7 +124,8 @@ def main(argv: list[str]) -> int:
         except BaseException as error:  # noqa: BLE001 - narrowed below: pyo3's PanicException has no importable name
             if not (isinstance(error, RuntimeError) or type(error).__name__ == "PanicException"):
                 raise  # a bug, not the template: the traceback goes to stderr, the parent reports exit 1
-            _say({"error": str(error), "document": index})  # TypstError (a RuntimeError) or a Rust panic
+            _say({"error": str(error), "document": index,  # TypstError (a RuntimeError) or a Rust panic
+                  "trace": [str(step) for step in getattr(error, "trace", None) or ()][:5]})
             return 2
         try:
             with open(path, "wb") as handle:
