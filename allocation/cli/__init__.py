@@ -12,7 +12,9 @@ they share: the German argparse, the problem printer, the overwrite guard, share
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -79,9 +81,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     with _german_argparse():
         parser = build_parser()
         args = parser.parse_args(argv)
-    import signal
-    import threading
-
     # commands with their own handling (inbox, serve) set theirs while they run and put this one back
     before = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
         else None

@@ -270,10 +270,10 @@ def _read_settings(path: str | Path, what: str, parse, hint: str,
         text = read_regular(path, MAX_FILE_BYTES).decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise refused([Problem("rule-file-unreadable", Location(str(path)), f"{what} lässt sich nicht lesen",
-                                     found=getattr(error, "strerror", None) or str(error),
-                                     expected="eine lesbare UTF-8-YAML-Datei von höchstens "
-                                              f"{MAX_FILE_BYTES:,} Bytes".replace(",", "."),
-                                     hint=hint)]) from None
+                               found=getattr(error, "strerror", None) or str(error),
+                               expected="eine lesbare UTF-8-YAML-Datei von höchstens "
+                                        f"{MAX_FILE_BYTES:,} Bytes".replace(",", "."),
+                               hint=hint)]) from None
     reader = _Reader(str(path))
     try:
         document, duplicates = load(text)
