@@ -12,7 +12,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import socket
 import stat
 import subprocess
@@ -605,28 +604,3 @@ def test_a_folder_output_where_no_folder_can_be_is_refused_and_nothing_changes(w
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert (tmp_path / "fremde-datei.txt").read_text(encoding="utf-8") == "bleibt\n"
     assert not (tmp_path / "nirgends").exists()
-
-
-def test_sigterm_ends_the_command_with_its_clean_up(wesel, tmp_path):
-    """systemd stops a scheduled run with SIGTERM: the command ends (exit 143 = 128 + 15) as after Ctrl-C, with
-    its temporary folder (the PDFs so far, the letter's data file) removed and its compile ended."""
-    template = template_with(tmp_path / "vorlage", LOOP)
-    process = subprocess.Popen([sys.executable, "-m", "allocation", "notices", str(wesel / "ergebnis.xlsx"), "-o",
-                                str(tmp_path / "out"), "--date", DATE, "--template", str(template)],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        for _ in range(600):  # wait (up to 60 s) until the compile runs
-            if children_of(process.pid):
-                break
-            time.sleep(0.1)
-        assert children_of(process.pid), "no compile started"
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 143, err
-    assert "beendet (SIGTERM)" in err and "Traceback" not in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["vorlage"]  # no temporary folder left, no output
-    assert children_of(process.pid) == []

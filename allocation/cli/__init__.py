@@ -12,9 +12,7 @@ they share: the German argparse, the problem printer, the overwrite guard, share
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -67,23 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Terminated(BaseException):
-    """SIGTERM (systemd's stop, `kill`): raised where the command is, so that its clean-ups run as on Ctrl-C
-    (temporary folders removed, locks released, a compile's child ended); not an Exception, so no handler of
-    failures takes it for one."""
-
-
-def _terminate(signum, frame) -> None:
-    raise _Terminated()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     with _german_argparse():
         parser = build_parser()
         args = parser.parse_args(argv)
-    # commands with their own handling (inbox, serve) set theirs while they run and put this one back
-    before = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
-        else None
     try:
         try:
             return args.handler(args)
@@ -93,9 +78,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("abgebrochen", file=sys.stderr)
         return 130
-    except _Terminated:
-        print("beendet (SIGTERM)", file=sys.stderr)
-        return 128 + signal.SIGTERM
     except BrokenPipeError:  # the reader of the output went away (`allocation states BY | head`): not a bug
         import os
 
@@ -107,6 +89,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         traceback.print_exc()
         print(f"Interner Fehler: {error!r}. Bitte mit Eingabe und Regeldatei melden.", file=sys.stderr)
         return ExitCode.INTERNAL
-    finally:
-        if before is not None:
-            signal.signal(signal.SIGTERM, before)
