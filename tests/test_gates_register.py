@@ -7,6 +7,7 @@ the same way (`year-chain-broken`, exit 7).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -364,3 +365,50 @@ def test_a_register_file_cut_short_is_named_as_cut(final_run, capsys):
     (problem,) = json.loads(capsys.readouterr().out)["problems"]
     assert problem["code"] == "register-corrupt" and problem["location"]["line"] == 1
     assert "Die letzte Zeile ist abgeschnitten" in problem["message"]
+
+
+def test_ctrl_c_between_the_register_appends_takes_both_back_and_the_outputs(tmp_path, capsys, monkeypatch):
+    """A KeyboardInterrupt while the entry is being written (here: at the folder's fsync, after both appends) is
+    taken back like a full disk: the register byte for byte as before, no workbook, no manifest; exit 130."""
+    from allocation.runs import register as register_module
+
+    register = tmp_path / "register"
+    assert run_cli(tmp_path / "a.xlsx", "--register", str(register), "--mode", "final") == 0
+    before = _register_bytes(register)
+
+    def interrupted(folder):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(register_module, "fsync_folder", interrupted)
+    output = tmp_path / "b.xlsx"
+    source = modified_copy(SMALL_INPUT, tmp_path / "b-eingabe.xlsx", rounding="Euro")
+    assert run_cli(output, "--register", str(register), "--mode", "final", "--supersede", "Korrektur",
+                   source=source) == 130
+    assert _register_bytes(register) == before
+    assert not output.exists() and not Path(f"{output}.manifest.json").exists()
+
+
+def test_ctrl_c_during_the_commit_comes_after_it_and_keeps_the_registered_outputs(tmp_path, capsys, monkeypatch):
+    """A real SIGINT (Ctrl-C) that arrives while the entry is committed is held back until the commit is done: the
+    run is registered and its workbook and manifest stay (they are in force); exit 130; the register checks out."""
+    import os
+    import signal
+
+    from allocation.runs import register as register_module
+
+    register = tmp_path / "register"
+    commit = register_module.commit
+
+    def interrupted_meanwhile(view, pending):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C now, before the entry is written
+        commit(view, pending)
+
+    monkeypatch.setattr(register_module, "commit", interrupted_meanwhile)
+    output = tmp_path / "a.xlsx"
+    assert run_cli(output, "--register", str(register), "--mode", "final") == 130
+    monkeypatch.undo()
+    assert output.exists() and Path(f"{output}.manifest.json").exists()
+    lines = (register / "wesel-2022.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["output_sha256"] == hashlib.sha256(output.read_bytes()).hexdigest()
+    capsys.readouterr()
+    assert main(["register", "status", "--register", str(register)]) == 0

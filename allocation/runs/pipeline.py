@@ -10,6 +10,8 @@ import contextlib
 import datetime as _dt
 import os
 import platform
+import signal
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -490,6 +492,29 @@ def _run(input_path, rules_path, output_path, *, mode, provisional, register_dir
     return RunResult(allocation, tuple(controls), tuple(warnings), Path(output_path), registered)
 
 
+def _commit_held(view, pending, done: dict) -> None:
+    """`register.commit` with Ctrl-C held back until it has returned and `done` says so: a KeyboardInterrupt
+    comes either before the entry (taken back, and the outputs with it) or after it (both kept), never between
+    the entry and the caller knowing of it. Python runs signal handlers in the main thread only, so there the
+    handler is swapped for one that notes the signal, which is passed on afterwards."""
+    from .register import commit
+
+    noted: list[int] = []
+    before = signal.signal(signal.SIGINT, lambda number, frame: noted.append(number)) \
+        if threading.current_thread() is threading.main_thread() else None
+    try:
+        commit(view, pending)
+        done["committed"] = True
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGINT, before)
+            if noted:  # the Ctrl-C that came meanwhile, now that the commit is done (or was taken back)
+                if callable(before):
+                    before(signal.SIGINT, None)
+                elif before != signal.SIG_IGN:
+                    raise KeyboardInterrupt
+
+
 def _write_final(write_book: Callable[[], None], write_record: Callable[[dict], None], allocation: Allocation,
                  register_dir: Path, supersede: str | None, output_path: str | Path, record: dict) -> dict:
     """A final run's writing, all under the register's lock: refused (nothing written) if a final run for the
@@ -498,7 +523,7 @@ def _write_final(write_book: Callable[[], None], write_record: Callable[[dict], 
     and manifest are removed again: of final runs started at once exactly one is registered, and the others
     leave nothing behind. Returns the manifest's `register` record (with the chain head)."""
     from ..core.filenames import sha256_file
-    from .register import RegisterError, check_final, commit, final_lock, prepare
+    from .register import RegisterError, check_final, final_lock, prepare
 
     parameters = allocation.book.parameters
     output_path = Path(output_path)
@@ -510,14 +535,16 @@ def _write_final(write_book: Callable[[], None], write_record: Callable[[dict], 
                                    expected="ein neuer Name für die Ergebnisdatei", hint="einen anderen Dateinamen bei -o wählen"))
         if refused:
             raise RegisterError(refused)
+        done = {"committed": False}
         try:  # the output did not exist under the lock: whatever lies there now is this run's
             write_book()
             pending = prepare(view, record | {"output_sha256": sha256_file(output_path)}, supersede)
             write_record(pending.reference)
-            commit(view, pending)
+            _commit_held(view, pending, done)
         except BaseException:
-            for path in (output_path, manifest_path(output_path)):
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+            if not done["committed"]:  # once registered, the workbook stays (Ctrl-C after the commit: in force)
+                for path in (output_path, manifest_path(output_path)):
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
             raise
         return pending.reference

@@ -377,7 +377,7 @@ def commit(view: RegisterView, pending: Pending) -> None:
             for appender in appenders:
                 appender.write()
             fsync_folder(view.folder)
-        except OSError:
+        except BaseException:  # a full disk, or Ctrl-C (KeyboardInterrupt) between the appends: taken back too
             for appender in appenders:
                 appender.undo()
             raise
