@@ -453,3 +453,51 @@ def test_an_own_template_reading_inputs_by_another_name_still_gets_them(tmp_path
         assert notices(final, register, tmp_path / f"aus-{name}", *extra) == 0
         texts[name] = text_of(tmp_path / f"aus-{name}" / f"{ALPEN}_Alpen.pdf")
     assert "Die Klage ist schriftlich" in texts["eigen"] and texts["eigen"] == texts["standard"]
+
+
+def test_only_what_the_template_names_counts_for_the_remedy_and_for_placeholders(tmp_path, capsys):
+    """The Kreis's folder holds notes the template never compiles: `NOTIZEN.md` speaks of a Widerspruch, a
+    `.git` message of the placeholder "(Name, Amt)". Under `remedy: widerspruch` the own Klage text is still
+    refused (the note does not make it right); under `remedy: klage` the notice goes out (the note's placeholder
+    is printed nowhere)."""
+    own = tmp_path / "eigen"
+    own.mkdir()
+    (own / "rechtsbehelf.typ").write_text(KLAGE_ONLY, encoding="utf-8")
+    (own / "NOTIZEN.md").write_text("Widerspruch statt Klage? Mit dem Rechtsamt klären.\n", encoding="utf-8")
+    (own / ".git").mkdir()
+    (own / ".git" / "COMMIT_EDITMSG").write_text("Platzhalter (Name, Amt) ersetzt\n", encoding="utf-8")
+    final, register = final_run(tmp_path, rules_with(tmp_path, remedy="widerspruch", court=False))
+    capsys.readouterr()
+    assert notices(final, register, tmp_path / "widerspruch", "--template", str(own), "--json") == 2
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert [(p["code"], p["location"]["file"]) for p in problems] == [("notices-placeholder",
+                                                                       str(own / "rechtsbehelf.typ"))]
+    (tmp_path / "klage").mkdir()
+    final, register = final_run(tmp_path / "klage", rules_with(tmp_path / "klage", remedy="klage"))
+    out = tmp_path / "klage" / "bescheide"
+    assert notices(final, register, out, "--template", str(own)) == 0
+    assert "(Name, Amt)" not in text_of(out / f"{ALPEN}_Alpen.pdf")
+
+
+def test_a_placeholder_in_an_included_file_named_like_a_picture_is_refused(tmp_path, capsys):
+    """Typst includes a file by what it holds, not by its name: `sig.png` holding text with the placeholder."""
+    own = tmp_path / "eigen"
+    own.mkdir()
+    (own / "unterschrift.typ").write_text('#let unterschrift(d) = [Mit freundlichen Grüßen \\ #include "sig.png"]\n',
+                                         encoding="utf-8")
+    (own / "sig.png").write_text("Im Auftrag\n(Name, Amt)\n", encoding="utf-8")
+    final, register = final_run(tmp_path, rules_with(tmp_path, remedy="klage"))
+    capsys.readouterr()
+    assert notices(final, register, tmp_path / "bescheide", "--template", str(own), "--json") == 2
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert [(p["code"], p["location"]["file"], p["location"]["line"]) for p in problems] == [
+        ("notices-placeholder", str(own / "sig.png"), 2)]
+
+
+def test_comments_are_taken_out_line_for_line_and_an_unclosed_one_stays():
+    from allocation.ops.notices import _without_comments
+
+    assert _without_comments("a /* b\nc */ d // e\nf") == "a \n d \nf"
+    assert _without_comments("x /* offen\ny") == "x /* offen\ny"  # Typst refuses it; the scan keeps it
+    assert _without_comments("https://example.org") == "https://example.org"  # a URL is no comment
+    assert _without_comments("/*a" * 3) == "/*a" * 3

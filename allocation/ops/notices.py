@@ -899,54 +899,81 @@ def _unreadable(path: Path, error: OSError) -> Problem:
                    hint="die Datei prüfen (keine Verknüpfung) und den Befehl wiederholen")
 
 
-# What Typst reads of a template as pictures or fonts. Any other file may be Typst code or text it prints (`include`
-# and `import` take any name, `read`, `json`, `csv` any file): read once and checked like a .typ file.
-PICTURES_AND_FONTS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".pdf", ".ttf", ".otf", ".ttc", ".otc",
-                                ".woff", ".woff2"})
+def _is_code(relative: Path) -> bool:
+    return relative.suffix.lower() == ".typ"
 
 
-def _is_text(relative: Path) -> bool:
-    return relative.suffix.lower() not in PICTURES_AND_FONTS
+def _binary(data: bytes) -> bool:
+    """A picture or a font (a NUL byte near the start, as no text has), used as such: not scanned as text."""
+    return b"\0" in data[:8192]
+
+
+# a Typst string literal ("…", with backslash escapes), as a template names a file it includes, imports or reads
+_LITERAL = re.compile(r'"((?:[^"\\\n]|\\.){1,255})"')
+
+
+def _referenced(relative: Path, data: bytes, names: Iterable[Path]) -> set[Path]:
+    """The files among `names` that the template file `relative` (its bytes `data`) names in a string literal
+    outside comments: `#include "zeichnung.txt"`, `read("/texte/gruss.txt")`, `image("logo.png")` (relative to
+    its own folder, or to the template's top with a leading "/"). A name built at run time is not seen."""
+    if _binary(data):
+        return set()
+    known, found = set(names), set()
+    for literal in _LITERAL.findall(_without_comments(data.decode("utf-8", "replace"))):
+        target = Path(literal[1:]) if literal.startswith("/") else relative.parent / literal
+        name = Path(os.path.normpath(target))
+        if name in known:
+            found.add(name)
+    return found
 
 
 def _template_texts(template: Path | None) -> dict[Path, bytes]:
-    """The Kreis's template files but pictures and fonts (path relative to its folder -> bytes), read once: the
-    checks of a final notice, the Protokoll and the compile all take these bytes, so a file edited during the run
-    is never compiled unchecked (at most TEMPLATE_TOTAL_BYTES, the folder's limit). Empty without `--template`;
-    TemplateError for a file that cannot be read."""
+    """The Kreis's .typ files and every file of its folder they name (`_referenced`, and so on: an included
+    text, a read data file, a picture), path relative to the folder -> bytes, read once: the checks of a final
+    notice, the Protokoll and the compile all take these bytes, so a file edited during the run is never
+    compiled unchecked. Notes and copies the template does not name (a README, .git, a backup) are neither read
+    nor checked. Empty without `--template`; TemplateError for a file that cannot be read."""
     if template is None:
         return {}
+    names = {relative: source for source, relative in _template_files([template])}
     problems, texts = [], {}
-    for source, relative in _template_files([template]):
-        if _is_text(relative):
-            try:
-                texts[relative] = _read_template_file(source, relative)
-            except OSError as error:
-                problems.append(_unreadable(source / relative, error))
+    pending = sorted(relative for relative in names if _is_code(relative))
+    while pending:
+        relative = pending.pop()
+        if relative in texts:
+            continue
+        try:
+            texts[relative] = _read_template_file(names[relative], relative)
+        except OSError as error:
+            problems.append(_unreadable(names[relative] / relative, error))
+            continue
+        pending += sorted(_referenced(relative, texts[relative], names) - set(texts))
     if problems:
         raise TemplateError(problems)
     return texts
 
 
 def _reads_inputs(data: bytes) -> bool:
-    """Whether Typst code may read `sys.inputs`: the words `sys` and `inputs` outside comments (also `#let s =
-    sys` … `s.inputs`); a false alarm costs only speed."""
-    code = _without_comments(data.decode("utf-8", "replace"))
-    return re.search(r"\bsys\b", code) is not None and re.search(r"\binputs\b", code) is not None
+    """Whether Typst code may read `sys.inputs`: the words `sys` and `inputs` anywhere in it (also `#let s = sys`
+    … `s.inputs`, also in a comment: a false alarm costs only speed, a miss would break the template)."""
+    return not _binary(data) and re.search(rb"\bsys\b", data) is not None and re.search(rb"\binputs\b", data) is not None
 
 
 def _copy_template(sources: list[Path], work: Path, texts: Mapping[Path, bytes] | None = None) -> tuple[str, bool]:
-    """The template folders overlaid into `work`, each file read by `_read_template_file`; the last folder's text
-    files, where `texts` holds them (`_template_texts`), are those bytes, and a text file of that folder not among
-    them (added during the run) is refused. Returns the SHA-256 of what was copied: per file in path order its
-    relative path and its bytes' SHA-256 (the template the letters were compiled from, for the Protokoll); and
-    whether a text file compiled names `sys` and `inputs` outside comments (a template of its own from before
-    DATA_FILE: it gets the data there as well)."""
+    """The template folders overlaid into `work`, each file read by `_read_template_file`; the last folder's files
+    that `texts` holds (`_template_texts`) are those bytes, and a .typ file of that folder or a file they name
+    that is not among them (added during the run) is refused. Returns the SHA-256 of what was copied: per file in
+    path order its relative path and its bytes' SHA-256 (the template the letters were compiled from, for the
+    Protokoll); and whether a file compiled names `sys` and `inputs` (`_reads_inputs`: a template of its own from
+    before DATA_FILE gets the data there as well)."""
     problems, copied, inputs = [], {}, {}
     files = dict((relative, source) for source, relative in _template_files(sources))
     if texts is not None:
-        for relative, source in files.items():
-            if source == sources[-1] and _is_text(relative) and relative not in texts:
+        own = [relative for relative, source in files.items() if source == sources[-1]]
+        named = set().union(*(_referenced(relative, data, own) for relative, data in texts.items()))
+        for relative in sorted({relative for relative in own if _is_code(relative)} | named):
+            if relative not in texts:
+                source = sources[-1]
                 problems.append(Problem("notices-template-file", Location(str(source / relative)),
                                         "eine Datei der Vorlage kam während des Laufs hinzu", found=str(relative),
                                         expected="die Vorlage, wie sie zu Beginn des Laufs war",
@@ -960,7 +987,7 @@ def _copy_template(sources: list[Path], work: Path, texts: Mapping[Path, bytes] 
             problems.append(_unreadable(source / relative, error))
             continue
         copied[Path(relative).as_posix()] = hashlib.sha256(data).hexdigest()
-        inputs[Path(relative).as_posix()] = _is_text(relative) and _reads_inputs(data)
+        inputs[Path(relative).as_posix()] = (_is_code(relative) or relative in (texts or {})) and _reads_inputs(data)
         try:  # the work folder beside the output: a full disk is the output's problem, not the template's
             (work / relative).parent.mkdir(parents=True, exist_ok=True)
             (work / relative).write_bytes(data)
@@ -1515,7 +1542,11 @@ PLACEHOLDER_FIELDS = {
 def _without_comments(text: str) -> str:
     """Typst source without its comments (`// …` to the line's end, `/* … */`), line numbers kept; what a comment
     says is never printed. (A `//` inside a string or a URL is rare in a template; the scan errs towards refusing.)"""
-    text = re.sub(r"/\*.*?\*/", lambda match: "\n" * match.group(0).count("\n"), text, flags=re.S)
+    parts, at = [], 0
+    while (start := text.find("/*", at)) >= 0 and (end := text.find("*/", start + 2)) >= 0:  # linear: no regex
+        parts += [text[at:start], "\n" * text.count("\n", start, end)]  # backtracking over an unclosed `/*`
+        at = end + 2
+    text = "".join(parts) + text[at:]  # an unclosed `/*` stays: scanned (Typst refuses it anyway)
     return "\n".join(re.sub(r"(^|[^:])//.*$", r"\1", line) for line in text.split("\n"))
 
 
@@ -1540,10 +1571,10 @@ def remedy_in_force(settings: NoticeSettings, state: str, year: int) -> tuple[st
 
 
 def _template_codes(template: Path | None, texts: Mapping[Path, bytes]) -> dict[Path, str]:
-    """The Kreis's text files (`texts`, from `_template_texts`), by their path, in path order, with their code
-    without comments. Empty without `--template`."""
+    """The Kreis's .typ files and the texts they name (`texts`, from `_template_texts`; pictures left out), by their
+    path, in path order, with their code without comments. Empty without `--template`."""
     return {template / relative: _without_comments(data.decode("utf-8", "replace"))
-            for relative, data in sorted(texts.items())} if template is not None else {}
+            for relative, data in sorted(texts.items()) if not _binary(data)} if template is not None else {}
 
 
 def _remedy_style(code: str) -> str:
