@@ -501,3 +501,18 @@ def test_comments_are_taken_out_line_for_line_and_an_unclosed_one_stays():
     assert _without_comments("x /* offen\ny") == "x /* offen\ny"  # Typst refuses it; the scan keeps it
     assert _without_comments("https://example.org") == "https://example.org"  # a URL is no comment
     assert _without_comments("/*a" * 3) == "/*a" * 3
+
+
+def test_check_says_before_the_notices_that_the_installations_letterhead_file_is_faulty(tmp_path, capsys,
+                                                                                        monkeypatch):
+    """$ALLOCATION_LETTERHEAD names a letterhead file with the court written twice (line 4): `notices` would refuse
+    it, so `check` of a rule file for notices says so as a Hinweis at that line (and still passes)."""
+    head = tmp_path / "briefkopf.yaml"
+    head.write_text("letterhead:\n  remedy: klage\n  court: {name: A, address: B}\n  court: {name: C, address: D}\n",
+                    encoding="utf-8")
+    monkeypatch.setenv("ALLOCATION_LETTERHEAD", str(head))
+    capsys.readouterr()
+    assert main(["check", str(rules_with(tmp_path, remedy="klage")), "--json"]) == 0
+    said = [p for p in json.loads(capsys.readouterr().out)["problems"] if p["code"] == "rule-letterhead-faulty"]
+    assert [(p["severity"], p["location"]["file"], p["location"]["line"]) for p in said] == [
+        ("warning", str(head), 4)]

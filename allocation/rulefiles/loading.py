@@ -160,7 +160,8 @@ def parse_rulebook(text: str, path: str, sha256: str = "") -> tuple[Rulebook, li
                                expected=", ".join(levy.name for levy in levies),
                                hint="den Namen oder die id der Umlage aus `levies:` schreiben")
     _state_departures(reader, document, state, valid_from, levies, rate_limits, settings.schedule)
-    remedy_notes(reader, document, state, valid_from, settings, _installation_or_none())
+    remedy_notes(reader, document, state, valid_from, settings,
+                 _installation_or_none(reader) if "notices" in document or "instalments" in document else None)
     errors = [p for p in reader.problems if p.severity == "error"]
     if not errors:
         _compile(reader, rules)
@@ -244,12 +245,17 @@ def installation_letterhead_path(letterhead: str | Path | None = None) -> Path |
     return Path(chosen) if str(chosen).strip() else None
 
 
-def _installation_or_none() -> NoticeSettings | None:
-    """$ALLOCATION_LETTERHEAD's letterhead for `check`'s Hinweise, or None (also where it is faulty: `notices`
-    reports that)."""
+def _installation_or_none(reader: _Reader) -> NoticeSettings | None:
+    """$ALLOCATION_LETTERHEAD's letterhead for `check`'s Hinweise, or None. Where that file is faulty, each of its
+    faults is a Hinweis `rule-letterhead-faulty` at its place (`notices` and `benehmen` would refuse it)."""
     try:
         return load_installation_letterhead(None)
-    except RuleFileError:
+    except RuleFileError as error:
+        for problem in error.problems:
+            reader.warning("rule-letterhead-faulty", problem.location,
+                           f"die Briefkopf-Datei der Installation ({LETTERHEAD_ENV}) hat einen Fehler: {problem.message}"
+                           " (Bescheide und Benehmen-Briefe würden abgelehnt)", found=problem.found,
+                           expected=problem.expected, hint=problem.hint)
         return None
 
 
