@@ -86,8 +86,8 @@ assert "sys.inputs" in FLOOR_INPUTS and "json(" not in FLOOR_INPUTS
 
 def floor_data(number: int) -> str:
     """The floor's data for its `number`th compile: twelve amounts of its own, formatted as the notices' are."""
-    amounts = [f"{1_234_567 + 1_733 * number + 31 * month:,}".replace(",", ".") + f",{(number + month) % 100:02d}\u00a0€"
-               for month in range(12)]
+    amounts = [f"{1_234_567 + 1_733 * number + 31 * month:,}".replace(",", ".")
+               + f",{(number + month) % 100:02d}\u00a0€" for month in range(12)]
     return json.dumps({"n": str(number), "rows": amounts}, ensure_ascii=False)
 
 

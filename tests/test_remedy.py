@@ -423,8 +423,8 @@ def test_a_placeholder_in_a_file_the_template_includes_is_refused_whatever_its_n
     unterschrift.typ, is refused at that file and line like one written in the .typ file itself."""
     own = tmp_path / "eigen"
     own.mkdir()
-    (own / "unterschrift.typ").write_text('#let unterschrift(d) = [Mit freundlichen Grüßen \\ #include "zeichnung.txt"]\n',
-                                         encoding="utf-8")
+    (own / "unterschrift.typ").write_text(
+        '#let unterschrift(d) = [Mit freundlichen Grüßen \\ #include "zeichnung.txt"]\n', encoding="utf-8")
     (own / "zeichnung.txt").write_text("Im Auftrag\n(Name, Amt)\n", encoding="utf-8")
     final, register = final_run(tmp_path, rules_with(tmp_path, remedy="klage"))
     capsys.readouterr()

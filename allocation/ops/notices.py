@@ -956,7 +956,7 @@ def _template_texts(template: Path | None) -> dict[Path, bytes]:
 def _reads_inputs(data: bytes) -> bool:
     """Whether Typst code may read `sys.inputs`: the words `sys` and `inputs` anywhere in it (also `#let s = sys`
     … `s.inputs`, also in a comment: a false alarm costs only speed, a miss would break the template)."""
-    return not _binary(data) and re.search(rb"\bsys\b", data) is not None and re.search(rb"\binputs\b", data) is not None
+    return not _binary(data) and all(re.search(word, data) is not None for word in (rb"\bsys\b", rb"\binputs\b"))
 
 
 def _copy_template(sources: list[Path], work: Path, texts: Mapping[Path, bytes] | None = None) -> tuple[str, bool]:

@@ -16,7 +16,8 @@ of [PDF path, data as JSON text]. Before each compile the data are written to `d
 there; Typst's cache then holds nothing across documents). Each line on stdout is one JSON message:
 `{"ready": true}` once the compiler is built, then `{"done": i}` per PDF written, or `{"error": text, "document":
 i}` (Typst's message), `{"memory": i}` or `{"write": i, "reason": text}` and the end. The parent gives each step its
-time budget and kills the child when one is exceeded. The limits' defaults live here, importable without Typst (the command line shows them).
+time budget and kills the child when one is exceeded. The limits' defaults live here, importable without Typst
+(the command line shows them).
 """
 from __future__ import annotations
 

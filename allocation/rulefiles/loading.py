@@ -253,8 +253,8 @@ def _installation_or_none(reader: _Reader) -> NoticeSettings | None:
     except RuleFileError as error:
         for problem in error.problems:
             reader.warning("rule-letterhead-faulty", problem.location,
-                           f"die Briefkopf-Datei der Installation ({LETTERHEAD_ENV}) hat einen Fehler: {problem.message}"
-                           " (Bescheide und Benehmen-Briefe würden abgelehnt)", found=problem.found,
+                           f"die Briefkopf-Datei der Installation ({LETTERHEAD_ENV}) hat einen Fehler: "
+                           f"{problem.message} (Bescheide und Benehmen-Briefe würden abgelehnt)", found=problem.found,
                            expected=problem.expected, hint=problem.hint)
         return None
 
