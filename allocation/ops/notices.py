@@ -908,6 +908,11 @@ def _binary(data: bytes) -> bool:
     return b"\0" in data[:8192]
 
 
+def _code(data: bytes) -> str:
+    """A template file's text without its comments (`_without_comments`), as the checks read it."""
+    return _without_comments(data.decode("utf-8", "replace"))
+
+
 # a Typst string literal ("…", with backslash escapes), as a template names a file it includes, imports or reads
 _LITERAL = re.compile(r'"((?:[^"\\\n]|\\.){1,255})"')
 
@@ -919,7 +924,7 @@ def _referenced(relative: Path, data: bytes, names: Iterable[Path]) -> set[Path]
     if _binary(data):
         return set()
     known, found = set(names), set()
-    for literal in _LITERAL.findall(_without_comments(data.decode("utf-8", "replace"))):
+    for literal in _LITERAL.findall(_code(data)):
         target = Path(literal[1:]) if literal.startswith("/") else relative.parent / literal
         name = Path(os.path.normpath(target))
         if name in known:
@@ -973,8 +978,7 @@ def _copy_template(sources: list[Path], work: Path, texts: Mapping[Path, bytes] 
         named = set().union(*(_referenced(relative, data, own) for relative, data in texts.items()))
         for relative in sorted({relative for relative in own if _is_code(relative)} | named):
             if relative not in texts:
-                source = sources[-1]
-                problems.append(Problem("notices-template-file", Location(str(source / relative)),
+                problems.append(Problem("notices-template-file", Location(str(sources[-1] / relative)),
                                         "eine Datei der Vorlage kam während des Laufs hinzu", found=str(relative),
                                         expected="die Vorlage, wie sie zu Beginn des Laufs war",
                                         hint="die Vorlage nicht während des Laufs ändern und den Befehl wiederholen"))
@@ -1017,7 +1021,7 @@ def _no_break(value: object) -> object:
 def _compile_all(notices: list[tuple[str, dict, list[_Row]]], template: Path | None, folder: Path,
                  main: str = MAIN_TEMPLATE, layer: Path | None = None, seconds: float = TEMPLATE_SECONDS,
                  memory_mb: int = TEMPLATE_MEMORY_MB, texts: Mapping[Path, bytes] | None = None) -> str:
-    """Compile each notice into `folder` (the Kreis's text files as `texts` holds them, where given); returns the
+    """Compile each notice into `folder` (the Kreis's files as `texts` holds them, where given); returns the
     SHA-256 of the template compiled (`_copy_template`)."""
     template_limits(seconds, memory_mb)
     folder = Path(os.path.abspath(folder))  # the child runs in the work folder: relative paths would miss
@@ -1573,7 +1577,7 @@ def remedy_in_force(settings: NoticeSettings, state: str, year: int) -> tuple[st
 def _template_codes(template: Path | None, texts: Mapping[Path, bytes]) -> dict[Path, str]:
     """The Kreis's .typ files and the texts they name (`texts`, from `_template_texts`; pictures left out), by their
     path, in path order, with their code without comments. Empty without `--template`."""
-    return {template / relative: _without_comments(data.decode("utf-8", "replace"))
+    return {template / relative: _code(data)
             for relative, data in sorted(texts.items()) if not _binary(data)} if template is not None else {}
 
 
@@ -1592,18 +1596,19 @@ REMEDY_NAMES = {"klage": ("Klage",), "widerspruch": ("Widerspruch",), "wahl": ("
 
 
 def _remedy_words_missing(codes: Iterable[str], remedy: str) -> list[str]:
-    """The remedy's names that no text file of the Kreis's template folder has outside comments: a template whose
-    own text names only a Klage cannot tell of a Widerspruch, whatever the rule file says."""
+    """The remedy's names that none of `codes` (the Kreis's .typ files and the files they name) has outside
+    comments: a template whose own text names only a Klage cannot tell of a Widerspruch, whatever the rule file
+    says."""
     code = "\n".join(codes).casefold()
     return [word for word in REMEDY_NAMES.get(remedy, ()) if word.casefold() not in code]
 
 
 def _remedy_record(settings: NoticeSettings, state: str, year: int, template: Path | None,
                    texts: Mapping[Path, bytes]) -> str:
-    """The Protokoll's row `Rechtsbehelf`: what the notices say and what said so (`texts`: the Kreis's text files
-    as compiled)."""
-    style = _remedy_style(_template_codes(template, texts).get(template / "rechtsbehelf.typ", "")
-                          if template is not None else "")
+    """The Protokoll's row `Rechtsbehelf`: what the notices say and what said so (`texts`: the Kreis's files as
+    compiled, `_template_texts`)."""
+    own = texts.get(Path("rechtsbehelf.typ")) if template is not None else None
+    style = _remedy_style(_code(own) if own is not None and not _binary(own) else "")
     if style == "own":
         return "eigener Text der Vorlage (rechtsbehelf.typ)"
     if style == "klage":
@@ -1618,10 +1623,10 @@ def _refuse_placeholders(settings: NoticeSettings, rules_path: Path, template: P
     address (a faulty Rechtsbehelfsbelehrung gives a year to sue instead of a month, § 58 Abs. 2 VwGO).
 
     Per file of the template in effect: the default file shows a placeholder where `notices.letterhead` lacks the
-    text (`notices-placeholder`, exit 4, at the rule file); every text file of the Kreis's own template that still
-    holds a placeholder text outside a comment (with or without Typst's escapes) is refused at that line (exit
-    2). A letterhead text of blanks only counts as missing. `texts`: the Kreis's text files as they will be
-    compiled (`_template_texts`)."""
+    text (`notices-placeholder`, exit 4, at the rule file); every .typ file of the Kreis's own template, and every
+    file they name, that still holds a placeholder text outside a comment (with or without Typst's escapes) is
+    refused at that line (exit 2). A letterhead text of blanks only counts as missing. `texts`: those files as
+    they will be compiled (`_template_texts`)."""
     head = settings.letterhead
     remedy, basis = remedy_in_force(settings, state, year)
     codes = _template_codes(template, texts)
@@ -1782,7 +1787,7 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
                                "Mitglieder (--ags) ersetzte Abschlaege und Sollstellung aller", found=str(directory),
                                expected="ein neuer oder leerer Ordner", hint="mit -o einen eigenen Ordner angeben")])
     postal = read_addresses(addresses, result) if addresses is not None else {}
-    texts = _template_texts(template)  # the Kreis's text files, read once: checked, recorded and compiled as read
+    texts = _template_texts(template)  # the Kreis's files, read once: checked, recorded and compiled as read
     if not result.draft:
         _refuse_placeholders(settings, rules_path, template, result.state, result.year, texts)
     trace = {"output": output.name, "sha256": manifest["output"]["sha256"], "run": manifest.get("started_utc", ""),

@@ -106,7 +106,6 @@ def main(argv: list[str]) -> int:
         _say({"error": str(error), "document": -1})
         return 2
     _say({"ready": True})
-    inputs = {"sys_inputs": {"data": ""}} if job["inputs"] else {}
     for index, (path, data) in enumerate(job["documents"]):
         try:  # in the work folder beside the output: a full disk is the output's problem, not the template's
             with open(job["data_file"], "w", encoding="utf-8") as handle:
@@ -114,8 +113,7 @@ def main(argv: list[str]) -> int:
         except OSError as error:
             _say({"write": index, "reason": error.strerror or str(error), "errno": error.errno})
             return 4
-        if inputs:
-            inputs["sys_inputs"]["data"] = data
+        inputs = {"sys_inputs": {"data": data}} if job["inputs"] else {}
         try:
             # PDF/A-2b, the form public administration archives its records in (ISO 19005-2, level b)
             pdf = compiler.compile(format="pdf", pdf_standards="a-2b", **inputs)

@@ -30,4 +30,5 @@ from .validation import EXAMPLE_KEYS, HIT_POLICIES, LEVY_KEYS, RATE_LIMITS, RULE
 __all__ = ["load_rulebook", "load_rulebooks", "parse_rulebook", "check_columns", "check_levy_columns", "check_data",
            "bind", "rename_columns", "domain_sources", "TOP_KEYS", "RULE_KEYS", "LEVY_KEYS", "RATE_LIMITS",
            "HIT_POLICIES", "NoticeSettings", "LevyNoticeText", "load_notice_settings", "load_installation_letterhead",
-           "rule_notice_settings", "installation_letterhead_path", "KASSENZEICHEN_FIELDS", "Letterhead", "EXAMPLE_KEYS", "MAX_FILE_BYTES", "state_law_schedule"]
+           "rule_notice_settings", "installation_letterhead_path", "KASSENZEICHEN_FIELDS", "Letterhead", "EXAMPLE_KEYS",
+           "MAX_FILE_BYTES", "state_law_schedule"]
