@@ -436,6 +436,39 @@ def test_a_placeholder_in_a_file_the_template_includes_is_refused_whatever_its_n
     assert not out.exists()
 
 
+@pytest.mark.parametrize("files, where", [
+    # rewrapped: Typst prints the line end as a blank, the PDF shows "(Name, Amt)"; it begins on line 2
+    ({"unterschrift.typ": "#let unterschrift(d) = [Mit freundlichen Grüßen \\\n  Im Auftrag (Name,\n  Amt)]\n"},
+     ("unterschrift.typ", 2)),
+    # written with JSON's escape for "(" in a file the template reads: json() prints "(Name, Amt)"
+    ({"unterschrift.typ": '#let s = json("zeichnung.json")\n#let unterschrift(d) = [Im Auftrag \\ #s.name]\n',
+      "zeichnung.json": '{\n  "name": "\\u0028Name,  Amt)"\n}\n'}, ("zeichnung.json", 2)),
+    # Typst's own escape and a no-break blank (~) in markup
+    ({"unterschrift.typ": "#let unterschrift(d) = [Im Auftrag \\ \\u{28}Name,~Amt)]\n"}, ("unterschrift.typ", 1)),
+])
+def test_a_placeholder_is_found_as_printed_not_only_as_written(tmp_path, capsys, files, where):
+    """A placeholder broken across lines, spaced twice or written with an escape prints as the placeholder: refused
+    at the line where it begins, like one written plainly."""
+    own = tmp_path / "eigen"
+    own.mkdir()
+    for name, text in files.items():
+        (own / name).write_text(text, encoding="utf-8")
+    final, register = final_run(tmp_path, rules_with(tmp_path, remedy="klage"))
+    capsys.readouterr()
+    out = tmp_path / "bescheide"
+    assert notices(final, register, out, "--template", str(own), "--json") == 2
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert [(p["code"], p["location"]["file"], p["location"]["line"]) for p in problems] == [
+        ("notices-placeholder", str(own / where[0]), where[1])]
+    assert not out.exists()
+    # what the check reads is what the letter would print: a draft (of a probe run) shows the placeholder
+    probe = tmp_path / "probe.xlsx"
+    assert main(["run", str(FIXTURE), "--rules", str(tmp_path / "kreis-wesel.yaml"), "-o", str(probe)]) == 0
+    assert main(["notices", str(probe), "-o", str(tmp_path / "entwurf"), "--date", "2022-01-10", "--ags", ALPEN,
+                 "--template", str(own)]) == 0
+    assert "(Name, Amt)" in text_of(tmp_path / "entwurf" / f"{ALPEN}_Alpen.pdf")
+
+
 def test_an_own_template_reading_inputs_by_another_name_still_gets_them(tmp_path):
     """An own bescheid.typ that reaches `sys.inputs` through a name of its own (`#let s = sys`) gets the data
     there too, and its notice is the default's (the Klage text of § 81 VwGO's form, the Kreis's court)."""

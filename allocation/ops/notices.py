@@ -15,6 +15,7 @@ with the rates of `Hebesaetze` and the legal bases of `Entscheidungen`.
 """
 from __future__ import annotations
 
+import bisect
 import csv
 import datetime as _dt
 import errno
@@ -1543,6 +1544,37 @@ PLACEHOLDER_FIELDS = {
 }
 
 
+# what Typst or JSON prints differently from how it is written: an escape (`\u{28}`, `\u0028`, `\n`), a markup
+# escape's backslash (`\[`), and blanks, `~` and line ends, which print as one space (or a line break)
+_AS_PRINTED = re.compile(r"\\u\{([0-9a-fA-F]{1,6})\}|\\u([0-9a-fA-F]{4})|\\[nrt]|[\s~\u00a0]+|\\")
+
+
+def _placeholder_lines(code: str) -> list[int]:
+    """The lines of `code` (without comments) on which a placeholder marker begins, read as printed
+    (`_AS_PRINTED`): a marker broken across lines, spaced twice or written with escapes counts as one."""
+    pieces, offsets, lines = [], [], []  # the printed text in pieces, each with where it begins and its line
+    line, at, length = 1, 0, 0
+    for match in [*_AS_PRINTED.finditer(code), None]:
+        plain = code[at:match.start() if match else len(code)]  # holds no line end: blanks are matched
+        token = match.group(0) if match else ""
+        hexa = match and (match.group(1) or match.group(2))
+        if hexa:
+            value = int(hexa, 16)
+            printed = chr(value) if value <= 0x10FFFF and not 0xD800 <= value <= 0xDFFF else ""
+        else:
+            printed = " " if token and (token[0] != "\\" or token in ("\\n", "\\r", "\\t")) else ""
+        for text in (plain, printed):
+            pieces.append(text)
+            offsets.append(length)
+            lines.append(line)
+            length += len(text)
+        line += token.count("\n")
+        at = match.end() if match else len(code)
+    flat = "".join(pieces)
+    return sorted({lines[bisect.bisect_right(offsets, found.start()) - 1] for marker in PLACEHOLDER_MARKERS
+                   for found in re.finditer(re.escape(marker), flat)})
+
+
 def _without_comments(text: str) -> str:
     """Typst source without its comments (`// …` to the line's end, `/* … */`), line numbers kept; what a comment
     says is never printed. (A `//` inside a string or a URL is rare in a template; the scan errs towards refusing.)"""
@@ -1657,9 +1689,10 @@ def _refuse_placeholders(settings: NoticeSettings, rules_path: Path, template: P
                 hint="rechtsbehelf.typ aus der Standardvorlage neu übernehmen (sie richtet den Text nach d.remedy) oder "
                      "den eigenen Text an den Rechtsbehelf anpassen (und einen Platzhalter entfernen)"))
     for own, code in codes.items():
-        for number, line in enumerate(code.split("\n"), start=1):
-            plain = line.replace("\\", "")  # `\[…\]` prints as […]
-            if any(marker in plain for marker in PLACEHOLDER_MARKERS) and "platzhalter(" not in line:
+        lines = code.split("\n")
+        for number in _placeholder_lines(code):
+            line = lines[number - 1]
+            if "platzhalter(" not in line:  # the default's fallback (briefkopf.typ) prints it only where text lacks
                 in_template.append(Problem(
                     "notices-placeholder", Location(str(own), line=number), "die Vorlage enthält noch einen Platzhalter",
                     found=line.strip()[:120], expected="der eingetragene Text", hint="den Platzhalter in der Vorlage "
