@@ -14,6 +14,7 @@ engine and template mechanism (`notices.render`, the layer `notice_templates/ben
 from __future__ import annotations
 
 import datetime as _dt
+import signal
 import tempfile
 from dataclasses import dataclass
 from decimal import Decimal
@@ -25,6 +26,7 @@ from .compare import ResultSummary, read_result
 from ..core.model import Allocation
 from ..core.filenames import folder_output_problems, move_into
 from ..core.money import cents_to_decimal, format_eur, fraction_to_decimal, round_to_unit
+from ..core.signals import cleaned_up_on_sigterm, held
 from ..core.problems import ExitCode, Location, OutputError, Problem, ProblemsError
 from ..calc.stages import Effects, decompose
 from .typst_child import TEMPLATE_MEMORY_MB, TEMPLATE_SECONDS
@@ -387,13 +389,15 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
                 _letter(allocation, lines, ags, date, deadline, issuer, previous.year, shares, letterhead), [])
                for ags, name in dict.fromkeys((line.ags, line.name) for line in lines)]
     directory.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".benehmen-", dir=directory.parent) as temp:
+    # stopped (SIGTERM, Ctrl-C), the temporary folder goes; once the letters move into place, they all move
+    with cleaned_up_on_sigterm(), tempfile.TemporaryDirectory(prefix=".benehmen-", dir=directory.parent) as temp:
         work = Path(temp) / "pack"
         work.mkdir()
         render(letters, work, template, main=MAIN, layer=LAYER, template_seconds=template_seconds,
                template_memory_mb=template_memory_mb)
         _write_workbook(work / WORKBOOK, allocation, lines, deadline, previous, shares, missing)
-        directory.mkdir(exist_ok=True)
-        for path in sorted(work.iterdir()):
-            move_into(path, directory)  # also where the folder is a share mounted there
+        with held(signal.SIGINT, signal.SIGTERM):
+            directory.mkdir(exist_ok=True)
+            for path in sorted(work.iterdir()):
+                move_into(path, directory)  # also where the folder is a share mounted there
     return BenehmenPack(directory, lines, missing)

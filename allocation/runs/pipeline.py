@@ -11,7 +11,6 @@ import datetime as _dt
 import os
 import platform
 import signal
-import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from ..workbook.guard import RefusedError, rule_files
 from ..workbook.inputs import read_input, read_input_rows
 from ..core.model import Allocation, InputBook, Rulebook, previous_year_problems, same_district
 from ..core.problems import InputError, Location, Problem, ProblemsError, RuleFileError
+from ..core.signals import held
 from ..rulefiles.rulebook import bind, check_levy_columns
 from ..rulefiles.selection import select_rules
 from .manifest import STARTED_FORMAT, manifest_path
@@ -493,26 +493,15 @@ def _run(input_path, rules_path, output_path, *, mode, provisional, register_dir
 
 
 def _commit_held(view, pending, done: dict) -> None:
-    """`register.commit` with Ctrl-C held back until it has returned and `done` says so: a KeyboardInterrupt
-    comes either before the entry (taken back, and the outputs with it) or after it (both kept), never between
-    the entry and the caller knowing of it. Python runs signal handlers in the main thread only, so there the
-    handler is swapped for one that notes the signal, which is passed on afterwards."""
+    """`register.commit` with Ctrl-C and SIGTERM held back until it has returned and `done` says so: a
+    KeyboardInterrupt comes either before the entry (taken back, and the outputs with it) or after it (both
+    kept), never between the entry and the caller knowing of it; SIGTERM ends the process after the entry, not
+    in the middle of its lines (`signals.held`)."""
     from .register import commit
 
-    noted: list[int] = []
-    before = signal.signal(signal.SIGINT, lambda number, frame: noted.append(number)) \
-        if threading.current_thread() is threading.main_thread() else None
-    try:
+    with held(signal.SIGINT, signal.SIGTERM):
         commit(view, pending)
         done["committed"] = True
-    finally:
-        if before is not None:
-            signal.signal(signal.SIGINT, before)
-            if noted:  # the Ctrl-C that came meanwhile, now that the commit is done (or was taken back)
-                if callable(before):
-                    before(signal.SIGINT, None)
-                elif before != signal.SIG_IGN:
-                    raise KeyboardInterrupt
 
 
 def _write_final(write_book: Callable[[], None], write_record: Callable[[dict], None], allocation: Allocation,

@@ -1,0 +1,76 @@
+"""Signals around work that must not be cut in two, or must not leave its temporary files behind.
+
+Python runs signal handlers in the main thread only; elsewhere (batch's workers, the web server's request threads)
+both context managers do nothing, and a signal acts as it always did.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class Terminated(BaseException):
+    """SIGTERM came inside `cleaned_up_on_sigterm`: raised so that the `finally` blocks inside run (a temporary
+    folder removed, a child process killed); the process then ends by SIGTERM as it would have. A BaseException,
+    like KeyboardInterrupt, so that no `except Exception` takes it for an error of the work."""
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _pass_on(number: int, handler: object) -> None:
+    """A signal that was held, now to the handler that was in force: called, raised (Ctrl-C) or acted on by the
+    system (SIGTERM's default ends the process here); an ignored one stays ignored."""
+    if callable(handler):
+        handler(number, None)
+    elif handler == signal.SIG_DFL:
+        if number == signal.SIGINT:
+            raise KeyboardInterrupt
+        os.kill(os.getpid(), number)
+
+
+@contextmanager
+def held(*numbers: int) -> Iterator[None]:
+    """The signals `numbers` that come inside are noted and passed on when the block is left (done or failed), so
+    that the block is never cut in two: a register entry and its outputs, files moved into place together."""
+    if not _main_thread():
+        yield
+        return
+    noted: list[int] = []
+    before = {number: signal.signal(number, lambda number, frame: noted.append(number)) for number in numbers}
+    try:
+        yield
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
+        for number in dict.fromkeys(noted):  # each once, in the order they came
+            _pass_on(number, before[number])
+
+
+@contextmanager
+def cleaned_up_on_sigterm() -> Iterator[None]:
+    """Where SIGTERM would end the process at once (its default: `kill`, systemd's stop or timeout), it raises
+    `Terminated` inside instead, so that the block's `finally` clean-ups run; then the process ends by SIGTERM,
+    as before (the same exit status for systemd and the shell: 143). A handler of the caller's own (inbox, serve)
+    stays in force untouched; a second SIGTERM during the clean-up is not acted on twice."""
+    if not _main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def terminate(number: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # already ending: the clean-up is not cut short again
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    except Terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise  # (not reached: the default action ends the process)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
