@@ -44,6 +44,21 @@ def command(*args: str, patch: str = "") -> subprocess.Popen:
                             stderr=subprocess.PIPE)
 
 
+def sigterm_at(module: str, function: str, *, then_call: bool = True) -> str:
+    """A `patch` for `command`: SIGTERM to the process itself as `allocation.<module>.<function>` is called; the
+    function then runs (the signal is held or acted on, as the code in force decides) or, with `then_call=False`,
+    not."""
+    return f"""
+        import os, signal
+        import allocation.{module} as target
+        first = target.{function}
+        def stopped(*args, **kwargs):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return first(*args, **kwargs) if {then_call} else None
+        target.{function} = stopped
+    """
+
+
 def leftovers(folder: Path) -> list[str]:
     return sorted(path.name for path in folder.iterdir() if path.name.startswith("."))
 
@@ -80,15 +95,8 @@ def test_sigterm_while_the_files_move_into_place_moves_them_all(probe, tmp_path)
     moved, then the process ends by SIGTERM; nothing stays in the temporary folder."""
     out = tmp_path / "bescheide"
     out.mkdir()
-    process = command("notices", str(probe), "-o", str(out), "--date", "2022-01-10", "--ags", ALPEN, patch="""
-        import os, signal
-        from allocation.ops import notices
-        first = notices.move_into
-        def move_into(path, folder):
-            os.kill(os.getpid(), signal.SIGTERM)
-            return first(path, folder)
-        notices.move_into = move_into
-    """)
+    process = command("notices", str(probe), "-o", str(out), "--date", "2022-01-10", "--ags", ALPEN,
+                      patch=sigterm_at("ops.notices", "move_into"))
     process.communicate(timeout=120)
     assert process.returncode == -signal.SIGTERM
     # one notice and the three lists: Abschlaege.xlsx, Abschlaege.csv, Sollstellung.csv
@@ -107,13 +115,8 @@ def test_sigterm_while_the_benehmen_letters_are_written_leaves_no_temporary_fold
     planned = edited(RATES, tmp_path / "plan-2023.xlsx", year=2023, alpen_base=28_000_000, kreisumlage=36.7)
     out = tmp_path / "benehmen"
     process = command("benehmen", str(planned), "--rules", str(RULES), "--previous", str(last_year), "-o", str(out),
-                      "--date", "2022-09-01", "--deadline", "2022-10-15", patch="""
-        import os, signal
-        from allocation.ops import benehmen
-        def stopped(*args, **kwargs):
-            os.kill(os.getpid(), signal.SIGTERM)
-        benehmen._write_workbook = stopped
-    """)
+                      "--date", "2022-09-01", "--deadline", "2022-10-15",
+                      patch=sigterm_at("ops.benehmen", "_write_workbook", then_call=False))
     process.communicate(timeout=120)
     assert process.returncode == -signal.SIGTERM
     assert [name for name in leftovers(tmp_path) if name.startswith(".benehmen-")] == [] and not out.exists()
@@ -127,15 +130,7 @@ def test_sigterm_during_a_final_runs_register_entry_ends_the_process_after_it(tm
 
     register, output = tmp_path / "register", tmp_path / "final.xlsx"
     process = command("run", str(FIXTURE), "--rules", str(RULES), "-o", str(output), "--mode", "final",
-                      "--register", str(register), patch="""
-        import os, signal
-        from allocation.runs import register
-        first = register.commit
-        def commit(view, pending):
-            os.kill(os.getpid(), signal.SIGTERM)
-            return first(view, pending)
-        register.commit = commit
-    """)
+                      "--register", str(register), patch=sigterm_at("runs.register", "commit"))
     process.communicate(timeout=120)
     assert process.returncode == -signal.SIGTERM
     lines = (register / "wesel-2022.jsonl").read_text(encoding="utf-8").splitlines()
