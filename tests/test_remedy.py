@@ -445,6 +445,17 @@ def test_a_placeholder_in_a_file_the_template_includes_is_refused_whatever_its_n
       "zeichnung.json": '{\n  "name": "\\u0028Name,  Amt)"\n}\n'}, ("zeichnung.json", 2)),
     # Typst's own escape and a no-break blank (~) in markup
     ({"unterschrift.typ": "#let unterschrift(d) = [Im Auftrag \\ \\u{28}Name,~Amt)]\n"}, ("unterschrift.typ", 1)),
+    # a no-break space as JSON writes it (Python's json.dumps does), and one as Typst's escape
+    ({"unterschrift.typ": '#let s = json("z.json")\n#let unterschrift(d) = [#s.name]\n',
+      "z.json": '{"name": "(Name,\\u00a0Amt)"}\n'}, ("z.json", 1)),
+    ({"unterschrift.typ": "#let unterschrift(d) = [Im Auftrag \\ (Name,\\u{a0}Amt)]\n"}, ("unterschrift.typ", 1)),
+    # a forced line break inside it (the PDF shows "(Name," and "Amt)" on two lines), and JSON's \n beside a blank
+    ({"unterschrift.typ": "#let unterschrift(d) = [Im Auftrag \\ (Name, \\\nAmt)]\n"}, ("unterschrift.typ", 1)),
+    ({"unterschrift.typ": '#let s = json("z.json")\n#let unterschrift(d) = [#s.name]\n',
+      "z.json": '{"name": "(Name, \\nAmt)"}\n'}, ("z.json", 1)),
+    # a NUL byte in a comment does not make a .typ file a picture; a "//" inside a string starts no comment
+    ({"unterschrift.typ": "// \x00\n#let unterschrift(d) = [Im Auftrag \\ (Name, Amt)]\n"}, ("unterschrift.typ", 2)),
+    ({"unterschrift.typ": '#let unterschrift(d) = [#text("a//b") (Name, Amt)]\n'}, ("unterschrift.typ", 1)),
 ])
 def test_a_placeholder_is_found_as_printed_not_only_as_written(tmp_path, capsys, files, where):
     """A placeholder broken across lines, spaced twice or written with an escape prints as the placeholder: refused
@@ -467,6 +478,28 @@ def test_a_placeholder_is_found_as_printed_not_only_as_written(tmp_path, capsys,
     assert main(["notices", str(probe), "-o", str(tmp_path / "entwurf"), "--date", "2022-01-10", "--ags", ALPEN,
                  "--template", str(own)]) == 0
     assert "(Name, Amt)" in text_of(tmp_path / "entwurf" / f"{ALPEN}_Alpen.pdf")
+
+
+def test_what_only_looks_like_a_placeholder_as_written_goes_out(tmp_path):
+    """Not refused: JSON's escape in a .typ file (Typst prints "u0028Name, Amt)", not the placeholder), and the
+    default briefkopf.typ with its `platzhalter` definition wrapped over lines, as a formatter writes it (its
+    "[PLATZHALTER: …]" prints only where the rule file lacks a text, and the Wesel file has them all)."""
+    default = ROOT / "allocation" / "ops" / "notice_templates" / "default"
+    own = tmp_path / "eigen"
+    own.mkdir()
+    head = (default / "briefkopf.typ").read_text(encoding="utf-8")
+    one_line = '#let platzhalter(was) = box(fill: rgb("#fde8e8"), inset: 1pt, text(fill: red)[\\[PLATZHALTER: #was\\]])\n'
+    assert head.count(one_line) == 1
+    (own / "briefkopf.typ").write_text(head.replace(one_line, '#let platzhalter(was) = box(\n  fill: rgb("#fde8e8"),'
+                                                    '\n  inset: 1pt,\n  text(fill: red)[\\[PLATZHALTER: #was\\]],\n)\n'),
+                                       encoding="utf-8")
+    (own / "unterschrift.typ").write_text('#import "briefkopf.typ": platzhalter\n'
+                                          "#let unterschrift(d) = [Im Auftrag \\ \\u0028Name, Amt)]\n", encoding="utf-8")
+    final, register = final_run(tmp_path, rules_with(tmp_path, remedy="klage"))
+    out = tmp_path / "bescheide"
+    assert notices(final, register, out, "--template", str(own)) == 0
+    text = text_of(out / f"{ALPEN}_Alpen.pdf")
+    assert "u0028Name, Amt)" in text and "PLATZHALTER" not in text
 
 
 def test_an_own_template_reading_inputs_by_another_name_still_gets_them(tmp_path):

@@ -15,6 +15,7 @@ with the rates of `Hebesaetze` and the legal bases of `Entscheidungen`.
 """
 from __future__ import annotations
 
+import array
 import bisect
 import csv
 import datetime as _dt
@@ -906,8 +907,13 @@ def _is_code(relative: Path) -> bool:
 
 
 def _binary(data: bytes) -> bool:
-    """A picture or a font (a NUL byte near the start, as no text has), used as such: not scanned as text."""
-    return b"\0" in data[:8192]
+    """A picture or a font, used as such: a file Typst cannot read as text (not UTF-8), so not scanned as text.
+    Whatever is UTF-8 may be included or read as text, a NUL byte in it or not, and is scanned."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 def _code(data: bytes) -> str:
@@ -1545,46 +1551,93 @@ PLACEHOLDER_FIELDS = {
 }
 
 
-# what Typst or JSON prints differently from how it is written: an escape (`\u{28}`, `\u0028`, `\n`), a markup
-# escape's backslash (`\[`), and blanks, `~` and line ends, which print as one space (or a line break)
-_AS_PRINTED = re.compile(r"\\u\{([0-9a-fA-F]{1,6})\}|\\u([0-9a-fA-F]{4})|\\[nrt]|[\s~\u00a0]+|\\")
+# What prints differently from how it is written. Escapes: Typst's `\u{28}` in a .typ file; JSON's `\u0028` and
+# YAML's `\x28` in a file the template reads; `\n`, `\r`, `\t` in both. A markup escape's backslash (`\[`) and a
+# forced line break (`\` at a line's end) print nothing of a marker. Blanks, line ends, `~` and no-break spaces, in
+# any mix and number, print as one blank (or a line break); a lone plain blank is left as it is (the common case:
+# no call for it, so a large file is scanned at the regex's speed).
+_BLANK = r"[\s~\u00a0]"
+_RUN = rf"(?! (?!{_BLANK})){_BLANK}+"  # any run of blanks but a single plain space
+_AS_PRINTED = {  # a token: an escape, backslashes or a run of blanks, with the blanks after it
+    typst: re.compile(rf"(?:{escapes}|\\[nrt]|{_RUN}|\\+)(?P<tail>{_BLANK}*)")
+    for typst, escapes in ((True, r"\\u\{(?P<typst>[0-9a-fA-F]{1,6})\}"),
+                           (False, r"\\u(?P<json>[0-9a-fA-F]{4})|\\x(?P<yaml>[0-9a-fA-F]{2})"))}
 
 
-def _placeholder_lines(code: str) -> list[int]:
-    """The lines of `code` (without comments) on which a placeholder marker begins, read as printed
-    (`_AS_PRINTED`): a marker broken across lines, spaced twice or written with escapes counts as one."""
-    pieces, offsets, lines = [], [], []  # the printed text in pieces, each with where it begins and its line
-    line, at, length = 1, 0, 0
-    for match in [*_AS_PRINTED.finditer(code), None]:
-        plain = code[at:match.start() if match else len(code)]  # holds no line end: blanks are matched
-        token = match.group(0) if match else ""
-        hexa = match and (match.group(1) or match.group(2))
-        if hexa:
+def _placeholder_lines(code: str, typst: bool = True) -> list[tuple[int, str]]:
+    """Where a placeholder marker prints from `code` (a file without comments; `typst`: a .typ file, else a file
+    it reads): (line on which the marker begins, marker), read as printed (`_AS_PRINTED`): broken across lines,
+    spaced twice, with a no-break space or written with escapes it counts as written plainly."""
+    starts = array.array("q", [0])  # the offset in the printed text at which each line of `code` begins
+    state = {"length": 0, "end": 0, "blank": False}  # printed so far; end of the last token; printed a blank last
+
+    def blank(text: str) -> str:  # what prints of `text` after what printed before
+        if text.isspace() or text == "~":
+            text = "" if state["blank"] else " "
+            state["blank"] = True
+        elif text:
+            state["blank"] = False
+        return text
+
+    def printed(match: re.Match) -> str:
+        token, tail = match.group(0), match.group("tail")
+        head, before = token[:len(token) - len(tail)], match.start() - state["end"]
+        if before:  # plain text since the last token: ends in a blank only if a lone plain space ends it
+            state["blank"] = code[match.start() - 1] == " "
+        hexa = match.group("typst") if typst else match.group("json") or match.group("yaml")
+        if hexa is not None:
             value = int(hexa, 16)
-            printed = chr(value) if value <= 0x10FFFF and not 0xD800 <= value <= 0xDFFF else ""
-        else:
-            printed = " " if token and (token[0] != "\\" or token in ("\\n", "\\r", "\\t")) else ""
-        for text in (plain, printed):
-            pieces.append(text)
-            offsets.append(length)
-            lines.append(line)
-            length += len(text)
-        line += token.count("\n")
-        at = match.end() if match else len(code)
-    flat = "".join(pieces)
-    return sorted({lines[bisect.bisect_right(offsets, found.start()) - 1] for marker in PLACEHOLDER_MARKERS
+            text = chr(value) if value <= 0x10FFFF and not 0xD800 <= value <= 0xDFFF else ""
+        else:  # a backslash prints nothing of a marker; `\n`, `\r`, `\t` and blanks print a blank
+            text = "" if head[0] == "\\" and head not in ("\\n", "\\r", "\\t") else " "
+        text = blank(text) + (blank(" ") if tail else "")
+        state["length"] += before + len(text)
+        state["end"] = match.end()
+        for _ in range(token.count("\n")):
+            starts.append(state["length"])
+        return text
+
+    flat = _AS_PRINTED[typst].sub(printed, code)
+    return sorted({(bisect.bisect_right(starts, found.start()), marker) for marker in PLACEHOLDER_MARKERS
                    for found in re.finditer(re.escape(marker), flat)})
+
+
+def _in_placeholder_definition(lines: list[str], number: int) -> bool:
+    """Whether line `number` belongs to the default's `#let platzhalter(…) = …` (briefkopf.typ), whose
+    "[PLATZHALTER: …]" prints only where the rule file lacks a text (checked by field): from its first line to the
+    next line that starts at the left margin, however a formatter wrapped it."""
+    for at in range(number - 1, -1, -1):
+        line = lines[at]
+        if "let platzhalter(" in line:
+            return True
+        if at < number - 1 and line[:1] not in ("", " ", "\t"):
+            return False
+    return False
+
+
+# a comment's start: `//` (to the line's end) or `/*`, at a line's start or after a blank (not in "a//b", "https://")
+_COMMENT = re.compile(r"(?<!\S)(?://[^\n]*|/\*)")
 
 
 def _without_comments(text: str) -> str:
     """Typst source without its comments (`// …` to the line's end, `/* … */`), line numbers kept; what a comment
-    says is never printed. (A `//` inside a string or a URL is rare in a template; the scan errs towards refusing.)"""
+    says is never printed. One pass from left to right, so a `/*` inside a line comment starts nothing. A comment
+    counts where it starts a line or follows a blank, so that a `//` or `/*` in a string or a URL never hides the
+    rest of its line; a comment written straight after code, an unclosed `/*` (Typst refuses it anyway) and the
+    rest of a nested one are scanned: the scan errs towards refusing."""
     parts, at = [], 0
-    while (start := text.find("/*", at)) >= 0 and (end := text.find("*/", start + 2)) >= 0:  # linear: no regex
-        parts += [text[at:start], "\n" * text.count("\n", start, end)]  # backtracking over an unclosed `/*`
+    while match := _COMMENT.search(text, at):  # linear: each search starts where the last comment ended
+        parts.append(text[at:match.start()])
+        if match.group(0).startswith("//"):
+            at = match.end()
+            continue
+        end = text.find("*/", match.end())
+        if end < 0:
+            at = match.start()
+            break
+        parts.append("\n" * text.count("\n", match.start(), end))
         at = end + 2
-    text = "".join(parts) + text[at:]  # an unclosed `/*` stays: scanned (Typst refuses it anyway)
-    return "\n".join(re.sub(r"(^|[^:])//.*$", r"\1", line) for line in text.split("\n"))
+    return "".join(parts) + text[at:]
 
 
 REMEDY_WORDS = {"klage": "Klage", "widerspruch": "Widerspruch", "wahl": "Widerspruch oder Klage nach Wahl"}
@@ -1691,14 +1744,16 @@ def _refuse_placeholders(settings: NoticeSettings, rules_path: Path, template: P
                      "den eigenen Text an den Rechtsbehelf anpassen (und einen Platzhalter entfernen)"))
     for own, code in codes.items():
         lines = code.split("\n")
-        for number in _placeholder_lines(code):
+        for number, marker in _placeholder_lines(code, own.suffix == ".typ"):
             line = lines[number - 1]
-            if "platzhalter(" not in line:  # the default's fallback (briefkopf.typ) prints it only where text lacks
-                in_template.append(Problem(
-                    "notices-placeholder", Location(str(own), line=number), "die Vorlage enthält noch einen Platzhalter",
-                    found=line.strip()[:120], expected="der eingetragene Text", hint="den Platzhalter in der Vorlage "
-                    "ersetzen (oder die Angabe unter notices.letterhead der Regeldatei machen und die Zeile der "
-                    "Standardvorlage übernehmen)"))
+            if marker == "PLATZHALTER:" and _in_placeholder_definition(lines, number):
+                continue
+            shown = line.strip()[:120] if marker in line else f"{line.strip()[:80]} … (gedruckt: {marker})"
+            in_template.append(Problem(
+                "notices-placeholder", Location(str(own), line=number), "die Vorlage enthält noch einen Platzhalter",
+                found=shown, expected="der eingetragene Text", hint="den Platzhalter in der Vorlage ersetzen (oder "
+                "die Angabe unter notices.letterhead der Regeldatei machen und die Zeile der Standardvorlage "
+                "übernehmen)"))
     if in_template:
         raise TemplateError(in_template)
     where = settings.letterhead_at or Location(str(rules_path), line=1, col=1)
