@@ -36,25 +36,31 @@ def probe(tmp_path_factory) -> Path:
     return output
 
 
-def command(*args: str, patch: str = "") -> subprocess.Popen:
+def command(*args: str, patch: str = "", temp: Path | None = None) -> subprocess.Popen:
     """`allocation` with `args` in a process of its own; `patch`: Python run before (to stop it at a chosen
-    point)."""
+    point); `temp`: its TMPDIR."""
     script = "import sys\n" + textwrap.dedent(patch) + "\nfrom allocation.cli import main\nsys.exit(main(sys.argv[1:]))\n"
     return subprocess.Popen([sys.executable, "-c", script, *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, env={**os.environ, **({"TMPDIR": str(temp)} if temp else {})})
 
 
-def sigterm_at(module: str, function: str, *, then_call: bool = True) -> str:
-    """A `patch` for `command`: SIGTERM to the process itself as `allocation.<module>.<function>` is called; the
-    function then runs (the signal is held or acted on, as the code in force decides) or, with `then_call=False`,
-    not."""
+def sigterm_at(module: str, function: str, *, then_call: bool = True, signals: tuple[str, ...] = ("SIGTERM",),
+               when: str = "True", after: bool = False) -> str:
+    """A `patch` for `command`: `signals` (SIGTERM) to the process itself as `module.function` is called (where the
+    Python expression `when` on its `args` and `kwargs` holds); the function then runs (the signal is held or
+    acted on, as the code in force decides) or, with `then_call=False`, not; `after`: the signals come just after
+    it has run, before its caller has its result."""
     return f"""
-        import os, signal
-        import allocation.{module} as target
+        import importlib, os, signal
+        target = importlib.import_module({module!r})
         first = target.{function}
         def stopped(*args, **kwargs):
-            os.kill(os.getpid(), signal.SIGTERM)
-            return first(*args, **kwargs) if {then_call} else None
+            if not ({when}):
+                return first(*args, **kwargs)
+            result = first(*args, **kwargs) if {after} else None
+            for name in {signals!r}:
+                os.kill(os.getpid(), getattr(signal, name))
+            return result if {after} else first(*args, **kwargs) if {then_call} else None
         target.{function} = stopped
     """
 
@@ -96,7 +102,7 @@ def test_sigterm_while_the_files_move_into_place_moves_them_all(probe, tmp_path)
     out = tmp_path / "bescheide"
     out.mkdir()
     process = command("notices", str(probe), "-o", str(out), "--date", "2022-01-10", "--ags", ALPEN,
-                      patch=sigterm_at("ops.notices", "move_into"))
+                      patch=sigterm_at("allocation.ops.notices", "move_into"))
     process.communicate(timeout=120)
     assert process.returncode == -signal.SIGTERM
     # one notice and the three lists: Abschlaege.xlsx, Abschlaege.csv, Sollstellung.csv
@@ -116,7 +122,7 @@ def test_sigterm_while_the_benehmen_letters_are_written_leaves_no_temporary_fold
     out = tmp_path / "benehmen"
     process = command("benehmen", str(planned), "--rules", str(RULES), "--previous", str(last_year), "-o", str(out),
                       "--date", "2022-09-01", "--deadline", "2022-10-15",
-                      patch=sigterm_at("ops.benehmen", "_write_workbook", then_call=False))
+                      patch=sigterm_at("allocation.ops.benehmen", "_write_workbook", then_call=False))
     process.communicate(timeout=120)
     assert process.returncode == -signal.SIGTERM
     assert [name for name in leftovers(tmp_path) if name.startswith(".benehmen-")] == [] and not out.exists()
@@ -130,7 +136,7 @@ def test_sigterm_during_a_final_runs_register_entry_ends_the_process_after_it(tm
 
     register, output = tmp_path / "register", tmp_path / "final.xlsx"
     process = command("run", str(FIXTURE), "--rules", str(RULES), "-o", str(output), "--mode", "final",
-                      "--register", str(register), patch=sigterm_at("runs.register", "commit"))
+                      "--register", str(register), patch=sigterm_at("allocation.runs.register", "commit"))
     process.communicate(timeout=120)
     assert process.returncode == -signal.SIGTERM
     lines = (register / "wesel-2022.jsonl").read_text(encoding="utf-8").splitlines()
@@ -138,6 +144,88 @@ def test_sigterm_during_a_final_runs_register_entry_ends_the_process_after_it(tm
     assert json.loads(lines[0])["output_sha256"] == hashlib.sha256(output.read_bytes()).hexdigest()
     assert Path(f"{output}.manifest.json").exists()
     assert main(["register", "status", "--register", str(register)]) == 0
+
+
+@pytest.mark.parametrize("case", ["made", "removed"])
+def test_sigterm_while_the_temporary_folder_is_made_or_removed_leaves_nothing(probe, tmp_path, case):
+    """SIGTERM just after the temporary folder is made (mkdtemp has made it, its caller not yet its name), and as it
+    is removed after a template failed on a letter (rmtree with PDFs in it): both are held until the folder is
+    known or gone, then the process ends by SIGTERM; nothing stays beside `-o`."""
+    failing = tmp_path / "kaputt"
+    failing.mkdir()
+    (failing / "bescheid.typ").write_text('#let d = json("/.brief-daten.json")\n'
+                                          '#if d.ags != "05170004" { panic("kaputt") }\nHallo\n', encoding="utf-8")
+    made = "str(kwargs.get('prefix', args[0] if args else '')).startswith('.bescheide.')"
+    folder = "os.path.basename(str(args[0])).startswith('.bescheide.')"  # the folder itself, not its .template
+    patch, extra = {"made": (sigterm_at("tempfile", "mkdtemp", when=made, after=True), ()),
+                    "removed": (sigterm_at("shutil", "rmtree", when=folder), ("--template", str(failing)))}[case]
+    place = tmp_path / case
+    place.mkdir()
+    process = command("notices", str(probe), "-o", str(place / "bescheide"), "--date", "2022-01-10", *extra,
+                      patch=patch)
+    process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGTERM
+    assert sorted(path.name for path in place.iterdir()) == []
+
+
+def test_sigterm_before_a_final_runs_register_entry_takes_its_outputs_back(tmp_path):
+    """SIGTERM as the register entry is prepared (the workbook written, no entry yet): the workbook and its
+    manifest are taken back as on Ctrl-C, no entry is written, the process ends by SIGTERM, and the same run with
+    the same `-o` then goes through."""
+    register, output = tmp_path / "register", tmp_path / "final.xlsx"
+    args = ("run", str(FIXTURE), "--rules", str(RULES), "-o", str(output), "--mode", "final", "--register",
+            str(register))
+    process = command(*args, patch=sigterm_at("allocation.runs.register", "prepare"))
+    process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGTERM
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name != "register") == []
+    journal = register / "wesel-2022.jsonl"
+    assert not journal.exists() or journal.read_text(encoding="utf-8") == ""
+    assert main(list(args)) == 0
+
+
+def test_sigterm_after_ctrl_c_while_files_move_still_ends_by_sigterm(probe, tmp_path):
+    """Ctrl-C and then SIGTERM while the files move into `-o`: both are held, all files move, and SIGTERM (the
+    stronger) is passed on first: the process ends by it, not with Ctrl-C's 130."""
+    out = tmp_path / "bescheide"
+    out.mkdir()
+    process = command("notices", str(probe), "-o", str(out), "--date", "2022-01-10", "--ags", ALPEN,
+                      patch=sigterm_at("allocation.ops.notices", "move_into", signals=("SIGINT", "SIGTERM")))
+    process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGTERM
+    assert len(list(out.iterdir())) == 4 and leftovers(tmp_path) == []
+
+
+def test_a_terminated_that_reaches_the_command_line_ends_the_process_by_sigterm(probe, tmp_path):
+    """A `Terminated` that escapes its block (SIGTERM just as the block is left) is not an internal error with a
+    traceback and exit 1: the command line ends the process by SIGTERM."""
+    process = command("notices", str(probe), "-o", str(tmp_path / "b"), "--date", "2022-01-10", patch="""
+        from allocation.core.signals import Terminated
+        import allocation.ops.notices as target
+        def stopped(*args, **kwargs):
+            raise Terminated
+        target.write_notices = stopped
+    """)
+    _, errors = process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGTERM and b"Traceback" not in errors
+
+
+def test_sigterm_in_any_command_runs_the_clean_ups_ctrl_c_runs(probe, tmp_path):
+    """Outside the letters too: SIGTERM while `verify` replays a run (its scratch folder in TMPDIR) or while `run`
+    writes its workbook (a temporary file beside it): both are removed, as on Ctrl-C, and the process ends by
+    SIGTERM."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    process = command("verify", str(probe), temp=scratch, patch=sigterm_at("allocation.runs.pipeline", "replay"))
+    process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGTERM and list(scratch.iterdir()) == []
+    out = tmp_path / "aus"
+    out.mkdir()
+    process = command("run", str(FIXTURE), "--rules", str(RULES), "-o", str(out / "probe.xlsx"), temp=scratch,
+                      patch=sigterm_at("os", "fsync"))
+    process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGTERM
+    assert list(out.iterdir()) == [] and list(scratch.iterdir()) == []
 
 
 def test_a_handler_of_the_callers_own_stays_in_force():

@@ -12,12 +12,14 @@ they share: the German argparse, the problem printer, the overwrite guard, share
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from .. import __version__
 from ..core.problems import ExitCode, ProblemsError
+from ..core.signals import Terminated, cleaned_up_on_sigterm, end_by_sigterm
 from .audit import _add_check, _add_explain, _add_register, _add_rulebook, _add_verify
 from .common import _german_argparse, _Parser, _print_problems
 from .compute import _add_compare, _add_rate, _add_run, _add_trueup
@@ -69,15 +71,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     with _german_argparse():
         parser = build_parser()
         args = parser.parse_args(argv)
+    # SIGTERM (kill, systemd's stop or timeout) runs the clean-ups a Ctrl-C runs (temporary files and folders,
+    # a final run's outputs without their entry), then ends the process by SIGTERM as before; batch (its worker
+    # processes finish or die with it), inbox and serve (their own handlers: finish the file or request, exit 0)
+    # keep what they had
+    stop = contextlib.nullcontext() if args.command in ("batch", "inbox", "serve") else cleaned_up_on_sigterm()
     try:
         try:
-            return args.handler(args)
+            with stop:
+                return args.handler(args)
         except ProblemsError as error:
             _print_problems(error.problems, error.title, getattr(args, "json", False), error.exit_code)
             return error.exit_code
     except KeyboardInterrupt:
         print("abgebrochen", file=sys.stderr)
         return 130
+    except Terminated:  # SIGTERM, its clean-ups done (`core.signals`): the process ends by it, as it would have
+        end_by_sigterm()
     except BrokenPipeError:  # the reader of the output went away (`allocation states BY | head`): not a bug
         import os
 

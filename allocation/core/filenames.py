@@ -14,11 +14,14 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from .problems import Location, OutputError, Problem
+from .signals import held
 
 __all__ = ["sha256_file", "FileRefused", "file_kind", "open_regular", "read_regular", "current_umask", "fsync_folder", "move_into", "write_atomically", "output_problems", "existing_folder_problems", "folder_output_problems", "what_is_at", "NAME_MAX", "name_bytes",
            "name_max", "fit_name", "cut_bytes", "display_name", "safe_stem"]
@@ -267,6 +270,22 @@ def os_reason(error: OSError | None = None, *, code: int | None = None, text: st
     code = error.errno if error is not None else code
     text = (error.strerror or str(error)) if error is not None else text
     return f"{_OS_REASONS[code]} ({text})" if code in _OS_REASONS else text
+
+
+@contextlib.contextmanager
+def temporary_folder(parent: Path, prefix: str) -> Iterator[Path]:
+    """A new folder in `parent` (mode 0700) for work that moves into place when done; removed on leaving if it is
+    still there (the work failed or was stopped). Made and removed with Ctrl-C and SIGTERM held (`signals.held`):
+    a stop never leaves it made but unknown, or half removed."""
+    folder = None
+    try:
+        with held(signal.SIGINT, signal.SIGTERM):
+            folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        yield folder
+    finally:
+        if folder is not None:
+            with held(signal.SIGINT, signal.SIGTERM):
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_atomically(path: str | Path, save) -> None:

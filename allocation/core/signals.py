@@ -36,7 +36,9 @@ def _pass_on(number: int, handler: object) -> None:
 @contextmanager
 def held(*numbers: int) -> Iterator[None]:
     """The signals `numbers` that come inside are noted and passed on when the block is left (done or failed), so
-    that the block is never cut in two: a register entry and its outputs, files moved into place together."""
+    that the block is never cut in two: a register entry and its outputs, files moved into place together, a
+    temporary folder made or removed. SIGTERM is passed on first (it ends the process; a Ctrl-C passed on first
+    would raise and lose it), then the others in the order they came, each once."""
     if not _main_thread():
         yield
         return
@@ -47,21 +49,33 @@ def held(*numbers: int) -> Iterator[None]:
     finally:
         for number, handler in before.items():
             signal.signal(number, handler)
-        for number in dict.fromkeys(noted):  # each once, in the order they came
+        for number in sorted(dict.fromkeys(noted), key=lambda number: number != signal.SIGTERM):
             _pass_on(number, before[number])
+
+
+def end_by_sigterm() -> None:
+    """End the process by SIGTERM's default action, as it would have ended without a handler (exit status 143 in
+    the shell; systemd sees the signal). For a `Terminated` that reaches the command line."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+    raise SystemExit(128 + signal.SIGTERM)  # (not reached: the default action ends the process first)
 
 
 @contextmanager
 def cleaned_up_on_sigterm() -> Iterator[None]:
     """Where SIGTERM would end the process at once (its default: `kill`, systemd's stop or timeout), it raises
     `Terminated` inside instead, so that the block's `finally` clean-ups run; then the process ends by SIGTERM,
-    as before (the same exit status for systemd and the shell: 143). A handler of the caller's own (inbox, serve)
-    stays in force untouched; a second SIGTERM during the clean-up is not acted on twice."""
+    as before (`end_by_sigterm`). A handler of the caller's own (inbox, serve) stays in force untouched; a second
+    SIGTERM during the clean-up is not acted on twice; one that comes as the block is left ends the process
+    (the command line ends by SIGTERM on a `Terminated` that reaches it, too)."""
     if not _main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
         yield
         return
+    left = False
 
     def terminate(number: int, frame: object) -> None:
+        if left:  # the block is done: nothing of it to clean up
+            end_by_sigterm()
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # already ending: the clean-up is not cut short again
         raise Terminated
 
@@ -69,8 +83,7 @@ def cleaned_up_on_sigterm() -> Iterator[None]:
     try:
         yield
     except Terminated:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
-        raise  # (not reached: the default action ends the process)
+        end_by_sigterm()
     finally:
+        left = True
         signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import signal
-import tempfile
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from .compare import ResultSummary, read_result
 from ..core.model import Allocation
-from ..core.filenames import folder_output_problems, move_into
+from ..core.filenames import folder_output_problems, move_into, temporary_folder
 from ..core.money import cents_to_decimal, format_eur, fraction_to_decimal, round_to_unit
 from ..core.signals import cleaned_up_on_sigterm, held
 from ..core.problems import ExitCode, Location, OutputError, Problem, ProblemsError
@@ -390,7 +389,7 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
                for ags, name in dict.fromkeys((line.ags, line.name) for line in lines)]
     directory.parent.mkdir(parents=True, exist_ok=True)
     # stopped (SIGTERM, Ctrl-C), the temporary folder goes; once the letters move into place, they all move
-    with cleaned_up_on_sigterm(), tempfile.TemporaryDirectory(prefix=".benehmen-", dir=directory.parent) as temp:
+    with cleaned_up_on_sigterm(), temporary_folder(directory.parent, ".benehmen-") as temp:
         work = Path(temp) / "pack"
         work.mkdir()
         render(letters, work, template, main=MAIN, layer=LAYER, template_seconds=template_seconds,

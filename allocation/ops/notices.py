@@ -31,7 +31,6 @@ import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 import unicodedata
 from dataclasses import dataclass, field, replace
@@ -41,7 +40,7 @@ from typing import Mapping, TYPE_CHECKING, Iterable, Sequence
 
 from ..core.signals import cleaned_up_on_sigterm, held
 from ..core.filenames import (NAME_MAX, current_umask, cut_bytes, file_kind, folder_output_problems, move_into,
-                              name_bytes, os_reason, read_regular, what_is_at)
+                              name_bytes, os_reason, read_regular, temporary_folder, what_is_at)
 from ..core import states
 from ..core.instalments import (ChangePlan, Instalment, change_plan, fixed_amount, plan, provisional_instalment,
                                settlement_plan)
@@ -1896,27 +1895,22 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
                        for t in clashes])
     directory.parent.mkdir(parents=True, exist_ok=True)
     # stopped (SIGTERM, Ctrl-C), the temporary folder and the child go; once the files move into place, all move
-    with cleaned_up_on_sigterm():
-        folder = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-        try:
-            compiled = _compile_all(notices, template, folder, seconds=template_seconds, memory_mb=template_memory_mb,
-                                    texts=texts)
-            rows = [row for _, _, notice_rows in notices for row in notice_rows]
-            _write_xlsx(rows, folder / XLSX_NAME, _trail(trace, notice_date, template, old, paid_from,
-                                                         _remedy_record(settings, result.state, result.year, template,
-                                                                        texts),
-                                                         installation_letterhead_path(letterhead), compiled))
-            _write_csv(rows, folder / CSV_NAME)
-            reference = f"{trace['run']} {trace['sha256'][:16]}"  # the run: its time, the start of its workbook's hash
-            _write_soll(soll_lines(rows, settings, notice_date, reference), folder / SOLL_NAME)
-            # a registered final run's workbook (or one whose manifest says final) in the folder is never replaced:
-            # checked where no final run registers one of these names meanwhile
-            with protected([("Die Ausgabedatei", target) for target in targets], installation_register(register_dir)):
-                with held(signal.SIGINT, signal.SIGTERM):
-                    _publish(folder, directory)
-        finally:
-            if folder.exists():
-                shutil.rmtree(folder, ignore_errors=True)
+    with cleaned_up_on_sigterm(), temporary_folder(directory.parent, f".{directory.name}.") as folder:
+        compiled = _compile_all(notices, template, folder, seconds=template_seconds, memory_mb=template_memory_mb,
+                                texts=texts)
+        rows = [row for _, _, notice_rows in notices for row in notice_rows]
+        _write_xlsx(rows, folder / XLSX_NAME, _trail(trace, notice_date, template, old, paid_from,
+                                                     _remedy_record(settings, result.state, result.year, template,
+                                                                    texts),
+                                                     installation_letterhead_path(letterhead), compiled))
+        _write_csv(rows, folder / CSV_NAME)
+        reference = f"{trace['run']} {trace['sha256'][:16]}"  # the run: its time and the start of its workbook's hash
+        _write_soll(soll_lines(rows, settings, notice_date, reference), folder / SOLL_NAME)
+        # a registered final run's workbook (or one whose manifest says final) in the folder is never replaced:
+        # checked where no final run registers one of these names meanwhile
+        with protected([("Die Ausgabedatei", target) for target in targets], installation_register(register_dir)):
+            with held(signal.SIGINT, signal.SIGTERM):
+                _publish(folder, directory)
     written = {ags for _, data, _ in notices for ags in [data["ags"]]}
     return NoticeSet(directory, tuple(name for name, _, _ in notices), sum(len(r) for _, _, r in notices),
                      tuple(f"{ags} {name}" for ags, name in result.municipalities
