@@ -1,7 +1,10 @@
 """Signals around work that must not be cut in two, or must not leave its temporary files behind.
 
-Python runs signal handlers in the main thread only; elsewhere (batch's workers, the web server's request threads)
-both context managers do nothing, and a signal acts as it always did.
+`held` keeps Ctrl-C and SIGTERM out of a few short steps (a register entry, files moving into place, a temporary
+folder made or removed). `cleaned_up_on_sigterm` is put around each command by the command line (`cli.main`, all
+but batch, inbox and serve), so that SIGTERM runs the clean-ups a Ctrl-C runs (every `finally` and
+`except BaseException`) before the process ends by it. Python runs signal handlers in the main thread only;
+elsewhere (batch's workers, the web server's request threads) both do nothing, and a signal acts as it always did.
 """
 from __future__ import annotations
 

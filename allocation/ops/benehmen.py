@@ -25,7 +25,7 @@ from .compare import ResultSummary, read_result
 from ..core.model import Allocation
 from ..core.filenames import folder_output_problems, move_into, temporary_folder
 from ..core.money import cents_to_decimal, format_eur, fraction_to_decimal, round_to_unit
-from ..core.signals import cleaned_up_on_sigterm, held
+from ..core.signals import held
 from ..core.problems import ExitCode, Location, OutputError, Problem, ProblemsError
 from ..calc.stages import Effects, decompose
 from .typst_child import TEMPLATE_MEMORY_MB, TEMPLATE_SECONDS
@@ -388,8 +388,8 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
                 _letter(allocation, lines, ags, date, deadline, issuer, previous.year, shares, letterhead), [])
                for ags, name in dict.fromkeys((line.ags, line.name) for line in lines)]
     directory.parent.mkdir(parents=True, exist_ok=True)
-    # stopped (SIGTERM, Ctrl-C), the temporary folder goes; once the letters move into place, they all move
-    with cleaned_up_on_sigterm(), temporary_folder(directory.parent, ".benehmen-") as temp:
+    # stopped (Ctrl-C; SIGTERM on the command line), the temporary folder goes; once the letters move, all move
+    with temporary_folder(directory.parent, ".benehmen-") as temp:
         work = Path(temp) / "pack"
         work.mkdir()
         render(letters, work, template, main=MAIN, layer=LAYER, template_seconds=template_seconds,

@@ -38,7 +38,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Mapping, TYPE_CHECKING, Iterable, Sequence
 
-from ..core.signals import cleaned_up_on_sigterm, held
+from ..core.signals import held
 from ..core.filenames import (NAME_MAX, current_umask, cut_bytes, file_kind, folder_output_problems, move_into,
                               name_bytes, os_reason, read_regular, temporary_folder, what_is_at)
 from ..core import states
@@ -1894,8 +1894,8 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
                                found=str(t), expected="ein eigener Ausgabe-Ordner", hint="mit -o einen anderen Ordner angeben")
                        for t in clashes])
     directory.parent.mkdir(parents=True, exist_ok=True)
-    # stopped (SIGTERM, Ctrl-C), the temporary folder and the child go; once the files move into place, all move
-    with cleaned_up_on_sigterm(), temporary_folder(directory.parent, f".{directory.name}.") as folder:
+    # stopped (Ctrl-C; SIGTERM on the command line), the folder and the child go; once files move, all move
+    with temporary_folder(directory.parent, f".{directory.name}.") as folder:
         compiled = _compile_all(notices, template, folder, seconds=template_seconds, memory_mb=template_memory_mb,
                                 texts=texts)
         rows = [row for _, _, notice_rows in notices for row in notice_rows]

@@ -29,7 +29,7 @@ from ..workbook.guard import RefusedError, rule_files
 from ..workbook.inputs import read_input, read_input_rows
 from ..core.model import Allocation, InputBook, Rulebook, previous_year_problems, same_district
 from ..core.problems import InputError, Location, Problem, ProblemsError, RuleFileError
-from ..core.signals import cleaned_up_on_sigterm, held
+from ..core.signals import held
 from ..rulefiles.rulebook import bind, check_levy_columns
 from ..rulefiles.selection import select_rules
 from .manifest import STARTED_FORMAT, manifest_path
@@ -525,17 +525,16 @@ def _write_final(write_book: Callable[[], None], write_record: Callable[[dict], 
         if refused:
             raise RegisterError(refused)
         done = {"committed": False}
-        with cleaned_up_on_sigterm():  # SIGTERM takes the outputs back as Ctrl-C does, then ends the process
-            try:  # the output did not exist under the lock: whatever lies there now is this run's
-                write_book()
-                pending = prepare(view, record | {"output_sha256": sha256_file(output_path)}, supersede)
-                write_record(pending.reference)
-                _commit_held(view, pending, done)
-            except BaseException:
-                if not done["committed"]:  # once registered, the workbook stays (Ctrl-C after the commit: in force)
-                    with held(signal.SIGINT, signal.SIGTERM):
-                        for path in (output_path, manifest_path(output_path)):
-                            with contextlib.suppress(FileNotFoundError):
-                                path.unlink()
-                raise
+        try:  # the output did not exist under the lock: whatever lies there now is this run's
+            write_book()
+            pending = prepare(view, record | {"output_sha256": sha256_file(output_path)}, supersede)
+            write_record(pending.reference)
+            _commit_held(view, pending, done)
+        except BaseException:  # also Ctrl-C, and SIGTERM on the command line (`signals.cleaned_up_on_sigterm`)
+            if not done["committed"]:  # once registered, the workbook stays (Ctrl-C after the commit: in force)
+                with held(signal.SIGINT, signal.SIGTERM):
+                    for path in (output_path, manifest_path(output_path)):
+                        with contextlib.suppress(FileNotFoundError):
+                            path.unlink()
+            raise
         return pending.reference
