@@ -232,6 +232,24 @@ def test_sigterm_in_any_command_runs_the_clean_ups_ctrl_c_runs(probe, tmp_path):
     assert list(out.iterdir()) == [] and list(scratch.iterdir()) == []
 
 
+@pytest.mark.parametrize("stop, code", [("SIGTERM", -signal.SIGTERM), ("SIGINT", 130)])
+def test_a_stop_after_a_final_stage_is_registered_keeps_the_stage_and_writes_its_chain_line(tmp_path, stop, code):
+    """`year stage … satzung` (a final run) stopped while the stage's files are hashed, after the register holds
+    the run: the stage folder stays, the chain gets its line, `year status` finds the year whole (exit 0), and
+    the process ends by the stop (SIGTERM, or Ctrl-C's 130). Before, the folder was removed under a registered
+    run: the register pointed at nothing and the year could not go on."""
+    folder, register = tmp_path / "jahr", tmp_path / "register"
+    assert main(["year", "init", str(folder), "--district", "Kreis Wesel", "--year", "2022"]) == 0
+    process = command("year", "stage", str(folder), "satzung", str(FIXTURE), "--rules", str(RULES), "--register",
+                      str(register), patch=sigterm_at("allocation.ops.year", "_file_record", signals=(stop,)))
+    process.communicate(timeout=180)
+    assert process.returncode == code
+    stage = folder / "01-satzung"
+    assert (stage / "ergebnis-satzung.xlsx").exists() and (stage / "ergebnis-satzung.xlsx.manifest.json").exists()
+    assert len((folder / "stufen.jsonl").read_text(encoding="utf-8").splitlines()) == 1
+    assert main(["year", "status", str(folder), "--register", str(register)]) == 0
+
+
 def test_a_handler_of_the_callers_own_stays_in_force():
     """inbox --watch and serve set their own SIGTERM handler (finish the file, leave cleanly): inside
     `cleaned_up_on_sigterm` it is called, not replaced, and nothing is raised."""

@@ -27,12 +27,14 @@ import json
 import os
 import re
 import shutil
+import signal
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from ..core.filenames import FileRefused, file_kind, folder_output_problems, read_regular, sha256_file
+from ..core.signals import held
 from ..runs.manifest import SEAL, manifest_path, seal_of, sealed
 from ..core.model import InputBook, same_district
 from ..core.problems import ExitCode, Location, OutputError, Problem, ProblemsError
@@ -345,18 +347,34 @@ def stage(directory: str | Path, name: str, input_path: str | Path, rules_path: 
                                      expected="kein Ordner dieses Namens",
                                      hint="den Ordner prüfen (ein abgebrochener Lauf?) und beiseite legen")])
         target.mkdir()
+        written = False
         try:
             entry, result = _run_stage(folder, target, name, year, entries, Path(input_path), Path(rules_path),
                                        supersede, register_dir, run)
+            with held(signal.SIGINT, signal.SIGTERM):
+                _append(fd, entry)
+                written = True
         except BaseException:
-            shutil.rmtree(target, ignore_errors=True)  # nothing half-done stays; the number is free again
+            output = target / f"ergebnis-{name}.xlsx"
+            if _kind(name) not in FINAL_STAGES or not (output.exists() and manifest_path(output).exists()):
+                shutil.rmtree(target, ignore_errors=True)  # nothing half-done stays; the number is free again
+                raise
+            # A final run keeps its workbook and manifest only once the register holds it (pipeline._write_final):
+            # the stage stays and the chain gets its line, then the stop (Ctrl-C, SIGTERM) or the error acts.
+            if not written:
+                with held(signal.SIGINT, signal.SIGTERM):
+                    _append(fd, _stage_entry(folder, target, name, year, entries, Path(input_path).name,
+                                             Path(rules_path).name, supersede))
             raise
-        line = json.dumps(entry, ensure_ascii=False, sort_keys=True)
-        os.write(fd, (line + "\n").encode("utf-8"))
-        os.fsync(fd)
         return StageRun(entry, result)
     finally:
         os.close(fd)
+
+
+def _append(fd: int, entry: dict) -> None:
+    """The stage's line at the end of the chain, on disk before this returns."""
+    os.write(fd, (json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8"))
+    os.fsync(fd)
 
 
 def _copy_in(source: Path, target: Path, limit: int, what: str) -> None:
@@ -377,7 +395,6 @@ def _copy_in(source: Path, target: Path, limit: int, what: str) -> None:
 def _run_stage(folder: Path, target: Path, name: str, year: dict, entries: list[dict], input_path: Path,
                rules_path: Path, supersede: str | None, register_dir, run) -> tuple[dict, object]:
     from ..rulefiles.rulebook import MAX_FILE_BYTES as MAX_RULES_BYTES
-    from ..runs.readback import read_json_lines
     from ..workbook.safety import MAX_FILE_BYTES as MAX_INPUT_BYTES
 
     if rules_path.is_dir():
@@ -399,6 +416,19 @@ def _run_stage(folder: Path, target: Path, name: str, year: dict, entries: list[
                  register_dir=register_dir, supersede=reason if final else None,
                  register_extra={"year_folder": str(folder.resolve()), "stage": name} if final else None,
                  accept=_stage_of_book(year["district"], int(year["year"])))
+    return _stage_entry(folder, target, name, year, entries, input_path.name, rules_path.name, supersede), result
+
+
+def _stage_entry(folder: Path, target: Path, name: str, year: dict, entries: list[dict], input_name: str,
+                 rules_name: str, supersede: str | None) -> dict:
+    """The stage's sealed chain line, from the files in its folder (the run's copies of input and rule file, its
+    workbook and manifest)."""
+    from ..runs.readback import read_json_lines
+
+    own_input, own_rules = target / input_name, target / rules_name
+    output = target / f"ergebnis-{name}.xlsx"
+    final = _kind(name) in FINAL_STAGES
+    reason = _register_reason(name, entries, supersede)
     previous = entries[-1] if entries else None
     lines = read_json_lines(folder / CHAIN_FILE, _broken) if entries else []  # checked by `status` under the lock
     entry = {
@@ -412,7 +442,7 @@ def _run_stage(folder: Path, target: Path, name: str, year: dict, entries: list[
         "district": year["district"], "year": year["year"], "year_sha256": year["_sha256"],
         "prev_sha256": lines[-1].sha256 if lines else GENESIS,
     }
-    return sealed(entry), result
+    return sealed(entry)
 
 
 # --- status -------------------------------------------------------------------------------------------------
