@@ -78,6 +78,43 @@ def test_quirk_action_exceptions_are_swallowed():
     host.assert_fact("quirk_swallow", {"sid": "1", "K": 1})  # no exception reaches the caller
 
 
+def test_quirk_a_ctrl_c_inside_an_action_is_swallowed_too():
+    """`engine._decide` relies on it: a KeyboardInterrupt (or the command line's SIGTERM, `signals.Terminated`)
+    raised while durable_rules runs Python code of an action never reaches the caller, so signals are held while
+    the engine runs and passed on after it."""
+    from allocation.core.signals import Terminated
+
+    host = durable.Host()
+    for number, stop in enumerate((KeyboardInterrupt, Terminated)):
+        def stopped(c, stop=stop):
+            raise stop()
+
+        host.register_rulesets({f"quirk_stop_{number}": {"r": {"all": [{"m": {"K": 1}}], "run": stopped}}})
+        host.assert_fact(f"quirk_stop_{number}", {"sid": "1", "K": 1})  # no exception reaches the caller
+
+
+def test_a_ctrl_c_while_the_engine_decides_comes_after_it(monkeypatch):
+    """A real SIGINT while durable_rules runs an action (where it would be swallowed) is held and raised once the
+    engine has returned: KeyboardInterrupt, not a false EngineFailure ("ran no action") or a missed rule."""
+    import builtins
+    import os
+    import signal
+    import sys
+
+    calls = []
+
+    def stopping_set(*args):  # the action's `set()` (engine._register): Ctrl-C from inside the action
+        if sys._getframe(1).f_code.co_name == "action":
+            calls.append(1)
+            os.kill(os.getpid(), signal.SIGINT)
+        return builtins.set(*args)
+
+    monkeypatch.setattr(engine, "set", stopping_set, raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        engine.match({"eq1": cmp("K", "eq", Decimal(1))}, [{"K": Decimal(1)}, {"K": Decimal(2)}])
+    assert calls == [1]  # the Ctrl-C came from inside the action, once
+
+
 def test_quirk_deleting_a_state_that_does_not_exist_raises_error_309():
     """`engine._drop` relies on it: a ruleset that got no fact has no state "0", and deleting it raises the C
     core's `durable_rules_engine.error` (code 309), the one exception `_drop` catches."""

@@ -250,6 +250,44 @@ def test_a_stop_after_a_final_stage_is_registered_keeps_the_stage_and_writes_its
     assert main(["year", "status", str(folder), "--register", str(register)]) == 0
 
 
+def test_a_sigterm_whose_terminated_is_swallowed_still_ends_the_process(tmp_path):
+    """Code that swallows every exception (durable_rules' action callback, a `__del__`) may catch the `Terminated`
+    of a SIGTERM: the command does not carry on to exit 0 with SIGTERM ignored for good; it ends by SIGTERM when
+    its block is left, and what it did stays consistent (here: the run went on and is registered, its
+    workbook kept)."""
+    register, output = tmp_path / "register", tmp_path / "final.xlsx"
+    process = command("run", str(FIXTURE), "--rules", str(RULES), "-o", str(output), "--mode", "final",
+                      "--register", str(register), patch="""
+        import os, signal, time
+        import allocation.runs.register as target
+        first = target.prepare
+        def swallowing(*args, **kwargs):
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)
+            except BaseException:
+                pass  # swallowed, as a library's `except BaseException` would
+            return first(*args, **kwargs)
+        target.prepare = swallowing
+    """)
+    process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGTERM
+    assert output.exists() and main(["register", "status", "--register", str(register)]) == 0
+
+
+def test_ctrl_c_during_sigterms_clean_up_still_ends_by_sigterm(tmp_path):
+    """SIGTERM before a final run's register entry, then Ctrl-C while its outputs are taken back: the clean-up
+    completes (nothing left) and the process ends by SIGTERM, not with Ctrl-C's 130."""
+    output = tmp_path / "final.xlsx"
+    process = command("run", str(FIXTURE), "--rules", str(RULES), "-o", str(output), "--mode", "final",
+                      "--register", str(tmp_path / "register"),
+                      patch=sigterm_at("allocation.runs.register", "prepare") + sigterm_at(
+                          "pathlib", "Path.unlink", signals=("SIGINT",), when="args[0].name == 'final.xlsx'"))
+    process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGTERM
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name != "register") == []
+
+
 def test_a_handler_of_the_callers_own_stays_in_force():
     """inbox --watch and serve set their own SIGTERM handler (finish the file, leave cleanly): inside
     `cleaned_up_on_sigterm` it is called, not replaced, and nothing is raised."""

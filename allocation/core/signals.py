@@ -68,18 +68,23 @@ def end_by_sigterm() -> None:
 def cleaned_up_on_sigterm() -> Iterator[None]:
     """Where SIGTERM would end the process at once (its default: `kill`, systemd's stop or timeout), it raises
     `Terminated` inside instead, so that the block's `finally` clean-ups run; then the process ends by SIGTERM,
-    as before (`end_by_sigterm`). A handler of the caller's own (inbox, serve) stays in force untouched; a second
-    SIGTERM during the clean-up is not acted on twice; one that comes as the block is left ends the process
-    (the command line ends by SIGTERM on a `Terminated` that reaches it, too)."""
+    as before (`end_by_sigterm`), also where the `Terminated` was swallowed (a `__del__`, a library's `except
+    BaseException`) or replaced by another exception (a Ctrl-C during the clean-up). A handler of the caller's own
+    (inbox, serve) stays in force untouched; a second SIGTERM during the clean-up is not acted on twice; one that
+    comes as the block is left ends the process (the command line ends by SIGTERM on a `Terminated` that reaches
+    it, too)."""
     if not _main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
         yield
         return
-    left = False
+    left = raised = False
 
     def terminate(number: int, frame: object) -> None:
+        nonlocal raised
         if left:  # the block is done: nothing of it to clean up
             end_by_sigterm()
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # already ending: the clean-up is not cut short again
+        if raised:  # already ending: the clean-up is not cut short again
+            return
+        raised = True
         raise Terminated
 
     signal.signal(signal.SIGTERM, terminate)
@@ -90,3 +95,5 @@ def cleaned_up_on_sigterm() -> Iterator[None]:
     finally:
         left = True
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if raised:  # whatever became of the Terminated (swallowed by a library, turned into an error, a Ctrl-C
+            end_by_sigterm()  # during the clean-up): the process was asked to end and ends by SIGTERM

@@ -12,7 +12,9 @@ Quirks handled here (see ../shared/ENGINE-NOTES.md):
 - a missing attribute never matches, not even `$neq`: both attributes are always set.
 - no `$not` / `$in`: conditions go through `conditions.negation_normal_form` first.
 - a fact that matches no rule raises `MessageNotHandledException`, and actions' exceptions are swallowed:
-  an internal catch-all rule fires for every fact, and a fact whose catch-all did not fire is an error.
+  an internal catch-all rule fires for every fact, and a fact whose catch-all did not fire is an error. A
+  KeyboardInterrupt is swallowed too (so would the command line's SIGTERM be): Ctrl-C and SIGTERM are held
+  while the engine runs and act after it (`signals.held`).
 - asserting an identical fact twice raises: every fact carries a unique `_row`.
 - `MemoryError` at 1,024 state ids: one state id per call, each fact retracted after its decision.
 - ruleset names must be unique per host: one host per process, one fresh ruleset name per call.
@@ -55,10 +57,12 @@ from __future__ import annotations
 import bisect
 import itertools
 import operator
+import signal
 import threading
 from decimal import Decimal
 from typing import Mapping, Sequence
 
+from ..core.signals import held
 from ..rulefiles import conditions
 from .conditions import All, Cmp, Condition
 
@@ -413,7 +417,9 @@ def _decide(patterns: Mapping[str, dict], columns: Sequence[_Column],
     # One decision at a time per process: the Host and the C core behind it are shared, and durable_rules
     # documents no thread safety. Its C calls never release the GIL anyway, so threads (a batch on a
     # ThreadPoolExecutor, the web server) lose little by waiting here (tests/test_executors.py).
-    with _host_lock:
+    # durable_rules swallows whatever its actions raise, a Ctrl-C or the command line's SIGTERM too (a false
+    # EngineFailure, a missed rule; tests/test_engine.py): both are held while it runs and act after it
+    with _host_lock, held(signal.SIGINT, signal.SIGTERM):
         for group in groups:  # one ruleset alive at a time: memory stays that of one group
             ruleset_name = _register(host, group, hits, seen)
             try:
