@@ -705,6 +705,21 @@ MUTANTS: tuple[Mutant, ...] = (
     _m("core/filenames", "filenames-temporary-folder-kept", "                shutil.rmtree(folder, ignore_errors=True)",
        "                pass", "the letters' temporary folder stays after a failure or a stop",
        "tests/test_stop_signals.py", "tests/test_notices_hostile.py"),
+    _m("ops/notices", "notices-comment-in-string", "        if quotes % 2:  # inside a string: not a comment",
+       "        if False:", 'a "//" or "/*" inside a string hides text as a comment would', "tests/test_remedy.py"),
+    _m("ops/notices", "notices-comments-everywhere", "    return _without_comments(text) if typst else text",
+       "    return _without_comments(text)", "what looks like a comment in a file read() prints goes unchecked",
+       "tests/test_remedy.py"),
+    _m("core/signals", "signals-swallowed-terminated-forgotten", "        if raised:  # whatever became",
+       "        if False:  # whatever became", "a swallowed Terminated lets the command carry on to exit 0",
+       "tests/test_stop_signals.py"),
+    _m("rulefiles/engine", "engine-stops-unheld", "    with _host_lock, held(signal.SIGINT, signal.SIGTERM):",
+       "    with _host_lock:", "a Ctrl-C inside durable_rules is swallowed into a false EngineFailure",
+       "tests/test_engine.py"),
+    _m("ops/year", "year-registered-stage-removed",
+       "            if _kind(name) not in FINAL_STAGES or not (output.exists() and manifest_path(output).exists()):",
+       "            if True:", "a final stage stopped after its registration is removed under the registered run",
+       "tests/test_stop_signals.py"),
 )
 
 # Survivors argued equivalent: mutant id -> why no test can tell the mutant from the code (README, "Mutation check").

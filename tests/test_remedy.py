@@ -456,6 +456,14 @@ def test_a_placeholder_in_a_file_the_template_includes_is_refused_whatever_its_n
     # a NUL byte in a comment does not make a .typ file a picture; a "//" inside a string starts no comment
     ({"unterschrift.typ": "// \x00\n#let unterschrift(d) = [Im Auftrag \\ (Name, Amt)]\n"}, ("unterschrift.typ", 2)),
     ({"unterschrift.typ": '#let unterschrift(d) = [#text("a//b") (Name, Amt)]\n'}, ("unterschrift.typ", 1)),
+    # ... also after a blank ("Tel. // Fax"), nor a "/*" in a string (it would hide the lines up to a later "*/")
+    ({"unterschrift.typ": '#let unterschrift(d) = [#let k = "Tel. 0281 200-0 // Fax 200-1"; #k (Name, Amt)]\n'},
+     ("unterschrift.typ", 1)),
+    ({"unterschrift.typ": '#let k = "siehe /* unten"\n#let unterschrift(d) = [#k \\ (Name, Amt)]\n/* Ende */\n'},
+     ("unterschrift.typ", 2)),
+    # read() prints a file as it is: what would be a comment in Typst code prints there
+    ({"unterschrift.typ": '#let unterschrift(d) = [Mit freundlichen Grüßen \\ #read("sig.txt")]\n',
+      "sig.txt": "Im Auftrag /* (Name, Amt) */\n"}, ("sig.txt", 1)),
 ])
 def test_a_placeholder_is_found_as_printed_not_only_as_written(tmp_path, capsys, files, where):
     """A placeholder broken across lines, spaced twice or written with an escape prints as the placeholder: refused

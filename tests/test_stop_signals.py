@@ -288,6 +288,14 @@ def test_ctrl_c_during_sigterms_clean_up_still_ends_by_sigterm(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir() if path.name != "register") == []
 
 
+def test_ctrl_c_while_the_command_line_is_read_is_a_ctrl_c():
+    """Ctrl-C in the first moments, while the command line's parser is built: exit 130 and "abgebrochen", not a
+    traceback."""
+    process = command("check", "--help", patch=sigterm_at("allocation.cli", "build_parser", signals=("SIGINT",)))
+    _, errors = process.communicate(timeout=120)
+    assert process.returncode == 130 and b"Traceback" not in errors and b"abgebrochen" in errors
+
+
 def test_a_handler_of_the_callers_own_stays_in_force():
     """inbox --watch and serve set their own SIGTERM handler (finish the file, leave cleanly): inside
     `cleaned_up_on_sigterm` it is called, not replaced, and nothing is raised."""

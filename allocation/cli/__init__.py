@@ -68,15 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    with _german_argparse():
-        parser = build_parser()
-        args = parser.parse_args(argv)
-    # SIGTERM (kill, systemd's stop or timeout) runs the clean-ups a Ctrl-C runs (temporary files and folders,
-    # a final run's outputs without their entry), then ends the process by SIGTERM as before; batch (its worker
-    # processes finish or die with it), inbox and serve (their own handlers: finish the file or request, exit 0)
-    # keep what they had
-    stop = contextlib.nullcontext() if args.command in ("batch", "inbox", "serve") else cleaned_up_on_sigterm()
     try:
+        with _german_argparse():  # (a Ctrl-C while the parser is built is a Ctrl-C too: 130)
+            parser = build_parser()
+            args = parser.parse_args(argv)
+        # SIGTERM (kill, systemd's stop or timeout) runs the clean-ups a Ctrl-C runs (temporary files and
+        # folders, a final run's outputs without their entry), then ends the process by SIGTERM as before; batch
+        # (its worker processes finish or die with it), inbox and serve (their own handlers: finish the file or
+        # request, exit 0) keep what they had
+        stop = contextlib.nullcontext() if args.command in ("batch", "inbox", "serve") else cleaned_up_on_sigterm()
         try:
             with stop:
                 return args.handler(args)

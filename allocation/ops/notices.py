@@ -915,9 +915,11 @@ def _binary(data: bytes) -> bool:
     return False
 
 
-def _code(data: bytes) -> str:
-    """A template file's text without its comments (`_without_comments`), as the checks read it."""
-    return _without_comments(data.decode("utf-8", "replace"))
+def _code(data: bytes, typst: bool = True) -> str:
+    """A template file's text as the checks read it: a .typ file (`typst`) without its comments
+    (`_without_comments`); any other file as it is, since `read()` prints what looks like a comment there."""
+    text = data.decode("utf-8", "replace")
+    return _without_comments(text) if typst else text
 
 
 # a Typst string literal ("…", with backslash escapes), as a template names a file it includes, imports or reads
@@ -931,7 +933,7 @@ def _referenced(relative: Path, data: bytes, names: Iterable[Path]) -> set[Path]
     if _binary(data):
         return set()
     known, found = set(names), set()
-    for literal in _LITERAL.findall(_code(data)):
+    for literal in _LITERAL.findall(_code(data, _is_code(relative))):
         target = Path(literal[1:]) if literal.startswith("/") else relative.parent / literal
         name = Path(os.path.normpath(target))
         if name in known:
@@ -1553,8 +1555,9 @@ PLACEHOLDER_FIELDS = {
 # What prints differently from how it is written. Escapes: Typst's `\u{28}` in a .typ file; JSON's `\u0028` and
 # YAML's `\x28` in a file the template reads; `\n`, `\r`, `\t` in both. A markup escape's backslash (`\[`) and a
 # forced line break (`\` at a line's end) print nothing of a marker. Blanks, line ends, `~` and no-break spaces, in
-# any mix and number, print as one blank (or a line break); a lone plain blank is left as it is (the common case:
-# no call for it, so a large file is scanned at the regex's speed).
+# any mix and number, print as one blank (or a line break); a lone plain blank is left as it is (the common case,
+# no Python call for it: a call per line end or escape, some 10 s for a 50 MB file of short lines, the largest a
+# template file may be).
 _BLANK = r"[\s~\u00a0]"
 _RUN = rf"(?! (?!{_BLANK})){_BLANK}+"  # any run of blanks but a single plain space
 _AS_PRINTED = {  # a token: an escape, backslashes or a run of blanks, with the blanks after it
@@ -1615,27 +1618,43 @@ def _in_placeholder_definition(lines: list[str], number: int) -> bool:
 
 
 # a comment's start: `//` (to the line's end) or `/*`, at a line's start or after a blank (not in "a//b", "https://")
-_COMMENT = re.compile(r"(?<!\S)(?://[^\n]*|/\*)")
+_COMMENT = re.compile(r"(?<!\S)(?://|/\*)")
+_QUOTE = re.compile(r'(?<!\\)"')  # a double quote that no backslash escapes
 
 
 def _without_comments(text: str) -> str:
     """Typst source without its comments (`// …` to the line's end, `/* … */`), line numbers kept; what a comment
     says is never printed. One pass from left to right, so a `/*` inside a line comment starts nothing. A comment
-    counts where it starts a line or follows a blank, so that a `//` or `/*` in a string or a URL never hides the
-    rest of its line; a comment written straight after code, an unclosed `/*` (Typst refuses it anyway) and the
-    rest of a nested one are scanned: the scan errs towards refusing."""
+    counts where it starts a line or follows a blank, and not after an odd number of `"` on its line (inside a
+    string: `"Tel. 200-0 // Fax 200-1"`, `"siehe /* unten"`), so that a string or a URL never hides text; a
+    comment written straight after code, one after a lone `"` in markup, an unclosed `/*` (Typst refuses it
+    anyway) and the rest of a nested one are scanned: the scan errs towards refusing."""
     parts, at = [], 0
-    while match := _COMMENT.search(text, at):  # linear: each search starts where the last comment ended
-        parts.append(text[at:match.start()])
-        if match.group(0).startswith("//"):
-            at = match.end()
+    line_start, counted, quotes = 0, 0, 0  # the quotes on the current line from line_start up to `counted`
+    search = 0
+    while match := _COMMENT.search(text, search):  # linear: every search and count starts where the last ended
+        start = match.start()
+        newline = text.rfind("\n", counted, start)
+        if newline >= 0:
+            line_start, counted, quotes = newline + 1, newline + 1, 0
+        quotes += len(_QUOTE.findall(text, counted, start))
+        counted = start
+        if quotes % 2:  # inside a string: not a comment
+            search = start + 1
+            continue
+        parts.append(text[at:start])
+        if match.group(0) == "//":
+            end = text.find("\n", start)
+            at = search = counted = end if end >= 0 else len(text)
             continue
         end = text.find("*/", match.end())
         if end < 0:
-            at = match.start()
+            at = start
             break
-        parts.append("\n" * text.count("\n", match.start(), end))
-        at = end + 2
+        parts.append("\n" * text.count("\n", start, end))
+        at = search = counted = end + 2
+        if "\n" in text[start:end]:  # the quotes of the comment's first line are behind it
+            quotes = 0
     return "".join(parts) + text[at:]
 
 
@@ -1661,8 +1680,9 @@ def remedy_in_force(settings: NoticeSettings, state: str, year: int) -> tuple[st
 
 def _template_codes(template: Path | None, texts: Mapping[Path, bytes]) -> dict[Path, str]:
     """The Kreis's .typ files and the texts they name (`texts`, from `_template_texts`; pictures left out), by their
-    path, in path order, with their code without comments. Empty without `--template`."""
-    return {template / relative: _code(data)
+    path, in path order, with their text as the checks read it (`_code`: .typ files without comments). Empty
+    without `--template`."""
+    return {template / relative: _code(data, _is_code(relative))
             for relative, data in sorted(texts.items()) if not _binary(data)} if template is not None else {}
 
 
@@ -1743,7 +1763,7 @@ def _refuse_placeholders(settings: NoticeSettings, rules_path: Path, template: P
                      "den eigenen Text an den Rechtsbehelf anpassen (und einen Platzhalter entfernen)"))
     for own, code in codes.items():
         lines = code.split("\n")
-        for number, marker in _placeholder_lines(code, own.suffix == ".typ"):
+        for number, marker in _placeholder_lines(code, _is_code(own)):
             line = lines[number - 1]
             if marker == "PLATZHALTER:" and _in_placeholder_definition(lines, number):
                 continue
