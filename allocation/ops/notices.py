@@ -1567,9 +1567,9 @@ _AS_PRINTED = {  # a token: an escape, backslashes or a run of blanks, with the 
 
 
 def _placeholder_lines(code: str, typst: bool = True) -> list[tuple[int, str]]:
-    """Where a placeholder marker prints from `code` (a file without comments; `typst`: a .typ file, else a file
-    it reads): (line on which the marker begins, marker), read as printed (`_AS_PRINTED`): broken across lines,
-    spaced twice, with a no-break space or written with escapes it counts as written plainly."""
+    """Where a placeholder marker prints from `code` (`_code`: a .typ file without comments, `typst`, or a file it
+    reads, as it is): (line on which the marker begins, marker), read as printed (`_AS_PRINTED`): broken across
+    lines, spaced twice, with a no-break space or written with escapes it counts as written plainly."""
     starts = array.array("q", [0])  # the offset in the printed text at which each line of `code` begins
     state = {"length": 0, "end": 0, "blank": False}  # printed so far; end of the last token; printed a blank last
 
@@ -1629,14 +1629,13 @@ def _without_comments(text: str) -> str:
     string: `"Tel. 200-0 // Fax 200-1"`, `"siehe /* unten"`), so that a string or a URL never hides text; a
     comment written straight after code, one after a lone `"` in markup, an unclosed `/*` (Typst refuses it
     anyway) and the rest of a nested one are scanned: the scan errs towards refusing."""
-    parts, at = [], 0
-    line_start, counted, quotes = 0, 0, 0  # the quotes on the current line from line_start up to `counted`
-    search = 0
+    parts, at, search = [], 0, 0
+    counted, quotes = 0, 0  # the quotes counted on the current line, up to `counted`
     while match := _COMMENT.search(text, search):  # linear: every search and count starts where the last ended
         start = match.start()
         newline = text.rfind("\n", counted, start)
         if newline >= 0:
-            line_start, counted, quotes = newline + 1, newline + 1, 0
+            counted, quotes = newline + 1, 0
         quotes += len(_QUOTE.findall(text, counted, start))
         counted = start
         if quotes % 2:  # inside a string: not a comment
