@@ -56,6 +56,28 @@ def notices(final: Path, register: Path, out: Path, *extra: str) -> int:
                  "--ags", ALPEN, *extra])
 
 
+def refused_at(folder: Path, capsys, own: Path) -> list[tuple[str, str, int]]:
+    """A final run of the Wesel file (`remedy: klage`) whose notices with the template `own` are refused (exit 2,
+    nothing written): its problems as (code, file, line)."""
+    final, register = final_run(folder, rules_with(folder, remedy="klage"))
+    capsys.readouterr()
+    out = folder / "bescheide"
+    assert notices(final, register, out, "--template", str(own), "--json") == 2
+    assert not out.exists()
+    return [(p["code"], p["location"]["file"], p["location"]["line"])
+            for p in json.loads(capsys.readouterr().out)["problems"]]
+
+
+def own_with(folder: Path, name: str, line: str, replacement: str) -> Path:
+    """A Kreis's template folder `eigen` holding the default's file `name` with `line` (there once) replaced."""
+    source = (ROOT / "allocation" / "ops" / "notice_templates" / "default" / name).read_text(encoding="utf-8")
+    assert source.count(line) == 1
+    own = folder / "eigen"
+    own.mkdir()
+    (own / name).write_text(source.replace(line, replacement), encoding="utf-8")
+    return own
+
+
 def trail(folder: Path) -> dict:
     """The notices' record (Abschlaege.xlsx, sheet Protokoll): label -> value."""
     book = load_workbook(folder / "Abschlaege.xlsx", read_only=True)
@@ -426,14 +448,7 @@ def test_a_placeholder_in_a_file_the_template_includes_is_refused_whatever_its_n
     (own / "unterschrift.typ").write_text(
         '#let unterschrift(d) = [Mit freundlichen Grüßen \\ #include "zeichnung.txt"]\n', encoding="utf-8")
     (own / "zeichnung.txt").write_text("Im Auftrag\n(Name, Amt)\n", encoding="utf-8")
-    final, register = final_run(tmp_path, rules_with(tmp_path, remedy="klage"))
-    capsys.readouterr()
-    out = tmp_path / "bescheide"
-    assert notices(final, register, out, "--template", str(own), "--json") == 2
-    problems = json.loads(capsys.readouterr().out)["problems"]
-    assert [(p["code"], p["location"]["file"], p["location"]["line"]) for p in problems] == [
-        ("notices-placeholder", str(own / "zeichnung.txt"), 2)]
-    assert not out.exists()
+    assert refused_at(tmp_path, capsys, own) == [("notices-placeholder", str(own / "zeichnung.txt"), 2)]
 
 
 @pytest.mark.parametrize("files, where", [
@@ -472,14 +487,7 @@ def test_a_placeholder_is_found_as_printed_not_only_as_written(tmp_path, capsys,
     own.mkdir()
     for name, text in files.items():
         (own / name).write_text(text, encoding="utf-8")
-    final, register = final_run(tmp_path, rules_with(tmp_path, remedy="klage"))
-    capsys.readouterr()
-    out = tmp_path / "bescheide"
-    assert notices(final, register, out, "--template", str(own), "--json") == 2
-    problems = json.loads(capsys.readouterr().out)["problems"]
-    assert [(p["code"], p["location"]["file"], p["location"]["line"]) for p in problems] == [
-        ("notices-placeholder", str(own / where[0]), where[1])]
-    assert not out.exists()
+    assert refused_at(tmp_path, capsys, own) == [("notices-placeholder", str(own / where[0]), where[1])]
     # what the check reads is what the letter would print: a draft (of a probe run) shows the placeholder
     probe = tmp_path / "probe.xlsx"
     assert main(["run", str(FIXTURE), "--rules", str(tmp_path / "kreis-wesel.yaml"), "-o", str(probe)]) == 0
@@ -492,15 +500,10 @@ def test_what_only_looks_like_a_placeholder_as_written_goes_out(tmp_path):
     """Not refused: JSON's escape in a .typ file (Typst prints "u0028Name, Amt)", not the placeholder), and the
     default briefkopf.typ with its `platzhalter` definition wrapped over lines, as a formatter writes it (its
     "[PLATZHALTER: …]" prints only where the rule file lacks a text, and the Wesel file has them all)."""
-    default = ROOT / "allocation" / "ops" / "notice_templates" / "default"
-    own = tmp_path / "eigen"
-    own.mkdir()
-    head = (default / "briefkopf.typ").read_text(encoding="utf-8")
-    one_line = '#let platzhalter(was) = box(fill: rgb("#fde8e8"), inset: 1pt, text(fill: red)[\\[PLATZHALTER: #was\\]])\n'
-    assert head.count(one_line) == 1
-    (own / "briefkopf.typ").write_text(head.replace(one_line, '#let platzhalter(was) = box(\n  fill: rgb("#fde8e8"),'
-                                                    '\n  inset: 1pt,\n  text(fill: red)[\\[PLATZHALTER: #was\\]],\n)\n'),
-                                       encoding="utf-8")
+    own = own_with(tmp_path, "briefkopf.typ",
+                   '#let platzhalter(was) = box(fill: rgb("#fde8e8"), inset: 1pt, text(fill: red)[\\[PLATZHALTER: #was\\]])\n',
+                   '#let platzhalter(was) = box(\n  fill: rgb("#fde8e8"),\n  inset: 1pt,\n'
+                   '  text(fill: red)[\\[PLATZHALTER: #was\\]],\n)\n')
     (own / "unterschrift.typ").write_text('#import "briefkopf.typ": platzhalter\n'
                                           "#let unterschrift(d) = [Im Auftrag \\ \\u0028Name, Amt)]\n", encoding="utf-8")
     final, register = final_run(tmp_path, rules_with(tmp_path, remedy="klage"))
@@ -513,14 +516,8 @@ def test_what_only_looks_like_a_placeholder_as_written_goes_out(tmp_path):
 def test_an_own_template_reading_inputs_by_another_name_still_gets_them(tmp_path):
     """An own bescheid.typ that reaches `sys.inputs` through a name of its own (`#let s = sys`) gets the data
     there too, and its notice is the default's (the Klage text of § 81 VwGO's form, the Kreis's court)."""
-    default = ROOT / "allocation" / "ops" / "notice_templates" / "default"
-    own = tmp_path / "eigen"
-    own.mkdir()
-    source = (default / "bescheid.typ").read_text(encoding="utf-8")
-    line = '#let d = json("/.brief-daten.json")\n'
-    assert source.count(line) == 1
-    (own / "bescheid.typ").write_text(source.replace(line, "#let s = sys\n#let d = json(bytes(s.inputs.data))\n"),
-                                      encoding="utf-8")
+    own = own_with(tmp_path, "bescheid.typ", '#let d = json("/.brief-daten.json")\n',
+                   "#let s = sys\n#let d = json(bytes(s.inputs.data))\n")
     final, register = final_run(tmp_path, rules_with(tmp_path, remedy="klage"))
     texts = {}
     for name, extra in (("standard", ()), ("eigen", ("--template", str(own)))):
