@@ -1,7 +1,7 @@
 """Stopped from outside: `kill`, systemd's stop or its timeout send SIGTERM. The process still ends by SIGTERM (the
 same exit status as before, 143 in the shell), but the letters' temporary folder goes with it, and once the files
 move into place they all move (issue 22, "never leave a half-written" output). `signals.held` and
-`signals.cleaned_up_on_sigterm` do it; a handler of the caller's own (inbox, serve) stays in force.
+`signals.clean_stop` do it; a handler of the caller's own (inbox, serve) stays in force.
 
 Each case runs the command in its own process (SIGTERM's default action ends a process, pytest's too).
 """
@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("typst", reason="notices need typst: pip install -e '.[test]'")
 
 from allocation.cli import main  # noqa: E402
-from allocation.core.signals import Terminated, cleaned_up_on_sigterm, held  # noqa: E402
+from allocation.core.signals import Terminated, clean_stop, held  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "fixtures" / "kreis-wesel-2022" / "kreis-wesel-2022.xlsx"
@@ -51,17 +51,20 @@ def sigterm_at(module: str, function: str, *, then_call: bool = True, signals: t
     acted on, as the code in force decides) or, with `then_call=False`, not; `after`: the signals come just after
     it has run, before its caller has its result."""
     return f"""
-        import importlib, os, signal
-        target = importlib.import_module({module!r})
-        first = target.{function}
-        def stopped(*args, **kwargs):
-            if not ({when}):
-                return first(*args, **kwargs)
-            result = first(*args, **kwargs) if {after} else None
-            for name in {signals!r}:
-                os.kill(os.getpid(), getattr(signal, name))
-            return result if {after} else first(*args, **kwargs) if {then_call} else None
-        target.{function} = stopped
+        def _install():  # a scope of its own: patches can be joined
+            import functools, importlib, os, signal
+            *path, name = {function!r}.split(".")
+            owner = functools.reduce(getattr, path, importlib.import_module({module!r}))
+            first = getattr(owner, name)
+            def stopped(*args, **kwargs):
+                if not ({when}):
+                    return first(*args, **kwargs)
+                result = first(*args, **kwargs) if {after} else None
+                for number in {signals!r}:
+                    os.kill(os.getpid(), getattr(signal, number))
+                return result if {after} else first(*args, **kwargs) if {then_call} else None
+            setattr(owner, name, stopped)
+        _install()
     """
 
 
@@ -208,7 +211,7 @@ def test_a_terminated_that_reaches_the_command_line_ends_the_process_by_sigterm(
         def stopped(*args, **kwargs):
             raise Terminated
         target.write_notices = stopped
-        allocation.cli.cleaned_up_on_sigterm = contextlib.nullcontext
+        allocation.cli.clean_stop = contextlib.nullcontext
     """)
     _, errors = process.communicate(timeout=120)
     assert process.returncode == -signal.SIGTERM and b"Traceback" not in errors
@@ -296,13 +299,55 @@ def test_ctrl_c_while_the_command_line_is_read_is_a_ctrl_c():
     assert process.returncode == 130 and b"Traceback" not in errors and b"abgebrochen" in errors
 
 
+def year_stage(folder: Path, register: Path, stage: str, patch: str) -> int:
+    """`year stage` of the Wesel fixture in its own process, stopped as `patch` says; its exit status."""
+    process = command("year", "stage", str(folder), stage, str(FIXTURE), "--rules", str(RULES), "--register",
+                      str(register), patch=patch)
+    process.communicate(timeout=180)
+    return process.returncode
+
+
+@pytest.mark.parametrize("stop, code", [("SIGTERM", -signal.SIGTERM), ("SIGINT", 130)])
+def test_a_stop_while_a_stage_writes_its_chain_line_keeps_the_stage(tmp_path, stop, code):
+    """A test stage (`modell`, not registered) stopped as its chain line is written: the line is written, the
+    stage stays with it, and the year is whole; before, the folder went and the line pointed at nothing."""
+    folder, register = tmp_path / "jahr", tmp_path / "register"
+    assert main(["year", "init", str(folder), "--district", "Kreis Wesel", "--year", "2022"]) == 0
+    assert year_stage(folder, register, "modell", sigterm_at("allocation.ops.year", "_append", signals=(stop,))) == code
+    assert (folder / "01-modell").is_dir()
+    assert len((folder / "stufen.jsonl").read_text(encoding="utf-8").splitlines()) == 1
+    assert main(["year", "status", str(folder), "--register", str(register)]) == 0
+
+
+def test_a_second_stop_never_cuts_a_clean_up_in_two(tmp_path):
+    """Two stops in a row never leave the year and the register disagreeing. Ctrl-C just after the register took
+    a final stage, a second Ctrl-C as the stage decides whether it stays: the stage stays with its chain line.
+    SIGTERM before the register took it, Ctrl-C as its workbook is removed: the workbook goes, the stage goes,
+    and the same stage then runs."""
+    kept, register = tmp_path / "behalten", tmp_path / "register"
+    assert main(["year", "init", str(kept), "--district", "Kreis Wesel", "--year", "2022"]) == 0
+    assert year_stage(kept, register, "satzung", sigterm_at("allocation.runs.register", "commit", after=True,
+                                                            signals=("SIGINT",))
+                      + sigterm_at("allocation.ops.year", "_registered", signals=("SIGINT",))) == 130
+    assert len((kept / "stufen.jsonl").read_text(encoding="utf-8").splitlines()) == 1
+    assert main(["year", "status", str(kept), "--register", str(register)]) == 0
+    gone, other = tmp_path / "weg", tmp_path / "register-2"
+    assert main(["year", "init", str(gone), "--district", "Kreis Wesel", "--year", "2022"]) == 0
+    assert year_stage(gone, other, "satzung", sigterm_at("allocation.runs.register", "prepare")
+                      + sigterm_at("pathlib", "Path.unlink", signals=("SIGINT",),
+                                   when="args[0].name == 'ergebnis-satzung.xlsx'")) == -signal.SIGTERM
+    assert not (gone / "01-satzung").exists()
+    assert main(["year", "stage", str(gone), "satzung", str(FIXTURE), "--rules", str(RULES), "--register",
+                 str(other)]) == 0
+
+
 def test_a_handler_of_the_callers_own_stays_in_force():
     """inbox --watch and serve set their own SIGTERM handler (finish the file, leave cleanly): inside
-    `cleaned_up_on_sigterm` it is called, not replaced, and nothing is raised."""
+    `clean_stop` it is called, not replaced, and nothing is raised."""
     called = []
     before = signal.signal(signal.SIGTERM, lambda number, frame: called.append(number))
     try:
-        with cleaned_up_on_sigterm():
+        with clean_stop():
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(0.01)  # the handler runs between two bytecodes
         assert called == [signal.SIGTERM]

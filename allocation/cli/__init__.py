@@ -19,7 +19,7 @@ from typing import Sequence
 
 from .. import __version__
 from ..core.problems import ExitCode, ProblemsError
-from ..core.signals import Terminated, cleaned_up_on_sigterm, end_by_sigterm
+from ..core.signals import Terminated, clean_stop, end_by_sigterm
 from .audit import _add_check, _add_explain, _add_register, _add_rulebook, _add_verify
 from .common import _german_argparse, _Parser, _print_problems
 from .compute import _add_compare, _add_rate, _add_run, _add_trueup
@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # folders, a final run's outputs without their entry), then ends the process by SIGTERM as before; batch
         # (its worker processes finish or die with it), inbox and serve (their own handlers: finish the file or
         # request, exit 0) keep what they had
-        stop = contextlib.nullcontext() if args.command in ("batch", "inbox", "serve") else cleaned_up_on_sigterm()
+        stop = contextlib.nullcontext() if args.command in ("batch", "inbox", "serve") else clean_stop()
         try:
             with stop:
                 return args.handler(args)

@@ -1,9 +1,9 @@
 """Signals around work that must not be cut in two, or must not leave its temporary files behind.
 
 `held` keeps Ctrl-C and SIGTERM out of a few short steps (a register entry, files moving into place, a temporary
-folder made or removed). `cleaned_up_on_sigterm` is put around each command by the command line (`cli.main`, all
-but batch, inbox and serve), so that SIGTERM runs the clean-ups a Ctrl-C runs (every `finally` and
-`except BaseException`) before the process ends by it. Python runs signal handlers in the main thread only;
+folder made or removed, the rules engine's work). `clean_stop` is put around each command by the command line
+(`cli.main`, all but batch, inbox and serve), so that SIGTERM runs the clean-ups a Ctrl-C runs (every `finally`
+and `except BaseException`) before the process ends by it, and a second stop never cuts a clean-up in two. Python runs signal handlers in the main thread only;
 elsewhere (batch's workers, the web server's request threads) both do nothing, and a signal acts as it always did.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 
 class Terminated(BaseException):
-    """SIGTERM came inside `cleaned_up_on_sigterm`: raised so that the `finally` blocks inside run (a temporary
+    """SIGTERM came inside `clean_stop`: raised so that the `finally` blocks inside run (a temporary
     folder removed, a child process killed); the process then ends by SIGTERM as it would have. A BaseException,
     like KeyboardInterrupt, so that no `except Exception` takes it for an error of the work."""
 
@@ -65,35 +65,52 @@ def end_by_sigterm() -> None:
 
 
 @contextmanager
-def cleaned_up_on_sigterm() -> Iterator[None]:
-    """Where SIGTERM would end the process at once (its default: `kill`, systemd's stop or timeout), it raises
-    `Terminated` inside instead, so that the block's `finally` clean-ups run; then the process ends by SIGTERM,
-    as before (`end_by_sigterm`), also where the `Terminated` was swallowed (a `__del__`, a library's `except
-    BaseException`) or replaced by another exception (a Ctrl-C during the clean-up). A handler of the caller's own
-    (inbox, serve) stays in force untouched; a second SIGTERM during the clean-up is not acted on twice; one that
-    comes as the block is left ends the process (the command line ends by SIGTERM on a `Terminated` that reaches
-    it, too)."""
-    if not _main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+def clean_stop() -> Iterator[None]:
+    """Around a command (`cli.main`): the first stop, SIGTERM (`kill`, systemd's stop or timeout) or Ctrl-C,
+    raises `Terminated` or KeyboardInterrupt inside, so that the block's `finally` and `except BaseException`
+    clean-ups run; every later SIGTERM or Ctrl-C only waits for them (a second stop never cuts a clean-up in
+    two). A SIGTERM, first or later, then ends the process by SIGTERM as before (`end_by_sigterm`), also where
+    its `Terminated` was swallowed (a `__del__`, a library's `except BaseException`) or replaced by another
+    exception; a Ctrl-C alone leaves by its KeyboardInterrupt (exit 130), also where that was swallowed. Each
+    signal is taken only where its handler is the default (SIGTERM: SIG_DFL; Ctrl-C: Python's own); a handler
+    of the caller's own (inbox, serve) stays in force untouched. A signal that comes as the block is left acts
+    as its default would."""
+    if not _main_thread():
         yield
         return
-    left = raised = False
+    defaults = {signal.SIGTERM: signal.SIG_DFL, signal.SIGINT: signal.default_int_handler}
+    ours = [number for number, default in defaults.items() if signal.getsignal(number) == default]
+    if not ours:
+        yield
+        return
+    left, first, sigterm = False, None, False
 
-    def terminate(number: int, frame: object) -> None:
-        nonlocal raised
-        if left:  # the block is done: nothing of it to clean up
-            end_by_sigterm()
-        if raised:  # already ending: the clean-up is not cut short again
+    def stop(number: int, frame: object) -> None:
+        nonlocal first, sigterm
+        sigterm = sigterm or number == signal.SIGTERM
+        if left:  # the block is done: nothing of it to clean up, the signal acts as its default would
+            if number == signal.SIGTERM:
+                end_by_sigterm()
+            raise KeyboardInterrupt
+        if first is not None:  # already stopping: the clean-up runs to its end
             return
-        raised = True
-        raise Terminated
+        first = number
+        raise Terminated if number == signal.SIGTERM else KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, terminate)
+    before = {number: signal.signal(number, stop) for number in ours}
+    propagating = False
     try:
         yield
     except Terminated:
-        end_by_sigterm()
+        pass  # ends below
+    except BaseException:
+        propagating = True
+        raise
     finally:
         left = True
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        if raised:  # whatever became of the Terminated (swallowed by a library, turned into an error, a Ctrl-C
-            end_by_sigterm()  # during the clean-up): the process was asked to end and ends by SIGTERM
+        for number, handler in before.items():
+            signal.signal(number, handler)
+        if sigterm:  # whatever became of the Terminated, or a SIGTERM during a Ctrl-C's clean-up: ends by it
+            end_by_sigterm()
+        if first == signal.SIGINT and not propagating:  # a Ctrl-C swallowed on the way: the command still stops
+            raise KeyboardInterrupt

@@ -355,20 +355,38 @@ def stage(directory: str | Path, name: str, input_path: str | Path, rules_path: 
                 _append(fd, entry)
                 written = True
         except BaseException:
-            output = target / f"ergebnis-{name}.xlsx"
-            if _kind(name) not in FINAL_STAGES or not (output.exists() and manifest_path(output).exists()):
+            if written:  # the chain holds the stage: it stays, whatever stopped it after
+                raise
+            if not _registered(folder, name, target / f"ergebnis-{name}.xlsx", register_dir):
                 shutil.rmtree(target, ignore_errors=True)  # nothing half-done stays; the number is free again
                 raise
-            # A final run keeps its workbook and manifest only once the register holds it (pipeline._write_final):
-            # the stage stays and the chain gets its line, then the stop (Ctrl-C, SIGTERM) or the error acts.
-            if not written:
-                with held(signal.SIGINT, signal.SIGTERM):
-                    _append(fd, _stage_entry(folder, target, name, year, entries, Path(input_path).name,
-                                             Path(rules_path).name, supersede))
+            # the register holds the stage's final run: the stage stays and the chain gets its line, then the
+            # stop (Ctrl-C, SIGTERM) or the error acts
+            with held(signal.SIGINT, signal.SIGTERM):
+                _append(fd, _stage_entry(folder, target, name, year, entries, Path(input_path).name,
+                                         Path(rules_path).name, supersede))
             raise
         return StageRun(entry, result)
     finally:
         os.close(fd)
+
+
+def _registered(folder: Path, name: str, output: Path, register_dir) -> bool:
+    """Whether the register holds stage `name` of this year folder with this workbook (its SHA-256): the one
+    fact that decides whether a stopped or failed final stage stays. A register that cannot be read: whether the
+    workbook and its manifest are still there (a final run removes both while it is not registered)."""
+    from ..runs.readback import read_register
+    from ..runs.register import installation_register
+
+    if _kind(name) not in FINAL_STAGES or not output.exists():
+        return False
+    digest, mine = sha256_file(output), str(folder.resolve())
+    try:
+        register = read_register(installation_register(register_dir))
+    except ProblemsError:
+        return manifest_path(output).exists()
+    return any(line.entry.get("year_folder") == mine and line.entry.get("stage") == name
+               and line.entry.get("output_sha256") == digest for lines in register.files.values() for line in lines)
 
 
 def _append(fd: int, entry: dict) -> None:

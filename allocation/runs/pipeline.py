@@ -530,7 +530,7 @@ def _write_final(write_book: Callable[[], None], write_record: Callable[[dict], 
             pending = prepare(view, record | {"output_sha256": sha256_file(output_path)}, supersede)
             write_record(pending.reference)
             _commit_held(view, pending, done)
-        except BaseException:  # also Ctrl-C, and SIGTERM on the command line (`signals.cleaned_up_on_sigterm`)
+        except BaseException:  # also Ctrl-C, and SIGTERM on the command line (`signals.clean_stop`)
             if not done["committed"]:  # once registered, the workbook stays (Ctrl-C after the commit: in force)
                 with held(signal.SIGINT, signal.SIGTERM):
                     for path in (output_path, manifest_path(output_path)):
