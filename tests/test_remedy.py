@@ -476,9 +476,15 @@ def test_a_placeholder_in_a_file_the_template_includes_is_refused_whatever_its_n
      ("unterschrift.typ", 1)),
     ({"unterschrift.typ": '#let k = "siehe /* unten"\n#let unterschrift(d) = [#k \\ (Name, Amt)]\n/* Ende */\n'},
      ("unterschrift.typ", 2)),
-    # read() prints a file as it is: what would be a comment in Typst code prints there
+    # read() prints a file as it is: what would be a comment in Typst code prints there, also from a .typ file
     ({"unterschrift.typ": '#let unterschrift(d) = [Mit freundlichen Grüßen \\ #read("sig.txt")]\n',
       "sig.txt": "Im Auftrag /* (Name, Amt) */\n"}, ("sig.txt", 1)),
+    ({"unterschrift.typ": '#let unterschrift(d) = [Mit freundlichen Grüßen \\ #raw(read("zusatz.typ"))]\n',
+      "zusatz.typ": "// (Name, Amt)\n"}, ("zusatz.typ", 1)),
+    # a comment start inside raw text, a string over two lines, a string with an escaped backslash before its end
+    ({"unterschrift.typ": "#let unterschrift(d) = [Zeichnung: ` // (Name, Amt)`]\n"}, ("unterschrift.typ", 1)),
+    ({"unterschrift.typ": '#let unterschrift(d) = [#"Im Auftrag\n // (Name, Amt)"]\n'}, ("unterschrift.typ", 2)),
+    ({"unterschrift.typ": '#let unterschrift(d) = [#("C:\\\\" + " // (Name, Amt)")]\n'}, ("unterschrift.typ", 1)),
 ])
 def test_a_placeholder_is_found_as_printed_not_only_as_written(tmp_path, capsys, files, where):
     """A placeholder broken across lines, spaced twice or written with an escape prints as the placeholder: refused
@@ -505,7 +511,9 @@ def test_what_only_looks_like_a_placeholder_as_written_goes_out(tmp_path):
                    '#let platzhalter(was) = box(\n  fill: rgb("#fde8e8"),\n  inset: 1pt,\n'
                    '  text(fill: red)[\\[PLATZHALTER: #was\\]],\n)\n')
     (own / "unterschrift.typ").write_text('#import "briefkopf.typ": platzhalter\n'
-                                          "#let unterschrift(d) = [Im Auftrag \\ \\u0028Name, Amt)]\n", encoding="utf-8")
+                                          "#let unterschrift(d) = [Im Auftrag \\ \\u0028Name, Amt)]\n"
+                                          '#let pfad = "C:\\\\" // (Name, Amt): a real comment after a string\n',
+                                          encoding="utf-8")
     final, register = final_run(tmp_path, rules_with(tmp_path, remedy="klage"))
     out = tmp_path / "bescheide"
     assert notices(final, register, out, "--template", str(own)) == 0

@@ -924,21 +924,24 @@ def _code(data: bytes, typst: bool = True) -> str:
 
 # a Typst string literal ("…", with backslash escapes), as a template names a file it includes, imports or reads
 _LITERAL = re.compile(r'"((?:[^"\\\n]|\\.){1,255})"')
+_READ = re.compile(r'\bread\(\s*' + _LITERAL.pattern)  # `read("…")`: the file's text, printed as it is
+
+
+def _named_file(relative: Path, literal: str) -> Path:
+    """The file a string literal in the template file `relative` names: relative to its own folder, or to the
+    template's top with a leading "/"."""
+    return Path(os.path.normpath(Path(literal[1:]) if literal.startswith("/") else relative.parent / literal))
 
 
 def _referenced(relative: Path, data: bytes, names: Iterable[Path]) -> set[Path]:
     """The files among `names` that the template file `relative` (its bytes `data`) names in a string literal
-    outside comments: `#include "zeichnung.txt"`, `read("/texte/gruss.txt")`, `image("logo.png")` (relative to
-    its own folder, or to the template's top with a leading "/"). A name built at run time is not seen."""
+    outside comments: `#include "zeichnung.txt"`, `read("/texte/gruss.txt")`, `image("logo.png")` (`_named_file`).
+    A name built at run time is not seen."""
     if _binary(data):
         return set()
-    known, found = set(names), set()
-    for literal in _LITERAL.findall(_code(data, _is_code(relative))):
-        target = Path(literal[1:]) if literal.startswith("/") else relative.parent / literal
-        name = Path(os.path.normpath(target))
-        if name in known:
-            found.add(name)
-    return found
+    known = set(names)
+    return {name for literal in _LITERAL.findall(_code(data, _is_code(relative)))
+            if (name := _named_file(relative, literal)) in known}
 
 
 def _template_texts(template: Path | None) -> dict[Path, bytes]:
@@ -1604,47 +1607,53 @@ def _placeholder_lines(code: str, typst: bool = True) -> list[tuple[int, str]]:
                    for found in re.finditer(re.escape(marker), flat)})
 
 
-def _in_placeholder_definition(lines: list[str], number: int) -> bool:
-    """Whether line `number` belongs to the default's `#let platzhalter(…) = …` (briefkopf.typ), whose
+def _placeholder_definition(lines: list[str]) -> set[int]:
+    """The lines (numbered from 1) of the default's `#let platzhalter(…) = …` (briefkopf.typ), whose
     "[PLATZHALTER: …]" prints only where the rule file lacks a text (checked by field): from its first line to the
-    next line that starts at the left margin, however a formatter wrapped it."""
-    for at in range(number - 1, -1, -1):
-        line = lines[at]
+    line before the next one that starts at the left margin, however a formatter wrapped it. One pass."""
+    defining, found = False, set()
+    for number, line in enumerate(lines, start=1):
         if "let platzhalter(" in line:
-            return True
-        if at < number - 1 and line[:1] not in ("", " ", "\t"):
-            return False
-    return False
+            defining = True
+        elif line[:1] not in ("", " ", "\t"):
+            defining = False
+        if defining:
+            found.add(number)
+    return found
 
 
 # a comment's start: `//` (to the line's end) or `/*`, at a line's start or after a blank (not in "a//b", "https://")
 _COMMENT = re.compile(r"(?<!\S)(?://|/\*)")
-_QUOTE = re.compile(r'(?<!\\)"')  # a double quote that no backslash escapes
+# a double quote or a backtick that no backslash escapes (an even number of backslashes before it escapes nothing)
+_OPENER = re.compile(r'(?<!\\)(?:\\\\)*(["`])')
+_LINE_END = re.compile("[\n\x0b\x0c\r\x85\u2028\u2029]")  # what Typst takes for a line's end
 
 
 def _without_comments(text: str) -> str:
     """Typst source without its comments (`// …` to the line's end, `/* … */`), line numbers kept; what a comment
     says is never printed. One pass from left to right, so a `/*` inside a line comment starts nothing. A comment
-    counts where it starts a line or follows a blank, and not after an odd number of `"` on its line (inside a
-    string: `"Tel. 200-0 // Fax 200-1"`, `"siehe /* unten"`), so that a string or a URL never hides text; a
-    comment written straight after code, one after a lone `"` in markup, an unclosed `/*` (Typst refuses it
-    anyway) and the rest of a nested one are scanned: the scan errs towards refusing."""
-    parts, at, search = [], 0, 0
-    counted, quotes = 0, 0  # the quotes counted on the current line, up to `counted`
+    counts where it starts a line or follows a blank, and not inside a string (`"Tel. 200-0 // Fax 200-1"`, also
+    one over several lines) or raw text (`` `…` ``, ```` ``` ```` blocks), so that neither hides text; a
+    comment written straight after code, one after a stray `"` in markup (the rest of the file then counts as a
+    string), an unclosed `/*` (Typst refuses it anyway) and the rest of a nested one are scanned: the scan errs
+    towards refusing."""
+    parts, at, search, counted = [], 0, 0, 0
+    string = raw = False  # inside a string or raw text, at `counted`
     while match := _COMMENT.search(text, search):  # linear: every search and count starts where the last ended
         start = match.start()
-        newline = text.rfind("\n", counted, start)
-        if newline >= 0:
-            counted, quotes = newline + 1, 0
-        quotes += len(_QUOTE.findall(text, counted, start))
+        for found in _OPENER.finditer(text, counted, start):
+            if found.group(1) == "`":
+                raw = raw if string else not raw
+            elif not raw:
+                string = not string
         counted = start
-        if quotes % 2:  # inside a string: not a comment
+        if string or raw:  # not a comment
             search = start + 1
             continue
         parts.append(text[at:start])
         if match.group(0) == "//":
-            end = text.find("\n", start)
-            at = search = counted = end if end >= 0 else len(text)
+            end = _LINE_END.search(text, start)
+            at = search = counted = end.start() if end else len(text)
             continue
         end = text.find("*/", match.end())
         if end < 0:
@@ -1652,8 +1661,6 @@ def _without_comments(text: str) -> str:
             break
         parts.append("\n" * text.count("\n", start, end))
         at = search = counted = end + 2
-        if "\n" in text[start:end]:  # the quotes of the comment's first line are behind it
-            quotes = 0
     return "".join(parts) + text[at:]
 
 
@@ -1679,10 +1686,16 @@ def remedy_in_force(settings: NoticeSettings, state: str, year: int) -> tuple[st
 
 def _template_codes(template: Path | None, texts: Mapping[Path, bytes]) -> dict[Path, str]:
     """The Kreis's .typ files and the texts they name (`texts`, from `_template_texts`; pictures left out), by their
-    path, in path order, with their text as the checks read it (`_code`: .typ files without comments). Empty
-    without `--template`."""
-    return {template / relative: _code(data, _is_code(relative))
-            for relative, data in sorted(texts.items()) if not _binary(data)} if template is not None else {}
+    path, in path order, with their text as the checks read it (`_code`: .typ files without comments, unless the
+    template read()s them). Empty without `--template`."""
+    if template is None:
+        return {}
+    texts = {relative: data for relative, data in sorted(texts.items()) if not _binary(data)}
+    # a file the template read()s prints as it is, comments too, even a .typ file (comments or not: more is read)
+    raw = {_named_file(relative, literal) for relative, data in texts.items()
+           for literal in _READ.findall(data.decode("utf-8", "replace"))}
+    return {template / relative: _code(data, _is_code(relative) and relative not in raw)
+            for relative, data in texts.items()}
 
 
 def _remedy_style(code: str) -> str:
@@ -1762,9 +1775,10 @@ def _refuse_placeholders(settings: NoticeSettings, rules_path: Path, template: P
                      "den eigenen Text an den Rechtsbehelf anpassen (und einen Platzhalter entfernen)"))
     for own, code in codes.items():
         lines = code.split("\n")
+        definition = _placeholder_definition(lines)
         for number, marker in _placeholder_lines(code, _is_code(own)):
             line = lines[number - 1]
-            if marker == "PLATZHALTER:" and _in_placeholder_definition(lines, number):
+            if marker == "PLATZHALTER:" and number in definition:
                 continue
             shown = line.strip()[:120] if marker in line else f"{line.strip()[:80]} … (gedruckt: {marker})"
             in_template.append(Problem(
