@@ -502,6 +502,17 @@ def test_a_placeholder_is_found_as_printed_not_only_as_written(tmp_path, capsys,
     assert "(Name, Amt)" in text_of(tmp_path / "entwurf" / f"{ALPEN}_Alpen.pdf")
 
 
+def test_a_placeholder_after_the_platzhalter_definition_is_refused(tmp_path, capsys):
+    """Only the definition's own lines are exempt: a "[PLATZHALTER: …]" written at the margin after it (here in the
+    signature) is refused at its line."""
+    own = tmp_path / "eigen"
+    own.mkdir()
+    (own / "unterschrift.typ").write_text(
+        '#let platzhalter(was) = box(\n  text(fill: red)[\\[PLATZHALTER: #was\\]])\n'
+        "#let unterschrift(d) = [Im Auftrag \\ \\[PLATZHALTER: Name\\]]\n", encoding="utf-8")
+    assert refused_at(tmp_path, capsys, own) == [("notices-placeholder", str(own / "unterschrift.typ"), 3)]
+
+
 def test_what_only_looks_like_a_placeholder_as_written_goes_out(tmp_path):
     """Not refused: JSON's escape in a .typ file (Typst prints "u0028Name, Amt)", not the placeholder), and the
     default briefkopf.typ with its `platzhalter` definition wrapped over lines, as a formatter writes it (its
