@@ -14,7 +14,6 @@ engine and template mechanism (`notices.render`, the layer `notice_templates/ben
 from __future__ import annotations
 
 import datetime as _dt
-import signal
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -23,9 +22,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from .compare import ResultSummary, read_result
 from ..core.model import Allocation
-from ..core.filenames import folder_output_problems, move_into, temporary_folder
+from ..core.filenames import folder_output_problems, temporary_folder
 from ..core.money import cents_to_decimal, format_eur, fraction_to_decimal, round_to_unit
-from ..core.signals import held
 from ..core.problems import ExitCode, Location, OutputError, Problem, ProblemsError
 from ..calc.stages import Effects, decompose
 from .typst_child import TEMPLATE_MEMORY_MB, TEMPLATE_SECONDS
@@ -334,7 +332,7 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
     previous year's output is read through `readback.read_output`: within bounds, matching its manifest (else exit
     7), and of the same district and the budget year before the planned one (`benehmen-previous-mismatch`). The
     letters are compiled within `template_seconds` per letter and `template_memory_mb` (as the notices)."""
-    from .notices import check_template, pdf_name, render, template_limits
+    from .notices import check_template, pdf_name, publish, render, template_limits
     from ..runs.pipeline import compute
     from ..runs.readback import Relation, check_relation, read_output
     from ..runs.register import guard_folder
@@ -395,8 +393,5 @@ def write_benehmen(input_path: str | Path, rules_path: str | Path, previous_outp
         render(letters, work, template, main=MAIN, layer=LAYER, template_seconds=template_seconds,
                template_memory_mb=template_memory_mb)
         _write_workbook(work / WORKBOOK, allocation, lines, deadline, previous, shares, missing)
-        with held(signal.SIGINT, signal.SIGTERM):
-            directory.mkdir(exist_ok=True)
-            for path in sorted(work.iterdir()):
-                move_into(path, directory)  # also where the folder is a share mounted there
+        publish(work, directory)  # also where the folder is a share mounted there
     return BenehmenPack(directory, lines, missing)

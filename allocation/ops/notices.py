@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 __all__ = ["LevyShare", "Levy", "ResultBook", "NoticeSet", "read_result", "build_notices", "write_notices",
            "NotVerified", "Refused", "TemplateError", "require_schedule", "render", "check_template", "template_limits",
            "TEMPLATE_DIR", "TEMPLATE_SECONDS", "TEMPLATE_MEMORY_MB", "CSV_NAME", "XLSX_NAME", "pdf_name", "de_number", "de_percent",
-           "SOLL_NAME", "SOLL_HEADER", "soll_lines", "readable", "read_addresses"]
+           "SOLL_NAME", "SOLL_HEADER", "soll_lines", "readable", "read_addresses", "publish"]
 
 TEMPLATE_DIR = Path(__file__).parent / "notice_templates" / "default"
 MAIN_TEMPLATE = "bescheid.typ"
@@ -905,20 +905,19 @@ def _is_code(relative: Path) -> bool:
     return relative.suffix.lower() == ".typ"
 
 
-def _binary(data: bytes) -> bool:
-    """A picture or a font, used as such: a file Typst cannot read as text (not UTF-8), so not scanned as text.
-    Whatever is UTF-8 may be included or read as text, a NUL byte in it or not, and is scanned."""
+def _decoded(data: bytes) -> str | None:
+    """A template file's text, or None for a picture or a font, used as such: a file Typst cannot read as text
+    (not UTF-8), so not scanned as text. Whatever is UTF-8 may be included or read as text, a NUL byte in it or
+    not, and is scanned."""
     try:
-        data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
-        return True
-    return False
+        return None
 
 
-def _code(data: bytes, typst: bool = True) -> str:
-    """A template file's text as the checks read it: a .typ file (`typst`) without its comments
+def _code(text: str, typst: bool = True) -> str:
+    """A template file's text (`_decoded`) as the checks read it: a .typ file (`typst`) without its comments
     (`_without_comments`); any other file as it is, since `read()` prints what looks like a comment there."""
-    text = data.decode("utf-8", "replace")
     return _without_comments(text) if typst else text
 
 
@@ -937,10 +936,11 @@ def _referenced(relative: Path, data: bytes, names: Iterable[Path]) -> set[Path]
     """The files among `names` that the template file `relative` (its bytes `data`) names in a string literal
     outside comments: `#include "zeichnung.txt"`, `read("/texte/gruss.txt")`, `image("logo.png")` (`_named_file`).
     A name built at run time is not seen."""
-    if _binary(data):
+    text = _decoded(data)
+    if text is None:
         return set()
     known = set(names)
-    return {name for literal in _LITERAL.findall(_code(data, _is_code(relative)))
+    return {name for literal in _LITERAL.findall(_code(text, _is_code(relative)))
             if (name := _named_file(relative, literal)) in known}
 
 
@@ -973,7 +973,8 @@ def _template_texts(template: Path | None) -> dict[Path, bytes]:
 def _reads_inputs(data: bytes) -> bool:
     """Whether Typst code may read `sys.inputs`: the words `sys` and `inputs` anywhere in it (also `#let s = sys`
     … `s.inputs`, also in a comment: a false alarm costs only speed, a miss would break the template)."""
-    return not _binary(data) and all(re.search(word, data) is not None for word in (rb"\bsys\b", rb"\binputs\b"))
+    return (all(re.search(word, data) is not None for word in (rb"\bsys\b", rb"\binputs\b"))
+            and _decoded(data) is not None)
 
 
 def _copy_template(sources: list[Path], work: Path, texts: Mapping[Path, bytes] | None = None) -> tuple[str, bool]:
@@ -1265,21 +1266,23 @@ def _write_csv(rows: list[_Row], target: Path) -> None:
     target.write_text(buffer.getvalue(), encoding="utf-8-sig", newline="")
 
 
-def _publish(folder: Path, target: Path) -> None:
-    """Move the finished files into `target`: the whole folder at once if `target` is new, else file by file. A
-    new folder gets the mode any folder the user makes gets (mkdtemp made it 0700), like every other output."""
-    if not target.exists():
-        os.chmod(folder, 0o777 & ~current_umask())
-        try:
-            os.rename(folder, target)
-            return
-        except OSError as error:
-            if error.errno != errno.EXDEV:  # a new folder on another file system: made there, filled file by file
-                raise
-            target.mkdir(mode=0o777)
-    for path in sorted(folder.iterdir()):
-        move_into(path, target)
-    folder.rmdir()
+def publish(folder: Path, target: Path) -> None:
+    """Move the finished files (of the notices, of the Benehmen letters) into `target`: the whole folder at once if
+    `target` is new, else file by file, with Ctrl-C and SIGTERM held until all have moved. A new folder gets the
+    mode any folder the user makes gets (mkdtemp made it 0700), like every other output."""
+    with held(signal.SIGINT, signal.SIGTERM):
+        if not target.exists():
+            os.chmod(folder, 0o777 & ~current_umask())
+            try:
+                os.rename(folder, target)
+                return
+            except OSError as error:
+                if error.errno != errno.EXDEV:  # a new folder on another file system: made there, filled file by file
+                    raise
+                target.mkdir(mode=0o777)
+        for path in sorted(folder.iterdir()):
+            move_into(path, target)
+        folder.rmdir()
 
 
 def _protected(paths: Iterable[Path | None]) -> set[Path]:
@@ -1690,12 +1693,11 @@ def _template_codes(template: Path | None, texts: Mapping[Path, bytes]) -> dict[
     template read()s them). Empty without `--template`."""
     if template is None:
         return {}
-    texts = {relative: data for relative, data in sorted(texts.items()) if not _binary(data)}
+    decoded = {relative: text for relative, data in sorted(texts.items()) if (text := _decoded(data)) is not None}
     # a file the template read()s prints as it is, comments too, even a .typ file (comments or not: more is read)
-    raw = {_named_file(relative, literal) for relative, data in texts.items()
-           for literal in _READ.findall(data.decode("utf-8", "replace"))}
-    return {template / relative: _code(data, _is_code(relative) and relative not in raw)
-            for relative, data in texts.items()}
+    raw = {_named_file(relative, literal) for relative, text in decoded.items() for literal in _READ.findall(text)}
+    return {template / relative: _code(text, _is_code(relative) and relative not in raw)
+            for relative, text in decoded.items()}
 
 
 def _remedy_style(code: str) -> str:
@@ -1725,7 +1727,8 @@ def _remedy_record(settings: NoticeSettings, state: str, year: int, template: Pa
     """The Protokoll's row `Rechtsbehelf`: what the notices say and what said so (`texts`: the Kreis's files as
     compiled, `_template_texts`)."""
     own = texts.get(Path("rechtsbehelf.typ")) if template is not None else None
-    style = _remedy_style(_code(own) if own is not None and not _binary(own) else "")
+    text = _decoded(own) if own is not None else None
+    style = _remedy_style(_code(text) if text is not None else "")
     if style == "own":
         return "eigener Text der Vorlage (rechtsbehelf.typ)"
     if style == "klage":
@@ -1942,8 +1945,7 @@ def write_notices(output: str | Path, directory: str | Path, template: str | Pat
         # a registered final run's workbook (or one whose manifest says final) in the folder is never replaced:
         # checked where no final run registers one of these names meanwhile
         with protected([("Die Ausgabedatei", target) for target in targets], installation_register(register_dir)):
-            with held(signal.SIGINT, signal.SIGTERM):
-                _publish(folder, directory)
+            publish(folder, directory)
     written = {ags for _, data, _ in notices for ags in [data["ags"]]}
     return NoticeSet(directory, tuple(name for name, _, _ in notices), sum(len(r) for _, _, r in notices),
                      tuple(f"{ags} {name}" for ags, name in result.municipalities
